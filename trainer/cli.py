@@ -1,0 +1,68 @@
+"""The `fraudpipe` command line: one sub-command per module.
+
+Commands of the trainer live in `trainer/commands/`. Commands that need the
+orchestrators (rendering Argo templates, validating manifests) live in their own packages
+and plug in through the `fraudpipe.commands` entry-point group, so this package never
+imports Prefect or Hera and the CLI still lists them when they are installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from importlib.metadata import entry_points
+
+from trainer.errors import FraudpipeError
+
+#: Built-in commands, in the order `fraudpipe --help` lists them.
+BUILTIN = [
+    "simulate",
+    "ingest",
+    "step",
+    "train",
+    "evaluate",
+    "lineage",
+    "queue",
+    "worker",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fraudpipe",
+        description="Daily warm-start fraud-detection training on a shared storage root.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in BUILTIN:
+        module = importlib.import_module(f"trainer.commands.{name}")
+        module.add_parser(sub)
+    for entry in entry_points(group="fraudpipe.commands"):
+        try:
+            add_parser = entry.load()
+        except ImportError as exc:  # the step image may leave an orchestrator out
+            logging.getLogger(__name__).debug("command %s unavailable: %s", entry.name, exc)
+            continue
+        add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return int(args.func(args) or 0)
+    except FraudpipeError as exc:
+        print(f"fraudpipe {args.command}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""One module per `fraudpipe` sub-command; each exposes `add_parser(subparsers)`."""

@@ -1,0 +1,1 @@
+"""`fraudpipe simulate`: placeholder until the simulator lands."""

@@ -1,0 +1,55 @@
+"""Errors of the trainer package: one base class, one subclass per kind of failure.
+
+The worker and the orchestrators decide what to retry from the class alone:
+`PermanentError` subclasses are never retried (the dataset goes to the dead-letter list),
+everything else is.
+"""
+
+
+class FraudpipeError(Exception):
+    """Base class of every error fraudpipe raises on purpose."""
+
+    #: Exit code of the CLI for this error. Argo's retry expression reads it.
+    exit_code = 1
+
+
+class PermanentError(FraudpipeError):
+    """A failure that retrying cannot fix (bad data, a day out of order)."""
+
+    exit_code = 3
+
+
+class DatasetValidationError(PermanentError):
+    """A dataset file does not meet the schema; the message names file, row or column."""
+
+
+class OutOfOrderError(PermanentError):
+    """A step was asked for a day earlier than the lineage head; use replay instead."""
+
+
+class ChangedDatasetError(PermanentError):
+    """A dataset already trained on was offered again with different content."""
+
+
+class LineageError(FraudpipeError):
+    """The lineage does not verify: a missing or corrupted checkpoint, a broken link."""
+
+    exit_code = 4
+
+
+class HeadMovedError(FraudpipeError):
+    """Compare-and-swap on the lineage head failed: someone else committed first."""
+
+    exit_code = 5
+
+
+class LeaseLostError(FraudpipeError):
+    """The caller's lease expired and the item belongs to someone else now."""
+
+    exit_code = 6
+
+
+class QueueConnectionError(FraudpipeError):
+    """Redis could not be reached or refused us; the message says what to check."""
+
+    exit_code = 7

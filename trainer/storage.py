@@ -1,0 +1,185 @@
+"""The shared storage: where everything lives on the Filestore share, and safe writes.
+
+The share is an NFS mount in a pod (`/mnt/fileserver`) and a plain directory on a laptop.
+NFS gives close-to-open consistency only, so every file other readers may open is written
+to a temporary name in the same directory, fsynced, renamed over the final name and the
+directory fsynced (FACTS section 6). Readers never list directories to find checkpoints:
+they go through the lineage manifest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class Share:
+    """Paths of fraudpipe's files under one storage root."""
+
+    root: Path
+
+    @classmethod
+    def at(cls, root: str | os.PathLike[str]) -> Share:
+        """The share rooted at `root` (created lazily by the writers)."""
+        return cls(Path(root).resolve())
+
+    # datasets
+    @property
+    def training_dir(self) -> Path:
+        return self.root / "datasets" / "training"
+
+    @property
+    def testing_dir(self) -> Path:
+        return self.root / "datasets" / "testing"
+
+    @property
+    def quarantine_dir(self) -> Path:
+        return self.root / "datasets" / "quarantine"
+
+    @property
+    def ingest_manifest(self) -> Path:
+        """JSON record of every ingested file: date -> source name and content sha256."""
+        return self.root / "datasets" / "ingested.json"
+
+    def training_dataset(self, day: dt.date) -> Path:
+        return self.training_dir / f"{day.isoformat()}.parquet"
+
+    def testing_dataset(self, name: str) -> Path:
+        return self.testing_dir / f"{name}.parquet"
+
+    # features cache
+    @property
+    def features_dir(self) -> Path:
+        return self.root / "features"
+
+    def features(self, day: dt.date) -> Path:
+        return self.features_dir / f"{day.isoformat()}.parquet"
+
+    # outputs
+    @property
+    def output_dir(self) -> Path:
+        return self.root / "output"
+
+    def checkpoint(self, day: dt.date) -> Path:
+        return self.output_dir / f"model_cpt_{day.isoformat()}.skops"
+
+    @property
+    def lineage(self) -> Path:
+        return self.output_dir / "lineage.json"
+
+    @property
+    def lineage_lock(self) -> Path:
+        return self.output_dir / ".lineage.lock"
+
+    @property
+    def report_txt(self) -> Path:
+        return self.output_dir / "report.txt"
+
+    @property
+    def report_json(self) -> Path:
+        return self.output_dir / "report.json"
+
+    @property
+    def scores_dir(self) -> Path:
+        return self.output_dir / "scores"
+
+    def scores(self, day: dt.date) -> Path:
+        return self.scores_dir / f"{day.isoformat()}.parquet"
+
+    def resolve(self, relative: str | os.PathLike[str]) -> Path:
+        """A path inside the share; refuses anything that escapes the root."""
+        path = (self.root / relative).resolve()
+        if path != self.root and self.root not in path.parents:
+            raise ValueError(f"path {relative!s} escapes the storage root {self.root}")
+        return path
+
+    def training_dates(self) -> list[dt.date]:
+        """Dates of the validated training datasets on the share, oldest first."""
+        if not self.training_dir.is_dir():
+            return []
+        days = []
+        for path in self.training_dir.glob("*.parquet"):
+            with contextlib.suppress(ValueError):
+                days.append(dt.date.fromisoformat(path.stem))
+        return sorted(days)
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """Hex sha256 of a file's content."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_path(final: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path beside `final`; on success it replaces `final` atomically.
+
+    The caller writes the temporary file however it likes (Parquet, skops, text). On
+    exit the file is fsynced, renamed over `final` and the directory fsynced; on error the
+    temporary file is removed and `final` is untouched. A crash leaves at most a
+    `.tmp-*` file, never a partial file under the final name.
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".tmp-{final.name}.", dir=final.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as handle:
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, final)
+        _fsync_dir(final.parent)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+
+
+def atomic_write_bytes(final: str | os.PathLike[str], data: bytes) -> None:
+    """Write `data` to `final` atomically (temp + fsync + rename + fsync dir)."""
+    with atomic_path(final) as tmp:
+        tmp.write_bytes(data)
+
+
+def atomic_write_text(final: str | os.PathLike[str], text: str) -> None:
+    atomic_write_bytes(final, text.encode("utf-8"))
+
+
+@contextlib.contextmanager
+def file_lock(path: str | os.PathLike[str]) -> Iterator[None]:
+    """Exclusive POSIX lock on `path` (fcntl locks go through NFS's lock manager)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as handle:
+        fcntl.lockf(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.lockf(handle.fileno(), fcntl.LOCK_UN)
