@@ -1,0 +1,99 @@
+"""Checkpoints: skops files written atomically, byte-reproducible, loaded only if verified.
+
+A checkpoint is found through the lineage (never by listing the share) and loaded only
+after its sha256 matches the lineage's record, and skops loads only trusted types
+(FACTS section 6), so a file planted on the share cannot execute code.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import zipfile
+from pathlib import Path
+
+import skops.io as sio
+
+from trainer.errors import LineageError
+from trainer.model import TRUSTED_TYPES
+from trainer.storage import atomic_write_bytes, sha256_bytes
+
+#: zip entries get this timestamp so the same model always gives the same bytes.
+_FIXED_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+
+
+_ARRAY_FILE = re.compile(r"^\d+\.npy$")
+
+
+def _renumber(schema, ids: dict, files: dict):
+    """Replace skops' memory-address ids and array file names by first-seen ordinals."""
+    if isinstance(schema, dict):
+        out = {}
+        for key, value in sorted(schema.items()):  # canonical order, not insertion order
+            if key == "__id__" and isinstance(value, int):
+                out[key] = ids.setdefault(value, len(ids))
+            else:
+                out[key] = _renumber(value, ids, files)
+        return out
+    if isinstance(schema, list):
+        return [_renumber(item, ids, files) for item in schema]
+    if isinstance(schema, str) and _ARRAY_FILE.match(schema):
+        return files.setdefault(schema, f"{len(files):06d}.npy")
+    return schema
+
+
+def _reproducible(archive: bytes) -> bytes:
+    """Rewrite a skops zip so the same model always gives the same bytes.
+
+    skops names arrays and memo entries after `id()` of the objects (memory addresses)
+    and stamps zip entries with the current time; both change between processes. The
+    lineage compares checkpoints by sha256 across pods, so we renumber and fix the time.
+    """
+    source = zipfile.ZipFile(io.BytesIO(archive))
+    ids: dict[int, int] = {}
+    files: dict[str, str] = {}
+    schema = _renumber(json.loads(source.read("schema.json")), ids, files)
+    entries = {"schema.json": json.dumps(schema, indent=2, sort_keys=True).encode()}
+    for name in source.namelist():
+        if name != "schema.json":
+            entries[files.get(name, name)] = source.read(name)
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as target:
+        for name in sorted(entries):
+            info = zipfile.ZipInfo(name, date_time=_FIXED_ZIP_TIME)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            target.writestr(info, entries[name])
+    return out.getvalue()
+
+
+def dump_model(model) -> bytes:
+    """The model as reproducible skops bytes."""
+    return _reproducible(sio.dumps(model))
+
+
+def save_checkpoint(path: str | Path, model) -> str:
+    """Write `model` to `path` atomically; return the file's sha256."""
+    data = dump_model(model)
+    atomic_write_bytes(path, data)
+    return sha256_bytes(data)
+
+
+def load_checkpoint(path: str | Path, expected_sha256: str):
+    """Load a checkpoint after checking its sha256 against the lineage's record."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise LineageError(f"checkpoint {path} is missing") from None
+    actual = sha256_bytes(data)
+    if actual != expected_sha256:
+        raise LineageError(
+            f"checkpoint {path} has sha256 {actual[:12]}..., the lineage expects "
+            f"{expected_sha256[:12]}...: the file was changed or corrupted"
+        )
+    untrusted = [t for t in sio.get_untrusted_types(data=data) if t not in TRUSTED_TYPES]
+    if untrusted:
+        raise LineageError(f"checkpoint {path} contains untrusted types: {untrusted}")
+    return sio.loads(data, trusted=TRUSTED_TYPES)

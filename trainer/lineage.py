@@ -1,0 +1,186 @@
+"""The lineage: the authoritative record of what has been trained, kept on the share.
+
+`output/lineage.json` lists every committed checkpoint with its parent, so the chain
+from the first day to the head can be walked and verified (sha256 of every checkpoint).
+The head moves only by compare-and-swap under a lock: a step commits its checkpoint only
+if the head is still the parent it started from, so two writers can never fork the chain.
+Redis replication is asynchronous (FACTS section 5), so the queue is only the work list;
+this file is what says which days are trained.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from trainer.errors import HeadMovedError, LineageError
+from trainer.storage import Share, atomic_write_text, file_lock, sha256_file
+
+FORMAT = 1
+ACTIVE = "active"
+SUPERSEDED = "superseded"
+
+
+@dataclass
+class Entry:
+    """One committed checkpoint."""
+
+    date: str
+    checkpoint: str
+    """Path of the checkpoint relative to the storage root."""
+    sha256: str
+    parent_sha256: str | None
+    dataset_sha256: str
+    learner: str
+    metrics: dict = field(default_factory=dict)
+    versions: dict = field(default_factory=dict)
+    gap_days: int = 0
+    """Days missing between the parent's date and this one (0 when consecutive)."""
+    committed_at: str = ""
+    status: str = ACTIVE
+
+    @property
+    def day(self) -> dt.date:
+        return dt.date.fromisoformat(self.date)
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class Lineage:
+    """All entries ever committed, and the head of the active chain."""
+
+    head: str | None = None
+    """sha256 of the head checkpoint, or None before the first step."""
+    entries: list[Entry] = field(default_factory=list)
+
+    @classmethod
+    def load(cls, share: Share) -> Lineage:
+        try:
+            raw = json.loads(share.lineage.read_text())
+        except FileNotFoundError:
+            return cls()
+        except json.JSONDecodeError as exc:
+            raise LineageError(f"{share.lineage} is not valid JSON: {exc}") from exc
+        if raw.get("format") != FORMAT:
+            raise LineageError(f"{share.lineage}: format {raw.get('format')!r}, expected {FORMAT}")
+        known = {f.name for f in dataclasses.fields(Entry)}
+        entries = [Entry(**{k: v for k, v in e.items() if k in known}) for e in raw["entries"]]
+        return cls(head=raw.get("head"), entries=entries)
+
+    def save(self, share: Share) -> None:
+        data = {"format": FORMAT, "head": self.head,
+                "entries": [e.to_json() for e in self.entries]}
+        atomic_write_text(share.lineage, json.dumps(data, indent=1, sort_keys=True) + "\n")
+
+    def by_sha(self, sha256: str) -> Entry | None:
+        for entry in reversed(self.entries):
+            if entry.sha256 == sha256:
+                return entry
+        return None
+
+    @property
+    def head_entry(self) -> Entry | None:
+        return self.by_sha(self.head) if self.head else None
+
+    def chain(self) -> list[Entry]:
+        """The active chain, first day first, following parent links from the head."""
+        chain: list[Entry] = []
+        sha = self.head
+        while sha is not None:
+            entry = self.by_sha(sha)
+            if entry is None:
+                raise LineageError(f"lineage names checkpoint {sha[:12]}... but has no entry for it")
+            chain.append(entry)
+            sha = entry.parent_sha256
+            if len(chain) > len(self.entries):
+                raise LineageError("lineage has a cycle")
+        return chain[::-1]
+
+    def dates(self) -> set[dt.date]:
+        return {e.day for e in self.chain()}
+
+    def entry_for(self, day: dt.date) -> Entry | None:
+        for entry in self.chain():
+            if entry.day == day:
+                return entry
+        return None
+
+
+def trained_dates(share: Share) -> set[dt.date]:
+    """Dates on the active chain."""
+    return Lineage.load(share).dates()
+
+
+def commit(share: Share, entry: Entry, expected_parent: str | None,
+           guard: Callable[[], None] | None = None) -> Lineage:
+    """Make `entry` the new head if the head is still `expected_parent`.
+
+    Runs under the lineage lock. `guard` runs inside the lock just before the write and
+    may raise (a worker whose lease was lost raises `LeaseLostError`) to abort.
+
+    Raises:
+        HeadMovedError: someone else moved the head since the step started.
+    """
+    with file_lock(share.lineage_lock):
+        lineage = Lineage.load(share)
+        if lineage.head != expected_parent:
+            raise HeadMovedError(
+                f"head moved from {str(expected_parent)[:12]} to {str(lineage.head)[:12]} "
+                f"while training {entry.date}; not committing (the lineage never forks)"
+            )
+        if guard is not None:
+            guard()
+        lineage.entries.append(entry)
+        lineage.head = entry.sha256
+        lineage.save(share)
+        return lineage
+
+
+def rewind(share: Share, to_day: dt.date | None) -> list[Entry]:
+    """Move the head back to the checkpoint of `to_day` (None: before the first day).
+
+    The entries after it stay in the file, marked superseded, so the old branch remains
+    inspectable. Returns the superseded entries.
+    """
+    with file_lock(share.lineage_lock):
+        lineage = Lineage.load(share)
+        chain = lineage.chain()
+        if to_day is None:
+            keep: list[Entry] = []
+        else:
+            idx = next((i for i, e in enumerate(chain) if e.day == to_day), None)
+            if idx is None:
+                raise LineageError(f"no checkpoint for {to_day} on the active chain")
+            keep = chain[: idx + 1]
+        dropped = chain[len(keep):]
+        for entry in dropped:
+            entry.status = SUPERSEDED
+        lineage.head = keep[-1].sha256 if keep else None
+        lineage.save(share)
+        return dropped
+
+
+def verify(share: Share) -> list[Entry]:
+    """Check every link of the active chain; return it, or raise naming the first break."""
+    lineage = Lineage.load(share)
+    chain = lineage.chain()
+    parent: str | None = None
+    for entry in chain:
+        where = f"lineage entry {entry.date}"
+        if entry.parent_sha256 != parent:
+            raise LineageError(f"{where}: parent {entry.parent_sha256} does not match {parent}")
+        path = share.root / entry.checkpoint
+        if not Path(path).is_file():
+            raise LineageError(f"{where}: checkpoint {path} is missing")
+        actual = sha256_file(path)
+        if actual != entry.sha256:
+            raise LineageError(f"{where}: checkpoint {path} has sha256 {actual[:12]}..., "
+                               f"expected {entry.sha256[:12]}...")
+        parent = entry.sha256
+    return chain

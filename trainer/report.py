@@ -1,0 +1,71 @@
+"""The run's reports, rewritten from the lineage after every commit.
+
+`output/report.txt` keeps the GKE sample's entry format line for line (FACTS section 1),
+so existing readers still work, and adds ROC AUC, average precision and Card
+Precision@100 after the sample's lines. `output/report.json` holds the same, per step.
+Both are derived from the lineage and written atomically, so a step killed between its
+commit and the report leaves nothing inconsistent: the next step rewrites them.
+"""
+
+from __future__ import annotations
+
+import json
+
+from trainer.lineage import Entry, Lineage
+from trainer.storage import Share, atomic_write_text
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:.5f}" if isinstance(value, float) else str(value)
+
+
+def entry_text(entry: Entry) -> str:
+    """One report.txt entry: the sample's six lines, then fraudpipe's additions."""
+    m = entry.metrics
+    test = m.get("test") or {}
+    pre = m.get("prequential") or {}
+    lines = [
+        f"Report generated on: {entry.committed_at}",
+        f"Training dataset: datasets/training/{entry.date}.parquet",
+        f"Model checkpoint: {entry.checkpoint.removeprefix('output/')}",
+        "---",
+        f"Accuracy on training data: {_fmt(m.get('train_accuracy'))}",
+        f"Accuracy on testing data: {_fmt(test.get('accuracy'))}",
+        f"ROC AUC on testing data: {_fmt(test.get('auc_roc'))}",
+        f"Average precision on testing data: {_fmt(test.get('average_precision'))}",
+        f"Card Precision@100 on testing data: {_fmt(test.get('card_precision_at_100'))}",
+        f"Testing dataset: {test.get('dataset', 'none ingested')}",
+        f"ROC AUC on this day before training on it: {_fmt(pre.get('auc_roc'))}",
+        f"Average precision on this day before training on it: "
+        f"{_fmt(pre.get('average_precision'))}",
+        f"Card Precision@100 on this day before training on it: "
+        f"{_fmt(pre.get('card_precision_at_100'))}",
+        f"Transactions: {m.get('transactions')}, frauds: {m.get('frauds')}",
+    ]
+    if entry.gap_days:
+        lines.append(f"Gap: {entry.gap_days} day(s) missing before this dataset")
+    return "\n".join(lines) + "\n"
+
+
+def report_json(lineage: Lineage) -> dict:
+    chain = lineage.chain()
+    return {
+        "head": lineage.head,
+        "steps": [
+            {"date": e.date, "checkpoint": e.checkpoint, "sha256": e.sha256,
+             "dataset": f"datasets/training/{e.date}.parquet", "learner": e.learner,
+             "gap_days": e.gap_days, "committed_at": e.committed_at, "metrics": e.metrics}
+            for e in chain
+        ],
+    }
+
+
+def write_reports(share: Share, lineage: Lineage | None = None) -> None:
+    """Rewrite report.txt and report.json from the active chain."""
+    lineage = lineage or Lineage.load(share)
+    text = "\n".join(entry_text(e) for e in lineage.chain())
+    atomic_write_text(share.report_txt, text)
+    atomic_write_text(share.report_json,
+                      json.dumps(report_json(lineage), indent=1, sort_keys=True) + "\n")

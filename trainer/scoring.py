@@ -1,0 +1,104 @@
+"""Scoring a day with a model: the day's fraud scores, top cards, and their metrics."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+
+from trainer.features import FEATURE_COLUMNS, compute_features, load_history
+from trainer.metrics import average_precision, card_precision_at_k, roc_auc
+from trainer.model import fraud_scores
+from trainer.storage import Share, atomic_path
+
+TOP_CARDS = 100
+
+
+def score_day(model, frame: pd.DataFrame) -> np.ndarray:
+    return fraud_scores(model, frame[FEATURE_COLUMNS].to_numpy())
+
+
+def card_ranks(frame: pd.DataFrame, scores: np.ndarray, k: int = TOP_CARDS) -> pd.Series:
+    """Each transaction's card rank (1 = the card with the highest score) if in the top k.
+
+    Cards are ranked by their highest transaction score, ties broken by CUSTOMER_ID so
+    the ranking is reproducible.
+    """
+    best = (pd.DataFrame({"CUSTOMER_ID": frame["CUSTOMER_ID"].to_numpy(), "score": scores})
+            .groupby("CUSTOMER_ID")["score"].max().reset_index()
+            .sort_values(["score", "CUSTOMER_ID"], ascending=[False, True]).head(k))
+    rank = dict(zip(best["CUSTOMER_ID"], range(1, len(best) + 1), strict=True))
+    return frame["CUSTOMER_ID"].map(rank).astype("Int64")
+
+
+def write_scores(share: Share, day: dt.date, frame: pd.DataFrame, scores: np.ndarray) -> None:
+    """`output/scores/<day>.parquet`: every transaction's score and the top cards' ranks."""
+    out = pd.DataFrame({
+        "TRANSACTION_ID": frame["TRANSACTION_ID"].to_numpy(),
+        "TX_DATETIME": frame["TX_DATETIME"].to_numpy(),
+        "CUSTOMER_ID": frame["CUSTOMER_ID"].to_numpy(),
+        "TERMINAL_ID": frame["TERMINAL_ID"].to_numpy(),
+        "TX_AMOUNT": frame["TX_AMOUNT"].to_numpy(),
+        "FRAUD_SCORE": scores,
+    })
+    out["CARD_RANK"] = card_ranks(frame, scores).to_numpy()
+    with atomic_path(share.scores(day)) as tmp:
+        out.to_parquet(tmp, index=False)
+
+
+def _cp_at_k(frame: pd.DataFrame, scores: np.ndarray) -> float:
+    scored = pd.DataFrame({
+        "TX_DATETIME": frame["TX_DATETIME"].to_numpy(),
+        "CUSTOMER_ID": frame["CUSTOMER_ID"].to_numpy(),
+        "TX_FRAUD": frame["TX_FRAUD"].to_numpy(),
+        "score": scores,
+    })
+    result = card_precision_at_k(scored, k=TOP_CARDS)
+    value = result[0] if isinstance(result, tuple) else result
+    return float(value)
+
+
+def day_metrics(frame: pd.DataFrame, scores: np.ndarray) -> dict:
+    """ROC AUC, average precision and Card Precision@100 of one day's scores."""
+    y = frame["TX_FRAUD"].to_numpy()
+    return {
+        "auc_roc": _clean(roc_auc(y, scores)),
+        "average_precision": _clean(average_precision(y, scores)),
+        "card_precision_at_100": _clean(_cp_at_k(frame, scores)),
+        "accuracy": float(((scores >= 0.5).astype(int) == y).mean()),
+    }
+
+
+def _clean(value: float) -> float | None:
+    value = float(value)
+    return None if np.isnan(value) else round(value, 6)
+
+
+def latest_testing_dataset(share: Share):
+    if not share.testing_dir.is_dir():
+        return None
+    files = sorted(share.testing_dir.glob("*.parquet"))
+    return files[-1] if files else None
+
+
+def evaluate_testing_dataset(share: Share, model) -> dict | None:
+    """Metrics of `model` on the latest testing dataset, as the sample reports them.
+
+    Its features need the training days before it, so they are computed from the
+    share's training history plus the testing rows.
+    """
+    path = latest_testing_dataset(share)
+    if path is None:
+        return None
+    rows = pd.read_parquet(path)
+    day = rows["TX_DATETIME"].min().date()
+    history = load_history(share, day)
+    history = history[history["TX_DATETIME"].dt.date < day]
+    frame = compute_features(pd.concat([history, rows[history.columns]], ignore_index=True), day)
+    scores = score_day(model, frame)
+    result = day_metrics(frame, scores)
+    result["dataset"] = f"datasets/testing/{path.name}"
+    result["transactions"] = int(len(frame))
+    result["frauds"] = int(frame["TX_FRAUD"].sum())
+    return result

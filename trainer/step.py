@@ -1,0 +1,134 @@
+"""One training step: continue the chain by one day.
+
+For day D: load the head checkpoint (sha256 verified) -> features for D -> score D with
+the head model before training on it (the day's alerts, prequential metrics) ->
+`partial_fit` on D -> write the checkpoint atomically -> commit it as the new head by
+compare-and-swap -> rewrite the reports from the lineage.
+
+Every write is atomic and the head moves last, so a step killed anywhere leaves the
+share consistent and running it again completes it. A day already on the chain is a
+no-op; a day before the head is refused (that is a replay).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from trainer import faults, scoring
+from trainer.checkpoints import dump_model, load_checkpoint
+from trainer.errors import DatasetValidationError, OutOfOrderError, PermanentError
+from trainer.features import FEATURE_COLUMNS, features_for_day
+from trainer.lineage import Entry, Lineage, commit
+from trainer.model import make_learner
+from trainer.report import write_reports
+from trainer.storage import Share, atomic_path, sha256_bytes, sha256_file
+from trainer.versions import library_versions
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class StepResult:
+    """What one step did."""
+
+    date: str
+    status: str
+    """"trained", or "skipped" when the day was already on the chain."""
+    checkpoint_sha256: str | None = None
+    metrics: dict = field(default_factory=dict)
+    seconds: float = 0.0
+    gap_days: int = 0
+
+    def to_json(self) -> dict:
+        return {"date": self.date, "status": self.status,
+                "checkpoint_sha256": self.checkpoint_sha256, "metrics": self.metrics,
+                "seconds": round(self.seconds, 3), "gap_days": self.gap_days}
+
+
+def run_step(share: Share, day: dt.date, *, learner: str | None = None,
+             guard: Callable[[], None] | None = None) -> StepResult:
+    """Train the chain's head on `day` and commit the result as the new head.
+
+    Args:
+        share: the storage root.
+        day: the dataset's date; `datasets/training/<day>.parquet` must be ingested.
+        learner: learner name for a new chain; must match the chain's learner otherwise.
+        guard: called under the lineage lock right before the head moves; raises to
+            abort the commit (a worker that lost its lease raises `LeaseLostError`).
+
+    Raises:
+        OutOfOrderError: `day` is before the head's day.
+        DatasetValidationError: the day's dataset is missing or unreadable.
+        HeadMovedError: another step moved the head meanwhile.
+    """
+    started = time.perf_counter()
+    lineage = Lineage.load(share)
+    head = lineage.head_entry
+    if day in lineage.dates():
+        log.info("%s is already on the chain; nothing to do", day)
+        write_reports(share, lineage)  # a step killed after its commit left these stale
+        return StepResult(day.isoformat(), "skipped", seconds=time.perf_counter() - started)
+    if head is not None and day < head.day:
+        raise OutOfOrderError(
+            f"{day} is before the head ({head.date}); the chain only moves forward. "
+            f"To retrain from an earlier day, replay from that day's checkpoint "
+            f"(the replay flow, or `fraudpipe replay`)"
+        )
+    dataset = share.training_dataset(day)
+    if not dataset.is_file():
+        raise DatasetValidationError(f"{dataset}: no ingested dataset for {day}; ingest it first")
+    dataset_sha = sha256_file(dataset)
+
+    if head is None:
+        model, learner_name, gap = make_learner(learner), learner or _default_learner(), 0
+    else:
+        if learner is not None and learner != head.learner:
+            raise PermanentError(f"the chain uses learner {head.learner!r}, not {learner!r}; "
+                                 f"start a new storage root or replay from scratch to switch")
+        model = load_checkpoint(share.root / head.checkpoint, head.sha256)
+        learner_name, gap = head.learner, (day - head.day).days - 1
+
+    frame = features_for_day(share, day)
+    X, y = frame[FEATURE_COLUMNS].to_numpy(), frame["TX_FRAUD"].to_numpy()
+    metrics: dict = {"transactions": int(len(y)), "frauds": int(y.sum())}
+    if head is not None:
+        scores = scoring.score_day(model, frame)
+        scoring.write_scores(share, day, frame, scores)
+        metrics["prequential"] = scoring.day_metrics(frame, scores)
+    model.partial_fit(X, y)
+    metrics["train_accuracy"] = float((model.predict(X) == y).mean())
+    test = scoring.evaluate_testing_dataset(share, model)
+    if test is not None:
+        metrics["test"] = test
+
+    data = dump_model(model)
+    checkpoint_sha = sha256_bytes(data)
+    final = share.checkpoint(day)
+    with atomic_path(final) as tmp:
+        tmp.write_bytes(data)
+        faults.maybe_crash("before_checkpoint_rename")
+    faults.maybe_crash("after_checkpoint")
+
+    entry = Entry(
+        date=day.isoformat(), checkpoint=str(final.relative_to(share.root)),
+        sha256=checkpoint_sha, parent_sha256=head.sha256 if head else None,
+        dataset_sha256=dataset_sha, learner=learner_name, metrics=metrics,
+        versions=library_versions(), gap_days=max(gap, 0),
+        committed_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    )
+    lineage = commit(share, entry, head.sha256 if head else None, guard=guard)
+    faults.maybe_crash("after_commit")
+    write_reports(share, lineage)
+    seconds = time.perf_counter() - started
+    log.info("trained %s in %.2fs (checkpoint %s)", day, seconds, checkpoint_sha[:12])
+    return StepResult(day.isoformat(), "trained", checkpoint_sha, metrics, seconds, entry.gap_days)
+
+
+def _default_learner() -> str:
+    from trainer.model import DEFAULT_LEARNER
+
+    return DEFAULT_LEARNER
