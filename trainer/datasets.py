@@ -1,0 +1,321 @@
+"""One dataset file: reading it (.parquet, .csv, opt-in .pkl) and validating it.
+
+`read_dataset` turns a file into a raw DataFrame, `validate_dataset` turns a raw frame into
+the canonical frame of `trainer.schema` (exact columns and dtypes, sorted rows) or raises
+`DatasetValidationError` with a message that names the file, the row or column, what was
+found and what was expected. `load_training_day` reads a validated day back from the share.
+
+Accepted input (FACTS section 1): TX_DATETIME as int64 nanoseconds, as datetime64 of any
+unit (tz-naive) or, in CSV, as ISO-8601 text; the sample's `object` id columns holding
+Python ints. Text is never taken for a number in the other columns: a typed file with
+amounts stored as strings is a schema error, not something to guess about.
+Extra columns are dropped (ingestion records their names) so that files carrying derived
+columns, or a CSV's saved index, still ingest; a missing column is an error.
+
+Rows in messages are counted from 0 in file order (the first data row of a CSV is row 0).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+
+from trainer.errors import DatasetValidationError
+from trainer.schema import COLUMNS
+from trainer.storage import Share
+
+log = logging.getLogger(__name__)
+
+READABLE_SUFFIXES = (".parquet", ".csv", ".pkl")
+ID_COLUMNS = ("TRANSACTION_ID", "CUSTOMER_ID", "TERMINAL_ID", "TX_TIME_SECONDS", "TX_TIME_DAYS")
+FRAUD_SCENARIOS = {0, 1, 2, 3}
+#: Canonical row order: deterministic output needs a total order, and ids are unique.
+SORT_KEYS = ["TX_DATETIME", "TRANSACTION_ID"]
+
+
+def read_dataset(path: str | Path, *, allow_pickle: bool = False) -> pd.DataFrame:
+    """Read one dataset file into a raw (not yet validated) DataFrame.
+
+    Args:
+        path: a `.parquet`, `.csv` or `.pkl` file.
+        allow_pickle: read `.pkl` files. Loading a pickle can execute arbitrary code, so
+            this is the one opt-in exception, for the GKE sample's pickled inputs.
+
+    Raises:
+        DatasetValidationError: unsupported suffix, empty or unreadable file, a pickle
+            without `allow_pickle`, or a pickle that does not hold a DataFrame.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in READABLE_SUFFIXES:
+        raise DatasetValidationError(
+            f"{path.name}: unsupported file type {suffix or '(none)'!r}, "
+            f"expected one of {', '.join(READABLE_SUFFIXES)}"
+        )
+    if suffix == ".pkl" and not allow_pickle:
+        raise DatasetValidationError(
+            f"{path.name}: pickle files can execute code when loaded and are refused; "
+            "expected .parquet or .csv, or pass --allow-pickle for trusted sample data"
+        )
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise DatasetValidationError(f"{path.name}: cannot be read ({exc})") from exc
+    if size == 0:
+        raise DatasetValidationError(f"{path.name}: file is empty (0 bytes), expected a dataset")
+    try:
+        if suffix == ".parquet":
+            frame = pq.read_table(path).to_pandas()
+        elif suffix == ".csv":
+            frame = pd.read_csv(path)
+        else:
+            frame = pd.read_pickle(path)  # allow_pickle: opt-in, checked above
+    except Exception as exc:  # any parser failure means "not a readable dataset"
+        kind = {".parquet": "Parquet", ".csv": "CSV", ".pkl": "pickle"}[suffix]
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DatasetValidationError(
+            f"{path.name}: not a readable {kind} file ({type(exc).__name__}: {detail})"
+        ) from exc
+    if not isinstance(frame, pd.DataFrame):
+        raise DatasetValidationError(
+            f"{path.name}: holds a {type(frame).__name__}, expected a pandas DataFrame"
+        )
+    return frame
+
+
+def validate_dataset(df: pd.DataFrame, name: str, expected_date: dt.date | None) -> pd.DataFrame:
+    """Check a raw frame and return it in canonical form.
+
+    Args:
+        df: the raw frame, as `read_dataset` returns it.
+        name: the file name, used in every message.
+        expected_date: the day every row must fall on; None accepts any single day
+            (a testing file whose name is not a date).
+
+    Returns:
+        A new frame with exactly the columns and dtypes of `trainer.schema.COLUMNS`,
+        rows sorted by TX_DATETIME then TRANSACTION_ID, index 0..n-1.
+
+    Raises:
+        DatasetValidationError: the first problem found, naming file, row or column.
+    """
+    if df.columns.duplicated().any():
+        dup = sorted({str(c) for c in df.columns[df.columns.duplicated()]})
+        raise DatasetValidationError(f"{name}: duplicate column(s) {', '.join(dup)}")
+    missing = [column for column in COLUMNS if column not in df.columns]
+    if missing:
+        raise DatasetValidationError(
+            f"{name}: missing column(s) {', '.join(missing)}; expected all of {', '.join(COLUMNS)}"
+        )
+    if len(df) == 0:
+        raise DatasetValidationError(f"{name}: has no rows, expected at least one transaction")
+    extra = [str(c) for c in df.columns if c not in COLUMNS]
+    if extra:
+        log.info("%s: dropping extra column(s) %s", name, ", ".join(extra))
+    raw = df.reset_index(drop=True)
+
+    def where(row: int) -> str:
+        return f"{name}: row {row} (TRANSACTION_ID {raw['TRANSACTION_ID'].iloc[row]!s})"
+
+    out = pd.DataFrame(index=raw.index)
+    for column, dtype in COLUMNS.items():
+        if column == "TX_DATETIME":
+            out[column] = _to_datetime(raw[column], where)
+        elif str(dtype) == "float64":
+            out[column] = _to_number(raw[column], column, where, integer=False)
+        else:
+            out[column] = _to_number(raw[column], column, where, integer=True)
+    _check_values(out, where)
+    _check_day(out, where, name, expected_date)
+    out = out.sort_values(SORT_KEYS, kind="mergesort").reset_index(drop=True)
+    return out.astype(COLUMNS)
+
+
+def _first(mask: np.ndarray | pd.Series) -> int:
+    return int(np.flatnonzero(np.asarray(mask))[0])
+
+
+def _to_number(series: pd.Series, column: str, where, *, integer: bool) -> pd.Series:
+    """Convert one numeric column losslessly to int64 or float64, naming the bad row."""
+    expected = "an integer (int64)" if integer else "a number (float64)"
+    if pd.api.types.is_string_dtype(series) and series.dtype != object:
+        # Text where a number belongs: name the first row that is not even numeric text.
+        unparsable = pd.to_numeric(series, errors="coerce").isna() & series.notna()
+        row = _first(unparsable) if unparsable.any() else 0
+        raise DatasetValidationError(
+            f"{where(row)}: {column} is {series.iloc[row]!r} (text, column dtype {series.dtype}), "
+            f"expected {expected}"
+        )
+    if pd.api.types.is_bool_dtype(series) or not (
+        pd.api.types.is_numeric_dtype(series) or series.dtype == object
+    ):
+        raise DatasetValidationError(
+            f"{where(0)}: {column} has dtype {series.dtype}, expected {expected}"
+        )
+    if series.dtype == object:  # the sample's id columns: Python ints in an object column
+        is_number = series.map(
+            lambda v: isinstance(v, (int, float, np.integer, np.floating))
+            and not isinstance(v, (bool, np.bool_))
+        )
+        if not is_number.all():
+            row = _first(~is_number)
+            value = series.iloc[row]
+            raise DatasetValidationError(
+                f"{where(row)}: {column} is {value!r} ({type(value).__name__}), expected {expected}"
+            )
+        series = pd.to_numeric(series)
+    if isinstance(series.dtype, pd.api.extensions.ExtensionDtype):  # nullable Int64 & co.
+        series = series.astype("float64") if series.hasnans else series.astype(series.dtype.numpy_dtype)
+    values = series.to_numpy()
+    if values.dtype.kind == "f":
+        bad = ~np.isfinite(values)
+        if bad.any():
+            row = _first(bad)
+            raise DatasetValidationError(
+                f"{where(row)}: {column} is {values[row]}, expected {expected}, not NaN or inf"
+            )
+        if integer:
+            fractional = values != np.floor(values)
+            if fractional.any():
+                row = _first(fractional)
+                raise DatasetValidationError(
+                    f"{where(row)}: {column} is {values[row]}, expected {expected}"
+                )
+    if integer and values.dtype.kind == "u" and (values > np.iinfo(np.int64).max).any():
+        row = _first(values > np.iinfo(np.int64).max)
+        raise DatasetValidationError(f"{where(row)}: {column} is {values[row]}, too large for int64")
+    return pd.Series(values.astype("int64" if integer else "float64"), index=series.index)
+
+
+def _to_datetime(series: pd.Series, where) -> pd.Series:
+    """TX_DATETIME from int64 ns, datetime64 (any unit, tz-naive) or ISO text."""
+    column = "TX_DATETIME"
+    if isinstance(series.dtype, pd.DatetimeTZDtype):
+        raise DatasetValidationError(
+            f"{where(0)}: {column} has time zone {series.dtype.tz}, expected tz-naive datetimes"
+        )
+    if pd.api.types.is_datetime64_dtype(series):
+        converted = series.astype("datetime64[ns]")
+    elif pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
+        nanoseconds = _to_number(series, column, where, integer=True)
+        converted = pd.to_datetime(nanoseconds, unit="ns")
+    elif pd.api.types.is_string_dtype(series) or series.dtype == object:
+        converted = pd.to_datetime(series, format="ISO8601", errors="coerce")
+        if isinstance(converted.dtype, pd.DatetimeTZDtype):
+            raise DatasetValidationError(
+                f"{where(0)}: {column} has time zone {converted.dtype.tz}, expected tz-naive"
+            )
+        unparsed = converted.isna() & series.notna()
+        if unparsed.any():
+            row = _first(unparsed)
+            raise DatasetValidationError(
+                f"{where(row)}: {column} is {series.iloc[row]!r}, "
+                "expected int64 nanoseconds, a datetime or ISO-8601 text"
+            )
+        converted = converted.astype("datetime64[ns]")
+    else:
+        raise DatasetValidationError(
+            f"{where(0)}: {column} has dtype {series.dtype}, "
+            "expected int64 nanoseconds or datetime64"
+        )
+    if converted.isna().any():
+        row = _first(converted.isna())
+        raise DatasetValidationError(f"{where(row)}: {column} is missing, expected a datetime")
+    return converted
+
+
+def _check_values(frame: pd.DataFrame, where) -> None:
+    """Value ranges and uniqueness; the frame already has canonical dtypes."""
+    checks = [
+        ("TX_AMOUNT", frame["TX_AMOUNT"] < 0, "expected >= 0"),
+        ("TX_FRAUD", ~frame["TX_FRAUD"].isin([0, 1]), "expected 0 or 1"),
+        (
+            "TX_FRAUD_SCENARIO",
+            ~frame["TX_FRAUD_SCENARIO"].isin(FRAUD_SCENARIOS),
+            "expected one of 0, 1, 2, 3",
+        ),
+    ]
+    checks += [(column, frame[column] < 0, "expected >= 0") for column in ID_COLUMNS]
+    for column, bad, expected in checks:
+        if bad.any():
+            row = _first(bad)
+            raise DatasetValidationError(
+                f"{where(row)}: {column} is {frame[column].iloc[row]}, {expected}"
+            )
+    # The simulator labels a transaction fraud exactly when a scenario applies (FACTS 2).
+    inconsistent = (frame["TX_FRAUD"] == 1) != (frame["TX_FRAUD_SCENARIO"] > 0)
+    if inconsistent.any():
+        row = _first(inconsistent)
+        raise DatasetValidationError(
+            f"{where(row)}: TX_FRAUD is {frame['TX_FRAUD'].iloc[row]} but TX_FRAUD_SCENARIO is "
+            f"{frame['TX_FRAUD_SCENARIO'].iloc[row]}, expected TX_FRAUD 1 exactly when the "
+            "scenario is 1, 2 or 3"
+        )
+    duplicated = frame["TRANSACTION_ID"].duplicated()
+    if duplicated.any():
+        row = _first(duplicated)
+        first = _first(frame["TRANSACTION_ID"] == frame["TRANSACTION_ID"].iloc[row])
+        raise DatasetValidationError(
+            f"{where(row)}: duplicate TRANSACTION_ID (first at row {first}), "
+            f"expected unique ids ({int(duplicated.sum())} duplicate row(s))"
+        )
+
+
+def _check_day(frame: pd.DataFrame, where, name: str, expected_date: dt.date | None) -> None:
+    days = frame["TX_DATETIME"].dt.normalize()
+    if expected_date is None:
+        expected = days.iloc[0]
+        source = f"the day of row 0 ({expected.date()}); a file must hold one day"
+    else:
+        expected = pd.Timestamp(expected_date)
+        source = f"{expected_date.isoformat()}, the date in the file name"
+    off = days != expected
+    if off.any():
+        row = _first(off)
+        raise DatasetValidationError(
+            f"{where(row)}: TX_DATETIME {frame['TX_DATETIME'].iloc[row]} is on "
+            f"{days.iloc[row].date()}, expected {source} ({int(off.sum())} row(s) off)"
+        )
+
+
+def dataset_day(frame: pd.DataFrame) -> dt.date:
+    """The day of a validated (single-day) frame."""
+    return frame["TX_DATETIME"].iloc[0].date()
+
+
+def load_canonical(path: Path) -> pd.DataFrame:
+    """Read a validated Parquet file from the share, checking its columns and dtypes.
+
+    Raises:
+        DatasetValidationError: the file is missing, unreadable or not canonical.
+    """
+    if not path.is_file():
+        raise DatasetValidationError(
+            f"{path}: no such dataset; ingest the day first (fraudpipe ingest --source ...)"
+        )
+    try:
+        frame = pq.read_table(path).to_pandas()
+    except Exception as exc:
+        raise DatasetValidationError(f"{path}: unreadable Parquet ({exc})") from exc
+    found = {column: str(dtype) for column, dtype in frame.dtypes.items()}
+    expected = {column: str(dtype) for column, dtype in COLUMNS.items()}
+    if found != expected:
+        raise DatasetValidationError(
+            f"{path}: columns/dtypes are {found}, expected the canonical {expected}"
+        )
+    return frame
+
+
+def load_training_day(share: Share, day: dt.date) -> pd.DataFrame:
+    """The canonical frame of one ingested training day."""
+    return load_canonical(share.training_dataset(day))
+
+
+def load_testing_day(share: Share, day: dt.date) -> pd.DataFrame:
+    """The canonical frame of one ingested testing day (`ingest --testing`)."""
+    return load_canonical(share.testing_dataset(day.isoformat()))

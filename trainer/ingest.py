@@ -1,0 +1,273 @@
+"""Ingesting dataset files onto the share: validate, convert, write atomically, record.
+
+For each source file: read and validate it (`trainer.datasets`), convert it to canonical
+Parquet in memory, then, under the ingest lock, compare it with what the share already
+holds and either leave it ("unchanged"), write it atomically ("ingested", possibly
+replacing a day not yet trained), or refuse it (a changed file for a day already trained:
+the lineage was built on the old content). A file that does not validate is moved to
+`datasets/quarantine/<name>` beside `<name>.reason.txt` and the run goes on.
+
+The ingest manifest (`share.ingest_manifest`) records, per kind ("training", "testing") and
+date, the source file name and sha256, the output sha256, rows, frauds and ingested_at.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from trainer.datasets import dataset_day, read_dataset, validate_dataset
+from trainer.errors import ChangedDatasetError, DatasetValidationError, FraudpipeError
+from trainer.schema import COLUMNS, LABEL, date_from_name
+from trainer.storage import Share, atomic_path, atomic_write_text, file_lock, sha256_bytes, sha256_file
+
+log = logging.getLogger(__name__)
+
+KINDS = ("training", "testing")
+
+
+@dataclass
+class IngestResult:
+    """What one ingestion run did, file by file; every entry is a JSON-ready dict."""
+
+    ingested: list[dict] = field(default_factory=list)
+    """Files written to the share: source, kind, date, output, rows, frauds, sha256,
+    replaced (an older version of a not-yet-trained day was replaced), dropped_columns."""
+    unchanged: list[dict] = field(default_factory=list)
+    """Files whose canonical content is already on the share: nothing was written."""
+    quarantined: list[dict] = field(default_factory=list)
+    """Bad files: source, reason, quarantined_to, source_removed (False: copied only)."""
+    refused: list[dict] = field(default_factory=list)
+    """Changed files for days already trained, left where they are: source, date, reason."""
+
+    @property
+    def read_any(self) -> bool:
+        """True when at least one file could be read (the run had something to work on)."""
+        return bool(self.ingested or self.unchanged or self.refused)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def summary(self) -> str:
+        """Human-readable lines, one per file, then the totals."""
+        lines = [f"ingested   {e['date']} <- {e['source']} ({e['rows']} rows, {e['frauds']} frauds)"
+                 + (" [replaced]" if e["replaced"] else "") for e in self.ingested]
+        lines += [f"unchanged  {e['date']} <- {e['source']}" for e in self.unchanged]
+        lines += [f"quarantined {e['source']}: {e['reason']}" for e in self.quarantined]
+        lines += [f"refused    {e['source']}: {e['reason']}" for e in self.refused]
+        lines.append(
+            f"{len(self.ingested)} ingested, {len(self.unchanged)} unchanged, "
+            f"{len(self.quarantined)} quarantined, {len(self.refused)} refused"
+        )
+        return "\n".join(lines)
+
+
+def ingest_path(
+    source: str | Path, share: Share, *, allow_pickle: bool = False, testing: bool = False
+) -> IngestResult:
+    """Ingest one file, or every file of a directory in name order, onto the share.
+
+    Hidden files (names starting with ".", e.g. a producer's temporary files) and
+    sub-directories are ignored.
+
+    Args:
+        source: a dataset file or a directory of them.
+        share: the storage root.
+        allow_pickle: also read `.pkl` files (they can execute code when loaded).
+        testing: write to `datasets/testing/` instead of `datasets/training/`; a file whose
+            name is not a date takes the date of its rows.
+
+    Raises:
+        DatasetValidationError: `source` does not exist.
+    """
+    source = Path(source)
+    if source.is_dir():
+        files = sorted(p for p in source.iterdir() if p.is_file() and not p.name.startswith("."))
+    elif source.is_file():
+        files = [source]
+    else:
+        raise DatasetValidationError(f"{source}: no such file or directory")
+    result = IngestResult()
+    for path in files:
+        _ingest_file(path, share, result, allow_pickle=allow_pickle, testing=testing)
+    return result
+
+
+def _ingest_file(
+    path: Path, share: Share, result: IngestResult, *, allow_pickle: bool, testing: bool
+) -> None:
+    kind = "testing" if testing else "training"
+    name_date = date_from_name(path.name)
+    try:
+        if name_date is None and not testing:
+            raise DatasetValidationError(
+                f"{path.name}: file name is not a date; expected <YYYY-MM-DD>.parquet|csv|pkl"
+            )
+        source_sha = sha256_file(path)
+        if name_date is not None and _already_there(share, kind, name_date, source_sha):
+            result.unchanged.append(_brief(path, kind, name_date, share))
+            return
+        raw = read_dataset(path, allow_pickle=allow_pickle)
+        canonical = validate_dataset(raw, path.name, name_date)
+    except DatasetValidationError as exc:
+        result.quarantined.append(quarantine(path, share, str(exc)))
+        return
+    day = name_date or dataset_day(canonical)
+    data = canonical_parquet_bytes(canonical)
+    entry = {
+        "source": path.name,
+        "source_sha256": source_sha,
+        "output_sha256": sha256_bytes(data),
+        "rows": len(canonical),
+        "frauds": int(canonical[LABEL].sum()),
+    }
+    output = _output(share, kind, day)
+    with file_lock(_lock_path(share)):
+        manifest = read_manifest(share)
+        recorded = manifest[kind].get(day.isoformat())
+        on_share = sha256_file(output) if output.exists() else None
+        if on_share == entry["output_sha256"]:
+            if recorded is None or recorded.get("source_sha256") != source_sha:
+                ingested_at = (recorded or {}).get("ingested_at") or _now()
+                manifest[kind][day.isoformat()] = {**entry, "ingested_at": ingested_at}
+                _write_manifest(share, manifest)
+            result.unchanged.append(_brief(path, kind, day, share))
+            return
+        # What the lineage was built on: the recorded output, else the file on the share.
+        trained_on = recorded["output_sha256"] if recorded else on_share
+        if (
+            kind == "training"
+            and trained_on not in (None, entry["output_sha256"])
+            and day in _trained_dates(share)
+        ):
+            reason = str(ChangedDatasetError(
+                f"{path.name}: {day} is already trained on a dataset with sha256 {trained_on}, "
+                f"this file converts to {entry['output_sha256']}; a trained day cannot change "
+                "(replay from an earlier checkpoint instead); the file was left in place"
+            ))
+            result.refused.append({"source": str(path), "date": day.isoformat(), "reason": reason})
+            return
+        with atomic_path(output) as tmp:
+            tmp.write_bytes(data)
+        manifest[kind][day.isoformat()] = {**entry, "ingested_at": _now()}
+        _write_manifest(share, manifest)
+    dropped = [str(c) for c in raw.columns if c not in COLUMNS]
+    result.ingested.append({
+        **_brief(path, kind, day, share),
+        "rows": entry["rows"],
+        "frauds": entry["frauds"],
+        "sha256": entry["output_sha256"],
+        "replaced": on_share is not None,
+        "dropped_columns": dropped,
+    })
+
+
+def canonical_parquet_bytes(frame: pd.DataFrame) -> bytes:
+    """The Parquet bytes of a canonical frame; same frame, same bytes (no index, no time)."""
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    return sink.getvalue().to_pybytes()
+
+
+def quarantine(path: Path, share: Share, reason: str) -> dict:
+    """Move a bad file to the quarantine (copy it if it cannot be removed) with its reason.
+
+    The copy and the reason file are each written atomically; the source is removed only
+    once its copy is in place.
+    """
+    destination = share.quarantine_dir / path.name
+    log.warning("quarantining %s: %s", path, reason)
+    try:
+        with atomic_path(destination) as tmp:
+            shutil.copyfile(path, tmp)
+    except OSError as exc:  # unreadable source: keep the reason, say the copy failed
+        reason = f"{reason} (could not copy the file: {exc})"
+        destination = None
+    reason_file = share.quarantine_dir / f"{path.name}.reason.txt"
+    atomic_write_text(reason_file, f"{reason}\nsource: {path.resolve()}\nquarantined_at: {_now()}\n")
+    removed = False
+    if destination is not None:
+        try:
+            path.unlink()
+            removed = True
+        except OSError as exc:  # e.g. a read-only landing directory: the copy stands in
+            log.info("%s: left in place after copying to quarantine (%s)", path, exc)
+    return {
+        "source": str(path),
+        "reason": reason,
+        "quarantined_to": str(destination) if destination else None,
+        "source_removed": removed,
+    }
+
+
+def read_manifest(share: Share) -> dict[str, dict[str, dict]]:
+    """The ingest manifest: {"training": {date: entry}, "testing": {date: entry}}."""
+    path = share.ingest_manifest
+    if not path.exists():
+        return {kind: {} for kind in KINDS}
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise FraudpipeError(f"{path}: unreadable ingest manifest ({exc})") from exc
+    for kind in KINDS:
+        manifest.setdefault(kind, {})
+    return manifest
+
+
+def _write_manifest(share: Share, manifest: dict) -> None:
+    atomic_write_text(share.ingest_manifest, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+
+
+def _already_there(share: Share, kind: str, day: dt.date, source_sha: str) -> bool:
+    """Fast path: this exact source was ingested and its output is intact."""
+    recorded = read_manifest(share)[kind].get(day.isoformat())
+    output = _output(share, kind, day)
+    return (
+        recorded is not None
+        and recorded.get("source_sha256") == source_sha
+        and output.exists()
+        and sha256_file(output) == recorded.get("output_sha256")
+    )
+
+
+def _trained_dates(share: Share) -> set[dt.date]:
+    """Days already in the lineage; none while `trainer.lineage` does not exist yet."""
+    try:
+        from trainer.lineage import trained_dates
+    except ModuleNotFoundError as exc:
+        if exc.name != "trainer.lineage":
+            raise
+        return set()
+    return set(trained_dates(share))
+
+
+def _output(share: Share, kind: str, day: dt.date) -> Path:
+    if kind == "testing":
+        return share.testing_dataset(day.isoformat())
+    return share.training_dataset(day)
+
+
+def _lock_path(share: Share) -> Path:
+    return share.ingest_manifest.with_name(".ingest.lock")
+
+
+def _brief(path: Path, kind: str, day: dt.date, share: Share) -> dict:
+    return {
+        "source": str(path),
+        "kind": kind,
+        "date": day.isoformat(),
+        "output": str(_output(share, kind, day)),
+    }
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
