@@ -20,10 +20,12 @@ from trainer.errors import FraudpipeError
 BUILTIN = [
     "simulate",
     "ingest",
+    "features",
     "step",
     "train",
     "evaluate",
     "lineage",
+    "report",
     "queue",
     "worker",
 ]

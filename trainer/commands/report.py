@@ -1,0 +1,31 @@
+"""`fraudpipe report`: rewrite and print the run's report (Argo's final step)."""
+
+from __future__ import annotations
+
+import argparse
+
+from trainer.commands._common import add_storage, print_json, share_of
+
+
+def add_parser(sub) -> None:
+    parser = sub.add_parser("report", help="rewrite output/report.txt and report.json",
+                            description="Verify the lineage, rewrite the reports from it and "
+                                        "print a summary.")
+    add_storage(parser)
+    parser.add_argument("--json", action="store_true", help="print report.json")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from trainer.lineage import Lineage, verify
+    from trainer.report import report_json, write_reports
+
+    share = share_of(args)
+    verify(share)
+    lineage = Lineage.load(share)
+    write_reports(share, lineage)
+    if args.json:
+        print_json(report_json(lineage))
+    else:
+        print(share.report_txt.read_text(), end="")
+    return 0

@@ -1,0 +1,33 @@
+"""Evaluate a checkpoint of the chain with the handbook's protocol."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from trainer.checkpoints import load_checkpoint
+from trainer.errors import LineageError
+from trainer.evaluation import evaluate_on_share
+from trainer.features import FEATURE_COLUMNS
+from trainer.lineage import Lineage
+from trainer.model import fraud_scores
+from trainer.storage import Share
+
+
+def evaluate_checkpoint(share: Share, checkpoint_day: dt.date, test_start: dt.date, *,
+                        test_days: int = 7, known_window_days: int = 7) -> dict:
+    """Metrics of the chain's checkpoint for `checkpoint_day` on the test days."""
+    lineage = Lineage.load(share)
+    entry = lineage.entry_for(checkpoint_day)
+    if entry is None:
+        raise LineageError(f"no checkpoint for {checkpoint_day} on the chain "
+                           f"(head: {lineage.head_entry.date if lineage.head_entry else 'none'})")
+    model = load_checkpoint(share.root / entry.checkpoint, entry.sha256)
+
+    def score(frame):
+        return fraud_scores(model, frame[FEATURE_COLUMNS].to_numpy())
+
+    result = evaluate_on_share(share, score, checkpoint_day, test_start, test_days=test_days,
+                               known_window_days=known_window_days)
+    result["checkpoint"] = entry.checkpoint
+    result["learner"] = entry.learner
+    return result
