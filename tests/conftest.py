@@ -1,0 +1,60 @@
+"""Shared fixtures: a private redis-server per test session, an isolated db per test.
+
+The server runs on a free port in a temporary directory with `--save ''`; nothing here
+touches a Redis on 6379. Under xdist each worker process starts its own server, so the
+databases never collide; within a process each test gets a db flushed before and after
+(the pattern of prefect-redis' `flush_redis_database` and RQ's `find_empty_redis_database`).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from redis_server import RedisServer  # noqa: E402
+
+#: Database used by `redis_url`; db 0 stays free for ad-hoc use.
+TEST_DB = 9
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A redis-server started for this test session (one per xdist worker)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    server = RedisServer(tmp_path_factory.mktemp(f"redis-{worker}"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> Iterator[str]:
+    """URL of an empty database on the session's server, flushed before and after."""
+    url = redis_server.url_for_db(TEST_DB)
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    try:
+        yield url
+    finally:
+        client.flushdb()
+        client.close()
+
+
+@pytest.fixture
+def aof_redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A separate AOF-enabled redis-server that a test may kill -9 and restart."""
+    server = RedisServer(tmp_path / "redis-aof", aof=True)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
