@@ -1,0 +1,318 @@
+"""The training workflow's shape, built once with Hera and shared by every variant.
+
+Shape (ARCHITECTURE.md): `plan` -> features for every day in parallel (bounded) ->
+one training pod per batch of days, strictly in date order and one at a time under a
+mutex -> `report`. With `datasets=queued` the chain is replaced by one
+`fraudpipe worker --burst` pod that drains the Redis queue under the same mutex.
+
+Every pod runs the `fraudpipe` CLI of the step image with the Filestore PVC mounted, on
+Spot nodes, with a retry strategy that retries preemptions and never a permanent error.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hera.workflows import (
+    Container,
+    Env,
+    Parameter,
+    RetryStrategy,
+    Script,
+    Step,
+    Steps,
+    models as m,
+)
+
+from workflows.plan import PLAN_DIR, script_source
+from workflows.settings import (
+    PERMANENT_EXIT_CODE,
+    PREEMPTION_MESSAGE_PATTERN,
+    QUEUED,
+    SPOT_LABEL,
+    WorkflowSettings,
+)
+
+#: Exit codes of transient fraudpipe errors worth another attempt: head moved (5),
+#: lease lost (6), queue unreachable (7). See trainer/errors.py.
+TRANSIENT_EXIT_CODES = ("5", "6", "7")
+
+APP_LABEL = "app.kubernetes.io/name"
+RUN_LABEL = "fraudpipe.io/run"
+STEP_LABEL = "fraudpipe.io/step"
+FIRST_DAY_LABEL = "fraudpipe.io/first-dataset"
+LAST_DAY_LABEL = "fraudpipe.io/last-dataset"
+
+
+def retry_expression() -> str:
+    """When to retry: preempted or errored pods and transient errors, never exit code 3."""
+    transient = ", ".join(f"'{code}'" for code in TRANSIENT_EXIT_CODES)
+    return (
+        f"lastRetry.exitCode != '{PERMANENT_EXIT_CODE}' && ("
+        f"lastRetry.status == 'Error' || "
+        f"lastRetry.message matches '{PREEMPTION_MESSAGE_PATTERN}' || "
+        f"lastRetry.exitCode in [{transient}])"
+    )
+
+
+def retry_strategy(settings: WorkflowSettings) -> RetryStrategy:
+    """Retries with backoff; the policy is Always so the expression alone decides.
+
+    A Spot preemption reaches Argo as *Failed* ("imminent node shutdown"), which
+    OnError would not retry (FACTS section 4); the expression filters instead.
+    """
+    return RetryStrategy(
+        limit=settings.retry_limit,
+        retry_policy="Always",
+        expression=retry_expression(),
+        backoff=m.Backoff(
+            duration=settings.backoff_duration,
+            factor=m.IntOrString(settings.backoff_factor),
+            max_duration=settings.backoff_max_duration,
+        ),
+    )
+
+
+def on_demand_patch() -> str:
+    """podSpecPatch that drops the Spot nodeSelector once `retries` reaches the threshold.
+
+    `retries` is the attempt's retry number (Argo docs, variables.md, "Container/Script
+    Templates"); podSpecPatch with parameters follows upstream `examples/pod-spec-patch.yaml`.
+    A strategic-merge `null` removes the key, so the pod may land on on-demand nodes.
+    """
+    on_demand = '{"nodeSelector":{"' + SPOT_LABEL + '":null}}'
+    return (
+        "{{=asInt(retries) >= asInt(workflow.parameters['on-demand-after-retries'])"
+        f" ? '{on_demand}' : '{{}}'}}}}"
+    )
+
+
+def container_security() -> m.SecurityContext:
+    """Restricted container security context with a read-only root filesystem."""
+    return m.SecurityContext(
+        allow_privilege_escalation=False,
+        capabilities=m.Capabilities(drop=["ALL"]),
+        read_only_root_filesystem=True,
+        run_as_non_root=True,
+        seccomp_profile=m.SeccompProfile(type="RuntimeDefault"),
+    )
+
+
+def pod_security() -> m.PodSecurityContext:
+    """Pod security context: non-root user, RuntimeDefault seccomp."""
+    return m.PodSecurityContext(
+        run_as_non_root=True,
+        run_as_user=10001,
+        run_as_group=10001,
+        seccomp_profile=m.SeccompProfile(type="RuntimeDefault"),
+    )
+
+
+def resources(settings: WorkflowSettings) -> m.ResourceRequirements:
+    """Requests and limits of every step container."""
+    return m.ResourceRequirements(
+        requests={"cpu": m.Quantity(settings.cpu_request),
+                  "memory": m.Quantity(settings.memory_request)},
+        limits={"cpu": m.Quantity(settings.cpu_limit),
+                "memory": m.Quantity(settings.memory_limit)},
+    )
+
+
+def volume_mounts(settings: WorkflowSettings) -> list[m.VolumeMount]:
+    """The share and a writable /tmp (the root filesystem is read-only)."""
+    return [
+        m.VolumeMount(name="fileserver", mount_path=settings.mount_path),
+        m.VolumeMount(name="tmp", mount_path="/tmp"),
+    ]
+
+
+def volumes(settings: WorkflowSettings) -> list[m.Volume]:
+    """The Filestore PVC and the emptyDir behind /tmp."""
+    return [
+        m.Volume(
+            name="fileserver",
+            persistent_volume_claim=m.PersistentVolumeClaimVolumeSource(claim_name=settings.pvc_name),
+        ),
+        m.Volume(name="tmp", empty_dir=m.EmptyDirVolumeSource(
+            size_limit=m.Quantity(settings.tmp_size_limit))),
+    ]
+
+
+def common_env() -> list[Any]:
+    """Environment every step needs with a read-only root filesystem."""
+    return [
+        Env(name="HOME", value="/tmp"),
+        Env(name="MPLCONFIGDIR", value="/tmp/matplotlib"),
+        Env(name="PYTHONDONTWRITEBYTECODE", value="1"),
+    ]
+
+
+def redis_env(settings: WorkflowSettings) -> list[Any]:
+    """The queue password from a Kubernetes Secret, never inline."""
+    return [
+        m.EnvVar(
+            name="FRAUDPIPE_REDIS_PASSWORD",
+            value_from=m.EnvVarSource(
+                secret_key_ref=m.SecretKeySelector(
+                    name=settings.redis_secret_name, key=settings.redis_secret_key, optional=True
+                )
+            ),
+        )
+    ]
+
+
+#: Shell that turns the space-separated batch into repeated `--dataset` options. The
+#: plan validated every item as an ISO date, so word splitting is safe here.
+STEP_SHELL = (
+    'set -eu; set -- ; for day in $FRAUDPIPE_DATASETS; do set -- "$@" --dataset "$day"; done; '
+    'exec fraudpipe step --storage "$FRAUDPIPE_STORAGE" "$@" --json'
+)
+
+
+def step_template(settings: WorkflowSettings, **kwargs: Any) -> dict[str, Any]:
+    """Keyword arguments every pod template shares."""
+    return dict(
+        image="{{workflow.parameters.image}}",
+        image_pull_policy="IfNotPresent",
+        security_context=container_security(),
+        resources=resources(settings),
+        volume_mounts=volume_mounts(settings),
+        retry_strategy=retry_strategy(settings),
+        pod_spec_patch=on_demand_patch(),
+        **kwargs,
+    )
+
+
+def arguments(settings: WorkflowSettings) -> list[Parameter]:
+    """Workflow parameters and their defaults."""
+    return [
+        Parameter(name="datasets", value=QUEUED,
+                  description="JSON list of dates, dates separated by commas, or 'queued'"),
+        Parameter(name="days-per-step", value=str(settings.days_per_step),
+                  description="days trained by one pod (amortises pod start-up)"),
+        Parameter(name="image", value=settings.image, description="step image"),
+        Parameter(name="redis-url", value=settings.redis_url,
+                  description="queue URL without password (password from the Secret)"),
+        Parameter(name="on-demand-after-retries", value=str(settings.on_demand_after_retries),
+                  description="retry number from which attempts leave Spot nodes"),
+    ]
+
+
+def spec_kwargs(settings: WorkflowSettings) -> dict[str, Any]:
+    """Workflow-level fields shared by the Workflow, the WorkflowTemplate and the cron."""
+    return dict(
+        entrypoint="main",
+        namespace=settings.namespace,
+        service_account_name=settings.service_account,
+        arguments=arguments(settings),
+        active_deadline_seconds=settings.workflow_deadline_seconds,
+        security_context=pod_security(),
+        node_selector={SPOT_LABEL: "true"},
+        tolerations=[m.Toleration(key=SPOT_LABEL, operator="Equal", value="true",
+                                  effect="NoSchedule")],
+        volumes=volumes(settings),
+        pod_metadata=m.Metadata(labels={APP_LABEL: "fraudpipe", RUN_LABEL: "{{workflow.name}}"}),
+        pod_gc=m.PodGC(strategy="OnPodSuccess"),
+        ttl_strategy=m.TTLStrategy(seconds_after_completion=7 * 24 * 3600),
+    )
+
+
+def add_templates(settings: WorkflowSettings) -> None:
+    """Define every template inside the active Hera workflow context."""
+    storage = settings.mount_path
+    plan_t = Script(
+        name="plan",
+        image="{{workflow.parameters.image}}",
+        command=["python"],
+        source=script_source(),
+        inputs=[Parameter(name="datasets"), Parameter(name="days-per-step")],
+        outputs=[
+            Parameter(name="mode", value_from=m.ValueFrom(path=f"{PLAN_DIR}/mode")),
+            Parameter(name="dates", value_from=m.ValueFrom(path=f"{PLAN_DIR}/dates.json")),
+            Parameter(name="batches", value_from=m.ValueFrom(path=f"{PLAN_DIR}/batches.json")),
+        ],
+        security_context=container_security(),
+        volume_mounts=[m.VolumeMount(name="tmp", mount_path="/tmp")],
+        env=common_env(),
+        retry_strategy=retry_strategy(settings),
+        pod_spec_patch=on_demand_patch(),
+        active_deadline_seconds=300,
+        labels={STEP_LABEL: "plan"},
+    )
+    features_t = Container(
+        name="features",
+        command=["fraudpipe"],
+        args=["features", "--storage", storage, "--dataset", "{{inputs.parameters.date}}"],
+        inputs=[Parameter(name="date")],
+        env=common_env(),
+        active_deadline_seconds=settings.features_deadline_seconds,
+        labels={STEP_LABEL: "features", FIRST_DAY_LABEL: "{{inputs.parameters.date}}",
+                LAST_DAY_LABEL: "{{inputs.parameters.date}}"},
+        **step_template(settings),
+    )
+    train_t = Container(
+        name="train-batch",
+        command=["sh", "-c"],
+        args=[STEP_SHELL],
+        inputs=[Parameter(name="datasets"), Parameter(name="first"), Parameter(name="last")],
+        env=common_env() + [
+            Env(name="FRAUDPIPE_DATASETS", value="{{inputs.parameters.datasets}}"),
+            Env(name="FRAUDPIPE_STORAGE", value=storage),
+        ],
+        active_deadline_seconds=settings.step_deadline_seconds,
+        labels={STEP_LABEL: "train", FIRST_DAY_LABEL: "{{inputs.parameters.first}}",
+                LAST_DAY_LABEL: "{{inputs.parameters.last}}"},
+        **step_template(settings),
+    )
+    worker_t = Container(
+        name="drain-queue",
+        command=["fraudpipe"],
+        args=["worker", "--storage", storage, "--redis-url",
+              "{{workflow.parameters.redis-url}}", "--burst"],
+        env=common_env() + redis_env(settings),
+        active_deadline_seconds=settings.workflow_deadline_seconds,
+        labels={STEP_LABEL: "worker"},
+        synchronization=m.Synchronization(mutexes=[m.Mutex(name=settings.training_mutex)]),
+        **step_template(settings),
+    )
+    report_t = Container(
+        name="report",
+        command=["fraudpipe"],
+        args=["report", "--storage", storage, "--json"],
+        env=common_env(),
+        active_deadline_seconds=600,
+        labels={STEP_LABEL: "report"},
+        **step_template(settings),
+    )
+
+    with Steps(name="prepare-features", inputs=[Parameter(name="dates")],
+               parallelism=settings.features_parallelism) as prepare_t:
+        Step(name="features", template=features_t, arguments={"date": "{{item}}"},
+             with_param="{{inputs.parameters.dates}}")
+
+    # parallelism 1 runs the loop's items one after the other in list (date) order;
+    # failFast stops the chain at the first failed batch so no later day is trained on
+    # top of a gap; the mutex keeps a second workflow's chain out for the whole chain.
+    with Steps(name="train-chain", inputs=[Parameter(name="batches")], parallelism=1,
+               fail_fast=True,
+               synchronization=m.Synchronization(mutexes=[m.Mutex(name=settings.training_mutex)]),
+               ) as chain_t:
+        Step(name="train", template=train_t,
+             arguments={"datasets": "{{item.dates}}", "first": "{{item.first}}",
+                        "last": "{{item.last}}"},
+             with_param="{{inputs.parameters.batches}}")
+
+    with Steps(name="main") as main_t:
+        Step(name="plan", template=plan_t, arguments={
+            "datasets": "{{workflow.parameters.datasets}}",
+            "days-per-step": "{{workflow.parameters.days-per-step}}"})
+        Step(name="prepare-features", template=prepare_t,
+             when="{{steps.plan.outputs.parameters.mode}} == dates",
+             arguments={"dates": "{{steps.plan.outputs.parameters.dates}}"})
+        with main_t.parallel():
+            Step(name="train-chain", template=chain_t,
+                 when="{{steps.plan.outputs.parameters.mode}} == dates",
+                 arguments={"batches": "{{steps.plan.outputs.parameters.batches}}"})
+            Step(name="drain-queue", template=worker_t,
+                 when="{{steps.plan.outputs.parameters.mode}} == queued")
+        Step(name="report", template=report_t)
