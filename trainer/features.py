@@ -1,0 +1,402 @@
+"""The handbook's 15 model inputs, computed for one day from the days before it.
+
+Definitions (FACTS section 3; Le Borgne et al., *Reproducible Machine Learning for Credit
+Card Fraud Detection - Practical Handbook*, chapter 3.4):
+
+- ``TX_DURING_WEEKEND`` is 1 on Saturday and Sunday, ``TX_DURING_NIGHT`` is 1 if the hour is
+  at most 6.
+- For n in {1, 7, 30}, ``CUSTOMER_ID_NB_TX_nDAY_WINDOW`` and
+  ``CUSTOMER_ID_AVG_AMOUNT_nDAY_WINDOW`` are the count and mean amount of the customer's
+  transactions in ``(t - n days, t]``, the current transaction included.
+- For n in {1, 7, 30} and a delay d = 7 days, ``TERMINAL_ID_NB_TX_nDAY_WINDOW`` and
+  ``TERMINAL_ID_RISK_nDAY_WINDOW`` are the count and fraud share of the terminal's
+  transactions in ``(t - (d + n) days, t - d]``, 0 when there are none.
+
+The handbook computes these with ``groupby(...).rolling('nd')``, which takes minutes over a
+few million rows. Here every window is two binary searches in arrays sorted by
+(entity, time) plus differences of cumulative sums: O(n log n) in numpy.
+
+Equal timestamps: pandas' time-based rolling window ends at the current *row*, so of two
+transactions of one customer at the same instant the first includes only itself and the
+second includes both. We fix the order of such rows by TRANSACTION_ID, so the result equals
+pandas' rolling over the rows sorted by (TX_DATETIME, TRANSACTION_ID) and does not depend
+on the order of the input rows. Terminal windows end a week before ``t``, so they have no
+such ambiguity. The reference implementation in ``tests/unit/test_features.py`` pins this.
+
+The second half of the module reads the history from the share and keeps the features
+cache ``features/<date>.parquet``, valid only for the same definitions and the same inputs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from trainer.errors import DatasetValidationError
+from trainer.storage import Share, atomic_path, sha256_file
+
+#: Bump whenever a definition below changes: cached features of another version are ignored.
+FEATURES_VERSION = "1"
+
+#: Days of raw history before day D that D's features need: 30-day windows delayed by 7.
+HISTORY_DAYS = 37
+
+CUSTOMER_WINDOWS_DAYS = (1, 7, 30)
+TERMINAL_WINDOWS_DAYS = (1, 7, 30)
+TERMINAL_DELAY_DAYS = 7
+
+#: The model inputs, in the order the model sees them.
+FEATURE_COLUMNS: list[str] = [
+    "TX_AMOUNT",
+    "TX_DURING_WEEKEND",
+    "TX_DURING_NIGHT",
+    *[
+        f"CUSTOMER_ID_{kind}_{n}DAY_WINDOW"
+        for n in CUSTOMER_WINDOWS_DAYS
+        for kind in ("NB_TX", "AVG_AMOUNT")
+    ],
+    *[
+        f"TERMINAL_ID_{kind}_{n}DAY_WINDOW"
+        for n in TERMINAL_WINDOWS_DAYS
+        for kind in ("NB_TX", "RISK")
+    ],
+]
+
+#: Columns the computation reads from the transactions.
+INPUT_COLUMNS: list[str] = [
+    "TRANSACTION_ID",
+    "TX_DATETIME",
+    "CUSTOMER_ID",
+    "TERMINAL_ID",
+    "TX_AMOUNT",
+    "TX_FRAUD",
+]
+
+#: Columns of a features frame: the identifying columns (TX_AMOUNT among them), then the
+#: other 14 inputs as float64.
+OUTPUT_COLUMNS: list[str] = INPUT_COLUMNS + FEATURE_COLUMNS[1:]
+
+NS_PER_DAY = 86_400 * 10**9
+NS_PER_HOUR = 3_600 * 10**9
+# 1970-01-01 was a Thursday; with Monday = 0 that is weekday 3.
+EPOCH_WEEKDAY = 3
+NIGHT_LAST_HOUR = 6
+
+
+def _check_columns(transactions: pd.DataFrame, what: str) -> None:
+    missing = [name for name in INPUT_COLUMNS if name not in transactions.columns]
+    if missing:
+        raise DatasetValidationError(
+            f"{what}: missing column(s) {missing}; features need {INPUT_COLUMNS}"
+        )
+
+
+def _nanoseconds(datetimes: pd.Series) -> np.ndarray:
+    """TX_DATETIME as int64 nanoseconds, whatever resolution pandas chose."""
+    return datetimes.to_numpy().astype("datetime64[ns]").view("int64")
+
+
+def _day_bounds_ns(day: dt.date) -> tuple[int, int]:
+    start = pd.Timestamp(day).as_unit("ns").value
+    return start, start + NS_PER_DAY
+
+
+def _sorted_keys(codes: np.ndarray, time_ranks: np.ndarray, stride: int) -> np.ndarray:
+    return codes.astype(np.int64) * stride + time_ranks
+
+
+def _window_bounds(
+    keys_sorted: np.ndarray,
+    codes: np.ndarray,
+    unique_times: np.ndarray,
+    stride: int,
+    after: np.ndarray,
+) -> np.ndarray:
+    """Position, in `keys_sorted`, of each entity's first row with a time strictly > `after`.
+
+    Times are replaced by their rank among `unique_times` so that (entity, time) fits one
+    int64 key; `after` is ranked as "how many distinct times are <= after".
+    """
+    rank_after = np.searchsorted(unique_times, after, side="right")
+    return np.searchsorted(keys_sorted, _sorted_keys(codes, rank_after, stride), side="left")
+
+
+def _compute(frame: pd.DataFrame, target: np.ndarray) -> pd.DataFrame:
+    """Features of the rows of `frame` selected by the boolean mask `target`."""
+    times = _nanoseconds(frame["TX_DATETIME"])
+    transaction_ids = frame["TRANSACTION_ID"].to_numpy(dtype=np.int64)
+    amounts = frame["TX_AMOUNT"].to_numpy(dtype=np.float64)
+    frauds = frame["TX_FRAUD"].to_numpy(dtype=np.float64)
+    customer_codes = pd.factorize(frame["CUSTOMER_ID"], sort=False)[0]
+    terminal_codes = pd.factorize(frame["TERMINAL_ID"], sort=False)[0]
+
+    unique_times = np.unique(times)
+    time_ranks = np.searchsorted(unique_times, times)
+    stride = len(unique_times) + 1
+    target_rows = np.flatnonzero(target)
+    t = times[target_rows]
+    columns: dict[str, np.ndarray] = {}
+
+    columns["TX_DURING_WEEKEND"] = (((t // NS_PER_DAY) + EPOCH_WEEKDAY) % 7 >= 5).astype(float)
+    columns["TX_DURING_NIGHT"] = ((t % NS_PER_DAY) // NS_PER_HOUR <= NIGHT_LAST_HOUR).astype(
+        float
+    )
+
+    # Customers: sorted by (customer, time, transaction id); a row's window ends at the row
+    # itself (ties with a larger id are excluded, as in pandas' rolling).
+    order = np.lexsort((transaction_ids, times, customer_codes))
+    position = np.empty_like(order)
+    position[order] = np.arange(len(order))
+    keys = _sorted_keys(customer_codes[order], time_ranks[order], stride)
+    amount_sums = np.concatenate(([0.0], np.cumsum(amounts[order])))
+    codes = customer_codes[target_rows]
+    end = position[target_rows] + 1
+    for n in CUSTOMER_WINDOWS_DAYS:
+        start = _window_bounds(keys, codes, unique_times, stride, t - n * NS_PER_DAY)
+        count = end - start
+        columns[f"CUSTOMER_ID_NB_TX_{n}DAY_WINDOW"] = count.astype(float)
+        columns[f"CUSTOMER_ID_AVG_AMOUNT_{n}DAY_WINDOW"] = (
+            amount_sums[end] - amount_sums[start]
+        ) / count
+
+    # Terminals: windows (t - (d + n), t - d]; both ends are binary searches.
+    order = np.lexsort((times, terminal_codes))
+    keys = _sorted_keys(terminal_codes[order], time_ranks[order], stride)
+    fraud_sums = np.concatenate(([0.0], np.cumsum(frauds[order])))
+    codes = terminal_codes[target_rows]
+    delayed_end = _window_bounds(
+        keys, codes, unique_times, stride, t - TERMINAL_DELAY_DAYS * NS_PER_DAY
+    )
+    for n in TERMINAL_WINDOWS_DAYS:
+        start = _window_bounds(
+            keys, codes, unique_times, stride, t - (TERMINAL_DELAY_DAYS + n) * NS_PER_DAY
+        )
+        count = delayed_end - start
+        fraud_count = fraud_sums[delayed_end] - fraud_sums[start]
+        columns[f"TERMINAL_ID_NB_TX_{n}DAY_WINDOW"] = count.astype(float)
+        columns[f"TERMINAL_ID_RISK_{n}DAY_WINDOW"] = np.divide(
+            fraud_count, count, out=np.zeros(len(count)), where=count > 0
+        )
+
+    result = frame.iloc[target_rows][INPUT_COLUMNS].reset_index(drop=True)
+    for name in FEATURE_COLUMNS[1:]:
+        result[name] = columns[name]
+    result = result.sort_values("TRANSACTION_ID", kind="stable", ignore_index=True)
+    return result
+
+
+def _prepare(transactions: pd.DataFrame, what: str) -> pd.DataFrame:
+    _check_columns(transactions, what)
+    frame = transactions[INPUT_COLUMNS]
+    if not pd.api.types.is_datetime64_dtype(frame["TX_DATETIME"]):
+        raise DatasetValidationError(
+            f"{what}: column TX_DATETIME has dtype {frame['TX_DATETIME'].dtype}; "
+            "expected datetime64 (see trainer.schema.COLUMNS)"
+        )
+    for name in ("TX_AMOUNT", "TX_FRAUD"):
+        if frame[name].isna().any():
+            row = int(np.flatnonzero(frame[name].isna().to_numpy())[0])
+            raise DatasetValidationError(f"{what}: row {row}: {name} is missing; expected a number")
+    duplicated = frame["TRANSACTION_ID"].duplicated()
+    if duplicated.any():
+        row = int(np.flatnonzero(duplicated.to_numpy())[0])
+        raise DatasetValidationError(
+            f"{what}: row {row}: TRANSACTION_ID {frame['TRANSACTION_ID'].iloc[row]} "
+            "appears twice; expected unique transaction ids"
+        )
+    return frame
+
+
+def compute_features(transactions: pd.DataFrame, day: dt.date) -> pd.DataFrame:
+    """The features of the transactions of `day`.
+
+    Args:
+        transactions: Rows in the canonical dtypes (``trainer.schema.COLUMNS``; only
+            ``INPUT_COLUMNS`` are read) covering `day` and whatever history before it is
+            available (``HISTORY_DAYS`` days give exact values).
+        day: The day whose transactions to return.
+
+    Returns:
+        One row per transaction of `day`, sorted by TRANSACTION_ID, with ``OUTPUT_COLUMNS``:
+        TRANSACTION_ID, TX_DATETIME, CUSTOMER_ID, TERMINAL_ID, TX_AMOUNT, TX_FRAUD, then the
+        other 14 of ``FEATURE_COLUMNS`` as float64.
+
+    Raises:
+        DatasetValidationError: A column is missing, of the wrong type, or has gaps, or a
+            transaction id repeats.
+    """
+    frame = _prepare(transactions, f"transactions for {day.isoformat()}")
+    start, end = _day_bounds_ns(day)
+    times = _nanoseconds(frame["TX_DATETIME"])
+    return _compute(frame, (times >= start) & (times < end))
+
+
+def features_for_frame(history: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
+    """Features of every row of `rows`, given the transactions that happened before them.
+
+    This serves datasets that are not one training day, such as the GKE sample's testing
+    dataset: `rows` is its content and `history` the training days before it. A history
+    row with the same TRANSACTION_ID as one of `rows` is dropped (the rows win), so passing
+    a history that overlaps `rows` does not count a transaction twice.
+
+    Args:
+        history: Earlier transactions, same columns as `rows`; may be empty.
+        rows: The transactions to compute features for.
+
+    Returns:
+        A frame like ``compute_features``' result with one row per row of `rows`.
+    """
+    rows = _prepare(rows, "rows to compute features for")
+    if len(history):
+        history = history[~history["TRANSACTION_ID"].isin(rows["TRANSACTION_ID"])]
+    if len(history):
+        history = _prepare(history, "history")
+        frame = pd.concat([history, rows], ignore_index=True)
+    else:
+        history, frame = rows.iloc[0:0], rows.reset_index(drop=True)
+    target = np.zeros(len(frame), dtype=bool)
+    target[len(history) :] = True
+    return _compute(frame, target)
+
+
+# --- the share: history and the features cache -------------------------------------------
+
+#: Key of the cache file's Parquet key-value metadata that records what it was built from.
+CACHE_METADATA_KEY = b"fraudpipe.features"
+
+
+def history_days(day: dt.date) -> list[dt.date]:
+    """The days whose transactions `day`'s features read: the 37 before it and itself."""
+    return [day - dt.timedelta(days=back) for back in range(HISTORY_DAYS, -1, -1)]
+
+
+def _require_dataset(share: Share, day: dt.date) -> Path:
+    path = share.training_dataset(day)
+    if not path.is_file():
+        raise DatasetValidationError(
+            f"{path}: no training dataset for {day.isoformat()}; ingest it first "
+            "(fraudpipe ingest)"
+        )
+    return path
+
+
+def read_transactions(path: Path) -> pd.DataFrame:
+    """The columns features need from one dataset file on the share."""
+    try:
+        table = pq.read_table(path, columns=INPUT_COLUMNS)
+    except (pa.ArrowInvalid, OSError, KeyError) as exc:
+        raise DatasetValidationError(
+            f"{path}: cannot read columns {INPUT_COLUMNS} as Parquet: {exc}"
+        ) from exc
+    return table.to_pandas()
+
+
+def load_history(share: Share, day: dt.date) -> pd.DataFrame:
+    """Transactions of `day` and the ``HISTORY_DAYS`` days before it that are on the share.
+
+    Missing earlier days are skipped (the first days of a run have no history; a gap is
+    allowed); a missing dataset for `day` itself raises ``DatasetValidationError``.
+    """
+    _require_dataset(share, day)
+    frames = [
+        read_transactions(share.training_dataset(d))
+        for d in history_days(day)
+        if share.training_dataset(d).is_file()
+    ]
+    return pd.concat(frames, ignore_index=True)
+
+
+def _manifest_hashes(share: Share) -> dict[str, str]:
+    """Stored-file sha256 per date from the ingest manifest, where it records one.
+
+    Only keys that name the hash of the converted Parquet file are trusted; a hash of the
+    source file would not change when conversion does.
+    """
+    try:
+        manifest = json.loads(share.ingest_manifest.read_text())
+    except (OSError, ValueError):
+        return {}
+    hashes: dict[str, str] = {}
+    if isinstance(manifest, dict):
+        for key, entry in manifest.items():
+            if isinstance(entry, dict):
+                for field in ("dataset_sha256", "parquet_sha256"):
+                    if isinstance(entry.get(field), str):
+                        hashes[str(key)] = entry[field]
+                        break
+    return hashes
+
+
+def input_hashes(share: Share, day: dt.date) -> dict[str, str]:
+    """Date -> sha256 of every dataset file `day`'s features are computed from."""
+    manifest = _manifest_hashes(share)
+    hashes = {}
+    for d in history_days(day):
+        path = share.training_dataset(d)
+        if path.is_file():
+            hashes[d.isoformat()] = manifest.get(d.isoformat()) or sha256_file(path)
+    return hashes
+
+
+def _cache_record(day: dt.date, hashes: dict[str, str]) -> dict[str, object]:
+    return {"features_version": FEATURES_VERSION, "day": day.isoformat(), "inputs": hashes}
+
+
+def _read_cache(path: Path, expected: dict[str, object]) -> pd.DataFrame | None:
+    """The cached frame if `path` holds features built from exactly `expected`."""
+    try:
+        metadata = pq.read_schema(path).metadata or {}
+        record = json.loads(metadata.get(CACHE_METADATA_KEY, b"null"))
+        if record != expected:
+            return None
+        frame = pq.read_table(path).to_pandas()
+    except (OSError, ValueError, pa.ArrowException):
+        # A torn or foreign file is no cache; recomputing is always correct.
+        return None
+    if list(frame.columns) != OUTPUT_COLUMNS:
+        return None
+    return frame
+
+
+def features_for_day(share: Share, day: dt.date, *, use_cache: bool = True) -> pd.DataFrame:
+    """Features of `day`'s training dataset, from the cache when it is still valid.
+
+    The cache ``share.features(day)`` is used only if it records the same
+    ``FEATURES_VERSION`` and the same sha256 for every input dataset; otherwise the
+    features are computed (and not written: see ``write_features_cache``).
+
+    Raises:
+        DatasetValidationError: `day` has no training dataset on the share.
+    """
+    _require_dataset(share, day)
+    if use_cache and share.features(day).is_file():
+        cached = _read_cache(share.features(day), _cache_record(day, input_hashes(share, day)))
+        if cached is not None:
+            return cached
+    return compute_features(load_history(share, day), day)
+
+
+def write_features_cache(share: Share, day: dt.date) -> Path:
+    """Compute `day`'s features and write them to ``share.features(day)`` atomically.
+
+    The file's Parquet metadata records the features version and the inputs' sha256; the
+    bytes depend only on those inputs and the library versions.
+    """
+    hashes = input_hashes(share, day)
+    frame = compute_features(load_history(share, day), day)
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    metadata = dict(table.schema.metadata or {})
+    metadata[CACHE_METADATA_KEY] = json.dumps(
+        _cache_record(day, hashes), sort_keys=True
+    ).encode()
+    table = table.replace_schema_metadata(metadata)
+    final = share.features(day)
+    with atomic_path(final) as tmp:
+        pq.write_table(table, tmp, compression="zstd")
+    return final
