@@ -92,11 +92,11 @@ class ArgoServer(Block):
     def _token_has_no_whitespace_inside(cls, value: SecretStr | None) -> SecretStr | None:
         if value is None:
             return value
-        text = value.get_secret_value().strip()
-        bare = text.removeprefix("Bearer ").strip()
-        if not bare or any(ch.isspace() for ch in bare):
+        words = value.get_secret_value().split()
+        bare = words[1:] if words[:1] == ["Bearer"] else words
+        if len(bare) != 1:
             raise ValueError("token must be one non-empty word, optionally after 'Bearer '")
-        return SecretStr(text)
+        return SecretStr(" ".join(words))
 
     def workflows_service(self) -> Any:
         """Hera's `WorkflowsService` for this server and namespace."""

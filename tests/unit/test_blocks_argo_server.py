@@ -1,0 +1,54 @@
+"""ArgoServer: validation at construction, the Hera service, UI links."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from blocks import ArgoServer
+
+
+@pytest.mark.parametrize(
+    ("fields", "field", "words"),
+    [
+        ({"url": "argo.example.com"}, "url", "http"),
+        ({"url": "ftp://argo.example.com"}, "url", "http"),
+        ({"url": "https://argo.example.com:99999"}, "url", "port"),
+        ({"url": "https://argo.example.com/?x=1"}, "url", "query"),
+        ({"ui_url": "argo-ui"}, "ui_url", "http"),
+        ({"namespace": "Argo"}, "namespace", "DNS-1123"),
+        ({"namespace": "argo_workflows"}, "namespace", "DNS-1123"),
+        ({"token": "two words"}, "token", "one non-empty word"),
+        ({"token": "Bearer "}, "token", "one non-empty word"),
+        ({"token": "Basic a b"}, "token", "one non-empty word"),
+    ],
+)
+def test_bad_field_fails_at_construction_naming_the_field(fields, field, words):
+    with pytest.raises(ValidationError) as caught:
+        ArgoServer(**fields)
+    assert field in {str(p) for e in caught.value.errors() for p in e["loc"]}
+    assert words in str(caught.value)
+
+
+def test_workflows_service_uses_url_namespace_token_and_tls():
+    from hera.workflows import WorkflowsService
+
+    block = ArgoServer(
+        url="https://argo.example.com:2746/", namespace="fraud", token="abc", verify_tls=False
+    )
+    service = block.workflows_service()
+    assert isinstance(service, WorkflowsService)
+    assert service.host == "https://argo.example.com:2746"
+    assert service.namespace == "fraud"
+    assert service.verify_ssl is False
+    assert service.token == "Bearer abc"
+    assert "abc" not in repr(block)
+
+
+def test_workflow_url_links_to_the_ui_defaulting_to_the_server():
+    block = ArgoServer(url="https://argo.example.com:2746", namespace="fraud")
+    assert block.workflow_url("train-x7") == "https://argo.example.com:2746/workflows/fraud/train-x7"
+    ui = ArgoServer(url="http://argo-server:2746", ui_url="https://argo.example.com/")
+    assert ui.workflow_url("w") == "https://argo.example.com/workflows/argo/w"
+    with pytest.raises(ValueError, match="workflow name"):
+        block.workflow_url("../secrets")
