@@ -119,7 +119,10 @@ def validate_dataset(df: pd.DataFrame, name: str, expected_date: dt.date | None)
         log.info("%s: dropping extra column(s) %s", name, ", ".join(extra))
     raw = df.reset_index(drop=True)
 
-    def where(row: int) -> str:
+    def where(row: int | None) -> str:
+        """Message prefix naming the row (None: the whole column)."""
+        if row is None:
+            return f"{name}: column"
         return f"{name}: row {row} (TRANSACTION_ID {raw['TRANSACTION_ID'].iloc[row]!s})"
 
     out = pd.DataFrame(index=raw.index)
@@ -155,7 +158,7 @@ def _to_number(series: pd.Series, column: str, where, *, integer: bool) -> pd.Se
         pd.api.types.is_numeric_dtype(series) or series.dtype == object
     ):
         raise DatasetValidationError(
-            f"{where(0)}: {column} has dtype {series.dtype}, expected {expected}"
+            f"{where(None)} {column} has dtype {series.dtype}, expected {expected}"
         )
     if series.dtype == object:  # the sample's id columns: Python ints in an object column
         is_number = series.map(
@@ -170,7 +173,8 @@ def _to_number(series: pd.Series, column: str, where, *, integer: bool) -> pd.Se
             )
         series = pd.to_numeric(series)
     if isinstance(series.dtype, pd.api.extensions.ExtensionDtype):  # nullable Int64 & co.
-        series = series.astype("float64") if series.hasnans else series.astype(series.dtype.numpy_dtype)
+        numpy_dtype = "float64" if series.hasnans else series.dtype.numpy_dtype
+        series = series.astype(numpy_dtype)
     values = series.to_numpy()
     if values.dtype.kind == "f":
         bad = ~np.isfinite(values)
@@ -197,7 +201,7 @@ def _to_datetime(series: pd.Series, where) -> pd.Series:
     column = "TX_DATETIME"
     if isinstance(series.dtype, pd.DatetimeTZDtype):
         raise DatasetValidationError(
-            f"{where(0)}: {column} has time zone {series.dtype.tz}, expected tz-naive datetimes"
+            f"{where(None)} {column} has time zone {series.dtype.tz}, expected tz-naive datetimes"
         )
     if pd.api.types.is_datetime64_dtype(series):
         converted = series.astype("datetime64[ns]")
@@ -208,7 +212,7 @@ def _to_datetime(series: pd.Series, where) -> pd.Series:
         converted = pd.to_datetime(series, format="ISO8601", errors="coerce")
         if isinstance(converted.dtype, pd.DatetimeTZDtype):
             raise DatasetValidationError(
-                f"{where(0)}: {column} has time zone {converted.dtype.tz}, expected tz-naive"
+                f"{where(None)} {column} has time zone {converted.dtype.tz}, expected tz-naive"
             )
         unparsed = converted.isna() & series.notna()
         if unparsed.any():
@@ -220,7 +224,7 @@ def _to_datetime(series: pd.Series, where) -> pd.Series:
         converted = converted.astype("datetime64[ns]")
     else:
         raise DatasetValidationError(
-            f"{where(0)}: {column} has dtype {series.dtype}, "
+            f"{where(None)} {column} has dtype {series.dtype}, "
             "expected int64 nanoseconds or datetime64"
         )
     if converted.isna().any():
