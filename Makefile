@@ -1,0 +1,45 @@
+# fraudpipe: every command sets up what it needs on a fresh machine (a virtualenv in .venv,
+# and redis-server from Debian's packages when it is missing).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+DAYS   ?= 10
+RUN_DIR ?= .fraudpipe
+PYTEST_ARGS ?=
+
+.PHONY: run test test-all test-slow setup redis render validate bench clean
+
+$(BIN)/fraudpipe: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+redis:
+	@command -v redis-server >/dev/null 2>&1 || { \
+	  echo "redis-server is missing: installing Debian's redis-server package"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq redis-server >/dev/null; }
+
+setup: $(BIN)/fraudpipe redis
+
+## The main job on the embedded default: DAYS simulated days, ingested and trained locally.
+run: setup
+	$(BIN)/python -m flows.embedded --days $(DAYS) --run-dir $(RUN_DIR)
+
+## Unit and integration tests (real redis-server, real Prefect server); not slow, not on_cluster.
+test: setup
+	$(BIN)/python -m pytest -m "not slow and not on_cluster" $(PYTEST_ARGS)
+
+test-slow: setup
+	$(BIN)/python -m pytest -m "slow and not on_cluster" $(PYTEST_ARGS)
+
+render: setup
+	$(BIN)/fraudpipe render --out deployments/argo
+
+validate: setup
+	$(BIN)/fraudpipe validate deployments
+
+clean:
+	rm -rf $(VENV) $(RUN_DIR)
