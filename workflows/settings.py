@@ -66,6 +66,9 @@ class WorkflowSettings(BaseModel):
     pvc_name: str = Field(default="fileserver-claim", min_length=1)
     """Filestore PVC, as in the GKE sample."""
 
+    filestore_storage_class: str = Field(default="standard-rwx", min_length=1)
+    """StorageClass of the rendered claim (GKE's Filestore CSI driver, basic HDD tier)."""
+
     mount_path: str = Field(default="/mnt/fileserver", pattern=r"^/")
     """Where the share is mounted in every pod; the CLI's `--storage`."""
 

@@ -62,12 +62,12 @@ def retry_strategy(settings: WorkflowSettings) -> RetryStrategy:
     OnError would not retry (FACTS section 4); the expression filters instead.
     """
     return RetryStrategy(
-        limit=settings.retry_limit,
+        limit=str(settings.retry_limit),
         retry_policy="Always",
         expression=retry_expression(),
         backoff=m.Backoff(
             duration=settings.backoff_duration,
-            factor=m.IntOrString(settings.backoff_factor),
+            factor=m.IntOrString(str(settings.backoff_factor)),
             max_duration=settings.backoff_max_duration,
         ),
     )
@@ -218,7 +218,11 @@ def spec_kwargs(settings: WorkflowSettings) -> dict[str, Any]:
 
 
 def add_templates(settings: WorkflowSettings) -> None:
-    """Define every template inside the active Hera workflow context."""
+    """Define every template inside the active Hera workflow context.
+
+    Template-level `activeDeadlineSeconds` and retry `limit` are strings: Argo's v4.1
+    schema types them as IntOrString with `type: string`.
+    """
     storage = settings.mount_path
     plan_t = Script(
         name="plan",
@@ -236,7 +240,7 @@ def add_templates(settings: WorkflowSettings) -> None:
         env=common_env(),
         retry_strategy=retry_strategy(settings),
         pod_spec_patch=on_demand_patch(),
-        active_deadline_seconds=300,
+        active_deadline_seconds="300",
         labels={STEP_LABEL: "plan"},
     )
     features_t = Container(
@@ -245,7 +249,7 @@ def add_templates(settings: WorkflowSettings) -> None:
         args=["features", "--storage", storage, "--dataset", "{{inputs.parameters.date}}"],
         inputs=[Parameter(name="date")],
         env=common_env(),
-        active_deadline_seconds=settings.features_deadline_seconds,
+        active_deadline_seconds=str(settings.features_deadline_seconds),
         labels={STEP_LABEL: "features", FIRST_DAY_LABEL: "{{inputs.parameters.date}}",
                 LAST_DAY_LABEL: "{{inputs.parameters.date}}"},
         **step_template(settings),
@@ -259,7 +263,7 @@ def add_templates(settings: WorkflowSettings) -> None:
             Env(name="FRAUDPIPE_DATASETS", value="{{inputs.parameters.datasets}}"),
             Env(name="FRAUDPIPE_STORAGE", value=storage),
         ],
-        active_deadline_seconds=settings.step_deadline_seconds,
+        active_deadline_seconds=str(settings.step_deadline_seconds),
         labels={STEP_LABEL: "train", FIRST_DAY_LABEL: "{{inputs.parameters.first}}",
                 LAST_DAY_LABEL: "{{inputs.parameters.last}}"},
         **step_template(settings),
@@ -270,7 +274,7 @@ def add_templates(settings: WorkflowSettings) -> None:
         args=["worker", "--storage", storage, "--redis-url",
               "{{workflow.parameters.redis-url}}", "--burst"],
         env=common_env() + redis_env(settings),
-        active_deadline_seconds=settings.workflow_deadline_seconds,
+        active_deadline_seconds=str(settings.workflow_deadline_seconds),
         labels={STEP_LABEL: "worker"},
         synchronization=m.Synchronization(mutexes=[m.Mutex(name=settings.training_mutex)]),
         **step_template(settings),
@@ -280,7 +284,7 @@ def add_templates(settings: WorkflowSettings) -> None:
         command=["fraudpipe"],
         args=["report", "--storage", storage, "--json"],
         env=common_env(),
-        active_deadline_seconds=600,
+        active_deadline_seconds="600",
         labels={STEP_LABEL: "report"},
         **step_template(settings),
     )

@@ -1,0 +1,59 @@
+"""`fraudpipe render` and `fraudpipe validate`, plugged into the CLI by entry points."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from workflows.validate import REPO_ROOT
+
+
+def add_render_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register `fraudpipe render --out DIR`."""
+    from workflows.render import DEFAULT_OUT
+
+    parser = subparsers.add_parser(
+        "render", help="write the Argo workflow YAML (and PV/PVC, RBAC) to a directory")
+    parser.add_argument("--out", default=str(DEFAULT_OUT),
+                        help="output directory (default: deployments/argo of the repository)")
+    parser.set_defaults(func=run_render)
+
+
+def run_render(args: argparse.Namespace) -> int:
+    """Render every manifest and print the files written."""
+    from workflows.render import FILESTORE_FILE, write
+
+    written = write(args.out)
+    for path in written:
+        print(path)
+    if not any(path.name == FILESTORE_FILE for path in written):
+        print(f"note: {FILESTORE_FILE} skipped: blocks.filestore is not importable",
+              file=sys.stderr)
+    return 0
+
+
+def add_validate_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register `fraudpipe validate [PATH...]`."""
+    parser = subparsers.add_parser(
+        "validate", help="strictly validate Argo and Kubernetes manifests offline")
+    parser.add_argument("paths", nargs="*", metavar="PATH",
+                        help="files or directories (default: deployments/ of the repository)")
+    parser.add_argument("--schema", default=None,
+                        help="Argo JSON schema (default: ../shared/reference/argo/"
+                             "workflows-v4.1-jsonschema.json)")
+    parser.set_defaults(func=run_validate)
+
+
+def run_validate(args: argparse.Namespace) -> int:
+    """Print every problem; exit 1 when there is one, 2 when nothing was found to check."""
+    from workflows.validate import validate_paths
+
+    paths = args.paths or [str(REPO_ROOT / "deployments")]
+    files, problems = validate_paths(paths, args.schema)
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+    if not files:
+        print(f"error: no YAML manifests under {', '.join(paths)}", file=sys.stderr)
+        return 2
+    print(f"{len(files)} file(s) checked, {len(problems)} problem(s)")
+    return 1 if problems else 0
