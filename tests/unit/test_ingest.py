@@ -1,0 +1,283 @@
+"""Ingesting files onto the share (trainer.ingest, `fraudpipe ingest`)."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import trainer.ingest
+from trainer.commands import ingest as ingest_command
+from trainer.datasets import load_training_day
+from trainer.errors import DatasetValidationError
+from trainer.ingest import ingest_path, read_manifest
+from trainer.schema import COLUMNS
+from trainer.storage import Share, sha256_file
+
+REPO = Path(__file__).resolve().parents[2]
+SAMPLE = (REPO / "../shared/reference/gke-sample/datasets").resolve()
+
+
+def _load_fixtures():
+    path = REPO / "tests" / "fixtures" / "bad_datasets.py"
+    spec = importlib.util.spec_from_file_location("fraudpipe_test_bad_datasets", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+fixtures = _load_fixtures()
+DAY = dt.date(2018, 4, 2)
+
+
+def write_day(directory: Path, day: dt.date = DAY, seed: int = 0, suffix: str = "parquet") -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{day.isoformat()}.{suffix}"
+    frame = fixtures.good_frame(day, seed=seed)
+    if suffix == "csv":
+        frame.to_csv(path, index=False)
+    else:
+        frame.to_parquet(path, index=False)
+    return path
+
+
+def run_cli(*argv: str) -> int:
+    parser = argparse.ArgumentParser()
+    ingest_command.add_parser(parser.add_subparsers())
+    args = parser.parse_args(["ingest", *argv])
+    return args.func(args)
+
+
+def test_bad_corpus_is_quarantined_with_specific_reasons_and_good_files_are_ingested(tmp_path):
+    # GIVEN a landing directory holding the bad corpus and four good files
+    landing = tmp_path / "landing"
+    expected_reasons, good_names = fixtures.write_corpus(landing)
+    assert len(expected_reasons) >= 12
+    share = Share.at(tmp_path / "share")
+
+    # WHEN the whole directory is ingested
+    result = ingest_path(landing, share)
+
+    # THEN every bad file is in quarantine with its own reason, and removed from landing
+    reasons = {Path(entry["source"]).name: entry["reason"] for entry in result.quarantined}
+    assert set(reasons) == set(expected_reasons)
+    for name, fragment in expected_reasons.items():
+        assert reasons[name].startswith(f"{name}: "), reasons[name]
+        assert fragment in reasons[name], (name, reasons[name])
+        reason_file = share.quarantine_dir / f"{name}.reason.txt"
+        assert fragment in reason_file.read_text()
+        assert (share.quarantine_dir / name).is_file()
+        assert not (landing / name).exists()
+    # AND the good files are on the share in canonical form, and stay in landing
+    assert sorted(Path(entry["source"]).name for entry in result.ingested) == good_names
+    assert share.training_dates() == [dt.date(2018, 4, n) for n in (1, 2, 3, 4)]
+    for day in share.training_dates():
+        frame = load_training_day(share, day)
+        assert len(frame) == 40
+        assert (frame["TX_DATETIME"].dt.date == day).all()
+    assert sorted(p.name for p in landing.iterdir()) == good_names
+    assert result.refused == [] and result.unchanged == []
+
+
+def test_quarantine_copies_when_the_source_cannot_be_removed(tmp_path, monkeypatch):
+    # Tests run as root, for whom a read-only directory is still writable: make the
+    # removal itself fail the way a read-only landing mount does.
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    bad = landing / "2018-04-02.csv"
+    bad.write_text("not,a,dataset\n1,2,3\n")
+
+    def read_only_unlink(self, missing_ok=False):
+        raise PermissionError(30, "Read-only file system", str(self))
+
+    monkeypatch.setattr(Path, "unlink", read_only_unlink)
+    result = ingest_path(landing, Share.at(tmp_path / "share"))
+    monkeypatch.undo()
+
+    [entry] = result.quarantined
+    assert entry["source_removed"] is False
+    assert bad.exists()
+    assert Path(entry["quarantined_to"]).read_bytes() == bad.read_bytes()
+    assert "missing column(s) TRANSACTION_ID" in entry["reason"]
+
+
+@pytest.mark.skipif(not SAMPLE.is_dir(), reason=f"GKE sample datasets not found at {SAMPLE}")
+def test_gke_sample_pickles_ingest_with_allow_pickle(tmp_path):
+    share = Share.at(tmp_path / "share")
+
+    training = ingest_path(SAMPLE / "training", share, allow_pickle=True)
+    testing = ingest_path(SAMPLE / "testing" / "test_dataset.pkl", share, allow_pickle=True, testing=True)
+
+    assert [(e["date"], e["rows"], e["frauds"]) for e in training.ingested] == [
+        ("2018-04-01", 9488, 3),
+        ("2018-04-02", 9583, 13),
+        ("2018-04-03", 9747, 15),
+        ("2018-04-04", 9530, 18),
+    ]
+    # 9629 of the 9651 test rows are not fraud (FACTS section 1: accuracy 0.99772).
+    assert [(e["date"], e["rows"], e["frauds"]) for e in testing.ingested] == [("2018-04-05", 9651, 22)]
+    assert share.testing_dataset("2018-04-05").is_file()
+    frame = load_training_day(share, dt.date(2018, 4, 1))
+    assert {c: str(t) for c, t in frame.dtypes.items()} == {c: str(t) for c, t in COLUMNS.items()}
+    original = pd.read_pickle(SAMPLE / "training" / "2018-04-01.pkl")  # allow_pickle: test reference
+    # The sample breaks datetime ties in no particular order; the share breaks them by id.
+    original = original.sort_values(["TX_DATETIME", "TRANSACTION_ID"])
+    assert frame["TRANSACTION_ID"].tolist() == original["TRANSACTION_ID"].tolist()
+    assert frame["CUSTOMER_ID"].tolist() == [int(v) for v in original["CUSTOMER_ID"]]
+    assert frame["TX_DATETIME"].astype("int64").tolist() == original["TX_DATETIME"].tolist()
+    manifest = read_manifest(share)
+    assert sorted(manifest["training"]) == ["2018-04-01", "2018-04-02", "2018-04-03", "2018-04-04"]
+    assert manifest["testing"]["2018-04-05"]["source"] == "test_dataset.pkl"
+    assert manifest["training"]["2018-04-02"]["output_sha256"] == sha256_file(
+        share.training_dataset(dt.date(2018, 4, 2))
+    )
+
+
+@pytest.mark.skipif(not SAMPLE.is_dir(), reason=f"GKE sample datasets not found at {SAMPLE}")
+def test_gke_sample_pickles_are_quarantined_without_allow_pickle(tmp_path):
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    (landing / "2018-04-01.pkl").write_bytes((SAMPLE / "training" / "2018-04-01.pkl").read_bytes())
+
+    status = run_cli("--source", str(landing), "--storage", str(tmp_path / "share"))
+
+    assert status == 3  # nothing could be read
+    assert (tmp_path / "share/datasets/quarantine/2018-04-01.pkl.reason.txt").is_file()
+
+
+def test_identical_reingest_is_a_no_op(tmp_path):
+    landing = tmp_path / "landing"
+    write_day(landing)
+    share = Share.at(tmp_path / "share")
+    first = ingest_path(landing, share)
+    output = share.training_dataset(DAY)
+    before = (output.read_bytes(), output.stat().st_mtime_ns, share.ingest_manifest.read_bytes())
+
+    again = ingest_path(landing, share)
+
+    assert len(first.ingested) == 1
+    assert again.ingested == [] and [e["date"] for e in again.unchanged] == ["2018-04-02"]
+    after = (output.read_bytes(), output.stat().st_mtime_ns, share.ingest_manifest.read_bytes())
+    assert after == before
+
+
+def test_same_content_in_another_format_is_unchanged_and_output_identical(tmp_path):
+    share = Share.at(tmp_path / "share")
+    ingest_path(write_day(tmp_path / "a", suffix="parquet"), share)
+    output = share.training_dataset(DAY)
+    before = (output.read_bytes(), output.stat().st_mtime_ns)
+
+    result = ingest_path(write_day(tmp_path / "b", suffix="csv"), share)
+
+    assert [e["date"] for e in result.unchanged] == ["2018-04-02"]
+    assert (output.read_bytes(), output.stat().st_mtime_ns) == before
+    assert read_manifest(share)["training"]["2018-04-02"]["source"] == "2018-04-02.csv"
+
+
+def test_output_is_deterministic_across_shares(tmp_path):
+    source = write_day(tmp_path / "landing", seed=4)
+    first, second = Share.at(tmp_path / "one"), Share.at(tmp_path / "two")
+
+    ingest_path(source, first)
+    ingest_path(source, second)
+
+    assert first.training_dataset(DAY).read_bytes() == second.training_dataset(DAY).read_bytes()
+
+
+def test_changed_file_for_an_untrained_day_replaces_the_old_one(tmp_path):
+    share = Share.at(tmp_path / "share")
+    ingest_path(write_day(tmp_path / "v1", seed=1), share)
+    old_sha = sha256_file(share.training_dataset(DAY))
+
+    result = ingest_path(write_day(tmp_path / "v2", seed=2), share)
+
+    [entry] = result.ingested
+    assert entry["replaced"] is True
+    new_sha = sha256_file(share.training_dataset(DAY))
+    assert new_sha != old_sha and entry["sha256"] == new_sha
+    assert read_manifest(share)["training"]["2018-04-02"]["output_sha256"] == new_sha
+
+
+def test_changed_file_for_a_trained_day_is_refused_and_left_in_place(tmp_path, monkeypatch):
+    share = Share.at(tmp_path / "share")
+    ingest_path(write_day(tmp_path / "v1", seed=1), share)
+    before = share.training_dataset(DAY).read_bytes()
+    monkeypatch.setattr(trainer.ingest, "_trained_dates", lambda _share: {DAY})
+    changed = write_day(tmp_path / "v2", seed=2)
+
+    result = ingest_path(changed, share)
+
+    [entry] = result.refused
+    assert "2018-04-02 is already trained" in entry["reason"]
+    assert "cannot change" in entry["reason"]
+    assert changed.exists()
+    assert not (share.quarantine_dir / changed.name).exists()
+    assert share.training_dataset(DAY).read_bytes() == before
+    assert result.ingested == [] and result.quarantined == []
+
+
+def test_trained_dates_lookup_works_with_or_without_the_lineage_module(tmp_path):
+    assert trainer.ingest._trained_dates(Share.at(tmp_path)) == set()
+
+
+def test_a_failed_write_leaves_the_old_file_intact_and_no_partial_file(tmp_path, monkeypatch):
+    # GIVEN a day already on the share
+    share = Share.at(tmp_path / "share")
+    ingest_path(write_day(tmp_path / "v1", seed=1), share)
+    old = share.training_dataset(DAY).read_bytes()
+    manifest = share.ingest_manifest.read_bytes()
+
+    # WHEN the replacement's write dies half-way through
+    real_write_bytes = Path.write_bytes
+
+    def write_half_then_fail(self, data):
+        real_write_bytes(self, data[: len(data) // 2])
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_bytes", write_half_then_fail)
+    with pytest.raises(OSError, match="No space left"):
+        ingest_path(write_day(tmp_path / "v2", seed=2), share)
+    monkeypatch.undo()
+
+    # THEN the old file and the manifest are untouched and no temporary file is left
+    assert share.training_dataset(DAY).read_bytes() == old
+    assert share.ingest_manifest.read_bytes() == manifest
+    assert sorted(p.name for p in share.training_dir.iterdir()) == ["2018-04-02.parquet"]
+
+
+def test_testing_file_with_a_non_date_name_takes_the_date_of_its_rows(tmp_path):
+    path = tmp_path / "test_dataset.parquet"
+    fixtures.good_frame(dt.date(2018, 4, 5)).to_parquet(path, index=False)
+    share = Share.at(tmp_path / "share")
+
+    result = ingest_path(path, share, testing=True)
+
+    assert [e["date"] for e in result.ingested] == ["2018-04-05"]
+    assert share.testing_dataset("2018-04-05").is_file()
+    assert not share.training_dir.exists()
+
+
+def test_cli_json_lists_every_outcome_and_exits_zero(tmp_path, capsys):
+    landing = tmp_path / "landing"
+    write_day(landing)
+    (landing / "2018-04-03.csv").write_text("")
+
+    status = run_cli("--source", str(landing), "--storage", str(tmp_path / "share"), "--json")
+
+    report = json.loads(capsys.readouterr().out)
+    assert status == 0
+    assert [e["date"] for e in report["ingested"]] == ["2018-04-02"]
+    assert "file is empty (0 bytes)" in report["quarantined"][0]["reason"]
+    assert report["unchanged"] == [] and report["refused"] == []
+
+
+def test_cli_missing_source_is_an_error(tmp_path):
+    with pytest.raises(DatasetValidationError, match="no such file or directory"):
+        run_cli("--source", str(tmp_path / "nowhere"), "--storage", str(tmp_path / "share"))
