@@ -15,6 +15,7 @@ import fcntl
 import hashlib
 import os
 import tempfile
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -172,12 +173,22 @@ def atomic_write_text(final: str | os.PathLike[str], text: str) -> None:
     atomic_write_bytes(final, text.encode("utf-8"))
 
 
+_THREAD_LOCKS: dict[str, threading.Lock] = {}
+_THREAD_LOCKS_GUARD = threading.Lock()
+
+
 @contextlib.contextmanager
 def file_lock(path: str | os.PathLike[str]) -> Iterator[None]:
-    """Exclusive POSIX lock on `path` (fcntl locks go through NFS's lock manager)."""
+    """Exclusive lock on `path` across processes and pods, and across threads.
+
+    fcntl locks go through NFS's lock manager, but they belong to the process, so
+    threads of one process would all pass; a per-path thread lock covers that case.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as handle:
+    with _THREAD_LOCKS_GUARD:
+        thread_lock = _THREAD_LOCKS.setdefault(str(path.resolve()), threading.Lock())
+    with thread_lock, open(path, "a+") as handle:
         fcntl.lockf(handle.fileno(), fcntl.LOCK_EX)
         try:
             yield
