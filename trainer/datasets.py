@@ -162,8 +162,10 @@ def _to_number(series: pd.Series, column: str, where, *, integer: bool) -> pd.Se
         )
     if series.dtype == object:  # the sample's id columns: Python ints in an object column
         is_number = series.map(
-            lambda v: isinstance(v, (int, float, np.integer, np.floating))
-            and not isinstance(v, (bool, np.bool_))
+            lambda v: (
+                isinstance(v, (int, float, np.integer, np.floating))
+                and not isinstance(v, (bool, np.bool_))
+            )
         )
         if not is_number.all():
             row = _first(~is_number)
@@ -192,7 +194,9 @@ def _to_number(series: pd.Series, column: str, where, *, integer: bool) -> pd.Se
                 )
     if integer and values.dtype.kind == "u" and (values > np.iinfo(np.int64).max).any():
         row = _first(values > np.iinfo(np.int64).max)
-        raise DatasetValidationError(f"{where(row)}: {column} is {values[row]}, too large for int64")
+        raise DatasetValidationError(
+            f"{where(row)}: {column} is {values[row]}, too large for int64"
+        )
     return pd.Series(values.astype("int64" if integer else "float64"), index=series.index)
 
 

@@ -27,7 +27,14 @@ import pyarrow.parquet as pq
 from trainer.datasets import dataset_day, read_dataset, validate_dataset
 from trainer.errors import ChangedDatasetError, DatasetValidationError, FraudpipeError
 from trainer.schema import COLUMNS, LABEL, date_from_name
-from trainer.storage import Share, atomic_path, atomic_write_text, file_lock, sha256_bytes, sha256_file
+from trainer.storage import (
+    Share,
+    atomic_path,
+    atomic_write_text,
+    file_lock,
+    sha256_bytes,
+    sha256_file,
+)
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +65,11 @@ class IngestResult:
 
     def summary(self) -> str:
         """Human-readable lines, one per file, then the totals."""
-        lines = [f"ingested   {e['date']} <- {e['source']} ({e['rows']} rows, {e['frauds']} frauds)"
-                 + (" [replaced]" if e["replaced"] else "") for e in self.ingested]
+        lines = [
+            f"ingested   {e['date']} <- {e['source']} ({e['rows']} rows, {e['frauds']} frauds)"
+            + (" [replaced]" if e["replaced"] else "")
+            for e in self.ingested
+        ]
         lines += [f"unchanged  {e['date']} <- {e['source']}" for e in self.unchanged]
         lines += [f"quarantined {e['source']}: {e['reason']}" for e in self.quarantined]
         lines += [f"refused    {e['source']}: {e['reason']}" for e in self.refused]
@@ -148,11 +158,13 @@ def _ingest_file(
             and trained_on not in (None, entry["output_sha256"])
             and day in _trained_dates(share)
         ):
-            reason = str(ChangedDatasetError(
-                f"{path.name}: {day} is already trained on a dataset with sha256 {trained_on}, "
-                f"this file converts to {entry['output_sha256']}; a trained day cannot change "
-                "(replay from an earlier checkpoint instead); the file was left in place"
-            ))
+            reason = str(
+                ChangedDatasetError(
+                    f"{path.name}: {day} is already trained on a dataset with sha256 {trained_on}, "
+                    f"this file converts to {entry['output_sha256']}; a trained day cannot change "
+                    "(replay from an earlier checkpoint instead); the file was left in place"
+                )
+            )
             result.refused.append({"source": str(path), "date": day.isoformat(), "reason": reason})
             return
         with atomic_path(output) as tmp:
@@ -160,14 +172,16 @@ def _ingest_file(
         manifest[kind][day.isoformat()] = {**entry, "ingested_at": _now()}
         _write_manifest(share, manifest)
     dropped = [str(c) for c in raw.columns if c not in COLUMNS]
-    result.ingested.append({
-        **_brief(path, kind, day, share),
-        "rows": entry["rows"],
-        "frauds": entry["frauds"],
-        "sha256": entry["output_sha256"],
-        "replaced": on_share is not None,
-        "dropped_columns": dropped,
-    })
+    result.ingested.append(
+        {
+            **_brief(path, kind, day, share),
+            "rows": entry["rows"],
+            "frauds": entry["frauds"],
+            "sha256": entry["output_sha256"],
+            "replaced": on_share is not None,
+            "dropped_columns": dropped,
+        }
+    )
 
 
 def canonical_parquet_bytes(frame: pd.DataFrame) -> bytes:
@@ -193,7 +207,9 @@ def quarantine(path: Path, share: Share, reason: str) -> dict:
         reason = f"{reason} (could not copy the file: {exc})"
         destination = None
     reason_file = share.quarantine_dir / f"{path.name}.reason.txt"
-    atomic_write_text(reason_file, f"{reason}\nsource: {path.resolve()}\nquarantined_at: {_now()}\n")
+    atomic_write_text(
+        reason_file, f"{reason}\nsource: {path.resolve()}\nquarantined_at: {_now()}\n"
+    )
     removed = False
     if destination is not None:
         try:

@@ -100,7 +100,10 @@ def test_the_message_names_file_row_id_value_and_expectation():
     with pytest.raises(DatasetValidationError) as caught:
         validate_dataset(raw, "2018-04-03.csv", DAY)
 
-    assert str(caught.value) == "2018-04-03.csv: row 17 (TRANSACTION_ID 19088): TX_AMOUNT is -4.2, expected >= 0"
+    assert (
+        str(caught.value)
+        == "2018-04-03.csv: row 17 (TRANSACTION_ID 19088): TX_AMOUNT is -4.2, expected >= 0"
+    )
 
 
 @pytest.mark.parametrize(
@@ -129,7 +132,9 @@ def test_fraud_label_must_agree_with_scenario():
     raw = fixtures.good_frame(DAY, rows=20, seed=2)
     raw.loc[6, ["TX_FRAUD", "TX_FRAUD_SCENARIO"]] = [1, 0]
 
-    with pytest.raises(DatasetValidationError, match="row 6 .*TX_FRAUD is 1 but TX_FRAUD_SCENARIO is 0"):
+    with pytest.raises(
+        DatasetValidationError, match="row 6 .*TX_FRAUD is 1 but TX_FRAUD_SCENARIO is 0"
+    ):
         validate_dataset(raw, "2018-04-03.parquet", DAY)
 
 
@@ -137,7 +142,9 @@ def test_object_id_column_holding_text_is_refused_with_its_row():
     raw = fixtures.sample_like(fixtures.good_frame(DAY, rows=20, seed=2))
     raw.loc[8, "TERMINAL_ID"] = "T-17"
 
-    with pytest.raises(DatasetValidationError, match=r"row 8 .*TERMINAL_ID is 'T-17' \(str\), expected an integer"):
+    with pytest.raises(
+        DatasetValidationError, match=r"row 8 .*TERMINAL_ID is 'T-17' \(str\), expected an integer"
+    ):
         validate_dataset(raw, "2018-04-03.pkl", DAY)
 
 
@@ -163,7 +170,9 @@ def test_without_an_expected_date_all_rows_must_share_one_day():
 
     mixed = one_day.copy()
     mixed.loc[12, "TX_DATETIME"] = pd.Timestamp("2018-04-04 10:00")
-    with pytest.raises(DatasetValidationError, match="row 12 .*is on 2018-04-04, expected the day of row 0"):
+    with pytest.raises(
+        DatasetValidationError, match="row 12 .*is on 2018-04-04, expected the day of row 0"
+    ):
         validate_dataset(mixed, "test_dataset.pkl", None)
 
 
@@ -202,7 +211,9 @@ def test_load_training_day_reads_back_and_names_a_missing_file(tmp_path):
 def test_load_training_day_refuses_a_non_canonical_file(tmp_path):
     share = Share.at(tmp_path)
     share.training_dir.mkdir(parents=True)
-    fixtures.sample_like(fixtures.good_frame(DAY)).to_parquet(share.training_dataset(DAY), index=False)
+    fixtures.sample_like(fixtures.good_frame(DAY)).to_parquet(
+        share.training_dataset(DAY), index=False
+    )
 
     with pytest.raises(DatasetValidationError, match="expected the canonical"):
         load_training_day(share, DAY)

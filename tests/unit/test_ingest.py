@@ -113,7 +113,9 @@ def test_gke_sample_pickles_ingest_with_allow_pickle(tmp_path):
     share = Share.at(tmp_path / "share")
 
     training = ingest_path(SAMPLE / "training", share, allow_pickle=True)
-    testing = ingest_path(SAMPLE / "testing" / "test_dataset.pkl", share, allow_pickle=True, testing=True)
+    testing = ingest_path(
+        SAMPLE / "testing" / "test_dataset.pkl", share, allow_pickle=True, testing=True
+    )
 
     assert [(e["date"], e["rows"], e["frauds"]) for e in training.ingested] == [
         ("2018-04-01", 9488, 3),
@@ -122,11 +124,15 @@ def test_gke_sample_pickles_ingest_with_allow_pickle(tmp_path):
         ("2018-04-04", 9530, 18),
     ]
     # 9629 of the 9651 test rows are not fraud (FACTS section 1: accuracy 0.99772).
-    assert [(e["date"], e["rows"], e["frauds"]) for e in testing.ingested] == [("2018-04-05", 9651, 22)]
+    assert [(e["date"], e["rows"], e["frauds"]) for e in testing.ingested] == [
+        ("2018-04-05", 9651, 22)
+    ]
     assert share.testing_dataset("2018-04-05").is_file()
     frame = load_training_day(share, dt.date(2018, 4, 1))
     assert {c: str(t) for c, t in frame.dtypes.items()} == {c: str(t) for c, t in COLUMNS.items()}
-    original = pd.read_pickle(SAMPLE / "training" / "2018-04-01.pkl")  # allow_pickle: test reference
+    original = pd.read_pickle(
+        SAMPLE / "training" / "2018-04-01.pkl"
+    )  # allow_pickle: test reference
     # The sample breaks datetime ties in no particular order; the share breaks them by id.
     original = original.sort_values(["TX_DATETIME", "TRANSACTION_ID"])
     assert frame["TRANSACTION_ID"].tolist() == original["TRANSACTION_ID"].tolist()
