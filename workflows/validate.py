@@ -176,6 +176,8 @@ def validate_document(document: Any, file: str, index: int,
     if not isinstance(document, dict):
         return [Problem(file, index, "$", "expected a mapping (a Kubernetes object)")]
     kind = document.get("kind")
+    if kind is None and "apiVersion" not in document:
+        return []  # not a Kubernetes object (e.g. a Prefect job template beside ours)
     if kind in ARGO_KINDS:
         if document.get("apiVersion") != ARGO_API_VERSION:
             return [Problem(file, index, "$.apiVersion", f"expected {ARGO_API_VERSION!r}, got "

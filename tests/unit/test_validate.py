@@ -1,0 +1,152 @@
+"""Strict offline validation: the committed YAML passes, broken copies are each rejected
+with the JSON path of the bad field."""
+
+from __future__ import annotations
+
+import argparse
+import copy
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import yaml
+
+from workflows.cli import add_validate_parser
+from workflows.validate import shared_dir, validate_paths
+
+DEPLOYMENTS = Path(__file__).resolve().parents[2] / "deployments"
+TEMPLATE = DEPLOYMENTS / "argo" / "fraudpipe-train-workflowtemplate.yaml"
+RBAC = DEPLOYMENTS / "argo" / "fraudpipe-rbac.yaml"
+PVC = DEPLOYMENTS / "argo" / "filestore-pv-pvc.yaml"
+
+pytestmark = pytest.mark.skipif(
+    not (shared_dir() / "reference" / "argo").is_dir(),
+    reason="../shared/reference/argo is not beside the repository",
+)
+
+
+def template_index(document: dict, name: str) -> int:
+    return [t["name"] for t in document["spec"]["templates"]].index(name)
+
+
+def test_committed_manifests_validate_strictly():
+    files, problems = validate_paths([DEPLOYMENTS])
+    assert {f.name for f in files} >= {
+        "fraudpipe-train-workflowtemplate.yaml", "fraudpipe-train-workflow.yaml",
+        "fraudpipe-daily-cronworkflow.yaml", "fraudpipe-rbac.yaml"}
+    assert problems == []
+
+
+def _unknown_template_key(doc):
+    i = template_index(doc, "train-batch")
+    doc["spec"]["templates"][i]["retryStrategy"]["maxRetries"] = "3"
+    return f"$.spec.templates[{i}].retryStrategy.maxRetries", "unknown key 'maxRetries'"
+
+
+def _unknown_container_key(doc):
+    i = template_index(doc, "features")
+    doc["spec"]["templates"][i]["container"]["securityContext"]["readOnlyRootFS"] = True
+    return (f"$.spec.templates[{i}].container.securityContext.readOnlyRootFS",
+            "unknown key 'readOnlyRootFS'")
+
+
+def _singular_mutex(doc):
+    # Argo v4 dropped `synchronization.mutex` for `mutexes`: an easy mistake to ship.
+    i = template_index(doc, "train-chain")
+    doc["spec"]["templates"][i]["synchronization"] = {"mutex": {"name": "fraudpipe-training"}}
+    return f"$.spec.templates[{i}].synchronization.mutex", "unknown key 'mutex'"
+
+
+def _wrong_type_parallelism(doc):
+    i = template_index(doc, "prepare-features")
+    doc["spec"]["templates"][i]["parallelism"] = "four"
+    return f"$.spec.templates[{i}].parallelism", "is not of type 'integer'"
+
+
+def _wrong_type_deadline(doc):
+    doc["spec"]["activeDeadlineSeconds"] = "a week"
+    return "$.spec.activeDeadlineSeconds", "is not of type 'integer'"
+
+
+def _missing_volume_claim_name(doc):
+    doc["spec"]["volumes"][0]["persistentVolumeClaim"].pop("claimName")
+    return "$.spec.volumes[0].persistentVolumeClaim", "'claimName' is a required property"
+
+
+def _missing_env_name(doc):
+    i = template_index(doc, "report")
+    doc["spec"]["templates"][i]["container"]["env"][0].pop("name")
+    return f"$.spec.templates[{i}].container.env[0]", "'name' is a required property"
+
+
+def _missing_spec(doc):
+    doc.pop("spec")
+    return "$", "'spec' is a required property"
+
+
+ARGO_BREAKAGES: list[Callable[[dict], tuple[str, str]]] = [
+    _unknown_template_key, _unknown_container_key, _singular_mutex, _wrong_type_parallelism,
+    _wrong_type_deadline, _missing_volume_claim_name, _missing_env_name, _missing_spec,
+]
+
+
+@pytest.mark.parametrize("breakage", ARGO_BREAKAGES, ids=lambda f: f.__name__.strip("_"))
+def test_broken_workflow_template_is_rejected_with_the_path(tmp_path, breakage):
+    # GIVEN a copy of the committed template with one deliberate mistake
+    document = yaml.safe_load(TEMPLATE.read_text())
+    broken = copy.deepcopy(document)
+    expected_path, expected_message = breakage(broken)
+    target = tmp_path / "broken.yaml"
+    target.write_text(yaml.safe_dump(broken, sort_keys=False))
+    # WHEN it is validated
+    _, problems = validate_paths([target])
+    # THEN exactly that field is reported, with the file name
+    assert [p.path for p in problems] == [expected_path], problems
+    assert expected_message in problems[0].message
+    assert str(problems[0]).startswith(f"{target}[0]: {expected_path}: ")
+
+
+def test_broken_kubernetes_manifests_are_rejected_with_the_path(tmp_path):
+    pytest.importorskip("kubernetes_validate", reason="kubernetes-validate not installed")
+    # GIVEN an RBAC file whose Role has an unknown key and a PVC with a wrong type
+    service_account, role, binding = list(yaml.safe_load_all(RBAC.read_text()))
+    role["rules"][0]["verb"] = ["get"]
+    binding.pop("roleRef")
+    target = tmp_path / "rbac.yaml"
+    target.write_text(yaml.safe_dump_all([service_account, role, binding], sort_keys=False))
+    (claim,) = [d for d in yaml.safe_load_all(PVC.read_text()) if d]
+    claim["spec"]["accessModes"] = "ReadWriteMany"
+    (tmp_path / "pvc.yaml").write_text(yaml.safe_dump(claim))
+    # WHEN the directory is validated
+    _, problems = validate_paths([tmp_path])
+    # THEN each is reported in its own file and document, at the bad field
+    found = {(Path(p.file).name, p.document, p.path) for p in problems}
+    assert ("rbac.yaml", 1, "$.rules[0]") in found
+    assert ("rbac.yaml", 2, "$") in found
+    assert ("pvc.yaml", 0, "$.spec.accessModes") in found
+    assert len(problems) == 3, problems
+
+
+def test_unknown_kind_and_bad_yaml_are_reported(tmp_path):
+    (tmp_path / "job.yaml").write_text("apiVersion: batch/v1\nkind: Job\nmetadata: {name: x}\n")
+    (tmp_path / "bad.yaml").write_text("kind: [unclosed\n")
+    _, problems = validate_paths([tmp_path])
+    messages = {Path(p.file).name: (p.path, p.message) for p in problems}
+    assert messages["job.yaml"][0] == "$.kind" and "no schema for kind 'Job'" in messages["job.yaml"][1]
+    assert messages["bad.yaml"][1].startswith("cannot read YAML")
+
+
+def test_cli_exit_codes(tmp_path, capsys):
+    parser = argparse.ArgumentParser()
+    add_validate_parser(parser.add_subparsers())
+    args = parser.parse_args(["validate", str(DEPLOYMENTS)])
+    assert args.func(args) == 0
+    broken = yaml.safe_load(TEMPLATE.read_text())
+    broken["spec"]["entrypoint"] = 7
+    (tmp_path / "t.yaml").write_text(yaml.safe_dump(broken))
+    args = parser.parse_args(["validate", str(tmp_path)])
+    assert args.func(args) == 1
+    assert "$.spec.entrypoint: 7 is not of type 'string'" in capsys.readouterr().err
+    args = parser.parse_args(["validate", str(tmp_path / "empty")])
+    (tmp_path / "empty").mkdir()
+    assert args.func(args) == 2
