@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -118,11 +119,15 @@ def trained_dates(share: Share) -> set[dt.date]:
 
 
 def commit(share: Share, entry: Entry, expected_parent: str | None,
-           guard: Callable[[], None] | None = None) -> Lineage:
+           guard: Callable[[], None] | None = None,
+           publish: Callable[[], None] | None = None) -> Lineage:
     """Make `entry` the new head if the head is still `expected_parent`.
 
     Runs under the lineage lock. `guard` runs inside the lock just before the write and
     may raise (a worker whose lease was lost raises `LeaseLostError`) to abort.
+    `publish` then moves the checkpoint under its final name: doing it under the lock,
+    after the compare-and-swap check, means a writer that lost the race never replaces
+    the file the winner committed.
 
     Raises:
         HeadMovedError: someone else moved the head since the step started.
@@ -136,6 +141,8 @@ def commit(share: Share, entry: Entry, expected_parent: str | None,
             )
         if guard is not None:
             guard()
+        if publish is not None:
+            publish()
         lineage.entries.append(entry)
         lineage.head = entry.sha256
         lineage.save(share)
@@ -161,9 +168,20 @@ def rewind(share: Share, to_day: dt.date | None) -> list[Entry]:
         dropped = chain[len(keep):]
         for entry in dropped:
             entry.status = SUPERSEDED
+            _move_aside(share, entry)
         lineage.head = keep[-1].sha256 if keep else None
         lineage.save(share)
         return dropped
+
+
+def _move_aside(share: Share, entry: Entry) -> None:
+    """Give a superseded checkpoint its own name, so the replayed day can take the usual one."""
+    old = share.root / entry.checkpoint
+    new = old.with_name(f"{old.stem}.superseded-{entry.sha256[:12]}{old.suffix}")
+    if old.is_file() and not new.exists():
+        os.replace(old, new)
+    if new.is_file():
+        entry.checkpoint = str(new.relative_to(share.root))
 
 
 def verify(share: Share) -> list[Entry]:

@@ -25,7 +25,7 @@ from trainer.features import FEATURE_COLUMNS, features_for_day
 from trainer.lineage import Entry, Lineage, commit
 from trainer.model import make_learner
 from trainer.report import write_reports
-from trainer.storage import Share, atomic_path, sha256_bytes, sha256_file
+from trainer.storage import Share, publish_temp, sha256_bytes, sha256_file, write_temp
 from trainer.versions import library_versions
 
 log = logging.getLogger(__name__)
@@ -108,10 +108,12 @@ def run_step(share: Share, day: dt.date, *, learner: str | None = None,
     data = dump_model(model)
     checkpoint_sha = sha256_bytes(data)
     final = share.checkpoint(day)
-    with atomic_path(final) as tmp:
-        tmp.write_bytes(data)
-        faults.maybe_crash("before_checkpoint_rename")
-    faults.maybe_crash("after_checkpoint")
+    tmp = write_temp(final, data)
+    faults.maybe_crash("before_checkpoint_rename")
+
+    def publish() -> None:
+        publish_temp(tmp, final)
+        faults.maybe_crash("after_checkpoint")
 
     entry = Entry(
         date=day.isoformat(), checkpoint=str(final.relative_to(share.root)),
@@ -120,7 +122,11 @@ def run_step(share: Share, day: dt.date, *, learner: str | None = None,
         versions=library_versions(), gap_days=max(gap, 0),
         committed_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     )
-    lineage = commit(share, entry, head.sha256 if head else None, guard=guard)
+    try:
+        lineage = commit(share, entry, head.sha256 if head else None, guard=guard,
+                         publish=publish)
+    finally:
+        tmp.unlink(missing_ok=True)
     faults.maybe_crash("after_commit")
     write_reports(share, lineage)
     seconds = time.perf_counter() - started

@@ -136,6 +136,34 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def write_temp(final: str | os.PathLike[str], data: bytes) -> Path:
+    """Write `data` to a fsynced temporary file beside `final`; return its path.
+
+    `publish_temp` later renames it over `final`. Splitting the two lets a caller move
+    the file into place only while it holds a lock (the lineage commit does).
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".tmp-{final.name}.", dir=final.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp_name)
+        raise
+    return Path(tmp_name)
+
+
+def publish_temp(tmp: Path, final: str | os.PathLike[str]) -> None:
+    """Rename a fsynced temporary file over `final` and fsync the directory."""
+    final = Path(final)
+    os.replace(tmp, final)
+    _fsync_dir(final.parent)
+
+
 @contextlib.contextmanager
 def atomic_path(final: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside `final`; on success it replaces `final` atomically.
@@ -155,8 +183,7 @@ def atomic_path(final: str | os.PathLike[str]) -> Iterator[Path]:
         with open(tmp, "rb+") as handle:
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, final)
-        _fsync_dir(final.parent)
+        publish_temp(tmp, final)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()

@@ -9,10 +9,11 @@ from trainer.lineage import SUPERSEDED, Entry, Lineage, commit, rewind, verify
 from trainer.storage import Share, atomic_write_bytes, sha256_bytes
 
 
-def _entry(share, date, parent, payload=None):
+def _entry(share, date, parent, payload=None, publish=True):
     data = (payload or date).encode()
     path = share.checkpoint(__import__("datetime").date.fromisoformat(date))
-    atomic_write_bytes(path, data)
+    if publish:
+        atomic_write_bytes(path, data)
     return Entry(date=date, checkpoint=str(path.relative_to(share.root)), sha256=sha256_bytes(data),
                  parent_sha256=parent, dataset_sha256="d" * 64, learner="sgd")
 
@@ -56,12 +57,17 @@ def test_guard_can_abort_the_commit(share):
 def test_concurrent_commits_from_the_same_parent_never_fork(share):
     e1 = _entry(share, "2018-04-01", None)
     commit(share, e1, None)
-    candidates = [_entry(share, "2018-04-02", e1.sha256, payload=f"c{i}") for i in range(8)]
+    candidates = [_entry(share, "2018-04-02", e1.sha256, payload=f"c{i}", publish=False)
+                  for i in range(8)]
     outcomes = []
 
     def attempt(entry):
+        # each writer moves its checkpoint into place only once it has won the CAS
+        path = share.root / entry.checkpoint
+        data = [f"c{i}" for i in range(8) if sha256_bytes(f"c{i}".encode()) == entry.sha256][0]
         try:
-            commit(share, entry, e1.sha256)
+            commit(share, entry, e1.sha256,
+                   publish=lambda: atomic_write_bytes(path, data.encode()))
             outcomes.append("ok")
         except HeadMovedError:
             outcomes.append("moved")
