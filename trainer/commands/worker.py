@@ -1,1 +1,56 @@
-"""`fraudpipe worker`."""
+"""`fraudpipe worker`: drain the Redis queue into the lineage, one day at a time."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from trainer.commands._common import add_storage, share_of
+
+DEFAULT_LEASE_SECONDS = 300.0
+
+
+def add_redis_url(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--redis-url", metavar="URL", default=os.environ.get("FRAUDPIPE_REDIS_URL"),
+        help="redis:// or rediss:// URL of the queue (env FRAUDPIPE_REDIS_URL; without "
+             "either, the FRAUDPIPE_REDIS_* variables or localhost:6379)")
+
+
+def add_parser(sub) -> None:
+    parser = sub.add_parser(
+        "worker", help="lease datasets from the Redis queue and train them in date order",
+        description="Lease the earliest pending day, train it (fraudpipe step) while a "
+                    "heartbeat renews the lease, complete it. Failures are retried up to "
+                    "--max-attempts, permanent ones (invalid dataset, day before the head) "
+                    "are dead-lettered at once. SIGTERM stops within seconds and gives the "
+                    "lease back.")
+    add_storage(parser)
+    add_redis_url(parser)
+    parser.add_argument("--burst", action="store_true",
+                        help="exit when nothing is pending or leased (a Kubernetes Job)")
+    parser.add_argument("--max-jobs", type=int, metavar="N", help="exit after N leases")
+    parser.add_argument("--lease-seconds", type=float, default=DEFAULT_LEASE_SECONDS,
+                        metavar="S", help="lease length; renewed every S/3 (default 300)")
+    parser.add_argument("--max-attempts", type=int, default=3, metavar="N",
+                        help="attempts before a dataset is dead-lettered (default 3)")
+    parser.add_argument("--max-idle-seconds", type=float, metavar="S",
+                        help="exit after S seconds without work")
+    parser.add_argument("--name", help="holder name shown in queue stats (default host:pid)")
+    parser.add_argument("--learner", help="learner name for a new chain (default: sgd)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from trainer.queue import WorkQueue
+    from trainer.redis_settings import RedisSettings
+    from trainer.worker import Worker
+
+    if args.lease_seconds <= 0 or (args.max_jobs is not None and args.max_jobs < 1):
+        raise SystemExit("fraudpipe worker: --lease-seconds and --max-jobs must be positive")
+    queue = WorkQueue(RedisSettings.from_env(args.redis_url), lease_seconds=args.lease_seconds,
+                      max_attempts=args.max_attempts)
+    worker = Worker(share_of(args), queue, name=args.name, learner=args.learner)
+    worker.work(burst=args.burst, max_jobs=args.max_jobs,
+                max_idle_seconds=args.max_idle_seconds)
+    return 0

@@ -1,0 +1,114 @@
+"""Helpers of the worker and chaos tests: tiny datasets, worker processes, the invariant.
+
+The invariant every worker test asserts (issue 3): every pushed dataset is on the lineage
+exactly once or in the dead-letter list with a reason; none lost; no duplicate or forked
+lineage entry; every checkpoint verifies; when quiet, nothing is leased or pending.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from trainer.lineage import Lineage, verify
+from trainer.queue import WorkQueue
+from trainer.storage import Share
+
+START = dt.date(2018, 4, 1)
+REPO = Path(__file__).resolve().parents[2]
+
+
+def write_days(root: Path, days: int, *, start: dt.date = START, customers: int = 60,
+               terminals: int = 120, seed: int = 7) -> list[dt.date]:
+    """Simulate `days` small days (about 100 rows each) straight onto the share."""
+    from trainer.simulator import simulate
+
+    share = Share.at(root)
+    share.training_dir.mkdir(parents=True, exist_ok=True)
+    out = []
+    for day, frame in simulate(start, days, customers=customers, terminals=terminals, seed=seed):
+        frame.to_parquet(share.training_dataset(day), index=False)
+        out.append(day)
+    return out
+
+
+def start_worker(root: Path, redis_url: str, log: Path, *, name: str, lease_seconds: float = 5,
+                 max_attempts: int = 3, burst: bool = False, fault: str | None = None,
+                 extra: list[str] | None = None) -> subprocess.Popen[bytes]:
+    """`fraudpipe worker` in its own session (so a test can signal its whole group)."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("FRAUDPIPE_FAULT", None)
+    if fault:
+        env["FRAUDPIPE_FAULT"] = fault
+    args = [sys.executable, "-m", "trainer.cli", "worker", "--storage", str(root),
+            "--redis-url", redis_url, "--name", name, "--lease-seconds", str(lease_seconds),
+            "--max-attempts", str(max_attempts), *(["--burst"] if burst else []), *(extra or [])]
+    handle = open(log, "ab")
+    return subprocess.Popen(args, cwd=REPO, env=env, stdout=handle, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+
+def kill_group(proc: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:
+    """Signal the worker and its step child (one process group)."""
+    try:
+        os.killpg(proc.pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def wait_until(predicate, timeout: float, interval: float = 0.05, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+@dataclass
+class Verdict:
+    """Figures of one run, checked by `check_invariant`."""
+
+    trained: int
+    dead: int
+    lost: int
+    duplicated: int
+    forked: int
+    executions: int = 0
+
+
+def check_invariant(root: Path, queue: WorkQueue, pushed: list[dt.date],
+                    logs: list[Path] | None = None) -> Verdict:
+    """Assert the issue's invariant on a quiet queue and return the run's figures."""
+    share = Share.at(root)
+    chain = verify(share)  # every link and every checkpoint's sha256
+    lineage = Lineage.load(share)
+    counts = Counter(entry.date for entry in chain)
+    duplicated = sum(n - 1 for n in counts.values())
+    # a fork: an entry off the active chain that nobody superseded on purpose
+    on_chain = {entry.sha256 for entry in chain}
+    forked = sum(1 for e in lineage.entries if e.sha256 not in on_chain and e.status == "active")
+    dead = {item: (reason, attempts) for item, reason, attempts in queue.dead()}
+    trained = {dt.date.fromisoformat(d) for d in counts}
+    lost = [d for d in pushed if d not in trained and d.isoformat() not in dead]
+    both = [d for d in pushed if d in trained and d.isoformat() in dead]
+    stats = queue.stats()
+    assert duplicated == 0, f"duplicated lineage entries: {counts.most_common(3)}"
+    assert forked == 0, "forked lineage"
+    assert not lost, f"lost datasets: {lost}"
+    assert not both, f"trained and dead-lettered: {both}"
+    assert all(reason for reason, _ in dead.values()), f"dead entry without a reason: {dead}"
+    assert stats.pending == 0 and not stats.leased, f"queue not quiet: {stats}"
+    executions = 0
+    for log in logs or []:
+        executions += log.read_text(errors="replace").count(": start (attempt")
+    return Verdict(trained=len(trained), dead=len(dead), lost=len(lost),
+                   duplicated=duplicated, forked=forked, executions=executions)

@@ -1,0 +1,284 @@
+"""The worker: lease the next day, train it under a heartbeat, complete; shaped like RQ's work().
+
+Each step runs in a forked child process. The parent keeps the lease alive (a heartbeat
+thread renews it every `lease_seconds / 3`) and watches the child. Why a child: a step
+spends most of its time inside pandas / scikit-learn C code, where a Python signal
+handler cannot run, so raising out of the step on SIGTERM could take longer than the
+~15 s of grace a Spot pod gets. Killing the child is immediate, and it is safe: the step
+writes every file to a temporary name and renames it, and moves the head only by
+compare-and-swap under the lineage lock, so a step killed anywhere leaves nothing
+half-written as the head. The child gets SIGKILL if the parent dies (PR_SET_PDEATHSIG),
+so a kill -9 of the worker kills its step too and the lease simply expires.
+
+Serialisation: the queue hands out one lease at a time (`WorkQueue(serial=True)`), so two
+workers never train consecutive days in parallel. Under lease expiry (a paused or
+partitioned worker whose date was re-leased) two steps can overlap; the lineage still
+cannot fork because the step calls `queue.assert_holds(lease)` under the lineage lock
+right before it moves the head, and the head moves only by compare-and-swap on the
+parent it started from: whichever commits second gets `LeaseLostError` or
+`HeadMovedError` and nothing of its is committed.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import datetime as dt
+import json
+import logging
+import multiprocessing
+import multiprocessing.connection
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from trainer.errors import LeaseLostError, PermanentError, QueueConnectionError
+from trainer.queue import Lease, WorkQueue
+from trainer.redis_settings import RedisSettings
+from trainer.storage import Share
+
+log = logging.getLogger(__name__)
+
+#: How often the idle loop asks for work, and how long Redis may be unreachable before a
+#: completion is given up (the lease then expires and the lineage keeps the truth).
+POLL_SECONDS = 1.0
+REDIS_RETRY_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one lease."""
+
+    date: dt.date
+    status: str
+    """trained | skipped | failed | dead | released | lost"""
+    detail: str = ""
+
+
+class Heartbeat(threading.Thread):
+    """Renews a lease every `interval` seconds until stopped; notes when it is lost."""
+
+    def __init__(self, queue: WorkQueue, lease: Lease, interval: float) -> None:
+        super().__init__(name=f"heartbeat-{lease.date}", daemon=True)
+        self.queue, self.lease, self.interval = queue, lease, interval
+        self.lost = threading.Event()
+        self._stop = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.lease = self.queue.renew(self.lease)
+            except LeaseLostError as exc:
+                log.warning("heartbeat: %s", exc)
+                self.lost.set()
+                return
+            except QueueConnectionError as exc:  # Redis restarting: try again next beat
+                log.warning("heartbeat for %s could not reach Redis: %s", self.lease.date, exc)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.join()
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to SIGKILL this process when its parent dies (no orphaned steps)."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:  # not Linux: the lease expiry still bounds an orphan's effect
+        pass
+
+
+def _step_in_child(conn, parent_pid: int, root: str, settings_json: str, lease: Lease,
+                   learner: str | None) -> None:
+    """Child process body: run the step with the lease guard, send the result as JSON."""
+    _die_with_parent()
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os._exit(1)
+    from trainer.step import run_step
+
+    try:
+        settings = RedisSettings.model_validate_json(settings_json)
+        queue = WorkQueue(settings, client=settings.client(check=False))
+        result = run_step(Share.at(root), lease.date, learner=learner,
+                          guard=lambda: queue.assert_holds(lease))
+        message = {"ok": True, "result": result.to_json()}
+    except Exception as exc:  # noqa: BLE001 - every error is reported to the parent
+        message = {"ok": False, "kind": type(exc).__name__, "message": str(exc),
+                   "permanent": isinstance(exc, PermanentError),
+                   "lost": isinstance(exc, LeaseLostError)}
+    conn.send_bytes(json.dumps(message, default=str).encode())
+    conn.close()
+
+
+class Worker:
+    """Drains a `WorkQueue` into the lineage on `share`, one day at a time.
+
+    Args:
+        share: the storage root.
+        queue: the dataset queue (its `lease_seconds` sets the heartbeat period).
+        name: holder name shown in stats; default host:pid.
+        learner: learner for a new chain (None: the default).
+    """
+
+    def __init__(self, share: Share, queue: WorkQueue, *, name: str | None = None,
+                 learner: str | None = None) -> None:
+        self.share, self.queue, self.learner = share, queue, learner
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}"
+        self._stop = threading.Event()
+        self._context = multiprocessing.get_context("fork")
+
+    def request_stop(self, signum: int | None = None, _frame: object = None) -> None:
+        """Stop soon: a running step is killed and its lease given back."""
+        if signum is not None:
+            log.info("worker %s: got signal %d, stopping", self.name, signum)
+        self._stop.set()
+
+    def work(self, *, burst: bool = False, max_jobs: int | None = None,
+             max_idle_seconds: float | None = None,
+             on_outcome: Callable[[Outcome], None] | None = None) -> int:
+        """Lease and train until stopped.
+
+        Args:
+            burst: exit once nothing is pending and nothing is leased (the sample's Job).
+            max_jobs: exit after this many leases.
+            max_idle_seconds: exit after this long without work.
+            on_outcome: called after each lease is settled.
+
+        Returns:
+            The number of leases handled.
+        """
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, self.request_stop)
+            signal.signal(signal.SIGINT, self.request_stop)
+        jobs, idle_since = 0, time.monotonic()
+        log.info("worker %s on %s, queue %s", self.name, self.share.root,
+                 self.queue.settings.url_for_display())
+        try:
+            while not self._stop.is_set() and (max_jobs is None or jobs < max_jobs):
+                try:
+                    lease = self.queue.lease(self.name)
+                except QueueConnectionError as exc:
+                    log.warning("cannot lease: %s", exc)
+                    self._stop.wait(POLL_SECONDS)
+                    continue
+                if lease is None:
+                    if burst and self._quiet():
+                        log.info("queue is empty, burst mode: exiting")
+                        break
+                    if max_idle_seconds is not None and \
+                            time.monotonic() - idle_since > max_idle_seconds:
+                        log.info("idle for %.0fs: exiting", max_idle_seconds)
+                        break
+                    self._stop.wait(POLL_SECONDS)
+                    continue
+                outcome = self.execute(lease)
+                jobs += 1
+                idle_since = time.monotonic()
+                if on_outcome is not None:
+                    on_outcome(outcome)
+        finally:
+            self.teardown()
+        return jobs
+
+    def _quiet(self) -> bool:
+        try:
+            stats = self.queue.stats()
+        except QueueConnectionError:
+            return False
+        return stats.pending == 0 and not stats.leased
+
+    def teardown(self) -> None:
+        log.info("worker %s: stopped", self.name)
+
+    def execute(self, lease: Lease) -> Outcome:
+        """Run the step for `lease` in a child process and settle the lease."""
+        log.info("step %s: start (attempt %d, lease %s)", lease.date, lease.attempt,
+                 lease.token[:8])
+        receiver, sender = self._context.Pipe(duplex=False)
+        child = self._context.Process(
+            target=_step_in_child, name=f"step-{lease.date}",
+            args=(sender, os.getpid(), str(self.share.root),
+                  _settings_json(self.queue.settings), lease, self.learner))
+        child.start()
+        sender.close()
+        heartbeat = Heartbeat(self.queue, lease, self.queue.lease_seconds / 3)
+        heartbeat.start()
+        message = None
+        try:
+            while message is None and child.exitcode is None:
+                ready = multiprocessing.connection.wait([receiver, child.sentinel], 0.2)
+                if receiver in ready:
+                    try:
+                        message = json.loads(receiver.recv_bytes())
+                    except EOFError:
+                        child.join()
+                if self._stop.is_set() or heartbeat.lost.is_set():
+                    child.kill()
+                    child.join()
+                    break
+            child.join()
+        finally:
+            heartbeat.stop()
+            receiver.close()
+        if heartbeat.lost.is_set():
+            return Outcome(lease.date, "lost", "lease lost while training; step abandoned")
+        if message is None and self._stop.is_set():
+            self._settle(lambda: self.queue.release(lease), lease, "release")
+            log.info("step %s: interrupted, lease given back", lease.date)
+            return Outcome(lease.date, "released")
+        return self._settle_message(lease, message, child.exitcode)
+
+    def _settle_message(self, lease: Lease, message: dict | None,
+                        exitcode: int | None) -> Outcome:
+        if message is None:
+            how = f"signal {-exitcode}" if exitcode is not None and exitcode < 0 else \
+                f"exit code {exitcode}"
+            reason = f"step process for {lease.date} died ({how}) before reporting a result"
+            return self._fail(lease, reason, permanent=False)
+        if message["ok"]:
+            result = message["result"]
+            self._settle(lambda: self.queue.complete(lease), lease, "complete")
+            log.info("step %s: %s", lease.date, result["status"])
+            return Outcome(lease.date, result["status"])
+        reason = f"{message['kind']}: {message['message']}"
+        if message["lost"]:
+            log.warning("step %s: not committed, lease lost: %s", lease.date, reason)
+            return Outcome(lease.date, "lost", reason)
+        return self._fail(lease, reason, permanent=message["permanent"])
+
+    def _fail(self, lease: Lease, reason: str, *, permanent: bool) -> Outcome:
+        log.warning("step %s failed (attempt %d): %s", lease.date, lease.attempt, reason)
+        dead = self._settle(lambda: self.queue.fail(lease, reason, permanent=permanent),
+                            lease, "fail")
+        return Outcome(lease.date, "dead" if dead else "failed", reason)
+
+    def _settle(self, action: Callable[[], object], lease: Lease, what: str) -> object:
+        """Run a completion, retrying while Redis is unreachable; a lost lease is logged."""
+        deadline = time.monotonic() + REDIS_RETRY_SECONDS
+        while True:
+            try:
+                return action()
+            except LeaseLostError as exc:
+                log.warning("%s of %s rejected: %s", what, lease.date, exc)
+                return None
+            except QueueConnectionError as exc:
+                if time.monotonic() > deadline or self._stop.is_set():
+                    log.error("%s of %s abandoned, Redis unreachable (the lease will "
+                              "expire and the lineage keeps the truth): %s",
+                              what, lease.date, exc)
+                    return None
+                time.sleep(0.5)
+
+
+def _settings_json(settings: RedisSettings) -> str:
+    """The settings for the child, password included (it never leaves the process tree)."""
+    data = settings.model_dump(mode="json")
+    if settings.password is not None:
+        data["password"] = settings.password.get_secret_value()
+    return json.dumps(data)
