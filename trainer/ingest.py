@@ -7,8 +7,10 @@ replacing a day not yet trained), or refuse it (a changed file for a day already
 the lineage was built on the old content). A file that does not validate is moved to
 `datasets/quarantine/<name>` beside `<name>.reason.txt` and the run goes on.
 
-The ingest manifest (`share.ingest_manifest`) records, per kind ("training", "testing") and
-date, the source file name and sha256, the output sha256, rows, frauds and ingested_at.
+The ingest manifest (`share.ingest_manifest`) maps each training date ("2018-04-01") and
+each testing date ("testing/2018-04-05") to: the source file name and its sha256, the sha256
+of the Parquet written (`dataset_sha256`, the hash the lineage records for the day), rows,
+frauds and ingested_at.
 """
 
 from __future__ import annotations
@@ -37,8 +39,6 @@ from trainer.storage import (
 )
 
 log = logging.getLogger(__name__)
-
-KINDS = ("training", "testing")
 
 
 @dataclass
@@ -135,33 +135,33 @@ def _ingest_file(
     entry = {
         "source": path.name,
         "source_sha256": source_sha,
-        "output_sha256": sha256_bytes(data),
+        "dataset_sha256": sha256_bytes(data),
         "rows": len(canonical),
         "frauds": int(canonical[LABEL].sum()),
     }
     output = _output(share, kind, day)
     with file_lock(_lock_path(share)):
         manifest = read_manifest(share)
-        recorded = manifest[kind].get(day.isoformat())
+        recorded = manifest.get(manifest_key(kind, day))
         on_share = sha256_file(output) if output.exists() else None
-        if on_share == entry["output_sha256"]:
+        if on_share == entry["dataset_sha256"]:
             if recorded is None or recorded.get("source_sha256") != source_sha:
                 ingested_at = (recorded or {}).get("ingested_at") or _now()
-                manifest[kind][day.isoformat()] = {**entry, "ingested_at": ingested_at}
+                manifest[manifest_key(kind, day)] = {**entry, "ingested_at": ingested_at}
                 _write_manifest(share, manifest)
             result.unchanged.append(_brief(path, kind, day, share))
             return
         # What the lineage was built on: the recorded output, else the file on the share.
-        trained_on = recorded["output_sha256"] if recorded else on_share
+        trained_on = recorded["dataset_sha256"] if recorded else on_share
         if (
             kind == "training"
-            and trained_on not in (None, entry["output_sha256"])
+            and trained_on not in (None, entry["dataset_sha256"])
             and day in _trained_dates(share)
         ):
             reason = str(
                 ChangedDatasetError(
                     f"{path.name}: {day} is already trained on a dataset with sha256 {trained_on}, "
-                    f"this file converts to {entry['output_sha256']}; a trained day cannot change "
+                    f"this file converts to {entry['dataset_sha256']}; a trained day cannot change "
                     "(replay from an earlier checkpoint instead); the file was left in place"
                 )
             )
@@ -169,7 +169,7 @@ def _ingest_file(
             return
         with atomic_path(output) as tmp:
             tmp.write_bytes(data)
-        manifest[kind][day.isoformat()] = {**entry, "ingested_at": _now()}
+        manifest[manifest_key(kind, day)] = {**entry, "ingested_at": _now()}
         _write_manifest(share, manifest)
     dropped = [str(c) for c in raw.columns if c not in COLUMNS]
     result.ingested.append(
@@ -177,7 +177,7 @@ def _ingest_file(
             **_brief(path, kind, day, share),
             "rows": entry["rows"],
             "frauds": entry["frauds"],
-            "sha256": entry["output_sha256"],
+            "sha256": entry["dataset_sha256"],
             "replaced": on_share is not None,
             "dropped_columns": dropped,
         }
@@ -225,17 +225,22 @@ def quarantine(path: Path, share: Share, reason: str) -> dict:
     }
 
 
-def read_manifest(share: Share) -> dict[str, dict[str, dict]]:
-    """The ingest manifest: {"training": {date: entry}, "testing": {date: entry}}."""
+def manifest_key(kind: str, day: dt.date) -> str:
+    """The manifest key of a day: its date for training, "testing/<date>" for testing."""
+    return day.isoformat() if kind == "training" else f"{kind}/{day.isoformat()}"
+
+
+def read_manifest(share: Share) -> dict[str, dict]:
+    """The ingest manifest: {manifest_key: entry}; empty before the first ingestion."""
     path = share.ingest_manifest
     if not path.exists():
-        return {kind: {} for kind in KINDS}
+        return {}
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise FraudpipeError(f"{path}: unreadable ingest manifest ({exc})") from exc
-    for kind in KINDS:
-        manifest.setdefault(kind, {})
+    if not isinstance(manifest, dict):
+        raise FraudpipeError(f"{path}: ingest manifest is not a JSON object")
     return manifest
 
 
@@ -245,13 +250,13 @@ def _write_manifest(share: Share, manifest: dict) -> None:
 
 def _already_there(share: Share, kind: str, day: dt.date, source_sha: str) -> bool:
     """Fast path: this exact source was ingested and its output is intact."""
-    recorded = read_manifest(share)[kind].get(day.isoformat())
+    recorded = read_manifest(share).get(manifest_key(kind, day))
     output = _output(share, kind, day)
     return (
         recorded is not None
         and recorded.get("source_sha256") == source_sha
         and output.exists()
-        and sha256_file(output) == recorded.get("output_sha256")
+        and sha256_file(output) == recorded.get("dataset_sha256")
     )
 
 

@@ -139,9 +139,15 @@ def test_gke_sample_pickles_ingest_with_allow_pickle(tmp_path):
     assert frame["CUSTOMER_ID"].tolist() == [int(v) for v in original["CUSTOMER_ID"]]
     assert frame["TX_DATETIME"].astype("int64").tolist() == original["TX_DATETIME"].tolist()
     manifest = read_manifest(share)
-    assert sorted(manifest["training"]) == ["2018-04-01", "2018-04-02", "2018-04-03", "2018-04-04"]
-    assert manifest["testing"]["2018-04-05"]["source"] == "test_dataset.pkl"
-    assert manifest["training"]["2018-04-02"]["output_sha256"] == sha256_file(
+    assert sorted(manifest) == [
+        "2018-04-01",
+        "2018-04-02",
+        "2018-04-03",
+        "2018-04-04",
+        "testing/2018-04-05",
+    ]
+    assert manifest["testing/2018-04-05"]["source"] == "test_dataset.pkl"
+    assert manifest["2018-04-02"]["dataset_sha256"] == sha256_file(
         share.training_dataset(dt.date(2018, 4, 2))
     )
 
@@ -184,7 +190,7 @@ def test_same_content_in_another_format_is_unchanged_and_output_identical(tmp_pa
 
     assert [e["date"] for e in result.unchanged] == ["2018-04-02"]
     assert (output.read_bytes(), output.stat().st_mtime_ns) == before
-    assert read_manifest(share)["training"]["2018-04-02"]["source"] == "2018-04-02.csv"
+    assert read_manifest(share)["2018-04-02"]["source"] == "2018-04-02.csv"
 
 
 def test_output_is_deterministic_across_shares(tmp_path):
@@ -208,7 +214,7 @@ def test_changed_file_for_an_untrained_day_replaces_the_old_one(tmp_path):
     assert entry["replaced"] is True
     new_sha = sha256_file(share.training_dataset(DAY))
     assert new_sha != old_sha and entry["sha256"] == new_sha
-    assert read_manifest(share)["training"]["2018-04-02"]["output_sha256"] == new_sha
+    assert read_manifest(share)["2018-04-02"]["dataset_sha256"] == new_sha
 
 
 def test_changed_file_for_a_trained_day_is_refused_and_left_in_place(tmp_path, monkeypatch):
@@ -227,6 +233,32 @@ def test_changed_file_for_a_trained_day_is_refused_and_left_in_place(tmp_path, m
     assert not (share.quarantine_dir / changed.name).exists()
     assert share.training_dataset(DAY).read_bytes() == before
     assert result.ingested == [] and result.quarantined == []
+
+
+def test_changed_file_for_a_day_on_the_real_lineage_is_refused(tmp_path):
+    lineage = pytest.importorskip("trainer.lineage", reason="trainer.lineage not on main yet")
+    # GIVEN a day ingested, and a lineage whose chain holds that day
+    share = Share.at(tmp_path / "share")
+    ingest_path(write_day(tmp_path / "v1", seed=1), share)
+    dataset_sha = sha256_file(share.training_dataset(DAY))
+    entry = lineage.Entry(
+        date=DAY.isoformat(),
+        checkpoint="output/model_cpt_2018-04-02.skops",
+        sha256="c" * 64,
+        parent_sha256=None,
+        dataset_sha256=dataset_sha,
+        learner="sgd",
+    )
+    lineage.Lineage(head=entry.sha256, entries=[entry]).save(share)
+
+    # WHEN a different file for that day arrives, and an identical one
+    refused = ingest_path(write_day(tmp_path / "v2", seed=2), share)
+    identical = ingest_path(write_day(tmp_path / "v1", seed=1), share)
+
+    # THEN the changed one is refused and the trained dataset is untouched
+    assert [e["date"] for e in refused.refused] == ["2018-04-02"]
+    assert [e["date"] for e in identical.unchanged] == ["2018-04-02"]
+    assert sha256_file(share.training_dataset(DAY)) == dataset_sha
 
 
 def test_trained_dates_lookup_works_with_or_without_the_lineage_module(tmp_path):
