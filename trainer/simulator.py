@@ -37,6 +37,7 @@ Design choices beyond the handbook, and why:
 from __future__ import annotations
 
 import datetime as dt
+import os
 import pickle
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -350,4 +351,6 @@ def write_day(frame: pd.DataFrame, out_dir: str | Path, day: dt.date, fmt: str =
         else:
             # Protocol 4 is what the sample's files use.
             tmp.write_bytes(pickle.dumps(to_sample_dtypes(frame), protocol=4))
+        # mkstemp makes the file private (0600); other pods on the share must read it.
+        os.chmod(tmp, 0o644)
     return final
