@@ -118,7 +118,8 @@ def ui_url(server: ArgoServerLike, name: str) -> str:
 
 
 def training_workflow(datasets: list[str] | str, *, days_per_step: int | None = None,
-                      image: str | None = None, redis_url: str | None = None,
+                      image: str | None = None, redis_host: str | None = None,
+                      redis_port: int | None = None, redis_db: int | None = None,
                       namespace: str | None = None,
                       settings: WorkflowSettings | None = None) -> dict[str, Any]:
     """The rendered training Workflow with this run's parameters filled in."""
@@ -128,7 +129,9 @@ def training_workflow(datasets: list[str] | str, *, days_per_step: int | None = 
         "datasets": datasets if isinstance(datasets, str) else _json_list(datasets),
         "days-per-step": None if days_per_step is None else str(days_per_step),
         "image": image,
-        "redis-url": redis_url,
+        "redis-host": redis_host,
+        "redis-port": None if redis_port is None else str(redis_port),
+        "redis-db": None if redis_db is None else str(redis_db),
     }
     for parameter in document["spec"]["arguments"]["parameters"]:
         if values.get(parameter["name"]) is not None:

@@ -72,8 +72,14 @@ class WorkflowSettings(BaseModel):
     mount_path: str = Field(default="/mnt/fileserver", pattern=r"^/")
     """Where the share is mounted in every pod; the CLI's `--storage`."""
 
-    redis_url: str = Field(default="redis://redis:6379/0", description="default queue URL")
-    """Queue URL without the password; the password comes from a Secret."""
+    redis_host: str = Field(default="redis", min_length=1, description="default queue host")
+    """Redis host (in-cluster Service or Memorystore IP); the password comes from a Secret."""
+
+    redis_port: int = Field(default=6379, ge=1, le=65535)
+    """Redis port."""
+
+    redis_db: int = Field(default=0, ge=0, le=15)
+    """Redis logical database."""
 
     redis_secret_name: str = Field(default="fraudpipe-redis", min_length=1)
     """Secret holding the Redis password under `redis_secret_key`."""

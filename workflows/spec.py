@@ -148,8 +148,16 @@ def common_env() -> list[Any]:
 
 
 def redis_env(settings: WorkflowSettings) -> list[Any]:
-    """The queue password from a Kubernetes Secret, never inline."""
+    """Queue settings as `FRAUDPIPE_REDIS_*` variables, the password from a Secret.
+
+    No `--redis-url` on purpose: `RedisSettings.from_env` ignores the `FRAUDPIPE_REDIS_*`
+    variables (the password among them) when a URL is given, so host, port and db travel
+    as variables too and the password never appears in the workflow.
+    """
     return [
+        Env(name="FRAUDPIPE_REDIS_HOST", value="{{workflow.parameters.redis-host}}"),
+        Env(name="FRAUDPIPE_REDIS_PORT", value="{{workflow.parameters.redis-port}}"),
+        Env(name="FRAUDPIPE_REDIS_DB", value="{{workflow.parameters.redis-db}}"),
         m.EnvVar(
             name="FRAUDPIPE_REDIS_PASSWORD",
             value_from=m.EnvVarSource(
@@ -191,8 +199,10 @@ def arguments(settings: WorkflowSettings) -> list[Parameter]:
         Parameter(name="days-per-step", value=str(settings.days_per_step),
                   description="days trained by one pod (amortises pod start-up)"),
         Parameter(name="image", value=settings.image, description="step image"),
-        Parameter(name="redis-url", value=settings.redis_url,
-                  description="queue URL without password (password from the Secret)"),
+        Parameter(name="redis-host", value=settings.redis_host,
+                  description="queue host (the password comes from a Secret)"),
+        Parameter(name="redis-port", value=str(settings.redis_port), description="queue port"),
+        Parameter(name="redis-db", value=str(settings.redis_db), description="queue database"),
         Parameter(name="on-demand-after-retries", value=str(settings.on_demand_after_retries),
                   description="retry number from which attempts leave Spot nodes"),
     ]
@@ -271,8 +281,7 @@ def add_templates(settings: WorkflowSettings) -> None:
     worker_t = Container(
         name="drain-queue",
         command=["fraudpipe"],
-        args=["worker", "--storage", storage, "--redis-url",
-              "{{workflow.parameters.redis-url}}", "--burst"],
+        args=["worker", "--storage", storage, "--burst"],
         env=common_env() + redis_env(settings),
         active_deadline_seconds=str(settings.workflow_deadline_seconds),
         labels={STEP_LABEL: "worker"},
