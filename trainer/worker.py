@@ -65,10 +65,10 @@ class Heartbeat(threading.Thread):
         super().__init__(name=f"heartbeat-{lease.date}", daemon=True)
         self.queue, self.lease, self.interval = queue, lease, interval
         self.lost = threading.Event()
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     def run(self) -> None:
-        while not self._stop.wait(self.interval):
+        while not self._halt.wait(self.interval):
             try:
                 self.lease = self.queue.renew(self.lease)
             except LeaseLostError as exc:
@@ -79,7 +79,7 @@ class Heartbeat(threading.Thread):
                 log.warning("heartbeat for %s could not reach Redis: %s", self.lease.date, exc)
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
         self.join()
 
 
@@ -156,6 +156,10 @@ class Worker:
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, self.request_stop)
             signal.signal(signal.SIGINT, self.request_stop)
+        # Import the step (pandas, scikit-learn, skops: seconds) once, before the first
+        # fork, so each forked step starts at once.
+        import trainer.step  # noqa: F401
+
         jobs, idle_since = 0, time.monotonic()
         log.info("worker %s on %s, queue %s", self.name, self.share.root,
                  self.queue.settings.url_for_display())
