@@ -209,7 +209,9 @@ def _to_datetime(series: pd.Series, where) -> pd.Series:
         )
     if pd.api.types.is_datetime64_dtype(series):
         converted = series.astype("datetime64[ns]")
-    elif pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
+    elif (
+        pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
+    ) or _holds_only_ints(series):
         nanoseconds = _to_number(series, column, where, integer=True)
         converted = pd.to_datetime(nanoseconds, unit="ns")
     elif pd.api.types.is_string_dtype(series) or series.dtype == object:
@@ -235,6 +237,13 @@ def _to_datetime(series: pd.Series, where) -> pd.Series:
         row = _first(converted.isna())
         raise DatasetValidationError(f"{where(row)}: {column} is missing, expected a datetime")
     return converted
+
+
+def _holds_only_ints(series: pd.Series) -> bool:
+    """An object column of Python/numpy ints, as the sample stores its id columns."""
+    return series.dtype == object and bool(
+        series.map(lambda v: isinstance(v, (int, np.integer)) and not isinstance(v, bool)).all()
+    )
 
 
 def _check_values(frame: pd.DataFrame, where) -> None:

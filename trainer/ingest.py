@@ -130,6 +130,11 @@ def _ingest_file(
     except DatasetValidationError as exc:
         result.quarantined.append(quarantine(path, share, str(exc)))
         return
+    except Exception as exc:  # a file no check foresaw must not stop the other files
+        log.exception("%s: unexpected error while validating", path)
+        reason = f"{path.name}: could not be validated ({type(exc).__name__}: {exc})"
+        result.quarantined.append(quarantine(path, share, reason))
+        return
     day = name_date or dataset_day(canonical)
     data = canonical_parquet_bytes(canonical)
     entry = {

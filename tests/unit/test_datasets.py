@@ -39,13 +39,22 @@ EXPECTED_DTYPES = {column: str(dtype) for column, dtype in COLUMNS.items()}
 
 @pytest.mark.parametrize(
     "representation",
-    ["simulator", "sample", "datetime_s", "datetime_ms", "datetime_us", "nullable_ints"],
+    [
+        "simulator",
+        "sample",
+        "object_datetime_ints",
+        "datetime_s",
+        "datetime_ms",
+        "datetime_us",
+        "nullable_ints",
+    ],
 )
 def test_accepted_representations_give_the_same_canonical_frame(representation):
     base = fixtures.good_frame(DAY, seed=7)
     raw = {
         "simulator": base,
         "sample": fixtures.sample_like(base),
+        "object_datetime_ints": fixtures.sample_like(base).astype({"TX_DATETIME": object}),
         "datetime_s": base.astype({"TX_DATETIME": "datetime64[s]"}),
         "datetime_ms": base.astype({"TX_DATETIME": "datetime64[ms]"}),
         "datetime_us": base.astype({"TX_DATETIME": "datetime64[us]"}),

@@ -319,3 +319,43 @@ def test_cli_json_lists_every_outcome_and_exits_zero(tmp_path, capsys):
 def test_cli_missing_source_is_an_error(tmp_path):
     with pytest.raises(DatasetValidationError, match="no such file or directory"):
         run_cli("--source", str(tmp_path / "nowhere"), "--storage", str(tmp_path / "share"))
+
+
+def test_hidden_files_are_ignored_and_extra_columns_dropped_with_a_note(tmp_path):
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    (landing / ".tmp-2018-04-03.parquet.abc").write_bytes(b"half a file")
+    fixtures.good_frame(DAY).assign(NOTE="x").to_parquet(landing / "2018-04-02.parquet")
+
+    result = ingest_path(landing, Share.at(tmp_path / "share"))
+
+    [entry] = result.ingested
+    assert entry["dropped_columns"] == ["NOTE"]
+    assert result.quarantined == []
+
+
+def test_unforeseen_validation_failure_quarantines_only_that_file(tmp_path, monkeypatch):
+    landing = tmp_path / "landing"
+    write_day(landing, DAY)
+    write_day(landing, dt.date(2018, 4, 3))
+    real_validate = trainer.ingest.validate_dataset
+
+    def validate_or_crash(df, name, expected_date):
+        if name.startswith("2018-04-02"):
+            raise KeyError("surprise")
+        return real_validate(df, name, expected_date)
+
+    monkeypatch.setattr(trainer.ingest, "validate_dataset", validate_or_crash)
+    result = ingest_path(landing, Share.at(tmp_path / "share"))
+
+    assert [e["date"] for e in result.ingested] == ["2018-04-03"]
+    assert "could not be validated (KeyError" in result.quarantined[0]["reason"]
+
+
+def test_through_the_fraudpipe_cli_exit_codes(tmp_path, capsys):
+    from trainer.cli import main
+
+    assert main(["ingest", "--source", str(tmp_path / "nowhere"), "--storage", str(tmp_path)]) == 3
+    assert "no such file or directory" in capsys.readouterr().err
+    write_day(tmp_path / "landing")
+    assert main(["ingest", "--source", str(tmp_path / "landing"), "--storage", str(tmp_path)]) == 0
