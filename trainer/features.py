@@ -107,24 +107,28 @@ def _day_bounds_ns(day: dt.date) -> tuple[int, int]:
     return start, start + NS_PER_DAY
 
 
-def _sorted_keys(codes: np.ndarray, time_ranks: np.ndarray, stride: int) -> np.ndarray:
-    return codes.astype(np.int64) * stride + time_ranks
+def _entity_order(codes: np.ndarray, time_rank: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows sorted by (entity, time rank), and their keys ``code * rows + time rank``.
 
-
-def _window_bounds(
-    keys_sorted: np.ndarray,
-    codes: np.ndarray,
-    unique_times: np.ndarray,
-    stride: int,
-    after: np.ndarray,
-) -> np.ndarray:
-    """Position, in `keys_sorted`, of each entity's first row with a time strictly > `after`.
-
-    Times are replaced by their rank among `unique_times` so that (entity, time) fits one
-    int64 key; `after` is ranked as "how many distinct times are <= after".
+    Time ranks are a permutation, so the keys are unique and the order is the same whatever
+    sort algorithm numpy picks.
     """
-    rank_after = np.searchsorted(unique_times, after, side="right")
-    return np.searchsorted(keys_sorted, _sorted_keys(codes, rank_after, stride), side="left")
+    keys = codes.astype(np.int64) * len(codes) + time_rank
+    order = np.argsort(keys)
+    return order, keys[order]
+
+
+def _first_after(
+    sorted_keys: np.ndarray, query_codes: np.ndarray, rows_not_after: np.ndarray
+) -> np.ndarray:
+    """Position in `sorted_keys` of each entity's first row whose time is strictly > a bound.
+
+    `rows_not_after` counts the rows (all entities) with a time at most the bound; a row's
+    time is at most the bound exactly when its time rank is below that count. Queries come
+    in key order, which lets numpy's binary search start from the previous answer.
+    """
+    bounds = query_codes * len(sorted_keys) + rows_not_after
+    return np.searchsorted(sorted_keys, bounds, side="left")
 
 
 def _compute(frame: pd.DataFrame, target: np.ndarray) -> pd.DataFrame:
@@ -133,32 +137,42 @@ def _compute(frame: pd.DataFrame, target: np.ndarray) -> pd.DataFrame:
     transaction_ids = frame["TRANSACTION_ID"].to_numpy(dtype=np.int64)
     amounts = frame["TX_AMOUNT"].to_numpy(dtype=np.float64)
     frauds = frame["TX_FRAUD"].to_numpy(dtype=np.float64)
-    customer_codes = pd.factorize(frame["CUSTOMER_ID"], sort=False)[0]
-    terminal_codes = pd.factorize(frame["TERMINAL_ID"], sort=False)[0]
+    customer_codes = pd.factorize(frame["CUSTOMER_ID"], sort=False)[0].astype(np.int64)
+    terminal_codes = pd.factorize(frame["TERMINAL_ID"], sort=False)[0].astype(np.int64)
 
-    unique_times = np.unique(times)
-    time_ranks = np.searchsorted(unique_times, times)
-    stride = len(unique_times) + 1
-    target_rows = np.flatnonzero(target)
+    # Rank every row by (time, transaction id): the tie order pandas' rolling would see on
+    # rows sorted that way.
+    by_time = np.lexsort((transaction_ids, times))
+    sorted_times = times[by_time]
+    time_rank = np.empty(len(times), dtype=np.int64)
+    time_rank[by_time] = np.arange(len(times))
+    # The target rows in time order, so that each search below gets sorted queries.
+    target_rows = by_time[target[by_time]]
     t = times[target_rows]
-    columns: dict[str, np.ndarray] = {}
 
+    def rows_not_after(days_back: int) -> np.ndarray:
+        return np.searchsorted(sorted_times, t - days_back * NS_PER_DAY, side="right")
+
+    columns: dict[str, np.ndarray] = {}
     columns["TX_DURING_WEEKEND"] = (((t // NS_PER_DAY) + EPOCH_WEEKDAY) % 7 >= 5).astype(float)
     columns["TX_DURING_NIGHT"] = ((t % NS_PER_DAY) // NS_PER_HOUR <= NIGHT_LAST_HOUR).astype(
         float
     )
 
-    # Customers: sorted by (customer, time, transaction id); a row's window ends at the row
-    # itself (ties with a larger id are excluded, as in pandas' rolling).
-    order = np.lexsort((transaction_ids, times, customer_codes))
-    position = np.empty_like(order)
-    position[order] = np.arange(len(order))
-    keys = _sorted_keys(customer_codes[order], time_ranks[order], stride)
+    # Customers: a row's window ends at the row itself, so ties with a larger transaction id
+    # are excluded, as in pandas' rolling.
+    order, keys = _entity_order(customer_codes, time_rank)
     amount_sums = np.concatenate(([0.0], np.cumsum(amounts[order])))
     codes = customer_codes[target_rows]
-    end = position[target_rows] + 1
+    query_order = np.argsort(codes * len(times) + time_rank[target_rows])
+    codes = codes[query_order]
+    end = np.empty(len(t), dtype=np.int64)
+    end[query_order] = (
+        np.searchsorted(keys, codes * len(times) + time_rank[target_rows][query_order]) + 1
+    )
     for n in CUSTOMER_WINDOWS_DAYS:
-        start = _window_bounds(keys, codes, unique_times, stride, t - n * NS_PER_DAY)
+        start = np.empty(len(t), dtype=np.int64)
+        start[query_order] = _first_after(keys, codes, rows_not_after(n)[query_order])
         count = end - start
         columns[f"CUSTOMER_ID_NB_TX_{n}DAY_WINDOW"] = count.astype(float)
         columns[f"CUSTOMER_ID_AVG_AMOUNT_{n}DAY_WINDOW"] = (
@@ -166,17 +180,20 @@ def _compute(frame: pd.DataFrame, target: np.ndarray) -> pd.DataFrame:
         ) / count
 
     # Terminals: windows (t - (d + n), t - d]; both ends are binary searches.
-    order = np.lexsort((times, terminal_codes))
-    keys = _sorted_keys(terminal_codes[order], time_ranks[order], stride)
+    order, keys = _entity_order(terminal_codes, time_rank)
     fraud_sums = np.concatenate(([0.0], np.cumsum(frauds[order])))
     codes = terminal_codes[target_rows]
-    delayed_end = _window_bounds(
-        keys, codes, unique_times, stride, t - TERMINAL_DELAY_DAYS * NS_PER_DAY
-    )
+    query_order = np.argsort(codes * len(times) + time_rank[target_rows])
+    codes = codes[query_order]
+
+    def terminal_bound(days_back: int) -> np.ndarray:
+        bound = np.empty(len(t), dtype=np.int64)
+        bound[query_order] = _first_after(keys, codes, rows_not_after(days_back)[query_order])
+        return bound
+
+    delayed_end = terminal_bound(TERMINAL_DELAY_DAYS)
     for n in TERMINAL_WINDOWS_DAYS:
-        start = _window_bounds(
-            keys, codes, unique_times, stride, t - (TERMINAL_DELAY_DAYS + n) * NS_PER_DAY
-        )
+        start = terminal_bound(TERMINAL_DELAY_DAYS + n)
         count = delayed_end - start
         fraud_count = fraud_sums[delayed_end] - fraud_sums[start]
         columns[f"TERMINAL_ID_NB_TX_{n}DAY_WINDOW"] = count.astype(float)
