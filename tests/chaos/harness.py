@@ -112,3 +112,96 @@ def check_invariant(root: Path, queue: WorkQueue, pushed: list[dt.date],
         executions += log.read_text(errors="replace").count(": start (attempt")
     return Verdict(trained=len(trained), dead=len(dead), lost=len(lost),
                    duplicated=duplicated, forked=forked, executions=executions)
+
+
+#: Crash points of the step (trainer.faults) hit at random in every chaos worker.
+CHAOS_FAULTS = "before_checkpoint_rename:0.08,after_checkpoint:0.08,after_commit:0.08"
+
+
+@dataclass
+class ChaosFigures:
+    """What a chaos run did and what it left."""
+
+    datasets: int
+    workers: int
+    external_kills: int
+    fault_kills: int
+    executions: int
+    trained: int
+    lost: int
+    duplicated: int
+    forked: int
+    dead: int
+    seconds: float
+
+    def as_dict(self) -> dict[str, object]:
+        return {**self.__dict__, "kills": self.external_kills + self.fault_kills}
+
+
+def run_chaos(tmp: Path, redis_url: str, *, datasets: int, kills: int, workers: int = 3,
+              seed: int = 0, lease_seconds: float = 2.0, timeout: float = 900) -> ChaosFigures:
+    """Train `datasets` days with `workers` workers while killing them with -9 at random.
+
+    `kills` workers are killed from outside (kill -9 of the worker's process group, mostly
+    the one holding the lease, so mid-step) and restarted; in addition every step may
+    SIGKILL itself inside the checkpoint write, between checkpoint and lineage commit, or
+    right after the commit (`CHAOS_FAULTS`). Then the run is let finish and the invariant
+    is checked.
+    """
+    import random
+
+    from trainer.redis_settings import RedisSettings
+
+    rng = random.Random(seed)
+    started = time.monotonic()
+    root = tmp / "share"
+    days = write_days(root, datasets)
+    queue = WorkQueue(RedisSettings.from_url(redis_url), lease_seconds=lease_seconds,
+                      max_attempts=1000)
+    queue.push(rng.sample(days, len(days)))
+    logs: list[Path] = []
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    generation = Counter()
+
+    def spawn(slot: str) -> None:
+        generation[slot] += 1
+        log = tmp / f"{slot}-{generation[slot]}.log"
+        logs.append(log)
+        procs[slot] = start_worker(root, redis_url, log, name=f"{slot}-{generation[slot]}",
+                                   lease_seconds=lease_seconds, max_attempts=1000,
+                                   fault=CHAOS_FAULTS)
+
+    slots = [f"w{i}" for i in range(workers)]
+    for slot in slots:
+        spawn(slot)
+    external = 0
+    try:
+        while external < kills and time.monotonic() - started < timeout:
+            time.sleep(rng.uniform(0.3, 2.0))
+            holders = {item.holder.rsplit("-", 1)[0] for item in queue.stats().leased}
+            live_holders = [s for s in slots if s in holders]
+            slot = rng.choice(live_holders) if live_holders and rng.random() < 0.8 \
+                else rng.choice(slots)
+            kill_group(procs[slot])
+            procs[slot].wait()
+            external += 1
+            spawn(slot)
+        wait_until(lambda: (lambda s: s.done + s.dead >= datasets and not s.leased
+                            and s.pending == 0)(queue.stats()),
+                   max(60.0, timeout - (time.monotonic() - started)), interval=0.5,
+                   what="the chaos run to drain")
+    finally:
+        for proc in procs.values():
+            proc.send_signal(signal.SIGTERM)
+        for proc in procs.values():
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                kill_group(proc)
+    verdict = check_invariant(root, queue, days, logs)
+    fault_kills = sum(log.read_text(errors="replace").count("died (signal 9)") for log in logs)
+    return ChaosFigures(
+        datasets=datasets, workers=workers, external_kills=external, fault_kills=fault_kills,
+        executions=verdict.executions, trained=verdict.trained, lost=verdict.lost,
+        duplicated=verdict.duplicated, forked=verdict.forked, dead=verdict.dead,
+        seconds=round(time.monotonic() - started, 1))

@@ -1,0 +1,36 @@
+"""Randomised kill -9 runs: a reduced one in the default run, the full one marked slow.
+
+Full figures: `python bench/chaos.py` (same code, prints JSON).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.chaos.harness import run_chaos
+
+try:
+    import trainer.step  # noqa: F401
+    STEP_MISSING = None
+except ImportError as exc:
+    STEP_MISSING = f"trainer.step does not import yet: {exc}"
+
+pytestmark = [pytest.mark.integration,
+              pytest.mark.skipif(STEP_MISSING is not None, reason=STEP_MISSING or "")]
+
+
+def test_reduced_chaos_run_keeps_the_invariant(tmp_path, redis_url):
+    figures = run_chaos(tmp_path, redis_url, datasets=10, kills=8, seed=1, timeout=300)
+    assert figures.external_kills == 8
+    assert (figures.lost, figures.duplicated, figures.forked, figures.dead) == (0, 0, 0, 0)
+    assert figures.trained == 10
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_full_chaos_run_50_kills_30_datasets_3_workers(tmp_path, redis_url):
+    figures = run_chaos(tmp_path, redis_url, datasets=30, kills=50, seed=2, timeout=1500)
+    print(figures.as_dict())
+    assert figures.external_kills + figures.fault_kills >= 50
+    assert (figures.lost, figures.duplicated, figures.forked, figures.dead) == (0, 0, 0, 0)
+    assert figures.trained == 30
