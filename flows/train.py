@@ -1,0 +1,224 @@
+"""The `train` flow: drain the dataset queue into the lineage, oldest day first.
+
+Backend "local": the flow leases one day at a time (the queue is serial: the warm-start
+chain is one line), keeps the lease alive with a heartbeat while the day's step runs as a
+Prefect task, then completes the lease, or fails it. Prefect retries a step with
+exponential backoff for errors a retry can fix (Redis blips, a head moved by a concurrent
+writer); a permanent error (bad data, a day behind the head) is not retried. A day whose
+step fails for good is dead-lettered at once, with the error as the reason, and the flow
+goes on with the later days: a missing day is a gap the lineage records (`gap_days`), not
+a break in the chain. Once the queue is drained the run is published and, if any day was
+dead-lettered, the flow run ends Failed with a message naming each day and its error.
+
+Backend "argo": the same steps run as pods of an Argo workflow on GKE, submitted and
+watched by the bridge in `flows/argo_backend.py`.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from typing import Literal
+
+from prefect import flow, get_run_logger
+from prefect.runtime import flow_run
+
+from flows.artifacts import Progress, RunSummary, publish
+from flows.resolve import resolve_queue, resolve_share
+from flows.tasks import backoff_delays, is_retryable, step_error, train_day
+from trainer.errors import FraudpipeError, LeaseLostError
+from trainer.lineage import Lineage
+from trainer.queue import Lease, WorkQueue
+from trainer.storage import Share
+from trainer.worker import Heartbeat
+
+#: Seconds between two looks at a queue whose only item is leased by someone else.
+POLL_SECONDS = 1.0
+
+
+class DatasetsDeadLetteredError(FraudpipeError):
+    """Some datasets of this run are in the dead-letter list; the message names each."""
+
+
+def holder_name() -> str:
+    """Who holds the lease, as queue stats show it: the flow run, host and pid."""
+    run_id = flow_run.get_id()
+    return f"prefect:{run_id or 'no-run'}@{socket.gethostname()}:{os.getpid()}"
+
+
+def drain_local(share: Share, queue: WorkQueue, summary: RunSummary, *,
+                learner: str | None = None, step_retries: int = 2,
+                retry_backoff_seconds: float = 10.0, wait_seconds: float = 600.0) -> None:
+    """Lease and train until nothing is pending; record each outcome in `summary`.
+
+    Args:
+        share: the storage root.
+        queue: the dataset queue.
+        summary: gets the trained, skipped and dead-lettered days.
+        learner: learner for a new chain (None: the trainer's default).
+        step_retries: Prefect retries of a step after a transient error.
+        retry_backoff_seconds: first retry delay; doubled at each retry.
+        wait_seconds: how long to wait for a day leased by another worker.
+    """
+    logger = get_run_logger()
+    stats = queue.stats()
+    progress = Progress(summary.flow, stats.pending + len(stats.leased))
+    step = train_day.with_options(retries=step_retries,
+                                  retry_delay_seconds=backoff_delays(step_retries,
+                                                                     retry_backoff_seconds))
+    holder = holder_name()
+    blocked_since: float | None = None
+    while True:
+        lease = queue.lease(holder)
+        if lease is None:
+            stats = queue.stats()
+            if stats.pending == 0 and not stats.leased:
+                break
+            # Serial queue: another worker holds a day; wait for it (or its lease to expire).
+            blocked_since = blocked_since or time.monotonic()
+            if time.monotonic() - blocked_since > wait_seconds:
+                note = (f"stopped waiting after {wait_seconds:.0f}s: "
+                        f"{', '.join(f'{i.date} held by {i.holder}' for i in stats.leased)}; "
+                        f"{stats.pending} day(s) still pending")
+                logger.warning(note)
+                summary.notes.append(note)
+                break
+            time.sleep(POLL_SECONDS)
+            continue
+        blocked_since = None
+        _run_leased_step(share, queue, lease, step, learner, summary, step_retries)
+        progress.step(f"{lease.date}")
+    progress.finish()
+
+
+def _run_leased_step(share: Share, queue: WorkQueue, lease: Lease, step, learner: str | None,
+                     summary: RunSummary, step_retries: int) -> None:
+    logger = get_run_logger()
+    heartbeat = Heartbeat(queue, lease, queue.lease_seconds / 3)
+    heartbeat.start()
+    try:
+        state = step(str(share.root), lease.date.isoformat(), learner,
+                     lambda: queue.assert_holds(lease), return_state=True)
+    finally:
+        heartbeat.stop()
+    day = lease.date.isoformat()
+    if state.is_completed():
+        result = state.result()
+        try:
+            queue.complete(lease)
+        except LeaseLostError as exc:  # committed under a valid guard; the lineage is right
+            summary.notes.append(f"{day}: trained, but completing its lease failed: {exc}")
+        if result["status"] == "skipped":
+            summary.skipped.append(day)
+        else:
+            summary.trained.append(result)
+        return
+    error = step_error(state)
+    reason = f"{type(error).__name__}: {error}" if error else (state.message or "failed")
+    if isinstance(error, LeaseLostError) or heartbeat.lost.is_set():
+        # Another holder owns the day now; it settles the lease, not us.
+        logger.warning("%s: lease lost, nothing committed: %s", day, reason)
+        summary.notes.append(f"{day}: lease lost while training, left to its new holder")
+        return
+    tries = 1 if not is_retryable(error) else step_retries + 1
+    full_reason = f"{reason} (after {tries} attempt(s), queue attempt {lease.attempt})"
+    try:
+        # Retries are spent (or useless): dead-letter now rather than loop on the same day.
+        queue.fail(lease, full_reason, permanent=True)
+    except LeaseLostError as exc:
+        summary.notes.append(f"{day}: failed, and failing its lease was refused: {exc}")
+        return
+    logger.error("%s dead-lettered: %s", day, full_reason)
+    summary.dead.append({"date": day, "reason": full_reason})
+
+
+def train_argo(share: Share, summary: RunSummary, **options: object) -> None:
+    """Run the queued days on Argo through the bridge (`flows/argo_backend.py`)."""
+    try:
+        from flows import argo_backend
+    except ImportError as exc:
+        raise FraudpipeError(
+            "backend='argo' needs flows/argo_backend.py (the Prefect-to-Argo bridge), which "
+            f"is not importable here: {exc}") from exc
+    runner = getattr(argo_backend, "run_training", None)
+    if runner is None:
+        raise FraudpipeError("flows.argo_backend has no run_training(); cannot use backend='argo'")
+    result = runner(share=share, **options)
+    if isinstance(result, dict):
+        summary.trained.extend(result.get("trained", []))
+
+
+def finish(summary: RunSummary, share: Share) -> dict:
+    """Publish the run's artifacts; raise naming every dead-lettered day, else return JSON."""
+    publish(summary, share)
+    if summary.dead:
+        named = "; ".join(f"{d['date']}: {d['reason']}" for d in summary.dead)
+        trained = ", ".join(s["date"] for s in summary.trained) or "none"
+        raise DatasetsDeadLetteredError(
+            f"{len(summary.dead)} dataset(s) dead-lettered: {named}. "
+            f"Trained in this run: {trained}")
+    return summary.to_json()
+
+
+@flow(name="train", log_prints=True)
+def train_flow(
+    storage_block: str | None = None,
+    storage: str | None = None,
+    queue_block: str | None = None,
+    redis_url: str | None = None,
+    backend: Literal["local", "argo"] = "local",
+    learner: str | None = None,
+    step_retries: int = 2,
+    retry_backoff_seconds: float = 10.0,
+    lease_seconds: float | None = None,
+    max_attempts: int | None = None,
+    wait_seconds: float = 600.0,
+    argo_server_block: str | None = None,
+) -> dict:
+    """Train every queued dataset in date order, locally or on Argo.
+
+    Args:
+        storage_block: saved FilestoreStorage block (else `storage`).
+        storage: local directory of the share.
+        queue_block: saved RedisWorkQueue block (else `redis_url`).
+        redis_url: Redis URL (else `$FRAUDPIPE_REDIS_URL`).
+        backend: "local" (steps as Prefect tasks here) or "argo" (pods on GKE).
+        learner: learner name for a new chain.
+        step_retries: retries of a step after a transient error (local backend).
+        retry_backoff_seconds: first retry delay, doubled each retry.
+        lease_seconds: lease length override.
+        max_attempts: queue attempt budget override.
+        wait_seconds: how long to wait for a day leased by another worker.
+        argo_server_block: saved ArgoServer block (argo backend).
+    """
+    share = resolve_share(storage_block, storage)
+    summary = RunSummary(flow="train")
+    run_training(share, summary, queue_block=queue_block, redis_url=redis_url,
+                 backend=backend, learner=learner, step_retries=step_retries,
+                 retry_backoff_seconds=retry_backoff_seconds, lease_seconds=lease_seconds,
+                 max_attempts=max_attempts, wait_seconds=wait_seconds,
+                 argo_server_block=argo_server_block, storage_block=storage_block)
+    return finish(summary, share)
+
+
+def run_training(share: Share, summary: RunSummary, *, queue_block: str | None,
+                 redis_url: str | None, backend: str = "local", learner: str | None = None,
+                 step_retries: int = 2, retry_backoff_seconds: float = 10.0,
+                 lease_seconds: float | None = None, max_attempts: int | None = None,
+                 wait_seconds: float = 600.0, argo_server_block: str | None = None,
+                 storage_block: str | None = None) -> None:
+    """The body of the train flow, shared by the pipeline, backfill and replay flows."""
+    queue = resolve_queue(queue_block, redis_url, lease_seconds=lease_seconds,
+                          max_attempts=max_attempts)
+    trained = sorted(Lineage.load(share).dates())
+    if trained:  # the lineage is the authority: never hand a trained day out again
+        queue.mark_done(trained)
+    if backend == "local":
+        drain_local(share, queue, summary, learner=learner, step_retries=step_retries,
+                    retry_backoff_seconds=retry_backoff_seconds, wait_seconds=wait_seconds)
+    elif backend == "argo":
+        train_argo(share, summary, queue=queue, storage_block=storage_block,
+                   argo_server_block=argo_server_block, learner=learner)
+    else:
+        raise FraudpipeError(f"backend {backend!r}: expected 'local' or 'argo'")

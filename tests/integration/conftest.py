@@ -1,0 +1,23 @@
+"""Integration fixtures: one real Prefect server (SQLite) for the whole test session.
+
+`prefect_harness` wraps Prefect's `prefect_test_harness()` (docs: how-to-guides/workflows/
+test-workflows): a temporary database and a local API server that every flow run of the
+session reports to, so tests can read flow runs, task runs and artifacts back through
+the client API. Session scope because starting the server costs seconds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def prefect_harness() -> Iterator[str]:
+    """A running Prefect API for the session; yields its URL (PREFECT_API_URL)."""
+    from prefect.settings import PREFECT_API_URL
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=90):
+        yield PREFECT_API_URL.value()
