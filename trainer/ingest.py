@@ -114,6 +114,7 @@ def ingest_path(
 def _ingest_file(
     path: Path, share: Share, result: IngestResult, *, allow_pickle: bool, testing: bool
 ) -> None:
+    """Validate one file, then hand it to `_commit`; a bad file goes to quarantine."""
     kind = "testing" if testing else "training"
     name_date = date_from_name(path.name)
     try:
@@ -144,18 +145,56 @@ def _ingest_file(
         "rows": len(canonical),
         "frauds": int(canonical[LABEL].sum()),
     }
+    brief = _brief(path, kind, day, share)
+    earlier = [e for e in result.ingested if (e["kind"], e["date"]) == (kind, brief["date"])]
+    if earlier and earlier[0]["sha256"] != entry["dataset_sha256"]:
+        # Two different files for one day in one batch: which one is meant is a guess.
+        result.refused.append(
+            {
+                "source": str(path),
+                "date": brief["date"],
+                "reason": f"{path.name}: {day} was already ingested from {earlier[0]['source']} "
+                "in this run with different content; expected one file per day",
+            }
+        )
+        return
+    outcome = _commit(share, kind, day, entry, data)
+    if outcome == "unchanged":
+        result.unchanged.append(brief)
+    elif outcome == "ingested" or outcome == "replaced":
+        dropped = [str(c) for c in raw.columns if c not in COLUMNS]
+        result.ingested.append(
+            {
+                **brief,
+                "rows": entry["rows"],
+                "frauds": entry["frauds"],
+                "sha256": entry["dataset_sha256"],
+                "replaced": outcome == "replaced",
+                "dropped_columns": dropped,
+            }
+        )
+    else:
+        result.refused.append({"source": str(path), "date": brief["date"], "reason": outcome})
+
+
+def _commit(share: Share, kind: str, day: dt.date, entry: dict, data: bytes) -> str:
+    """Compare with the share and write, all under the ingest lock.
+
+    Returns:
+        "unchanged", "ingested", "replaced", or the reason the file was refused.
+    """
     output = _output(share, kind, day)
+    key = manifest_key(kind, day)
     with file_lock(_lock_path(share)):
         manifest = read_manifest(share)
-        recorded = manifest.get(manifest_key(kind, day))
+        recorded = manifest.get(key)
         on_share = sha256_file(output) if output.exists() else None
         if on_share == entry["dataset_sha256"]:
-            if recorded is None or recorded.get("source_sha256") != source_sha:
+            if recorded is None or recorded.get("source_sha256") != entry["source_sha256"]:
                 ingested_at = (recorded or {}).get("ingested_at") or _now()
-                manifest[manifest_key(kind, day)] = {**entry, "ingested_at": ingested_at}
+                manifest[key] = {**entry, "ingested_at": ingested_at}
                 _write_manifest(share, manifest)
-            result.unchanged.append(_brief(path, kind, day, share))
-            return
+            return "unchanged"
         # What the lineage was built on: the recorded output, else the file on the share.
         trained_on = recorded["dataset_sha256"] if recorded else on_share
         if (
@@ -163,30 +202,19 @@ def _ingest_file(
             and trained_on not in (None, entry["dataset_sha256"])
             and day in _trained_dates(share)
         ):
-            reason = str(
+            return str(
                 ChangedDatasetError(
-                    f"{path.name}: {day} is already trained on a dataset with sha256 {trained_on}, "
-                    f"this file converts to {entry['dataset_sha256']}; a trained day cannot change "
-                    "(replay from an earlier checkpoint instead); the file was left in place"
+                    f"{entry['source']}: {day} is already trained on a dataset with sha256 "
+                    f"{trained_on}, this file converts to {entry['dataset_sha256']}; a trained "
+                    "day cannot change (replay from an earlier checkpoint instead); "
+                    "the file was left in place"
                 )
             )
-            result.refused.append({"source": str(path), "date": day.isoformat(), "reason": reason})
-            return
         with atomic_path(output) as tmp:
             tmp.write_bytes(data)
-        manifest[manifest_key(kind, day)] = {**entry, "ingested_at": _now()}
+        manifest[key] = {**entry, "ingested_at": _now()}
         _write_manifest(share, manifest)
-    dropped = [str(c) for c in raw.columns if c not in COLUMNS]
-    result.ingested.append(
-        {
-            **_brief(path, kind, day, share),
-            "rows": entry["rows"],
-            "frauds": entry["frauds"],
-            "sha256": entry["dataset_sha256"],
-            "replaced": on_share is not None,
-            "dropped_columns": dropped,
-        }
-    )
+    return "replaced" if on_share is not None else "ingested"
 
 
 def canonical_parquet_bytes(frame: pd.DataFrame) -> bytes:

@@ -6,6 +6,7 @@ import argparse
 import datetime as dt
 import importlib.util
 import json
+import multiprocessing
 import sys
 from pathlib import Path
 
@@ -359,3 +360,42 @@ def test_through_the_fraudpipe_cli_exit_codes(tmp_path, capsys):
     assert "no such file or directory" in capsys.readouterr().err
     write_day(tmp_path / "landing")
     assert main(["ingest", "--source", str(tmp_path / "landing"), "--storage", str(tmp_path)]) == 0
+
+
+def test_two_different_files_for_one_day_in_one_run_keep_the_first(tmp_path):
+    landing = tmp_path / "landing"
+    write_day(landing, seed=1, suffix="csv")
+    write_day(landing, seed=2, suffix="parquet")
+    share = Share.at(tmp_path / "share")
+
+    result = ingest_path(landing, share)
+
+    assert [Path(e["source"]).name for e in result.ingested] == ["2018-04-02.csv"]
+    [refused] = result.refused
+    assert "already ingested from" in refused["reason"] and "one file per day" in refused["reason"]
+    assert read_manifest(share)["2018-04-02"]["source"] == "2018-04-02.csv"
+
+
+def _ingest_in_subprocess(landing: str, root: str) -> dict:
+    return ingest_path(landing, Share.at(root)).to_dict()
+
+
+def test_concurrent_ingestions_of_one_landing_area_agree(tmp_path):
+    # GIVEN four days, ingested by two processes at once onto one share
+    landing = tmp_path / "landing"
+    for n in range(1, 5):
+        write_day(landing, dt.date(2018, 4, n), seed=n)
+    share = Share.at(tmp_path / "share")
+    context = multiprocessing.get_context("fork")
+    with context.Pool(2) as pool:
+        results = pool.starmap(_ingest_in_subprocess, [(str(landing), str(share.root))] * 2)
+
+    # THEN each day was written exactly once, and the manifest matches the files
+    written = sorted(e["date"] for r in results for e in r["ingested"])
+    assert written == ["2018-04-01", "2018-04-02", "2018-04-03", "2018-04-04"]
+    assert sum(len(r["unchanged"]) for r in results) == 4
+    manifest = read_manifest(share)
+    for day in share.training_dates():
+        assert manifest[day.isoformat()]["dataset_sha256"] == sha256_file(
+            share.training_dataset(day)
+        )
