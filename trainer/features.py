@@ -39,6 +39,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from trainer.errors import DatasetValidationError
+from trainer.schema import COLUMNS
 from trainer.storage import Share, atomic_path, sha256_file
 
 #: Bump whenever a definition below changes: cached features of another version are ignored.
@@ -326,6 +327,23 @@ def load_history(share: Share, day: dt.date) -> pd.DataFrame:
         for d in history_days(day)
         if share.training_dataset(d).is_file()
     ]
+    return pd.concat(frames, ignore_index=True)
+
+
+def history_before(share: Share, day: dt.date) -> pd.DataFrame:
+    """Training transactions of the ``HISTORY_DAYS`` days before `day` (not `day` itself).
+
+    For datasets that are not a training day, such as an ingested testing day: pass the
+    result and the dataset's rows to ``features_for_frame``. Missing days are skipped; with
+    none at all the frame is empty (with the input columns).
+    """
+    frames = [
+        read_transactions(share.training_dataset(d))
+        for d in history_days(day)[:-1]
+        if share.training_dataset(d).is_file()
+    ]
+    if not frames:
+        return pd.DataFrame({name: pd.Series(dtype=COLUMNS[name]) for name in INPUT_COLUMNS})
     return pd.concat(frames, ignore_index=True)
 
 

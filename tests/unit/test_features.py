@@ -20,6 +20,7 @@ from trainer.features import (
     compute_features,
     features_for_day,
     features_for_frame,
+    history_before,
     load_history,
     write_features_cache,
 )
@@ -304,3 +305,17 @@ def test_missing_day_names_the_file(tmp_path):
     share = Share.at(tmp_path)
     with pytest.raises(DatasetValidationError, match=r"2018-04-10\.parquet"):
         features_for_day(share, DAY)
+
+
+def test_testing_day_features_from_history_before(tmp_path):
+    # GIVEN training days before a testing day that is not itself a training day
+    share = Share.at(tmp_path)
+    transactions = random_transactions(8, days=40, per_day=30, customers=10, terminals=6)
+    write_days(share, transactions[transactions["TX_DATETIME"].dt.date < DAY])
+    testing_rows = transactions[transactions["TX_DATETIME"].dt.date == DAY]
+    # WHEN
+    features = features_for_frame(history_before(share, DAY), testing_rows)
+    # THEN
+    pd.testing.assert_frame_equal(features, compute_features(transactions, DAY))
+    assert history_before(Share.at(tmp_path / "empty"), DAY).empty
+    assert len(features_for_frame(history_before(Share.at(tmp_path / "empty"), DAY), testing_rows)) == len(testing_rows)
