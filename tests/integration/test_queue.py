@@ -213,3 +213,12 @@ def test_wrong_password_is_reported_as_authentication(tmp_path):
             settings.client()
         ok = RedisSettings.from_url(f"redis://:right@127.0.0.1:{server.port}/0")
         assert ok.client().ping()
+
+
+def test_tls_to_a_plain_server_is_reported_as_a_tls_failure(redis_server):
+    settings = RedisSettings.from_url(f"rediss://127.0.0.1:{redis_server.port}/0",
+                                      socket_timeout=2)
+    with pytest.raises(QueueConnectionError) as info:
+        settings.client()
+    assert f"127.0.0.1:{redis_server.port}" in str(info.value)
+    assert "TLS" in str(info.value) or "timed out" in str(info.value)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from trainer.commands._common import date_arg, print_json
-from trainer.commands.worker import add_redis_url
+from trainer.commands.worker import add_redis_url, settings_from_args
 
 
 def add_parser(sub) -> None:
@@ -38,9 +38,8 @@ def add_parser(sub) -> None:
 
 def _queue(args: argparse.Namespace):
     from trainer.queue import WorkQueue
-    from trainer.redis_settings import RedisSettings
 
-    return WorkQueue(RedisSettings.from_env(args.redis_url))
+    return WorkQueue(settings_from_args(args))
 
 
 def run_push(args: argparse.Namespace) -> int:

@@ -17,6 +17,18 @@ def add_redis_url(parser: argparse.ArgumentParser) -> None:
              "either, the FRAUDPIPE_REDIS_* variables or localhost:6379)")
 
 
+def settings_from_args(args: argparse.Namespace):
+    """RedisSettings from --redis-url / the environment; a bad value exits naming it."""
+    from pydantic import ValidationError
+
+    from trainer.redis_settings import RedisSettings
+
+    try:
+        return RedisSettings.from_env(args.redis_url)
+    except (ValueError, ValidationError) as exc:
+        raise SystemExit(f"fraudpipe {args.command}: error: Redis settings: {exc}") from exc
+
+
 def add_parser(sub) -> None:
     parser = sub.add_parser(
         "worker", help="lease datasets from the Redis queue and train them in date order",
@@ -43,12 +55,11 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from trainer.queue import WorkQueue
-    from trainer.redis_settings import RedisSettings
     from trainer.worker import Worker
 
     if args.lease_seconds <= 0 or (args.max_jobs is not None and args.max_jobs < 1):
         raise SystemExit("fraudpipe worker: --lease-seconds and --max-jobs must be positive")
-    queue = WorkQueue(RedisSettings.from_env(args.redis_url), lease_seconds=args.lease_seconds,
+    queue = WorkQueue(settings_from_args(args), lease_seconds=args.lease_seconds,
                       max_attempts=args.max_attempts)
     worker = Worker(share_of(args), queue, name=args.name, learner=args.learner)
     worker.work(burst=args.burst, max_jobs=args.max_jobs,
