@@ -49,11 +49,13 @@ class IngestResult:
     """Files written to the share: source, kind, date, output, rows, frauds, sha256,
     replaced (an older version of a not-yet-trained day was replaced), dropped_columns."""
     unchanged: list[dict] = field(default_factory=list)
-    """Files whose canonical content is already on the share: nothing was written."""
+    """Files whose canonical content is already on the share (source, kind, date, output,
+    sha256): nothing was written."""
     quarantined: list[dict] = field(default_factory=list)
     """Bad files: source, reason, quarantined_to, source_removed (False: copied only)."""
     refused: list[dict] = field(default_factory=list)
-    """Changed files for days already trained, left where they are: source, date, reason."""
+    """Files left where they are (source, date, reason): a changed file for a day already
+    trained, or a second, different file for a day this run already handled."""
 
     @property
     def read_any(self) -> bool:
@@ -123,8 +125,12 @@ def _ingest_file(
                 f"{path.name}: file name is not a date; expected <YYYY-MM-DD>.parquet|csv|pkl"
             )
         source_sha = sha256_file(path)
-        if name_date is not None and _already_there(share, kind, name_date, source_sha):
-            result.unchanged.append(_brief(path, kind, name_date, share))
+        known_sha = _already_there(share, kind, name_date, source_sha) if name_date else None
+        if known_sha:  # this exact file was ingested before: skip reading it
+            if not _other_file_this_run(result, path, kind, name_date, known_sha):
+                result.unchanged.append(
+                    {**_brief(path, kind, name_date, share), "sha256": known_sha}
+                )
             return
         raw = read_dataset(path, allow_pickle=allow_pickle)
         canonical = validate_dataset(raw, path.name, name_date)
@@ -145,18 +151,8 @@ def _ingest_file(
         "rows": len(canonical),
         "frauds": int(canonical[LABEL].sum()),
     }
-    brief = _brief(path, kind, day, share)
-    earlier = [e for e in result.ingested if (e["kind"], e["date"]) == (kind, brief["date"])]
-    if earlier and earlier[0]["sha256"] != entry["dataset_sha256"]:
-        # Two different files for one day in one batch: which one is meant is a guess.
-        result.refused.append(
-            {
-                "source": str(path),
-                "date": brief["date"],
-                "reason": f"{path.name}: {day} was already ingested from {earlier[0]['source']} "
-                "in this run with different content; expected one file per day",
-            }
-        )
+    brief = {**_brief(path, kind, day, share), "sha256": entry["dataset_sha256"]}
+    if _other_file_this_run(result, path, kind, day, entry["dataset_sha256"]):
         return
     outcome = _commit(share, kind, day, entry, data)
     if outcome == "unchanged":
@@ -168,7 +164,6 @@ def _ingest_file(
                 **brief,
                 "rows": entry["rows"],
                 "frauds": entry["frauds"],
-                "sha256": entry["dataset_sha256"],
                 "replaced": outcome == "replaced",
                 "dropped_columns": dropped,
             }
@@ -281,16 +276,39 @@ def _write_manifest(share: Share, manifest: dict) -> None:
     atomic_write_text(share.ingest_manifest, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
 
 
-def _already_there(share: Share, kind: str, day: dt.date, source_sha: str) -> bool:
-    """Fast path: this exact source was ingested and its output is intact."""
+def _already_there(share: Share, kind: str, day: dt.date, source_sha: str) -> str | None:
+    """Fast path: the dataset sha256 if this exact source was ingested and is intact."""
     recorded = read_manifest(share).get(manifest_key(kind, day))
     output = _output(share, kind, day)
-    return (
+    if (
         recorded is not None
         and recorded.get("source_sha256") == source_sha
         and output.exists()
         and sha256_file(output) == recorded.get("dataset_sha256")
-    )
+    ):
+        return recorded["dataset_sha256"]
+    return None
+
+
+def _other_file_this_run(
+    result: IngestResult, path: Path, kind: str, day: dt.date, dataset_sha: str
+) -> bool:
+    """Refuse (and record) a second, different file for a day this run already handled.
+
+    Which of two files for one day in one batch is meant is a guess; the first one stays.
+    """
+    for earlier in result.ingested + result.unchanged:
+        if (earlier["kind"], earlier["date"]) != (kind, day.isoformat()):
+            continue
+        if earlier["sha256"] == dataset_sha:
+            return False
+        reason = (
+            f"{path.name}: {day} was already handled in this run from "
+            f"{Path(earlier['source']).name} with different content; expected one file per day"
+        )
+        result.refused.append({"source": str(path), "date": day.isoformat(), "reason": reason})
+        return True
+    return False
 
 
 def _trained_dates(share: Share) -> set[dt.date]:

@@ -372,8 +372,14 @@ def test_two_different_files_for_one_day_in_one_run_keep_the_first(tmp_path):
 
     assert [Path(e["source"]).name for e in result.ingested] == ["2018-04-02.csv"]
     [refused] = result.refused
-    assert "already ingested from" in refused["reason"] and "one file per day" in refused["reason"]
+    assert "already handled in this run from 2018-04-02.csv" in refused["reason"]
+    assert "one file per day" in refused["reason"]
     assert read_manifest(share)["2018-04-02"]["source"] == "2018-04-02.csv"
+
+    # The same holds when the first file is unchanged from an earlier run.
+    again = ingest_path(landing, share)
+    assert [e["date"] for e in again.unchanged] == ["2018-04-02"]
+    assert [Path(e["source"]).name for e in again.refused] == ["2018-04-02.parquet"]
 
 
 def _ingest_in_subprocess(landing: str, root: str) -> dict:
