@@ -44,7 +44,7 @@ def test_push_stats_dead_retry_dead(capsys, redis_url, monkeypatch):
     assert "requeued 1" in out and queue.stats().pending == 2
 
 
-def test_push_from_storage_skips_days_already_in_the_lineage(capsys, redis_url, tmp_path):
+def test_push_from_storage_queues_every_ingested_day(capsys, redis_url, tmp_path):
     from trainer.storage import Share
 
     share = Share.at(tmp_path)
