@@ -369,3 +369,18 @@ def test_default_size_matches_the_published_scale_through_the_files(tmp_path):
 def test_default_size_matches_the_published_scale_for_other_seeds(seed):
     frames = [frame for _, frame in simulate(days=183, seed=seed)]
     check_published_scale(daily_figures(frames))
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "pkl"])
+def test_simulated_files_pass_the_ingestion_validation_unchanged(tmp_path, fmt):
+    datasets = pytest.importorskip("trainer.datasets", reason="trainer/datasets.py not on main")
+    frames = dict(simulate(days=2, customers=300, terminals=600, seed=5))
+    for day, frame in frames.items():
+        path = write_day(frame, tmp_path, day, fmt)
+        # GIVEN a simulated file WHEN ingestion reads and validates it (the pickle through
+        # its opt-in path) THEN it is accepted and equals the simulator's canonical frame.
+        raw = datasets.read_dataset(path, allow_pickle=fmt == "pkl")
+        canonical = datasets.validate_dataset(raw, path.name, day)
+        pd.testing.assert_frame_equal(
+            canonical.reset_index(drop=True), frame.reset_index(drop=True), check_like=True
+        )
