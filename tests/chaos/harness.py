@@ -125,6 +125,8 @@ class ChaosFigures:
     datasets: int
     workers: int
     external_kills: int
+    kills_holding_a_lease: int
+    """External kills that hit the worker holding the lease (mid-step)."""
     fault_kills: int
     executions: int
     trained: int
@@ -174,14 +176,22 @@ def run_chaos(tmp: Path, redis_url: str, *, datasets: int, kills: int, workers: 
     slots = [f"w{i}" for i in range(workers)]
     for slot in slots:
         spawn(slot)
-    external = 0
+    external = mid_step = 0
     try:
         while external < kills and time.monotonic() - started < timeout:
-            time.sleep(rng.uniform(0.3, 2.0))
-            holders = {item.holder.rsplit("-", 1)[0] for item in queue.stats().leased}
-            live_holders = [s for s in slots if s in holders]
-            slot = rng.choice(live_holders) if live_holders and rng.random() < 0.8 \
-                else rng.choice(slots)
+            # mostly: wait for a step to start, let it run a random fraction of a step
+            # (~0.5 s here), kill its worker; sometimes: kill any worker, idle or not
+            slot = rng.choice(slots)
+            if rng.random() < 0.85 and queue.stats().done < datasets:
+                try:
+                    holder = wait_until(lambda: queue.stats().leased, 30, interval=0.02,
+                                        what="a lease")[0].holder
+                    slot = holder.rsplit("-", 1)[0]
+                except AssertionError:
+                    pass
+            time.sleep(rng.uniform(0.0, 0.6))
+            if any(item.holder.rsplit("-", 1)[0] == slot for item in queue.stats().leased):
+                mid_step += 1
             kill_group(procs[slot])
             procs[slot].wait()
             external += 1
@@ -201,7 +211,7 @@ def run_chaos(tmp: Path, redis_url: str, *, datasets: int, kills: int, workers: 
     verdict = check_invariant(root, queue, days, logs)
     fault_kills = sum(log.read_text(errors="replace").count("died (signal 9)") for log in logs)
     return ChaosFigures(
-        datasets=datasets, workers=workers, external_kills=external, fault_kills=fault_kills,
+        datasets=datasets, workers=workers, external_kills=external, kills_holding_a_lease=mid_step, fault_kills=fault_kills,
         executions=verdict.executions, trained=verdict.trained, lost=verdict.lost,
         duplicated=verdict.duplicated, forked=verdict.forked, dead=verdict.dead,
         seconds=round(time.monotonic() - started, 1))
