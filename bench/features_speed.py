@@ -5,8 +5,8 @@ Usage:
 
 The data is random but shaped like the handbook's default simulation (FACTS section 2):
 `--per-day` transactions a day over 38 days, 5,000 customers and 10,000 terminals, both
-multiplied by `--scale`. It prints the best and median wall time of `--repeat` runs and the best CPU time (the
-fairer figure on a shared machine).
+multiplied by `--scale`. It prints the best and median wall time of `--repeat` runs and
+the best CPU time (the fairer figure on a shared machine).
 """
 
 from __future__ import annotations

@@ -156,9 +156,7 @@ def _compute(frame: pd.DataFrame, target: np.ndarray) -> pd.DataFrame:
 
     columns: dict[str, np.ndarray] = {}
     columns["TX_DURING_WEEKEND"] = (((t // NS_PER_DAY) + EPOCH_WEEKDAY) % 7 >= 5).astype(float)
-    columns["TX_DURING_NIGHT"] = ((t % NS_PER_DAY) // NS_PER_HOUR <= NIGHT_LAST_HOUR).astype(
-        float
-    )
+    columns["TX_DURING_NIGHT"] = ((t % NS_PER_DAY) // NS_PER_HOUR <= NIGHT_LAST_HOUR).astype(float)
 
     # Customers: a row's window ends at the row itself, so ties with a larger transaction id
     # are excluded, as in pandas' rolling.
@@ -298,8 +296,7 @@ def _require_dataset(share: Share, day: dt.date) -> Path:
     path = share.training_dataset(day)
     if not path.is_file():
         raise DatasetValidationError(
-            f"{path}: no training dataset for {day.isoformat()}; ingest it first "
-            "(fraudpipe ingest)"
+            f"{path}: no training dataset for {day.isoformat()}; ingest it first (fraudpipe ingest)"
         )
     return path
 
@@ -427,9 +424,7 @@ def write_features_cache(share: Share, day: dt.date) -> Path:
     frame = compute_features(load_history(share, day), day)
     table = pa.Table.from_pandas(frame, preserve_index=False)
     metadata = dict(table.schema.metadata or {})
-    metadata[CACHE_METADATA_KEY] = json.dumps(
-        _cache_record(day, hashes), sort_keys=True
-    ).encode()
+    metadata[CACHE_METADATA_KEY] = json.dumps(_cache_record(day, hashes), sort_keys=True).encode()
     table = table.replace_schema_metadata(metadata)
     final = share.features(day)
     with atomic_path(final) as tmp:

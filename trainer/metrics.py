@@ -129,7 +129,9 @@ def card_precision_at_k(
     per_day: dict[dt.date, float] = {}
     for day, rows in frame.groupby("day", sort=True):
         rows = rows[~rows["customer"].isin(detected)]
-        cards = rows.groupby("customer", sort=True).agg(score=("score", "max"), fraud=("fraud", "max"))
+        cards = rows.groupby("customer", sort=True).agg(
+            score=("score", "max"), fraud=("fraud", "max")
+        )
         top = cards.sort_values("score", ascending=False, kind="stable").head(k)
         found = top.index[top["fraud"] == 1]
         per_day[day] = len(found) / k

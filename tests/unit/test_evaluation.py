@@ -32,46 +32,66 @@ def d(text: str) -> dt.date:
 def transactions(rows: list[tuple]) -> pd.DataFrame:
     """(date, customer, fraud[, score]) -> rows at noon with sequential ids."""
     frame = pd.DataFrame(rows, columns=["day", "CUSTOMER_ID", "TX_FRAUD", "score"][: len(rows[0])])
-    frame["TX_DATETIME"] = (pd.to_datetime(frame.pop("day")) + pd.Timedelta(hours=12)).astype("datetime64[ns]")
+    frame["TX_DATETIME"] = (pd.to_datetime(frame.pop("day")) + pd.Timedelta(hours=12)).astype(
+        "datetime64[ns]"
+    )
     frame.insert(0, "TRANSACTION_ID", np.arange(len(frame), dtype="int64"))
     return frame
 
 
 def test_headline_split_filter_reveals_one_delay_day_per_test_day():
     # GIVEN customers whose frauds fall on each kind of day around the headline split
-    labelled = transactions([
-        ("2018-07-24", 1, 1),  # before the known window: never known
-        ("2018-07-25", 2, 1),  # first day of the training week: known from test day 0
-        ("2018-07-31", 3, 1),  # the checkpoint's day: known from test day 0
-        ("2018-07-31", 9, 0),  # no fraud: never known
-        ("2018-08-01", 4, 1),  # delay day 1: known from test day 1
-        ("2018-08-03", 5, 1),  # delay day 3: known from test day 3
-        ("2018-08-06", 6, 1),  # delay day 6: known on test day 6 only
-        ("2018-08-07", 7, 1),  # delay day 7: not revealed within the test week
-        ("2018-08-08", 8, 1),  # a test day: frauds on test days are never revealed
-    ])
+    labelled = transactions(
+        [
+            ("2018-07-24", 1, 1),  # before the known window: never known
+            ("2018-07-25", 2, 1),  # first day of the training week: known from test day 0
+            ("2018-07-31", 3, 1),  # the checkpoint's day: known from test day 0
+            ("2018-07-31", 9, 0),  # no fraud: never known
+            ("2018-08-01", 4, 1),  # delay day 1: known from test day 1
+            ("2018-08-03", 5, 1),  # delay day 3: known from test day 3
+            ("2018-08-06", 6, 1),  # delay day 6: known on test day 6 only
+            ("2018-08-07", 7, 1),  # delay day 7: not revealed within the test week
+            ("2018-08-08", 8, 1),  # a test day: frauds on test days are never revealed
+        ]
+    )
     # WHEN
     excluded = known_compromised_by_test_day(labelled, CHECKPOINT, TEST_START, 7, 7)
     # THEN
     assert [sorted(s) for s in excluded] == [
-        [2, 3], [2, 3, 4], [2, 3, 4], [2, 3, 4, 5], [2, 3, 4, 5], [2, 3, 4, 5], [2, 3, 4, 5, 6],
+        [2, 3],
+        [2, 3, 4],
+        [2, 3, 4],
+        [2, 3, 4, 5],
+        [2, 3, 4, 5],
+        [2, 3, 4, 5],
+        [2, 3, 4, 5, 6],
     ]
 
 
 def test_filter_is_applied_day_by_day():
     excluded = [frozenset({1}), frozenset({1, 2})]
-    test_rows = transactions([
-        ("2018-08-08", 1, 0), ("2018-08-08", 2, 1), ("2018-08-08", 3, 0),
-        ("2018-08-09", 1, 1), ("2018-08-09", 2, 0), ("2018-08-09", 3, 1),
-        ("2018-08-10", 3, 0),  # outside a two-day test period
-    ])
+    test_rows = transactions(
+        [
+            ("2018-08-08", 1, 0),
+            ("2018-08-08", 2, 1),
+            ("2018-08-08", 3, 0),
+            ("2018-08-09", 1, 1),
+            ("2018-08-09", 2, 0),
+            ("2018-08-09", 3, 1),
+            ("2018-08-10", 3, 0),  # outside a two-day test period
+        ]
+    )
     kept = filter_known_compromised(test_rows, TEST_START, excluded)
-    assert list(zip(kept["TX_DATETIME"].dt.day, kept["CUSTOMER_ID"])) == [(8, 2), (8, 3), (9, 3)]
+    days_and_customers = zip(kept["TX_DATETIME"].dt.day, kept["CUSTOMER_ID"], strict=True)
+    assert list(days_and_customers) == [(8, 2), (8, 3), (9, 3)]
 
 
 def test_known_window_length_is_respected():
     labelled = transactions([("2018-07-29", 1, 1), ("2018-07-30", 2, 1), ("2018-07-31", 3, 1)])
-    assert sorted(known_compromised_by_test_day(labelled, CHECKPOINT, TEST_START, 1, 2)[0]) == [2, 3]
+    assert sorted(known_compromised_by_test_day(labelled, CHECKPOINT, TEST_START, 1, 2)[0]) == [
+        2,
+        3,
+    ]
     assert known_compromised_by_test_day(labelled, CHECKPOINT, TEST_START, 1, 0)[0] == frozenset()
     with pytest.raises(ValueError, match="after the checkpoint"):
         known_compromised_by_test_day(labelled, CHECKPOINT, CHECKPOINT, 1, 7)
@@ -91,16 +111,34 @@ def test_evaluate_split_metrics_on_the_filtered_set():
     json.dumps(result)  # JSON-ready
 
     # Customer 0 is gone from every day; customer 1 from test day 2 (08-10) on.
-    expected = scored[(scored["CUSTOMER_ID"] != 0) & ~((scored["CUSTOMER_ID"] == 1) & (scored["TX_DATETIME"].dt.day >= 10))]
+    expected = scored[
+        (scored["CUSTOMER_ID"] != 0)
+        & ~((scored["CUSTOMER_ID"] == 1) & (scored["TX_DATETIME"].dt.day >= 10))
+    ]
     assert result["transactions"] == len(expected) == 7 * 59 - 5
     assert result["frauds"] == expected["TX_FRAUD"].sum()
-    assert result["auc_roc"] == pytest.approx(roc_auc_score(expected["TX_FRAUD"], expected["score"]))
-    assert result["average_precision"] == pytest.approx(average_precision_score(expected["TX_FRAUD"], expected["score"]))
+    assert result["auc_roc"] == pytest.approx(
+        roc_auc_score(expected["TX_FRAUD"], expected["score"])
+    )
+    assert result["average_precision"] == pytest.approx(
+        average_precision_score(expected["TX_FRAUD"], expected["score"])
+    )
     # Fewer than 100 customers a day: every compromised card is in the top 100.
-    per_day = [g.groupby("CUSTOMER_ID")["TX_FRAUD"].max().sum() / 100 for _, g in expected.groupby(expected["TX_DATETIME"].dt.date)]
+    per_day = [
+        g.groupby("CUSTOMER_ID")["TX_FRAUD"].max().sum() / 100
+        for _, g in expected.groupby(expected["TX_DATETIME"].dt.date)
+    ]
     assert result["card_precision_per_day"]["2018-08-08"] == pytest.approx(per_day[0])
     assert result["excluded_customers"] == [1, 1, 2, 2, 2, 2, 2]
-    assert set(result) >= {"auc_roc", "average_precision", "card_precision_at_100", "transactions", "frauds", "test_start", "test_days"}
+    assert set(result) >= {
+        "auc_roc",
+        "average_precision",
+        "card_precision_at_100",
+        "transactions",
+        "frauds",
+        "test_start",
+        "test_days",
+    }
 
 
 def test_no_fraud_left_gives_null_metrics():
@@ -112,18 +150,23 @@ def test_no_fraud_left_gives_null_metrics():
     assert result["card_precision_at_100"] == 0.0
 
 
-def write_day(share: Share, day: dt.date, customers: list[int], frauds: list[int], first_id: int) -> None:
-    frame = pd.DataFrame({
-        "TRANSACTION_ID": np.arange(first_id, first_id + len(customers), dtype="int64"),
-        "TX_DATETIME": pd.Timestamp(day) + pd.to_timedelta(np.arange(len(customers)) * 60 + 3600, unit="s"),
-        "CUSTOMER_ID": np.array(customers, dtype="int64"),
-        "TERMINAL_ID": np.array(customers, dtype="int64") % 3,
-        "TX_AMOUNT": np.linspace(5, 50, len(customers)),
-        "TX_TIME_SECONDS": np.zeros(len(customers), dtype="int64"),
-        "TX_TIME_DAYS": np.zeros(len(customers), dtype="int64"),
-        "TX_FRAUD": np.array(frauds, dtype="int64"),
-        "TX_FRAUD_SCENARIO": np.array(frauds, dtype="int64"),
-    })
+def write_day(
+    share: Share, day: dt.date, customers: list[int], frauds: list[int], first_id: int
+) -> None:
+    frame = pd.DataFrame(
+        {
+            "TRANSACTION_ID": np.arange(first_id, first_id + len(customers), dtype="int64"),
+            "TX_DATETIME": pd.Timestamp(day)
+            + pd.to_timedelta(np.arange(len(customers)) * 60 + 3600, unit="s"),
+            "CUSTOMER_ID": np.array(customers, dtype="int64"),
+            "TERMINAL_ID": np.array(customers, dtype="int64") % 3,
+            "TX_AMOUNT": np.linspace(5, 50, len(customers)),
+            "TX_TIME_SECONDS": np.zeros(len(customers), dtype="int64"),
+            "TX_TIME_DAYS": np.zeros(len(customers), dtype="int64"),
+            "TX_FRAUD": np.array(frauds, dtype="int64"),
+            "TX_FRAUD_SCENARIO": np.array(frauds, dtype="int64"),
+        }
+    )
     frame["TX_DATETIME"] = frame["TX_DATETIME"].astype("datetime64[ns]")
     share.training_dir.mkdir(parents=True, exist_ok=True)
     frame.to_parquet(share.training_dataset(day), index=False)
@@ -142,7 +185,9 @@ def test_evaluate_on_share_scores_features_and_filters(tmp_path):
         seen.append(features)
         return features["TX_FRAUD"].to_numpy() * 0.8 + 0.1  # a perfect model
 
-    result = evaluate_on_share(share, score_fn, checkpoint, test_start, test_days=2, known_window_days=3)
+    result = evaluate_on_share(
+        share, score_fn, checkpoint, test_start, test_days=2, known_window_days=3
+    )
     assert set(FEATURE_COLUMNS) <= set(seen[0].columns) and len(seen[0]) == 8
     # Day 0 drops customer 1; day 1 drops 1 and 3.
     assert result["transactions"] == 3 + 2

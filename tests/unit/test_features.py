@@ -33,11 +33,25 @@ def tx(rows: list[tuple]) -> pd.DataFrame:
     """Transactions from (id, 'YYYY-MM-DD HH:MM:SS', customer, terminal, amount, fraud)."""
     frame = pd.DataFrame(
         rows,
-        columns=["TRANSACTION_ID", "TX_DATETIME", "CUSTOMER_ID", "TERMINAL_ID", "TX_AMOUNT", "TX_FRAUD"],
+        columns=[
+            "TRANSACTION_ID",
+            "TX_DATETIME",
+            "CUSTOMER_ID",
+            "TERMINAL_ID",
+            "TX_AMOUNT",
+            "TX_FRAUD",
+        ],
     )
     frame["TX_DATETIME"] = pd.to_datetime(frame["TX_DATETIME"]).astype("datetime64[ns]")
     frame["TX_AMOUNT"] = frame["TX_AMOUNT"].astype("float64")
-    return frame.astype({"TRANSACTION_ID": "int64", "CUSTOMER_ID": "int64", "TERMINAL_ID": "int64", "TX_FRAUD": "int64"})
+    return frame.astype(
+        {
+            "TRANSACTION_ID": "int64",
+            "CUSTOMER_ID": "int64",
+            "TERMINAL_ID": "int64",
+            "TX_FRAUD": "int64",
+        }
+    )
 
 
 def row_of(features: pd.DataFrame, transaction_id: int) -> pd.Series:
@@ -52,13 +66,13 @@ def reference_features(transactions: pd.DataFrame, day: dt.date) -> pd.DataFrame
     out = frame.copy()
     out["TX_DURING_WEEKEND"] = (frame["TX_DATETIME"].dt.weekday >= 5).astype(float)
     out["TX_DURING_NIGHT"] = (frame["TX_DATETIME"].dt.hour <= 6).astype(float)
-    for customer, group in frame.groupby("CUSTOMER_ID", sort=False):
+    for _, group in frame.groupby("CUSTOMER_ID", sort=False):
         amounts = group.set_index("TX_DATETIME")["TX_AMOUNT"]
         for n in (1, 7, 30):
             rolled = amounts.rolling(f"{n}D")
             out.loc[group.index, f"CUSTOMER_ID_NB_TX_{n}DAY_WINDOW"] = rolled.count().to_numpy()
             out.loc[group.index, f"CUSTOMER_ID_AVG_AMOUNT_{n}DAY_WINDOW"] = rolled.mean().to_numpy()
-    for terminal, group in frame.groupby("TERMINAL_ID", sort=False):
+    for _, group in frame.groupby("TERMINAL_ID", sort=False):
         frauds = group.set_index("TX_DATETIME")["TX_FRAUD"].astype(float)
         delay_sum = frauds.rolling("7D").sum().to_numpy()
         delay_count = frauds.rolling("7D").count().to_numpy()
@@ -99,7 +113,9 @@ def random_transactions(
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_matches_pandas_rolling_on_random_data_with_ties(seed):
     # GIVEN 40 days of random transactions, many on equal instants and on exact n-day edges
-    transactions = random_transactions(seed, days=40, per_day=60, customers=15, terminals=10, tie_share=0.5)
+    transactions = random_transactions(
+        seed, days=40, per_day=60, customers=15, terminals=10, tie_share=0.5
+    )
     # WHEN
     fast = compute_features(transactions, DAY)
     slow = reference_features(transactions, DAY)
@@ -112,37 +128,60 @@ def test_matches_pandas_rolling_on_random_data_with_ties(seed):
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", range(10, 30))
 def test_matches_pandas_rolling_long(seed):
-    transactions = random_transactions(seed, days=45, per_day=300, customers=60, terminals=40, tie_share=0.3)
+    transactions = random_transactions(
+        seed, days=45, per_day=300, customers=60, terminals=40, tie_share=0.3
+    )
     for day in (DAY, DAY - dt.timedelta(days=3)):
         pd.testing.assert_frame_equal(
-            compute_features(transactions, day), reference_features(transactions, day),
-            check_exact=False, rtol=1e-9, atol=1e-9,
+            compute_features(transactions, day),
+            reference_features(transactions, day),
+            check_exact=False,
+            rtol=1e-9,
+            atol=1e-9,
         )
 
 
 def test_result_does_not_depend_on_input_row_order():
-    transactions = random_transactions(5, days=10, per_day=50, customers=5, terminals=5, tie_share=0.6)
+    transactions = random_transactions(
+        5, days=10, per_day=50, customers=5, terminals=5, tie_share=0.6
+    )
     shuffled = transactions.sample(frac=1.0, random_state=99)
-    pd.testing.assert_frame_equal(compute_features(transactions, DAY), compute_features(shuffled, DAY))
+    pd.testing.assert_frame_equal(
+        compute_features(transactions, DAY), compute_features(shuffled, DAY)
+    )
 
 
 def test_feature_columns_are_the_handbooks_fifteen():
     assert len(FEATURE_COLUMNS) == 15
-    assert FEATURE_COLUMNS[:4] == ["TX_AMOUNT", "TX_DURING_WEEKEND", "TX_DURING_NIGHT", "CUSTOMER_ID_NB_TX_1DAY_WINDOW"]
+    assert FEATURE_COLUMNS[:4] == [
+        "TX_AMOUNT",
+        "TX_DURING_WEEKEND",
+        "TX_DURING_NIGHT",
+        "CUSTOMER_ID_NB_TX_1DAY_WINDOW",
+    ]
     assert FEATURE_COLUMNS[-1] == "TERMINAL_ID_RISK_30DAY_WINDOW"
     assert HISTORY_DAYS == 37
 
 
 def test_customer_window_left_edge_is_open_and_current_transaction_included():
     features = compute_features(
-        tx([
-            (1, "2018-04-09 12:00:00", 7, 1, 10.0, 0),  # exactly 1 day before tx 3: outside 1-day window
-            (2, "2018-04-09 12:00:01", 7, 1, 20.0, 0),  # 1 day - 1 s before: inside
-            (3, "2018-04-10 12:00:00", 7, 1, 60.0, 0),
-            (4, "2018-03-11 12:00:00", 7, 1, 1000.0, 0),  # exactly 30 days before: outside
-            (5, "2018-03-11 12:00:01", 7, 1, 30.0, 0),  # inside the 30-day window
-            (6, "2018-04-10 11:00:00", 8, 1, 5.0, 0),  # another customer: never counted for 7
-        ]),
+        tx(
+            [
+                (
+                    1,
+                    "2018-04-09 12:00:00",
+                    7,
+                    1,
+                    10.0,
+                    0,
+                ),  # exactly 1 day before tx 3: outside 1-day window
+                (2, "2018-04-09 12:00:01", 7, 1, 20.0, 0),  # 1 day - 1 s before: inside
+                (3, "2018-04-10 12:00:00", 7, 1, 60.0, 0),
+                (4, "2018-03-11 12:00:00", 7, 1, 1000.0, 0),  # exactly 30 days before: outside
+                (5, "2018-03-11 12:00:01", 7, 1, 30.0, 0),  # inside the 30-day window
+                (6, "2018-04-10 11:00:00", 8, 1, 5.0, 0),  # another customer: never counted for 7
+            ]
+        ),
         DAY,
     )
     assert list(features["TRANSACTION_ID"]) == [3, 6]
@@ -161,7 +200,9 @@ def test_customer_window_left_edge_is_open_and_current_transaction_included():
 def test_equal_timestamps_are_ordered_by_transaction_id():
     # Pandas' rolling window ends at the current row: the smaller id sees only itself.
     features = compute_features(
-        tx([(11, "2018-04-10 09:00:00", 1, 1, 10.0, 0), (10, "2018-04-10 09:00:00", 1, 1, 30.0, 0)]),
+        tx(
+            [(11, "2018-04-10 09:00:00", 1, 1, 10.0, 0), (10, "2018-04-10 09:00:00", 1, 1, 30.0, 0)]
+        ),
         DAY,
     )
     assert list(features["CUSTOMER_ID_NB_TX_1DAY_WINDOW"]) == [1.0, 2.0]
@@ -171,18 +212,41 @@ def test_equal_timestamps_are_ordered_by_transaction_id():
 def test_terminal_windows_are_delayed_by_seven_days():
     t = "2018-04-10 12:00:00"
     features = compute_features(
-        tx([
-            (1, "2018-04-03 12:00:00", 1, 5, 1.0, 1),  # exactly t - 7 d: inside (right-closed)
-            (2, "2018-04-03 12:00:01", 1, 5, 1.0, 1),  # within the delay: never counted
-            (3, "2018-04-02 12:00:00", 1, 5, 1.0, 0),  # exactly t - 8 d: outside the 1-day window
-            (4, "2018-04-02 12:00:01", 1, 5, 1.0, 0),  # inside the 1-day window
-            (5, "2018-03-27 12:00:00", 1, 5, 1.0, 1),  # t - 14 d: edge of the 7-day window, outside
-            (6, "2018-03-04 12:00:01", 1, 5, 1.0, 0),  # inside the 30-day window (t - 37 d + 1 s)
-            (7, "2018-03-04 12:00:00", 1, 5, 1.0, 1),  # exactly t - 37 d: outside
-            (8, "2018-04-09 12:00:00", 1, 5, 1.0, 1),  # the day before: within the delay
-            (9, t, 2, 5, 1.0, 0),
-            (10, "2018-04-10 13:00:00", 2, 6, 1.0, 0),  # a terminal with no history
-        ]),
+        tx(
+            [
+                (1, "2018-04-03 12:00:00", 1, 5, 1.0, 1),  # exactly t - 7 d: inside (right-closed)
+                (2, "2018-04-03 12:00:01", 1, 5, 1.0, 1),  # within the delay: never counted
+                (
+                    3,
+                    "2018-04-02 12:00:00",
+                    1,
+                    5,
+                    1.0,
+                    0,
+                ),  # exactly t - 8 d: outside the 1-day window
+                (4, "2018-04-02 12:00:01", 1, 5, 1.0, 0),  # inside the 1-day window
+                (
+                    5,
+                    "2018-03-27 12:00:00",
+                    1,
+                    5,
+                    1.0,
+                    1,
+                ),  # t - 14 d: edge of the 7-day window, outside
+                (
+                    6,
+                    "2018-03-04 12:00:01",
+                    1,
+                    5,
+                    1.0,
+                    0,
+                ),  # inside the 30-day window (t - 37 d + 1 s)
+                (7, "2018-03-04 12:00:00", 1, 5, 1.0, 1),  # exactly t - 37 d: outside
+                (8, "2018-04-09 12:00:00", 1, 5, 1.0, 1),  # the day before: within the delay
+                (9, t, 2, 5, 1.0, 0),
+                (10, "2018-04-10 13:00:00", 2, 6, 1.0, 0),  # a terminal with no history
+            ]
+        ),
         DAY,
     )
     row = row_of(features, 9)
@@ -200,20 +264,29 @@ def test_terminal_windows_are_delayed_by_seven_days():
 
 def test_weekend_and_night_boundaries():
     features = compute_features(
-        tx([
-            (1, "2018-04-14 00:00:00", 1, 1, 1.0, 0),  # Saturday midnight
-            (2, "2018-04-13 23:59:59", 1, 1, 1.0, 0),  # Friday
-            (3, "2018-04-15 23:59:59", 1, 1, 1.0, 0),  # Sunday
-            (4, "2018-04-16 06:59:59", 1, 1, 1.0, 0),  # Monday, hour 6: night
-            (5, "2018-04-16 07:00:00", 1, 1, 1.0, 0),  # hour 7: day
-        ]),
+        tx(
+            [
+                (1, "2018-04-14 00:00:00", 1, 1, 1.0, 0),  # Saturday midnight
+                (2, "2018-04-13 23:59:59", 1, 1, 1.0, 0),  # Friday
+                (3, "2018-04-15 23:59:59", 1, 1, 1.0, 0),  # Sunday
+                (4, "2018-04-16 06:59:59", 1, 1, 1.0, 0),  # Monday, hour 6: night
+                (5, "2018-04-16 07:00:00", 1, 1, 1.0, 0),  # hour 7: day
+            ]
+        ),
         DAY,
     )
     assert features.empty  # none of them on DAY
     everything = pd.concat(
-        [compute_features(tx([(i, s, 1, 1, 1.0, 0)]), pd.Timestamp(s).date()) for i, s in
-         [(1, "2018-04-14 00:00:00"), (2, "2018-04-13 23:59:59"), (3, "2018-04-15 23:59:59"),
-          (4, "2018-04-16 06:59:59"), (5, "2018-04-16 07:00:00")]],
+        [
+            compute_features(tx([(i, s, 1, 1, 1.0, 0)]), pd.Timestamp(s).date())
+            for i, s in [
+                (1, "2018-04-14 00:00:00"),
+                (2, "2018-04-13 23:59:59"),
+                (3, "2018-04-15 23:59:59"),
+                (4, "2018-04-16 06:59:59"),
+                (5, "2018-04-16 07:00:00"),
+            ]
+        ],
         ignore_index=True,
     )
     assert list(everything["TX_DURING_WEEKEND"]) == [1, 0, 1, 0, 0]
@@ -318,4 +391,6 @@ def test_testing_day_features_from_history_before(tmp_path):
     # THEN
     pd.testing.assert_frame_equal(features, compute_features(transactions, DAY))
     assert history_before(Share.at(tmp_path / "empty"), DAY).empty
-    assert len(features_for_frame(history_before(Share.at(tmp_path / "empty"), DAY), testing_rows)) == len(testing_rows)
+    assert len(
+        features_for_frame(history_before(Share.at(tmp_path / "empty"), DAY), testing_rows)
+    ) == len(testing_rows)

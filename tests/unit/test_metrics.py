@@ -25,7 +25,9 @@ def test_auc_and_ap_match_sklearn_with_ties(seed):
     # Rounded scores make many ties, the case where implementations differ.
     score = np.round(rng.random(n) + 0.3 * y, int(rng.integers(1, 3)))
     assert roc_auc(y, score) == pytest.approx(roc_auc_score(y, score), abs=1e-12)
-    assert average_precision(y, score) == pytest.approx(average_precision_score(y, score), abs=1e-12)
+    assert average_precision(y, score) == pytest.approx(
+        average_precision_score(y, score), abs=1e-12
+    )
 
 
 def test_known_values():
@@ -56,28 +58,32 @@ def scored(rows: list[tuple]) -> pd.DataFrame:
 
 
 def test_card_precision_uses_each_customers_best_score_and_divides_by_k():
-    frame = scored([
-        ("2018-08-08", 1, 0, 0.9),
-        ("2018-08-08", 1, 1, 0.1),  # customer 1 compromised that day, via a low-score tx
-        ("2018-08-08", 2, 0, 0.8),
-        ("2018-08-08", 3, 1, 0.7),
-        ("2018-08-08", 4, 1, 0.2),  # compromised but outside the top 2
-    ])
+    frame = scored(
+        [
+            ("2018-08-08", 1, 0, 0.9),
+            ("2018-08-08", 1, 1, 0.1),  # customer 1 compromised that day, via a low-score tx
+            ("2018-08-08", 2, 0, 0.8),
+            ("2018-08-08", 3, 1, 0.7),
+            ("2018-08-08", 4, 1, 0.2),  # compromised but outside the top 2
+        ]
+    )
     result = card_precision_at_k(frame, k=2)
     assert result.per_day.tolist() == [0.5]  # top 2 = customers 1 (compromised) and 2
     assert card_precision_at_k(frame, k=10).mean == pytest.approx(3 / 10)  # divided by k
 
 
 def test_card_precision_removes_cards_detected_on_earlier_days():
-    frame = scored([
-        ("2018-08-08", 1, 1, 0.9),  # detected on day 1
-        ("2018-08-08", 2, 0, 0.8),
-        ("2018-08-08", 3, 1, 0.1),  # compromised, not in the top 2: stays in play
-        ("2018-08-09", 1, 1, 0.99),  # removed: already detected
-        ("2018-08-09", 3, 1, 0.5),
-        ("2018-08-09", 4, 0, 0.4),
-        ("2018-08-09", 5, 0, 0.3),
-    ])
+    frame = scored(
+        [
+            ("2018-08-08", 1, 1, 0.9),  # detected on day 1
+            ("2018-08-08", 2, 0, 0.8),
+            ("2018-08-08", 3, 1, 0.1),  # compromised, not in the top 2: stays in play
+            ("2018-08-09", 1, 1, 0.99),  # removed: already detected
+            ("2018-08-09", 3, 1, 0.5),
+            ("2018-08-09", 4, 0, 0.4),
+            ("2018-08-09", 5, 0, 0.3),
+        ]
+    )
     result = card_precision_at_k(frame, k=2)
     assert result.per_day.index.tolist() == [dt.date(2018, 8, 8), dt.date(2018, 8, 9)]
     # Day 2 without removal would be customers 1 and 3: 1.0; with removal 3 and 4: 0.5.
@@ -87,7 +93,12 @@ def test_card_precision_removes_cards_detected_on_earlier_days():
 
 def test_card_precision_ties_break_by_customer_and_day_column_option():
     frame = pd.DataFrame(
-        {"DAY": [0, 0, 0], "CUSTOMER_ID": [9, 3, 5], "TX_FRAUD": [0, 1, 0], "score": [0.5, 0.5, 0.5]}
+        {
+            "DAY": [0, 0, 0],
+            "CUSTOMER_ID": [9, 3, 5],
+            "TX_FRAUD": [0, 1, 0],
+            "score": [0.5, 0.5, 0.5],
+        }
     )
     assert card_precision_at_k(frame, k=1, day_column="DAY").mean == 1.0  # customer 3 first
     with pytest.raises(ValueError, match="TX_DATETIME"):
