@@ -87,6 +87,20 @@ def test_bad_corpus_is_quarantined_with_specific_reasons_and_good_files_are_inge
     assert result.refused == [] and result.unchanged == []
 
 
+def test_good_files_of_the_corpus_run_train(tmp_path):
+    train = pytest.importorskip("trainer.train", reason="trainer.train not on main yet")
+    landing = tmp_path / "landing"
+    fixtures.write_corpus(landing)
+    share = Share.at(tmp_path / "share")
+    ingest_path(landing, share)
+
+    steps = train.train_all(share)
+
+    assert [(s.date, s.status) for s in steps] == [
+        (f"2018-04-0{n}", "trained") for n in (1, 2, 3, 4)
+    ]
+
+
 def test_quarantine_copies_when_the_source_cannot_be_removed(tmp_path, monkeypatch):
     # Tests run as root, for whom a read-only directory is still writable: make the
     # removal itself fail the way a read-only landing mount does.
