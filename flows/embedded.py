@@ -1,0 +1,312 @@
+"""The embedded default: the whole daily pipeline on one machine, through a real deployment.
+
+`python -m flows.embedded --days N --run-dir DIR` (what `make run` does) needs nothing
+running. It starts a private redis-server and a local Prefect server (SQLite) in DIR,
+creates the work pools, saves the `fraudpipe-share` and `fraudpipe-queue` blocks,
+simulates N more days into DIR/landing, runs `prefect deploy --all` on this repository's
+prefect.yaml, starts a process worker, triggers `prefect deployment run
+'daily-pipeline/local'`, waits for the flow run to finish, prints where the results are,
+and stops everything it started, also on Ctrl-C or an error. Everything lives in DIR, so
+a second run continues where the first stopped: its new days only are simulated,
+ingested and trained. The exit status is 0 only if the flow run Completed.
+
+Prefect is imported only after PREFECT_HOME and PREFECT_API_URL point at the run
+directory's server, so `~/.prefect` and any other server are never touched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from flows.services import PrefectServer, ProcessWorker, RedisService, prefect_env
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+PROCESS_POOL = "fraudpipe-process"
+GKE_POOL = "fraudpipe-gke"
+GKE_TEMPLATE = REPOSITORY / "deployments" / "prefect" / "kubernetes-base-job-template.json"
+STORAGE_BLOCK = "fraudpipe-share"
+QUEUE_BLOCK = "fraudpipe-queue"
+DEPLOYMENT = "daily-pipeline/local"
+FIRST_DAY = dt.date(2018, 4, 1)
+UUID = re.compile(r"UUID:\s*([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})")
+
+
+class EmbeddedRunError(RuntimeError):
+    """A phase of the embedded run failed; the message says which and why."""
+
+
+@dataclass
+class Timings:
+    """Seconds spent per phase, printed as the run goes and summed at the end."""
+
+    phases: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        """Time the block under `name` and print it when it ends."""
+        began = time.perf_counter()
+        print(f"-> {name} ...", flush=True)
+        try:
+            yield
+        finally:
+            self.phases[name] = round(time.perf_counter() - began, 1)
+            print(f"   {name}: {self.phases[name]:.1f} s", flush=True)
+
+
+@dataclass(frozen=True)
+class RunDirectory:
+    """The run directory's layout."""
+
+    root: Path
+
+    @property
+    def redis(self) -> Path:
+        return self.root / "redis"
+
+    @property
+    def prefect(self) -> Path:
+        return self.root / "prefect"
+
+    @property
+    def share(self) -> Path:
+        return self.root / "share"
+
+    @property
+    def landing(self) -> Path:
+        return self.root / "landing"
+
+    @property
+    def simulation_state(self) -> Path:
+        """What was simulated so far: the simulator's parameters and the days written."""
+        return self.root / "simulation.json"
+
+
+def simulate_new_days(run_dir: RunDirectory, days: int, customers: int, terminals: int,
+                      seed: int) -> list[dt.date]:
+    """Write the `days` days that follow the last simulated one into the landing area.
+
+    The simulator is deterministic and a shorter run is an exact prefix of a longer one,
+    so simulating from the first day and writing only the new days continues the same
+    population of customers and terminals. The parameters of the first run are kept in
+    `simulation.json` and reused, so that a second run never mixes two populations.
+    """
+    from trainer.simulator import SimulationConfig, simulate_config, write_day
+
+    state = {"start": FIRST_DAY.isoformat(), "customers": customers, "terminals": terminals,
+             "seed": seed, "days": 0}
+    if run_dir.simulation_state.exists():
+        state = json.loads(run_dir.simulation_state.read_text())
+        if (state["customers"], state["terminals"], state["seed"]) != (customers, terminals, seed):
+            print(f"   continuing the population of {run_dir.simulation_state}: "
+                  f"customers={state['customers']} terminals={state['terminals']} "
+                  f"seed={state['seed']}", flush=True)
+    done = int(state["days"])
+    config = SimulationConfig(start=dt.date.fromisoformat(state["start"]), days=done + days,
+                              customers=int(state["customers"]),
+                              terminals=int(state["terminals"]), seed=int(state["seed"]))
+    written = []
+    for index, (day, frame) in enumerate(simulate_config(config)):
+        if index >= done:
+            write_day(frame, run_dir.landing, day)
+            written.append(day)
+    state["days"] = done + days
+    run_dir.simulation_state.write_text(json.dumps(state, indent=2) + "\n")
+    return written
+
+
+async def _create_pools_and_blocks(share_path: Path, redis_url: str) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.workers.process import ProcessWorker as PrefectProcessWorker
+
+    from blocks import ArgoServer, FilestoreStorage, RedisWorkQueue
+
+    for block_class in (FilestoreStorage, RedisWorkQueue, ArgoServer):
+        await block_class.register_type_and_schema()
+    await FilestoreStorage(local_path=str(share_path)).save(STORAGE_BLOCK, overwrite=True)
+    await RedisWorkQueue.from_url(redis_url).save(QUEUE_BLOCK, overwrite=True)
+    pools = {
+        PROCESS_POOL: ("process", PrefectProcessWorker.get_default_base_job_template()),
+        # prefect deploy --all registers the GKE deployments too; their pool must exist.
+        GKE_POOL: ("kubernetes", json.loads(GKE_TEMPLATE.read_text())),
+    }
+    async with get_client() as client:
+        for name, (pool_type, template) in pools.items():
+            await client.create_work_pool(
+                WorkPoolCreate(name=name, type=pool_type, base_job_template=template),
+                overwrite=True,
+            )
+
+
+def _prefect_cli(args: list[str], env: dict[str, str], what: str) -> str:
+    """Run `prefect <args>` from the repository; its output, or an error that shows it."""
+    result = subprocess.run([sys.executable, "-m", "prefect", *args], cwd=REPOSITORY, env=env,
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        raise EmbeddedRunError(
+            f"{what} failed (prefect {' '.join(args)}, exit {result.returncode}):\n"
+            f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+        )
+    return result.stdout
+
+
+async def _wait_for_flow_run(flow_run_id: str, timeout: float):
+    from prefect.client.orchestration import get_client
+
+    deadline = time.monotonic() + timeout
+    last = None
+    async with get_client() as client:
+        while True:
+            flow_run = await client.read_flow_run(flow_run_id)
+            state = flow_run.state
+            if state is not None and state.name != last:
+                last = state.name
+                print(f"   flow run {flow_run.name}: {state.name}", flush=True)
+            if state is not None and state.is_final():
+                return flow_run
+            if time.monotonic() > deadline:
+                raise EmbeddedRunError(
+                    f"flow run {flow_run_id} did not finish in {timeout:.0f} s "
+                    f"(last state {last})")
+            await asyncio.sleep(1.0)
+
+
+def _print_results(run_dir: RunDirectory, ui_url: str, flow_run) -> None:
+    from trainer.lineage import Lineage
+    from trainer.storage import Share
+
+    share = Share.at(run_dir.share)
+    lineage = Lineage.load(share)
+    chain = lineage.chain()
+    plots = sorted((share.output_dir / "plots").glob("*.png"))
+    print("\nResults")
+    print(f"  report:       {share.report_txt}  (and {share.report_json.name})")
+    print(f"  checkpoints:  {share.output_dir}  ({len(chain)} in the chain"
+          + (f", head {chain[-1].date}: {share.resolve(chain[-1].checkpoint)})" if chain else ")"))
+    print(f"  lineage:      {share.lineage}")
+    print(f"  plot:         {plots[-1] if plots else '(none written)'}")
+    print(f"  Prefect UI:   {ui_url}")
+    print(f"  this run:     {ui_url}/runs/flow-run/{flow_run.id}")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Do the whole embedded run; returns the exit status."""
+    run_dir = RunDirectory(Path(args.run_dir).expanduser().resolve())
+    for directory in (run_dir.root, run_dir.prefect, run_dir.share, run_dir.landing):
+        directory.mkdir(parents=True, exist_ok=True)
+    timings = Timings()
+    started: list = []  # what this run started, stopped in reverse order
+    began = time.perf_counter()
+    try:
+        with timings.phase("start redis-server"):
+            if args.redis_url:
+                redis_url = args.redis_url
+            else:
+                redis = RedisService(run_dir.redis).start()
+                started.append(redis)
+                redis_url = redis.url
+            print(f"   redis: {redis_url}")
+        with timings.phase("start Prefect server"):
+            if args.prefect_api_url:
+                api_url = args.prefect_api_url.rstrip("/")
+                ui_url = api_url.removesuffix("/api")
+            else:
+                server = PrefectServer(run_dir.prefect, port=args.port).start()
+                started.append(server)
+                api_url, ui_url = server.api_url, server.url
+            print(f"   Prefect UI: {ui_url}  (API {api_url})", flush=True)
+        env = prefect_env(api_url, run_dir.prefect)
+        # Prefect reads its settings when first imported: point them at our server first.
+        os.environ.update(env)
+        with timings.phase("work pools and blocks"):
+            asyncio.run(_create_pools_and_blocks(run_dir.share, redis_url))
+        with timings.phase(f"simulate {args.days} days"):
+            new_days = simulate_new_days(run_dir, args.days, args.customers, args.terminals,
+                                         args.seed)
+            print(f"   new days {new_days[0]} .. {new_days[-1]} in {run_dir.landing}")
+        with timings.phase("prefect deploy --all"):
+            _prefect_cli(["--no-prompt", "deploy", "--all"], env, "prefect deploy --all")
+        with timings.phase("start worker"):
+            worker = ProcessWorker(PROCESS_POOL, env, run_dir.prefect / "worker.log",
+                                   cwd=REPOSITORY).start()
+            started.append(worker)
+        with timings.phase(f"run {DEPLOYMENT}"):
+            output = _prefect_cli(
+                ["deployment", "run", DEPLOYMENT, "--param", f"landing={run_dir.landing}"],
+                env, f"prefect deployment run '{DEPLOYMENT}'")
+            match = UUID.search(output)
+            if match is None:
+                raise EmbeddedRunError(f"no flow run id in the output of deployment run:\n{output}")
+            flow_run = asyncio.run(_wait_for_flow_run(match.group(1), args.timeout))
+        _print_results(run_dir, ui_url, flow_run)
+        completed = flow_run.state is not None and flow_run.state.is_completed()
+        if not completed:
+            print(f"\nThe flow run ended {flow_run.state.name}: {flow_run.state.message}\n"
+                  f"  worker log: {run_dir.prefect / 'worker.log'}", file=sys.stderr)
+        return 0 if completed else 1
+    except KeyboardInterrupt:
+        print("\ninterrupted: stopping what this run started", file=sys.stderr)
+        return 130
+    finally:
+        for service in reversed(started):
+            service.stop()
+        timings.phases["total"] = round(time.perf_counter() - began, 1)
+        print("\nTimings (s): " + ", ".join(f"{k} {v}" for k, v in timings.phases.items()),
+              flush=True)
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command line of `python -m flows.embedded`."""
+    cli = argparse.ArgumentParser(
+        prog="python -m flows.embedded",
+        description="Run fraudpipe's daily pipeline on this machine through a Prefect "
+        "deployment: private redis-server and Prefect server, N new simulated days.")
+    cli.add_argument("--days", type=int, default=10, help="new days to simulate (default 10)")
+    cli.add_argument("--run-dir", default=".fraudpipe",
+                     help="where everything is kept between runs (default .fraudpipe)")
+    cli.add_argument("--port", type=int, default=None,
+                     help="port of the Prefect server and UI (default: a free one)")
+    cli.add_argument("--customers", type=int, default=5_000, help="simulated customers")
+    cli.add_argument("--terminals", type=int, default=10_000, help="simulated terminals")
+    cli.add_argument("--seed", type=int, default=0, help="simulation seed")
+    cli.add_argument("--timeout", type=float, default=1800.0,
+                     help="seconds to wait for the flow run (default 1800)")
+    cli.add_argument("--prefect-api-url", default=None,
+                     help="use this running Prefect server instead of starting one")
+    cli.add_argument("--redis-url", default=None,
+                     help="use this running Redis instead of starting one")
+    return cli
+
+
+def _interrupt_on_sigterm(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: parse the arguments and run; SIGTERM stops like Ctrl-C does."""
+    args = parser().parse_args(argv)
+    if args.days < 1:
+        parser().error(f"--days must be at least 1, got {args.days}")
+    signal.signal(signal.SIGTERM, _interrupt_on_sigterm)
+    try:
+        return run(args)
+    except Exception as exc:  # noqa: BLE001 - one clear line for the user, not a traceback
+        print(f"\nembedded run failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
