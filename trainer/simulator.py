@@ -37,6 +37,7 @@ Design choices beyond the handbook, and why:
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 import pickle
 from collections.abc import Iterator
@@ -240,22 +241,32 @@ def _draw_day(config: SimulationConfig, profiles: Profiles, day: int) -> _RawDay
     return raw
 
 
+@functools.lru_cache(maxsize=64)  # each day's draw is read by the 28 days it covers
 def compromised_terminals(config: SimulationConfig, day: int) -> np.ndarray:
     """The two terminals compromised on `day` (0-based), fraudulent for 28 days."""
-    rng = _rng(config.seed, _SCENARIO_2, day)
-    return rng.choice(config.terminals, size=TERMINALS_PER_DAY, replace=False)
+    terminals = _rng(config.seed, _SCENARIO_2, day).choice(
+        config.terminals, size=TERMINALS_PER_DAY, replace=False
+    )
+    terminals.setflags(write=False)  # cached: shared by every caller
+    return terminals
 
 
 def compromised_customers(config: SimulationConfig, day: int) -> np.ndarray:
     """The three customers compromised on `day` (0-based), partly fraudulent for 14 days."""
+    return _scenario_3_draws(config, day)[1]
+
+
+def _scenario_3_draws(
+    config: SimulationConfig, day: int
+) -> tuple[np.random.Generator, np.ndarray]:
+    """The day's scenario-3 stream and its first draw, the compromised customers."""
     rng = _rng(config.seed, _SCENARIO_3, day)
-    return rng.choice(config.customers, size=CUSTOMERS_PER_DAY, replace=False)
+    return rng, rng.choice(config.customers, size=CUSTOMERS_PER_DAY, replace=False)
 
 
 def _apply_scenario_3(config: SimulationConfig, day: int, window: list[_RawDay]) -> None:
     """Compromise three customers on `day`; `window` holds raw days day .. day+13."""
-    rng = _rng(config.seed, _SCENARIO_3, day)
-    customers = rng.choice(config.customers, size=CUSTOMERS_PER_DAY, replace=False)
+    rng, customers = _scenario_3_draws(config, day)
     for customer in customers:
         positions = [np.flatnonzero(raw.customer == customer) for raw in window]
         sizes = [len(p) for p in positions]
@@ -291,12 +302,12 @@ def simulate(
         dtypes of `trainer.schema.COLUMNS` and a default RangeIndex.
 
     Raises:
-        ValueError: A parameter is out of range (the message names it).
+        ValueError: A parameter is out of range (the message names it); raised by the
+            call itself, before any day is generated.
     """
     if isinstance(start, str):
         start = dt.date.fromisoformat(start)
-    config = SimulationConfig(start, days, customers, terminals, radius, seed)
-    yield from simulate_config(config)
+    return simulate_config(SimulationConfig(start, days, customers, terminals, radius, seed))
 
 
 def simulate_config(config: SimulationConfig) -> Iterator[tuple[dt.date, pd.DataFrame]]:

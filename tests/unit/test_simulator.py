@@ -295,6 +295,11 @@ def test_bad_parameters_fail_with_a_message_naming_them(tmp_path, argv, message)
     assert not (tmp_path / "x").exists()
 
 
+def test_the_python_api_rejects_bad_parameters_before_generating_anything():
+    with pytest.raises(ValueError, match="days must be at least 1, got -1"):
+        simulate(days=-1)
+
+
 def test_fraudpipe_cli_dispatches_simulate(tmp_path, capsys):
     from trainer import cli
 
