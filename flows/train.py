@@ -133,20 +133,49 @@ def _run_leased_step(share: Share, queue: WorkQueue, lease: Lease, step, learner
     summary.dead.append({"date": day, "reason": full_reason})
 
 
-def train_argo(share: Share, summary: RunSummary, **options: object) -> None:
-    """Run the queued days on Argo through the bridge (`flows/argo_backend.py`)."""
+def train_argo(share: Share, queue: WorkQueue, summary: RunSummary, *,
+               argo_server_block: str | None, timeout_seconds: float = 6 * 3600) -> None:
+    """Train the trainable days in one Argo workflow (bridge: `flows/argo_backend.py`).
+
+    The pods run the same CLI step and report to the same lineage and queue, so the run's
+    outcome is read back from them: the days the lineage gained are "trained", the days
+    the queue dead-lettered meanwhile are "dead" (with the pods' reasons).
+    """
+    from blocks.argo_server import ArgoServer
+    from flows import argo_backend
+    from flows.tasks import trainable_days
+
+    if not argo_server_block:
+        raise FraudpipeError("backend='argo' needs argo_server_block (a saved ArgoServer block)")
+    server = ArgoServer.load(argo_server_block)
+    days = trainable_days(share)
+    if not days:
+        summary.notes.append("argo: nothing to train")
+        return
+    before = Lineage.load(share).dates()
+    dead_before = {item for item, _, _ in queue.dead()}
+    settings = queue.settings
+    workflow = argo_backend.training_workflow(
+        [d.isoformat() for d in days], redis_host=settings.host, redis_port=settings.port,
+        redis_db=settings.db, namespace=server.namespace)
+    failure: Exception | None = None
     try:
-        from flows import argo_backend
-    except ImportError as exc:
-        raise FraudpipeError(
-            "backend='argo' needs flows/argo_backend.py (the Prefect-to-Argo bridge), which "
-            f"is not importable here: {exc}") from exc
-    runner = getattr(argo_backend, "run_training", None)
-    if runner is None:
-        raise FraudpipeError("flows.argo_backend has no run_training(); cannot use backend='argo'")
-    result = runner(share=share, **options)
-    if isinstance(result, dict):
-        summary.trained.extend(result.get("trained", []))
+        result = argo_backend.run_training_workflow(server, workflow,
+                                                    timeout_seconds=timeout_seconds)
+        summary.notes.append(f"argo workflow {result.name}: {result.phase} ({result.url})")
+    except argo_backend.ArgoWorkflowFailed as exc:
+        failure = exc
+    lineage = Lineage.load(share)
+    for entry in lineage.chain():
+        if entry.day not in before:
+            summary.trained.append({"date": entry.date, "status": "trained",
+                                    "checkpoint_sha256": entry.sha256, "metrics": entry.metrics,
+                                    "seconds": 0.0, "gap_days": entry.gap_days})
+    for item, reason, attempts in queue.dead():
+        if item not in dead_before:
+            summary.dead.append({"date": item, "reason": f"{reason} (after {attempts} attempt(s))"})
+    if failure is not None and not summary.dead:
+        raise failure
 
 
 def finish(summary: RunSummary, share: Share) -> dict:
@@ -218,7 +247,6 @@ def run_training(share: Share, summary: RunSummary, *, queue_block: str | None,
         drain_local(share, queue, summary, learner=learner, step_retries=step_retries,
                     retry_backoff_seconds=retry_backoff_seconds, wait_seconds=wait_seconds)
     elif backend == "argo":
-        train_argo(share, summary, queue=queue, storage_block=storage_block,
-                   argo_server_block=argo_server_block, learner=learner)
+        train_argo(share, queue, summary, argo_server_block=argo_server_block)
     else:
         raise FraudpipeError(f"backend {backend!r}: expected 'local' or 'argo'")
