@@ -86,6 +86,10 @@ class FilestoreStorage(WritableFileSystem):
     location) for static provisioning, as Google's batch/aiml-workloads sample does, or
     `storage_class` to let the Filestore CSI driver create the instance.
 
+    As Prefect result storage, pair it with `result_serializer="json"`: Prefect's default
+    serializer pickles, and nothing on the share may ever be unpickled (FACTS section 6).
+    Prefect also wants the block saved before a flow uses it as result storage.
+
     Example:
         Load the saved share and open its layout:
         ```python

@@ -155,3 +155,25 @@ def test_saved_share_block_is_usable_as_result_storage_by_name(prefect_server, t
     state = named_storage_flow(return_state=True)
     assert state.result() == "stored"
     assert any((tmp_path / "named").iterdir())
+
+
+def test_saved_redis_block_builds_a_working_queue(prefect_server, redis_url):
+    pytest.importorskip("trainer.queue", reason="trainer/queue.py not on main")
+    import datetime as dt
+
+    # GIVEN a queue block saved by name, pointing at a real redis-server
+    block = RedisWorkQueue.from_url(redis_url, key_prefix="blocktest", lease_seconds=30,
+                                    max_attempts=2)
+    name = unique("queue")
+    block.save(name)
+    # WHEN a flow-side copy loaded by name pushes and a second copy leases
+    producer = RedisWorkQueue.load(name).get_queue()
+    consumer = RedisWorkQueue.load(name).get_queue()
+    producer.push(["2018-04-02", "2018-04-01"])
+    lease = consumer.lease("test-holder")
+    # THEN both talk to the same queue with the block's lease policy, earliest day first
+    assert lease is not None and lease.date == dt.date(2018, 4, 1)
+    assert (consumer.lease_seconds, consumer.max_attempts) == (30, 2)
+    assert 25 <= (lease.deadline - dt.datetime.now(dt.timezone.utc)).total_seconds() <= 35
+    consumer.complete(lease)
+    assert producer.stats().done == 1 and producer.stats().pending == 1
