@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
-from workflows.validate import REPO_ROOT
+# Imports of Hera and jsonschema stay inside the commands: every `fraudpipe` call in
+# every pod builds this parser, and loading Hera's models alone costs seconds.
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def add_render_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register `fraudpipe render --out DIR`."""
-    from workflows.render import DEFAULT_OUT
-
     parser = subparsers.add_parser(
         "render", help="write the Argo workflow YAML (and PV/PVC, RBAC) to a directory")
-    parser.add_argument("--out", default=str(DEFAULT_OUT),
+    parser.add_argument("--out", default=str(REPO_ROOT / "deployments" / "argo"),
                         help="output directory (default: deployments/argo of the repository)")
     parser.set_defaults(func=run_render)
 
