@@ -27,7 +27,9 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 from blocks.errors import PathEscapesShareError, ProvisioningNotConfiguredError
 from trainer.storage import Share, atomic_write_bytes
 
-FilestoreTier = Literal["BASIC_HDD", "BASIC_SSD", "ZONAL", "REGIONAL", "ENTERPRISE", "HIGH_SCALE_SSD"]
+FilestoreTier = Literal[
+    "BASIC_HDD", "BASIC_SSD", "ZONAL", "REGIONAL", "ENTERPRISE", "HIGH_SCALE_SSD"
+]
 
 #: Capacity bounds per tier in GiB (Filestore service-tier pages; BASIC max is 63.9 TiB).
 TIER_CAPACITY_GIB: dict[str, tuple[int, int]] = {
@@ -199,8 +201,7 @@ class FilestoreStorage(WritableFileSystem):
         if not pattern.match(value):
             example = "us-central1" if wants_region else "us-central1-a"
             raise ValueError(
-                f"location {value!r} is not a {kind}, which the {tier} tier needs "
-                f"(e.g. {example})"
+                f"location {value!r} is not a {kind}, which the {tier} tier needs (e.g. {example})"
             )
         return value
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import stat
 import tempfile
 import urllib.parse
 from pathlib import Path
@@ -22,6 +23,7 @@ from prefect.blocks.core import Block
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 
 from blocks.errors import MissingComponentError
+from trainer.storage import atomic_write_bytes
 
 REDIS_KEY_PART = re.compile(r"^[A-Za-z0-9_.\-]{1,100}$")
 HOSTNAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?$|^\[?[0-9A-Fa-f:.]+\]?$")
@@ -47,7 +49,9 @@ class RedisWorkQueue(Block):
         "queue that holds the datasets fraudpipe still has to train."
     )
     # No logo: a URL we cannot check offline would show as a broken image in the UI.
-    _documentation_url = "https://cloud.google.com/memorystore/docs/redis/about-in-transit-encryption"
+    _documentation_url = (
+        "https://cloud.google.com/memorystore/docs/redis/about-in-transit-encryption"
+    )
 
     host: str = Field(default="localhost", description="Redis host name or IP address.")
     port: int = Field(default=6379, ge=1, le=65535, description="Redis TCP port.")
@@ -133,13 +137,18 @@ class RedisWorkQueue(Block):
         parts = urllib.parse.urlsplit(url)
         if parts.scheme not in REDIS_SCHEMES:
             raise ValueError(f"url {url!r}: expected the scheme redis:// or rediss://")
-        fields: dict[str, Any] = {"host": parts.hostname or "localhost", "tls": REDIS_SCHEMES[parts.scheme]}
+        fields: dict[str, Any] = {
+            "host": parts.hostname or "localhost",
+            "tls": REDIS_SCHEMES[parts.scheme],
+        }
         if parts.port is not None:
             fields["port"] = parts.port
         db_text = parts.path.strip("/")
         if db_text:
             if not db_text.isdigit():
-                raise ValueError(f"url {url!r}: the path must be a database number, not {db_text!r}")
+                raise ValueError(
+                    f"url {url!r}: the path must be a database number, not {db_text!r}"
+                )
             fields["db"] = int(db_text)
         if parts.username:
             fields["username"] = urllib.parse.unquote(parts.username)
@@ -161,11 +170,14 @@ class RedisWorkQueue(Block):
         if self.ca_pem is None:
             return self.ca_file
         pem = self.ca_pem.get_secret_value().encode()
-        path = Path(tempfile.gettempdir()) / f"fraudpipe-ca-{hashlib.sha256(pem).hexdigest()[:16]}.pem"
-        if not path.exists():
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(pem)
+        # A directory only this user can write, so nobody can plant another CA there.
+        directory = Path(tempfile.gettempdir()) / f"fraudpipe-ca-{os.getuid()}"
+        directory.mkdir(mode=0o700, exist_ok=True)
+        info = directory.lstat()
+        if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
+            raise PermissionError(f"{directory} is not a private directory of this user")
+        path = directory / f"{hashlib.sha256(pem).hexdigest()[:16]}.pem"
+        atomic_write_bytes(path, pem)  # mkstemp + rename: the file is 0600 from the start
         return str(path)
 
     def settings(self) -> Any:

@@ -45,7 +45,11 @@ def test_prefect_block_register_cli_registers_every_block(prefect_server, tmp_pa
     # WHEN the documented command runs
     done = subprocess.run(
         [sys.executable, "-m", "prefect", "block", "register", "-m", "blocks"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=180,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
     # THEN it succeeds and the server knows each type, with its description and example
     assert done.returncode == 0, done.stdout + done.stderr
@@ -70,11 +74,21 @@ def test_register_type_and_schema_in_python(prefect_server):
 
 def test_each_block_saves_and_loads_by_name_with_secrets(prefect_server, tmp_path):
     filestore = FilestoreStorage(
-        local_path=str(tmp_path / "share"), ip_address="10.0.0.2",
-        instance_name="nfs-server", location="us-central1-a", namespace="argo",
+        local_path=str(tmp_path / "share"),
+        ip_address="10.0.0.2",
+        instance_name="nfs-server",
+        location="us-central1-a",
+        namespace="argo",
     )
-    redis_queue = RedisWorkQueue(host="10.0.0.3", port=6378, password="auth-string", tls=True,
-                                 queue_name="days", lease_seconds=42, max_attempts=5)
+    redis_queue = RedisWorkQueue(
+        host="10.0.0.3",
+        port=6378,
+        password="auth-string",
+        tls=True,
+        queue_name="days",
+        lease_seconds=42,
+        max_attempts=5,
+    )
     argo = ArgoServer(url="https://argo.example.com:2746", namespace="fraud", token="t0ken")
     for original in (filestore, redis_queue, argo):
         name = unique("test")
@@ -162,8 +176,9 @@ def test_saved_redis_block_builds_a_working_queue(prefect_server, redis_url):
     import datetime as dt
 
     # GIVEN a queue block saved by name, pointing at a real redis-server
-    block = RedisWorkQueue.from_url(redis_url, key_prefix="blocktest", lease_seconds=30,
-                                    max_attempts=2)
+    block = RedisWorkQueue.from_url(
+        redis_url, key_prefix="blocktest", lease_seconds=30, max_attempts=2
+    )
     name = unique("queue")
     block.save(name)
     # WHEN a flow-side copy loaded by name pushes and a second copy leases

@@ -47,7 +47,9 @@ def test_workflows_service_uses_url_namespace_token_and_tls():
 
 def test_workflow_url_links_to_the_ui_defaulting_to_the_server():
     block = ArgoServer(url="https://argo.example.com:2746", namespace="fraud")
-    assert block.workflow_url("train-x7") == "https://argo.example.com:2746/workflows/fraud/train-x7"
+    assert (
+        block.workflow_url("train-x7") == "https://argo.example.com:2746/workflows/fraud/train-x7"
+    )
     ui = ArgoServer(url="http://argo-server:2746", ui_url="https://argo.example.com/")
     assert ui.workflow_url("w") == "https://argo.example.com/workflows/argo/w"
     with pytest.raises(ValueError, match="workflow name"):

@@ -22,8 +22,11 @@ def error_fields(exc: ValidationError) -> set[str]:
 @pytest.mark.parametrize(
     ("fields", "field", "words"),
     [
-        ({"ip_address": "10.0.0.300", **{k: v for k, v in STATIC.items() if k != "ip_address"}},
-         "ip_address", "IPv4"),
+        (
+            {"ip_address": "10.0.0.300", **{k: v for k, v in STATIC.items() if k != "ip_address"}},
+            "ip_address",
+            "IPv4",
+        ),
         ({"ip_address": "fileserver.local"}, "ip_address", "IPv4"),
         ({"capacity_gib": 512}, "capacity_gib", "1024..65434"),
         ({"tier": "BASIC_SSD", "capacity_gib": 2000}, "capacity_gib", "BASIC_SSD"),

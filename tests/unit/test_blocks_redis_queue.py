@@ -70,8 +70,16 @@ def test_from_url_refuses_what_it_cannot_read(url):
 def test_settings_carry_every_connection_field():
     pytest.importorskip("trainer.redis_settings", reason="trainer/redis_settings.py not on main")
     block = RedisWorkQueue(
-        host="10.1.2.3", port=6380, db=3, username="svc", password="pw", tls=True,
-        ca_file="/etc/ca.pem", key_prefix="fp", queue_name="days", socket_timeout=5,
+        host="10.1.2.3",
+        port=6380,
+        db=3,
+        username="svc",
+        password="pw",
+        tls=True,
+        ca_file="/etc/ca.pem",
+        key_prefix="fp",
+        queue_name="days",
+        socket_timeout=5,
     )
     settings = block.settings()
     assert (settings.host, settings.port, settings.db) == ("10.1.2.3", 6380, 3)
