@@ -25,9 +25,9 @@ Design choices beyond the handbook, and why:
 * Days are generated one at a time from their own random streams, keyed by
   (seed, stream, day). Scenario 3 needs the next 13 days of a customer's transactions, so
   the generator keeps a look-ahead buffer of 14 raw days, always generated past the last
-  requested day. Hence day D's rows depend on the seed and on D only: simulating 30 days
+  requested day. Hence day D's rows depend on the config and on D only: simulating 30 days
   gives exactly the first 30 days of a 183-day run (a daily job can extend a dataset), and
-  memory stays at about 28 days of rows whatever the length.
+  memory stays at about 14 days of rows whatever the length.
 * Compromises happen on every simulated day (the handbook's loops stop one day short).
 * Ties in time keep generation order (customer id), so output is deterministic.
 * Scenario 3 amounts are rounded to cents again after the x 5, so every amount stays a
@@ -256,9 +256,7 @@ def compromised_customers(config: SimulationConfig, day: int) -> np.ndarray:
     return _scenario_3_draws(config, day)[1]
 
 
-def _scenario_3_draws(
-    config: SimulationConfig, day: int
-) -> tuple[np.random.Generator, np.ndarray]:
+def _scenario_3_draws(config: SimulationConfig, day: int) -> tuple[np.random.Generator, np.ndarray]:
     """The day's scenario-3 stream and its first draw, the compromised customers."""
     rng = _rng(config.seed, _SCENARIO_3, day)
     return rng, rng.choice(config.customers, size=CUSTOMERS_PER_DAY, replace=False)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import pickle
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -219,8 +218,8 @@ def test_scenario_3_fraud_share_over_the_run_is_a_third(small):
 
 def test_same_seed_gives_byte_identical_parquet_and_other_seed_differs(tmp_path):
     for name, seed in (("a", 3), ("b", 3), ("c", 4)):
-        assert run_cli("--out", str(tmp_path / name), "--days", "3", "--customers", "300",
-                       "--terminals", "600", "--seed", str(seed)) == 0
+        small = f"--days 3 --customers 300 --terminals 600 --seed {seed}".split()
+        assert run_cli("--out", str(tmp_path / name), *small) == 0
     for day in ("2018-04-01", "2018-04-02", "2018-04-03"):
         a = (tmp_path / "a" / f"{day}.parquet").read_bytes()
         assert a == (tmp_path / "b" / f"{day}.parquet").read_bytes()
@@ -239,36 +238,40 @@ def test_a_shorter_run_is_an_exact_prefix_of_a_longer_one():
 
 def test_files_are_named_by_date_with_canonical_parquet_dtypes(tmp_path):
     out = tmp_path / "landing"
-    assert run_cli("--out", str(out), "--start", "2018-06-29", "--days", "3",
-                   "--customers", "200", "--terminals", "400") == 0
+    small = "--start 2018-06-29 --days 3 --customers 200 --terminals 400".split()
+    assert run_cli("--out", str(out), *small) == 0
     names = sorted(p.name for p in out.iterdir())
     assert names == ["2018-06-29.parquet", "2018-06-30.parquet", "2018-07-01.parquet"]
     for name in names:
         frame = pd.read_parquet(out / name)
-        assert {c: str(t) for c, t in frame.dtypes.items()} == {c: str(t) for c, t in COLUMNS.items()}
+        assert frame.dtypes.astype(str).to_dict() == {c: str(t) for c, t in COLUMNS.items()}
         assert (frame["TX_DATETIME"].dt.date == dt.date.fromisoformat(name[:10])).all()
         assert (out / name).stat().st_mode & 0o044 == 0o044  # readable by other pods
 
 
 def test_pkl_files_hold_the_gke_sample_layout(tmp_path):
     out = tmp_path / "pkl"
-    assert run_cli("--out", str(out), "--days", "2", "--customers", "200", "--terminals",
-                   "400", "--format", "pkl") == 0
+    small = "--days 2 --customers 200 --terminals 400 --format pkl".split()
+    assert run_cli("--out", str(out), *small) == 0
     assert sorted(p.name for p in out.iterdir()) == ["2018-04-01.pkl", "2018-04-02.pkl"]
     frames = dict(simulate(days=2, customers=200, terminals=400))
     for day, frame in frames.items():
         sample = to_sample_dtypes(frame)
         # The sample's dtypes (FACTS section 1), checked without loading any pickle.
         assert sample.dtypes.astype(str).to_dict() == {
-            "TRANSACTION_ID": "int64", "TX_DATETIME": "int64", "CUSTOMER_ID": "object",
-            "TERMINAL_ID": "object", "TX_AMOUNT": "float64", "TX_TIME_SECONDS": "object",
-            "TX_TIME_DAYS": "object", "TX_FRAUD": "int64", "TX_FRAUD_SCENARIO": "int64",
+            "TRANSACTION_ID": "int64",
+            "TX_DATETIME": "int64",
+            "CUSTOMER_ID": "object",
+            "TERMINAL_ID": "object",
+            "TX_AMOUNT": "float64",
+            "TX_TIME_SECONDS": "object",
+            "TX_TIME_DAYS": "object",
+            "TX_FRAUD": "int64",
+            "TX_FRAUD_SCENARIO": "int64",
         }
         assert type(sample["CUSTOMER_ID"].iloc[0]) is int
         np.testing.assert_array_equal(sample.index, frame["TRANSACTION_ID"])
-        np.testing.assert_array_equal(
-            sample["TX_DATETIME"], frame["TX_DATETIME"].astype("int64")
-        )
+        np.testing.assert_array_equal(sample["TX_DATETIME"], frame["TX_DATETIME"].astype("int64"))
         assert (out / f"{day}.pkl").read_bytes() == pickle.dumps(sample, protocol=4)
 
 
@@ -307,8 +310,8 @@ def test_fraudpipe_cli_dispatches_simulate(tmp_path, capsys):
         parser = cli.build_parser()
     except AttributeError as exc:  # another command module is still a placeholder
         pytest.skip(f"fraudpipe CLI cannot be built yet (another command missing): {exc}")
-    args = parser.parse_args(["simulate", "--out", str(tmp_path), "--days", "1",
-                              "--customers", "100", "--terminals", "200", "--json"])
+    small = "--days 1 --customers 100 --terminals 200 --json".split()
+    args = parser.parse_args(["simulate", "--out", str(tmp_path), *small])
     assert args.func(args) == 0
     assert '"days": 1' in capsys.readouterr().out
     assert (tmp_path / "2018-04-01.parquet").exists()
