@@ -7,7 +7,7 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
-from trainer.features import FEATURE_COLUMNS, compute_features, load_history
+from trainer.features import FEATURE_COLUMNS, features_for_frame, history_before
 from trainer.metrics import average_precision, card_precision_at_k, roc_auc
 from trainer.model import fraud_scores
 from trainer.storage import Share, atomic_path
@@ -54,9 +54,7 @@ def _cp_at_k(frame: pd.DataFrame, scores: np.ndarray) -> float:
         "TX_FRAUD": frame["TX_FRAUD"].to_numpy(),
         "score": scores,
     })
-    result = card_precision_at_k(scored, k=TOP_CARDS)
-    value = result[0] if isinstance(result, tuple) else result
-    return float(value)
+    return float(card_precision_at_k(scored, k=TOP_CARDS).mean)
 
 
 def day_metrics(frame: pd.DataFrame, scores: np.ndarray) -> dict:
@@ -93,9 +91,7 @@ def evaluate_testing_dataset(share: Share, model) -> dict | None:
         return None
     rows = pd.read_parquet(path)
     day = rows["TX_DATETIME"].min().date()
-    history = load_history(share, day)
-    history = history[history["TX_DATETIME"].dt.date < day]
-    frame = compute_features(pd.concat([history, rows[history.columns]], ignore_index=True), day)
+    frame = features_for_frame(history_before(share, day), rows)
     scores = score_day(model, frame)
     result = day_metrics(frame, scores)
     result["dataset"] = f"datasets/testing/{path.name}"

@@ -21,6 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 CHUNK = 1 << 20
+#: mkstemp creates 0600 files; pods of other steps (same group, maybe another user)
+#: must read what this one wrote on the share.
+FILE_MODE = 0o644
 
 
 @dataclass(frozen=True)
@@ -146,6 +149,7 @@ def write_temp(final: str | os.PathLike[str], data: bytes) -> Path:
     final.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".tmp-{final.name}.", dir=final.parent)
     try:
+        os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
@@ -176,6 +180,7 @@ def atomic_path(final: str | os.PathLike[str]) -> Iterator[Path]:
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".tmp-{final.name}.", dir=final.parent)
+    os.fchmod(fd, FILE_MODE)
     os.close(fd)
     tmp = Path(tmp_name)
     try:

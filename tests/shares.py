@@ -1,0 +1,31 @@
+"""Test helper: a storage root with a few small simulated days ingested."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+from trainer.ingest import ingest_path
+from trainer.simulator import simulate, write_day
+from trainer.storage import Share
+
+SAMPLE = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "gke-sample" / "datasets"
+
+
+def simulate_days(out: Path, days: int, *, start: str = "2018-04-01", customers: int = 200,
+                  terminals: int = 400, seed: int = 0) -> list[dt.date]:
+    """Write `days` simulated days into `out` as Parquet; return their dates."""
+    written = []
+    for day, frame in simulate(start, days, customers=customers, terminals=terminals, seed=seed):
+        write_day(frame, out, day)
+        written.append(day)
+    return written
+
+
+def simulated_share(root: Path, days: int, **kwargs) -> Share:
+    """A storage root under `root` with `days` small simulated days ingested."""
+    landing = root / "landing"
+    simulate_days(landing, days, **kwargs)
+    share = Share.at(root / "share")
+    ingest_path(landing, share)
+    return share

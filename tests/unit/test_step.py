@@ -1,0 +1,118 @@
+"""The training step: order, no-ops, gaps, reports, and crashes at every write."""
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.shares import simulated_share
+from trainer.errors import OutOfOrderError
+from trainer.lineage import Lineage, verify
+from trainer.step import run_step
+from trainer.train import train_all
+
+D = [dt.date(2018, 4, 1) + dt.timedelta(days=i) for i in range(10)]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """Five days trained without interruption: the lineage every other run must match."""
+    share = simulated_share(tmp_path_factory.mktemp("ref"), 5)
+    train_all(share)
+    return share
+
+
+def _landing_copy(tmp_path, days):
+    return simulated_share(tmp_path, days)
+
+
+def test_train_all_builds_a_verified_chain_in_date_order(reference):
+    chain = verify(reference)
+    assert [e.day for e in chain] == D[:5]
+    assert chain[0].parent_sha256 is None
+    assert all(b.parent_sha256 == a.sha256 for a, b in zip(chain, chain[1:]))
+    for entry in chain:
+        assert (reference.root / entry.checkpoint).name == f"model_cpt_{entry.date}.skops"
+
+
+def test_every_day_after_the_first_is_scored_before_training(reference):
+    for day in D[1:5]:
+        scores = __import__("pandas").read_parquet(reference.scores(day))
+        assert scores["FRAUD_SCORE"].between(0, 1).all()
+        ranks = scores["CARD_RANK"].dropna()
+        assert ranks.min() == 1 and ranks.max() <= 100
+    assert not reference.scores(D[0]).exists()  # no model before the first day
+    assert Lineage.load(reference).chain()[1].metrics["prequential"]["auc_roc"] is not None
+
+
+def test_same_data_same_checkpoints(tmp_path, reference):
+    share = simulated_share(tmp_path, 5)
+    train_all(share)
+    assert [e.sha256 for e in verify(share)] == [e.sha256 for e in verify(reference)]
+
+
+def test_a_trained_day_is_a_no_op_and_an_earlier_day_is_refused(reference):
+    before = reference.lineage.read_bytes()
+    assert run_step(reference, D[2]).status == "skipped"
+    assert reference.lineage.read_bytes() == before
+    lineage = Lineage.load(reference)
+    # a day before the head that is not on the chain (none exists here): forge one by
+    # asking for a date earlier than the first
+    with pytest.raises(OutOfOrderError, match="replay"):
+        run_step(reference, dt.date(2018, 3, 31))
+    assert Lineage.load(reference).head == lineage.head
+
+
+def test_a_gap_is_allowed_and_recorded(tmp_path):
+    share = simulated_share(tmp_path, 5)
+    share.training_dataset(D[2]).unlink()
+    train_all(share)
+    chain = verify(share)
+    assert [e.day for e in chain] == [D[0], D[1], D[3], D[4]]
+    assert chain[2].gap_days == 1
+    assert "Gap: 1 day(s) missing" in share.report_txt.read_text()
+
+
+def test_report_keeps_the_sample_format_in_chronological_order(reference):
+    text = reference.report_txt.read_text()
+    entries = text.strip().split("\n\n")
+    assert len(entries) == 5
+    for entry, day in zip(entries, D):
+        lines = entry.splitlines()
+        assert lines[0].startswith("Report generated on: ")
+        assert lines[1] == f"Training dataset: datasets/training/{day}.parquet"
+        assert lines[2] == f"Model checkpoint: model_cpt_{day}.skops"
+        assert lines[3] == "---"
+        assert lines[4].startswith("Accuracy on training data: 0.")
+        assert lines[5].startswith("Accuracy on testing data: ")
+    steps = json.loads(reference.report_json.read_text())["steps"]
+    assert [s["date"] for s in steps] == [d.isoformat() for d in D[:5]]
+
+
+@pytest.mark.parametrize("point", ["before_checkpoint_rename", "after_checkpoint", "after_commit"])
+def test_a_step_killed_at_any_write_leaves_the_share_consistent(tmp_path, reference, point):
+    # GIVEN four days trained
+    share = simulated_share(tmp_path, 5)
+    train_all(share, through=D[3])
+    head_before = Lineage.load(share).head
+    # WHEN the fifth day's step is SIGKILLed at `point`
+    env = dict(os.environ, FRAUDPIPE_FAULT=point)
+    proc = subprocess.run([sys.executable, "-m", "trainer.cli", "step", "--storage",
+                           str(share.root), "--dataset", D[4].isoformat()],
+                          env=env, capture_output=True, text=True)
+    assert proc.returncode == -9, proc.stderr
+    # THEN the head still verifies, and nothing partial sits under a final name
+    chain = verify(share)
+    committed = point == "after_commit"
+    assert (Lineage.load(share).head != head_before) == committed
+    for path in share.output_dir.rglob("*"):
+        if path.is_file() and not path.name.startswith("."):  # .tmp-* files and the lock
+            assert path.stat().st_size > 0, path
+    # AND running the step again completes it, with the uninterrupted run's checkpoint
+    run_step(share, D[4])
+    chain = verify(share)
+    assert [e.sha256 for e in chain] == [e.sha256 for e in verify(reference)]
+    assert len(share.report_txt.read_text().strip().split("\n\n")) == 5
