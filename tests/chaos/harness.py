@@ -174,6 +174,10 @@ def run_chaos(tmp: Path, redis_url: str, *, datasets: int, kills: int, workers: 
                                    fault=CHAOS_FAULTS)
 
     slots = [f"w{i}" for i in range(workers)]
+
+    def live_names() -> set[str]:
+        return {f"{slot}-{generation[slot]}" for slot in slots}
+
     for slot in slots:
         spawn(slot)
     external = mid_step = 0
@@ -184,13 +188,14 @@ def run_chaos(tmp: Path, redis_url: str, *, datasets: int, kills: int, workers: 
             slot = rng.choice(slots)
             if rng.random() < 0.85 and queue.stats().done < datasets:
                 try:
-                    holder = wait_until(lambda: queue.stats().leased, 30, interval=0.02,
-                                        what="a lease")[0].holder
+                    holder = wait_until(lambda: [i for i in queue.stats().leased
+                                                 if i.holder in live_names()],
+                                        30, interval=0.02, what="a live lease")[0].holder
                     slot = holder.rsplit("-", 1)[0]
                 except AssertionError:
                     pass
             time.sleep(rng.uniform(0.0, 0.6))
-            if any(item.holder.rsplit("-", 1)[0] == slot for item in queue.stats().leased):
+            if f"{slot}-{generation[slot]}" in {i.holder for i in queue.stats().leased}:
                 mid_step += 1
             kill_group(procs[slot])
             procs[slot].wait()
