@@ -81,6 +81,7 @@ class WarmStartClassifier(ClassifierMixin, BaseEstimator):
 
 
 def _sgd() -> WarmStartClassifier:
+    """The first baseline: one pass a day, the 'optimal' schedule, frauds weighted 10."""
     return WarmStartClassifier(
         SGDClassifier(loss="log_loss", alpha=1e-4, learning_rate="optimal", random_state=0),
         fraud_weight=10.0,
@@ -88,15 +89,60 @@ def _sgd() -> WarmStartClassifier:
     )
 
 
+def _sgd_tuned(alpha: float = 1e-4, passes: int = 3, fraud_weight: float = 5.0,
+               eta0: float = 0.01) -> WarmStartClassifier:
+    """The linear baseline tuned on the validation weeks (bench/QUALITY.md)."""
+    return WarmStartClassifier(
+        SGDClassifier(loss="log_loss", alpha=alpha, learning_rate="adaptive", eta0=eta0,
+                      average=True, random_state=0),
+        fraud_weight=fraud_weight,
+        passes=passes,
+    )
+
+
+def _mlp(hidden: tuple[int, ...] = (32, 16), passes: int = 3, fraud_weight: float = 5.0,
+         learning_rate: float = 1e-3) -> WarmStartClassifier:
+    """A small MLP continued with `partial_fit` (Adam keeps its moments across days)."""
+    from trainer.learners.mlp import DailyMLPClassifier
+
+    return WarmStartClassifier(
+        DailyMLPClassifier(hidden_layer_sizes=hidden, alpha=1e-4, learning_rate_init=learning_rate,
+                      batch_size=256, random_state=0),
+        fraud_weight=fraud_weight,
+        passes=passes,
+    )
+
+
+def _lgbm_window(**overrides) -> BaseEstimator:
+    from trainer.learners.boosting import WindowBoostingClassifier
+
+    return WindowBoostingClassifier(**overrides)
+
+
+def _lgbm_continued(**overrides) -> BaseEstimator:
+    from trainer.learners.boosting import ContinuedBoostingClassifier
+
+    return ContinuedBoostingClassifier(**overrides)
+
+
 #: Learner name -> factory of a fresh, unfitted learner.
 LEARNERS: dict[str, Callable[[], BaseEstimator]] = {
     "sgd": _sgd,
+    "sgd_tuned": _sgd_tuned,
+    "mlp": _mlp,
+    "lgbm_window": _lgbm_window,
+    "lgbm_continued": _lgbm_continued,
 }
 
 DEFAULT_LEARNER = "sgd"
 
 #: Our own classes that checkpoints may contain; skops refuses any other custom type.
-TRUSTED_TYPES = ["trainer.model.WarmStartClassifier"]
+TRUSTED_TYPES = [
+    "trainer.model.WarmStartClassifier",
+    "trainer.learners.boosting.WindowBoostingClassifier",
+    "trainer.learners.boosting.ContinuedBoostingClassifier",
+    "trainer.learners.mlp.DailyMLPClassifier",
+]
 
 
 def make_learner(name: str | None = None) -> BaseEstimator:

@@ -1,0 +1,109 @@
+"""Replay a learner over in-memory features and score it on chosen splits.
+
+This is the step's training loop without the share: `partial_fit` on each day's
+features in date order, and at each split's checkpoint day the model scores that split's
+test week, evaluated with the handbook's protocol (`trainer.evaluation.evaluate_split`).
+The tuner uses it to pick hyper-parameters on the validation weeks only
+(`VALIDATION_SPLITS`, all before the test weeks).
+
+Usage:
+    .venv/bin/python -m bench.quality_tune --seeds 0 1 --candidates sgd hgb_window
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bench.quality_data import features_by_day, xy
+from trainer.evaluation import evaluate_split
+from trainer.model import LEARNERS, fraud_scores
+
+D = dt.date
+#: (checkpoint day, test start): validation weeks, scored by the checkpoint 8 days before.
+VALIDATION_SPLITS = [(D(2018, 7, 3), D(2018, 7, 11)), (D(2018, 7, 10), D(2018, 7, 18))]
+HEADLINE_SPLIT = (D(2018, 7, 31), D(2018, 8, 8))
+PREQUENTIAL_SPLITS = [(D(2018, 7, 31), D(2018, 8, 8)), (D(2018, 8, 7), D(2018, 8, 15)),
+                      (D(2018, 8, 14), D(2018, 8, 22)), (D(2018, 8, 21), D(2018, 8, 29))]
+TEST_DAYS = KNOWN_WINDOW_DAYS = 7
+METRICS = ("auc_roc", "average_precision", "card_precision_at_100")
+
+
+def _week(features: dict[dt.date, pd.DataFrame], start: dt.date, days: int) -> pd.DataFrame:
+    return pd.concat([features[start + dt.timedelta(days=i)] for i in range(days)],
+                     ignore_index=True)
+
+
+def replay(factory: Callable[[], object], features: dict[dt.date, pd.DataFrame],
+           splits: list[tuple[dt.date, dt.date]]) -> dict:
+    """Train day by day through the last split's checkpoint; evaluate every split.
+
+    Returns:
+        {"splits": {"<checkpoint>/<test start>": metrics}, "seconds_per_day": float}
+    """
+    model = factory()
+    last = max(c for c, _ in splits)
+    labelled_cols = ["TX_DATETIME", "CUSTOMER_ID", "TX_FRAUD"]
+    results, seconds = {}, []
+    for day in sorted(d for d in features if d <= last):
+        X, y = xy(features[day])
+        began = time.perf_counter()
+        model.partial_fit(X, y)
+        seconds.append(time.perf_counter() - began)
+        for checkpoint, start in splits:
+            if checkpoint != day:
+                continue
+            test = _week(features, start, TEST_DAYS)
+            scored = test.assign(score=fraud_scores(model, xy(test)[0]))
+            first = checkpoint - dt.timedelta(days=KNOWN_WINDOW_DAYS - 1)
+            labelled = _week(features, first, (start - first).days)[labelled_cols]
+            metrics = evaluate_split(scored, labelled, checkpoint, start, TEST_DAYS,
+                                     KNOWN_WINDOW_DAYS)
+            results[f"{checkpoint}/{start}"] = {m: metrics[m] for m in METRICS}
+    return {"splits": results, "seconds_per_day": float(np.mean(seconds))}
+
+
+def mean_over_splits(result: dict) -> dict[str, float]:
+    """Each metric averaged over the result's splits."""
+    splits = list(result["splits"].values())
+    return {m: float(np.mean([s[m] for s in splits])) for m in METRICS}
+
+
+def main() -> None:
+    """Print validation metrics of the candidates, mean over seeds and the two weeks."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--candidates", nargs="+", default=sorted(LEARNERS))
+    parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "fraudpipe-quality-cache")
+    parser.add_argument("--test", action="store_true",
+                        help="score the prequential test weeks too (reporting, not tuning)")
+    args = parser.parse_args()
+    splits = VALIDATION_SPLITS + (PREQUENTIAL_SPLITS if args.test else [])
+    for name in args.candidates:
+        per_seed = []
+        for seed in args.seeds:
+            features = features_by_day(args.cache, seed, 183)
+            per_seed.append(replay(LEARNERS[name], features, splits))
+        validation = [mean_over_splits({"splits": {k: v for k, v in r["splits"].items()
+                                                   if k in {f"{c}/{s}" for c, s in
+                                                            VALIDATION_SPLITS}}})
+                      for r in per_seed]
+        row = {m: round(float(np.mean([v[m] for v in validation])), 4) for m in METRICS}
+        row["s_per_day"] = round(float(np.mean([r["seconds_per_day"] for r in per_seed])), 3)
+        if args.test:
+            test = [r["splits"][f"{HEADLINE_SPLIT[0]}/{HEADLINE_SPLIT[1]}"] for r in per_seed]
+            row["headline"] = {m: round(float(np.mean([t[m] for t in test])), 4)
+                               for m in METRICS}
+        print(name, json.dumps(row), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Learners beyond the linear baseline of `trainer.model`; the registry lives there."""

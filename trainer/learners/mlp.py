@@ -1,0 +1,42 @@
+"""A small MLP whose `partial_fit` state survives a skops checkpoint.
+
+scikit-learn's `MLPClassifier` keeps its Adam optimiser (step count and moment
+estimates) in `_optimizer`, an `AdamOptimizer` that skops does not trust by default. We
+do not add scikit-learn internals to `TRUSTED_TYPES`; instead this subclass stores the
+optimiser's state as plain numbers and arrays and rebuilds the optimiser on load, so a
+day's training continues exactly where the previous checkpoint stopped.
+"""
+
+from __future__ import annotations
+
+from sklearn.neural_network import MLPClassifier
+from sklearn.neural_network._stochastic_optimizers import AdamOptimizer
+
+_ADAM_FIELDS = ("learning_rate_init", "learning_rate", "beta_1", "beta_2", "epsilon", "t")
+
+
+class DailyMLPClassifier(MLPClassifier):
+    """`MLPClassifier` (Adam solver) that checkpoints its optimiser as plain data."""
+
+    def __getstate__(self):
+        state = dict(super().__getstate__())  # object.__getstate__ returns the live __dict__
+        optimizer = state.pop("_optimizer", None)
+        if optimizer is not None:
+            if not isinstance(optimizer, AdamOptimizer):
+                raise TypeError(f"only the Adam solver is checkpointed; got {type(optimizer)}")
+            state["adam_state_"] = {name: getattr(optimizer, name) for name in _ADAM_FIELDS}
+            state["adam_ms_"] = list(optimizer.ms)
+            state["adam_vs_"] = list(optimizer.vs)
+        return state
+
+    def __setstate__(self, state):
+        state = dict(state)
+        adam = state.pop("adam_state_", None)
+        ms, vs = state.pop("adam_ms_", None), state.pop("adam_vs_", None)
+        super().__setstate__(state)
+        if adam is not None:
+            optimizer = AdamOptimizer(ms, adam["learning_rate_init"], adam["beta_1"],
+                                      adam["beta_2"], adam["epsilon"])
+            optimizer.t, optimizer.learning_rate = adam["t"], adam["learning_rate"]
+            optimizer.ms, optimizer.vs = list(ms), list(vs)
+            self._optimizer = optimizer
