@@ -1,0 +1,136 @@
+"""End to end through a real deployment: prefect deploy --all, a worker, a deployment run.
+
+The fixture (tests/prefect_server.py) starts a real Prefect server and redis-server and
+runs the embedded default against them; these tests then check what a user would: the
+flow run Completed, the queue is drained, the lineage verifies, and the artifacts exist
+when read back through the Prefect REST API.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+import sys
+
+import pytest
+from prefect_server import DAYS, DeployedPipeline, deployed_pipeline, run_embedded
+
+from blocks.redis_queue import RedisWorkQueue
+from flows.embedded import RunDirectory, simulate_new_days
+from trainer.lineage import verify
+from trainer.storage import Share
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="session")
+def pipeline(request: pytest.FixtureRequest,
+             tmp_path_factory: pytest.TempPathFactory) -> DeployedPipeline:
+    return deployed_pipeline(request, tmp_path_factory)
+
+
+def _daily_runs(pipeline: DeployedPipeline) -> list[dict]:
+    deployment = pipeline.api("GET", "/deployments/name/daily-pipeline/local")
+    return pipeline.api("POST", "/flow_runs/filter",
+                        json={"flow_runs": {"deployment_id": {"any_": [deployment["id"]]}}})
+
+
+@pytest.mark.timeout(900)
+def test_deployment_run_completes_and_leaves_a_verified_lineage(pipeline: DeployedPipeline) -> None:
+    # GIVEN the embedded run against a real server (deploy --all, worker, deployment run)
+    assert pipeline.returncode == 0, pipeline.output
+    # THEN every deployment of prefect.yaml is on the server, on its pool
+    deployments = pipeline.api("POST", "/deployments/filter", json={})
+    names = {(d["name"], d["work_pool_name"]) for d in deployments}
+    for flow in ("daily-pipeline", "backfill", "replay", "ingest", "train"):
+        flow_id = pipeline.api("GET", f"/flows/name/{flow}")["id"]
+        assert any(d["flow_id"] == flow_id and d["work_pool_name"] == "fraudpipe-process"
+                   for d in deployments), (flow, names)
+    assert ("gke", "fraudpipe-gke") in names
+    # AND the daily-pipeline deployment ran once, through the worker, to Completed
+    runs = _daily_runs(pipeline)
+    assert len(runs) == 1
+    assert runs[0]["state"]["type"] == "COMPLETED", runs[0]["state"]
+    assert runs[0]["work_pool_name"] == "fraudpipe-process"
+    assert runs[0]["parameters"]["landing"] == str(pipeline.run_dir / "landing")
+    # AND the lineage verifies, one checkpoint per simulated day in date order
+    chain = verify(Share.at(pipeline.share))
+    assert [entry.day for entry in chain] == [
+        dt.date(2018, 4, 1) + dt.timedelta(days=i) for i in range(DAYS)]
+    # AND the queue is drained: nothing pending, leased or dead
+    stats = RedisWorkQueue.from_url(pipeline.redis.url).get_queue().stats()
+    assert (stats.pending, stats.leased, stats.dead) == (0, [], 0), stats.as_json()
+    # AND the output names the report, the plot and the UI
+    assert f"Prefect UI:   {pipeline.server.url}" in pipeline.output
+    assert str(pipeline.share / "output" / "report.txt") in pipeline.output
+
+
+def test_artifacts_of_the_flow_run_are_in_the_api(pipeline: DeployedPipeline) -> None:
+    assert pipeline.returncode == 0, pipeline.output
+    flow_run_id = _daily_runs(pipeline)[0]["id"]
+    artifacts = pipeline.api("POST", "/artifacts/filter",
+                             json={"artifacts": {"flow_run_id": {"any_": [flow_run_id]}}})
+    by_key = {artifact["key"]: artifact for artifact in artifacts}
+    assert {"fraudpipe-daily-pipeline-report", "fraudpipe-daily-pipeline-metrics",
+            "fraudpipe-daily-pipeline-progress"} <= set(by_key), sorted(by_key)
+    assert by_key["fraudpipe-daily-pipeline-report"]["type"] == "markdown"
+    assert by_key["fraudpipe-daily-pipeline-metrics"]["type"] == "table"
+    assert by_key["fraudpipe-daily-pipeline-progress"]["type"] == "progress"
+    report = by_key["fraudpipe-daily-pipeline-report"]["data"]
+    for day in range(1, DAYS + 1):
+        assert f"2018-04-0{day}" in report
+    table = by_key["fraudpipe-daily-pipeline-metrics"]["data"]
+    rows = json.loads(table) if isinstance(table, str) else table
+    assert len(rows) == DAYS
+    assert by_key["fraudpipe-daily-pipeline-progress"]["data"] == 100.0
+    # The plot is a PNG on the share, linked from an artifact (Prefect stores links as
+    # markdown).
+    plots = list((pipeline.share / "output" / "plots").glob("*.png"))
+    assert len(plots) == 1 and plots[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert plots[0].name in by_key["fraudpipe-daily-pipeline-plot"]["data"]
+
+
+def test_simulation_continues_after_the_last_day(tmp_path) -> None:
+    # GIVEN a run directory where 3 days were simulated
+    run_dir = RunDirectory(tmp_path)
+    run_dir.landing.mkdir()
+    first = simulate_new_days(run_dir, 3, customers=300, terminals=600, seed=1)
+    # WHEN a second run asks for 2 more, with other population settings
+    second = simulate_new_days(run_dir, 2, customers=999, terminals=999, seed=5)
+    # THEN it writes only the 2 next days, from the first run's population
+    assert first == [dt.date(2018, 4, 1), dt.date(2018, 4, 2), dt.date(2018, 4, 3)]
+    assert second == [dt.date(2018, 4, 4), dt.date(2018, 4, 5)]
+    assert sorted(p.name for p in run_dir.landing.iterdir()) == [
+        f"2018-04-0{i}.parquet" for i in range(1, 6)]
+    state = json.loads(run_dir.simulation_state.read_text())
+    assert (state["customers"], state["seed"], state["days"]) == (300, 1, 5)
+
+
+def test_embedded_refuses_zero_days(tmp_path) -> None:
+    result = subprocess.run([sys.executable, "-m", "flows.embedded", "--days", "0",
+                             "--run-dir", str(tmp_path)], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "--days must be at least 1" in result.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1200)
+def test_embedded_on_a_fresh_run_dir_twice_continues_and_stops_everything(tmp_path) -> None:
+    # GIVEN nothing running: the embedded run starts and stops its own services
+    first = run_embedded(tmp_path, 2)
+    assert first.returncode == 0, first.stdout + first.stderr
+    # WHEN it runs again on the same directory
+    second = run_embedded(tmp_path, 2)
+    assert second.returncode == 0, second.stdout + second.stderr
+    # THEN the second run trained the 2 new days only, on top of the first chain
+    chain = verify(Share.at(tmp_path / "share"))
+    assert [e.date for e in chain] == [f"2018-04-0{i}" for i in range(1, 5)]
+    assert "new days 2018-04-03 .. 2018-04-04" in second.stdout
+    # AND nothing it started is left: the run directory's Prefect server does not answer
+    url = [line.split()[-1] for line in second.stdout.splitlines()
+           if line.strip().startswith("Prefect UI:")][-1]
+    import httpx
+
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(f"{url}/api/health", timeout=2)

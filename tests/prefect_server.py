@@ -1,0 +1,93 @@
+"""A deployed fraudpipe on a real Prefect server, shared by the end-to-end and browser tests.
+
+`deployed_pipeline(request, tmp_path_factory)` starts a private redis-server and a real
+Prefect server (`prefect server start`, SQLite; not the test harness) with
+`flows.services`, then runs the embedded default against them in a subprocess, exactly as
+a user would: work pools and blocks, `prefect deploy --all`, a process worker,
+`prefect deployment run 'daily-pipeline/local'`. The servers stay up for the tests that
+read the result through the API or the UI, and stop at the end of the session. One
+instance per test process: the first test that asks starts it, the rest reuse it.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from flows.services import PrefectServer, RedisService
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+#: Small population: the test is about orchestration, not about the model.
+SIMULATION_ARGS = ["--customers", "300", "--terminals", "600"]
+DAYS = 3
+
+_INSTANCE: dict[str, DeployedPipeline] = {}
+
+
+@dataclass
+class DeployedPipeline:
+    """The servers, the run directory and the embedded run's output."""
+
+    run_dir: Path
+    redis: RedisService
+    server: PrefectServer
+    returncode: int
+    output: str
+    seconds: float
+
+    @property
+    def share(self) -> Path:
+        return self.run_dir / "share"
+
+    def api(self, method: str, path: str, **kwargs: Any) -> Any:
+        """Call the Prefect REST API; the parsed JSON reply (raises on an HTTP error)."""
+        response = httpx.request(method, f"{self.server.api_url}{path}", timeout=30, **kwargs)
+        response.raise_for_status()
+        return response.json()
+
+    def stop(self) -> None:
+        self.server.stop()
+        self.redis.stop()
+
+
+def run_embedded(run_dir: Path, days: int, *extra: str, timeout: float = 900) -> subprocess.CompletedProcess:
+    """`python -m flows.embedded --days N --run-dir DIR ...` from the repository."""
+    return subprocess.run(
+        [sys.executable, "-m", "flows.embedded", "--days", str(days), "--run-dir", str(run_dir),
+         *SIMULATION_ARGS, *extra],
+        cwd=REPOSITORY, capture_output=True, text=True, timeout=timeout,
+    )
+
+
+def deployed_pipeline(request: pytest.FixtureRequest,
+                      tmp_path_factory: pytest.TempPathFactory) -> DeployedPipeline:
+    """The session's deployed pipeline, started on first use (see the module docstring)."""
+    if "pipeline" in _INSTANCE:
+        return _INSTANCE["pipeline"]
+    run_dir = tmp_path_factory.mktemp("embedded")
+    redis = RedisService(run_dir / "redis").start()
+    try:
+        server = PrefectServer(run_dir / "prefect").start()
+    except Exception:
+        redis.stop()
+        raise
+    began = time.perf_counter()
+    try:
+        result = run_embedded(run_dir, DAYS, "--prefect-api-url", server.api_url,
+                              "--redis-url", redis.url)
+    except BaseException:
+        server.stop()
+        redis.stop()
+        raise
+    pipeline = DeployedPipeline(run_dir, redis, server, result.returncode,
+                                result.stdout + result.stderr, time.perf_counter() - began)
+    request.config.add_cleanup(pipeline.stop)
+    _INSTANCE["pipeline"] = pipeline
+    return pipeline
