@@ -1,0 +1,1 @@
+"""Benchmarks of fraudpipe beside the GKE sample: `python -m bench --help`."""

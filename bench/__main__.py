@@ -1,0 +1,123 @@
+"""`python -m bench [step|history|backfill|queue|argo|all] [--seed S] [--quick]`.
+
+Each benchmark prints a Markdown table and writes `<results-dir>/<name>.json` (default
+`bench/results/`), with the machine, library versions and load average recorded beside the
+figures. `--quick` runs the tiniest form (seconds, not minutes): a smoke test, not a
+measurement. `plot` draws `bench/step_vs_size.png` from results/step.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+NAMES = ("step", "history", "backfill", "queue", "argo")
+
+
+def machine() -> dict:
+    """Where and with what the figures were measured."""
+    from trainer.versions import library_versions
+
+    cpu = next((line.split(":", 1)[1].strip() for line in
+                Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")),
+               platform.processor())
+    memory_kib = next(int(line.split()[1]) for line in
+                      Path("/proc/meminfo").read_text().splitlines()
+                      if line.startswith("MemTotal"))
+    versions = library_versions()
+    for name in ("prefect", "redis"):
+        from importlib.metadata import version
+
+        versions[name] = version(name)
+    redis_server = subprocess.run(["redis-server", "--version"], capture_output=True, text=True)
+    versions["redis-server"] = redis_server.stdout.split()[2] if redis_server.stdout else "?"
+    return {"nproc": os.cpu_count(), "cpu_model": cpu,
+            "memory_gib": round(memory_kib / 2**20, 1), "kernel": platform.release(),
+            "versions": versions}
+
+
+def queue(quick: bool) -> dict:
+    """bench/queue_throughput.py, run as it is, its JSON lines collected."""
+    done = subprocess.run([sys.executable, str(BENCH / "queue_throughput.py"),
+                           "--items", "400" if quick else "20000"],
+                          capture_output=True, text=True, cwd=BENCH.parent)
+    if done.returncode != 0:
+        raise RuntimeError(f"queue_throughput.py failed: {done.stderr[-2000:]}")
+    rows = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    for row in rows:
+        print(row, flush=True)
+    return {"benchmark": "queue", "quick": quick, "rows": rows}
+
+
+def run_one(name: str, args: argparse.Namespace) -> dict:
+    """Run benchmark `name`, returning its JSON document with the context added."""
+    data_dir = Path(args.data_dir) if args.data_dir else None
+    load_before = os.getloadavg()
+    started = time.perf_counter()
+    if name == "step":
+        from bench import step_throughput
+
+        result = step_throughput.run(seed=args.seed, quick=args.quick, data_dir=data_dir,
+                                     sizes=args.sizes.split(",") if args.sizes else None,
+                                     repeats=args.repeats)
+    elif name == "history":
+        from bench import history
+
+        result = history.run(seed=args.seed, quick=args.quick, data_dir=data_dir,
+                             repeats=args.repeats)
+    elif name == "backfill":
+        from bench import backfill
+
+        result = backfill.run(seed=args.seed, quick=args.quick, data_dir=data_dir)
+    elif name == "queue":
+        result = queue(args.quick)
+    else:
+        from bench import argo_estimate
+
+        result = argo_estimate.run(results_dir=Path(args.results_dir), quick=args.quick)
+    result["context"] = {
+        "measured_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "wall_seconds": round(time.perf_counter() - started, 1),
+        "loadavg_before": [round(x, 2) for x in load_before],
+        "loadavg_after": [round(x, 2) for x in os.getloadavg()],
+        "machine": machine(),
+    }
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the command line, run the chosen benchmarks, write their JSON."""
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("which", nargs="?", default="all", choices=(*NAMES, "all", "plot"))
+    parser.add_argument("--seed", type=int, default=0, help="simulation seed")
+    parser.add_argument("--quick", action="store_true", help="tiniest form (smoke test)")
+    parser.add_argument("--results-dir", default=str(BENCH / "results"))
+    parser.add_argument("--data-dir", help="simulated data cache (default /tmp/fraudpipe-bench"
+                                           " or $FRAUDPIPE_BENCH_DATA)")
+    parser.add_argument("--sizes", help="step: comma-separated day sizes (10k,100k,1M)")
+    parser.add_argument("--repeats", type=int, help="step/history: runs per case")
+    args = parser.parse_args(argv)
+    results_dir = Path(args.results_dir)
+    results_dir.mkdir(parents=True, exist_ok=True)
+    if args.which == "plot":
+        from bench import plot
+
+        print(plot.draw(results_dir / "step.json", BENCH / "step_vs_size.png"))
+        return 0
+    for name in NAMES if args.which == "all" else (args.which,):
+        print(f"== {name}", flush=True)
+        result = run_one(name, args)
+        (results_dir / f"{name}.json").write_text(json.dumps(result, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

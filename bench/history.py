@@ -1,0 +1,106 @@
+"""History independence: one step's time and peak memory at day 10, 60 and 180.
+
+    .venv/bin/python -m bench history [--seed S] [--quick]
+
+The handbook's default 183-day simulation (the landing directory `bench.backfill` writes)
+is copied onto a storage root. For each day N (0-based from 2018-04-01), the chain is
+trained through day N-1 with `fraudpipe train --through`, outside the timing; then the
+step on day N runs in a fresh single-threaded process, several times, each from the same
+saved `output/` (lineage, checkpoints, reports), and the median is reported.
+
+A step must not cost more as the chain grows: the lineage, the reports and the scores of
+earlier days are the only things that grow. Day 10 reads 11 days of transactions, days
+60 and 180 read the full 38, so the feature part of day 10 is cheaper by construction;
+the `history_rows` field says how many rows each step read.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from bench.step_throughput import REPO_ROOT, run_child, summarise
+
+DAYS = (10, 60, 180)
+QUICK_DAYS = (2, 6)
+
+
+def run(*, seed: int = 0, quick: bool = False, data_dir: Path | None = None,
+        repeats: int | None = None) -> dict:
+    """Measure each day of `DAYS`; returns the JSON document for results/history.json."""
+    from bench.backfill import START, landing
+    from trainer.features import history_days
+    from trainer.storage import Share
+
+    data_dir = data_dir or Path(os.environ.get("FRAUDPIPE_BENCH_DATA", "/tmp/fraudpipe-bench"))
+    days, total = (QUICK_DAYS, 7) if quick else (DAYS, 183)
+    repeats = repeats or (1 if quick else 5)
+    source = landing(data_dir, total, seed, tx_per_day=1_000 if quick else None)
+    work = data_dir / f"history-d{total}-s{seed}{'-quick' if quick else ''}"
+    shutil.rmtree(work, ignore_errors=True)
+    share = Share.at(work / "share")
+    share.training_dir.mkdir(parents=True)
+    for path in source.glob("*.parquet"):
+        shutil.copyfile(path, share.training_dir / path.name)
+
+    fraudpipe = str(Path(sys.executable).with_name("fraudpipe"))
+    snapshot = work / "output-snapshot"
+    rows = []
+    for n in days:
+        day = START + dt.timedelta(days=n)
+        subprocess.run([fraudpipe, "train", "--storage", str(share.root), "--through",
+                        (day - dt.timedelta(days=1)).isoformat(), "--json"],
+                       cwd=REPO_ROOT, check=True, capture_output=True)
+        shutil.rmtree(snapshot, ignore_errors=True)
+        shutil.copytree(share.output_dir, snapshot)
+        runs = []
+        for _ in range(repeats):
+            shutil.rmtree(share.output_dir)
+            shutil.copytree(snapshot, share.output_dir)
+            runs.append(run_child("step", work, day))
+        # Leave the step's output in place: the next day's training continues from it.
+        history_rows = sum(
+            len_rows(share.training_dataset(d)) for d in history_days(day)
+            if share.training_dataset(d).is_file())
+        rows.append({"day_index": n, "date": day.isoformat(), "chain_length_before": n,
+                     "transactions": runs[0]["transactions"], "history_rows": history_rows,
+                     **summarise(runs, runs[0]["transactions"])})
+        print(f"day {n}: {rows[-1]['median_seconds']} s, "
+              f"{rows[-1]['median_peak_rss_mib']} MiB", flush=True)
+    first, last = rows[0], rows[-1]
+    result = {
+        "benchmark": "history", "seed": seed, "quick": quick, "days": rows,
+        "last_over_first_seconds": round(last["median_seconds"] / first["median_seconds"], 3),
+        "last_over_first_cpu_seconds": round(
+            last["median_cpu_seconds"] / first["median_cpu_seconds"], 3),
+        "last_over_first_peak_rss": round(
+            last["median_peak_rss_mib"] / first["median_peak_rss_mib"], 3),
+        "last_over_first_peak_rss_above_imports": round(
+            (last["median_peak_rss_mib"] - last["import_rss_mib"])
+            / (first["median_peak_rss_mib"] - first["import_rss_mib"]), 3),
+    }
+    print(table(result), flush=True)
+    return result
+
+
+def len_rows(path: Path) -> int:
+    """Rows of a Parquet file, from its footer."""
+    import pyarrow.parquet as pq
+
+    return pq.ParquetFile(path).metadata.num_rows
+
+
+def table(r: dict) -> str:
+    """A Markdown table of `run`'s result."""
+    lines = ["| day | chain length before | day's tx | rows read | median s | CPU s | "
+             "peak RSS MiB (imports) |", "|---|---|---|---|---|---|---|"]
+    for d in r["days"]:
+        lines.append(f"| {d['day_index']} ({d['date']}) | {d['chain_length_before']} | "
+                     f"{d['transactions']:,} | {d['history_rows']:,} | {d['median_seconds']} | "
+                     f"{d['median_cpu_seconds']} | {d['median_peak_rss_mib']} "
+                     f"({d['import_rss_mib']}) |")
+    return "\n".join(lines)

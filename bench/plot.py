@@ -1,0 +1,36 @@
+"""Time per step against day size, fraudpipe beside the GKE sample and the Parquet floor."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+CASES = {"fraudpipe": ("fraudpipe step (features from raw history)", "o-"),
+         "fraudpipe_features_cached": ("fraudpipe step (features cached)", "s--"),
+         "sample": ("GKE sample's logic (pickle, no features)", "^-"),
+         "floor": ("floor: read the step's Parquet columns", "v:")}
+
+
+def draw(step_json: Path, out: Path) -> Path:
+    """Write the log-log plot of `step_json` (results of `python -m bench step`) to `out`."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sizes = json.loads(step_json.read_text())["sizes"]
+    figure, axis = plt.subplots(figsize=(7, 4.5), dpi=110)
+    x = [s["transactions"] for s in sizes]
+    for case, (label, style) in CASES.items():
+        axis.plot(x, [s[case]["median_seconds"] for s in sizes], style, label=label)
+    axis.set_xscale("log")
+    axis.set_yscale("log")
+    axis.set_xlabel("transactions in the day (37 days of history at the same scale)")
+    axis.set_ylabel("wall seconds per step (median, one CPU)")
+    axis.set_title("One warm-start step against day size")
+    axis.grid(True, which="both", alpha=0.3)
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(out)
+    plt.close(figure)
+    return out

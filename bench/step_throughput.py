@@ -1,0 +1,302 @@
+"""One warm-start step on days of 10k, 100k and 1M transactions, beside the sample and a floor.
+
+    .venv/bin/python -m bench step [--seed S] [--quick] [--sizes 10k,100k] [--repeats 3]
+
+For each size the handbook simulator (FACTS section 2) is scaled to that many transactions
+a day: customers and terminals grow with the day size and the radius shrinks by the square
+root, so each customer still sees about 100 terminals. The share holds the measured day D
+and its 37 days of history (what D's features read), plus the day before D trained as the
+chain's head, so the step is a real warm start. Then, each case in a fresh Python process
+with single-threaded libraries (pinned to one CPU with FRAUDPIPE_BENCH_PIN=1), repeated,
+interleaved, and reported as the median:
+
+- fraudpipe: `run_step(share, D)`: features from the raw history, score with the head,
+  partial_fit, skops checkpoint, lineage commit, reports;
+- fraudpipe, features cached: the same with `features/<D>.parquet` written beforehand (the
+  Argo workflow computes features in a parallel stage before the chain of steps);
+- the sample: `bench.sample_logic.train_dataset` on D's pickle, from its own checkpoint of
+  the day before, with the day before's pickle as its testing dataset;
+- the floor: only reading the columns the step needs (`INPUT_COLUMNS` of D and its
+  history) from Parquet into pandas.
+
+Peak RSS is the child's own `ru_maxrss`, which includes the interpreter and libraries; the
+`import_rss_mib` field is what the child held after its imports, before the work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+#: Transactions a day of the handbook's default simulation (FACTS section 2).
+HANDBOOK_TX_PER_DAY = 9_600
+DEFAULT_CUSTOMERS, DEFAULT_TERMINALS, DEFAULT_RADIUS = 5_000, 10_000, 5.0
+START = dt.date(2018, 4, 1)
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+SIZES = {"10k": 10_000, "100k": 100_000, "1M": 1_000_000}
+QUICK_SIZES = {"2k": 2_000}
+
+#: Single-threaded libraries in the children: the target is "on one core".
+ONE_THREAD_ENV = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                                         "MKL_NUM_THREADS", "ARROW_NUM_THREADS")}
+
+
+def scaled_config(tx_per_day: int, days: int, seed: int):
+    """A simulation with about `tx_per_day` transactions a day and the handbook's density."""
+    from trainer.simulator import SimulationConfig
+
+    factor = tx_per_day / HANDBOOK_TX_PER_DAY
+    return SimulationConfig(start=START, days=days,
+                            customers=max(3, round(DEFAULT_CUSTOMERS * factor)),
+                            terminals=max(2, round(DEFAULT_TERMINALS * factor)),
+                            radius=DEFAULT_RADIUS / factor**0.5, seed=seed)
+
+
+# --- children: each case runs in its own process -----------------------------------------
+
+
+def _pin_to_one_cpu() -> int:
+    """Pin to one CPU only when asked: on a shared, loaded machine pinning every case to
+    the same core makes them queue behind other people's work; the one-thread library
+    settings already keep a step on one core at a time (its CPU time is reported)."""
+    if os.environ.get("FRAUDPIPE_BENCH_PIN") != "1":
+        return -1
+    cpus = sorted(os.sched_getaffinity(0))
+    os.sched_setaffinity(0, {cpus[-1]})
+    return cpus[-1]
+
+
+def _rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _prepare(work: Path, tx_per_day: int, history: int, seed: int) -> dict:
+    """Simulate history + 2 days into `work/share` (Parquet) and the last two as pickles."""
+    from trainer.ingest import canonical_parquet_bytes
+    from trainer.simulator import simulate_config, write_day
+    from trainer.storage import Share, atomic_write_bytes
+
+    share = Share.at(work / "share")
+    share.training_dir.mkdir(parents=True, exist_ok=True)
+    config = scaled_config(tx_per_day, history + 2, seed)
+    days = []
+    for day, frame in simulate_config(config):
+        atomic_write_bytes(share.training_dataset(day), canonical_parquet_bytes(frame))
+        if day >= START + dt.timedelta(days=history):
+            write_day(frame, work / "sample", day, fmt="pkl")
+        days.append({"date": day.isoformat(), "rows": len(frame)})
+    return {"days": days, "customers": config.customers, "terminals": config.terminals,
+            "radius": round(config.radius, 4)}
+
+
+def _floor(share_root: Path, day: dt.date) -> dict:
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    from trainer.features import INPUT_COLUMNS, history_days
+    from trainer.storage import Share
+
+    share = Share.at(share_root)
+    paths = [share.training_dataset(d) for d in history_days(day)]
+    frame = pd.concat([pq.read_table(p, columns=INPUT_COLUMNS).to_pandas()
+                       for p in paths if p.is_file()], ignore_index=True)
+    return {"rows_read": len(frame)}
+
+
+def child(kind: str, args: argparse.Namespace) -> dict:
+    """Run one case in this process and return its figures."""
+    # Data preparation is not measured; leave it free to run beside a measurement.
+    cpu = _pin_to_one_cpu() if kind != "prepare" else -1
+    from bench import sample_logic  # noqa: F401
+    from trainer.step import run_step  # noqa: F401 - imports are not part of the timing
+    from trainer.storage import Share
+
+    import_rss = _rss_mib()
+    work, day = Path(args.work), dt.date.fromisoformat(args.day) if args.day else None
+    share = Share.at(work / "share")
+    started, started_cpu = time.perf_counter(), time.process_time()
+    if kind == "prepare":
+        detail = _prepare(work, args.tx_per_day, args.history, args.seed)
+    elif kind == "step":
+        result = run_step(share, day)
+        if result.status != "trained":
+            raise SystemExit(f"step on {day} was {result.status}, expected trained")
+        detail = {"transactions": result.metrics["transactions"],
+                  "step_seconds": round(result.seconds, 4)}
+    elif kind == "features":
+        from trainer.features import write_features_cache
+
+        detail = {"cache": str(write_features_cache(share, day))}
+    elif kind == "floor":
+        detail = _floor(share.root, day)
+    elif kind == "sample":
+        sample = work / "sample"
+        previous = day - dt.timedelta(days=1)
+        checkpoint = sample / f"model_cpt_{previous.isoformat()}.pkl"
+        testing = min(sample.glob("????-??-??.pkl"))  # the day before D, as in `_prepare`
+        detail = sample_logic.train_dataset(sample / f"{day.isoformat()}.pkl", testing,
+                                            sample, checkpoint if checkpoint.is_file() else None)
+    else:
+        raise SystemExit(f"unknown child kind {kind!r}")
+    return {"kind": kind, "seconds": round(time.perf_counter() - started, 4),
+            "cpu_seconds": round(time.process_time() - started_cpu, 4),
+            "peak_rss_mib": round(_rss_mib(), 1), "import_rss_mib": round(import_rss, 1),
+            "cpu": cpu, **detail}
+
+
+def run_child(kind: str, work: Path, day: dt.date | None = None, **extra) -> dict:
+    """Run `kind` in a fresh interpreter; returns the JSON it printed."""
+    command = [sys.executable, "-m", "bench.step_throughput", "--child", kind,
+               "--work", str(work)]
+    if day is not None:
+        command += ["--day", day.isoformat()]
+    for key, value in extra.items():
+        command += [f"--{key.replace('_', '-')}", str(value)]
+    env = {**os.environ, **ONE_THREAD_ENV}
+    done = subprocess.run(command, env=env, cwd=REPO_ROOT, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"{kind} child failed ({done.returncode}): {done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+# --- the parent: data, repeats, medians --------------------------------------------------
+
+
+def summarise(runs: list[dict], transactions: int) -> dict:
+    """Median figures of repeated runs of one case."""
+    seconds = statistics.median(r["seconds"] for r in runs)
+    return {"median_seconds": round(seconds, 3),
+            "median_cpu_seconds": round(statistics.median(r["cpu_seconds"] for r in runs), 3),
+            "median_peak_rss_mib": round(statistics.median(r["peak_rss_mib"] for r in runs), 1),
+            "import_rss_mib": round(statistics.median(r["import_rss_mib"] for r in runs), 1),
+            "tx_per_s": round(transactions / seconds) if seconds else None,
+            "runs": [{k: r[k] for k in ("seconds", "cpu_seconds", "peak_rss_mib")} for r in runs]}
+
+
+def prepared(data_dir: Path, tx_per_day: int, history: int, seed: int) -> tuple[Path, dict]:
+    """The simulated share for one size, reused across runs when already there."""
+    work = data_dir / f"tx{tx_per_day}-h{history}-s{seed}"
+    marker = work / "prepared.json"
+    if marker.is_file():
+        return work, json.loads(marker.read_text())
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    info = run_child("prepare", work, tx_per_day=tx_per_day, history=history, seed=seed)
+    marker.write_text(json.dumps(info))
+    return work, info
+
+
+def _restore(snapshot: Path, output: Path) -> None:
+    shutil.rmtree(output, ignore_errors=True)
+    shutil.copytree(snapshot, output)
+
+
+def measure_size(name: str, tx_per_day: int, *, data_dir: Path, seed: int, repeats: int,
+                 history: int) -> dict:
+    """Every case for one day size; see the module docstring."""
+    from trainer.storage import Share
+
+    began = time.perf_counter()
+    work, info = prepared(data_dir, tx_per_day, history, seed)
+    day = dt.date.fromisoformat(info["days"][-1]["date"])
+    head = day - dt.timedelta(days=1)
+    share = Share.at(work / "share")
+    shutil.rmtree(share.output_dir, ignore_errors=True)
+    shutil.rmtree(share.features_dir, ignore_errors=True)
+    for stale in (work / "sample").glob("model_cpt_*"):
+        stale.unlink()
+    run_child("step", work, head)           # the chain's head: D is a warm start
+    run_child("sample", work, head)         # the sample's checkpoint of the day before
+    snapshot = work / "output-snapshot"
+    shutil.rmtree(snapshot, ignore_errors=True)
+    shutil.copytree(share.output_dir, snapshot)
+
+    cases: dict[str, list[dict]] = {"fraudpipe": [], "fraudpipe_features_cached": [],
+                                    "sample": [], "floor": []}
+    for _ in range(repeats):  # interleaved, so machine noise hits every case alike
+        _restore(snapshot, share.output_dir)
+        cases["fraudpipe"].append(run_child("step", work, day))
+        cases["sample"].append(run_child("sample", work, day))
+        cases["floor"].append(run_child("floor", work, day))
+    features = run_child("features", work, day)
+    for _ in range(repeats):
+        _restore(snapshot, share.output_dir)
+        cases["fraudpipe_features_cached"].append(run_child("step", work, day))
+    transactions = cases["fraudpipe"][0]["transactions"]
+    result = {"size": name, "tx_per_day_target": tx_per_day, "transactions": transactions,
+              "day": day.isoformat(), "history_days": history,
+              "history_rows": sum(d["rows"] for d in info["days"][1:-1]),
+              "simulation": {k: info[k] for k in ("customers", "terminals", "radius")},
+              "features_cache_seconds": features["seconds"],
+              **{case: summarise(runs, transactions) for case, runs in cases.items()}}
+    result["step_over_floor"] = round(result["fraudpipe"]["median_seconds"]
+                                      / result["floor"]["median_seconds"], 2)
+    result["wall_seconds_for_this_size"] = round(time.perf_counter() - began, 1)
+    return result
+
+
+def table(results: list[dict]) -> str:
+    """A Markdown table of `run`'s results."""
+    lines = ["| day size | history rows | case | median s | CPU s | tx/s | peak RSS MiB |",
+             "|---|---|---|---|---|---|---|"]
+    for r in results:
+        for case in ("fraudpipe", "fraudpipe_features_cached", "sample", "floor"):
+            c = r[case]
+            lines.append(f"| {r['transactions']:,} | {r['history_rows']:,} | {case} | "
+                         f"{c['median_seconds']} | {c['median_cpu_seconds']} | "
+                         f"{c['tx_per_s']:,} | {c['median_peak_rss_mib']} |")
+    return "\n".join(lines)
+
+
+def run(*, seed: int = 0, quick: bool = False, sizes: list[str] | None = None,
+        repeats: int | None = None, data_dir: Path | None = None,
+        history: int | None = None) -> dict:
+    """Measure every size; returns the JSON document written to results/step.json."""
+    from trainer.features import HISTORY_DAYS
+
+    table_of_sizes = QUICK_SIZES if quick else SIZES
+    chosen = sizes or list(table_of_sizes)
+    known = {**SIZES, **QUICK_SIZES}
+    unknown = [s for s in chosen if s not in known]
+    if unknown:
+        raise SystemExit(f"--sizes: unknown {unknown}; expected some of {list(known)}")
+    data_dir = data_dir or Path(os.environ.get("FRAUDPIPE_BENCH_DATA", "/tmp/fraudpipe-bench"))
+    results = []
+    for name in chosen:
+        results.append(measure_size(
+            name, known[name], data_dir=data_dir, seed=seed,
+            repeats=repeats or (1 if quick else 3),
+            history=history if history is not None else (3 if quick else HISTORY_DAYS)))
+        print(table(results[-1:]), flush=True)
+    return {"benchmark": "step", "seed": seed, "quick": quick, "sizes": results}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point for the children (`--child KIND`) and for a direct run."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--child")
+    parser.add_argument("--work")
+    parser.add_argument("--day")
+    parser.add_argument("--tx-per-day", type=int)
+    parser.add_argument("--history", type=int)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    if args.child:
+        print(json.dumps(child(args.child, args)))
+        return 0
+    print(json.dumps(run(seed=args.seed), indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
