@@ -73,14 +73,19 @@ def test_deployment_page_shows_the_daily_schedule(pipeline: DeployedPipeline, pa
     deployment = pipeline.api("GET", "/deployments/name/daily-pipeline/local")
     # GIVEN the deployment page of daily-pipeline/local
     page.goto(f"{pipeline.server.url}/deployments/deployment/{deployment['id']}")
-    # THEN it names the deployment and shows its cron schedule in Paris time
+    # THEN it names the flow and shows the cron schedule in words
     page.get_by_text("daily-pipeline", exact=False).first.wait_for()
-    schedule = page.get_by_text("Europe/Paris", exact=False).first
-    schedule.wait_for()
+    page.get_by_text("At 06:00 AM every day", exact=False).first.wait_for()
     shot = _screenshot(page, "deployment-daily-pipeline")
     text = page.inner_text("body")
-    assert "At 06:00 AM" in text or "0 6 * * *" in text, text[:2000]
+    assert "Schedules" in text and "fraudpipe-process" in text
     assert shot.stat().st_size > 10_000
+    # AND the schedule behind the words is prefect.yaml's: 06:00 in Paris, active
+    # (the UI shows the time zone only on hover, so it is read from the API)
+    [schedule] = deployment["schedules"]
+    assert schedule["schedule"]["cron"] == "0 6 * * *"
+    assert schedule["schedule"]["timezone"] == "Europe/Paris"
+    assert schedule["active"] is True
 
 
 @pytest.mark.timeout(900)
@@ -89,15 +94,18 @@ def test_flow_run_page_shows_the_report_artifact(pipeline: DeployedPipeline, pag
     deployment = pipeline.api("GET", "/deployments/name/daily-pipeline/local")
     flow_run = pipeline.api("POST", "/flow_runs/filter", json={
         "flow_runs": {"deployment_id": {"any_": [deployment["id"]]}}})[0]
-    # GIVEN the flow run's page, on its Artifacts tab
-    page.goto(f"{pipeline.server.url}/runs/flow-run/{flow_run['id']}?tab=Artifacts")
+    # GIVEN the flow run's page (it opens on Logs), then its Artifacts tab
+    page.goto(f"{pipeline.server.url}/runs/flow-run/{flow_run['id']}")
     page.get_by_text(flow_run["name"], exact=False).first.wait_for()
-    # THEN the run is Completed and the markdown report artifact is listed and rendered
+    page.get_by_text("Artifacts", exact=True).first.click()
+    # THEN the run is Completed and the report artifact is listed with the others
     page.get_by_text("Completed", exact=False).first.wait_for()
     page.get_by_text("fraudpipe-daily-pipeline-report", exact=False).first.wait_for()
+    page.get_by_text("3 of 3 done", exact=False).first.wait_for()
     shot = _screenshot(page, "flow-run-artifacts")
     text = page.inner_text("body")
     assert "fraudpipe-daily-pipeline-report" in text
+    assert "fraudpipe-daily-pipeline-metrics" in text
     assert shot.stat().st_size > 10_000
     # AND the report itself opens, naming the trained days
     page.get_by_text("fraudpipe-daily-pipeline-report", exact=False).first.click()
