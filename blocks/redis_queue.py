@@ -177,7 +177,7 @@ class RedisWorkQueue(Block):
         if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
             raise PermissionError(f"{directory} is not a private directory of this user")
         path = directory / f"{hashlib.sha256(pem).hexdigest()[:16]}.pem"
-        atomic_write_bytes(path, pem)  # mkstemp + rename: the file is 0600 from the start
+        atomic_write_bytes(path, pem, mode=0o600)  # private from the start
         return str(path)
 
     def settings(self) -> Any:

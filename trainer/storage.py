@@ -139,7 +139,7 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def write_temp(final: str | os.PathLike[str], data: bytes) -> Path:
+def write_temp(final: str | os.PathLike[str], data: bytes, mode: int = FILE_MODE) -> Path:
     """Write `data` to a fsynced temporary file beside `final`; return its path.
 
     `publish_temp` later renames it over `final`. Splitting the two lets a caller move
@@ -149,7 +149,7 @@ def write_temp(final: str | os.PathLike[str], data: bytes) -> Path:
     final.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".tmp-{final.name}.", dir=final.parent)
     try:
-        os.fchmod(fd, FILE_MODE)
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
@@ -195,10 +195,13 @@ def atomic_path(final: str | os.PathLike[str]) -> Iterator[Path]:
         raise
 
 
-def atomic_write_bytes(final: str | os.PathLike[str], data: bytes) -> None:
+def atomic_write_bytes(final: str | os.PathLike[str], data: bytes, mode: int = FILE_MODE) -> None:
     """Write `data` to `final` atomically (temp + fsync + rename + fsync dir)."""
-    with atomic_path(final) as tmp:
-        tmp.write_bytes(data)
+    tmp = write_temp(final, data, mode)
+    try:
+        publish_temp(tmp, final)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def atomic_write_text(final: str | os.PathLike[str], text: str) -> None:

@@ -57,14 +57,26 @@ def artifacts_of(flow_run_id: UUID) -> dict[str, object]:
     return {artifact.key.rsplit("-", 1)[-1]: artifact for artifact in found}
 
 
-def task_runs_named(flow_run_id: UUID, name: str) -> list:
+def task_runs_named(flow_run_id: UUID, name: str, wait_seconds: float = 30.0) -> list:
+    """Task runs of a flow run by name, waiting for them to reach the API.
+
+    Prefect 3 records task runs from events sent in the background, so right after the
+    flow returns they may not be in the database yet (seen under load with xdist).
+    """
+    import time
+
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
-    with get_client(sync_client=True) as client:
-        runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(
-            any_=[flow_run_id])))
-    return [run for run in runs if run.name == name]
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        with get_client(sync_client=True) as client:
+            runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(
+                any_=[flow_run_id])))
+        named = [run for run in runs if run.name == name]
+        if named or time.monotonic() > deadline:
+            return named
+        time.sleep(0.5)
 
 
 @pytest.fixture
