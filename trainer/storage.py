@@ -200,8 +200,9 @@ def atomic_write_bytes(final: str | os.PathLike[str], data: bytes, mode: int = F
     tmp = write_temp(final, data, mode)
     try:
         publish_temp(tmp, final)
-    finally:
+    except BaseException:
         tmp.unlink(missing_ok=True)
+        raise
 
 
 def atomic_write_text(final: str | os.PathLike[str], text: str) -> None:
