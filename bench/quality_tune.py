@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import json
 import tempfile
 import time
@@ -85,13 +86,17 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "fraudpipe-quality-cache")
     parser.add_argument("--test", action="store_true",
                         help="score the prequential test weeks too (reporting, not tuning)")
+    parser.add_argument("--params", type=json.loads, default={},
+                        help='JSON overrides of the factory\'s keyword arguments, e.g. '
+                             '\'{"window_days": 42}\'')
     args = parser.parse_args()
     splits = VALIDATION_SPLITS + (PREQUENTIAL_SPLITS if args.test else [])
     for name in args.candidates:
         per_seed = []
         for seed in args.seeds:
             features = features_by_day(args.cache, seed, 183)
-            per_seed.append(replay(LEARNERS[name], features, splits))
+            per_seed.append(replay(functools.partial(LEARNERS[name], **args.params), features,
+                                   splits))
         validation = [mean_over_splits({"splits": {k: v for k, v in r["splits"].items()
                                                    if k in {f"{c}/{s}" for c, s in
                                                             VALIDATION_SPLITS}}})
@@ -102,7 +107,7 @@ def main() -> None:
             test = [r["splits"][f"{HEADLINE_SPLIT[0]}/{HEADLINE_SPLIT[1]}"] for r in per_seed]
             row["headline"] = {m: round(float(np.mean([t[m] for t in test])), 4)
                                for m in METRICS}
-        print(name, json.dumps(row), flush=True)
+        print(name, json.dumps(args.params), json.dumps(row), flush=True)
 
 
 if __name__ == "__main__":

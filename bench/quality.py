@@ -1,0 +1,164 @@
+"""Model quality: every candidate learner through the pipeline's own step, several seeds.
+
+For each seed the handbook simulation (183 days from 2018-04-01 at default size) is
+ingested once onto a cached storage root with every day's features cached
+(`bench.quality_data.prepared_share`). Each (seed, candidate) run copies that root and
+calls `trainer.step.run_step` day by day from 2018-04-01 through 2018-08-21: load the
+head checkpoint, features, score, `partial_fit` on the day, skops checkpoint, CAS commit.
+Then `trainer.evaluate_checkpoint.evaluate_checkpoint` scores
+
+* the headline split (FACTS section 3): checkpoint 2018-07-31, test 08-08..08-14, 7-day
+  known window;
+* the prequential protocol: test weeks from 08-08, 08-15, 08-22 and 08-29, each scored
+  by the checkpoint of 8 days before.
+
+The table (mean ± sd over seeds, the step's wall time per day, the checkpoint size) is
+printed beside the handbook's published rows, saved as JSON and written to
+`bench/QUALITY.md`. Hyper-parameters are not chosen here: see `bench.quality_tune`,
+which uses validation weeks before the test weeks only.
+
+Usage:
+    .venv/bin/python -m bench.quality [--seeds 0 1 2] [--candidates ...] [--jobs 2]
+    .venv/bin/python -m bench.quality --quick      # one small seed, two learners
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from bench.quality_data import START, copy_share, prepared_share
+from bench.quality_table import markdown, print_table
+from bench.quality_tune import HEADLINE_SPLIT, PREQUENTIAL_SPLITS
+from trainer.evaluate_checkpoint import evaluate_checkpoint
+from trainer.lineage import Lineage
+from trainer.model import DEFAULT_LEARNER, LEARNERS
+from trainer.step import run_step
+
+METRICS = ("auc_roc", "average_precision", "card_precision_at_100")
+HERE = Path(__file__).resolve().parent
+#: Step times are read from this many last days, when every windowed state is full.
+STEADY_DAYS = 30
+
+
+def run_candidate(task: dict) -> dict:
+    """One candidate on one seed: the chain through `last_day`, then its evaluations."""
+    logging.disable(logging.INFO)
+    share = copy_share(Path(task["prepared"]), Path(task["workdir"]))
+    last = dt.date.fromisoformat(task["last_day"])
+    seconds = []
+    day = START
+    began = time.perf_counter()
+    while day <= last:
+        seconds.append(run_step(share, day, learner=task["candidate"]).seconds)
+        day += dt.timedelta(days=1)
+    lineage = Lineage.load(share)
+    checkpoint = share.root / lineage.entry_for(HEADLINE_SPLIT[0]).checkpoint
+    splits = {}
+    for checkpoint_day, test_start in task["splits"]:
+        c, s = dt.date.fromisoformat(checkpoint_day), dt.date.fromisoformat(test_start)
+        result = evaluate_checkpoint(share, c, s)
+        splits[f"{c}/{s}"] = {m: result[m] for m in METRICS} | {
+            "transactions": result["transactions"], "frauds": result["frauds"]}
+    steady = seconds[-STEADY_DAYS:]
+    return {"seed": task["seed"], "candidate": task["candidate"], "splits": splits,
+            "step_seconds_mean": float(np.mean(steady)), "step_seconds_max": float(max(steady)),
+            "checkpoint_bytes": checkpoint.stat().st_size,
+            "total_seconds": time.perf_counter() - began}
+
+
+def _prepare(args_tuple) -> str:
+    cache, seed, days, customers, terminals = args_tuple
+    return str(prepared_share(Path(cache), seed, days, customers, terminals))
+
+
+def summarise(runs: list[dict], candidates: list[str]) -> dict:
+    """Mean and sd over seeds per candidate: headline, prequential mean, cost."""
+    headline_key = f"{HEADLINE_SPLIT[0]}/{HEADLINE_SPLIT[1]}"
+    summary = {}
+    for name in candidates:
+        mine = [r for r in runs if r["candidate"] == name]
+        if not mine:
+            continue
+        row: dict = {"seeds": sorted(r["seed"] for r in mine)}
+        for m in METRICS:
+            head = [r["splits"][headline_key][m] for r in mine]
+            row[m] = [float(np.mean(head)), float(np.std(head, ddof=1)) if len(head) > 1 else 0.0]
+            pre = [float(np.mean([s[m] for s in r["splits"].values()])) for r in mine]
+            row[f"prequential_{m}"] = [float(np.mean(pre)),
+                                       float(np.std(pre, ddof=1)) if len(pre) > 1 else 0.0]
+        row["step_seconds_mean"] = float(np.mean([r["step_seconds_mean"] for r in mine]))
+        row["step_seconds_max"] = float(max(r["step_seconds_max"] for r in mine))
+        row["checkpoint_bytes"] = int(np.mean([r["checkpoint_bytes"] for r in mine]))
+        summary[name] = row
+    return summary
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Run the benchmark; print the table; write JSON and (unless --quick) QUALITY.md."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--candidates", nargs="+", default=sorted(LEARNERS),
+                        choices=sorted(LEARNERS))
+    parser.add_argument("--days", type=int, default=183)
+    parser.add_argument("--customers", type=int, default=5_000)
+    parser.add_argument("--terminals", type=int, default=10_000)
+    parser.add_argument("--jobs", type=int, default=2, help="parallel processes")
+    parser.add_argument("--quick", action="store_true",
+                        help="seed 0, 1,000 customers, 2,000 terminals, sgd and the default, "
+                             "headline split only; writes no QUALITY.md")
+    parser.add_argument("--cache", type=Path,
+                        default=Path(tempfile.gettempdir()) / "fraudpipe-quality-cache")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="JSON results (default bench/quality_results.json, or the "
+                             "cache dir with --quick)")
+    args = parser.parse_args(argv)
+    splits = PREQUENTIAL_SPLITS
+    if args.quick:
+        args.seeds, args.customers, args.terminals = [0], 1_000, 2_000
+        args.candidates = sorted({"sgd", DEFAULT_LEARNER})
+        splits = [HEADLINE_SPLIT]
+    last_day = max(c for c, _ in splits)
+    needed = (max(s for _, s in splits) - START).days + 7
+    if args.days < needed:
+        parser.error(f"--days {args.days} is too short: the splits need {needed} days")
+    args.cache.mkdir(parents=True, exist_ok=True)
+    began = time.perf_counter()
+    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+        prepared = dict(zip(args.seeds, pool.map(_prepare, [
+            (str(args.cache), s, args.days, args.customers, args.terminals)
+            for s in args.seeds]), strict=True))
+        tasks = [{"seed": s, "candidate": c, "prepared": prepared[s],
+                  "workdir": str(args.cache / "runs" / f"s{s}_c{args.customers}" / c),
+                  "last_day": last_day.isoformat(),
+                  "splits": [(a.isoformat(), b.isoformat()) for a, b in splits]}
+                 for c in args.candidates for s in args.seeds]
+        # Slow candidates first so the two processes finish together.
+        tasks.sort(key=lambda t: t["candidate"].startswith("lgbm"), reverse=True)
+        runs = list(pool.map(run_candidate, tasks))
+    summary = summarise(runs, args.candidates)
+    meta = {"seeds": args.seeds, "days": args.days, "customers": args.customers,
+            "terminals": args.terminals, "default_learner": DEFAULT_LEARNER,
+            "wall_seconds": time.perf_counter() - began,
+            "headline_split": [d.isoformat() for d in HEADLINE_SPLIT],
+            "prequential_splits": [[a.isoformat(), b.isoformat()] for a, b in splits]}
+    results = {"meta": meta, "summary": summary, "runs": runs}
+    print_table(summary, meta)
+    out = args.out or (args.cache / "quality_quick.json" if args.quick
+                       else HERE / "quality_results.json")
+    out.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+    if not args.quick:
+        (HERE / "QUALITY.md").write_text(markdown(summary, meta))
+    return results
+
+
+if __name__ == "__main__":
+    main()

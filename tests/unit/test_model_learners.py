@@ -1,0 +1,121 @@
+"""Every registered learner continues from a checkpoint exactly, and stays bounded."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import skops.io as sio
+
+from trainer.checkpoints import dump_model, load_checkpoint, save_checkpoint
+from trainer.learners.boosting import ContinuedBoostingClassifier, WindowBoostingClassifier
+from trainer.model import DEFAULT_LEARNER, LEARNERS, TRUSTED_TYPES, fraud_scores, make_learner
+
+
+def _day(seed: int, rows: int = 3_000):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(rows, 15))
+    y = (X[:, 0] + 0.5 * X[:, 1] + rng.normal(scale=0.5, size=rows) > 2.2).astype(int)
+    return X, y
+
+
+def _small(name: str):
+    """The registered learner, shrunk where its size would make the test slow."""
+    model = make_learner(name)
+    if isinstance(model, WindowBoostingClassifier | ContinuedBoostingClassifier):
+        model.set_params(**({"n_trees": 20} if isinstance(model, WindowBoostingClassifier)
+                            else {"trees_per_day": 5, "max_trees": 10}))
+    return model
+
+
+@pytest.mark.parametrize("name", sorted(LEARNERS))
+def test_checkpoint_then_train_equals_train_in_memory(name, tmp_path):
+    # GIVEN a learner trained on two days and checkpointed
+    model = _small(name)
+    for seed in (1, 2):
+        model.partial_fit(*_day(seed))
+    path = tmp_path / "model_cpt.skops"
+    sha = save_checkpoint(path, model)
+    # WHEN the checkpoint is loaded and both copies train on a third day
+    loaded = load_checkpoint(path, sha)
+    X, y = _day(3)
+    np.testing.assert_allclose(fraud_scores(loaded, X), fraud_scores(model, X))
+    model.partial_fit(X, y)
+    loaded.partial_fit(X, y)
+    # THEN they are the same model, byte for byte
+    assert dump_model(loaded) == dump_model(model)
+    # AND the checkpoint holds only skops' default types and our own classes
+    assert set(sio.get_untrusted_types(data=path.read_bytes())) <= set(TRUSTED_TYPES)
+
+
+@pytest.mark.parametrize("name", sorted(LEARNERS))
+def test_learner_ranks_the_signal(name):
+    model = _small(name)
+    for seed in range(4):
+        model.partial_fit(*_day(seed))
+    X, y = _day(99)
+    scores = fraud_scores(model, X)
+    assert scores.shape == (len(y),) and np.isfinite(scores).all()
+    from sklearn.metrics import roc_auc_score
+
+    assert roc_auc_score(y, scores) > 0.9
+
+
+def test_default_learner_bytes_are_the_same_in_another_process():
+    code = (
+        "import hashlib, numpy as np;"
+        "from trainer.model import make_learner; from trainer.checkpoints import dump_model;"
+        "rng=np.random.default_rng(0); X=rng.normal(size=(3000,15));"
+        "y=(X[:,0]>1.8).astype(int); m=make_learner();"
+        "[m.partial_fit(X[i::2], y[i::2]) for i in range(2)];"
+        "print(hashlib.sha256(dump_model(m)).hexdigest())"
+    )
+    digests = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              check=True).stdout.strip() for _ in range(2)}
+    assert len(digests) == 1 and "" not in digests
+
+
+def test_window_reservoir_keeps_only_the_last_days_and_every_fraud():
+    model = WindowBoostingClassifier(window_days=3, genuine_fraction=0.1, n_trees=5)
+    frauds_per_day = []
+    for seed in range(6):
+        X, y = _day(seed)
+        model.partial_fit(X, y)
+        frauds_per_day.append(int(y.sum()))
+    assert set(model.reservoir_day_.tolist()) == {3, 4, 5}
+    assert int(model.reservoir_y_.sum()) == sum(frauds_per_day[-3:])
+    genuine = int((model.reservoir_y_ == 0).sum())
+    assert 0.05 * 3 * 3_000 < genuine < 0.15 * 3 * 3_000
+
+
+def test_continued_booster_stops_growing_at_max_trees():
+    model = ContinuedBoostingClassifier(trees_per_day=4, max_trees=8)
+    sizes = []
+    for seed in range(4):
+        model.partial_fit(*_day(seed))
+        sizes.append(model._booster().num_trees())
+    assert sizes == [4, 8, 8, 8]
+    before = model.model_text_
+    model.partial_fit(*_day(9))
+    assert model.model_text_ != before  # leaves refitted, structure kept
+    assert model._booster().num_trees() == 8
+
+
+def test_mlp_optimizer_state_survives_the_checkpoint():
+    model = make_learner("mlp")
+    model.partial_fit(*_day(0))
+    loaded = sio.loads(dump_model(model), trusted=TRUSTED_TYPES)
+    assert loaded.classifier_._optimizer.t == model.classifier_._optimizer.t > 0
+    for ours, theirs in zip(loaded.classifier_._optimizer.ms, model.classifier_._optimizer.ms,
+                            strict=True):
+        np.testing.assert_array_equal(ours, theirs)
+    assert not hasattr(model.classifier_, "adam_state_")  # dumping left the live model alone
+
+
+def test_unknown_learner_names_the_choices():
+    with pytest.raises(ValueError, match="expected one of: .*lgbm_window"):
+        make_learner("nope")
+
+
+def test_default_is_registered():
+    assert DEFAULT_LEARNER in LEARNERS
