@@ -7,7 +7,7 @@ DAYS   ?= 10
 RUN_DIR ?= .fraudpipe
 PYTEST_ARGS ?=
 
-.PHONY: run test test-all test-slow setup redis render validate bench clean
+.PHONY: run test test-slow setup redis chromium render validate bench clean
 
 $(BIN)/fraudpipe: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,14 @@ redis:
 	  $$SUDO apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq redis-server >/dev/null; }
 
+## Debian's chromium, for the browser test of the Prefect UI (Playwright drives it; no browser download).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "chromium is missing: installing Debian's chromium package (about 2 minutes)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
 setup: $(BIN)/fraudpipe redis
 
 ## The main job on the embedded default: DAYS simulated days, ingested and trained locally.
@@ -29,7 +37,7 @@ run: setup
 	$(BIN)/python -m flows.embedded --days $(DAYS) --run-dir $(RUN_DIR)
 
 ## Unit and integration tests (real redis-server, real Prefect server); not slow, not on_cluster.
-test: setup
+test: setup chromium
 	$(BIN)/python -m pytest -m "not slow and not on_cluster" $(PYTEST_ARGS)
 
 test-slow: setup
