@@ -16,6 +16,11 @@ from pydantic import Field, SecretStr, field_validator
 
 from blocks.errors import MissingComponentError
 from blocks.filestore import dns1123_label, dns1123_subdomain
+from workflows.settings import WorkflowSettings
+
+#: The namespace the rendered templates, the RBAC and deployments/k8s/ use, so a block saved
+#: with defaults submits where the WorkflowTemplate and its service account live.
+DEFAULT_NAMESPACE: str = WorkflowSettings.model_fields["namespace"].default
 
 
 def _http_url(value: str, field: str) -> str:
@@ -60,7 +65,13 @@ class ArgoServer(Block):
         default="https://localhost:2746",
         description="Base URL of the Argo Server API (http or https).",
     )
-    namespace: str = Field(default="argo", description="Namespace the workflows run in.")
+    namespace: str = Field(
+        default=DEFAULT_NAMESPACE,
+        description=(
+            "Namespace the workflows run in: where the fraudpipe WorkflowTemplate and its "
+            "service account are (not the namespace Argo itself is installed in)."
+        ),
+    )
     token: SecretStr | None = Field(
         default=None,
         description="Bearer token for the Argo Server (with or without the 'Bearer ' prefix).",

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+import yaml
 from pydantic import ValidationError
 
 from blocks import ArgoServer
+from workflows.render import manifests
+from workflows.settings import WorkflowSettings
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize(
@@ -51,6 +58,20 @@ def test_workflow_url_links_to_the_ui_defaulting_to_the_server():
         block.workflow_url("train-x7") == "https://argo.example.com:2746/workflows/fraud/train-x7"
     )
     ui = ArgoServer(url="http://argo-server:2746", ui_url="https://argo.example.com/")
-    assert ui.workflow_url("w") == "https://argo.example.com/workflows/argo/w"
+    assert ui.workflow_url("w") == "https://argo.example.com/workflows/fraudpipe/w"
     with pytest.raises(ValueError, match="workflow name"):
         block.workflow_url("../secrets")
+
+
+def test_default_namespace_is_where_the_templates_and_their_service_account_are():
+    # GIVEN a block saved with every default but the URL
+    block = ArgoServer(url="https://argo.example.com:2746")
+    # THEN it submits into the namespace of the settings, of the committed WorkflowTemplate
+    # and of the rendered RBAC (a workflow submitted elsewhere finds neither)
+    assert block.namespace == WorkflowSettings().namespace == "fraudpipe"
+    template = yaml.safe_load((REPO / "deployments" / "argo"
+                               / "fraudpipe-train-workflowtemplate.yaml").read_text())
+    assert template["metadata"]["namespace"] == block.namespace
+    rbac = [d for d in yaml.safe_load_all(manifests()["fraudpipe-rbac.yaml"]) if d]
+    assert {d["metadata"]["namespace"] for d in rbac} == {block.namespace}
+    assert block.workflows_service().namespace == block.namespace
