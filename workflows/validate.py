@@ -29,8 +29,8 @@ ARGO_API_VERSION = "argoproj.io/v1alpha1"
 ARGO_KINDS = ("Workflow", "WorkflowTemplate", "ClusterWorkflowTemplate", "CronWorkflow",
               "WorkflowEventBinding")
 KUBERNETES_KINDS = ("PersistentVolume", "PersistentVolumeClaim", "Service", "StatefulSet",
-                    "Deployment", "ServiceAccount", "Role", "RoleBinding", "ConfigMap",
-                    "Secret", "Namespace")
+                    "Deployment", "Job", "Pod", "ServiceAccount", "Role", "RoleBinding",
+                    "ConfigMap", "Secret", "Namespace")
 #: Kubernetes version whose schemas `kubernetes-validate` checks against.
 KUBERNETES_VERSION = "1.33"
 

@@ -8,6 +8,7 @@ Docker is not available where these tests run, so the Dockerfile is checked stat
 from __future__ import annotations
 
 import json
+import posixpath
 import re
 import shlex
 from pathlib import Path
@@ -204,14 +205,90 @@ def test_namespace_enforces_the_restricted_standard():
     assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "deployments/prefect/kubernetes-base-job-template.json (not this kit's file) sets no "
-    "securityContext, so the restricted namespace refuses the flow-run pods; the lead was "
-    "told. This test passes, and must lose this mark, once the template sets them."))
 def test_prefect_flow_run_pods_meet_the_restricted_standard():
     template = json.loads(JOB_TEMPLATE.read_text())
     pod = template["job_configuration"]["job_manifest"]["spec"]["template"]["spec"]
     assert restricted_violations(pod, "kubernetes-base-job-template") == []
+    # The uid/gid are the image's (the share is chowned to them), and the pod can write
+    # nothing but /tmp, an emptyDir.
+    uid, _, gid = [a for i, a in stages()["runtime"] if i == "USER"][-1].partition(":")
+    context = pod["securityContext"]
+    assert (context["runAsUser"], context["runAsGroup"], context["fsGroup"]) == (
+        int(uid), int(gid), int(gid))
+    container = pod["containers"][0]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    tmp = next(m["name"] for m in container["volumeMounts"] if m["mountPath"] == "/tmp")
+    assert "emptyDir" in next(v for v in pod["volumes"] if v["name"] == tmp)
+
+
+def render_flow_run_job(job_variables: dict[str, Any]) -> dict[str, Any]:
+    """The Job the Kubernetes worker would create for a flow run of a GKE deployment.
+
+    prefect-kubernetes' own code does the work: the base job template and the deployment's
+    job variables go through `from_template_and_values` (Prefect's placeholder
+    substitution and env merge) and `prepare_for_flow_run` (its manifest validation, env
+    list, labels, command). No block or variable placeholder is used, so the client is
+    never called: it points at a closed port.
+    """
+    import asyncio
+    import uuid
+
+    pytest.importorskip("prefect_kubernetes", reason="the `kubernetes` extra is not installed")
+    from prefect.client.orchestration import PrefectClient
+    from prefect.client.schemas.objects import FlowRun
+    from prefect_kubernetes.worker import KubernetesWorkerJobConfiguration
+
+    template = json.loads(JOB_TEMPLATE.read_text())
+
+    async def render() -> dict[str, Any]:
+        configuration = await KubernetesWorkerJobConfiguration.from_template_and_values(
+            template, job_variables, client=PrefectClient("http://127.0.0.1:9/api"))
+        configuration.prepare_for_flow_run(FlowRun(flow_id=uuid.uuid4(), name="brave-otter"))
+        return configuration.job_manifest
+
+    return asyncio.run(render())
+
+
+def test_gke_flow_run_job_renders_valid_and_restricted_with_prefect_kubernetes():
+    # GIVEN the job variables prefect.yaml gives the GKE deployments
+    prefect_yaml = yaml.safe_load((REPO / "prefect.yaml").read_text())
+    job_variables = prefect_yaml["definitions"]["work_pools"]["gke"]["job_variables"]
+    # WHEN prefect-kubernetes renders the Job of a flow run (it raises if the template
+    # lacks what its validator requires)
+    manifest = render_flow_run_job(job_variables)
+    # THEN the pod runs the step image from the repository's directory, with the share,
+    # a writable HOME/PREFECT_HOME on /tmp, and the deployment's env merged over those
+    pod = manifest["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert manifest["metadata"]["namespace"] == SETTINGS.namespace
+    assert container["image"] == job_variables["image"]
+    assert container["workingDir"] == job_variables["working_dir"]
+    assert container["args"] == ["prefect", "flow-run", "execute"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["HOME"] == "/tmp" and env["PREFECT_HOME"].startswith("/tmp/")
+    assert env["MPLBACKEND"] == job_variables["env"]["MPLBACKEND"]
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    claims = {v["name"]: v["persistentVolumeClaim"]["claimName"] for v in pod["volumes"]
+              if "persistentVolumeClaim" in v}
+    assert claims[mounts[SETTINGS.mount_path]] == SETTINGS.pvc_name
+    assert "emptyDir" in next(v for v in pod["volumes"] if v["name"] == mounts["/tmp"])
+    assert restricted_violations(pod, "rendered flow-run Job") == []
+    # prefect-kubernetes 0.8.0 refuses a template without `completions` and `parallelism`
+    # in the pod spec (its default template puts these Job fields there); the API server,
+    # whose default field validation is Warn, drops them. Everything else is strict.
+    assert (pod.pop("completions"), pod.pop("parallelism")) == (1, 1)
+    manifest["metadata"]["name"] = manifest["metadata"].pop("generateName") + "x1"
+    assert [str(p) for p in validate_document(manifest, "rendered flow-run Job", 0)] == []
+
+
+def test_job_variables_cannot_switch_the_pod_security_off():
+    # A deployment may override any variable; none of them reaches the securityContext.
+    template = json.loads(JOB_TEMPLATE.read_text())
+    pod = template["job_configuration"]["job_manifest"]["spec"]["template"]["spec"]
+    text = json.dumps([pod["securityContext"], pod["containers"][0]["securityContext"]])
+    assert "{{" not in text
+    manifest = render_flow_run_job({"env": {"EXTRA": "1"}, "image": "other:1"})
+    assert restricted_violations(manifest["spec"]["template"]["spec"], "override") == []
 
 
 # ------------------------------------------------------------------ agreement
@@ -346,30 +423,44 @@ def test_dockerfile_is_multi_stage_on_slim_python_of_the_project():
     assert list(stages()) == ["builder", "runtime"]
 
 
+def wheel_target() -> tuple[str, set[str]]:
+    """The project path and extras the builder's `pip wheel` builds, e.g. (".", {"kubernetes"})."""
+    wheel = next(a for i, a in stages()["builder"] if i == "RUN" and "pip wheel" in a)
+    words = shlex.split(wheel)
+    arguments = words[words.index("wheel") + 1:]
+    takes_value = {"--wheel-dir", "-w", "--find-links", "-f", "--constraint", "-c"}
+    targets = [w for previous, w in zip(["", *arguments], arguments)
+               if not w.startswith("-") and previous not in takes_value]
+    assert len(targets) == 1, f"pip wheel builds more than the project: {targets}"
+    match = re.fullmatch(r"\.(?:\[([\w,-]+)\])?", targets[0])
+    assert match, f"pip wheel target {targets[0]!r} is not the project"
+    return ".", set(filter(None, (match.group(1) or "").split(",")))
+
+
 def test_dockerfile_builds_the_pinned_set_from_pyproject():
     builder = stages()["builder"]
-    runs = [a for i, a in builder if i == "RUN"]
-    wheel = next(r for r in runs if "pip wheel" in r)
-    words = shlex.split(wheel)
-    # `pip wheel ... .`: the project itself, so pip resolves pyproject.toml's list.
-    assert "." in words
-    assert "--no-cache-dir" in words
+    wheel = next(a for i, a in builder if i == "RUN" and "pip wheel" in a)
+    assert "--no-cache-dir" in shlex.split(wheel)
     copied = {a.split()[0] for i, a in builder if i == "COPY"}
     assert "pyproject.toml" in copied
-    # Extra packages are exact pins and never a second pin of a pyproject dependency.
-    extra = dict(a.split("=", 1) for i, a in builder if i == "ARG" and "=" in a)
-    extras = extra.get("WORKER_PACKAGES", "").strip('"').split()
-    dependencies = {requirement_name(d) for d in pyproject()["project"]["dependencies"]}
-    for requirement in extras:
-        assert re.fullmatch(r"[A-Za-z0-9_.\-]+==[0-9][A-Za-z0-9.]*", requirement), requirement
-        assert requirement_name(requirement) not in dependencies
+    # `pip wheel ".[kubernetes]"`: the project and one of its extras, so pip resolves
+    # pyproject.toml's lists and no version is written twice.
+    _, extras = wheel_target()
+    optional = pyproject()["project"]["optional-dependencies"]
+    assert "kubernetes" in extras and extras <= set(optional) - {"dev"}
+    assert not re.search(r"[A-Za-z0-9_.\-]+==[0-9]", DOCKERFILE.read_text()), \
+        "a version pin in the Dockerfile: pin it in pyproject.toml"
+    # The runtime installs the same project with the same extras, from the wheels only.
+    install = next(a for i, a in stages()["runtime"] if i == "RUN" and "pip install" in a)
+    assert f"fraudpipe[{','.join(sorted(extras))}]" in shlex.split(install)
 
 
-def test_worker_package_pin_matches_the_tested_environment():
+def test_worker_package_pins_match_the_tested_environment():
     from importlib.metadata import PackageNotFoundError, version
 
-    builder = dict(a.split("=", 1) for i, a in stages()["builder"] if i == "ARG" and "=" in a)
-    for requirement in builder["WORKER_PACKAGES"].strip('"').split():
+    _, extras = wheel_target()
+    optional = pyproject()["project"]["optional-dependencies"]
+    for requirement in [r for extra in sorted(extras) for r in optional[extra]]:
         name, pinned = requirement.split("==")
         try:
             installed = version(name)
@@ -446,3 +537,52 @@ def test_image_layout_matches_prefect_yaml_and_dockerignore():
             assert source.rstrip("/") in allowed, f"{source} is excluded by .dockerignore"
     for entry in pyproject()["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"]:
         assert entry in allowed, f"package {entry} is excluded by .dockerignore"
+
+
+def runtime_tree() -> dict[str, str]:
+    """Where each runtime COPY puts its sources: {absolute path in the image: source}."""
+    tree, workdir = {}, "/"
+    for instruction, args in stages()["runtime"]:
+        if instruction == "WORKDIR":
+            workdir = posixpath.join(workdir, args.strip())
+        elif instruction == "COPY" and "--from" not in args:
+            words = [w for w in args.split() if not w.startswith("--")]
+            sources, destination = words[:-1], posixpath.join(workdir, words[-1])
+            for source in sources:
+                if destination.endswith("/") and len(sources) > 1 or not source.endswith("/"):
+                    target = posixpath.join(destination, posixpath.basename(source))
+                else:
+                    target = destination
+                tree[posixpath.normpath(target)] = source
+    return tree
+
+
+def test_project_is_at_the_working_dir_of_the_gke_deployments():
+    # GIVEN prefect.yaml's GKE deployments: working_dir and pull step name a directory,
+    # the entrypoints are paths relative to it
+    prefect_yaml = yaml.safe_load((REPO / "prefect.yaml").read_text())
+    working_dir = prefect_yaml["definitions"]["work_pools"]["gke"]["job_variables"][
+        "working_dir"]
+    gke = [d for d in prefect_yaml["deployments"]
+           if d["work_pool"]["name"] == prefect_yaml["definitions"]["work_pools"]["gke"]["name"]]
+    assert gke, "no deployment on the GKE pool"
+    # WHEN the image's final WORKDIR and files are read from the Dockerfile
+    runtime = stages()["runtime"]
+    tree = runtime_tree()
+    # THEN the image's working directory is that directory, prefect.yaml is in it, and
+    # every GKE entrypoint's file is there with the packages the flows import
+    assert [a for i, a in runtime if i == "WORKDIR"][-1] == working_dir == "/opt/fraudpipe"
+    assert tree[posixpath.join(working_dir, "prefect.yaml")] == "prefect.yaml"
+    for deployment in gke:
+        assert deployment["pull"][0]["prefect.deployments.steps.set_working_directory"][
+            "directory"] == working_dir
+        path = deployment["entrypoint"].split(":")[0]
+        top = path.split("/")[0]
+        assert tree.get(posixpath.join(working_dir, top)) == f"{top}/", (path, tree)
+        assert (REPO / path).is_file()
+    imported = set()
+    for module in (REPO / "flows").glob("*.py"):
+        imported |= set(re.findall(r"^(?:from|import) (\w+)", module.read_text(), re.M))
+    first_party = {p.name for p in REPO.iterdir() if (p / "__init__.py").is_file()}
+    for package in imported & first_party:
+        assert tree.get(posixpath.join(working_dir, package)) == f"{package}/", package

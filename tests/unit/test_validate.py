@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from workflows.cli import add_validate_parser
-from workflows.validate import shared_dir, validate_paths
+from workflows.validate import KUBERNETES_KINDS, shared_dir, validate_document, validate_paths
 
 DEPLOYMENTS = Path(__file__).resolve().parents[2] / "deployments"
 TEMPLATE = DEPLOYMENTS / "argo" / "fraudpipe-train-workflowtemplate.yaml"
@@ -128,12 +128,79 @@ def test_broken_kubernetes_manifests_are_rejected_with_the_path(tmp_path):
 
 
 def test_unknown_kind_and_bad_yaml_are_reported(tmp_path):
-    (tmp_path / "job.yaml").write_text("apiVersion: batch/v1\nkind: Job\nmetadata: {name: x}\n")
+    (tmp_path / "cron.yaml").write_text(
+        "apiVersion: batch/v1\nkind: CronJob\nmetadata: {name: x}\n")
     (tmp_path / "bad.yaml").write_text("kind: [unclosed\n")
     _, problems = validate_paths([tmp_path])
     messages = {Path(p.file).name: (p.path, p.message) for p in problems}
-    assert messages["job.yaml"][0] == "$.kind" and "no schema for kind 'Job'" in messages["job.yaml"][1]
+    assert messages["cron.yaml"][0] == "$.kind"
+    assert "no schema for kind 'CronJob'" in messages["cron.yaml"][1]
     assert messages["bad.yaml"][1].startswith("cannot read YAML")
+
+
+RESTRICTED_CONTAINER = {
+    "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+    "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"},
+}
+
+
+def pod_spec() -> dict:
+    return {
+        "restartPolicy": "Never",
+        "securityContext": {"runAsNonRoot": True, "runAsUser": 10001},
+        "containers": [{"name": "main", "image": "fraudpipe-step:0.1.0",
+                        "args": ["lineage", "--storage", "/mnt/fileserver"],
+                        "securityContext": copy.deepcopy(RESTRICTED_CONTAINER)}],
+    }
+
+
+def job() -> dict:
+    return {"apiVersion": "batch/v1", "kind": "Job",
+            "metadata": {"name": "fraudpipe-once", "namespace": "fraudpipe"},
+            "spec": {"backoffLimit": 0, "ttlSecondsAfterFinished": 600,
+                     "template": {"spec": pod_spec()}}}
+
+
+def pod() -> dict:
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "fraudpipe-debug", "namespace": "fraudpipe"},
+            "spec": pod_spec()}
+
+
+def test_job_and_pod_are_checked_against_the_kubernetes_schemas():
+    pytest.importorskip("kubernetes_validate", reason="kubernetes-validate not installed")
+    assert {"Job", "Pod"} <= set(KUBERNETES_KINDS)
+    # GIVEN a well-formed Job and Pod, both accepted
+    assert validate_document(job(), "job.yaml", 0) == []
+    assert validate_document(pod(), "pod.yaml", 0) == []
+    # WHEN a Job carries Job fields in its pod template (prefect-kubernetes' default base
+    # job template does exactly this) or a typo in the container's securityContext
+    misplaced = job()
+    misplaced["spec"]["template"]["spec"]["completions"] = 1
+    typo = pod()
+    typo["spec"]["containers"][0]["securityContext"]["readOnlyRootFS"] = True
+    wrong_type = job()
+    wrong_type["spec"]["backoffLimit"] = "none"
+    # THEN each is reported at the bad field, strictly
+    (problem,) = validate_document(misplaced, "job.yaml", 0)
+    assert problem.path == "$.spec.template.spec" and "completions" in problem.message
+    (problem,) = validate_document(typo, "pod.yaml", 0)
+    assert problem.path == "$.spec.containers[0].securityContext"
+    assert "readOnlyRootFS" in problem.message
+    (problem,) = validate_document(wrong_type, "job.yaml", 0)
+    assert problem.path == "$.spec.backoffLimit"
+
+
+def test_job_and_pod_without_kubernetes_validate_get_the_structural_check(monkeypatch):
+    # kubernetes-validate is a dependency, but a missing one must still not let a nameless
+    # Job through (the fallback checks apiVersion and metadata.name).
+    import sys
+
+    monkeypatch.setitem(sys.modules, "kubernetes_validate", None)
+    nameless = job()
+    nameless["metadata"].pop("name")
+    assert [p.path for p in validate_document(nameless, "job.yaml", 0)] == ["$.metadata.name"]
+    assert validate_document(pod(), "pod.yaml", 0) == []
 
 
 def test_cli_exit_codes(tmp_path, capsys):
