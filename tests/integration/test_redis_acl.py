@@ -27,8 +27,8 @@ import redis
 import yaml
 from redis.backoff import NoBackoff
 from redis.retry import Retry
-
 from redis_server import REDIS_SERVER, RedisServer
+
 from trainer.errors import LeaseLostError, QueueConnectionError
 from trainer.queue import WorkQueue
 from trainer.redis_settings import RedisSettings
@@ -232,9 +232,10 @@ def test_refusals_reach_the_client_and_cover_lua_scripts(queue_settings, admin):
         with pytest.raises(redis.exceptions.NoPermissionError):
             client.execute_command(*command)
     # a script runs with its caller's permissions: EVAL is no way around the ACL
-    with pytest.raises(redis.exceptions.ResponseError, match="no permissions|can't run this command"):
+    refused_in_script = "no permissions|can't run this command"
+    with pytest.raises(redis.exceptions.ResponseError, match=refused_in_script):
         client.eval("return redis.call('SET', KEYS[1], 'x')", 1, "other")
-    with pytest.raises(redis.exceptions.ResponseError, match="no permissions|can't run this command"):
+    with pytest.raises(redis.exceptions.ResponseError, match=refused_in_script):
         client.eval("return redis.call('FLUSHALL')", 0)
     assert admin.get("other") == "kept" and admin.dbsize() == 1
 
@@ -265,9 +266,9 @@ def test_readiness_probe_command_answers_with_the_queue_password(server):
     assert command[:2] == ["sh", "-c"]
     script = command[2].replace("-h 127.0.0.1", f"-h 127.0.0.1 -p {server.port}")
     environment = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
-    ok = subprocess.run(["sh", "-c", script], env={**environment, "REDISCLI_AUTH": QUEUE_PASSWORD},
-                        capture_output=True, timeout=10)
+    ok = subprocess.run(["sh", "-c", script], capture_output=True, timeout=10,
+                        env={**environment, "REDISCLI_AUTH": QUEUE_PASSWORD})
     assert ok.returncode == 0, ok.stderr
-    refused = subprocess.run(["sh", "-c", script], env={**environment, "REDISCLI_AUTH": "wrong"},
-                             capture_output=True, timeout=10)
+    refused = subprocess.run(["sh", "-c", script], capture_output=True, timeout=10,
+                             env={**environment, "REDISCLI_AUTH": "wrong"})
     assert refused.returncode != 0

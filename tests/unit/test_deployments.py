@@ -149,13 +149,36 @@ def argo_pod_specs(document: dict[str, Any], where: str) -> list[tuple[str, dict
     return pods
 
 
-def every_pod_spec() -> list[tuple[str, dict[str, Any]]]:
+SHARE_OWNER = K8S / "share-owner" / "share-owner-job.yaml"
+#: Baseline's allowed additions to the default capabilities (Pod Security Standards).
+BASELINE_CAPABILITIES = {"AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL",
+                         "MKNOD", "NET_BIND_SERVICE", "SETFCAP", "SETGID", "SETPCAP",
+                         "SETUID", "SYS_CHROOT"}
+
+
+def namespace_levels() -> dict[str, str]:
+    """Pod Security level each Namespace under deployments/ enforces."""
+    return {d["metadata"]["name"]: d["metadata"]["labels"]["pod-security.kubernetes.io/enforce"]
+            for path in sorted(DEPLOYMENTS.rglob("*.yaml")) for d in load_all(path)
+            if d.get("kind") == "Namespace"}
+
+
+def every_pod_spec(level: str = "restricted") -> list[tuple[str, dict[str, Any]]]:
+    """Pod specs of the objects that land in a namespace enforcing `level`.
+
+    An object without a namespace lands in the fraudpipe namespace (kustomization.yaml
+    sets it, the rendered templates carry it).
+    """
+    levels = namespace_levels()
     pods = []
     for path in sorted(DEPLOYMENTS.rglob("*.yaml")):
         for document in load_all(path):
             kind = document.get("kind")
             if kind is None:
                 continue  # kustomization.yaml
+            namespace = document["metadata"].get("namespace", SETTINGS.namespace)
+            if levels.get(namespace, "restricted") != level:
+                continue
             where = f"{path.relative_to(DEPLOYMENTS)}:{kind}/{document['metadata'].get('name')}"
             if kind in ("Deployment", "StatefulSet", "DaemonSet", "Job"):
                 pods.append((where, document["spec"]["template"]["spec"]))
@@ -203,6 +226,100 @@ def test_namespace_enforces_the_restricted_standard():
     namespace = find("Namespace", SETTINGS.namespace)
     labels = namespace["metadata"]["labels"]
     assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+
+
+def baseline_violations(pod_spec: dict[str, Any], where: str) -> list[str]:
+    """What keeps a pod spec from the "baseline" Pod Security Standard."""
+    problems = []
+    for flag in ("hostNetwork", "hostPID", "hostIPC"):
+        if pod_spec.get(flag):
+            problems.append(f"{where}: {flag} is set")
+    for volume in pod_spec.get("volumes") or []:
+        if "hostPath" in volume:
+            problems.append(f"{where}: volume {volume.get('name')} is a hostPath")
+    seccomp = (pod_spec.get("securityContext") or {}).get("seccompProfile") or {}
+    for container in [*(pod_spec.get("initContainers") or []), *pod_spec["containers"]]:
+        context = container.get("securityContext") or {}
+        name = f"{where}/{container['name']}"
+        if context.get("privileged"):
+            problems.append(f"{name}: privileged")
+        if set((context.get("capabilities") or {}).get("add") or []) - BASELINE_CAPABILITIES:
+            problems.append(f"{name}: adds capabilities beyond baseline's")
+        if (context.get("seccompProfile") or seccomp).get("type") == "Unconfined":
+            problems.append(f"{name}: seccomp Unconfined")
+        if container.get("ports") and any(p.get("hostPort") for p in container["ports"]):
+            problems.append(f"{name}: hostPort")
+    return problems
+
+
+def test_only_the_share_owner_job_leaves_the_restricted_namespace():
+    # GIVEN every namespace the kit creates and the pods outside "restricted"
+    levels = namespace_levels()
+    assert levels[SETTINGS.namespace] == "restricted"
+    relaxed = every_pod_spec("baseline")
+    # THEN the only one is the one-time chown, in its own namespace, never in fraudpipe
+    assert [w for w, _ in relaxed] == [
+        "k8s/share-owner/share-owner-job.yaml:Job/share-owner"]
+    documents = load_all(SHARE_OWNER)
+    job = next(d for d in documents if d["kind"] == "Job")
+    assert job["metadata"]["namespace"] != SETTINGS.namespace
+    assert levels[job["metadata"]["namespace"]] == "baseline"
+    assert set(levels) == {SETTINGS.namespace, job["metadata"]["namespace"]}
+    # It is outside "restricted" only for what a chown needs: uid 0 and two capabilities ...
+    pod = job["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsUser"] == 0
+    assert {p.split(": ", 1)[1] for p in restricted_violations(pod, "share-owner")} == {
+        "runAsNonRoot is not true", "runs as uid 0", "adds capabilities"}
+    # ... and meets "baseline" with everything dropped but CHOWN and FOWNER.
+    assert baseline_violations(pod, "share-owner") == []
+    (container,) = pod["containers"]
+    context = container["securityContext"]
+    assert context["capabilities"] == {"drop": ["ALL"], "add": ["CHOWN", "FOWNER"]}
+    assert context["allowPrivilegeEscalation"] is False
+    assert context["readOnlyRootFilesystem"] is True
+    assert pod["automountServiceAccountToken"] is False
+
+
+def test_the_baseline_check_catches_each_violation():
+    good = next(d for d in load_all(SHARE_OWNER) if d["kind"] == "Job")["spec"]["template"][
+        "spec"]
+    breakages = {
+        "privileged": lambda s: s["containers"][0]["securityContext"].update(privileged=True),
+        "beyond baseline": lambda s: s["containers"][0]["securityContext"]["capabilities"][
+            "add"].append("SYS_ADMIN"),
+        "hostPath": lambda s: s["volumes"].append({"name": "h", "hostPath": {"path": "/"}}),
+        "Unconfined": lambda s: s["securityContext"].update(
+            seccompProfile={"type": "Unconfined"}),
+    }
+    for expected, breakage in breakages.items():
+        spec = json.loads(json.dumps(good))
+        breakage(spec)
+        assert any(expected in p for p in baseline_violations(spec, "x")), expected
+
+
+def test_share_owner_job_chowns_the_mount_to_the_image_user():
+    job = next(d for d in load_all(SHARE_OWNER) if d["kind"] == "Job")
+    pod = job["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    (mount,) = container["volumeMounts"]
+    assert mount["mountPath"] == SETTINGS.mount_path
+    script = container["command"][2]
+    uid, _, gid = [a for i, a in stages()["runtime"] if i == "USER"][-1].partition(":")
+    assert f"chown {uid}:{gid} {SETTINGS.mount_path}" in script
+    assert script.startswith("set -eu")
+    # The NFS server and export are placeholders the walk-through's sed fills in.
+    volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
+    walkthrough = (DEPLOYMENTS / "README.md").read_text()
+    for placeholder in (volume["nfs"]["server"], volume["nfs"]["path"]):
+        assert "REPLACE_WITH_" in placeholder
+        assert f"s|{placeholder}|" in walkthrough, placeholder
+    assert "deployments/k8s/share-owner/share-owner-job.yaml | kubectl apply -f -" in walkthrough
+    assert f"kubectl delete namespace {job['metadata']['namespace']}" in walkthrough
+    # The restricted namespace is never relabelled to let a root pod in.
+    assert "enforce=baseline" not in walkthrough
+    # Not in the kustomization: `kubectl apply -k deployments/k8s` never creates it.
+    kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
+    assert not any("share-owner" in r for r in kustomization["resources"])
 
 
 def test_prefect_flow_run_pods_meet_the_restricted_standard():
@@ -279,6 +396,21 @@ def test_gke_flow_run_job_renders_valid_and_restricted_with_prefect_kubernetes()
     assert (pod.pop("completions"), pod.pop("parallelism")) == (1, 1)
     manifest["metadata"]["name"] = manifest["metadata"].pop("generateName") + "x1"
     assert [str(p) for p in validate_document(manifest, "rendered flow-run Job", 0)] == []
+
+
+def test_prefect_server_accepts_the_template_for_a_kubernetes_pool():
+    # The same validation `prefect work-pool create --base-job-template` meets on the server:
+    # every placeholder of job_configuration is a declared variable.
+    from prefect.server.schemas.actions import WorkPoolCreate
+
+    template = json.loads(JOB_TEMPLATE.read_text())
+    pool = WorkPoolCreate(name="fraudpipe-gke", type="kubernetes", base_job_template=template)
+    assert pool.base_job_template["variables"]["properties"]["env"]["default"]["PREFECT_HOME"]
+    broken = json.loads(JOB_TEMPLATE.read_text())
+    broken["job_configuration"]["job_manifest"]["spec"]["template"]["spec"][
+        "securityContext"]["runAsUser"] = "{{ run_as_user }}"
+    with pytest.raises(ValueError, match="run_as_user"):
+        WorkPoolCreate(name="fraudpipe-gke", type="kubernetes", base_job_template=broken)
 
 
 def test_job_variables_cannot_switch_the_pod_security_off():
@@ -429,7 +561,7 @@ def wheel_target() -> tuple[str, set[str]]:
     words = shlex.split(wheel)
     arguments = words[words.index("wheel") + 1:]
     takes_value = {"--wheel-dir", "-w", "--find-links", "-f", "--constraint", "-c"}
-    targets = [w for previous, w in zip(["", *arguments], arguments)
+    targets = [w for previous, w in zip(["", *arguments[:-1]], arguments, strict=True)
                if not w.startswith("-") and previous not in takes_value]
     assert len(targets) == 1, f"pip wheel builds more than the project: {targets}"
     match = re.fullmatch(r"\.(?:\[([\w,-]+)\])?", targets[0])
