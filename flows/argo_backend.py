@@ -58,8 +58,8 @@ class ArgoConnection:
 
     url: str
     """Argo Server base URL, e.g. https://argo.example.com:2746."""
-    namespace: str = "argo"
-    """Namespace the workflow runs in."""
+    namespace: str = "fraudpipe"
+    """Namespace the workflow runs in (the templates and RBAC use `fraudpipe`)."""
     token: SecretStr | str | None = None
     """Bearer token (with or without the `Bearer ` prefix)."""
     verify_tls: bool = True
