@@ -17,8 +17,6 @@ from pathlib import Path
 import pytest
 from prefect import flow, task
 from prefect.client.orchestration import get_client
-from prefect.settings import PREFECT_API_URL
-from prefect.testing.utilities import prefect_test_harness
 
 from blocks import ArgoServer, FilestoreStorage, RedisWorkQueue
 
@@ -29,10 +27,13 @@ BLOCKS = [FilestoreStorage, RedisWorkQueue, ArgoServer]
 
 
 @pytest.fixture(scope="session")
-def prefect_server():
-    """A temporary Prefect server (SQLite) for the whole session; yields its API URL."""
-    with prefect_test_harness(server_startup_timeout=90):
-        yield PREFECT_API_URL.value()
+def prefect_server(prefect_harness):
+    """The session's one Prefect test server (tests/integration/conftest.py).
+
+    A second harness in the same session left Prefect's background events client
+    pointing at a server that had gone, and the later flow tests lost their task runs.
+    """
+    return prefect_harness
 
 
 def unique(prefix: str) -> str:
