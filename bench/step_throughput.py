@@ -196,6 +196,22 @@ def prepared(data_dir: Path, tx_per_day: int, history: int, seed: int) -> tuple[
     return work, info
 
 
+def _record_hashes(share) -> None:
+    """Write the ingest manifest's sha256 per day, as `fraudpipe ingest` would have.
+
+    The data here is written straight to the share (ingesting 39M rows would only slow
+    the setup); without the manifest a cached-features step would hash all 38 inputs to
+    validate the cache, which a real share never does.
+    """
+    from trainer.storage import atomic_write_text, sha256_file
+
+    if share.ingest_manifest.is_file():
+        return
+    manifest = {day.isoformat(): {"dataset_sha256": sha256_file(share.training_dataset(day))}
+                for day in share.training_dates()}
+    atomic_write_text(share.ingest_manifest, json.dumps(manifest, indent=1))
+
+
 def _restore(snapshot: Path, output: Path) -> None:
     shutil.rmtree(output, ignore_errors=True)
     shutil.copytree(snapshot, output)
@@ -228,6 +244,7 @@ def measure_size(name: str, tx_per_day: int, *, data_dir: Path, seed: int, repea
         cases["fraudpipe"].append(run_child("step", work, day))
         cases["sample"].append(run_child("sample", work, day))
         cases["floor"].append(run_child("floor", work, day))
+    _record_hashes(share)
     features = run_child("features", work, day)
     for _ in range(repeats):
         _restore(snapshot, share.output_dir)
