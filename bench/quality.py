@@ -129,13 +129,23 @@ def summarise(runs: list[dict], candidates: list[str]) -> dict:
 
 def write_quality_md() -> None:
     """bench/QUALITY.md from every engine's saved results (memory first, then step)."""
-    sections = []
+    sections, runs = [], {}
     for engine in ("memory", "step"):
         path = HERE / f"quality_results_{engine}.json"
         if path.is_file():
             saved = json.loads(path.read_text())
             sections.append((saved["summary"], saved["meta"]))
-    (HERE / "QUALITY.md").write_text(markdown(sections))
+            runs[engine] = {(r["seed"], r["candidate"]): r for r in saved["runs"]}
+    notes = []
+    for key in sorted(set(runs.get("memory", {})) & set(runs.get("step", {}))):
+        memory, step = runs["memory"][key], runs["step"][key]
+        same = (memory["checkpoint_bytes"] == step["checkpoint_bytes"] and all(
+            memory["splits"][split][m] == step["splits"][split][m]
+            for split in memory["splits"] for m in METRICS))
+        notes.append(f"Seed {key[0]}, {key[1]}: the step engine's metrics and 2018-07-31 "
+                     f"checkpoint size {'equal' if same else 'DIFFER FROM'} the memory "
+                     f"engine's.")
+    (HERE / "QUALITY.md").write_text(markdown(sections, notes))
 
 
 def main(argv: list[str] | None = None) -> dict:

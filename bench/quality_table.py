@@ -60,7 +60,7 @@ ENGINE_TEXT = {
     "memory": "All candidates, engine `memory`: the step's `partial_fit` sequence replayed "
               "in memory on the same features (a checkpoint round trip between days changes "
               "nothing: `tests/unit/test_model_learners.py`). Step time here is `partial_fit` "
-              "alone.",
+              "alone, and its max is the largest of the per-seed means.",
     "step": "Engine `step`: the pipeline's own `trainer.step.run_step` day by day on a "
             "storage root (checkpoint load and sha256 check, features from the cache, "
             "scoring, partial_fit, skops checkpoint, CAS commit, reports), evaluated with "
@@ -68,7 +68,7 @@ ENGINE_TEXT = {
 }
 
 
-def markdown(sections: list[tuple[dict, dict]]) -> str:
+def markdown(sections: list[tuple[dict, dict]], notes: list[str] | None = None) -> str:
     """bench/QUALITY.md from one or more runs: (summary, meta) per engine."""
     lines = [
         "# Model quality (issue 8)",
@@ -100,4 +100,5 @@ def markdown(sections: list[tuple[dict, dict]]) -> str:
         ]
         lines += ["| " + " | ".join(r) + " |" for r in rows(summary, meta)]
         lines.append("")
-    return "\n".join(lines)
+    lines += [f"- {note}" for note in notes or []]
+    return "\n".join(lines) + ("\n" if notes else "")
