@@ -7,7 +7,11 @@ so a chain never switches learner half-way.
 
 Class imbalance is handled explicitly: frauds are about 0.8% of transactions, and
 `partial_fit` refuses `class_weight="balanced"`, so each learner weights frauds by
-`fraud_weight` through `sample_weight`.
+`fraud_weight` through `sample_weight` (the boosters use LightGBM's `scale_pos_weight`).
+
+The linear and MLP learners live here; the LightGBM learners (bounded window refit,
+continued booster) are in `trainer.learners.boosting`, the average of learners in
+`trainer.learners.ensemble`. `bench/QUALITY.md` compares them all.
 """
 
 from __future__ import annotations
@@ -147,6 +151,8 @@ LEARNERS: dict[str, Callable[[], BaseEstimator]] = {
     "lgbm_mlp": _lgbm_mlp,
 }
 
+#: Best average precision on the validation weeks 07-11/07-18; test figures in
+#: bench/QUALITY.md. Needs lightgbm; "mlp" is the best scikit-learn-only learner.
 DEFAULT_LEARNER = "lgbm_mlp"
 
 #: Our own classes that checkpoints may contain; skops refuses any other custom type.
