@@ -18,7 +18,7 @@ def add_parser(sub) -> None:
     add_storage(parser)
     parser.add_argument("--dataset", metavar="DATE", type=date_arg, action="append",
                         required=True, help="the day to train on (repeatable)")
-    parser.add_argument("--learner", help="learner name for a new chain (default: sgd)")
+    parser.add_argument("--learner", help="learner for a new chain (default: trainer.model.DEFAULT_LEARNER; see README)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.set_defaults(func=run)
 

@@ -49,7 +49,7 @@ def add_parser(sub) -> None:
     parser.add_argument("--max-idle-seconds", type=float, metavar="S",
                         help="exit after S seconds without work")
     parser.add_argument("--name", help="holder name shown in queue stats (default host:pid)")
-    parser.add_argument("--learner", help="learner name for a new chain (default: sgd)")
+    parser.add_argument("--learner", help="learner for a new chain (default: trainer.model.DEFAULT_LEARNER; see README)")
     parser.set_defaults(func=run)
 
 
