@@ -71,8 +71,10 @@ def _prefect_child(landing_dir: Path, root: Path) -> dict:
     finally:
         server.stop()
     steps = [s["seconds"] for s in result["trained"]]
+    chain = verify(Share.at(root))
     return {"wall_seconds": round(wall, 2), "sum_step_seconds": round(sum(steps), 2),
-            "days_trained": len(steps), "chain_length": len(verify(Share.at(root)))}
+            "days_trained": len(steps), "chain_length": len(chain),
+            "learner": chain[-1].learner if chain else None}
 
 
 def _timed(command: list[str]) -> tuple[float, str]:

@@ -72,9 +72,12 @@ def run(*, seed: int = 0, quick: bool = False, data_dir: Path | None = None,
                      **summarise(runs, runs[0]["transactions"])})
         print(f"day {n}: {rows[-1]['median_seconds']} s, "
               f"{rows[-1]['median_peak_rss_mib']} MiB", flush=True)
+    from trainer.lineage import Lineage
+
     first, last = rows[0], rows[-1]
     result = {
         "benchmark": "history", "seed": seed, "quick": quick, "days": rows,
+        "learner": Lineage.load(share).head_entry.learner,
         "last_over_first_seconds": round(last["median_seconds"] / first["median_seconds"], 3),
         "last_over_first_cpu_seconds": round(
             last["median_cpu_seconds"] / first["median_cpu_seconds"], 3),

@@ -256,6 +256,10 @@ def measure_size(name: str, tx_per_day: int, *, data_dir: Path, seed: int, repea
               "simulation": {k: info[k] for k in ("customers", "terminals", "radius")},
               "features_cache_seconds": features["seconds"],
               **{case: summarise(runs, transactions) for case, runs in cases.items()}}
+    from trainer.lineage import Lineage
+
+    # The default learner is another engineer's choice and changes; say which one ran.
+    result["learner"] = Lineage.load(share).head_entry.learner
     result["step_over_floor"] = round(result["fraudpipe"]["median_seconds"]
                                       / result["floor"]["median_seconds"], 2)
     result["wall_seconds_for_this_size"] = round(time.perf_counter() - began, 1)
