@@ -7,7 +7,7 @@ DAYS   ?= 10
 RUN_DIR ?= .fraudpipe
 PYTEST_ARGS ?=
 
-.PHONY: run test test-slow setup redis chromium render validate bench clean
+.PHONY: run test test-slow setup redis chromium render validate bench bench-quick clean
 
 $(BIN)/fraudpipe: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,14 @@ render: setup
 
 validate: setup
 	$(BIN)/fraudpipe validate deployments
+
+## Benchmarks: step vs day size (with the GKE sample's logic and a Parquet-read floor), history,
+## backfill, queue, Argo estimate. Writes bench/results/*.json; bench/RESULTS.md holds a run.
+bench: setup
+	$(BIN)/python -m bench all
+
+bench-quick: setup
+	$(BIN)/python -m bench all --quick --results-dir /tmp/bench-quick
 
 clean:
 	rm -rf $(VENV) $(RUN_DIR)
