@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 $(BIN)/fraudpipe: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,kubernetes]'
 	touch $@
 
 redis:
