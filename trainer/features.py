@@ -14,7 +14,9 @@ Card Fraud Detection - Practical Handbook*, chapter 3.4):
 
 The handbook computes these with ``groupby(...).rolling('nd')``, which takes minutes over a
 few million rows. Here every window is two binary searches in arrays sorted by
-(entity, time) plus differences of cumulative sums: O(n log n) in numpy.
+(entity, time) plus differences of cumulative sums, in numpy. The sorts are O(n): the
+history on the share is already in time order, and a stable radix sort on the entity
+alone then gives (entity, time) order.
 
 Equal timestamps: pandas' time-based rolling window ends at the current *row*, so of two
 transactions of one customer at the same instant the first includes only itself and the
@@ -108,15 +110,63 @@ def _day_bounds_ns(day: dt.date) -> tuple[int, int]:
     return start, start + NS_PER_DAY
 
 
-def _entity_order(codes: np.ndarray, time_rank: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Rows sorted by (entity, time rank), and their keys ``code * rows + time rank``.
+def _time_order(times: np.ndarray, transaction_ids: np.ndarray) -> np.ndarray | None:
+    """Row numbers sorted by (time, transaction id), or None if the rows already are.
 
-    Time ranks are a permutation, so the keys are unique and the order is the same whatever
-    sort algorithm numpy picks.
+    Ingest writes every day sorted by (TX_DATETIME, TRANSACTION_ID) and the history joins
+    the days in date order, so on the share this is one O(n) check instead of a sort.
     """
-    keys = codes.astype(np.int64) * len(codes) + time_rank
-    order = np.argsort(keys)
-    return order, keys[order]
+    if len(times) < 2:
+        return None
+    earlier, later = times[:-1], times[1:]
+    if np.all(later >= earlier) and not np.any(
+        (later == earlier) & (transaction_ids[1:] <= transaction_ids[:-1])
+    ):
+        return None
+    return np.lexsort((transaction_ids, times))
+
+
+def _stable_order_by_code(codes: np.ndarray, code_count: int) -> np.ndarray:
+    """Row numbers sorted by code, rows with the same code keeping their order.
+
+    numpy's stable sort is an O(n) radix sort for integers of at most 16 bits but a merge
+    sort for wider ones, so wider codes are sorted in two least-significant-digit passes:
+    by the low 16 bits, then (stably) by the high 16 bits.
+    """
+    if code_count <= 1 << 16:
+        return np.argsort(codes.astype(np.uint16), kind="stable")
+    if code_count > 1 << 32:
+        return np.argsort(codes, kind="stable")
+    by_low = np.argsort((codes & 0xFFFF).astype(np.uint16), kind="stable")
+    high = (codes >> 16).astype(np.uint16)[by_low]
+    return by_low[np.argsort(high, kind="stable")]
+
+
+def _entity_codes(ids: pd.Series | np.ndarray) -> tuple[np.ndarray, int]:
+    """Codes 0..k-1 of the entity ids in order of first appearance, and k.
+
+    The block order matters beyond grouping: the cumulative sums run over all entities
+    in code order, so another order would change the last bits of the averages.
+    A missing id (code -1 from pandas) is its own entity, sorted first.
+    """
+    codes, uniques = pd.factorize(ids, sort=False)
+    codes = codes.astype(np.int64, copy=False)
+    count = len(uniques)
+    if len(codes) and codes.min() < 0:
+        codes = codes + 1
+        count += 1
+    return codes, count
+
+
+def _entity_order(codes: np.ndarray, code_count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows sorted by (entity, time), and their keys ``code * rows + row``.
+
+    The rows must be in time order (row number = time rank), so a stable sort on the code
+    alone gives (entity, time) order in O(n); the keys are unique and sorted.
+    """
+    order = _stable_order_by_code(codes, code_count)
+    keys = codes[order] * len(codes) + order
+    return order, keys
 
 
 def _first_after(
@@ -132,27 +182,46 @@ def _first_after(
     return np.searchsorted(sorted_keys, bounds, side="left")
 
 
-def _compute(frame: pd.DataFrame, target: np.ndarray) -> pd.DataFrame:
-    """Features of the rows of `frame` selected by the boolean mask `target`."""
-    times = _nanoseconds(frame["TX_DATETIME"])
-    transaction_ids = frame["TRANSACTION_ID"].to_numpy(dtype=np.int64)
-    amounts = frame["TX_AMOUNT"].to_numpy(dtype=np.float64)
-    frauds = frame["TX_FRAUD"].to_numpy(dtype=np.float64)
-    customer_codes = pd.factorize(frame["CUSTOMER_ID"], sort=False)[0].astype(np.int64)
-    terminal_codes = pd.factorize(frame["TERMINAL_ID"], sort=False)[0].astype(np.int64)
+def _compute(
+    times: np.ndarray,
+    transaction_ids: np.ndarray,
+    amounts: np.ndarray,
+    frauds: np.ndarray,
+    customers: tuple[np.ndarray, int],
+    terminals: tuple[np.ndarray, int],
+    target: np.ndarray,
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Features of the rows selected by the boolean mask `target`.
 
-    # Rank every row by (time, transaction id): the tie order pandas' rolling would see on
-    # rows sorted that way.
-    by_time = np.lexsort((transaction_ids, times))
-    sorted_times = times[by_time]
-    time_rank = np.empty(len(times), dtype=np.int64)
-    time_rank[by_time] = np.arange(len(times))
+    Args:
+        times: TX_DATETIME as int64 nanoseconds, one per row.
+        transaction_ids: int64, unique.
+        amounts: TX_AMOUNT as float64.
+        frauds: TX_FRAUD as float64.
+        customers: ``_entity_codes`` of CUSTOMER_ID.
+        terminals: ``_entity_codes`` of TERMINAL_ID.
+        target: The rows to return features for.
+
+    Returns:
+        The target rows' numbers in (time, transaction id) order, and each feature of
+        ``FEATURE_COLUMNS[1:]`` for them in that order.
+    """
+    (customer_codes, customer_count), (terminal_codes, terminal_count) = customers, terminals
+    # Work on the rows ranked by (time, transaction id): the tie order pandas' rolling would
+    # see on rows sorted that way. From here on a row number is its time rank.
+    by_time = _time_order(times, transaction_ids)
+    if by_time is not None:
+        times, amounts, frauds = times[by_time], amounts[by_time], frauds[by_time]
+        customer_codes, terminal_codes = customer_codes[by_time], terminal_codes[by_time]
+        target = target[by_time]
+    rows = len(times)
     # The target rows in time order, so that each search below gets sorted queries.
-    target_rows = by_time[target[by_time]]
-    t = times[target_rows]
+    target_ranks = np.flatnonzero(target)
+    target_rows = target_ranks if by_time is None else by_time[target_ranks]
+    t = times[target_ranks]
 
     def rows_not_after(days_back: int) -> np.ndarray:
-        return np.searchsorted(sorted_times, t - days_back * NS_PER_DAY, side="right")
+        return np.searchsorted(times, t - days_back * NS_PER_DAY, side="right")
 
     columns: dict[str, np.ndarray] = {}
     columns["TX_DURING_WEEKEND"] = (((t // NS_PER_DAY) + EPOCH_WEEKDAY) % 7 >= 5).astype(float)
@@ -160,15 +229,13 @@ def _compute(frame: pd.DataFrame, target: np.ndarray) -> pd.DataFrame:
 
     # Customers: a row's window ends at the row itself, so ties with a larger transaction id
     # are excluded, as in pandas' rolling.
-    order, keys = _entity_order(customer_codes, time_rank)
+    order, keys = _entity_order(customer_codes, customer_count)
     amount_sums = np.concatenate(([0.0], np.cumsum(amounts[order])))
-    codes = customer_codes[target_rows]
-    query_order = np.argsort(codes * len(times) + time_rank[target_rows])
+    codes = customer_codes[target_ranks]
+    query_order = np.argsort(codes * rows + target_ranks)
     codes = codes[query_order]
     end = np.empty(len(t), dtype=np.int64)
-    end[query_order] = (
-        np.searchsorted(keys, codes * len(times) + time_rank[target_rows][query_order]) + 1
-    )
+    end[query_order] = np.searchsorted(keys, codes * rows + target_ranks[query_order]) + 1
     for n in CUSTOMER_WINDOWS_DAYS:
         start = np.empty(len(t), dtype=np.int64)
         start[query_order] = _first_after(keys, codes, rows_not_after(n)[query_order])
@@ -179,10 +246,10 @@ def _compute(frame: pd.DataFrame, target: np.ndarray) -> pd.DataFrame:
         ) / count
 
     # Terminals: windows (t - (d + n), t - d]; both ends are binary searches.
-    order, keys = _entity_order(terminal_codes, time_rank)
+    order, keys = _entity_order(terminal_codes, terminal_count)
     fraud_sums = np.concatenate(([0.0], np.cumsum(frauds[order])))
-    codes = terminal_codes[target_rows]
-    query_order = np.argsort(codes * len(times) + time_rank[target_rows])
+    codes = terminal_codes[target_ranks]
+    query_order = np.argsort(codes * rows + target_ranks)
     codes = codes[query_order]
 
     def terminal_bound(days_back: int) -> np.ndarray:
@@ -199,12 +266,50 @@ def _compute(frame: pd.DataFrame, target: np.ndarray) -> pd.DataFrame:
         columns[f"TERMINAL_ID_RISK_{n}DAY_WINDOW"] = np.divide(
             fraud_count, count, out=np.zeros(len(count)), where=count > 0
         )
+    return target_rows, columns
 
-    result = frame.iloc[target_rows][INPUT_COLUMNS].reset_index(drop=True)
+
+def _features_frame(identity: pd.DataFrame, columns: dict[str, np.ndarray]) -> pd.DataFrame:
+    """The result frame: `identity` (``INPUT_COLUMNS`` of the target rows, in the order of
+    `columns`) with the features appended, sorted by TRANSACTION_ID."""
+    result = identity.reset_index(drop=True)
     for name in FEATURE_COLUMNS[1:]:
         result[name] = columns[name]
-    result = result.sort_values("TRANSACTION_ID", kind="stable", ignore_index=True)
-    return result
+    return result.sort_values("TRANSACTION_ID", kind="stable", ignore_index=True)
+
+
+def _compute_frame(frame: pd.DataFrame, target: np.ndarray) -> pd.DataFrame:
+    """Features of the rows of the checked `frame` selected by the boolean mask `target`."""
+    target_rows, columns = _compute(
+        _nanoseconds(frame["TX_DATETIME"]),
+        frame["TRANSACTION_ID"].to_numpy(dtype=np.int64),
+        frame["TX_AMOUNT"].to_numpy(dtype=np.float64),
+        frame["TX_FRAUD"].to_numpy(dtype=np.float64),
+        _entity_codes(frame["CUSTOMER_ID"]),
+        _entity_codes(frame["TERMINAL_ID"]),
+        target,
+    )
+    return _features_frame(frame.iloc[target_rows][INPUT_COLUMNS], columns)
+
+
+def _first_repeated_row(transaction_ids: pd.Series) -> int | None:
+    """The first row whose transaction id an earlier row already has, or None.
+
+    Ids are normally a dense int64 range (the simulator numbers transactions in order):
+    marking each id seen in a bitmap of that range and counting the marks is ten times
+    cheaper than pandas' hash table (as many marks as rows means no repeat). Sparse or
+    other ids, and locating a repeat for the error message, use the hash table.
+    """
+    if transaction_ids.dtype == np.dtype("int64") and len(transaction_ids):
+        ids = transaction_ids.to_numpy()
+        low, high = int(ids.min()), int(ids.max())
+        if high - low < 4 * len(ids):
+            seen = np.zeros(high - low + 1, dtype=bool)
+            seen[ids - low] = True
+            if np.count_nonzero(seen) == len(ids):
+                return None
+    duplicated = transaction_ids.duplicated().to_numpy()
+    return int(np.flatnonzero(duplicated)[0]) if duplicated.any() else None
 
 
 def _prepare(transactions: pd.DataFrame, what: str) -> pd.DataFrame:
@@ -219,9 +324,8 @@ def _prepare(transactions: pd.DataFrame, what: str) -> pd.DataFrame:
         if frame[name].isna().any():
             row = int(np.flatnonzero(frame[name].isna().to_numpy())[0])
             raise DatasetValidationError(f"{what}: row {row}: {name} is missing; expected a number")
-    duplicated = frame["TRANSACTION_ID"].duplicated()
-    if duplicated.any():
-        row = int(np.flatnonzero(duplicated.to_numpy())[0])
+    row = _first_repeated_row(frame["TRANSACTION_ID"])
+    if row is not None:
         raise DatasetValidationError(
             f"{what}: row {row}: TRANSACTION_ID {frame['TRANSACTION_ID'].iloc[row]} "
             "appears twice; expected unique transaction ids"
@@ -250,7 +354,7 @@ def compute_features(transactions: pd.DataFrame, day: dt.date) -> pd.DataFrame:
     frame = _prepare(transactions, f"transactions for {day.isoformat()}")
     start, end = _day_bounds_ns(day)
     times = _nanoseconds(frame["TX_DATETIME"])
-    return _compute(frame, (times >= start) & (times < end))
+    return _compute_frame(frame, (times >= start) & (times < end))
 
 
 def features_for_frame(history: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
@@ -278,7 +382,7 @@ def features_for_frame(history: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFram
         history, frame = rows.iloc[0:0], rows.reset_index(drop=True)
     target = np.zeros(len(frame), dtype=bool)
     target[len(history) :] = True
-    return _compute(frame, target)
+    return _compute_frame(frame, target)
 
 
 # --- the share: history and the features cache -------------------------------------------
@@ -301,15 +405,41 @@ def _require_dataset(share: Share, day: dt.date) -> Path:
     return path
 
 
-def read_transactions(path: Path) -> pd.DataFrame:
-    """The columns features need from one dataset file on the share."""
+#: The Arrow types of ``INPUT_COLUMNS`` in a dataset that ingest wrote (``trainer.schema``).
+CANONICAL_INPUT_SCHEMA = pa.schema(
+    [
+        ("TRANSACTION_ID", pa.int64()),
+        ("TX_DATETIME", pa.timestamp("ns")),
+        ("CUSTOMER_ID", pa.int64()),
+        ("TERMINAL_ID", pa.int64()),
+        ("TX_AMOUNT", pa.float64()),
+        ("TX_FRAUD", pa.int64()),
+    ]
+)
+
+
+def _read_table(path: Path) -> pa.Table:
     try:
-        table = pq.read_table(path, columns=INPUT_COLUMNS)
+        return pq.read_table(path, columns=INPUT_COLUMNS)
     except (pa.ArrowInvalid, OSError, KeyError) as exc:
         raise DatasetValidationError(
             f"{path}: cannot read columns {INPUT_COLUMNS} as Parquet: {exc}"
         ) from exc
-    return table.to_pandas()
+
+
+def read_transactions(path: Path) -> pd.DataFrame:
+    """The columns features need from one dataset file on the share."""
+    return _read_table(path).to_pandas()
+
+
+def _history_tables(share: Share, day: dt.date) -> list[pa.Table]:
+    """The input columns of `day` and the days before it that are on the share, in date order."""
+    _require_dataset(share, day)
+    return [
+        _read_table(share.training_dataset(d))
+        for d in history_days(day)
+        if share.training_dataset(d).is_file()
+    ]
 
 
 def load_history(share: Share, day: dt.date) -> pd.DataFrame:
@@ -318,13 +448,44 @@ def load_history(share: Share, day: dt.date) -> pd.DataFrame:
     Missing earlier days are skipped (the first days of a run have no history; a gap is
     allowed); a missing dataset for `day` itself raises ``DatasetValidationError``.
     """
-    _require_dataset(share, day)
-    frames = [
-        read_transactions(share.training_dataset(d))
-        for d in history_days(day)
-        if share.training_dataset(d).is_file()
-    ]
-    return pd.concat(frames, ignore_index=True)
+    return _frame_of(_history_tables(share, day))
+
+
+def _features_of_tables(tables: list[pa.Table], day: dt.date) -> pd.DataFrame:
+    """``compute_features`` of the history `tables` (``_history_tables``), equal to the last bit.
+
+    A training step spends most of its time here. When every day has the canonical types
+    and the checks pass, the columns go from Arrow straight to numpy: no pandas frame of the
+    whole history, no conversions. Anything else (and every error message) takes the
+    pandas route through ``compute_features``, which is the definition.
+    """
+    table = pa.concat_tables(tables) if tables else None
+    if table is None or not all(t.schema.equals(CANONICAL_INPUT_SCHEMA) for t in tables):
+        return compute_features(_frame_of(tables), day)
+    if any(table.column(name).null_count for name in INPUT_COLUMNS):
+        return compute_features(_frame_of(tables), day)
+    arrays = {name: table.column(name).to_numpy() for name in INPUT_COLUMNS}
+    times = arrays["TX_DATETIME"].view(np.int64)
+    amounts = arrays["TX_AMOUNT"]
+    repeated = _first_repeated_row(pd.Series(arrays["TRANSACTION_ID"]))
+    if np.isnan(amounts).any() or repeated is not None:
+        return compute_features(_frame_of(tables), day)
+    start, end = _day_bounds_ns(day)
+    target_rows, columns = _compute(
+        times,
+        arrays["TRANSACTION_ID"],
+        amounts,
+        arrays["TX_FRAUD"].astype(np.float64),
+        _entity_codes(arrays["CUSTOMER_ID"]),
+        _entity_codes(arrays["TERMINAL_ID"]),
+        (times >= start) & (times < end),
+    )
+    identity = pd.DataFrame({name: arrays[name][target_rows] for name in INPUT_COLUMNS})
+    return _features_frame(identity, columns)
+
+
+def _frame_of(tables: list[pa.Table]) -> pd.DataFrame:
+    return pd.concat([table.to_pandas() for table in tables], ignore_index=True)
 
 
 def history_before(share: Share, day: dt.date) -> pd.DataFrame:
@@ -411,7 +572,7 @@ def features_for_day(share: Share, day: dt.date, *, use_cache: bool = True) -> p
         cached = _read_cache(share.features(day), _cache_record(day, input_hashes(share, day)))
         if cached is not None:
             return cached
-    return compute_features(load_history(share, day), day)
+    return _features_of_tables(_history_tables(share, day), day)
 
 
 def write_features_cache(share: Share, day: dt.date) -> Path:
@@ -421,7 +582,7 @@ def write_features_cache(share: Share, day: dt.date) -> Path:
     bytes depend only on those inputs and the library versions.
     """
     hashes = input_hashes(share, day)
-    frame = compute_features(load_history(share, day), day)
+    frame = _features_of_tables(_history_tables(share, day), day)
     table = pa.Table.from_pandas(frame, preserve_index=False)
     metadata = dict(table.schema.metadata or {})
     metadata[CACHE_METADATA_KEY] = json.dumps(_cache_record(day, hashes), sort_keys=True).encode()

@@ -394,3 +394,66 @@ def test_testing_day_features_from_history_before(tmp_path):
     assert len(
         features_for_frame(history_before(Share.at(tmp_path / "empty"), DAY), testing_rows)
     ) == len(testing_rows)
+
+
+# --- the fast paths give the same bits as the general one --------------------------------
+
+
+def test_share_fast_path_equals_compute_features_bit_for_bit(tmp_path):
+    # GIVEN canonical days on a share (sorted by time then id, as ingest writes them), with
+    # ties, and more terminals than 2**16 so the entity order takes two radix passes
+    share = Share.at(tmp_path)
+    transactions = random_transactions(
+        9, days=40, per_day=60, customers=12, terminals=70_000, tie_share=0.5
+    )
+    share.training_dir.mkdir(parents=True, exist_ok=True)
+    for day, rows in transactions.groupby(transactions["TX_DATETIME"].dt.date):
+        rows = rows.sort_values(["TX_DATETIME", "TRANSACTION_ID"])
+        rows.to_parquet(share.training_dataset(day), index=False)
+    # WHEN the share path (Arrow to numpy) and the pandas path compute the same day
+    fast = features_for_day(share, DAY, use_cache=False)
+    general = compute_features(load_history(share, DAY), DAY)
+    # THEN every value and dtype is equal, and both equal the pandas rolling reference
+    pd.testing.assert_frame_equal(fast, general, check_exact=True)
+    assert fast.columns.equals(general.columns)
+    pd.testing.assert_frame_equal(
+        fast, reference_features(transactions, DAY), check_exact=False, rtol=1e-9, atol=1e-9
+    )
+
+
+def test_share_with_a_repeated_id_across_days_names_it(tmp_path):
+    # GIVEN a transaction id that appears on two days (each file is valid on its own)
+    share = Share.at(tmp_path)
+    write_days(
+        share,
+        tx(
+            [
+                (5, "2018-04-09 10:00:00", 1, 1, 1.0, 0),
+                (5, "2018-04-10 10:00:00", 1, 1, 2.0, 0),
+                (6, "2018-04-10 11:00:00", 1, 1, 3.0, 0),
+            ]
+        ),
+    )
+    # WHEN / THEN the share path reports it like compute_features does
+    with pytest.raises(DatasetValidationError, match="row 1: TRANSACTION_ID 5 appears twice"):
+        features_for_day(share, DAY, use_cache=False)
+
+
+def test_sparse_ids_and_missing_entity_ids_match_the_reference():
+    # GIVEN ids far apart (the hash-table duplicate check) and a float CUSTOMER_ID column
+    # with gaps (pandas codes them -1: one entity of their own)
+    transactions = random_transactions(
+        11, days=40, per_day=40, customers=8, terminals=6, tie_share=0.4
+    )
+    transactions["TRANSACTION_ID"] = transactions["TRANSACTION_ID"] * 10**12
+    customers = transactions["CUSTOMER_ID"].astype("float64")
+    customers[customers == 3] = np.nan
+    transactions["CUSTOMER_ID"] = customers
+    # WHEN
+    fast = compute_features(transactions, DAY)
+    # THEN the missing ids are grouped together, as pandas' groupby(dropna=False) would
+    expected = reference_features(transactions.fillna({"CUSTOMER_ID": -1.0}), DAY)
+    expected["CUSTOMER_ID"] = expected["CUSTOMER_ID"].replace(-1.0, np.nan)
+    pd.testing.assert_frame_equal(fast, expected, check_exact=False, rtol=1e-9, atol=1e-9)
+    with pytest.raises(DatasetValidationError, match="appears twice"):
+        compute_features(pd.concat([transactions, transactions.iloc[[3]]]), DAY)
