@@ -41,6 +41,11 @@ from workflows.settings import (
 #: lease lost (6), queue unreachable (7). See trainer/errors.py.
 TRANSIENT_EXIT_CODES = ("5", "6", "7")
 
+#: A failed step's last log lines become its container's termination message, which Argo
+#: appends to the node's message (workflow/controller/operator.go, "(exit code %d)"): the
+#: reason of a failure reaches the Argo UI and the Prefect bridge, not only `argo logs`.
+TERMINATION_MESSAGE_POLICY = "FallbackToLogsOnError"
+
 APP_LABEL = "app.kubernetes.io/name"
 RUN_LABEL = "fraudpipe.io/run"
 STEP_LABEL = "fraudpipe.io/step"
@@ -211,6 +216,7 @@ def step_template(settings: WorkflowSettings, **kwargs: Any) -> dict[str, Any]:
         volume_mounts=volume_mounts(settings),
         retry_strategy=retry_strategy(settings),
         pod_spec_patch=on_demand_patch(),
+        termination_message_policy=TERMINATION_MESSAGE_POLICY,
         **kwargs,
     )
 
@@ -275,6 +281,7 @@ def add_templates(settings: WorkflowSettings) -> None:
                             for parameter, name in PLAN_ENV.items()],
         retry_strategy=retry_strategy(settings),
         pod_spec_patch=on_demand_patch(),
+        termination_message_policy=TERMINATION_MESSAGE_POLICY,
         active_deadline_seconds="300",
         labels={STEP_LABEL: "plan"},
     )
