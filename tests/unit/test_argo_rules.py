@@ -231,7 +231,7 @@ def test_two_preemptions_then_on_demand_chain_in_order_and_report_runs(tmp_path)
     assert "nodeSelector" not in third or "cloud.google.com/gke-spot" not in third["nodeSelector"]
     assert not fits(third, SPOT_POOL)
     ends = {n.name: n.finished for n in controller.nodes.values() if n.type == "Pod"}
-    for earlier, later in zip(trains, trains[1:]):
+    for earlier, later in zip(trains, trains[1:], strict=False):
         assert later.started >= ends[earlier.node]  # strictly one after the other
     assert [p.template for p in controller.pods][-1] == "report"
     # the retries waited 30s, then 60s (backoff.duration, factor 2)

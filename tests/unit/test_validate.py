@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from reference import reference_dir
 
 from workflows.cli import add_validate_parser
 from workflows.validate import ARGO_SCHEMA, KUBERNETES_KINDS, validate_document, validate_paths
@@ -21,9 +22,6 @@ TEMPLATE = DEPLOYMENTS / "argo" / "fraudpipe-train-workflowtemplate.yaml"
 RBAC = DEPLOYMENTS / "argo" / "fraudpipe-rbac.yaml"
 PVC = DEPLOYMENTS / "argo" / "filestore-pv-pvc.yaml"
 
-#: The reference copy tests may read (a clone of the product does not need it).
-SHARED_SCHEMA = (Path(__file__).resolve().parents[3] / "shared" / "reference" / "argo"
-                 / "workflows-v4.1-jsonschema.json")
 
 
 def template_index(document: dict, name: str) -> int:
@@ -35,7 +33,7 @@ def test_vendored_schema_is_argo_v4_1_2_unchanged():
     vendored = gzip.decompress(ARGO_SCHEMA.read_bytes())
     readme = (ARGO_SCHEMA.parent / "README.md").read_text()
     assert hashlib.sha256(vendored).hexdigest() in readme
-    assert vendored == SHARED_SCHEMA.read_bytes()
+    assert vendored == (reference_dir() / "argo" / "workflows-v4.1-jsonschema.json").read_bytes()
 
 
 def test_committed_manifests_validate_strictly():
