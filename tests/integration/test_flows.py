@@ -23,7 +23,7 @@ START = dt.date(2018, 4, 1)
 
 
 def simulate(landing: Path, days: int, start: dt.date = START) -> list[dt.date]:
-    from trainer.simulator import SimulationConfig, simulate_config, write_day
+    from trainer.data.simulator import SimulationConfig, simulate_config, write_day
 
     config = SimulationConfig(start=START, days=(start - START).days + days, customers=200,
                               terminals=400, seed=7)
@@ -36,8 +36,8 @@ def simulate(landing: Path, days: int, start: dt.date = START) -> list[dt.date]:
 
 
 def queue_of(redis_url: str):
-    from trainer.queue import WorkQueue
-    from trainer.redis_settings import RedisSettings
+    from trainer.queue.settings import RedisSettings
+    from trainer.queue.work_queue import WorkQueue
 
     return WorkQueue(RedisSettings.from_url(redis_url))
 

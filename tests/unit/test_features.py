@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from trainer.errors import DatasetValidationError
-from trainer.features import (
+from trainer.features.store import (
     FEATURE_COLUMNS,
     FEATURES_VERSION,
     HISTORY_DAYS,

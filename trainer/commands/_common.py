@@ -8,7 +8,7 @@ import json
 import os
 import sys
 
-from trainer.schema import parse_date
+from trainer.data.schema import parse_date
 from trainer.storage import Share
 
 

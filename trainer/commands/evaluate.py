@@ -24,7 +24,7 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from trainer.evaluate_checkpoint import evaluate_checkpoint
+    from trainer.evaluation.checkpoint import evaluate_checkpoint
 
     result = evaluate_checkpoint(share_of(args), args.checkpoint, args.test_start,
                                  test_days=args.test_days,

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from trainer.ingest import ingest_path
+from trainer.data.ingest import ingest_path
 from trainer.storage import Share
 
 DESCRIPTION = """\

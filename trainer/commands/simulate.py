@@ -6,9 +6,9 @@ import argparse
 import json
 import time
 
+from trainer.data.schema import parse_date
+from trainer.data.simulator import FORMATS, SimulationConfig, simulate_config, write_day
 from trainer.errors import FraudpipeError
-from trainer.schema import parse_date
-from trainer.simulator import FORMATS, SimulationConfig, simulate_config, write_day
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

@@ -20,7 +20,7 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from trainer.train import progress_bar, train_all
+    from trainer.backlog import progress_bar, train_all
 
     share = share_of(args)
     results = train_all(share, through=args.through, learner=args.learner,

@@ -40,8 +40,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from trainer.data.schema import COLUMNS
 from trainer.errors import DatasetValidationError
-from trainer.schema import COLUMNS
 from trainer.storage import Share, atomic_path, sha256_file
 
 #: Bump whenever a definition below changes: cached features of another version are ignored.
@@ -318,7 +318,7 @@ def _prepare(transactions: pd.DataFrame, what: str) -> pd.DataFrame:
     if not pd.api.types.is_datetime64_dtype(frame["TX_DATETIME"]):
         raise DatasetValidationError(
             f"{what}: column TX_DATETIME has dtype {frame['TX_DATETIME'].dtype}; "
-            "expected datetime64 (see trainer.schema.COLUMNS)"
+            "expected datetime64 (see trainer.data.schema.COLUMNS)"
         )
     for name in ("TX_AMOUNT", "TX_FRAUD"):
         if frame[name].isna().any():
@@ -337,7 +337,7 @@ def compute_features(transactions: pd.DataFrame, day: dt.date) -> pd.DataFrame:
     """The features of the transactions of `day`.
 
     Args:
-        transactions: Rows in the canonical dtypes (``trainer.schema.COLUMNS``; only
+        transactions: Rows in the canonical dtypes (``trainer.data.schema.COLUMNS``; only
             ``INPUT_COLUMNS`` are read) covering `day` and whatever history before it is
             available (``HISTORY_DAYS`` days give exact values).
         day: The day whose transactions to return.
@@ -405,7 +405,7 @@ def _require_dataset(share: Share, day: dt.date) -> Path:
     return path
 
 
-#: The Arrow types of ``INPUT_COLUMNS`` in a dataset that ingest wrote (``trainer.schema``).
+#: The Arrow types of ``INPUT_COLUMNS`` in a dataset that ingest wrote (``trainer.data.schema``).
 CANONICAL_INPUT_SCHEMA = pa.schema(
     [
         ("TRANSACTION_ID", pa.int64()),
