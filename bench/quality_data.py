@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from trainer.data.simulator import simulate, write_day
-from trainer.features.store import FEATURE_COLUMNS, HISTORY_DAYS, compute_features
+from trainer.features.compute import FEATURE_COLUMNS, HISTORY_DAYS, compute_features
 from trainer.storage import Share
 
 START = dt.date(2018, 4, 1)

@@ -103,7 +103,8 @@ def _floor(share_root: Path, day: dt.date) -> dict:
     import pandas as pd
     import pyarrow.parquet as pq
 
-    from trainer.features.store import INPUT_COLUMNS, history_days
+    from trainer.features.compute import INPUT_COLUMNS
+    from trainer.features.store import history_days
     from trainer.storage import Share
 
     share = Share.at(share_root)
@@ -283,7 +284,7 @@ def run(*, seed: int = 0, quick: bool = False, sizes: list[str] | None = None,
         repeats: int | None = None, data_dir: Path | None = None,
         history: int | None = None) -> dict:
     """Measure every size; returns the JSON document written to results/step.json."""
-    from trainer.features.store import HISTORY_DAYS
+    from trainer.features.compute import HISTORY_DAYS
 
     table_of_sizes = QUICK_SIZES if quick else SIZES
     chosen = sizes or list(table_of_sizes)

@@ -22,7 +22,8 @@ from trainer import faults
 from trainer.checkpoints import dump_model, load_checkpoint
 from trainer.errors import DatasetValidationError, OutOfOrderError, PermanentError
 from trainer.evaluation import scoring
-from trainer.features.store import FEATURE_COLUMNS, features_for_day
+from trainer.features.compute import FEATURE_COLUMNS
+from trainer.features.store import features_for_day
 from trainer.lineage import Entry, Lineage, commit
 from trainer.model import make_learner
 from trainer.report import write_reports

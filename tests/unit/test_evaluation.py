@@ -17,7 +17,7 @@ from trainer.evaluation.split import (
     filter_known_compromised,
     known_compromised_by_test_day,
 )
-from trainer.features.store import FEATURE_COLUMNS
+from trainer.features.compute import FEATURE_COLUMNS
 from trainer.storage import Share
 
 # The headline split: train 07-25..07-31, delay 08-01..08-07, test 08-08..08-14.

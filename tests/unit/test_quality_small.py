@@ -24,7 +24,7 @@ import pytest
 from bench.sample_logic import CLASSES, split
 from trainer.data.simulator import simulate, to_sample_dtypes
 from trainer.evaluation.split import evaluate_split
-from trainer.features.store import FEATURE_COLUMNS, HISTORY_DAYS, compute_features
+from trainer.features.compute import FEATURE_COLUMNS, HISTORY_DAYS, compute_features
 from trainer.model import DEFAULT_LEARNER, fraud_scores, make_learner
 
 DAYS, CUSTOMERS, TERMINALS = 45, 600, 1_200
