@@ -171,22 +171,27 @@ def metrics_png(chain: list[Entry]) -> bytes | None:
     import matplotlib
 
     matplotlib.use("Agg")  # no display on workers and in tests
+    from matplotlib import dates
     from matplotlib.figure import Figure
 
     # A Figure, not pyplot: no global state shared between flow runs in one process.
-    figure = Figure(figsize=(9, 4.5), dpi=100)
+    figure = Figure(figsize=(9, 4.5), dpi=100, layout="constrained")
     axes = figure.subplots()
     days = [entry.day for entry in chain]
     for label, path in METRICS:
         values = [_metric(entry.metrics, path) for entry in chain]
         if any(v is not None for v in values):
             points = [float("nan") if v is None else v for v in values]
-            axes.plot(days, points, marker="o", markersize=3, label=label)
+            axes.plot(days, points, marker="o", markersize=3, label=label.replace("_", " "))
     axes.set_ylim(-0.02, 1.02)
+    # One tick a day (at most about ten): the default locator puts hours between two days.
+    axes.xaxis.set_major_locator(dates.DayLocator(interval=max(1, len(chain) // 10)))
+    axes.xaxis.set_major_formatter(dates.DateFormatter("%Y-%m-%d"))
     axes.set_xlabel("dataset date")
     axes.set_title(f"fraudpipe metrics per day ({len(chain)} days, head {chain[-1].date})")
     axes.grid(alpha=0.3)
-    axes.legend(fontsize="small", loc="lower left")
+    # Beside the plot, not over it: low lines (CP@100) would hide behind a legend inside.
+    figure.legend(loc="outside right upper", fontsize="small")
     figure.autofmt_xdate()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")

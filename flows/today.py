@@ -155,13 +155,12 @@ def headline_markdown(summary: RunSummary, lineage: Lineage, alerts: list[dict],
         lines += [f"## How good today's ranking was ({head.date})", "",
                   f"Scored by the model **before** it trained on {head.date} (prequential): the "
                   f"ranking of the alerts, on transactions it had not seen, checked against "
-                  f"the day's labels.", "",
-                  "| metric | value | what it means |", "|---|---|---|"]
+                  f"the day's labels:", ""]
         for label, key, meaning in MEANINGS:
             value = prequential.get(key)
             cards = round(100 * value) if isinstance(value, int | float) else "n/a"
-            lines.append(f"| {label} | {_num(value)} | "
-                         f"{meaning.format(rate=_percent(rate), cards=cards)} |")
+            lines.append(f"- **{label} {_num(value)}**: "
+                         f"{meaning.format(rate=_percent(rate), cards=cards)}")
         lines.append("")
     lines += ["## Since the previous run", "", *_changes(summary, chain, head), ""]
     return "\n".join(lines)

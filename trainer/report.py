@@ -89,8 +89,8 @@ def card_alerts(share: Share, day: dt.date, limit: int = TOP_CARDS) -> list[dict
         limit: at most this many cards, best rank first.
 
     Returns:
-        One dict per card: date, rank, card_id, highest_score, transactions (the card's
-        that day), amount (their total) and scores_file (the file read).
+        One dict per card: rank, card_id, highest_score, transactions (the card's that
+        day), amount (their total), date and scores_file (the file read).
 
     Raises:
         FraudpipeError: the day has no scores file.
@@ -105,8 +105,8 @@ def card_alerts(share: Share, day: dt.date, limit: int = TOP_CARDS) -> list[dict
              .agg(card_rank=("CARD_RANK", "min"), highest_score=("FRAUD_SCORE", "max"),
                   transactions=("TX_AMOUNT", "size"), amount=("TX_AMOUNT", "sum"))
              .dropna(subset=["card_rank"]).sort_values("card_rank").head(limit))
-    return [{"date": day.isoformat(), "rank": int(row.card_rank), "card_id": int(row.Index),
+    return [{"rank": int(row.card_rank), "card_id": int(row.Index),
              "highest_score": round(float(row.highest_score), 4),
              "transactions": int(row.transactions), "amount": round(float(row.amount), 2),
-             "scores_file": str(path)}
+             "date": day.isoformat(), "scores_file": str(path)}
             for row in cards.itertuples()]

@@ -193,8 +193,8 @@ def test_headline_says_what_to_do_today_and_what_the_numbers_mean(share: Share) 
     assert f"fraud rate on 2018-04-04: **{rate:.2f} %**" in text
     # AND today's metrics, scored before training on the day, one line of meaning each
     assert "**before** it trained on 2018-04-04 (prequential)" in text
-    assert f"| ROC AUC | {pre['auc_roc']:.3f} | the chance that a random fraudulent" in text
-    assert f"| Average precision | {pre['average_precision']:.3f} |" in text
+    assert f"- **ROC AUC {pre['auc_roc']:.3f}**: the chance that a random fraudulent" in text
+    assert f"- **Average precision {pre['average_precision']:.3f}**: precision" in text
     assert f"scoring at random gets the fraud rate, {rate:.2f} %" in text
     cards = round(100 * pre["card_precision_at_100"])
     assert f"about {cards} of 100 cards checked" in text
