@@ -153,7 +153,7 @@ def _check_lineage_present(share: Share) -> None:
     """Checkpoints without `lineage.json` are a lost record, never a fresh start."""
     if share.lineage.is_file() or not share.output_dir.is_dir():
         return
-    orphans = sorted(p.name for p in share.output_dir.glob("model_cpt_*.skops"))
+    orphans = sorted(p.name for p in share.output_dir.glob("model_cpt_*.skops") if p.is_file())
     if orphans:
         raise LineageMissingError(
             f"{share.lineage} is missing but {share.output_dir} holds {len(orphans)} "
