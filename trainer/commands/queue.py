@@ -46,9 +46,9 @@ def run_push(args: argparse.Namespace) -> int:
     queue = _queue(args)
     if args.from_storage:
         from trainer.lineage import trained_dates
-        from trainer.storage import Share
+        from trainer.storage import open_share
 
-        share = Share.at(args.from_storage)
+        share = open_share(args.from_storage)
         trained = trained_dates(share)
         queue.mark_done(trained)  # the lineage is the record: never hand these out again
         days = [d for d in share.training_dates() if d not in trained]
