@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from trainer.lineage import Entry, Lineage
 from trainer.report import card_alerts
-from trainer.scoring import TOP_CARDS
+from trainer.evaluation.scoring import TOP_CARDS
 from trainer.storage import Share
 
 if TYPE_CHECKING:  # flows.artifacts builds the headline with these functions

@@ -17,7 +17,7 @@ import pandas as pd
 
 from trainer.errors import FraudpipeError
 from trainer.lineage import Entry, Lineage
-from trainer.scoring import TOP_CARDS
+from trainer.evaluation.scoring import TOP_CARDS
 from trainer.storage import Share, atomic_write_text
 
 
