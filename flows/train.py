@@ -29,9 +29,9 @@ from flows.resolve import resolve_queue, resolve_share
 from flows.tasks import backoff_delays, is_retryable, step_error, train_day
 from trainer.errors import FraudpipeError, LeaseLostError
 from trainer.lineage import Lineage
-from trainer.queue import Lease, WorkQueue
+from trainer.queue.work_queue import Lease, WorkQueue
+from trainer.queue.worker import Heartbeat
 from trainer.storage import Share
-from trainer.worker import Heartbeat
 
 #: Seconds between two looks at a queue whose only item is leased by someone else.
 POLL_SECONDS = 1.0
