@@ -23,6 +23,7 @@ from flows.argo_backend import (
     ArgoRunError,
     ArgoTimeout,
     ArgoWorkflowFailed,
+    is_transient,
     run_training_workflow,
     training_submission,
 )
@@ -182,6 +183,18 @@ def test_cancellation_stops_the_workflow_and_reraises():
     assert "cancelled (KeyboardInterrupt)" in stub.stopped[0]["message"]
     name = next(iter(stub.workflows))
     assert stub.workflows[name]["stopped"] is True
+
+
+def test_which_server_errors_are_transient():
+    from hera.exceptions import HeraException, NotFound, Unauthorized
+
+    assert is_transient(requests.ConnectionError("refused"))
+    assert is_transient(requests.ReadTimeout("read timed out"))
+    assert is_transient(HeraException("Server returned status code 503 with message: `x`"))
+    assert is_transient(HeraException("Server returned status code 504 with message: `x`"))
+    assert not is_transient(NotFound("Server returned status code 404 with message: `x`"))
+    assert not is_transient(Unauthorized("Server returned status code 401 with message: `x`"))
+    assert not is_transient(ValueError("bad JSON"))
 
 
 def test_stub_refuses_requests_outside_the_contract():
