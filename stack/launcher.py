@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import signal
 import subprocess
@@ -201,9 +200,8 @@ def status(args: argparse.Namespace) -> int:
 
 
 def _answers(state: StackState) -> dict[str, bool]:
-    import redis
-
     import httpx
+    import redis
 
     answers = {}
     try:

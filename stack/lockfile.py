@@ -1,9 +1,10 @@
-"""Compare the installed packages with requirements.lock.
+"""Compare the installed packages with a lock file.
 
-requirements.lock (`make lock`: `uv pip compile --universal --generate-hashes` of
-pyproject.toml with the dev and kubernetes extras) pins every package with its hashes.
-`make setup`, CI and deployments/Dockerfile install from it; this check says whether an
-environment still matches it: a package missing, at another version, or installed though
+`make lock` (`uv pip compile --universal --generate-hashes` of pyproject.toml) writes
+requirements-dev.lock (with the dev and kubernetes extras; `make setup` and CI install
+it) and requirements.lock (runtime and kubernetes; deployments/Dockerfile installs it).
+Each pins every package, direct or transitive, with its hashes. This check says whether an
+environment still matches its lock: a package missing, at another version, or installed though
 the lock does not name it (a drifted or hand-patched environment).
 """
 
@@ -19,7 +20,7 @@ from pathlib import Path
 from packaging.markers import Marker
 from packaging.utils import canonicalize_name
 
-LOCK = Path(__file__).resolve().parents[1] / "requirements.lock"
+LOCK = Path(__file__).resolve().parents[1] / "requirements-dev.lock"
 #: Installed by `python -m venv` and `pip install -e .` themselves, not by the lock.
 INSTALLER_PACKAGES = frozenset({"pip", "setuptools", "wheel", "fraudpipe"})
 _PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)\s*(?:;\s*([^\\]+?))?\s*\\?$")
@@ -80,8 +81,8 @@ def check(args: argparse.Namespace) -> int:
     difference = compare(Path(args.lock))
     if difference:
         print(f"the installed packages differ from {args.lock}:\n{difference.describe()}\n"
-              "run `make setup` (installs the lock) or, after changing pyproject.toml, "
-              "`make lock`", file=sys.stderr)
+              "reinstall from the lock (`rm -rf .venv && make setup`), or after a change "
+              "to pyproject.toml refresh it (`make lock`)", file=sys.stderr)
         return 1
     print(f"installed packages match {args.lock} ({len(locked_versions(Path(args.lock)))})")
     return 0
@@ -90,5 +91,7 @@ def check(args: argparse.Namespace) -> int:
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     command = subparsers.add_parser("check-lock",
                                     help="compare the installed packages with the lock")
-    command.add_argument("--lock", default=str(LOCK))
+    command.add_argument("--lock", default=str(LOCK),
+                         help="the lock file (default requirements-dev.lock; the step image "
+                         "checks requirements.lock)")
     command.set_defaults(function=check)

@@ -102,7 +102,7 @@ def test_a_due_schedule_creates_a_run_that_the_worker_completes(tmp_path: Path) 
             time.sleep(0.5)
         first = runs[0]
         # AND the worker takes it to a final state, Completed
-        while not (run := _api(server, "GET", f"/flow_runs/{first['id']}"))["state"]["type"] in {
+        while (run := _api(server, "GET", f"/flow_runs/{first['id']}"))["state"]["type"] not in {
                 "COMPLETED", "FAILED", "CRASHED", "CANCELLED"}:
             assert time.monotonic() - began < COMPLETED_WITHIN, (
                 f"scheduled run {first['name']} still {run['state']['name']} after "
