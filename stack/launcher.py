@@ -186,7 +186,7 @@ def status(args: argparse.Namespace) -> int:
     state = running_stack(run_dir)
     if state is None:
         print(f"no stack running in {run_dir.root} (start one with `make up`)")
-        return 1
+        return 0
     if state.kind != "up":
         print(busy_message(run_dir))
         return 0
@@ -196,7 +196,29 @@ def status(args: argparse.Namespace) -> int:
     healthy = _answers(state)
     for name, ok in healthy.items():
         print(f"  {name:<13}{'answers' if ok else 'DOES NOT ANSWER'}")
+    if healthy.get("Prefect API"):
+        for line in _schedule_lines(state):
+            print(f"  {line}")
     return 0 if all(healthy.values()) else 1
+
+
+def _schedule_lines(state: StackState) -> list[str]:
+    """The worker's status and the next runs of daily-pipeline/local, from the API."""
+    import httpx
+
+    api = state.api_url
+    workers = httpx.post(f"{api}/work_pools/{PROCESS_POOL}/workers/filter", json={},
+                         timeout=10).json()
+    online = [w["name"] for w in workers if w.get("status") == "ONLINE"]
+    lines = [f"{'worker':<13}{'online: ' + ', '.join(online) if online else 'NOT ONLINE'}"]
+    deployment = httpx.get(f"{api}/deployments/name/{DAILY_DEPLOYMENT}", timeout=10).json()
+    runs = httpx.post(f"{api}/flow_runs/filter", timeout=10, json={
+        "flow_runs": {"deployment_id": {"any_": [deployment["id"]]},
+                      "state": {"type": {"any_": ["SCHEDULED"]}}},
+        "sort": "EXPECTED_START_TIME_ASC", "limit": 3}).json()
+    upcoming = ", ".join(run["expected_start_time"] for run in runs) or "none"
+    lines.append(f"{'next runs':<13}{DAILY_DEPLOYMENT}: {upcoming}")
+    return lines
 
 
 def _answers(state: StackState) -> dict[str, bool]:
