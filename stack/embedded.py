@@ -94,7 +94,7 @@ def simulate_new_days(run_dir: RunDirectory, days: int, customers: int, terminal
 
 def _simulate_new_days_locked(run_dir: RunDirectory, days: int, customers: int,
                               terminals: int, seed: int) -> list[dt.date]:
-    from trainer.simulator import SimulationConfig, simulate_config, write_day
+    from trainer.data.simulator import SimulationConfig, simulate_config, write_day
 
     state = {"start": FIRST_DAY.isoformat(), "customers": customers, "terminals": terminals,
              "seed": seed, "days": 0}

@@ -37,7 +37,7 @@ def add_parser(sub) -> None:
 
 
 def _queue(args: argparse.Namespace):
-    from trainer.queue import WorkQueue
+    from trainer.queue.work_queue import WorkQueue
 
     return WorkQueue(settings_from_args(args))
 
@@ -46,9 +46,9 @@ def run_push(args: argparse.Namespace) -> int:
     queue = _queue(args)
     if args.from_storage:
         from trainer.lineage import trained_dates
-        from trainer.storage import Share
+        from trainer.storage import open_share
 
-        share = Share.at(args.from_storage)
+        share = open_share(args.from_storage)
         trained = trained_dates(share)
         queue.mark_done(trained)  # the lineage is the record: never hand these out again
         days = [d for d in share.training_dates() if d not in trained]
