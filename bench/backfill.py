@@ -12,7 +12,7 @@ timed, reused by `bench.history`). Then, each on a fresh storage root:
   temporary Prefect server (`prefect_test_harness`, SQLite) and a private redis-server.
   Server start-up is outside the timing: a deployment's server is already running.
 - CLI: `fraudpipe ingest`, `fraudpipe train --json`, `fraudpipe report` as subprocesses.
-- Work alone: `trainer.ingest.ingest_path` timed in-process on a third root, so that
+- Work alone: `trainer.data.ingest.ingest_path` timed in-process on a third root, so that
   orchestration = Prefect wall - ingest work - the sum of the steps' own `seconds`.
 """
 
@@ -36,7 +36,7 @@ START = dt.date(2018, 4, 1)
 def landing(data_dir: Path, days: int, seed: int, tx_per_day: int | None = None) -> Path:
     """The simulated days as Parquet files, written once per (days, size, seed)."""
     from bench.step_throughput import scaled_config
-    from trainer.simulator import SimulationConfig, simulate_config, write_day
+    from trainer.data.simulator import SimulationConfig, simulate_config, write_day
 
     where = data_dir / f"landing-d{days}-tx{tx_per_day or 'default'}-s{seed}"
     if (where / ".complete").is_file():
@@ -101,7 +101,7 @@ def cli_backfill(landing_dir: Path, root: Path) -> dict:
 
 def ingest_work(landing_dir: Path, root: Path) -> float:
     """Seconds `ingest_path` takes in this process: ingestion without any orchestration."""
-    from trainer.ingest import ingest_path
+    from trainer.data.ingest import ingest_path
     from trainer.storage import Share
 
     started = time.perf_counter()

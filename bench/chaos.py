@@ -17,6 +17,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
 from redis_server import RedisServer  # noqa: E402
+
 from tests.chaos.harness import run_chaos  # noqa: E402
 
 

@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from trainer.features import HISTORY_DAYS, compute_features, features_for_day
+from trainer.features.compute import HISTORY_DAYS, compute_features
+from trainer.features.store import features_for_day
 from trainer.storage import Share
 
 

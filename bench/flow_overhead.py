@@ -38,11 +38,11 @@ def main() -> int:
 
     from flows.tasks import enqueue_untrained
     from flows.train import train_flow
-    from trainer.ingest import ingest_path
+    from trainer.data.ingest import ingest_path
+    from trainer.data.simulator import SimulationConfig, simulate_config, write_day
     from trainer.lineage import verify
-    from trainer.queue import WorkQueue
-    from trainer.redis_settings import RedisSettings
-    from trainer.simulator import SimulationConfig, simulate_config, write_day
+    from trainer.queue.settings import RedisSettings
+    from trainer.queue.work_queue import WorkQueue
     from trainer.storage import Share
 
     work = Path(tempfile.mkdtemp(prefix="fraudpipe-bench-"))

@@ -34,7 +34,7 @@ def run(*, seed: int = 0, quick: bool = False, data_dir: Path | None = None,
         repeats: int | None = None) -> dict:
     """Measure each day of `DAYS`; returns the JSON document for results/history.json."""
     from bench.backfill import START, landing
-    from trainer.features import history_days
+    from trainer.features.store import history_days
     from trainer.storage import Share
 
     data_dir = data_dir or Path(os.environ.get("FRAUDPIPE_BENCH_DATA", "/tmp/fraudpipe-bench"))

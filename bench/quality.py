@@ -5,7 +5,7 @@ ingested once onto a cached storage root with every day's features cached
 (`bench.quality_data.prepared_share`). Each (seed, candidate) run copies that root and
 calls `trainer.step.run_step` day by day from 2018-04-01 through 2018-08-21: load the
 head checkpoint, features, score, `partial_fit` on the day, skops checkpoint, CAS commit.
-Then `trainer.evaluate_checkpoint.evaluate_checkpoint` scores
+Then `trainer.evaluation.checkpoint.evaluate_checkpoint` scores
 
 * the headline split (FACTS section 3): checkpoint 2018-07-31, test 08-08..08-14, 7-day
   known window;
@@ -38,7 +38,7 @@ import numpy as np
 from bench.quality_data import START, copy_share, features_by_day, prepared_share
 from bench.quality_table import markdown, print_table
 from bench.quality_tune import HEADLINE_SPLIT, PREQUENTIAL_SPLITS, replay
-from trainer.evaluate_checkpoint import evaluate_checkpoint
+from trainer.evaluation.checkpoint import evaluate_checkpoint
 from trainer.lineage import Lineage
 from trainer.model import DEFAULT_LEARNER, LEARNERS
 from trainer.step import run_step

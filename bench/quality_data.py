@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from trainer.features import FEATURE_COLUMNS, HISTORY_DAYS, compute_features
-from trainer.simulator import simulate, write_day
+from trainer.data.simulator import simulate, write_day
+from trainer.features.compute import FEATURE_COLUMNS, HISTORY_DAYS, compute_features
 from trainer.storage import Share
 
 START = dt.date(2018, 4, 1)
@@ -68,8 +68,8 @@ def prepared_share(cache: Path, seed: int, days: int, customers: int = 5_000,
     Built once per configuration under `cache`; callers copy it (`copy_share`) because a
     run writes checkpoints and the lineage into it.
     """
-    from trainer.features import write_features_cache
-    from trainer.ingest import ingest_path
+    from trainer.data.ingest import ingest_path
+    from trainer.features.store import write_features_cache
 
     root = cache / f"share_s{seed}_d{days}_c{customers}_t{terminals}"
     done = root / ".prepared"

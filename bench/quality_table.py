@@ -64,7 +64,7 @@ ENGINE_TEXT = {
     "step": "Engine `step`: the pipeline's own `trainer.step.run_step` day by day on a "
             "storage root (checkpoint load and sha256 check, features from the cache, "
             "scoring, partial_fit, skops checkpoint, CAS commit, reports), evaluated with "
-            "`trainer.evaluate_checkpoint`. Step time is the whole step.",
+            "`trainer.evaluation.checkpoint`. Step time is the whole step.",
 }
 
 

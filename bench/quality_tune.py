@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from bench.quality_data import features_by_day, xy
-from trainer.evaluation import evaluate_split
+from trainer.evaluation.split import evaluate_split
 from trainer.model import LEARNERS, fraud_scores
 
 D = dt.date

@@ -26,8 +26,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
 from redis_server import RedisServer  # noqa: E402
-from trainer.queue import WorkQueue  # noqa: E402
-from trainer.redis_settings import RedisSettings  # noqa: E402
+
+from trainer.queue.settings import RedisSettings  # noqa: E402
+from trainer.queue.work_queue import WorkQueue  # noqa: E402
 
 
 def _dates(n: int) -> list[str]:

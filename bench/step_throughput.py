@@ -53,7 +53,7 @@ ONE_THREAD_ENV = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREAD
 
 def scaled_config(tx_per_day: int, days: int, seed: int):
     """A simulation with about `tx_per_day` transactions a day and the handbook's density."""
-    from trainer.simulator import SimulationConfig
+    from trainer.data.simulator import SimulationConfig
 
     factor = tx_per_day / HANDBOOK_TX_PER_DAY
     return SimulationConfig(start=START, days=days,
@@ -82,8 +82,8 @@ def _rss_mib() -> float:
 
 def _prepare(work: Path, tx_per_day: int, history: int, seed: int) -> dict:
     """Simulate history + 2 days into `work/share` (Parquet) and the last two as pickles."""
-    from trainer.ingest import canonical_parquet_bytes
-    from trainer.simulator import simulate_config, write_day
+    from trainer.data.ingest import canonical_parquet_bytes
+    from trainer.data.simulator import simulate_config, write_day
     from trainer.storage import Share, atomic_write_bytes
 
     share = Share.at(work / "share")
@@ -103,7 +103,8 @@ def _floor(share_root: Path, day: dt.date) -> dict:
     import pandas as pd
     import pyarrow.parquet as pq
 
-    from trainer.features import INPUT_COLUMNS, history_days
+    from trainer.features.compute import INPUT_COLUMNS
+    from trainer.features.store import history_days
     from trainer.storage import Share
 
     share = Share.at(share_root)
@@ -134,7 +135,7 @@ def child(kind: str, args: argparse.Namespace) -> dict:
         detail = {"transactions": result.metrics["transactions"],
                   "step_seconds": round(result.seconds, 4)}
     elif kind == "features":
-        from trainer.features import write_features_cache
+        from trainer.features.store import write_features_cache
 
         detail = {"cache": str(write_features_cache(share, day))}
     elif kind == "floor":
@@ -283,7 +284,7 @@ def run(*, seed: int = 0, quick: bool = False, sizes: list[str] | None = None,
         repeats: int | None = None, data_dir: Path | None = None,
         history: int | None = None) -> dict:
     """Measure every size; returns the JSON document written to results/step.json."""
-    from trainer.features import HISTORY_DAYS
+    from trainer.features.compute import HISTORY_DAYS
 
     table_of_sizes = QUICK_SIZES if quick else SIZES
     chosen = sizes or list(table_of_sizes)

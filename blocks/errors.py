@@ -26,5 +26,5 @@ class PathEscapesShareError(BlockError, ValueError):
 
 
 class MissingComponentError(BlockError, ImportError):
-    """A module the block delegates to (`trainer.queue`, `trainer.redis_settings`,
+    """A module the block delegates to (`trainer.queue.work_queue`, `trainer.queue.settings`,
     hera) could not be imported; the message says what to install or update."""

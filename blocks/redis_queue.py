@@ -2,7 +2,7 @@
 
 The block holds the connection (a local redis-server, an in-cluster Redis, or Memorystore
 with AUTH and in-transit TLS, FACTS section 5) and the queue's policy. It builds the
-trainer's own objects, `trainer.redis_settings.RedisSettings` and `trainer.queue.WorkQueue`,
+trainer's own objects, `trainer.queue.settings.RedisSettings` and `trainer.queue.WorkQueue`,
 so a flow and a pod that reads the same settings from its environment talk to the same
 queue the same way. Those modules are imported when used, so the block registers even
 where the trainer's queue is not installed.
@@ -100,7 +100,7 @@ class RedisWorkQueue(Block):
     @field_validator("key_prefix", "queue_name")
     @classmethod
     def _redis_name(cls, value: str, info: ValidationInfo) -> str:
-        # The same rule as trainer.redis_settings.RedisSettings, checked here so a bad
+        # The same rule as trainer.queue.settings.RedisSettings, checked here so a bad
         # name fails when the block is saved rather than when a flow first uses it.
         if not REDIS_KEY_PART.match(value):
             raise ValueError(
@@ -183,10 +183,10 @@ class RedisWorkQueue(Block):
     def settings(self) -> Any:
         """The trainer's `RedisSettings` for this connection and queue."""
         try:
-            from trainer.redis_settings import RedisSettings
+            from trainer.queue.settings import RedisSettings
         except ImportError as exc:
             raise MissingComponentError(
-                "trainer.redis_settings is not importable; install fraudpipe with its "
+                "trainer.queue.settings is not importable; install fraudpipe with its "
                 "queue (pip install -e .) to use RedisWorkQueue.settings()"
             ) from exc
         return RedisSettings(
@@ -205,10 +205,10 @@ class RedisWorkQueue(Block):
     def get_queue(self) -> Any:
         """The trainer's `WorkQueue` on this connection with this lease policy."""
         try:
-            from trainer.queue import WorkQueue
+            from trainer.queue.work_queue import WorkQueue
         except ImportError as exc:
             raise MissingComponentError(
-                "trainer.queue is not importable; install fraudpipe with its queue "
+                "trainer.queue.work_queue is not importable; install fraudpipe with its queue "
                 "(pip install -e .) to use RedisWorkQueue.get_queue()"
             ) from exc
         return WorkQueue(

@@ -18,9 +18,9 @@ from flows.artifacts import RunSummary
 from flows.resolve import resolve_queue, resolve_share
 from flows.tasks import enqueue_untrained, trainable_days
 from flows.train import finish, run_training
+from trainer.data.schema import parse_date
 from trainer.errors import FraudpipeError
 from trainer.lineage import Lineage
-from trainer.schema import parse_date
 
 
 def date_range(start: str | dt.date, end: str | dt.date) -> list[dt.date]:

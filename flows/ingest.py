@@ -3,7 +3,7 @@
 The landing area is any fsspec URL: a local directory by default, `gs://bucket/prefix`
 on GCP (that needs `gcsfs`, which fraudpipe does not depend on: the error says so). The
 flow copies the landing files to a private local staging directory, so the trainer's
-ingestion only ever reads local files, then lets `trainer.ingest` validate, convert and
+ingestion only ever reads local files, then lets `trainer.data.ingest` validate, convert and
 write them (a file whose content is already on the share is "unchanged", so re-running
 is idempotent). A file that does not validate lands in `datasets/quarantine/` with its
 reason and is removed from the landing area; the others go on. Finally every ingested day
@@ -23,8 +23,8 @@ from flows.artifacts import RunSummary
 from flows.resolve import resolve_queue, resolve_share
 from flows.tasks import enqueue_untrained
 from flows.train import finish
+from trainer.data.ingest import ingest_path
 from trainer.errors import FraudpipeError
-from trainer.ingest import ingest_path
 from trainer.storage import Share
 
 

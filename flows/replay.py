@@ -17,9 +17,9 @@ from flows.artifacts import RunSummary
 from flows.resolve import resolve_queue, resolve_share
 from flows.tasks import enqueue_untrained, forget_done
 from flows.train import finish, run_training
+from trainer.data.schema import parse_date
 from trainer.errors import FraudpipeError
 from trainer.lineage import rewind
-from trainer.schema import parse_date
 
 
 @flow(name="replay", log_prints=True)

@@ -15,8 +15,8 @@ import os
 from urllib.parse import urlparse
 
 from trainer.errors import FraudpipeError
-from trainer.queue import WorkQueue
-from trainer.redis_settings import URL_ENV, RedisSettings
+from trainer.queue.settings import URL_ENV, RedisSettings
+from trainer.queue.work_queue import WorkQueue
 from trainer.storage import Share
 
 #: Environment variable naming the storage root when neither parameter is given.

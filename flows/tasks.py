@@ -20,7 +20,7 @@ from prefect.states import State
 
 from trainer.errors import LeaseLostError, PermanentError
 from trainer.lineage import Lineage
-from trainer.queue import WorkQueue
+from trainer.queue.work_queue import WorkQueue
 from trainer.step import run_step
 from trainer.storage import Share
 

@@ -29,9 +29,9 @@ from flows.resolve import resolve_queue, resolve_share
 from flows.tasks import backoff_delays, is_retryable, step_error, train_day
 from trainer.errors import FraudpipeError, LeaseLostError
 from trainer.lineage import Lineage
-from trainer.queue import Lease, WorkQueue
+from trainer.queue.work_queue import Lease, WorkQueue
+from trainer.queue.worker import Heartbeat
 from trainer.storage import Share
-from trainer.worker import Heartbeat
 
 #: Seconds between two looks at a queue whose only item is leased by someone else.
 POLL_SECONDS = 1.0
@@ -134,7 +134,7 @@ def _run_leased_step(share: Share, queue: WorkQueue, lease: Lease, step, learner
 
 
 def train_argo(share: Share, queue: WorkQueue, summary: RunSummary, *,
-               argo_server_block: str | None, timeout_seconds: float = 6 * 3600) -> None:
+               argo_server_block: str | None, timeout_seconds: float | None = None) -> None:
     """Train the trainable days in one Argo workflow (bridge: `flows/argo_backend.py`).
 
     The pods run the same CLI step and report to the same lineage and queue, so the run's
@@ -155,12 +155,12 @@ def train_argo(share: Share, queue: WorkQueue, summary: RunSummary, *,
     before = Lineage.load(share).dates()
     dead_before = {item for item, _, _ in queue.dead()}
     settings = queue.settings
-    workflow = argo_backend.training_workflow(
+    submission = argo_backend.training_submission(
         [d.isoformat() for d in days], redis_host=settings.host, redis_port=settings.port,
-        redis_db=settings.db, namespace=server.namespace)
+        redis_db=settings.db)
     failure: Exception | None = None
     try:
-        result = argo_backend.run_training_workflow(server, workflow,
+        result = argo_backend.run_training_workflow(server, submission,
                                                     timeout_seconds=timeout_seconds)
         summary.notes.append(f"argo workflow {result.name}: {result.phase} ({result.url})")
     except argo_backend.ArgoWorkflowFailed as exc:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from trainer.ingest import ingest_path
-from trainer.simulator import simulate, write_day
+from trainer.data.ingest import ingest_path
+from trainer.data.simulator import simulate, write_day
 from trainer.storage import Share
 
 SAMPLE = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "gke-sample" / "datasets"

@@ -18,10 +18,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from trainer import faults, scoring
+from trainer import faults
 from trainer.checkpoints import dump_model, load_checkpoint
 from trainer.errors import DatasetValidationError, OutOfOrderError, PermanentError
-from trainer.features import FEATURE_COLUMNS, features_for_day
+from trainer.evaluation import scoring
+from trainer.features.compute import FEATURE_COLUMNS
+from trainer.features.store import features_for_day
 from trainer.lineage import Entry, Lineage, commit
 from trainer.model import make_learner
 from trainer.report import write_reports

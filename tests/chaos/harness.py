@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from trainer.lineage import Lineage, verify
-from trainer.queue import WorkQueue
+from trainer.queue.work_queue import WorkQueue
 from trainer.storage import Share, create_share
 
 START = dt.date(2018, 4, 1)
@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[2]
 def write_days(root: Path, days: int, *, start: dt.date = START, customers: int = 60,
                terminals: int = 120, seed: int = 7) -> list[dt.date]:
     """Simulate `days` small days (about 100 rows each) straight onto the share."""
-    from trainer.simulator import simulate
+    from trainer.data.simulator import simulate
 
     share, _ = create_share(root, "tests.chaos.harness")  # as `fraudpipe ingest` would
     share.training_dir.mkdir(parents=True, exist_ok=True)
@@ -152,7 +152,7 @@ def run_chaos(tmp: Path, redis_url: str, *, datasets: int, kills: int, workers: 
     """
     import random
 
-    from trainer.redis_settings import RedisSettings
+    from trainer.queue.settings import RedisSettings
 
     rng = random.Random(seed)
     started = time.monotonic()

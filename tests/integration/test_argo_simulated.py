@@ -216,7 +216,7 @@ def test_queued_mode_drains_a_real_redis(ingested, tmp_path, redis_url):
     root, days = ingested
     share = tmp_path / "share"
     shutil.copytree(root, share)
-    from trainer.redis_settings import RedisSettings
+    from trainer.queue.settings import RedisSettings
 
     settings = RedisSettings.from_url(redis_url)
     fraudpipe("queue", "push", "--redis-url", redis_url, *days[:4])

@@ -173,7 +173,7 @@ def test_saved_share_block_is_usable_as_result_storage_by_name(prefect_server, t
 
 
 def test_saved_redis_block_builds_a_working_queue(prefect_server, redis_url):
-    pytest.importorskip("trainer.queue", reason="trainer/queue.py not on main")
+    pytest.importorskip("trainer.queue.work_queue", reason="trainer/queue.py not on main")
     import datetime as dt
 
     # GIVEN a queue block saved by name, pointing at a real redis-server

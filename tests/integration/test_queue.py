@@ -12,8 +12,8 @@ import pytest
 import redis
 
 from trainer.errors import LeaseLostError, QueueConnectionError
-from trainer.queue import WorkQueue
-from trainer.redis_settings import RedisSettings
+from trainer.queue.settings import RedisSettings
+from trainer.queue.work_queue import WorkQueue
 
 pytestmark = pytest.mark.integration
 
@@ -181,7 +181,7 @@ def test_concurrent_leasers_never_share_a_date(settings):
     # 4 processes lease+complete as fast as they can on a non-serial queue
     WorkQueue(settings).push([dt.date(2018, 1, 1) + dt.timedelta(days=i) for i in range(200)])
     code = (
-        "import sys; from trainer.queue import WorkQueue; from trainer.redis_settings import "
+        "import sys; from trainer.queue.work_queue import WorkQueue; from trainer.queue.settings import "
         "RedisSettings\nq = WorkQueue(RedisSettings.from_url(sys.argv[1]), serial=False)\n"
         "while (l := q.lease(sys.argv[2])):\n    q.complete(l); print(l.date)\n"
     )

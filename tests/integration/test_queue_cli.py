@@ -7,8 +7,8 @@ import json
 import pytest
 
 from trainer.commands import queue as queue_command
-from trainer.queue import WorkQueue
-from trainer.redis_settings import RedisSettings
+from trainer.queue.settings import RedisSettings
+from trainer.queue.work_queue import WorkQueue
 
 pytestmark = pytest.mark.integration
 

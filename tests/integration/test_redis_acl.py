@@ -30,8 +30,8 @@ from redis.retry import Retry
 from redis_server import REDIS_SERVER, RedisServer
 
 from trainer.errors import LeaseLostError, QueueConnectionError
-from trainer.queue import WorkQueue
-from trainer.redis_settings import RedisSettings
+from trainer.queue.settings import RedisSettings
+from trainer.queue.work_queue import WorkQueue
 
 pytestmark = pytest.mark.integration
 

@@ -8,10 +8,14 @@ import time
 import pytest
 
 from tests.chaos.harness import (
-    check_invariant, kill_group, start_worker, wait_until, write_days,
+    check_invariant,
+    kill_group,
+    start_worker,
+    wait_until,
+    write_days,
 )
-from trainer.queue import WorkQueue
-from trainer.redis_settings import RedisSettings
+from trainer.queue.settings import RedisSettings
+from trainer.queue.work_queue import WorkQueue
 
 pytestmark = pytest.mark.integration
 

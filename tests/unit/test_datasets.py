@@ -1,4 +1,4 @@
-"""Reading and validating one dataset file (trainer.datasets)."""
+"""Reading and validating one dataset file (trainer.data.datasets)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from trainer.datasets import load_training_day, read_dataset, validate_dataset
+from trainer.data.datasets import load_training_day, read_dataset, validate_dataset
+from trainer.data.schema import COLUMNS
 from trainer.errors import DatasetValidationError
-from trainer.schema import COLUMNS
 from trainer.storage import Share
 
 

@@ -443,7 +443,7 @@ def test_redis_objects_match_what_the_templates_expect():
 
 
 def test_redis_persists_and_limits_the_queue_user_to_its_keys():
-    from trainer.redis_settings import RedisSettings
+    from trainer.queue.settings import RedisSettings
 
     config = find("ConfigMap", "fraudpipe-redis-config")["data"]
     directives = dict(line.split(" ", 1) for line in config["redis.conf"].splitlines()

@@ -11,13 +11,13 @@ import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from trainer.errors import DatasetValidationError
-from trainer.evaluation import (
+from trainer.evaluation.split import (
     evaluate_on_share,
     evaluate_split,
     filter_known_compromised,
     known_compromised_by_test_day,
 )
-from trainer.features import FEATURE_COLUMNS
+from trainer.features.compute import FEATURE_COLUMNS
 from trainer.storage import Share
 
 # The headline split: train 07-25..07-31, delay 08-01..08-07, test 08-08..08-14.

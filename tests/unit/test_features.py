@@ -12,21 +12,30 @@ import pandas as pd
 import pytest
 
 from trainer.errors import DatasetValidationError
-from trainer.features import (
+from trainer.features.compute import (
     FEATURE_COLUMNS,
     FEATURES_VERSION,
     HISTORY_DAYS,
     OUTPUT_COLUMNS,
     compute_features,
-    features_for_day,
     features_for_frame,
+)
+from trainer.features.store import (
+    features_for_day,
     history_before,
-    load_history,
+    history_days,
+    read_transactions,
     write_features_cache,
 )
 from trainer.storage import Share
 
 DAY = dt.date(2018, 4, 10)  # a Tuesday
+
+
+def load_history(share: Share, day: dt.date) -> pd.DataFrame:
+    """Transactions of `day` and the days before it that its features read, from the share."""
+    return pd.concat([read_transactions(share.training_dataset(d)) for d in history_days(day)
+                      if share.training_dataset(d).is_file()], ignore_index=True)
 
 
 def tx(rows: list[tuple]) -> pd.DataFrame:

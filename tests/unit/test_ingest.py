@@ -1,4 +1,4 @@
-"""Ingesting files onto the share (trainer.ingest, `fraudpipe ingest`)."""
+"""Ingesting files onto the share (trainer.data.ingest, `fraudpipe ingest`)."""
 
 from __future__ import annotations
 
@@ -13,12 +13,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-import trainer.ingest
+import trainer.data.ingest
 from trainer.commands import ingest as ingest_command
-from trainer.datasets import load_training_day
+from trainer.data.datasets import load_training_day
+from trainer.data.ingest import ingest_path, read_manifest
+from trainer.data.schema import COLUMNS
 from trainer.errors import DatasetValidationError
-from trainer.ingest import ingest_path, read_manifest
-from trainer.schema import COLUMNS
 from trainer.storage import Share, sha256_file
 
 REPO = Path(__file__).resolve().parents[2]
@@ -88,7 +88,7 @@ def test_bad_corpus_is_quarantined_with_specific_reasons_and_good_files_are_inge
 
 
 def test_good_files_of_the_corpus_run_train(tmp_path):
-    train = pytest.importorskip("trainer.train", reason="trainer.train not on main yet")
+    train = pytest.importorskip("trainer.backlog", reason="trainer.backlog not on main yet")
     landing = tmp_path / "landing"
     fixtures.write_corpus(landing)
     share = Share.at(tmp_path / "share")
@@ -236,7 +236,7 @@ def test_changed_file_for_a_trained_day_is_refused_and_left_in_place(tmp_path, m
     share = Share.at(tmp_path / "share")
     ingest_path(write_day(tmp_path / "v1", seed=1), share)
     before = share.training_dataset(DAY).read_bytes()
-    monkeypatch.setattr(trainer.ingest, "_trained_dates", lambda _share: {DAY})
+    monkeypatch.setattr(trainer.data.ingest, "_trained_dates", lambda _share: {DAY})
     changed = write_day(tmp_path / "v2", seed=2)
 
     result = ingest_path(changed, share)
@@ -277,7 +277,7 @@ def test_changed_file_for_a_day_on_the_real_lineage_is_refused(tmp_path):
 
 
 def test_trained_dates_lookup_works_with_or_without_the_lineage_module(tmp_path):
-    assert trainer.ingest._trained_dates(Share.at(tmp_path)) == set()
+    assert trainer.data.ingest._trained_dates(Share.at(tmp_path)) == set()
 
 
 def test_a_failed_write_leaves_the_old_file_intact_and_no_partial_file(tmp_path, monkeypatch):
@@ -353,14 +353,14 @@ def test_unforeseen_validation_failure_quarantines_only_that_file(tmp_path, monk
     landing = tmp_path / "landing"
     write_day(landing, DAY)
     write_day(landing, dt.date(2018, 4, 3))
-    real_validate = trainer.ingest.validate_dataset
+    real_validate = trainer.data.ingest.validate_dataset
 
     def validate_or_crash(df, name, expected_date):
         if name.startswith("2018-04-02"):
             raise KeyError("surprise")
         return real_validate(df, name, expected_date)
 
-    monkeypatch.setattr(trainer.ingest, "validate_dataset", validate_or_crash)
+    monkeypatch.setattr(trainer.data.ingest, "validate_dataset", validate_or_crash)
     result = ingest_path(landing, Share.at(tmp_path / "share"))
 
     assert [e["date"] for e in result.ingested] == ["2018-04-03"]

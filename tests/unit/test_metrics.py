@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from trainer.metrics import average_precision, card_precision_at_k, roc_auc
+from trainer.evaluation.metrics import average_precision, card_precision_at_k, roc_auc
 
 
 @pytest.mark.parametrize("seed", range(8))

@@ -22,10 +22,10 @@ import pandas as pd
 import pytest
 
 from bench.sample_logic import CLASSES, split
-from trainer.evaluation import evaluate_split
-from trainer.features import FEATURE_COLUMNS, HISTORY_DAYS, compute_features
+from trainer.data.simulator import simulate, to_sample_dtypes
+from trainer.evaluation.split import evaluate_split
+from trainer.features.compute import FEATURE_COLUMNS, HISTORY_DAYS, compute_features
 from trainer.model import DEFAULT_LEARNER, fraud_scores, make_learner
-from trainer.simulator import simulate, to_sample_dtypes
 
 DAYS, CUSTOMERS, TERMINALS = 45, 600, 1_200
 CHECKPOINT_INDEX = 30  # train on days 0..30, test on days 38..44

@@ -6,7 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from trainer.errors import QueueConnectionError
-from trainer.redis_settings import RedisSettings
+from trainer.queue.settings import RedisSettings
 
 
 def test_from_url_reads_every_part():

@@ -11,9 +11,8 @@ import pandas as pd
 import pytest
 
 from trainer.commands import simulate as simulate_command
-from trainer.errors import FraudpipeError
-from trainer.schema import COLUMNS
-from trainer.simulator import (
+from trainer.data.schema import COLUMNS
+from trainer.data.simulator import (
     SimulationConfig,
     compromised_customers,
     compromised_terminals,
@@ -23,6 +22,7 @@ from trainer.simulator import (
     to_sample_dtypes,
     write_day,
 )
+from trainer.errors import FraudpipeError
 
 START = dt.date(2018, 4, 1)
 # Small enough to run in about a second, big enough that every scenario fires often:
@@ -381,7 +381,7 @@ def test_default_size_matches_the_published_scale_for_other_seeds(seed):
 
 @pytest.mark.parametrize("fmt", ["parquet", "pkl"])
 def test_simulated_files_pass_the_ingestion_validation_unchanged(tmp_path, fmt):
-    datasets = pytest.importorskip("trainer.datasets", reason="trainer/datasets.py not on main")
+    datasets = pytest.importorskip("trainer.data.datasets", reason="trainer/datasets.py not on main")
     frames = dict(simulate(days=2, customers=300, terminals=600, seed=5))
     for day, frame in frames.items():
         path = write_day(frame, tmp_path, day, fmt)

@@ -9,10 +9,10 @@ import sys
 import pytest
 
 from tests.shares import simulated_share
+from trainer.backlog import train_all
 from trainer.errors import OutOfOrderError
 from trainer.lineage import Lineage, verify
 from trainer.step import run_step
-from trainer.train import train_all
 
 D = [dt.date(2018, 4, 1) + dt.timedelta(days=i) for i in range(10)]
 

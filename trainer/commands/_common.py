@@ -10,7 +10,7 @@ import os
 import re
 import sys
 
-from trainer.schema import parse_date
+from trainer.data.schema import parse_date
 from trainer.storage import Share, open_share
 
 _DATE_FORM = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")

@@ -36,7 +36,7 @@ def add_parser(sub) -> None:
 
 def check_test_window(share: Share, test_start: dt.date, test_days: int) -> None:
     """Refuse a test window with days missing from the share, naming them and the window."""
-    from trainer.evaluation import testing_days
+    from trainer.evaluation.split import testing_days
 
     window = testing_days(test_start, test_days)
     missing = [d for d in window if not share.training_dataset(d).is_file()]
@@ -50,7 +50,7 @@ def check_test_window(share: Share, test_start: dt.date, test_days: int) -> None
 
 
 def run(args: argparse.Namespace) -> int:
-    from trainer.evaluate_checkpoint import evaluate_checkpoint
+    from trainer.evaluation.checkpoint import evaluate_checkpoint
 
     share = share_of(args)
     check_test_window(share, args.test_start, args.test_days)

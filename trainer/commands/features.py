@@ -19,7 +19,7 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from trainer.features import write_features_cache
+    from trainer.features.store import write_features_cache
 
     share = share_of(args)
     for day in sorted(set(args.dataset)):

@@ -8,7 +8,7 @@ import logging
 import sys
 
 from trainer.commands._common import add_storage
-from trainer.ingest import IngestResult, ingest_path
+from trainer.data.ingest import IngestResult, ingest_path
 from trainer.storage import create_share
 
 DESCRIPTION = """\

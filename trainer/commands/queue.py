@@ -37,7 +37,7 @@ def add_parser(sub) -> None:
 
 
 def _queue(args: argparse.Namespace):
-    from trainer.queue import WorkQueue
+    from trainer.queue.work_queue import WorkQueue
 
     return WorkQueue(settings_from_args(args))
 

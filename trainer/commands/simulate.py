@@ -7,8 +7,8 @@ import json
 import time
 
 from trainer.commands._common import date_arg
+from trainer.data.simulator import FORMATS, SimulationConfig, simulate_config, write_day
 from trainer.errors import FraudpipeError
-from trainer.simulator import FORMATS, SimulationConfig, simulate_config, write_day
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

@@ -22,9 +22,9 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from trainer.backlog import train_all
     from trainer.commands._progress import progress
     from trainer.lineage import Lineage
-    from trainer.train import train_all
 
     share = share_of(args)
     with progress() as bar:

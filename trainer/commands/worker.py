@@ -21,7 +21,7 @@ def settings_from_args(args: argparse.Namespace):
     """RedisSettings from --redis-url / the environment; a bad value exits naming it."""
     from pydantic import ValidationError
 
-    from trainer.redis_settings import RedisSettings
+    from trainer.queue.settings import RedisSettings
 
     try:
         return RedisSettings.from_env(args.redis_url)
@@ -55,8 +55,8 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from trainer.queue import WorkQueue
-    from trainer.worker import Worker
+    from trainer.queue.work_queue import WorkQueue
+    from trainer.queue.worker import Worker
 
     if args.lease_seconds <= 0 or (args.max_jobs is not None and args.max_jobs < 1):
         raise SystemExit("fraudpipe worker: --lease-seconds and --max-jobs must be positive")

@@ -5,7 +5,7 @@ from Redis `TIME` and a random token; a heartbeat renews it; a reaper that runs 
 every `lease()` returns expired leases to pending and counts attempts, dead-lettering a
 date after `max_attempts`; complete, fail, renew and release check the token, so a holder
 whose lease expired and went to someone else gets `LeaseLostError` instead of deleting
-the new holder's item. Every state change is one Lua script (`trainer.queue_scripts`).
+the new holder's item. Every state change is one Lua script (`trainer.queue.scripts`).
 
 Training is one warm-start chain, so by default the queue hands out one lease at a time
 (`serial=True`): `lease()` returns None while any date is leased. The queue is only the
@@ -24,10 +24,10 @@ from dataclasses import dataclass, field
 
 import redis
 
-from trainer import queue_scripts
+from trainer.data.schema import parse_date
 from trainer.errors import LeaseLostError
-from trainer.redis_settings import RedisSettings
-from trainer.schema import parse_date
+from trainer.queue import scripts as queue_scripts
+from trainer.queue.settings import RedisSettings
 
 
 @dataclass(frozen=True)

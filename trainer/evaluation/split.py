@@ -24,8 +24,8 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from trainer.features import features_for_day, read_transactions
-from trainer.metrics import average_precision, card_precision_at_k, roc_auc
+from trainer.evaluation.metrics import average_precision, card_precision_at_k, roc_auc
+from trainer.features.store import features_for_day, read_transactions
 from trainer.storage import Share
 
 CARDS_CHECKED_PER_DAY = 100

@@ -1,7 +1,7 @@
 """One dataset file: reading it (.parquet, .csv, opt-in .pkl) and validating it.
 
 `read_dataset` turns a file into a raw DataFrame, `validate_dataset` turns a raw frame into
-the canonical frame of `trainer.schema` (exact columns and dtypes, sorted rows) or raises
+the canonical frame of `trainer.data.schema` (exact columns and dtypes, sorted rows) or raises
 `DatasetValidationError` with a message that names the file, the row or column, what was
 found and what was expected. `load_training_day` reads a validated day back from the share.
 
@@ -25,8 +25,8 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
+from trainer.data.schema import COLUMNS
 from trainer.errors import DatasetValidationError
-from trainer.schema import COLUMNS
 from trainer.storage import Share
 
 log = logging.getLogger(__name__)
@@ -98,7 +98,7 @@ def validate_dataset(df: pd.DataFrame, name: str, expected_date: dt.date | None)
             (a testing file whose name is not a date).
 
     Returns:
-        A new frame with exactly the columns and dtypes of `trainer.schema.COLUMNS`,
+        A new frame with exactly the columns and dtypes of `trainer.data.schema.COLUMNS`,
         rows sorted by TX_DATETIME then TRANSACTION_ID, index 0..n-1.
 
     Raises:

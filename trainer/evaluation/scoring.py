@@ -7,8 +7,9 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
-from trainer.features import FEATURE_COLUMNS, features_for_frame, history_before
-from trainer.metrics import average_precision, card_precision_at_k, roc_auc
+from trainer.evaluation.metrics import average_precision, card_precision_at_k, roc_auc
+from trainer.features.compute import FEATURE_COLUMNS, features_for_frame
+from trainer.features.store import history_before
 from trainer.model import fraud_scores
 from trainer.storage import Share, atomic_path
 

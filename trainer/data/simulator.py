@@ -47,7 +47,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from trainer.schema import COLUMNS
+from trainer.data.schema import COLUMNS
 from trainer.storage import atomic_path
 
 SECONDS_PER_DAY = 86_400
@@ -297,7 +297,7 @@ def simulate(
 
     Yields:
         (date, frame) per day, in date order; the frame has the canonical columns and
-        dtypes of `trainer.schema.COLUMNS` and a default RangeIndex.
+        dtypes of `trainer.data.schema.COLUMNS` and a default RangeIndex.
 
     Raises:
         ValueError: A parameter is out of range (the message names it); raised by the

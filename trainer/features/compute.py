@@ -25,24 +25,18 @@ pandas' rolling over the rows sorted by (TX_DATETIME, TRANSACTION_ID) and does n
 on the order of the input rows. Terminal windows end a week before ``t``, so they have no
 such ambiguity. The reference implementation in ``tests/unit/test_features.py`` pins this.
 
-The second half of the module reads the history from the share and keeps the features
-cache ``features/<date>.parquet``, valid only for the same definitions and the same inputs.
+This module is pure computation on frames and arrays; reading the history from the share
+and the features cache live in `trainer.features.store`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from trainer.errors import DatasetValidationError
-from trainer.schema import COLUMNS
-from trainer.storage import Share, atomic_path, sha256_file
 
 #: Bump whenever a definition below changes: cached features of another version are ignored.
 FEATURES_VERSION = "1"
@@ -318,7 +312,7 @@ def _prepare(transactions: pd.DataFrame, what: str) -> pd.DataFrame:
     if not pd.api.types.is_datetime64_dtype(frame["TX_DATETIME"]):
         raise DatasetValidationError(
             f"{what}: column TX_DATETIME has dtype {frame['TX_DATETIME'].dtype}; "
-            "expected datetime64 (see trainer.schema.COLUMNS)"
+            "expected datetime64 (see trainer.data.schema.COLUMNS)"
         )
     for name in ("TX_AMOUNT", "TX_FRAUD"):
         if frame[name].isna().any():
@@ -337,7 +331,7 @@ def compute_features(transactions: pd.DataFrame, day: dt.date) -> pd.DataFrame:
     """The features of the transactions of `day`.
 
     Args:
-        transactions: Rows in the canonical dtypes (``trainer.schema.COLUMNS``; only
+        transactions: Rows in the canonical dtypes (``trainer.data.schema.COLUMNS``; only
             ``INPUT_COLUMNS`` are read) covering `day` and whatever history before it is
             available (``HISTORY_DAYS`` days give exact values).
         day: The day whose transactions to return.
@@ -385,209 +379,28 @@ def features_for_frame(history: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFram
     return _compute_frame(frame, target)
 
 
-# --- the share: history and the features cache -------------------------------------------
+def features_of_columns(columns: dict[str, np.ndarray], day: dt.date) -> pd.DataFrame | None:
+    """``compute_features`` of columns already in canonical numpy types, bit for bit.
 
-#: Key of the cache file's Parquet key-value metadata that records what it was built from.
-CACHE_METADATA_KEY = b"fraudpipe.features"
-
-
-def history_days(day: dt.date) -> list[dt.date]:
-    """The days whose transactions `day`'s features read: the 37 before it and itself."""
-    return [day - dt.timedelta(days=back) for back in range(HISTORY_DAYS, -1, -1)]
-
-
-def _require_dataset(share: Share, day: dt.date) -> Path:
-    path = share.training_dataset(day)
-    if not path.is_file():
-        raise DatasetValidationError(
-            f"{path}: no training dataset for {day.isoformat()}; ingest it first (fraudpipe ingest)"
-        )
-    return path
-
-
-#: The Arrow types of ``INPUT_COLUMNS`` in a dataset that ingest wrote (``trainer.schema``).
-CANONICAL_INPUT_SCHEMA = pa.schema(
-    [
-        ("TRANSACTION_ID", pa.int64()),
-        ("TX_DATETIME", pa.timestamp("ns")),
-        ("CUSTOMER_ID", pa.int64()),
-        ("TERMINAL_ID", pa.int64()),
-        ("TX_AMOUNT", pa.float64()),
-        ("TX_FRAUD", pa.int64()),
-    ]
-)
-
-
-def _read_table(path: Path) -> pa.Table:
-    try:
-        return pq.read_table(path, columns=INPUT_COLUMNS)
-    except (pa.ArrowInvalid, OSError, KeyError) as exc:
-        raise DatasetValidationError(
-            f"{path}: cannot read columns {INPUT_COLUMNS} as Parquet: {exc}"
-        ) from exc
-
-
-def read_transactions(path: Path) -> pd.DataFrame:
-    """The columns features need from one dataset file on the share."""
-    return _read_table(path).to_pandas()
-
-
-def _history_tables(share: Share, day: dt.date) -> list[pa.Table]:
-    """The input columns of `day` and the days before it that are on the share, in date order."""
-    _require_dataset(share, day)
-    return [
-        _read_table(share.training_dataset(d))
-        for d in history_days(day)
-        if share.training_dataset(d).is_file()
-    ]
-
-
-def load_history(share: Share, day: dt.date) -> pd.DataFrame:
-    """Transactions of `day` and the ``HISTORY_DAYS`` days before it that are on the share.
-
-    Missing earlier days are skipped (the first days of a run have no history; a gap is
-    allowed); a missing dataset for `day` itself raises ``DatasetValidationError``.
+    The fast path of a training step: `columns` maps each of ``INPUT_COLUMNS`` to an array
+    (TX_DATETIME as datetime64[ns]) with no missing values, so no pandas frame of the whole
+    history is built. Returns None when the rows need ``compute_features``' checks (a
+    missing amount, a repeated transaction id), whose error messages name the row.
     """
-    return _frame_of(_history_tables(share, day))
-
-
-def _features_of_tables(tables: list[pa.Table], day: dt.date) -> pd.DataFrame:
-    """``compute_features`` of the history `tables` (``_history_tables``), equal to the last bit.
-
-    A training step spends most of its time here. When every day has the canonical types
-    and the checks pass, the columns go from Arrow straight to numpy: no pandas frame of the
-    whole history, no conversions. Anything else (and every error message) takes the
-    pandas route through ``compute_features``, which is the definition.
-    """
-    table = pa.concat_tables(tables) if tables else None
-    if table is None or not all(t.schema.equals(CANONICAL_INPUT_SCHEMA) for t in tables):
-        return compute_features(_frame_of(tables), day)
-    if any(table.column(name).null_count for name in INPUT_COLUMNS):
-        return compute_features(_frame_of(tables), day)
-    arrays = {name: table.column(name).to_numpy() for name in INPUT_COLUMNS}
-    times = arrays["TX_DATETIME"].view(np.int64)
-    amounts = arrays["TX_AMOUNT"]
-    repeated = _first_repeated_row(pd.Series(arrays["TRANSACTION_ID"]))
-    if np.isnan(amounts).any() or repeated is not None:
-        return compute_features(_frame_of(tables), day)
+    times = columns["TX_DATETIME"].view(np.int64)
+    amounts = columns["TX_AMOUNT"]
+    if np.isnan(amounts).any() or _first_repeated_row(
+            pd.Series(columns["TRANSACTION_ID"])) is not None:
+        return None
     start, end = _day_bounds_ns(day)
-    target_rows, columns = _compute(
+    target_rows, computed = _compute(
         times,
-        arrays["TRANSACTION_ID"],
+        columns["TRANSACTION_ID"],
         amounts,
-        arrays["TX_FRAUD"].astype(np.float64),
-        _entity_codes(arrays["CUSTOMER_ID"]),
-        _entity_codes(arrays["TERMINAL_ID"]),
+        columns["TX_FRAUD"].astype(np.float64),
+        _entity_codes(columns["CUSTOMER_ID"]),
+        _entity_codes(columns["TERMINAL_ID"]),
         (times >= start) & (times < end),
     )
-    identity = pd.DataFrame({name: arrays[name][target_rows] for name in INPUT_COLUMNS})
-    return _features_frame(identity, columns)
-
-
-def _frame_of(tables: list[pa.Table]) -> pd.DataFrame:
-    return pd.concat([table.to_pandas() for table in tables], ignore_index=True)
-
-
-def history_before(share: Share, day: dt.date) -> pd.DataFrame:
-    """Training transactions of the ``HISTORY_DAYS`` days before `day` (not `day` itself).
-
-    For datasets that are not a training day, such as an ingested testing day: pass the
-    result and the dataset's rows to ``features_for_frame``. Missing days are skipped; with
-    none at all the frame is empty (with the input columns).
-    """
-    frames = [
-        read_transactions(share.training_dataset(d))
-        for d in history_days(day)[:-1]
-        if share.training_dataset(d).is_file()
-    ]
-    if not frames:
-        return pd.DataFrame({name: pd.Series(dtype=COLUMNS[name]) for name in INPUT_COLUMNS})
-    return pd.concat(frames, ignore_index=True)
-
-
-def _manifest_hashes(share: Share) -> dict[str, str]:
-    """Stored-file sha256 per date from the ingest manifest, where it records one.
-
-    Only keys that name the hash of the converted Parquet file are trusted; a hash of the
-    source file would not change when conversion does.
-    """
-    try:
-        manifest = json.loads(share.ingest_manifest.read_text())
-    except (OSError, ValueError):
-        return {}
-    hashes: dict[str, str] = {}
-    if isinstance(manifest, dict):
-        for key, entry in manifest.items():
-            if isinstance(entry, dict):
-                for field in ("dataset_sha256", "parquet_sha256"):
-                    if isinstance(entry.get(field), str):
-                        hashes[str(key)] = entry[field]
-                        break
-    return hashes
-
-
-def input_hashes(share: Share, day: dt.date) -> dict[str, str]:
-    """Date -> sha256 of every dataset file `day`'s features are computed from."""
-    manifest = _manifest_hashes(share)
-    hashes = {}
-    for d in history_days(day):
-        path = share.training_dataset(d)
-        if path.is_file():
-            hashes[d.isoformat()] = manifest.get(d.isoformat()) or sha256_file(path)
-    return hashes
-
-
-def _cache_record(day: dt.date, hashes: dict[str, str]) -> dict[str, object]:
-    return {"features_version": FEATURES_VERSION, "day": day.isoformat(), "inputs": hashes}
-
-
-def _read_cache(path: Path, expected: dict[str, object]) -> pd.DataFrame | None:
-    """The cached frame if `path` holds features built from exactly `expected`."""
-    try:
-        metadata = pq.read_schema(path).metadata or {}
-        record = json.loads(metadata.get(CACHE_METADATA_KEY, b"null"))
-        if record != expected:
-            return None
-        frame = pq.read_table(path).to_pandas()
-    except (OSError, ValueError, pa.ArrowException):
-        # A torn or foreign file is no cache; recomputing is always correct.
-        return None
-    if list(frame.columns) != OUTPUT_COLUMNS:
-        return None
-    return frame
-
-
-def features_for_day(share: Share, day: dt.date, *, use_cache: bool = True) -> pd.DataFrame:
-    """Features of `day`'s training dataset, from the cache when it is still valid.
-
-    The cache ``share.features(day)`` is used only if it records the same
-    ``FEATURES_VERSION`` and the same sha256 for every input dataset; otherwise the
-    features are computed (and not written: see ``write_features_cache``).
-
-    Raises:
-        DatasetValidationError: `day` has no training dataset on the share.
-    """
-    _require_dataset(share, day)
-    if use_cache and share.features(day).is_file():
-        cached = _read_cache(share.features(day), _cache_record(day, input_hashes(share, day)))
-        if cached is not None:
-            return cached
-    return _features_of_tables(_history_tables(share, day), day)
-
-
-def write_features_cache(share: Share, day: dt.date) -> Path:
-    """Compute `day`'s features and write them to ``share.features(day)`` atomically.
-
-    The file's Parquet metadata records the features version and the inputs' sha256; the
-    bytes depend only on those inputs and the library versions.
-    """
-    hashes = input_hashes(share, day)
-    frame = _features_of_tables(_history_tables(share, day), day)
-    table = pa.Table.from_pandas(frame, preserve_index=False)
-    metadata = dict(table.schema.metadata or {})
-    metadata[CACHE_METADATA_KEY] = json.dumps(_cache_record(day, hashes), sort_keys=True).encode()
-    table = table.replace_schema_metadata(metadata)
-    final = share.features(day)
-    with atomic_path(final) as tmp:
-        pq.write_table(table, tmp, compression="zstd")
-    return final
+    identity = pd.DataFrame({name: columns[name][target_rows] for name in INPUT_COLUMNS})
+    return _features_frame(identity, computed)

@@ -103,7 +103,7 @@ def simulate_new_days(run_dir: RunDirectory, days: int, customers: int, terminal
     population of customers and terminals. The parameters of the first run are kept in
     `simulation.json` and reused, so that a second run never mixes two populations.
     """
-    from trainer.simulator import SimulationConfig, simulate_config, write_day
+    from trainer.data.simulator import SimulationConfig, simulate_config, write_day
 
     state = {"start": FIRST_DAY.isoformat(), "customers": customers, "terminals": terminals,
              "seed": seed, "days": 0}

@@ -6,8 +6,8 @@ import datetime as dt
 
 from trainer.checkpoints import load_checkpoint
 from trainer.errors import LineageError
-from trainer.evaluation import evaluate_on_share
-from trainer.features import FEATURE_COLUMNS
+from trainer.evaluation.split import evaluate_on_share
+from trainer.features.compute import FEATURE_COLUMNS
 from trainer.lineage import Lineage
 from trainer.model import fraud_scores
 from trainer.storage import Share

@@ -36,8 +36,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from trainer.errors import LeaseLostError, PermanentError, QueueConnectionError
-from trainer.queue import Lease, WorkQueue
-from trainer.redis_settings import RedisSettings
+from trainer.queue.settings import RedisSettings
+from trainer.queue.work_queue import Lease, WorkQueue
 from trainer.storage import Share
 
 log = logging.getLogger(__name__)

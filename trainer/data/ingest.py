@@ -1,6 +1,6 @@
 """Ingesting dataset files onto the share: validate, convert, write atomically, record.
 
-For each source file: read and validate it (`trainer.datasets`), convert it to canonical
+For each source file: read and validate it (`trainer.data.datasets`), convert it to canonical
 Parquet in memory, then, under the ingest lock, compare it with what the share already
 holds and either leave it ("unchanged"), write it atomically ("ingested", possibly
 replacing a day not yet trained), or refuse it (a changed file for a day already trained:
@@ -26,9 +26,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from trainer.datasets import dataset_day, read_dataset, validate_dataset
+from trainer.data.datasets import dataset_day, read_dataset, validate_dataset
+from trainer.data.schema import COLUMNS, LABEL, date_from_name
 from trainer.errors import ChangedDatasetError, DatasetValidationError, FraudpipeError
-from trainer.schema import COLUMNS, LABEL, date_from_name
 from trainer.storage import (
     Share,
     atomic_path,

@@ -1,0 +1,1 @@
+"""Transaction datasets: the schema, reading and validating files, ingest, the simulator."""

@@ -1,0 +1,1 @@
+"""Judging a model: ranking metrics, scoring a day, splits and checkpoint evaluation."""
