@@ -15,11 +15,10 @@ from pathlib import Path
 import pytest
 
 from tests.shares import simulate_days, simulated_share
+from trainer.backlog import train_all
 from trainer.cli import BUILTIN, build_parser, main
 from trainer.errors import NotAShareError
-from trainer.lineage import verify
 from trainer.storage import MARKER_NAME, Share, create_share, open_share
-from trainer.train import train_all
 
 FRAUDPIPE = Path(sys.executable).with_name("fraudpipe")
 D = [dt.date(2018, 4, 1) + dt.timedelta(days=i) for i in range(10)]
@@ -296,7 +295,7 @@ def test_evaluate_within_the_ingested_days_works(trained, capsys):
 ])
 def test_evaluate_bad_split_is_an_error_not_a_traceback(trained, args, code, message):
     base = {"--checkpoint": "2018-04-03", "--test-start": "2018-04-04", "--test-days": "2"}
-    base.update(dict(zip(args[::2], args[1::2])))
+    base.update(dict(zip(args[::2], args[1::2], strict=True)))
     flat = [x for kv in base.items() for x in kv]
     got, _, err = run_cli("evaluate", "--storage", str(trained.root), *flat)
     assert got == code and message in err and "Traceback" not in err
