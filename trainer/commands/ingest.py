@@ -9,6 +9,7 @@ import sys
 
 from trainer.commands._common import add_storage
 from trainer.data.ingest import IngestResult, ingest_path
+from trainer.data.ingest import log as ingest_log
 from trainer.storage import create_share
 
 DESCRIPTION = """\
@@ -38,7 +39,7 @@ class _QuarantineReported(logging.Filter):
     file once, with where it went."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not (record.name == "trainer.ingest" and record.msg.startswith("quarantining"))
+        return not str(record.msg).startswith("quarantining")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -91,12 +92,12 @@ def run(args: argparse.Namespace) -> int:
     if created:
         print(f"created a new share at {share.root}", file=sys.stderr)
     quiet = _QuarantineReported()
-    logging.getLogger("trainer.ingest").addFilter(quiet)
+    ingest_log.addFilter(quiet)
     try:
         result = ingest_path(args.source, share, allow_pickle=args.allow_pickle,
                              testing=args.testing)
     finally:
-        logging.getLogger("trainer.ingest").removeFilter(quiet)
+        ingest_log.removeFilter(quiet)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
     else:
