@@ -73,7 +73,8 @@ def local_run(tmp_path_factory):
     script = ["set -e"]
     for block in BLOCKS:
         if block.skip is None:
-            script += [f"# README.md line {block.line}", block.text, f"echo '{DONE.format(block.index)}'"]
+            script += [f"# README.md line {block.line}", block.text,
+                       f"echo '{DONE.format(block.index)}'"]
     before = _git_status()
     proc = subprocess.run(["bash", "-c", "\n".join(script)], cwd=REPO, env=fresh_shell_env(tmp),
                           capture_output=True, text=True, timeout=900)
