@@ -301,25 +301,27 @@ class ProcessWorker(_Process):
         env: Environment from `PrefectServer.env()` (or `prefect_env`).
         log_path: Where the worker's and its flow runs' output goes.
         cwd: Working directory of the worker.
+        limit: At most this many flow runs at once (None: no limit).
     """
 
     name = "prefect worker"
 
     def __init__(self, pool: str, env: dict[str, str], log_path: Path,
-                 cwd: Path | None = None) -> None:
+                 cwd: Path | None = None, limit: int | None = None) -> None:
         super().__init__(log_path)
         self.pool = pool
         self.env = env
         self.cwd = cwd
+        self.limit = limit
 
     def start(self, timeout: float = STARTUP_TIMEOUT) -> ProcessWorker:
         """Start the worker and wait until it logs that it polls the pool."""
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0
-        self._spawn(
-            [sys.executable, "-m", "prefect", "worker", "start", "--pool", self.pool,
-             "--type", "process"],
-            env=self.env, cwd=self.cwd,
-        )
+        args = [sys.executable, "-m", "prefect", "worker", "start", "--pool", self.pool,
+                "--type", "process"]
+        if self.limit is not None:
+            args += ["--limit", str(self.limit)]
+        self._spawn(args, env=self.env, cwd=self.cwd)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self._check_alive()

@@ -16,7 +16,7 @@ from pathlib import Path
 import skops.io as sio
 
 from trainer.errors import LineageError
-from trainer.model import TRUSTED_TYPES
+from trainer.learners import TRUSTED_TYPES
 from trainer.storage import atomic_write_bytes, sha256_bytes
 
 #: zip entries get this timestamp so the same model always gives the same bytes.

@@ -24,8 +24,8 @@ from trainer.errors import DatasetValidationError, OutOfOrderError, PermanentErr
 from trainer.evaluation import scoring
 from trainer.features.compute import FEATURE_COLUMNS
 from trainer.features.store import features_for_day
+from trainer.learners import DEFAULT_LEARNER, make_learner
 from trainer.lineage import Entry, Lineage, commit
-from trainer.model import make_learner
 from trainer.report import write_reports
 from trainer.storage import Share, publish_temp, sha256_bytes, sha256_file, write_temp
 from trainer.versions import library_versions
@@ -86,7 +86,7 @@ def run_step(share: Share, day: dt.date, *, learner: str | None = None,
     dataset_sha = sha256_file(dataset)
 
     if head is None:
-        model, learner_name, gap = make_learner(learner), learner or _default_learner(), 0
+        model, learner_name, gap = make_learner(learner), learner or DEFAULT_LEARNER, 0
     else:
         if learner is not None and learner != head.learner:
             raise PermanentError(f"the chain uses learner {head.learner!r}, not {learner!r}; "
@@ -135,8 +135,3 @@ def run_step(share: Share, day: dt.date, *, learner: str | None = None,
     log.info("trained %s in %.2fs (checkpoint %s)", day, seconds, checkpoint_sha[:12])
     return StepResult(day.isoformat(), "trained", checkpoint_sha, metrics, seconds, entry.gap_days)
 
-
-def _default_learner() -> str:
-    from trainer.model import DEFAULT_LEARNER
-
-    return DEFAULT_LEARNER

@@ -74,10 +74,12 @@ def _screenshot(page, name: str) -> Path:
 
 
 def _artifacts(pipeline: DeployedPipeline) -> dict[str, dict]:
-    """The first daily-pipeline run's artifacts by key, and the run as "flow_run"."""
+    """The completed daily-pipeline run's artifacts by key, and the run as "flow_run"."""
     deployment = pipeline.api("GET", "/deployments/name/daily-pipeline/local")
-    flow_run = pipeline.api("POST", "/flow_runs/filter", json={
-        "flow_runs": {"deployment_id": {"any_": [deployment["id"]]}}})[0]
+    # Completed only: with the scheduler on, the deployment also has future (Scheduled) runs.
+    [flow_run] = pipeline.api("POST", "/flow_runs/filter", json={"flow_runs": {
+        "deployment_id": {"any_": [deployment["id"]]},
+        "state": {"type": {"any_": ["COMPLETED"]}}}})
     artifacts = pipeline.api("POST", "/artifacts/filter",
                              json={"artifacts": {"flow_run_id": {"any_": [flow_run["id"]]}}})
     return {"flow_run": flow_run} | {artifact["key"]: artifact for artifact in artifacts}

@@ -9,7 +9,7 @@ import pytest
 
 from trainer.checkpoints import dump_model, load_checkpoint, save_checkpoint
 from trainer.errors import LineageError
-from trainer.model import make_learner
+from trainer.learners import make_learner
 
 
 def _trained(seed=0):
@@ -23,7 +23,7 @@ def test_same_model_gives_same_bytes_across_processes(tmp_path):
     # GIVEN the same training run in two separate interpreters
     code = (
         "import hashlib, numpy as np, sys;"
-        "from trainer.model import make_learner; from trainer.checkpoints import dump_model;"
+        "from trainer.learners import make_learner; from trainer.checkpoints import dump_model;"
         "rng=np.random.default_rng(0); X=rng.normal(size=(500,15)); y=(X[:,0]>1.5).astype(int);"
         "print(hashlib.sha256(dump_model(make_learner().partial_fit(X,y))).hexdigest())"
     )
@@ -39,7 +39,7 @@ def test_loaded_then_trained_equals_trained_in_memory():
     sha_path_free = dump_model(model)
     import skops.io as sio
 
-    from trainer.model import TRUSTED_TYPES
+    from trainer.learners import TRUSTED_TYPES
     reloaded = sio.loads(sha_path_free, trusted=TRUSTED_TYPES)
     model.partial_fit(X, y)
     reloaded.partial_fit(X, y)

@@ -25,7 +25,8 @@ from bench.sample_logic import CLASSES, split
 from trainer.data.simulator import simulate, to_sample_dtypes
 from trainer.evaluation.split import evaluate_split
 from trainer.features.compute import FEATURE_COLUMNS, HISTORY_DAYS, compute_features
-from trainer.model import DEFAULT_LEARNER, fraud_scores, make_learner
+from trainer.learners import DEFAULT_LEARNER, make_learner
+from trainer.model import fraud_scores
 
 DAYS, CUSTOMERS, TERMINALS = 45, 600, 1_200
 CHECKPOINT_INDEX = 30  # train on days 0..30, test on days 38..44
