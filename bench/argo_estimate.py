@@ -4,7 +4,8 @@
 
 Nothing here runs on a cluster: the model combines the step times measured on this
 machine (results/step.json, results/history.json) with stated assumptions about Argo and
-GKE. The chain is serial (one warm-start line, FACTS section 5), so with `k` days per step
+GKE. The chain is serial (one warm-start line, docs/facts.md#redis-and-memorystore), so with `k`
+days per step
 the workflow runs ceil(183 / k) training pods one after the other, then one report pod:
 
     wall = node_start + pods * (pod_overhead + process_start) + 183 * step + report pod

@@ -130,7 +130,8 @@ class RedisService(_Process):
             )
         self.directory.mkdir(parents=True, exist_ok=True)
         # appendfsync everysec: a crash loses at most a second of queue writes, and the
-        # lineage on the share, not Redis, is the record of what was trained (FACTS 5).
+        # lineage on the share, not Redis, is the record of what was trained
+        # (docs/facts.md#redis-and-memorystore).
         self._spawn([
             binary, "--port", str(self.port), "--bind", "127.0.0.1",
             "--dir", str(self.directory), "--daemonize", "no", "--save", "",

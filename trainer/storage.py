@@ -3,7 +3,7 @@
 The share is an NFS mount in a pod (`/mnt/fileserver`) and a plain directory on a laptop.
 NFS gives close-to-open consistency only, so every file other readers may open is written
 to a temporary name in the same directory, fsynced, renamed over the final name and the
-directory fsynced (FACTS section 6). Readers never list directories to find checkpoints:
+directory fsynced (docs/facts.md#checkpoints). Readers never list directories to find checkpoints:
 they go through the lineage manifest.
 """
 

@@ -17,7 +17,7 @@ from trainer.errors import PermanentError
 #: Exit code of a validation or out-of-order error: the retry expression never retries it.
 PERMANENT_EXIT_CODE: int = PermanentError.exit_code
 
-#: Messages Argo records for a node whose pod disappeared under it (FACTS section 4,
+#: Messages Argo records for a node whose pod disappeared under it (docs/facts.md#argo-and-gke-spot,
 #: argoproj/argo-workflows#9880 and upstream `examples/retry-conditional.yaml`).
 PREEMPTION_MESSAGE_PATTERN = "imminent node shutdown|pod deleted"
 

@@ -59,7 +59,7 @@ def retry_strategy(settings: WorkflowSettings) -> RetryStrategy:
     """Retries with backoff; the policy is Always so the expression alone decides.
 
     A Spot preemption reaches Argo as *Failed* ("imminent node shutdown"), which
-    OnError would not retry (FACTS section 4); the expression filters instead.
+    OnError would not retry (docs/facts.md#argo-and-gke-spot); the expression filters instead.
     """
     return RetryStrategy(
         limit=str(settings.retry_limit),

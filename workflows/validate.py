@@ -3,7 +3,7 @@
 Argo kinds are checked against Argo's published v4.1 JSON schema
 (`../shared/reference/argo/workflows-v4.1-jsonschema.json`). That schema checks types
 and required fields but leaves unknown keys alone, while Argo's server decodes strictly
-(FACTS section 4), so a second pass walks the schema's `$ref`s together with the
+(docs/facts.md#argo-and-gke-spot), so a second pass walks the schema's `$ref`s together with the
 manifest and reports every key the schema does not define. Kubernetes core kinds go
 through the strict schemas shipped by `kubernetes-validate` (offline), or a minimal
 structural check when that package is missing. Every problem names the file, the

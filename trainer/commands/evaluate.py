@@ -12,7 +12,8 @@ def add_parser(sub) -> None:
         "evaluate", help="score test days with a checkpoint, the handbook's protocol",
         description="Known-compromised cards filtered (frauds in the known window up to the "
                     "checkpoint's day, plus the delay days revealed one per test day); ROC "
-                    "AUC, average precision and Card Precision@100 (FACTS section 3).")
+                    "AUC, average precision and Card Precision@100 "
+                    "(docs/facts.md#features-and-evaluation).")
     add_storage(parser)
     parser.add_argument("--checkpoint", metavar="DATE", type=date_arg, required=True,
                         help="the day whose checkpoint scores the test days")

@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
         args.source, Share.at(args.storage), allow_pickle=args.allow_pickle, testing=args.testing
     )
     if args.json:
-        print(json.dumps(result.to_dict(), indent=2))
+        print(json.dumps(result.to_json(), indent=2))
     else:
         print(result.summary())
     if not result.read_any:
