@@ -6,14 +6,46 @@ BIN    := $(VENV)/bin
 DAYS   ?= 10
 RUN_DIR ?= .fraudpipe
 PYTEST_ARGS ?=
+# The stack `make up` keeps open: fixed ports (not Redis' 6379 nor Prefect's 4200, which
+# another server may hold); override on the command line or in the environment.
+REDIS_PORT   ?= 6380
+PREFECT_PORT ?= 4280
+# DEMO=60: every 60 s a new simulated day lands and daily-pipeline/local runs.
+DEMO ?= 0
+# GKE=1: also deploy the */gke deployments (they only run on a GKE cluster).
+GKE ?= 0
+STACK_ARGS = --run-dir $(RUN_DIR) --redis-port $(REDIS_PORT) --prefect-port $(PREFECT_PORT) \
+             --demo $(DEMO) $(if $(filter 1 yes true,$(GKE)),--gke)
 
-.PHONY: run test test-slow setup redis chromium render validate bench bench-quick clean
+.PHONY: run up down status test test-slow setup lock check-lock redis chromium render \
+        validate bench bench-quick clean
 
-$(BIN)/fraudpipe: pyproject.toml
+# Every package at the exact version and hashes of requirements-dev.lock, then the project
+# itself without dependencies: nothing is resolved at install time.
+$(BIN)/fraudpipe: pyproject.toml requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,kubernetes]'
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements-dev.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $@
+
+## Refresh the locks after a change to pyproject.toml's dependencies (commit all three):
+## requirements-dev.lock (runtime, dev and kubernetes extras: make setup, CI) and
+## requirements.lock (runtime and kubernetes: the step image), the same version of every
+## package they share. Versions already locked stay unless pyproject.toml excludes them;
+## UPGRADE=1 takes the newest that pyproject.toml allows.
+LOCK_FLAGS = --generate-hashes --universal --python-version 3.11 --quiet
+lock: setup
+	$(BIN)/uv pip compile pyproject.toml --extra dev --extra kubernetes $(LOCK_FLAGS) \
+	  $(if $(UPGRADE),--upgrade) -o requirements-dev.lock
+	$(BIN)/uv pip compile pyproject.toml --extra kubernetes $(LOCK_FLAGS) \
+	  -c requirements-dev.lock -o requirements.lock
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements-dev.lock
+	$(BIN)/python -m stack check-lock
+
+## Whether the installed packages are exactly the lock's.
+check-lock: setup
+	$(BIN)/python -m stack check-lock
 
 redis:
 	@command -v redis-server >/dev/null 2>&1 || { \
@@ -32,9 +64,20 @@ chromium:
 
 setup: $(BIN)/fraudpipe redis
 
-## The main job on the embedded default: DAYS simulated days, ingested and trained locally.
+## The main job: DAYS simulated days through `prefect deployment run 'daily-pipeline/local'`,
+## on the stack `make up` keeps open, or on services started for this run only.
 run: setup
-	$(BIN)/python -m flows.embedded --days $(DAYS) --run-dir $(RUN_DIR)
+	$(BIN)/python -m stack run --days $(DAYS) --run-dir $(RUN_DIR)
+
+## A local stack that stays open: redis-server, Prefect server (scheduler on), worker.
+up: setup
+	$(BIN)/python -m stack up $(STACK_ARGS)
+
+status: setup
+	$(BIN)/python -m stack status --run-dir $(RUN_DIR)
+
+down: setup
+	$(BIN)/python -m stack down --run-dir $(RUN_DIR)
 
 ## Unit and integration tests (real redis-server, real Prefect server); not slow, not on_cluster.
 test: setup chromium
@@ -58,4 +101,5 @@ bench-quick: setup
 	$(BIN)/python -m bench all --quick --results-dir /tmp/bench-quick
 
 clean:
+	-[ -x $(BIN)/python ] && $(BIN)/python -m stack down --run-dir $(RUN_DIR)
 	rm -rf $(VENV) $(RUN_DIR)

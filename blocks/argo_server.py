@@ -11,16 +11,34 @@ from __future__ import annotations
 import urllib.parse
 from typing import Any
 
+import requests
 from prefect.blocks.core import Block
 from pydantic import Field, SecretStr, field_validator
 
 from blocks.errors import MissingComponentError
 from blocks.filestore import dns1123_label, dns1123_subdomain
-from workflows.settings import WorkflowSettings
 
 #: The namespace the rendered templates, the RBAC and deployments/k8s/ use, so a block saved
-#: with defaults submits where the WorkflowTemplate and its service account live.
-DEFAULT_NAMESPACE: str = WorkflowSettings.model_fields["namespace"].default
+#: with defaults submits where the WorkflowTemplate and its service account live (a test
+#: checks it equals `workflows.settings.WorkflowSettings().namespace`; `blocks/` does not
+#: import `workflows/`).
+DEFAULT_NAMESPACE = "fraudpipe"
+
+#: Seconds one HTTP request to the Argo Server may take before it counts as failed (Hera's
+#: service sets no timeout, so a silent ingress would hang the caller forever).
+REQUEST_TIMEOUT_SECONDS = 30.0
+
+
+class _TimeoutSession(requests.Session):
+    """A requests session whose calls time out unless the caller says otherwise."""
+
+    def __init__(self, timeout: float) -> None:
+        super().__init__()
+        self.timeout = timeout
+
+    def request(self, method: str, url: str, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        kwargs.setdefault("timeout", self.timeout)
+        return super().request(method, url, **kwargs)
 
 
 def _http_url(value: str, field: str) -> str:
@@ -109,8 +127,12 @@ class ArgoServer(Block):
             raise ValueError("token must be one non-empty word, optionally after 'Bearer '")
         return SecretStr(" ".join(words))
 
-    def workflows_service(self) -> Any:
-        """Hera's `WorkflowsService` for this server and namespace."""
+    def workflows_service(self, request_timeout: float = REQUEST_TIMEOUT_SECONDS) -> Any:
+        """Hera's `WorkflowsService` for this server and namespace.
+
+        Args:
+            request_timeout: seconds each HTTP request may take (connect and read).
+        """
         try:
             from hera.workflows import WorkflowsService
         except ImportError as exc:
@@ -122,6 +144,7 @@ class ArgoServer(Block):
             verify_ssl=self.verify_tls,
             token=self.token.get_secret_value() if self.token is not None else None,
             namespace=self.namespace,
+            session=_TimeoutSession(request_timeout),
         )
 
     def workflow_url(self, name: str) -> str:

@@ -1,14 +1,18 @@
-"""What a flow run publishes: a markdown report, a metrics table, progress, and a plot.
+"""What a flow run publishes: a headline, alerts, a report, a metrics table, a plot, progress.
 
-The content is built by plain functions of a `RunSummary` and the lineage (unit-tested
-without a Prefect server); `publish` turns it into Prefect artifacts of the current flow
-run. The plot is a PNG written atomically to `output/plots/` on the share (matplotlib's
-Agg backend: no display on a worker) and published as a link artifact, since a path on
-the share is not a URL a browser can load an image from.
+The content is built by plain functions of a `RunSummary` and the share
+(`build_artifacts`, unit-tested without a Prefect server); `publish` turns it into
+Prefect artifacts of the current flow run. The headline and the alerts (what the fraud
+team does today) are built in `flows/today.py`. The plot is drawn with matplotlib's Agg
+backend (no display on a worker), written atomically to `output/plots/` on the share and
+shown inline in the UI as markdown with a `data:` URI: a path on the share is not a URL a
+browser can load. A run that trained nothing writes no plot and publishes no alerts; its
+headline says so.
 """
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import io
 import re
@@ -16,15 +20,18 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from uuid import UUID
 
+from flows.today import head_alerts, headline_markdown
+from trainer.errors import FraudpipeError
 from trainer.lineage import Entry, Lineage
 from trainer.storage import Share, atomic_write_bytes
 
-#: Metrics in the table and the plot: (label, path in an entry's metrics).
+#: Metrics in the table and the plot: (label, path in an entry's metrics). Not the train
+#: accuracy: near 1 at a 0.6 % fraud rate whatever the model does, it says nothing and
+#: squashes the plot's scale.
 METRICS: list[tuple[str, tuple[str, ...]]] = [
     ("auc_roc_before_training", ("prequential", "auc_roc")),
     ("average_precision_before_training", ("prequential", "average_precision")),
     ("card_precision_at_100_before_training", ("prequential", "card_precision_at_100")),
-    ("train_accuracy", ("train_accuracy",)),
     ("test_auc_roc", ("test", "auc_roc")),
 ]
 
@@ -115,6 +122,8 @@ def markdown_report(summary: RunSummary, lineage: Lineage) -> str:
                  + (f"{head.date} (`{head.sha256[:12]}`)" if head else "none"))
     if summary.plot:
         lines.append(f"- metrics plot: `{summary.plot}`")
+    if not summary.trained:
+        lines.append("- nothing trained in this run: no new checkpoint, scores or plot")
     lines.append("")
     if summary.dead:
         lines += ["## Dead-lettered (not trained)", "", "| date | error |", "|---|---|"]
@@ -155,34 +164,102 @@ def plot_path(share: Share, flow: str, when: dt.datetime | None = None) -> Path:
     return share.output_dir / "plots" / f"{slug}-{when.strftime('%Y%m%dT%H%M%S%fZ')}.png"
 
 
-def write_metrics_plot(share: Share, chain: list[Entry], destination: Path) -> Path | None:
-    """Plot the METRICS of the chain over time into a PNG; None if the chain is empty."""
+def metrics_png(chain: list[Entry]) -> bytes | None:
+    """A PNG of the METRICS of the chain over time; None if the chain is empty."""
     if not chain:
         return None
     import matplotlib
 
     matplotlib.use("Agg")  # no display on workers and in tests
+    from matplotlib import dates
     from matplotlib.figure import Figure
 
     # A Figure, not pyplot: no global state shared between flow runs in one process.
-    figure = Figure(figsize=(9, 4.5), dpi=100)
+    figure = Figure(figsize=(9, 4.5), dpi=100, layout="constrained")
     axes = figure.subplots()
     days = [entry.day for entry in chain]
     for label, path in METRICS:
         values = [_metric(entry.metrics, path) for entry in chain]
         if any(v is not None for v in values):
             points = [float("nan") if v is None else v for v in values]
-            axes.plot(days, points, marker="o", markersize=3, label=label)
+            axes.plot(days, points, marker="o", markersize=3, label=label.replace("_", " "))
     axes.set_ylim(-0.02, 1.02)
+    # One tick a day (at most about ten): the default locator puts hours between two days.
+    axes.xaxis.set_major_locator(dates.DayLocator(interval=max(1, len(chain) // 10)))
+    axes.xaxis.set_major_formatter(dates.DateFormatter("%Y-%m-%d"))
     axes.set_xlabel("dataset date")
     axes.set_title(f"fraudpipe metrics per day ({len(chain)} days, head {chain[-1].date})")
     axes.grid(alpha=0.3)
-    axes.legend(fontsize="small", loc="lower left")
+    # Beside the plot, not over it: low lines (CP@100) would hide behind a legend inside.
+    figure.legend(loc="outside right upper", fontsize="small")
     figure.autofmt_xdate()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
-    atomic_write_bytes(destination, buffer.getvalue())
+    return buffer.getvalue()
+
+
+def write_metrics_plot(share: Share, chain: list[Entry], destination: Path) -> Path | None:
+    """Write `metrics_png` of the chain atomically to `destination`; None if the chain is empty."""
+    png = metrics_png(chain)
+    if png is None:
+        return None
+    atomic_write_bytes(destination, png)
     return destination
+
+
+def plot_markdown(png: bytes, path: Path, chain: list[Entry]) -> str:
+    """The plot inline: markdown with the PNG as a `data:` URI, and where it is on the share."""
+    encoded = base64.b64encode(png).decode("ascii")
+    return (f"![fraudpipe metrics per day, head {chain[-1].date}]"
+            f"(data:image/png;base64,{encoded})\n\n"
+            "Per day: ROC AUC, average precision and Card Precision@100 of the day scored "
+            "before training on it, and the testing set's ROC AUC after it.\n\n"
+            f"PNG on the share: `{path}`\n")
+
+
+@dataclass
+class RunArtifacts:
+    """The content of a run's artifacts, ready for Prefect."""
+
+    headline: str
+    """What to do today, how good today's ranking was, what changed (`flows/today.py`)."""
+    report: str
+    """Everything the run did (`markdown_report`)."""
+    metrics: list[dict]
+    """`metrics_rows` of the active chain."""
+    alerts: list[dict]
+    """The head day's top cards, if this run trained it; else empty (no artifact)."""
+    plot: str | None
+    """`plot_markdown`, if this run trained anything; else None (no artifact, no PNG)."""
+
+
+def build_artifacts(summary: RunSummary, share: Share,
+                    when: dt.datetime | None = None) -> RunArtifacts:
+    """Build the run's artifacts; write the plot PNG if (and only if) the run trained a day.
+
+    Sets `summary.plot` to the PNG's path, or None when nothing was written.
+    """
+    lineage = Lineage.load(share)
+    chain = lineage.chain()
+    png = metrics_png(chain) if summary.trained else None
+    plot = None
+    summary.plot = None
+    if png is not None:
+        destination = plot_path(share, summary.flow, when)
+        atomic_write_bytes(destination, png)
+        summary.plot = str(destination)
+        plot = plot_markdown(png, destination, chain)
+    alerts, alerts_error = [], None
+    if summary.trained:
+        try:
+            alerts = head_alerts(share, lineage)
+        except FraudpipeError as exc:  # training is done; say why instead of failing the run
+            alerts_error = str(exc)
+    headline = headline_markdown(summary, lineage, alerts, alerts_key=artifact_key(
+        summary.flow, "alerts"), alerts_error=alerts_error)
+    return RunArtifacts(headline=headline, report=markdown_report(summary, lineage),
+                        metrics=metrics_rows(chain, {s["date"] for s in summary.trained}),
+                        alerts=alerts, plot=plot)
 
 
 def artifact_key(flow: str, what: str) -> str:
@@ -191,35 +268,37 @@ def artifact_key(flow: str, what: str) -> str:
 
 
 def publish(summary: RunSummary, share: Share) -> dict[str, UUID]:
-    """Write the plot and create the report, table and plot-link artifacts of this run.
+    """Build the run's artifacts (`build_artifacts`) and create them on the flow run.
 
-    Must be called inside a flow run. Returns the artifact ids by kind.
+    Must be called inside a flow run. Returns the artifact ids by kind; "alerts" and
+    "plot" only when the run trained a day.
     """
-    from prefect.artifacts import (
-        create_link_artifact,
-        create_markdown_artifact,
-        create_table_artifact,
-    )
+    from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-    lineage = Lineage.load(share)
-    chain = lineage.chain()
-    plot = write_metrics_plot(share, chain, plot_path(share, summary.flow))
-    summary.plot = str(plot) if plot else None
+    built = build_artifacts(summary, share)
     ids = {
+        "headline": create_markdown_artifact(
+            markdown=built.headline, key=artifact_key(summary.flow, "headline"),
+            description=f"fraudpipe {summary.flow}: what to do today, how good today's "
+                        f"ranking was, what changed since the previous run"),
         "report": create_markdown_artifact(
-            markdown=markdown_report(summary, lineage), key=artifact_key(summary.flow, "report"),
+            markdown=built.report, key=artifact_key(summary.flow, "report"),
             description=f"fraudpipe {summary.flow}: datasets trained, quarantined, metrics"),
         "table": create_table_artifact(
-            table=metrics_rows(chain, {s["date"] for s in summary.trained}),
-            key=artifact_key(summary.flow, "metrics"),
+            table=built.metrics, key=artifact_key(summary.flow, "metrics"),
             description="per-day metrics of the active chain (scores before training on "
-                        "the day, train accuracy, testing set AUC)"),
+                        "the day, testing set AUC)"),
     }
-    if plot is not None:
-        ids["plot"] = create_link_artifact(
-            link=plot.as_uri(), link_text=f"metrics plot ({plot.name})",
-            key=artifact_key(summary.flow, "plot"),
-            description=f"PNG of the per-day metrics on the share: {plot}")
+    if built.alerts:
+        ids["alerts"] = create_table_artifact(
+            table=built.alerts, key=artifact_key(summary.flow, "alerts"),
+            description=f"cards to check on {built.alerts[0]['date']}, best rank first, as "
+                        f"the model ranked them before training on the day; all scores: "
+                        f"{built.alerts[0]['scores_file']}")
+    if built.plot is not None:
+        ids["plot"] = create_markdown_artifact(
+            markdown=built.plot, key=artifact_key(summary.flow, "plot"),
+            description="per-day metrics of the active chain, inline (PNG also on the share)")
     return ids
 
 

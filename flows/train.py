@@ -135,7 +135,7 @@ def _run_leased_step(share: Share, queue: WorkQueue, lease: Lease, step, learner
 
 
 def train_argo(share: Share, queue: WorkQueue, summary: RunSummary, *,
-               argo_server_block: str | None, timeout_seconds: float = 6 * 3600) -> None:
+               argo_server_block: str | None, timeout_seconds: float | None = None) -> None:
     """Train the trainable days in one Argo workflow (bridge: `flows/argo_backend.py`).
 
     The pods run the same CLI step and report to the same lineage and queue, so the run's
@@ -155,12 +155,12 @@ def train_argo(share: Share, queue: WorkQueue, summary: RunSummary, *,
     before = Lineage.load(share).dates()
     dead_before = {item for item, _, _ in queue.dead()}
     settings = queue.settings
-    workflow = argo_backend.training_workflow(
+    submission = argo_backend.training_submission(
         [d.isoformat() for d in days], redis_host=settings.host, redis_port=settings.port,
-        redis_db=settings.db, namespace=server.namespace)
+        redis_db=settings.db)
     failure: Exception | None = None
     try:
-        result = argo_backend.run_training_workflow(server, workflow,
+        result = argo_backend.run_training_workflow(server, submission,
                                                     timeout_seconds=timeout_seconds)
         summary.notes.append(f"argo workflow {result.name}: {result.phase} ({result.url})")
     except argo_backend.ArgoWorkflowFailed as exc:

@@ -2,8 +2,9 @@
 
 `deployed_pipeline(request, tmp_path_factory)` starts a private redis-server and a real
 Prefect server (`prefect server start`, SQLite; not the test harness) with
-`flows.services`, then runs the embedded default against them in a subprocess, exactly as
-a user would: work pools and blocks, `prefect deploy --all`, a process worker,
+`stack.services` (scheduler on, as `make up` runs it), then runs the embedded default
+against them in a subprocess, exactly as a user would: work pools and blocks,
+`prefect deploy` of the `*/local` deployments, a process worker,
 `prefect deployment run 'daily-pipeline/local'`. The servers stay up for the tests that
 read the result through the API or the UI, and stop at the end of the session. One
 instance per test process: the first test that asks starts it, the rest reuse it.
@@ -21,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
-from flows.services import PrefectServer, RedisService
+from stack.services import PrefectServer, RedisService
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 #: Small population: the test is about orchestration, not about the model.
@@ -57,10 +58,11 @@ class DeployedPipeline:
         self.redis.stop()
 
 
-def run_embedded(run_dir: Path, days: int, *extra: str, timeout: float = 900) -> subprocess.CompletedProcess:
-    """`python -m flows.embedded --days N --run-dir DIR ...` from the repository."""
+def run_embedded(run_dir: Path, days: int, *extra: str,
+                 timeout: float = 900) -> subprocess.CompletedProcess:
+    """`python -m stack run --days N --run-dir DIR ...` from the repository (`make run`)."""
     return subprocess.run(
-        [sys.executable, "-m", "flows.embedded", "--days", str(days), "--run-dir", str(run_dir),
+        [sys.executable, "-m", "stack", "run", "--days", str(days), "--run-dir", str(run_dir),
          *SIMULATION_ARGS, *extra],
         cwd=REPOSITORY, capture_output=True, text=True, timeout=timeout,
     )

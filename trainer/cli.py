@@ -12,12 +12,13 @@ import argparse
 import importlib
 import logging
 import sys
-from importlib.metadata import entry_points
+from importlib.metadata import PackageNotFoundError, entry_points, version
 
 from trainer.errors import FraudpipeError
 
 #: Built-in commands, in the order `fraudpipe --help` lists them.
 BUILTIN = [
+    "init",
     "simulate",
     "ingest",
     "features",
@@ -31,12 +32,23 @@ BUILTIN = [
 ]
 
 
+def package_version() -> str:
+    """The installed fraudpipe version; "unknown" in a tree that was never installed."""
+    try:
+        return version("fraudpipe")
+    except PackageNotFoundError:
+        return "unknown (not installed: make setup)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fraudpipe",
         description="Daily warm-start fraud-detection training on a shared storage root.",
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="debug logging (default: info)")
+    parser.add_argument("--version", action="version",
+                        version=f"%(prog)s {package_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in BUILTIN:
         module = importlib.import_module(f"trainer.commands.{name}")

@@ -31,10 +31,26 @@ class ChangedDatasetError(PermanentError):
     """A dataset already trained on was offered again with different content."""
 
 
+class NotAShareError(PermanentError):
+    """The storage root does not exist, is a file, or holds no fraudpipe share.
+
+    Permanent: a retry meets the same missing mount or typo, and a worker that went on
+    would dead-letter every dataset it leased.
+    """
+
+
 class LineageError(FraudpipeError):
     """The lineage does not verify: a missing or corrupted checkpoint, a broken link."""
 
     exit_code = 4
+
+
+class LineageMissingError(LineageError, PermanentError):
+    """The share holds checkpoints but no `output/lineage.json`: the record is lost.
+
+    Exit code 4 like every lineage error, and permanent (never retried): only restoring
+    the file helps.
+    """
 
 
 class HeadMovedError(FraudpipeError):

@@ -6,13 +6,19 @@ so existing readers still work, and adds ROC AUC, average precision and Card
 Precision@100 after the sample's lines. `output/report.json` holds the same, per step.
 Both are derived from the lineage and written atomically, so a step killed between its
 commit and the report leaves nothing inconsistent: the next step rewrites them.
+`card_alerts` reads a day's alerts (its top-ranked cards) back from its scores file.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
+import pandas as pd
+
+from trainer.errors import FraudpipeError
 from trainer.lineage import Entry, Lineage
+from trainer.evaluation.scoring import TOP_CARDS
 from trainer.storage import Share, atomic_write_text
 
 
@@ -70,3 +76,38 @@ def write_reports(share: Share, lineage: Lineage | None = None) -> None:
     atomic_write_text(share.report_txt, text)
     atomic_write_text(share.report_json,
                       json.dumps(report_json(lineage), indent=1, sort_keys=True) + "\n")
+
+
+def card_alerts(share: Share, day: dt.date, limit: int = TOP_CARDS) -> list[dict]:
+    """The day's alerts: its top-ranked cards from `output/scores/<day>.parquet`.
+
+    The ranks were set by the model as it was before it trained on `day` (the step scores
+    a day first), so they are the list the team would have been handed that day.
+
+    Args:
+        share: the storage root.
+        day: a trained day other than the chain's first (which has no model before it).
+        limit: at most this many cards, best rank first.
+
+    Returns:
+        One dict per card: rank, card_id, highest_score, transactions (the card's that
+        day), amount (their total), date and scores_file (the file read).
+
+    Raises:
+        FraudpipeError: the day has no scores file.
+    """
+    path = share.scores(day)
+    if not path.is_file():
+        raise FraudpipeError(f"{path}: no scores for {day} (only a day trained after the "
+                             f"chain's first has them)")
+    scores = pd.read_parquet(path, columns=["CUSTOMER_ID", "TX_AMOUNT", "FRAUD_SCORE",
+                                            "CARD_RANK"])
+    cards = (scores.groupby("CUSTOMER_ID")
+             .agg(card_rank=("CARD_RANK", "min"), highest_score=("FRAUD_SCORE", "max"),
+                  transactions=("TX_AMOUNT", "size"), amount=("TX_AMOUNT", "sum"))
+             .dropna(subset=["card_rank"]).sort_values("card_rank").head(limit))
+    return [{"rank": int(row.card_rank), "card_id": int(row.Index),
+             "highest_score": round(float(row.highest_score), 4),
+             "transactions": int(row.transactions), "amount": round(float(row.amount), 2),
+             "date": day.isoformat(), "scores_file": str(path)}
+            for row in cards.itertuples()]

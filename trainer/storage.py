@@ -13,12 +13,18 @@ import contextlib
 import datetime as dt
 import fcntl
 import hashlib
+import json
+import logging
 import os
 import tempfile
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from trainer.errors import LineageMissingError, NotAShareError
+
+log = logging.getLogger(__name__)
 
 CHUNK = 1 << 20
 #: mkstemp creates 0600 files; pods of other steps (same group, maybe another user)
@@ -100,6 +106,11 @@ class Share:
     def scores(self, day: dt.date) -> Path:
         return self.scores_dir / f"{day.isoformat()}.parquet"
 
+    @property
+    def marker(self) -> Path:
+        """The identity file that says this directory is a fraudpipe share."""
+        return self.root / MARKER_NAME
+
     def resolve(self, relative: str | os.PathLike[str]) -> Path:
         """A path inside the share; refuses anything that escapes the root."""
         path = (self.root / relative).resolve()
@@ -116,6 +127,94 @@ class Share:
             with contextlib.suppress(ValueError):
                 days.append(dt.date.fromisoformat(path.stem))
         return sorted(days)
+
+
+#: Name of the share's identity file, at the storage root.
+MARKER_NAME = "fraudpipe-share.json"
+MARKER_FORMAT = 1
+
+_WHAT_TO_CHECK = ("check the path for a typo; in a pod, that the Filestore volume is mounted "
+                  "there (the PVC is Bound to the right volume, `mount | grep {root}`); a new "
+                  "share is created by `fraudpipe ingest` or `fraudpipe init --storage {root}`")
+
+
+def _write_marker(share: Share, created_by: str) -> None:
+    body = {"format": MARKER_FORMAT, "created_by": created_by,
+            "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+    atomic_write_text(share.marker, json.dumps(body, indent=1, sort_keys=True) + "\n")
+
+
+def _has_legacy_record(share: Share) -> bool:
+    """True for shares written before the marker existed (they hold a record of work)."""
+    return share.ingest_manifest.is_file() or share.lineage.is_file()
+
+
+def _check_lineage_present(share: Share) -> None:
+    """Checkpoints without `lineage.json` are a lost record, never a fresh start."""
+    if share.lineage.is_file() or not share.output_dir.is_dir():
+        return
+    orphans = sorted(p.name for p in share.output_dir.glob("model_cpt_*.skops") if p.is_file())
+    if orphans:
+        raise LineageMissingError(
+            f"{share.lineage} is missing but {share.output_dir} holds {len(orphans)} "
+            f"checkpoint(s) ({orphans[0]} ... {orphans[-1]}): the record of the chain is "
+            f"lost, and training now would start a new chain over them. Restore "
+            f"lineage.json from a backup or snapshot of the share; nothing was changed")
+
+
+def open_share(root: str | os.PathLike[str]) -> Share:
+    """The existing share at `root`, or a `NotAShareError` saying what to check.
+
+    Every command except the ones that create a share opens it through here, so a
+    mistyped path or an unmounted volume stops the command instead of looking like an
+    empty share (and, for training, starting a new chain). Shares created before the
+    marker existed are recognised by their ingest manifest or lineage and get the marker.
+
+    Raises:
+        NotAShareError: `root` does not exist, is not a directory, or is not a share.
+        LineageMissingError: the share holds checkpoints but no `output/lineage.json`.
+    """
+    share = Share.at(root)
+    hint = _WHAT_TO_CHECK.format(root=share.root)
+    if not share.root.exists():
+        raise NotAShareError(f"storage root {share.root} does not exist; {hint}")
+    if not share.root.is_dir():
+        raise NotAShareError(f"storage root {share.root} is a file, not a directory; {hint}")
+    if not share.marker.is_file():
+        if not _has_legacy_record(share):
+            _check_lineage_present(share)
+            raise NotAShareError(
+                f"{share.root} is not a fraudpipe share (no {MARKER_NAME}, no "
+                f"datasets/ingested.json, no output/lineage.json); {hint}")
+        _write_marker(share, "recognised an existing share")
+        log.info("%s: existing share recognised (it has a lineage or an ingest manifest); "
+                 "wrote its marker %s", share.root, MARKER_NAME)
+    _check_lineage_present(share)
+    return share
+
+
+def create_share(root: str | os.PathLike[str], created_by: str) -> tuple[Share, bool]:
+    """The share at `root`, created (directory and marker) when it is not one yet.
+
+    Args:
+        root: the storage root; created with its parents when missing.
+        created_by: what created it, recorded in the marker (e.g. "fraudpipe ingest").
+
+    Returns:
+        The share, and True when this call created it.
+
+    Raises:
+        NotAShareError: `root` is a file.
+    """
+    share = Share.at(root)
+    if share.root.exists() and not share.root.is_dir():
+        raise NotAShareError(f"storage root {share.root} is a file, not a directory")
+    if share.marker.is_file() or _has_legacy_record(share):
+        return open_share(root), False
+    _check_lineage_present(share)
+    share.root.mkdir(parents=True, exist_ok=True)
+    _write_marker(share, created_by)
+    return share, True
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:

@@ -1,4 +1,4 @@
-"""`fraudpipe render` and `fraudpipe validate`, plugged into the CLI by entry points."""
+"""`fraudpipe validate`, plugged into the CLI by an entry point (`render`: flows/argo_render.py)."""
 
 from __future__ import annotations
 
@@ -11,28 +11,6 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-def add_render_parser(subparsers: argparse._SubParsersAction) -> None:
-    """Register `fraudpipe render --out DIR`."""
-    parser = subparsers.add_parser(
-        "render", help="write the Argo workflow YAML (and PV/PVC, RBAC) to a directory")
-    parser.add_argument("--out", default=str(REPO_ROOT / "deployments" / "argo"),
-                        help="output directory (default: deployments/argo of the repository)")
-    parser.set_defaults(func=run_render)
-
-
-def run_render(args: argparse.Namespace) -> int:
-    """Render every manifest and print the files written."""
-    from workflows.render import FILESTORE_FILE, write
-
-    written = write(args.out)
-    for path in written:
-        print(path)
-    if not any(path.name == FILESTORE_FILE for path in written):
-        print(f"note: {FILESTORE_FILE} skipped: blocks.filestore is not importable",
-              file=sys.stderr)
-    return 0
-
-
 def add_validate_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register `fraudpipe validate [PATH...]`."""
     parser = subparsers.add_parser(
@@ -40,8 +18,8 @@ def add_validate_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("paths", nargs="*", metavar="PATH",
                         help="files or directories (default: deployments/ of the repository)")
     parser.add_argument("--schema", default=None,
-                        help="Argo JSON schema (default: ../shared/reference/argo/"
-                             "workflows-v4.1-jsonschema.json)")
+                        help="Argo JSON schema, .json or .json.gz (default: the Argo v4.1.2 "
+                             "schema vendored in workflows/argo_schema/)")
     parser.set_defaults(func=run_validate)
 
 

@@ -80,14 +80,20 @@ def plan(datasets: str, days_per_step: str, out_dir: str) -> dict:
     return result
 
 
+#: Environment variables carrying the script's inputs (input parameter -> variable). Argo
+#: substitutes parameters into the text of a script's source, so a value pasted into a
+#: Python literal could end the literal (a `'''` or a trailing backslash) or inject code;
+#: an environment variable's value is only ever data.
+PLAN_ENV = {"datasets": "FRAUDPIPE_PLAN_DATASETS", "days-per-step": "FRAUDPIPE_PLAN_DAYS_PER_STEP"}
+
+
 def script_source() -> str:
-    """The script template's source: this function plus a call with Argo's inputs."""
+    """The script template's source: this function plus a call reading Argo's inputs."""
     import inspect
 
+    arguments = ", ".join(f"os.environ[{name!r}]" for name in PLAN_ENV.values())
     return (
-        "from __future__ import annotations\n\n"
+        "from __future__ import annotations\n\nimport os\n\n"
         + inspect.getsource(plan)
-        + "\n\nplan(r'''{{inputs.parameters.datasets}}''', "
-        + "r'''{{inputs.parameters.days-per-step}}''', "
-        + f"{PLAN_DIR!r})\n"
+        + f"\n\nplan({arguments}, {PLAN_DIR!r})\n"
     )

@@ -17,8 +17,8 @@ from trainer.errors import PermanentError
 #: Exit code of a validation or out-of-order error: the retry expression never retries it.
 PERMANENT_EXIT_CODE: int = PermanentError.exit_code
 
-#: Messages Argo records for a node whose pod disappeared under it (docs/facts.md#argo-and-gke-spot,
-#: argoproj/argo-workflows#9880 and upstream `examples/retry-conditional.yaml`).
+#: Messages Argo records for a node whose pod disappeared under it
+#: (argoproj/argo-workflows#9880 and upstream `examples/retry-conditional.yaml`).
 PREEMPTION_MESSAGE_PATTERN = "imminent node shutdown|pod deleted"
 
 #: Node label and taint GKE puts on Spot nodes.
@@ -96,7 +96,7 @@ class WorkflowSettings(BaseModel):
     retry_limit: int = Field(default=3, ge=0, le=10)
     """Retries after the first attempt (Argo's `limit` counts retries, not attempts)."""
 
-    on_demand_after_retries: int = Field(default=3, ge=0, le=11)
+    on_demand_after_retries: int = Field(default=2, ge=0, le=11)
     """Attempts whose retry number reaches this run off Spot (set above the limit to never)."""
 
     backoff_duration: str = Field(default="30s")
@@ -105,8 +105,11 @@ class WorkflowSettings(BaseModel):
     backoff_factor: int = Field(default=2, ge=1, le=10)
     """Growth of the delay between attempts."""
 
-    backoff_max_duration: str = Field(default="10m")
-    """Longest delay between attempts."""
+    backoff_cap: str = Field(default="10m")
+    """Longest delay between attempts (`backoff.cap`, Argo v3.7+). There is deliberately no
+    `backoff.maxDuration`: Argo counts it from the first attempt's start as a deadline for the
+    whole retrying node (workflow/controller/operator.go, processNodeRetries), so any value
+    shorter than the retried work would stop retrying a long step."""
 
     step_deadline_seconds: int = Field(default=3600, ge=60)
     """activeDeadlineSeconds of one training pod (a batch of days)."""

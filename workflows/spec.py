@@ -1,8 +1,9 @@
 """The training workflow's shape, built once with Hera and shared by every variant.
 
 Shape (ARCHITECTURE.md): `plan` -> features for every day in parallel (bounded) ->
-one training pod per batch of days, strictly in date order and one at a time under a
-mutex -> `report`. With `datasets=queued` the chain is replaced by one
+one training pod per batch of days, each inside its own chain link (a steps template),
+strictly in date order and one at a time under a mutex -> `report`. The controller rules
+this shape relies on are in docs/argo-rules.md. With `datasets=queued` the chain is replaced by one
 `fraudpipe worker --burst` pod that drains the Redis queue under the same mutex.
 
 Every pod runs the `fraudpipe` CLI of the step image with the Filestore PVC mounted, on
@@ -11,6 +12,8 @@ Spot nodes, with a retry strategy that retries preemptions and never a permanent
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any
 
 from hera.workflows import (
@@ -21,10 +24,12 @@ from hera.workflows import (
     Script,
     Step,
     Steps,
+)
+from hera.workflows import (
     models as m,
 )
 
-from workflows.plan import PLAN_DIR, script_source
+from workflows.plan import PLAN_DIR, PLAN_ENV, script_source
 from workflows.settings import (
     PERMANENT_EXIT_CODE,
     PREEMPTION_MESSAGE_PATTERN,
@@ -36,6 +41,11 @@ from workflows.settings import (
 #: Exit codes of transient fraudpipe errors worth another attempt: head moved (5),
 #: lease lost (6), queue unreachable (7). See trainer/errors.py.
 TRANSIENT_EXIT_CODES = ("5", "6", "7")
+
+#: A failed step's last log lines become its container's termination message, which Argo
+#: appends to the node's message (workflow/controller/operator.go, "(exit code %d)"): the
+#: reason of a failure reaches the Argo UI and the Prefect bridge, not only `argo logs`.
+TERMINATION_MESSAGE_POLICY = "FallbackToLogsOnError"
 
 APP_LABEL = "app.kubernetes.io/name"
 RUN_LABEL = "fraudpipe.io/run"
@@ -56,10 +66,12 @@ def retry_expression() -> str:
 
 
 def retry_strategy(settings: WorkflowSettings) -> RetryStrategy:
-    """Retries with backoff; the policy is Always so the expression alone decides.
+    """Retries with a capped backoff; the policy is Always so the expression alone decides.
 
-    A Spot preemption reaches Argo as *Failed* ("imminent node shutdown"), which
-    OnError would not retry (docs/facts.md#argo-and-gke-spot); the expression filters instead.
+    A Spot preemption reaches Argo as *Failed* ("imminent node shutdown"), which OnError
+    would not retry; the expression filters instead (Argo evaluates both the policy and
+    the expression, workflow/controller/operator.go `processNodeRetries`). The delay is
+    capped with `cap`; there is no `maxDuration` (see `WorkflowSettings.backoff_cap`).
     """
     return RetryStrategy(
         limit=str(settings.retry_limit),
@@ -68,22 +80,40 @@ def retry_strategy(settings: WorkflowSettings) -> RetryStrategy:
         backoff=m.Backoff(
             duration=settings.backoff_duration,
             factor=m.IntOrString(str(settings.backoff_factor)),
-            max_duration=settings.backoff_max_duration,
+            cap=settings.backoff_cap,
         ),
     )
 
 
-def on_demand_patch() -> str:
-    """podSpecPatch that drops the Spot nodeSelector once `retries` reaches the threshold.
+def on_demand_patch_json() -> str:
+    """The pod spec patch of an on-demand attempt, as JSON that holds no `}}`.
 
-    `retries` is the attempt's retry number (Argo docs, variables.md, "Container/Script
-    Templates"); podSpecPatch with parameters follows upstream `examples/pod-spec-patch.yaml`.
-    A strategic-merge `null` removes the key, so the pod may land on on-demand nodes.
+    Dropping the Spot nodeSelector alone is not enough while the pods tolerate the Spot
+    taint, so the patch also requires nodes *without* the Spot label. A strategic-merge
+    `null` removes the nodeSelector key (workflow/util/util.go `ApplyPodSpecPatch`).
+    The text goes inside a `{{= }}` expression, and Argo's template engine ends a tag at
+    the first `}}` (util/template/template.go, fasttemplate), so every closing brace that
+    follows another is written `} }`: still JSON, never the end of a tag.
     """
-    on_demand = '{"nodeSelector":{"' + SPOT_LABEL + '":null}}'
+    patch = {
+        "nodeSelector": {SPOT_LABEL: None},
+        "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+            "nodeSelectorTerms": [{"matchExpressions": [
+                {"key": SPOT_LABEL, "operator": "DoesNotExist"}]}]}}},
+    }
+    return re.sub(r"\}(?=\})", "} ", json.dumps(patch, separators=(",", ":")))
+
+
+def on_demand_patch() -> str:
+    """podSpecPatch moving an attempt off Spot once `retries` reaches the threshold.
+
+    `retries` is the attempt's retry number, substituted in podSpecPatch before the patch
+    is applied (workflow/controller/workflowpod.go `processPodSpecPatch`); podSpecPatch with
+    parameters follows upstream `examples/pod-spec-patch.yaml`.
+    """
     return (
         "{{=asInt(retries) >= asInt(workflow.parameters['on-demand-after-retries'])"
-        f" ? '{on_demand}' : '{{}}'}}}}"
+        f" ? '{on_demand_patch_json()}' : '{{ }}'}}}}"
     )
 
 
@@ -187,6 +217,7 @@ def step_template(settings: WorkflowSettings, **kwargs: Any) -> dict[str, Any]:
         volume_mounts=volume_mounts(settings),
         retry_strategy=retry_strategy(settings),
         pod_spec_patch=on_demand_patch(),
+        termination_message_policy=TERMINATION_MESSAGE_POLICY,
         **kwargs,
     )
 
@@ -247,9 +278,11 @@ def add_templates(settings: WorkflowSettings) -> None:
         ],
         security_context=container_security(),
         volume_mounts=[m.VolumeMount(name="tmp", mount_path="/tmp")],
-        env=common_env(),
+        env=common_env() + [Env(name=name, value=f"{{{{inputs.parameters.{parameter}}}}}")
+                            for parameter, name in PLAN_ENV.items()],
         retry_strategy=retry_strategy(settings),
         pod_spec_patch=on_demand_patch(),
+        termination_message_policy=TERMINATION_MESSAGE_POLICY,
         active_deadline_seconds="300",
         labels={STEP_LABEL: "plan"},
     )
@@ -303,14 +336,29 @@ def add_templates(settings: WorkflowSettings) -> None:
         Step(name="features", template=features_t, arguments={"date": "{{item}}"},
              with_param="{{inputs.parameters.dates}}")
 
-    # parallelism 1 runs the loop's items one after the other in list (date) order;
-    # failFast stops the chain at the first failed batch so no later day is trained on
-    # top of a gap; the mutex keeps a second workflow's chain out for the whole chain.
+    # One link of the chain: a steps template whose single step calls the retried pod.
+    # The loop below then counts this Steps node, which stays Running through the pod's
+    # backoff and fails only when its retries are spent; a directly retried leaf would not
+    # be counted while backing off (workflow/controller/node_counters.go) and would trip
+    # failFast at its first failed attempt (workflow/controller/operator.go,
+    # checkParallelism; argoproj/argo-workflows#16849).
+    with Steps(name="train-link",
+               inputs=[Parameter(name="datasets"), Parameter(name="first"),
+                       Parameter(name="last")]) as link_t:
+        Step(name="train", template=train_t,
+             arguments={"datasets": "{{inputs.parameters.datasets}}",
+                        "first": "{{inputs.parameters.first}}",
+                        "last": "{{inputs.parameters.last}}"})
+
+    # Items start in list (date) order (workflow/controller/steps.go); parallelism 1 holds
+    # the next link until the previous one succeeded or failed for good; failFast then
+    # stops the chain, so no later day is trained on top of a gap. The mutex keeps a
+    # second workflow's chain out for the whole chain.
     with Steps(name="train-chain", inputs=[Parameter(name="batches")], parallelism=1,
                fail_fast=True,
                synchronization=m.Synchronization(mutexes=[m.Mutex(name=settings.training_mutex)]),
                ) as chain_t:
-        Step(name="train", template=train_t,
+        Step(name="train", template=link_t,
              arguments={"datasets": "{{item.dates}}", "first": "{{item.first}}",
                         "last": "{{item.last}}"},
              with_param="{{inputs.parameters.batches}}")

@@ -1,9 +1,9 @@
 """Strict offline validation of the rendered manifests (`fraudpipe validate`).
 
-Argo kinds are checked against Argo's published v4.1 JSON schema
-(`../shared/reference/argo/workflows-v4.1-jsonschema.json`). That schema checks types
-and required fields but leaves unknown keys alone, while Argo's server decodes strictly
-(docs/facts.md#argo-and-gke-spot), so a second pass walks the schema's `$ref`s together with the
+Argo kinds are checked against Argo's published JSON schema (`api/jsonschema/schema.json`
+of argoproj/argo-workflows v4.1.2, vendored in `workflows/argo_schema/`). That schema
+checks types and required fields but leaves unknown keys alone, while Argo's server
+decodes strictly, so a second pass walks the schema's `$ref`s together with the
 manifest and reports every key the schema does not define. Kubernetes core kinds go
 through the strict schemas shipped by `kubernetes-validate` (offline), or a minimal
 structural check when that package is missing. Every problem names the file, the
@@ -13,8 +13,8 @@ document and the JSON path of the bad field.
 from __future__ import annotations
 
 import functools
+import gzip
 import json
-import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,8 +23,9 @@ from typing import Any
 import jsonschema
 import yaml
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-ARGO_SCHEMA_NAME = "workflows-v4.1-jsonschema.json"
+#: Argo's JSON schema, vendored (see the README beside it for its source and licence).
+ARGO_SCHEMA = (Path(__file__).resolve().parent / "argo_schema"
+               / "workflows-v4.1.2-jsonschema.json.gz")
 ARGO_API_VERSION = "argoproj.io/v1alpha1"
 ARGO_KINDS = ("Workflow", "WorkflowTemplate", "ClusterWorkflowTemplate", "CronWorkflow",
               "WorkflowEventBinding")
@@ -60,22 +61,16 @@ def json_path(parts: Iterable[Any]) -> str:
     return text
 
 
-def shared_dir() -> Path:
-    """`../shared` beside the repository (CI clones the repo with shared/ next to it)."""
-    override = os.environ.get("FRAUDPIPE_SHARED_DIR")
-    return Path(override) if override else REPO_ROOT.parent / "shared"
-
-
 @functools.cache
 def argo_schema(path: str | None = None) -> dict[str, Any]:
-    """Argo's JSON schema, loaded once."""
-    location = Path(path) if path else shared_dir() / "reference" / "argo" / ARGO_SCHEMA_NAME
+    """Argo's JSON schema, loaded once: the vendored one, or `path` (`.json` or `.json.gz`)."""
+    location = Path(path) if path else ARGO_SCHEMA
     if not location.is_file():
-        raise FileNotFoundError(
-            f"Argo JSON schema not found at {location}; clone the shared/ directory beside "
-            "the repository or set FRAUDPIPE_SHARED_DIR"
-        )
-    return json.loads(location.read_text(encoding="utf-8"))
+        raise FileNotFoundError(f"Argo JSON schema not found at {location}")
+    data = location.read_bytes()
+    if location.suffix == ".gz":
+        data = gzip.decompress(data)
+    return json.loads(data)
 
 
 def _resolve(schema: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from trainer.lineage import Lineage, verify
 from trainer.queue.work_queue import WorkQueue
-from trainer.storage import Share
+from trainer.storage import Share, create_share
 
 START = dt.date(2018, 4, 1)
 REPO = Path(__file__).resolve().parents[2]
@@ -30,7 +30,7 @@ def write_days(root: Path, days: int, *, start: dt.date = START, customers: int 
     """Simulate `days` small days (about 100 rows each) straight onto the share."""
     from trainer.data.simulator import simulate
 
-    share = Share.at(root)
+    share, _ = create_share(root, "tests.chaos.harness")  # as `fraudpipe ingest` would
     share.training_dir.mkdir(parents=True, exist_ok=True)
     out = []
     for day, frame in simulate(start, days, customers=customers, terminals=terminals, seed=seed):

@@ -17,7 +17,8 @@ import pytest
 from prefect_server import DAYS, DeployedPipeline, deployed_pipeline, run_embedded
 
 from blocks.redis_queue import RedisWorkQueue
-from flows.embedded import RunDirectory, simulate_new_days
+from stack.embedded import simulate_new_days
+from stack.rundir import RunDirectory
 from trainer.lineage import verify
 from trainer.storage import Share
 
@@ -40,14 +41,17 @@ def _daily_runs(pipeline: DeployedPipeline) -> list[dict]:
 def test_deployment_run_completes_and_leaves_a_verified_lineage(pipeline: DeployedPipeline) -> None:
     # GIVEN the embedded run against a real server (deploy --all, worker, deployment run)
     assert pipeline.returncode == 0, pipeline.output
-    # THEN every deployment of prefect.yaml is on the server, on its pool
+    # THEN every local deployment of prefect.yaml is on the server, on its pool
     deployments = pipeline.api("POST", "/deployments/filter", json={})
     names = {(d["name"], d["work_pool_name"]) for d in deployments}
     for flow in ("daily-pipeline", "backfill", "replay", "ingest", "train"):
         flow_id = pipeline.api("GET", f"/flows/name/{flow}")["id"]
         assert any(d["flow_id"] == flow_id and d["work_pool_name"] == "fraudpipe-process"
                    for d in deployments), (flow, names)
-    assert ("gke", "fraudpipe-gke") in names
+    # AND none of the GKE ones, which cannot run on this machine (`make up GKE=1` adds them)
+    assert names == {("local", "fraudpipe-process")}, names
+    pools = {pool["name"] for pool in pipeline.api("POST", "/work_pools/filter", json={})}
+    assert "fraudpipe-gke" not in pools
     # AND the daily-pipeline deployment ran once, through the worker, to Completed
     runs = _daily_runs(pipeline)
     assert len(runs) == 1
@@ -108,7 +112,7 @@ def test_simulation_continues_after_the_last_day(tmp_path) -> None:
 
 
 def test_embedded_refuses_zero_days(tmp_path) -> None:
-    result = subprocess.run([sys.executable, "-m", "flows.embedded", "--days", "0",
+    result = subprocess.run([sys.executable, "-m", "stack", "run", "--days", "0",
                              "--run-dir", str(tmp_path)], capture_output=True, text=True)
     assert result.returncode == 2
     assert "--days must be at least 1" in result.stderr

@@ -43,7 +43,7 @@ def queue_of(redis_url: str):
 
 
 def artifacts_of(flow_run_id: UUID) -> dict[str, object]:
-    """Artifacts of a flow run by what they hold: "report", "metrics", "plot", "progress".
+    """Artifacts of a flow run by what they hold: "headline", "alerts", "report", ....
 
     Keys are `fraudpipe-<flow>-<what>`; a link artifact's type is "markdown" on the
     server, so the type alone cannot tell the report from the plot link.
@@ -107,9 +107,9 @@ def test_daily_pipeline_trains_drains_publishes_and_is_idempotent(
     assert [e.day for e in verify(share)] == days
     stats = queue_of(fast["redis_url"]).stats()
     assert (stats.pending, stats.leased, stats.dead, stats.done) == (0, [], 0, 5)
-    # ... and the run's four artifacts exist on the server
+    # ... and the run's artifacts exist on the server
     artifacts = artifacts_of(state.state_details.flow_run_id)
-    assert set(artifacts) == {"report", "metrics", "plot", "progress"}
+    assert set(artifacts) == {"headline", "alerts", "report", "metrics", "plot", "progress"}
     assert {artifacts[k].type for k in artifacts} == {"markdown", "table", "progress"}
     assert "datasets trained: **5**" in artifacts["report"].data
     table = json.loads(artifacts["metrics"].data)
@@ -119,7 +119,11 @@ def test_daily_pipeline_trains_drains_publishes_and_is_idempotent(
     plot = Path(result["plot"])
     assert plot.parent == share.output_dir / "plots"
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert plot.as_uri() in artifacts["plot"].data
+    assert str(plot) in artifacts["plot"].data
+    assert "](data:image/png;base64," in artifacts["plot"].data
+    assert f"today is {days[-1].isoformat()}" in artifacts["headline"].data
+    alerts = json.loads(artifacts["alerts"].data)
+    assert alerts[0]["rank"] == 1 and alerts[0]["date"] == days[-1].isoformat()
 
     # WHEN it runs again on the same landing area
     head = Lineage.load(share).head
@@ -130,6 +134,12 @@ def test_daily_pipeline_trains_drains_publishes_and_is_idempotent(
     second = again.result()
     assert (second["ingested"], second["queued"], second["trained"]) == ([], [], [])
     assert Lineage.load(share).head == head
+    # ... no new plot is written, and the run's headline says nothing was trained
+    assert second["plot"] is None
+    assert sorted((share.output_dir / "plots").glob("*.png")) == [plot]
+    quiet = artifacts_of(again.state_details.flow_run_id)
+    assert "alerts" not in quiet and "plot" not in quiet
+    assert "No new files: nothing was trained in this run." in quiet["headline"].data
     assert queue_of(fast["redis_url"]).stats().done == 5
 
 

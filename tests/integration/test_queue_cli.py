@@ -45,9 +45,9 @@ def test_push_stats_dead_retry_dead(capsys, redis_url, monkeypatch):
 
 
 def test_push_from_storage_queues_every_ingested_day(capsys, redis_url, tmp_path):
-    from trainer.storage import Share
+    from trainer.storage import create_share
 
-    share = Share.at(tmp_path)
+    share, _ = create_share(tmp_path, "test")  # a share, as `fraudpipe ingest` leaves it
     share.training_dir.mkdir(parents=True)
     for day in ("2018-04-01", "2018-04-02"):
         (share.training_dir / f"{day}.parquet").write_bytes(b"")

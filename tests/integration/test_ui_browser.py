@@ -1,19 +1,22 @@
-"""The Prefect UI in a real browser: the schedule on the deployment page, the report on the run.
+"""The Prefect UI in a real browser: the schedule with its time zone, and what to do today.
 
 Headless Chromium from Debian's `chromium` package, driven by Playwright (the pip
 package only; its own browser download is never used). Screenshots go to
 `test-output/ui/` at the repository root (git-ignored); look at them to see what the
-assertions saw.
+assertions saw: the deployment with its schedule, the run's artifacts, its headline, its
+alerts table and its inline metrics plot.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from prefect_server import REPOSITORY, DeployedPipeline, deployed_pipeline
+from playwright import sync_api
+from prefect_server import DAYS, REPOSITORY, DeployedPipeline, deployed_pipeline
 
 pytestmark = pytest.mark.integration
 
@@ -25,11 +28,7 @@ SCREENSHOTS = REPOSITORY / "test-output" / "ui"
 #: Milliseconds for the single-page app to render what it fetched.
 RENDER_TIMEOUT_MS = 60_000
 
-sync_api = pytest.importorskip(
-    "playwright.sync_api", reason="playwright is not installed: pip install playwright")
-if not Path(CHROMIUM).exists():
-    pytest.skip("Debian's chromium is not installed: apt-get install -y chromium",
-                allow_module_level=True)
+HEAD_DAY = f"2018-04-{DAYS:02d}"
 
 
 @pytest.fixture(scope="session")
@@ -40,6 +39,8 @@ def pipeline(request: pytest.FixtureRequest,
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
+    assert Path(CHROMIUM).exists(), (
+        f"{CHROMIUM}: no Chromium; install Debian's: apt-get install -y chromium")
     with sync_api.sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
                                               headless=True)
@@ -60,6 +61,11 @@ def page(browser) -> Iterator[object]:
         context.close()
 
 
+def _rows(data: object) -> list[dict]:
+    """A table artifact's rows (the API returns them as a JSON string)."""
+    return json.loads(data) if isinstance(data, str) else data
+
+
 def _screenshot(page, name: str) -> Path:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
@@ -67,21 +73,38 @@ def _screenshot(page, name: str) -> Path:
     return path
 
 
+def _artifacts(pipeline: DeployedPipeline) -> dict[str, dict]:
+    """The completed daily-pipeline run's artifacts by key, and the run as "flow_run"."""
+    deployment = pipeline.api("GET", "/deployments/name/daily-pipeline/local")
+    # Completed only: with the scheduler on, the deployment also has future (Scheduled) runs.
+    [flow_run] = pipeline.api("POST", "/flow_runs/filter", json={"flow_runs": {
+        "deployment_id": {"any_": [deployment["id"]]},
+        "state": {"type": {"any_": ["COMPLETED"]}}}})
+    artifacts = pipeline.api("POST", "/artifacts/filter",
+                             json={"artifacts": {"flow_run_id": {"any_": [flow_run["id"]]}}})
+    return {"flow_run": flow_run} | {artifact["key"]: artifact for artifact in artifacts}
+
+
 @pytest.mark.timeout(900)
-def test_deployment_page_shows_the_daily_schedule(pipeline: DeployedPipeline, page) -> None:
+def test_deployment_page_shows_the_daily_schedule_with_its_time_zone(
+        pipeline: DeployedPipeline, page) -> None:
     assert pipeline.returncode == 0, pipeline.output
     deployment = pipeline.api("GET", "/deployments/name/daily-pipeline/local")
     # GIVEN the deployment page of daily-pipeline/local
     page.goto(f"{pipeline.server.url}/deployments/deployment/{deployment['id']}")
-    # THEN it names the flow and shows the cron schedule in words
     page.get_by_text("daily-pipeline", exact=False).first.wait_for()
-    page.get_by_text("At 06:00 AM every day", exact=False).first.wait_for()
-    shot = _screenshot(page, "deployment-daily-pipeline")
+    # THEN its schedule card names the time zone, not only on hover
+    card = page.locator(".deployment-schedule-card").first
+    card.get_by_text("daily 06:00 Europe/Paris", exact=True).wait_for()
     text = page.inner_text("body")
     assert "Schedules" in text and "fraudpipe-process" in text
+    assert "Europe/Paris" in text
+    # AND hovering shows the cron in words with the same time zone (Prefect's own reading)
+    card.get_by_text("daily 06:00 Europe/Paris", exact=True).hover()
+    page.get_by_text("At 06:00 AM every day (Europe/Paris)", exact=False).first.wait_for()
+    shot = _screenshot(page, "deployment-daily-pipeline")
     assert shot.stat().st_size > 10_000
     # AND the schedule behind the words is prefect.yaml's: 06:00 in Paris, active
-    # (the UI shows the time zone only on hover, so it is read from the API)
     [schedule] = deployment["schedules"]
     assert schedule["schedule"]["cron"] == "0 6 * * *"
     assert schedule["schedule"]["timezone"] == "Europe/Paris"
@@ -89,26 +112,67 @@ def test_deployment_page_shows_the_daily_schedule(pipeline: DeployedPipeline, pa
 
 
 @pytest.mark.timeout(900)
-def test_flow_run_page_shows_the_report_artifact(pipeline: DeployedPipeline, page) -> None:
+def test_flow_run_page_lists_the_artifacts(pipeline: DeployedPipeline, page) -> None:
     assert pipeline.returncode == 0, pipeline.output
-    deployment = pipeline.api("GET", "/deployments/name/daily-pipeline/local")
-    flow_run = pipeline.api("POST", "/flow_runs/filter", json={
-        "flow_runs": {"deployment_id": {"any_": [deployment["id"]]}}})[0]
+    flow_run = _artifacts(pipeline)["flow_run"]
     # GIVEN the flow run's page (it opens on Logs), then its Artifacts tab
     page.goto(f"{pipeline.server.url}/runs/flow-run/{flow_run['id']}")
     page.get_by_text(flow_run["name"], exact=False).first.wait_for()
     page.get_by_text("Artifacts", exact=True).first.click()
-    # THEN the run is Completed and the report artifact is listed with the others
+    # THEN the run is Completed and its artifacts are listed, the headline among them
     page.get_by_text("Completed", exact=False).first.wait_for()
-    page.get_by_text("fraudpipe-daily-pipeline-report", exact=False).first.wait_for()
-    page.get_by_text("3 of 3 done", exact=False).first.wait_for()
+    page.get_by_text("fraudpipe-daily-pipeline-headline", exact=False).first.wait_for()
+    page.get_by_text(f"{DAYS} of {DAYS} done", exact=False).first.wait_for()
     shot = _screenshot(page, "flow-run-artifacts")
     text = page.inner_text("body")
-    assert "fraudpipe-daily-pipeline-report" in text
-    assert "fraudpipe-daily-pipeline-metrics" in text
+    for what in ("headline", "alerts", "plot", "report", "metrics"):
+        assert f"fraudpipe-daily-pipeline-{what}" in text, what
     assert shot.stat().st_size > 10_000
-    # AND the report itself opens, naming the trained days
-    page.get_by_text("fraudpipe-daily-pipeline-report", exact=False).first.click()
-    page.get_by_text("2018-04-01", exact=False).first.wait_for()
-    _screenshot(page, "report-artifact")
-    assert "2018-04-03" in page.inner_text("body")
+    # AND the headline opens from there: today's day and what to do
+    page.get_by_text("fraudpipe-daily-pipeline-headline", exact=False).first.click()
+    page.get_by_text(f"today is {HEAD_DAY}", exact=False).first.wait_for()
+    page.get_by_text("What to do today", exact=False).first.wait_for()
+    _screenshot(page, "headline-artifact")
+    text = page.inner_text("body")
+    assert "Card Precision@100" in text and "prequential" in text
+
+
+@pytest.mark.timeout(900)
+def test_alerts_table_shows_todays_cards(pipeline: DeployedPipeline, page) -> None:
+    assert pipeline.returncode == 0, pipeline.output
+    alerts = _artifacts(pipeline)["fraudpipe-daily-pipeline-alerts"]
+    rows = _rows(alerts["data"])
+    assert rows and rows[0]["rank"] == 1 and rows[0]["date"] == HEAD_DAY
+    # GIVEN the alerts artifact's page
+    page.goto(f"{pipeline.server.url}/artifacts/artifact/{alerts['id']}")
+    # THEN it is a table whose header names the columns and whose cells are the cards
+    table = page.locator("table").first
+    table.wait_for()
+    header = table.locator("th").all_inner_texts()
+    for column in ("rank", "card_id", "highest_score", "transactions", "amount",
+                   "scores_file"):
+        assert column in header, header
+    first_cells = table.locator("tbody tr").first.locator("td").all_inner_texts()
+    assert str(rows[0]["card_id"]) in first_cells, first_cells
+    assert any(cell.endswith(f"output/scores/{HEAD_DAY}.parquet") for cell in first_cells)
+    shot = _screenshot(page, "alerts-artifact")
+    assert shot.stat().st_size > 10_000
+
+
+@pytest.mark.timeout(900)
+def test_metrics_plot_is_rendered_inline(pipeline: DeployedPipeline, page) -> None:
+    assert pipeline.returncode == 0, pipeline.output
+    plot = _artifacts(pipeline)["fraudpipe-daily-pipeline-plot"]
+    # GIVEN the plot artifact's page
+    page.goto(f"{pipeline.server.url}/artifacts/artifact/{plot['id']}")
+    # THEN the image is a data: URI the browser decoded (a broken image has width 0)
+    image = page.locator("img[src^='data:image/png;base64,']").first
+    image.wait_for()
+    image.scroll_into_view_if_needed()
+    page.wait_for_function("img => img.complete && img.naturalWidth > 0",
+                           arg=image.element_handle())
+    width, height = image.evaluate("img => [img.naturalWidth, img.naturalHeight]")
+    assert (width, height) == (900, 450)  # metrics_png's 9 x 4.5 in at 100 dpi
+    assert image.bounding_box()["width"] > 100  # laid out on the page, not hidden
+    shot = _screenshot(page, "plot-artifact")
+    assert shot.stat().st_size > 10_000

@@ -555,61 +555,47 @@ def test_dockerfile_is_multi_stage_on_slim_python_of_the_project():
     assert list(stages()) == ["builder", "runtime"]
 
 
-def wheel_target() -> tuple[str, set[str]]:
-    """The project path and extras the builder's `pip wheel` builds, e.g. (".", {"kubernetes"})."""
-    wheel = next(a for i, a in stages()["builder"] if i == "RUN" and "pip wheel" in a)
-    words = shlex.split(wheel)
-    arguments = words[words.index("wheel") + 1:]
-    takes_value = {"--wheel-dir", "-w", "--find-links", "-f", "--constraint", "-c"}
-    targets = [w for previous, w in zip(["", *arguments[:-1]], arguments, strict=True)
-               if not w.startswith("-") and previous not in takes_value]
-    assert len(targets) == 1, f"pip wheel builds more than the project: {targets}"
-    match = re.fullmatch(r"\.(?:\[([\w,-]+)\])?", targets[0])
-    assert match, f"pip wheel target {targets[0]!r} is not the project"
-    return ".", set(filter(None, (match.group(1) or "").split(",")))
+def lock_pins(path: Path) -> dict[str, str]:
+    """name -> version of every pin of a lock file (markers ignored)."""
+    return dict(re.findall(r"^([A-Za-z0-9][\w.-]*)==([^\s;\\]+)", path.read_text(), re.M))
 
 
-def test_dockerfile_builds_the_pinned_set_from_pyproject():
+def test_dockerfile_installs_the_lock_with_hashes_then_the_project_alone():
     builder = stages()["builder"]
-    wheel = next(a for i, a in builder if i == "RUN" and "pip wheel" in a)
-    assert "--no-cache-dir" in shlex.split(wheel)
     copied = {a.split()[0] for i, a in builder if i == "COPY"}
-    assert "pyproject.toml" in copied
-    # `pip wheel ".[kubernetes]"`: the project and one of its extras, so pip resolves
-    # pyproject.toml's lists and no version is written twice.
-    _, extras = wheel_target()
-    optional = pyproject()["project"]["optional-dependencies"]
-    assert "kubernetes" in extras and extras <= set(optional) - {"dev"}
+    assert {"requirements.lock", "pyproject.toml"} <= copied
+    installs = [shlex.split(a) for i, a in builder if i == "RUN" and "pip install" in a]
+    # First the lock, every file checked against its hashes; then the project, nothing
+    # resolved (no version is written in the Dockerfile: `make lock` writes the lock).
+    lock_install = next(w for w in installs if "-r" in w)
+    assert "--require-hashes" in lock_install
+    assert lock_install[lock_install.index("-r") + 1].endswith("requirements.lock")
+    project = next(w for w in installs if "." in w)
+    assert "--no-deps" in project
     assert not re.search(r"[A-Za-z0-9_.\-]+==[0-9]", DOCKERFILE.read_text()), \
-        "a version pin in the Dockerfile: pin it in pyproject.toml"
-    # The runtime installs the same project with the same extras, from the wheels only.
-    install = next(a for i, a in stages()["runtime"] if i == "RUN" and "pip install" in a)
-    assert f"fraudpipe[{','.join(sorted(extras))}]" in shlex.split(install)
+        "a version pin in the Dockerfile: pin it in pyproject.toml and run `make lock`"
 
 
-def test_worker_package_pins_match_the_tested_environment():
-    from importlib.metadata import PackageNotFoundError, version
-
-    _, extras = wheel_target()
+def test_image_lock_is_the_runtime_and_kubernetes_set_at_the_tested_versions():
+    image, dev = lock_pins(REPO / "requirements.lock"), lock_pins(REPO / "requirements-dev.lock")
     optional = pyproject()["project"]["optional-dependencies"]
-    for requirement in [r for extra in sorted(extras) for r in optional[extra]]:
-        name, pinned = requirement.split("==")
-        try:
-            installed = version(name)
-        except PackageNotFoundError:
-            pytest.skip(f"{name} is not installed in this virtualenv")
-        assert installed == pinned
+    # The image has the runtime dependencies and the kubernetes extra (its Prefect worker),
+    # not the dev tools, each at the version the tests ran with (requirements-dev.lock).
+    for requirement in pyproject()["project"]["dependencies"] + optional["kubernetes"]:
+        assert requirement_name(requirement) in {n.lower() for n in image}, requirement
+    for requirement in optional["dev"]:
+        assert requirement_name(requirement) not in {n.lower() for n in image}, requirement
+    assert {name: dev.get(name) for name in image} == image
 
 
 def test_runtime_stage_has_no_build_tools_or_caches():
     runtime = stages()["runtime"]
     runs = " ".join(a for i, a in runtime if i == "RUN")
     assert "apt-get install" not in runs and "build-essential" not in runs
-    install = next(a for i, a in runtime if i == "RUN" and "pip install" in a)
-    assert "--no-cache-dir" in install and "--no-index" in install
-    # The wheels arrive through a bind mount, so no layer keeps them.
-    assert "--mount=type=bind,from=builder" in install
-    assert not any(i == "COPY" and "--from=builder" in a for i, a in runtime)
+    assert "pip install" not in runs
+    # The runtime takes the builder's virtualenv whole: no compiler, no wheels, no cache.
+    assert [a for i, a in runtime if i == "COPY" and "--from=builder" in a] == [
+        "--from=builder /opt/venv /opt/venv"]
 
 
 def test_runtime_runs_as_the_templates_numeric_user():

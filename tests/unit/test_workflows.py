@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from pathlib import Path
 
 import pytest
 import yaml
+from argo_controller import evaluate
 
+from flows import argo_render
 from trainer.errors import PermanentError
 from workflows import daily_cron, render, train_template, train_workflow
 from workflows.plan import plan
 from workflows.settings import WorkflowSettings
-from workflows.spec import retry_expression
+from workflows.spec import on_demand_patch_json, retry_expression
 
 COMMITTED = Path(__file__).resolve().parents[2] / "deployments" / "argo"
 
@@ -32,10 +33,15 @@ def test_main_runs_plan_then_fanout_then_chain_then_report():
 def test_fanout_is_bounded_and_chain_is_serial_under_a_mutex():
     templates = templates_by_name(train_template.w)
     assert templates["prepare-features"]["parallelism"] == WorkflowSettings().features_parallelism
-    assert templates["prepare-features"]["steps"][0][0]["withParam"] == "{{inputs.parameters.dates}}"
+    (features_step,) = templates["prepare-features"]["steps"][0]
+    assert features_step["withParam"] == "{{inputs.parameters.dates}}"
     chain = templates["train-chain"]
     assert chain["parallelism"] == 1
     assert chain["failFast"] is True
+    # the loop calls a steps wrapper, whose single step calls the retried pod
+    assert chain["steps"][0][0]["template"] == "train-link"
+    (link_step,) = templates["train-link"]["steps"][0]
+    assert link_step["template"] == "train-batch" and "retryStrategy" in templates["train-batch"]
     assert chain["synchronization"] == {"mutexes": [{"name": "fraudpipe-training"}]}
     assert templates["drain-queue"]["synchronization"] == chain["synchronization"]
 
@@ -63,16 +69,6 @@ def test_every_pod_template_is_hardened_and_retried():
             assert body["resources"]["limits"]["memory"]
 
 
-def _evaluate(expression: str, exit_code: str, status: str, message: str) -> bool:
-    """Evaluate the retry expression's small expr-lang subset in Python."""
-    python = (expression.replace("&&", " and ").replace("||", " or ")
-              .replace("lastRetry.exitCode", repr(exit_code))
-              .replace("lastRetry.status", repr(status)))
-    python = re.sub(r"lastRetry\.message matches '([^']*)'",
-                    lambda match: repr(bool(re.search(match.group(1), message))), python)
-    return bool(eval(python))  # noqa: S307 - our own expression, test only
-
-
 @pytest.mark.parametrize(
     ("exit_code", "status", "message", "retried"),
     [
@@ -88,14 +84,22 @@ def _evaluate(expression: str, exit_code: str, status: str, message: str) -> boo
 )
 def test_retry_expression_retries_preemption_never_permanent_errors(exit_code, status, message,
                                                                      retried):
-    assert _evaluate(retry_expression(), exit_code, status, message) is retried
+    # evaluated like the controller does: expr over string-valued lastRetry.* variables
+    scope = {"lastRetry.exitCode": exit_code, "lastRetry.status": status,
+             "lastRetry.message": message}
+    assert evaluate(retry_expression(), scope) is retried
 
 
-def test_last_attempt_patch_drops_spot_selector():
+def test_last_attempts_leave_spot_by_affinity_and_the_patch_holds_no_closing_braces():
     patch = templates_by_name(train_template.w)["train-batch"]["podSpecPatch"]
     assert "asInt(retries) >= asInt(workflow.parameters['on-demand-after-retries'])" in patch
-    on_demand = re.search(r"\? '(\{.*?\})' :", patch).group(1)
-    assert json.loads(on_demand) == {"nodeSelector": {"cloud.google.com/gke-spot": None}}
+    assert patch.count("}}") == 1 and patch.endswith("}}")  # only the tag's own end
+    assert json.loads(on_demand_patch_json()) == {
+        "nodeSelector": {"cloud.google.com/gke-spot": None},
+        "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+            "nodeSelectorTerms": [{"matchExpressions": [
+                {"key": "cloud.google.com/gke-spot", "operator": "DoesNotExist"}]}]}}}}
+    assert f"'{on_demand_patch_json()}'" in patch
 
 
 def test_template_names_carry_the_version_and_cron_references_the_template():
@@ -142,9 +146,9 @@ def test_plan_rejects_bad_input_with_the_permanent_exit_code(tmp_path, capsys, d
 
 def test_committed_yaml_matches_the_python_definitions():
     # GIVEN the manifests rendered in memory from the Hera definitions
-    rendered = render.manifests()
+    rendered = argo_render.manifests()
     if os.environ.get("FRAUDPIPE_REGENERATE") == "1":
-        render.write(COMMITTED)
+        render.write(rendered, COMMITTED)
     # THEN every committed file is identical, and nothing is missing or stale
     for name, text in rendered.items():
         committed = COMMITTED / name
@@ -152,6 +156,7 @@ def test_committed_yaml_matches_the_python_definitions():
         assert committed.read_text() == text, (
             f"{committed} differs from workflows/: run `fraudpipe render` "
             "(or FRAUDPIPE_REGENERATE=1 pytest tests/unit/test_workflows.py)")
+    assert argo_render.FILESTORE_FILE in rendered
     stale = {p.name for p in COMMITTED.glob("*.yaml")} - set(rendered)
     assert not stale, f"committed files no longer rendered: {sorted(stale)}"
 

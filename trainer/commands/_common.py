@@ -3,32 +3,80 @@
 from __future__ import annotations
 
 import argparse
+import calendar
 import datetime as dt
 import json
 import os
+import re
 import sys
 
 from trainer.data.schema import parse_date
-from trainer.storage import Share
+from trainer.storage import Share, open_share
+
+_DATE_FORM = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
+
+
+def date_problem(text: str) -> str:
+    """Why `text` is not a date, in words (it may have the YYYY-MM-DD form and still not be one)."""
+    match = _DATE_FORM.match(text)
+    if not match:
+        return f"{text!r} is not a date; expected YYYY-MM-DD, e.g. 2018-04-01"
+    year, month, day = (int(g) for g in match.groups())
+    if not 1 <= month <= 12:
+        return f"{text!r} is not a valid date: there is no month {month:02d}"
+    if year >= 1:
+        last = calendar.monthrange(year, month)[1]
+        if not 1 <= day <= last:
+            return (f"{text!r} is not a valid date: {calendar.month_name[month]} {year} "
+                    f"has {last} days")
+    return f"{text!r} is not a valid date (years start at 0001)"
 
 
 def date_arg(text: str) -> dt.date:
+    """argparse type of a YYYY-MM-DD date, with an error that says what is wrong."""
     try:
         return parse_date(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+    except ValueError:
+        raise argparse.ArgumentTypeError(date_problem(text)) from None
 
 
-def add_storage(parser: argparse.ArgumentParser) -> None:
+def positive_int(text: str) -> int:
+    """argparse type of an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not at least 1")
+    return value
+
+
+def add_storage(parser: argparse.ArgumentParser, creates: bool = False) -> None:
+    """The --storage option; `creates` for the commands that may create a new share."""
+    env = os.environ.get("FRAUDPIPE_STORAGE")
+    what = ("created with its marker when it is not a share yet" if creates else
+            "must be a share (created by `fraudpipe ingest` or `fraudpipe init`)")
     parser.add_argument(
-        "--storage", metavar="ROOT", default=os.environ.get("FRAUDPIPE_STORAGE"),
-        required="FRAUDPIPE_STORAGE" not in os.environ,
-        help="storage root: the Filestore mount in a pod (/mnt/fileserver) or a local "
-             "directory (env FRAUDPIPE_STORAGE)")
+        "--storage", metavar="ROOT", default=env, required=env is None,
+        help=f"storage root: the Filestore mount in a pod (/mnt/fileserver) or a local "
+             f"directory; {what} (env FRAUDPIPE_STORAGE"
+             + (f", now {env})" if env else ", unset)"))
 
 
 def share_of(args: argparse.Namespace) -> Share:
-    return Share.at(args.storage)
+    """The existing share of `--storage`; a missing or non-share path is an error."""
+    return open_share(args.storage)
+
+
+def add_learner(parser: argparse.ArgumentParser) -> None:
+    """The --learner option, with the real default and the choices in `--help`."""
+    from trainer.model import DEFAULT_LEARNER, LEARNERS
+
+    names = list(LEARNERS)
+    parser.add_argument(
+        "--learner", choices=names, metavar="NAME",
+        help=f"learner of a new chain, one of {', '.join(names)} (default "
+             f"{DEFAULT_LEARNER}); an existing chain keeps its own and refuses another")
 
 
 def print_json(data) -> None:

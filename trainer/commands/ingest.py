@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 
-from trainer.data.ingest import ingest_path
-from trainer.storage import Share
+from trainer.commands._common import add_storage
+from trainer.data.ingest import IngestResult, ingest_path
+from trainer.data.ingest import log as ingest_log
+from trainer.storage import create_share
 
 DESCRIPTION = """\
 Validate dataset files and write them to ROOT/datasets/training/<date>.parquet
@@ -15,27 +18,40 @@ Validate dataset files and write them to ROOT/datasets/training/<date>.parquet
 SOURCE is one file or a directory (every non-hidden file in it, in name order); files are
 named <YYYY-MM-DD>.parquet|csv|pkl and every row must fall on that date.
 
-A file that does not validate is moved to ROOT/datasets/quarantine/<name> (copied when the
-source cannot be removed) with <name>.reason.txt, and the run goes on. Re-ingesting an
-identical file does nothing ("unchanged"). A changed file for a day already trained is
-refused and left in place; for a day not trained yet it replaces the old one.
+ROOT becomes a share if it is not one yet: the directory and its marker
+fraudpipe-share.json are created, and the output says so. (Every other command refuses a
+ROOT that is not a share.)
+
+A file that does not validate goes to ROOT/datasets/quarantine/ with a .reason.txt beside
+it; the output names where (quarantine moves it, or copies it when the source cannot be
+removed), and the run goes on. Re-ingesting an identical file does nothing ("unchanged").
+A changed file for a day already trained is refused and left in place; for a day not
+trained yet it replaces the old one.
 
 Exit status: 0 when the run completed and at least one file could be read, even if others
 were quarantined or refused (all are listed in the output); 3 when nothing could be read
-(missing or empty SOURCE, or every file quarantined).
+(missing or empty SOURCE, or every file quarantined), or ROOT is a file.
 """
+
+
+class _QuarantineReported(logging.Filter):
+    """Drops the ingest module's per-file quarantine warning: the summary reports each
+    file once, with where it went."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("quarantining")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register `ingest` on the CLI."""
     parser = subparsers.add_parser(
         "ingest",
-        help="validate dataset files and write them to the share",
+        help="validate dataset files and write them to the share (creating it if needed)",
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--source", required=True, metavar="PATH", help="a file or a directory")
-    parser.add_argument("--storage", required=True, metavar="ROOT", help="the share's root")
+    add_storage(parser, creates=True)
     parser.add_argument(
         "--allow-pickle",
         action="store_true",
@@ -53,15 +69,39 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     return parser
 
 
+def summary(result: IngestResult) -> str:
+    """`IngestResult.summary()`, each quarantined file once, with where it went."""
+    lines = [line for line in result.summary().splitlines()
+             if not line.startswith("quarantined ")]
+    where = []
+    for e in result.quarantined:
+        dest = e.get("quarantined_to")
+        if dest is None:
+            went = "could not be copied to the quarantine; the file is left where it is"
+        elif e.get("source_removed", False):
+            went = f"moved to {dest} (reason in {dest}.reason.txt)"
+        else:
+            went = f"copied to {dest}, the source left in place (reason in {dest}.reason.txt)"
+        where.append(f"quarantined {e['source']}: {e['reason']}\n  -> {went}")
+    return "\n".join(lines[:-1] + where + lines[-1:])
+
+
 def run(args: argparse.Namespace) -> int:
     """Ingest `args.source` onto `args.storage`; see DESCRIPTION for the exit status."""
-    result = ingest_path(
-        args.source, Share.at(args.storage), allow_pickle=args.allow_pickle, testing=args.testing
-    )
+    share, created = create_share(args.storage, "fraudpipe ingest")
+    if created:
+        print(f"created a new share at {share.root}", file=sys.stderr)
+    quiet = _QuarantineReported()
+    ingest_log.addFilter(quiet)
+    try:
+        result = ingest_path(args.source, share, allow_pickle=args.allow_pickle,
+                             testing=args.testing)
+    finally:
+        ingest_log.removeFilter(quiet)
     if args.json:
         print(json.dumps(result.to_json(), indent=2))
     else:
-        print(result.summary())
+        print(summary(result))
     if not result.read_any:
         print(f"fraudpipe ingest: error: no readable dataset in {args.source}", file=sys.stderr)
         return 3

@@ -30,6 +30,10 @@ def run(args: argparse.Namespace) -> int:
                        "learner": e.learner, "gap_days": e.gap_days, "metrics": e.metrics}
                       for e in chain],
         })
+    elif not chain:
+        print(f"no checkpoint yet on {share.root}: nothing trained "
+              f"({len(share.training_dates())} ingested day(s); fraudpipe train --storage "
+              f"{share.root})")
     else:
         for e in chain:
             gap = f" (after a gap of {e.gap_days} day(s))" if e.gap_days else ""

@@ -46,9 +46,9 @@ def run_push(args: argparse.Namespace) -> int:
     queue = _queue(args)
     if args.from_storage:
         from trainer.backlog import queue_trainable, trainable_days
-        from trainer.storage import Share
+        from trainer.storage import open_share
 
-        share = Share.at(args.from_storage)
+        share = open_share(args.from_storage)
         days = trainable_days(share)
         added = queue_trainable(share, queue, days)
     else:

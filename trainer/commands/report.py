@@ -26,6 +26,10 @@ def run(args: argparse.Namespace) -> int:
     write_reports(share, lineage)
     if args.json:
         print_json(report_json(lineage))
+    elif lineage.head is None:
+        print(f"the report is empty: no day trained on {share.root} yet "
+              f"({len(share.training_dates())} ingested day(s); fraudpipe train --storage "
+              f"{share.root})")
     else:
         print(share.report_txt.read_text(), end="")
     return 0

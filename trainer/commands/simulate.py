@@ -6,7 +6,7 @@ import argparse
 import json
 import time
 
-from trainer.data.schema import parse_date
+from trainer.commands._common import date_arg
 from trainer.data.simulator import FORMATS, SimulationConfig, simulate_config, write_day
 from trainer.errors import FraudpipeError
 
@@ -22,13 +22,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument("--out", required=True, help="directory to write the days into")
-    parser.add_argument("--start", default="2018-04-01", help="first day, YYYY-MM-DD")
+    parser.add_argument("--start", default="2018-04-01", type=date_arg, metavar="DATE",
+                        help="first day, YYYY-MM-DD (default 2018-04-01)")
     parser.add_argument("--days", type=int, default=183, help="number of days (default 183)")
     parser.add_argument("--customers", type=int, default=5_000, help="default 5000")
     parser.add_argument("--terminals", type=int, default=10_000, help="default 10000")
     parser.add_argument("--radius", type=float, default=5.0, help="default 5")
     parser.add_argument("--seed", type=int, default=0, help="default 0")
-    parser.add_argument("--format", choices=FORMATS, default="parquet", dest="fmt")
+    parser.add_argument("--format", choices=FORMATS, default="parquet", dest="fmt",
+                        help=f"file format, one of {', '.join(FORMATS)} (default parquet; "
+                             "pkl is the GKE sample's pickle layout, ingested only with "
+                             "--allow-pickle)")
     parser.add_argument("--json", action="store_true", help="print a JSON summary")
     parser.set_defaults(func=run)
 
@@ -36,7 +40,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         config = SimulationConfig(
-            start=parse_date(args.start),
+            start=args.start,
             days=args.days,
             customers=args.customers,
             terminals=args.terminals,

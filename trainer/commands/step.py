@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from trainer.commands._common import add_storage, date_arg, print_json, share_of
+from trainer.commands._common import add_learner, add_storage, date_arg, print_json, share_of
 
 
 def add_parser(sub) -> None:
@@ -18,7 +18,7 @@ def add_parser(sub) -> None:
     add_storage(parser)
     parser.add_argument("--dataset", metavar="DATE", type=date_arg, action="append",
                         required=True, help="the day to train on (repeatable)")
-    parser.add_argument("--learner", help="learner for a new chain (default: trainer.model.DEFAULT_LEARNER; see README)")
+    add_learner(parser)
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.set_defaults(func=run)
 

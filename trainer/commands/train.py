@@ -4,31 +4,47 @@ from __future__ import annotations
 
 import argparse
 
-from trainer.commands._common import add_storage, date_arg, print_json, share_of
+from trainer.commands._common import add_learner, add_storage, date_arg, print_json, share_of
 
 
 def add_parser(sub) -> None:
     parser = sub.add_parser("train", help="train every ingested day not yet on the chain",
                             description="Run `fraudpipe step` for each ingested day after "
-                                        "the head, oldest first, with a progress bar.")
+                                        "the head, oldest first. On a terminal a progress "
+                                        "bar stays below the log lines; elsewhere the log "
+                                        "lines alone show progress.")
     add_storage(parser)
     parser.add_argument("--through", metavar="DATE", type=date_arg,
-                        help="stop after this day")
-    parser.add_argument("--learner", help="learner for a new chain (default: trainer.model.DEFAULT_LEARNER; see README)")
+                        help="stop after this day (default: the last ingested day)")
+    add_learner(parser)
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from trainer.backlog import progress_bar, train_all
+    from trainer.backlog import train_all
+    from trainer.commands._progress import progress
+    from trainer.lineage import Lineage
 
     share = share_of(args)
-    results = train_all(share, through=args.through, learner=args.learner,
-                        on_step=None if args.json else progress_bar())
+    with progress() as bar:
+        results = train_all(share, through=args.through, learner=args.learner,
+                            on_step=None if args.json else bar)
     if args.json:
         print_json([r.to_json() for r in results])
-    else:
-        trained = [r for r in results if r.status == "trained"]
-        total = sum(r.seconds for r in results)
-        print(f"trained {len(trained)} day(s) in {total:.1f}s; report: {share.report_txt}")
+        return 0
+    trained = [r for r in results if r.status == "trained"]
+    if not results:
+        ingested = share.training_dates()
+        head = Lineage.load(share).head_entry
+        if not ingested:
+            print(f"nothing to train: no dataset ingested on {share.root} yet "
+                  f"(fraudpipe ingest --source DIR --storage {share.root})")
+        else:
+            print(f"nothing to train: {len(ingested)} ingested day(s) on {share.root}, "
+                  f"none after the head ({head.date if head else 'no checkpoint yet'}"
+                  + (f", --through {args.through}" if args.through else "") + ")")
+        return 0
+    total = sum(r.seconds for r in results)
+    print(f"trained {len(trained)} day(s) in {total:.1f}s; report: {share.report_txt}")
     return 0

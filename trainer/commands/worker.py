@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from trainer.commands._common import add_storage, share_of
+from trainer.commands._common import add_learner, add_storage, share_of
 
 DEFAULT_LEASE_SECONDS = 300.0
 
@@ -41,15 +41,16 @@ def add_parser(sub) -> None:
     add_redis_url(parser)
     parser.add_argument("--burst", action="store_true",
                         help="exit when nothing is pending or leased (a Kubernetes Job)")
-    parser.add_argument("--max-jobs", type=int, metavar="N", help="exit after N leases")
+    parser.add_argument("--max-jobs", type=int, metavar="N",
+                        help="exit after N leases (default: no limit)")
     parser.add_argument("--lease-seconds", type=float, default=DEFAULT_LEASE_SECONDS,
                         metavar="S", help="lease length; renewed every S/3 (default 300)")
     parser.add_argument("--max-attempts", type=int, default=3, metavar="N",
                         help="attempts before a dataset is dead-lettered (default 3)")
     parser.add_argument("--max-idle-seconds", type=float, metavar="S",
-                        help="exit after S seconds without work")
+                        help="exit after S seconds without work (default: never)")
     parser.add_argument("--name", help="holder name shown in queue stats (default host:pid)")
-    parser.add_argument("--learner", help="learner for a new chain (default: trainer.model.DEFAULT_LEARNER; see README)")
+    add_learner(parser)
     parser.set_defaults(func=run)
 
 
@@ -59,9 +60,12 @@ def run(args: argparse.Namespace) -> int:
 
     if args.lease_seconds <= 0 or (args.max_jobs is not None and args.max_jobs < 1):
         raise SystemExit("fraudpipe worker: --lease-seconds and --max-jobs must be positive")
+    # Before the first lease: on a missing mount every step would fail and the worker
+    # would dead-letter the whole queue.
+    share = share_of(args)
     queue = WorkQueue(settings_from_args(args), lease_seconds=args.lease_seconds,
                       max_attempts=args.max_attempts)
-    worker = Worker(share_of(args), queue, name=args.name, learner=args.learner)
+    worker = Worker(share, queue, name=args.name, learner=args.learner)
     worker.work(burst=args.burst, max_jobs=args.max_jobs,
                 max_idle_seconds=args.max_idle_seconds)
     return 0

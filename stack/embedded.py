@@ -1,14 +1,15 @@
 """The embedded default: the whole daily pipeline on one machine, through a real deployment.
 
-`python -m flows.embedded --days N --run-dir DIR` (what `make run` does) needs nothing
-running. It starts a private redis-server and a local Prefect server (SQLite) in DIR,
-creates the work pools, saves the `fraudpipe-share` and `fraudpipe-queue` blocks,
-simulates N more days into DIR/landing, runs `prefect deploy --all` on this repository's
-prefect.yaml, starts a process worker, triggers `prefect deployment run
-'daily-pipeline/local'`, waits for the flow run to finish, prints where the results are,
-and stops everything it started, also on Ctrl-C or an error. Everything lives in DIR, so
-a second run continues where the first stopped: its new days only are simulated,
-ingested and trained. The exit status is 0 only if the flow run Completed.
+`python -m stack run --days N --run-dir DIR` (what `make run` does) simulates N more days
+into DIR/landing, triggers `prefect deployment run 'daily-pipeline/local'`, waits for the
+flow run to finish and prints where the results are. When `make up` keeps a stack open on
+DIR, the run goes through that stack. Otherwise it locks DIR, starts a private
+redis-server and a local Prefect server (SQLite) there, creates the work pools, saves the
+`fraudpipe-share` and `fraudpipe-queue` blocks, deploys the `*/local` deployments of
+prefect.yaml, starts a process worker, and stops everything it started at the end, also
+on Ctrl-C or an error. Everything lives in DIR, so a second run continues where the first
+stopped: its new days only are simulated, ingested and trained. The exit status is 0 only
+if the flow run Completed; 3 when another `make run` holds DIR.
 
 Prefect is imported only after PREFECT_HOME and PREFECT_API_URL point at the run
 directory's server, so `~/.prefect` and any other server are never touched.
@@ -19,11 +20,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import fcntl
 import json
 import os
 import re
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -31,15 +32,25 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from flows.services import PrefectServer, ProcessWorker, RedisService, prefect_env
+from stack.register import (
+    DAILY_DEPLOYMENT,
+    create_pools_and_blocks,
+    deploy,
+    prefect_cli,
+)
+from stack.rundir import (
+    RunDirectory,
+    RunDirectoryLock,
+    StackBusyError,
+    StackState,
+    busy_message,
+    running_stack,
+)
+from stack.services import PrefectServer, ProcessWorker, RedisService, prefect_env
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 PROCESS_POOL = "fraudpipe-process"
-GKE_POOL = "fraudpipe-gke"
-GKE_TEMPLATE = REPOSITORY / "deployments" / "prefect" / "kubernetes-base-job-template.json"
-STORAGE_BLOCK = "fraudpipe-share"
-QUEUE_BLOCK = "fraudpipe-queue"
-DEPLOYMENT = "daily-pipeline/local"
+DEPLOYMENT = DAILY_DEPLOYMENT
 FIRST_DAY = dt.date(2018, 4, 1)
 UUID = re.compile(r"UUID:\s*([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})")
 
@@ -66,34 +77,6 @@ class Timings:
             print(f"   {name}: {self.phases[name]:.1f} s", flush=True)
 
 
-@dataclass(frozen=True)
-class RunDirectory:
-    """The run directory's layout."""
-
-    root: Path
-
-    @property
-    def redis(self) -> Path:
-        return self.root / "redis"
-
-    @property
-    def prefect(self) -> Path:
-        return self.root / "prefect"
-
-    @property
-    def share(self) -> Path:
-        return self.root / "share"
-
-    @property
-    def landing(self) -> Path:
-        return self.root / "landing"
-
-    @property
-    def simulation_state(self) -> Path:
-        """What was simulated so far: the simulator's parameters and the days written."""
-        return self.root / "simulation.json"
-
-
 def simulate_new_days(run_dir: RunDirectory, days: int, customers: int, terminals: int,
                       seed: int) -> list[dt.date]:
     """Write the `days` days that follow the last simulated one into the landing area.
@@ -103,6 +86,14 @@ def simulate_new_days(run_dir: RunDirectory, days: int, customers: int, terminal
     population of customers and terminals. The parameters of the first run are kept in
     `simulation.json` and reused, so that a second run never mixes two populations.
     """
+    # `make run` and the demo mode of `make up` may both add days: one at a time.
+    with open(run_dir.root / "simulation.lock", "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _simulate_new_days_locked(run_dir, days, customers, terminals, seed)
+
+
+def _simulate_new_days_locked(run_dir: RunDirectory, days: int, customers: int,
+                              terminals: int, seed: int) -> list[dt.date]:
     from trainer.data.simulator import SimulationConfig, simulate_config, write_day
 
     state = {"start": FIRST_DAY.isoformat(), "customers": customers, "terminals": terminals,
@@ -125,42 +116,6 @@ def simulate_new_days(run_dir: RunDirectory, days: int, customers: int, terminal
     state["days"] = done + days
     run_dir.simulation_state.write_text(json.dumps(state, indent=2) + "\n")
     return written
-
-
-async def _create_pools_and_blocks(share_path: Path, redis_url: str) -> None:
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.actions import WorkPoolCreate
-    from prefect.workers.process import ProcessWorker as PrefectProcessWorker
-
-    from blocks import ArgoServer, FilestoreStorage, RedisWorkQueue
-
-    for block_class in (FilestoreStorage, RedisWorkQueue, ArgoServer):
-        await block_class.register_type_and_schema()
-    await FilestoreStorage(local_path=str(share_path)).save(STORAGE_BLOCK, overwrite=True)
-    await RedisWorkQueue.from_url(redis_url).save(QUEUE_BLOCK, overwrite=True)
-    pools = {
-        PROCESS_POOL: ("process", PrefectProcessWorker.get_default_base_job_template()),
-        # prefect deploy --all registers the GKE deployments too; their pool must exist.
-        GKE_POOL: ("kubernetes", json.loads(GKE_TEMPLATE.read_text())),
-    }
-    async with get_client() as client:
-        for name, (pool_type, template) in pools.items():
-            await client.create_work_pool(
-                WorkPoolCreate(name=name, type=pool_type, base_job_template=template),
-                overwrite=True,
-            )
-
-
-def _prefect_cli(args: list[str], env: dict[str, str], what: str) -> str:
-    """Run `prefect <args>` from the repository; its output, or an error that shows it."""
-    result = subprocess.run([sys.executable, "-m", "prefect", *args], cwd=REPOSITORY, env=env,
-                            capture_output=True, text=True)
-    if result.returncode != 0:
-        raise EmbeddedRunError(
-            f"{what} failed (prefect {' '.join(args)}, exit {result.returncode}):\n"
-            f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-        )
-    return result.stdout
 
 
 async def _wait_for_flow_run(flow_run_id: str, timeout: float):
@@ -202,49 +157,86 @@ def _print_results(run_dir: RunDirectory, ui_url: str, flow_run) -> None:
     print(f"  this run:     {ui_url}/runs/flow-run/{flow_run.id}")
 
 
+def _wait_until_ready(run_dir: RunDirectory, timeout: float = 300.0) -> StackState:
+    """The state of the `make up` stack on `run_dir` once its deployments are registered."""
+    deadline = time.monotonic() + timeout
+    while True:
+        state = running_stack(run_dir)
+        if state is None:
+            raise EmbeddedRunError(f"the stack on {run_dir.root} stopped while starting; "
+                                   f"its log: {run_dir.log}")
+        if state.ready:
+            return state
+        if time.monotonic() > deadline:
+            raise EmbeddedRunError(f"the stack on {run_dir.root} is not ready after "
+                                   f"{timeout:.0f} s; its log: {run_dir.log}")
+        time.sleep(0.5)
+
+
 def run(args: argparse.Namespace) -> int:
-    """Do the whole embedded run; returns the exit status."""
-    run_dir = RunDirectory(Path(args.run_dir).expanduser().resolve())
-    for directory in (run_dir.root, run_dir.prefect, run_dir.share, run_dir.landing):
-        directory.mkdir(parents=True, exist_ok=True)
+    """Do the whole embedded run; returns the exit status.
+
+    On a run directory where `make up` keeps a stack open, the run uses that stack's
+    Redis, server and worker. Otherwise it locks the directory, starts its own services
+    and stops them at the end; a second `make run` on the same directory is refused.
+    """
+    run_dir = RunDirectory(Path(args.run_dir).expanduser().resolve()).create()
     timings = Timings()
     started: list = []  # what this run started, stopped in reverse order
+    lock = RunDirectoryLock(run_dir)
     began = time.perf_counter()
     try:
-        with timings.phase("start redis-server"):
-            if args.redis_url:
-                redis_url = args.redis_url
-            else:
-                redis = RedisService(run_dir.redis).start()
-                started.append(redis)
-                redis_url = redis.url
-            print(f"   redis: {redis_url}")
-        with timings.phase("start Prefect server"):
-            if args.prefect_api_url:
-                api_url = args.prefect_api_url.rstrip("/")
-                ui_url = api_url.removesuffix("/api")
-            else:
-                server = PrefectServer(run_dir.prefect, port=args.port).start()
-                started.append(server)
-                api_url, ui_url = server.api_url, server.url
-            print(f"   Prefect UI: {ui_url}  (API {api_url})", flush=True)
+        stack = None if args.prefect_api_url else running_stack(run_dir)
+        if stack is not None and stack.kind != "up":
+            raise StackBusyError(busy_message(run_dir))
+        if stack is not None:
+            with timings.phase("use the running stack"):
+                stack = _wait_until_ready(run_dir)
+                redis_url, api_url, ui_url = stack.redis_url, stack.api_url, stack.ui_url
+                print(f"   `make up` stack (pid {stack.pid}): Prefect UI {ui_url}, "
+                      f"redis {redis_url}", flush=True)
+        else:
+            if not args.prefect_api_url:
+                lock.acquire("run")
+            with timings.phase("start redis-server"):
+                if args.redis_url:
+                    redis_url = args.redis_url
+                else:
+                    redis = RedisService(run_dir.redis).start()
+                    started.append(redis)
+                    redis_url = redis.url
+                print(f"   redis: {redis_url}")
+            with timings.phase("start Prefect server"):
+                if args.prefect_api_url:
+                    api_url = args.prefect_api_url.rstrip("/")
+                    ui_url = api_url.removesuffix("/api")
+                else:
+                    # No scheduler: this server lives for one run, so the runs it would
+                    # schedule could only go Late; `make up` keeps a server that fires them.
+                    server = PrefectServer(run_dir.prefect, port=args.port,
+                                           scheduler=False).start()
+                    started.append(server)
+                    api_url, ui_url = server.api_url, server.url
+                print(f"   Prefect UI: {ui_url}  (API {api_url})", flush=True)
         env = prefect_env(api_url, run_dir.prefect)
         # Prefect reads its settings when first imported: point them at our server first.
         os.environ.update(env)
-        with timings.phase("work pools and blocks"):
-            asyncio.run(_create_pools_and_blocks(run_dir.share, redis_url))
+        if stack is None:
+            with timings.phase("work pools and blocks"):
+                asyncio.run(create_pools_and_blocks(run_dir.share, redis_url))
         with timings.phase(f"simulate {args.days} days"):
             new_days = simulate_new_days(run_dir, args.days, args.customers, args.terminals,
                                          args.seed)
             print(f"   new days {new_days[0]} .. {new_days[-1]} in {run_dir.landing}")
-        with timings.phase("prefect deploy --all"):
-            _prefect_cli(["--no-prompt", "deploy", "--all"], env, "prefect deploy --all")
-        with timings.phase("start worker"):
-            worker = ProcessWorker(PROCESS_POOL, env, run_dir.prefect / "worker.log",
-                                   cwd=REPOSITORY).start()
-            started.append(worker)
+        if stack is None:
+            with timings.phase("prefect deploy"):
+                deploy(env)
+            with timings.phase("start worker"):
+                worker = ProcessWorker(PROCESS_POOL, env, run_dir.prefect / "worker.log",
+                                       cwd=REPOSITORY).start()
+                started.append(worker)
         with timings.phase(f"run {DEPLOYMENT}"):
-            output = _prefect_cli(
+            output = prefect_cli(
                 ["deployment", "run", DEPLOYMENT, "--param", f"landing={run_dir.landing}"],
                 env, f"prefect deployment run '{DEPLOYMENT}'")
             match = UUID.search(output)
@@ -252,6 +244,8 @@ def run(args: argparse.Namespace) -> int:
                 raise EmbeddedRunError(f"no flow run id in the output of deployment run:\n{output}")
             flow_run = asyncio.run(_wait_for_flow_run(match.group(1), args.timeout))
         _print_results(run_dir, ui_url, flow_run)
+        if started:
+            print("  (this run's services stop now; `make up` keeps a stack and its UI open)")
         completed = flow_run.state is not None and flow_run.state.is_completed()
         if not completed:
             print(f"\nThe flow run ended {flow_run.state.name}: {flow_run.state.message}\n"
@@ -263,15 +257,16 @@ def run(args: argparse.Namespace) -> int:
     finally:
         for service in reversed(started):
             service.stop()
+        lock.release()
         timings.phases["total"] = round(time.perf_counter() - began, 1)
         print("\nTimings (s): " + ", ".join(f"{k} {v}" for k, v in timings.phases.items()),
               flush=True)
 
 
 def parser() -> argparse.ArgumentParser:
-    """The command line of `python -m flows.embedded`."""
+    """The command line of `python -m stack run`."""
     cli = argparse.ArgumentParser(
-        prog="python -m flows.embedded",
+        prog="python -m stack run",
         description="Run fraudpipe's daily pipeline on this machine through a Prefect "
         "deployment: private redis-server and Prefect server, N new simulated days.")
     cli.add_argument("--days", type=int, default=10, help="new days to simulate (default 10)")
@@ -303,6 +298,9 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _interrupt_on_sigterm)
     try:
         return run(args)
+    except StackBusyError as exc:
+        print(f"\n{exc}", file=sys.stderr)
+        return 3
     except Exception as exc:  # noqa: BLE001 - one clear line for the user, not a traceback
         print(f"\nembedded run failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2

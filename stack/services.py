@@ -1,11 +1,11 @@
 """Private services for one machine: a redis-server and a Prefect server in a run directory.
 
-The embedded default (`python -m flows.embedded`) and the end-to-end tests start the same
-three processes: a redis-server (append-only file on, so a restart keeps the queue), a
-Prefect server on SQLite, and a Prefect process worker. Each listens on 127.0.0.1 on a
-free port (never Redis' 6379 or Prefect's 4200, which may belong to someone else), keeps
-its data and log under the run directory, is waited for until it answers, and is stopped
-with its whole process group, so nothing is left running after a run or a test.
+The local stack (`make up`, `make run`: stack/launcher.py, stack/embedded.py) and the tests
+start the same three processes: a redis-server (append-only file on, so a restart keeps
+the queue), a Prefect server on SQLite, and a Prefect process worker. Each listens on
+127.0.0.1 on the port it is given or a free one (never Redis' 6379 or Prefect's 4200 by
+chance), keeps its data and log under the run directory, is waited for until it answers,
+and is stopped with its whole process group, so nothing is left running.
 """
 
 from __future__ import annotations
@@ -66,6 +66,7 @@ class _Process:
                 args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 env=env, cwd=cwd, start_new_session=True,
             )
+        self._spawned_pid = self.process.pid
 
     @property
     def running(self) -> bool:
@@ -79,65 +80,98 @@ class _Process:
                 f"log {self.log_path}:\n{_log_tail(self.log_path)}"
             )
 
+    def _signal(self, signum: int) -> None:
+        """Send `signum` to the process group this class started (or the bare process)."""
+        if self.process is None:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            if self._leads_group:
+                os.killpg(self.process.pid, signum)
+            elif self.process.poll() is None:
+                self.process.send_signal(signum)
+
+    @property
+    def _leads_group(self) -> bool:
+        # _spawn starts a new session; a subclass may Popen its own process without one.
+        return self.process is not None and self._spawned_pid == self.process.pid
+
+    _spawned_pid: int | None = None
+
     def stop(self, timeout: float = STOP_TIMEOUT) -> None:
         """SIGTERM the process group, then SIGKILL it if it has not exited in `timeout`."""
         if self.process is None:
             return
-        pgid = self.process.pid  # group leader: its pid is the group id
         if self.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pgid, signal.SIGTERM)
+            self._signal(signal.SIGTERM)
             try:
                 self.process.wait(timeout)
             except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(pgid, signal.SIGKILL)
+                self._signal(signal.SIGKILL)
                 self.process.wait(5)
         # Grandchildren that outlived the leader (a flow run mid-step) go too.
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pgid, signal.SIGKILL)
+        self._signal(signal.SIGKILL)
+
+    def kill(self) -> None:
+        """SIGKILL the process group at once (what a crash or an OOM kill looks like)."""
+        if self.process is not None and self.process.poll() is None:
+            self._signal(signal.SIGKILL)
+            self.process.wait(10)
+
+
+def redis_server_binary() -> str:
+    """The redis-server on PATH (or Debian's path, which may not exist yet)."""
+    return shutil.which("redis-server") or "/usr/bin/redis-server"
 
 
 class RedisService(_Process):
-    """A private redis-server with AOF on, its files in `directory`.
+    """A private redis-server, its files in `directory`.
 
     Args:
         directory: Where the append-only file, the config and the log live.
         port: Fixed port, or None for a free one.
+        aof: Keep an append-only file, so that a restart keeps the queue.
+        appendfsync: Redis' `appendfsync` policy. `everysec` loses at most a second of
+            queue writes on a crash; the lineage on the share, not Redis, records what was
+            trained. `always` loses no acknowledged write (crash tests).
+        binary: The redis-server executable; default the one on PATH.
     """
 
     name = "redis-server"
 
-    def __init__(self, directory: Path, port: int | None = None) -> None:
+    def __init__(self, directory: Path, port: int | None = None, *, aof: bool = True,
+                 appendfsync: str = "everysec", binary: str | None = None) -> None:
         self.directory = Path(directory)
         super().__init__(self.directory / "redis.log")
         self.port = port or free_port()
+        self.aof = aof
+        self.appendfsync = appendfsync
+        self.binary = binary or redis_server_binary()
 
     @property
     def url(self) -> str:
         """`redis://127.0.0.1:<port>/0`."""
-        return f"redis://127.0.0.1:{self.port}/0"
+        return self.url_for_db(0)
+
+    def url_for_db(self, db: int) -> str:
+        """`redis://127.0.0.1:<port>/<db>`."""
+        return f"redis://127.0.0.1:{self.port}/{db}"
 
     def start(self, timeout: float = STARTUP_TIMEOUT) -> RedisService:
         """Start the server and wait until it answers PING."""
         import redis  # a dependency of the trainer, imported here to keep startup cheap
 
-        binary = shutil.which("redis-server") or "/usr/bin/redis-server"
-        if not Path(binary).exists():
+        if not Path(self.binary).exists():
             raise ServiceError(
                 "redis-server is not installed: run `make setup` (it installs Debian's "
                 "redis-server package) or `apt-get install redis-server`"
             )
         self.directory.mkdir(parents=True, exist_ok=True)
-        # appendfsync everysec: a crash loses at most a second of queue writes, and the
-        # lineage on the share, not Redis, is the record of what was trained
-        # (docs/facts.md#redis-and-memorystore).
-        self._spawn([
-            binary, "--port", str(self.port), "--bind", "127.0.0.1",
-            "--dir", str(self.directory), "--daemonize", "no", "--save", "",
-            "--appendonly", "yes", "--appendfsync", "everysec", "--protected-mode", "yes",
-            "--logfile", str(self.log_path),
-        ])
+        args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1",
+                "--dir", str(self.directory), "--daemonize", "no", "--save", "",
+                "--protected-mode", "yes", "--logfile", str(self.log_path)]
+        if self.aof:
+            args += ["--appendonly", "yes", "--appendfsync", self.appendfsync]
+        self._spawn(args)
         client = redis.Redis(port=self.port, socket_connect_timeout=0.5)
         deadline = time.monotonic() + timeout
         try:
@@ -152,6 +186,17 @@ class RedisService(_Process):
             client.close()
         self.stop()
         raise ServiceError(f"redis-server on port {self.port} did not answer in {timeout:.0f} s")
+
+    def restart(self) -> RedisService:
+        """Kill -9 and start again on the same port and directory (the AOF replays)."""
+        self.kill()
+        return self.start()
+
+    def __enter__(self) -> RedisService:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
 
 def prefect_env(api_url: str, home: Path, base: dict[str, str] | None = None) -> dict[str, str]:
@@ -182,18 +227,22 @@ class PrefectServer(_Process):
     Args:
         home: PREFECT_HOME of the server; the database is `home/prefect.db`.
         port: Fixed port, or None for a free one.
-        scheduler: Run the scheduler service. Off by default for the embedded run: the
-            server only lives for one run, so scheduled runs would pile up as Late and a
-            worker of the next run would execute them with the deployment's defaults.
+        scheduler: Run the scheduler service (what turns a deployment's schedule into
+            flow runs). Only a server that lives for one command turns it off.
+        settings: Extra PREFECT_* settings of the server process, for example
+            `PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS` (names in
+            prefect/settings/models/server/services.py).
     """
 
     name = "prefect server"
 
-    def __init__(self, home: Path, port: int | None = None, scheduler: bool = False) -> None:
+    def __init__(self, home: Path, port: int | None = None, scheduler: bool = True,
+                 settings: dict[str, str] | None = None) -> None:
         self.home = Path(home)
         super().__init__(self.home / "server.log")
         self.port = port or free_port()
         self.scheduler = scheduler
+        self.settings = dict(settings or {})
 
     @property
     def url(self) -> str:
@@ -218,6 +267,7 @@ class PrefectServer(_Process):
         )
         env["PREFECT_SERVER_API_HOST"] = "127.0.0.1"
         env["PREFECT_SERVER_API_PORT"] = str(self.port)
+        env.update(self.settings)
         args = [sys.executable, "-m", "prefect", "server", "start",
                 "--host", "127.0.0.1", "--port", str(self.port), "--analytics-off",
                 "--scheduler" if self.scheduler else "--no-scheduler"]
@@ -251,25 +301,27 @@ class ProcessWorker(_Process):
         env: Environment from `PrefectServer.env()` (or `prefect_env`).
         log_path: Where the worker's and its flow runs' output goes.
         cwd: Working directory of the worker.
+        limit: At most this many flow runs at once (None: no limit).
     """
 
     name = "prefect worker"
 
     def __init__(self, pool: str, env: dict[str, str], log_path: Path,
-                 cwd: Path | None = None) -> None:
+                 cwd: Path | None = None, limit: int | None = None) -> None:
         super().__init__(log_path)
         self.pool = pool
         self.env = env
         self.cwd = cwd
+        self.limit = limit
 
     def start(self, timeout: float = STARTUP_TIMEOUT) -> ProcessWorker:
         """Start the worker and wait until it logs that it polls the pool."""
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0
-        self._spawn(
-            [sys.executable, "-m", "prefect", "worker", "start", "--pool", self.pool,
-             "--type", "process"],
-            env=self.env, cwd=self.cwd,
-        )
+        args = [sys.executable, "-m", "prefect", "worker", "start", "--pool", self.pool,
+                "--type", "process"]
+        if self.limit is not None:
+            args += ["--limit", str(self.limit)]
+        self._spawn(args, env=self.env, cwd=self.cwd)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self._check_alive()

@@ -1,0 +1,166 @@
+"""What the fraud team does today: the headline of a run and the day's alerts.
+
+"Today" is the head day of the chain after the run. Its scores and metrics come from the
+model as it was before it trained on that day (the step scores a day, then trains on
+it), so they are what the team would have been handed that morning: the alerts table
+is that ranking, and the metrics say how good it was once the day's labels were known.
+Plain functions of a `RunSummary` and the lineage, unit-tested without a Prefect server.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from trainer.lineage import Entry, Lineage
+from trainer.report import card_alerts
+from trainer.evaluation.scoring import TOP_CARDS
+from trainer.storage import Share
+
+if TYPE_CHECKING:  # flows.artifacts builds the headline with these functions
+    from flows.artifacts import RunSummary
+
+#: Cards named in the headline itself; the alerts table has all ranked cards.
+HEADLINE_CARDS = 5
+
+#: (label, key in `metrics["prequential"]`, what it means; {value} and {rate} filled in).
+MEANINGS: list[tuple[str, str, str]] = [
+    ("ROC AUC", "auc_roc",
+     "the chance that a random fraudulent transaction of the day scored above a random "
+     "genuine one (0.5 is guessing, 1 is perfect)"),
+    ("Average precision", "average_precision",
+     "precision averaged down the day's ranking of transactions; scoring at random "
+     "gets the fraud rate, {rate}"),
+    ("Card Precision@100", "card_precision_at_100",
+     "the share of the 100 highest-ranked cards that really had a fraud that day: "
+     "about {cards} of 100 cards checked"),
+]
+
+
+def head_alerts(share: Share, lineage: Lineage, limit: int = TOP_CARDS) -> list[dict]:
+    """The head day's alerts (`trainer.report.card_alerts`); [] on the chain's first day."""
+    head = lineage.head_entry
+    if head is None or "prequential" not in head.metrics:
+        return []
+    return card_alerts(share, head.day, limit)
+
+
+def _num(value: object, digits: int = 3) -> str:
+    return f"{value:.{digits}f}" if isinstance(value, int | float) else "n/a"
+
+
+def _rate(entry: Entry) -> float | None:
+    transactions, frauds = entry.metrics.get("transactions"), entry.metrics.get("frauds")
+    return frauds / transactions if transactions and frauds is not None else None
+
+
+def _percent(rate: float | None) -> str:
+    return "n/a" if rate is None else f"{100 * rate:.2f} %"
+
+
+def _days(dates: list[str]) -> str:
+    if len(dates) <= 4:
+        return ", ".join(dates)
+    return f"{dates[0]} .. {dates[-1]}"
+
+
+def _previous_head(chain: list[Entry], trained: set[str]) -> Entry | None:
+    """The head before this run: the chain entry just before the first day trained now."""
+    for index, entry in enumerate(chain):
+        if entry.date in trained:
+            return chain[index - 1] if index else None
+    return None
+
+
+def _what_arrived(summary: RunSummary) -> str:
+    return (f"files ingested {len(summary.ingested)}, quarantined {len(summary.quarantined)}, "
+            f"refused {len(summary.refused)}; days dead-lettered {len(summary.dead)}")
+
+
+def _changes(summary: RunSummary, chain: list[Entry], head: Entry) -> list[str]:
+    trained = [s["date"] for s in summary.trained]
+    previous = _previous_head(chain, set(trained))
+    lines = []
+    if previous is None:
+        lines.append(f"- first run of this chain: it starts at {chain[0].date}")
+    else:
+        lines.append(f"- head moved {previous.date} -> {head.date} "
+                     f"(+{len(trained)} day(s) trained)")
+        before = previous.metrics.get("prequential") or {}
+        now = head.metrics.get("prequential") or {}
+        for label, key, _ in MEANINGS:
+            old, new = before.get(key), now.get(key)
+            delta = f" ({new - old:+.3f})" if old is not None and new is not None else ""
+            lines.append(f"- {label}: {_num(old)} on {previous.date} -> {_num(new)} on "
+                         f"{head.date}{delta}")
+        lines.append(f"- fraud rate: {_percent(_rate(previous))} -> {_percent(_rate(head))}")
+    gaps = [e for e in chain if e.date in trained and e.gap_days]
+    lines += [f"- {e.gap_days} day(s) missing before {e.date} (a gap in the chain)" for e in gaps]
+    lines.append(f"- {_what_arrived(summary)}")
+    return lines
+
+
+def _nothing_trained(summary: RunSummary, head: Entry | None, alerts_key: str) -> list[str]:
+    arrived = summary.ingested or summary.quarantined or summary.refused or summary.dead
+    lines = ["**No new files: nothing was trained in this run.**" if not arrived else
+             f"**Nothing was trained in this run** ({_what_arrived(summary)}; see the report).",
+             "", "No new alerts, metrics or plot were written by this run."]
+    if head is not None:
+        scores = " (the chain's first day: no alerts)" if "prequential" not in head.metrics \
+            else f"; its alerts are still in the `{alerts_key}` artifact of the run that " \
+                 f"trained it"
+        lines.append(f"The head is still {head.date} (learner `{head.learner}`){scores}.")
+    return lines
+
+
+def headline_markdown(summary: RunSummary, lineage: Lineage, alerts: list[dict], *,
+                      alerts_key: str, alerts_error: str | None = None) -> str:
+    """The run's headline: what to do today, how good today's ranking was, what changed.
+
+    Args:
+        summary: what the run did.
+        lineage: the lineage after the run.
+        alerts: the head day's alerts (`head_alerts`), best rank first.
+        alerts_key: the key of the run's alerts table artifact, to point at.
+        alerts_error: why the alerts could not be read, if they could not.
+    """
+    chain = lineage.chain()
+    head = chain[-1] if chain else None
+    if not summary.trained or head is None:
+        title = f"# fraudpipe {summary.flow}: nothing trained"
+        return "\n".join([title, "", *_nothing_trained(summary, head, alerts_key)]) + "\n"
+    trained = [s["date"] for s in summary.trained]
+    rate = _rate(head)
+    lines = [f"# fraudpipe {summary.flow}: today is {head.date}", ""]
+    if alerts:
+        top = ", ".join(f"card {a['card_id']} ({a['highest_score']:.3f})"
+                        for a in alerts[:HEADLINE_CARDS])
+        lines += [f"**What to do today: check the {len(alerts)} cards of the `{alerts_key}` "
+                  f"table, highest score first.** Top {min(HEADLINE_CARDS, len(alerts))}: "
+                  f"{top}.", ""]
+    elif alerts_error:
+        lines += [f"**No alerts table: {alerts_error}**", ""]
+    else:
+        lines += [f"**No alerts for {head.date}**: it is the chain's first day, and there was "
+                  f"no model before it to score it.", ""]
+    if summary.dead:
+        lines += [f"**Warning: {len(summary.dead)} day(s) dead-lettered, not trained: "
+                  f"{', '.join(d['date'] for d in summary.dead)}** (see the report).", ""]
+    lines += [f"- days trained in this run: **{len(trained)}** ({_days(trained)})",
+              f"- head day: **{head.date}**, learner `{head.learner}`, chain of {len(chain)} "
+              f"day(s)",
+              f"- fraud rate on {head.date}: **{_percent(rate)}** ({head.metrics.get('frauds')} "
+              f"fraudulent of {head.metrics.get('transactions')} transactions)", ""]
+    prequential = head.metrics.get("prequential")
+    if prequential:
+        lines += [f"## How good today's ranking was ({head.date})", "",
+                  f"Scored by the model **before** it trained on {head.date} (prequential): the "
+                  f"ranking of the alerts, on transactions it had not seen, checked against "
+                  f"the day's labels:", ""]
+        for label, key, meaning in MEANINGS:
+            value = prequential.get(key)
+            cards = round(100 * value) if isinstance(value, int | float) else "n/a"
+            lines.append(f"- **{label} {_num(value)}**: "
+                         f"{meaning.format(rate=_percent(rate), cards=cards)}")
+        lines.append("")
+    lines += ["## Since the previous run", "", *_changes(summary, chain, head), ""]
+    return "\n".join(lines)

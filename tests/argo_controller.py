@@ -1,0 +1,972 @@
+"""A local stand-in for the Argo controller: the rules fraudpipe's workflows depend on.
+
+Each rule is re-implemented from the controller's source (argoproj/argo-workflows at
+v4.1.2; the same at v3.7.18 unless noted), and names the file it comes from. Nothing
+here is copied code; it is what the source says the controller does:
+
+- Tags (`util/template/template.go`, which hands the text to valyala/fasttemplate): a tag
+  opens at `{{` and ends at the FIRST `}}` after it, also inside an expression; a tag
+  starting with `=` is an expression (`util/template/kind.go`), evaluated with expr-lang
+  (`util/template/expression_template.go`), whose environment is the flat variable map
+  expanded on dots (`util/expr/env/env.go`: `asInt` is expr's `int`). Any other tag is a
+  variable that must resolve (`util/template/simple_template.go`).
+- podSpecPatch (`workflow/controller/workflowpod.go` processPodSpecPatch): substituted
+  with the attempt's variables, `retries` included (set in `operator.go` executeTemplate),
+  then parsed as YAML/JSON, checked to be a PodSpec and strategic-merged onto the pod spec
+  (`workflow/util/util.go` ApplyPodSpecPatch).
+- Retries (`workflow/controller/operator.go` processNodeRetries, executeTemplate): a
+  Retry node whose attempts `name(N)` are pods in the loop's boundary; backoff delay
+  `duration * factor^(attempts-1)` capped by `cap`, waited from the last attempt's end;
+  `maxDuration` is a deadline counted from the FIRST attempt's start ("Max duration limit
+  exceeded", "Backoff would exceed max duration limit") that also bounds the next pod;
+  `retryPolicy` then `limit` ("No more retries left") then `expression` over `lastRetry.*`
+  (strings; exitCode "-1" without one; built by buildRetryStrategyLocalScope), all of
+  which must allow the retry.
+- Steps (`workflow/controller/steps.go`): groups one after the other; `withParam` items
+  expanded in list order and started in that order; `when` decides; a group fails when a
+  child fails, and its steps node with "child '...' failed".
+- Counting (`workflow/controller/node_counters.go`, `operator.go` checkParallelism):
+  `parallelism` counts the boundary's Running/Pending Pod, Steps and DAG children (not a
+  Retry node); `failFast` trips on any Failed/Error Pod, Steps or DAG child of the
+  boundary, a failed retry attempt included.
+- Pod messages (`operator.go`, "%s (exit code %d)"): `main: Error (exit code N)` plus the
+  container's termination message; with `terminationMessagePolicy:
+  FallbackToLogsOnError` Kubernetes uses the log tail when the container failed.
+
+Time is simulated: pods take the time the test gives them, the clock jumps from event to
+event, nothing sleeps. Scheduling uses Kubernetes' rules for nodeSelector, required node
+affinity and NoSchedule taints (Kubernetes docs, "Assign Pods to Nodes", "Taints and
+Tolerations"). Known differences from a live controller are listed in
+`docs/argo-rules.md`.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+SPOT_LABEL = "cloud.google.com/gke-spot"
+PREEMPTED = "Pod was terminated due to imminent node shutdown"
+DEADLINE_EXCEEDED = "Pod was active on the node longer than the specified deadline"
+
+FULFILLED = ("Succeeded", "Failed", "Error", "Skipped", "Omitted")
+FAILED = ("Failed", "Error")
+
+
+class TemplateError(Exception):
+    """What the controller refuses: a tag it cannot split, an expression it cannot evaluate."""
+
+
+# ----------------------------------------------------------------------------------------
+# Tags: util/template/template.go (fasttemplate), kind.go, simple_template.go
+# ----------------------------------------------------------------------------------------
+
+def split_tags(text: str) -> list[tuple[int, int, str]]:
+    """(start, end, tag) of every `{{...}}`: a tag ends at the first `}}` after `{{`."""
+    tags, position = [], 0
+    while (start := text.find("{{", position)) >= 0:
+        end = text.find("}}", start + 2)
+        if end < 0:
+            raise TemplateError(f"cannot find end tag '}}}}' in {text[start:start + 80]!r}")
+        tags.append((start, end + 2, text[start + 2:end]))
+        position = end + 2
+    return tags
+
+
+def expression_tags(text: str) -> list[str]:
+    """The expression (without `=`) of every `{{=...}}` tag of `text`."""
+    return [tag[1:] for _, _, tag in split_tags(text) if tag.startswith("=")]
+
+
+def substitute(text: str, scope: dict[str, Any], *, strict: bool = True) -> str:
+    """Replace every tag of `text` like the controller's ProcessArgs does.
+
+    Args:
+        text: a string field of a template.
+        scope: flat variable map (`inputs.parameters.x`, `retries`, ...).
+        strict: an unresolved simple tag is an error (else it is left as is, like
+            `allowUnresolved`).
+    """
+    out, position = [], 0
+    for start, end, tag in split_tags(text):
+        out.append(text[position:start])
+        if tag.startswith("="):
+            value = evaluate(tag[1:], scope)
+            out.append(value if isinstance(value, str) else to_json(value))
+        else:
+            name = tag.strip()
+            if name in scope:
+                out.append(str(scope[name]))
+            elif strict:
+                raise TemplateError(f"failed to resolve {{{{{name}}}}}")
+            else:
+                out.append(text[start:end])
+        position = end
+    out.append(text[position:])
+    return "".join(out)
+
+
+def to_json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+def substitute_all(value: Any, scope: dict[str, Any], *, strict: bool = True) -> Any:
+    """`substitute` on every string inside a template (the controller does it on the
+    template's JSON text; JSON escaping adds no braces, so tags split the same way)."""
+    if isinstance(value, str):
+        return substitute(value, scope, strict=strict)
+    if isinstance(value, list):
+        return [substitute_all(item, scope, strict=strict) for item in value]
+    if isinstance(value, dict):
+        return {key: substitute_all(item, scope, strict=strict) for key, item in value.items()}
+    return value
+
+
+# ----------------------------------------------------------------------------------------
+# Expressions: the expr-lang subset the templates use (a Python evaluator, not expr itself)
+# ----------------------------------------------------------------------------------------
+
+TOKEN = re.compile(r"""
+    (?P<space>\s+)
+  | (?P<number>\d+(?:\.\d+)?)
+  | (?P<string>'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")
+  | (?P<op>&&|\|\||==|!=|<=|>=|[-+*/%<>!?:()\[\].,])
+  | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
+""", re.VERBOSE)
+
+#: Binary operators and their precedence (expr-lang parser/operator table).
+BINARY = {"||": 10, "or": 10, "&&": 15, "and": 15, "==": 20, "!=": 20, "<": 20, ">": 20,
+          "<=": 20, ">=": 20, "in": 20, "matches": 20, "contains": 20, "startsWith": 20,
+          "endsWith": 20, "+": 30, "-": 30, "*": 60, "/": 60, "%": 60}
+
+
+ESCAPES = {"n": "\n", "t": "\t", "r": "\r"}
+
+
+def tokenize(source: str) -> list[tuple[str, Any]]:
+    tokens, position = [], 0
+    while position < len(source):
+        match = TOKEN.match(source, position)
+        if match is None:
+            raise TemplateError(f"failed to evaluate expression: unexpected {source[position:]!r}"
+                                f" in {source!r}")
+        kind = match.lastgroup
+        text = match.group()
+        position = match.end()
+        if kind == "space":
+            continue
+        if kind == "string":
+            tokens.append(("str", re.sub(r"\\(.)", lambda m: ESCAPES.get(m.group(1), m.group(1)),
+                                         text[1:-1])))
+        elif kind == "number":
+            tokens.append(("num", float(text) if "." in text else int(text)))
+        elif kind == "name" and text in ("true", "false", "nil"):
+            tokens.append(("lit", {"true": True, "false": False, "nil": None}[text]))
+        elif kind == "name" and text in BINARY:
+            tokens.append(("op", text))
+        elif kind == "name" and text == "not":
+            tokens.append(("op", "!"))
+        else:
+            tokens.append(("op" if kind == "op" else "name", text))
+    tokens.append(("end", None))
+    return tokens
+
+
+class Parser:
+    """Pratt parser producing nested tuples; unknown syntax is an error, as in expr."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.tokens = tokenize(source)
+        self.position = 0
+
+    def fail(self, why: str) -> TemplateError:
+        return TemplateError(f"failed to evaluate expression: {why} in {self.source!r}")
+
+    def peek(self) -> tuple[str, Any]:
+        return self.tokens[self.position]
+
+    def take(self, value: Any = None) -> tuple[str, Any]:
+        token = self.tokens[self.position]
+        if value is not None and token[1] != value:
+            raise self.fail(f"expected {value!r}, got {token[1]!r}")
+        self.position += 1
+        return token
+
+    def parse(self) -> Any:
+        tree = self.expression(0)
+        if self.peek()[0] != "end":
+            raise self.fail(f"unexpected {self.peek()[1]!r}")
+        return tree
+
+    def expression(self, power: int) -> Any:
+        left = self.unary()
+        while True:
+            kind, value = self.peek()
+            if kind == "op" and value == "?" and power == 0:
+                self.take()
+                yes = self.expression(0)
+                self.take(":")
+                no = self.expression(0)
+                left = ("?", left, yes, no)
+                continue
+            if kind != "op" or value not in BINARY or BINARY[value] <= power:
+                return left
+            self.take()
+            left = ("bin", value, left, self.expression(BINARY[value]))
+
+    def unary(self) -> Any:
+        kind, value = self.peek()
+        if kind == "op" and value in ("!", "-"):
+            self.take()
+            return ("unary", value, self.unary())
+        return self.postfix(self.primary())
+
+    def primary(self) -> Any:
+        kind, value = self.take()
+        if kind in ("str", "num", "lit"):
+            return ("lit", value)
+        if kind == "name":
+            return ("name", value)
+        if value == "(":
+            inner = self.expression(0)
+            self.take(")")
+            return inner
+        if value == "[":
+            items = []
+            while self.peek()[1] != "]":
+                items.append(self.expression(0))
+                if self.peek()[1] == ",":
+                    self.take()
+            self.take("]")
+            return ("list", items)
+        raise self.fail(f"unexpected {value!r}")
+
+    def postfix(self, node: Any) -> Any:
+        while True:
+            value = self.peek()[1]
+            if value == ".":
+                self.take()
+                kind, name = self.take()
+                if kind != "name":
+                    raise self.fail(f"expected a name after '.', got {name!r}")
+                node = ("member", node, ("lit", name))
+            elif value == "[":
+                self.take()
+                index = self.expression(0)
+                self.take("]")
+                node = ("member", node, index)
+            elif value == "(" and node[0] == "name":
+                self.take()
+                arguments = []
+                while self.peek()[1] != ")":
+                    arguments.append(self.expression(0))
+                    if self.peek()[1] == ",":
+                        self.take()
+                self.take(")")
+                node = ("call", node[1], arguments)
+            else:
+                return node
+
+
+def expand(scope: dict[str, Any]) -> dict[str, Any]:
+    """Flat `a.b.c` keys as nested maps (util/expand, used by util/expr/env/env.go)."""
+    nested: dict[str, Any] = {}
+    for key, value in sorted(scope.items()):
+        parts = key.split(".")
+        target = nested
+        for part in parts[:-1]:
+            if not isinstance(target.get(part), dict):
+                target[part] = {}
+            target = target[part]
+        if not isinstance(target.get(parts[-1]), dict):
+            target[parts[-1]] = value
+    return nested
+
+
+def as_int(value: Any) -> int:
+    """expr's `int` (env.go aliases it as `asInt`): numbers truncate, strings must parse."""
+    if isinstance(value, bool):
+        raise TemplateError(f"failed to evaluate expression: invalid operation: int({value!r})")
+    if isinstance(value, (int, float)):
+        return int(value)
+    if isinstance(value, str):
+        try:
+            return int(value)
+        except ValueError as exc:
+            raise TemplateError(f"failed to evaluate expression: {exc}") from exc
+    raise TemplateError(f"failed to evaluate expression: invalid operation: int({value!r})")
+
+
+FUNCTIONS: dict[str, Callable[..., Any]] = {
+    "asInt": as_int, "int": as_int, "string": lambda v: v if isinstance(v, str) else to_json(v),
+    "len": len, "toJson": to_json,
+}
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _run(node: Any, env: dict[str, Any], source: str) -> Any:
+    def fail(why: str) -> TemplateError:
+        return TemplateError(f"failed to evaluate expression: {why} in {source!r}")
+
+    kind = node[0]
+    if kind == "lit":
+        return node[1]
+    if kind == "name":
+        if node[1] not in env:
+            raise fail(f"unknown name {node[1]}")
+        return env[node[1]]
+    if kind == "list":
+        return [_run(item, env, source) for item in node[1]]
+    if kind == "member":
+        base, key = _run(node[1], env, source), _run(node[2], env, source)
+        if isinstance(base, dict):
+            return base.get(key)
+        if isinstance(base, list) and _number(key):
+            return base[int(key)]
+        raise fail(f"cannot fetch {key!r} from {type(base).__name__}")
+    if kind == "call":
+        if node[1] not in FUNCTIONS:
+            raise fail(f"unknown function {node[1]}")
+        return FUNCTIONS[node[1]](*[_run(a, env, source) for a in node[2]])
+    if kind == "unary":
+        value = _run(node[2], env, source)
+        if node[1] == "!":
+            if not isinstance(value, bool):
+                raise fail(f"invalid operation: ! {value!r}")
+            return not value
+        if not _number(value):
+            raise fail(f"invalid operation: - {value!r}")
+        return -value
+    if kind == "?":
+        condition = _run(node[1], env, source)
+        if not isinstance(condition, bool):
+            raise fail("non-bool expression used as condition")
+        return _run(node[2] if condition else node[3], env, source)
+    operator, left = node[1], _run(node[2], env, source)
+    if operator in ("&&", "and", "||", "or"):
+        if not isinstance(left, bool):
+            raise fail(f"invalid operation: {operator} on {left!r}")
+        if (operator in ("&&", "and")) != left:
+            return left  # short-circuit
+        right = _run(node[3], env, source)
+        if not isinstance(right, bool):
+            raise fail(f"invalid operation: {operator} on {right!r}")
+        return right
+    right = _run(node[3], env, source)
+    if operator == "==":
+        return left == right and (type(left) is type(right) or _number(left) and _number(right))
+    if operator == "!=":
+        return not (left == right and (type(left) is type(right)
+                                       or _number(left) and _number(right)))
+    if operator == "in":
+        if isinstance(right, list):
+            return any(item == left and type(item) is type(left) for item in right)
+        if isinstance(right, dict):
+            return left in right
+        raise fail(f"invalid operation: in on {type(right).__name__}")
+    if operator in ("matches", "contains", "startsWith", "endsWith"):
+        if not (isinstance(left, str) and isinstance(right, str)):
+            raise fail(f"invalid operation: {operator} on {left!r}, {right!r}")
+        if operator == "matches":
+            return re.search(right, left) is not None
+        return {"contains": right in left, "startsWith": left.startswith(right),
+                "endsWith": left.endswith(right)}[operator]
+    if operator in ("<", ">", "<=", ">="):
+        if not ((_number(left) and _number(right))
+                or (isinstance(left, str) and isinstance(right, str))):
+            raise fail(f"invalid operation: {left!r} {operator} {right!r} (mismatched types)")
+        return {"<": left < right, ">": left > right, "<=": left <= right,
+                ">=": left >= right}[operator]
+    if operator == "+" and isinstance(left, str) and isinstance(right, str):
+        return left + right
+    if not (_number(left) and _number(right)):
+        raise fail(f"invalid operation: {left!r} {operator} {right!r}")
+    if operator == "/":
+        return left / right
+    return {"+": left + right, "-": left - right, "*": left * right, "%": left % right}[operator]
+
+
+def parse_expression(source: str) -> Any:
+    """Parse an expression; a syntax error is the controller's "failed to evaluate"."""
+    return Parser(source).parse()
+
+
+def evaluate(source: str, scope: dict[str, Any]) -> Any:
+    """Evaluate `source` against the flat variable map `scope`."""
+    env = expand(scope)
+    return _run(parse_expression(source), env, source)
+
+
+# ----------------------------------------------------------------------------------------
+# Durations (pkg/apis/workflow/v1alpha1 ParseStringToDuration): an integer is seconds,
+# anything else a Go duration.
+# ----------------------------------------------------------------------------------------
+
+GO_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds of `30`, `30s`, `10m`, `1h30m`."""
+    text = str(text).strip()
+    if re.fullmatch(r"\d+", text):
+        return float(text)
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)", text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise TemplateError(f"invalid duration {text!r}")
+    return sum(float(n) * GO_UNITS[u] for n, u in parts)
+
+
+# ----------------------------------------------------------------------------------------
+# Pod spec patch (workflowpod.go, workflow/util/util.go) and scheduling (Kubernetes)
+# ----------------------------------------------------------------------------------------
+
+def strategic_merge(base: Any, patch: Any) -> Any:
+    """Maps merge key by key and `null` deletes; lists are replaced (fraudpipe patches no
+    list with a merge key, where a strategic merge would merge by that key instead)."""
+    if not isinstance(base, dict) or not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    merged = copy.deepcopy(base)
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = strategic_merge(merged.get(key), value)
+    return merged
+
+
+def apply_pod_spec_patch(pod_spec: dict[str, Any], patch_text: str) -> dict[str, Any]:
+    """Parse the substituted patch (YAML or JSON), check it is a PodSpec map, merge it."""
+    try:
+        patch = yaml.safe_load(patch_text)
+    except yaml.YAMLError as exc:
+        raise TemplateError(f"Failed to convert the PodSpecPatch yaml to json: {exc}") from exc
+    if patch is None:
+        patch = {}
+    if not isinstance(patch, dict):
+        raise TemplateError(f"invalid podSpecPatch {patch_text!r}: not a PodSpec object")
+    return strategic_merge(pod_spec, patch)
+
+
+@dataclass(frozen=True)
+class NodePool:
+    """A kind of Kubernetes node: its labels and NoSchedule taints."""
+
+    name: str
+    labels: dict[str, str]
+    taints: tuple[tuple[str, str], ...] = ()
+
+
+SPOT_POOL = NodePool("spot", {SPOT_LABEL: "true"}, ((SPOT_LABEL, "true"),))
+ON_DEMAND_POOL = NodePool("on-demand", {})
+
+
+def _tolerates(spec: dict[str, Any], key: str, value: str) -> bool:
+    for toleration in spec.get("tolerations") or []:
+        effect_ok = toleration.get("effect") in (None, "", "NoSchedule")
+        if toleration.get("operator") == "Exists" and toleration.get("key") in (None, key):
+            return effect_ok
+        if toleration.get("key") == key and str(toleration.get("value")) == value:
+            return effect_ok
+    return False
+
+
+def _expression_holds(expression: dict[str, Any], labels: dict[str, str]) -> bool:
+    key, operator, values = expression["key"], expression["operator"], expression.get("values")
+    return {"In": lambda: labels.get(key) in (values or []),
+            "NotIn": lambda: labels.get(key) not in (values or []),
+            "Exists": lambda: key in labels,
+            "DoesNotExist": lambda: key not in labels}[operator]()
+
+
+def fits(spec: dict[str, Any], pool: NodePool) -> bool:
+    """Whether a pod with `spec` may be scheduled on `pool` (nodeSelector, required node
+    affinity, NoSchedule taints)."""
+    if any(pool.labels.get(k) != str(v) for k, v in (spec.get("nodeSelector") or {}).items()):
+        return False
+    required = (((spec.get("affinity") or {}).get("nodeAffinity") or {})
+                .get("requiredDuringSchedulingIgnoredDuringExecution"))
+    if required and not any(
+            all(_expression_holds(e, pool.labels) for e in term.get("matchExpressions") or [])
+            for term in required["nodeSelectorTerms"]):
+        return False
+    return all(_tolerates(spec, key, value) for key, value in pool.taints)
+
+
+# ----------------------------------------------------------------------------------------
+# The workflow: nodes, retries, steps, counting
+# ----------------------------------------------------------------------------------------
+
+@dataclass
+class Node:
+    """One node of `status.nodes`."""
+
+    name: str
+    type: str
+    template: str
+    boundary: str | None
+    phase: str = "Running"
+    started: float = 0.0
+    finished: float | None = None
+    message: str = ""
+    children: list[str] = field(default_factory=list)
+    outputs: dict[str, str] = field(default_factory=dict)
+    exit_code: str | None = None
+    inputs: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def fulfilled(self) -> bool:
+        return self.phase in FULFILLED
+
+
+@dataclass
+class PodCall:
+    """A pod the controller starts: what the runner and the cluster see."""
+
+    node: str
+    template: str
+    inputs: dict[str, str]
+    retries: int | None
+    body: dict[str, Any]
+    """The substituted container or script (with `source`)."""
+    outputs: list[dict[str, Any]]
+    """The template's output parameters (substituted)."""
+    spec: dict[str, Any]
+    """The pod spec after podSpecPatch."""
+    started: float
+    deadline_seconds: float | None
+    """activeDeadlineSeconds the pod gets (the template's, shortened by maxDuration)."""
+    pool: NodePool | None = None
+
+
+@dataclass
+class PodResult:
+    """How a pod ended: exit code, output parameters, log tail."""
+
+    exit_code: int
+    outputs: dict[str, str] = field(default_factory=dict)
+    logs: str = ""
+
+
+@dataclass
+class Fate:
+    """What the cluster does to one pod: run it for `seconds`, or preempt it after that."""
+
+    seconds: float
+    preempted: bool = False
+
+
+class Stuck(AssertionError):
+    """The simulated workflow waits on nothing: a bug in the workflow or the executor."""
+
+
+Runner = Callable[[PodCall], PodResult]
+Cluster = Callable[[PodCall], Fate]
+
+
+class Controller:
+    """Runs one Workflow manifest by the rules above, on a simulated clock.
+
+    Args:
+        manifest: a Workflow (or WorkflowTemplate) document.
+        parameters: values of workflow parameters (strings).
+        runner: runs a pod's command and returns its result (called at the pod's start).
+        cluster: decides each pod's duration and whether its node is preempted; a pod is
+            preempted only if it was placed on a Spot node.
+        pools: where pods may go, in the scheduler's order of preference.
+    """
+
+    def __init__(self, manifest: dict[str, Any], parameters: dict[str, str], runner: Runner,
+                 cluster: Cluster, pools: tuple[NodePool, ...] = (SPOT_POOL, ON_DEMAND_POOL),
+                 name: str = "fraudpipe-train-sim") -> None:
+        self.spec = manifest["spec"]
+        self.templates = {t["name"]: t for t in self.spec["templates"]}
+        declared = {p["name"]: p.get("value") for p in self.spec["arguments"]["parameters"]}
+        unknown = set(parameters) - set(declared)
+        if unknown:
+            raise TemplateError(f"parameters the workflow does not declare: {sorted(unknown)}")
+        declared.update(parameters)
+        self.globals = {f"workflow.parameters.{k}": str(v) for k, v in declared.items()}
+        self.globals["workflow.name"] = name
+        self.name = name
+        self.runner = runner
+        self.cluster = cluster
+        self.pools = pools
+        self.now = 0.0
+        self.nodes: dict[str, Node] = {}
+        self.pods: list[PodCall] = []
+        self.results: dict[str, PodResult] = {}
+        self._ends: dict[str, tuple[float, str, str, str | None, dict[str, str]]] = {}
+        self._wakes: list[float] = []
+
+    # --- counting: node_counters.go ------------------------------------------------------
+    def _count(self, boundary: str, types: tuple[str, ...], phases: tuple[str, ...]) -> int:
+        return sum(1 for n in self.nodes.values()
+                   if n.boundary == boundary and n.type in types and n.phase in phases)
+
+    def active_children(self, boundary: str) -> int:
+        return self._count(boundary, ("Pod", "Steps", "DAG"), ("Pending", "Running"))
+
+    def active_pods(self, boundary: str) -> int:
+        return self._count(boundary, ("Pod",), ("Pending", "Running"))
+
+    def unsuccessful_children(self, boundary: str) -> int:
+        return self._count(boundary, ("Pod", "Steps", "DAG"), FAILED)
+
+    def mark(self, node: Node, phase: str, message: str | None = None) -> Node:
+        node.phase = phase
+        if message is not None:
+            node.message = message
+        if phase in FULFILLED and node.finished is None:
+            node.finished = self.now
+        return node
+
+    # --- checkParallelism: operator.go --------------------------------------------------
+    def parallelism_reached(self, template: dict[str, Any], node: Node | None,
+                            boundary: str | None) -> bool:
+        if node is not None and "steps" in template:
+            if template.get("failFast") and self.unsuccessful_children(node.name) > 0:
+                if self.active_pods(node.name) == 0:
+                    self.mark(node, "Failed",
+                              "template has failed or errored children and failFast enabled")
+                return True
+            if template.get("parallelism") and \
+                    self.active_pods(node.name) >= template["parallelism"]:
+                return True
+        if boundary is not None and (node is None or node.phase not in ("Pending", "Running")):
+            owner = self.nodes[boundary]
+            owner_template = self.templates[owner.template]
+            if owner_template.get("failFast") and self.unsuccessful_children(boundary) > 0:
+                if self.active_pods(boundary) == 0:
+                    self.mark(owner, "Failed",
+                              "template has failed or errored children and failFast enabled")
+                return True
+            if owner_template.get("parallelism") and \
+                    self.active_children(boundary) >= owner_template["parallelism"]:
+                return True
+        return False
+
+    # --- executeTemplate: operator.go ---------------------------------------------------
+    def execute(self, name: str, template_name: str, inputs: dict[str, str],
+                boundary: str | None) -> Node | None:
+        template = self.templates[template_name]
+        declared = [p["name"] for p in template.get("inputs", {}).get("parameters", [])]
+        if set(inputs) != set(declared):
+            raise TemplateError(f"{template_name}: inputs {sorted(inputs)} != {sorted(declared)}")
+        node = self.nodes.get(name)
+        if node is not None and node.fulfilled:
+            return node
+        if self.parallelism_reached(template, node, boundary):
+            return node
+        strategy = template.get("retryStrategy")
+        if strategy is None:
+            return self.execute_body(name, template, inputs, boundary, None, None)
+        if node is None:
+            node = self.nodes[name] = Node(name, "Retry", template_name, boundary,
+                                           started=self.now, inputs=inputs)
+        go_on, execution_deadline = self.process_retries(node, strategy)
+        if not go_on or node.fulfilled:
+            return node
+        attempts = [self.nodes[c] for c in node.children]
+        if attempts and not attempts[-1].fulfilled:
+            attempt, retries = attempts[-1].name, len(attempts) - 1
+        else:
+            retries = len(attempts)
+            attempt = f"{name}({retries})"
+            node.children.append(attempt)
+        self.execute_body(attempt, template, inputs, boundary, retries, execution_deadline)
+        return node
+
+    def execute_body(self, name: str, template: dict[str, Any], inputs: dict[str, str],
+                     boundary: str | None, retries: int | None,
+                     execution_deadline: float | None) -> Node:
+        if "steps" in template:
+            return self.execute_steps(name, template, inputs, boundary)
+        existing = self.nodes.get(name)
+        if existing is not None:
+            return existing
+        return self.start_pod(name, template, inputs, boundary, retries, execution_deadline)
+
+    # --- processNodeRetries: operator.go ------------------------------------------------
+    def process_retries(self, node: Node, strategy: dict[str, Any]) -> tuple[bool, float | None]:
+        """(continue, execution deadline); marks the Retry node when it is over."""
+        if node.fulfilled:
+            return True, None
+        attempts = [self.nodes[c] for c in node.children]
+        if not attempts:
+            return True, None
+        last = attempts[-1]
+        if not last.fulfilled:
+            return True, None
+        if last.phase not in FAILED:
+            node.outputs = dict(last.outputs)
+            self.mark(node, "Succeeded")
+            return True, None
+        limit = int(strategy["limit"]) if "limit" in strategy else None
+        execution_deadline = None
+        backoff = strategy.get("backoff")
+        if backoff is not None:
+            if backoff.get("maxDuration"):
+                execution_deadline = attempts[0].started + parse_duration(backoff["maxDuration"])
+                if self.now > execution_deadline:
+                    self.mark(node, last.phase, "Max duration limit exceeded")
+                    return True, None
+            if not backoff.get("duration"):
+                raise TemplateError("no base duration specified for retryStrategy")
+            wait = parse_duration(backoff["duration"])
+            factor = int(backoff.get("factor") or 0)
+            if factor > 0:
+                wait *= math.pow(factor, len(attempts) - 1)
+            if backoff.get("cap"):
+                wait = min(wait, parse_duration(backoff["cap"]))
+            waiting_deadline = last.finished + wait
+            if execution_deadline is not None and waiting_deadline > execution_deadline:
+                self.mark(node, last.phase, "Backoff would exceed max duration limit")
+                return True, None
+            if self.now < waiting_deadline and limit is not None and len(attempts) <= limit:
+                self._wakes.append(waiting_deadline)
+                node.message = f"Backoff for {wait:g}s"
+                return False, None
+            node.message = ""
+        policy = strategy.get("retryPolicy", "OnFailure")
+        on_failed = policy in ("Always", "OnFailure")
+        on_error = policy in ("Always", "OnError")
+        if (last.phase == "Failed" and not on_failed) or (last.phase == "Error" and not on_error):
+            self.mark(node, last.phase, last.message)
+            return True, None
+        if limit is not None and len(attempts) > limit:
+            self.mark(node, last.phase, "No more retries left")
+            return True, None
+        if strategy.get("expression"):
+            scope = {"retries": str(len(attempts) - 1),
+                     "lastRetry.exitCode": last.exit_code if last.exit_code is not None else "-1",
+                     "lastRetry.status": last.phase,
+                     "lastRetry.duration": str(float((last.finished or 0) - last.started)),
+                     "lastRetry.message": last.message}
+            allowed = evaluate(strategy["expression"], scope)
+            if not isinstance(allowed, bool):
+                raise TemplateError(f"expression {strategy['expression']!r} is not boolean")
+            if not allowed:
+                self.mark(node, last.phase, "retryStrategy.expression evaluated to false")
+                return True, None
+        return True, execution_deadline
+
+    # --- pods: workflowpod.go -----------------------------------------------------------
+    def base_pod_spec(self, template: dict[str, Any]) -> dict[str, Any]:
+        spec: dict[str, Any] = {}
+        for key in ("nodeSelector", "tolerations", "affinity", "securityContext",
+                    "serviceAccountName"):
+            value = template.get(key, self.spec.get(key))
+            if value is not None:
+                spec[key] = copy.deepcopy(value)
+        body = copy.deepcopy(template.get("container") or template.get("script"))
+        body.pop("source", None)
+        spec["containers"] = [{"name": "main", **body}]
+        spec["volumes"] = copy.deepcopy(self.spec.get("volumes", []))
+        return spec
+
+    def start_pod(self, name: str, template: dict[str, Any], inputs: dict[str, str],
+                  boundary: str | None, retries: int | None,
+                  execution_deadline: float | None) -> Node:
+        scope = dict(self.globals)
+        scope.update({f"inputs.parameters.{k}": v for k, v in inputs.items()})
+        if retries is not None:
+            scope["retries"] = str(retries)
+        node = self.nodes[name] = Node(name, "Pod", template["name"], boundary,
+                                       started=self.now, inputs=inputs)
+        body = substitute_all(template.get("container") or template.get("script"), scope)
+        spec = self.base_pod_spec(template)
+        if template.get("podSpecPatch"):
+            spec = apply_pod_spec_patch(spec, substitute(template["podSpecPatch"], scope))
+        deadline = (float(template["activeDeadlineSeconds"])
+                    if "activeDeadlineSeconds" in template else None)
+        if execution_deadline is not None:
+            remaining = max(execution_deadline - self.now, 0.0)
+            deadline = remaining if deadline is None else min(deadline, remaining)
+        call = PodCall(name, template["name"], inputs, retries, body,
+                       substitute_all(template.get("outputs", {}).get("parameters", []), scope),
+                       spec, self.now, deadline)
+        call.pool = next((pool for pool in self.pools if fits(spec, pool)), None)
+        self.pods.append(call)
+        if call.pool is None:
+            raise Stuck(f"pod {name} fits no node pool: {spec}")
+        fate = self.cluster(call)
+        preempted = fate.preempted and call.pool.name == SPOT_POOL.name
+        seconds = fate.seconds
+        killed = deadline is not None and seconds > deadline
+        if killed:
+            self._ends[name] = (self.now + deadline, "Failed", DEADLINE_EXCEEDED, None, {})
+        elif preempted:
+            self._ends[name] = (self.now + seconds, "Failed", PREEMPTED, None, {})
+        else:
+            result = self.runner(call)
+            self.results[name] = result
+            if result.exit_code == 0:
+                self._ends[name] = (self.now + seconds, "Succeeded", "", "0", result.outputs)
+            else:
+                message = f"main: Error (exit code {result.exit_code})"
+                if body.get("terminationMessagePolicy") == "FallbackToLogsOnError" and \
+                        result.logs.strip():
+                    message += ": " + termination_tail(result.logs)
+                self._ends[name] = (self.now + seconds, "Failed", message,
+                                    str(result.exit_code), {})
+        return node
+
+    def reconcile_pods(self) -> None:
+        for name, (end, phase, message, exit_code, outputs) in list(self._ends.items()):
+            if end <= self.now:
+                node = self.nodes[name]
+                node.exit_code, node.outputs = exit_code, outputs
+                node.finished = end
+                self.mark(node, phase, message)
+                del self._ends[name]
+
+    # --- executeSteps: steps.go ---------------------------------------------------------
+    def execute_steps(self, name: str, template: dict[str, Any], inputs: dict[str, str],
+                      boundary: str | None) -> Node:
+        node = self.nodes.get(name)
+        if node is None:
+            node = self.nodes[name] = Node(name, "Steps", template["name"], boundary,
+                                           started=self.now, inputs=inputs)
+        if node.fulfilled:
+            return node
+        scope = dict(self.globals)
+        scope.update({f"inputs.parameters.{k}": v for k, v in inputs.items()})
+        for index, group in enumerate(template["steps"]):
+            group_name = f"{name}[{index}]"
+            group_node = self.nodes.get(group_name)
+            if group_node is None:
+                group_node = self.nodes[group_name] = Node(group_name, "StepGroup",
+                                                           template["name"], name,
+                                                           started=self.now)
+                node.children.append(group_name)
+            children = self.expand_group(group_name, group, scope)
+            for child_name, step, arguments in children:
+                if child_name not in group_node.children:
+                    if step.get("when") is not None and not when(substitute(step["when"], scope)):
+                        self.nodes[child_name] = Node(child_name, "Skipped", step["template"],
+                                                      name, phase="Skipped",
+                                                      started=self.now, finished=self.now)
+                        group_node.children.append(child_name)
+                        continue
+                child = self.execute(child_name, step["template"], arguments, name)
+                if child is not None and child_name not in group_node.children:
+                    group_node.children.append(child_name)
+                if node.fulfilled:  # failFast failed this steps node meanwhile
+                    return node
+            if len(group_node.children) < len(children) or \
+                    any(not self.nodes[c].fulfilled for c in group_node.children):
+                return node
+            failed = [c for c in group_node.children if self.nodes[c].phase in FAILED]
+            if failed:
+                self.mark(group_node, "Failed")
+                short = self.nodes[failed[0]].name.rsplit(".", 1)[-1]
+                return self.mark(node, "Failed", f"child '{short}' failed")
+            self.mark(group_node, "Succeeded")
+            for child_name, step, _ in children:
+                child = self.nodes[child_name]
+                for key, value in child.outputs.items():
+                    scope[f"steps.{step['name']}.outputs.parameters.{key}"] = value
+        return self.mark(node, "Succeeded")
+
+    def expand_group(self, group_name: str, group: list[dict[str, Any]], scope: dict[str, Any]
+                     ) -> list[tuple[str, dict[str, Any], dict[str, str]]]:
+        """(node name, step, arguments) of every child, `withParam` items in list order;
+        names as in steps.go: `<steps node>[<group>].<step>(<index>:<item>)`."""
+        children = []
+        for step in group:
+            arguments = step.get("arguments", {}).get("parameters", [])
+            if "withParam" not in step:
+                children.append((f"{group_name}.{step['name']}", step,
+                                 {a["name"]: substitute(a["value"], scope) for a in arguments}))
+                continue
+            items = json.loads(substitute(step["withParam"], scope))
+            if not isinstance(items, list):
+                raise TemplateError(f"withParam value could not be parsed as a JSON list: {items}")
+            for position, item in enumerate(items):
+                local = dict(scope)
+                if isinstance(item, dict):
+                    local.update({f"item.{k}": v if isinstance(v, str) else to_json(v)
+                                  for k, v in item.items()})
+                    label = ",".join(f"{k}:{v}" for k, v in item.items())
+                else:
+                    local["item"] = item if isinstance(item, str) else to_json(item)
+                    label = str(item)
+                children.append((f"{group_name}.{step['name']}({position}:{label})", step,
+                                 {a["name"]: substitute(a["value"], local) for a in arguments}))
+        return children
+
+    # --- the operator loop ----------------------------------------------------------------
+    def run(self, max_events: int = 10_000) -> Node:
+        """Reconcile, jump to the next event, repeat until the workflow is over."""
+        for _ in range(max_events):
+            self.reconcile_pods()
+            before = None
+            while before != (state := self.summary()):  # settle: a pass may enable the next
+                before = state
+                self._wakes = []
+                root = self.execute(self.name, self.spec["entrypoint"], {}, None)
+                if root is not None and root.fulfilled:
+                    return root
+            events = [end for end, *_ in self._ends.values()] + self._wakes
+            if not events:
+                raise Stuck(f"nothing left to wait for at t={self.now}s: {self.summary()}")
+            self.now = max(self.now, min(events))
+        raise Stuck(f"more than {max_events} events")
+
+    # --- what tests read ------------------------------------------------------------------
+    def summary(self) -> list[tuple[str, str, str]]:
+        return [(n.name, n.phase, n.message) for n in self.nodes.values()]
+
+    def attempts(self, template: str) -> list[Node]:
+        """Pod nodes of `template`, in start order."""
+        return sorted((n for n in self.nodes.values()
+                       if n.type == "Pod" and n.template == template), key=lambda n: n.started)
+
+
+def when(condition: str) -> bool:
+    """The `when` conditions the templates use: `a == b` / `a != b` after substitution."""
+    match = re.fullmatch(r"\s*(\S+)\s*(==|!=)\s*(\S+)\s*", condition)
+    if match is None:
+        raise TemplateError(f"unsupported when {condition!r}")
+    left, operator, right = match.groups()
+    return (left == right) if operator == "==" else (left != right)
+
+
+def termination_tail(logs: str) -> str:
+    """Kubernetes' FallbackToLogsOnError: the last 80 lines, at most 2048 bytes."""
+    tail = "\n".join(logs.strip().splitlines()[-80:])
+    return tail.encode()[-2048:].decode(errors="ignore").strip()
+
+
+def check_templates(manifest: dict[str, Any]) -> list[str]:
+    """Static checks of every template: tags split, every expression parses.
+
+    Returns a list of problems (empty when the manifest is fine).
+    """
+    problems = []
+    for template in manifest["spec"]["templates"]:
+        text = json.dumps(template)  # the controller substitutes the template's JSON text
+        try:
+            tags = split_tags(text)
+        except TemplateError as exc:
+            problems.append(f"{template['name']}: {exc}")
+            continue
+        for _, _, tag in tags:
+            if tag.startswith("="):
+                source = json.loads(f'"{tag[1:]}"')
+                try:
+                    parse_expression(source)
+                except TemplateError as exc:
+                    problems.append(f"{template['name']}: {exc}")
+    return problems

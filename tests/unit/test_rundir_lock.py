@@ -1,0 +1,68 @@
+"""One stack per run directory: a second is refused by name, a dead holder blocks nothing."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from stack.rundir import RunDirectory, RunDirectoryLock, StackBusyError, running_stack
+
+REPO = Path(__file__).resolve().parents[2]
+HOLD = """
+import sys, time
+from pathlib import Path
+from stack.rundir import RunDirectory, RunDirectoryLock
+lock = RunDirectoryLock(RunDirectory(Path(sys.argv[1])))
+state = lock.acquire(sys.argv[2])
+state.ui_url = "http://127.0.0.1:1"
+state.save(RunDirectory(Path(sys.argv[1])))
+print("held", flush=True)
+time.sleep(600)
+"""
+
+
+def _holder(run_dir: Path, kind: str) -> subprocess.Popen[str]:
+    """Another process that takes the lock for a stack of `kind` and keeps it."""
+    process = subprocess.Popen([sys.executable, "-c", HOLD, str(run_dir), kind], cwd=REPO,
+                               stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None and process.stdout.readline() == "held\n"
+    return process
+
+
+def test_a_second_stack_on_a_held_run_directory_is_refused_with_who_holds_it(tmp_path):
+    # GIVEN a `make up` stack holding the run directory (another process)
+    run_dir = RunDirectory(tmp_path)
+    holder = _holder(tmp_path, "up")
+    try:
+        # THEN its state is visible, and taking the lock again is refused with a message
+        # naming the holder, its UI and how to stop it
+        state = running_stack(run_dir)
+        assert state is not None and (state.kind, state.pid) == ("up", holder.pid)
+        with pytest.raises(StackBusyError) as refused:
+            RunDirectoryLock(run_dir).acquire("run")
+        message = str(refused.value)
+        assert f"pid {holder.pid}" in message and "http://127.0.0.1:1" in message
+        assert f"make down RUN_DIR={tmp_path}" in message
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_killed_holder_leaves_the_run_directory_free(tmp_path):
+    # GIVEN a `make run` holding the run directory, killed with SIGKILL (no clean-up ran)
+    run_dir = RunDirectory(tmp_path)
+    holder = _holder(tmp_path, "run")
+    os.kill(holder.pid, signal.SIGKILL)
+    holder.wait()
+    # THEN nobody holds it, and the next stack takes it and releases it
+    assert running_stack(run_dir) is None
+    lock = RunDirectoryLock(run_dir)
+    state = lock.acquire("up")
+    assert running_stack(run_dir) == state
+    lock.release()
+    assert not run_dir.state_file.exists()
