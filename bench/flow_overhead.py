@@ -36,8 +36,8 @@ def main() -> int:
     from prefect.testing.utilities import prefect_test_harness
     from redis_server import RedisServer
 
-    from flows.tasks import enqueue_untrained
     from flows.train import train_flow
+    from trainer.backlog import queue_trainable
     from trainer.data.ingest import ingest_path
     from trainer.data.simulator import SimulationConfig, simulate_config, write_day
     from trainer.lineage import verify
@@ -56,7 +56,7 @@ def main() -> int:
     server.start()
     try:
         url = server.url_for_db(0)
-        enqueue_untrained(share, WorkQueue(RedisSettings.from_url(url)))
+        queue_trainable(share, WorkQueue(RedisSettings.from_url(url)))
         with prefect_test_harness(server_startup_timeout=120):
             started = time.perf_counter()
             result = train_flow(storage=str(share.root), redis_url=url)

@@ -2,7 +2,8 @@
 
     .venv/bin/python -m bench step [--seed S] [--quick] [--sizes 10k,100k] [--repeats 3]
 
-For each size the handbook simulator (FACTS section 2) is scaled to that many transactions
+For each size the handbook simulator (docs/facts.md#simulated-transactions) is scaled to that many
+transactions
 a day: customers and terminals grow with the day size and the radius shrinks by the square
 root, so each customer still sees about 100 terminals. The share holds the measured day D
 and its 37 days of history (what D's features read), plus the day before D trained as the
@@ -37,7 +38,7 @@ import sys
 import time
 from pathlib import Path
 
-#: Transactions a day of the handbook's default simulation (FACTS section 2).
+#: Transactions a day of the handbook's default simulation (docs/facts.md#simulated-transactions).
 HANDBOOK_TX_PER_DAY = 9_600
 DEFAULT_CUSTOMERS, DEFAULT_TERMINALS, DEFAULT_RADIUS = 5_000, 10_000, 5.0
 START = dt.date(2018, 4, 1)
