@@ -66,6 +66,10 @@ class Share:
     def training_dataset(self, day: dt.date) -> Path:
         return self.training_dir / f"{day.isoformat()}.parquet"
 
+    def training_lock(self, day: dt.date) -> Path:
+        """Lock file of one training day: a step holds it shared, an ingest exclusive."""
+        return self.root / "datasets" / ".locks" / f"{day.isoformat()}.lock"
+
     def testing_dataset(self, name: str) -> Path:
         return self.testing_dir / f"{name}.parquet"
 
@@ -329,5 +333,40 @@ def file_lock(path: str | os.PathLike[str]) -> Iterator[None]:
         fcntl.lockf(handle.fileno(), fcntl.LOCK_EX)
         try:
             yield
+        finally:
+            fcntl.lockf(handle.fileno(), fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def shared_lock(path: str | os.PathLike[str]) -> Iterator[None]:
+    """Shared lock on `path`: any number of holders, but no `try_exclusive_lock` meanwhile.
+
+    A training step holds its day's lock this way for its whole run, so an ingest cannot
+    replace the dataset it is training on (two steps of one day may still overlap: the
+    lineage's compare-and-swap settles them).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as handle:
+        fcntl.lockf(handle.fileno(), fcntl.LOCK_SH)
+        try:
+            yield
+        finally:
+            fcntl.lockf(handle.fileno(), fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def try_exclusive_lock(path: str | os.PathLike[str]) -> Iterator[bool]:
+    """Exclusive lock on `path` without waiting; yields False when someone holds it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as handle:
+        try:
+            fcntl.lockf(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            yield False
+            return
+        try:
+            yield True
         finally:
             fcntl.lockf(handle.fileno(), fcntl.LOCK_UN)
