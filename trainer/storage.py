@@ -165,16 +165,21 @@ def _check_lineage_present(share: Share) -> None:
             f"{share.lineage} is missing but {share.output_dir} holds {len(orphans)} "
             f"checkpoint(s) ({orphans[0]} ... {orphans[-1]}): the record of the chain is "
             f"lost, and training now would start a new chain over them. Restore "
-            f"lineage.json from a backup or snapshot of the share; nothing was changed")
+            f"lineage.json from a backup or snapshot of the share, or rebuild it with "
+            f"`fraudpipe lineage --repair --storage {share.root}`; nothing was changed")
 
 
-def open_share(root: str | os.PathLike[str]) -> Share:
+def open_share(root: str | os.PathLike[str], *, lineage_may_be_missing: bool = False) -> Share:
     """The existing share at `root`, or a `NotAShareError` saying what to check.
 
     Every command except the ones that create a share opens it through here, so a
     mistyped path or an unmounted volume stops the command instead of looking like an
     empty share (and, for training, starting a new chain). Shares created before the
     marker existed are recognised by their ingest manifest or lineage and get the marker.
+
+    Args:
+        root: the storage root.
+        lineage_may_be_missing: skip the lost-lineage check (for the repair that rebuilds it).
 
     Raises:
         NotAShareError: `root` does not exist, is not a directory, or is not a share.
@@ -188,14 +193,16 @@ def open_share(root: str | os.PathLike[str]) -> Share:
         raise NotAShareError(f"storage root {share.root} is a file, not a directory; {hint}")
     if not share.marker.is_file():
         if not _has_legacy_record(share):
-            _check_lineage_present(share)
+            if not lineage_may_be_missing:
+                _check_lineage_present(share)
             raise NotAShareError(
                 f"{share.root} is not a fraudpipe share (no {MARKER_NAME}, no "
                 f"datasets/ingested.json, no output/lineage.json); {hint}")
         _write_marker(share, "recognised an existing share")
         log.info("%s: existing share recognised (it has a lineage or an ingest manifest); "
                  "wrote its marker %s", share.root, MARKER_NAME)
-    _check_lineage_present(share)
+    if not lineage_may_be_missing:
+        _check_lineage_present(share)
     return share
 
 
