@@ -44,6 +44,17 @@ def late_days(share: Share) -> list[dt.date]:
     return [d for d in share.training_dates() if d < head.day and d not in trained]
 
 
+def late_days_warning(share: Share) -> str | None:
+    """One line naming the late days and the exact command that trains them, or None."""
+    late = late_days(share)
+    if not late:
+        return None
+    return (f"warning: {len(late)} late day(s) not trained: "
+            f"{', '.join(d.isoformat() for d in late)} arrived after later days were "
+            f"trained. To include them (this retrains every day after them): "
+            f"{replay_command(share, late[0])}")
+
+
 def parse_from(text: str) -> dt.date | None:
     """`--from` / `from_date`: a YYYY-MM-DD day on the chain, or "start" (None)."""
     if text == START:
