@@ -76,8 +76,10 @@ def _screenshot(page, name: str) -> Path:
 def _artifacts(pipeline: DeployedPipeline) -> dict[str, dict]:
     """The first daily-pipeline run's artifacts by key, and the run as "flow_run"."""
     deployment = pipeline.api("GET", "/deployments/name/daily-pipeline/local")
-    flow_run = pipeline.api("POST", "/flow_runs/filter", json={
-        "flow_runs": {"deployment_id": {"any_": [deployment["id"]]}}})[0]
+    # The triggered run, not the scheduler's upcoming 06:00 runs.
+    flow_run = [run for run in pipeline.api("POST", "/flow_runs/filter", json={
+        "flow_runs": {"deployment_id": {"any_": [deployment["id"]]}}})
+        if not run["auto_scheduled"]][0]
     artifacts = pipeline.api("POST", "/artifacts/filter",
                              json={"artifacts": {"flow_run_id": {"any_": [flow_run["id"]]}}})
     return {"flow_run": flow_run} | {artifact["key"]: artifact for artifact in artifacts}
