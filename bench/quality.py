@@ -7,7 +7,8 @@ calls `trainer.step.run_step` day by day from 2018-04-01 through 2018-08-21: loa
 head checkpoint, features, score, `partial_fit` on the day, skops checkpoint, CAS commit.
 Then `trainer.evaluation.checkpoint.evaluate_checkpoint` scores
 
-* the headline split (FACTS section 3): checkpoint 2018-07-31, test 08-08..08-14, 7-day
+* the headline split (docs/facts.md#features-and-evaluation): checkpoint 2018-07-31, test
+08-08..08-14, 7-day
   known window;
 * the prequential protocol: test weeks from 08-08, 08-15, 08-22 and 08-29, each scored
   by the checkpoint of 8 days before.

@@ -15,8 +15,8 @@ from prefect import flow, get_run_logger
 
 from flows.artifacts import RunSummary
 from flows.resolve import resolve_queue, resolve_share
-from flows.tasks import enqueue_untrained, forget_done
 from flows.train import finish, run_training
+from trainer.backlog import queue_trainable
 from trainer.data.schema import parse_date
 from trainer.errors import FraudpipeError
 from trainer.lineage import rewind
@@ -67,8 +67,8 @@ def replay_flow(
     summary.notes.append(
         f"head rewound to {to_day or 'before the first day'}; superseded (kept in the "
         f"lineage): {', '.join(e.date for e in superseded) or 'none'}")
-    forget_done(queue, [e.day for e in superseded])
-    pushed = enqueue_untrained(share, queue)
+    queue.forget_done(e.day for e in superseded)
+    pushed = queue_trainable(share, queue)
     summary.queued.extend(d.isoformat() for d in pushed)
     get_run_logger().info("%s; queued %d day(s)", summary.notes[-1], len(pushed))
     run_training(share, summary, queue_block=queue_block, redis_url=redis_url,

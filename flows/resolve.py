@@ -12,7 +12,10 @@ that names the parameter.
 from __future__ import annotations
 
 import os
+from typing import TypeVar, cast
 from urllib.parse import urlparse
+
+from prefect.blocks.core import Block
 
 from trainer.errors import FraudpipeError
 from trainer.queue.settings import URL_ENV, RedisSettings
@@ -23,8 +26,20 @@ from trainer.storage import Share
 STORAGE_ENV = "FRAUDPIPE_STORAGE"
 
 
+B = TypeVar("B", bound=Block)
+
+
 class FlowConfigurationError(FraudpipeError):
     """A flow was given no usable storage or queue (the message names the parameter)."""
+
+
+def load_block(block_type: type[B], name: str) -> B:
+    """The saved block `name` of `block_type`, loaded synchronously.
+
+    `Block.load` is typed "block or coroutine" because it also serves async callers; the
+    flows call it from sync code, where it returns the block.
+    """
+    return cast(B, block_type.load(name))
 
 
 def resolve_share(storage_block: str | None = None, storage: str | None = None) -> Share:
@@ -42,7 +57,7 @@ def resolve_share(storage_block: str | None = None, storage: str | None = None) 
         from blocks.filestore import FilestoreStorage
 
         try:
-            block = FilestoreStorage.load(storage_block)
+            block = load_block(FilestoreStorage, storage_block)
         except ValueError as exc:  # Prefect raises ValueError for an unknown block name
             raise FlowConfigurationError(
                 f"storage_block {storage_block!r}: no saved FilestoreStorage block of that "
@@ -80,7 +95,7 @@ def resolve_queue(
         from blocks.redis_queue import RedisWorkQueue
 
         try:
-            block = RedisWorkQueue.load(queue_block)
+            block = load_block(RedisWorkQueue, queue_block)
         except ValueError as exc:
             raise FlowConfigurationError(
                 f"queue_block {queue_block!r}: no saved RedisWorkQueue block of that name "

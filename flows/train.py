@@ -25,12 +25,14 @@ from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
 from flows.artifacts import Progress, RunSummary, publish
-from flows.resolve import resolve_queue, resolve_share
+from flows.resolve import load_block, resolve_queue, resolve_share
 from flows.tasks import backoff_delays, is_retryable, step_error, train_day
+from trainer.backlog import record_trained, trainable_days
 from trainer.errors import FraudpipeError, LeaseLostError
 from trainer.lineage import Lineage
+from trainer.queue.lease import Heartbeat, LeaseStatus, settle_lease
 from trainer.queue.work_queue import Lease, WorkQueue
-from trainer.queue.worker import Heartbeat
+from trainer.step import StepResult
 from trainer.storage import Share
 
 #: Seconds between two looks at a queue whose only item is leased by someone else.
@@ -105,32 +107,31 @@ def _run_leased_step(share: Share, queue: WorkQueue, lease: Lease, step, learner
     day = lease.date.isoformat()
     if state.is_completed():
         result = state.result()
-        try:
-            queue.complete(lease)
-        except LeaseLostError as exc:  # committed under a valid guard; the lineage is right
-            summary.notes.append(f"{day}: trained, but completing its lease failed: {exc}")
-        if result["status"] == "skipped":
+        outcome = settle_lease(queue, lease, status=result["status"])
+        if outcome.refused:  # committed under a valid guard; the lineage is right
+            summary.notes.append(f"{day}: trained, but completing its lease failed: "
+                                 f"{outcome.refused}")
+        if outcome.status == LeaseStatus.SKIPPED:
             summary.skipped.append(day)
         else:
             summary.trained.append(result)
         return
     error = step_error(state)
     reason = f"{type(error).__name__}: {error}" if error else (state.message or "failed")
-    if isinstance(error, LeaseLostError) or heartbeat.lost.is_set():
-        # Another holder owns the day now; it settles the lease, not us.
-        logger.warning("%s: lease lost, nothing committed: %s", day, reason)
-        summary.notes.append(f"{day}: lease lost while training, left to its new holder")
-        return
     tries = 1 if not is_retryable(error) else step_retries + 1
-    full_reason = f"{reason} (after {tries} attempt(s), queue attempt {lease.attempt})"
-    try:
-        # Retries are spent (or useless): dead-letter now rather than loop on the same day.
-        queue.fail(lease, full_reason, permanent=True)
-    except LeaseLostError as exc:
-        summary.notes.append(f"{day}: failed, and failing its lease was refused: {exc}")
-        return
-    logger.error("%s dead-lettered: %s", day, full_reason)
-    summary.dead.append({"date": day, "reason": full_reason})
+    # Retries are spent (or useless): dead-letter now rather than loop on the same day.
+    outcome = settle_lease(
+        queue, lease, permanent=True,
+        lost=isinstance(error, LeaseLostError) or heartbeat.lost.is_set(),
+        failure=f"{reason} (after {tries} attempt(s), queue attempt {lease.attempt})")
+    if outcome.status == LeaseStatus.LOST:  # another holder owns the day; it settles it
+        summary.notes.append(f"{day}: lease lost while training, left to its new holder")
+    elif outcome.refused:
+        summary.notes.append(f"{day}: failed, and failing its lease was refused: "
+                             f"{outcome.refused}")
+    else:
+        logger.error("%s dead-lettered: %s", day, outcome.detail)
+        summary.dead.append({"date": day, "reason": outcome.detail})
 
 
 def train_argo(share: Share, queue: WorkQueue, summary: RunSummary, *,
@@ -143,11 +144,10 @@ def train_argo(share: Share, queue: WorkQueue, summary: RunSummary, *,
     """
     from blocks.argo_server import ArgoServer
     from flows import argo_backend
-    from flows.tasks import trainable_days
 
     if not argo_server_block:
         raise FraudpipeError("backend='argo' needs argo_server_block (a saved ArgoServer block)")
-    server = ArgoServer.load(argo_server_block)
+    server = load_block(ArgoServer, argo_server_block)
     days = trainable_days(share)
     if not days:
         summary.notes.append("argo: nothing to train")
@@ -168,9 +168,7 @@ def train_argo(share: Share, queue: WorkQueue, summary: RunSummary, *,
     lineage = Lineage.load(share)
     for entry in lineage.chain():
         if entry.day not in before:
-            summary.trained.append({"date": entry.date, "status": "trained",
-                                    "checkpoint_sha256": entry.sha256, "metrics": entry.metrics,
-                                    "seconds": 0.0, "gap_days": entry.gap_days})
+            summary.trained.append(StepResult.of_entry(entry).to_json())
     for item, reason, attempts in queue.dead():
         if item not in dead_before:
             summary.dead.append({"date": item, "reason": f"{reason} (after {attempts} attempt(s))"})
@@ -240,9 +238,7 @@ def run_training(share: Share, summary: RunSummary, *, queue_block: str | None,
     """The body of the train flow, shared by the pipeline, backfill and replay flows."""
     queue = resolve_queue(queue_block, redis_url, lease_seconds=lease_seconds,
                           max_attempts=max_attempts)
-    trained = sorted(Lineage.load(share).dates())
-    if trained:  # the lineage is the authority: never hand a trained day out again
-        queue.mark_done(trained)
+    record_trained(share, queue)  # the lineage is the authority: never hand these out again
     if backend == "local":
         drain_local(share, queue, summary, learner=learner, step_retries=step_retries,
                     retry_backoff_seconds=retry_backoff_seconds, wait_seconds=wait_seconds)

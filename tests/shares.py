@@ -9,7 +9,8 @@ from trainer.data.ingest import ingest_path
 from trainer.data.simulator import simulate, write_day
 from trainer.storage import Share
 
-SAMPLE = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "gke-sample" / "datasets"
+SAMPLE = (Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "gke-sample"
+          / "datasets")
 
 
 def simulate_days(out: Path, days: int, *, start: str = "2018-04-01", customers: int = 200,

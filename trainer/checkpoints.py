@@ -2,7 +2,7 @@
 
 A checkpoint is found through the lineage (never by listing the share) and loaded only
 after its sha256 matches the lineage's record, and skops loads only trusted types
-(FACTS section 6), so a file planted on the share cannot execute code.
+(docs/facts.md#checkpoints), so a file planted on the share cannot execute code.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from trainer import faults
 from trainer.checkpoints import dump_model, load_checkpoint
@@ -33,20 +34,34 @@ from trainer.versions import library_versions
 log = logging.getLogger(__name__)
 
 
+class StepStatus(StrEnum):
+    """What a step did with its day."""
+
+    TRAINED = "trained"
+    SKIPPED = "skipped"  # the day was already on the chain
+
+
 @dataclass
 class StepResult:
     """What one step did."""
 
     date: str
-    status: str
-    """"trained", or "skipped" when the day was already on the chain."""
+    """The day, YYYY-MM-DD (as in the lineage and every JSON report)."""
+    status: StepStatus
     checkpoint_sha256: str | None = None
     metrics: dict = field(default_factory=dict)
     seconds: float = 0.0
     gap_days: int = 0
 
+    @classmethod
+    def of_entry(cls, entry: Entry, seconds: float = 0.0) -> StepResult:
+        """The result of the step that committed `entry` (e.g. in an Argo pod)."""
+        return cls(entry.date, StepStatus.TRAINED, entry.sha256, entry.metrics, seconds,
+                   entry.gap_days)
+
     def to_json(self) -> dict:
-        return {"date": self.date, "status": self.status,
+        """The result as JSON: what the CLI prints and the flows collect."""
+        return {"date": self.date, "status": str(self.status),
                 "checkpoint_sha256": self.checkpoint_sha256, "metrics": self.metrics,
                 "seconds": round(self.seconds, 3), "gap_days": self.gap_days}
 
@@ -73,12 +88,13 @@ def run_step(share: Share, day: dt.date, *, learner: str | None = None,
     if day in lineage.dates():
         log.info("%s is already on the chain; nothing to do", day)
         write_reports(share, lineage)  # a step killed after its commit left these stale
-        return StepResult(day.isoformat(), "skipped", seconds=time.perf_counter() - started)
+        return StepResult(day.isoformat(), StepStatus.SKIPPED,
+                          seconds=time.perf_counter() - started)
     if head is not None and day < head.day:
         raise OutOfOrderError(
             f"{day} is before the head ({head.date}); the chain only moves forward. "
             f"To retrain from an earlier day, replay from that day's checkpoint "
-            f"(the replay flow, or `fraudpipe replay`)"
+            f"(the replay flow, `flows/replay.py`)"
         )
     dataset = share.training_dataset(day)
     if not dataset.is_file():
@@ -111,27 +127,29 @@ def run_step(share: Share, day: dt.date, *, learner: str | None = None,
     checkpoint_sha = sha256_bytes(data)
     final = share.checkpoint(day)
     tmp = write_temp(final, data)
-    faults.maybe_crash("before_checkpoint_rename")
+    faults.fault_point("before_checkpoint_rename")
 
     def publish() -> None:
         publish_temp(tmp, final)
-        faults.maybe_crash("after_checkpoint")
+        faults.fault_point("after_checkpoint")
 
     entry = Entry(
         date=day.isoformat(), checkpoint=str(final.relative_to(share.root)),
         sha256=checkpoint_sha, parent_sha256=head.sha256 if head else None,
         dataset_sha256=dataset_sha, learner=learner_name, metrics=metrics,
         versions=library_versions(), gap_days=max(gap, 0),
-        committed_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        committed_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     )
+    faults.fault_point("before_commit")
     try:
         lineage = commit(share, entry, head.sha256 if head else None, guard=guard,
                          publish=publish)
     finally:
         tmp.unlink(missing_ok=True)
-    faults.maybe_crash("after_commit")
+    faults.fault_point("after_commit")
     write_reports(share, lineage)
     seconds = time.perf_counter() - started
     log.info("trained %s in %.2fs (checkpoint %s)", day, seconds, checkpoint_sha[:12])
-    return StepResult(day.isoformat(), "trained", checkpoint_sha, metrics, seconds, entry.gap_days)
+    return StepResult(day.isoformat(), StepStatus.TRAINED, checkpoint_sha, metrics, seconds,
+                      entry.gap_days)
 

@@ -275,7 +275,7 @@ def test_replay_keeps_the_superseded_branch_and_the_new_chain_verifies(
         prefect_harness: str, fast: dict, tmp_path: Path) -> None:
     from flows.pipeline import daily_pipeline
     from flows.replay import replay_flow
-    from trainer.lineage import SUPERSEDED, Lineage, verify
+    from trainer.lineage import EntryStatus, Lineage, verify
     from trainer.storage import Share
 
     # GIVEN four trained days
@@ -293,7 +293,7 @@ def test_replay_keeps_the_superseded_branch_and_the_new_chain_verifies(
     result = state.result()
     assert [s["date"] for s in result["trained"]] == [d.isoformat() for d in days[2:]]
     lineage = Lineage.load(share)
-    superseded = [e.date for e in lineage.entries if e.status == SUPERSEDED]
+    superseded = [e.date for e in lineage.entries if e.status == EntryStatus.SUPERSEDED]
     assert superseded == [d.isoformat() for d in days[2:]]
     assert [e.day for e in verify(share)] == days
     assert len(lineage.entries) == 6

@@ -13,7 +13,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+import trainer.backlog
 import trainer.data.ingest
+import trainer.lineage
 from trainer.commands import ingest as ingest_command
 from trainer.data.datasets import load_training_day
 from trainer.data.ingest import ingest_path, read_manifest
@@ -88,7 +90,7 @@ def test_bad_corpus_is_quarantined_with_specific_reasons_and_good_files_are_inge
 
 
 def test_good_files_of_the_corpus_run_train(tmp_path):
-    train = pytest.importorskip("trainer.backlog", reason="trainer.backlog not on main yet")
+    train = trainer.backlog
     landing = tmp_path / "landing"
     fixtures.write_corpus(landing)
     share = Share.at(tmp_path / "share")
@@ -138,7 +140,7 @@ def test_gke_sample_pickles_ingest_with_allow_pickle(tmp_path):
         ("2018-04-03", 9747, 15),
         ("2018-04-04", 9530, 18),
     ]
-    # 9629 of the 9651 test rows are not fraud (FACTS section 1: accuracy 0.99772).
+    # 9629 of the 9651 test rows are not fraud (docs/facts.md#the-gke-sample: accuracy 0.99772).
     assert [(e["date"], e["rows"], e["frauds"]) for e in testing.ingested] == [
         ("2018-04-05", 9651, 22)
     ]
@@ -251,7 +253,7 @@ def test_changed_file_for_a_trained_day_is_refused_and_left_in_place(tmp_path, m
 
 
 def test_changed_file_for_a_day_on_the_real_lineage_is_refused(tmp_path):
-    lineage = pytest.importorskip("trainer.lineage", reason="trainer.lineage not on main yet")
+    lineage = trainer.lineage
     # GIVEN a day ingested, and a lineage whose chain holds that day
     share = Share.at(tmp_path / "share")
     ingest_path(write_day(tmp_path / "v1", seed=1), share)
@@ -397,7 +399,7 @@ def test_two_different_files_for_one_day_in_one_run_keep_the_first(tmp_path):
 
 
 def _ingest_in_subprocess(landing: str, root: str) -> dict:
-    return ingest_path(landing, Share.at(root)).to_dict()
+    return ingest_path(landing, Share.at(root)).to_json()
 
 
 def test_concurrent_ingestions_of_one_landing_area_agree(tmp_path):

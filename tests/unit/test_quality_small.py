@@ -1,6 +1,7 @@
 """The default learner beats the GKE sample's logic on the same small simulation.
 
-The sample's logic (FACTS section 1; `bench.sample_logic`): `SGDClassifier(warm_start=True)`
+The sample's logic (docs/facts.md#the-gke-sample; `bench.sample_logic`):
+`SGDClassifier(warm_start=True)`
 updated day by day with `partial_fit(..., classes=[0, 1, 2, 3])`, its label
 TX_FRAUD_SCENARIO and its inputs every other raw column (TX_DATETIME as int64 ns, TX_FRAUD
 left in, nothing scaled); pandas 3's `drop(columns=..., axis=1)` error fixed. It is given

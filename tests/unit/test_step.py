@@ -33,7 +33,7 @@ def test_train_all_builds_a_verified_chain_in_date_order(reference):
     chain = verify(reference)
     assert [e.day for e in chain] == D[:5]
     assert chain[0].parent_sha256 is None
-    assert all(b.parent_sha256 == a.sha256 for a, b in zip(chain, chain[1:]))
+    assert all(b.parent_sha256 == a.sha256 for a, b in zip(chain, chain[1:], strict=False))
     for entry in chain:
         assert (reference.root / entry.checkpoint).name == f"model_cpt_{entry.date}.skops"
 
@@ -80,7 +80,7 @@ def test_report_keeps_the_sample_format_in_chronological_order(reference):
     text = reference.report_txt.read_text()
     entries = text.strip().split("\n\n")
     assert len(entries) == 5
-    for entry, day in zip(entries, D):
+    for entry, day in zip(entries, D, strict=True):
         lines = entry.splitlines()
         assert lines[0].startswith("Report generated on: ")
         assert lines[1] == f"Training dataset: datasets/training/{day}.parquet"
@@ -92,7 +92,8 @@ def test_report_keeps_the_sample_format_in_chronological_order(reference):
     assert [s["date"] for s in steps] == [d.isoformat() for d in D[:5]]
 
 
-@pytest.mark.parametrize("point", ["before_checkpoint_rename", "after_checkpoint", "after_commit"])
+@pytest.mark.parametrize("point", ["before_checkpoint_rename", "before_commit", "after_checkpoint",
+                                   "after_commit"])
 def test_a_step_killed_at_any_write_leaves_the_share_consistent(tmp_path, reference, point):
     # GIVEN four days trained
     share = simulated_share(tmp_path, 5)

@@ -99,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         ingest_log.removeFilter(quiet)
     if args.json:
-        print(json.dumps(result.to_dict(), indent=2))
+        print(json.dumps(result.to_json(), indent=2))
     else:
         print(summary(result))
     if not result.read_any:

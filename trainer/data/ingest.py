@@ -29,6 +29,7 @@ import pyarrow.parquet as pq
 from trainer.data.datasets import dataset_day, read_dataset, validate_dataset
 from trainer.data.schema import COLUMNS, LABEL, date_from_name
 from trainer.errors import ChangedDatasetError, DatasetValidationError, FraudpipeError
+from trainer.lineage import trained_dates
 from trainer.storage import (
     Share,
     atomic_path,
@@ -62,7 +63,8 @@ class IngestResult:
         """True when at least one file could be read (the run had something to work on)."""
         return bool(self.ingested or self.unchanged or self.refused)
 
-    def to_dict(self) -> dict:
+    def to_json(self) -> dict:
+        """The result as JSON: lists of file records (see the class docstring)."""
         return asdict(self)
 
     def summary(self) -> str:
@@ -126,7 +128,7 @@ def _ingest_file(
             )
         source_sha = sha256_file(path)
         known_sha = _already_there(share, kind, name_date, source_sha) if name_date else None
-        if known_sha:  # this exact file was ingested before: skip reading it
+        if known_sha and name_date:  # this exact file was ingested before: skip reading it
             if not _other_file_this_run(result, path, kind, name_date, known_sha):
                 result.unchanged.append(
                     {**_brief(path, kind, name_date, share), "sha256": known_sha}
@@ -152,7 +154,7 @@ def _ingest_file(
         "frauds": int(canonical[LABEL].sum()),
     }
     brief = {**_brief(path, kind, day, share), "sha256": entry["dataset_sha256"]}
-    if _other_file_this_run(result, path, kind, day, entry["dataset_sha256"]):
+    if _other_file_this_run(result, path, kind, day, str(entry["dataset_sha256"])):
         return
     outcome = _commit(share, kind, day, entry, data)
     if outcome == "unchanged":
@@ -227,19 +229,20 @@ def quarantine(path: Path, share: Share, reason: str) -> dict:
     once its copy is in place.
     """
     destination = share.quarantine_dir / path.name
+    copied: Path | None = destination
     log.warning("quarantining %s: %s", path, reason)
     try:
         with atomic_path(destination) as tmp:
             shutil.copyfile(path, tmp)
     except OSError as exc:  # unreadable source: keep the reason, say the copy failed
         reason = f"{reason} (could not copy the file: {exc})"
-        destination = None
+        copied = None
     reason_file = share.quarantine_dir / f"{path.name}.reason.txt"
     atomic_write_text(
         reason_file, f"{reason}\nsource: {path.resolve()}\nquarantined_at: {_now()}\n"
     )
     removed = False
-    if destination is not None:
+    if copied is not None:
         try:
             path.unlink()
             removed = True
@@ -248,7 +251,7 @@ def quarantine(path: Path, share: Share, reason: str) -> dict:
     return {
         "source": str(path),
         "reason": reason,
-        "quarantined_to": str(destination) if destination else None,
+        "quarantined_to": str(copied) if copied else None,
         "source_removed": removed,
     }
 
@@ -312,13 +315,7 @@ def _other_file_this_run(
 
 
 def _trained_dates(share: Share) -> set[dt.date]:
-    """Days already in the lineage; none while `trainer.lineage` does not exist yet."""
-    try:
-        from trainer.lineage import trained_dates
-    except ModuleNotFoundError as exc:
-        if exc.name != "trainer.lineage":
-            raise
-        return set()
+    """Days already on the lineage's chain."""
     return set(trained_dates(share))
 
 
@@ -342,4 +339,4 @@ def _brief(path: Path, kind: str, day: dt.date, share: Share) -> dict:
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")

@@ -1,7 +1,7 @@
 """Gradient boosting (LightGBM) continued day by day, persisted as LightGBM's own text.
 
 A LightGBM `Booster` is a C++ object that skops cannot persist, and pickling it would
-defeat the point of skops (FACTS section 6). So these estimators keep the booster as the
+defeat the point of skops (docs/facts.md#checkpoints). So these estimators keep the booster as the
 text LightGBM writes with `model_to_string()` in the attribute `model_text_`, a plain
 `str` that skops stores as data; the `Booster` is rebuilt from it on first use after a
 load and never saved itself (`__getstate__` drops it). Loading such a checkpoint parses
