@@ -1,13 +1,14 @@
-"""Test helper: a storage root with a few small simulated days ingested."""
+"""Test helpers: a storage root with a few small simulated days ingested; a checkpoint file."""
 
 from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
 
+from trainer.checkpoints import dump_model
 from trainer.data.ingest import ingest_path
 from trainer.data.simulator import simulate, write_day
-from trainer.storage import Share
+from trainer.storage import Share, atomic_write_bytes, sha256_bytes
 
 SAMPLE = (Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "gke-sample"
           / "datasets")
@@ -30,3 +31,10 @@ def simulated_share(root: Path, days: int, **kwargs) -> Share:
     share = Share.at(root / "share")
     ingest_path(landing, share)
     return share
+
+
+def save_checkpoint(path: Path, model) -> str:
+    """Write `model` to `path` as the step does (atomic skops bytes); return its sha256."""
+    data = dump_model(model)
+    atomic_write_bytes(path, data)
+    return sha256_bytes(data)

@@ -7,7 +7,8 @@ import zipfile
 import numpy as np
 import pytest
 
-from trainer.checkpoints import dump_model, load_checkpoint, save_checkpoint
+from tests.shares import save_checkpoint
+from trainer.checkpoints import dump_model, load_checkpoint
 from trainer.errors import LineageError
 from trainer.learners import make_learner
 

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import skops.io as sio
 
-from trainer.checkpoints import dump_model, load_checkpoint, save_checkpoint
+from tests.shares import save_checkpoint
+from trainer.checkpoints import dump_model, load_checkpoint
 from trainer.learners import DEFAULT_LEARNER, LEARNERS, TRUSTED_TYPES, make_learner
 from trainer.learners.boosting import ContinuedBoostingClassifier, WindowBoostingClassifier
 from trainer.model import fraud_scores
