@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 # another server may hold); override on the command line or in the environment.
 REDIS_PORT   ?= 6380
 PREFECT_PORT ?= 4280
-# DEMO=60: every 60 s a new simulated day lands and daily-pipeline/local runs.
+# DEMO=120: every 120 s a new simulated day lands and daily-pipeline/local runs.
 DEMO ?= 0
 # GKE=1: also deploy the */gke deployments (they only run on a GKE cluster).
 GKE ?= 0

@@ -43,14 +43,14 @@ def main() -> int:
     from trainer.lineage import verify
     from trainer.queue.settings import RedisSettings
     from trainer.queue.work_queue import WorkQueue
-    from trainer.storage import Share
+    from trainer.storage import create_share
 
     work = Path(tempfile.mkdtemp(prefix="fraudpipe-bench-"))
     config = SimulationConfig(start=dt.date(2018, 4, 1), days=args.days,
                               customers=args.customers, terminals=args.terminals, seed=3)
     for day, frame in simulate_config(config):
         write_day(frame, work / "landing", day)
-    share = Share.at(work / "share")
+    share = create_share(work / "share", "fraudpipe bench")[0]
     ingest_path(work / "landing", share)
     server = RedisServer(work / "redis")
     server.start()

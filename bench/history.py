@@ -43,7 +43,7 @@ def run(*, seed: int = 0, quick: bool = False, data_dir: Path | None = None,
     source = landing(data_dir, total, seed, tx_per_day=1_000 if quick else None)
     work = data_dir / f"history-d{total}-s{seed}{'-quick' if quick else ''}"
     shutil.rmtree(work, ignore_errors=True)
-    share, _ = create_share(work / "share", created_by="bench history")
+    share = create_share(work / "share", "fraudpipe bench")[0]
     share.training_dir.mkdir(parents=True)
     for path in source.glob("*.parquet"):
         shutil.copyfile(path, share.training_dir / path.name)

@@ -89,8 +89,10 @@ def serve(args: argparse.Namespace) -> int:
         state.save(run_dir)
         prepare(run_dir, server.api_url, redis.url, gke=args.gke, demo_seconds=args.demo)
         print("work pools, blocks and deployments registered", flush=True)
+        # One flow run at a time: scheduled, demo and `make run` runs queue on one machine
+        # instead of training the same share side by side.
         worker = ProcessWorker(PROCESS_POOL, server.env(), run_dir.prefect / "worker.log",
-                               cwd=REPOSITORY)
+                               cwd=REPOSITORY, limit=1)
         started.append(worker.start())
         print(f"process worker on {PROCESS_POOL} started", flush=True)
         state.ready = True

@@ -115,9 +115,11 @@ async def set_interval_schedule(name: str, seconds: float | None,
                                 slug: str = DEMO_SCHEDULE) -> None:
     """Give deployment `name` an extra schedule every `seconds`, or none (`seconds` None).
 
-    The schedule is found again by its `slug`: an earlier one is replaced or removed. At
-    most one of its runs waits at a time (`max_scheduled_runs=1`), so a stopped stack
-    does not come back to a pile of late runs.
+    The schedule is found again by its `slug`: an earlier one is replaced or removed.
+    Deleting a schedule deletes the deployment's auto-scheduled runs that have not started
+    (prefect/server/api/deployments.py, `delete_deployment_schedule`), so a stack started
+    again does not come back to a pile of late demo runs; the scheduler then fills in the
+    remaining schedules' next runs.
     """
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import DeploymentScheduleCreate
@@ -132,4 +134,4 @@ async def set_interval_schedule(name: str, seconds: float | None,
             return
         await client.create_deployment_schedules(deployment.id, [DeploymentScheduleCreate(
             schedule=IntervalSchedule(interval=dt.timedelta(seconds=seconds)),
-            active=True, slug=slug, max_scheduled_runs=1)])
+            active=True, slug=slug)])

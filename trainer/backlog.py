@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import sys
 from collections.abc import Callable, Iterable
 
 from trainer.lineage import Lineage
@@ -68,19 +67,3 @@ def train_all(share: Share, through: dt.date | None = None, learner: str | None 
             on_step(i, len(days), result)
     return results
 
-
-def progress_bar(stream=sys.stderr) -> Callable[[int, int, StepResult], None]:
-    """A one-line progress bar for `train_all`'s `on_step`."""
-
-    def show(done: int, total: int, result: StepResult) -> None:
-        width = 30
-        filled = int(width * done / max(total, 1))
-        auc = (result.metrics.get("prequential") or {}).get("auc_roc")
-        auc_text = f" auc(day before training)={auc:.3f}" if auc is not None else ""
-        stream.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} "
-                     f"{result.date} {result.seconds:.2f}s{auc_text}")
-        if done == total:
-            stream.write("\n")
-        stream.flush()
-
-    return show

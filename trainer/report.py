@@ -17,8 +17,8 @@ import json
 import pandas as pd
 
 from trainer.errors import FraudpipeError
-from trainer.lineage import Entry, Lineage
 from trainer.evaluation.scoring import TOP_CARDS
+from trainer.lineage import Entry, Lineage
 from trainer.storage import Share, atomic_write_text
 
 

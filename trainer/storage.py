@@ -1,10 +1,12 @@
 """The shared storage: where everything lives on the Filestore share, and safe writes.
 
 The share is an NFS mount in a pod (`/mnt/fileserver`) and a plain directory on a laptop.
-NFS gives close-to-open consistency only, so every file other readers may open is written
-to a temporary name in the same directory, fsynced, renamed over the final name and the
-directory fsynced (docs/facts.md#checkpoints). Readers never list directories to find checkpoints:
-they go through the lineage manifest.
+NFS gives close-to-open consistency only (nfs(5), "Data and metadata coherence";
+docs/facts.md#checkpoints), so every file other readers may open is written to a temporary
+name in the same directory, fsynced, renamed over the final name and the directory fsynced.
+Readers never list directories to find checkpoints: they go through the lineage manifest.
+The root carries a marker file, so a missing mount or a mistyped path is an error, not an
+empty share (`open_share`).
 """
 
 from __future__ import annotations

@@ -55,6 +55,13 @@ def test_push_from_storage_queues_every_ingested_day(capsys, redis_url, tmp_path
     assert code == 0 and "queued 2" in out
 
 
+def test_push_from_storage_refuses_a_path_that_is_not_a_share(capsys, redis_url, tmp_path):
+    from trainer.errors import NotAShareError
+
+    with pytest.raises(NotAShareError, match=f"{tmp_path / 'typo'} does not exist"):
+        cli(capsys, "push", "--redis-url", redis_url, "--from-storage", str(tmp_path / "typo"))
+
+
 def test_bad_url_exits_naming_the_problem(capsys):
     with pytest.raises(SystemExit, match="redis://"):
         cli(capsys, "stats", "--redis-url", "http://nowhere")

@@ -364,3 +364,4 @@ def test_each_quarantined_file_is_reported_once_with_where_it_went(tmp_path):
     assert f"{destination}" in out
     assert f"{destination}.reason.txt" in out
 
+
