@@ -1,8 +1,10 @@
-"""Test helpers: a storage root with a few small simulated days ingested; a checkpoint file."""
+"""Test helpers: a share with small simulated days ingested; checkpoint files and bytes."""
 
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
+import sys
 from pathlib import Path
 
 from trainer.checkpoints import dump_model
@@ -38,3 +40,17 @@ def save_checkpoint(path: Path, model) -> str:
     data = dump_model(model)
     atomic_write_bytes(path, data)
     return sha256_bytes(data)
+
+
+def model_digests_in_fresh_interpreters(training: str, runs: int = 2) -> set[str]:
+    """sha256 of `dump_model(m)` after `training` (code that leaves a fitted `m`), per run.
+
+    Each run is a new Python process, so skops' id()-based names differ between runs.
+    The code may use `np` and `make_learner`.
+    """
+    code = ("import hashlib, numpy as np;"
+            "from trainer.learners import make_learner; from trainer.checkpoints import dump_model;"
+            f"{training};"
+            "print(hashlib.sha256(dump_model(m)).hexdigest())")
+    return {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           check=True).stdout.strip() for _ in range(runs)}
