@@ -17,7 +17,7 @@ from urllib.parse import urlparse
 
 from prefect.blocks.core import Block
 
-from trainer.errors import FraudpipeError
+from flows.errors import FlowConfigurationError
 from trainer.queue.settings import URL_ENV, RedisSettings
 from trainer.queue.work_queue import WorkQueue
 from trainer.storage import Share, open_share
@@ -29,8 +29,7 @@ STORAGE_ENV = "FRAUDPIPE_STORAGE"
 B = TypeVar("B", bound=Block)
 
 
-class FlowConfigurationError(FraudpipeError):
-    """A flow was given no usable storage or queue (the message names the parameter)."""
+
 
 
 def load_block(block_type: type[B], name: str) -> B:

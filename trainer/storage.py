@@ -198,9 +198,14 @@ def open_share(root: str | os.PathLike[str], *, lineage_may_be_missing: bool = F
             raise NotAShareError(
                 f"{share.root} is not a fraudpipe share (no {MARKER_NAME}, no "
                 f"datasets/ingested.json, no output/lineage.json); {hint}")
-        _write_marker(share, "recognised an existing share")
-        log.info("%s: existing share recognised (it has a lineage or an ingest manifest); "
-                 "wrote its marker %s", share.root, MARKER_NAME)
+        try:
+            _write_marker(share, "recognised an existing share")
+        except OSError as exc:  # a read-only mount: still a share, marked on a later write
+            log.warning("%s: existing share recognised, but its marker %s could not be "
+                        "written (%s)", share.root, MARKER_NAME, exc)
+        else:
+            log.info("%s: existing share recognised (it has a lineage or an ingest "
+                     "manifest); wrote its marker %s", share.root, MARKER_NAME)
     if not lineage_may_be_missing:
         _check_lineage_present(share)
     return share

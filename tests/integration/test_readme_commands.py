@@ -24,6 +24,12 @@ pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
 README = REPO / "README.md"
 SKIP = re.compile(r"<!-- readme-test: skip: (.+?) -->\s*$")
+#: Commands that start long-lived services or need a cluster: a block holding one must carry
+#: a skip marker, and is never run without it (the test would hang or reach out).
+NEEDS_MORE = re.compile(
+    r"^\s*(?:\S+/)?(?:make\s+(?:up|run|test|test-slow|bench|down|status)\b|kubectl\b|argo\b|"
+    r"gcloud\b|docker\b|prefect\s+(?:server|worker|deploy|deployment|work-pool|block)\b|"
+    r"prefect\s+--no-prompt\b)", re.M)
 DONE = "@@readme-block {} exit 0"
 
 
@@ -72,7 +78,7 @@ def local_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("readme")
     script = ["set -e"]
     for block in BLOCKS:
-        if block.skip is None:
+        if block.skip is None and not NEEDS_MORE.search(block.text):
             script += [f"# README.md line {block.line}", block.text,
                        f"echo '{DONE.format(block.index)}'"]
     before = _git_status()
@@ -123,6 +129,10 @@ def test_the_runnable_blocks_do_what_the_readme_says(local_run):
 def test_every_block_runs_or_says_what_it_needs():
     skipped = [b for b in BLOCKS if b.skip]
     assert any(b.skip is None for b in BLOCKS)
+    unmarked = [f"line {b.line}" for b in BLOCKS if b.skip is None and NEEDS_MORE.search(b.text)]
+    assert unmarked == [], (
+        "these README blocks need a service or a cluster: put "
+        "`<!-- readme-test: skip: needs ... -->` on the line before the ```bash")
     for block in skipped:
         assert re.search(r"needs|run them", block.skip), block
     # nothing outside the repository, and the fresh shell has no bare `fraudpipe`/`prefect`

@@ -366,3 +366,16 @@ def test_each_quarantined_file_is_reported_once_with_where_it_went(tmp_path):
     assert (landing / "2018-04-02.csv").is_file()  # the source stays in place
 
 
+
+
+
+def test_an_old_share_whose_marker_cannot_be_written_still_opens(trained, tmp_path, caplog):
+    # GIVEN an old share where the marker cannot be written (a directory holds its name:
+    # the same OSError a read-only mount gives, and root cannot bypass it)
+    share = copy_of(trained, tmp_path)
+    share.marker.unlink(missing_ok=True)
+    share.marker.mkdir()
+    # WHEN it is opened, THEN it is still the share, with a warning instead of a traceback
+    with caplog.at_level("WARNING", logger="trainer.storage"):
+        assert open_share(share.root) == share
+    assert "could not be written" in caplog.text

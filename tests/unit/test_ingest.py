@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import importlib.util
 import json
 import multiprocessing
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -16,6 +14,7 @@ import pytest
 import trainer.backlog
 import trainer.data.ingest
 import trainer.lineage
+from tests.fixtures import bad_datasets as fixtures
 from trainer.commands import ingest as ingest_command
 from trainer.data.datasets import load_training_day
 from trainer.data.ingest import ingest_path, read_manifest
@@ -27,16 +26,6 @@ REPO = Path(__file__).resolve().parents[2]
 SAMPLE = (REPO / "../shared/reference/gke-sample/datasets").resolve()
 
 
-def _load_fixtures():
-    path = REPO / "tests" / "fixtures" / "bad_datasets.py"
-    spec = importlib.util.spec_from_file_location("fraudpipe_test_bad_datasets", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-fixtures = _load_fixtures()
 DAY = dt.date(2018, 4, 2)
 
 
