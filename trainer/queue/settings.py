@@ -17,10 +17,10 @@ from typing import Annotated, Any
 from urllib.parse import parse_qs, unquote, urlparse
 
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 from pydantic import BaseModel, Field, SecretStr, StringConstraints, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from trainer.errors import QueueConnectionError
 
