@@ -147,6 +147,24 @@ def test_daily_pipeline_trains_drains_publishes_and_is_idempotent(
     assert queue_of(fast["redis_url"]).stats().done == 5
 
 
+def test_daily_pipeline_on_a_path_that_is_not_a_share_refuses_and_starts_no_chain(
+        prefect_harness: str, fast: dict, tmp_path: Path) -> None:
+    from flows.pipeline import daily_pipeline
+
+    # GIVEN five days in the landing area and a storage path with no share (a failed mount)
+    landing = tmp_path / "landing"
+    simulate(landing, 5)
+    missing = tmp_path / "mnt" / "fileserver"
+    # WHEN the daily pipeline runs on it
+    state = daily_pipeline(str(landing), **{**fast, "storage": str(missing)},
+                           return_state=True)
+    # THEN it fails naming the path, writes nothing there and queues nothing
+    assert state.is_failed()
+    assert "does not exist" in state.message and str(missing) in state.message
+    assert not missing.exists()
+    assert queue_of(fast["redis_url"]).stats().pending == 0
+
+
 def test_bad_file_is_quarantined_and_the_rest_trained(
         prefect_harness: str, fast: dict, tmp_path: Path) -> None:
     from flows.pipeline import daily_pipeline
