@@ -5,8 +5,8 @@ on GCP (that needs `gcsfs`, which fraudpipe does not depend on: the error says s
 flow copies the landing files to a private local staging directory, so the trainer's
 ingestion only ever reads local files, then lets `trainer.data.ingest` validate, convert and
 write them (a file whose content is already on the share is "unchanged", so re-running
-is idempotent). A file that does not validate lands in `datasets/quarantine/` with its
-reason and is removed from the landing area; the others go on. Finally every ingested day
+is idempotent). A file that does not validate is copied to `datasets/quarantine/` with
+its reason and stays in the landing area (input is never deleted); the others go on. Finally every ingested day
 that is not trained yet is pushed on the queue (pushing a known day is a no-op).
 """
 
@@ -62,16 +62,6 @@ def stage_landing(landing: str, staging: Path) -> dict[str, str]:
     return staged
 
 
-def remove_from_landing(landing: str, path: str) -> bool:
-    """Delete a quarantined file from the landing area; False if that is not allowed."""
-    fs, _ = landing_filesystem(landing)
-    try:
-        fs.rm_file(path)
-        return True
-    except (OSError, NotImplementedError):
-        return False
-
-
 @task(name="ingest-landing", cache_policy=NO_CACHE)
 def ingest_landing(landing: str, storage_root: str, allow_pickle: bool = False) -> dict:
     """Stage, validate and convert the landing files onto the share; quarantine bad ones.
@@ -91,7 +81,6 @@ def ingest_landing(landing: str, storage_root: str, allow_pickle: bool = False) 
     for entry in result["quarantined"]:
         name = Path(entry["source"]).name
         entry["source"] = staged.get(name, entry["source"])
-        entry["source_removed"] = remove_from_landing(landing, entry["source"])
         logger.warning("quarantined %s: %s", entry["source"], entry["reason"])
     for kind in ("ingested", "unchanged", "refused"):
         for entry in result[kind]:
