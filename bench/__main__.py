@@ -84,7 +84,7 @@ def run_one(name: str, args: argparse.Namespace) -> dict:
 
         result = argo_estimate.run(results_dir=Path(args.results_dir), quick=args.quick)
     result["context"] = {
-        "measured_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "measured_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "wall_seconds": round(time.perf_counter() - started, 1),
         "loadavg_before": [round(x, 2) for x in load_before],
         "loadavg_after": [round(x, 2) for x in os.getloadavg()],

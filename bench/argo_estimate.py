@@ -4,8 +4,10 @@
 
 Nothing here runs on a cluster: the model combines the step times measured on this
 machine (results/step.json, results/history.json) with stated assumptions about Argo and
-GKE. The chain is serial (one warm-start line, FACTS section 5), so with `k` days per step
-the workflow runs ceil(183 / k) training pods one after the other, then one report pod:
+GKE. The chain is serial (one warm-start line: each day starts from the previous
+checkpoint), so with `k` days per step the workflow runs ceil(183 / k) training pods one
+after the other (each inside its own chain link, a steps node that starts no pod), then
+one report pod:
 
     wall = node_start + pods * (pod_overhead + process_start) + 183 * step + report pod
 

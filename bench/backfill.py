@@ -3,7 +3,8 @@
     .venv/bin/python -m bench backfill [--seed S] [--quick]
 
 The handbook's default simulation (5,000 customers, 10,000 terminals, 183 days from
-2018-04-01; FACTS section 2) is written once as Parquet into a landing directory (not
+2018-04-01; docs/facts.md#simulated-transactions) is written once as Parquet into a landing
+directory (not
 timed, reused by `bench.history`). Then, each on a fresh storage root:
 
 - Prefect: `flows.pipeline.daily_pipeline(landing, storage, redis_url, backend="local")`

@@ -3,7 +3,8 @@
 Usage:
     .venv/bin/python bench/features_speed.py [--per-day 9600] [--scale 1] [--repeat 5] [--share]
 
-The data is random but shaped like the handbook's default simulation (FACTS section 2):
+The data is random but shaped like the handbook's default simulation
+(docs/facts.md#simulated-transactions):
 `--per-day` transactions a day over 38 days, 5,000 customers and 10,000 terminals, both
 multiplied by `--scale`. It prints the best and median wall time of `--repeat` runs and
 the best CPU time (the fairer figure on a shared machine).

@@ -36,27 +36,27 @@ def main() -> int:
     from prefect.testing.utilities import prefect_test_harness
     from redis_server import RedisServer
 
-    from flows.tasks import enqueue_untrained
     from flows.train import train_flow
+    from trainer.backlog import queue_trainable
     from trainer.data.ingest import ingest_path
     from trainer.data.simulator import SimulationConfig, simulate_config, write_day
     from trainer.lineage import verify
     from trainer.queue.settings import RedisSettings
     from trainer.queue.work_queue import WorkQueue
-    from trainer.storage import Share
+    from trainer.storage import create_share
 
     work = Path(tempfile.mkdtemp(prefix="fraudpipe-bench-"))
     config = SimulationConfig(start=dt.date(2018, 4, 1), days=args.days,
                               customers=args.customers, terminals=args.terminals, seed=3)
     for day, frame in simulate_config(config):
         write_day(frame, work / "landing", day)
-    share = Share.at(work / "share")
+    share = create_share(work / "share", "fraudpipe bench")[0]
     ingest_path(work / "landing", share)
     server = RedisServer(work / "redis")
     server.start()
     try:
         url = server.url_for_db(0)
-        enqueue_untrained(share, WorkQueue(RedisSettings.from_url(url)))
+        queue_trainable(share, WorkQueue(RedisSettings.from_url(url)))
         with prefect_test_harness(server_startup_timeout=120):
             started = time.perf_counter()
             result = train_flow(storage=str(share.root), redis_url=url)

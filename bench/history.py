@@ -35,7 +35,7 @@ def run(*, seed: int = 0, quick: bool = False, data_dir: Path | None = None,
     """Measure each day of `DAYS`; returns the JSON document for results/history.json."""
     from bench.backfill import START, landing
     from trainer.features.store import history_days
-    from trainer.storage import Share
+    from trainer.storage import create_share
 
     data_dir = data_dir or Path(os.environ.get("FRAUDPIPE_BENCH_DATA", "/tmp/fraudpipe-bench"))
     days, total = (QUICK_DAYS, 7) if quick else (DAYS, 183)
@@ -43,7 +43,7 @@ def run(*, seed: int = 0, quick: bool = False, data_dir: Path | None = None,
     source = landing(data_dir, total, seed, tx_per_day=1_000 if quick else None)
     work = data_dir / f"history-d{total}-s{seed}{'-quick' if quick else ''}"
     shutil.rmtree(work, ignore_errors=True)
-    share = Share.at(work / "share")
+    share = create_share(work / "share", "fraudpipe bench")[0]
     share.training_dir.mkdir(parents=True)
     for path in source.glob("*.parquet"):
         shutil.copyfile(path, share.training_dir / path.name)

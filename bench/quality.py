@@ -7,7 +7,8 @@ calls `trainer.step.run_step` day by day from 2018-04-01 through 2018-08-21: loa
 head checkpoint, features, score, `partial_fit` on the day, skops checkpoint, CAS commit.
 Then `trainer.evaluation.checkpoint.evaluate_checkpoint` scores
 
-* the headline split (FACTS section 3): checkpoint 2018-07-31, test 08-08..08-14, 7-day
+* the headline split (docs/facts.md#features-and-evaluation): checkpoint 2018-07-31, test
+08-08..08-14, 7-day
   known window;
 * the prequential protocol: test weeks from 08-08, 08-15, 08-22 and 08-29, each scored
   by the checkpoint of 8 days before.
@@ -39,8 +40,8 @@ from bench.quality_data import START, copy_share, features_by_day, prepared_shar
 from bench.quality_table import markdown, print_table
 from bench.quality_tune import HEADLINE_SPLIT, PREQUENTIAL_SPLITS, replay
 from trainer.evaluation.checkpoint import evaluate_checkpoint
+from trainer.learners import DEFAULT_LEARNER, LEARNERS
 from trainer.lineage import Lineage
-from trainer.model import DEFAULT_LEARNER, LEARNERS
 from trainer.step import run_step
 
 METRICS = ("auc_roc", "average_precision", "card_precision_at_100")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-#: FACTS section 3 (Le Borgne et al., chapters 3-5): AUC, AP, CP@100 on the headline split,
+#: docs/facts.md#features-and-evaluation (Le Borgne et al., chapters 3-5): AUC, AP, CP@100 on the
+#: headline split,
 #: batch models trained on the week 2018-07-25..07-31.
 HANDBOOK_ROWS = [
     ("handbook: logistic regression", 0.871, 0.606, 0.291),
@@ -78,7 +79,8 @@ def markdown(sections: list[tuple[dict, dict]], notes: list[str] | None = None) 
         "day's state.",
         "",
         "Headline split: checkpoint 2018-07-31, test 2018-08-08..08-14, 7-day known window "
-        "(FACTS section 3). Prequential: mean of the four test weeks starting 08-08, 08-15, "
+        "(docs/facts.md#features-and-evaluation). Prequential: mean of the four test weeks "
+        "starting 08-08, 08-15, "
         "08-22, 08-29, each scored by the checkpoint 8 days before. Mean ± sd over seeds. "
         "Times: mean over the last 30 days trained (every bounded state full), measured with "
         "two runs in parallel on a 2-core machine that other jobs were also using, so wall "

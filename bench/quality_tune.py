@@ -26,7 +26,8 @@ import pandas as pd
 
 from bench.quality_data import features_by_day, xy
 from trainer.evaluation.split import evaluate_split
-from trainer.model import LEARNERS, fraud_scores
+from trainer.learners import LEARNERS
+from trainer.model import fraud_scores
 
 D = dt.date
 #: (checkpoint day, test start): validation weeks, scored by the checkpoint 8 days before.

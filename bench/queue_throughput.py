@@ -3,7 +3,7 @@
     .venv/bin/python bench/queue_throughput.py --items 20000
 
 Both queues run against the same private redis-server in the same run, with 1 and 4
-client processes. The sample's queue (FACTS section 1) leases with
+client processes. The sample's queue (docs/facts.md#the-gke-sample) leases with
 `BRPOPLPUSH datasets datasets:processing` and completes with `LREM`; ours runs the LEASE
 Lua script (reaper, sample-list adoption, earliest date, Redis TIME deadline, token) and
 the token-checked COMPLETE script. One "op" here is one lease plus its completion.

@@ -1,6 +1,7 @@
 """The GKE sample's per-dataset training logic, re-implemented to measure it side by side.
 
-Written from the description in FACTS section 1 (GoogleCloudPlatform/kubernetes-engine-samples,
+Written from the description in docs/facts.md#the-gke-sample
+(GoogleCloudPlatform/kubernetes-engine-samples,
 `batch/aiml-workloads`); no code is copied. For one dataset the sample's worker:
 
 1. loads the day's pickled DataFrame;

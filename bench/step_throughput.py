@@ -2,7 +2,8 @@
 
     .venv/bin/python -m bench step [--seed S] [--quick] [--sizes 10k,100k] [--repeats 3]
 
-For each size the handbook simulator (FACTS section 2) is scaled to that many transactions
+For each size the handbook simulator (docs/facts.md#simulated-transactions) is scaled to that many
+transactions
 a day: customers and terminals grow with the day size and the radius shrinks by the square
 root, so each customer still sees about 100 terminals. The share holds the measured day D
 and its 37 days of history (what D's features read), plus the day before D trained as the
@@ -37,7 +38,7 @@ import sys
 import time
 from pathlib import Path
 
-#: Transactions a day of the handbook's default simulation (FACTS section 2).
+#: Transactions a day of the handbook's default simulation (docs/facts.md#simulated-transactions).
 HANDBOOK_TX_PER_DAY = 9_600
 DEFAULT_CUSTOMERS, DEFAULT_TERMINALS, DEFAULT_RADIUS = 5_000, 10_000, 5.0
 START = dt.date(2018, 4, 1)
@@ -84,9 +85,9 @@ def _prepare(work: Path, tx_per_day: int, history: int, seed: int) -> dict:
     """Simulate history + 2 days into `work/share` (Parquet) and the last two as pickles."""
     from trainer.data.ingest import canonical_parquet_bytes
     from trainer.data.simulator import simulate_config, write_day
-    from trainer.storage import Share, atomic_write_bytes
+    from trainer.storage import atomic_write_bytes, create_share
 
-    share = Share.at(work / "share")
+    share = create_share(work / "share", "fraudpipe bench")[0]
     share.training_dir.mkdir(parents=True, exist_ok=True)
     config = scaled_config(tx_per_day, history + 2, seed)
     days = []
@@ -120,11 +121,11 @@ def child(kind: str, args: argparse.Namespace) -> dict:
     cpu = _pin_to_one_cpu() if kind != "prepare" else -1
     from bench import sample_logic  # noqa: F401
     from trainer.step import run_step  # noqa: F401 - imports are not part of the timing
-    from trainer.storage import Share
+    from trainer.storage import create_share
 
     import_rss = _rss_mib()
     work, day = Path(args.work), dt.date.fromisoformat(args.day) if args.day else None
-    share = Share.at(work / "share")
+    share = create_share(work / "share", "fraudpipe bench")[0]
     started, started_cpu = time.perf_counter(), time.process_time()
     if kind == "prepare":
         detail = _prepare(work, args.tx_per_day, args.history, args.seed)
@@ -221,13 +222,13 @@ def _restore(snapshot: Path, output: Path) -> None:
 def measure_size(name: str, tx_per_day: int, *, data_dir: Path, seed: int, repeats: int,
                  history: int) -> dict:
     """Every case for one day size; see the module docstring."""
-    from trainer.storage import Share
+    from trainer.storage import create_share
 
     began = time.perf_counter()
     work, info = prepared(data_dir, tx_per_day, history, seed)
     day = dt.date.fromisoformat(info["days"][-1]["date"])
     head = day - dt.timedelta(days=1)
-    share = Share.at(work / "share")
+    share = create_share(work / "share", "fraudpipe bench")[0]
     shutil.rmtree(share.output_dir, ignore_errors=True)
     shutil.rmtree(share.features_dir, ignore_errors=True)
     for stale in (work / "sample").glob("model_cpt_*"):

@@ -8,14 +8,21 @@ installed, or touch a path outside the share.
 
 from __future__ import annotations
 
+from trainer.errors import FraudpipeError
 
-class BlockError(Exception):
-    """Base class of every error the fraudpipe blocks raise on purpose."""
+
+class BlockError(FraudpipeError):
+    """Base class of every error the fraudpipe blocks raise on purpose.
+
+    A `FraudpipeError`, so the CLI's handler reports it (exit code 1) like any other.
+    """
 
 
 class ProvisioningNotConfiguredError(BlockError):
-    """A Filestore block with neither static (`ip_address`) nor dynamic provisioning
-    (`storage_class`) was asked for Kubernetes manifests."""
+    """A Filestore block without provisioning was asked for Kubernetes manifests.
+
+    It has neither static (`ip_address`) nor dynamic provisioning (`storage_class`).
+    """
 
 
 class PathEscapesShareError(BlockError, ValueError):
@@ -26,5 +33,7 @@ class PathEscapesShareError(BlockError, ValueError):
 
 
 class MissingComponentError(BlockError, ImportError):
-    """A module the block delegates to (`trainer.queue.work_queue`, `trainer.queue.settings`,
-    hera) could not be imported; the message says what to install or update."""
+    """A module a block delegates to could not be imported.
+
+    The message says what to install or update.
+    """

@@ -7,7 +7,7 @@ sample), and how Kubernetes gets to it: a static PersistentVolume on a Filestore
 instance's NFS export, or a claim that the Filestore CSI driver provisions dynamically.
 
 The block is also a Prefect `WritableFileSystem`, so flows can persist results on the
-share. Writes are atomic (temp + fsync + rename, FACTS section 6) because other pods read
+share. Writes are atomic (temp + fsync + rename, docs/facts.md#checkpoints) because other pods read
 the same NFS directory.
 """
 
@@ -22,7 +22,7 @@ from typing import Any, Literal
 import anyio.to_thread
 from prefect._internal.compatibility.async_dispatch import async_dispatch
 from prefect.filesystems import WritableFileSystem
-from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic import Field, HttpUrl, ValidationInfo, field_validator, model_validator
 
 from blocks.errors import PathEscapesShareError, ProvisioningNotConfiguredError
 from trainer.storage import Share, atomic_write_bytes
@@ -49,7 +49,6 @@ GKE_STORAGE_CLASS_TIERS = {
     "zonal-rwx": "ZONAL",
     "enterprise-rwx": "ENTERPRISE",
 }
-CSI_DRIVER = "filestore.csi.storage.gke.io"
 
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -89,7 +88,7 @@ class FilestoreStorage(WritableFileSystem):
     `storage_class` to let the Filestore CSI driver create the instance.
 
     As Prefect result storage, pair it with `result_serializer="json"`: Prefect's default
-    serializer pickles, and nothing on the share may ever be unpickled (FACTS section 6).
+    serializer pickles, and nothing on the share may ever be unpickled (docs/facts.md#checkpoints).
     Prefect also wants the block saved before a flow uses it as result storage.
 
     Example:
@@ -108,8 +107,8 @@ class FilestoreStorage(WritableFileSystem):
         "The fraudpipe shared storage: a GKE Filestore share mounted in pods and a local "
         "directory on this machine; renders its PersistentVolume/Claim and Hera volume."
     )
-    _logo_url = "https://raw.githubusercontent.com/PrefectHQ/prefect/420d0d6a78bb6df1fc18bcf188fdad43c1d22ea9/assets/block-logos/filesystem.png"  # noqa: E501
-    _documentation_url = (
+    _logo_url = HttpUrl("https://raw.githubusercontent.com/PrefectHQ/prefect/420d0d6a78bb6df1fc18bcf188fdad43c1d22ea9/assets/block-logos/filesystem.png")  # noqa: E501
+    _documentation_url = HttpUrl(
         "https://cloud.google.com/kubernetes-engine/docs/how-to/persistent-volumes/"
         "filestore-csi-driver"
     )
@@ -238,12 +237,12 @@ class FilestoreStorage(WritableFileSystem):
     @field_validator("pv_name", "pvc_name")
     @classmethod
     def _object_names(cls, value: str, info: ValidationInfo) -> str:
-        return dns1123_subdomain(value, info.field_name)
+        return dns1123_subdomain(value, str(info.field_name))
 
     @field_validator("namespace", "volume_name")
     @classmethod
     def _label_names(cls, value: str | None, info: ValidationInfo) -> str | None:
-        return None if value is None else dns1123_label(value, info.field_name)
+        return None if value is None else dns1123_label(value, str(info.field_name))
 
     @model_validator(mode="after")
     def _provisioning_is_consistent(self) -> FilestoreStorage:
@@ -316,10 +315,12 @@ class FilestoreStorage(WritableFileSystem):
         """Read a file on the share (async)."""
         return await anyio.to_thread.run_sync(self._read, path)
 
-    # Prefect's sync result path calls read_path(..., _sync=True) (FACTS section 7);
-    # async_dispatch pops `_sync` and picks the sync or async implementation.
+    # Prefect's sync result path calls read_path(..., _sync=True) (docs/facts.md#prefect);
+    # async_dispatch pops `_sync` and picks the sync or async implementation. Prefect's own
+    # LocalFileSystem (prefect/filesystems.py) overrides its abstract async methods the same
+    # way, hence the ignores.
     @async_dispatch(aread_path)
-    def read_path(self, path: str) -> bytes:
+    def read_path(self, path: str) -> bytes:  # type: ignore[override]
         """Read a file on the share."""
         return self._read(path)
 
@@ -328,7 +329,7 @@ class FilestoreStorage(WritableFileSystem):
         return await anyio.to_thread.run_sync(self._write, path, content)
 
     @async_dispatch(awrite_path)
-    def write_path(self, path: str, content: bytes) -> str:
+    def write_path(self, path: str, content: bytes) -> str:  # type: ignore[override]
         """Write a file on the share atomically; returns its local path."""
         return self._write(path, content)
 

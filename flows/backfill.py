@@ -16,8 +16,8 @@ from prefect import flow, get_run_logger
 
 from flows.artifacts import RunSummary
 from flows.resolve import resolve_queue, resolve_share
-from flows.tasks import enqueue_untrained, trainable_days
 from flows.train import finish, run_training
+from trainer.backlog import queue_trainable, trainable_days
 from trainer.data.schema import parse_date
 from trainer.errors import FraudpipeError
 from trainer.lineage import Lineage
@@ -74,14 +74,14 @@ def backfill_flow(
     missing = [d for d in days if not share.training_dataset(d).is_file()]
     behind = [d for d in days if d not in trained and d not in missing
               and head is not None and d < head.day]
-    pushed = enqueue_untrained(share, queue, trainable_days(share, days))
+    pushed = queue_trainable(share, queue, trainable_days(share, days))
     summary.queued.extend(d.isoformat() for d in pushed)
     summary.notes.append(f"range {days[0]}..{days[-1]}: {len(reused)} day(s) already trained "
                          f"and reused, {len(pushed)} queued")
     if missing:
         summary.notes.append("not ingested (ingest them first): "
                              + ", ".join(d.isoformat() for d in missing))
-    if behind:
+    if behind and head is not None:
         summary.notes.append(f"before the head {head.date} but not on the chain (replay "
                              "from an earlier checkpoint to include them): "
                              + ", ".join(d.isoformat() for d in behind))

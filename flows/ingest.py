@@ -20,16 +20,12 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from flows.artifacts import RunSummary
+from flows.errors import LandingError
 from flows.resolve import resolve_queue, resolve_share
-from flows.tasks import enqueue_untrained
 from flows.train import finish
+from trainer.backlog import queue_trainable
 from trainer.data.ingest import ingest_path
-from trainer.errors import FraudpipeError
 from trainer.storage import Share
-
-
-class LandingError(FraudpipeError):
-    """The landing area cannot be listed or read (the message says what to install/check)."""
 
 
 def landing_filesystem(landing: str):
@@ -81,7 +77,7 @@ def ingest_landing(landing: str, storage_root: str, allow_pickle: bool = False) 
     """Stage, validate and convert the landing files onto the share; quarantine bad ones.
 
     Returns:
-        `IngestResult.to_dict()`.
+        `IngestResult.to_json()`.
     """
     logger = get_run_logger()
     share = Share.at(storage_root)
@@ -89,7 +85,7 @@ def ingest_landing(landing: str, storage_root: str, allow_pickle: bool = False) 
     try:
         staged = stage_landing(landing, staging)
         logger.info("staged %d file(s) from %s", len(staged), landing)
-        result = ingest_path(staging, share, allow_pickle=allow_pickle).to_dict()
+        result = ingest_path(staging, share, allow_pickle=allow_pickle).to_json()
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     for entry in result["quarantined"]:
@@ -114,7 +110,7 @@ def run_ingest(share: Share, summary: RunSummary, landing: str, *, queue_block: 
     summary.ingested.extend(result["ingested"])
     summary.quarantined.extend(result["quarantined"])
     summary.refused.extend(result["refused"])
-    pushed = enqueue_untrained(share, queue)
+    pushed = queue_trainable(share, queue)
     summary.queued.extend(d.isoformat() for d in pushed)
     get_run_logger().info("queued %d new day(s): %s", len(pushed),
                           ", ".join(summary.queued) or "none")

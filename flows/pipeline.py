@@ -1,7 +1,9 @@
 """The `daily-pipeline` flow: ingest the landing area, train what is queued, publish.
 
 One flow run shows the whole day in the Prefect UI: the ingest task, one task per
-trained day, and one set of artifacts (report, metrics table, progress, plot). A bad file
+trained day, and one set of artifacts (`flows/artifacts.py`): the headline (what to do
+today), today's alerts table, the report, the metrics table, progress and the plot
+inline. A run with no new files trains nothing, writes no plot and says so. A bad file
 is quarantined and does not stop the run; a day whose step fails for good is
 dead-lettered, the later days are still trained, and the run ends Failed naming it.
 """
@@ -32,7 +34,7 @@ def daily_pipeline(
     retry_backoff_seconds: float = 10.0,
     argo_server_block: str | None = None,
 ) -> dict:
-    """Ingest, then train, then publish the run's report, table and plot.
+    """Ingest, then train, then publish the run's headline, alerts, report, table and plot.
 
     Args:
         landing: fsspec URL or local directory of the incoming files.

@@ -15,11 +15,10 @@ from prefect import flow, get_run_logger
 
 from flows.artifacts import RunSummary
 from flows.resolve import resolve_queue, resolve_share
-from flows.tasks import enqueue_untrained, forget_done
 from flows.train import finish, run_training
-from trainer.data.schema import parse_date
+from trainer.backlog import queue_trainable
 from trainer.errors import FraudpipeError
-from trainer.lineage import rewind
+from trainer.replay import parse_from, rewind_for_replay
 
 
 @flow(name="replay", log_prints=True)
@@ -51,10 +50,7 @@ def replay_flow(
         retry_backoff_seconds: first retry delay, doubled each retry.
         argo_server_block: saved ArgoServer block (argo backend).
     """
-    try:
-        to_day = None if from_date == "start" else parse_date(from_date)
-    except ValueError as exc:
-        raise FraudpipeError(f"replay from_date: {exc}") from exc
+    to_day = parse_from(from_date)
     share = resolve_share(storage_block, storage)
     queue = resolve_queue(queue_block, redis_url)
     stats = queue.stats()
@@ -62,13 +58,13 @@ def replay_flow(
         held = ", ".join(f"{i.date} by {i.holder}" for i in stats.leased)
         raise FraudpipeError(f"cannot replay while a step is running ({held}); "
                              "wait for it or let its lease expire")
-    superseded = rewind(share, to_day)
+    superseded = rewind_for_replay(share, to_day)
     summary = RunSummary(flow="replay")
     summary.notes.append(
         f"head rewound to {to_day or 'before the first day'}; superseded (kept in the "
         f"lineage): {', '.join(e.date for e in superseded) or 'none'}")
-    forget_done(queue, [e.day for e in superseded])
-    pushed = enqueue_untrained(share, queue)
+    queue.forget_done(e.day for e in superseded)
+    pushed = queue_trainable(share, queue)
     summary.queued.extend(d.isoformat() for d in pushed)
     get_run_logger().info("%s; queued %d day(s)", summary.notes[-1], len(pushed))
     run_training(share, summary, queue_block=queue_block, redis_url=redis_url,

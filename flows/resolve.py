@@ -12,19 +12,33 @@ that names the parameter.
 from __future__ import annotations
 
 import os
+from typing import TypeVar, cast
 from urllib.parse import urlparse
 
-from trainer.errors import FraudpipeError
+from prefect.blocks.core import Block
+
+from flows.errors import FlowConfigurationError
 from trainer.queue.settings import URL_ENV, RedisSettings
 from trainer.queue.work_queue import WorkQueue
-from trainer.storage import Share
+from trainer.storage import Share, open_share
 
 #: Environment variable naming the storage root when neither parameter is given.
 STORAGE_ENV = "FRAUDPIPE_STORAGE"
 
 
-class FlowConfigurationError(FraudpipeError):
-    """A flow was given no usable storage or queue (the message names the parameter)."""
+B = TypeVar("B", bound=Block)
+
+
+
+
+
+def load_block(block_type: type[B], name: str) -> B:
+    """The saved block `name` of `block_type`, loaded synchronously.
+
+    `Block.load` is typed "block or coroutine" because it also serves async callers; the
+    flows call it from sync code, where it returns the block.
+    """
+    return cast(B, block_type.load(name))
 
 
 def resolve_share(storage_block: str | None = None, storage: str | None = None) -> Share:
@@ -37,25 +51,27 @@ def resolve_share(storage_block: str | None = None, storage: str | None = None) 
     Raises:
         FlowConfigurationError: nothing given, the block does not exist, or the URL
             names a remote file system (the share must be mounted on this machine).
+        NotAShareError: the path is not a share (a missing mount, a typo): no flow starts
+            a new chain there; `fraudpipe init` creates one.
     """
     if storage_block:
         from blocks.filestore import FilestoreStorage
 
         try:
-            block = FilestoreStorage.load(storage_block)
+            block = load_block(FilestoreStorage, storage_block)
         except ValueError as exc:  # Prefect raises ValueError for an unknown block name
             raise FlowConfigurationError(
                 f"storage_block {storage_block!r}: no saved FilestoreStorage block of that "
                 f"name ({exc}); create it with FilestoreStorage(...).save({storage_block!r})"
             ) from exc
-        return block.share()
+        return open_share(block.share().root)
     storage = storage or os.environ.get(STORAGE_ENV)
     if not storage:
         raise FlowConfigurationError(
             f"no storage: pass storage_block (a saved FilestoreStorage block) or storage "
             f"(a local directory), or set ${STORAGE_ENV}"
         )
-    return Share.at(_local_path(storage, "storage"))
+    return open_share(_local_path(storage, "storage"))
 
 
 def resolve_queue(
@@ -80,7 +96,7 @@ def resolve_queue(
         from blocks.redis_queue import RedisWorkQueue
 
         try:
-            block = RedisWorkQueue.load(queue_block)
+            block = load_block(RedisWorkQueue, queue_block)
         except ValueError as exc:
             raise FlowConfigurationError(
                 f"queue_block {queue_block!r}: no saved RedisWorkQueue block of that name "

@@ -1,4 +1,4 @@
-"""Prefect tasks shared by the flows, and the queue chores around them.
+"""The Prefect task that trains one day, and its retry policy.
 
 The one training task wraps `trainer.step.run_step`. Prefect retries it with exponential
 backoff, but only for errors that a retry can fix: a `PermanentError` (bad dataset, day
@@ -19,8 +19,6 @@ from prefect.client.schemas.objects import TaskRun
 from prefect.states import State
 
 from trainer.errors import LeaseLostError, PermanentError
-from trainer.lineage import Lineage
-from trainer.queue.work_queue import WorkQueue
 from trainer.step import run_step
 from trainer.storage import Share
 
@@ -75,40 +73,3 @@ def train_day(storage_root: str, day: str, learner: str | None = None,
                 pre.get("card_precision_at_100"), result.metrics.get("train_accuracy"),
                 result.gap_days)
     return data
-
-
-def trainable_days(share: Share, days: list[dt.date] | None = None) -> list[dt.date]:
-    """Ingested days not on the active chain and after its head (earlier ones need replay)."""
-    lineage = Lineage.load(share)
-    head = lineage.head_entry
-    trained = lineage.dates()
-    candidates = share.training_dates() if days is None else days
-    return sorted(d for d in candidates
-                  if d not in trained and (head is None or d > head.day)
-                  and share.training_dataset(d).is_file())
-
-
-def forget_done(queue: WorkQueue, days: list[dt.date]) -> None:
-    """Let `days` be queued again although the queue remembers them as done.
-
-    The queue never re-hands a done date, which is right until a replay moves the head
-    back behind them; the lineage (the authority) then says they are untrained. The
-    queue has no public call for this yet, so this removes them from its done set.
-    """
-    if days:
-        queue.redis.srem(queue.keys.done, *[d.isoformat() for d in days])
-
-
-def enqueue_untrained(share: Share, queue: WorkQueue,
-                      days: list[dt.date] | None = None) -> list[dt.date]:
-    """Push the trainable days among `days` (default: all ingested); mark trained ones done.
-
-    Returns:
-        The days newly added to the queue.
-    """
-    trained = sorted(Lineage.load(share).dates())
-    if trained:
-        queue.mark_done(trained)
-    todo = trainable_days(share, days)
-    forget_done(queue, [d for d in todo if d in queue.done()])
-    return queue.push(todo)

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from trainer.evaluation.scoring import TOP_CARDS
 from trainer.lineage import Entry, Lineage
 from trainer.report import card_alerts
-from trainer.evaluation.scoring import TOP_CARDS
 from trainer.storage import Share
 
 if TYPE_CHECKING:  # flows.artifacts builds the headline with these functions
@@ -104,11 +104,13 @@ def _nothing_trained(summary: RunSummary, head: Entry | None, alerts_key: str) -
     lines = ["**No new files: nothing was trained in this run.**" if not arrived else
              f"**Nothing was trained in this run** ({_what_arrived(summary)}; see the report).",
              "", "No new alerts, metrics or plot were written by this run."]
-    if head is not None:
-        scores = " (the chain's first day: no alerts)" if "prequential" not in head.metrics \
-            else f"; its alerts are still in the `{alerts_key}` artifact of the run that " \
-                 f"trained it"
-        lines.append(f"The head is still {head.date} (learner `{head.learner}`){scores}.")
+    if head is None:
+        return lines
+    if "prequential" in head.metrics:
+        where = f"; its alerts are still in the `{alerts_key}` artifact of the run that trained it"
+    else:
+        where = " (the chain's first day: no alerts)"
+    lines.append(f"The head is still {head.date} (learner `{head.learner}`){where}.")
     return lines
 
 

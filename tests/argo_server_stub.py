@@ -5,11 +5,17 @@ operation, path and query parameters must be declared, the bearer token must be 
 (the API's `BearerToken` security), and a JSON body must validate against the
 operation's body schema with the swagger definitions, unknown keys included (Argo's
 server decodes strictly). Non-conforming requests get 400 and are recorded in
-`errors`. Answers are validated against the operation's 200 schema before they are
-sent, so the stub cannot drift from the contract either.
+`errors`. Answers are validated against the operation's 200 schema (errors against the
+`default` one) before they are sent, so the stub cannot drift from the contract either.
 
-Scenarios: `success` (plan, train, report succeed), `failed` (a training node fails with
-exit code 3), `hang` (runs until stopped: timeouts and cancellations).
+Like a controller with `workflowRestrictions.templateReferencing: Strict`, the stub holds
+the committed WorkflowTemplate, starts workflows from it (`/submit`, parameters checked
+against the template's) and refuses inline Workflows.
+
+Scenarios: `success` (plan, train, report succeed), `failed` (a training pod is preempted,
+its retry fails with exit code 3), `hang` (runs until stopped: timeouts and
+cancellations). `get_faults` maps GET numbers (1-based) to an error status: 503 (an Argo
+Server restart, an ingress), 403 (a token revoked).
 """
 
 from __future__ import annotations
@@ -20,20 +26,25 @@ import re
 import threading
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import jsonschema
+import yaml
+from reference import REPO, reference_dir
 
-from workflows.validate import shared_dir, unknown_keys
+from workflows.validate import unknown_keys
 
 SWAGGER_NAME = "argo-server-v4.1-swagger.json"
+TEMPLATE_FILE = REPO / "deployments" / "argo" / "fraudpipe-train-workflowtemplate.yaml"
+#: What Argo answers when templateReferencing is Strict and a workflow is inline.
+STRICT_REFUSAL = ("workflows must use workflowTemplateRef to be executed when the controller "
+                  "is in reference mode")
 
 
 @functools.cache
 def load_swagger() -> dict[str, Any]:
-    return json.loads((shared_dir() / "reference" / "argo" / SWAGGER_NAME).read_text())
+    return json.loads((reference_dir() / "argo" / SWAGGER_NAME).read_text())
 
 
 def path_pattern(template: str) -> re.Pattern[str]:
@@ -79,10 +90,15 @@ class Contract:
 class ArgoStub:
     """The stub's state: workflows by name, the scenario, what was asked and refused."""
 
-    def __init__(self, scenario: str = "success", steps_to_finish: int = 3) -> None:
+    def __init__(self, scenario: str = "success", steps_to_finish: int = 3,
+                 get_faults: dict[int, int] | None = None) -> None:
         self.contract = Contract(load_swagger())
         self.scenario = scenario
         self.steps_to_finish = steps_to_finish
+        self.get_faults = get_faults or {}
+        self.gets = 0
+        template = yaml.safe_load(TEMPLATE_FILE.read_text())
+        self.templates = {template["metadata"]["name"]: template}
         self.workflows: dict[str, dict[str, Any]] = {}
         self.polls: dict[str, int] = {}
         self.requests: list[tuple[str, str, int]] = []
@@ -127,10 +143,15 @@ class ArgoStub:
         if self.scenario == "failed" and done:
             nodes.append(self._node(name, "train(0:2018-04-01)", "train-batch", "Succeeded",
                                     order=2))
+            nodes.append(self._node(name, "train(0)", "train-batch", "Failed",
+                                    "Pod was terminated due to imminent node shutdown", order=3))
             nodes.append(self._node(
-                name, "train(1:2018-04-02)", "train-batch", "Failed",
-                "Error (exit code 3): dataset 2018-04-02.parquet: column TX_AMOUNT missing",
-                order=3))
+                name, "train(1)", "train-batch", "Failed",
+                "main: Error (exit code 3): dataset 2018-04-02.parquet: column TX_AMOUNT missing",
+                order=4))
+            nodes.append(self._node(name, "train", "train-batch", "Failed",
+                                    "retryStrategy.expression evaluated to false", kind="Retry",
+                                    order=3))
             nodes.append(self._node(name, "train-chain", "train-chain", "Failed",
                                     "child 'train(1:2018-04-02)' failed", kind="Steps", order=2))
             return {"phase": "Failed", "message": "child 'train-chain' failed",
@@ -143,22 +164,54 @@ class ArgoStub:
         nodes.append(self._node(name, "train(0:2018-04-01)", "train-batch", "Running", order=2))
         return {"phase": "Running", "nodes": {n["id"]: n for n in nodes}}
 
+    def submit(self, namespace: str, body: dict[str, Any]) -> tuple[int, Any]:
+        """`/submit`: a Workflow that references the template, with the given parameters."""
+        if body.get("resourceKind") != "WorkflowTemplate":
+            kind = body.get("resourceKind")
+            return 400, {"code": 3, "message": f"unsupported resourceKind {kind}"}
+        template = self.templates.get(body.get("resourceName", ""))
+        if template is None or template["metadata"]["namespace"] != namespace:
+            return 404, {"code": 5, "message": "workflowtemplates.argoproj.io "
+                                               f"\"{body.get('resourceName')}\" not found"}
+        declared = {p["name"] for p in template["spec"]["arguments"]["parameters"]}
+        parameters = []
+        for pair in body.get("submitOptions", {}).get("parameters", []):
+            key, sep, value = pair.partition("=")
+            if not sep or key not in declared:
+                return 400, {"code": 3, "message": f"invalid parameter {pair!r}"}
+            parameters.append({"name": key, "value": value})
+        name = template["metadata"]["name"] + "-" + uuid.uuid4().hex[:5]
+        workflow = {
+            "apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow",
+            "metadata": {"name": name, "namespace": namespace, "uid": str(uuid.uuid4()),
+                         "creationTimestamp": "2026-01-01T00:00:00Z",
+                         "labels": {"workflows.argoproj.io/workflow-template":
+                                    template["metadata"]["name"]}},
+            "spec": {"workflowTemplateRef": {"name": template["metadata"]["name"]},
+                     "arguments": {"parameters": parameters}},
+        }
+        self.workflows[name] = {"manifest": workflow}
+        self.polls[name] = 0
+        return 200, {**workflow, "status": {"phase": "Pending"}}
+
     def answer(self, method: str, template: str, params: dict[str, str],
                body: Any) -> tuple[int, Any]:
         with self.lock:
             if template == "/api/v1/workflows/{namespace}" and method == "POST":
-                workflow = body["workflow"]
-                meta = workflow.setdefault("metadata", {})
-                name = meta.pop("generateName", "wf-") + uuid.uuid4().hex[:5]
-                meta.update(name=name, namespace=params["namespace"], uid=str(uuid.uuid4()),
-                            creationTimestamp="2026-01-01T00:00:00Z")
-                self.workflows[name] = {"manifest": workflow}
-                self.polls[name] = 0
-                return 200, {**workflow, "status": {"phase": "Pending"}}
+                if "workflowTemplateRef" not in body["workflow"].get("spec", {}):
+                    return 400, {"code": 3, "message": STRICT_REFUSAL}
+                return 501, {"code": 12, "message": "stub creates workflows only by /submit"}
+            if template == "/api/v1/workflows/{namespace}/submit":
+                return self.submit(params["namespace"], body)
             name = params.get("name", "")
             if name not in self.workflows:
                 return 404, {"code": 5, "message": f"workflows.argoproj.io \"{name}\" not found"}
             if template == "/api/v1/workflows/{namespace}/{name}" and method == "GET":
+                self.gets += 1
+                fault = self.get_faults.get(self.gets)
+                if fault is not None:
+                    return fault, {"code": {503: 14, 403: 7}.get(fault, 2),
+                                   "message": f"simulated HTTP {fault}"}
                 self.polls[name] += 1
                 manifest = self.workflows[name]["manifest"]
                 return 200, {**manifest, "status": self._status(name)}
@@ -196,7 +249,8 @@ class ArgoStub:
                 template, operation = found
                 declared = {p["name"]: p for p in operation.get("parameters", [])}
                 names = re.findall(r"\{([^}]+)\}", template)
-                params = dict(zip(names, path_pattern(template).match(split.path).groups()))
+                values = path_pattern(template).match(split.path).groups()
+                params = dict(zip(names, values, strict=True))
                 problems = [f"query parameter {q!r} is not declared"
                             for q in parse_qs(split.query)
                             if declared.get(q, {}).get("in") != "query"]
@@ -221,12 +275,12 @@ class ArgoStub:
                 if problems:
                     return self._refuse(problems)
                 code, payload = stub.answer(self.command, template, params, body)
-                if code == 200:
-                    response = operation["responses"]["200"]["schema"]
-                    mistakes = stub.contract.check(response, payload, "response")
-                    if mistakes:
-                        stub.errors.extend(mistakes)
-                        code, payload = 500, {"code": 13, "message": "; ".join(mistakes)}
+                responses = operation["responses"]
+                response = (responses["200"] if code == 200 else responses["default"])["schema"]
+                mistakes = stub.contract.check(response, payload, "response")
+                if mistakes:
+                    stub.errors.extend(mistakes)
+                    code, payload = 500, {"code": 13, "message": "; ".join(mistakes)}
                 stub.requests.append((self.command, split.path, code))
                 self._reply(code, payload)
 

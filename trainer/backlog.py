@@ -1,30 +1,64 @@
-"""Train every ingested day that is not on the chain yet, oldest first."""
+"""The backlog: which ingested days the chain can train next, and training them in order."""
 
 from __future__ import annotations
 
 import datetime as dt
-import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from trainer.lineage import Lineage
+from trainer.queue.work_queue import WorkQueue
 from trainer.step import StepResult, run_step
 from trainer.storage import Share
 
 
-def pending_days(share: Share, through: dt.date | None = None) -> list[dt.date]:
-    """Ingested days after the head, oldest first (days before the head need a replay)."""
+def trainable_days(share: Share, days: Iterable[dt.date] | None = None,
+                   through: dt.date | None = None) -> list[dt.date]:
+    """The ingested days the chain can train next, oldest first.
+
+    A day is trainable when its dataset is on the share, it is not on the active chain
+    and it comes after the head: a day before the head needs a replay from an earlier
+    checkpoint, and queueing it would only dead-letter it with `OutOfOrderError`.
+
+    Args:
+        share: the storage root.
+        days: the candidates (default: every ingested day).
+        through: ignore days after this one.
+    """
     lineage = Lineage.load(share)
     head = lineage.head_entry
-    done = lineage.dates()
-    return [d for d in share.training_dates()
-            if d not in done and (head is None or d > head.day)
-            and (through is None or d <= through)]
+    trained = lineage.dates()
+    candidates = share.training_dates() if days is None else days
+    return sorted(d for d in set(candidates)
+                  if d not in trained and (head is None or d > head.day)
+                  and (through is None or d <= through)
+                  and share.training_dataset(d).is_file())
+
+
+def record_trained(share: Share, queue: WorkQueue) -> None:
+    """Mark every day on the chain done in `queue`: the lineage is the record of training."""
+    queue.mark_done(Lineage.load(share).dates())
+
+
+def queue_trainable(share: Share, queue: WorkQueue,
+                    days: Iterable[dt.date] | None = None) -> list[dt.date]:
+    """Push the trainable days among `days` (default: all ingested); mark trained ones done.
+
+    A trainable day the queue remembers as done (a replay moved the head back behind it)
+    is forgotten first, so it is handed out again.
+
+    Returns:
+        The days newly added to the queue.
+    """
+    record_trained(share, queue)
+    todo = trainable_days(share, days)
+    queue.forget_done(todo)
+    return queue.push(todo)
 
 
 def train_all(share: Share, through: dt.date | None = None, learner: str | None = None,
               on_step: Callable[[int, int, StepResult], None] | None = None) -> list[StepResult]:
     """Run the step for each pending day in date order; stops at the first failure."""
-    days = pending_days(share, through)
+    days = trainable_days(share, through=through)
     results = []
     for i, day in enumerate(days, 1):
         result = run_step(share, day, learner=learner)
@@ -33,19 +67,3 @@ def train_all(share: Share, through: dt.date | None = None, learner: str | None 
             on_step(i, len(days), result)
     return results
 
-
-def progress_bar(stream=sys.stderr) -> Callable[[int, int, StepResult], None]:
-    """A one-line progress bar for `train_all`'s `on_step`."""
-
-    def show(done: int, total: int, result: StepResult) -> None:
-        width = 30
-        filled = int(width * done / max(total, 1))
-        auc = (result.metrics.get("prequential") or {}).get("auc_roc")
-        auc_text = f" auc(day before training)={auc:.3f}" if auc is not None else ""
-        stream.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} "
-                     f"{result.date} {result.seconds:.2f}s{auc_text}")
-        if done == total:
-            stream.write("\n")
-        stream.flush()
-
-    return show

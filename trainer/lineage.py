@@ -4,7 +4,8 @@
 from the first day to the head can be walked and verified (sha256 of every checkpoint).
 The head moves only by compare-and-swap under a lock: a step commits its checkpoint only
 if the head is still the parent it started from, so two writers can never fork the chain.
-Redis replication is asynchronous (FACTS section 5), so the queue is only the work list;
+Redis replication is asynchronous (docs/facts.md#redis-and-memorystore), so the queue is only the
+work list;
 this file is what says which days are trained.
 """
 
@@ -16,14 +17,21 @@ import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 
-from trainer.errors import HeadMovedError, LineageError
+from trainer.errors import HeadMovedError, LineageDamagedError, LineageError
 from trainer.storage import Share, atomic_write_text, file_lock, sha256_file
 
 FORMAT = 1
-ACTIVE = "active"
-SUPERSEDED = "superseded"
+
+
+class EntryStatus(StrEnum):
+    """Whether an entry is on the active chain or was left behind by a replay."""
+
+    ACTIVE = "active"
+    SUPERSEDED = "superseded"
+
 
 
 @dataclass
@@ -42,13 +50,18 @@ class Entry:
     gap_days: int = 0
     """Days missing between the parent's date and this one (0 when consecutive)."""
     committed_at: str = ""
-    status: str = ACTIVE
+    status: EntryStatus = EntryStatus.ACTIVE
+
+    def __post_init__(self) -> None:
+        self.status = EntryStatus(self.status)  # JSON gives the plain text
 
     @property
     def day(self) -> dt.date:
+        """The entry's day as a date (`date` is its ISO text, as stored)."""
         return dt.date.fromisoformat(self.date)
 
     def to_json(self) -> dict:
+        """The entry as stored in `lineage.json`."""
         return dataclasses.asdict(self)
 
 
@@ -62,24 +75,39 @@ class Lineage:
 
     @classmethod
     def load(cls, share: Share) -> Lineage:
+        """The lineage on `share` (empty before the first commit); unknown keys are ignored."""
         try:
             raw = json.loads(share.lineage.read_text())
         except FileNotFoundError:
             return cls()
-        except json.JSONDecodeError as exc:
-            raise LineageError(f"{share.lineage} is not valid JSON: {exc}") from exc
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise LineageDamagedError(
+                f"{share.lineage} is not valid JSON ({exc}); repair it with: fraudpipe "
+                f"lineage --repair --storage {share.root}") from exc
+        fix = f"repair it with: fraudpipe lineage --repair --storage {share.root}"
+        if not isinstance(raw, dict):
+            raise LineageDamagedError(
+                f"{share.lineage} holds a JSON {type(raw).__name__}, expected an object with "
+                f"format, head and entries; {fix}")
         if raw.get("format") != FORMAT:
-            raise LineageError(f"{share.lineage}: format {raw.get('format')!r}, expected {FORMAT}")
-        known = {f.name for f in dataclasses.fields(Entry)}
-        entries = [Entry(**{k: v for k, v in e.items() if k in known}) for e in raw["entries"]]
-        return cls(head=raw.get("head"), entries=entries)
+            raise LineageDamagedError(
+                f"{share.lineage}: format {raw.get('format')!r}, expected {FORMAT}; {fix}")
+        if not isinstance(raw.get("entries"), list) or not isinstance(raw.get("head"),
+                                                                       str | None):
+            raise LineageDamagedError(
+                f"{share.lineage}: expected a list of entries and a head sha256 (or null); "
+                f"{fix}")
+        return cls(head=raw["head"], entries=[_entry(share, i, e, fix)
+                                              for i, e in enumerate(raw["entries"])])
 
     def save(self, share: Share) -> None:
+        """Write `lineage.json` atomically (callers hold the lineage lock)."""
         data = {"format": FORMAT, "head": self.head,
                 "entries": [e.to_json() for e in self.entries]}
         atomic_write_text(share.lineage, json.dumps(data, indent=1, sort_keys=True) + "\n")
 
     def by_sha(self, sha256: str) -> Entry | None:
+        """The latest entry for the checkpoint `sha256`, or None."""
         for entry in reversed(self.entries):
             if entry.sha256 == sha256:
                 return entry
@@ -87,6 +115,7 @@ class Lineage:
 
     @property
     def head_entry(self) -> Entry | None:
+        """The entry of the head checkpoint (None for an empty chain)."""
         return self.by_sha(self.head) if self.head else None
 
     def chain(self) -> list[Entry]:
@@ -96,7 +125,8 @@ class Lineage:
         while sha is not None:
             entry = self.by_sha(sha)
             if entry is None:
-                raise LineageError(f"lineage names checkpoint {sha[:12]}... but has no entry for it")
+                raise LineageError(
+                    f"lineage names checkpoint {sha[:12]}... but has no entry for it")
             chain.append(entry)
             sha = entry.parent_sha256
             if len(chain) > len(self.entries):
@@ -104,13 +134,35 @@ class Lineage:
         return chain[::-1]
 
     def dates(self) -> set[dt.date]:
+        """The days on the active chain."""
         return {e.day for e in self.chain()}
 
     def entry_for(self, day: dt.date) -> Entry | None:
+        """The active chain's entry for `day`, or None."""
         for entry in self.chain():
             if entry.day == day:
                 return entry
         return None
+
+
+def _entry(share: Share, index: int, raw: object, fix: str) -> Entry:
+    """Entry `index` of lineage.json, or a `LineageDamagedError` naming what is wrong."""
+    fields = {f.name: f for f in dataclasses.fields(Entry)}
+    required = [name for name, f in fields.items()
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    if not isinstance(raw, dict):
+        raise LineageDamagedError(f"{share.lineage}: entry {index} is a JSON "
+                                  f"{type(raw).__name__}, expected an object; {fix}")
+    missing = [name for name in required if name not in raw]
+    if missing:
+        raise LineageDamagedError(f"{share.lineage}: entry {index} ({raw.get('date', '?')}) "
+                                  f"lacks {', '.join(missing)}; {fix}")
+    try:
+        entry = Entry(**{k: v for k, v in raw.items() if k in fields})
+        entry.day  # noqa: B018 - validates the date
+    except (TypeError, ValueError) as exc:
+        raise LineageDamagedError(f"{share.lineage}: entry {index}: {exc}; {fix}") from exc
+    return entry
 
 
 def trained_dates(share: Share) -> set[dt.date]:
@@ -167,7 +219,7 @@ def rewind(share: Share, to_day: dt.date | None) -> list[Entry]:
             keep = chain[: idx + 1]
         dropped = chain[len(keep):]
         for entry in dropped:
-            entry.status = SUPERSEDED
+            entry.status = EntryStatus.SUPERSEDED
             _move_aside(share, entry)
         lineage.head = keep[-1].sha256 if keep else None
         lineage.save(share)

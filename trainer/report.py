@@ -1,6 +1,7 @@
 """The run's reports, rewritten from the lineage after every commit.
 
-`output/report.txt` keeps the GKE sample's entry format line for line (FACTS section 1),
+`output/report.txt` keeps the GKE sample's entry format line for line
+(docs/facts.md#the-gke-sample),
 so existing readers still work, and adds ROC AUC, average precision and Card
 Precision@100 after the sample's lines. `output/report.json` holds the same, per step.
 Both are derived from the lineage and written atomically, so a step killed between its
@@ -16,8 +17,8 @@ import json
 import pandas as pd
 
 from trainer.errors import FraudpipeError
-from trainer.lineage import Entry, Lineage
 from trainer.evaluation.scoring import TOP_CARDS
+from trainer.lineage import Entry, Lineage
 from trainer.storage import Share, atomic_write_text
 
 

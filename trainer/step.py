@@ -17,20 +17,42 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from trainer import faults
 from trainer.checkpoints import dump_model, load_checkpoint
-from trainer.errors import DatasetValidationError, OutOfOrderError, PermanentError
+from trainer.errors import (
+    DatasetValidationError,
+    InputChangedError,
+    LineageError,
+    OutOfOrderError,
+    PermanentError,
+)
 from trainer.evaluation import scoring
 from trainer.features.compute import FEATURE_COLUMNS
 from trainer.features.store import features_for_day
+from trainer.learners import DEFAULT_LEARNER, make_learner
 from trainer.lineage import Entry, Lineage, commit
-from trainer.model import make_learner
+from trainer.replay import replay_command
 from trainer.report import write_reports
-from trainer.storage import Share, publish_temp, sha256_bytes, sha256_file, write_temp
+from trainer.storage import (
+    Share,
+    publish_temp,
+    sha256_bytes,
+    sha256_file,
+    shared_lock,
+    write_temp,
+)
 from trainer.versions import library_versions
 
 log = logging.getLogger(__name__)
+
+
+class StepStatus(StrEnum):
+    """What a step did with its day."""
+
+    TRAINED = "trained"
+    SKIPPED = "skipped"  # the day was already on the chain
 
 
 @dataclass
@@ -38,15 +60,22 @@ class StepResult:
     """What one step did."""
 
     date: str
-    status: str
-    """"trained", or "skipped" when the day was already on the chain."""
+    """The day, YYYY-MM-DD (as in the lineage and every JSON report)."""
+    status: StepStatus
     checkpoint_sha256: str | None = None
     metrics: dict = field(default_factory=dict)
     seconds: float = 0.0
     gap_days: int = 0
 
+    @classmethod
+    def of_entry(cls, entry: Entry, seconds: float = 0.0) -> StepResult:
+        """The result of the step that committed `entry` (e.g. in an Argo pod)."""
+        return cls(entry.date, StepStatus.TRAINED, entry.sha256, entry.metrics, seconds,
+                   entry.gap_days)
+
     def to_json(self) -> dict:
-        return {"date": self.date, "status": self.status,
+        """The result as JSON: what the CLI prints and the flows collect."""
+        return {"date": self.date, "status": str(self.status),
                 "checkpoint_sha256": self.checkpoint_sha256, "metrics": self.metrics,
                 "seconds": round(self.seconds, 3), "gap_days": self.gap_days}
 
@@ -73,20 +102,30 @@ def run_step(share: Share, day: dt.date, *, learner: str | None = None,
     if day in lineage.dates():
         log.info("%s is already on the chain; nothing to do", day)
         write_reports(share, lineage)  # a step killed after its commit left these stale
-        return StepResult(day.isoformat(), "skipped", seconds=time.perf_counter() - started)
+        return StepResult(day.isoformat(), StepStatus.SKIPPED,
+                          seconds=time.perf_counter() - started)
     if head is not None and day < head.day:
         raise OutOfOrderError(
-            f"{day} is before the head ({head.date}); the chain only moves forward. "
-            f"To retrain from an earlier day, replay from that day's checkpoint "
-            f"(the replay flow, or `fraudpipe replay`)"
+            f"{day} is a late day: it is before the head ({head.date}) and the chain only "
+            f"moves forward. It needs a replay, which retrains every day after it: "
+            f"{replay_command(share, day)}"
         )
+    # Held for the whole step: an ingest cannot replace the dataset being trained on.
+    with shared_lock(share.training_lock(day)):
+        return _train_and_commit(share, day, lineage, learner, guard, started)
+
+
+def _train_and_commit(share: Share, day: dt.date, lineage: Lineage, learner: str | None,
+                      guard: Callable[[], None] | None, started: float) -> StepResult:
+    """The body of `run_step` once the day is known to extend the chain."""
+    head = lineage.head_entry
     dataset = share.training_dataset(day)
     if not dataset.is_file():
         raise DatasetValidationError(f"{dataset}: no ingested dataset for {day}; ingest it first")
     dataset_sha = sha256_file(dataset)
 
     if head is None:
-        model, learner_name, gap = make_learner(learner), learner or _default_learner(), 0
+        model, learner_name, gap = make_learner(learner), learner or DEFAULT_LEARNER, 0
     else:
         if learner is not None and learner != head.learner:
             raise PermanentError(f"the chain uses learner {head.learner!r}, not {learner!r}; "
@@ -111,32 +150,64 @@ def run_step(share: Share, day: dt.date, *, learner: str | None = None,
     checkpoint_sha = sha256_bytes(data)
     final = share.checkpoint(day)
     tmp = write_temp(final, data)
-    faults.maybe_crash("before_checkpoint_rename")
+    faults.fault_point("before_checkpoint_rename")
 
-    def publish() -> None:
+    def check_and_publish() -> None:
+        # Under the lineage lock: the record must name the dataset really trained on.
+        now = sha256_file(dataset) if dataset.is_file() else "missing"
+        if now != dataset_sha:
+            raise InputChangedError(
+                f"{dataset} changed while {day} was training (sha256 {dataset_sha[:12]}... "
+                f"at the start, {now[:12]} now); nothing committed, a retry trains on the "
+                f"content now on the share")
+        if guard is not None:
+            guard()
+        _keep_foreign_checkpoint(share, final, checkpoint_sha)
         publish_temp(tmp, final)
-        faults.maybe_crash("after_checkpoint")
+        faults.fault_point("after_checkpoint")
 
     entry = Entry(
         date=day.isoformat(), checkpoint=str(final.relative_to(share.root)),
         sha256=checkpoint_sha, parent_sha256=head.sha256 if head else None,
         dataset_sha256=dataset_sha, learner=learner_name, metrics=metrics,
         versions=library_versions(), gap_days=max(gap, 0),
-        committed_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        committed_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     )
+    faults.fault_point("before_commit")
     try:
-        lineage = commit(share, entry, head.sha256 if head else None, guard=guard,
-                         publish=publish)
+        lineage = commit(share, entry, head.sha256 if head else None,
+                         publish=check_and_publish)
     finally:
         tmp.unlink(missing_ok=True)
-    faults.maybe_crash("after_commit")
+    faults.fault_point("after_commit")
     write_reports(share, lineage)
     seconds = time.perf_counter() - started
     log.info("trained %s in %.2fs (checkpoint %s)", day, seconds, checkpoint_sha[:12])
-    return StepResult(day.isoformat(), "trained", checkpoint_sha, metrics, seconds, entry.gap_days)
+    return StepResult(day.isoformat(), StepStatus.TRAINED, checkpoint_sha, metrics, seconds,
+                      entry.gap_days)
 
 
-def _default_learner() -> str:
-    from trainer.model import DEFAULT_LEARNER
 
-    return DEFAULT_LEARNER
+def _keep_foreign_checkpoint(share: Share, final, checkpoint_sha: str) -> None:
+    """Never overwrite a checkpoint file this step did not write (caller holds the lock).
+
+    The same bytes (a rerun after a kill between rename and commit) are replaced
+    harmlessly. A different file the lineage names stops the step; one it does not name
+    (left by a killed step of another learner or version) is renamed aside, kept for
+    `fraudpipe fsck`.
+    """
+    if not final.is_file():
+        return
+    found = sha256_file(final)
+    if found == checkpoint_sha:
+        return
+    relative = str(final.relative_to(share.root))
+    if any(e.checkpoint == relative for e in Lineage.load(share).entries):
+        raise LineageError(
+            f"{final} is a committed checkpoint (sha256 {found[:12]}...) yet this step would "
+            f"write another one there; not overwriting it. Check `fraudpipe lineage --storage "
+            f"{share.root}` and repair with `fraudpipe lineage --repair`")
+    aside = final.with_name(f"{final.stem}.orphan-{found[:12]}{final.suffix}")
+    final.replace(aside)
+    log.warning("%s was not on the lineage (sha256 %s...); kept as %s", final, found[:12],
+                aside.name)

@@ -1,10 +1,12 @@
 """The shared storage: where everything lives on the Filestore share, and safe writes.
 
 The share is an NFS mount in a pod (`/mnt/fileserver`) and a plain directory on a laptop.
-NFS gives close-to-open consistency only, so every file other readers may open is written
-to a temporary name in the same directory, fsynced, renamed over the final name and the
-directory fsynced (FACTS section 6). Readers never list directories to find checkpoints:
-they go through the lineage manifest.
+NFS gives close-to-open consistency only (nfs(5), "Data and metadata coherence";
+docs/facts.md#checkpoints), so every file other readers may open is written to a temporary
+name in the same directory, fsynced, renamed over the final name and the directory fsynced.
+Readers never list directories to find checkpoints: they go through the lineage manifest.
+The root carries a marker file, so a missing mount or a mistyped path is an error, not an
+empty share (`open_share`).
 """
 
 from __future__ import annotations
@@ -63,6 +65,10 @@ class Share:
 
     def training_dataset(self, day: dt.date) -> Path:
         return self.training_dir / f"{day.isoformat()}.parquet"
+
+    def training_lock(self, day: dt.date) -> Path:
+        """Lock file of one training day: a step holds it shared, an ingest exclusive."""
+        return self.root / "datasets" / ".locks" / f"{day.isoformat()}.lock"
 
     def testing_dataset(self, name: str) -> Path:
         return self.testing_dir / f"{name}.parquet"
@@ -159,16 +165,21 @@ def _check_lineage_present(share: Share) -> None:
             f"{share.lineage} is missing but {share.output_dir} holds {len(orphans)} "
             f"checkpoint(s) ({orphans[0]} ... {orphans[-1]}): the record of the chain is "
             f"lost, and training now would start a new chain over them. Restore "
-            f"lineage.json from a backup or snapshot of the share; nothing was changed")
+            f"lineage.json from a backup or snapshot of the share, or rebuild it with "
+            f"`fraudpipe lineage --repair --storage {share.root}`; nothing was changed")
 
 
-def open_share(root: str | os.PathLike[str]) -> Share:
+def open_share(root: str | os.PathLike[str], *, lineage_may_be_missing: bool = False) -> Share:
     """The existing share at `root`, or a `NotAShareError` saying what to check.
 
     Every command except the ones that create a share opens it through here, so a
     mistyped path or an unmounted volume stops the command instead of looking like an
     empty share (and, for training, starting a new chain). Shares created before the
     marker existed are recognised by their ingest manifest or lineage and get the marker.
+
+    Args:
+        root: the storage root.
+        lineage_may_be_missing: skip the lost-lineage check (for the repair that rebuilds it).
 
     Raises:
         NotAShareError: `root` does not exist, is not a directory, or is not a share.
@@ -182,14 +193,21 @@ def open_share(root: str | os.PathLike[str]) -> Share:
         raise NotAShareError(f"storage root {share.root} is a file, not a directory; {hint}")
     if not share.marker.is_file():
         if not _has_legacy_record(share):
-            _check_lineage_present(share)
+            if not lineage_may_be_missing:
+                _check_lineage_present(share)
             raise NotAShareError(
                 f"{share.root} is not a fraudpipe share (no {MARKER_NAME}, no "
                 f"datasets/ingested.json, no output/lineage.json); {hint}")
-        _write_marker(share, "recognised an existing share")
-        log.info("%s: existing share recognised (it has a lineage or an ingest manifest); "
-                 "wrote its marker %s", share.root, MARKER_NAME)
-    _check_lineage_present(share)
+        try:
+            _write_marker(share, "recognised an existing share")
+        except OSError as exc:  # a read-only mount: still a share, marked on a later write
+            log.warning("%s: existing share recognised, but its marker %s could not be "
+                        "written (%s)", share.root, MARKER_NAME, exc)
+        else:
+            log.info("%s: existing share recognised (it has a lineage or an ingest "
+                     "manifest); wrote its marker %s", share.root, MARKER_NAME)
+    if not lineage_may_be_missing:
+        _check_lineage_present(share)
     return share
 
 
@@ -327,5 +345,40 @@ def file_lock(path: str | os.PathLike[str]) -> Iterator[None]:
         fcntl.lockf(handle.fileno(), fcntl.LOCK_EX)
         try:
             yield
+        finally:
+            fcntl.lockf(handle.fileno(), fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def shared_lock(path: str | os.PathLike[str]) -> Iterator[None]:
+    """Shared lock on `path`: any number of holders, but no `try_exclusive_lock` meanwhile.
+
+    A training step holds its day's lock this way for its whole run, so an ingest cannot
+    replace the dataset it is training on (two steps of one day may still overlap: the
+    lineage's compare-and-swap settles them).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as handle:
+        fcntl.lockf(handle.fileno(), fcntl.LOCK_SH)
+        try:
+            yield
+        finally:
+            fcntl.lockf(handle.fileno(), fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def try_exclusive_lock(path: str | os.PathLike[str]) -> Iterator[bool]:
+    """Exclusive lock on `path` without waiting; yields False when someone holds it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as handle:
+        try:
+            fcntl.lockf(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            yield False
+            return
+        try:
+            yield True
         finally:
             fcntl.lockf(handle.fileno(), fcntl.LOCK_UN)

@@ -9,6 +9,7 @@ PACKAGES = ("fraudpipe", "scikit-learn", "numpy", "pandas", "pyarrow", "skops")
 
 
 def library_versions() -> dict[str, str]:
+    """Python's and each of `PACKAGES`' version ("not installed" when missing)."""
     found = {"python": platform.python_version()}
     for name in PACKAGES:
         try:

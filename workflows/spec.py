@@ -1,8 +1,9 @@
 """The training workflow's shape, built once with Hera and shared by every variant.
 
 Shape (ARCHITECTURE.md): `plan` -> features for every day in parallel (bounded) ->
-one training pod per batch of days, strictly in date order and one at a time under a
-mutex -> `report`. With `datasets=queued` the chain is replaced by one
+one training pod per batch of days, each inside its own chain link (a steps template),
+strictly in date order and one at a time under a mutex -> `report`. The controller rules
+this shape relies on are in docs/argo-rules.md. With `datasets=queued` the chain is replaced by one
 `fraudpipe worker --burst` pod that drains the Redis queue under the same mutex.
 
 Every pod runs the `fraudpipe` CLI of the step image with the Filestore PVC mounted, on
@@ -38,8 +39,8 @@ from workflows.settings import (
 )
 
 #: Exit codes of transient fraudpipe errors worth another attempt: head moved (5),
-#: lease lost (6), queue unreachable (7). See trainer/errors.py.
-TRANSIENT_EXIT_CODES = ("5", "6", "7")
+#: lease lost (6), queue unreachable (7), share full (8). See trainer/errors.py.
+TRANSIENT_EXIT_CODES = ("5", "6", "7", "8")
 
 #: A failed step's last log lines become its container's termination message, which Argo
 #: appends to the node's message (workflow/controller/operator.go, "(exit code %d)"): the

@@ -216,7 +216,8 @@ def run_chaos(tmp: Path, redis_url: str, *, datasets: int, kills: int, workers: 
     verdict = check_invariant(root, queue, days, logs)
     fault_kills = sum(log.read_text(errors="replace").count("died (signal 9)") for log in logs)
     return ChaosFigures(
-        datasets=datasets, workers=workers, external_kills=external, kills_holding_a_lease=mid_step, fault_kills=fault_kills,
+        datasets=datasets, workers=workers, external_kills=external,
+        kills_holding_a_lease=mid_step, fault_kills=fault_kills,
         executions=verdict.executions, trained=verdict.trained, lost=verdict.lost,
         duplicated=verdict.duplicated, forked=verdict.forked, dead=verdict.dead,
         seconds=round(time.monotonic() - started, 1))

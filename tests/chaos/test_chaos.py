@@ -9,14 +9,7 @@ import pytest
 
 from tests.chaos.harness import run_chaos
 
-try:
-    import trainer.step  # noqa: F401
-    STEP_MISSING = None
-except ImportError as exc:
-    STEP_MISSING = f"trainer.step does not import yet: {exc}"
-
-pytestmark = [pytest.mark.integration,
-              pytest.mark.skipif(STEP_MISSING is not None, reason=STEP_MISSING or "")]
+pytestmark = pytest.mark.integration
 
 
 def test_reduced_chaos_run_keeps_the_invariant(tmp_path, redis_url):

@@ -2,7 +2,7 @@
 
 Registers the block types (CLI and Python), saves and loads each block by name, and runs
 sync flows whose results persist to FilestoreStorage: Prefect's sync result path calls
-`read_path`/`write_path` with `_sync=True` (FACTS section 7).
+`read_path`/`write_path` with `_sync=True` (docs/facts.md#prefect).
 """
 
 from __future__ import annotations
@@ -173,7 +173,6 @@ def test_saved_share_block_is_usable_as_result_storage_by_name(prefect_server, t
 
 
 def test_saved_redis_block_builds_a_working_queue(prefect_server, redis_url):
-    pytest.importorskip("trainer.queue.work_queue", reason="trainer/queue.py not on main")
     import datetime as dt
 
     # GIVEN a queue block saved by name, pointing at a real redis-server
@@ -190,6 +189,6 @@ def test_saved_redis_block_builds_a_working_queue(prefect_server, redis_url):
     # THEN both talk to the same queue with the block's lease policy, earliest day first
     assert lease is not None and lease.date == dt.date(2018, 4, 1)
     assert (consumer.lease_seconds, consumer.max_attempts) == (30, 2)
-    assert 25 <= (lease.deadline - dt.datetime.now(dt.timezone.utc)).total_seconds() <= 35
+    assert 25 <= (lease.deadline - dt.datetime.now(dt.UTC)).total_seconds() <= 35
     consumer.complete(lease)
     assert producer.stats().done == 1 and producer.stats().pending == 1

@@ -69,7 +69,7 @@ def test_deployment_run_completes_and_leaves_a_verified_lineage(pipeline: Deploy
         dt.date(2018, 4, 1) + dt.timedelta(days=i) for i in range(DAYS)]
     # AND the queue is drained: nothing pending, leased or dead
     stats = RedisWorkQueue.from_url(pipeline.redis.url).get_queue().stats()
-    assert (stats.pending, stats.leased, stats.dead) == (0, [], 0), stats.as_json()
+    assert (stats.pending, stats.leased, stats.dead) == (0, [], 0), stats.to_json()
     # AND the output names the report, the plot and the UI
     assert f"Prefect UI:   {pipeline.server.url}" in pipeline.output
     assert str(pipeline.share / "output" / "report.txt") in pipeline.output

@@ -67,7 +67,7 @@ def test_deadline_comes_from_redis_time(queue, settings):
     queue.push([D[0]])
     seconds, micros = queue.redis.time()
     lease = queue.lease("w")
-    redis_now = dt.datetime.fromtimestamp(seconds + micros / 1e6, tz=dt.timezone.utc)
+    redis_now = dt.datetime.fromtimestamp(seconds + micros / 1e6, tz=dt.UTC)
     assert abs((lease.deadline - redis_now).total_seconds() - 30) < 1
     assert lease.attempt == 1 and len(lease.token) == 32
 
@@ -91,12 +91,14 @@ def test_stale_holder_can_do_nothing_and_removes_nothing(settings):
 
 
 def test_renew_keeps_the_lease_past_its_first_deadline(settings):
-    queue = WorkQueue(settings, lease_seconds=0.4)
+    # renewals 1 s apart on a 1.5 s lease: a loaded machine may stretch each sleep by 0.5 s
+    queue = WorkQueue(settings, lease_seconds=1.5)
     queue.push([D[0], D[1]])
-    lease = queue.lease("w")
-    for _ in range(4):
-        time.sleep(0.2)
+    lease = first = queue.lease("w")
+    for _ in range(2):
+        time.sleep(1.0)
         lease = queue.renew(lease)
+    assert lease.deadline > first.deadline + dt.timedelta(seconds=1.5)  # past the first one
     assert queue.lease("other") is None   # still held: nothing reaped
     queue.complete(lease)
 
@@ -161,7 +163,7 @@ def test_stats_json_shape(queue):
     queue.push(D[:3])
     queue.complete(queue.lease("w"))
     queue.lease("worker-7")
-    payload = queue.stats().as_json()
+    payload = queue.stats().to_json()
     assert set(payload) == {"pending", "leased", "dead", "done"}
     assert payload["pending"] == 1 and payload["done"] == 1 and payload["dead"] == 0
     [row] = payload["leased"]
@@ -181,8 +183,9 @@ def test_concurrent_leasers_never_share_a_date(settings):
     # 4 processes lease+complete as fast as they can on a non-serial queue
     WorkQueue(settings).push([dt.date(2018, 1, 1) + dt.timedelta(days=i) for i in range(200)])
     code = (
-        "import sys; from trainer.queue.work_queue import WorkQueue; from trainer.queue.settings import "
-        "RedisSettings\nq = WorkQueue(RedisSettings.from_url(sys.argv[1]), serial=False)\n"
+        "import sys; from trainer.queue.work_queue import WorkQueue\n"
+        "from trainer.queue.settings import RedisSettings\n"
+        "q = WorkQueue(RedisSettings.from_url(sys.argv[1]), serial=False)\n"
         "while (l := q.lease(sys.argv[2])):\n    q.complete(l); print(l.date)\n"
     )
     procs = [subprocess.Popen([sys.executable, "-c", code, settings_url(settings), f"p{i}"],

@@ -55,6 +55,35 @@ def test_push_from_storage_queues_every_ingested_day(capsys, redis_url, tmp_path
     assert code == 0 and "queued 2" in out
 
 
+def test_push_from_storage_refuses_a_path_that_is_not_a_share(capsys, redis_url, tmp_path):
+    from trainer.errors import NotAShareError
+
+    with pytest.raises(NotAShareError, match=f"{tmp_path / 'typo'} does not exist"):
+        cli(capsys, "push", "--redis-url", redis_url, "--from-storage", str(tmp_path / "typo"))
+
+
 def test_bad_url_exits_naming_the_problem(capsys):
     with pytest.raises(SystemExit, match="redis://"):
         cli(capsys, "stats", "--redis-url", "http://nowhere")
+
+
+def test_push_from_storage_skips_days_before_the_head(capsys, redis_url, tmp_path):
+    from tests.shares import simulated_share
+    from trainer.step import run_step
+
+    # GIVEN five ingested days of which the chain trained day 1 and day 3 (day 2 is a gap)
+    share = simulated_share(tmp_path / "share", 5)
+    days = share.training_dates()
+    run_step(share, days[0], learner="sgd")
+    run_step(share, days[2], learner="sgd")
+    # WHEN the ingested days are queued from the share
+    code, out = cli(capsys, "push", "--redis-url", redis_url, "--from-storage", str(share.root))
+    # THEN only the days after the head are pending: day 2 would fail with OutOfOrderError
+    queue = WorkQueue(RedisSettings.from_url(redis_url))
+    assert code == 0 and "queued 2" in out, out
+    leased = [queue.lease("w"), ]
+    queue.complete(leased[0])
+    leased.append(queue.lease("w"))
+    queue.complete(leased[1])
+    assert [lease.date for lease in leased] == days[3:]
+    assert queue.lease("w") is None and queue.stats().dead == 0

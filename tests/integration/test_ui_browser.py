@@ -52,7 +52,9 @@ def browser() -> Iterator[object]:
 
 @pytest.fixture
 def page(browser) -> Iterator[object]:
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    # The team's time zone: the UI shows times in the browser's, so 06:00 reads as 06:00.
+    context = browser.new_context(viewport={"width": 1400, "height": 1000},
+                                  timezone_id="Europe/Paris")
     page = context.new_page()
     page.set_default_timeout(RENDER_TIMEOUT_MS)
     try:
@@ -74,12 +76,12 @@ def _screenshot(page, name: str) -> Path:
 
 
 def _artifacts(pipeline: DeployedPipeline) -> dict[str, dict]:
-    """The first daily-pipeline run's artifacts by key, and the run as "flow_run"."""
+    """The completed daily-pipeline run's artifacts by key, and the run as "flow_run"."""
     deployment = pipeline.api("GET", "/deployments/name/daily-pipeline/local")
-    # The triggered run, not the scheduler's upcoming 06:00 runs.
-    flow_run = [run for run in pipeline.api("POST", "/flow_runs/filter", json={
-        "flow_runs": {"deployment_id": {"any_": [deployment["id"]]}}})
-        if not run["auto_scheduled"]][0]
+    # Completed only: with the scheduler on, the deployment also has future (Scheduled) runs.
+    [flow_run] = pipeline.api("POST", "/flow_runs/filter", json={"flow_runs": {
+        "deployment_id": {"any_": [deployment["id"]]},
+        "state": {"type": {"any_": ["COMPLETED"]}}}})
     artifacts = pipeline.api("POST", "/artifacts/filter",
                              json={"artifacts": {"flow_run_id": {"any_": [flow_run["id"]]}}})
     return {"flow_run": flow_run} | {artifact["key"]: artifact for artifact in artifacts}
@@ -104,6 +106,10 @@ def test_deployment_page_shows_the_daily_schedule_with_its_time_zone(
     page.get_by_text("At 06:00 AM every day (Europe/Paris)", exact=False).first.wait_for()
     shot = _screenshot(page, "deployment-daily-pipeline")
     assert shot.stat().st_size > 10_000
+    # AND the Upcoming tab lists the next runs the scheduler created, at 06:00 Paris time
+    page.get_by_text("Upcoming", exact=True).first.click()
+    page.get_by_text("06:00:00 AM", exact=False).first.wait_for()
+    _screenshot(page, "deployment-upcoming-runs")
     # AND the schedule behind the words is prefect.yaml's: 06:00 in Paris, active
     [schedule] = deployment["schedules"]
     assert schedule["schedule"]["cron"] == "0 6 * * *"

@@ -14,18 +14,11 @@ from tests.chaos.harness import (
     wait_until,
     write_days,
 )
+from trainer.faults import PAUSED
 from trainer.queue.settings import RedisSettings
 from trainer.queue.work_queue import WorkQueue
 
 pytestmark = pytest.mark.integration
-
-try:
-    import trainer.step  # noqa: F401
-    STEP_MISSING = None
-except ImportError as exc:  # a module of another engineer not on main yet
-    STEP_MISSING = f"trainer.step does not import yet: {exc}"
-
-needs_step = pytest.mark.skipif(STEP_MISSING is not None, reason=STEP_MISSING or "")
 
 
 @pytest.fixture
@@ -37,7 +30,6 @@ def leased_by(queue, name):
     return [item.date for item in queue.stats().leased if item.holder == name]
 
 
-@needs_step
 def test_burst_worker_trains_every_day_once_in_date_order(tmp_path, redis_url, queue):
     # GIVEN six days pushed out of order, twice, and one through the sample's list
     root = tmp_path / "share"
@@ -57,7 +49,6 @@ def test_burst_worker_trains_every_day_once_in_date_order(tmp_path, redis_url, q
     assert verdict.trained == 6 and verdict.executions == 6
 
 
-@needs_step
 def test_always_failing_day_is_dead_after_exactly_max_attempts(tmp_path, redis_url, queue):
     root = tmp_path / "share"
     days = write_days(root, 5)
@@ -76,7 +67,6 @@ def test_always_failing_day_is_dead_after_exactly_max_attempts(tmp_path, redis_u
     assert verdict.trained == 4 and verdict.executions == 4 + 3
 
 
-@needs_step
 def test_invalid_dataset_is_dead_lettered_at_once(tmp_path, redis_url, queue):
     root = tmp_path / "share"
     days = write_days(root, 3)
@@ -94,7 +84,6 @@ def dt_of(text):
     return dt.date.fromisoformat(text)
 
 
-@needs_step
 def test_sigterm_exits_within_10s_and_next_worker_leases_at_once(tmp_path, redis_url, queue):
     root = tmp_path / "share"
     days = write_days(root, 3)
@@ -124,32 +113,33 @@ def test_sigterm_exits_within_10s_and_next_worker_leases_at_once(tmp_path, redis
     check_invariant(root, queue, days)
 
 
-@needs_step
 def test_paused_holder_is_fenced_and_removes_nothing(tmp_path, redis_url, queue):
     root = tmp_path / "share"
     days = write_days(root, 4)
     queue.push(days)
     log_a, log_b = tmp_path / "a.log", tmp_path / "b.log"
-    # GIVEN worker a paused (SIGSTOP of worker and step) right after leasing day 1
-    first = start_worker(root, redis_url, log_a, name="a", lease_seconds=1.5)
-    wait_until(lambda: leased_by(queue, "a"), 60, interval=0.01, what="worker a to lease")
+    # GIVEN worker a's step held just before its commit (a fault point), then worker a
+    # paused as well (SIGSTOP of worker and step), so its heartbeat stops
+    first = start_worker(root, redis_url, log_a, name="a", lease_seconds=1.5,
+                         fault="before_commit:pause")
+    paused = PAUSED.format(point="before_commit")
+    wait_until(lambda: paused in log_a.read_text(), 120, what="a's step to reach its commit")
     kill_group(first, signal.SIGSTOP)
     # WHEN its lease expires and worker b trains everything
     second = start_worker(root, redis_url, log_b, name="b", lease_seconds=1.5)
     wait_until(lambda: queue.stats().done == 4, 120, what="worker b to finish")
     # THEN a, resumed, can neither commit nor complete, and b's work stands
     kill_group(first, signal.SIGCONT)
-    time.sleep(4)
+    fenced = ("rejected", "lease lost", "LeaseLostError")
+    wait_until(lambda: any(word in log_a.read_text() for word in fenced), 60,
+               what="worker a to be fenced")
     for proc in (first, second):
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=15) == 0
-    text = log_a.read_text()
-    assert "rejected" in text or "lease lost" in text or "LeaseLostError" in text, text[-2000:]
     verdict = check_invariant(root, queue, days, [log_a, log_b])
     assert verdict.trained == 4 and queue.stats().done == 4
 
 
-@needs_step
 def test_stalled_heartbeat_redelivers_and_the_day_is_trained_once(tmp_path, redis_url, queue):
     # the worker (parent) stops but its step keeps running: a step longer than the lease
     root = tmp_path / "share"
@@ -169,7 +159,6 @@ def test_stalled_heartbeat_redelivers_and_the_day_is_trained_once(tmp_path, redi
     assert verdict.trained == 3 and verdict.executions >= 4  # a re-delivery happened
 
 
-@needs_step
 def test_redis_killed_and_restarted_with_aof_mid_run(tmp_path, aof_redis_server):
     url = aof_redis_server.url
     queue = WorkQueue(RedisSettings.from_url(url), lease_seconds=3, max_attempts=5)

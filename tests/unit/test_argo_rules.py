@@ -25,6 +25,7 @@ from argo_controller import (
     PodCall,
     PodResult,
     TemplateError,
+    apply_pod_spec_patch,
     check_templates,
     evaluate,
     fits,
@@ -353,3 +354,19 @@ def test_plan_reads_datasets_as_data_never_as_code(tmp_path, datasets):
     done = subprocess.run([sys.executable, "-c", pasted], cwd=tmp_path, capture_output=True,
                           timeout=60)
     assert done.returncode != 3
+
+
+@pytest.mark.parametrize(("path", "leaves_spot"), [(COMMITTED, True), (BEFORE, False)])
+def test_the_on_demand_attempt_cannot_land_on_spot(tmp_path, path, leaves_spot):
+    # GIVEN the pod an on-demand attempt gets: the workflow's Spot selector and toleration,
+    # then the template's podSpecPatch substituted with its retry number
+    manifest = tags_repaired(load(path))
+    controller = Controller(manifest, {"datasets": json.dumps(DAYS)}, Pods(tmp_path), Cluster())
+    template = controller.templates["train-batch"]
+    threshold = controller.globals["workflow.parameters.on-demand-after-retries"]
+    scope = {**controller.globals, "retries": threshold}
+    spec = apply_pod_spec_patch(controller.base_pod_spec(template),
+                                substitute(template["podSpecPatch"], scope))
+    # THEN only the affinity keeps it off Spot; dropping the nodeSelector alone does not
+    assert "cloud.google.com/gke-spot" not in spec.get("nodeSelector", {})
+    assert fits(spec, SPOT_POOL) is not leaves_spot

@@ -75,3 +75,20 @@ def test_default_namespace_is_where_the_templates_and_their_service_account_are(
     rbac = [d for d in yaml.safe_load_all(manifests()["fraudpipe-rbac.yaml"]) if d]
     assert {d["metadata"]["namespace"] for d in rbac} == {block.namespace}
     assert block.workflows_service().namespace == block.namespace
+
+
+def test_every_request_to_the_server_has_a_timeout(monkeypatch):
+    # Hera sets none; a silent ingress must not hang the bridge past its deadline
+    import requests
+
+    seen = {}
+
+    def record(self, method, url, **kwargs):
+        seen.update(kwargs)
+        raise requests.ConnectTimeout("simulated")
+
+    monkeypatch.setattr(requests.Session, "request", record)
+    service = ArgoServer(url="https://argo.example.com:2746").workflows_service(request_timeout=7)
+    with pytest.raises(requests.ConnectTimeout):
+        service.get_workflow("w")
+    assert seen["timeout"] == 7

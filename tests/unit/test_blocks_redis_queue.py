@@ -68,7 +68,6 @@ def test_from_url_refuses_what_it_cannot_read(url):
 
 
 def test_settings_carry_every_connection_field():
-    pytest.importorskip("trainer.queue.settings", reason="trainer/redis_settings.py not on main")
     block = RedisWorkQueue(
         host="10.1.2.3",
         port=6380,
@@ -90,7 +89,6 @@ def test_settings_carry_every_connection_field():
 
 
 def test_ca_pem_becomes_a_private_file_for_the_trainer():
-    pytest.importorskip("trainer.queue.settings", reason="trainer/redis_settings.py not on main")
     settings = RedisWorkQueue(tls=True, ca_pem=PEM).settings()
     with open(settings.ca_file) as handle:
         assert handle.read() == PEM

@@ -1,4 +1,4 @@
-"""The handbook's evaluation protocol (FACTS section 3) on hand-made data."""
+"""The handbook's evaluation protocol (docs/facts.md#features-and-evaluation) on hand-made data."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """Features: each definition on hand-made frames, and the fast code against pandas rolling.
 
-Definitions: FACTS section 3 (Le Borgne et al., fraud-detection handbook, chapter 3.4).
+Definitions: docs/facts.md#features-and-evaluation (Le Borgne et al., fraud-detection handbook,
+chapter 3.4).
 """
 
 from __future__ import annotations

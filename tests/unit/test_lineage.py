@@ -5,7 +5,7 @@ import threading
 import pytest
 
 from trainer.errors import HeadMovedError, LeaseLostError, LineageError
-from trainer.lineage import SUPERSEDED, Entry, Lineage, commit, rewind, verify
+from trainer.lineage import Entry, EntryStatus, Lineage, commit, rewind, verify
 from trainer.storage import Share, atomic_write_bytes, sha256_bytes
 
 
@@ -101,5 +101,5 @@ def test_rewind_keeps_the_old_branch_marked_superseded(share):
     lineage = Lineage.load(share)
     assert [e.date for e in dropped] == ["2018-04-02"]
     assert lineage.head == e1.sha256
-    assert [e.status for e in lineage.entries] == ["active", SUPERSEDED]
+    assert [e.status for e in lineage.entries] == ["active", EntryStatus.SUPERSEDED]
     assert [e.date for e in verify(share)] == ["2018-04-01"]

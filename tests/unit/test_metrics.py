@@ -1,6 +1,6 @@
 """Metrics: AUC and AP against scikit-learn, Card Precision@k on hand-made days.
 
-CP@k follows the handbook's `card_precision_top_k` (FACTS section 3).
+CP@k follows the handbook's `card_precision_top_k` (docs/facts.md#features-and-evaluation).
 """
 
 from __future__ import annotations

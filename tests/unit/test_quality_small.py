@@ -1,6 +1,7 @@
 """The default learner beats the GKE sample's logic on the same small simulation.
 
-The sample's logic (FACTS section 1; `bench.sample_logic`): `SGDClassifier(warm_start=True)`
+The sample's logic (docs/facts.md#the-gke-sample; `bench.sample_logic`):
+`SGDClassifier(warm_start=True)`
 updated day by day with `partial_fit(..., classes=[0, 1, 2, 3])`, its label
 TX_FRAUD_SCENARIO and its inputs every other raw column (TX_DATETIME as int64 ns, TX_FRAUD
 left in, nothing scaled); pandas 3's `drop(columns=..., axis=1)` error fixed. It is given
@@ -25,7 +26,8 @@ from bench.sample_logic import CLASSES, split
 from trainer.data.simulator import simulate, to_sample_dtypes
 from trainer.evaluation.split import evaluate_split
 from trainer.features.compute import FEATURE_COLUMNS, HISTORY_DAYS, compute_features
-from trainer.model import DEFAULT_LEARNER, fraud_scores, make_learner
+from trainer.learners import DEFAULT_LEARNER, make_learner
+from trainer.model import fraud_scores
 
 DAYS, CUSTOMERS, TERMINALS = 45, 600, 1_200
 CHECKPOINT_INDEX = 30  # train on days 0..30, test on days 38..44

@@ -1,4 +1,7 @@
-"""The handbook simulator (FACTS section 2): each rule, determinism, files, scale."""
+"""The handbook simulator (docs/facts.md#simulated-transactions).
+
+Each rule, determinism, files, scale.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ import pandas as pd
 import pytest
 
 from trainer.commands import simulate as simulate_command
+from trainer.data import datasets
 from trainer.data.schema import COLUMNS
 from trainer.data.simulator import (
     SimulationConfig,
@@ -257,7 +261,7 @@ def test_pkl_files_hold_the_gke_sample_layout(tmp_path):
     frames = dict(simulate(days=2, customers=200, terminals=400))
     for day, frame in frames.items():
         sample = to_sample_dtypes(frame)
-        # The sample's dtypes (FACTS section 1), checked without loading any pickle.
+        # The sample's dtypes (docs/facts.md#the-gke-sample), checked without loading any pickle.
         assert sample.dtypes.astype(str).to_dict() == {
             "TRANSACTION_ID": "int64",
             "TX_DATETIME": "int64",
@@ -289,12 +293,20 @@ def test_write_day_refuses_an_unknown_format_and_leaves_nothing(tmp_path):
         (["--customers", "2"], "customers must be at least 3"),
         (["--terminals", "1"], "terminals must be at least 2"),
         (["--radius", "0"], "radius must be positive"),
-        (["--start", "2018-13-01"], "'2018-13-01' is not a date; expected YYYY-MM-DD"),
     ],
 )
 def test_bad_parameters_fail_with_a_message_naming_them(tmp_path, argv, message):
     with pytest.raises(FraudpipeError, match=message.replace("(", r"\(")):
         run_cli("--out", str(tmp_path / "x"), *argv)
+    assert not (tmp_path / "x").exists()
+
+
+def test_a_bad_start_date_is_refused_by_the_parser(tmp_path, capsys):
+    # the CLI checks dates while parsing (trainer.commands._common.date_arg): exit code 2
+    with pytest.raises(SystemExit) as exc:
+        run_cli("--out", str(tmp_path / "x"), "--start", "2018-13-01")
+    assert exc.value.code == 2
+    assert "'2018-13-01' is not a valid date: there is no month 13" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
 
 
@@ -333,7 +345,8 @@ def daily_figures(frames: list[pd.DataFrame]) -> dict[str, float]:
 
 
 def check_published_scale(figures: dict[str, float]) -> None:
-    """The handbook's published scale (FACTS section 2), with tolerances of 3-5 sd.
+    """The handbook's published scale (docs/facts.md#simulated-transactions), with tolerances of
+    3-5 sd.
 
     Published: 1,754,155 transactions and 14,681 frauds over 183 days: 9,585 tx/day,
     80.2 frauds/day, 0.837 %; "about 85 frauds a day"; fewer frauds in the first month.
@@ -381,7 +394,6 @@ def test_default_size_matches_the_published_scale_for_other_seeds(seed):
 
 @pytest.mark.parametrize("fmt", ["parquet", "pkl"])
 def test_simulated_files_pass_the_ingestion_validation_unchanged(tmp_path, fmt):
-    datasets = pytest.importorskip("trainer.data.datasets", reason="trainer/datasets.py not on main")
     frames = dict(simulate(days=2, customers=300, terminals=600, seed=5))
     for day, frame in frames.items():
         path = write_day(frame, tmp_path, day, fmt)

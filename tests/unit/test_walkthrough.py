@@ -166,3 +166,39 @@ def test_walkthrough_reads_the_report_and_cleans_up():
     assert any("cat /mnt/fileserver/output/report.txt" in c for c in joined)
     assert any(c.startswith("gcloud container clusters delete") for c in joined)
     assert any("port-forward service/argo-server 2746:2746" in c for c in joined)
+
+
+def test_port_forwards_only_into_namespaces_the_walkthrough_creates():
+    created = {w[3] for w in commands() if w[:3] == ["kubectl", "create", "namespace"]}
+    created.add("$NAMESPACE")  # deployments/k8s/namespace.yaml, `kubectl apply -k` in step 3
+    assert (REPO / "deployments" / "k8s" / "namespace.yaml").is_file()
+    forwards = [w for w in commands() if "port-forward" in w]
+    assert forwards
+    for words in forwards:
+        namespace = words[words.index("-n") + 1]
+        assert namespace in created, f"port-forward into {namespace}, which no step creates"
+
+
+def test_one_image_name_in_every_doc_and_manifest():
+    """The step image is `fraudpipe-step` wherever it is named (never `fraudpipe/step`)."""
+    step_zero = bash_blocks()[0]
+    assert re.search(r"export IMAGE=\S*/fraudpipe-step:", step_zero)
+    docs = [REPO / "README.md", WALKTHROUGH, REPO / "prefect.yaml",
+            *sorted((REPO / "deployments").rglob("*.yaml")),
+            REPO / "deployments" / "prefect" / "kubernetes-base-job-template.json"]
+    for path in docs:
+        text = path.read_text()
+        assert "fraudpipe/step:" not in text, path
+        for image in re.findall(r"image:\s*['\"]?([\w./-]+:[\w.{}-]+)", text):
+            if "{{" not in image and "fraudpipe" in image:
+                assert image.rsplit("/", 1)[-1].startswith("fraudpipe-step:"), (path, image)
+
+
+def test_the_shell_has_the_virtualenv_before_any_fraudpipe_command():
+    first = next(i for i, b in enumerate(bash_blocks()) if re.search(r"^fraudpipe ", b, re.M))
+    assert "source .venv/bin/activate" in bash_blocks()[0] and first > 0
+
+
+def test_no_fact_sheet_or_path_outside_the_repository():
+    text = WALKTHROUGH.read_text()
+    assert "FACTS" not in text and "../shared" not in text

@@ -70,7 +70,7 @@ def share_of(args: argparse.Namespace) -> Share:
 
 def add_learner(parser: argparse.ArgumentParser) -> None:
     """The --learner option, with the real default and the choices in `--help`."""
-    from trainer.model import DEFAULT_LEARNER, LEARNERS
+    from trainer.learners import DEFAULT_LEARNER, LEARNERS
 
     names = list(LEARNERS)
     parser.add_argument(

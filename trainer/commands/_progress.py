@@ -66,8 +66,9 @@ class _BarAwareHandler(logging.Handler):
 
 
 @contextlib.contextmanager
-def progress(stream: TextIO = sys.stderr) -> Iterator[ProgressBar | None]:
+def progress(stream: TextIO | None = None) -> Iterator[ProgressBar | None]:
     """A `ProgressBar` on a terminal (log handlers rerouted around it), else None."""
+    stream = stream or sys.stderr
     if not stream.isatty():
         yield None
         return

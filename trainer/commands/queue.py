@@ -18,7 +18,7 @@ def add_parser(sub) -> None:
     source = push.add_mutually_exclusive_group(required=True)
     source.add_argument("dates", nargs="*", type=date_arg, default=[], metavar="DATE")
     source.add_argument("--from-storage", metavar="ROOT",
-                        help="queue every ingested day of ROOT not yet in its lineage")
+                        help="queue every ingested day of ROOT after its lineage head")
     push.set_defaults(func=run_push)
 
     stats = actions.add_parser("stats", help="pending, leased (holder, deadline), dead, done")
@@ -45,16 +45,18 @@ def _queue(args: argparse.Namespace):
 def run_push(args: argparse.Namespace) -> int:
     queue = _queue(args)
     if args.from_storage:
-        from trainer.lineage import trained_dates
+        from trainer.backlog import queue_trainable, trainable_days
         from trainer.storage import open_share
 
+        from trainer.commands.train import report_late_days
+
         share = open_share(args.from_storage)
-        trained = trained_dates(share)
-        queue.mark_done(trained)  # the lineage is the record: never hand these out again
-        days = [d for d in share.training_dates() if d not in trained]
+        days = trainable_days(share)
+        added = queue_trainable(share, queue, days)
+        report_late_days(share)
     else:
         days = args.dates
-    added = queue.push(days)
+        added = queue.push(days)
     skipped = len(set(days)) - len(added)
     print(f"queued {len(added)} dataset(s)"
           + (f": {', '.join(d.isoformat() for d in added)}" if added else "")
@@ -65,7 +67,7 @@ def run_push(args: argparse.Namespace) -> int:
 def run_stats(args: argparse.Namespace) -> int:
     stats = _queue(args).stats()
     if args.json:
-        print_json(stats.as_json())
+        print_json(stats.to_json())
         return 0
     print(f"pending {stats.pending}  leased {len(stats.leased)}  dead {stats.dead}  "
           f"done {stats.done}")

@@ -5,7 +5,8 @@ the canonical frame of `trainer.data.schema` (exact columns and dtypes, sorted r
 `DatasetValidationError` with a message that names the file, the row or column, what was
 found and what was expected. `load_training_day` reads a validated day back from the share.
 
-Accepted input (FACTS section 1): TX_DATETIME as int64 nanoseconds, as datetime64 of any
+Accepted input (docs/facts.md#the-gke-sample): TX_DATETIME as int64 nanoseconds, as datetime64 of
+any
 unit (tz-naive) or, in CSV, as ISO-8601 text; the sample's `object` id columns holding
 Python ints. Text is never taken for a number in the other columns: a typed file with
 amounts stored as strings is a schema error, not something to guess about.
@@ -264,7 +265,8 @@ def _check_values(frame: pd.DataFrame, where) -> None:
             raise DatasetValidationError(
                 f"{where(row)}: {column} is {frame[column].iloc[row]}, {expected}"
             )
-    # The simulator labels a transaction fraud exactly when a scenario applies (FACTS 2).
+    # The simulator labels a transaction fraud exactly when a scenario applies
+    # (docs/facts.md#simulated-transactions).
     inconsistent = (frame["TX_FRAUD"] == 1) != (frame["TX_FRAUD_SCENARIO"] > 0)
     if inconsistent.any():
         row = _first(inconsistent)
@@ -332,7 +334,3 @@ def load_training_day(share: Share, day: dt.date) -> pd.DataFrame:
     """The canonical frame of one ingested training day."""
     return load_canonical(share.training_dataset(day))
 
-
-def load_testing_day(share: Share, day: dt.date) -> pd.DataFrame:
-    """The canonical frame of one ingested testing day (`ingest --testing`)."""
-    return load_canonical(share.testing_dataset(day.isoformat()))

@@ -1,7 +1,7 @@
 """The transaction dataset's columns and the canonical on-share types.
 
 Column names are those of the GKE sample and the fraud-detection handbook's simulator
-(FACTS section 1). On the share every dataset is Parquet with exactly these types.
+(docs/facts.md#the-gke-sample). On the share every dataset is Parquet with exactly these types.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The fraud-detection handbook's transaction simulator, vectorised with numpy.
 
 Source: Le Borgne, Siblini, Lebichot, Bontempi, "Reproducible Machine Learning for Credit
-Card Fraud Detection - Practical Handbook" (2022), chapter 3; rules restated in FACTS
+Card Fraud Detection - Practical Handbook" (2022), chapter 3; rules restated in docs/facts.md
 section 2. Written from that description; no code is copied.
 
 Rules implemented:
@@ -344,7 +344,7 @@ def _to_frame(raw: _RawDay, day: int, first_id: int, origin: np.datetime64) -> p
 
 
 def to_sample_dtypes(frame: pd.DataFrame) -> pd.DataFrame:
-    """The frame as the GKE sample stores it in its pickles (FACTS section 1).
+    """The frame as the GKE sample stores it in its pickles (docs/facts.md#the-gke-sample).
 
     TX_DATETIME becomes int64 nanoseconds; CUSTOMER_ID, TERMINAL_ID, TX_TIME_SECONDS and
     TX_TIME_DAYS become `object` columns of Python ints; the index is TRANSACTION_ID's

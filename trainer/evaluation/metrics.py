@@ -3,7 +3,8 @@
 The first two agree with scikit-learn's ``roc_auc_score`` and ``average_precision_score``
 (ties included) but return NaN instead of raising when only one class is present, which
 happens on real days (the first days of a run may have no fraud). Card Precision@k is the
-handbook's ``card_precision_top_k`` (Le Borgne et al., chapter 4.2; FACTS section 3).
+handbook's ``card_precision_top_k`` (Le Borgne et al., chapter 4.2;
+docs/facts.md#features-and-evaluation).
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ TOP_CARDS = 100
 
 
 def score_day(model, frame: pd.DataFrame) -> np.ndarray:
+    """Fraud probability of each row of a features frame."""
     return fraud_scores(model, frame[FEATURE_COLUMNS].to_numpy())
 
 
@@ -75,6 +76,7 @@ def _clean(value: float) -> float | None:
 
 
 def latest_testing_dataset(share: Share):
+    """The newest ingested testing dataset on the share, or None."""
     if not share.testing_dir.is_dir():
         return None
     files = sorted(share.testing_dir.glob("*.parquet"))

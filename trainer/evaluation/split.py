@@ -1,12 +1,12 @@
 """The handbook's evaluation protocol for one checkpoint and one test period.
 
-FACTS section 3 (Le Borgne et al., chapters 3.5 and 5.2): a model trained through day C is
-tested on ``test_days`` days from ``test_start``. Cards already known to be compromised are
-not worth an alert, so before test day i (0-based) the test set loses every customer with
-a fraud in the ``known_window_days`` days up to and including C, plus every customer with a
-fraud on the first i days after C: labels arrive late, one more day of the delay period
-becomes known each test day. On the filtered set we report ROC AUC and average precision
-over all transactions and Card Precision@100 day by day.
+docs/facts.md#features-and-evaluation (Le Borgne et al., chapters 3.5 and 5.2): a model
+trained through day C is tested on ``test_days`` days from ``test_start``. Cards already
+known to be compromised are not worth an alert, so before test day i (0-based) the test set
+loses every customer with a fraud in the ``known_window_days`` days up to and including C,
+plus every customer with a fraud on the first i days after C: labels arrive late, one more
+day of the delay period becomes known each test day. On the filtered set we report ROC AUC
+and average precision over all transactions and Card Precision@100 day by day.
 
 With the headline split (train 2018-07-25..07-31, test 2018-08-08..08-14) the checkpoint
 day is 07-31, ``test_start`` 08-08 and both windows are 7 days.

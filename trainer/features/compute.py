@@ -1,6 +1,7 @@
 """The handbook's 15 model inputs, computed for one day from the days before it.
 
-Definitions (FACTS section 3; Le Borgne et al., *Reproducible Machine Learning for Credit
+Definitions (docs/facts.md#features-and-evaluation; Le Borgne et al., *Reproducible Machine
+Learning for Credit
 Card Fraud Detection - Practical Handbook*, chapter 3.4):
 
 - ``TX_DURING_WEEKEND`` is 1 on Saturday and Sunday, ``TX_DURING_NIGHT`` is 1 if the hour is
@@ -264,8 +265,10 @@ def _compute(
 
 
 def _features_frame(identity: pd.DataFrame, columns: dict[str, np.ndarray]) -> pd.DataFrame:
-    """The result frame: `identity` (``INPUT_COLUMNS`` of the target rows, in the order of
-    `columns`) with the features appended, sorted by TRANSACTION_ID."""
+    """The result frame: `identity` with the features appended, sorted by TRANSACTION_ID.
+
+    `identity` holds the ``INPUT_COLUMNS`` of the target rows, in the order of `columns`.
+    """
     result = identity.reset_index(drop=True)
     for name in FEATURE_COLUMNS[1:]:
         result[name] = columns[name]
@@ -318,8 +321,9 @@ def _prepare(transactions: pd.DataFrame, what: str) -> pd.DataFrame:
         if frame[name].isna().any():
             row = int(np.flatnonzero(frame[name].isna().to_numpy())[0])
             raise DatasetValidationError(f"{what}: row {row}: {name} is missing; expected a number")
-    row = _first_repeated_row(frame["TRANSACTION_ID"])
-    if row is not None:
+    repeated = _first_repeated_row(frame["TRANSACTION_ID"])
+    if repeated is not None:
+        row = repeated
         raise DatasetValidationError(
             f"{what}: row {row}: TRANSACTION_ID {frame['TRANSACTION_ID'].iloc[row]} "
             "appears twice; expected unique transaction ids"

@@ -1,7 +1,7 @@
 """Gradient boosting (LightGBM) continued day by day, persisted as LightGBM's own text.
 
 A LightGBM `Booster` is a C++ object that skops cannot persist, and pickling it would
-defeat the point of skops (FACTS section 6). So these estimators keep the booster as the
+defeat the point of skops (docs/facts.md#checkpoints). So these estimators keep the booster as the
 text LightGBM writes with `model_to_string()` in the attribute `model_text_`, a plain
 `str` that skops stores as data; the `Booster` is rebuilt from it on first use after a
 load and never saved itself (`__getstate__` drops it). Loading such a checkpoint parses
@@ -24,24 +24,13 @@ the same booster text, hence the same checkpoint bytes, on every pod.
 
 from __future__ import annotations
 
+import lightgbm
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin
 
-CLASSES = np.array([0, 1])
-
-_INSTALL_HINT = ("this learner needs LightGBM: pip install 'lightgbm==4.7.0' "
-                 "(it is not a core dependency of fraudpipe)")
+from trainer.model import DailyClassifier
 
 
-def _lightgbm():
-    try:
-        import lightgbm
-    except ImportError as exc:  # translate at the boundary, with the fix
-        raise ImportError(_INSTALL_HINT) from exc
-    return lightgbm
-
-
-class _BoosterText(ClassifierMixin, BaseEstimator):
+class _BoosterText(DailyClassifier):
     """Shared plumbing: LightGBM parameters, the lazily rebuilt booster, prediction."""
 
     def _params(self) -> dict:
@@ -56,7 +45,7 @@ class _BoosterText(ClassifierMixin, BaseEstimator):
     def _booster(self):
         cached = self.__dict__.get("_booster_cache")
         if cached is None or cached[0] is not self.model_text_:
-            booster = _lightgbm().Booster(model_str=self.model_text_)
+            booster = lightgbm.Booster(model_str=self.model_text_)
             self.__dict__["_booster_cache"] = cached = (self.model_text_, booster)
         return cached[1]
 
@@ -78,14 +67,13 @@ class _BoosterText(ClassifierMixin, BaseEstimator):
     def _calibrate(self, fraud: np.ndarray) -> np.ndarray:
         return fraud
 
-    def predict(self, X):
-        """The more probable class of each row."""
-        return CLASSES[(self.predict_proba(X)[:, 1] >= 0.5).astype(int)]
-
-    def _start(self, X) -> None:
-        self.classes_ = CLASSES
-        self.days_seen_ = 0
-        self.n_features_in_ = X.shape[1]
+    def _start(self, X) -> bool:
+        """Check `X` against the feature count; True (and counters set) on the first day."""
+        first_call = not hasattr(self, "days_seen_")
+        self._check_features(X, first_call=first_call)
+        if first_call:
+            self.days_seen_ = 0
+        return first_call
 
 
 class WindowBoostingClassifier(_BoosterText):
@@ -130,8 +118,7 @@ class WindowBoostingClassifier(_BoosterText):
         if self.window_days < 1 or not 0 < self.genuine_fraction <= 1:
             raise ValueError(f"window_days must be >= 1 and genuine_fraction in (0, 1]; got "
                              f"{self.window_days}, {self.genuine_fraction}")
-        if not hasattr(self, "days_seen_"):
-            self._start(X)
+        if self._start(X):
             self.reservoir_X_ = np.empty((0, X.shape[1]), dtype=np.float32)
             self.reservoir_y_ = np.empty(0, dtype=np.int8)
             self.reservoir_day_ = np.empty(0, dtype=np.int32)
@@ -143,10 +130,9 @@ class WindowBoostingClassifier(_BoosterText):
         self.reservoir_day_ = np.concatenate([self.reservoir_day_[alive],
                                               np.full(int(keep.sum()), self.days_seen_,
                                                       dtype=np.int32)])
-        lgb = _lightgbm()
-        data = lgb.Dataset(self.reservoir_X_.astype(np.float64), self.reservoir_y_,
+        data = lightgbm.Dataset(self.reservoir_X_.astype(np.float64), self.reservoir_y_,
                            params={"verbose": -1}, free_raw_data=True)
-        self._set_booster(lgb.train(self._params(), data, num_boost_round=self.n_trees))
+        self._set_booster(lightgbm.train(self._params(), data, num_boost_round=self.n_trees))
         self.days_seen_ += 1
         return self
 
@@ -182,17 +168,12 @@ class ContinuedBoostingClassifier(_BoosterText):
         """Grow the booster on the day, or refit its leaves once it is full."""
         X = np.asarray(X, dtype=np.float64)
         y = np.asarray(y, dtype=np.int64)
-        lgb = _lightgbm()
-        if not hasattr(self, "days_seen_"):
-            self._start(X)
-            previous = None
-        else:
-            previous = self._booster()
+        previous = None if self._start(X) else self._booster()
         if previous is not None and previous.num_trees() >= self.max_trees:
             booster = previous.refit(X, y, decay_rate=self.decay_rate)
         else:
-            data = lgb.Dataset(X, y, params={"verbose": -1}, free_raw_data=True)
-            booster = lgb.train(self._params(), data, num_boost_round=self.trees_per_day,
+            data = lightgbm.Dataset(X, y, params={"verbose": -1}, free_raw_data=True)
+            booster = lightgbm.train(self._params(), data, num_boost_round=self.trees_per_day,
                                 init_model=previous, keep_training_booster=False)
         self._set_booster(booster)
         self.days_seen_ += 1

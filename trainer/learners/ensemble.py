@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.base import clone
 
-CLASSES = np.array([0, 1])
+from trainer.model import DailyClassifier
 
 
-class AveragedClassifier(ClassifierMixin, BaseEstimator):
+class AveragedClassifier(DailyClassifier):
     """Fraud probability = weighted mean of the members' probabilities.
 
     Each member receives every day through its own `partial_fit`, so the ensemble's state
@@ -27,17 +27,17 @@ class AveragedClassifier(ClassifierMixin, BaseEstimator):
 
     def partial_fit(self, X, y):
         """Train every member on the day."""
-        if not hasattr(self, "members_"):
+        first_call = not hasattr(self, "members_")
+        self._check_features(np.asarray(X), first_call=first_call)
+        if first_call:
             if not self.members:
                 raise ValueError("members is required: a list of learners")
             if self.weights is not None and len(self.weights) != len(self.members):
                 raise ValueError(f"weights has {len(self.weights)} entries for "
                                  f"{len(self.members)} members")
             self.members_ = [clone(member) for member in self.members]
-            self.classes_ = CLASSES
         for member in self.members_:
             member.partial_fit(X, y)
-        self.n_features_in_ = np.asarray(X).shape[1]
         return self
 
     def predict_proba(self, X):
@@ -46,7 +46,3 @@ class AveragedClassifier(ClassifierMixin, BaseEstimator):
                              else [1.0] * len(self.members_), dtype=np.float64)
         probabilities = [member.predict_proba(X) for member in self.members_]
         return np.tensordot(weights / weights.sum(), np.stack(probabilities), axes=1)
-
-    def predict(self, X):
-        """The more probable class of each row."""
-        return CLASSES[(self.predict_proba(X)[:, 1] >= 0.5).astype(int)]

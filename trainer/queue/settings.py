@@ -1,19 +1,23 @@
 """Connection settings of the Redis work queue, from a URL or the environment.
 
-One pydantic-settings class (env prefix `FRAUDPIPE_REDIS_`) describes everything a worker
-needs to reach the queue: a local redis-server, an in-cluster Redis, or Memorystore with
-AUTH and in-transit TLS (FACTS section 5). Failures to connect are translated at this
-boundary into `QueueConnectionError` naming host:port and what to check.
+`RedisConnection` declares everything a worker needs to reach the queue: a local
+redis-server, an in-cluster Redis, or Memorystore with AUTH and in-transit TLS
+(docs/facts.md#redis-and-memorystore). `RedisSettings` reads it from a URL or the
+environment (prefix `FRAUDPIPE_REDIS_`); the Prefect block builds one from its own saved
+fields. Failures to connect are translated at this boundary into `QueueConnectionError`
+naming host:port and what to check.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import ssl
-from urllib.parse import unquote, urlparse
+from typing import Annotated, Any
+from urllib.parse import parse_qs, unquote, urlparse
 
 import redis
-from pydantic import Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, StringConstraints, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from trainer.errors import QueueConnectionError
@@ -22,15 +26,54 @@ from trainer.errors import QueueConnectionError
 URL_ENV = "FRAUDPIPE_REDIS_URL"
 
 
-class RedisSettings(BaseSettings):
-    """Where the work queue lives and how to authenticate to it.
+#: A key prefix or queue name: a Redis key part fraudpipe can read back.
+RedisName = Annotated[str, StringConstraints(min_length=1, max_length=100,
+                                             pattern=r"^[A-Za-z0-9_.\-]+$")]
+HOSTNAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?$|^\[?[0-9A-Fa-f:.]+\]?$")
 
-    Example:
-        >>> RedisSettings.from_url("rediss://:secret@10.0.0.3:6378/2").url_for_display()
-        'rediss://:***@10.0.0.3:6378/2'
+
+def redis_url_fields(url: str) -> dict[str, Any]:
+    """The connection fields of a `redis[s]://[[user]:password@]host[:port][/db]` URL.
+
+    An `ssl_ca_certs` query parameter (redis-py's name) sets `ca_file`.
+
+    Raises:
+        ValueError: another scheme, or an invalid port or database number.
     """
+    parsed = urlparse(url)
+    if parsed.scheme not in ("redis", "rediss"):
+        raise ValueError(f"Redis url {url!r}: expected the scheme redis:// or rediss:// (TLS)")
+    try:
+        port = parsed.port
+    except ValueError as exc:
+        raise ValueError(f"Redis url {url!r}: invalid port") from exc
+    fields: dict[str, Any] = {"tls": parsed.scheme == "rediss"}
+    if parsed.hostname:
+        fields["host"] = parsed.hostname
+    if port is not None:
+        fields["port"] = port
+    path = parsed.path.strip("/")
+    if path:
+        if not path.isdigit():
+            raise ValueError(f"Redis url {url!r}: the path must be a database number, "
+                             f"not {path!r}")
+        fields["db"] = int(path)
+    if parsed.username:
+        fields["username"] = unquote(parsed.username)
+    if parsed.password:
+        fields["password"] = SecretStr(unquote(parsed.password))
+    query = parse_qs(parsed.query)
+    if "ssl_ca_certs" in query:
+        fields["ca_file"] = query["ssl_ca_certs"][0]
+    return fields
 
-    model_config = SettingsConfigDict(env_prefix="FRAUDPIPE_REDIS_", extra="forbid")
+
+class RedisConnection(BaseModel):
+    """Where the work queue lives and how to reach it: the one declaration of each field.
+
+    `RedisSettings` (from a URL or the environment, inside a pod) and the Prefect block
+    `blocks.redis_queue.RedisWorkQueue` (saved on the server) both derive from it.
+    """
 
     host: str = Field(default="localhost", min_length=1, description="Redis host name or IP.")
     port: int = Field(default=6379, ge=1, le=65535, description="Redis TCP port.")
@@ -45,26 +88,41 @@ class RedisSettings(BaseSettings):
     ca_file: str | None = Field(
         default=None, min_length=1, description="PEM file of the server CA used to verify TLS."
     )
-    key_prefix: str = Field(
+    key_prefix: RedisName = Field(
         default="fraudpipe",
-        min_length=1,
-        max_length=100,
-        pattern=r"^[A-Za-z0-9_.\-]+$",
         description="Prefix of every key the queue owns, e.g. 'fraudpipe:datasets:pending'.",
     )
-    queue_name: str = Field(
+    queue_name: RedisName = Field(
         default="datasets",
-        min_length=1,
-        max_length=100,
-        pattern=r"^[A-Za-z0-9_.\-]+$",
         description="Queue name; the un-prefixed key of the same name is the sample's list.",
     )
     socket_timeout: float = Field(
         default=10.0, gt=0, le=300, description="Seconds before a Redis command times out."
     )
 
+    @field_validator("host")
     @classmethod
-    def from_url(cls, url: str, **overrides: object) -> RedisSettings:
+    def _host_is_a_name(cls, value: str) -> str:
+        if "://" in value or not HOSTNAME.match(value):
+            raise ValueError(
+                f"host {value!r} is not a host name or IP address (no scheme, port or "
+                "spaces; use from_url for a redis:// URL)"
+            )
+        return value
+
+
+class RedisSettings(RedisConnection, BaseSettings):
+    """Where the work queue lives and how to authenticate to it.
+
+    Example:
+        >>> RedisSettings.from_url("rediss://:secret@10.0.0.3:6378/2").url_for_display()
+        'rediss://:***@10.0.0.3:6378/2'
+    """
+
+    model_config = SettingsConfigDict(env_prefix="FRAUDPIPE_REDIS_", extra="forbid")
+
+    @classmethod
+    def from_url(cls, url: str, **overrides: Any) -> RedisSettings:
         """Settings from a `redis://` or `rediss://` URL; keyword arguments win over it.
 
         Args:
@@ -74,34 +132,10 @@ class RedisSettings(BaseSettings):
         Raises:
             ValueError: the URL has another scheme or an invalid port or db.
         """
-        parsed = urlparse(url)
-        if parsed.scheme not in ("redis", "rediss"):
-            raise ValueError(
-                f"Redis URL {url!r} must start with redis:// or rediss:// (TLS)"
-            )
-        try:
-            port = parsed.port
-        except ValueError as exc:
-            raise ValueError(f"Redis URL {url!r} has an invalid port") from exc
-        fields: dict[str, object] = {"tls": parsed.scheme == "rediss"}
-        if parsed.hostname:
-            fields["host"] = parsed.hostname
-        if port is not None:
-            fields["port"] = port
-        path = parsed.path.strip("/")
-        if path:
-            if not path.isdigit():
-                raise ValueError(f"Redis URL {url!r}: database {path!r} must be a number")
-            fields["db"] = int(path)
-        if parsed.username:
-            fields["username"] = unquote(parsed.username)
-        if parsed.password:
-            fields["password"] = SecretStr(unquote(parsed.password))
-        fields.update(overrides)
-        return cls(**fields)
+        return cls(**{**redis_url_fields(url), **overrides})
 
     @classmethod
-    def from_env(cls, url: str | None = None, **overrides: object) -> RedisSettings:
+    def from_env(cls, url: str | None = None, **overrides: Any) -> RedisSettings:
         """Settings from `url`, else `$FRAUDPIPE_REDIS_URL`, else the `FRAUDPIPE_REDIS_*` vars."""
         url = url or os.environ.get(URL_ENV)
         if url:
@@ -130,7 +164,7 @@ class RedisSettings(BaseSettings):
         Raises:
             QueueConnectionError: refused, timed out, authentication or TLS failure.
         """
-        kwargs: dict[str, object] = {
+        kwargs: dict[str, Any] = {
             "host": self.host,
             "port": self.port,
             "db": self.db,

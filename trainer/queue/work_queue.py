@@ -1,6 +1,7 @@
 """A fenced lease queue of dataset dates on Redis: at-least-once, earliest date first.
 
-Fixes the GKE sample's queue (FACTS sections 1 and 5): a lease records a deadline taken
+Fixes the GKE sample's queue (docs/facts.md#the-gke-sample, #redis-and-memorystore): a lease
+records a deadline taken
 from Redis `TIME` and a random token; a heartbeat renews it; a reaper that runs inside
 every `lease()` returns expired leases to pending and counts attempts, dead-lettering a
 date after `max_attempts`; complete, fail, renew and release check the token, so a holder
@@ -19,8 +20,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import secrets
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import TypeVar, cast
 
 import redis
 
@@ -28,6 +30,8 @@ from trainer.data.schema import parse_date
 from trainer.errors import LeaseLostError
 from trainer.queue import scripts as queue_scripts
 from trainer.queue.settings import RedisSettings
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -48,9 +52,10 @@ class Lease:
 
 @dataclass(frozen=True)
 class LeasedItem:
-    """A row of `QueueStats.leased`."""
+    """A row of `QueueStats.leased` (JSON-ready: the date and deadline are text)."""
 
     date: str
+    """YYYY-MM-DD."""
     holder: str
     deadline: str
     """ISO 8601 UTC."""
@@ -65,8 +70,13 @@ class QueueStats:
     dead: int = 0
     done: int = 0
 
-    def as_json(self) -> dict[str, object]:
-        """`{"pending": int, "leased": [{"date", "holder", "deadline"}], "dead": int, "done": int}`."""
+    def to_json(self) -> dict[str, object]:
+        """The stats as JSON.
+
+        Returns:
+            `{"pending": int, "leased": [{"date", "holder", "deadline"}], "dead": int,
+            "done": int}`.
+        """
         return {
             "pending": self.pending,
             "leased": [
@@ -92,6 +102,7 @@ class QueueKeys:
 
     @classmethod
     def of(cls, settings: RedisSettings) -> QueueKeys:
+        """The key names for `settings`' prefix and queue name."""
         base = f"{settings.key_prefix}:{settings.queue_name}"
         names = ["pending", "leased", "holders", "attempts", "dead", "done"]
         keys = {name: f"{base}:{name}" for name in names}
@@ -99,12 +110,13 @@ class QueueKeys:
         return cls(**keys, legacy=settings.queue_name, reasons=f"{base}:reasons")
 
     def all(self) -> list[str]:
+        """Every key, in the order the Lua scripts take them."""
         return [self.pending, self.leased, self.holders, self.attempts,
                 self.dead, self.done, self.legacy, self.reasons]
 
 
 def _from_ms(ms: str | int) -> dt.datetime:
-    return dt.datetime.fromtimestamp(int(ms) / 1000, tz=dt.timezone.utc)
+    return dt.datetime.fromtimestamp(int(ms) / 1000, tz=dt.UTC)
 
 
 def _iso(day: dt.date | str) -> str:
@@ -148,9 +160,17 @@ class WorkQueue:
         }
 
     # -- plumbing ---------------------------------------------------------------------
-    def _run(self, name: str, *args: object) -> list[str]:
+    def _run(self, name: str, *args: str | int | float) -> list[str]:
+        """Run one of the Lua scripts; its reply is a list of strings (decode_responses)."""
         try:
-            return self._scripts[name](keys=self.keys.all(), args=list(args))
+            return cast(list[str], self._scripts[name](keys=self.keys.all(), args=list(args)))
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise self.settings.explain(exc) from exc
+
+    def _redis_call(self, call: Callable[[], T]) -> T:
+        """Run one plain Redis command, translating connection failures."""
+        try:
+            return call()
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             raise self.settings.explain(exc) from exc
 
@@ -185,6 +205,16 @@ class WorkQueue:
         if not iso:
             return []
         return sorted(dt.date.fromisoformat(d) for d in self._run("MARK_DONE", *iso))
+
+    def forget_done(self, dates: Iterable[dt.date | str]) -> None:
+        """Let `dates` be queued again although they are recorded as done.
+
+        The queue never re-hands a done date, which is right until a replay moves the head
+        back behind it; the lineage (the authority) then says it is untrained.
+        """
+        iso = sorted({_iso(d) for d in dates})
+        if iso:
+            self._redis_call(lambda: self.redis.srem(self.keys.done, *iso))
 
     def retry_dead(self) -> list[dt.date]:
         """Move every dead-lettered date back to pending with a fresh attempt count."""
@@ -249,10 +279,7 @@ class WorkQueue:
         the head. A lease past its deadline that the reaper has not handed to anyone
         else still holds: exclusivity comes from the token, not from the clock.
         """
-        try:
-            raw = self.redis.hget(self.keys.holders, lease.date.isoformat())
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
-            raise self.settings.explain(exc) from exc
+        raw = self._redis_call(lambda: self.redis.hget(self.keys.holders, lease.date.isoformat()))
         if raw is None or json.loads(raw).get("token") != lease.token:
             holder = json.loads(raw).get("holder") if raw else "nobody"
             raise LeaseLostError(
@@ -265,8 +292,11 @@ class WorkQueue:
         """A consistent snapshot (one MULTI) of pending, leased, dead and done."""
         try:
             with self.redis.pipeline(transaction=True) as pipe:
-                pipe.zcard(self.keys.pending).llen(self.keys.legacy)
-                pipe.hgetall(self.keys.holders).hlen(self.keys.dead).scard(self.keys.done)
+                pipe.zcard(self.keys.pending)
+                pipe.llen(self.keys.legacy)
+                pipe.hgetall(self.keys.holders)
+                pipe.hlen(self.keys.dead)
+                pipe.scard(self.keys.done)
                 pending, legacy, holders, dead, done = pipe.execute()
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             raise self.settings.explain(exc) from exc
@@ -278,16 +308,14 @@ class WorkQueue:
 
     def dead(self) -> list[tuple[str, str, int]]:
         """Dead-lettered items as (date or raw item, reason, attempts), sorted."""
-        try:
-            entries = self.redis.hgetall(self.keys.dead)
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
-            raise self.settings.explain(exc) from exc
+        entries = self._redis_call(lambda: self.redis.hgetall(self.keys.dead))
         out = []
         for item, raw in sorted(entries.items()):
             info = json.loads(raw)
-            out.append((item, info["reason"], int(info["attempts"])))
+            out.append((str(item), str(info["reason"]), int(info["attempts"])))
         return out
 
     def done(self) -> set[dt.date]:
         """Dates completed through the queue."""
-        return {dt.date.fromisoformat(d) for d in self.redis.smembers(self.keys.done)}
+        members = self._redis_call(lambda: self.redis.smembers(self.keys.done))
+        return {dt.date.fromisoformat(str(d)) for d in members}

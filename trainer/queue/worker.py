@@ -22,7 +22,6 @@ parent it started from: whichever commits second gets `LeaseLostError` or
 from __future__ import annotations
 
 import ctypes
-import datetime as dt
 import json
 import logging
 import multiprocessing
@@ -33,12 +32,13 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from functools import partial
 
 from trainer.errors import LeaseLostError, PermanentError, QueueConnectionError
+from trainer.queue.lease import Heartbeat, Outcome, release_lease, settle_lease
 from trainer.queue.settings import RedisSettings
 from trainer.queue.work_queue import Lease, WorkQueue
-from trainer.storage import Share
+from trainer.storage import Share, open_share
 
 log = logging.getLogger(__name__)
 
@@ -46,41 +46,6 @@ log = logging.getLogger(__name__)
 #: completion is given up (the lease then expires and the lineage keeps the truth).
 POLL_SECONDS = 1.0
 REDIS_RETRY_SECONDS = 60.0
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What became of one lease."""
-
-    date: dt.date
-    status: str
-    """trained | skipped | failed | dead | released | lost"""
-    detail: str = ""
-
-
-class Heartbeat(threading.Thread):
-    """Renews a lease every `interval` seconds until stopped; notes when it is lost."""
-
-    def __init__(self, queue: WorkQueue, lease: Lease, interval: float) -> None:
-        super().__init__(name=f"heartbeat-{lease.date}", daemon=True)
-        self.queue, self.lease, self.interval = queue, lease, interval
-        self.lost = threading.Event()
-        self._halt = threading.Event()
-
-    def run(self) -> None:
-        while not self._halt.wait(self.interval):
-            try:
-                self.lease = self.queue.renew(self.lease)
-            except LeaseLostError as exc:
-                log.warning("heartbeat: %s", exc)
-                self.lost.set()
-                return
-            except QueueConnectionError as exc:  # Redis restarting: try again next beat
-                log.warning("heartbeat for %s could not reach Redis: %s", self.lease.date, exc)
-
-    def stop(self) -> None:
-        self._halt.set()
-        self.join()
 
 
 def _die_with_parent() -> None:
@@ -165,6 +130,8 @@ class Worker:
                  self.queue.settings.url_for_display())
         try:
             while not self._stop.is_set() and (max_jobs is None or jobs < max_jobs):
+                # Before every lease: a share unmounted mid-run must not dead-letter the queue.
+                open_share(self.share.root)
                 try:
                     lease = self.queue.lease(self.name)
                 except QueueConnectionError as exc:
@@ -198,6 +165,7 @@ class Worker:
         return stats.pending == 0 and not stats.leased
 
     def teardown(self) -> None:
+        """Called once when `work` returns."""
         log.info("worker %s: stopped", self.name)
 
     def execute(self, lease: Lease) -> Outcome:
@@ -231,53 +199,30 @@ class Worker:
             heartbeat.stop()
             receiver.close()
         if heartbeat.lost.is_set():
-            return Outcome(lease.date, "lost", "lease lost while training; step abandoned")
+            return settle_lease(self.queue, lease, lost=True,
+                                failure="lease lost while training; step abandoned")
         if message is None and self._stop.is_set():
-            self._settle(lambda: self.queue.release(lease), lease, "release")
-            log.info("step %s: interrupted, lease given back", lease.date)
-            return Outcome(lease.date, "released")
+            # The stop request ends the retrying at once: a stopping pod has seconds left.
+            return release_lease(self.queue, lease, redis_retry_seconds=REDIS_RETRY_SECONDS,
+                                 stop=self._stop)
         return self._settle_message(lease, message, child.exitcode)
 
     def _settle_message(self, lease: Lease, message: dict | None,
                         exitcode: int | None) -> Outcome:
+        """Settle `lease` from the child's report (None: it died before reporting)."""
+        settle = partial(settle_lease, self.queue, lease, redis_retry_seconds=REDIS_RETRY_SECONDS,
+                         stop=self._stop)
         if message is None:
             how = f"signal {-exitcode}" if exitcode is not None and exitcode < 0 else \
                 f"exit code {exitcode}"
-            reason = f"step process for {lease.date} died ({how}) before reporting a result"
-            return self._fail(lease, reason, permanent=False)
+            return settle(failure=f"step process for {lease.date} died ({how}) before "
+                                  "reporting a result")
         if message["ok"]:
-            result = message["result"]
-            self._settle(lambda: self.queue.complete(lease), lease, "complete")
-            log.info("step %s: %s", lease.date, result["status"])
-            return Outcome(lease.date, result["status"])
-        reason = f"{message['kind']}: {message['message']}"
-        if message["lost"]:
-            log.warning("step %s: not committed, lease lost: %s", lease.date, reason)
-            return Outcome(lease.date, "lost", reason)
-        return self._fail(lease, reason, permanent=message["permanent"])
-
-    def _fail(self, lease: Lease, reason: str, *, permanent: bool) -> Outcome:
-        log.warning("step %s failed (attempt %d): %s", lease.date, lease.attempt, reason)
-        dead = self._settle(lambda: self.queue.fail(lease, reason, permanent=permanent),
-                            lease, "fail")
-        return Outcome(lease.date, "dead" if dead else "failed", reason)
-
-    def _settle(self, action: Callable[[], object], lease: Lease, what: str) -> object:
-        """Run a completion, retrying while Redis is unreachable; a lost lease is logged."""
-        deadline = time.monotonic() + REDIS_RETRY_SECONDS
-        while True:
-            try:
-                return action()
-            except LeaseLostError as exc:
-                log.warning("%s of %s rejected: %s", what, lease.date, exc)
-                return None
-            except QueueConnectionError as exc:
-                if time.monotonic() > deadline or self._stop.is_set():
-                    log.error("%s of %s abandoned, Redis unreachable (the lease will "
-                              "expire and the lineage keeps the truth): %s",
-                              what, lease.date, exc)
-                    return None
-                time.sleep(0.5)
+            return settle(status=message["result"]["status"])
+        if message["kind"] == "OutOfOrderError":  # dead-lettered, but loudly: it needs a replay
+            log.warning("step %s needs a replay, not a retry: %s", lease.date, message["message"])
+        return settle(failure=f"{message['kind']}: {message['message']}",
+                      permanent=message["permanent"], lost=message["lost"])
 
 
 def _settings_json(settings: RedisSettings) -> str:
