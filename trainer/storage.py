@@ -48,14 +48,17 @@ class Share:
     # datasets
     @property
     def training_dir(self) -> Path:
+        """Validated training datasets, one Parquet file per day."""
         return self.root / "datasets" / "training"
 
     @property
     def testing_dir(self) -> Path:
+        """Validated testing datasets (ingested with `--testing`)."""
         return self.root / "datasets" / "testing"
 
     @property
     def quarantine_dir(self) -> Path:
+        """Files that failed validation, each beside its `.reason.txt`."""
         return self.root / "datasets" / "quarantine"
 
     @property
@@ -64,48 +67,60 @@ class Share:
         return self.root / "datasets" / "ingested.json"
 
     def training_dataset(self, day: dt.date) -> Path:
+        """The training dataset of `day`."""
         return self.training_dir / f"{day.isoformat()}.parquet"
 
     def testing_dataset(self, name: str) -> Path:
+        """The testing dataset called `name`."""
         return self.testing_dir / f"{name}.parquet"
 
     # features cache
     @property
     def features_dir(self) -> Path:
+        """The features cache that `fraudpipe features` writes (Argo runs)."""
         return self.root / "features"
 
     def features(self, day: dt.date) -> Path:
+        """The cached features of `day`."""
         return self.features_dir / f"{day.isoformat()}.parquet"
 
     # outputs
     @property
     def output_dir(self) -> Path:
+        """Checkpoints, lineage, reports and scores."""
         return self.root / "output"
 
     def checkpoint(self, day: dt.date) -> Path:
+        """The checkpoint trained through `day`."""
         return self.output_dir / f"model_cpt_{day.isoformat()}.skops"
 
     @property
     def lineage(self) -> Path:
+        """The lineage manifest: the record of what is trained."""
         return self.output_dir / "lineage.json"
 
     @property
     def lineage_lock(self) -> Path:
+        """The lock file the lineage commit holds."""
         return self.output_dir / ".lineage.lock"
 
     @property
     def report_txt(self) -> Path:
+        """The report in the GKE sample's format."""
         return self.output_dir / "report.txt"
 
     @property
     def report_json(self) -> Path:
+        """The same report as JSON, per step."""
         return self.output_dir / "report.json"
 
     @property
     def scores_dir(self) -> Path:
+        """Per-day fraud scores and card ranks."""
         return self.output_dir / "scores"
 
     def scores(self, day: dt.date) -> Path:
+        """The scores of `day`, written before training on it."""
         return self.scores_dir / f"{day.isoformat()}.parquet"
 
     @property
@@ -142,7 +157,7 @@ _WHAT_TO_CHECK = ("check the path for a typo; in a pod, that the Filestore volum
 
 def _write_marker(share: Share, created_by: str) -> None:
     body = {"format": MARKER_FORMAT, "created_by": created_by,
-            "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+            "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
     atomic_write_text(share.marker, json.dumps(body, indent=1, sort_keys=True) + "\n")
 
 
@@ -234,6 +249,7 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
 
 
 def sha256_bytes(data: bytes) -> str:
+    """Hex sha256 of `data`."""
     return hashlib.sha256(data).hexdigest()
 
 
@@ -312,6 +328,7 @@ def atomic_write_bytes(final: str | os.PathLike[str], data: bytes, mode: int = F
 
 
 def atomic_write_text(final: str | os.PathLike[str], text: str) -> None:
+    """Write `text` (UTF-8) to `final` atomically."""
     atomic_write_bytes(final, text.encode("utf-8"))
 
 
