@@ -20,16 +20,12 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from flows.artifacts import RunSummary
+from flows.errors import LandingError
 from flows.resolve import resolve_queue, resolve_share
 from flows.train import finish
 from trainer.backlog import queue_trainable
 from trainer.data.ingest import ingest_path
-from trainer.errors import FraudpipeError
 from trainer.storage import Share
-
-
-class LandingError(FraudpipeError):
-    """The landing area cannot be listed or read (the message says what to install/check)."""
 
 
 def landing_filesystem(landing: str):

@@ -17,9 +17,8 @@ from flows.artifacts import RunSummary
 from flows.resolve import resolve_queue, resolve_share
 from flows.train import finish, run_training
 from trainer.backlog import queue_trainable
-from trainer.data.schema import parse_date
 from trainer.errors import FraudpipeError
-from trainer.lineage import rewind
+from trainer.replay import parse_from, rewind_for_replay
 
 
 @flow(name="replay", log_prints=True)
@@ -51,10 +50,7 @@ def replay_flow(
         retry_backoff_seconds: first retry delay, doubled each retry.
         argo_server_block: saved ArgoServer block (argo backend).
     """
-    try:
-        to_day = None if from_date == "start" else parse_date(from_date)
-    except ValueError as exc:
-        raise FraudpipeError(f"replay from_date: {exc}") from exc
+    to_day = parse_from(from_date)
     share = resolve_share(storage_block, storage)
     queue = resolve_queue(queue_block, redis_url)
     stats = queue.stats()
@@ -62,7 +58,7 @@ def replay_flow(
         held = ", ".join(f"{i.date} by {i.holder}" for i in stats.leased)
         raise FraudpipeError(f"cannot replay while a step is running ({held}); "
                              "wait for it or let its lease expire")
-    superseded = rewind(share, to_day)
+    superseded = rewind_for_replay(share, to_day)
     summary = RunSummary(flow="replay")
     summary.notes.append(
         f"head rewound to {to_day or 'before the first day'}; superseded (kept in the "

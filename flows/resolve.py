@@ -17,10 +17,10 @@ from urllib.parse import urlparse
 
 from prefect.blocks.core import Block
 
-from trainer.errors import FraudpipeError
+from flows.errors import FlowConfigurationError
 from trainer.queue.settings import URL_ENV, RedisSettings
 from trainer.queue.work_queue import WorkQueue
-from trainer.storage import Share
+from trainer.storage import Share, open_share
 
 #: Environment variable naming the storage root when neither parameter is given.
 STORAGE_ENV = "FRAUDPIPE_STORAGE"
@@ -29,8 +29,7 @@ STORAGE_ENV = "FRAUDPIPE_STORAGE"
 B = TypeVar("B", bound=Block)
 
 
-class FlowConfigurationError(FraudpipeError):
-    """A flow was given no usable storage or queue (the message names the parameter)."""
+
 
 
 def load_block(block_type: type[B], name: str) -> B:
@@ -52,6 +51,8 @@ def resolve_share(storage_block: str | None = None, storage: str | None = None) 
     Raises:
         FlowConfigurationError: nothing given, the block does not exist, or the URL
             names a remote file system (the share must be mounted on this machine).
+        NotAShareError: the path is not a share (a missing mount, a typo): no flow starts
+            a new chain there; `fraudpipe init` creates one.
     """
     if storage_block:
         from blocks.filestore import FilestoreStorage
@@ -63,14 +64,14 @@ def resolve_share(storage_block: str | None = None, storage: str | None = None) 
                 f"storage_block {storage_block!r}: no saved FilestoreStorage block of that "
                 f"name ({exc}); create it with FilestoreStorage(...).save({storage_block!r})"
             ) from exc
-        return block.share()
+        return open_share(block.share().root)
     storage = storage or os.environ.get(STORAGE_ENV)
     if not storage:
         raise FlowConfigurationError(
             f"no storage: pass storage_block (a saved FilestoreStorage block) or storage "
             f"(a local directory), or set ${STORAGE_ENV}"
         )
-    return Share.at(_local_path(storage, "storage"))
+    return open_share(_local_path(storage, "storage"))
 
 
 def resolve_queue(

@@ -17,7 +17,7 @@ import skops.io as sio
 
 from trainer.errors import LineageError
 from trainer.learners import TRUSTED_TYPES
-from trainer.storage import atomic_write_bytes, sha256_bytes
+from trainer.storage import sha256_bytes
 
 #: zip entries get this timestamp so the same model always gives the same bytes.
 _FIXED_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
@@ -71,13 +71,6 @@ def _reproducible(archive: bytes) -> bytes:
 def dump_model(model) -> bytes:
     """The model as reproducible skops bytes."""
     return _reproducible(sio.dumps(model))
-
-
-def save_checkpoint(path: str | Path, model) -> str:
-    """Write `model` to `path` atomically; return the file's sha256."""
-    data = dump_model(model)
-    atomic_write_bytes(path, data)
-    return sha256_bytes(data)
 
 
 def load_checkpoint(path: str | Path, expected_sha256: str):

@@ -26,6 +26,8 @@ BUILTIN = [
     "train",
     "evaluate",
     "lineage",
+    "replay",
+    "fsck",
     "report",
     "queue",
     "worker",

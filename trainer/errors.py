@@ -27,6 +27,10 @@ class OutOfOrderError(PermanentError):
     """A step was asked for a day earlier than the lineage head; use replay instead."""
 
 
+class IncompleteHistoryError(PermanentError):
+    """A day of a features window that the ingest manifest lists is missing or changed."""
+
+
 class ChangedDatasetError(PermanentError):
     """A dataset already trained on was offered again with different content."""
 
@@ -53,8 +57,24 @@ class LineageMissingError(LineageError, PermanentError):
     """
 
 
+class LineageDamagedError(LineageError, PermanentError):
+    """`output/lineage.json` is not JSON or not of the expected shape (exit 4, permanent).
+
+    `fraudpipe lineage --repair` rebuilds it from what the share can prove.
+    """
+
+
 class HeadMovedError(FraudpipeError):
     """Compare-and-swap on the lineage head failed: someone else committed first."""
+
+    exit_code = 5
+
+
+class InputChangedError(FraudpipeError):
+    """A step's dataset changed on the share while it trained; nothing was committed.
+
+    Exit code 5 like `HeadMovedError`: a retry trains on the content now on the share.
+    """
 
     exit_code = 5
 
@@ -69,3 +89,12 @@ class QueueConnectionError(FraudpipeError):
     """Redis could not be reached or refused us; the message says what to check."""
 
     exit_code = 7
+
+
+class StorageFullError(FraudpipeError):
+    """The share has no space left (ENOSPC); nothing half-written was published.
+
+    Retryable (exit 8): the same step succeeds once space is freed or the volume grown.
+    """
+
+    exit_code = 8

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
-from trainer.errors import HeadMovedError, LineageError
+from trainer.errors import HeadMovedError, LineageDamagedError, LineageError
 from trainer.storage import Share, atomic_write_text, file_lock, sha256_file
 
 FORMAT = 1
@@ -80,13 +80,25 @@ class Lineage:
             raw = json.loads(share.lineage.read_text())
         except FileNotFoundError:
             return cls()
-        except json.JSONDecodeError as exc:
-            raise LineageError(f"{share.lineage} is not valid JSON: {exc}") from exc
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise LineageDamagedError(
+                f"{share.lineage} is not valid JSON ({exc}); repair it with: fraudpipe "
+                f"lineage --repair --storage {share.root}") from exc
+        fix = f"repair it with: fraudpipe lineage --repair --storage {share.root}"
+        if not isinstance(raw, dict):
+            raise LineageDamagedError(
+                f"{share.lineage} holds a JSON {type(raw).__name__}, expected an object with "
+                f"format, head and entries; {fix}")
         if raw.get("format") != FORMAT:
-            raise LineageError(f"{share.lineage}: format {raw.get('format')!r}, expected {FORMAT}")
-        known = {f.name for f in dataclasses.fields(Entry)}
-        entries = [Entry(**{k: v for k, v in e.items() if k in known}) for e in raw["entries"]]
-        return cls(head=raw.get("head"), entries=entries)
+            raise LineageDamagedError(
+                f"{share.lineage}: format {raw.get('format')!r}, expected {FORMAT}; {fix}")
+        if not isinstance(raw.get("entries"), list) or not isinstance(raw.get("head"),
+                                                                       str | None):
+            raise LineageDamagedError(
+                f"{share.lineage}: expected a list of entries and a head sha256 (or null); "
+                f"{fix}")
+        return cls(head=raw["head"], entries=[_entry(share, i, e, fix)
+                                              for i, e in enumerate(raw["entries"])])
 
     def save(self, share: Share) -> None:
         """Write `lineage.json` atomically (callers hold the lineage lock)."""
@@ -131,6 +143,26 @@ class Lineage:
             if entry.day == day:
                 return entry
         return None
+
+
+def _entry(share: Share, index: int, raw: object, fix: str) -> Entry:
+    """Entry `index` of lineage.json, or a `LineageDamagedError` naming what is wrong."""
+    fields = {f.name: f for f in dataclasses.fields(Entry)}
+    required = [name for name, f in fields.items()
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    if not isinstance(raw, dict):
+        raise LineageDamagedError(f"{share.lineage}: entry {index} is a JSON "
+                                  f"{type(raw).__name__}, expected an object; {fix}")
+    missing = [name for name in required if name not in raw]
+    if missing:
+        raise LineageDamagedError(f"{share.lineage}: entry {index} ({raw.get('date', '?')}) "
+                                  f"lacks {', '.join(missing)}; {fix}")
+    try:
+        entry = Entry(**{k: v for k, v in raw.items() if k in fields})
+        entry.day  # noqa: B018 - validates the date
+    except (TypeError, ValueError) as exc:
+        raise LineageDamagedError(f"{share.lineage}: entry {index}: {exc}; {fix}") from exc
+    return entry
 
 
 def trained_dates(share: Share) -> set[dt.date]:

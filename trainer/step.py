@@ -21,14 +21,28 @@ from enum import StrEnum
 
 from trainer import faults
 from trainer.checkpoints import dump_model, load_checkpoint
-from trainer.errors import DatasetValidationError, OutOfOrderError, PermanentError
+from trainer.errors import (
+    DatasetValidationError,
+    InputChangedError,
+    LineageError,
+    OutOfOrderError,
+    PermanentError,
+)
 from trainer.evaluation import scoring
 from trainer.features.compute import FEATURE_COLUMNS
 from trainer.features.store import features_for_day
 from trainer.learners import DEFAULT_LEARNER, make_learner
 from trainer.lineage import Entry, Lineage, commit
+from trainer.replay import replay_command
 from trainer.report import write_reports
-from trainer.storage import Share, publish_temp, sha256_bytes, sha256_file, write_temp
+from trainer.storage import (
+    Share,
+    publish_temp,
+    sha256_bytes,
+    sha256_file,
+    shared_lock,
+    write_temp,
+)
 from trainer.versions import library_versions
 
 log = logging.getLogger(__name__)
@@ -92,10 +106,19 @@ def run_step(share: Share, day: dt.date, *, learner: str | None = None,
                           seconds=time.perf_counter() - started)
     if head is not None and day < head.day:
         raise OutOfOrderError(
-            f"{day} is before the head ({head.date}); the chain only moves forward. "
-            f"To retrain from an earlier day, replay from that day's checkpoint "
-            f"(the replay flow, `flows/replay.py`)"
+            f"{day} is a late day: it is before the head ({head.date}) and the chain only "
+            f"moves forward. It needs a replay, which retrains every day after it: "
+            f"{replay_command(share, day)}"
         )
+    # Held for the whole step: an ingest cannot replace the dataset being trained on.
+    with shared_lock(share.training_lock(day)):
+        return _train_and_commit(share, day, lineage, learner, guard, started)
+
+
+def _train_and_commit(share: Share, day: dt.date, lineage: Lineage, learner: str | None,
+                      guard: Callable[[], None] | None, started: float) -> StepResult:
+    """The body of `run_step` once the day is known to extend the chain."""
+    head = lineage.head_entry
     dataset = share.training_dataset(day)
     if not dataset.is_file():
         raise DatasetValidationError(f"{dataset}: no ingested dataset for {day}; ingest it first")
@@ -129,7 +152,17 @@ def run_step(share: Share, day: dt.date, *, learner: str | None = None,
     tmp = write_temp(final, data)
     faults.fault_point("before_checkpoint_rename")
 
-    def publish() -> None:
+    def check_and_publish() -> None:
+        # Under the lineage lock: the record must name the dataset really trained on.
+        now = sha256_file(dataset) if dataset.is_file() else "missing"
+        if now != dataset_sha:
+            raise InputChangedError(
+                f"{dataset} changed while {day} was training (sha256 {dataset_sha[:12]}... "
+                f"at the start, {now[:12]} now); nothing committed, a retry trains on the "
+                f"content now on the share")
+        if guard is not None:
+            guard()
+        _keep_foreign_checkpoint(share, final, checkpoint_sha)
         publish_temp(tmp, final)
         faults.fault_point("after_checkpoint")
 
@@ -142,8 +175,8 @@ def run_step(share: Share, day: dt.date, *, learner: str | None = None,
     )
     faults.fault_point("before_commit")
     try:
-        lineage = commit(share, entry, head.sha256 if head else None, guard=guard,
-                         publish=publish)
+        lineage = commit(share, entry, head.sha256 if head else None,
+                         publish=check_and_publish)
     finally:
         tmp.unlink(missing_ok=True)
     faults.fault_point("after_commit")
@@ -153,3 +186,28 @@ def run_step(share: Share, day: dt.date, *, learner: str | None = None,
     return StepResult(day.isoformat(), StepStatus.TRAINED, checkpoint_sha, metrics, seconds,
                       entry.gap_days)
 
+
+
+def _keep_foreign_checkpoint(share: Share, final, checkpoint_sha: str) -> None:
+    """Never overwrite a checkpoint file this step did not write (caller holds the lock).
+
+    The same bytes (a rerun after a kill between rename and commit) are replaced
+    harmlessly. A different file the lineage names stops the step; one it does not name
+    (left by a killed step of another learner or version) is renamed aside, kept for
+    `fraudpipe fsck`.
+    """
+    if not final.is_file():
+        return
+    found = sha256_file(final)
+    if found == checkpoint_sha:
+        return
+    relative = str(final.relative_to(share.root))
+    if any(e.checkpoint == relative for e in Lineage.load(share).entries):
+        raise LineageError(
+            f"{final} is a committed checkpoint (sha256 {found[:12]}...) yet this step would "
+            f"write another one there; not overwriting it. Check `fraudpipe lineage --storage "
+            f"{share.root}` and repair with `fraudpipe lineage --repair`")
+    aside = final.with_name(f"{final.stem}.orphan-{found[:12]}{final.suffix}")
+    final.replace(aside)
+    log.warning("%s was not on the lineage (sha256 %s...); kept as %s", final, found[:12],
+                aside.name)

@@ -70,6 +70,10 @@ class Share:
         """The training dataset of `day`."""
         return self.training_dir / f"{day.isoformat()}.parquet"
 
+    def training_lock(self, day: dt.date) -> Path:
+        """Lock file of one training day: a step holds it shared, an ingest exclusive."""
+        return self.root / "datasets" / ".locks" / f"{day.isoformat()}.lock"
+
     def testing_dataset(self, name: str) -> Path:
         """The testing dataset called `name`."""
         return self.testing_dir / f"{name}.parquet"
@@ -176,16 +180,21 @@ def _check_lineage_present(share: Share) -> None:
             f"{share.lineage} is missing but {share.output_dir} holds {len(orphans)} "
             f"checkpoint(s) ({orphans[0]} ... {orphans[-1]}): the record of the chain is "
             f"lost, and training now would start a new chain over them. Restore "
-            f"lineage.json from a backup or snapshot of the share; nothing was changed")
+            f"lineage.json from a backup or snapshot of the share, or rebuild it with "
+            f"`fraudpipe lineage --repair --storage {share.root}`; nothing was changed")
 
 
-def open_share(root: str | os.PathLike[str]) -> Share:
+def open_share(root: str | os.PathLike[str], *, lineage_may_be_missing: bool = False) -> Share:
     """The existing share at `root`, or a `NotAShareError` saying what to check.
 
     Every command except the ones that create a share opens it through here, so a
     mistyped path or an unmounted volume stops the command instead of looking like an
     empty share (and, for training, starting a new chain). Shares created before the
     marker existed are recognised by their ingest manifest or lineage and get the marker.
+
+    Args:
+        root: the storage root.
+        lineage_may_be_missing: skip the lost-lineage check (for the repair that rebuilds it).
 
     Raises:
         NotAShareError: `root` does not exist, is not a directory, or is not a share.
@@ -199,7 +208,8 @@ def open_share(root: str | os.PathLike[str]) -> Share:
         raise NotAShareError(f"storage root {share.root} is a file, not a directory; {hint}")
     if not share.marker.is_file():
         if not _has_legacy_record(share):
-            _check_lineage_present(share)
+            if not lineage_may_be_missing:
+                _check_lineage_present(share)
             raise NotAShareError(
                 f"{share.root} is not a fraudpipe share (no {MARKER_NAME}, no "
                 f"datasets/ingested.json, no output/lineage.json); {hint}")
@@ -211,7 +221,8 @@ def open_share(root: str | os.PathLike[str]) -> Share:
         else:
             log.info("%s: existing share recognised (it has a lineage or an ingest "
                      "manifest); wrote its marker %s", share.root, MARKER_NAME)
-    _check_lineage_present(share)
+    if not lineage_may_be_missing:
+        _check_lineage_present(share)
     return share
 
 
@@ -351,5 +362,40 @@ def file_lock(path: str | os.PathLike[str]) -> Iterator[None]:
         fcntl.lockf(handle.fileno(), fcntl.LOCK_EX)
         try:
             yield
+        finally:
+            fcntl.lockf(handle.fileno(), fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def shared_lock(path: str | os.PathLike[str]) -> Iterator[None]:
+    """Shared lock on `path`: any number of holders, but no `try_exclusive_lock` meanwhile.
+
+    A training step holds its day's lock this way for its whole run, so an ingest cannot
+    replace the dataset it is training on (two steps of one day may still overlap: the
+    lineage's compare-and-swap settles them).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as handle:
+        fcntl.lockf(handle.fileno(), fcntl.LOCK_SH)
+        try:
+            yield
+        finally:
+            fcntl.lockf(handle.fileno(), fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def try_exclusive_lock(path: str | os.PathLike[str]) -> Iterator[bool]:
+    """Exclusive lock on `path` without waiting; yields False when someone holds it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as handle:
+        try:
+            fcntl.lockf(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            yield False
+            return
+        try:
+            yield True
         finally:
             fcntl.lockf(handle.fileno(), fcntl.LOCK_UN)

@@ -39,8 +39,8 @@ from workflows.settings import (
 )
 
 #: Exit codes of transient fraudpipe errors worth another attempt: head moved (5),
-#: lease lost (6), queue unreachable (7). See trainer/errors.py.
-TRANSIENT_EXIT_CODES = ("5", "6", "7")
+#: lease lost (6), queue unreachable (7), share full (8). See trainer/errors.py.
+TRANSIENT_EXIT_CODES = ("5", "6", "7", "8")
 
 #: A failed step's last log lines become its container's termination message, which Argo
 #: appends to the node's message (workflow/controller/operator.go, "(exit code %d)"): the

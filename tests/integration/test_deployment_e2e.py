@@ -31,12 +31,12 @@ def pipeline(request: pytest.FixtureRequest,
     return deployed_pipeline(request, tmp_path_factory)
 
 
-def _daily_runs(pipeline: DeployedPipeline) -> list[dict]:
-    """The runs `prefect deployment run` created; the scheduler's own (06:00 Paris) left out."""
+def _daily_runs(pipeline: DeployedPipeline, auto_scheduled: bool = False) -> list[dict]:
+    """The daily-pipeline runs that were triggered (or that the scheduler created)."""
     deployment = pipeline.api("GET", "/deployments/name/daily-pipeline/local")
     runs = pipeline.api("POST", "/flow_runs/filter",
                         json={"flow_runs": {"deployment_id": {"any_": [deployment["id"]]}}})
-    return [run for run in runs if not run["auto_scheduled"]]
+    return [run for run in runs if run["auto_scheduled"] == auto_scheduled]
 
 
 @pytest.mark.timeout(900)
@@ -60,6 +60,9 @@ def test_deployment_run_completes_and_leaves_a_verified_lineage(pipeline: Deploy
     assert runs[0]["state"]["type"] == "COMPLETED", runs[0]["state"]
     assert runs[0]["work_pool_name"] == "fraudpipe-process"
     assert runs[0]["parameters"]["landing"] == str(pipeline.run_dir / "landing")
+    # AND the server's scheduler (on, as `make up` runs it) queued the next 06:00 Paris runs
+    upcoming = _daily_runs(pipeline, auto_scheduled=True)
+    assert upcoming and all(run["state"]["type"] == "SCHEDULED" for run in upcoming), upcoming
     # AND the lineage verifies, one checkpoint per simulated day in date order
     chain = verify(Share.at(pipeline.share))
     assert [entry.day for entry in chain] == [

@@ -81,7 +81,11 @@ def task_runs_named(flow_run_id: UUID, name: str, wait_seconds: float = 30.0) ->
 
 @pytest.fixture
 def fast(redis_url: str, tmp_path: Path) -> dict:
-    """Parameters every flow takes: the share, the queue, quick retries."""
+    """Parameters every flow takes: the share (created, as `fraudpipe init` does), the queue,
+    quick retries."""
+    from trainer.storage import create_share
+
+    create_share(tmp_path / "share", "test")
     return {"storage": str(tmp_path / "share"), "redis_url": redis_url,
             "retry_backoff_seconds": 0.05}
 
@@ -162,9 +166,9 @@ def test_bad_file_is_quarantined_and_the_rest_trained(
     # four days are trained and the day after the hole records a one-day gap
     assert state.is_completed(), state.message
     share = Share.at(fast["storage"])
-    assert (share.quarantine_dir / bad.name).is_file()
-    assert bad.name in (share.quarantine_dir / f"{bad.name}.reason.txt").read_text()
-    assert not bad.exists(), "a quarantined file leaves the landing area"
+    [copy] = share.quarantine_dir.glob(f"*-{bad.name}")
+    assert bad.name in copy.with_name(f"{copy.name}.reason.txt").read_text()
+    assert bad.read_bytes() == copy.read_bytes(), "a quarantined file stays in landing too"
     chain = verify(share)
     assert [e.day for e in chain] == days[:2] + days[3:]
     assert chain[2].gap_days == 1
@@ -196,15 +200,17 @@ def test_failing_step_is_dead_lettered_and_the_run_fails_naming_it(
     assert days[2].isoformat() in state.message
     assert "DatasetValidationError" in state.message
     # ... the day is dead-lettered after one attempt (a permanent error is not retried) ...
-    dead = queue_of(fast["redis_url"]).dead()
-    assert [(item, attempts) for item, _, attempts in dead] == [(days[2].isoformat(), 1)]
+    dead = sorted(queue_of(fast["redis_url"]).dead())
+    assert [(item, attempts) for item, _, attempts in dead] == [
+        (d.isoformat(), 1) for d in days[2:]]
     assert "DatasetValidationError" in dead[0][1]
     assert len(task_runs_named(state.state_details.flow_run_id,
                                f"train-{days[2].isoformat()}")) == 1
-    # ... and the later days were still trained, across a recorded gap
-    chain = verify(share)
-    assert [e.day for e in chain] == days[:2] + days[3:]
-    assert chain[2].gap_days == 1
+    # ... and the later days stop too, naming the lost file: their 37-day history is
+    # incomplete, and training them would silently change the model
+    assert "IncompleteHistoryError" in dead[1][1]
+    assert str(share.training_dataset(days[2])) in dead[1][1]
+    assert [e.day for e in verify(share)] == days[:2]
     assert queue_of(fast["redis_url"]).stats().pending == 0
 
 

@@ -1,13 +1,12 @@
 """Checkpoints: reproducible bytes, sha256 verified before loading, untrusted types refused."""
 
-import subprocess
-import sys
 import zipfile
 
 import numpy as np
 import pytest
 
-from trainer.checkpoints import dump_model, load_checkpoint, save_checkpoint
+from tests.shares import model_digests_in_fresh_interpreters, save_checkpoint
+from trainer.checkpoints import dump_model, load_checkpoint
 from trainer.errors import LineageError
 from trainer.learners import make_learner
 
@@ -20,16 +19,10 @@ def _trained(seed=0):
 
 
 def test_same_model_gives_same_bytes_across_processes(tmp_path):
-    # GIVEN the same training run in two separate interpreters
-    code = (
-        "import hashlib, numpy as np, sys;"
-        "from trainer.learners import make_learner; from trainer.checkpoints import dump_model;"
+    # GIVEN the same training run in two separate interpreters WHEN each dumps its model
+    digests = model_digests_in_fresh_interpreters(
         "rng=np.random.default_rng(0); X=rng.normal(size=(500,15)); y=(X[:,0]>1.5).astype(int);"
-        "print(hashlib.sha256(dump_model(make_learner().partial_fit(X,y))).hexdigest())"
-    )
-    # WHEN each dumps its model
-    digests = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                              check=True).stdout.strip() for _ in range(2)}
+        "m=make_learner().partial_fit(X,y)")
     # THEN the bytes are identical (skops' id()-based names were renumbered)
     assert len(digests) == 1
 

@@ -360,9 +360,10 @@ def test_each_quarantined_file_is_reported_once_with_where_it_went(tmp_path):
     assert code == 0, err
     both = out + err
     assert both.count(str(landing / "2018-04-02.csv")) == 1, both
-    destination = tmp_path / "share" / "datasets" / "quarantine" / "2018-04-02.csv"
+    [destination] = (tmp_path / "share" / "datasets" / "quarantine").glob("*-2018-04-02.csv")
     assert f"{destination}" in out
     assert f"{destination}.reason.txt" in out
+    assert (landing / "2018-04-02.csv").is_file()  # the source stays in place
 
 
 

@@ -3,30 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
-import importlib.util
-import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from tests.fixtures import bad_datasets as fixtures
 from trainer.data.datasets import load_training_day, read_dataset, validate_dataset
 from trainer.data.schema import COLUMNS
 from trainer.errors import DatasetValidationError
 from trainer.storage import Share
 
-
-def _load_fixtures():
-    path = Path(__file__).resolve().parents[1] / "fixtures" / "bad_datasets.py"
-    spec = importlib.util.spec_from_file_location("fraudpipe_test_bad_datasets", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-fixtures = _load_fixtures()
 DAY = dt.date(2018, 4, 3)
 
 

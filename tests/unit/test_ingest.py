@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import importlib.util
 import json
 import multiprocessing
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -16,6 +14,7 @@ import pytest
 import trainer.backlog
 import trainer.data.ingest
 import trainer.lineage
+from tests.fixtures import bad_datasets as fixtures
 from trainer.commands import ingest as ingest_command
 from trainer.data.datasets import load_training_day
 from trainer.data.ingest import ingest_path, read_manifest
@@ -27,16 +26,6 @@ REPO = Path(__file__).resolve().parents[2]
 SAMPLE = (REPO / "../shared/reference/gke-sample/datasets").resolve()
 
 
-def _load_fixtures():
-    path = REPO / "tests" / "fixtures" / "bad_datasets.py"
-    spec = importlib.util.spec_from_file_location("fraudpipe_test_bad_datasets", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-fixtures = _load_fixtures()
 DAY = dt.date(2018, 4, 2)
 
 
@@ -68,24 +57,25 @@ def test_bad_corpus_is_quarantined_with_specific_reasons_and_good_files_are_inge
     # WHEN the whole directory is ingested
     result = ingest_path(landing, share)
 
-    # THEN every bad file is in quarantine with its own reason, and removed from landing
+    # THEN every bad file is copied to quarantine with its own reason, and stays in landing
     reasons = {Path(entry["source"]).name: entry["reason"] for entry in result.quarantined}
     assert set(reasons) == set(expected_reasons)
-    for name, fragment in expected_reasons.items():
+    for entry in result.quarantined:
+        name, copy = Path(entry["source"]).name, Path(entry["quarantined_to"])
+        fragment = expected_reasons[name]
         assert reasons[name].startswith(f"{name}: "), reasons[name]
         assert fragment in reasons[name], (name, reasons[name])
-        reason_file = share.quarantine_dir / f"{name}.reason.txt"
-        assert fragment in reason_file.read_text()
-        assert (share.quarantine_dir / name).is_file()
-        assert not (landing / name).exists()
-    # AND the good files are on the share in canonical form, and stay in landing
+        assert copy.parent == share.quarantine_dir and copy.name.endswith(f"-{name}")
+        assert fragment in copy.with_name(copy.name + ".reason.txt").read_text()
+        assert copy.read_bytes() == (landing / name).read_bytes()
+    # AND the good files are on the share in canonical form; landing is untouched
     assert sorted(Path(entry["source"]).name for entry in result.ingested) == good_names
     assert share.training_dates() == [dt.date(2018, 4, n) for n in (1, 2, 3, 4)]
     for day in share.training_dates():
         frame = load_training_day(share, day)
         assert len(frame) == 40
         assert (frame["TX_DATETIME"].dt.date == day).all()
-    assert sorted(p.name for p in landing.iterdir()) == good_names
+    assert sorted(p.name for p in landing.iterdir()) == sorted(good_names + list(reasons))
     assert result.refused == [] and result.unchanged == []
 
 
@@ -103,26 +93,26 @@ def test_good_files_of_the_corpus_run_train(tmp_path):
     ]
 
 
-def test_quarantine_copies_when_the_source_cannot_be_removed(tmp_path, monkeypatch):
-    # Tests run as root, for whom a read-only directory is still writable: make the
-    # removal itself fail the way a read-only landing mount does.
-    landing = tmp_path / "landing"
-    landing.mkdir()
-    bad = landing / "2018-04-02.csv"
-    bad.write_text("not,a,dataset\n1,2,3\n")
-
-    def read_only_unlink(self, missing_ok=False):
-        raise PermissionError(30, "Read-only file system", str(self))
-
-    monkeypatch.setattr(Path, "unlink", read_only_unlink)
-    result = ingest_path(landing, Share.at(tmp_path / "share"))
-    monkeypatch.undo()
-
-    [entry] = result.quarantined
-    assert entry["source_removed"] is False
-    assert bad.exists()
-    assert Path(entry["quarantined_to"]).read_bytes() == bad.read_bytes()
-    assert "missing column(s) TRANSACTION_ID" in entry["reason"]
+def test_quarantine_keeps_every_bad_file_and_never_touches_the_source(tmp_path):
+    # GIVEN two different bad files of the same name, ingested one after the other
+    share = Share.at(tmp_path / "share")
+    copies = []
+    for content in ("not,a,dataset\n1,2,3\n", "still,not,a,dataset\n4,5,6,7\n"):
+        landing = tmp_path / f"landing-{len(copies)}"
+        landing.mkdir()
+        bad = landing / "2018-04-02.csv"
+        bad.write_text(content)
+        [entry] = ingest_path(landing, share).quarantined
+        # THEN the source stays where it was, unchanged
+        assert entry["source_removed"] is False and bad.read_text() == content
+        copies.append(Path(entry["quarantined_to"]))
+    # AND each has its own copy and reason in quarantine: the second overwrote nothing
+    assert copies[0] != copies[1]
+    assert [c.read_text() for c in copies] == ["not,a,dataset\n1,2,3\n",
+                                               "still,not,a,dataset\n4,5,6,7\n"]
+    for copy in copies:
+        assert "missing column(s) TRANSACTION_ID" in copy.with_name(
+            copy.name + ".reason.txt").read_text()
 
 
 @pytest.mark.skipif(not SAMPLE.is_dir(), reason=f"GKE sample datasets not found at {SAMPLE}")
@@ -178,7 +168,11 @@ def test_gke_sample_pickles_are_quarantined_without_allow_pickle(tmp_path):
     status = run_cli("--source", str(landing), "--storage", str(tmp_path / "share"))
 
     assert status == 3  # nothing could be read
-    assert (tmp_path / "share/datasets/quarantine/2018-04-01.pkl.reason.txt").is_file()
+    [reason] = (tmp_path / "share/datasets/quarantine").glob("*-2018-04-01.pkl.reason.txt")
+    assert "--allow-pickle" in reason.read_text()
+    # AND the user's original is still in its directory
+    assert (landing / "2018-04-01.pkl").read_bytes() == (
+        SAMPLE / "training" / "2018-04-01.pkl").read_bytes()
 
 
 def test_identical_reingest_is_a_no_op(tmp_path):
@@ -234,11 +228,11 @@ def test_changed_file_for_an_untrained_day_replaces_the_old_one(tmp_path):
     assert read_manifest(share)["2018-04-02"]["dataset_sha256"] == new_sha
 
 
-def test_changed_file_for_a_trained_day_is_refused_and_left_in_place(tmp_path, monkeypatch):
+def test_changed_file_for_a_trained_day_is_refused_and_left_in_place(tmp_path):
     share = Share.at(tmp_path / "share")
     ingest_path(write_day(tmp_path / "v1", seed=1), share)
+    trainer.backlog.train_all(share)
     before = share.training_dataset(DAY).read_bytes()
-    monkeypatch.setattr(trainer.data.ingest, "_trained_dates", lambda _share: {DAY})
     changed = write_day(tmp_path / "v2", seed=2)
 
     result = ingest_path(changed, share)
@@ -246,6 +240,9 @@ def test_changed_file_for_a_trained_day_is_refused_and_left_in_place(tmp_path, m
     [entry] = result.refused
     assert "2018-04-02 is already trained" in entry["reason"]
     assert "cannot change" in entry["reason"]
+    # AND it names the replay that would let the new content in
+    assert f"fraudpipe replay --from start --rewind-only --storage {share.root}" in \
+        entry["reason"]
     assert changed.exists()
     assert not (share.quarantine_dir / changed.name).exists()
     assert share.training_dataset(DAY).read_bytes() == before
@@ -276,10 +273,6 @@ def test_changed_file_for_a_day_on_the_real_lineage_is_refused(tmp_path):
     assert [e["date"] for e in refused.refused] == ["2018-04-02"]
     assert [e["date"] for e in identical.unchanged] == ["2018-04-02"]
     assert sha256_file(share.training_dataset(DAY)) == dataset_sha
-
-
-def test_trained_dates_lookup_works_with_or_without_the_lineage_module(tmp_path):
-    assert trainer.data.ingest._trained_dates(Share.at(tmp_path)) == set()
 
 
 def test_a_failed_write_leaves_the_old_file_intact_and_no_partial_file(tmp_path, monkeypatch):

@@ -1,13 +1,12 @@
 """Every registered learner continues from a checkpoint exactly, and stays bounded."""
 
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import skops.io as sio
 
-from trainer.checkpoints import dump_model, load_checkpoint, save_checkpoint
+from tests.shares import model_digests_in_fresh_interpreters, save_checkpoint
+from trainer.checkpoints import dump_model, load_checkpoint
 from trainer.learners import DEFAULT_LEARNER, LEARNERS, TRUSTED_TYPES, make_learner
 from trainer.learners.boosting import ContinuedBoostingClassifier, WindowBoostingClassifier
 from trainer.model import fraud_scores
@@ -63,16 +62,10 @@ def test_learner_ranks_the_signal(name):
 
 
 def test_default_learner_bytes_are_the_same_in_another_process():
-    code = (
-        "import hashlib, numpy as np;"
-        "from trainer.learners import make_learner; from trainer.checkpoints import dump_model;"
+    digests = model_digests_in_fresh_interpreters(
         "rng=np.random.default_rng(0); X=rng.normal(size=(3000,15));"
         "y=(X[:,0]>1.8).astype(int); m=make_learner();"
-        "[m.partial_fit(X[i::2], y[i::2]) for i in range(2)];"
-        "print(hashlib.sha256(dump_model(m)).hexdigest())"
-    )
-    digests = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                              check=True).stdout.strip() for _ in range(2)}
+        "[m.partial_fit(X[i::2], y[i::2]) for i in range(2)]")
     assert len(digests) == 1 and "" not in digests
 
 

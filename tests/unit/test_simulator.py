@@ -293,12 +293,20 @@ def test_write_day_refuses_an_unknown_format_and_leaves_nothing(tmp_path):
         (["--customers", "2"], "customers must be at least 3"),
         (["--terminals", "1"], "terminals must be at least 2"),
         (["--radius", "0"], "radius must be positive"),
-        (["--start", "2018-13-01"], "'2018-13-01' is not a date; expected YYYY-MM-DD"),
     ],
 )
 def test_bad_parameters_fail_with_a_message_naming_them(tmp_path, argv, message):
     with pytest.raises(FraudpipeError, match=message.replace("(", r"\(")):
         run_cli("--out", str(tmp_path / "x"), *argv)
+    assert not (tmp_path / "x").exists()
+
+
+def test_a_bad_start_date_is_refused_by_the_parser(tmp_path, capsys):
+    # the CLI checks dates while parsing (trainer.commands._common.date_arg): exit code 2
+    with pytest.raises(SystemExit) as exc:
+        run_cli("--out", str(tmp_path / "x"), "--start", "2018-13-01")
+    assert exc.value.code == 2
+    assert "'2018-13-01' is not a valid date: there is no month 13" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
 
 

@@ -22,9 +22,11 @@ ROOT becomes a share if it is not one yet: the directory and its marker
 fraudpipe-share.json are created, and the output says so. (Every other command refuses a
 ROOT that is not a share.)
 
-A file that does not validate goes to ROOT/datasets/quarantine/ with a .reason.txt beside
-it; the output names where (quarantine moves it, or copies it when the source cannot be
-removed), and the run goes on. Re-ingesting an identical file does nothing ("unchanged").
+Sources are never deleted or moved, unless --archive DIR asks to move the ingested ones.
+A file that does not validate is copied to ROOT/datasets/quarantine/ under a name of its
+own (<time>-<sha256 prefix>-<name>) with a .reason.txt beside it; the output names where,
+and the run goes on. A file whose TRANSACTION_IDs are already used by a day within 37 days
+is refused, naming both files. Re-ingesting an identical file does nothing ("unchanged").
 A changed file for a day already trained is refused and left in place; for a day not
 trained yet it replaces the old one.
 
@@ -66,6 +68,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="ingest as testing datasets (datasets/testing/); a name that is not a date "
         "(the sample's test_dataset.pkl) takes the date its rows share",
     )
+    parser.add_argument(
+        "--archive", metavar="DIR",
+        help="move each source that is on the share afterwards (ingested or unchanged) into "
+        "DIR; quarantined and refused files stay. Default: sources stay where they are")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(func=run)
     return parser
@@ -97,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
     ingest_log.addFilter(quiet)
     try:
         result = ingest_path(args.source, share, allow_pickle=args.allow_pickle,
-                             testing=args.testing)
+                             testing=args.testing, archive=args.archive)
     finally:
         ingest_log.removeFilter(quiet)
     if args.json:

@@ -14,6 +14,10 @@ def add_parser(sub) -> None:
         description="Walk the chain from the first checkpoint to the head checking every "
                     "sha256 and parent link; exit 4 naming the first broken link.")
     add_storage(parser)
+    parser.add_argument("--repair", action="store_true",
+                        help="rebuild a lost or damaged lineage.json from report.json and the "
+                             "checkpoints' sha256, or move the head back before a broken "
+                             "link; prints what it could not prove (see trainer/repair.py)")
     parser.add_argument("--json", action="store_true", help="print the chain as JSON")
     parser.set_defaults(func=run)
 
@@ -22,6 +26,8 @@ def run(args: argparse.Namespace) -> int:
     """Run `fraudpipe lineage`; return the exit status."""
     from trainer.lineage import Lineage, verify
 
+    if args.repair:
+        return run_repair(args)
     share = share_of(args)
     chain = verify(share)
     if args.json:
@@ -42,4 +48,24 @@ def run(args: argparse.Namespace) -> int:
             print(f"{e.date}  {e.sha256[:12]}  <- {str(e.parent_sha256)[:12]:12}  "
                   f"{e.checkpoint}{gap}")
         print(f"{len(chain)} checkpoint(s), all verified")
+    return 0
+
+
+def run_repair(args: argparse.Namespace) -> int:
+    """`--repair`: exit 0 when the repaired lineage verifies (unproven parts are listed)."""
+    from trainer.lineage import verify
+    from trainer.repair import repair_lineage
+    from trainer.storage import open_share
+
+    share = open_share(args.storage, lineage_may_be_missing=True)
+    report = repair_lineage(share)
+    verify(share)
+    if args.json:
+        print_json(report.to_json())
+        return 0
+    for line in report.actions:
+        print(line)
+    for line in report.unproven:
+        print(f"could not prove: {line}")
+    print(f"{len(report.chain)} checkpoint(s) on the chain, all verified")
     return 0

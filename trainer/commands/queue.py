@@ -50,9 +50,12 @@ def run_push(args: argparse.Namespace) -> int:
         from trainer.backlog import queue_trainable, trainable_days
         from trainer.storage import open_share
 
+        from trainer.commands.train import report_late_days
+
         share = open_share(args.from_storage)
         days = trainable_days(share)
         added = queue_trainable(share, queue, days)
+        report_late_days(share)
     else:
         days = args.dates
         added = queue.push(days)

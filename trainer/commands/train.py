@@ -32,6 +32,7 @@ def run(args: argparse.Namespace) -> int:
     with progress() as bar:
         results = train_all(share, through=args.through, learner=args.learner,
                             on_step=None if args.json else bar)
+    report_late_days(share)
     if args.json:
         print_json([r.to_json() for r in results])
         return 0
@@ -50,3 +51,15 @@ def run(args: argparse.Namespace) -> int:
     total = sum(r.seconds for r in results)
     print(f"trained {len(trained)} day(s) in {total:.1f}s; report: {share.report_txt}")
     return 0
+
+
+
+def report_late_days(share) -> None:
+    """Warn on stderr about ingested days before the head: only a replay trains them."""
+    import sys
+
+    from trainer.replay import late_days_warning
+
+    warning = late_days_warning(share)
+    if warning:
+        print(warning, file=sys.stderr)

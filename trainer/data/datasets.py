@@ -334,7 +334,3 @@ def load_training_day(share: Share, day: dt.date) -> pd.DataFrame:
     """The canonical frame of one ingested training day."""
     return load_canonical(share.training_dataset(day))
 
-
-def load_testing_day(share: Share, day: dt.date) -> pd.DataFrame:
-    """The canonical frame of one ingested testing day (`ingest --testing`)."""
-    return load_canonical(share.testing_dataset(day.isoformat()))

@@ -22,6 +22,7 @@ import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -29,7 +30,9 @@ import pyarrow.parquet as pq
 from trainer.data.datasets import dataset_day, read_dataset, validate_dataset
 from trainer.data.schema import COLUMNS, LABEL, date_from_name
 from trainer.errors import ChangedDatasetError, DatasetValidationError, FraudpipeError
-from trainer.lineage import trained_dates
+from trainer.features.compute import HISTORY_DAYS
+from trainer.lineage import Lineage
+from trainer.replay import replay_command
 from trainer.storage import (
     Share,
     atomic_path,
@@ -37,6 +40,7 @@ from trainer.storage import (
     file_lock,
     sha256_bytes,
     sha256_file,
+    try_exclusive_lock,
 )
 
 log = logging.getLogger(__name__)
@@ -57,6 +61,8 @@ class IngestResult:
     refused: list[dict] = field(default_factory=list)
     """Files left where they are (source, date, reason): a changed file for a day already
     trained, or a second, different file for a day this run already handled."""
+    archived: list[str] = field(default_factory=list)
+    """Where `archive` moved sources that are on the share (empty without the option)."""
 
     @property
     def read_any(self) -> bool:
@@ -85,7 +91,8 @@ class IngestResult:
 
 
 def ingest_path(
-    source: str | Path, share: Share, *, allow_pickle: bool = False, testing: bool = False
+    source: str | Path, share: Share, *, allow_pickle: bool = False, testing: bool = False,
+    archive: str | Path | None = None,
 ) -> IngestResult:
     """Ingest one file, or every file of a directory in name order, onto the share.
 
@@ -98,6 +105,9 @@ def ingest_path(
         allow_pickle: also read `.pkl` files (they can execute code when loaded).
         testing: write to `datasets/testing/` instead of `datasets/training/`; a file whose
             name is not a date takes the date of its rows.
+        archive: opt-in: move each file that is on the share afterwards (ingested or
+            unchanged) into this directory. By default, and for files quarantined or
+            refused, the source stays where it is.
 
     Raises:
         DatasetValidationError: `source` does not exist.
@@ -111,8 +121,23 @@ def ingest_path(
         raise DatasetValidationError(f"{source}: no such file or directory")
     result = IngestResult()
     for path in files:
+        done = len(result.ingested) + len(result.unchanged)
         _ingest_file(path, share, result, allow_pickle=allow_pickle, testing=testing)
+        if archive is not None and len(result.ingested) + len(result.unchanged) > done:
+            result.archived.append(str(archive_source(path, Path(archive))))
     return result
+
+
+def archive_source(path: Path, archive: Path) -> Path:
+    """Move an ingested source into `archive`, never over another file; return where."""
+    archive.mkdir(parents=True, exist_ok=True)
+    target = archive / path.name
+    n = 1
+    while target.exists():
+        target = archive / f"{path.stem}.{n}{path.suffix}"
+        n += 1
+    shutil.move(path, target)
+    return target
 
 
 def _ingest_file(
@@ -156,6 +181,10 @@ def _ingest_file(
     brief = {**_brief(path, kind, day, share), "sha256": entry["dataset_sha256"]}
     if _other_file_this_run(result, path, kind, day, str(entry["dataset_sha256"])):
         return
+    clash = None if testing else duplicate_ids_nearby(share, day, canonical, path)
+    if clash:
+        result.refused.append({"source": str(path), "date": day.isoformat(), "reason": clash})
+        return
     outcome = _commit(share, kind, day, entry, data)
     if outcome == "unchanged":
         result.unchanged.append(brief)
@@ -180,37 +209,50 @@ def _commit(share: Share, kind: str, day: dt.date, entry: dict, data: bytes) -> 
     Returns:
         "unchanged", "ingested", "replaced", or the reason the file was refused.
     """
+    if kind != "training":
+        with file_lock(_lock_path(share)):
+            return _compare_and_write(share, kind, day, entry, data)
+    # A step holds its day's lock shared while it trains: a busy day is not replaced. The
+    # lineage lock makes "not trained yet" hold until the file is written.
+    with file_lock(_lock_path(share)), try_exclusive_lock(share.training_lock(day)) as free:
+        if not free:
+            return (f"{entry['source']}: {day} is being trained right now; the file was left "
+                    "in place. Run the ingest again once the step ends (if it committed, "
+                    "the day is trained and its dataset can no longer change)")
+        with file_lock(share.lineage_lock):
+            return _compare_and_write(share, kind, day, entry, data)
+
+
+def _compare_and_write(share: Share, kind: str, day: dt.date, entry: dict, data: bytes) -> str:
+    """`_commit`'s body; the caller holds the locks."""
     output = _output(share, kind, day)
     key = manifest_key(kind, day)
-    with file_lock(_lock_path(share)):
-        manifest = read_manifest(share)
-        recorded = manifest.get(key)
-        on_share = sha256_file(output) if output.exists() else None
-        if on_share == entry["dataset_sha256"]:
-            if recorded is None or recorded.get("source_sha256") != entry["source_sha256"]:
-                ingested_at = (recorded or {}).get("ingested_at") or _now()
-                manifest[key] = {**entry, "ingested_at": ingested_at}
-                _write_manifest(share, manifest)
-            return "unchanged"
-        # What the lineage was built on: the recorded output, else the file on the share.
-        trained_on = recorded["dataset_sha256"] if recorded else on_share
-        if (
-            kind == "training"
-            and trained_on not in (None, entry["dataset_sha256"])
-            and day in _trained_dates(share)
-        ):
-            return str(
-                ChangedDatasetError(
-                    f"{entry['source']}: {day} is already trained on a dataset with sha256 "
-                    f"{trained_on}, this file converts to {entry['dataset_sha256']}; a trained "
-                    "day cannot change (replay from an earlier checkpoint instead); "
-                    "the file was left in place"
-                )
+    manifest = read_manifest(share)
+    recorded = manifest.get(key)
+    on_share = sha256_file(output) if output.exists() else None
+    if on_share == entry["dataset_sha256"]:
+        if recorded is None or recorded.get("source_sha256") != entry["source_sha256"]:
+            ingested_at = (recorded or {}).get("ingested_at") or _now()
+            manifest[key] = {**entry, "ingested_at": ingested_at}
+            _write_manifest(share, manifest)
+        return "unchanged"
+    # The lineage records what each trained day was trained on: that content only.
+    trained = Lineage.load(share).entry_for(day) if kind == "training" else None
+    if trained is not None and trained.dataset_sha256 != entry["dataset_sha256"]:
+        rewind = replay_command(share, day, rewind_only=True)
+        return str(
+            ChangedDatasetError(
+                f"{entry['source']}: {day} is already trained on a dataset with sha256 "
+                f"{trained.dataset_sha256}, this file converts to {entry['dataset_sha256']}; "
+                "a trained day's dataset cannot change, the file was left in place. To train "
+                f"on this content instead, rewind first ({rewind}), ingest it again, then "
+                f"fraudpipe train --storage {share.root}"
             )
-        with atomic_path(output) as tmp:
-            tmp.write_bytes(data)
-        manifest[key] = {**entry, "ingested_at": _now()}
-        _write_manifest(share, manifest)
+        )
+    with atomic_path(output) as tmp:
+        tmp.write_bytes(data)
+    manifest[key] = {**entry, "ingested_at": _now()}
+    _write_manifest(share, manifest)
     return "replaced" if on_share is not None else "ingested"
 
 
@@ -223,37 +265,70 @@ def canonical_parquet_bytes(frame: pd.DataFrame) -> bytes:
 
 
 def quarantine(path: Path, share: Share, reason: str) -> dict:
-    """Move a bad file to the quarantine (copy it if it cannot be removed) with its reason.
+    """Copy a bad file to the quarantine under a name of its own, with its reason.
 
-    The copy and the reason file are each written atomically; the source is removed only
-    once its copy is in place.
+    The source is never removed (the user's input stays where it was). The copy is named
+    `<UTC time>-<sha256 prefix>-<name>`, so a second bad file of the same name never
+    overwrites the first; `<copy>.reason.txt` beside it says why. Both are written
+    atomically.
     """
-    destination = share.quarantine_dir / path.name
-    copied: Path | None = destination
     log.warning("quarantining %s: %s", path, reason)
+    try:
+        digest = sha256_file(path)[:12]
+    except OSError:
+        digest = "unreadable"
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    destination = share.quarantine_dir / f"{stamp}-{digest}-{path.name}"
+    for n in range(1, 1000):
+        if not destination.exists() and not destination.with_name(
+                destination.name + ".reason.txt").exists():
+            break
+        destination = share.quarantine_dir / f"{stamp}-{digest}-{n}-{path.name}"
+    copied: Path | None = destination
     try:
         with atomic_path(destination) as tmp:
             shutil.copyfile(path, tmp)
     except OSError as exc:  # unreadable source: keep the reason, say the copy failed
         reason = f"{reason} (could not copy the file: {exc})"
         copied = None
-    reason_file = share.quarantine_dir / f"{path.name}.reason.txt"
+    reason_file = destination.with_name(destination.name + ".reason.txt")
     atomic_write_text(
         reason_file, f"{reason}\nsource: {path.resolve()}\nquarantined_at: {_now()}\n"
     )
-    removed = False
-    if copied is not None:
-        try:
-            path.unlink()
-            removed = True
-        except OSError as exc:  # e.g. a read-only landing directory: the copy stands in
-            log.info("%s: left in place after copying to quarantine (%s)", path, exc)
     return {
         "source": str(path),
         "reason": reason,
         "quarantined_to": str(copied) if copied else None,
-        "source_removed": removed,
+        "source_removed": False,
     }
+
+
+def duplicate_ids_nearby(share: Share, day: dt.date, frame: pd.DataFrame,
+                         source: Path) -> str | None:
+    """Why `frame` conflicts with a training day within a features window of `day`, or None.
+
+    Features read 37 days of history, and a transaction id seen twice in one history
+    stops every later step; this names both files at ingest time instead.
+    """
+    ids = frame["TRANSACTION_ID"].to_numpy()
+    manifest = read_manifest(share)
+    for back in range(-HISTORY_DAYS, HISTORY_DAYS + 1):
+        other = day + dt.timedelta(days=back)
+        path = share.training_dataset(other)
+        if other == day or not path.is_file():
+            continue
+        try:
+            theirs = pq.read_table(path, columns=["TRANSACTION_ID"]).column(0).to_numpy()
+        except (OSError, pa.ArrowException):
+            continue  # an unreadable day is reported by the step that needs it
+        clash = np.intersect1d(ids, theirs)
+        if len(clash):
+            origin = manifest.get(manifest_key("training", other), {}).get("source", "?")
+            return (f"{source.name}: TRANSACTION_ID {int(clash[0])} (and {len(clash) - 1} "
+                    f"more) is already used by {path} (ingested from {origin}), within "
+                    f"{HISTORY_DAYS} days of {day}; transaction ids must be unique across "
+                    "days. The file was left in place; fix the ids of one of the two files")
+    return None
 
 
 def manifest_key(kind: str, day: dt.date) -> str:
@@ -312,11 +387,6 @@ def _other_file_this_run(
         result.refused.append({"source": str(path), "date": day.isoformat(), "reason": reason})
         return True
     return False
-
-
-def _trained_dates(share: Share) -> set[dt.date]:
-    """Days already on the lineage's chain."""
-    return set(trained_dates(share))
 
 
 def _output(share: Share, kind: str, day: dt.date) -> Path:

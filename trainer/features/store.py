@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 
 from trainer.data.ingest import manifest_key, read_manifest
 from trainer.data.schema import COLUMNS
-from trainer.errors import DatasetValidationError
+from trainer.errors import DatasetValidationError, IncompleteHistoryError
 from trainer.features.compute import (
     FEATURES_VERSION,
     HISTORY_DAYS,
@@ -74,9 +74,47 @@ def read_transactions(path: Path) -> pd.DataFrame:
     return _read_table(path).to_pandas()
 
 
-def _history_tables(share: Share, day: dt.date) -> list[pa.Table]:
-    """The input columns of `day` and the days before it that are on the share, in date order."""
+def check_history(share: Share, day: dt.date) -> dict[str, str]:
+    """Date -> sha256 of the days `day`'s features read, after checking they are complete.
+
+    Every day of the window that the ingest manifest lists must still be on the share with
+    the content recorded there: a day silently missing from the 37-day history would give
+    a different model. Days the manifest does not list were never ingested (a gap).
+
+    Raises:
+        IncompleteHistoryError: a listed day is missing or changed; the message names the
+            file and the source to re-ingest it from.
+    """
     _require_dataset(share, day)
+    manifest = read_manifest(share)
+    hashes = {}
+    for d in history_days(day):
+        path = share.training_dataset(d)
+        recorded = manifest.get(manifest_key("training", d), {})
+        expected = recorded.get("dataset_sha256")
+        if expected is None:
+            if path.is_file():  # on the share but not in the manifest (copied by hand)
+                hashes[d.isoformat()] = sha256_file(path)
+            continue
+        found = sha256_file(path) if path.is_file() else None
+        if found != expected:
+            what = "is missing" if found is None else (
+                f"has sha256 {found[:12]}..., the ingest manifest records {expected[:12]}...")
+            source = recorded.get("source", "<its source file>")
+            raise IncompleteHistoryError(
+                f"{path} {what}; {day}'s features need every ingested day of their "
+                f"{HISTORY_DAYS}-day history. Re-ingest {d} from its source {source} (named in "
+                f"{share.ingest_manifest}): fraudpipe ingest --source <dir>/{source} "
+                f"--storage {share.root}")
+        hashes[d.isoformat()] = expected
+    return hashes
+
+
+def _history_tables(share: Share, day: dt.date) -> list[pa.Table]:
+    """The input columns of `day` and the days before it that are on the share, in date order.
+
+    Callers check the history first (`check_history`).
+    """
     return [
         _read_table(share.training_dataset(d))
         for d in history_days(day)
@@ -123,18 +161,6 @@ def history_before(share: Share, day: dt.date) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def input_hashes(share: Share, day: dt.date) -> dict[str, str]:
-    """Date -> sha256 of every dataset file `day`'s features are computed from."""
-    manifest = read_manifest(share)
-    hashes = {}
-    for d in history_days(day):
-        path = share.training_dataset(d)
-        if path.is_file():
-            recorded = manifest.get(manifest_key("training", d), {}).get("dataset_sha256")
-            hashes[d.isoformat()] = recorded or sha256_file(path)
-    return hashes
-
-
 def _cache_record(day: dt.date, hashes: dict[str, str]) -> dict[str, object]:
     return {"features_version": FEATURES_VERSION, "day": day.isoformat(), "inputs": hashes}
 
@@ -165,9 +191,9 @@ def features_for_day(share: Share, day: dt.date, *, use_cache: bool = True) -> p
     Raises:
         DatasetValidationError: `day` has no training dataset on the share.
     """
-    _require_dataset(share, day)
+    hashes = check_history(share, day)
     if use_cache and share.features(day).is_file():
-        cached = _read_cache(share.features(day), _cache_record(day, input_hashes(share, day)))
+        cached = _read_cache(share.features(day), _cache_record(day, hashes))
         if cached is not None:
             return cached
     return _features_of_tables(_history_tables(share, day), day)
@@ -179,7 +205,7 @@ def write_features_cache(share: Share, day: dt.date) -> Path:
     The file's Parquet metadata records the features version and the inputs' sha256; the
     bytes depend only on those inputs and the library versions.
     """
-    hashes = input_hashes(share, day)
+    hashes = check_history(share, day)
     frame = _features_of_tables(_history_tables(share, day), day)
     table = pa.Table.from_pandas(frame, preserve_index=False)
     metadata = dict(table.schema.metadata or {})

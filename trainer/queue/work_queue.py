@@ -52,9 +52,10 @@ class Lease:
 
 @dataclass(frozen=True)
 class LeasedItem:
-    """A row of `QueueStats.leased`."""
+    """A row of `QueueStats.leased` (JSON-ready: the date and deadline are text)."""
 
     date: str
+    """YYYY-MM-DD."""
     holder: str
     deadline: str
     """ISO 8601 UTC."""

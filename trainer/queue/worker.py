@@ -38,7 +38,7 @@ from trainer.errors import LeaseLostError, PermanentError, QueueConnectionError
 from trainer.queue.lease import Heartbeat, Outcome, release_lease, settle_lease
 from trainer.queue.settings import RedisSettings
 from trainer.queue.work_queue import Lease, WorkQueue
-from trainer.storage import Share
+from trainer.storage import Share, open_share
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +130,8 @@ class Worker:
                  self.queue.settings.url_for_display())
         try:
             while not self._stop.is_set() and (max_jobs is None or jobs < max_jobs):
+                # Before every lease: a share unmounted mid-run must not dead-letter the queue.
+                open_share(self.share.root)
                 try:
                     lease = self.queue.lease(self.name)
                 except QueueConnectionError as exc:
@@ -217,6 +219,8 @@ class Worker:
                                   "reporting a result")
         if message["ok"]:
             return settle(status=message["result"]["status"])
+        if message["kind"] == "OutOfOrderError":  # dead-lettered, but loudly: it needs a replay
+            log.warning("step %s needs a replay, not a retry: %s", lease.date, message["message"])
         return settle(failure=f"{message['kind']}: {message['message']}",
                       permanent=message["permanent"], lost=message["lost"])
 
