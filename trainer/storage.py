@@ -165,16 +165,23 @@ def _write_marker(share: Share, created_by: str) -> None:
     atomic_write_text(share.marker, json.dumps(body, indent=1, sort_keys=True) + "\n")
 
 
+def _checkpoint_files(share: Share) -> list[str]:
+    if not share.output_dir.is_dir():
+        return []
+    return sorted(p.name for p in share.output_dir.glob("model_cpt_*.skops") if p.is_file())
+
+
 def _has_legacy_record(share: Share) -> bool:
     """True for shares written before the marker existed (they hold a record of work)."""
-    return share.ingest_manifest.is_file() or share.lineage.is_file()
+    return (share.ingest_manifest.is_file() or share.lineage.is_file()
+            or bool(_checkpoint_files(share)))
 
 
 def _check_lineage_present(share: Share) -> None:
     """Checkpoints without `lineage.json` are a lost record, never a fresh start."""
-    if share.lineage.is_file() or not share.output_dir.is_dir():
+    if share.lineage.is_file():
         return
-    orphans = sorted(p.name for p in share.output_dir.glob("model_cpt_*.skops") if p.is_file())
+    orphans = _checkpoint_files(share)
     if orphans:
         raise LineageMissingError(
             f"{share.lineage} is missing but {share.output_dir} holds {len(orphans)} "
@@ -206,23 +213,22 @@ def open_share(root: str | os.PathLike[str], *, lineage_may_be_missing: bool = F
         raise NotAShareError(f"storage root {share.root} does not exist; {hint}")
     if not share.root.is_dir():
         raise NotAShareError(f"storage root {share.root} is a file, not a directory; {hint}")
+    # The lost-lineage check comes first: a refused share is left exactly as it was.
+    if not lineage_may_be_missing:
+        _check_lineage_present(share)
     if not share.marker.is_file():
         if not _has_legacy_record(share):
-            if not lineage_may_be_missing:
-                _check_lineage_present(share)
             raise NotAShareError(
                 f"{share.root} is not a fraudpipe share (no {MARKER_NAME}, no "
-                f"datasets/ingested.json, no output/lineage.json); {hint}")
+                f"datasets/ingested.json, no output/lineage.json, no checkpoint); {hint}")
         try:
             _write_marker(share, "recognised an existing share")
         except OSError as exc:  # a read-only mount: still a share, marked on a later write
             log.warning("%s: existing share recognised, but its marker %s could not be "
                         "written (%s)", share.root, MARKER_NAME, exc)
         else:
-            log.info("%s: existing share recognised (it has a lineage or an ingest "
-                     "manifest); wrote its marker %s", share.root, MARKER_NAME)
-    if not lineage_may_be_missing:
-        _check_lineage_present(share)
+            log.info("%s: existing share recognised (it has a lineage, an ingest manifest "
+                     "or checkpoints); wrote its marker %s", share.root, MARKER_NAME)
     return share
 
 
@@ -244,7 +250,6 @@ def create_share(root: str | os.PathLike[str], created_by: str) -> tuple[Share, 
         raise NotAShareError(f"storage root {share.root} is a file, not a directory")
     if share.marker.is_file() or _has_legacy_record(share):
         return open_share(root), False
-    _check_lineage_present(share)
     share.root.mkdir(parents=True, exist_ok=True)
     _write_marker(share, created_by)
     return share, True
