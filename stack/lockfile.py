@@ -49,7 +49,7 @@ class LockDifference:
 
 def locked_versions(lock: Path = LOCK) -> dict[str, str]:
     """Canonical name -> version of every lock entry whose marker holds here."""
-    pins = {}
+    pins: dict[str, str] = {}
     for line in lock.read_text().splitlines():
         match = _PIN.match(line)
         if match is None:
