@@ -43,6 +43,7 @@ def package_version() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The `fraudpipe` parser: the built-in commands, then the installed plug-ins."""
     parser = argparse.ArgumentParser(
         prog="fraudpipe",
         description="Daily warm-start fraud-detection training on a shared storage root.",
@@ -66,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; a `FraudpipeError` becomes its message and its exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(

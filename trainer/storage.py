@@ -48,14 +48,17 @@ class Share:
     # datasets
     @property
     def training_dir(self) -> Path:
+        """Validated training datasets, one Parquet file per day."""
         return self.root / "datasets" / "training"
 
     @property
     def testing_dir(self) -> Path:
+        """Validated testing datasets (ingested with `--testing`)."""
         return self.root / "datasets" / "testing"
 
     @property
     def quarantine_dir(self) -> Path:
+        """Files that failed validation, each beside its `.reason.txt`."""
         return self.root / "datasets" / "quarantine"
 
     @property
@@ -64,6 +67,7 @@ class Share:
         return self.root / "datasets" / "ingested.json"
 
     def training_dataset(self, day: dt.date) -> Path:
+        """The training dataset of `day`."""
         return self.training_dir / f"{day.isoformat()}.parquet"
 
     def training_lock(self, day: dt.date) -> Path:
@@ -71,45 +75,56 @@ class Share:
         return self.root / "datasets" / ".locks" / f"{day.isoformat()}.lock"
 
     def testing_dataset(self, name: str) -> Path:
+        """The testing dataset called `name`."""
         return self.testing_dir / f"{name}.parquet"
 
     # features cache
     @property
     def features_dir(self) -> Path:
+        """The features cache that `fraudpipe features` writes (Argo runs)."""
         return self.root / "features"
 
     def features(self, day: dt.date) -> Path:
+        """The cached features of `day`."""
         return self.features_dir / f"{day.isoformat()}.parquet"
 
     # outputs
     @property
     def output_dir(self) -> Path:
+        """Checkpoints, lineage, reports and scores."""
         return self.root / "output"
 
     def checkpoint(self, day: dt.date) -> Path:
+        """The checkpoint trained through `day`."""
         return self.output_dir / f"model_cpt_{day.isoformat()}.skops"
 
     @property
     def lineage(self) -> Path:
+        """The lineage manifest: the record of what is trained."""
         return self.output_dir / "lineage.json"
 
     @property
     def lineage_lock(self) -> Path:
+        """The lock file the lineage commit holds."""
         return self.output_dir / ".lineage.lock"
 
     @property
     def report_txt(self) -> Path:
+        """The report in the GKE sample's format."""
         return self.output_dir / "report.txt"
 
     @property
     def report_json(self) -> Path:
+        """The same report as JSON, per step."""
         return self.output_dir / "report.json"
 
     @property
     def scores_dir(self) -> Path:
+        """Per-day fraud scores and card ranks."""
         return self.output_dir / "scores"
 
     def scores(self, day: dt.date) -> Path:
+        """The scores of `day`, written before training on it."""
         return self.scores_dir / f"{day.isoformat()}.parquet"
 
     @property
@@ -146,20 +161,27 @@ _WHAT_TO_CHECK = ("check the path for a typo; in a pod, that the Filestore volum
 
 def _write_marker(share: Share, created_by: str) -> None:
     body = {"format": MARKER_FORMAT, "created_by": created_by,
-            "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+            "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
     atomic_write_text(share.marker, json.dumps(body, indent=1, sort_keys=True) + "\n")
+
+
+def _checkpoint_files(share: Share) -> list[str]:
+    if not share.output_dir.is_dir():
+        return []
+    return sorted(p.name for p in share.output_dir.glob("model_cpt_*.skops") if p.is_file())
 
 
 def _has_legacy_record(share: Share) -> bool:
     """True for shares written before the marker existed (they hold a record of work)."""
-    return share.ingest_manifest.is_file() or share.lineage.is_file()
+    return (share.ingest_manifest.is_file() or share.lineage.is_file()
+            or bool(_checkpoint_files(share)))
 
 
 def _check_lineage_present(share: Share) -> None:
     """Checkpoints without `lineage.json` are a lost record, never a fresh start."""
-    if share.lineage.is_file() or not share.output_dir.is_dir():
+    if share.lineage.is_file():
         return
-    orphans = sorted(p.name for p in share.output_dir.glob("model_cpt_*.skops") if p.is_file())
+    orphans = _checkpoint_files(share)
     if orphans:
         raise LineageMissingError(
             f"{share.lineage} is missing but {share.output_dir} holds {len(orphans)} "
@@ -191,23 +213,22 @@ def open_share(root: str | os.PathLike[str], *, lineage_may_be_missing: bool = F
         raise NotAShareError(f"storage root {share.root} does not exist; {hint}")
     if not share.root.is_dir():
         raise NotAShareError(f"storage root {share.root} is a file, not a directory; {hint}")
+    # The lost-lineage check comes first: a refused share is left exactly as it was.
+    if not lineage_may_be_missing:
+        _check_lineage_present(share)
     if not share.marker.is_file():
         if not _has_legacy_record(share):
-            if not lineage_may_be_missing:
-                _check_lineage_present(share)
             raise NotAShareError(
                 f"{share.root} is not a fraudpipe share (no {MARKER_NAME}, no "
-                f"datasets/ingested.json, no output/lineage.json); {hint}")
+                f"datasets/ingested.json, no output/lineage.json, no checkpoint); {hint}")
         try:
             _write_marker(share, "recognised an existing share")
         except OSError as exc:  # a read-only mount: still a share, marked on a later write
             log.warning("%s: existing share recognised, but its marker %s could not be "
                         "written (%s)", share.root, MARKER_NAME, exc)
         else:
-            log.info("%s: existing share recognised (it has a lineage or an ingest "
-                     "manifest); wrote its marker %s", share.root, MARKER_NAME)
-    if not lineage_may_be_missing:
-        _check_lineage_present(share)
+            log.info("%s: existing share recognised (it has a lineage, an ingest manifest "
+                     "or checkpoints); wrote its marker %s", share.root, MARKER_NAME)
     return share
 
 
@@ -229,7 +250,6 @@ def create_share(root: str | os.PathLike[str], created_by: str) -> tuple[Share, 
         raise NotAShareError(f"storage root {share.root} is a file, not a directory")
     if share.marker.is_file() or _has_legacy_record(share):
         return open_share(root), False
-    _check_lineage_present(share)
     share.root.mkdir(parents=True, exist_ok=True)
     _write_marker(share, created_by)
     return share, True
@@ -245,6 +265,7 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
 
 
 def sha256_bytes(data: bytes) -> str:
+    """Hex sha256 of `data`."""
     return hashlib.sha256(data).hexdigest()
 
 
@@ -323,6 +344,7 @@ def atomic_write_bytes(final: str | os.PathLike[str], data: bytes, mode: int = F
 
 
 def atomic_write_text(final: str | os.PathLike[str], text: str) -> None:
+    """Write `text` (UTF-8) to `final` atomically."""
     atomic_write_bytes(final, text.encode("utf-8"))
 
 

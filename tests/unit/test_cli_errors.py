@@ -156,6 +156,7 @@ def test_checkpoints_without_lineage_are_an_error_never_a_fresh_start(trained, t
     share = copy_of(trained, tmp_path)
     share.lineage.unlink()
     checkpoints = {p.name: p.read_bytes() for p in share.output_dir.glob("model_cpt_*")}
+    marked = share.marker.exists()
     extra = ["--dataset", "2018-04-01"] if command == "step" else []
     # WHEN a command runs on it
     code = main([command, "--storage", str(share.root), *extra])
@@ -164,7 +165,20 @@ def test_checkpoints_without_lineage_are_an_error_never_a_fresh_start(trained, t
     assert code == 4, err
     assert str(share.lineage) in err and "5 checkpoint(s)" in err and "Restore" in err
     assert {p.name: p.read_bytes() for p in share.output_dir.glob("model_cpt_*")} == checkpoints
-    assert not share.lineage.exists()
+    assert not share.lineage.exists() and share.marker.exists() == marked
+
+
+def test_an_unmarked_share_with_only_checkpoints_is_refused_and_left_as_it_was(trained,
+                                                                                tmp_path):
+    # GIVEN only the checkpoints of an old share (no marker, lineage or manifest)
+    share = copy_of(trained, tmp_path)
+    share.marker.unlink(missing_ok=True)
+    share.lineage.unlink()
+    share.ingest_manifest.unlink()
+    # WHEN a command opens it, THEN the lost lineage is the error and no marker is written
+    code, _, err = run_cli("train", "--storage", str(share.root))
+    assert code == 4 and "lineage --repair" in err
+    assert not share.marker.exists()
 
 
 def test_the_check_is_one_function_the_worker_and_flows_can_call(tmp_path):

@@ -33,7 +33,7 @@ def date_problem(text: str) -> str:
 
 
 def date_arg(text: str) -> dt.date:
-    """argparse type of a YYYY-MM-DD date, with an error that says what is wrong."""
+    """Argument type of a YYYY-MM-DD date, with an error that says what is wrong."""
     try:
         return parse_date(text)
     except ValueError:
@@ -41,7 +41,7 @@ def date_arg(text: str) -> dt.date:
 
 
 def positive_int(text: str) -> int:
-    """argparse type of an integer >= 1."""
+    """Argument type of an integer >= 1."""
     try:
         value = int(text)
     except ValueError:
@@ -80,5 +80,6 @@ def add_learner(parser: argparse.ArgumentParser) -> None:
 
 
 def print_json(data) -> None:
+    """Print `data` as indented, sorted JSON on stdout."""
     json.dump(data, sys.stdout, indent=1, sort_keys=True, default=str)
     sys.stdout.write("\n")

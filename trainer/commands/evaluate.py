@@ -14,6 +14,7 @@ KNOWN_WINDOW_DAYS = 7
 
 
 def add_parser(sub) -> None:
+    """Register `fraudpipe evaluate` on the CLI."""
     parser = sub.add_parser(
         "evaluate", help="score test days with a checkpoint, the handbook's protocol",
         description="Known-compromised cards filtered (frauds in the known window up to the "
@@ -50,6 +51,7 @@ def check_test_window(share: Share, test_start: dt.date, test_days: int) -> None
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run `fraudpipe evaluate`; return the exit status."""
     from trainer.evaluation.checkpoint import evaluate_checkpoint
 
     share = share_of(args)

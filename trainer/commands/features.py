@@ -8,6 +8,7 @@ from trainer.commands._common import add_storage, date_arg, share_of
 
 
 def add_parser(sub) -> None:
+    """Register `fraudpipe features` on the CLI."""
     parser = sub.add_parser(
         "features", help="compute and cache the features of days",
         description="Write features/<date>.parquet, keyed by the sha256 of its input "
@@ -19,6 +20,7 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run `fraudpipe features`; return the exit status."""
     from trainer.features.store import write_features_cache
 
     share = share_of(args)

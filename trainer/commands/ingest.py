@@ -37,8 +37,10 @@ were quarantined or refused (all are listed in the output); 3 when nothing could
 
 
 class _QuarantineReported(logging.Filter):
-    """Drops the ingest module's per-file quarantine warning: the summary reports each
-    file once, with where it went."""
+    """Drops the ingest module's per-file quarantine warning.
+
+    The summary reports each quarantined file once, with where it went.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
         return not str(record.msg).startswith("quarantining")

@@ -10,6 +10,7 @@ from trainer.storage import create_share
 
 
 def add_parser(sub) -> None:
+    """Register `fraudpipe init` on the CLI."""
     parser = sub.add_parser(
         "init", help="create a share (directory and marker); `ingest` does it too",
         description="Create ROOT (with its parents) and its marker file fraudpipe-share.json. "
@@ -23,6 +24,7 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run `fraudpipe init`; return the exit status."""
     share, created = create_share(args.storage, "fraudpipe init")
     if created:
         print(f"created a new share at {share.root} (marker {share.marker.name})")

@@ -8,6 +8,7 @@ from trainer.commands._common import add_storage, print_json, share_of
 
 
 def add_parser(sub) -> None:
+    """Register `fraudpipe lineage` on the CLI."""
     parser = sub.add_parser(
         "lineage", help="verify and print the chain of checkpoints",
         description="Walk the chain from the first checkpoint to the head checking every "
@@ -22,6 +23,7 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run `fraudpipe lineage`; return the exit status."""
     from trainer.lineage import Lineage, verify
 
     if args.repair:

@@ -9,6 +9,7 @@ from trainer.commands.worker import add_redis_url, settings_from_args
 
 
 def add_parser(sub) -> None:
+    """Register `fraudpipe queue` on the CLI."""
     parser = sub.add_parser("queue", help="fill and inspect the Redis dataset queue")
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
 
@@ -43,12 +44,12 @@ def _queue(args: argparse.Namespace):
 
 
 def run_push(args: argparse.Namespace) -> int:
+    """Queue the given dates, or every untrained day of a share."""
     queue = _queue(args)
     if args.from_storage:
         from trainer.backlog import queue_trainable, trainable_days
-        from trainer.storage import open_share
-
         from trainer.commands.train import report_late_days
+        from trainer.storage import open_share
 
         share = open_share(args.from_storage)
         days = trainable_days(share)
@@ -65,6 +66,7 @@ def run_push(args: argparse.Namespace) -> int:
 
 
 def run_stats(args: argparse.Namespace) -> int:
+    """Print the queue's counts and leases."""
     stats = _queue(args).stats()
     if args.json:
         print_json(stats.to_json())
@@ -77,6 +79,7 @@ def run_stats(args: argparse.Namespace) -> int:
 
 
 def run_dead(args: argparse.Namespace) -> int:
+    """Print the dead-lettered datasets with their reasons."""
     entries = _queue(args).dead()
     if args.json:
         print_json([{"item": i, "reason": r, "attempts": n} for i, r, n in entries])
@@ -89,6 +92,7 @@ def run_dead(args: argparse.Namespace) -> int:
 
 
 def run_retry_dead(args: argparse.Namespace) -> int:
+    """Requeue every dead-lettered dataset."""
     moved = _queue(args).retry_dead()
     print(f"requeued {len(moved)} dataset(s)"
           + (f": {', '.join(d.isoformat() for d in moved)}" if moved else ""))

@@ -8,6 +8,7 @@ from trainer.commands._common import add_storage, print_json, share_of
 
 
 def add_parser(sub) -> None:
+    """Register `fraudpipe report` on the CLI."""
     parser = sub.add_parser("report", help="rewrite output/report.txt and report.json",
                             description="Verify the lineage, rewrite the reports from it and "
                                         "print a summary.")
@@ -17,6 +18,7 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run `fraudpipe report`; return the exit status."""
     from trainer.lineage import Lineage, verify
     from trainer.report import report_json, write_reports
 

@@ -12,6 +12,7 @@ from trainer.errors import FraudpipeError
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register `fraudpipe simulate` on the CLI."""
     parser = subparsers.add_parser(
         "simulate",
         help="generate simulated card transactions (fraud-detection handbook, chapter 3)",
@@ -38,6 +39,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run `fraudpipe simulate`; return the exit status."""
     try:
         config = SimulationConfig(
             start=args.start,

@@ -8,6 +8,7 @@ from trainer.commands._common import add_learner, add_storage, date_arg, print_j
 
 
 def add_parser(sub) -> None:
+    """Register `fraudpipe step` on the CLI."""
     parser = sub.add_parser(
         "step", help="train the head checkpoint on one day and commit the new head",
         description="Load the head checkpoint, score the day before training on it, "
@@ -24,6 +25,7 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run `fraudpipe step`; return the exit status."""
     from trainer.step import run_step
 
     share = share_of(args)
@@ -32,7 +34,8 @@ def run(args: argparse.Namespace) -> int:
         print_json([r.to_json() for r in results])
     else:
         for r in results:
-            note = "already on the chain, nothing to do" if r.status == "skipped" else \
-                f"checkpoint {r.checkpoint_sha256[:12]} in {r.seconds:.2f}s"
+            sha = (r.checkpoint_sha256 or "")[:12]
+            note = ("already on the chain, nothing to do" if r.status == "skipped" else
+                    f"checkpoint {sha} in {r.seconds:.2f}s")
             print(f"{r.date}: {r.status}: {note}")
     return 0

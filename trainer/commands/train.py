@@ -8,6 +8,7 @@ from trainer.commands._common import add_learner, add_storage, date_arg, print_j
 
 
 def add_parser(sub) -> None:
+    """Register `fraudpipe train` on the CLI."""
     parser = sub.add_parser("train", help="train every ingested day not yet on the chain",
                             description="Run `fraudpipe step` for each ingested day after "
                                         "the head, oldest first. On a terminal a progress "
@@ -22,6 +23,7 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run `fraudpipe train`; return the exit status."""
     from trainer.backlog import train_all
     from trainer.commands._progress import progress
     from trainer.lineage import Lineage

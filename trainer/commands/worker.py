@@ -11,6 +11,7 @@ DEFAULT_LEASE_SECONDS = 300.0
 
 
 def add_redis_url(parser: argparse.ArgumentParser) -> None:
+    """The --redis-url option shared by `worker` and `queue`."""
     parser.add_argument(
         "--redis-url", metavar="URL", default=os.environ.get("FRAUDPIPE_REDIS_URL"),
         help="redis:// or rediss:// URL of the queue (env FRAUDPIPE_REDIS_URL; without "
@@ -30,6 +31,7 @@ def settings_from_args(args: argparse.Namespace):
 
 
 def add_parser(sub) -> None:
+    """Register `fraudpipe worker` on the CLI."""
     parser = sub.add_parser(
         "worker", help="lease datasets from the Redis queue and train them in date order",
         description="Lease the earliest pending day, train it (fraudpipe step) while a "
@@ -55,6 +57,7 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run `fraudpipe worker`; return the exit status."""
     from trainer.queue.work_queue import WorkQueue
     from trainer.queue.worker import Worker
 
