@@ -6,8 +6,9 @@ flow copies the landing files to a private local staging directory, so the train
 ingestion only ever reads local files, then lets `trainer.data.ingest` validate, convert and
 write them (a file whose content is already on the share is "unchanged", so re-running
 is idempotent). A file that does not validate is copied to `datasets/quarantine/` with
-its reason and stays in the landing area (input is never deleted); the others go on. Finally every ingested day
-that is not trained yet is pushed on the queue (pushing a known day is a no-op).
+its reason and stays in the landing area (input is never deleted); the others go on.
+Finally every ingested day that is not trained yet is pushed on the queue (pushing a
+known day is a no-op).
 """
 
 from __future__ import annotations
