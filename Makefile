@@ -17,7 +17,7 @@ GKE ?= 0
 STACK_ARGS = --run-dir $(RUN_DIR) --redis-port $(REDIS_PORT) --prefect-port $(PREFECT_PORT) \
              --demo $(DEMO) $(if $(filter 1 yes true,$(GKE)),--gke)
 
-.PHONY: run up down status test test-slow setup lock check-lock redis chromium render \
+.PHONY: run up down status test test-slow lint setup lock check-lock redis chromium render \
         validate bench bench-quick clean
 
 # Every package at the exact version and hashes of requirements-dev.lock, then the project
@@ -80,8 +80,12 @@ down: setup
 	$(BIN)/python -m stack down --run-dir $(RUN_DIR)
 
 ## Unit and integration tests (real redis-server, real Prefect server); not slow, not on_cluster.
-test: setup chromium
+test: setup chromium lint
 	$(BIN)/python -m pytest -m "not slow and not on_cluster" $(PYTEST_ARGS)
+
+## ruff (project config, docstring rules included) and mypy (pydantic plugin) on the packages.
+lint: setup
+	.ci/lint
 
 test-slow: setup
 	$(BIN)/python -m pytest -m "slow and not on_cluster" $(PYTEST_ARGS)

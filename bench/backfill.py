@@ -59,8 +59,9 @@ def _prefect_child(landing_dir: Path, root: Path) -> dict:
 
     from flows.pipeline import daily_pipeline
     from trainer.lineage import verify
-    from trainer.storage import Share
+    from trainer.storage import Share, create_share
 
+    create_share(root, "fraudpipe bench")  # the flows open an existing share only
     server = RedisServer(root.parent / "redis")
     server.start()
     try:

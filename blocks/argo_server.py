@@ -13,7 +13,7 @@ from typing import Any
 
 import requests
 from prefect.blocks.core import Block
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, HttpUrl, SecretStr, field_validator
 
 from blocks.errors import MissingComponentError
 from blocks.filestore import dns1123_label, dns1123_subdomain
@@ -77,7 +77,7 @@ class ArgoServer(Block):
         "Connection to an Argo Workflows server (URL, namespace, bearer token, TLS) that "
         "runs fraudpipe's training workflows on GKE."
     )
-    _documentation_url = "https://argo-workflows.readthedocs.io/en/latest/argo-server/"
+    _documentation_url = HttpUrl("https://argo-workflows.readthedocs.io/en/latest/argo-server/")
 
     url: str = Field(
         default="https://localhost:2746",

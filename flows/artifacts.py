@@ -16,8 +16,10 @@ import base64
 import datetime as dt
 import io
 import re
+from collections.abc import Coroutine
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 from uuid import UUID
 
 from flows.today import head_alerts, headline_markdown
@@ -69,10 +71,12 @@ class RunSummary:
         self.plot = other.plot or self.plot
 
     def to_json(self) -> dict:
+        """The summary as JSON-ready data (kept between runs to say what changed)."""
         return asdict(self)
 
     @classmethod
     def from_json(cls, data: dict) -> RunSummary:
+        """The summary `to_json` wrote."""
         return cls(**data)
 
 
@@ -159,7 +163,7 @@ def markdown_report(summary: RunSummary, lineage: Lineage) -> str:
 
 def plot_path(share: Share, flow: str, when: dt.datetime | None = None) -> Path:
     """`output/plots/<flow>-<UTC timestamp>.png` on the share."""
-    when = when or dt.datetime.now(dt.timezone.utc)
+    when = when or dt.datetime.now(dt.UTC)
     slug = re.sub(r"[^a-z0-9-]+", "-", flow.lower())
     return share.output_dir / "plots" / f"{slug}-{when.strftime('%Y%m%dT%H%M%S%fZ')}.png"
 
@@ -182,7 +186,9 @@ def metrics_png(chain: list[Entry]) -> bytes | None:
         values = [_metric(entry.metrics, path) for entry in chain]
         if any(v is not None for v in values):
             points = [float("nan") if v is None else v for v in values]
-            axes.plot(days, points, marker="o", markersize=3, label=label.replace("_", " "))
+            # matplotlib converts dates at run time; its stubs only name numbers and strings
+            axes.plot(days, points, marker="o", markersize=3,  # type: ignore[arg-type]
+                      label=label.replace("_", " "))
     axes.set_ylim(-0.02, 1.02)
     # One tick a day (at most about ten): the default locator puts hours between two days.
     axes.xaxis.set_major_locator(dates.DayLocator(interval=max(1, len(chain) // 10)))
@@ -276,7 +282,7 @@ def publish(summary: RunSummary, share: Share) -> dict[str, UUID]:
     from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
     built = build_artifacts(summary, share)
-    ids = {
+    ids: dict[str, UUID | Coroutine[Any, Any, UUID]] = {
         "headline": create_markdown_artifact(
             markdown=built.headline, key=artifact_key(summary.flow, "headline"),
             description=f"fraudpipe {summary.flow}: what to do today, how good today's "
@@ -299,7 +305,14 @@ def publish(summary: RunSummary, share: Share) -> dict[str, UUID]:
         ids["plot"] = create_markdown_artifact(
             markdown=built.plot, key=artifact_key(summary.flow, "plot"),
             description="per-day metrics of the active chain, inline (PNG also on the share)")
-    return ids
+    return {kind: _artifact_id(value) for kind, value in ids.items()}
+
+
+def _artifact_id(value: UUID | Coroutine[Any, Any, UUID]) -> UUID:
+    """Prefect's artifact calls return a coroutine only when awaited from async code."""
+    if not isinstance(value, UUID):
+        raise TypeError(f"expected an artifact id from a sync flow run, got {value!r}")
+    return value
 
 
 class Progress:
@@ -309,9 +322,9 @@ class Progress:
         from prefect.artifacts import create_progress_artifact
 
         self.total, self.done = max(total, 0), 0
-        self.artifact_id = create_progress_artifact(
+        self.artifact_id = _artifact_id(create_progress_artifact(
             progress=0.0 if self.total else 100.0, key=artifact_key(flow, "progress"),
-            description=f"{flow}: 0 of {self.total} dataset(s) done")
+            description=f"{flow}: 0 of {self.total} dataset(s) done"))
 
     def step(self, what: str) -> float:
         """Count one dataset done (trained, skipped or dead); returns the percentage."""

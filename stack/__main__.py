@@ -9,6 +9,7 @@ from stack import embedded, launcher, lockfile
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Parse the command line and run the command; its exit status."""
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["run"]:  # the embedded run keeps its own command line
         return embedded.main(argv[1:])

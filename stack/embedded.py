@@ -31,6 +31,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+from uuid import UUID
 
 from stack.register import (
     DAILY_DEPLOYMENT,
@@ -52,7 +54,7 @@ REPOSITORY = Path(__file__).resolve().parents[1]
 PROCESS_POOL = "fraudpipe-process"
 DEPLOYMENT = DAILY_DEPLOYMENT
 FIRST_DAY = dt.date(2018, 4, 1)
-UUID = re.compile(r"UUID:\s*([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})")
+FLOW_RUN_ID = re.compile(r"UUID:\s*([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})")
 
 
 class EmbeddedRunError(RuntimeError):
@@ -96,8 +98,8 @@ def _simulate_new_days_locked(run_dir: RunDirectory, days: int, customers: int,
                               terminals: int, seed: int) -> list[dt.date]:
     from trainer.data.simulator import SimulationConfig, simulate_config, write_day
 
-    state = {"start": FIRST_DAY.isoformat(), "customers": customers, "terminals": terminals,
-             "seed": seed, "days": 0}
+    state: dict[str, Any] = {"start": FIRST_DAY.isoformat(), "customers": customers,
+                             "terminals": terminals, "seed": seed, "days": 0}
     if run_dir.simulation_state.exists():
         state = json.loads(run_dir.simulation_state.read_text())
         if (state["customers"], state["terminals"], state["seed"]) != (customers, terminals, seed):
@@ -125,7 +127,7 @@ async def _wait_for_flow_run(flow_run_id: str, timeout: float):
     last = None
     async with get_client() as client:
         while True:
-            flow_run = await client.read_flow_run(flow_run_id)
+            flow_run = await client.read_flow_run(UUID(flow_run_id))
             state = flow_run.state
             if state is not None and state.name != last:
                 last = state.name
@@ -239,7 +241,7 @@ def run(args: argparse.Namespace) -> int:
             output = prefect_cli(
                 ["deployment", "run", DEPLOYMENT, "--param", f"landing={run_dir.landing}"],
                 env, f"prefect deployment run '{DEPLOYMENT}'")
-            match = UUID.search(output)
+            match = FLOW_RUN_ID.search(output)
             if match is None:
                 raise EmbeddedRunError(f"no flow run id in the output of deployment run:\n{output}")
             flow_run = asyncio.run(_wait_for_flow_run(match.group(1), args.timeout))

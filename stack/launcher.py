@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -138,6 +139,11 @@ def up(args: argparse.Namespace) -> int:
     if running_stack(run_dir) is not None:
         print(busy_message(run_dir), file=sys.stderr)
         return 3
+    for port, variable in ((args.redis_port, "REDIS_PORT"), (args.prefect_port, "PREFECT_PORT")):
+        if _in_use(port):
+            print(f"port {port} ({variable}) is already in use by another program: choose "
+                  f"another, e.g. `make up {variable}=<free port>`", file=sys.stderr)
+            return 1
     began = time.perf_counter()
     command = [sys.executable, "-m", "stack", "serve", "--run-dir", str(run_dir.root),
                "--redis-port", str(args.redis_port), "--prefect-port", str(args.prefect_port),
@@ -167,6 +173,11 @@ def up(args: argparse.Namespace) -> int:
     print(f"\n  make run RUN_DIR={run_dir.root}    triggers daily-pipeline/local on it\n"
           f"  make status / make down RUN_DIR={run_dir.root}")
     return 0
+
+
+def _in_use(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 def _print_state(run_dir: RunDirectory, state: StackState) -> None:

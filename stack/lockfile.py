@@ -38,6 +38,7 @@ class LockDifference:
         return bool(self.missing or self.other_version or self.not_locked)
 
     def describe(self) -> str:
+        """One line per difference."""
         lines = [f"  missing: {name}=={version}" for name, version in self.missing.items()]
         lines += [f"  {name}: locked {locked}, installed {installed}"
                   for name, (locked, installed) in self.other_version.items()]
@@ -48,7 +49,7 @@ class LockDifference:
 
 def locked_versions(lock: Path = LOCK) -> dict[str, str]:
     """Canonical name -> version of every lock entry whose marker holds here."""
-    pins = {}
+    pins: dict[str, str] = {}
     for line in lock.read_text().splitlines():
         match = _PIN.match(line)
         if match is None:
@@ -78,6 +79,7 @@ def compare(lock: Path = LOCK) -> LockDifference:
 
 
 def check(args: argparse.Namespace) -> int:
+    """`python -m stack check-lock`: 0 when the environment matches the lock, else 1."""
     difference = compare(Path(args.lock))
     if difference:
         print(f"the installed packages differ from {args.lock}:\n{difference.describe()}\n"
@@ -89,6 +91,7 @@ def check(args: argparse.Namespace) -> int:
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """The `check-lock` command of `python -m stack`."""
     command = subparsers.add_parser("check-lock",
                                     help="compare the installed packages with the lock")
     command.add_argument("--lock", default=str(LOCK),

@@ -29,18 +29,22 @@ class RunDirectory:
 
     @property
     def redis(self) -> Path:
+        """Redis' append-only file and log."""
         return self.root / "redis"
 
     @property
     def prefect(self) -> Path:
+        """PREFECT_HOME: the SQLite database, server and worker logs."""
         return self.root / "prefect"
 
     @property
     def share(self) -> Path:
+        """The share: datasets, checkpoints, lineage, reports."""
         return self.root / "share"
 
     @property
     def landing(self) -> Path:
+        """Where new days' files land before ingest."""
         return self.root / "landing"
 
     @property
@@ -50,10 +54,12 @@ class RunDirectory:
 
     @property
     def lock_file(self) -> Path:
+        """The file the running stack holds an exclusive `flock` on."""
         return self.root / "stack.lock"
 
     @property
     def state_file(self) -> Path:
+        """Who holds the lock and where its services listen (`StackState`)."""
         return self.root / "stack.json"
 
     @property
@@ -62,8 +68,12 @@ class RunDirectory:
         return self.root / "stack.log"
 
     def create(self) -> RunDirectory:
-        for directory in (self.root, self.prefect, self.share, self.landing):
+        """Make the directories, and the share (with its marker) when it is not one yet."""
+        from trainer.storage import create_share
+
+        for directory in (self.root, self.prefect, self.landing):
             directory.mkdir(parents=True, exist_ok=True)
+        create_share(self.share, "fraudpipe local stack (make up / make run)")
         return self
 
 
@@ -95,6 +105,7 @@ class StackState:
 
     @classmethod
     def load(cls, run_dir: RunDirectory) -> StackState | None:
+        """The state in `run_dir`, or None when there is none (or it is unreadable)."""
         try:
             return cls(**json.loads(run_dir.state_file.read_text()))
         except (OSError, ValueError, TypeError):
@@ -128,6 +139,7 @@ class RunDirectoryLock:
         return state
 
     def release(self) -> None:
+        """Remove the state file and drop the lock (no-op when not held)."""
         if self._file is None:
             return
         with contextlib.suppress(OSError):

@@ -14,7 +14,7 @@ import logging
 import sys
 from importlib.metadata import PackageNotFoundError, entry_points, version
 
-from trainer.errors import FraudpipeError
+from trainer.errors import FraudpipeError, storage_error
 
 #: Built-in commands, in the order `fraudpipe --help` lists them.
 BUILTIN = [
@@ -80,6 +80,12 @@ def main(argv: list[str] | None = None) -> int:
     except FraudpipeError as exc:
         print(f"fraudpipe {args.command}: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:  # a full share: retryable, and it names the share
+        translated = storage_error(exc, getattr(args, "storage", None))
+        if translated is None:
+            raise
+        print(f"fraudpipe {args.command}: error: {translated}", file=sys.stderr)
+        return translated.exit_code
 
 
 if __name__ == "__main__":

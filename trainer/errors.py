@@ -5,6 +5,10 @@ The worker and the orchestrators decide what to retry from the class alone:
 everything else is.
 """
 
+from __future__ import annotations
+
+import errno
+
 
 class FraudpipeError(Exception):
     """Base class of every error fraudpipe raises on purpose."""
@@ -98,3 +102,19 @@ class StorageFullError(FraudpipeError):
     """
 
     exit_code = 8
+
+
+def storage_error(exc: OSError, storage: str | None) -> FraudpipeError | None:
+    """The fraudpipe error for an OSError of the share (a full disk), or None.
+
+    Every write goes to a temporary file that is renamed only once complete, so a
+    write that hit a full disk published nothing and a retry is safe.
+    """
+    # pyarrow's write errors carry the text but not always the errno.
+    if exc.errno not in (errno.ENOSPC, errno.EDQUOT) and "No space left" not in str(exc):
+        return None
+    where = f"the share {storage}" if storage else "the share"
+    return StorageFullError(
+        f"no space left on {where} ({exc.strerror or exc} writing {exc.filename or 'a file'}); "
+        "nothing half-written was published. Free space or grow the volume, then run the "
+        "same command again (exit 8: retrying helps)")

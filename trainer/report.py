@@ -57,6 +57,7 @@ def entry_text(entry: Entry) -> str:
 
 
 def report_json(lineage: Lineage) -> dict:
+    """The report as JSON: the head and one entry per day of the chain with its metrics."""
     chain = lineage.chain()
     return {
         "head": lineage.head,

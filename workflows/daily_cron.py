@@ -1,5 +1,6 @@
-"""`CronWorkflow` fraudpipe-daily-<version>: trains whatever is queued, every day, from
-Argo alone (for teams that do not schedule from Prefect).
+"""`CronWorkflow` fraudpipe-daily-<version>: trains whatever is queued, every day.
+
+From Argo alone, for teams that do not schedule from Prefect.
 
 It references the WorkflowTemplate instead of copying it, so the template stays the one
 definition; `concurrencyPolicy: Forbid` and the training mutex keep runs from overlapping.

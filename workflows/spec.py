@@ -105,7 +105,7 @@ def on_demand_patch_json() -> str:
 
 
 def on_demand_patch() -> str:
-    """podSpecPatch moving an attempt off Spot once `retries` reaches the threshold.
+    """The podSpecPatch moving an attempt off Spot once `retries` reaches the threshold.
 
     `retries` is the attempt's retry number, substituted in podSpecPatch before the patch
     is applied (workflow/controller/workflowpod.go `processPodSpecPatch`); podSpecPatch with

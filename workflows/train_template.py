@@ -1,5 +1,8 @@
-"""`WorkflowTemplate` fraudpipe-train-<version>: `argo template create`, then
-`argo submit --from workflowtemplate/fraudpipe-train-<version> -p datasets='[...]'`."""
+"""`WorkflowTemplate` fraudpipe-train-<version>, the one definition the cluster runs.
+
+`argo template create`, then
+`argo submit --from workflowtemplate/fraudpipe-train-<version> -p datasets='[...]'`.
+"""
 
 from __future__ import annotations
 

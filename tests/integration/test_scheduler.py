@@ -40,8 +40,18 @@ SCHEDULED_WITHIN = 60.0
 COMPLETED_WITHIN = 300.0
 
 
+def _request(server: PrefectServer, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    """One API call; a 503 (SQLite busy under load) is retried like Prefect's client does."""
+    for attempt in range(5):
+        response = httpx.request(method, f"{server.api_url}{path}", timeout=30, **kwargs)
+        if response.status_code != 503:
+            break
+        time.sleep(0.5 * 2 ** attempt)
+    return response
+
+
 def _api(server: PrefectServer, method: str, path: str, **kwargs: Any) -> Any:
-    response = httpx.request(method, f"{server.api_url}{path}", timeout=30, **kwargs)
+    response = _request(server, method, path, **kwargs)
     response.raise_for_status()
     return response.json()
 
@@ -84,16 +94,15 @@ def test_a_due_schedule_creates_a_run_that_the_worker_completes(tmp_path: Path) 
                                run_dir.prefect / "worker.log", cwd=REPOSITORY, limit=1).start()
 
         # WHEN the deployment gets a schedule that comes due every 10 s
-        created = httpx.post(f"{server.api_url}/deployments/{deployment['id']}/schedules",
-                             timeout=30, json=[{"schedule": {"interval": INTERVAL_SECONDS},
-                                                "active": True}])
+        created = _request(server, "POST", f"/deployments/{deployment['id']}/schedules",
+                           json=[{"schedule": {"interval": INTERVAL_SECONDS}, "active": True}])
         assert created.is_success, (
             f"adding the schedule failed: HTTP {created.status_code} {created.text}; "
             f"server log:\n{_scheduler_errors(server)}")
 
         # THEN the scheduler creates a run for it within a few loops
         began = time.monotonic()
-        horizon = dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=5)
+        horizon = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5)
         while not (runs := _scheduled_runs(server, deployment["id"], horizon)):
             assert time.monotonic() - began < SCHEDULED_WITHIN, (
                 f"the scheduler created no run of {DAILY_DEPLOYMENT} in {SCHEDULED_WITHIN:.0f} s "

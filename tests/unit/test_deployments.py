@@ -11,11 +11,11 @@ import json
 import posixpath
 import re
 import shlex
+import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
-import tomllib
 import yaml
 
 from trainer.cli import build_parser

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from stack.rundir import RunDirectory, RunDirectoryLock, StackBusyError, running_stack
+from stack.services import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 HOLD = """
@@ -66,3 +68,33 @@ def test_a_killed_holder_leaves_the_run_directory_free(tmp_path):
     assert running_stack(run_dir) == state
     lock.release()
     assert not run_dir.state_file.exists()
+
+
+def test_make_run_is_refused_while_another_make_run_holds_the_run_directory(tmp_path):
+    # GIVEN a `make run` in progress on the run directory (its own throw-away services)
+    holder = _holder(tmp_path, "run")
+    try:
+        # WHEN a second one starts there
+        second = subprocess.run([sys.executable, "-m", "stack", "run", "--days", "1",
+                                 "--run-dir", str(tmp_path)], cwd=REPO, capture_output=True,
+                                text=True, timeout=120)
+        # THEN it starts nothing and says who holds the directory
+        assert second.returncode == 3, second.stdout + second.stderr
+        assert f"in use by a `make run` (pid {holder.pid}" in second.stderr
+        assert "start redis-server" not in second.stdout
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_make_up_on_a_port_in_use_names_the_port_and_its_variable(tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = subprocess.run([sys.executable, "-m", "stack", "up", "--run-dir", str(tmp_path),
+                                 "--redis-port", str(port), "--prefect-port", str(free_port())],
+                                cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert f"port {port} (REDIS_PORT) is already in use" in result.stderr
+    assert running_stack(RunDirectory(tmp_path)) is None

@@ -7,7 +7,8 @@ found and what was expected. `load_training_day` reads a validated day back from
 
 Accepted input (docs/facts.md#the-gke-sample): TX_DATETIME as int64 nanoseconds, as datetime64 of
 any
-unit (tz-naive) or, in CSV, as ISO-8601 text; the sample's `object` id columns holding
+unit (tz-naive) or, in CSV, as ISO-8601 text with a time (a date alone is refused, not
+taken as midnight); the sample's `object` id columns holding
 Python ints. Text is never taken for a number in the other columns: a typed file with
 amounts stored as strings is a schema error, not something to guess about.
 Extra columns are dropped (ingestion records their names) so that files carrying derived
@@ -112,6 +113,7 @@ def validate_dataset(df: pd.DataFrame, name: str, expected_date: dt.date | None)
     if missing:
         raise DatasetValidationError(
             f"{name}: missing column(s) {', '.join(missing)}; expected all of {', '.join(COLUMNS)}"
+            + _separator_hint(df)
         )
     if len(df) == 0:
         raise DatasetValidationError(f"{name}: has no rows, expected at least one transaction")
@@ -138,6 +140,19 @@ def validate_dataset(df: pd.DataFrame, name: str, expected_date: dt.date | None)
     _check_day(out, where, name, expected_date)
     out = out.sort_values(SORT_KEYS, kind="mergesort").reset_index(drop=True)
     return out.astype(COLUMNS)
+
+
+def _separator_hint(df: pd.DataFrame) -> str:
+    """A hint when a CSV was split on the wrong separator (one column holding them all)."""
+    if len(df.columns) != 1:
+        return ""
+    header = str(df.columns[0])
+    for separator, label in ((";", "';'"), ("\t", "tab"), ("|", "'|'")):
+        if header.count(separator) >= 2:
+            return (f". The header is one column {header[:60]!r}: the file seems to use "
+                    f"{label} as separator; fraudpipe reads comma-separated CSV (re-export "
+                    "it with ',')")
+    return ""
 
 
 def _first(mask: np.ndarray | pd.Series) -> int:
@@ -216,6 +231,14 @@ def _to_datetime(series: pd.Series, where) -> pd.Series:
         nanoseconds = _to_number(series, column, where, integer=True)
         converted = pd.to_datetime(nanoseconds, unit="ns")
     elif pd.api.types.is_string_dtype(series) or series.dtype == object:
+        date_only = series.astype(str).str.fullmatch(r"\s*\d{4}-\d{2}-\d{2}\s*")
+        if date_only.any():  # midnight would be a guess, and it changes every time feature
+            row = _first(date_only)
+            raise DatasetValidationError(
+                f"{where(row)}: {column} is {series.iloc[row]!r}, a date without a time; "
+                "expected a date and time (e.g. 2018-04-01 07:19:05), int64 nanoseconds or "
+                "a datetime"
+            )
         converted = pd.to_datetime(series, format="ISO8601", errors="coerce")
         if isinstance(converted.dtype, pd.DatetimeTZDtype):
             raise DatasetValidationError(

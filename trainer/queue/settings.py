@@ -19,6 +19,8 @@ from urllib.parse import parse_qs, unquote, urlparse
 import redis
 from pydantic import BaseModel, Field, SecretStr, StringConstraints, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from trainer.errors import QueueConnectionError
 
@@ -30,6 +32,13 @@ URL_ENV = "FRAUDPIPE_REDIS_URL"
 RedisName = Annotated[str, StringConstraints(min_length=1, max_length=100,
                                              pattern=r"^[A-Za-z0-9_.\-]+$")]
 HOSTNAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?$|^\[?[0-9A-Fa-f:.]+\]?$")
+
+
+#: Highest database number of a default Redis server (`databases 16` in redis.conf).
+MAX_DB = 15
+#: The first PING of `client()` gives up after this long, without redis-py's retries: a
+#: wrong scheme or port (rediss:// against a plain server) fails in seconds, not minutes.
+CHECK_CONNECT_SECONDS = 5.0
 
 
 def redis_url_fields(url: str) -> dict[str, Any]:
@@ -58,6 +67,10 @@ def redis_url_fields(url: str) -> dict[str, Any]:
             raise ValueError(f"Redis url {url!r}: the path must be a database number, "
                              f"not {path!r}")
         fields["db"] = int(path)
+        if not 0 <= fields["db"] <= MAX_DB:
+            raise ValueError(f"Redis url {url!r}: database {fields['db']} does not exist; a "
+                             f"Redis server has databases 0 to {MAX_DB} unless configured "
+                             "otherwise (`databases` in redis.conf)")
     if parsed.username:
         fields["username"] = unquote(parsed.username)
     if parsed.password:
@@ -77,7 +90,7 @@ class RedisConnection(BaseModel):
 
     host: str = Field(default="localhost", min_length=1, description="Redis host name or IP.")
     port: int = Field(default=6379, ge=1, le=65535, description="Redis TCP port.")
-    db: int = Field(default=0, ge=0, le=15, description="Logical database number.")
+    db: int = Field(default=0, ge=0, le=MAX_DB, description="Logical database number.")
     username: str | None = Field(
         default=None, min_length=1, description="ACL user name (Redis 6+); None for AUTH only."
     )
@@ -176,10 +189,15 @@ class RedisSettings(RedisConnection, BaseSettings):
         }
         if self.tls:
             kwargs.update(ssl=True, ssl_cert_reqs="required", ssl_ca_certs=self.ca_file)
-        client = redis.Redis(**kwargs)
         if check:
-            self.check(client)
-        return client
+            quick = min(self.socket_timeout, CHECK_CONNECT_SECONDS)
+            probe = redis.Redis(**{**kwargs, "retry": Retry(NoBackoff(), 0),
+                                   "socket_connect_timeout": quick, "socket_timeout": quick})
+            try:
+                self.check(probe)
+            finally:
+                probe.close()
+        return redis.Redis(**kwargs)
 
     def check(self, client: redis.Redis) -> None:
         """PING through `client`, translating failures into `QueueConnectionError`."""
