@@ -66,7 +66,11 @@ async def create_pools_and_blocks(share_path: Path, redis_url: str, gke: bool = 
     from prefect.workers.process import ProcessWorker as PrefectProcessWorker
 
     from blocks import ArgoServer, FilestoreStorage, RedisWorkQueue
+    from trainer.storage import create_share
 
+    # The run directory's share is this stack's own: create it (as `fraudpipe init` does),
+    # since the flows refuse a storage root that is not a share.
+    create_share(share_path, "fraudpipe stack (make up / make run)")
     for block_class in (FilestoreStorage, RedisWorkQueue, ArgoServer):
         await block_class.register_type_and_schema()
     await FilestoreStorage(local_path=str(share_path)).save(STORAGE_BLOCK, overwrite=True)
