@@ -31,11 +31,13 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     """Rewind, then (without --rewind-only) train every day after --from."""
     from trainer.replay import parse_from, replay, rewind_for_replay
+    from trainer.step import StepResult
 
     share = share_of(args)
     to_day = parse_from(args.from_day)
+    results: list[StepResult] = []
     if args.rewind_only:
-        superseded, results = rewind_for_replay(share, to_day), []
+        superseded = rewind_for_replay(share, to_day)
     else:
         superseded, results = replay(share, to_day, learner=args.learner)
     if args.json:
