@@ -27,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from trainer.errors import FraudpipeError
 from workflows.settings import WorkflowSettings
 
 if TYPE_CHECKING:
@@ -49,7 +50,7 @@ DEADLINE_GRACE_SECONDS = 15 * 60
 MAX_POLL_BACKOFF_SECONDS = 120.0
 
 
-class ArgoRunError(RuntimeError):
+class ArgoRunError(FraudpipeError):
     """The Argo workflow could not be submitted, watched, or did not succeed."""
 
 
