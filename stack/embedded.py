@@ -22,6 +22,7 @@ import asyncio
 import datetime as dt
 import fcntl
 import json
+import logging
 import os
 import re
 import signal
@@ -125,6 +126,7 @@ async def _wait_for_flow_run(flow_run_id: str, timeout: float):
 
     deadline = time.monotonic() + timeout
     last = None
+    logs_shown = 0
     async with get_client() as client:
         while True:
             flow_run = await client.read_flow_run(UUID(flow_run_id))
@@ -132,13 +134,34 @@ async def _wait_for_flow_run(flow_run_id: str, timeout: float):
             if state is not None and state.name != last:
                 last = state.name
                 print(f"   flow run {flow_run.name}: {state.name}", flush=True)
+            logs_shown += await _print_new_logs(client, flow_run_id, logs_shown)
             if state is not None and state.is_final():
+                await asyncio.sleep(2.0)  # the worker ships its last log lines in batches
+                await _print_new_logs(client, flow_run_id, logs_shown)
                 return flow_run
             if time.monotonic() > deadline:
                 raise EmbeddedRunError(
                     f"flow run {flow_run_id} did not finish in {timeout:.0f} s "
                     f"(last state {last})")
             await asyncio.sleep(1.0)
+
+
+async def _print_new_logs(client, flow_run_id: str, already_shown: int) -> int:
+    """Print the run's INFO+ log lines after the first `already_shown` (one per trained day).
+
+    The worker runs the flow in another process, so its per-day progress reaches this
+    terminal only through the server's log store. Returns how many lines were printed.
+    """
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId, LogFilterLevel
+    from prefect.client.schemas.sorting import LogSort
+
+    logs = await client.read_logs(
+        log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[UUID(flow_run_id)]),
+                             level=LogFilterLevel(ge_=logging.INFO)),
+        offset=already_shown, sort=LogSort.TIMESTAMP_ASC)
+    for entry in logs:
+        print(f"   | {entry.message.splitlines()[0] if entry.message else ''}", flush=True)
+    return len(logs)
 
 
 def _print_results(run_dir: RunDirectory, ui_url: str, flow_run) -> None:

@@ -70,6 +70,9 @@ def test_deployment_run_completes_and_leaves_a_verified_lineage(pipeline: Deploy
     # AND the queue is drained: nothing pending, leased or dead
     stats = RedisWorkQueue.from_url(pipeline.redis.url).get_queue().stats()
     assert (stats.pending, stats.leased, stats.dead) == (0, [], 0), stats.to_json()
+    # AND the output showed each day's step as the worker ran it (streamed from the run's logs)
+    for entry in chain:
+        assert f"| {entry.day.isoformat()} trained in " in pipeline.output, pipeline.output
     # AND the output names the report, the plot and the UI
     assert f"Prefect UI:   {pipeline.server.url}" in pipeline.output
     assert str(pipeline.share / "output" / "report.txt") in pipeline.output
