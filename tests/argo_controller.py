@@ -566,6 +566,21 @@ class Fate:
     preempted: bool = False
 
 
+class Preempting:
+    """Each template runs for its duration; given (first day, retry number) pairs of
+    `train-batch` are preempted after the given seconds."""
+
+    def __init__(self, durations: dict[str, float],
+                 preempt: dict[tuple[str, int], float] | None = None) -> None:
+        self.durations, self.preempt = durations, preempt or {}
+
+    def __call__(self, call: PodCall) -> Fate:
+        after = self.preempt.get((call.inputs.get("first", ""), call.retries or 0))
+        if call.template == "train-batch" and after is not None:
+            return Fate(after, preempted=True)
+        return Fate(self.durations.get(call.template, 60))
+
+
 class Stuck(AssertionError):
     """The simulated workflow waits on nothing: a bug in the workflow or the executor."""
 

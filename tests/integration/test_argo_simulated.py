@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from argo_controller import SPOT_POOL, Controller, Fate, PodCall, PodResult, fits
+from argo_controller import SPOT_POOL, Controller, PodCall, PodResult, Preempting, fits
 
 REPO = Path(__file__).resolve().parents[2]
 WORKFLOW = REPO / "deployments" / "argo" / "fraudpipe-train-workflow.yaml"
@@ -78,19 +78,8 @@ class LocalPods:
         return PodResult(done.returncode, outputs, done.stdout + done.stderr)
 
 
-class Preempting:
-    """Pods take their usual time; given (first day, retry number) pairs are preempted."""
-
-    DURATIONS = {"plan": 20, "features": 90, "train-batch": 15 * 60, "report": 60}
-
-    def __init__(self, preempt: dict[tuple[str, int], float] | None = None) -> None:
-        self.preempt = preempt or {}
-
-    def __call__(self, call: PodCall) -> Fate:
-        after = self.preempt.get((call.inputs.get("first", ""), call.retries or 0))
-        if call.template == "train-batch" and after is not None:
-            return Fate(after, preempted=True)
-        return Fate(self.DURATIONS.get(call.template, 60))
+#: Seconds each pod runs in the simulated cluster.
+DURATIONS = {"plan": 20, "features": 90, "train-batch": 15 * 60, "report": 60}
 
 
 def fraudpipe(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -131,7 +120,7 @@ def test_rendered_workflow_survives_preemptions_and_trains_the_same_lineage(inge
     # preempted on its first two attempts (the second after 9.5 minutes), and
     # `fraudpipe train` runs the other copy
     pods = LocalPods(argo_share, tmp_path / "pods")
-    cluster = Preempting({("2018-04-04", 0): 5 * 60, ("2018-04-04", 1): 9.5 * 60})
+    cluster = Preempting(DURATIONS, {("2018-04-04", 0): 5 * 60, ("2018-04-04", 1): 9.5 * 60})
     controller = Controller(yaml.safe_load(WORKFLOW.read_text()),
                             {"datasets": json.dumps(days), "days-per-step": "3"}, pods, cluster)
     outcome = controller.run()
@@ -170,7 +159,7 @@ def test_queued_mode_drains_a_real_redis(ingested, tmp_path, redis_url):
     controller = Controller(yaml.safe_load(WORKFLOW.read_text()),
                             {"datasets": "queued", "redis-host": settings.host,
                              "redis-port": str(settings.port), "redis-db": str(settings.db)},
-                            pods, Preempting())
+                            pods, Preempting(DURATIONS))
     assert controller.run().phase == "Succeeded", controller.summary()
     assert [name for name, _ in pods.argvs] == ["plan", "drain-queue", "report"]
     assert [date for date, _ in chain(share)] == days[:4]

@@ -21,9 +21,9 @@ from argo_controller import (
     PREEMPTED,
     SPOT_POOL,
     Controller,
-    Fate,
     PodCall,
     PodResult,
+    Preempting,
     TemplateError,
     apply_pod_spec_patch,
     check_templates,
@@ -86,23 +86,10 @@ class Pods:
         return PodResult(done.returncode, outputs, done.stdout + done.stderr)
 
 
-class Cluster:
-    """Durations per template; preemptions at given attempts of given batches."""
-
-    def __init__(self, preempt: dict[tuple[str, int], float] | None = None) -> None:
-        self.preempt = preempt or {}
-
-    def __call__(self, call: PodCall) -> Fate:
-        after = self.preempt.get((call.inputs.get("first", ""), call.retries or 0))
-        if call.template == "train-batch" and after is not None:
-            return Fate(after, preempted=True)
-        return Fate(DURATIONS.get(call.template, 60))
-
-
-def simulate(manifest: dict, tmp_path: Path, *, cluster: Cluster | None = None,
+def simulate(manifest: dict, tmp_path: Path, *, cluster: Preempting | None = None,
              pods: Pods | None = None, **parameters: str) -> tuple[Controller, object]:
     controller = Controller(manifest, {"datasets": json.dumps(DAYS), **parameters},
-                            pods or Pods(tmp_path), cluster or Cluster())
+                            pods or Pods(tmp_path), cluster or Preempting(DURATIONS))
     return controller, controller.run()
 
 
@@ -218,7 +205,7 @@ def test_no_failfast_or_serial_loop_over_a_directly_retried_leaf():
 
 def test_two_preemptions_then_on_demand_chain_in_order_and_report_runs(tmp_path):
     # GIVEN the second batch's pod is preempted on its first and second attempts
-    cluster = Cluster({("2018-04-02", 0): 5 * 60, ("2018-04-02", 1): 5 * 60})
+    cluster = Preempting(DURATIONS, {("2018-04-02", 0): 5 * 60, ("2018-04-02", 1): 5 * 60})
     # WHEN the committed workflow runs
     controller, root = simulate(load(COMMITTED), tmp_path, cluster=cluster)
     # THEN it succeeds, the third attempt ran off Spot, one batch after the other
@@ -241,7 +228,7 @@ def test_two_preemptions_then_on_demand_chain_in_order_and_report_runs(tmp_path)
 
 
 def test_the_same_preemptions_break_the_workflow_before_the_fix(tmp_path):
-    cluster = Cluster({("2018-04-02", 0): 5 * 60, ("2018-04-02", 1): 5 * 60})
+    cluster = Preempting(DURATIONS, {("2018-04-02", 0): 5 * 60, ("2018-04-02", 1): 5 * 60})
     with pytest.raises(TemplateError, match="failed to evaluate expression"):
         simulate(load(BEFORE), tmp_path, cluster=cluster)
     # with the tags repaired, failFast fails the chain at the first preemption
@@ -257,7 +244,7 @@ def test_without_failfast_parallelism_1_lets_the_next_day_start_during_a_backoff
     manifest = tags_repaired(load(BEFORE))
     for template in manifest["spec"]["templates"]:
         template.pop("failFast", None)
-    cluster = Cluster({("2018-04-02", 0): 5 * 60})
+    cluster = Preempting(DURATIONS, {("2018-04-02", 0): 5 * 60})
     controller, root = simulate(manifest, tmp_path, cluster=cluster)
     trains = train_pods(controller)
     # THEN 2018-04-03 started while 2018-04-02 was still waiting to retry (a gap in the
@@ -270,7 +257,7 @@ def test_without_failfast_parallelism_1_lets_the_next_day_start_during_a_backoff
 
 
 def test_a_preemption_after_nine_and_a_half_minutes_is_still_retried(tmp_path):
-    cluster = Cluster({("2018-04-01", 0): 9.5 * 60})
+    cluster = Preempting(DURATIONS, {("2018-04-01", 0): 9.5 * 60})
     controller, root = simulate(load(COMMITTED), tmp_path, cluster=cluster)
     assert root.phase == "Succeeded", controller.summary()
     first = [p for p in train_pods(controller) if p.inputs["first"] == "2018-04-01"]
@@ -314,7 +301,7 @@ def test_the_final_cause_is_the_last_attempt(tmp_path):
     reason = "error: dataset 2018-04-02: column TX_AMOUNT missing"
     pods = Pods(tmp_path, {("train-batch", "2018-04-02", 1): (3, reason)})
     controller, root = simulate(load(COMMITTED), tmp_path, pods=pods,
-                                cluster=Cluster({("2018-04-02", 0): 60}))
+                                cluster=Preempting(DURATIONS, {("2018-04-02", 0): 60}))
     assert root.phase == "Failed"
     status = status_of(controller)
     assert final_failure(status).endswith(f"main: Error (exit code 3): {reason}")
@@ -339,7 +326,7 @@ def status_of(controller: Controller):
 @pytest.mark.parametrize("datasets", ["2018-04-01\\", "''');open('PWNED','w');('''"])
 def test_plan_reads_datasets_as_data_never_as_code(tmp_path, datasets):
     pods = Pods(tmp_path)
-    controller = Controller(load(COMMITTED), {"datasets": datasets}, pods, Cluster())
+    controller = Controller(load(COMMITTED), {"datasets": datasets}, pods, Preempting(DURATIONS))
     root = controller.run()
     # THEN plan refused the value with the permanent exit code, and nothing ran it
     assert root.phase == "Failed"
@@ -361,7 +348,8 @@ def test_the_on_demand_attempt_cannot_land_on_spot(tmp_path, path, leaves_spot):
     # GIVEN the pod an on-demand attempt gets: the workflow's Spot selector and toleration,
     # then the template's podSpecPatch substituted with its retry number
     manifest = tags_repaired(load(path))
-    controller = Controller(manifest, {"datasets": json.dumps(DAYS)}, Pods(tmp_path), Cluster())
+    controller = Controller(manifest, {"datasets": json.dumps(DAYS)}, Pods(tmp_path),
+                            Preempting(DURATIONS))
     template = controller.templates["train-batch"]
     threshold = controller.globals["workflow.parameters.on-demand-after-retries"]
     scope = {**controller.globals, "retries": threshold}
