@@ -74,6 +74,25 @@ class Share:
         """Lock file of one training day: a step holds it shared, an ingest exclusive."""
         return self.root / "datasets" / ".locks" / f"{day.isoformat()}.lock"
 
+    # days that arrived without labels, and the labels that come later
+    @property
+    def arrived_dir(self) -> Path:
+        """Validated days that arrived without labels: scored at once, trained when labelled."""
+        return self.root / "datasets" / "arrived"
+
+    def arrived_dataset(self, day: dt.date) -> Path:
+        """The unlabelled dataset of `day` (canonical columns without TX_FRAUD)."""
+        return self.arrived_dir / f"{day.isoformat()}.parquet"
+
+    @property
+    def labels_dir(self) -> Path:
+        """Labels received for arrived days, one Parquet file per transaction day."""
+        return self.root / "datasets" / "labels"
+
+    def labels(self, day: dt.date) -> Path:
+        """The labels received so far for the transactions of `day`."""
+        return self.labels_dir / f"{day.isoformat()}.parquet"
+
     def testing_dataset(self, name: str) -> Path:
         """The testing dataset called `name`."""
         return self.testing_dir / f"{name}.parquet"
@@ -87,6 +106,16 @@ class Share:
     def features(self, day: dt.date) -> Path:
         """The cached features of `day`."""
         return self.features_dir / f"{day.isoformat()}.parquet"
+
+    # carried feature state (per-entity window aggregates after a trained day)
+    @property
+    def feature_state_dir(self) -> Path:
+        """The feature state each trained day leaves for the next step."""
+        return self.output_dir / "feature_state"
+
+    def feature_state(self, day: dt.date) -> Path:
+        """The feature state after training through `day`."""
+        return self.feature_state_dir / f"{day.isoformat()}.npz"
 
     # outputs
     @property
