@@ -115,7 +115,7 @@ class Share:
 
     def feature_state(self, day: dt.date) -> Path:
         """The feature state after training through `day`."""
-        return self.feature_state_dir / f"{day.isoformat()}.npz"
+        return self.feature_state_dir / f"{day.isoformat()}.parquet"
 
     # outputs
     @property
