@@ -126,7 +126,7 @@ class ColumnMapping:
             raise MappingError(f"{path}: unknown key(s) {', '.join(extra)}; expected columns "
                                "and timezone")
         return cls(columns=dict(data.get("columns", {})),
-                   timezone=data.get("timezone", DEFAULT_TIMEZONE), origin=str(path))
+                   timezone=data.get("timezone", DEFAULT_TIMEZONE), origin=str(path.resolve()))
 
     def override(self, pairs: list[str] | None = None, timezone: str | None = None
                  ) -> ColumnMapping:
