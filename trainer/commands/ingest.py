@@ -100,7 +100,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help=f"column mapping file (JSON, as above). Default: ROOT/{MAPPING_FILE_NAME} if "
         "present, else the simulator's column names")
     parser.add_argument(
-        "--map", action="append", default=[], metavar="ROLE=COLUMN", dest="map_pairs",
+        "--map", action="append", metavar="ROLE=COLUMN", dest="map_pairs",
         help=f"read ROLE from COLUMN, over the mapping file; repeatable. Roles: "
         f"{', '.join(ROLES)}")
     parser.add_argument(
