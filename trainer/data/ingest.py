@@ -230,10 +230,6 @@ def id_types(canonical: pd.DataFrame) -> dict[str, str]:
             for column in ID_COLUMNS}
 
 
-#: What manifest entries written before ids could be text hold.
-_LEGACY_ID_TYPES = dict.fromkeys(ID_COLUMNS, "int64")
-
-
 def _ingest_day(path: Path, share: Share, result: IngestResult, kind: str, day: dt.date,
                 canonical: pd.DataFrame, record: dict) -> None:
     """Compare one validated day with the share and write it, or refuse it."""
@@ -273,10 +269,17 @@ def _ingest_day(path: Path, share: Share, result: IngestResult, kind: str, day: 
 def other_id_types(share: Share, source: Path, types: dict[str, str]) -> str | None:
     """Why ids of `types` do not fit the share (its days have ids of another type), or None.
 
-    Features and alerts join days by id, so a share keeps one type per id column.
+    Features and alerts join days by id, so a share keeps one type per id column. Every
+    day on the share has the same types (each was checked against the earlier ones), so
+    the first day the manifest lists tells: its recorded `id_types`, or, for an entry
+    without them (written before ids could be text, or by another writer), its file's
+    Parquet schema.
     """
     for key, recorded in sorted(read_manifest(share).items()):
-        theirs = recorded.get("id_types", _LEGACY_ID_TYPES)
+        output = _output_of_key(share, key)
+        theirs = recorded.get("id_types") or (output and _id_types_of_file(output))
+        if not theirs:
+            continue
         differ = [c for c in ID_COLUMNS if theirs.get(c, "int64") != types[c]]
         if differ:
             column = differ[0]
@@ -284,7 +287,26 @@ def other_id_types(share: Share, source: Path, types: dict[str, str]) -> str | N
                     f"are {theirs.get(column, 'int64')}s ({key} from "
                     f"{recorded.get('source', '?')}); a share keeps one id type across days. "
                     "The file was left in place; export the ids as the earlier days had them")
+        return None
     return None
+
+
+def _id_types_of_file(path: Path) -> dict[str, str] | None:
+    """`id_types` read from a dataset's Parquet schema; None if it cannot be read."""
+    try:
+        schema = pq.read_schema(path)
+    except (OSError, pa.ArrowException):
+        return None
+    return {column: "int64" if pa.types.is_integer(schema.field(column).type) else "string"
+            for column in ID_COLUMNS if column in schema.names}
+
+
+def _output_of_key(share: Share, key: str) -> Path | None:
+    kind, _, date = key.rpartition("/")
+    try:
+        return _output(share, kind or "training", dt.date.fromisoformat(date))
+    except ValueError:  # not a key this module writes
+        return None
 
 
 def _commit(share: Share, kind: str, day: dt.date, entry: dict, data: bytes) -> str:
