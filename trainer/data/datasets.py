@@ -177,11 +177,12 @@ def _canonical_dtype(column: str, values: pd.Series):
 
 
 def split_days(frame: pd.DataFrame, name: str, name_date: dt.date | None, timezone: str
-               ) -> list[tuple[dt.date, pd.DataFrame]]:
+               ) -> list[tuple[dt.date | None, pd.DataFrame]]:
     """The rows of each day of `frame` (canonical names), TX_DATETIME converted to the zone.
 
     A file named after a date is that one day (`validate_dataset` checks every row is on
-    it); any other file is cut into the days its rows fall on, in `timezone`.
+    it); any other file is cut into the days its rows fall on, in `timezone`. A frame
+    without rows, times or ids is one day None, for `validate_dataset` to refuse.
 
     Raises:
         DatasetValidationError: a timestamp cannot be read (the whole file is refused: its

@@ -210,8 +210,8 @@ def _ingest_file(
         _ingest_day(path, share, result, kind, day or _day_of(canonical), canonical, record)
     if bad:
         copy = quarantine(path, share, "\n".join(reason for _, reason in bad))
-        for day, reason in bad:
-            dated = {"date": day.isoformat()} if day and not name_date else {}
+        for bad_day, reason in bad:
+            dated = {"date": bad_day.isoformat()} if bad_day and not name_date else {}
             result.quarantined.append({**copy, **dated, "reason": reason})
 
 
