@@ -51,12 +51,15 @@ def user_frame(days: list[dt.date], rows: int = 30, text_ids: bool = True) -> pd
 
 def test_mapping_from_the_share_file_renames_drops_extras_and_is_recorded(tmp_path):
     # GIVEN a share holding the user's mapping, and a one-day CSV in the user's names
+    # (labels as true/false)
     share = Share.at(tmp_path / "share")
     share.root.mkdir()
     (share.root / "fraudpipe-mapping.json").write_text(json.dumps(USER_MAPPING))
     landing = tmp_path / "landing"
     landing.mkdir()
-    user_frame([dt.date(2018, 4, 2)]).to_csv(landing / "2018-04-02.csv", index=False)
+    frame = user_frame([dt.date(2018, 4, 2)])
+    frame.assign(is_fraud=frame["is_fraud"] == 1).to_csv(landing / "2018-04-02.csv",
+                                                          index=False)
 
     # WHEN it is ingested without any option
     result = ingest_path(landing, share)
@@ -64,9 +67,10 @@ def test_mapping_from_the_share_file_renames_drops_extras_and_is_recorded(tmp_pa
     # THEN the day is a training day in canonical columns; the extra column is dropped
     [entry] = result.ingested
     assert entry["kind"] == "training" and entry["dropped_columns"] == ["channel"]
-    frame = load_canonical(share.training_dataset(dt.date(2018, 4, 2)))
-    assert list(frame.columns) == ["TRANSACTION_ID", "TX_DATETIME", "CUSTOMER_ID",
-                                   "TERMINAL_ID", "TX_AMOUNT", "TX_FRAUD"]
+    stored = load_canonical(share.training_dataset(dt.date(2018, 4, 2)))
+    assert list(stored.columns) == ["TRANSACTION_ID", "TX_DATETIME", "CUSTOMER_ID",
+                                    "TERMINAL_ID", "TX_AMOUNT", "TX_FRAUD"]
+    assert entry["frauds"] == int(frame["is_fraud"].sum()) > 0
     # AND the manifest records the mapping used and what was dropped
     recorded = read_manifest(share)["2018-04-02"]
     assert recorded["mapping"]["columns"]["card"] == "card_id"
@@ -285,6 +289,11 @@ def test_a_multi_day_file_is_split_and_one_bad_day_quarantined_the_others_ingest
     # AND the source is untouched, and the manifest names it for each day
     assert source.read_bytes() == before and bad["source_removed"] is False
     assert read_manifest(share)["2018-04-03"]["source"] == "april-export.csv"
+    # AND ingesting it again leaves the good days unchanged, byte for byte
+    manifest = share.ingest_manifest.read_bytes()
+    again = ingest_path(landing, share, mapping=ColumnMapping(**USER_MAPPING))
+    assert [e["date"] for e in again.unchanged] == ["2018-04-01", "2018-04-03"]
+    assert again.ingested == [] and share.ingest_manifest.read_bytes() == manifest
 
 
 def test_cli_names_the_source_and_quarantine_paths_of_a_bad_day(tmp_path, capsys):

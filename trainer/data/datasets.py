@@ -17,7 +17,7 @@ holding any other text (letters, or digits with a leading zero such as `000123`)
 as text, exactly. Text is never taken for a number in the other columns: a typed file
 with amounts stored as strings is a schema error, not something to guess about.
 The simulator's columns TX_TIME_SECONDS, TX_TIME_DAYS and TX_FRAUD_SCENARIO are optional
-and checked only when present; TX_FRAUD is optional (an unlabelled day). Extra columns
+and checked only when present; TX_FRAUD is optional (an unlabelled day), 0/1 or a boolean. Extra columns
 are dropped (ingestion records their names) so that files carrying derived columns, or a
 CSV's saved index, still ingest; a missing required column is an error.
 
@@ -161,6 +161,8 @@ def validate_dataset(
             out[column] = to_datetime(raw[column], where, timezone)
         elif column in ID_COLUMNS:
             out[column] = _to_id(raw[column], column, where)
+        elif column == LABEL and pd.api.types.is_bool_dtype(raw[column]):
+            out[column] = raw[column].astype("int64")  # True/False labels: 1/0
         else:
             out[column] = _to_number(raw[column], column, where,
                                      integer=str(COLUMNS[column]) == "int64")
