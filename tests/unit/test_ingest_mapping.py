@@ -353,6 +353,11 @@ def test_an_unlabelled_day_is_written_to_arrived_without_the_label(tmp_path):
     # Ingesting it again is a no-op (the dated file's fast path knows arrived days too).
     again = ingest_path(landing, share, mapping=ColumnMapping(**USER_MAPPING))
     assert [e["kind"] for e in again.unchanged] == ["arrived"] and again.ingested == []
+    # A testing dataset needs its labels.
+    [testing] = ingest_path(landing, share, mapping=ColumnMapping(**USER_MAPPING),
+                            testing=True).quarantined
+    assert "no label column 'is_fraud' (role label); a testing dataset needs labels" in \
+        testing["reason"]
 
 
 def test_simulator_only_columns_are_optional_and_kept_when_present(tmp_path):
