@@ -375,3 +375,23 @@ def test_simulator_only_columns_are_optional_and_kept_when_present(tmp_path):
                                     if c not in ("TX_TIME_SECONDS", "TX_FRAUD_SCENARIO")]
     assert entry["dropped_columns"] == []
     assert np.array_equal(stored["TX_TIME_DAYS"].to_numpy(), np.full(40, 1))
+
+
+def test_a_text_transaction_id_reused_on_another_day_is_refused_naming_both_files(tmp_path):
+    share = Share.at(tmp_path / "share")
+    mapping = ColumnMapping(**USER_MAPPING)
+    first, second = tmp_path / "one", tmp_path / "two"
+    first.mkdir()
+    second.mkdir()
+    day1 = user_frame([dt.date(2018, 4, 1)])
+    day1.to_csv(first / "a.csv", index=False)
+    day2 = user_frame([dt.date(2018, 4, 2)])
+    day2.loc[4, "tx_id"] = day1.loc[7, "tx_id"]
+    day2.to_csv(second / "b.csv", index=False)
+    ingest_path(first, share, mapping=mapping)
+
+    [refused] = ingest_path(second, share, mapping=mapping).refused
+
+    assert refused["reason"].startswith(
+        f"b.csv: TRANSACTION_ID {day1.loc[7, 'tx_id']} (and 0 more) is already used by "
+        f"{share.training_dataset(dt.date(2018, 4, 1))} (ingested from a.csv)")

@@ -17,9 +17,10 @@ holding any other text (letters, or digits with a leading zero such as `000123`)
 as text, exactly. Text is never taken for a number in the other columns: a typed file
 with amounts stored as strings is a schema error, not something to guess about.
 The simulator's columns TX_TIME_SECONDS, TX_TIME_DAYS and TX_FRAUD_SCENARIO are optional
-and checked only when present; TX_FRAUD is optional (an unlabelled day), 0/1 or a boolean. Extra columns
-are dropped (ingestion records their names) so that files carrying derived columns, or a
-CSV's saved index, still ingest; a missing required column is an error.
+and checked only when present; TX_FRAUD is optional (an unlabelled day), 0/1 or a
+boolean. Extra columns are dropped (ingestion records their names) so that files carrying
+derived columns, or a CSV's saved index, still ingest; a missing required column is an
+error.
 
 Rows in messages are counted from 0 in file order (the first data row of a CSV is row 0).
 """

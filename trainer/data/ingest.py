@@ -34,13 +34,13 @@ import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from trainer.data.datasets import read_dataset, split_days, validate_dataset
-from trainer.data.mapping import ROLES, ColumnMapping
+from trainer.data.mapping import ROLES, ColumnMapping, resolve_mapping
 from trainer.data.schema import ID_COLUMNS, LABEL, date_from_name
 from trainer.errors import ChangedDatasetError, DatasetValidationError, FraudpipeError
 from trainer.features.compute import HISTORY_DAYS
@@ -139,8 +139,6 @@ def ingest_path(
     else:
         raise DatasetValidationError(f"{source}: no such file or directory")
     if mapping is None:
-        from trainer.data.mapping import resolve_mapping
-
         mapping = resolve_mapping(share)
     result = IngestResult()
     for path in files:
@@ -244,7 +242,10 @@ def _ingest_day(path: Path, share: Share, result: IngestResult, kind: str, day: 
     brief = {**_brief(path, kind, day, share), "sha256": entry["dataset_sha256"]}
     if _other_file_this_run(result, path, kind, day, str(entry["dataset_sha256"])):
         return
-    clash = other_id_types(share, path, entry["id_types"]) or (
+    output = _output(share, kind, day)
+    # Content already on the share passed these checks when it was written.
+    known = output.is_file() and sha256_file(output) == entry["dataset_sha256"]
+    clash = None if known else other_id_types(share, path, entry["id_types"]) or (
         None if kind == "testing" else duplicate_ids_nearby(share, day, canonical, path))
     if clash:
         result.refused.append({"source": str(path), "date": day.isoformat(), "reason": clash})
@@ -421,7 +422,7 @@ def duplicate_ids_nearby(share: Share, day: dt.date, frame: pd.DataFrame,
     Features read 37 days of history, and a transaction id seen twice in one history
     stops every later step; this names both files at ingest time instead.
     """
-    ids = frame["TRANSACTION_ID"].to_numpy()
+    ids = pa.array(frame["TRANSACTION_ID"])
     manifest = read_manifest(share)
     for back, kind in itertools.product(range(-HISTORY_DAYS, HISTORY_DAYS + 1),
                                         ("training", "arrived")):
@@ -430,18 +431,20 @@ def duplicate_ids_nearby(share: Share, day: dt.date, frame: pd.DataFrame,
         if other == day or not path.is_file():
             continue
         try:
-            theirs = pq.read_table(path, columns=["TRANSACTION_ID"]).column(0).to_numpy()
+            theirs = pq.read_table(path, columns=["TRANSACTION_ID"]).column(0)
         except (OSError, pa.ArrowException):
             continue  # an unreadable day is reported by the step that needs it
-        if ids.dtype.kind != theirs.dtype.kind:
+        if pa.types.is_integer(ids.type) != pa.types.is_integer(theirs.type):
             continue  # ids of another type: other_id_types refuses the day
-        clash = np.intersect1d(ids, theirs)
-        if len(clash):
+        # A hash lookup in Arrow: text ids would make numpy sort Python strings.
+        clashing = theirs.filter(pc.is_in(theirs, value_set=ids.cast(theirs.type)))
+        if len(clashing):
             origin = manifest.get(manifest_key(kind, other), {}).get("source", "?")
-            return (f"{source.name}: TRANSACTION_ID {clash[0]!s} (and {len(clash) - 1} "
-                    f"more) is already used by {path} (ingested from {origin}), within "
-                    f"{HISTORY_DAYS} days of {day}; transaction ids must be unique across "
-                    "days. The file was left in place; fix the ids of one of the two files")
+            return (f"{source.name}: TRANSACTION_ID {pc.min(clashing).as_py()!s} (and "
+                    f"{len(clashing) - 1} more) is already used by {path} (ingested from "
+                    f"{origin}), within {HISTORY_DAYS} days of {day}; transaction ids must be "
+                    "unique across days. The file was left in place; fix the ids of one of "
+                    "the two files")
     return None
 
 
