@@ -294,6 +294,30 @@ def test_a_multi_day_file_is_split_and_one_bad_day_quarantined_the_others_ingest
     again = ingest_path(landing, share, mapping=ColumnMapping(**USER_MAPPING))
     assert [e["date"] for e in again.unchanged] == ["2018-04-01", "2018-04-03"]
     assert again.ingested == [] and share.ingest_manifest.read_bytes() == manifest
+    assert read_manifest(share)["2018-04-01"]["source_days"] == 3
+
+
+def test_a_multi_day_file_already_ingested_is_not_read_again(tmp_path, monkeypatch):
+    import trainer.data.ingest
+
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    user_frame([dt.date(2018, 4, n) for n in (1, 2, 3)]).to_csv(landing / "x.csv", index=False)
+    share = Share.at(tmp_path / "share")
+    mapping = ColumnMapping(**USER_MAPPING)
+    assert len(ingest_path(landing, share, mapping=mapping).ingested) == 3
+
+    def no_reading(*args, **kwargs):
+        raise AssertionError("read again")
+
+    monkeypatch.setattr(trainer.data.ingest, "read_dataset", no_reading)
+    again = ingest_path(landing, share, mapping=mapping)
+
+    assert [e["date"] for e in again.unchanged] == ["2018-04-01", "2018-04-02", "2018-04-03"]
+    # A day changed on the share (or missing) makes the file be read again.
+    share.training_dataset(dt.date(2018, 4, 2)).unlink()
+    [entry] = ingest_path(landing, share, mapping=mapping).quarantined
+    assert "read again" in entry["reason"]
 
 
 def test_cli_names_the_source_and_quarantine_paths_of_a_bad_day(tmp_path, capsys):

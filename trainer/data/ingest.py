@@ -18,10 +18,12 @@ are never moved or deleted (unless `archive` asks).
 
 The ingest manifest (`share.ingest_manifest`) maps each training date ("2018-04-01"), each
 arrived date ("arrived/2018-04-01") and each testing date ("testing/2018-04-05") to: the
-source file name and its sha256, the sha256 of the Parquet written (`dataset_sha256`, the
-hash the lineage records for the day), rows, frauds (None for an arrived day),
-ingested_at, the column mapping used (`mapping`), the columns dropped
-(`dropped_columns`) and the type of each id column (`id_types`: "int64" or "string").
+source file name and its sha256, the number of days that file holds (`source_days`:
+a file whose days are all on the share unchanged is not read again), the sha256 of the
+Parquet written (`dataset_sha256`, the hash the lineage records for the day), rows,
+frauds (None for an arrived day), ingested_at, the column mapping used (`mapping`), the
+columns dropped (`dropped_columns`) and the type of each id column (`id_types`: "int64"
+or "string").
 """
 
 from __future__ import annotations
@@ -172,6 +174,8 @@ def _ingest_file(
         source_sha = sha256_file(path)
         if name_date and _unchanged_fast(share, result, path, testing, name_date, source_sha):
             return
+        if not name_date and _unchanged_file(share, result, path, testing, source_sha):
+            return
         raw = read_dataset(path, allow_pickle=allow_pickle,
                            text_columns=tuple(mapping.columns[r] for r in _ID_ROLES))
         mapped = mapping.apply(raw, path.name)
@@ -189,7 +193,7 @@ def _ingest_file(
         result.quarantined.append(quarantine(path, share, reason))
         return
     kind = "testing" if testing else ("training" if mapped.labelled else "arrived")
-    record = {"source": path.name, "source_sha256": source_sha,
+    record = {"source": path.name, "source_sha256": source_sha, "source_days": len(days),
               "mapping": mapping.to_json(), "dropped_columns": mapped.dropped}
     bad: list[tuple[dt.date | None, str]] = []
     for day, rows in days:
@@ -481,6 +485,33 @@ def _unchanged_fast(share: Share, result: IngestResult, path: Path, testing: boo
                 result.unchanged.append({**_brief(path, kind, day, share), "sha256": known_sha})
             return True
     return False
+
+
+def _unchanged_file(share: Share, result: IngestResult, path: Path, testing: bool,
+                    source_sha: str) -> bool:
+    """Record an undated file's days as unchanged, without reading it, if all are there.
+
+    All: the `source_days` days it held are on the share from this exact file, intact.
+    """
+    days = {}
+    for key, recorded in read_manifest(share).items():
+        if recorded.get("source") == path.name and recorded.get("source_sha256") == source_sha:
+            days[key] = recorded
+    counts = {recorded.get("source_days") for recorded in days.values()}
+    if not days or counts != {len(days)}:
+        return False
+    briefs = []
+    for key, recorded in sorted(days.items()):
+        kind, _, date = key.rpartition("/")
+        kind = kind or "training"
+        output = _output_of_key(share, key)
+        if (kind == "testing") != testing or output is None or not output.is_file() or (
+                sha256_file(output) != recorded.get("dataset_sha256")):
+            return False
+        briefs.append({**_brief(path, kind, dt.date.fromisoformat(date), share),
+                       "sha256": recorded["dataset_sha256"]})
+    result.unchanged.extend(briefs)
+    return True
 
 
 def _already_there(share: Share, kind: str, day: dt.date, source_sha: str) -> str | None:
