@@ -46,6 +46,9 @@ READABLE_SUFFIXES = (".parquet", ".csv", ".pkl")
 NON_NEGATIVE = (*ID_COLUMNS, "TX_TIME_SECONDS", "TX_TIME_DAYS")
 #: The dtype of an id column holding text (pandas' default string dtype).
 TEXT_ID_DTYPE = pd.StringDtype(na_value=np.nan)
+#: Text that is a number ("12", "-3", "12.0", "1e3"), and an integer with a leading zero.
+_NUMBER = r"\s*[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\s*"
+_LEADING_ZERO = r"\s*0\d+\s*"
 #: Text with a time-zone designator at its end: "Z", "+02:00", "-0500", "+01".
 _TZ_SUFFIX = r"(?:[Zz]|[+-]\d{2}(?::?\d{2})?)\s*$"
 FRAUD_SCENARIOS = {0, 1, 2, 3}
@@ -299,16 +302,15 @@ def _to_id(series: pd.Series, column: str, where) -> pd.Series:
             return _to_number(series, column, where, integer=True)
     elif not pd.api.types.is_string_dtype(series):
         return _to_number(series, column, where, integer=True)
-    missing = series.isna().to_numpy() | (series.astype(object) == "").to_numpy()
+    text = series.astype(TEXT_ID_DTYPE)  # Arrow-backed: the checks below are vectorised
+    missing = (text.isna() | (text == "")).to_numpy(dtype=bool)
     if missing.any():
         row = _first(missing)
         raise DatasetValidationError(
             f"{where(row)}: {column} is missing, expected an id (an integer or text)")
-    numbers = pd.to_numeric(series.astype(object), errors="coerce")
-    leading_zero = series.astype(object).str.fullmatch(r"\s*0\d+\s*").to_numpy(dtype=bool)
-    if numbers.notna().all() and not leading_zero.any():
-        return _to_number(numbers, column, where, integer=True)
-    return series.astype(TEXT_ID_DTYPE)
+    if text.str.fullmatch(_NUMBER).all() and not text.str.fullmatch(_LEADING_ZERO).any():
+        return _to_number(pd.to_numeric(text.str.strip()), column, where, integer=True)
+    return text
 
 
 def to_datetime(series: pd.Series, where, timezone: str = "UTC") -> pd.Series:
@@ -343,7 +345,7 @@ def to_datetime(series: pd.Series, where, timezone: str = "UTC") -> pd.Series:
 def _text_to_datetime(series: pd.Series, where, timezone: str) -> pd.Series:
     """ISO-8601 text (or Python datetimes) to naive datetime64[ns] in `timezone`."""
     column = "TX_DATETIME"
-    text = series.astype(str)
+    text = series.astype(TEXT_ID_DTYPE)
     date_only = text.str.fullmatch(r"\s*\d{4}-\d{2}-\d{2}\s*")
     if date_only.any():  # midnight would be a guess, and it changes every time feature
         row = _first(date_only)
