@@ -49,6 +49,14 @@ def user_frame(days: list[dt.date], rows: int = 30, text_ids: bool = True) -> pd
     return out
 
 
+def landed(directory: Path, files: dict[str, pd.DataFrame]) -> Path:
+    """A landing directory holding each frame as the CSV of its name."""
+    directory.mkdir()
+    for name, frame in files.items():
+        frame.to_csv(directory / name, index=False)
+    return directory
+
+
 def test_mapping_from_the_share_file_renames_drops_extras_and_is_recorded(tmp_path):
     # GIVEN a share holding the user's mapping, and a one-day CSV in the user's names
     # (labels as true/false)
@@ -196,11 +204,8 @@ def test_id_text_rules_leading_zeros_stay_text_numbers_become_integers(tmp_path)
 
 def test_a_day_whose_id_type_differs_from_the_share_is_refused_naming_the_file(tmp_path):
     share = Share.at(tmp_path / "share")
-    first, second = tmp_path / "one", tmp_path / "two"
-    first.mkdir()
-    second.mkdir()
-    user_frame([dt.date(2018, 4, 1)], text_ids=False).to_csv(first / "a.csv", index=False)
-    user_frame([dt.date(2018, 4, 2)], text_ids=True).to_csv(second / "b.csv", index=False)
+    first = landed(tmp_path / "one", {"a.csv": user_frame([dt.date(2018, 4, 1)], text_ids=False)})
+    second = landed(tmp_path / "two", {"b.csv": user_frame([dt.date(2018, 4, 2)])})
     mapping = ColumnMapping(**USER_MAPPING)
     ingest_path(first, share, mapping=mapping)
     # (an entry without id_types, as older versions wrote them: the file's schema tells)
@@ -342,12 +347,9 @@ def test_cli_names_the_source_and_quarantine_paths_of_a_bad_day(tmp_path, capsys
 def test_a_day_already_on_the_share_from_another_file_is_refused_naming_both(tmp_path):
     share = Share.at(tmp_path / "share")
     mapping = ColumnMapping(**USER_MAPPING)
-    first, second = tmp_path / "one", tmp_path / "two"
-    first.mkdir()
-    second.mkdir()
-    user_frame([dt.date(2018, 4, 1)]).to_csv(first / "march.csv", index=False)
-    later = user_frame([dt.date(2018, 4, 1)]).iloc[:5]   # other rows of the same day
-    later.to_csv(second / "april.csv", index=False)
+    first = landed(tmp_path / "one", {"march.csv": user_frame([dt.date(2018, 4, 1)])})
+    # other rows of the same day
+    second = landed(tmp_path / "two", {"april.csv": user_frame([dt.date(2018, 4, 1)]).iloc[:5]})
     ingest_path(first, share, mapping=mapping)
 
     result = ingest_path(second, share, mapping=mapping)
@@ -404,14 +406,10 @@ def test_simulator_only_columns_are_optional_and_kept_when_present(tmp_path):
 def test_a_text_transaction_id_reused_on_another_day_is_refused_naming_both_files(tmp_path):
     share = Share.at(tmp_path / "share")
     mapping = ColumnMapping(**USER_MAPPING)
-    first, second = tmp_path / "one", tmp_path / "two"
-    first.mkdir()
-    second.mkdir()
-    day1 = user_frame([dt.date(2018, 4, 1)])
-    day1.to_csv(first / "a.csv", index=False)
-    day2 = user_frame([dt.date(2018, 4, 2)])
+    day1, day2 = user_frame([dt.date(2018, 4, 1)]), user_frame([dt.date(2018, 4, 2)])
     day2.loc[4, "tx_id"] = day1.loc[7, "tx_id"]
-    day2.to_csv(second / "b.csv", index=False)
+    first = landed(tmp_path / "one", {"a.csv": day1})
+    second = landed(tmp_path / "two", {"b.csv": day2})
     ingest_path(first, share, mapping=mapping)
 
     [refused] = ingest_path(second, share, mapping=mapping).refused
