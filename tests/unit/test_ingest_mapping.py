@@ -146,6 +146,10 @@ def test_bad_mappings_are_refused_before_reading_anything(tmp_path):
         resolve_mapping(share, pairs=["card"])
     with pytest.raises(MappingError, match="no such mapping file"):
         resolve_mapping(share, tmp_path / "missing.json")
+    # On the command line: exit 2, and nothing created
+    assert main(["ingest", "--source", str(tmp_path), "--storage", str(tmp_path / "new"),
+                 "--map", "card"]) == 2
+    assert not (tmp_path / "new").exists()
     # The default is the identity on the simulator's names, in UTC.
     default = resolve_mapping(share)
     assert default.columns["card"] == "CUSTOMER_ID" and default.timezone == "UTC"

@@ -11,7 +11,7 @@ from trainer.commands._common import add_storage
 from trainer.data.ingest import IngestResult, ingest_path
 from trainer.data.ingest import log as ingest_log
 from trainer.data.mapping import MAPPING_FILE_NAME, ROLES, resolve_mapping
-from trainer.storage import create_share
+from trainer.storage import Share, create_share
 
 DESCRIPTION = """\
 Validate dataset files and write them to ROOT/datasets/training/<date>.parquet
@@ -132,10 +132,12 @@ def summary(result: IngestResult) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Ingest `args.source` onto `args.storage`; see DESCRIPTION for the exit status."""
+    # A mistyped mapping is refused before anything is created.
+    mapping = resolve_mapping(Share.at(args.storage), args.mapping, args.map_pairs,
+                              args.timezone)
     share, created = create_share(args.storage, "fraudpipe ingest")
     if created:
         print(f"created a new share at {share.root}", file=sys.stderr)
-    mapping = resolve_mapping(share, args.mapping, args.map_pairs, args.timezone)
     quiet = _QuarantineReported()
     ingest_log.addFilter(quiet)
     try:
