@@ -421,3 +421,16 @@ def test_a_text_transaction_id_reused_on_another_day_is_refused_naming_both_file
     assert refused["reason"].startswith(
         f"b.csv: TRANSACTION_ID {day1.loc[7, 'tx_id']} (and 0 more) is already used by "
         f"{share.training_dataset(dt.date(2018, 4, 1))} (ingested from a.csv)")
+
+
+def test_epoch_seconds_are_not_taken_for_nanoseconds(tmp_path):
+    frame = user_frame([dt.date(2018, 4, 2)], text_ids=False)
+    frame["timestamp"] = pd.to_datetime(frame["timestamp"]).astype("int64") // 10**9
+    landing = landed(tmp_path / "landing", {"export.csv": frame})
+
+    [entry] = ingest_path(landing, Share.at(tmp_path / "share"),
+                          mapping=ColumnMapping(**USER_MAPPING)).quarantined
+
+    assert f"row 0 (TRANSACTION_ID {frame.loc[0, 'tx_id']}): TX_DATETIME is " \
+           f"{frame.loc[0, 'timestamp']}, which as nanoseconds is 1970-01-01" in entry["reason"]
+    assert "seconds or milliseconds?" in entry["reason"]

@@ -46,6 +46,8 @@ READABLE_SUFFIXES = (".parquet", ".csv", ".pkl")
 NON_NEGATIVE = (*ID_COLUMNS, "TX_TIME_SECONDS", "TX_TIME_DAYS")
 #: The dtype of an id column holding text (pandas' default string dtype).
 TEXT_ID_DTYPE = pd.StringDtype(na_value=np.nan)
+#: Integer times below this (1970-01-12 as nanoseconds) are seconds or milliseconds.
+EARLIEST_NANOSECONDS = 10**15
 #: Text that is a number ("12", "-3", "12.0", "1e3"), and an integer with a leading zero.
 _NUMBER = r"\s*[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\s*"
 _LEADING_ZERO = r"\s*0\d+\s*"
@@ -328,6 +330,14 @@ def to_datetime(series: pd.Series, where, timezone: str = "UTC") -> pd.Series:
         pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
     ) or _holds_only_ints(series):
         nanoseconds = _to_number(series, column, where, integer=True)
+        early = (nanoseconds < EARLIEST_NANOSECONDS).to_numpy()
+        if early.any():  # seconds or milliseconds taken for nanoseconds: a 1970 date
+            row = _first(early)
+            raise DatasetValidationError(
+                f"{where(row)}: {column} is {nanoseconds.iloc[row]}, which as nanoseconds "
+                f"is {pd.Timestamp(int(nanoseconds.iloc[row]), unit='ns')}; expected int64 "
+                "nanoseconds since 1970 (seconds or milliseconds? convert them, or give "
+                "ISO-8601 text)")
         converted = pd.to_datetime(nanoseconds, unit="ns")
     elif pd.api.types.is_string_dtype(series) or series.dtype == object:
         converted = _text_to_datetime(series, where, timezone)

@@ -350,8 +350,9 @@ def _compare_and_write(share: Share, kind: str, day: dt.date, entry: dict, data:
     if recorded is not None and on_share is not None and recorded.get("source") != entry["source"]:
         return (f"{entry['source']}: {day} is already on the share from {recorded.get('source')} "
                 f"({output}) with other rows; a day's rows must come from one file, so the "
-                "day was left as it is. To replace it, ingest the corrected day under the name "
-                f"{recorded.get('source')}, or remove {output} first")
+                f"day was left as it is and this file's rows of {day} were not ingested. To "
+                f"replace the day, ingest its corrected rows in a file named "
+                f"{recorded.get('source')}")
     # The lineage records what each trained day was trained on: that content only.
     trained = Lineage.load(share).entry_for(day) if kind != "testing" else None
     if trained is not None and trained.dataset_sha256 != entry["dataset_sha256"]:
