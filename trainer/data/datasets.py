@@ -1,7 +1,9 @@
 """One dataset file: reading it (.parquet, .csv, opt-in .pkl) and validating it.
 
-`read_dataset` turns a file into a raw DataFrame, `validate_dataset` turns a raw frame into
-the canonical frame of `trainer.data.schema` (exact columns and dtypes, sorted rows) or raises
+`read_dataset` turns a file into a raw DataFrame, `split_days` cuts it into days,
+`validate_dataset` turns a raw frame (columns renamed by `trainer.data.mapping`; the
+column conversions are `trainer.data.values`) into the canonical frame of
+`trainer.data.schema` (exact columns and dtypes, sorted rows) or raises
 `DatasetValidationError` with a message that names the file, the row or column, what was
 found and what was expected. `load_training_day` reads a validated day back from the share.
 
@@ -36,6 +38,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from trainer.data.schema import COLUMNS, ID_COLUMNS, LABEL, REQUIRED
+from trainer.data.values import TEXT_ID_DTYPE, first_row, to_datetime, to_id, to_number
 from trainer.errors import DatasetValidationError
 from trainer.storage import Share
 
@@ -44,15 +47,6 @@ log = logging.getLogger(__name__)
 READABLE_SUFFIXES = (".parquet", ".csv", ".pkl")
 #: Integer columns that may not be negative (ids only when they are integers).
 NON_NEGATIVE = (*ID_COLUMNS, "TX_TIME_SECONDS", "TX_TIME_DAYS")
-#: The dtype of an id column holding text (pandas' default string dtype).
-TEXT_ID_DTYPE = pd.StringDtype(na_value=np.nan)
-#: Integer times below this (1970-01-12 as nanoseconds) are seconds or milliseconds.
-EARLIEST_NANOSECONDS = 10**15
-#: Text that is a number ("12", "-3", "12.0", "1e3"), and an integer with a leading zero.
-_NUMBER = r"\s*[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\s*"
-_LEADING_ZERO = r"\s*0\d+\s*"
-#: Text with a time-zone designator at its end: "Z", "+02:00", "-0500", "+01".
-_TZ_SUFFIX = r"(?:[Zz]|[+-]\d{2}(?::?\d{2})?)\s*$"
 FRAUD_SCENARIOS = {0, 1, 2, 3}
 #: Canonical row order: deterministic output needs a total order, and ids are unique.
 SORT_KEYS = ["TX_DATETIME", "TRANSACTION_ID"]
@@ -166,11 +160,11 @@ def validate_dataset(
         if column == "TX_DATETIME":
             out[column] = to_datetime(raw[column], where, timezone)
         elif column in ID_COLUMNS:
-            out[column] = _to_id(raw[column], column, where)
+            out[column] = to_id(raw[column], column, where)
         elif column == LABEL and pd.api.types.is_bool_dtype(raw[column]):
             out[column] = raw[column].astype("int64")  # True/False labels: 1/0
         else:
-            out[column] = _to_number(raw[column], column, where,
+            out[column] = to_number(raw[column], column, where,
                                      integer=str(COLUMNS[column]) == "int64")
     _check_values(out, where, file_rows)
     _check_day(out, where, name, expected_date)
@@ -226,173 +220,6 @@ def separator_hint(df: pd.DataFrame) -> str:
     return ""
 
 
-def _first(mask: np.ndarray | pd.Series) -> int:
-    return int(np.flatnonzero(np.asarray(mask))[0])
-
-
-def _to_number(series: pd.Series, column: str, where, *, integer: bool) -> pd.Series:
-    """Convert one numeric column losslessly to int64 or float64, naming the bad row."""
-    expected = "an integer (int64)" if integer else "a number (float64)"
-    if pd.api.types.is_string_dtype(series) and series.dtype != object:
-        # Text where a number belongs: name the first row that is not even numeric text.
-        unparsable = pd.to_numeric(series, errors="coerce").isna() & series.notna()
-        row = _first(unparsable) if unparsable.any() else 0
-        raise DatasetValidationError(
-            f"{where(row)}: {column} is {series.iloc[row]!r} (text, column dtype {series.dtype}), "
-            f"expected {expected}"
-        )
-    if pd.api.types.is_bool_dtype(series) or not (
-        pd.api.types.is_numeric_dtype(series) or series.dtype == object
-    ):
-        raise DatasetValidationError(
-            f"{where(None)} {column} has dtype {series.dtype}, expected {expected}"
-        )
-    if series.dtype == object:  # the sample's id columns: Python ints in an object column
-        is_number = series.map(
-            lambda v: (
-                isinstance(v, (int, float, np.integer, np.floating))
-                and not isinstance(v, (bool, np.bool_))
-            )
-        )
-        if not is_number.all():
-            row = _first(~is_number)
-            value = series.iloc[row]
-            raise DatasetValidationError(
-                f"{where(row)}: {column} is {value!r} ({type(value).__name__}), expected {expected}"
-            )
-        series = pd.to_numeric(series)
-    if isinstance(series.dtype, pd.api.extensions.ExtensionDtype):  # nullable Int64 & co.
-        numpy_dtype = "float64" if series.hasnans else series.dtype.numpy_dtype
-        series = series.astype(numpy_dtype)
-    values = series.to_numpy()
-    if values.dtype.kind == "f":
-        bad = ~np.isfinite(values)
-        if bad.any():
-            row = _first(bad)
-            raise DatasetValidationError(
-                f"{where(row)}: {column} is {values[row]}, expected {expected}, not NaN or inf"
-            )
-        if integer:
-            fractional = values != np.floor(values)
-            if fractional.any():
-                row = _first(fractional)
-                raise DatasetValidationError(
-                    f"{where(row)}: {column} is {values[row]}, expected {expected}"
-                )
-    if integer and values.dtype.kind == "u" and (values > np.iinfo(np.int64).max).any():
-        row = _first(values > np.iinfo(np.int64).max)
-        raise DatasetValidationError(
-            f"{where(row)}: {column} is {values[row]}, too large for int64"
-        )
-    return pd.Series(values.astype("int64" if integer else "float64"), index=series.index)
-
-
-def _to_id(series: pd.Series, column: str, where) -> pd.Series:
-    """An id column: int64 when it holds only numbers, else the text exactly as given."""
-    if series.dtype == object:
-        is_text = series.map(lambda v: isinstance(v, str)).to_numpy()
-        if is_text.any() and not is_text.all():
-            row = _first(is_text != is_text[0])
-            value = series.iloc[row]
-            kind = "text" if is_text[0] else "an integer"
-            raise DatasetValidationError(
-                f"{where(row)}: {column} is {value!r} ({type(value).__name__}), expected "
-                f"{'an integer' if not is_text[0] else 'text'} like row 0 (the column mixes "
-                f"integers and text; row 0 holds {kind})"
-            )
-        if not is_text.any():
-            return _to_number(series, column, where, integer=True)
-    elif not pd.api.types.is_string_dtype(series):
-        return _to_number(series, column, where, integer=True)
-    text = series.astype(TEXT_ID_DTYPE)  # Arrow-backed: the checks below are vectorised
-    missing = (text.isna() | (text == "")).to_numpy(dtype=bool)
-    if missing.any():
-        row = _first(missing)
-        raise DatasetValidationError(
-            f"{where(row)}: {column} is missing, expected an id (an integer or text)")
-    if text.str.fullmatch(_NUMBER).all() and not text.str.fullmatch(_LEADING_ZERO).any():
-        return _to_number(pd.to_numeric(text.str.strip()), column, where, integer=True)
-    return text
-
-
-def to_datetime(series: pd.Series, where, timezone: str = "UTC") -> pd.Series:
-    """TX_DATETIME from int64 ns, datetime64 (any unit, naive or aware) or ISO text.
-
-    Aware values are converted to `timezone` and made naive; naive ones are kept as they
-    are (wall-clock time in `timezone`).
-    """
-    column = "TX_DATETIME"
-    if isinstance(series.dtype, pd.DatetimeTZDtype):
-        converted = series.dt.tz_convert(timezone).dt.tz_localize(None).astype("datetime64[ns]")
-    elif pd.api.types.is_datetime64_dtype(series):
-        converted = series.astype("datetime64[ns]")
-    elif (
-        pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
-    ) or _holds_only_ints(series):
-        nanoseconds = _to_number(series, column, where, integer=True)
-        early = (nanoseconds < EARLIEST_NANOSECONDS).to_numpy()
-        if early.any():  # seconds or milliseconds taken for nanoseconds: a 1970 date
-            row = _first(early)
-            raise DatasetValidationError(
-                f"{where(row)}: {column} is {nanoseconds.iloc[row]}, which as nanoseconds "
-                f"is {pd.Timestamp(int(nanoseconds.iloc[row]), unit='ns')}; expected int64 "
-                "nanoseconds since 1970 (seconds or milliseconds? convert them, or give "
-                "ISO-8601 text)")
-        converted = pd.to_datetime(nanoseconds, unit="ns")
-    elif pd.api.types.is_string_dtype(series) or series.dtype == object:
-        converted = _text_to_datetime(series, where, timezone)
-    else:
-        raise DatasetValidationError(
-            f"{where(None)} {column} has dtype {series.dtype}, "
-            "expected int64 nanoseconds, datetime64 or ISO-8601 text"
-        )
-    if converted.isna().any():
-        row = _first(converted.isna())
-        raise DatasetValidationError(f"{where(row)}: {column} is missing, expected a datetime")
-    return converted
-
-
-def _text_to_datetime(series: pd.Series, where, timezone: str) -> pd.Series:
-    """ISO-8601 text (or Python datetimes) to naive datetime64[ns] in `timezone`."""
-    column = "TX_DATETIME"
-    text = series.astype(TEXT_ID_DTYPE)
-    date_only = text.str.fullmatch(r"\s*\d{4}-\d{2}-\d{2}\s*")
-    if date_only.any():  # midnight would be a guess, and it changes every time feature
-        row = _first(date_only)
-        raise DatasetValidationError(
-            f"{where(row)}: {column} is {series.iloc[row]!r}, a date without a time; "
-            "expected a date and time (e.g. 2018-04-01 07:19:05), int64 nanoseconds or "
-            "a datetime"
-        )
-    aware = (text.str.contains(_TZ_SUFFIX, regex=True) & series.notna()).to_numpy(dtype=bool)
-    if aware.any() and not aware[series.notna().to_numpy()].all():
-        row = _first(aware != aware[0])
-        has = "has a time zone" if aware[row] else "has no time zone"
-        raise DatasetValidationError(
-            f"{where(row)}: {column} is {series.iloc[row]!r}, which {has} unlike row 0 "
-            f"({series.iloc[0]!r}); expected every value with a time zone (Z or an offset) "
-            "or none"
-        )
-    converted = pd.to_datetime(series, format="ISO8601", errors="coerce", utc=bool(aware.any()))
-    unparsed = converted.isna() & series.notna()
-    if unparsed.any():
-        row = _first(unparsed)
-        raise DatasetValidationError(
-            f"{where(row)}: {column} is {series.iloc[row]!r}, "
-            "expected int64 nanoseconds, a datetime or ISO-8601 text"
-        )
-    if isinstance(converted.dtype, pd.DatetimeTZDtype):
-        converted = converted.dt.tz_convert(timezone).dt.tz_localize(None)
-    return converted.astype("datetime64[ns]")
-
-
-def _holds_only_ints(series: pd.Series) -> bool:
-    """An object column of Python/numpy ints, as the sample stores its id columns."""
-    return series.dtype == object and bool(
-        series.map(lambda v: isinstance(v, (int, np.integer)) and not isinstance(v, bool)).all()
-    )
-
-
 def _check_values(frame: pd.DataFrame, where, file_rows: np.ndarray) -> None:
     """Value ranges and uniqueness of the columns present, in canonical dtypes."""
     checks = [("TX_AMOUNT", frame["TX_AMOUNT"] < 0, "expected >= 0")]
@@ -405,7 +232,7 @@ def _check_values(frame: pd.DataFrame, where, file_rows: np.ndarray) -> None:
                if column in frame and pd.api.types.is_integer_dtype(frame[column])]
     for column, bad, expected in checks:
         if bad.any():
-            row = _first(bad)
+            row = first_row(bad)
             raise DatasetValidationError(
                 f"{where(row)}: {column} is {frame[column].iloc[row]}, {expected}"
             )
@@ -414,7 +241,7 @@ def _check_values(frame: pd.DataFrame, where, file_rows: np.ndarray) -> None:
     if LABEL in frame and "TX_FRAUD_SCENARIO" in frame:
         inconsistent = (frame[LABEL] == 1) != (frame["TX_FRAUD_SCENARIO"] > 0)
         if inconsistent.any():
-            row = _first(inconsistent)
+            row = first_row(inconsistent)
             raise DatasetValidationError(
                 f"{where(row)}: TX_FRAUD is {frame['TX_FRAUD'].iloc[row]} but TX_FRAUD_SCENARIO "
                 f"is {frame['TX_FRAUD_SCENARIO'].iloc[row]}, expected TX_FRAUD 1 exactly when "
@@ -422,8 +249,8 @@ def _check_values(frame: pd.DataFrame, where, file_rows: np.ndarray) -> None:
             )
     duplicated = frame["TRANSACTION_ID"].duplicated()
     if duplicated.any():
-        row = _first(duplicated)
-        first = _first(frame["TRANSACTION_ID"] == frame["TRANSACTION_ID"].iloc[row])
+        row = first_row(duplicated)
+        first = first_row(frame["TRANSACTION_ID"] == frame["TRANSACTION_ID"].iloc[row])
         raise DatasetValidationError(
             f"{where(row)}: duplicate TRANSACTION_ID (first at row {file_rows[first]}), "
             f"expected unique ids ({int(duplicated.sum())} duplicate row(s))"
@@ -440,7 +267,7 @@ def _check_day(frame: pd.DataFrame, where, name: str, expected_date: dt.date | N
         source = f"{expected_date.isoformat()}, the date in the file name"
     off = days != expected
     if off.any():
-        row = _first(off)
+        row = first_row(off)
         raise DatasetValidationError(
             f"{where(row)}: TX_DATETIME {frame['TX_DATETIME'].iloc[row]} is on "
             f"{days.iloc[row].date()}, expected {source} ({int(off.sum())} row(s) off)"

@@ -41,7 +41,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from trainer.data.datasets import read_dataset, split_days, validate_dataset
+from trainer.data.datasets import dataset_day, read_dataset, split_days, validate_dataset
 from trainer.data.mapping import ROLES, ColumnMapping, resolve_mapping
 from trainer.data.schema import ID_COLUMNS, LABEL, date_from_name
 from trainer.errors import ChangedDatasetError, DatasetValidationError, FraudpipeError
@@ -209,7 +209,7 @@ def _ingest_file(
             log.exception("%s: unexpected error while validating %s", path, day)
             bad.append((day, f"{name}: could not be validated ({type(exc).__name__}: {exc})"))
             continue
-        _ingest_day(path, share, result, kind, day or _day_of(canonical), canonical, record)
+        _ingest_day(path, share, result, kind, day or dataset_day(canonical), canonical, record)
     if bad:
         copy = quarantine(path, share, "\n".join(reason for _, reason in bad))
         for bad_day, reason in bad:
@@ -219,11 +219,6 @@ def _ingest_file(
 
 #: The roles whose columns are ids (read as text from CSV, so that 000123 keeps its zeros).
 _ID_ROLES = tuple(role for role, column in ROLES.items() if column in ID_COLUMNS)
-
-
-def _day_of(canonical: pd.DataFrame) -> dt.date:
-    """The day of a validated single-day frame (a testing file without a dated name)."""
-    return canonical["TX_DATETIME"].iloc[0].date()
 
 
 def id_types(canonical: pd.DataFrame) -> dict[str, str]:
