@@ -362,6 +362,12 @@ def test_a_day_already_on_the_share_from_another_file_is_refused_naming_both(tmp
     assert refused["reason"].startswith(
         "april.csv: 2018-04-01 is already on the share from march.csv")
     assert len(load_canonical(share.training_dataset(dt.date(2018, 4, 1)))) == 30
+    # A file of the same name (in any format) is a corrected export: it replaces the day.
+    fixed = landed(tmp_path / "three", {})
+    user_frame([dt.date(2018, 4, 1)]).iloc[:7].to_parquet(fixed / "march.parquet")
+    [replaced] = ingest_path(fixed, share, mapping=mapping).ingested
+    assert replaced["replaced"] is True
+    assert len(load_canonical(share.training_dataset(dt.date(2018, 4, 1)))) == 7
 
 
 def test_an_unlabelled_day_is_written_to_arrived_without_the_label(tmp_path):

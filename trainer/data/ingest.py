@@ -6,7 +6,7 @@ other file holds the days its rows fall on, in the mapping's time zone), and val
 each day on its own (`trainer.data.datasets`). Each good day is converted to canonical
 Parquet in memory, then, under the ingest lock, compared with what the share already
 holds and either left ("unchanged"), written atomically ("ingested", possibly replacing
-a day not yet trained that came from a file of the same name), or refused (a changed
+a day not yet trained that came from a file of the same name, in any format), or refused (a changed
 day already trained: the lineage was built on the old content; a day already on the
 share from another file; ids of another type than the share's). A labelled day goes to
 `datasets/training/<date>.parquet`; a day without the label column is "arrived" and goes
@@ -342,7 +342,9 @@ def _compare_and_write(share: Share, kind: str, day: dt.date, entry: dict, data:
             manifest[key] = {**entry, "ingested_at": ingested_at}
             _write_manifest(share, manifest)
         return "unchanged"
-    if recorded is not None and on_share is not None and recorded.get("source") != entry["source"]:
+    # Another file (not the same name in another format) does not replace a day's rows.
+    if recorded is not None and on_share is not None and (
+            Path(str(recorded.get("source"))).stem != Path(entry["source"]).stem):
         return (f"{entry['source']}: {day} is already on the share from {recorded.get('source')} "
                 f"({output}) with other rows; a day's rows must come from one file, so the "
                 f"day was left as it is and this file's rows of {day} were not ingested. To "
