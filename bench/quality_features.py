@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
+import hashlib
 import json
 import tempfile
 import time
@@ -143,6 +145,19 @@ def member_scores(features: dict[dt.date, pd.DataFrame], columns: list[str], whi
     return {"scores": scores, "cpu_seconds_per_day": float(np.mean(cpu[-30:]))}
 
 
+def _cached_member(cache: Path, key: str, train) -> dict:
+    """`train()`'s result, kept under `cache` by `key` so later runs reuse a trained member."""
+    path = cache / "members" / f"{hashlib.sha256(key.encode()).hexdigest()[:20]}.npz"
+    if path.is_file():
+        saved = np.load(path)
+        return {"scores": {k: saved[k] for k in saved.files if k != "cpu"},
+                "cpu_seconds_per_day": float(saved["cpu"])}
+    result = train()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, cpu=result["cpu_seconds_per_day"], **result["scores"])
+    return result
+
+
 def evaluate(features: dict[dt.date, pd.DataFrame], split_key: str,
              scores: np.ndarray) -> dict[str, float]:
     checkpoint, start = (dt.date.fromisoformat(d) for d in split_key.split("/"))
@@ -168,10 +183,11 @@ def run(cache: Path, seeds: list[int], configs: list[str], weights: list[float],
             columns = columns_of(config)
             members = {}
             for which in ("booster", "mlp"):
-                key = json.dumps([config["groups"], which, config[which]], sort_keys=True)
+                key = json.dumps([seed, config["groups"], which, config[which],
+                                  [[str(c), str(s)] for c, s in splits]], sort_keys=True)
                 if key not in trained:
-                    trained[key] = member_scores(features, columns, which, config[which],
-                                                 splits)
+                    trained[key] = _cached_member(cache, key, functools.partial(
+                        member_scores, features, columns, which, config[which], splits))
                 members[which] = trained[key]
             for weight in weights:
                 row = {"seed": seed, "config": name, "booster_weight": weight,
