@@ -393,6 +393,7 @@ def main(argv: list[str] | None = None) -> None:
     elif args.phase == "report":
         if not args.chosen:
             parser.error("report needs --chosen (a configuration, or 'best')")
+        requested = args.chosen
         if args.chosen == "best":
             args.chosen, args.chosen_weight = best_on_validation(results["validation"])
         seeds = args.seeds or REPORT_SEEDS
@@ -405,8 +406,9 @@ def main(argv: list[str] | None = None) -> None:
                              "chosen_weight": args.chosen_weight, "seeds": seeds,
                              "wall_seconds": time.perf_counter() - began,
                              "command": "nice -n 15 .venv/bin/python -m "
-                                        f"bench.quality_features report --chosen {args.chosen}"
-                                        f" --chosen-weight {args.chosen_weight}"}
+                                        f"bench.quality_features report --chosen {requested}"
+                                        + ("" if requested == "best" else
+                                           f" --chosen-weight {args.chosen_weight}")}
     _save(results)
     from bench.quality import write_quality_md
 
