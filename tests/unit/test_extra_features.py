@@ -34,7 +34,8 @@ def transactions_with_edges(seed: int, days: int = 40, per_day: int = 40) -> pd.
         "TX_DATETIME": (first + pd.to_timedelta(seconds, unit="s")).astype("datetime64[ns]"),
         "CUSTOMER_ID": rng.integers(0, 12, n).astype("int64"),
         "TERMINAL_ID": rng.integers(0, 8, n).astype("int64"),
-        "TX_AMOUNT": np.round(rng.uniform(1, 200, n), 2),
+        # Some amounts of 0.00, as the simulator makes: an earlier mean can be 0.
+        "TX_AMOUNT": np.where(rng.random(n) < 0.2, 0.0, np.round(rng.uniform(1, 200, n), 2)),
         "TX_FRAUD": (rng.random(n) < 0.15).astype("int64"),
     })
 
@@ -54,7 +55,8 @@ def reference(transactions: pd.DataFrame, day: dt.date) -> pd.DataFrame:
             amounts = earlier[earlier.TX_DATETIME > t - n * DAYS].TX_AMOUNT.to_numpy()
             if len(amounts):
                 mean, sd = amounts.mean(), amounts.std()
-                out[f"CUSTOMER_ID_AMOUNT_RATIO_{n}DAY_WINDOW"] = row.TX_AMOUNT / mean
+                out[f"CUSTOMER_ID_AMOUNT_RATIO_{n}DAY_WINDOW"] = (
+                    row.TX_AMOUNT / mean if mean > 0 else 1.0)
                 out[f"CUSTOMER_ID_AMOUNT_ZSCORE_{n}DAY_WINDOW"] = (
                     (row.TX_AMOUNT - mean) / max(sd, MIN_AMOUNT_SD))
             else:
@@ -99,6 +101,7 @@ def test_matches_the_row_by_row_reference_with_ties_and_edges(seed):
     # and the edge cases occurred: caps, empty windows and known frauds
     assert (fast["TERMINAL_ID_DAYS_SINCE_KNOWN_FRAUD"] < 37).any()
     assert (fast["CUSTOMER_ID_SECONDS_SINCE_PREVIOUS_TX"] == 0).any()
+    assert np.isfinite(fast[EXTRA_FEATURE_COLUMNS].to_numpy()).all()
 
 
 def test_first_days_of_a_chain_use_the_caps():
@@ -129,3 +132,17 @@ def test_entry_point_aligns_with_the_target_rows():
     ids = transactions["TRANSACTION_ID"].to_numpy()[target]
     for name in EXTRA_FEATURE_COLUMNS:
         np.testing.assert_array_equal(computed[name], by_id.loc[ids, name].to_numpy())
+
+
+def test_an_earlier_mean_of_zero_gives_a_ratio_of_one():
+    # GIVEN a card whose only earlier amount is 0.00 (the simulator makes such amounts)
+    start = pd.Timestamp(DAY)
+    transactions = pd.DataFrame({
+        "TRANSACTION_ID": [1, 2], "TX_DATETIME": [start, start + SECOND],
+        "CUSTOMER_ID": [1, 1], "TERMINAL_ID": [5, 6], "TX_AMOUNT": [0.0, 40.0],
+        "TX_FRAUD": [0, 0]})
+    # WHEN
+    out = extra_features_of_day(transactions, DAY).set_index("TRANSACTION_ID")
+    # THEN the ratio is 1 (no spending profile yet), not infinite; the z-score uses the floor
+    assert out.loc[2, "CUSTOMER_ID_AMOUNT_RATIO_7DAY_WINDOW"] == 1.0
+    assert out.loc[2, "CUSTOMER_ID_AMOUNT_ZSCORE_7DAY_WINDOW"] == 40.0 / MIN_AMOUNT_SD

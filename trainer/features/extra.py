@@ -10,7 +10,8 @@ TRANSACTION_ID; a row's customer window ends at the row itself).
 With ``t`` the row's time, ``a`` its amount and ``DAY`` one day:
 
 - ``CUSTOMER_ID_AMOUNT_RATIO_nDAY_WINDOW`` (n in 7, 30): ``a`` over the mean amount of the
-  customer's *earlier* rows in ``(t - n DAY, t]`` (the row itself excluded); 1 when none.
+  customer's *earlier* rows in ``(t - n DAY, t]`` (the row itself excluded); 1 when none,
+  or when their mean is 0 (amounts of 0.00 occur).
 - ``CUSTOMER_ID_AMOUNT_ZSCORE_nDAY_WINDOW``: ``(a - mean) / max(sd, 1)`` over the same
   earlier rows (population sd, from the sum and sum of squares); 0 when none. The floor of
   one currency unit keeps a card with constant amounts from producing huge values.
@@ -148,7 +149,7 @@ def extra_features(columns: dict[str, np.ndarray], target: np.ndarray) -> dict[s
         mean = _share(sums[end] - sums[start], count, 0.0)
         variance = np.maximum(_share(squares[end] - squares[start], count, 0.0) - mean**2, 0.0)
         out[f"CUSTOMER_ID_AMOUNT_RATIO_{n}DAY_WINDOW"] = np.divide(
-            a, mean, out=np.ones(len(a)), where=count > 0)
+            a, mean, out=np.ones(len(a)), where=mean > 0)
         out[f"CUSTOMER_ID_AMOUNT_ZSCORE_{n}DAY_WINDOW"] = np.where(
             count > 0, (a - mean) / np.maximum(np.sqrt(variance), MIN_AMOUNT_SD), 0.0)
     start_30 = customers.first_after(t - 30 * NS_PER_DAY)
