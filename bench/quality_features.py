@@ -314,7 +314,11 @@ def markdown_section(results: dict) -> str:
     if results.get("validation"):
         rows = results["validation"]
         out += ["### Validation (seeds 0-4, weeks 07-11 and 07-18; all choices made here)", "",
-                "Each seed's metrics are the mean of its two validation weeks.", ""]
+                "Each seed's metrics are the mean of its two validation weeks. Rule (set after "
+                "seeds 0-1 of `base` and `all`, before the other runs): the configuration "
+                "and booster weight with the largest sum of the three metrics' means over "
+                "seeds 0-4 is reported "
+                "(`best_on_validation`); rows are sorted by validation AP.", ""]
         out += _table(sorted(summary(rows), key=lambda e: -e["average_precision"][0]))
         out += ["", "Commands (in order):", "", "```"]
         out += results.get("validation_commands", []) + ["```", ""]
