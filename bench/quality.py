@@ -146,7 +146,13 @@ def write_quality_md() -> None:
         notes.append(f"Seed {key[0]}, {key[1]}: the step engine's metrics and 2018-07-31 "
                      f"checkpoint size {'equal' if same else 'DIFFER FROM'} the memory "
                      f"engine's.")
-    (HERE / "QUALITY.md").write_text(markdown(sections, notes))
+    text = markdown(sections, notes)
+    features = HERE / "quality_results_features.json"
+    if features.is_file():
+        from bench.quality_features import markdown_section
+
+        text = text.rstrip("\n") + "\n\n" + markdown_section(json.loads(features.read_text()))
+    (HERE / "QUALITY.md").write_text(text)
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -82,6 +82,28 @@ def test_window_reservoir_keeps_only_the_last_days_and_every_fraud():
     assert 0.05 * 3 * 3_000 < genuine < 0.15 * 3 * 3_000
 
 
+def test_window_reservoir_remembers_frauds_longer_when_asked():
+    model = WindowBoostingClassifier(window_days=3, fraud_window_days=5, n_trees=5)
+    frauds_per_day = []
+    for seed in range(7):
+        X, y = _day(seed)
+        model.partial_fit(X, y)
+        frauds_per_day.append(int(y.sum()))
+    genuine_days = set(model.reservoir_day_[model.reservoir_y_ == 0].tolist())
+    fraud_days = set(model.reservoir_day_[model.reservoir_y_ == 1].tolist())
+    assert genuine_days == {4, 5, 6}
+    assert fraud_days == {2, 3, 4, 5, 6}
+    assert int(model.reservoir_y_.sum()) == sum(frauds_per_day[-5:])
+
+
+def test_window_booster_saved_before_fraud_window_existed_keeps_training():
+    model = WindowBoostingClassifier(n_trees=5).partial_fit(*_day(0))
+    del model.__dict__["fraud_window_days"]  # as in a checkpoint from before the setting
+    reloaded = sio.loads(dump_model(model), trusted=TRUSTED_TYPES)
+    reloaded.partial_fit(*_day(1))
+    assert reloaded.fraud_window_days is None and reloaded.days_seen_ == 2
+
+
 def test_continued_booster_stops_growing_at_max_trees():
     model = ContinuedBoostingClassifier(trees_per_day=4, max_trees=8)
     sizes = []

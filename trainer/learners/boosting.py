@@ -81,6 +81,8 @@ class WindowBoostingClassifier(_BoosterText):
 
     Args:
         window_days: days kept in the reservoir (the current one included).
+        fraud_window_days: days a fraud is kept, if longer than `window_days` (None: the
+            same); frauds are rare, so a longer memory of them costs little.
         genuine_fraction: share of genuine transactions kept; every fraud is kept.
             Subsampling genuines changes the scores' scale, not their ranking much.
         n_trees: boosting rounds of each daily refit.
@@ -89,11 +91,16 @@ class WindowBoostingClassifier(_BoosterText):
         random_state: seed of the genuine sampling and of LightGBM.
     """
 
+    #: Class-level default: a checkpoint written before this setting existed loads without it.
+    fraud_window_days: int | None = None
+
     def __init__(self, window_days: int = 28, genuine_fraction: float = 0.1,
                  n_trees: int = 80, learning_rate: float = 0.1, num_leaves: int = 15,
                  min_data_in_leaf: int = 20, feature_fraction: float = 0.8,
-                 l2: float = 1.0, fraud_weight: float = 1.0, random_state: int = 0):
+                 l2: float = 1.0, fraud_weight: float = 1.0, random_state: int = 0,
+                 fraud_window_days: int | None = None):
         self.window_days = window_days
+        self.fraud_window_days = fraud_window_days
         self.genuine_fraction = genuine_fraction
         self.n_trees = n_trees
         self.learning_rate = learning_rate
@@ -125,6 +132,9 @@ class WindowBoostingClassifier(_BoosterText):
         rng = np.random.default_rng([self.random_state, self.days_seen_])
         keep = (y == 1) | (rng.random(len(y)) < self.genuine_fraction)
         alive = self.reservoir_day_ > self.days_seen_ - self.window_days
+        fraud_days = self.fraud_window_days
+        if fraud_days is not None and fraud_days > self.window_days:
+            alive |= (self.reservoir_y_ == 1) & (self.reservoir_day_ > self.days_seen_ - fraud_days)
         self.reservoir_X_ = np.concatenate([self.reservoir_X_[alive], X[keep].astype(np.float32)])
         self.reservoir_y_ = np.concatenate([self.reservoir_y_[alive], y[keep].astype(np.int8)])
         self.reservoir_day_ = np.concatenate([self.reservoir_day_[alive],

@@ -1,0 +1,205 @@
+"""Candidate model inputs beyond the handbook's 15, from the same per-entity windows.
+
+Every input here is a function of running aggregates per customer or terminal (counts,
+sums, sums of squares, a last time) over the windows `trainer.features.compute` uses,
+plus the row itself, so a step that carries per-entity window state can compute them
+from the day's rows alone. This module is the raw-history reference: it reads the same
+columns as ``compute`` (``INPUT_COLUMNS``) and orders ties the same way (time, then
+TRANSACTION_ID; a row's customer window ends at the row itself).
+
+With ``t`` the row's time, ``a`` its amount and ``DAY`` one day:
+
+- ``CUSTOMER_ID_AMOUNT_RATIO_nDAY_WINDOW`` (n in 7, 30): ``a`` over the mean amount of the
+  customer's *earlier* rows in ``(t - n DAY, t]`` (the row itself excluded); 1 when none,
+  or when their mean is 0 (amounts of 0.00 occur).
+- ``CUSTOMER_ID_AMOUNT_ZSCORE_nDAY_WINDOW``: ``(a - mean) / max(sd, 1)`` over the same
+  earlier rows (population sd, from the sum and sum of squares); 0 when none. The floor of
+  one currency unit keeps a card with constant amounts from producing huge values.
+- ``CUSTOMER_ID_SECONDS_SINCE_PREVIOUS_TX``: ``t`` minus the time of the customer's
+  previous row, capped at 30 days (also when there is none in ``(t - 30 DAY, t]``); a
+  carried "last transaction time" gives the same value after the cap.
+- ``CUSTOMER_ID_NB_TX_1_OVER_30DAY``: the 1-day count over the 30-day count (both with
+  the row), a burst indicator.
+- ``CUSTOMER_ID_RISK_30DAY_WINDOW``: the fraud share of the customer's rows in the delayed
+  window ``(t - 37 DAY, t - 7 DAY]``, 0 when none (needs customer fraud counts per delayed
+  window in the state, as terminals have).
+- ``TERMINAL_ID_AVG_AMOUNT_nDAY_WINDOW`` (n in 7, 30): mean amount of the terminal's rows
+  in ``(t - (7 + n) DAY, t - 7 DAY]``, 0 when none.
+- ``TERMINAL_ID_DAYS_SINCE_KNOWN_FRAUD``: ``t`` minus the time of the terminal's last
+  fraud in ``(t - 37 DAY, t - 7 DAY]`` (a label is known 7 days after the transaction), in
+  days, capped at 37 (also when there is none).
+
+The handbook (Le Borgne et al., *Reproducible Machine Learning for Credit Card Fraud
+Detection - Practical Handbook*, chapter 3.4 and the simulator's fraud scenarios in
+chapter 3.2) motivates them: a compromised card spends five times its usual amount, and
+a compromised terminal keeps producing frauds for weeks. `bench/QUALITY.md` says which of
+them the default model uses, chosen on validation weeks.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+
+NS_PER_SECOND = 10**9
+NS_PER_DAY = 86_400 * NS_PER_SECOND
+LABEL_DELAY_DAYS = 7
+#: Longest look-back: the 30-day window delayed by the label delay.
+LOOKBACK_DAYS = 30 + LABEL_DELAY_DAYS
+PREVIOUS_TX_CAP_DAYS = 30
+#: Smallest spread a z-score divides by, in currency units.
+MIN_AMOUNT_SD = 1.0
+
+CUSTOMER_PROFILE_WINDOWS_DAYS = (7, 30)
+TERMINAL_AMOUNT_WINDOWS_DAYS = (7, 30)
+
+#: Every candidate, by name; `bench.quality_features` groups and selects them.
+EXTRA_FEATURE_COLUMNS: list[str] = [
+    *[f"CUSTOMER_ID_AMOUNT_{kind}_{n}DAY_WINDOW"
+      for n in CUSTOMER_PROFILE_WINDOWS_DAYS for kind in ("RATIO", "ZSCORE")],
+    "CUSTOMER_ID_SECONDS_SINCE_PREVIOUS_TX",
+    "CUSTOMER_ID_NB_TX_1_OVER_30DAY",
+    "CUSTOMER_ID_RISK_30DAY_WINDOW",
+    *[f"TERMINAL_ID_AVG_AMOUNT_{n}DAY_WINDOW" for n in TERMINAL_AMOUNT_WINDOWS_DAYS],
+    "TERMINAL_ID_DAYS_SINCE_KNOWN_FRAUD",
+]
+
+#: Columns read from the transactions (the same as `trainer.features.compute`'s).
+INPUT_COLUMNS = ["TRANSACTION_ID", "TX_DATETIME", "CUSTOMER_ID", "TERMINAL_ID", "TX_AMOUNT",
+                 "TX_FRAUD"]
+
+
+class _Windows:
+    """The rows of one entity kind in (entity, time rank) order, and window bounds in it.
+
+    A row's time rank is its position in (time, transaction id) order. Keys
+    ``code * rows + rank`` are unique and sorted here, so a window of an entity is a
+    range of positions found by two binary searches.
+    """
+
+    def __init__(self, entities: np.ndarray, by_time: np.ndarray, rank: np.ndarray,
+                 sorted_times: np.ndarray, targets: np.ndarray):
+        codes, uniques = pd.factorize(entities, sort=False)
+        codes = codes.astype(np.int64) + 1  # a missing id (-1) is its own entity, 0
+        rows = len(rank)
+        keys = codes * rows + rank
+        # A stable sort of the codes of the rows in time order gives key order; numpy
+        # sorts integers of at most 16 bits stably in O(n) (radix sort).
+        in_time = codes[by_time]
+        if len(uniques) < 1 << 16:
+            in_time = in_time.astype(np.uint16)
+        self.order = by_time[np.argsort(in_time, kind="stable")]
+        self._keys = keys[self.order]
+        self._rows = rows
+        self._sorted_times = sorted_times
+        self._target_codes = codes[targets]
+        #: Position of each target row itself.
+        self.position = np.searchsorted(self._keys, keys[targets])
+
+    def first_after(self, bound_ns: np.ndarray) -> np.ndarray:
+        """Position of each target's entity's first row with a time strictly after `bound_ns`."""
+        not_after = np.searchsorted(self._sorted_times, bound_ns, side="right")
+        return np.searchsorted(self._keys, self._target_codes * self._rows + not_after)
+
+    def prefix_sums(self, values: np.ndarray) -> np.ndarray:
+        """Cumulative sums of `values` in this order, with a leading 0."""
+        return np.concatenate(([0.0], np.cumsum(values[self.order])))
+
+
+def _share(numerator: np.ndarray, count: np.ndarray, empty: float) -> np.ndarray:
+    return np.divide(numerator, count, out=np.full(len(count), empty), where=count > 0)
+
+
+def extra_features(columns: dict[str, np.ndarray], target: np.ndarray) -> dict[str, np.ndarray]:
+    """Every candidate of ``EXTRA_FEATURE_COLUMNS`` for the rows selected by `target`.
+
+    Args:
+        columns: ``INPUT_COLUMNS`` as arrays of equal length (TX_DATETIME as datetime64 or
+            int64 nanoseconds), covering the target rows and at least ``LOOKBACK_DAYS``
+            days before them for exact values; transaction ids unique.
+        target: Boolean mask of the rows to compute features for.
+
+    Returns:
+        Name -> float64 array, aligned with ``np.flatnonzero(target)``.
+    """
+    times = np.asarray(columns["TX_DATETIME"]).astype("datetime64[ns]").view(np.int64)
+    ids = np.asarray(columns["TRANSACTION_ID"], dtype=np.int64)
+    amounts = np.asarray(columns["TX_AMOUNT"], dtype=np.float64)
+    frauds = np.asarray(columns["TX_FRAUD"], dtype=np.float64)
+    ordered = np.all((times[1:] > times[:-1])
+                     | ((times[1:] == times[:-1]) & (ids[1:] > ids[:-1])))
+    # The share's history is already in (time, id) order: one check instead of a sort.
+    by_time = np.arange(len(times)) if ordered else np.lexsort((ids, times))
+    rank = np.empty(len(times), dtype=np.int64)
+    rank[by_time] = np.arange(len(times))
+    sorted_times = times[by_time]
+    targets = np.flatnonzero(target)
+    t, a = times[targets], amounts[targets]
+    out: dict[str, np.ndarray] = {}
+
+    customers = _Windows(np.asarray(columns["CUSTOMER_ID"]), by_time, rank, sorted_times,
+                         targets)
+    end = customers.position  # earlier rows of the customer: [start, end)
+    sums, squares = customers.prefix_sums(amounts), customers.prefix_sums(amounts**2)
+    for n in CUSTOMER_PROFILE_WINDOWS_DAYS:
+        start = customers.first_after(t - n * NS_PER_DAY)
+        count = end - start
+        mean = _share(sums[end] - sums[start], count, 0.0)
+        variance = np.maximum(_share(squares[end] - squares[start], count, 0.0) - mean**2, 0.0)
+        out[f"CUSTOMER_ID_AMOUNT_RATIO_{n}DAY_WINDOW"] = np.divide(
+            a, mean, out=np.ones(len(a)), where=mean > 0)
+        out[f"CUSTOMER_ID_AMOUNT_ZSCORE_{n}DAY_WINDOW"] = np.where(
+            count > 0, (a - mean) / np.maximum(np.sqrt(variance), MIN_AMOUNT_SD), 0.0)
+    start_30 = customers.first_after(t - 30 * NS_PER_DAY)
+    has_previous = end > start_30
+    previous_time = times[customers.order[np.maximum(end - 1, 0)]]
+    out["CUSTOMER_ID_SECONDS_SINCE_PREVIOUS_TX"] = np.where(
+        has_previous, t - previous_time, PREVIOUS_TX_CAP_DAYS * NS_PER_DAY) / NS_PER_SECOND
+    start_1 = customers.first_after(t - NS_PER_DAY)
+    out["CUSTOMER_ID_NB_TX_1_OVER_30DAY"] = (end - start_1 + 1) / (end - start_30 + 1)
+    customer_frauds = customers.prefix_sums(frauds)
+    delayed_end = customers.first_after(t - LABEL_DELAY_DAYS * NS_PER_DAY)
+    delayed_start = customers.first_after(t - LOOKBACK_DAYS * NS_PER_DAY)
+    out["CUSTOMER_ID_RISK_30DAY_WINDOW"] = _share(
+        customer_frauds[delayed_end] - customer_frauds[delayed_start],
+        delayed_end - delayed_start, 0.0)
+
+    terminals = _Windows(np.asarray(columns["TERMINAL_ID"]), by_time, rank, sorted_times,
+                         targets)
+    terminal_sums = terminals.prefix_sums(amounts)
+    delayed_end = terminals.first_after(t - LABEL_DELAY_DAYS * NS_PER_DAY)
+    for n in TERMINAL_AMOUNT_WINDOWS_DAYS:
+        start = terminals.first_after(t - (LABEL_DELAY_DAYS + n) * NS_PER_DAY)
+        out[f"TERMINAL_ID_AVG_AMOUNT_{n}DAY_WINDOW"] = _share(
+            terminal_sums[delayed_end] - terminal_sums[start], delayed_end - start, 0.0)
+    delayed_start = terminals.first_after(t - LOOKBACK_DAYS * NS_PER_DAY)
+    # Position of the last fraud at or before each position (-1: none so far).
+    fraud_positions = np.where(frauds[terminals.order] > 0, np.arange(len(times)), -1)
+    last_fraud = np.concatenate(([-1], np.maximum.accumulate(fraud_positions)))[delayed_end]
+    known = last_fraud >= delayed_start
+    fraud_time = times[terminals.order[np.maximum(last_fraud, 0)]]
+    out["TERMINAL_ID_DAYS_SINCE_KNOWN_FRAUD"] = np.where(
+        known, t - fraud_time, LOOKBACK_DAYS * NS_PER_DAY) / NS_PER_DAY
+    return out
+
+
+def extra_features_of_day(transactions: pd.DataFrame, day: dt.date) -> pd.DataFrame:
+    """TRANSACTION_ID and every candidate for the rows of `day`, sorted by TRANSACTION_ID.
+
+    The row order of ``trainer.features.compute.compute_features``' result for the same
+    `transactions` and `day`, so the two frames can be placed side by side.
+    """
+    missing = [name for name in INPUT_COLUMNS if name not in transactions.columns]
+    if missing:
+        raise ValueError(f"transactions for {day.isoformat()}: missing column(s) {missing}; "
+                         f"extra features need {INPUT_COLUMNS}")
+    columns = {name: transactions[name].to_numpy() for name in INPUT_COLUMNS}
+    times = columns["TX_DATETIME"].astype("datetime64[ns]")
+    start = np.datetime64(day.isoformat(), "ns")
+    target = (times >= start) & (times < start + np.timedelta64(1, "D"))
+    frame = pd.DataFrame({"TRANSACTION_ID": columns["TRANSACTION_ID"][target]})
+    for name, values in extra_features(columns, target).items():
+        frame[name] = values
+    return frame.sort_values("TRANSACTION_ID", kind="stable", ignore_index=True)
