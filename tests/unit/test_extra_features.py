@@ -8,13 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from trainer.features.compute import compute_features
-from trainer.features.extra import (
+from bench.extra_features import (
     EXTRA_FEATURE_COLUMNS,
     MIN_AMOUNT_SD,
     extra_features,
     extra_features_of_day,
 )
+from trainer.features.compute import compute_features
 
 DAY = dt.date(2018, 5, 20)
 SECOND = pd.Timedelta(seconds=1)
@@ -41,7 +41,7 @@ def transactions_with_edges(seed: int, days: int = 40, per_day: int = 40) -> pd.
 
 
 def reference(transactions: pd.DataFrame, day: dt.date) -> pd.DataFrame:
-    """Each definition of `trainer.features.extra`, one row at a time."""
+    """Each definition of `bench.extra_features`, one row at a time."""
     frame = transactions.sort_values(["TX_DATETIME", "TRANSACTION_ID"], ignore_index=True)
     rows = []
     for row in frame.itertuples():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bench.extra_features import EXTRA_FEATURE_COLUMNS
 from bench.quality_features import (
     GROUPS,
     METRICS,
@@ -12,7 +13,6 @@ from bench.quality_features import (
     markdown_section,
 )
 from trainer.features.compute import FEATURE_COLUMNS
-from trainer.features.extra import EXTRA_FEATURE_COLUMNS
 
 
 def test_every_extra_candidate_is_in_exactly_one_group():

@@ -68,17 +68,6 @@ def _lgbm_mlp(weights: tuple[float, float] = (0.5, 0.5)) -> BaseEstimator:
     return AveragedClassifier([_lgbm_window(), _mlp()], weights=list(weights))
 
 
-def _lgbm_mlp_v2() -> BaseEstimator:
-    """`lgbm_mlp` as chosen with the extra inputs of `trainer.features.extra`.
-
-    Chosen on the validation weeks 07-11/07-18, seeds 0-4 (`bench.quality_features`):
-    the booster keeps frauds 84 days (genuines 28) and weighs 0.7 in the average.
-    Reported on fresh seeds in bench/QUALITY.md. Not the default until the step feeds
-    it those inputs.
-    """
-    return AveragedClassifier([_lgbm_window(fraud_window_days=84), _mlp()], weights=[0.7, 0.3])
-
-
 #: Learner name -> factory of a fresh, unfitted learner.
 LEARNERS: dict[str, Callable[[], BaseEstimator]] = {
     "sgd": _sgd,
@@ -87,7 +76,6 @@ LEARNERS: dict[str, Callable[[], BaseEstimator]] = {
     "lgbm_window": _lgbm_window,
     "lgbm_continued": _lgbm_continued,
     "lgbm_mlp": _lgbm_mlp,
-    "lgbm_mlp_v2": _lgbm_mlp_v2,
 }
 
 #: Best average precision on the validation weeks 07-11/07-18; test figures in

@@ -1,5 +1,9 @@
 """Candidate model inputs beyond the handbook's 15, from the same per-entity windows.
 
+Research code for `bench.quality_features` (issue 16): none of these is a model input of
+the product yet; the step feeds the learners the handbook's 15 (see bench/QUALITY.md for
+what they did on validation and why they were not wired in).
+
 Every input here is a function of running aggregates per customer or terminal (counts,
 sums, sums of squares, a last time) over the windows `trainer.features.compute` uses,
 plus the row itself, so a step that carries per-entity window state can compute them
