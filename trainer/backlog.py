@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterable
 
+from trainer.labels import awaiting_labels
 from trainer.lineage import Lineage
 from trainer.queue.work_queue import WorkQueue
 from trainer.step import StepResult, run_step
@@ -18,6 +19,9 @@ def trainable_days(share: Share, days: Iterable[dt.date] | None = None,
     A day is trainable when its dataset is on the share, it is not on the active chain
     and it comes after the head: a day before the head needs a replay from an earlier
     checkpoint, and queueing it would only dead-letter it with `OutOfOrderError`.
+    Training keeps strict date order across days that arrived without labels: no day
+    after an arrived day still awaiting its labels (`trainer.labels.awaiting_labels`) is
+    trainable, or that day could only be trained later by a replay.
 
     Args:
         share: the storage root.
@@ -28,6 +32,9 @@ def trainable_days(share: Share, days: Iterable[dt.date] | None = None,
     head = lineage.head_entry
     trained = lineage.dates()
     candidates = share.training_dates() if days is None else days
+    waiting = [d for d in awaiting_labels(share) if head is None or d > head.day]
+    if waiting:
+        through = min(through or waiting[0], waiting[0] - dt.timedelta(days=1))
     return sorted(d for d in set(candidates)
                   if d not in trained and (head is None or d > head.day)
                   and (through is None or d <= through)
