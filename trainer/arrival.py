@@ -115,7 +115,8 @@ def unscored_days(share: Share, lineage: Lineage | None = None) -> list[dt.date]
     lineage = lineage or Lineage.load(share)
     trained = lineage.dates()
     return [d for d in arrived_dates(share) if d not in trained
-            and (scored_by(share, d) or {}).get("sha256") != lineage.head]
+            and (lineage.head is None
+                 or (scored_by(share, d) or {}).get("sha256") != lineage.head)]
 
 
 def score_arrived_days(share: Share) -> ArrivalScoring:
