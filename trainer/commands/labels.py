@@ -69,7 +69,7 @@ def add_parser(sub) -> None:
                         help="the day the N-day rule counts from (default: the latest "
                              "transaction day on the share)")
     parser.add_argument("--map", metavar="USER=ROLE", type=_mapping, action="append",
-                        default=[], help="a label file column and its role, e.g. "
+                        help="a label file column and its role, e.g. "
                                          "chargeback_ref=TRANSACTION_ID (repeatable)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(func=run)
@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     from trainer.labels import LabelsResult, complete_days, default_today, store_labels
 
     share = share_of(args)
-    stored = (store_labels(share, args.source, dict(args.map)) if args.source
+    stored = (store_labels(share, args.source, dict(args.map or [])) if args.source
               else LabelsResult())
     today = args.today or default_today(share)
     completed = complete_days(share, today, args.genuine_after_days)

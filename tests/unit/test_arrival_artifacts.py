@@ -1,0 +1,64 @@
+"""The run's headline and alerts when days arrive without labels (no Prefect server)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from flows.artifacts import RunSummary, build_artifacts
+from tests.arrivals import arrive
+from tests.shares import simulated_share
+from trainer.arrival import score_arrived_days
+from trainer.backlog import train_all
+from trainer.data.simulator import simulate
+from trainer.storage import Share, create_share
+
+ALERTS_KEY = "fraudpipe-daily-pipeline-alerts"
+D = [dt.date(2018, 4, 1) + dt.timedelta(days=i) for i in range(4)]
+
+
+@pytest.fixture
+def share(tmp_path) -> Share:
+    """Two labelled days trained, then 04-03 and 04-04 arrived without labels."""
+    share = simulated_share(tmp_path, 2, seed=1)
+    train_all(share, learner="sgd")
+    frames = dict(simulate("2018-04-01", 4, customers=200, terminals=400, seed=1))
+    for day in D[2:]:
+        arrive(share, day, frames[day])
+    return share
+
+
+def test_todays_alerts_are_the_latest_day_scored_on_arrival(share: Share) -> None:
+    # GIVEN a run that scored the two arrived days with the head (04-02)
+    result = score_arrived_days(share)
+    summary = RunSummary(flow="daily-pipeline", scored=result.scored,
+                         awaiting=["2018-04-03", "2018-04-04"])
+    # WHEN its artifacts are built
+    built = build_artifacts(summary, share)
+    # THEN the alerts are 04-04's, and the headline says who scored them and what waits
+    assert {a["date"] for a in built.alerts} == {"2018-04-04"}
+    text = built.headline
+    assert text.startswith("# fraudpipe daily-pipeline: today is 2018-04-04 (scored on "
+                           "arrival)\n")
+    assert f"check the {len(built.alerts)} cards of the `{ALERTS_KEY}` table" in text
+    assert f"card {built.alerts[0]['card_id']} (" in text
+    assert "Scored on arrival by the model trained through 2018-04-02" in text
+    assert "- waiting for labels: 2018-04-03, 2018-04-04" in text
+    assert "- days trained in this run: **0**" in text
+    assert built.plot is None  # nothing trained: no plot
+
+
+def test_no_model_yet_is_said_and_is_not_a_failure(tmp_path) -> None:
+    share, _ = create_share(tmp_path / "empty", "test")
+    arrive(share, D[0], next(iter(simulate("2018-04-01", 1, customers=200,
+                                           terminals=400, seed=1)))[1])
+    result = score_arrived_days(share)
+    assert result.unscored == ["2018-04-01"] and not share.scores(D[0]).exists()
+    summary = RunSummary(flow="daily-pipeline", unscored=result.unscored,
+                         awaiting=["2018-04-01"])
+    built = build_artifacts(summary, share)
+    assert built.alerts == []
+    assert built.headline.startswith("# fraudpipe daily-pipeline: no model yet to score")
+    assert "**No alerts: nothing is trained yet.** 1 arrived day(s) (2018-04-01)" in (
+        built.headline)
