@@ -160,3 +160,17 @@ def test_the_labels_command_exits_3_on_a_conflict(share, frames, tmp_path, capsy
                  str(share.root)]) == 3
     assert "conflicting labels" in capsys.readouterr().err
 
+
+
+def test_a_label_after_its_day_was_completed_is_reported_late_not_applied(share, frames,
+                                                                         tmp_path):
+    complete_days(share, today=D[7])  # D[0] completed with no label: all genuine
+    before = share.training_dataset(D[0]).read_bytes()
+    genuine = frames[D[0]][frames[D[0]]["TX_FRAUD"] == 0].head(1)
+    write_labels(tmp_path / "late.csv", genuine.assign(TX_FRAUD=1))
+    result = store_labels(share, tmp_path / "late.csv")
+    tx = str(genuine["TRANSACTION_ID"].iloc[0])
+    assert [(x["transaction_id"], x["date"], x["label"], x["dataset_label"])
+            for x in result.late] == [(tx, "2018-04-01", 1, 0)]
+    assert share.training_dataset(D[0]).read_bytes() == before
+    assert result.stored == []

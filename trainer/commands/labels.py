@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from trainer.commands._common import add_storage, date_arg, print_json, share_of
+from trainer.commands._common import (
+    add_storage,
+    date_arg,
+    positive_int,
+    print_json,
+    share_of,
+)
 
 DESCRIPTION = """\
 Store labels that arrive after their transactions (chargebacks, investigations) and turn
@@ -32,16 +38,6 @@ fatal); 3 for a missing SOURCE, a bad file or a conflicting label.
 """
 
 
-def _days(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} is negative; expected 0 or more days")
-    return value
-
-
 def _mapping(text: str) -> tuple[str, str]:
     user, sep, role = text.partition("=")
     if not sep or role not in ("TRANSACTION_ID", "TX_FRAUD") or not user:
@@ -61,7 +57,7 @@ def add_parser(sub) -> None:
                         help="a label file or a directory of them (omit to only apply the "
                              "N-day rule)")
     add_storage(parser)
-    parser.add_argument("--genuine-after-days", metavar="N", type=_days,
+    parser.add_argument("--genuine-after-days", metavar="N", type=positive_int,
                         default=GENUINE_AFTER_DAYS,
                         help=f"N: a transaction without a label N days after its day is "
                              f"genuine (default {GENUINE_AFTER_DAYS}, the handbook's delay)")
