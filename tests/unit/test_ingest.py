@@ -350,10 +350,10 @@ def test_unforeseen_validation_failure_quarantines_only_that_file(tmp_path, monk
     write_day(landing, dt.date(2018, 4, 3))
     real_validate = trainer.data.ingest.validate_dataset
 
-    def validate_or_crash(df, name, expected_date):
+    def validate_or_crash(df, name, expected_date, **options):
         if name.startswith("2018-04-02"):
             raise KeyError("surprise")
-        return real_validate(df, name, expected_date)
+        return real_validate(df, name, expected_date, **options)
 
     monkeypatch.setattr(trainer.data.ingest, "validate_dataset", validate_or_crash)
     result = ingest_path(landing, Share.at(tmp_path / "share"))

@@ -10,13 +10,36 @@ import sys
 from trainer.commands._common import add_storage
 from trainer.data.ingest import IngestResult, ingest_path
 from trainer.data.ingest import log as ingest_log
+from trainer.data.mapping import MAPPING_FILE_NAME, ROLES, resolve_mapping
 from trainer.storage import create_share
 
 DESCRIPTION = """\
 Validate dataset files and write them to ROOT/datasets/training/<date>.parquet
 (or ROOT/datasets/testing/<date>.parquet with --testing) in canonical form, atomically.
-SOURCE is one file or a directory (every non-hidden file in it, in name order); files are
-named <YYYY-MM-DD>.parquet|csv|pkl and every row must fall on that date.
+SOURCE is one file or a directory (every non-hidden file in it, in name order), .parquet
+or .csv (.pkl with --allow-pickle). A file named <YYYY-MM-DD>.<suffix> holds that day and
+every row must fall on it; any other file (a month, a whole export) is cut into the days
+its rows fall on, each day validated on its own: a bad day is quarantined with its
+reason, the others go on. Rows of one day must come from one file: a day already on the
+share from a file of another name is refused (naming both) unless identical.
+
+Columns: each role is read from the column the mapping names (default: the simulator's
+names). Give the mapping once as ROOT/fraudpipe-mapping.json, e.g.
+  {"columns": {"transaction_id": "tx_id", "timestamp": "timestamp", "card": "card_id",
+               "terminal": "merchant_id", "amount": "amount", "label": "is_fraud"},
+   "timezone": "UTC"}
+or with --mapping FILE, and override single roles with --map ROLE=COLUMN. Roles:
+transaction_id (TRANSACTION_ID), timestamp (TX_DATETIME), card (CUSTOMER_ID), terminal
+(TERMINAL_ID), amount (TX_AMOUNT), label (TX_FRAUD). All but label are required. A file
+without its label column is an unlabelled day: written to
+ROOT/datasets/arrived/<date>.parquet (no TX_FRAUD), scored on arrival and trained once its
+labels come. TX_TIME_SECONDS, TX_TIME_DAYS, TX_FRAUD_SCENARIO (the simulator's) are kept
+when present; other columns are dropped and listed in the manifest. Ids may be integers
+or text (kept exactly: alerts name cards by your ids); a share keeps one id type. Times:
+int64 ns, datetimes or ISO-8601 text; values with a zone (Z, +02:00) are converted to the
+mapping's timezone (UTC by default) and stored without zone, naive ones are taken as in
+that zone, and days run midnight to midnight there. The mapping used is recorded in
+ROOT/datasets/ingested.json for each day.
 
 ROOT becomes a share if it is not one yet: the directory and its marker
 fraudpipe-share.json are created, and the output says so. (Every other command refuses a
@@ -72,6 +95,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "--archive", metavar="DIR",
         help="move each source that is on the share afterwards (ingested or unchanged) into "
         "DIR; quarantined and refused files stay. Default: sources stay where they are")
+    parser.add_argument(
+        "--mapping", metavar="FILE",
+        help=f"column mapping file (JSON, as above). Default: ROOT/{MAPPING_FILE_NAME} if "
+        "present, else the simulator's column names")
+    parser.add_argument(
+        "--map", action="append", metavar="ROLE=COLUMN", dest="map_pairs",
+        help=f"read ROLE from COLUMN, over the mapping file; repeatable. Roles: "
+        f"{', '.join(ROLES)}")
+    parser.add_argument(
+        "--timezone", metavar="ZONE",
+        help="IANA zone TX_DATETIME is stored in and days are cut in (default: the "
+        "mapping's, else UTC)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(func=run)
     return parser
@@ -90,7 +125,8 @@ def summary(result: IngestResult) -> str:
             went = f"moved to {dest} (reason in {dest}.reason.txt)"
         else:
             went = f"copied to {dest}, the source left in place (reason in {dest}.reason.txt)"
-        where.append(f"quarantined {e['source']}: {e['reason']}\n  -> {went}")
+        day = f" ({e['date']})" if e.get("date") else ""
+        where.append(f"quarantined {e['source']}{day}: {e['reason']}\n  -> {went}")
     return "\n".join(lines[:-1] + where + lines[-1:])
 
 
@@ -99,11 +135,12 @@ def run(args: argparse.Namespace) -> int:
     share, created = create_share(args.storage, "fraudpipe ingest")
     if created:
         print(f"created a new share at {share.root}", file=sys.stderr)
+    mapping = resolve_mapping(share, args.mapping, args.map_pairs, args.timezone)
     quiet = _QuarantineReported()
     ingest_log.addFilter(quiet)
     try:
         result = ingest_path(args.source, share, allow_pickle=args.allow_pickle,
-                             testing=args.testing, archive=args.archive)
+                             testing=args.testing, archive=args.archive, mapping=mapping)
     finally:
         ingest_log.removeFilter(quiet)
     if args.json:

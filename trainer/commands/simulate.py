@@ -1,4 +1,9 @@
-"""`fraudpipe simulate`: write the handbook's simulated transactions, one file per day."""
+"""`fraudpipe simulate`: write the handbook's simulated transactions, one file per day.
+
+`--format bank-export` writes the same transactions as a bank's export instead (month
+CSVs with text ids and UTC times, chargebacks a week later, the mapping):
+`trainer.data.bank_export`.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +12,11 @@ import json
 import time
 
 from trainer.commands._common import date_arg
+from trainer.data.bank_export import write_bank_export
 from trainer.data.simulator import FORMATS, SimulationConfig, simulate_config, write_day
 from trainer.errors import FraudpipeError
+
+BANK_EXPORT = "bank-export"
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -19,7 +27,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Generate the handbook's simulated transactions and write one file per day, "
             "<date>.parquet (canonical dtypes) or <date>.pkl (the GKE sample's layout). "
-            "Same seed, same files; a shorter run is an exact prefix of a longer one."
+            "Same seed, same files; a shorter run is an exact prefix of a longer one. "
+            "--format bank-export writes the same transactions as a bank's export: "
+            "OUT/transactions/transactions-<YYYY-MM>.csv (tx_id,timestamp,card_id,"
+            "merchant_id,amount: text ids, UTC times with Z, no label), "
+            "OUT/chargebacks/<date>.csv (tx_id,is_fraud,reported_at: the confirmed frauds, "
+            "reported 7 days after their day) and OUT/fraudpipe-mapping.json (the column "
+            "mapping for fraudpipe ingest --mapping)."
         ),
     )
     parser.add_argument("--out", required=True, help="directory to write the days into")
@@ -30,10 +44,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--terminals", type=int, default=10_000, help="default 10000")
     parser.add_argument("--radius", type=float, default=5.0, help="default 5")
     parser.add_argument("--seed", type=int, default=0, help="default 0")
-    parser.add_argument("--format", choices=FORMATS, default="parquet", dest="fmt",
-                        help=f"file format, one of {', '.join(FORMATS)} (default parquet; "
-                             "pkl is the GKE sample's pickle layout, ingested only with "
-                             "--allow-pickle)")
+    parser.add_argument("--format", choices=(*FORMATS, BANK_EXPORT), default="parquet",
+                        dest="fmt",
+                        help=f"file format, one of {', '.join((*FORMATS, BANK_EXPORT))} "
+                             "(default parquet; pkl is the GKE sample's pickle layout, "
+                             "ingested only with --allow-pickle; bank-export: see above)")
     parser.add_argument("--json", action="store_true", help="print a JSON summary")
     parser.set_defaults(func=run)
 
@@ -52,14 +67,23 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise FraudpipeError(f"invalid simulation parameter: {exc}") from exc
     began = time.perf_counter()
-    transactions = frauds = 0
+    counted = []
+
+    def count(days):
+        for day, frame in days:
+            counted.append((len(frame), int(frame["TX_FRAUD"].sum())))
+            yield day, frame
+
     try:
-        for day, frame in simulate_config(config):
-            write_day(frame, args.out, day, args.fmt)
-            transactions += len(frame)
-            frauds += int(frame["TX_FRAUD"].sum())
+        if args.fmt == BANK_EXPORT:
+            write_bank_export(count(simulate_config(config)), args.out)
+        else:
+            for day, frame in count(simulate_config(config)):
+                write_day(frame, args.out, day, args.fmt)
     except OSError as exc:
         raise FraudpipeError(f"cannot write into {args.out}: {exc}") from exc
+    transactions = sum(rows for rows, _ in counted)
+    frauds = sum(n for _, n in counted)
     summary = {
         "out": str(args.out),
         "format": args.fmt,

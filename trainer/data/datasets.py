@@ -5,14 +5,21 @@ the canonical frame of `trainer.data.schema` (exact columns and dtypes, sorted r
 `DatasetValidationError` with a message that names the file, the row or column, what was
 found and what was expected. `load_training_day` reads a validated day back from the share.
 
-Accepted input (docs/facts.md#the-gke-sample): TX_DATETIME as int64 nanoseconds, as datetime64 of
-any
-unit (tz-naive) or, in CSV, as ISO-8601 text with a time (a date alone is refused, not
-taken as midnight); the sample's `object` id columns holding
-Python ints. Text is never taken for a number in the other columns: a typed file with
-amounts stored as strings is a schema error, not something to guess about.
-Extra columns are dropped (ingestion records their names) so that files carrying derived
-columns, or a CSV's saved index, still ingest; a missing column is an error.
+Accepted input (docs/facts.md#the-gke-sample), once the columns carry the canonical names
+(`trainer.data.mapping` renames a user's columns): TX_DATETIME as int64 nanoseconds, as
+datetime64 of any unit, or as ISO-8601 text with a time (a date alone is refused, not taken
+as midnight). Time-zone-aware values (a tz-aware column, or text ending in `Z` or an
+offset such as `+02:00`) are converted to the storage zone (UTC unless configured) and
+stored tz-naive; naive values and int64 nanoseconds are wall-clock time in that zone.
+Ids (TRANSACTION_ID, CUSTOMER_ID, TERMINAL_ID) are integers, or text: a column holding
+only numbers is int64 (the sample's `object` columns of Python ints included), one
+holding any other text (letters, or digits with a leading zero such as `000123`) is kept
+as text, exactly. Text is never taken for a number in the other columns: a typed file
+with amounts stored as strings is a schema error, not something to guess about.
+The simulator's columns TX_TIME_SECONDS, TX_TIME_DAYS and TX_FRAUD_SCENARIO are optional
+and checked only when present; TX_FRAUD is optional (an unlabelled day). Extra columns
+are dropped (ingestion records their names) so that files carrying derived columns, or a
+CSV's saved index, still ingest; a missing required column is an error.
 
 Rows in messages are counted from 0 in file order (the first data row of a CSV is row 0).
 """
@@ -27,26 +34,34 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from trainer.data.schema import COLUMNS
+from trainer.data.schema import COLUMNS, ID_COLUMNS, LABEL, REQUIRED
 from trainer.errors import DatasetValidationError
 from trainer.storage import Share
 
 log = logging.getLogger(__name__)
 
 READABLE_SUFFIXES = (".parquet", ".csv", ".pkl")
-ID_COLUMNS = ("TRANSACTION_ID", "CUSTOMER_ID", "TERMINAL_ID", "TX_TIME_SECONDS", "TX_TIME_DAYS")
+#: Integer columns that may not be negative (ids only when they are integers).
+NON_NEGATIVE = (*ID_COLUMNS, "TX_TIME_SECONDS", "TX_TIME_DAYS")
+#: The dtype of an id column holding text (pandas' default string dtype).
+TEXT_ID_DTYPE = pd.StringDtype(na_value=np.nan)
+#: Text with a time-zone designator at its end: "Z", "+02:00", "-0500", "+01".
+_TZ_SUFFIX = r"(?:[Zz]|[+-]\d{2}(?::?\d{2})?)\s*$"
 FRAUD_SCENARIOS = {0, 1, 2, 3}
 #: Canonical row order: deterministic output needs a total order, and ids are unique.
 SORT_KEYS = ["TX_DATETIME", "TRANSACTION_ID"]
 
 
-def read_dataset(path: str | Path, *, allow_pickle: bool = False) -> pd.DataFrame:
-    """Read one dataset file into a raw (not yet validated) DataFrame.
+def read_dataset(path: str | Path, *, allow_pickle: bool = False,
+                 text_columns: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Read one dataset file into a raw (not yet validated) DataFrame, rows numbered 0..n-1.
 
     Args:
         path: a `.parquet`, `.csv` or `.pkl` file.
         allow_pickle: read `.pkl` files. Loading a pickle can execute arbitrary code, so
             this is the one opt-in exception, for the GKE sample's pickled inputs.
+        text_columns: CSV columns to read as text (the id columns: `000123` keeps its
+            zeros; `validate_dataset` makes ids that are all numbers int64).
 
     Raises:
         DatasetValidationError: unsupported suffix, empty or unreadable file, a pickle
@@ -74,7 +89,8 @@ def read_dataset(path: str | Path, *, allow_pickle: bool = False) -> pd.DataFram
         if suffix == ".parquet":
             frame = pq.read_table(path).to_pandas()
         elif suffix == ".csv":
-            frame = pd.read_csv(path)
+            header = pd.read_csv(path, nrows=0).columns
+            frame = pd.read_csv(path, dtype={c: str for c in text_columns if c in header})
         else:
             frame = pd.read_pickle(path)  # allow_pickle: opt-in, checked above
     except Exception as exc:  # any parser failure means "not a readable dataset"
@@ -87,21 +103,28 @@ def read_dataset(path: str | Path, *, allow_pickle: bool = False) -> pd.DataFram
         raise DatasetValidationError(
             f"{path.name}: holds a {type(frame).__name__}, expected a pandas DataFrame"
         )
-    return frame
+    return frame.reset_index(drop=True)
 
 
-def validate_dataset(df: pd.DataFrame, name: str, expected_date: dt.date | None) -> pd.DataFrame:
-    """Check a raw frame and return it in canonical form.
+def validate_dataset(
+    df: pd.DataFrame, name: str, expected_date: dt.date | None, *,
+    timezone: str = "UTC", rows: np.ndarray | pd.Index | None = None,
+) -> pd.DataFrame:
+    """Check a frame with canonical column names and return it in canonical form.
 
     Args:
-        df: the raw frame, as `read_dataset` returns it.
+        df: the raw frame (`read_dataset`), its columns renamed (`trainer.data.mapping`).
         name: the file name, used in every message.
         expected_date: the day every row must fall on; None accepts any single day
             (a testing file whose name is not a date).
+        timezone: the storage zone: tz-aware datetimes are converted to it.
+        rows: the file row number of each row of `df`, for messages (default 0..n-1; a
+            day split from a longer file passes its rows' numbers in the file).
 
     Returns:
-        A new frame with exactly the columns and dtypes of `trainer.data.schema.COLUMNS`,
-        rows sorted by TX_DATETIME then TRANSACTION_ID, index 0..n-1.
+        A new frame with the canonical columns present (`trainer.data.schema`), in
+        canonical order and dtypes (ids int64 or text), rows sorted by TX_DATETIME then
+        TRANSACTION_ID, index 0..n-1.
 
     Raises:
         DatasetValidationError: the first problem found, naming file, row or column.
@@ -109,40 +132,79 @@ def validate_dataset(df: pd.DataFrame, name: str, expected_date: dt.date | None)
     if df.columns.duplicated().any():
         dup = sorted({str(c) for c in df.columns[df.columns.duplicated()]})
         raise DatasetValidationError(f"{name}: duplicate column(s) {', '.join(dup)}")
-    missing = [column for column in COLUMNS if column not in df.columns]
+    missing = [column for column in REQUIRED if column not in df.columns]
     if missing:
         raise DatasetValidationError(
-            f"{name}: missing column(s) {', '.join(missing)}; expected all of {', '.join(COLUMNS)}"
-            + _separator_hint(df)
+            f"{name}: missing column(s) {', '.join(missing)}; expected all of "
+            f"{', '.join(REQUIRED)}" + separator_hint(df)
         )
     if len(df) == 0:
         raise DatasetValidationError(f"{name}: has no rows, expected at least one transaction")
-    extra = [str(c) for c in df.columns if c not in COLUMNS]
+    present = [c for c in COLUMNS if c in df.columns
+               and (c != "TX_FRAUD_SCENARIO" or LABEL in df.columns)]
+    extra = [str(c) for c in df.columns if c not in present]
     if extra:
         log.info("%s: dropping extra column(s) %s", name, ", ".join(extra))
     raw = df.reset_index(drop=True)
+    file_rows = np.arange(len(raw)) if rows is None else np.asarray(rows)
 
     def where(row: int | None) -> str:
         """Message prefix naming the row (None: the whole column)."""
         if row is None:
             return f"{name}: column"
-        return f"{name}: row {row} (TRANSACTION_ID {raw['TRANSACTION_ID'].iloc[row]!s})"
+        return (f"{name}: row {file_rows[row]} "
+                f"(TRANSACTION_ID {raw['TRANSACTION_ID'].iloc[row]!s})")
 
     out = pd.DataFrame(index=raw.index)
-    for column, dtype in COLUMNS.items():
+    for column in present:
         if column == "TX_DATETIME":
-            out[column] = _to_datetime(raw[column], where)
-        elif str(dtype) == "float64":
-            out[column] = _to_number(raw[column], column, where, integer=False)
+            out[column] = to_datetime(raw[column], where, timezone)
+        elif column in ID_COLUMNS:
+            out[column] = _to_id(raw[column], column, where)
         else:
-            out[column] = _to_number(raw[column], column, where, integer=True)
-    _check_values(out, where)
+            out[column] = _to_number(raw[column], column, where,
+                                     integer=str(COLUMNS[column]) == "int64")
+    _check_values(out, where, file_rows)
     _check_day(out, where, name, expected_date)
     out = out.sort_values(SORT_KEYS, kind="mergesort").reset_index(drop=True)
-    return out.astype(COLUMNS)
+    return out.astype({c: _canonical_dtype(c, out[c]) for c in present})
 
 
-def _separator_hint(df: pd.DataFrame) -> str:
+def _canonical_dtype(column: str, values: pd.Series):
+    if column in ID_COLUMNS and not pd.api.types.is_integer_dtype(values):
+        return TEXT_ID_DTYPE
+    return COLUMNS[column]
+
+
+def split_days(frame: pd.DataFrame, name: str, name_date: dt.date | None, timezone: str
+               ) -> list[tuple[dt.date, pd.DataFrame]]:
+    """The rows of each day of `frame` (canonical names), TX_DATETIME converted to the zone.
+
+    A file named after a date is that one day (`validate_dataset` checks every row is on
+    it); any other file is cut into the days its rows fall on, in `timezone`.
+
+    Raises:
+        DatasetValidationError: a timestamp cannot be read (the whole file is refused: its
+            row belongs to no known day).
+    """
+    if "TX_DATETIME" not in frame.columns or "TRANSACTION_ID" not in frame.columns or (
+            len(frame) == 0):
+        return [(name_date, frame)]  # validate_dataset names what is missing
+    frame = frame.copy()
+
+    def where(row: int | None) -> str:
+        if row is None:
+            return f"{name}: column"
+        return f"{name}: row {row} (TRANSACTION_ID {frame['TRANSACTION_ID'].iloc[row]!s})"
+
+    frame["TX_DATETIME"] = to_datetime(frame["TX_DATETIME"], where, timezone)
+    if name_date is not None:
+        return [(name_date, frame)]
+    days = frame["TX_DATETIME"].dt.normalize()
+    return [(day.date(), frame[days == day]) for day in sorted(days.unique())]
+
+
+def separator_hint(df: pd.DataFrame) -> str:
     """A hint when a CSV was split on the wrong separator (one column holding them all)."""
     if len(df.columns) != 1:
         return ""
@@ -216,14 +278,45 @@ def _to_number(series: pd.Series, column: str, where, *, integer: bool) -> pd.Se
     return pd.Series(values.astype("int64" if integer else "float64"), index=series.index)
 
 
-def _to_datetime(series: pd.Series, where) -> pd.Series:
-    """TX_DATETIME from int64 ns, datetime64 (any unit, tz-naive) or ISO text."""
+def _to_id(series: pd.Series, column: str, where) -> pd.Series:
+    """An id column: int64 when it holds only numbers, else the text exactly as given."""
+    if series.dtype == object:
+        is_text = series.map(lambda v: isinstance(v, str)).to_numpy()
+        if is_text.any() and not is_text.all():
+            row = _first(is_text != is_text[0])
+            value = series.iloc[row]
+            kind = "text" if is_text[0] else "an integer"
+            raise DatasetValidationError(
+                f"{where(row)}: {column} is {value!r} ({type(value).__name__}), expected "
+                f"{'an integer' if not is_text[0] else 'text'} like row 0 (the column mixes "
+                f"integers and text; row 0 holds {kind})"
+            )
+        if not is_text.any():
+            return _to_number(series, column, where, integer=True)
+    elif not pd.api.types.is_string_dtype(series):
+        return _to_number(series, column, where, integer=True)
+    missing = series.isna().to_numpy() | (series.astype(object) == "").to_numpy()
+    if missing.any():
+        row = _first(missing)
+        raise DatasetValidationError(
+            f"{where(row)}: {column} is missing, expected an id (an integer or text)")
+    numbers = pd.to_numeric(series.astype(object), errors="coerce")
+    leading_zero = series.astype(object).str.fullmatch(r"\s*0\d+\s*").to_numpy(dtype=bool)
+    if numbers.notna().all() and not leading_zero.any():
+        return _to_number(numbers, column, where, integer=True)
+    return series.astype(TEXT_ID_DTYPE)
+
+
+def to_datetime(series: pd.Series, where, timezone: str = "UTC") -> pd.Series:
+    """TX_DATETIME from int64 ns, datetime64 (any unit, naive or aware) or ISO text.
+
+    Aware values are converted to `timezone` and made naive; naive ones are kept as they
+    are (wall-clock time in `timezone`).
+    """
     column = "TX_DATETIME"
     if isinstance(series.dtype, pd.DatetimeTZDtype):
-        raise DatasetValidationError(
-            f"{where(None)} {column} has time zone {series.dtype.tz}, expected tz-naive datetimes"
-        )
-    if pd.api.types.is_datetime64_dtype(series):
+        converted = series.dt.tz_convert(timezone).dt.tz_localize(None).astype("datetime64[ns]")
+    elif pd.api.types.is_datetime64_dtype(series):
         converted = series.astype("datetime64[ns]")
     elif (
         pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
@@ -231,36 +324,50 @@ def _to_datetime(series: pd.Series, where) -> pd.Series:
         nanoseconds = _to_number(series, column, where, integer=True)
         converted = pd.to_datetime(nanoseconds, unit="ns")
     elif pd.api.types.is_string_dtype(series) or series.dtype == object:
-        date_only = series.astype(str).str.fullmatch(r"\s*\d{4}-\d{2}-\d{2}\s*")
-        if date_only.any():  # midnight would be a guess, and it changes every time feature
-            row = _first(date_only)
-            raise DatasetValidationError(
-                f"{where(row)}: {column} is {series.iloc[row]!r}, a date without a time; "
-                "expected a date and time (e.g. 2018-04-01 07:19:05), int64 nanoseconds or "
-                "a datetime"
-            )
-        converted = pd.to_datetime(series, format="ISO8601", errors="coerce")
-        if isinstance(converted.dtype, pd.DatetimeTZDtype):
-            raise DatasetValidationError(
-                f"{where(None)} {column} has time zone {converted.dtype.tz}, expected tz-naive"
-            )
-        unparsed = converted.isna() & series.notna()
-        if unparsed.any():
-            row = _first(unparsed)
-            raise DatasetValidationError(
-                f"{where(row)}: {column} is {series.iloc[row]!r}, "
-                "expected int64 nanoseconds, a datetime or ISO-8601 text"
-            )
-        converted = converted.astype("datetime64[ns]")
+        converted = _text_to_datetime(series, where, timezone)
     else:
         raise DatasetValidationError(
             f"{where(None)} {column} has dtype {series.dtype}, "
-            "expected int64 nanoseconds or datetime64"
+            "expected int64 nanoseconds, datetime64 or ISO-8601 text"
         )
     if converted.isna().any():
         row = _first(converted.isna())
         raise DatasetValidationError(f"{where(row)}: {column} is missing, expected a datetime")
     return converted
+
+
+def _text_to_datetime(series: pd.Series, where, timezone: str) -> pd.Series:
+    """ISO-8601 text (or Python datetimes) to naive datetime64[ns] in `timezone`."""
+    column = "TX_DATETIME"
+    text = series.astype(str)
+    date_only = text.str.fullmatch(r"\s*\d{4}-\d{2}-\d{2}\s*")
+    if date_only.any():  # midnight would be a guess, and it changes every time feature
+        row = _first(date_only)
+        raise DatasetValidationError(
+            f"{where(row)}: {column} is {series.iloc[row]!r}, a date without a time; "
+            "expected a date and time (e.g. 2018-04-01 07:19:05), int64 nanoseconds or "
+            "a datetime"
+        )
+    aware = (text.str.contains(_TZ_SUFFIX, regex=True) & series.notna()).to_numpy(dtype=bool)
+    if aware.any() and not aware[series.notna().to_numpy()].all():
+        row = _first(aware != aware[0])
+        has = "has a time zone" if aware[row] else "has no time zone"
+        raise DatasetValidationError(
+            f"{where(row)}: {column} is {series.iloc[row]!r}, which {has} unlike row 0 "
+            f"({series.iloc[0]!r}); expected every value with a time zone (Z or an offset) "
+            "or none"
+        )
+    converted = pd.to_datetime(series, format="ISO8601", errors="coerce", utc=bool(aware.any()))
+    unparsed = converted.isna() & series.notna()
+    if unparsed.any():
+        row = _first(unparsed)
+        raise DatasetValidationError(
+            f"{where(row)}: {column} is {series.iloc[row]!r}, "
+            "expected int64 nanoseconds, a datetime or ISO-8601 text"
+        )
+    if isinstance(converted.dtype, pd.DatetimeTZDtype):
+        converted = converted.dt.tz_convert(timezone).dt.tz_localize(None)
+    return converted.astype("datetime64[ns]")
 
 
 def _holds_only_ints(series: pd.Series) -> bool:
@@ -270,18 +377,16 @@ def _holds_only_ints(series: pd.Series) -> bool:
     )
 
 
-def _check_values(frame: pd.DataFrame, where) -> None:
-    """Value ranges and uniqueness; the frame already has canonical dtypes."""
-    checks = [
-        ("TX_AMOUNT", frame["TX_AMOUNT"] < 0, "expected >= 0"),
-        ("TX_FRAUD", ~frame["TX_FRAUD"].isin([0, 1]), "expected 0 or 1"),
-        (
-            "TX_FRAUD_SCENARIO",
-            ~frame["TX_FRAUD_SCENARIO"].isin(FRAUD_SCENARIOS),
-            "expected one of 0, 1, 2, 3",
-        ),
-    ]
-    checks += [(column, frame[column] < 0, "expected >= 0") for column in ID_COLUMNS]
+def _check_values(frame: pd.DataFrame, where, file_rows: np.ndarray) -> None:
+    """Value ranges and uniqueness of the columns present, in canonical dtypes."""
+    checks = [("TX_AMOUNT", frame["TX_AMOUNT"] < 0, "expected >= 0")]
+    if LABEL in frame:
+        checks.append((LABEL, ~frame[LABEL].isin([0, 1]), "expected 0 or 1"))
+    if "TX_FRAUD_SCENARIO" in frame:
+        checks.append(("TX_FRAUD_SCENARIO", ~frame["TX_FRAUD_SCENARIO"].isin(FRAUD_SCENARIOS),
+                       "expected one of 0, 1, 2, 3"))
+    checks += [(column, frame[column] < 0, "expected >= 0") for column in NON_NEGATIVE
+               if column in frame and pd.api.types.is_integer_dtype(frame[column])]
     for column, bad, expected in checks:
         if bad.any():
             row = _first(bad)
@@ -290,20 +395,21 @@ def _check_values(frame: pd.DataFrame, where) -> None:
             )
     # The simulator labels a transaction fraud exactly when a scenario applies
     # (docs/facts.md#simulated-transactions).
-    inconsistent = (frame["TX_FRAUD"] == 1) != (frame["TX_FRAUD_SCENARIO"] > 0)
-    if inconsistent.any():
-        row = _first(inconsistent)
-        raise DatasetValidationError(
-            f"{where(row)}: TX_FRAUD is {frame['TX_FRAUD'].iloc[row]} but TX_FRAUD_SCENARIO is "
-            f"{frame['TX_FRAUD_SCENARIO'].iloc[row]}, expected TX_FRAUD 1 exactly when the "
-            "scenario is 1, 2 or 3"
-        )
+    if LABEL in frame and "TX_FRAUD_SCENARIO" in frame:
+        inconsistent = (frame[LABEL] == 1) != (frame["TX_FRAUD_SCENARIO"] > 0)
+        if inconsistent.any():
+            row = _first(inconsistent)
+            raise DatasetValidationError(
+                f"{where(row)}: TX_FRAUD is {frame['TX_FRAUD'].iloc[row]} but TX_FRAUD_SCENARIO "
+                f"is {frame['TX_FRAUD_SCENARIO'].iloc[row]}, expected TX_FRAUD 1 exactly when "
+                "the scenario is 1, 2 or 3"
+            )
     duplicated = frame["TRANSACTION_ID"].duplicated()
     if duplicated.any():
         row = _first(duplicated)
         first = _first(frame["TRANSACTION_ID"] == frame["TRANSACTION_ID"].iloc[row])
         raise DatasetValidationError(
-            f"{where(row)}: duplicate TRANSACTION_ID (first at row {first}), "
+            f"{where(row)}: duplicate TRANSACTION_ID (first at row {file_rows[first]}), "
             f"expected unique ids ({int(duplicated.sum())} duplicate row(s))"
         )
 
@@ -345,10 +451,16 @@ def load_canonical(path: Path) -> pd.DataFrame:
     except Exception as exc:
         raise DatasetValidationError(f"{path}: unreadable Parquet ({exc})") from exc
     found = {column: str(dtype) for column, dtype in frame.dtypes.items()}
-    expected = {column: str(dtype) for column, dtype in COLUMNS.items()}
-    if found != expected:
+    expected = {column: str(COLUMNS[column]) for column in frame.columns if column in COLUMNS}
+    for column in ID_COLUMNS:
+        if column in frame and pd.api.types.is_string_dtype(frame[column]):
+            expected[column] = found[column]
+    ordered = [c for c in COLUMNS if c in frame.columns]
+    if found != expected or list(frame.columns) != ordered or any(
+            c not in frame.columns for c in REQUIRED):
         raise DatasetValidationError(
-            f"{path}: columns/dtypes are {found}, expected the canonical {expected}"
+            f"{path}: columns/dtypes are {found}, expected the canonical {expected} "
+            f"with at least {', '.join(REQUIRED)}, in the order of {', '.join(COLUMNS)}"
         )
     return frame
 

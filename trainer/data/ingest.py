@@ -1,21 +1,33 @@
 """Ingesting dataset files onto the share: validate, convert, write atomically, record.
 
-For each source file: read and validate it (`trainer.data.datasets`), convert it to canonical
-Parquet in memory, then, under the ingest lock, compare it with what the share already
-holds and either leave it ("unchanged"), write it atomically ("ingested", possibly
-replacing a day not yet trained), or refuse it (a changed file for a day already trained:
-the lineage was built on the old content). A file that does not validate is moved to
-`datasets/quarantine/<name>` beside `<name>.reason.txt` and the run goes on.
+For each source file: read it, rename its columns by the column mapping
+(`trainer.data.mapping`), cut it into days (a file named after a date is that day; any
+other file holds the days its rows fall on, in the mapping's time zone), and validate
+each day on its own (`trainer.data.datasets`). Each good day is converted to canonical
+Parquet in memory, then, under the ingest lock, compared with what the share already
+holds and either left ("unchanged"), written atomically ("ingested", possibly replacing
+a day not yet trained that came from a file of the same name), or refused (a changed
+day already trained: the lineage was built on the old content; a day already on the
+share from another file; ids of another type than the share's). A labelled day goes to
+`datasets/training/<date>.parquet`; a day without the label column is "arrived" and goes
+to `datasets/arrived/<date>.parquet`, without TX_FRAUD, to be scored at once and trained
+once its labels come. A file that does not read, map or parse, or a day of it that does
+not validate, is copied to `datasets/quarantine/` beside a `.reason.txt` (one copy per
+file, listing its bad days), and the run goes on with the other days and files. Sources
+are never moved or deleted (unless `archive` asks).
 
-The ingest manifest (`share.ingest_manifest`) maps each training date ("2018-04-01") and
-each testing date ("testing/2018-04-05") to: the source file name and its sha256, the sha256
-of the Parquet written (`dataset_sha256`, the hash the lineage records for the day), rows,
-frauds and ingested_at.
+The ingest manifest (`share.ingest_manifest`) maps each training date ("2018-04-01"), each
+arrived date ("arrived/2018-04-01") and each testing date ("testing/2018-04-05") to: the
+source file name and its sha256, the sha256 of the Parquet written (`dataset_sha256`, the
+hash the lineage records for the day), rows, frauds (None for an arrived day),
+ingested_at, the column mapping used (`mapping`), the columns dropped
+(`dropped_columns`) and the type of each id column (`id_types`: "int64" or "string").
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import logging
 import shutil
@@ -27,8 +39,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from trainer.data.datasets import dataset_day, read_dataset, validate_dataset
-from trainer.data.schema import COLUMNS, LABEL, date_from_name
+from trainer.data.datasets import read_dataset, split_days, validate_dataset
+from trainer.data.mapping import ROLES, ColumnMapping
+from trainer.data.schema import ID_COLUMNS, LABEL, date_from_name
 from trainer.errors import ChangedDatasetError, DatasetValidationError, FraudpipeError
 from trainer.features.compute import HISTORY_DAYS
 from trainer.lineage import Lineage
@@ -51,13 +64,15 @@ class IngestResult:
     """What one ingestion run did, file by file; every entry is a JSON-ready dict."""
 
     ingested: list[dict] = field(default_factory=list)
-    """Files written to the share: source, kind, date, output, rows, frauds, sha256,
-    replaced (an older version of a not-yet-trained day was replaced), dropped_columns."""
+    """Days written to the share: source, kind ("training", "arrived" or "testing"), date,
+    output, rows, frauds (None when arrived), sha256, replaced (an older version of a
+    not-yet-trained day was replaced), dropped_columns."""
     unchanged: list[dict] = field(default_factory=list)
     """Files whose canonical content is already on the share (source, kind, date, output,
     sha256): nothing was written."""
     quarantined: list[dict] = field(default_factory=list)
-    """Bad files: source, reason, quarantined_to, source_removed (False: copied only)."""
+    """Bad files, or bad days of a file (then with their date): source, reason,
+    quarantined_to, source_removed (False: copied only)."""
     refused: list[dict] = field(default_factory=list)
     """Files left where they are (source, date, reason): a changed file for a day already
     trained, or a second, different file for a day this run already handled."""
@@ -76,12 +91,14 @@ class IngestResult:
     def summary(self) -> str:
         """Human-readable lines, one per file, then the totals."""
         lines = [
-            f"ingested   {e['date']} <- {e['source']} ({e['rows']} rows, {e['frauds']} frauds)"
+            f"ingested   {e['date']} <- {e['source']} ({e['rows']} rows, "
+            + ("unlabelled: arrived" if e["frauds"] is None else f"{e['frauds']} frauds") + ")"
             + (" [replaced]" if e["replaced"] else "")
             for e in self.ingested
         ]
         lines += [f"unchanged  {e['date']} <- {e['source']}" for e in self.unchanged]
-        lines += [f"quarantined {e['source']}: {e['reason']}" for e in self.quarantined]
+        lines += [f"quarantined {e['source']}" + (f" ({e['date']})" if e.get("date") else "")
+                  + f": {e['reason']}" for e in self.quarantined]
         lines += [f"refused    {e['source']}: {e['reason']}" for e in self.refused]
         lines.append(
             f"{len(self.ingested)} ingested, {len(self.unchanged)} unchanged, "
@@ -92,7 +109,7 @@ class IngestResult:
 
 def ingest_path(
     source: str | Path, share: Share, *, allow_pickle: bool = False, testing: bool = False,
-    archive: str | Path | None = None,
+    archive: str | Path | None = None, mapping: ColumnMapping | None = None,
 ) -> IngestResult:
     """Ingest one file, or every file of a directory in name order, onto the share.
 
@@ -108,6 +125,8 @@ def ingest_path(
         archive: opt-in: move each file that is on the share afterwards (ingested or
             unchanged) into this directory. By default, and for files quarantined or
             refused, the source stays where it is.
+        mapping: the column mapping and time zone; default: `resolve_mapping(share)`
+            (the share's fraudpipe-mapping.json, else the simulator's names in UTC).
 
     Raises:
         DatasetValidationError: `source` does not exist.
@@ -119,10 +138,15 @@ def ingest_path(
         files = [source]
     else:
         raise DatasetValidationError(f"{source}: no such file or directory")
+    if mapping is None:
+        from trainer.data.mapping import resolve_mapping
+
+        mapping = resolve_mapping(share)
     result = IngestResult()
     for path in files:
         done = len(result.ingested) + len(result.unchanged)
-        _ingest_file(path, share, result, allow_pickle=allow_pickle, testing=testing)
+        _ingest_file(path, share, result, allow_pickle=allow_pickle, testing=testing,
+                     mapping=mapping)
         if archive is not None and len(result.ingested) + len(result.unchanged) > done:
             result.archived.append(str(archive_source(path, Path(archive))))
     return result
@@ -141,26 +165,23 @@ def archive_source(path: Path, archive: Path) -> Path:
 
 
 def _ingest_file(
-    path: Path, share: Share, result: IngestResult, *, allow_pickle: bool, testing: bool
+    path: Path, share: Share, result: IngestResult, *, allow_pickle: bool, testing: bool,
+    mapping: ColumnMapping,
 ) -> None:
-    """Validate one file, then hand it to `_commit`; a bad file goes to quarantine."""
-    kind = "testing" if testing else "training"
+    """Read, map and split one file, then ingest each day; bad days go to quarantine."""
     name_date = date_from_name(path.name)
     try:
-        if name_date is None and not testing:
-            raise DatasetValidationError(
-                f"{path.name}: file name is not a date; expected <YYYY-MM-DD>.parquet|csv|pkl"
-            )
         source_sha = sha256_file(path)
-        known_sha = _already_there(share, kind, name_date, source_sha) if name_date else None
-        if known_sha and name_date:  # this exact file was ingested before: skip reading it
-            if not _other_file_this_run(result, path, kind, name_date, known_sha):
-                result.unchanged.append(
-                    {**_brief(path, kind, name_date, share), "sha256": known_sha}
-                )
+        if name_date and _unchanged_fast(share, result, path, testing, name_date, source_sha):
             return
-        raw = read_dataset(path, allow_pickle=allow_pickle)
-        canonical = validate_dataset(raw, path.name, name_date)
+        raw = read_dataset(path, allow_pickle=allow_pickle,
+                           text_columns=tuple(mapping.columns[r] for r in _ID_ROLES))
+        mapped = mapping.apply(raw, path.name)
+        if testing and not mapped.labelled:
+            raise DatasetValidationError(
+                f"{path.name}: no label column {mapping.columns['label']!r} (role label); "
+                "a testing dataset needs labels")
+        days = split_days(mapped.frame, path.name, name_date, mapping.timezone)
     except DatasetValidationError as exc:
         result.quarantined.append(quarantine(path, share, str(exc)))
         return
@@ -169,19 +190,62 @@ def _ingest_file(
         reason = f"{path.name}: could not be validated ({type(exc).__name__}: {exc})"
         result.quarantined.append(quarantine(path, share, reason))
         return
-    day = name_date or dataset_day(canonical)
+    kind = "testing" if testing else ("training" if mapped.labelled else "arrived")
+    record = {"source": path.name, "source_sha256": source_sha,
+              "mapping": mapping.to_json(), "dropped_columns": mapped.dropped}
+    bad: list[tuple[dt.date | None, str]] = []
+    for day, rows in days:
+        # A day cut from a longer file is named in its messages; rows keep their file numbers.
+        name = path.name if name_date or len(days) == 1 else f"{path.name}, day {day}"
+        try:
+            canonical = validate_dataset(rows, name, day, timezone=mapping.timezone,
+                                         rows=rows.index.to_numpy())
+        except DatasetValidationError as exc:
+            bad.append((day, str(exc)))
+            continue
+        except Exception as exc:
+            log.exception("%s: unexpected error while validating %s", path, day)
+            bad.append((day, f"{name}: could not be validated ({type(exc).__name__}: {exc})"))
+            continue
+        _ingest_day(path, share, result, kind, day or _day_of(canonical), canonical, record)
+    if bad:
+        copy = quarantine(path, share, "\n".join(reason for _, reason in bad))
+        for day, reason in bad:
+            dated = {"date": day.isoformat()} if day and not name_date else {}
+            result.quarantined.append({**copy, **dated, "reason": reason})
+
+
+#: The roles whose columns are ids (read as text from CSV, so that 000123 keeps its zeros).
+_ID_ROLES = tuple(role for role, column in ROLES.items() if column in ID_COLUMNS)
+
+
+def _day_of(canonical: pd.DataFrame) -> dt.date:
+    """The day of a validated single-day frame (a testing file without a dated name)."""
+    return canonical["TX_DATETIME"].iloc[0].date()
+
+
+def id_types(canonical: pd.DataFrame) -> dict[str, str]:
+    """The type of each id column of a canonical frame: "int64" or "string"."""
+    return {column: "int64" if pd.api.types.is_integer_dtype(canonical[column]) else "string"
+            for column in ID_COLUMNS}
+
+
+def _ingest_day(path: Path, share: Share, result: IngestResult, kind: str, day: dt.date,
+                canonical: pd.DataFrame, record: dict) -> None:
+    """Compare one validated day with the share and write it, or refuse it."""
     data = canonical_parquet_bytes(canonical)
     entry = {
-        "source": path.name,
-        "source_sha256": source_sha,
+        **record,
         "dataset_sha256": sha256_bytes(data),
         "rows": len(canonical),
-        "frauds": int(canonical[LABEL].sum()),
+        "frauds": int(canonical[LABEL].sum()) if LABEL in canonical else None,
+        "id_types": id_types(canonical),
     }
     brief = {**_brief(path, kind, day, share), "sha256": entry["dataset_sha256"]}
     if _other_file_this_run(result, path, kind, day, str(entry["dataset_sha256"])):
         return
-    clash = None if testing else duplicate_ids_nearby(share, day, canonical, path)
+    clash = other_id_types(share, path, entry["id_types"]) or (
+        None if kind == "testing" else duplicate_ids_nearby(share, day, canonical, path))
     if clash:
         result.refused.append({"source": str(path), "date": day.isoformat(), "reason": clash})
         return
@@ -189,18 +253,60 @@ def _ingest_file(
     if outcome == "unchanged":
         result.unchanged.append(brief)
     elif outcome == "ingested" or outcome == "replaced":
-        dropped = [str(c) for c in raw.columns if c not in COLUMNS]
         result.ingested.append(
             {
                 **brief,
                 "rows": entry["rows"],
                 "frauds": entry["frauds"],
                 "replaced": outcome == "replaced",
-                "dropped_columns": dropped,
+                "dropped_columns": record["dropped_columns"],
             }
         )
     else:
         result.refused.append({"source": str(path), "date": brief["date"], "reason": outcome})
+
+
+def other_id_types(share: Share, source: Path, types: dict[str, str]) -> str | None:
+    """Why ids of `types` do not fit the share (its days have ids of another type), or None.
+
+    Features and alerts join days by id, so a share keeps one type per id column. Every
+    day on the share has the same types (each was checked against the earlier ones), so
+    the first day the manifest lists tells: its recorded `id_types`, or, for an entry
+    without them (written before ids could be text, or by another writer), its file's
+    Parquet schema.
+    """
+    for key, recorded in sorted(read_manifest(share).items()):
+        output = _output_of_key(share, key)
+        theirs = recorded.get("id_types") or (output and _id_types_of_file(output))
+        if not theirs:
+            continue
+        differ = [c for c in ID_COLUMNS if theirs.get(c, "int64") != types[c]]
+        if differ:
+            column = differ[0]
+            return (f"{source.name}: its {column} values are {types[column]}s, but the share's "
+                    f"are {theirs.get(column, 'int64')}s ({key} from "
+                    f"{recorded.get('source', '?')}); a share keeps one id type across days. "
+                    "The file was left in place; export the ids as the earlier days had them")
+        return None
+    return None
+
+
+def _id_types_of_file(path: Path) -> dict[str, str] | None:
+    """`id_types` read from a dataset's Parquet schema; None if it cannot be read."""
+    try:
+        schema = pq.read_schema(path)
+    except (OSError, pa.ArrowException):
+        return None
+    return {column: "int64" if pa.types.is_integer(schema.field(column).type) else "string"
+            for column in ID_COLUMNS if column in schema.names}
+
+
+def _output_of_key(share: Share, key: str) -> Path | None:
+    kind, _, date = key.rpartition("/")
+    try:
+        return _output(share, kind or "training", dt.date.fromisoformat(date))
+    except ValueError:  # not a key this module writes
+        return None
 
 
 def _commit(share: Share, kind: str, day: dt.date, entry: dict, data: bytes) -> str:
@@ -209,7 +315,7 @@ def _commit(share: Share, kind: str, day: dt.date, entry: dict, data: bytes) -> 
     Returns:
         "unchanged", "ingested", "replaced", or the reason the file was refused.
     """
-    if kind != "training":
+    if kind == "testing":
         with file_lock(_lock_path(share)):
             return _compare_and_write(share, kind, day, entry, data)
     # A step holds its day's lock shared while it trains: a busy day is not replaced. The
@@ -236,8 +342,13 @@ def _compare_and_write(share: Share, kind: str, day: dt.date, entry: dict, data:
             manifest[key] = {**entry, "ingested_at": ingested_at}
             _write_manifest(share, manifest)
         return "unchanged"
+    if recorded is not None and on_share is not None and recorded.get("source") != entry["source"]:
+        return (f"{entry['source']}: {day} is already on the share from {recorded.get('source')} "
+                f"({output}) with other rows; a day's rows must come from one file, so the "
+                "day was left as it is. To replace it, ingest the corrected day under the name "
+                f"{recorded.get('source')}, or remove {output} first")
     # The lineage records what each trained day was trained on: that content only.
-    trained = Lineage.load(share).entry_for(day) if kind == "training" else None
+    trained = Lineage.load(share).entry_for(day) if kind != "testing" else None
     if trained is not None and trained.dataset_sha256 != entry["dataset_sha256"]:
         rewind = replay_command(share, day, rewind_only=True)
         return str(
@@ -312,19 +423,22 @@ def duplicate_ids_nearby(share: Share, day: dt.date, frame: pd.DataFrame,
     """
     ids = frame["TRANSACTION_ID"].to_numpy()
     manifest = read_manifest(share)
-    for back in range(-HISTORY_DAYS, HISTORY_DAYS + 1):
+    for back, kind in itertools.product(range(-HISTORY_DAYS, HISTORY_DAYS + 1),
+                                        ("training", "arrived")):
         other = day + dt.timedelta(days=back)
-        path = share.training_dataset(other)
+        path = _output(share, kind, other)
         if other == day or not path.is_file():
             continue
         try:
             theirs = pq.read_table(path, columns=["TRANSACTION_ID"]).column(0).to_numpy()
         except (OSError, pa.ArrowException):
             continue  # an unreadable day is reported by the step that needs it
+        if ids.dtype.kind != theirs.dtype.kind:
+            continue  # ids of another type: other_id_types refuses the day
         clash = np.intersect1d(ids, theirs)
         if len(clash):
-            origin = manifest.get(manifest_key("training", other), {}).get("source", "?")
-            return (f"{source.name}: TRANSACTION_ID {int(clash[0])} (and {len(clash) - 1} "
+            origin = manifest.get(manifest_key(kind, other), {}).get("source", "?")
+            return (f"{source.name}: TRANSACTION_ID {clash[0]!s} (and {len(clash) - 1} "
                     f"more) is already used by {path} (ingested from {origin}), within "
                     f"{HISTORY_DAYS} days of {day}; transaction ids must be unique across "
                     "days. The file was left in place; fix the ids of one of the two files")
@@ -332,7 +446,7 @@ def duplicate_ids_nearby(share: Share, day: dt.date, frame: pd.DataFrame,
 
 
 def manifest_key(kind: str, day: dt.date) -> str:
-    """The manifest key of a day: its date for training, "testing/<date>" for testing."""
+    """The manifest key of a day: its date for training, "<kind>/<date>" otherwise."""
     return day.isoformat() if kind == "training" else f"{kind}/{day.isoformat()}"
 
 
@@ -352,6 +466,18 @@ def read_manifest(share: Share) -> dict[str, dict]:
 
 def _write_manifest(share: Share, manifest: dict) -> None:
     atomic_write_text(share.ingest_manifest, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+
+
+def _unchanged_fast(share: Share, result: IngestResult, path: Path, testing: bool,
+                    day: dt.date, source_sha: str) -> bool:
+    """Record a dated file as unchanged, without reading it, if it was ingested before."""
+    for kind in ("testing",) if testing else ("training", "arrived"):
+        known_sha = _already_there(share, kind, day, source_sha)
+        if known_sha:
+            if not _other_file_this_run(result, path, kind, day, known_sha):
+                result.unchanged.append({**_brief(path, kind, day, share), "sha256": known_sha})
+            return True
+    return False
 
 
 def _already_there(share: Share, kind: str, day: dt.date, source_sha: str) -> str | None:
@@ -392,6 +518,8 @@ def _other_file_this_run(
 def _output(share: Share, kind: str, day: dt.date) -> Path:
     if kind == "testing":
         return share.testing_dataset(day.isoformat())
+    if kind == "arrived":
+        return share.arrived_dataset(day)
     return share.training_dataset(day)
 
 

@@ -1,7 +1,11 @@
 """The transaction dataset's columns and the canonical on-share types.
 
 Column names are those of the GKE sample and the fraud-detection handbook's simulator
-(docs/facts.md#the-gke-sample). On the share every dataset is Parquet with exactly these types.
+(docs/facts.md#the-gke-sample); users' own column names map onto them
+(`trainer.data.mapping`). On the share every dataset is Parquet with these columns, in
+this order: the `REQUIRED` ones, TX_FRAUD when the day is labelled, and the
+`SIMULATOR_ONLY` ones that the input had. The id columns (`ID_COLUMNS`) are int64, or
+text when the user's ids are text; the other columns have exactly the types below.
 """
 
 from __future__ import annotations
@@ -25,6 +29,15 @@ COLUMNS: dict[str, np.dtype | str] = {
 }
 
 LABEL = "TX_FRAUD"
+
+#: Columns every dataset has (a labelled one also has LABEL).
+REQUIRED: tuple[str, ...] = (
+    "TRANSACTION_ID", "TX_DATETIME", "CUSTOMER_ID", "TERMINAL_ID", "TX_AMOUNT",
+)
+#: Columns only the simulator knows: kept when present, never required.
+SIMULATOR_ONLY: tuple[str, ...] = ("TX_TIME_SECONDS", "TX_TIME_DAYS", "TX_FRAUD_SCENARIO")
+#: Identifier columns: int64, or text (the user's own ids, kept as they are).
+ID_COLUMNS: tuple[str, ...] = ("TRANSACTION_ID", "CUSTOMER_ID", "TERMINAL_ID")
 
 #: Dataset files are named after the day they hold.
 DATE_NAME = re.compile(r"^(\d{4}-\d{2}-\d{2})$")
