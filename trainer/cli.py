@@ -22,6 +22,7 @@ BUILTIN = [
     "simulate",
     "ingest",
     "labels",
+    "score",
     "features",
     "step",
     "train",

@@ -62,3 +62,17 @@ def test_no_model_yet_is_said_and_is_not_a_failure(tmp_path) -> None:
     assert built.headline.startswith("# fraudpipe daily-pipeline: no model yet to score")
     assert "**No alerts: nothing is trained yet.** 1 arrived day(s) (2018-04-01)" in (
         built.headline)
+
+
+def test_the_score_command_scores_once_per_head_and_prints_the_top_cards(share: Share,
+                                                                          capsys) -> None:
+    from trainer.cli import main
+
+    assert main(["score", "--storage", str(share.root), "--top", "3"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == ("scored 2 arrived day(s) with the model trained through 2018-04-02: "
+                      "2018-04-03, 2018-04-04")
+    assert [line.split()[1] for line in out[1:]] == ["#1", "#2", "#3"]
+    assert all(line.startswith("2018-04-04") for line in out[1:])
+    assert main(["score", "--storage", str(share.root)]) == 0
+    assert capsys.readouterr().out.startswith("no arrived day to score")
