@@ -76,3 +76,24 @@ def test_the_score_command_scores_once_per_head_and_prints_the_top_cards(share: 
     assert all(line.startswith("2018-04-04") for line in out[1:])
     assert main(["score", "--storage", str(share.root)]) == 0
     assert capsys.readouterr().out.startswith("no arrived day to score")
+
+
+def test_a_day_whose_step_is_running_is_left_to_the_step(share: Share) -> None:
+    import subprocess
+    import sys
+
+    # GIVEN another process holding 04-04's training lock as a running step does
+    code = ("import sys; from trainer.storage import shared_lock; "
+            f"lock = shared_lock({str(share.training_lock(D[3]))!r}); lock.__enter__(); "
+            "print('locked', flush=True); sys.stdin.read()")
+    step = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert step.stdout.readline().strip() == "locked"
+        # WHEN the arrived days are scored
+        result = score_arrived_days(share)
+    finally:
+        step.communicate("")
+    # THEN 04-03 is scored and 04-04 is not: its step writes its scores
+    assert [s["date"] for s in result.scored] == ["2018-04-03"]
+    assert not share.scores(D[3]).exists()
