@@ -23,6 +23,7 @@ from flows.ingest import stage_landing
 from flows.resolve import resolve_queue
 from trainer.arrival import score_arrived_days
 from trainer.backlog import queue_trainable
+from trainer.errors import DatasetValidationError
 from trainer.labels import awaiting_labels, complete_days, store_labels
 from trainer.storage import Share
 
@@ -32,18 +33,26 @@ def store_and_complete(storage_root: str, labels: str | None, genuine_after_days
                        today: str | None = None) -> dict:
     """Stage and store the label files of `labels` (if given); complete what the rule allows.
 
+    A bad label file (unreadable, or a conflicting label) stores nothing and is returned
+    as `error`, naming the file, row and transaction: the run goes on with the days that
+    need no new label, and its report lists the error.
+
     Returns:
-        stored / unknown / late (`LabelsResult`), completed (`complete_days`).
+        stored / unknown / late (`LabelsResult`), error (or None), completed
+        (`complete_days`).
     """
     logger = get_run_logger()
     share = Share.at(storage_root)
-    result: dict = {"stored": [], "unknown": [], "late": []}
+    result: dict = {"stored": [], "unknown": [], "late": [], "error": None}
     if labels:
         staging = Path(tempfile.mkdtemp(prefix="fraudpipe-labels-"))
         try:
             staged = stage_landing(labels, staging)
             logger.info("staged %d label file(s) from %s", len(staged), labels)
-            result = store_labels(share, staging).to_json()
+            result = {**result, **store_labels(share, staging).to_json()}
+        except DatasetValidationError as exc:
+            result["error"] = str(exc)
+            logger.error("labels from %s not stored: %s", labels, exc)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         for what in ("unknown", "late"):
@@ -66,6 +75,8 @@ def run_labels(share: Share, summary: RunSummary, labels: str | None, *,
     summary.labels.extend(result["stored"])
     summary.labels_unknown.extend(result["unknown"] + result["late"])
     summary.completed.extend(result["completed"])
+    if result["error"]:
+        summary.refused.append({"source": labels, "date": "", "reason": result["error"]})
     pushed = queue_trainable(share, resolve_queue(queue_block, redis_url))
     summary.queued.extend(d.isoformat() for d in pushed)
 

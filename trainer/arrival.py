@@ -37,7 +37,7 @@ from trainer.evaluation import scoring
 from trainer.features.compute import HISTORY_DAYS, INPUT_COLUMNS, compute_features
 from trainer.labels import arrived_dates, labelled_frame
 from trainer.lineage import Entry, Lineage
-from trainer.storage import Share
+from trainer.storage import Share, try_exclusive_lock
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +134,13 @@ def score_arrived_days(share: Share) -> ArrivalScoring:
                           f"day is trained")
         log.warning(result.message)
     else:
-        result.scored = [score_arrived(share, d, head) for d in days]
-        result.message = (f"scored {len(days)} arrived day(s) with the model trained through "
-                          f"{head.date}: {', '.join(d.isoformat() for d in days)}")
+        for day in days:
+            # A step holds its day's lock shared until it has committed: while it trains
+            # the day, its own scores are due; once committed, the day is not arrival's.
+            with try_exclusive_lock(share.training_lock(day)) as free:
+                if free and day not in Lineage.load(share).dates():
+                    result.scored.append(score_arrived(share, day, head))
+        done = [s["date"] for s in result.scored]
+        result.message = (f"scored {len(done)} arrived day(s) with the model trained through "
+                          f"{head.date}: {', '.join(done) or 'none (being trained)'}")
     return result

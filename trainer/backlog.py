@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Callable, Iterable
 
 from trainer.labels import awaiting_labels
@@ -10,6 +11,8 @@ from trainer.lineage import Lineage
 from trainer.queue.work_queue import WorkQueue
 from trainer.step import StepResult, run_step
 from trainer.storage import Share
+
+log = logging.getLogger(__name__)
 
 
 def trainable_days(share: Share, days: Iterable[dt.date] | None = None,
@@ -66,6 +69,10 @@ def train_all(share: Share, through: dt.date | None = None, learner: str | None 
               on_step: Callable[[int, int, StepResult], None] | None = None) -> list[StepResult]:
     """Run the step for each pending day in date order; stops at the first failure."""
     days = trainable_days(share, through=through)
+    waiting = awaiting_labels(share)
+    if waiting:
+        log.info("%d arrived day(s) await their labels (first %s): no later day trains "
+                 "before it", len(waiting), waiting[0])
     results = []
     for i, day in enumerate(days, 1):
         result = run_step(share, day, learner=learner)

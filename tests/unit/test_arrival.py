@@ -28,7 +28,7 @@ from trainer.lineage import Lineage, verify
 from trainer.report import card_alerts
 from trainer.storage import create_share
 
-DAYS = 12
+DAYS = 9
 N = 7
 LEARNER = "sgd"  # the fast learner: the point is equality, not quality
 SIM = {"customers": 200, "terminals": 400, "seed": 1}

@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 
 from flows.artifacts import RunSummary, build_artifacts
-from tests.arrivals import arrive
+from tests.arrivals import arrive, write_labels
 from tests.shares import simulated_share
 from trainer.arrival import score_arrived_days
 from trainer.backlog import train_all
@@ -76,3 +76,48 @@ def test_the_score_command_scores_once_per_head_and_prints_the_top_cards(share: 
     assert all(line.startswith("2018-04-04") for line in out[1:])
     assert main(["score", "--storage", str(share.root)]) == 0
     assert capsys.readouterr().out.startswith("no arrived day to score")
+
+
+def test_a_day_whose_step_is_running_is_left_to_the_step(share: Share) -> None:
+    import subprocess
+    import sys
+
+    # GIVEN another process holding 04-04's training lock as a running step does
+    code = ("import sys; from trainer.storage import shared_lock; "
+            f"lock = shared_lock({str(share.training_lock(D[3]))!r}); lock.__enter__(); "
+            "print('locked', flush=True); sys.stdin.read()")
+    step = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert step.stdout.readline().strip() == "locked"
+        # WHEN the arrived days are scored
+        result = score_arrived_days(share)
+    finally:
+        step.communicate("")
+    # THEN 04-03 is scored and 04-04 is not: its step writes its scores
+    assert [s["date"] for s in result.scored] == ["2018-04-03"]
+    assert not share.scores(D[3]).exists()
+
+
+def test_a_conflicting_label_file_in_the_flow_is_reported_and_the_days_still_complete(
+        share: Share, tmp_path) -> None:
+    from prefect.logging import disable_run_logger
+
+    from flows.arrival import store_and_complete
+
+    # GIVEN a labels landing area whose two files label one transaction two ways
+    frames = dict(simulate("2018-04-01", 4, customers=200, terminals=400, seed=1))
+    row = frames[D[2]].head(1)
+    landing = tmp_path / "labels"
+    landing.mkdir()
+    write_labels(landing / "a.csv", row)
+    write_labels(landing / "b.csv", row.assign(TX_FRAUD=1 - row["TX_FRAUD"]))
+    # WHEN the flow's labels task runs with today a week after 04-03
+    with disable_run_logger():
+        result = store_and_complete.fn(str(share.root), str(landing), 7, "2018-04-10")
+    # THEN the error names both files and the transaction, nothing is stored, and the
+    # N-day rule still completes 04-03 (no label received)
+    tx = int(row["TRANSACTION_ID"].iloc[0])
+    assert f"transaction {tx}" in result["error"] and "a.csv row 0" in result["error"]
+    assert "b.csv row 0" in result["error"] and not share.labels(D[2]).exists()
+    assert [(c["date"], c["labels"]) for c in result["completed"]] == [("2018-04-03", 0)]

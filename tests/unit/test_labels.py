@@ -174,3 +174,13 @@ def test_a_label_after_its_day_was_completed_is_reported_late_not_applied(share,
             for x in result.late] == [(tx, "2018-04-01", 1, 0)]
     assert share.training_dataset(D[0]).read_bytes() == before
     assert result.stored == []
+
+
+def test_the_labels_command_maps_other_column_names(share, frames, tmp_path, capsys):
+    write_labels(tmp_path / "cb.csv", frames[D[1]], names=("ref", "flag"))
+    assert main(["labels", "--source", str(tmp_path / "cb.csv"), "--storage", str(share.root),
+                 "--map", "transaction_id=ref", "--map", "label=flag"]) == 0
+    assert "complete   2018-04-02 (all labelled)" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["labels", "--storage", str(share.root), "--map", "card=ref"])
+    assert "ROLE one of transaction_id, label" in capsys.readouterr().err

@@ -18,7 +18,7 @@ every day whose labels are complete into a training dataset.
 
 SOURCE is a label file (.csv or .parquet) or a directory of them: one transaction id and
 one label (0/1) per row, columns TRANSACTION_ID,TX_FRAUD (or the bank export's
-tx_id,is_fraud; --map USER=ROLE names others). Partial files are fine: only the confirmed
+tx_id,is_fraud; --map ROLE=COLUMN names others). Partial files are fine: only the confirmed
 frauds, say. Each label is filed under its transaction's day in
 ROOT/datasets/labels/<date>.parquet, merged with the labels received before. A transaction
 labelled two different ways (in one file, two files, or against a label already stored)
@@ -38,12 +38,18 @@ fatal); 3 for a missing SOURCE, a bad file or a conflicting label.
 """
 
 
+#: The roles a label file has, as `fraudpipe ingest --map` names them -> canonical column.
+ROLES = {"transaction_id": "TRANSACTION_ID", "label": "TX_FRAUD"}
+
+
 def _mapping(text: str) -> tuple[str, str]:
-    user, sep, role = text.partition("=")
-    if not sep or role not in ("TRANSACTION_ID", "TX_FRAUD") or not user:
+    """`ROLE=COLUMN` (as `fraudpipe ingest --map`) -> (the file's column, canonical name)."""
+    role, sep, column = text.partition("=")
+    if not sep or role.strip() not in ROLES or not column.strip():
         raise argparse.ArgumentTypeError(
-            f"{text!r}: expected USER_COLUMN=ROLE with ROLE TRANSACTION_ID or TX_FRAUD")
-    return user, role
+            f"{text!r}: expected ROLE=COLUMN with ROLE one of {', '.join(ROLES)}, e.g. "
+            f"transaction_id=chargeback_ref")
+    return column.strip(), ROLES[role.strip()]
 
 
 def add_parser(sub) -> None:
@@ -64,9 +70,9 @@ def add_parser(sub) -> None:
     parser.add_argument("--today", metavar="DATE", type=date_arg,
                         help="the day the N-day rule counts from (default: the latest "
                              "transaction day on the share)")
-    parser.add_argument("--map", metavar="USER=ROLE", type=_mapping, action="append",
-                        help="a label file column and its role, e.g. "
-                                         "chargeback_ref=TRANSACTION_ID (repeatable)")
+    parser.add_argument("--map", metavar="ROLE=COLUMN", type=_mapping, action="append",
+                        help="the label file's column of a role (transaction_id or label), "
+                             "e.g. transaction_id=chargeback_ref (repeatable)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(func=run)
 
