@@ -1,37 +1,32 @@
-"""Days that arrive without labels, for tests: a simulated day minus its labels.
+"""Days that arrive without labels, for tests: a simulated day minus its labels, ingested.
 
-Stands in for the ingest of unlabelled files (`share.arrived_dataset(day)` plus an
-ingest-manifest entry of kind "arrived") until that ingest is on main; small on purpose,
-so the tests can switch to the real one.
+The real ingest (`trainer.data.ingest.ingest_path`) of a file without the label column
+writes `share.arrived_dataset(day)` and an ingest-manifest entry of kind "arrived".
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import tempfile
+from pathlib import Path
 
 import pandas as pd
 
-from trainer.data.ingest import (
-    _write_manifest,
-    canonical_parquet_bytes,
-    manifest_key,
-    read_manifest,
-)
-from trainer.storage import Share, atomic_write_bytes, sha256_bytes
+from trainer.data.ingest import ingest_path
+from trainer.storage import Share
 
 #: What a bank's export cannot know: the label, and the simulator's fraud scenario.
 LABEL_COLUMNS = ["TX_FRAUD", "TX_FRAUD_SCENARIO"]
 
 
 def arrive(share: Share, day: dt.date, frame: pd.DataFrame) -> None:
-    """Write `frame` without its labels as the arrived dataset of `day`, with its entry."""
-    data = canonical_parquet_bytes(frame.drop(columns=LABEL_COLUMNS))
-    atomic_write_bytes(share.arrived_dataset(day), data)
-    manifest = read_manifest(share)
-    manifest[manifest_key("arrived", day)] = {
-        "source": f"{day.isoformat()}.parquet", "dataset_sha256": sha256_bytes(data),
-        "rows": len(frame), "ingested_at": "2026-12-01T00:00:00+00:00"}
-    _write_manifest(share, manifest)
+    """Ingest `frame` without its labels as the arrived day `day`."""
+    with tempfile.TemporaryDirectory() as landing:
+        path = Path(landing) / f"{day.isoformat()}.parquet"
+        frame.drop(columns=LABEL_COLUMNS).to_parquet(path, index=False)
+        result = ingest_path(path, share)
+    if [e["kind"] for e in result.ingested] != ["arrived"]:
+        raise AssertionError(f"{day}: not ingested as an arrived day: {result.summary()}")
 
 
 def write_labels(path, frame: pd.DataFrame, *, frauds_only: bool = False,

@@ -36,6 +36,7 @@ from trainer.data.ingest import (
     manifest_key,
     read_manifest,
 )
+from trainer.data.mapping import resolve_mapping
 from trainer.data.schema import COLUMNS, LABEL
 from trainer.errors import DatasetValidationError
 from trainer.lineage import Lineage
@@ -121,6 +122,12 @@ def default_today(share: Share) -> dt.date | None:
     return max(days) if days else None
 
 
+def share_label_columns(share: Share) -> dict[str, str]:
+    """The share's column mapping (`trainer.data.mapping`) for a label file's two roles."""
+    columns = resolve_mapping(share).columns
+    return {columns["transaction_id"]: ID, columns["label"]: LABEL}
+
+
 def _label_files(source: Path) -> list[Path]:
     if source.is_dir():
         return sorted(p for p in source.iterdir() if p.is_file() and not p.name.startswith("."))
@@ -156,8 +163,9 @@ def read_label_file(path: Path, mapping: dict[str, str] | None = None) -> pd.Dat
 
     Args:
         path: a CSV or Parquet file; rows are numbered from 0, the first data row.
-        mapping: the user's column name -> role (TRANSACTION_ID or TX_FRAUD); the
-            canonical names and the bank export's `tx_id,is_fraud` are always accepted.
+        mapping: the user's column name -> TRANSACTION_ID or TX_FRAUD (`store_labels`
+            starts from the share's mapping file); the canonical names and the bank
+            export's `tx_id,is_fraud` are always accepted.
 
     Raises:
         DatasetValidationError: unreadable file, a role without a column, a missing id, a
@@ -236,6 +244,7 @@ def store_labels(share: Share, source: str | Path,
     """
     files = _label_files(Path(source))
     result = LabelsResult(files=[str(p) for p in files])
+    mapping = {**share_label_columns(share), **(mapping or {})}
     incoming = [read_label_file(p, mapping) for p in files]
     if not incoming:
         return result
