@@ -1,8 +1,8 @@
 """The daily pipeline on days that arrive without labels: score today, train when labelled.
 
 A real Prefect server (`prefect_harness`) and a real redis-server (`redis_url`), small
-simulated days. The unlabelled days are put on the share as the ingest writes them
-(`tests.arrivals.arrive`); the labels come through the flow's `labels` landing area.
+simulated days. All days come through the landing area, two of them without their label
+column; the labels come through the flow's `labels` landing area.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.arrivals import arrive, write_labels
+from tests.arrivals import LABEL_COLUMNS, write_labels
 from tests.integration.test_flows import artifacts_of, queue_of
 
 pytestmark = pytest.mark.integration
@@ -37,8 +37,9 @@ def test_daily_pipeline_scores_arrivals_then_trains_them_when_labelled(
     labels.mkdir()
     for day in days[:3]:  # GIVEN three days that arrive labelled, as the simulator writes
         write_day(frames[day], landing, day)
-    for day in days[3:]:  # AND two days that arrived without labels
-        arrive(share, day, frames[day])
+    for day in days[3:]:  # AND two days that arrive without labels
+        frames[day].drop(columns=LABEL_COLUMNS).to_parquet(landing / f"{day}.parquet",
+                                                           index=False)
 
     # WHEN the daily pipeline runs
     state = daily_pipeline(str(landing), **params, return_state=True)
@@ -46,6 +47,9 @@ def test_daily_pipeline_scores_arrivals_then_trains_them_when_labelled(
     # THEN the labelled days are trained at once and the others scored by the new head
     assert state.is_completed(), state.message
     result = state.result()
+    assert [(e["date"], e["kind"]) for e in result["ingested"]] == [
+        (d.isoformat(), "training") for d in days[:3]] + [
+        (d.isoformat(), "arrived") for d in days[3:]]
     assert [s["date"] for s in result["trained"]] == [d.isoformat() for d in days[:3]]
     assert [s["date"] for s in result["scored"]] == [d.isoformat() for d in days[3:]]
     assert result["awaiting"] == [d.isoformat() for d in days[3:]]
