@@ -193,7 +193,7 @@ def read_label_file(path: Path, mapping: dict[str, str] | None = None) -> pd.Dat
     frame = pd.DataFrame({ID: ids.to_numpy(), LABEL: pd.array(labels, dtype="int64"),
                           "SOURCE": path.name, "ROW": range(len(ids))})
     frame["ROW"] = frame["ROW"].astype("int64")
-    return _check_consistent(frame, "within this run")
+    return _check_consistent(frame, f"within {path.name}")
 
 
 def _check_consistent(frame: pd.DataFrame, where: str) -> pd.DataFrame:
