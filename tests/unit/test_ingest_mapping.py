@@ -49,14 +49,25 @@ def user_frame(days: list[dt.date], rows: int = 30, text_ids: bool = True) -> pd
     return out
 
 
+def landed(directory: Path, files: dict[str, pd.DataFrame]) -> Path:
+    """A landing directory holding each frame as the CSV of its name."""
+    directory.mkdir()
+    for name, frame in files.items():
+        frame.to_csv(directory / name, index=False)
+    return directory
+
+
 def test_mapping_from_the_share_file_renames_drops_extras_and_is_recorded(tmp_path):
     # GIVEN a share holding the user's mapping, and a one-day CSV in the user's names
+    # (labels as true/false)
     share = Share.at(tmp_path / "share")
     share.root.mkdir()
     (share.root / "fraudpipe-mapping.json").write_text(json.dumps(USER_MAPPING))
     landing = tmp_path / "landing"
     landing.mkdir()
-    user_frame([dt.date(2018, 4, 2)]).to_csv(landing / "2018-04-02.csv", index=False)
+    frame = user_frame([dt.date(2018, 4, 2)])
+    frame.assign(is_fraud=frame["is_fraud"] == 1).to_csv(landing / "2018-04-02.csv",
+                                                          index=False)
 
     # WHEN it is ingested without any option
     result = ingest_path(landing, share)
@@ -64,9 +75,10 @@ def test_mapping_from_the_share_file_renames_drops_extras_and_is_recorded(tmp_pa
     # THEN the day is a training day in canonical columns; the extra column is dropped
     [entry] = result.ingested
     assert entry["kind"] == "training" and entry["dropped_columns"] == ["channel"]
-    frame = load_canonical(share.training_dataset(dt.date(2018, 4, 2)))
-    assert list(frame.columns) == ["TRANSACTION_ID", "TX_DATETIME", "CUSTOMER_ID",
-                                   "TERMINAL_ID", "TX_AMOUNT", "TX_FRAUD"]
+    stored = load_canonical(share.training_dataset(dt.date(2018, 4, 2)))
+    assert list(stored.columns) == ["TRANSACTION_ID", "TX_DATETIME", "CUSTOMER_ID",
+                                    "TERMINAL_ID", "TX_AMOUNT", "TX_FRAUD"]
+    assert entry["frauds"] == int(frame["is_fraud"].sum()) > 0
     # AND the manifest records the mapping used and what was dropped
     recorded = read_manifest(share)["2018-04-02"]
     assert recorded["mapping"]["columns"]["card"] == "card_id"
@@ -134,6 +146,10 @@ def test_bad_mappings_are_refused_before_reading_anything(tmp_path):
         resolve_mapping(share, pairs=["card"])
     with pytest.raises(MappingError, match="no such mapping file"):
         resolve_mapping(share, tmp_path / "missing.json")
+    # On the command line: exit 2, and nothing created
+    assert main(["ingest", "--source", str(tmp_path), "--storage", str(tmp_path / "new"),
+                 "--map", "card"]) == 2
+    assert not (tmp_path / "new").exists()
     # The default is the identity on the simulator's names, in UTC.
     default = resolve_mapping(share)
     assert default.columns["card"] == "CUSTOMER_ID" and default.timezone == "UTC"
@@ -192,11 +208,8 @@ def test_id_text_rules_leading_zeros_stay_text_numbers_become_integers(tmp_path)
 
 def test_a_day_whose_id_type_differs_from_the_share_is_refused_naming_the_file(tmp_path):
     share = Share.at(tmp_path / "share")
-    first, second = tmp_path / "one", tmp_path / "two"
-    first.mkdir()
-    second.mkdir()
-    user_frame([dt.date(2018, 4, 1)], text_ids=False).to_csv(first / "a.csv", index=False)
-    user_frame([dt.date(2018, 4, 2)], text_ids=True).to_csv(second / "b.csv", index=False)
+    first = landed(tmp_path / "one", {"a.csv": user_frame([dt.date(2018, 4, 1)], text_ids=False)})
+    second = landed(tmp_path / "two", {"b.csv": user_frame([dt.date(2018, 4, 2)])})
     mapping = ColumnMapping(**USER_MAPPING)
     ingest_path(first, share, mapping=mapping)
     # (an entry without id_types, as older versions wrote them: the file's schema tells)
@@ -285,6 +298,35 @@ def test_a_multi_day_file_is_split_and_one_bad_day_quarantined_the_others_ingest
     # AND the source is untouched, and the manifest names it for each day
     assert source.read_bytes() == before and bad["source_removed"] is False
     assert read_manifest(share)["2018-04-03"]["source"] == "april-export.csv"
+    # AND ingesting it again leaves the good days unchanged, byte for byte
+    manifest = share.ingest_manifest.read_bytes()
+    again = ingest_path(landing, share, mapping=ColumnMapping(**USER_MAPPING))
+    assert [e["date"] for e in again.unchanged] == ["2018-04-01", "2018-04-03"]
+    assert again.ingested == [] and share.ingest_manifest.read_bytes() == manifest
+    assert read_manifest(share)["2018-04-01"]["source_days"] == 3
+
+
+def test_a_multi_day_file_already_ingested_is_not_read_again(tmp_path, monkeypatch):
+    import trainer.data.ingest
+
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    user_frame([dt.date(2018, 4, n) for n in (1, 2, 3)]).to_csv(landing / "x.csv", index=False)
+    share = Share.at(tmp_path / "share")
+    mapping = ColumnMapping(**USER_MAPPING)
+    assert len(ingest_path(landing, share, mapping=mapping).ingested) == 3
+
+    def no_reading(*args, **kwargs):
+        raise AssertionError("read again")
+
+    monkeypatch.setattr(trainer.data.ingest, "read_dataset", no_reading)
+    again = ingest_path(landing, share, mapping=mapping)
+
+    assert [e["date"] for e in again.unchanged] == ["2018-04-01", "2018-04-02", "2018-04-03"]
+    # A day changed on the share (or missing) makes the file be read again.
+    share.training_dataset(dt.date(2018, 4, 2)).unlink()
+    [entry] = ingest_path(landing, share, mapping=mapping).quarantined
+    assert "read again" in entry["reason"]
 
 
 def test_cli_names_the_source_and_quarantine_paths_of_a_bad_day(tmp_path, capsys):
@@ -309,12 +351,9 @@ def test_cli_names_the_source_and_quarantine_paths_of_a_bad_day(tmp_path, capsys
 def test_a_day_already_on_the_share_from_another_file_is_refused_naming_both(tmp_path):
     share = Share.at(tmp_path / "share")
     mapping = ColumnMapping(**USER_MAPPING)
-    first, second = tmp_path / "one", tmp_path / "two"
-    first.mkdir()
-    second.mkdir()
-    user_frame([dt.date(2018, 4, 1)]).to_csv(first / "march.csv", index=False)
-    later = user_frame([dt.date(2018, 4, 1)]).iloc[:5]   # other rows of the same day
-    later.to_csv(second / "april.csv", index=False)
+    first = landed(tmp_path / "one", {"march.csv": user_frame([dt.date(2018, 4, 1)])})
+    # other rows of the same day
+    second = landed(tmp_path / "two", {"april.csv": user_frame([dt.date(2018, 4, 1)]).iloc[:5]})
     ingest_path(first, share, mapping=mapping)
 
     result = ingest_path(second, share, mapping=mapping)
@@ -344,6 +383,11 @@ def test_an_unlabelled_day_is_written_to_arrived_without_the_label(tmp_path):
     # Ingesting it again is a no-op (the dated file's fast path knows arrived days too).
     again = ingest_path(landing, share, mapping=ColumnMapping(**USER_MAPPING))
     assert [e["kind"] for e in again.unchanged] == ["arrived"] and again.ingested == []
+    # A testing dataset needs its labels.
+    [testing] = ingest_path(landing, share, mapping=ColumnMapping(**USER_MAPPING),
+                            testing=True).quarantined
+    assert "no label column 'is_fraud' (role label); a testing dataset needs labels" in \
+        testing["reason"]
 
 
 def test_simulator_only_columns_are_optional_and_kept_when_present(tmp_path):
@@ -361,3 +405,32 @@ def test_simulator_only_columns_are_optional_and_kept_when_present(tmp_path):
                                     if c not in ("TX_TIME_SECONDS", "TX_FRAUD_SCENARIO")]
     assert entry["dropped_columns"] == []
     assert np.array_equal(stored["TX_TIME_DAYS"].to_numpy(), np.full(40, 1))
+
+
+def test_a_text_transaction_id_reused_on_another_day_is_refused_naming_both_files(tmp_path):
+    share = Share.at(tmp_path / "share")
+    mapping = ColumnMapping(**USER_MAPPING)
+    day1, day2 = user_frame([dt.date(2018, 4, 1)]), user_frame([dt.date(2018, 4, 2)])
+    day2.loc[4, "tx_id"] = day1.loc[7, "tx_id"]
+    first = landed(tmp_path / "one", {"a.csv": day1})
+    second = landed(tmp_path / "two", {"b.csv": day2})
+    ingest_path(first, share, mapping=mapping)
+
+    [refused] = ingest_path(second, share, mapping=mapping).refused
+
+    assert refused["reason"].startswith(
+        f"b.csv: TRANSACTION_ID {day1.loc[7, 'tx_id']} (and 0 more) is already used by "
+        f"{share.training_dataset(dt.date(2018, 4, 1))} (ingested from a.csv)")
+
+
+def test_epoch_seconds_are_not_taken_for_nanoseconds(tmp_path):
+    frame = user_frame([dt.date(2018, 4, 2)], text_ids=False)
+    frame["timestamp"] = pd.to_datetime(frame["timestamp"]).astype("int64") // 10**9
+    landing = landed(tmp_path / "landing", {"export.csv": frame})
+
+    [entry] = ingest_path(landing, Share.at(tmp_path / "share"),
+                          mapping=ColumnMapping(**USER_MAPPING)).quarantined
+
+    assert f"row 0 (TRANSACTION_ID {frame.loc[0, 'tx_id']}): TX_DATETIME is " \
+           f"{frame.loc[0, 'timestamp']}, which as nanoseconds is 1970-01-01" in entry["reason"]
+    assert "seconds or milliseconds?" in entry["reason"]

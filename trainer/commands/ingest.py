@@ -11,7 +11,7 @@ from trainer.commands._common import add_storage
 from trainer.data.ingest import IngestResult, ingest_path
 from trainer.data.ingest import log as ingest_log
 from trainer.data.mapping import MAPPING_FILE_NAME, ROLES, resolve_mapping
-from trainer.storage import create_share
+from trainer.storage import Share, create_share
 
 DESCRIPTION = """\
 Validate dataset files and write them to ROOT/datasets/training/<date>.parquet
@@ -46,16 +46,19 @@ fraudpipe-share.json are created, and the output says so. (Every other command r
 ROOT that is not a share.)
 
 Sources are never deleted or moved, unless --archive DIR asks to move the ingested ones.
-A file that does not validate is copied to ROOT/datasets/quarantine/ under a name of its
-own (<time>-<sha256 prefix>-<name>) with a .reason.txt beside it; the output names where,
-and the run goes on. A file whose TRANSACTION_IDs are already used by a day within 37 days
-is refused, naming both files. Re-ingesting an identical file does nothing ("unchanged").
+A file that does not validate (or has a day that does not) is copied to
+ROOT/datasets/quarantine/ under a name of its own (<time>-<sha256 prefix>-<name>) with a
+.reason.txt beside it (one reason per bad day); the output names the source and where the
+copy went, and the run goes on. A day whose TRANSACTION_IDs are already used by a day
+within 37 days is refused, naming both files. Re-ingesting an identical file does nothing
+("unchanged").
 A changed file for a day already trained is refused and left in place; for a day not
-trained yet it replaces the old one.
+trained yet, a changed file of the same name replaces the old one.
 
 Exit status: 0 when the run completed and at least one file could be read, even if others
 were quarantined or refused (all are listed in the output); 3 when nothing could be read
-(missing or empty SOURCE, or every file quarantined), or ROOT is a file.
+(missing or empty SOURCE, or every file quarantined), or ROOT is a file; 2 when the
+mapping is mistyped (--mapping, --map, --timezone, or ROOT/fraudpipe-mapping.json).
 """
 
 
@@ -132,10 +135,12 @@ def summary(result: IngestResult) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Ingest `args.source` onto `args.storage`; see DESCRIPTION for the exit status."""
+    # A mistyped mapping is refused before anything is created.
+    mapping = resolve_mapping(Share.at(args.storage), args.mapping, args.map_pairs,
+                              args.timezone)
     share, created = create_share(args.storage, "fraudpipe ingest")
     if created:
         print(f"created a new share at {share.root}", file=sys.stderr)
-    mapping = resolve_mapping(share, args.mapping, args.map_pairs, args.timezone)
     quiet = _QuarantineReported()
     ingest_log.addFilter(quiet)
     try:

@@ -17,9 +17,10 @@ holding any other text (letters, or digits with a leading zero such as `000123`)
 as text, exactly. Text is never taken for a number in the other columns: a typed file
 with amounts stored as strings is a schema error, not something to guess about.
 The simulator's columns TX_TIME_SECONDS, TX_TIME_DAYS and TX_FRAUD_SCENARIO are optional
-and checked only when present; TX_FRAUD is optional (an unlabelled day). Extra columns
-are dropped (ingestion records their names) so that files carrying derived columns, or a
-CSV's saved index, still ingest; a missing required column is an error.
+and checked only when present; TX_FRAUD is optional (an unlabelled day), 0/1 or a
+boolean. Extra columns are dropped (ingestion records their names) so that files carrying
+derived columns, or a CSV's saved index, still ingest; a missing required column is an
+error.
 
 Rows in messages are counted from 0 in file order (the first data row of a CSV is row 0).
 """
@@ -45,6 +46,11 @@ READABLE_SUFFIXES = (".parquet", ".csv", ".pkl")
 NON_NEGATIVE = (*ID_COLUMNS, "TX_TIME_SECONDS", "TX_TIME_DAYS")
 #: The dtype of an id column holding text (pandas' default string dtype).
 TEXT_ID_DTYPE = pd.StringDtype(na_value=np.nan)
+#: Integer times below this (1970-01-12 as nanoseconds) are seconds or milliseconds.
+EARLIEST_NANOSECONDS = 10**15
+#: Text that is a number ("12", "-3", "12.0", "1e3"), and an integer with a leading zero.
+_NUMBER = r"\s*[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\s*"
+_LEADING_ZERO = r"\s*0\d+\s*"
 #: Text with a time-zone designator at its end: "Z", "+02:00", "-0500", "+01".
 _TZ_SUFFIX = r"(?:[Zz]|[+-]\d{2}(?::?\d{2})?)\s*$"
 FRAUD_SCENARIOS = {0, 1, 2, 3}
@@ -161,6 +167,8 @@ def validate_dataset(
             out[column] = to_datetime(raw[column], where, timezone)
         elif column in ID_COLUMNS:
             out[column] = _to_id(raw[column], column, where)
+        elif column == LABEL and pd.api.types.is_bool_dtype(raw[column]):
+            out[column] = raw[column].astype("int64")  # True/False labels: 1/0
         else:
             out[column] = _to_number(raw[column], column, where,
                                      integer=str(COLUMNS[column]) == "int64")
@@ -177,11 +185,12 @@ def _canonical_dtype(column: str, values: pd.Series):
 
 
 def split_days(frame: pd.DataFrame, name: str, name_date: dt.date | None, timezone: str
-               ) -> list[tuple[dt.date, pd.DataFrame]]:
+               ) -> list[tuple[dt.date | None, pd.DataFrame]]:
     """The rows of each day of `frame` (canonical names), TX_DATETIME converted to the zone.
 
     A file named after a date is that one day (`validate_dataset` checks every row is on
-    it); any other file is cut into the days its rows fall on, in `timezone`.
+    it); any other file is cut into the days its rows fall on, in `timezone`. A frame
+    without rows, times or ids is one day None, for `validate_dataset` to refuse.
 
     Raises:
         DatasetValidationError: a timestamp cannot be read (the whole file is refused: its
@@ -295,16 +304,15 @@ def _to_id(series: pd.Series, column: str, where) -> pd.Series:
             return _to_number(series, column, where, integer=True)
     elif not pd.api.types.is_string_dtype(series):
         return _to_number(series, column, where, integer=True)
-    missing = series.isna().to_numpy() | (series.astype(object) == "").to_numpy()
+    text = series.astype(TEXT_ID_DTYPE)  # Arrow-backed: the checks below are vectorised
+    missing = (text.isna() | (text == "")).to_numpy(dtype=bool)
     if missing.any():
         row = _first(missing)
         raise DatasetValidationError(
             f"{where(row)}: {column} is missing, expected an id (an integer or text)")
-    numbers = pd.to_numeric(series.astype(object), errors="coerce")
-    leading_zero = series.astype(object).str.fullmatch(r"\s*0\d+\s*").to_numpy(dtype=bool)
-    if numbers.notna().all() and not leading_zero.any():
-        return _to_number(numbers, column, where, integer=True)
-    return series.astype(TEXT_ID_DTYPE)
+    if text.str.fullmatch(_NUMBER).all() and not text.str.fullmatch(_LEADING_ZERO).any():
+        return _to_number(pd.to_numeric(text.str.strip()), column, where, integer=True)
+    return text
 
 
 def to_datetime(series: pd.Series, where, timezone: str = "UTC") -> pd.Series:
@@ -322,6 +330,14 @@ def to_datetime(series: pd.Series, where, timezone: str = "UTC") -> pd.Series:
         pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
     ) or _holds_only_ints(series):
         nanoseconds = _to_number(series, column, where, integer=True)
+        early = (nanoseconds < EARLIEST_NANOSECONDS).to_numpy()
+        if early.any():  # seconds or milliseconds taken for nanoseconds: a 1970 date
+            row = _first(early)
+            raise DatasetValidationError(
+                f"{where(row)}: {column} is {nanoseconds.iloc[row]}, which as nanoseconds "
+                f"is {pd.Timestamp(int(nanoseconds.iloc[row]), unit='ns')}; expected int64 "
+                "nanoseconds since 1970 (seconds or milliseconds? convert them, or give "
+                "ISO-8601 text)")
         converted = pd.to_datetime(nanoseconds, unit="ns")
     elif pd.api.types.is_string_dtype(series) or series.dtype == object:
         converted = _text_to_datetime(series, where, timezone)
@@ -339,7 +355,7 @@ def to_datetime(series: pd.Series, where, timezone: str = "UTC") -> pd.Series:
 def _text_to_datetime(series: pd.Series, where, timezone: str) -> pd.Series:
     """ISO-8601 text (or Python datetimes) to naive datetime64[ns] in `timezone`."""
     column = "TX_DATETIME"
-    text = series.astype(str)
+    text = series.astype(TEXT_ID_DTYPE)
     date_only = text.str.fullmatch(r"\s*\d{4}-\d{2}-\d{2}\s*")
     if date_only.any():  # midnight would be a guess, and it changes every time feature
         row = _first(date_only)

@@ -18,10 +18,12 @@ are never moved or deleted (unless `archive` asks).
 
 The ingest manifest (`share.ingest_manifest`) maps each training date ("2018-04-01"), each
 arrived date ("arrived/2018-04-01") and each testing date ("testing/2018-04-05") to: the
-source file name and its sha256, the sha256 of the Parquet written (`dataset_sha256`, the
-hash the lineage records for the day), rows, frauds (None for an arrived day),
-ingested_at, the column mapping used (`mapping`), the columns dropped
-(`dropped_columns`) and the type of each id column (`id_types`: "int64" or "string").
+source file name and its sha256, the number of days that file holds (`source_days`:
+a file whose days are all on the share unchanged is not read again), the sha256 of the
+Parquet written (`dataset_sha256`, the hash the lineage records for the day), rows,
+frauds (None for an arrived day), ingested_at, the column mapping used (`mapping`), the
+columns dropped (`dropped_columns`) and the type of each id column (`id_types`: "int64"
+or "string").
 """
 
 from __future__ import annotations
@@ -34,13 +36,13 @@ import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from trainer.data.datasets import read_dataset, split_days, validate_dataset
-from trainer.data.mapping import ROLES, ColumnMapping
+from trainer.data.mapping import ROLES, ColumnMapping, resolve_mapping
 from trainer.data.schema import ID_COLUMNS, LABEL, date_from_name
 from trainer.errors import ChangedDatasetError, DatasetValidationError, FraudpipeError
 from trainer.features.compute import HISTORY_DAYS
@@ -139,8 +141,6 @@ def ingest_path(
     else:
         raise DatasetValidationError(f"{source}: no such file or directory")
     if mapping is None:
-        from trainer.data.mapping import resolve_mapping
-
         mapping = resolve_mapping(share)
     result = IngestResult()
     for path in files:
@@ -174,6 +174,8 @@ def _ingest_file(
         source_sha = sha256_file(path)
         if name_date and _unchanged_fast(share, result, path, testing, name_date, source_sha):
             return
+        if not name_date and _unchanged_file(share, result, path, testing, source_sha):
+            return
         raw = read_dataset(path, allow_pickle=allow_pickle,
                            text_columns=tuple(mapping.columns[r] for r in _ID_ROLES))
         mapped = mapping.apply(raw, path.name)
@@ -191,7 +193,7 @@ def _ingest_file(
         result.quarantined.append(quarantine(path, share, reason))
         return
     kind = "testing" if testing else ("training" if mapped.labelled else "arrived")
-    record = {"source": path.name, "source_sha256": source_sha,
+    record = {"source": path.name, "source_sha256": source_sha, "source_days": len(days),
               "mapping": mapping.to_json(), "dropped_columns": mapped.dropped}
     bad: list[tuple[dt.date | None, str]] = []
     for day, rows in days:
@@ -210,8 +212,8 @@ def _ingest_file(
         _ingest_day(path, share, result, kind, day or _day_of(canonical), canonical, record)
     if bad:
         copy = quarantine(path, share, "\n".join(reason for _, reason in bad))
-        for day, reason in bad:
-            dated = {"date": day.isoformat()} if day and not name_date else {}
+        for bad_day, reason in bad:
+            dated = {"date": bad_day.isoformat()} if bad_day and not name_date else {}
             result.quarantined.append({**copy, **dated, "reason": reason})
 
 
@@ -244,7 +246,10 @@ def _ingest_day(path: Path, share: Share, result: IngestResult, kind: str, day: 
     brief = {**_brief(path, kind, day, share), "sha256": entry["dataset_sha256"]}
     if _other_file_this_run(result, path, kind, day, str(entry["dataset_sha256"])):
         return
-    clash = other_id_types(share, path, entry["id_types"]) or (
+    output = _output(share, kind, day)
+    # Content already on the share passed these checks when it was written.
+    known = output.is_file() and sha256_file(output) == entry["dataset_sha256"]
+    clash = None if known else other_id_types(share, path, entry["id_types"]) or (
         None if kind == "testing" else duplicate_ids_nearby(share, day, canonical, path))
     if clash:
         result.refused.append({"source": str(path), "date": day.isoformat(), "reason": clash})
@@ -345,8 +350,9 @@ def _compare_and_write(share: Share, kind: str, day: dt.date, entry: dict, data:
     if recorded is not None and on_share is not None and recorded.get("source") != entry["source"]:
         return (f"{entry['source']}: {day} is already on the share from {recorded.get('source')} "
                 f"({output}) with other rows; a day's rows must come from one file, so the "
-                "day was left as it is. To replace it, ingest the corrected day under the name "
-                f"{recorded.get('source')}, or remove {output} first")
+                f"day was left as it is and this file's rows of {day} were not ingested. To "
+                f"replace the day, ingest its corrected rows in a file named "
+                f"{recorded.get('source')}")
     # The lineage records what each trained day was trained on: that content only.
     trained = Lineage.load(share).entry_for(day) if kind != "testing" else None
     if trained is not None and trained.dataset_sha256 != entry["dataset_sha256"]:
@@ -421,7 +427,7 @@ def duplicate_ids_nearby(share: Share, day: dt.date, frame: pd.DataFrame,
     Features read 37 days of history, and a transaction id seen twice in one history
     stops every later step; this names both files at ingest time instead.
     """
-    ids = frame["TRANSACTION_ID"].to_numpy()
+    ids = pa.array(frame["TRANSACTION_ID"])
     manifest = read_manifest(share)
     for back, kind in itertools.product(range(-HISTORY_DAYS, HISTORY_DAYS + 1),
                                         ("training", "arrived")):
@@ -430,18 +436,20 @@ def duplicate_ids_nearby(share: Share, day: dt.date, frame: pd.DataFrame,
         if other == day or not path.is_file():
             continue
         try:
-            theirs = pq.read_table(path, columns=["TRANSACTION_ID"]).column(0).to_numpy()
+            theirs = pq.read_table(path, columns=["TRANSACTION_ID"]).column(0)
         except (OSError, pa.ArrowException):
             continue  # an unreadable day is reported by the step that needs it
-        if ids.dtype.kind != theirs.dtype.kind:
+        if pa.types.is_integer(ids.type) != pa.types.is_integer(theirs.type):
             continue  # ids of another type: other_id_types refuses the day
-        clash = np.intersect1d(ids, theirs)
-        if len(clash):
+        # A hash lookup in Arrow: text ids would make numpy sort Python strings.
+        clashing = theirs.filter(pc.is_in(theirs, value_set=ids.cast(theirs.type)))
+        if len(clashing):
             origin = manifest.get(manifest_key(kind, other), {}).get("source", "?")
-            return (f"{source.name}: TRANSACTION_ID {clash[0]!s} (and {len(clash) - 1} "
-                    f"more) is already used by {path} (ingested from {origin}), within "
-                    f"{HISTORY_DAYS} days of {day}; transaction ids must be unique across "
-                    "days. The file was left in place; fix the ids of one of the two files")
+            return (f"{source.name}: TRANSACTION_ID {pc.min(clashing).as_py()!s} (and "
+                    f"{len(clashing) - 1} more) is already used by {path} (ingested from "
+                    f"{origin}), within {HISTORY_DAYS} days of {day}; transaction ids must be "
+                    "unique across days. The file was left in place; fix the ids of one of "
+                    "the two files")
     return None
 
 
@@ -478,6 +486,33 @@ def _unchanged_fast(share: Share, result: IngestResult, path: Path, testing: boo
                 result.unchanged.append({**_brief(path, kind, day, share), "sha256": known_sha})
             return True
     return False
+
+
+def _unchanged_file(share: Share, result: IngestResult, path: Path, testing: bool,
+                    source_sha: str) -> bool:
+    """Record an undated file's days as unchanged, without reading it, if all are there.
+
+    All: the `source_days` days it held are on the share from this exact file, intact.
+    """
+    days = {}
+    for key, recorded in read_manifest(share).items():
+        if recorded.get("source") == path.name and recorded.get("source_sha256") == source_sha:
+            days[key] = recorded
+    counts = {recorded.get("source_days") for recorded in days.values()}
+    if not days or counts != {len(days)}:
+        return False
+    briefs = []
+    for key, recorded in sorted(days.items()):
+        kind, _, date = key.rpartition("/")
+        kind = kind or "training"
+        output = _output_of_key(share, key)
+        if (kind == "testing") != testing or output is None or not output.is_file() or (
+                sha256_file(output) != recorded.get("dataset_sha256")):
+            return False
+        briefs.append({**_brief(path, kind, dt.date.fromisoformat(date), share),
+                       "sha256": recorded["dataset_sha256"]})
+    result.unchanged.extend(briefs)
+    return True
 
 
 def _already_there(share: Share, kind: str, day: dt.date, source_sha: str) -> str | None:

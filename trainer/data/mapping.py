@@ -33,6 +33,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from trainer.data.datasets import separator_hint
 from trainer.data.schema import COLUMNS, LABEL, SIMULATOR_ONLY
 from trainer.errors import DatasetValidationError, PermanentError
 from trainer.storage import Share
@@ -174,8 +175,6 @@ class ColumnMapping:
         return MappedFrame(frame=frame, dropped=dropped, labelled=labelled)
 
     def _missing_message(self, raw: pd.DataFrame, name: str, roles: list[str]) -> str:
-        from trainer.data.datasets import separator_hint  # datasets does not import mapping
-
         described = ", ".join(
             ROLES[role] + (f" (role {role}" + (f", mapped to {self.columns[role]!r})"
                                                 if self.columns[role] != ROLES[role] else ")"))
