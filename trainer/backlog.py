@@ -39,7 +39,7 @@ def trainable_days(share: Share, days: Iterable[dt.date] | None = None,
     if waiting:
         through = min(through or waiting[0], waiting[0] - dt.timedelta(days=1))
     return sorted(d for d in set(candidates)
-                  if d not in trained and (head is None or d > head.day)
+                  if d not in trained and (head is None or d > head.date)
                   and (through is None or d <= through)
                   and share.training_dataset(d).is_file())
 
