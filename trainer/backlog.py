@@ -35,7 +35,7 @@ def trainable_days(share: Share, days: Iterable[dt.date] | None = None,
     head = lineage.head_entry
     trained = lineage.dates()
     candidates = share.training_dates() if days is None else days
-    waiting = [d for d in awaiting_labels(share) if head is None or d > head.day]
+    waiting = [d for d in awaiting_labels(share) if head is None or d > head.date]
     if waiting:
         through = min(through or waiting[0], waiting[0] - dt.timedelta(days=1))
     return sorted(d for d in set(candidates)
