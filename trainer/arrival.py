@@ -101,7 +101,7 @@ def score_arrived(share: Share, day: dt.date, head: Entry) -> dict:
     model = load_checkpoint(share.root / head.checkpoint, head.sha256)
     frame = arrived_features(share, day)
     record = {"checkpoint": head.checkpoint, "sha256": head.sha256,
-              "trained_through": head.date, "when": "on arrival, before its labels",
+              "trained_through": head.date.isoformat(), "when": "on arrival, before its labels",
               "scored_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
     scoring.write_scores(share, day, frame, scoring.score_day(model, frame),
                          metadata={SCORED_BY_KEY: json.dumps(record, sort_keys=True).encode()})

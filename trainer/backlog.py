@@ -35,11 +35,11 @@ def trainable_days(share: Share, days: Iterable[dt.date] | None = None,
     head = lineage.head_entry
     trained = lineage.dates()
     candidates = share.training_dates() if days is None else days
-    waiting = [d for d in awaiting_labels(share) if head is None or d > head.day]
+    waiting = [d for d in awaiting_labels(share) if head is None or d > head.date]
     if waiting:
         through = min(through or waiting[0], waiting[0] - dt.timedelta(days=1))
     return sorted(d for d in set(candidates)
-                  if d not in trained and (head is None or d > head.day)
+                  if d not in trained and (head is None or d > head.date)
                   and (through is None or d <= through)
                   and share.training_dataset(d).is_file())
 

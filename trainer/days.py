@@ -35,7 +35,7 @@ def day_states(share: Share) -> list[dict]:
     checkpoint path that scored it: on arrival, or for a trained day the step's parent).
     """
     lineage = Lineage.load(share)
-    chain = {e.day: e for e in lineage.chain()}
+    chain = {e.date: e for e in lineage.chain()}
     by_sha = {e.sha256: e for e in lineage.entries}
     manifest = read_manifest(share)
     arrived = set(arrived_dates(share))

@@ -130,12 +130,12 @@ def _cut_at_first_break(share: Share, lineage: Lineage) -> RepairReport:
     if not report.unproven:
         report.actions.append("the lineage verifies; nothing to repair")
     else:
-        dropped = rewind(share, good.day if good else None)
+        dropped = rewind(share, good.date if good else None)
         report.actions.append(
             f"head moved back to {good.date if good else 'before the first day'}; "
-            f"superseded (kept in the lineage): {', '.join(e.date for e in dropped)}. "
+            f"superseded (kept in the lineage): {', '.join(e.date.isoformat() for e in dropped)}. "
             f"Retrain them with: fraudpipe train --storage {share.root}")
-    report.chain = [e.date for e in Lineage.load(share).chain()]
+    report.chain = [e.date.isoformat() for e in Lineage.load(share).chain()]
     return report
 
 
@@ -184,7 +184,7 @@ def _rebuild(share: Share, damaged: LineageError | None) -> RepairReport:
     report.actions.append(
         f"rebuilt {share.lineage} from {share.report_json.name} and the checkpoints' "
         f"sha256: {len(entries)} entr(ies); dataset hashes taken from the ingest manifest")
-    report.chain = [e.date for e in entries]
+    report.chain = [e.date.isoformat() for e in entries]
     return report
 
 

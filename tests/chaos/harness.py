@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from trainer.faults import PAUSED
 from trainer.lineage import Lineage, verify
 from trainer.queue.work_queue import WorkQueue
 from trainer.storage import Share, create_share
@@ -71,6 +73,25 @@ def wait_until(predicate, timeout: float, interval: float = 0.05, what: str = "c
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def is_stopped(pid: int) -> bool:
+    """True when process `pid` is stopped by a signal (state T in /proc/<pid>/stat)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return stat[stat.rindex(")") + 2] == "T"  # the name in parentheses may hold spaces
+
+
+def paused_pid(log_text: str, point: str) -> int | None:
+    """The pid of the process that said it paused at fault `point`, once it is stopped.
+
+    The fault point prints its line just before stopping itself, so a SIGCONT sent on
+    seeing the line alone could come first and leave the process stopped for good.
+    """
+    found = re.search(re.escape(PAUSED.format(point=point)) + r" pid (\d+)", log_text)
+    if found is None:
+        return None
+    pid = int(found.group(1))
+    return pid if is_stopped(pid) else None
 
 
 @dataclass

@@ -54,7 +54,7 @@ def test_daily_pipeline_scores_arrivals_then_trains_them_when_labelled(
     assert [s["date"] for s in result["scored"]] == [d.isoformat() for d in days[3:]]
     assert result["awaiting"] == [d.isoformat() for d in days[3:]]
     head = Lineage.load(share).head_entry
-    assert head.date == "2018-04-03" and scored_by(share, days[4])["sha256"] == head.sha256
+    assert head.date == days[2] and scored_by(share, days[4])["sha256"] == head.sha256
     artifacts = artifacts_of(state.state_details.flow_run_id)
     assert "today is 2018-04-05 (scored on arrival)" in artifacts["headline"].data
     alerts = json.loads(artifacts["alerts"].data)
@@ -74,7 +74,7 @@ def test_daily_pipeline_scores_arrivals_then_trains_them_when_labelled(
     assert [s["date"] for s in second["scored"]] == ["2018-04-05"]
     assert second["awaiting"] == ["2018-04-05"]
     chain = verify(share)
-    assert [e.day for e in chain] == days[:4]
+    assert [e.date for e in chain] == days[:4]
     assert scored_by(share, days[4])["sha256"] == chain[-1].sha256
     assert queue_of(redis_url).stats().pending == 0
 

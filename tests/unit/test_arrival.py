@@ -85,8 +85,9 @@ def test_nothing_is_scored_before_the_first_day_is_trained(arrived):
 def test_each_day_is_completed_by_the_n_day_rule_exactly_n_days_later(arrived):
     share, days, mornings, _ = arrived
     for i, day in enumerate(days):
-        expected = [days[i - N].isoformat()] if i >= N else []
-        assert [c["date"] for c in mornings[day]["completed"]] == expected
+        expected = [days[i - N]] if i >= N else []
+        assert [c["date"] for c in mornings[day]["completed"]] == [
+            d.isoformat() for d in expected]
         assert [r.date for r in mornings[day]["trained"]] == expected
 
 
@@ -104,7 +105,7 @@ def test_arrival_features_equal_the_labelled_days_features(arrived, labelled):
 def test_arrival_scores_are_the_head_checkpoints_scores_on_the_labelled_features(arrived,
                                                                                  labelled):
     share, days, mornings, _ = arrived
-    chain = {e.date: e for e in verify(labelled)}
+    chain = {e.date.isoformat(): e for e in verify(labelled)}
     for day in days[N:]:
         by = mornings[day]["scored_by"]
         head_day = (day - dt.timedelta(days=N)).isoformat()

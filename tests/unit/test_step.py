@@ -33,11 +33,12 @@ def _landing_copy(tmp_path, days):
 
 def test_train_all_builds_a_verified_chain_in_date_order(reference):
     chain = verify(reference)
-    assert [e.day for e in chain] == D[:5]
+    assert [e.date for e in chain] == D[:5]
     assert chain[0].parent_sha256 is None
     assert all(b.parent_sha256 == a.sha256 for a, b in zip(chain, chain[1:], strict=False))
     for entry in chain:
-        assert (reference.root / entry.checkpoint).name == f"model_cpt_{entry.date}.skops"
+        name = f"model_cpt_{entry.date.isoformat()}.skops"
+        assert (reference.root / entry.checkpoint).name == name
 
 
 def test_every_day_after_the_first_is_scored_before_training(reference):
@@ -76,7 +77,7 @@ def test_a_gap_is_allowed_and_recorded(tmp_path):
     ingest_path(tmp_path / "landing", share)
     train_all(share)
     chain = verify(share)
-    assert [e.day for e in chain] == [D[0], D[1], D[3], D[4]]
+    assert [e.date for e in chain] == [D[0], D[1], D[3], D[4]]
     assert chain[2].gap_days == 1
     assert "Gap: 1 day(s) missing" in share.report_txt.read_text()
 
