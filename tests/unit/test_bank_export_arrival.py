@@ -61,7 +61,7 @@ def runs(tmp_path_factory):
 
 def test_each_morning_scores_the_new_day_with_the_head_of_the_labelled_run(runs):
     root, labelled, arrived, days, mornings = runs
-    chain = {e.date: e for e in verify(labelled)}
+    chain = {e.date.isoformat(): e for e in verify(labelled)}
     assert all(mornings[d] is None for d in days[:N])  # nothing trained yet: no scores
     from trainer.checkpoints import load_checkpoint
     from trainer.evaluation.scoring import score_day
