@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from flows.today import head_alerts, headline_markdown
+from flows.today import headline_markdown, todays_alerts
 from trainer.errors import FraudpipeError
 from trainer.lineage import Entry, Lineage
 from trainer.storage import Share, atomic_write_bytes
@@ -62,13 +62,27 @@ class RunSummary:
     """Anything else the reader should know (superseded days of a replay, ...)."""
     plot: str | None = None
     """Path of the metrics plot on the share."""
+    labels: list[dict] = field(default_factory=list)
+    """Labels filed in this run, per day (`trainer.labels.LabelsResult.stored`)."""
+    labels_unknown: list[dict] = field(default_factory=list)
+    """Labels not applied: ids of no arrived day, or late for a completed day."""
+    completed: list[dict] = field(default_factory=list)
+    """Arrived days made training datasets in this run (`trainer.labels.complete_days`)."""
+    scored: list[dict] = field(default_factory=list)
+    """Arrived days scored on arrival in this run: date, scores_file, scored_by."""
+    unscored: list[str] = field(default_factory=list)
+    """Arrived days not scored: no head model yet."""
+    awaiting: list[str] = field(default_factory=list)
+    """Arrived days still waiting for their labels after the run."""
 
     def merge(self, other: RunSummary) -> None:
         """Add another run's (a sub-flow's) lists to this one."""
         for name in ("trained", "skipped", "ingested", "quarantined", "refused", "dead",
-                     "queued", "notes"):
+                     "queued", "notes", "labels", "labels_unknown", "completed", "scored",
+                     "unscored"):
             getattr(self, name).extend(getattr(other, name))
         self.plot = other.plot or self.plot
+        self.awaiting = other.awaiting or self.awaiting
 
     def to_json(self) -> dict:
         """The summary as JSON-ready data (kept between runs to say what changed)."""
@@ -234,7 +248,8 @@ class RunArtifacts:
     metrics: list[dict]
     """`metrics_rows` of the active chain."""
     alerts: list[dict]
-    """The head day's top cards, if this run trained it; else empty (no artifact)."""
+    """Today's top cards: of the latest day scored on arrival in this run, else of the
+    head day if this run trained it; else empty (no artifact)."""
     plot: str | None
     """`plot_markdown`, if this run trained anything; else None (no artifact, no PNG)."""
 
@@ -256,11 +271,10 @@ def build_artifacts(summary: RunSummary, share: Share,
         summary.plot = str(destination)
         plot = plot_markdown(png, destination, chain)
     alerts, alerts_error = [], None
-    if summary.trained:
-        try:
-            alerts = head_alerts(share, lineage)
-        except FraudpipeError as exc:  # training is done; say why instead of failing the run
-            alerts_error = str(exc)
+    try:
+        alerts = todays_alerts(share, summary, lineage)
+    except FraudpipeError as exc:  # training is done; say why instead of failing the run
+        alerts_error = str(exc)
     headline = headline_markdown(summary, lineage, alerts, alerts_key=artifact_key(
         summary.flow, "alerts"), alerts_error=alerts_error)
     return RunArtifacts(headline=headline, report=markdown_report(summary, lineage),
@@ -296,11 +310,13 @@ def publish(summary: RunSummary, share: Share) -> dict[str, UUID]:
                         "the day, testing set AUC)"),
     }
     if built.alerts:
+        how = ("scored on arrival by the model trained through "
+               f"{summary.scored[-1]['scored_by']['trained_through']}, before the day's labels"
+               if summary.scored else "as the model ranked them before training on the day")
         ids["alerts"] = create_table_artifact(
             table=built.alerts, key=artifact_key(summary.flow, "alerts"),
-            description=f"cards to check on {built.alerts[0]['date']}, best rank first, as "
-                        f"the model ranked them before training on the day; all scores: "
-                        f"{built.alerts[0]['scores_file']}")
+            description=f"cards to check on {built.alerts[0]['date']}, best rank first, "
+                        f"{how}; all scores: {built.alerts[0]['scores_file']}")
     if built.plot is not None:
         ids["plot"] = create_markdown_artifact(
             markdown=built.plot, key=artifact_key(summary.flow, "plot"),

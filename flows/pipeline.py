@@ -1,11 +1,14 @@
-"""The `daily-pipeline` flow: ingest the landing area, train what is queued, publish.
+"""The `daily-pipeline` flow: ingest, complete labels, train, score arrivals, publish.
 
-One flow run shows the whole day in the Prefect UI: the ingest task, one task per
-trained day, and one set of artifacts (`flows/artifacts.py`): the headline (what to do
-today), today's alerts table, the report, the metrics table, progress and the plot
-inline. A run with no new files trains nothing, writes no plot and says so. A bad file
-is quarantined and does not stop the run; a day whose step fails for good is
-dead-lettered, the later days are still trained, and the run ends Failed naming it.
+One flow run shows the whole day in the Prefect UI: the ingest task, the labels task
+(file the label files of `labels`, complete the days the N-day rule allows: see
+`trainer/labels.py`), one task per trained day, the scoring of the days that arrived
+without labels by the head model (`trainer/arrival.py`), and one set of artifacts
+(`flows/artifacts.py`): the headline (what to do today), today's alerts table, the
+report, the metrics table, progress and the plot inline. A run with no new files
+trains nothing, writes no plot and says so. A bad file is quarantined and does not stop
+the run; a day whose step fails for good is dead-lettered, the later days are still
+trained, and the run ends Failed naming it.
 """
 
 from __future__ import annotations
@@ -14,10 +17,12 @@ from typing import Literal
 
 from prefect import flow
 
+from flows.arrival import run_arrival_scoring, run_labels
 from flows.artifacts import RunSummary
 from flows.ingest import run_ingest
 from flows.resolve import resolve_share
 from flows.train import finish, run_training
+from trainer.labels import GENUINE_AFTER_DAYS
 
 
 @flow(name="daily-pipeline", log_prints=True)
@@ -33,8 +38,15 @@ def daily_pipeline(
     step_retries: int = 2,
     retry_backoff_seconds: float = 10.0,
     argo_server_block: str | None = None,
+    labels: str | None = None,
+    genuine_after_days: int = GENUINE_AFTER_DAYS,
+    today: str | None = None,
 ) -> dict:
-    """Ingest, then train, then publish the run's headline, alerts, report, table and plot.
+    """Ingest, complete labels, train, score arrived days; publish headline, alerts, report.
+
+    A day that arrives labelled is trained in this run. A day that arrives without labels
+    is scored by the head model (today's alerts) and trained in a later run, once its
+    labels are complete: all labelled, or `genuine_after_days` days have passed.
 
     Args:
         landing: fsspec URL or local directory of the incoming files.
@@ -48,13 +60,21 @@ def daily_pipeline(
         step_retries: retries of a step after a transient error.
         retry_backoff_seconds: first retry delay, doubled each retry.
         argo_server_block: saved ArgoServer block (argo backend).
+        labels: fsspec URL or local directory of label files (transaction id + label,
+            partial is fine); None: no labels arrive in this run.
+        genuine_after_days: N: no label N days after its day means genuine.
+        today: YYYY-MM-DD the N-day rule counts from (default: the latest transaction
+            day on the share).
     """
     share = resolve_share(storage_block, storage)
     summary = RunSummary(flow="daily-pipeline")
     run_ingest(share, summary, landing, queue_block=queue_block, redis_url=redis_url,
                allow_pickle=allow_pickle)
+    run_labels(share, summary, labels, genuine_after_days=genuine_after_days, today=today,
+               queue_block=queue_block, redis_url=redis_url)
     run_training(share, summary, queue_block=queue_block, redis_url=redis_url,
                  backend=backend, learner=learner, step_retries=step_retries,
                  retry_backoff_seconds=retry_backoff_seconds,
                  argo_server_block=argo_server_block, storage_block=storage_block)
+    run_arrival_scoring(share, summary)
     return finish(summary, share)

@@ -4,11 +4,15 @@
 model as it was before it trained on that day (the step scores a day, then trains on
 it), so they are what the team would have been handed that morning: the alerts table
 is that ranking, and the metrics say how good it was once the day's labels were known.
+When days arrive without labels, "today" is the latest day the run scored on arrival
+(`arrival_headline`): its alerts come from the head model before any label is known,
+and the headline says which days still wait for their labels.
 Plain functions of a `RunSummary` and the lineage, unit-tested without a Prefect server.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import TYPE_CHECKING
 
 from trainer.evaluation.scoring import TOP_CARDS
@@ -42,6 +46,16 @@ def head_alerts(share: Share, lineage: Lineage, limit: int = TOP_CARDS) -> list[
     if head is None or "prequential" not in head.metrics:
         return []
     return card_alerts(share, head.date, limit)
+
+
+def todays_alerts(share: Share, summary: RunSummary, lineage: Lineage) -> list[dict]:
+    """Today's alerts: the latest day scored on arrival in this run, else the head's.
+
+    The head day's alerts only when this run trained it; otherwise none.
+    """
+    if summary.scored:
+        return card_alerts(share, dt.date.fromisoformat(summary.scored[-1]["date"]))
+    return head_alerts(share, lineage) if summary.trained else []
 
 
 def _num(value: object, digits: int = 3) -> str:
@@ -125,6 +139,9 @@ def headline_markdown(summary: RunSummary, lineage: Lineage, alerts: list[dict],
         alerts_key: the key of the run's alerts table artifact, to point at.
         alerts_error: why the alerts could not be read, if they could not.
     """
+    if summary.scored or summary.unscored:
+        return arrival_headline(summary, lineage, alerts, alerts_key=alerts_key,
+                                alerts_error=alerts_error)
     chain = lineage.chain()
     head = chain[-1] if chain else None
     if not summary.trained or head is None:
@@ -166,3 +183,57 @@ def headline_markdown(summary: RunSummary, lineage: Lineage, alerts: list[dict],
         lines.append("")
     lines += ["## Since the previous run", "", *_changes(summary, chain, head), ""]
     return "\n".join(lines)
+
+
+def arrival_headline(summary: RunSummary, lineage: Lineage, alerts: list[dict], *,
+                     alerts_key: str, alerts_error: str | None = None) -> str:
+    """The headline of a run that scored days on arrival, or found no model to score them.
+
+    Args:
+        summary: what the run did (its `scored` or `unscored` days are not empty).
+        lineage: the lineage after the run.
+        alerts: the latest scored day's alerts (`todays_alerts`).
+        alerts_key: the key of the run's alerts table artifact.
+        alerts_error: why the alerts could not be read, if they could not.
+    """
+    chain = lineage.chain()
+    if summary.scored:
+        latest = summary.scored[-1]
+        by = latest["scored_by"]
+        lines = [f"# fraudpipe {summary.flow}: today is {latest['date']} (scored on arrival)",
+                 ""]
+        if alerts:
+            top = ", ".join(f"card {a['card_id']} ({a['highest_score']:.3f})"
+                            for a in alerts[:HEADLINE_CARDS])
+            lines.append(f"**What to do today: check the {len(alerts)} cards of the "
+                         f"`{alerts_key}` table, highest score first.** Top "
+                         f"{min(HEADLINE_CARDS, len(alerts))}: {top}.")
+        else:
+            lines.append(f"**No alerts table: {alerts_error or 'no card ranked'}**")
+        lines += ["", f"Scored on arrival by the model trained through {by['trained_through']} "
+                      f"(`{by['checkpoint']}`, sha256 `{by['sha256'][:12]}`): the day's labels "
+                      f"are not known yet, so there are no metrics for it.", ""]
+    else:
+        lines = [f"# fraudpipe {summary.flow}: no model yet to score today's transactions", "",
+                 f"**No alerts: nothing is trained yet.** {len(summary.unscored)} arrived "
+                 f"day(s) ({_days(summary.unscored)}) will be scored once the first day is "
+                 f"trained, which needs its labels (or the N-day rule).", ""]
+    lines.append(f"- scored on arrival in this run: "
+                 f"{_days([s['date'] for s in summary.scored]) or 'none'}")
+    lines.append(f"- waiting for labels: {_days(summary.awaiting) or 'none'}")
+    received = sum(d["new"] for d in summary.labels)
+    lines.append(f"- labels received in this run: {received} new for "
+                 f"{len(summary.labels)} day(s); not applied: {len(summary.labels_unknown)}")
+    lines += [f"- labels complete for {d['date']} ({d['how']}): {d['labels']} label(s), "
+              f"{d['frauds']} fraud(s)" for d in summary.completed]
+    trained = [s["date"] for s in summary.trained]
+    lines.append(f"- days trained in this run: **{len(trained)}**"
+                 + (f" ({_days(trained)})" if trained else ""))
+    if chain:
+        lines.append(f"- head day: **{chain[-1].date}**, learner `{chain[-1].learner}`, "
+                     f"chain of {len(chain)} day(s)")
+    if summary.dead:
+        lines.append(f"- **dead-lettered: {', '.join(d['date'] for d in summary.dead)}** "
+                     f"(see the report)")
+    lines.append(f"- {_what_arrived(summary)}")
+    return "\n".join(lines) + "\n"

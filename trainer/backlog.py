@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Callable, Iterable
 
+from trainer.labels import awaiting_labels
 from trainer.lineage import Lineage
 from trainer.queue.work_queue import WorkQueue
 from trainer.step import StepResult, run_step
 from trainer.storage import Share
+
+log = logging.getLogger(__name__)
 
 
 def trainable_days(share: Share, days: Iterable[dt.date] | None = None,
@@ -18,6 +22,9 @@ def trainable_days(share: Share, days: Iterable[dt.date] | None = None,
     A day is trainable when its dataset is on the share, it is not on the active chain
     and it comes after the head: a day before the head needs a replay from an earlier
     checkpoint, and queueing it would only dead-letter it with `OutOfOrderError`.
+    Training keeps strict date order across days that arrived without labels: no day
+    after an arrived day still awaiting its labels (`trainer.labels.awaiting_labels`) is
+    trainable, or that day could only be trained later by a replay.
 
     Args:
         share: the storage root.
@@ -28,6 +35,9 @@ def trainable_days(share: Share, days: Iterable[dt.date] | None = None,
     head = lineage.head_entry
     trained = lineage.dates()
     candidates = share.training_dates() if days is None else days
+    waiting = [d for d in awaiting_labels(share) if head is None or d > head.date]
+    if waiting:
+        through = min(through or waiting[0], waiting[0] - dt.timedelta(days=1))
     return sorted(d for d in set(candidates)
                   if d not in trained and (head is None or d > head.date)
                   and (through is None or d <= through)
@@ -59,6 +69,10 @@ def train_all(share: Share, through: dt.date | None = None, learner: str | None 
               on_step: Callable[[int, int, StepResult], None] | None = None) -> list[StepResult]:
     """Run the step for each pending day in date order; stops at the first failure."""
     days = trainable_days(share, through=through)
+    waiting = awaiting_labels(share)
+    if waiting:
+        log.info("%d arrived day(s) await their labels (first %s): no later day trains "
+                 "before it", len(waiting), waiting[0])
     results = []
     for i, day in enumerate(days, 1):
         result = run_step(share, day, learner=learner)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 
+import numpy as np
 import pandas as pd
 
 from trainer.errors import FraudpipeError
@@ -79,6 +80,11 @@ def write_reports(share: Share, lineage: Lineage | None = None) -> None:
                       json.dumps(report_json(lineage), indent=1, sort_keys=True) + "\n")
 
 
+def _card_id(value) -> int | str:
+    """A card id as the user's data has it: an integer, or text (JSON-ready either way)."""
+    return int(value) if isinstance(value, int | np.integer) else str(value)
+
+
 def card_alerts(share: Share, day: dt.date, limit: int = TOP_CARDS) -> list[dict]:
     """The day's alerts: its top-ranked cards from `output/scores/<day>.parquet`.
 
@@ -107,7 +113,7 @@ def card_alerts(share: Share, day: dt.date, limit: int = TOP_CARDS) -> list[dict
              .agg(card_rank=("CARD_RANK", "min"), highest_score=("FRAUD_SCORE", "max"),
                   transactions=("TX_AMOUNT", "size"), amount=("TX_AMOUNT", "sum"))
              .dropna(subset=["card_rank"]).sort_values("card_rank").head(limit))
-    return [{"rank": int(row.card_rank), "card_id": int(row.Index),
+    return [{"rank": int(row.card_rank), "card_id": _card_id(row.Index),
              "highest_score": round(float(row.highest_score), 4),
              "transactions": int(row.transactions), "amount": round(float(row.amount), 2),
              "date": day.isoformat(), "scores_file": str(path)}

@@ -6,6 +6,8 @@ import datetime as dt
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from trainer.evaluation.metrics import average_precision, card_precision_at_k, roc_auc
 from trainer.features.compute import FEATURE_COLUMNS, features_for_frame
@@ -34,8 +36,12 @@ def card_ranks(frame: pd.DataFrame, scores: np.ndarray, k: int = TOP_CARDS) -> p
     return frame["CUSTOMER_ID"].map(rank).astype("Int64")
 
 
-def write_scores(share: Share, day: dt.date, frame: pd.DataFrame, scores: np.ndarray) -> None:
-    """`output/scores/<day>.parquet`: every transaction's score and the top cards' ranks."""
+def write_scores(share: Share, day: dt.date, frame: pd.DataFrame, scores: np.ndarray,
+                 metadata: dict[bytes, bytes] | None = None) -> None:
+    """`output/scores/<day>.parquet`: every transaction's score and the top cards' ranks.
+
+    `metadata` goes into the file's Parquet key-value metadata (who scored the day).
+    """
     out = pd.DataFrame({
         "TRANSACTION_ID": frame["TRANSACTION_ID"].to_numpy(),
         "TX_DATETIME": frame["TX_DATETIME"].to_numpy(),
@@ -46,7 +52,12 @@ def write_scores(share: Share, day: dt.date, frame: pd.DataFrame, scores: np.nda
     })
     out["CARD_RANK"] = card_ranks(frame, scores).to_numpy()
     with atomic_path(share.scores(day)) as tmp:
-        out.to_parquet(tmp, index=False)
+        if metadata is None:
+            out.to_parquet(tmp, index=False)
+        else:
+            table = pa.Table.from_pandas(out, preserve_index=False)
+            table = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
+            pq.write_table(table, tmp)
 
 
 def _cp_at_k(frame: pd.DataFrame, scores: np.ndarray) -> float:

@@ -1,0 +1,123 @@
+"""The run's headline and alerts when days arrive without labels (no Prefect server)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from flows.artifacts import RunSummary, build_artifacts
+from tests.arrivals import arrive, write_labels
+from tests.shares import simulated_share
+from trainer.arrival import score_arrived_days
+from trainer.backlog import train_all
+from trainer.data.simulator import simulate
+from trainer.storage import Share, create_share
+
+ALERTS_KEY = "fraudpipe-daily-pipeline-alerts"
+D = [dt.date(2018, 4, 1) + dt.timedelta(days=i) for i in range(4)]
+
+
+@pytest.fixture
+def share(tmp_path) -> Share:
+    """Two labelled days trained, then 04-03 and 04-04 arrived without labels."""
+    share = simulated_share(tmp_path, 2, seed=1)
+    train_all(share, learner="sgd")
+    frames = dict(simulate("2018-04-01", 4, customers=200, terminals=400, seed=1))
+    for day in D[2:]:
+        arrive(share, day, frames[day])
+    return share
+
+
+def test_todays_alerts_are_the_latest_day_scored_on_arrival(share: Share) -> None:
+    # GIVEN a run that scored the two arrived days with the head (04-02)
+    result = score_arrived_days(share)
+    summary = RunSummary(flow="daily-pipeline", scored=result.scored,
+                         awaiting=["2018-04-03", "2018-04-04"])
+    # WHEN its artifacts are built
+    built = build_artifacts(summary, share)
+    # THEN the alerts are 04-04's, and the headline says who scored them and what waits
+    assert {a["date"] for a in built.alerts} == {"2018-04-04"}
+    text = built.headline
+    assert text.startswith("# fraudpipe daily-pipeline: today is 2018-04-04 (scored on "
+                           "arrival)\n")
+    assert f"check the {len(built.alerts)} cards of the `{ALERTS_KEY}` table" in text
+    assert f"card {built.alerts[0]['card_id']} (" in text
+    assert "Scored on arrival by the model trained through 2018-04-02" in text
+    assert "- waiting for labels: 2018-04-03, 2018-04-04" in text
+    assert "- days trained in this run: **0**" in text
+    assert built.plot is None  # nothing trained: no plot
+
+
+def test_no_model_yet_is_said_and_is_not_a_failure(tmp_path) -> None:
+    share, _ = create_share(tmp_path / "empty", "test")
+    arrive(share, D[0], next(iter(simulate("2018-04-01", 1, customers=200,
+                                           terminals=400, seed=1)))[1])
+    result = score_arrived_days(share)
+    assert result.unscored == ["2018-04-01"] and not share.scores(D[0]).exists()
+    summary = RunSummary(flow="daily-pipeline", unscored=result.unscored,
+                         awaiting=["2018-04-01"])
+    built = build_artifacts(summary, share)
+    assert built.alerts == []
+    assert built.headline.startswith("# fraudpipe daily-pipeline: no model yet to score")
+    assert "**No alerts: nothing is trained yet.** 1 arrived day(s) (2018-04-01)" in (
+        built.headline)
+
+
+def test_the_score_command_scores_once_per_head_and_prints_the_top_cards(share: Share,
+                                                                          capsys) -> None:
+    from trainer.cli import main
+
+    assert main(["score", "--storage", str(share.root), "--top", "3"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == ("scored 2 arrived day(s) with the model trained through 2018-04-02: "
+                      "2018-04-03, 2018-04-04")
+    assert [line.split()[1] for line in out[1:]] == ["#1", "#2", "#3"]
+    assert all(line.startswith("2018-04-04") for line in out[1:])
+    assert main(["score", "--storage", str(share.root)]) == 0
+    assert capsys.readouterr().out.startswith("no arrived day to score")
+
+
+def test_a_day_whose_step_is_running_is_left_to_the_step(share: Share) -> None:
+    import subprocess
+    import sys
+
+    # GIVEN another process holding 04-04's training lock as a running step does
+    code = ("import sys; from trainer.storage import shared_lock; "
+            f"lock = shared_lock({str(share.training_lock(D[3]))!r}); lock.__enter__(); "
+            "print('locked', flush=True); sys.stdin.read()")
+    step = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert step.stdout.readline().strip() == "locked"
+        # WHEN the arrived days are scored
+        result = score_arrived_days(share)
+    finally:
+        step.communicate("")
+    # THEN 04-03 is scored and 04-04 is not: its step writes its scores
+    assert [s["date"] for s in result.scored] == ["2018-04-03"]
+    assert not share.scores(D[3]).exists()
+
+
+def test_a_conflicting_label_file_in_the_flow_is_reported_and_the_days_still_complete(
+        share: Share, tmp_path) -> None:
+    from prefect.logging import disable_run_logger
+
+    from flows.arrival import store_and_complete
+
+    # GIVEN a labels landing area whose two files label one transaction two ways
+    frames = dict(simulate("2018-04-01", 4, customers=200, terminals=400, seed=1))
+    row = frames[D[2]].head(1)
+    landing = tmp_path / "labels"
+    landing.mkdir()
+    write_labels(landing / "a.csv", row)
+    write_labels(landing / "b.csv", row.assign(TX_FRAUD=1 - row["TX_FRAUD"]))
+    # WHEN the flow's labels task runs with today a week after 04-03
+    with disable_run_logger():
+        result = store_and_complete.fn(str(share.root), str(landing), 7, "2018-04-10")
+    # THEN the error names both files and the transaction, nothing is stored, and the
+    # N-day rule still completes 04-03 (no label received)
+    tx = int(row["TRANSACTION_ID"].iloc[0])
+    assert f"transaction {tx}" in result["error"] and "a.csv row 0" in result["error"]
+    assert "b.csv row 0" in result["error"] and not share.labels(D[2]).exists()
+    assert [(c["date"], c["labels"]) for c in result["completed"]] == [("2018-04-03", 0)]

@@ -1,0 +1,146 @@
+"""Scoring a day the moment it arrives, before its labels: today's alerts.
+
+An arrived day (`share.arrived_dataset(day)`, no TX_FRAUD) is scored by the head model,
+the last checkpoint of the chain, and its scores and top cards are written to
+`share.scores(day)` in the step's format (`trainer.evaluation.scoring.write_scores`), with
+the checkpoint that scored it in the file's Parquet metadata (`SCORED_BY_KEY`). When the
+day is trained later, its step scores it again with the model just before it and
+replaces the file (those scores name no checkpoint: the lineage entry's parent is it).
+
+Features of an arrived day D come from the raw history of the 37 days before it, which
+may mix training datasets (labelled) and arrived ones (not yet):
+
+- customer windows count every transaction, labelled or not;
+- terminal windows end 7 days before each transaction (``TERMINAL_DELAY_DAYS``) and take
+  the labels known so far, a missing label counting as genuine.
+
+Terminal windows of D read labels of days up to D - 7 only. With the N-day rule
+(`trainer.labels`) for N <= 7 and `complete_days` run first (the daily flow does), every
+such day with today >= D is complete, its training dataset fixed, so the features equal
+those the step computes for D once D is labelled: the same alerts, bit for bit, as the
+labelled path would give with the same model. With N > 7 the terminal risk of D may
+still miss labels that arrive later.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from dataclasses import asdict, dataclass, field
+
+import pandas as pd
+import pyarrow.parquet as pq
+
+from trainer.checkpoints import load_checkpoint
+from trainer.evaluation import scoring
+from trainer.features.compute import HISTORY_DAYS, INPUT_COLUMNS, compute_features
+from trainer.labels import arrived_dates, labelled_frame
+from trainer.lineage import Entry, Lineage
+from trainer.storage import Share, try_exclusive_lock
+
+log = logging.getLogger(__name__)
+
+#: Parquet metadata key of a scores file written on arrival: which checkpoint scored it.
+SCORED_BY_KEY = b"fraudpipe.scored_by"
+
+
+@dataclass
+class ArrivalScoring:
+    """What one `score_arrived_days` run did."""
+
+    scored: list[dict] = field(default_factory=list)
+    """Per day scored: date, scores_file and the `scored_by` record."""
+    unscored: list[str] = field(default_factory=list)
+    """Arrived days left unscored because there is no head model yet."""
+    message: str = ""
+    """One line for the log and the run's report."""
+
+    def to_json(self) -> dict:
+        """The result as JSON."""
+        return asdict(self)
+
+
+def _day_transactions(share: Share, day: dt.date) -> pd.DataFrame | None:
+    """The feature inputs of one day: its training dataset, else arrived rows + labels."""
+    if share.training_dataset(day).is_file():
+        return pq.read_table(share.training_dataset(day), columns=INPUT_COLUMNS).to_pandas()
+    if share.arrived_dataset(day).is_file():
+        return labelled_frame(share, day)[0][INPUT_COLUMNS]
+    return None
+
+
+def arrived_features(share: Share, day: dt.date) -> pd.DataFrame:
+    """Features of the arrived day `day` from the 37 days before it (see the module doc).
+
+    Returns:
+        ``compute_features``' frame: one row per transaction of `day`.
+    """
+    days = [day - dt.timedelta(days=back) for back in range(HISTORY_DAYS, 0, -1)]
+    frames = [f for d in days if (f := _day_transactions(share, d)) is not None]
+    frames.append(labelled_frame(share, day)[0][INPUT_COLUMNS])
+    return compute_features(pd.concat(frames, ignore_index=True), day)
+
+
+def scored_by(share: Share, day: dt.date) -> dict | None:
+    """The record of the checkpoint that scored `day` on arrival; None otherwise."""
+    path = share.scores(day)
+    if not path.is_file():
+        return None
+    metadata = pq.read_schema(path).metadata or {}
+    raw = metadata.get(SCORED_BY_KEY)
+    return json.loads(raw) if raw else None
+
+
+def score_arrived(share: Share, day: dt.date, head: Entry) -> dict:
+    """Score the arrived day `day` with the checkpoint of `head`; write its scores file.
+
+    Returns:
+        date, scores_file and scored_by (checkpoint, sha256, trained_through, scored_at).
+    """
+    model = load_checkpoint(share.root / head.checkpoint, head.sha256)
+    frame = arrived_features(share, day)
+    record = {"checkpoint": head.checkpoint, "sha256": head.sha256,
+              "trained_through": head.date.isoformat(), "when": "on arrival, before its labels",
+              "scored_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
+    scoring.write_scores(share, day, frame, scoring.score_day(model, frame),
+                         metadata={SCORED_BY_KEY: json.dumps(record, sort_keys=True).encode()})
+    log.info("scored %s on arrival with the model trained through %s (%s): %s", day,
+             head.date, head.sha256[:12], share.scores(day))
+    return {"date": day.isoformat(), "scores_file": str(share.scores(day)), "scored_by": record}
+
+
+def unscored_days(share: Share, lineage: Lineage | None = None) -> list[dt.date]:
+    """Arrived days not trained yet whose scores are not the head model's, oldest first."""
+    lineage = lineage or Lineage.load(share)
+    trained = lineage.dates()
+    return [d for d in arrived_dates(share) if d not in trained
+            and (lineage.head is None
+                 or (scored_by(share, d) or {}).get("sha256") != lineage.head)]
+
+
+def score_arrived_days(share: Share) -> ArrivalScoring:
+    """Score every arrived, untrained day the head has not scored yet (none: say so)."""
+    lineage = Lineage.load(share)
+    days = unscored_days(share, lineage)
+    head = lineage.head_entry
+    result = ArrivalScoring()
+    if not days:
+        result.message = "no arrived day to score (every one is trained or scored by the head)"
+    elif head is None:
+        result.unscored = [d.isoformat() for d in days]
+        result.message = (f"no head model yet (nothing trained): {len(days)} arrived day(s) "
+                          f"({days[0]} .. {days[-1]}) not scored; they will be once the first "
+                          f"day is trained")
+        log.warning(result.message)
+    else:
+        for day in days:
+            # A step holds its day's lock shared until it has committed: while it trains
+            # the day, its own scores are due; once committed, the day is not arrival's.
+            with try_exclusive_lock(share.training_lock(day)) as free:
+                if free and day not in Lineage.load(share).dates():
+                    result.scored.append(score_arrived(share, day, head))
+        done = [s["date"] for s in result.scored]
+        result.message = (f"scored {len(done)} arrived day(s) with the model trained through "
+                          f"{head.date}: {', '.join(done) or 'none (being trained)'}")
+    return result
