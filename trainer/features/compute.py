@@ -296,7 +296,7 @@ def _compute_frame(frame: pd.DataFrame, target: np.ndarray) -> pd.DataFrame:
     return features_frame(frame.iloc[target_rows][INPUT_COLUMNS], columns)
 
 
-def _first_repeated_row(transaction_ids: pd.Series) -> int | None:
+def first_repeated_row(transaction_ids: pd.Series) -> int | None:
     """The first row whose transaction id an earlier row already has, or None.
 
     Ids are normally a dense int64 range (the simulator numbers transactions in order):
@@ -328,7 +328,7 @@ def _prepare(transactions: pd.DataFrame, what: str) -> pd.DataFrame:
         if frame[name].isna().any():
             row = int(np.flatnonzero(frame[name].isna().to_numpy())[0])
             raise DatasetValidationError(f"{what}: row {row}: {name} is missing; expected a number")
-    repeated = _first_repeated_row(frame["TRANSACTION_ID"])
+    repeated = first_repeated_row(frame["TRANSACTION_ID"])
     if repeated is not None:
         row = repeated
         raise DatasetValidationError(
@@ -400,7 +400,7 @@ def features_of_columns(columns: dict[str, np.ndarray], day: dt.date) -> pd.Data
     """
     times = columns["TX_DATETIME"].view(np.int64)
     amounts = columns["TX_AMOUNT"]
-    if np.isnan(amounts).any() or _first_repeated_row(
+    if np.isnan(amounts).any() or first_repeated_row(
             pd.Series(columns["TRANSACTION_ID"])) is not None:
         return None
     start, end = _day_bounds_ns(day)
