@@ -14,6 +14,7 @@ from trainer.features.compute import FEATURE_COLUMNS
 from trainer.features.state import boundary_days
 from trainer.features.store import features_for_day
 from trainer.lineage import Lineage, verify
+from trainer.repair import fsck
 from trainer.replay import replay
 from trainer.step import run_step
 from trainer.storage import sha256_file
@@ -59,7 +60,10 @@ def test_a_chain_without_states_keeps_working_and_rebuilds_once(tmp_path, refere
 def test_an_altered_state_is_rebuilt_not_trusted(tmp_path, reference, caplog):
     share = simulated_share(tmp_path, 6, customers=60, terminals=40)
     train_all(share, through=D[4])
+    assert fsck(share).feature_state == "ok"
     share.feature_state(D[4]).write_bytes(b"PAR1 not a state")
+    status = fsck(share).feature_state
+    assert "2018-04-05.parquet has sha256" in status and "rebuilds" in status
     with caplog.at_level("WARNING"):
         run_step(share, D[5])
     assert any("sha256" in r.getMessage() for r in caplog.records)
