@@ -115,7 +115,8 @@ def check_invariant(root: Path, queue: WorkQueue, pushed: list[dt.date],
 
 
 #: Crash points of the step (trainer.faults) hit at random in every chaos worker.
-CHAOS_FAULTS = "before_checkpoint_rename:0.08,after_checkpoint:0.08,after_commit:0.08"
+CHAOS_FAULTS = ("before_checkpoint_rename:0.08,after_state:0.08,after_checkpoint:0.08,"
+                "after_commit:0.08")
 
 
 @dataclass
