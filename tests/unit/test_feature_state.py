@@ -21,6 +21,7 @@ from trainer.features.state import (
     FeatureState,
     advance,
     boundary_days,
+    columns_to_read,
     days_to_read,
     from_parquet,
     held_days,
@@ -59,6 +60,9 @@ def random_days(seed: int, days: int, per_day: int, customers: int, terminals: i
         "TX_AMOUNT": np.round(rng.lognormal(3.5, 1.2, n), 2),
         "TX_FRAUD": (rng.random(n) < 0.1).astype("int64"),
     })
+    if id_type == "sparse":  # hashed-looking ids: the hash table, not the lookup table
+        frame["CUSTOMER_ID"] = frame["CUSTOMER_ID"] * 7_919_000_003 + 11
+        frame["TERMINAL_ID"] = -frame["TERMINAL_ID"] * 104_729_000_001
     if id_type == "str":
         frame["CUSTOMER_ID"] = "c" + frame["CUSTOMER_ID"].astype(str)
         frame["TERMINAL_ID"] = "t" + frame["TERMINAL_ID"].astype(str)
@@ -101,13 +105,18 @@ def assert_same_features(from_state: pd.DataFrame, raw: pd.DataFrame) -> None:
                                    rtol=1e-12, atol=0, err_msg=name)
 
 
+def read(columns: dict, state: FeatureState | None, day: dt.date) -> dict:
+    """What the share reader gives `advance`: only the columns it asks for, of each day."""
+    return {d: None if d not in columns else {name: columns[d][name] for name in names}
+            for d, names in columns_to_read(state, day).items()}
+
+
 def walk_chain(frame: pd.DataFrame, trained: list[dt.date], *, round_trip: bool = True):
     """Advance a state through `trained` days; yield (day, result) for each."""
     columns = day_columns(frame)
     state: FeatureState | None = None
     for day in trained:
-        needed = {d: columns.get(d) for d in days_to_read(state, day)}
-        result = advance(state, day, needed, extras=True)
+        result = advance(state, day, read(columns, state, day), extras=True)
         state = from_parquet(to_parquet(result.state), "test") if round_trip else result.state
         yield day, result
 
@@ -124,8 +133,9 @@ def test_state_path_equals_raw_path_from_the_first_day_with_ties_and_missing_day
         assert_same_features(result.features, raw_features(frame, day))
 
 
-def test_string_entity_ids_give_the_same_features():
-    frame = random_days(3, 45, 30, customers=10, terminals=6, id_type="str")
+@pytest.mark.parametrize("id_type", ["str", "sparse"])
+def test_string_and_sparse_entity_ids_give_the_same_features(id_type):
+    frame = random_days(3, 45, 30, customers=10, terminals=6, id_type=id_type)
     trained = [START + dt.timedelta(days=i) for i in range(45)]
     for day, result in walk_chain(frame, trained):
         if day.day % 9 == 0 or day == trained[-1]:
@@ -168,7 +178,7 @@ def test_a_day_skipped_then_back_filled_through_replay_matches_the_raw_path():
     state = from_parquet(to_parquet(states[late - dt.timedelta(days=1)]), "replay point")
     for i in range(30, 45):
         day = START + dt.timedelta(days=i)
-        result = advance(state, day, {d: columns.get(d) for d in days_to_read(state, day)})
+        result = advance(state, day, read(columns, state, day))
         state = result.state
         # THEN each replayed day's features equal the raw path on the completed history
         assert_same_features(result.features, raw_features(full, day))

@@ -26,12 +26,12 @@ import pyarrow.parquet as pq
 
 from trainer.data.ingest import manifest_key, read_manifest
 from trainer.errors import DatasetValidationError
-from trainer.features.compute import INPUT_COLUMNS, first_repeated_row
+from trainer.features.compute import first_repeated_row
 from trainer.features.state import (
     DayColumns,
     FeatureState,
     advance,
-    days_to_read,
+    columns_to_read,
     from_parquet,
     held_days,
     rolls_from,
@@ -114,8 +114,8 @@ def _ids(column: pa.ChunkedArray) -> np.ndarray:
 
 
 def _day_columns(share: Share, manifest: dict[str, dict], d: dt.date, for_day: dt.date,
-                 ) -> tuple[DayColumns | None, int]:
-    """Day `d`'s columns (None when it has no dataset) and the bytes read."""
+                 names: list[str]) -> tuple[DayColumns | None, int]:
+    """Day `d`'s columns `names` (None when it has no dataset) and the bytes read."""
     path = share.training_dataset(d)
     try:
         data = path.read_bytes()
@@ -123,14 +123,13 @@ def _day_columns(share: Share, manifest: dict[str, dict], d: dt.date, for_day: d
         verified_sha256(share, manifest, d, None, needed_by=for_day)
         return None, 0
     verified_sha256(share, manifest, d, sha256_bytes(data), needed_by=for_day)
-    names = INPUT_COLUMNS if d == for_day else INPUT_COLUMNS[1:]
     try:
         table = pq.read_table(pa.BufferReader(data), columns=names)
     except (pa.ArrowException, OSError, KeyError) as exc:
         raise DatasetValidationError(f"{path}: cannot read columns {names} as Parquet: "
                                      f"{exc}") from exc
     for name in ("TX_DATETIME", "TX_AMOUNT", "TX_FRAUD"):
-        if table.column(name).null_count:
+        if name in names and table.column(name).null_count:
             row = int(np.flatnonzero(table.column(name).is_null().to_numpy(
                 zero_copy_only=False))[0])
             raise DatasetValidationError(f"{path}: row {row}: {name} is missing; expected "
@@ -142,11 +141,13 @@ def _day_columns(share: Share, manifest: dict[str, dict], d: dt.date, for_day: d
     columns: DayColumns = {
         "TX_DATETIME": table.column("TX_DATETIME").cast(pa.timestamp("ns")).to_numpy()
         .view(np.int64),
-        "CUSTOMER_ID": _ids(table.column("CUSTOMER_ID")),
-        "TERMINAL_ID": _ids(table.column("TERMINAL_ID")),
         "TX_AMOUNT": table.column("TX_AMOUNT").to_numpy().astype(np.float64, copy=False),
-        "TX_FRAUD": table.column("TX_FRAUD").to_numpy().astype(np.int64, copy=False),
     }
+    for name in ("CUSTOMER_ID", "TERMINAL_ID"):
+        if name in names:
+            columns[name] = _ids(table.column(name))
+    if "TX_FRAUD" in names:
+        columns["TX_FRAUD"] = table.column("TX_FRAUD").to_numpy().astype(np.int64, copy=False)
     if d == for_day:
         ids = _ids(table.column("TRANSACTION_ID"))
         repeated = first_repeated_row(pd.Series(ids))
@@ -181,8 +182,8 @@ def carried_features(share: Share, day: dt.date, head_day: dt.date | None,
     if why is not None and head_day is not None:
         log.warning("feature state: rebuilding %s's from the raw history: %s", day, why)
     days, bytes_read = {}, 0
-    for d in days_to_read(state, day):
-        days[d], size = _day_columns(share, manifest, d, day)
+    for d, names in columns_to_read(state, day).items():
+        days[d], size = _day_columns(share, manifest, d, day, names)
         bytes_read += size
     advanced = advance(state, day, days, inputs=_inputs(share, manifest, day))
     data = to_parquet(advanced.state)

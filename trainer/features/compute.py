@@ -26,8 +26,13 @@ pandas' rolling over the rows sorted by (TX_DATETIME, TRANSACTION_ID) and does n
 on the order of the input rows. Terminal windows end a week before ``t``, so they have no
 such ambiguity. The reference implementation in ``tests/unit/test_features.py`` pins this.
 
-This module is pure computation on frames and arrays; reading the history from the share
-and the features cache live in `trainer.features.store`.
+This module is pure computation on frames and arrays, and the reference for the carried
+state of `trainer.features.state`; reading the history from the share and the features
+cache live in `trainer.features.store`.
+
+Window amount sums are double-double differences of compensated prefix sums
+(`trainer.features.exact_sums`): a plain cumulative sum over millions of rows would lose
+bits in proportion to the running total, not to the window.
 """
 
 from __future__ import annotations

@@ -86,14 +86,21 @@ class _Kind:
     ints: tuple[str, ...]  # integer sums
     last_time_of_frauds: bool  # LAST_TIME: of a fraud (terminals) or of any row
 
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The input columns this kind's sums read."""
+        return ("TX_DATETIME", self.id_column, "TX_AMOUNT",
+                *(("TX_FRAUD",) if self.ints or self.last_time_of_frauds else ()))
+
     def full_days(self, n: int, aligned: dt.date) -> list[dt.date]:
         """The whole days inside the n-day window of a transaction on day `aligned`."""
         return list(_full_days(self.delay_days, n, aligned))
 
     def row_values(self, day: DayColumns) -> dict[str, np.ndarray]:
         amounts = day["TX_AMOUNT"]
-        values = {"AMOUNT": amounts, "AMOUNT_SQ": amounts * amounts, "NB_FRAUD": day["TX_FRAUD"]}
-        return {name: values[name] for name in self.floats + self.ints}
+        values = {"AMOUNT": lambda: amounts, "AMOUNT_SQ": lambda: amounts * amounts,
+                  "NB_FRAUD": lambda: day["TX_FRAUD"]}
+        return {name: values[name]() for name in self.floats + self.ints}
 
 
 @functools.lru_cache(maxsize=1024)
@@ -101,6 +108,9 @@ def _full_days(delay_days: int, n: int, aligned: dt.date) -> tuple[dt.date, ...]
     last = aligned - dt.timedelta(days=delay_days + 1)
     return tuple(last - dt.timedelta(days=back) for back in range(n - 2, -1, -1))
 
+
+#: The double-double sums the 15 features read, per kind (the others are carried only).
+FEATURE_FLOATS = {"C": ("AMOUNT",), "T": ()}
 
 CUSTOMERS = _Kind("C", "CUSTOMER_ID", 0, ("AMOUNT", "AMOUNT_SQ"), (), False)
 TERMINALS = _Kind("T", "TERMINAL_ID", TERMINAL_DELAY_DAYS, ("AMOUNT",), ("NB_FRAUD",), True)
@@ -212,8 +222,27 @@ def rolls_from(state: FeatureState | None, day: dt.date) -> bool:
 
 def days_to_read(state: FeatureState | None, day: dt.date) -> list[dt.date]:
     """Every day `advance(state, day, ...)` reads (those not on the share count as empty)."""
+    return sorted(columns_to_read(state, day))
+
+
+def columns_to_read(state: FeatureState | None, day: dt.date) -> dict[dt.date, list[str]]:
+    """The input columns `advance(state, day, ...)` reads of each day it reads.
+
+    The day itself needs them all; a day only one entity kind reads (a customer window's
+    edge D-1 or D-30, a terminal window's D-8, D-14 or D-37) needs that kind's only.
+    """
     old = state.day if rolls_from(state, day) else None
-    return sorted(_roll_days(old, day) | set(boundary_days(day)))
+    needed: dict[dt.date, set[str]] = {day: set(INPUT_COLUMNS)}
+    for kind in KINDS:
+        backs = [kind.delay_days + n for n in
+                 (0, *(CUSTOMER_WINDOWS_DAYS if kind is CUSTOMERS else TERMINAL_WINDOWS_DAYS))]
+        kind_days = {day - dt.timedelta(days=back) for back in backs}
+        kind_days |= {d for n in CARRIED_WINDOWS_DAYS for moved in _moves(kind, n, old, day)
+                      for d in moved}
+        for d in kind_days:
+            needed.setdefault(d, set()).update(kind.columns)
+    return {d: [name for name in INPUT_COLUMNS if name in names]
+            for d, names in sorted(needed.items())}
 
 
 def _codes(ids_of_sources: list[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray]:
@@ -223,9 +252,34 @@ def _codes(ids_of_sources: list[np.ndarray]) -> tuple[list[np.ndarray], np.ndarr
     """
     lengths = [len(ids) for ids in ids_of_sources]
     joined = np.concatenate(ids_of_sources) if ids_of_sources else np.array([], np.int64)
-    codes, uniques = pd.factorize(joined, use_na_sentinel=False)
-    codes = codes.astype(np.int64, copy=False)
-    return np.split(codes, np.cumsum(lengths)[:-1]), np.asarray(uniques)
+    dense = _dense_int_codes(ids_of_sources[0], joined) if joined.dtype == np.int64 else None
+    if dense is not None:
+        codes, uniques = dense
+    else:
+        codes, uniques = pd.factorize(joined, use_na_sentinel=False)
+        codes, uniques = codes.astype(np.int64, copy=False), np.asarray(uniques)
+    return np.split(codes, np.cumsum(lengths)[:-1]), uniques
+
+
+def _dense_int_codes(first: np.ndarray,
+                     joined: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """``_codes`` of int64 ids in a narrow range, by table lookup instead of hashing.
+
+    The state's ids (`first`, unique) keep codes 0..len(first)-1 in order; ids not among
+    them get the next codes. Ids spread wider than a few times their count (hashes, say)
+    return None: the hash table is then cheaper than the lookup table.
+    """
+    if not len(joined):
+        return None
+    low, high = int(joined.min()), int(joined.max())
+    if high - low > 4 * len(joined) + 1024:
+        return None
+    table = np.full(high - low + 1, -1, np.int64)
+    table[first - low] = np.arange(len(first))
+    rest = joined[len(first):]
+    new = np.unique(rest[table[rest - low] < 0])
+    table[new - low] = np.arange(len(first), len(first) + len(new))
+    return table[joined - low], np.concatenate([first, new])
 
 
 def _day_sums(kind: _Kind, day: DayColumns, codes: np.ndarray, k: int) -> dict:
@@ -294,10 +348,13 @@ class _DayIndex:
                  values: Mapping[str, np.ndarray], floats: Iterable[str]):
         by_time = np.argsort(times, kind="stable")
         self.times = times[by_time]
-        order, self.keys = entity_order(codes[by_time], k)
+        sorted_codes = codes[by_time]
+        order, self.keys = entity_order(sorted_codes, k)
         rows = by_time[order]
         self.rows = max(len(times), 1)
-        self.counts = len(times)
+        # Each entity's rows are block_start[code]:block_start[code + 1] of the sorted rows.
+        self.block_start = np.zeros(k + 1, np.int64)
+        np.cumsum(np.bincount(sorted_codes, minlength=k), out=self.block_start[1:])
         self.prefix = {}
         for name, column in values.items():
             ordered = column[rows]
@@ -306,27 +363,33 @@ class _DayIndex:
             else:
                 self.prefix[name] = np.concatenate(([0], np.cumsum(ordered, dtype=np.int64)))
 
-    def after(self, codes: np.ndarray, bounds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Per query, the positions of the entity's first row after `bounds` and past its last."""
-        not_after = np.searchsorted(self.times, bounds, side="right")
-        first = np.searchsorted(self.keys, codes * self.rows + not_after, side="left")
-        end = np.searchsorted(self.keys, (codes + 1) * self.rows, side="left")
-        return first, end
+    def after(self, codes: np.ndarray, bounds: np.ndarray,
+              order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per query, the positions of the entity's first row after `bounds` and past its last.
 
-    def upto(self, codes: np.ndarray, bounds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        `order` sorts the queries by (code, bound): numpy's binary search then starts from
+        the previous answer, several times faster than on queries in random code order.
+        """
+        not_after = np.searchsorted(self.times, bounds, side="right")
+        first = np.empty(len(codes), np.int64)
+        first[order] = np.searchsorted(self.keys, (codes * self.rows + not_after)[order],
+                                       side="left")
+        return first, self.block_start[codes + 1]
+
+    def upto(self, codes: np.ndarray, bounds: np.ndarray,
+             order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per query, the positions of the entity's first row and of its first row after."""
-        start = np.searchsorted(self.keys, codes * self.rows, side="left")
-        first_after, _ = self.after(codes, bounds)
-        return start, first_after
+        first_after, _ = self.after(codes, bounds, order)
+        return self.block_start[codes], first_after
 
 
 class _Totals:
     """Window totals per target row: counts, integer sums and double-double sums."""
 
-    def __init__(self, kind: _Kind, rows: int):
+    def __init__(self, kind: _Kind, rows: int, floats: tuple[str, ...]):
         self.count = np.zeros(rows, np.int64)
         self.ints = {name: np.zeros(rows, np.int64) for name in kind.ints}
-        self.floats = {name: (np.zeros(rows), np.zeros(rows)) for name in kind.floats}
+        self.floats = {name: (np.zeros(rows), np.zeros(rows)) for name in floats}
         self.kind = kind
 
     def add_range(self, index: _DayIndex | None, span: tuple[np.ndarray, np.ndarray]) -> None:
@@ -337,7 +400,7 @@ class _Totals:
         for name in self.kind.ints:
             prefix = index.prefix[name]
             self.ints[name] += prefix[end] - prefix[start]
-        for name in self.kind.floats:
+        for name in self.floats:
             self.floats[name] = dd_add(*self.floats[name],
                                        *range_sums(*index.prefix[name], start, end))
 
@@ -345,7 +408,7 @@ class _Totals:
         self.count += sums.counts[n][codes]
         for name in self.kind.ints:
             self.ints[name] += sums.ints[name, n][codes]
-        for name in self.kind.floats:
+        for name in self.floats:
             hi, lo = sums.floats[name, n]
             self.floats[name] = dd_add(*self.floats[name], hi[codes], lo[codes])
 
@@ -408,17 +471,20 @@ def advance(state: FeatureState | None, day: dt.date,
     for kind in KINDS:
         previous = state.of(kind) if old is not None and state is not None else None
         sources = [previous.ids if previous is not None else np.array([], np.int64)]
-        sources += [days[d][kind.id_column] for d in present]
+        present_here = [d for d in present if kind.id_column in days[d]]
+        sources += [days[d][kind.id_column] for d in present_here]
         codes_list, uniques = _codes(sources)
         k = len(uniques)
-        codes = dict(zip(present, codes_list[1:], strict=True))
+        codes = dict(zip(present_here, codes_list[1:], strict=True))
         sums = (previous.padded(kind, uniques) if previous is not None
                 else EntitySums.empty(kind, uniques))
         rolling = _roll_days(old, day)
-        day_sums = {d: _day_sums(kind, days[d], codes[d], k) for d in present if d in rolling}
+        day_sums = {d: _day_sums(kind, days[d], codes[d], k) for d in present_here
+                    if d in rolling}
         rolled = _roll(kind, sums, old, day, day_sums)
         new_sums[kind.prefix] = rolled.select(rolled.counts[CARRIED_WINDOWS_DAYS[-1]] > 0)
-        totals = _window_totals(kind, rolled, day, days, codes, k, codes[day], t, ranks)
+        floats = kind.floats if extras else FEATURE_FLOATS[kind.prefix]
+        totals = _window_totals(kind, rolled, day, days, codes, k, codes[day], t, ranks, floats)
         _features_of(kind, totals, result_columns, extra if extras else None)
     result_columns.update(calendar_columns(t))
     held = {d.isoformat() for d in held_days(day)}
@@ -451,9 +517,18 @@ def _ranks(target: DayColumns) -> np.ndarray:
 
 def _window_totals(kind: _Kind, sums: EntitySums, day: dt.date,
                    days: Mapping[dt.date, DayColumns | None], codes: Mapping[dt.date, np.ndarray],
-                   k: int, target_codes: np.ndarray, t: np.ndarray,
-                   ranks: np.ndarray) -> dict[int, _Totals]:
-    """Per window length, each target row's totals over its whole window."""
+                   k: int, target_codes: np.ndarray, t: np.ndarray, ranks: np.ndarray,
+                   floats: tuple[str, ...]) -> dict[int, _Totals]:
+    """Per window length, each target row's totals over its whole window.
+
+    Only the double-double sums named in `floats` are totalled (the others are carried in
+    the state for features to come, and cost a third of the work here).
+    """
+
+    def values(columns: DayColumns) -> dict[str, np.ndarray]:
+        wanted = floats + kind.ints
+        return {name: v for name, v in kind.row_values(columns).items() if name in wanted}
+
     indexes: dict[dt.date, _DayIndex | None] = {}
 
     def index(back: int) -> _DayIndex | None:
@@ -461,26 +536,27 @@ def _window_totals(kind: _Kind, sums: EntitySums, day: dt.date,
         if d not in indexes:
             columns = days.get(d)
             indexes[d] = None if columns is None else _DayIndex(
-                codes[d], k, columns["TX_DATETIME"], kind.row_values(columns), kind.floats)
+                codes[d], k, columns["TX_DATETIME"], values(columns), floats)
         return indexes[d]
 
     totals = {}
     rows = len(t)
+    order = np.argsort(target_codes * max(rows, 1) + ranks)  # by (entity, time)
     if kind.delay_days == 0:
-        today = _DayIndex(target_codes, k, ranks, kind.row_values(days[day]), kind.floats)
-        own = today.upto(target_codes, ranks)
+        today = _DayIndex(target_codes, k, ranks, values(days[day]), floats)
+        own = today.upto(target_codes, ranks, order)
     else:
         delayed = index(kind.delay_days)
         shift = kind.delay_days * NS_PER_DAY
-        own = delayed.upto(target_codes, t - shift) if delayed is not None else None
+        own = delayed.upto(target_codes, t - shift, order) if delayed is not None else None
         today = delayed
     for n in CUSTOMER_WINDOWS_DAYS if kind.delay_days == 0 else TERMINAL_WINDOWS_DAYS:
-        window = _Totals(kind, rows)
+        window = _Totals(kind, rows, floats)
         window.add_range(today, own if own is not None else (np.zeros(rows, np.int64),) * 2)
         back = kind.delay_days + n
         edge = index(back)
         if edge is not None:
-            window.add_range(edge, edge.after(target_codes, t - back * NS_PER_DAY))
+            window.add_range(edge, edge.after(target_codes, t - back * NS_PER_DAY, order))
         if n in CARRIED_WINDOWS_DAYS:
             window.add_state(sums, target_codes, n)
         totals[n] = window
@@ -573,7 +649,10 @@ def to_parquet(state: FeatureState) -> bytes:
     table = pa.table(dict(zip(names, arrays, strict=True))).replace_schema_metadata(
         {STATE_METADATA_KEY: json.dumps(record, sort_keys=True).encode()})
     sink = io.BytesIO()
-    pq.write_table(table, sink, compression="zstd")
+    # Dictionaries and statistics help nobody here (the file is read whole) and cost a
+    # third of the write.
+    pq.write_table(table, sink, compression="zstd", use_dictionary=False,
+                   write_statistics=False)
     return sink.getvalue()
 
 

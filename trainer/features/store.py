@@ -1,9 +1,11 @@
-"""Features on the share: a day's history read from its datasets, and the features cache.
+"""Features on the share from the raw history: the reference path, and the features cache.
 
-``features_for_day`` is what a training step calls: it returns the cached
+``features_for_day`` computes a day's features (``trainer.features.compute``) from its
+dataset and the ``HISTORY_DAYS`` days before it, or returns the cached
 ``features/<date>.parquet`` when it records the same ``FEATURES_VERSION`` and the same
-input hashes, and otherwise computes the features (``trainer.features.compute``) from the
-day's dataset and the ``HISTORY_DAYS`` days before it.
+input hashes. The evaluation uses it for its testing days, and a training step's features
+(``trainer.features.carried``, from the carried state) must equal it; the step rebuilds its
+state through the same reading of the history.
 """
 
 from __future__ import annotations
