@@ -346,11 +346,13 @@ class _DayIndex:
 
     def __init__(self, codes: np.ndarray, k: int, times: np.ndarray,
                  values: Mapping[str, np.ndarray], floats: Iterable[str]):
-        by_time = np.argsort(times, kind="stable")
-        self.times = times[by_time]
-        sorted_codes = codes[by_time]
+        by_time = None
+        if len(times) > 1 and np.any(times[1:] < times[:-1]):  # ingest writes days in order
+            by_time = np.argsort(times, kind="stable")
+        self.times = times if by_time is None else times[by_time]
+        sorted_codes = codes if by_time is None else codes[by_time]
         order, self.keys = entity_order(sorted_codes, k)
-        rows = by_time[order]
+        rows = order if by_time is None else by_time[order]
         self.rows = max(len(times), 1)
         # Each entity's rows are block_start[code]:block_start[code + 1] of the sorted rows.
         self.block_start = np.zeros(k + 1, np.int64)
