@@ -40,6 +40,7 @@ import io
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -231,7 +232,7 @@ def columns_to_read(state: FeatureState | None, day: dt.date) -> dict[dt.date, l
     The day itself needs them all; a day only one entity kind reads (a customer window's
     edge D-1 or D-30, a terminal window's D-8, D-14 or D-37) needs that kind's only.
     """
-    old = state.day if rolls_from(state, day) else None
+    old = state.day if state is not None and rolls_from(state, day) else None
     needed: dict[dt.date, set[str]] = {day: set(INPUT_COLUMNS)}
     for kind in KINDS:
         backs = [kind.delay_days + n for n in
@@ -357,7 +358,7 @@ class _DayIndex:
         # Each entity's rows are block_start[code]:block_start[code + 1] of the sorted rows.
         self.block_start = np.zeros(k + 1, np.int64)
         np.cumsum(np.bincount(sorted_codes, minlength=k), out=self.block_start[1:])
-        self.prefix = {}
+        self.prefix: dict[str, Any] = {}
         for name, column in values.items():
             ordered = column[rows]
             if name in floats:
@@ -403,8 +404,8 @@ class _Totals:
             prefix = index.prefix[name]
             self.ints[name] += prefix[end] - prefix[start]
         for name in self.floats:
-            self.floats[name] = dd_add(*self.floats[name],
-                                       *range_sums(*index.prefix[name], start, end))
+            hi, lo = index.prefix[name]
+            self.floats[name] = dd_add(*self.floats[name], *range_sums(hi, lo, start, end))
 
     def add_state(self, sums: EntitySums, codes: np.ndarray, n: int) -> None:
         self.count += sums.counts[n][codes]
@@ -463,8 +464,9 @@ def advance(state: FeatureState | None, day: dt.date,
     for d, columns in days.items():
         if columns is not None:
             _check_day(d, columns)
-    old = state.day if rolls_from(state, day) else None
-    present = sorted(d for d, columns in days.items() if columns is not None)
+    old = state.day if state is not None and rolls_from(state, day) else None
+    found = {d: columns for d, columns in days.items() if columns is not None}
+    present = sorted(found)
     new_sums = {}
     result_columns: dict[str, np.ndarray] = {}
     extra: dict[str, np.ndarray] = {}
@@ -473,20 +475,20 @@ def advance(state: FeatureState | None, day: dt.date,
     for kind in KINDS:
         previous = state.of(kind) if old is not None and state is not None else None
         sources = [previous.ids if previous is not None else np.array([], np.int64)]
-        present_here = [d for d in present if kind.id_column in days[d]]
-        sources += [days[d][kind.id_column] for d in present_here]
+        present_here = [d for d in present if kind.id_column in found[d]]
+        sources += [found[d][kind.id_column] for d in present_here]
         codes_list, uniques = _codes(sources)
         k = len(uniques)
         codes = dict(zip(present_here, codes_list[1:], strict=True))
         sums = (previous.padded(kind, uniques) if previous is not None
                 else EntitySums.empty(kind, uniques))
         rolling = _roll_days(old, day)
-        day_sums = {d: _day_sums(kind, days[d], codes[d], k) for d in present_here
-                    if d in rolling}
+        day_sums: dict[dt.date, dict | None] = {
+            d: _day_sums(kind, found[d], codes[d], k) for d in present_here if d in rolling}
         rolled = _roll(kind, sums, old, day, day_sums)
         new_sums[kind.prefix] = rolled.select(rolled.counts[CARRIED_WINDOWS_DAYS[-1]] > 0)
         floats = kind.floats if extras else FEATURE_FLOATS[kind.prefix]
-        totals = _window_totals(kind, rolled, day, days, codes, k, codes[day], t, ranks, floats)
+        totals = _window_totals(kind, rolled, day, found, codes, k, codes[day], t, ranks, floats)
         _features_of(kind, totals, result_columns, extra if extras else None)
     result_columns.update(calendar_columns(t))
     held = {d.isoformat() for d in held_days(day)}
@@ -518,7 +520,7 @@ def _ranks(target: DayColumns) -> np.ndarray:
 
 
 def _window_totals(kind: _Kind, sums: EntitySums, day: dt.date,
-                   days: Mapping[dt.date, DayColumns | None], codes: Mapping[dt.date, np.ndarray],
+                   days: Mapping[dt.date, DayColumns], codes: Mapping[dt.date, np.ndarray],
                    k: int, target_codes: np.ndarray, t: np.ndarray, ranks: np.ndarray,
                    floats: tuple[str, ...]) -> dict[int, _Totals]:
     """Per window length, each target row's totals over its whole window.
@@ -544,6 +546,8 @@ def _window_totals(kind: _Kind, sums: EntitySums, day: dt.date,
     totals = {}
     rows = len(t)
     order = np.argsort(target_codes * max(rows, 1) + ranks)  # by (entity, time)
+    today: _DayIndex | None
+    own: tuple[np.ndarray, np.ndarray] | None
     if kind.delay_days == 0:
         today = _DayIndex(target_codes, k, ranks, values(days[day]), floats)
         own = today.upto(target_codes, ranks, order)
