@@ -19,7 +19,7 @@ from pathlib import Path
 
 from trainer.lineage import Lineage, verify
 from trainer.queue.work_queue import WorkQueue
-from trainer.storage import Share, create_share
+from trainer.storage import Share, create_share, sha256_file
 
 START = dt.date(2018, 4, 1)
 REPO = Path(__file__).resolve().parents[2]
@@ -106,6 +106,11 @@ def check_invariant(root: Path, queue: WorkQueue, pushed: list[dt.date],
     assert not lost, f"lost datasets: {lost}"
     assert not both, f"trained and dead-lettered: {both}"
     assert all(reason for reason, _ in dead.values()), f"dead entry without a reason: {dead}"
+    # the head's feature state is the one its entry records (kills at the state write too)
+    head = lineage.head_entry
+    if head is not None:
+        assert sha256_file(share.feature_state(head.day)) == head.feature_state_sha256, (
+            f"feature state of the head {head.date} does not match its entry")
     assert stats.pending == 0 and not stats.leased, f"queue not quiet: {stats}"
     executions = 0
     for log in logs or []:
