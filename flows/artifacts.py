@@ -94,13 +94,13 @@ def metrics_rows(chain: list[Entry], trained_now: set[str] | None = None) -> lis
     trained_now = trained_now or set()
     rows = []
     for entry in chain:
-        row: dict = {"date": entry.date,
+        row: dict = {"date": entry.date.isoformat(),
                      "transactions": entry.metrics.get("transactions"),
                      "frauds": entry.metrics.get("frauds"),
                      "gap_days": entry.gap_days}
         for label, path in METRICS:
             row[label] = _metric(entry.metrics, path)
-        row["trained_in_this_run"] = entry.date in trained_now
+        row["trained_in_this_run"] = entry.date.isoformat() in trained_now
         rows.append(row)
     return rows
 
@@ -181,7 +181,7 @@ def metrics_png(chain: list[Entry]) -> bytes | None:
     # A Figure, not pyplot: no global state shared between flow runs in one process.
     figure = Figure(figsize=(9, 4.5), dpi=100, layout="constrained")
     axes = figure.subplots()
-    days = [entry.day for entry in chain]
+    days = [entry.date for entry in chain]
     for label, path in METRICS:
         values = [_metric(entry.metrics, path) for entry in chain]
         if any(v is not None for v in values):

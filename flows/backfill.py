@@ -73,7 +73,7 @@ def backfill_flow(
     reused = [d for d in days if d in trained]
     missing = [d for d in days if not share.training_dataset(d).is_file()]
     behind = [d for d in days if d not in trained and d not in missing
-              and head is not None and d < head.day]
+              and head is not None and d < head.date]
     pushed = queue_trainable(share, queue, trainable_days(share, days))
     summary.queued.extend(d.isoformat() for d in pushed)
     summary.notes.append(f"range {days[0]}..{days[-1]}: {len(reused)} day(s) already trained "

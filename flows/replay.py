@@ -62,8 +62,8 @@ def replay_flow(
     summary = RunSummary(flow="replay")
     summary.notes.append(
         f"head rewound to {to_day or 'before the first day'}; superseded (kept in the "
-        f"lineage): {', '.join(e.date for e in superseded) or 'none'}")
-    queue.forget_done(e.day for e in superseded)
+        f"lineage): {', '.join(e.date.isoformat() for e in superseded) or 'none'}")
+    queue.forget_done(e.date for e in superseded)
     pushed = queue_trainable(share, queue)
     summary.queued.extend(d.isoformat() for d in pushed)
     get_run_logger().info("%s; queued %d day(s)", summary.notes[-1], len(pushed))

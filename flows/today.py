@@ -41,7 +41,7 @@ def head_alerts(share: Share, lineage: Lineage, limit: int = TOP_CARDS) -> list[
     head = lineage.head_entry
     if head is None or "prequential" not in head.metrics:
         return []
-    return card_alerts(share, head.day, limit)
+    return card_alerts(share, head.date, limit)
 
 
 def _num(value: object, digits: int = 3) -> str:
@@ -66,7 +66,7 @@ def _days(dates: list[str]) -> str:
 def _previous_head(chain: list[Entry], trained: set[str]) -> Entry | None:
     """The head before this run: the chain entry just before the first day trained now."""
     for index, entry in enumerate(chain):
-        if entry.date in trained:
+        if entry.date.isoformat() in trained:
             return chain[index - 1] if index else None
     return None
 
@@ -93,7 +93,7 @@ def _changes(summary: RunSummary, chain: list[Entry], head: Entry) -> list[str]:
             lines.append(f"- {label}: {_num(old)} on {previous.date} -> {_num(new)} on "
                          f"{head.date}{delta}")
         lines.append(f"- fraud rate: {_percent(_rate(previous))} -> {_percent(_rate(head))}")
-    gaps = [e for e in chain if e.date in trained and e.gap_days]
+    gaps = [e for e in chain if e.date.isoformat() in trained and e.gap_days]
     lines += [f"- {e.gap_days} day(s) missing before {e.date} (a gap in the chain)" for e in gaps]
     lines.append(f"- {_what_arrived(summary)}")
     return lines

@@ -66,7 +66,7 @@ def train_argo(share: Share, queue: WorkQueue, summary: RunSummary, *,
         failure = exc
     lineage = Lineage.load(share)
     for entry in lineage.chain():
-        if entry.day not in before:
+        if entry.date not in before:
             summary.trained.append(StepResult.of_entry(entry).to_json())
     for item, reason, attempts in queue.dead():
         if item not in dead_before:

@@ -29,7 +29,7 @@ def trainable_days(share: Share, days: Iterable[dt.date] | None = None,
     trained = lineage.dates()
     candidates = share.training_dates() if days is None else days
     return sorted(d for d in set(candidates)
-                  if d not in trained and (head is None or d > head.day)
+                  if d not in trained and (head is None or d > head.date)
                   and (through is None or d <= through)
                   and share.training_dataset(d).is_file())
 

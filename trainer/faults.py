@@ -24,7 +24,8 @@ POINTS = (
     "after_commit",  # head moved, report and scores index not yet rewritten
 )
 
-#: The line `fault_point` writes to stderr before pausing; tests wait for it.
+#: The line `fault_point` writes to stderr before pausing, followed by " pid <pid>": tests
+#: wait for it, then for that process to be stopped (the line comes just before the stop).
 PAUSED = "fault point {point}: paused (SIGSTOP)"
 
 
@@ -45,7 +46,7 @@ def fault_point(point: str) -> None:
         return
     rule = _parse(spec).get(point, 0.0)
     if rule == "pause":
-        print(PAUSED.format(point=point), file=sys.stderr, flush=True)
+        print(f"{PAUSED.format(point=point)} pid {os.getpid()}", file=sys.stderr, flush=True)
         os.kill(os.getpid(), signal.SIGSTOP)
     elif isinstance(rule, float) and rule and random.random() < rule:
         os.kill(os.getpid(), signal.SIGKILL)

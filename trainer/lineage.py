@@ -38,7 +38,7 @@ class EntryStatus(StrEnum):
 class Entry:
     """One committed checkpoint."""
 
-    date: str
+    date: dt.date
     checkpoint: str
     """Path of the checkpoint relative to the storage root."""
     sha256: str
@@ -56,16 +56,14 @@ class Entry:
     entries written before the state existed: the next step rebuilds it."""
 
     def __post_init__(self) -> None:
-        self.status = EntryStatus(self.status)  # JSON gives the plain text
-
-    @property
-    def day(self) -> dt.date:
-        """The entry's day as a date (`date` is its ISO text, as stored)."""
-        return dt.date.fromisoformat(self.date)
+        # JSON gives plain text for both
+        self.status = EntryStatus(self.status)
+        if isinstance(self.date, str):
+            self.date = dt.date.fromisoformat(self.date)
 
     def to_json(self) -> dict:
-        """The entry as stored in `lineage.json`."""
-        return dataclasses.asdict(self)
+        """The entry as stored in `lineage.json` (the date as YYYY-MM-DD)."""
+        return {**dataclasses.asdict(self), "date": self.date.isoformat()}
 
 
 @dataclass
@@ -138,12 +136,12 @@ class Lineage:
 
     def dates(self) -> set[dt.date]:
         """The days on the active chain."""
-        return {e.day for e in self.chain()}
+        return {e.date for e in self.chain()}
 
     def entry_for(self, day: dt.date) -> Entry | None:
         """The active chain's entry for `day`, or None."""
         for entry in self.chain():
-            if entry.day == day:
+            if entry.date == day:
                 return entry
         return None
 
@@ -162,7 +160,6 @@ def _entry(share: Share, index: int, raw: object, fix: str) -> Entry:
                                   f"lacks {', '.join(missing)}; {fix}")
     try:
         entry = Entry(**{k: v for k, v in raw.items() if k in fields})
-        entry.day  # noqa: B018 - validates the date
     except (TypeError, ValueError) as exc:
         raise LineageDamagedError(f"{share.lineage}: entry {index}: {exc}; {fix}") from exc
     return entry
@@ -216,7 +213,7 @@ def rewind(share: Share, to_day: dt.date | None) -> list[Entry]:
         if to_day is None:
             keep: list[Entry] = []
         else:
-            idx = next((i for i, e in enumerate(chain) if e.day == to_day), None)
+            idx = next((i for i, e in enumerate(chain) if e.date == to_day), None)
             if idx is None:
                 raise LineageError(f"no checkpoint for {to_day} on the active chain")
             keep = chain[: idx + 1]

@@ -92,7 +92,7 @@ def _head_state_status(share: Share, lineage: Lineage) -> str:
     head = lineage.head_entry
     if head is None:
         return "ok (no head yet)"
-    path = share.feature_state(head.day)
+    path = share.feature_state(head.date)
     rebuild = "the next step rebuilds it from the raw history"
     if head.feature_state_sha256 is None:
         return f"not recorded for the head {head.date}: {rebuild}"
@@ -151,12 +151,12 @@ def _cut_at_first_break(share: Share, lineage: Lineage) -> RepairReport:
     if not report.unproven:
         report.actions.append("the lineage verifies; nothing to repair")
     else:
-        dropped = rewind(share, good.day if good else None)
+        dropped = rewind(share, good.date if good else None)
         report.actions.append(
             f"head moved back to {good.date if good else 'before the first day'}; "
-            f"superseded (kept in the lineage): {', '.join(e.date for e in dropped)}. "
+            f"superseded (kept in the lineage): {', '.join(e.date.isoformat() for e in dropped)}. "
             f"Retrain them with: fraudpipe train --storage {share.root}")
-    report.chain = [e.date for e in Lineage.load(share).chain()]
+    report.chain = [e.date.isoformat() for e in Lineage.load(share).chain()]
     return report
 
 
@@ -205,7 +205,7 @@ def _rebuild(share: Share, damaged: LineageError | None) -> RepairReport:
     report.actions.append(
         f"rebuilt {share.lineage} from {share.report_json.name} and the checkpoints' "
         f"sha256: {len(entries)} entr(ies); dataset hashes taken from the ingest manifest")
-    report.chain = [e.date for e in entries]
+    report.chain = [e.date.isoformat() for e in entries]
     return report
 
 

@@ -22,7 +22,7 @@ START = "start"
 
 def replay_point(lineage: Lineage, day: dt.date) -> dt.date | None:
     """The chain's last day before `day`: the checkpoint a replay including `day` keeps."""
-    before = [e.day for e in lineage.chain() if e.day < day]
+    before = [e.date for e in lineage.chain() if e.date < day]
     return max(before) if before else None
 
 
@@ -41,7 +41,7 @@ def late_days(share: Share) -> list[dt.date]:
     if head is None:
         return []
     trained = lineage.dates()
-    return [d for d in share.training_dates() if d < head.day and d not in trained]
+    return [d for d in share.training_dates() if d < head.date and d not in trained]
 
 
 def late_days_warning(share: Share) -> str | None:

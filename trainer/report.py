@@ -62,7 +62,7 @@ def report_json(lineage: Lineage) -> dict:
     return {
         "head": lineage.head,
         "steps": [
-            {"date": e.date, "checkpoint": e.checkpoint, "sha256": e.sha256,
+            {"date": e.date.isoformat(), "checkpoint": e.checkpoint, "sha256": e.sha256,
              "dataset": f"datasets/training/{e.date}.parquet", "learner": e.learner,
              "gap_days": e.gap_days, "committed_at": e.committed_at, "metrics": e.metrics}
             for e in chain

@@ -60,8 +60,7 @@ class StepStatus(StrEnum):
 class StepResult:
     """What one step did."""
 
-    date: str
-    """The day, YYYY-MM-DD (as in the lineage and every JSON report)."""
+    date: dt.date
     status: StepStatus
     checkpoint_sha256: str | None = None
     metrics: dict = field(default_factory=dict)
@@ -76,7 +75,7 @@ class StepResult:
 
     def to_json(self) -> dict:
         """The result as JSON: what the CLI prints and the flows collect."""
-        return {"date": self.date, "status": str(self.status),
+        return {"date": self.date.isoformat(), "status": str(self.status),
                 "checkpoint_sha256": self.checkpoint_sha256, "metrics": self.metrics,
                 "seconds": round(self.seconds, 3), "gap_days": self.gap_days}
 
@@ -103,9 +102,9 @@ def run_step(share: Share, day: dt.date, *, learner: str | None = None,
     if day in lineage.dates():
         log.info("%s is already on the chain; nothing to do", day)
         write_reports(share, lineage)  # a step killed after its commit left these stale
-        return StepResult(day.isoformat(), StepStatus.SKIPPED,
+        return StepResult(day, StepStatus.SKIPPED,
                           seconds=time.perf_counter() - started)
-    if head is not None and day < head.day:
+    if head is not None and day < head.date:
         raise OutOfOrderError(
             f"{day} is a late day: it is before the head ({head.date}) and the chain only "
             f"moves forward. It needs a replay, which retrains every day after it: "
@@ -132,9 +131,9 @@ def _train_and_commit(share: Share, day: dt.date, lineage: Lineage, learner: str
             raise PermanentError(f"the chain uses learner {head.learner!r}, not {learner!r}; "
                                  f"start a new storage root or replay from scratch to switch")
         model = load_checkpoint(share.root / head.checkpoint, head.sha256)
-        learner_name, gap = head.learner, (day - head.day).days - 1
+        learner_name, gap = head.learner, (day - head.date).days - 1
 
-    carried = carried_features(share, day, head.day if head else None,
+    carried = carried_features(share, day, head.date if head else None,
                                head.feature_state_sha256 if head else None)
     frame = carried.features
     X, y = frame[FEATURE_COLUMNS].to_numpy(), frame["TX_FRAUD"].to_numpy()
@@ -177,7 +176,7 @@ def _train_and_commit(share: Share, day: dt.date, lineage: Lineage, learner: str
         faults.fault_point("after_checkpoint")
 
     entry = Entry(
-        date=day.isoformat(), checkpoint=str(final.relative_to(share.root)),
+        date=day, checkpoint=str(final.relative_to(share.root)),
         sha256=checkpoint_sha, parent_sha256=head.sha256 if head else None,
         dataset_sha256=dataset_sha, learner=learner_name, metrics=metrics,
         versions=library_versions(), gap_days=max(gap, 0),
@@ -197,7 +196,7 @@ def _train_and_commit(share: Share, day: dt.date, lineage: Lineage, learner: str
     log.info("trained %s in %.2fs (checkpoint %s; features read %d days, %d bytes%s)", day,
              seconds, checkpoint_sha[:12], len(carried.days_read), carried.bytes_read,
              "" if carried.rebuilt is None else f"; state rebuilt: {carried.rebuilt}")
-    return StepResult(day.isoformat(), StepStatus.TRAINED, checkpoint_sha, metrics, seconds,
+    return StepResult(day, StepStatus.TRAINED, checkpoint_sha, metrics, seconds,
                       entry.gap_days)
 
 

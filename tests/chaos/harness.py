@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from trainer.faults import PAUSED
 from trainer.lineage import Lineage, verify
 from trainer.queue.work_queue import WorkQueue
 from trainer.storage import Share, create_share, sha256_file
@@ -73,6 +75,25 @@ def wait_until(predicate, timeout: float, interval: float = 0.05, what: str = "c
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
+def is_stopped(pid: int) -> bool:
+    """True when process `pid` is stopped by a signal (state T in /proc/<pid>/stat)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return stat[stat.rindex(")") + 2] == "T"  # the name in parentheses may hold spaces
+
+
+def paused_pid(log_text: str, point: str) -> int | None:
+    """The pid of the process that said it paused at fault `point`, once it is stopped.
+
+    The fault point prints its line just before stopping itself, so a SIGCONT sent on
+    seeing the line alone could come first and leave the process stopped for good.
+    """
+    found = re.search(re.escape(PAUSED.format(point=point)) + r" pid (\d+)", log_text)
+    if found is None:
+        return None
+    pid = int(found.group(1))
+    return pid if is_stopped(pid) else None
+
+
 @dataclass
 class Verdict:
     """Figures of one run, checked by `check_invariant`."""
@@ -109,7 +130,7 @@ def check_invariant(root: Path, queue: WorkQueue, pushed: list[dt.date],
     # the head's feature state is the one its entry records (kills at the state write too)
     head = lineage.head_entry
     if head is not None:
-        assert sha256_file(share.feature_state(head.day)) == head.feature_state_sha256, (
+        assert sha256_file(share.feature_state(head.date)) == head.feature_state_sha256, (
             f"feature state of the head {head.date} does not match its entry")
     assert stats.pending == 0 and not stats.leased, f"queue not quiet: {stats}"
     executions = 0

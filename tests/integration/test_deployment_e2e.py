@@ -65,14 +65,14 @@ def test_deployment_run_completes_and_leaves_a_verified_lineage(pipeline: Deploy
     assert upcoming and all(run["state"]["type"] == "SCHEDULED" for run in upcoming), upcoming
     # AND the lineage verifies, one checkpoint per simulated day in date order
     chain = verify(Share.at(pipeline.share))
-    assert [entry.day for entry in chain] == [
+    assert [entry.date for entry in chain] == [
         dt.date(2018, 4, 1) + dt.timedelta(days=i) for i in range(DAYS)]
     # AND the queue is drained: nothing pending, leased or dead
     stats = RedisWorkQueue.from_url(pipeline.redis.url).get_queue().stats()
     assert (stats.pending, stats.leased, stats.dead) == (0, [], 0), stats.to_json()
     # AND the output showed each day's step as the worker ran it (streamed from the run's logs)
     for entry in chain:
-        assert f"| {entry.day.isoformat()} trained in " in pipeline.output, pipeline.output
+        assert f"| {entry.date.isoformat()} trained in " in pipeline.output, pipeline.output
     # AND the output names the report, the plot and the UI
     assert f"Prefect UI:   {pipeline.server.url}" in pipeline.output
     assert str(pipeline.share / "output" / "report.txt") in pipeline.output
@@ -137,7 +137,7 @@ def test_embedded_on_a_fresh_run_dir_twice_continues_and_stops_everything(tmp_pa
     assert second.returncode == 0, second.stdout + second.stderr
     # THEN the second run trained the 2 new days only, on top of the first chain
     chain = verify(Share.at(tmp_path / "share"))
-    assert [e.date for e in chain] == [f"2018-04-0{i}" for i in range(1, 5)]
+    assert [e.date.isoformat() for e in chain] == [f"2018-04-0{i}" for i in range(1, 5)]
     assert "new days 2018-04-03 .. 2018-04-04" in second.stdout
     # AND nothing it started is left: the run directory's Prefect server does not answer
     url = [line.split()[-1] for line in second.stdout.splitlines()

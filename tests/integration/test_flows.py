@@ -108,7 +108,7 @@ def test_daily_pipeline_trains_drains_publishes_and_is_idempotent(
     result = state.result()
     assert [s["date"] for s in result["trained"]] == [d.isoformat() for d in days]
     share = Share.at(fast["storage"])
-    assert [e.day for e in verify(share)] == days
+    assert [e.date for e in verify(share)] == days
     stats = queue_of(fast["redis_url"]).stats()
     assert (stats.pending, stats.leased, stats.dead, stats.done) == (0, [], 0, 5)
     # ... and the run's artifacts exist on the server
@@ -188,7 +188,7 @@ def test_bad_file_is_quarantined_and_the_rest_trained(
     assert bad.name in copy.with_name(f"{copy.name}.reason.txt").read_text()
     assert bad.read_bytes() == copy.read_bytes(), "a quarantined file stays in landing too"
     chain = verify(share)
-    assert [e.day for e in chain] == days[:2] + days[3:]
+    assert [e.date for e in chain] == days[:2] + days[3:]
     assert chain[2].gap_days == 1
     report = artifacts_of(state.state_details.flow_run_id)["report"].data
     assert "## Quarantined files" in report and bad.name in report
@@ -228,7 +228,7 @@ def test_failing_step_is_dead_lettered_and_the_run_fails_naming_it(
     # incomplete, and training them would silently change the model
     assert "IncompleteHistoryError" in dead[1][1]
     assert str(share.training_dataset(days[2])) in dead[1][1]
-    assert [e.day for e in verify(share)] == days[:2]
+    assert [e.date for e in verify(share)] == days[:2]
     assert queue_of(fast["redis_url"]).stats().pending == 0
 
 
@@ -290,7 +290,7 @@ def test_backfill_reuses_trained_days_and_trains_the_rest(
     # THEN the trained days are reused as they were and only the 4th and 5th are trained
     assert [s["date"] for s in result["trained"]] == [days[3].isoformat(), days[4].isoformat()]
     chain = verify(share)
-    assert [e.day for e in chain] == days[:5]
+    assert [e.date for e in chain] == days[:5]
     assert {e.date: e.sha256 for e in chain[:3]} == trained_before
     assert queue_of(fast["redis_url"]).stats().pending == 0
 
@@ -317,9 +317,10 @@ def test_replay_keeps_the_superseded_branch_and_the_new_chain_verifies(
     result = state.result()
     assert [s["date"] for s in result["trained"]] == [d.isoformat() for d in days[2:]]
     lineage = Lineage.load(share)
-    superseded = [e.date for e in lineage.entries if e.status == EntryStatus.SUPERSEDED]
+    superseded = [e.date.isoformat() for e in lineage.entries
+                  if e.status == EntryStatus.SUPERSEDED]
     assert superseded == [d.isoformat() for d in days[2:]]
-    assert [e.day for e in verify(share)] == days
+    assert [e.date for e in verify(share)] == days
     assert len(lineage.entries) == 6
     assert queue_of(fast["redis_url"]).stats().pending == 0
     assert any("superseded" in note for note in result["notes"])

@@ -84,7 +84,7 @@ def test_up_status_run_on_the_open_stack_then_down(tmp_path: Path) -> None:
         assert "use the running stack" in run.stdout
         assert "start Prefect server" not in run.stdout
         assert f"this run:     {ui}/runs/flow-run/" in run.stdout
-        assert [e.date for e in verify(Share.at(run_dir / "share"))] == ["2018-04-01"]
+        assert [e.date.isoformat() for e in verify(Share.at(run_dir / "share"))] == ["2018-04-01"]
         assert httpx.get(f"{ui}/api/health", timeout=10).json() is True  # still up
     finally:
         # WHEN `make down`

@@ -84,7 +84,7 @@ def test_stale_holder_can_do_nothing_and_removes_nothing(settings):
         with pytest.raises(LeaseLostError, match="held by new"):
             action(stale)
     stats = queue.stats()
-    assert [(i.date, i.holder) for i in stats.leased] == [("2018-04-01", "new")]
+    assert [(i.date.isoformat(), i.holder) for i in stats.leased] == [("2018-04-01", "new")]
     queue.assert_holds(fresh)
     queue.complete(fresh)
     assert queue.stats().done == 1

@@ -10,11 +10,11 @@ import pytest
 from tests.chaos.harness import (
     check_invariant,
     kill_group,
+    paused_pid,
     start_worker,
     wait_until,
     write_days,
 )
-from trainer.faults import PAUSED
 from trainer.queue.settings import RedisSettings
 from trainer.queue.work_queue import WorkQueue
 
@@ -45,7 +45,7 @@ def test_burst_worker_trains_every_day_once_in_date_order(tmp_path, redis_url, q
     from trainer.lineage import verify
     from trainer.storage import Share
 
-    assert [e.day for e in verify(Share.at(root))] == days
+    assert [e.date for e in verify(Share.at(root))] == days
     assert verdict.trained == 6 and verdict.executions == 6
 
 
@@ -122,8 +122,10 @@ def test_paused_holder_is_fenced_and_removes_nothing(tmp_path, redis_url, queue)
     # paused as well (SIGSTOP of worker and step), so its heartbeat stops
     first = start_worker(root, redis_url, log_a, name="a", lease_seconds=1.5,
                          fault="before_commit:pause")
-    paused = PAUSED.format(point="before_commit")
-    wait_until(lambda: paused in log_a.read_text(), 120, what="a's step to reach its commit")
+    # (the step stopped itself, not only said so, before the whole group is stopped: a
+    # SIGCONT reaching it before its own SIGSTOP would leave it stopped for good)
+    wait_until(lambda: paused_pid(log_a.read_text(), "before_commit"), 120,
+               what="a's step to stop at its commit")
     kill_group(first, signal.SIGSTOP)
     # WHEN its lease expires and worker b trains everything
     second = start_worker(root, redis_url, log_b, name="b", lease_seconds=1.5)

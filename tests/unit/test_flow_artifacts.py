@@ -141,7 +141,7 @@ def share(trained: Path, tmp_path: Path) -> Share:
 
 def summary_of(share: Share, days: list[str], **lists) -> RunSummary:
     """The summary of a run that trained `days` (as the flows record them)."""
-    by_date = {e.date: e for e in Lineage.load(share).chain()}
+    by_date = {e.date.isoformat(): e for e in Lineage.load(share).chain()}
     summary = RunSummary(flow="daily-pipeline", **lists)
     summary.trained = [{"date": d, "status": "trained", "metrics": by_date[d].metrics,
                         "seconds": 0.1, "gap_days": by_date[d].gap_days} for d in days]

@@ -88,7 +88,7 @@ def test_good_files_of_the_corpus_run_train(tmp_path):
 
     steps = train.train_all(share)
 
-    assert [(s.date, s.status) for s in steps] == [
+    assert [(s.date.isoformat(), s.status) for s in steps] == [
         (f"2018-04-0{n}", "trained") for n in (1, 2, 3, 4)
     ]
 

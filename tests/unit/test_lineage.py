@@ -29,7 +29,7 @@ def test_chain_in_order_and_verified(share):
     e2 = _entry(share, "2018-04-02", e1.sha256)
     commit(share, e2, e1.sha256)
     chain = verify(share)
-    assert [e.date for e in chain] == ["2018-04-01", "2018-04-02"]
+    assert [e.date.isoformat() for e in chain] == ["2018-04-01", "2018-04-02"]
     assert Lineage.load(share).head == e2.sha256
 
 
@@ -40,7 +40,7 @@ def test_commit_refuses_a_stale_parent(share):
     other = _entry(share, "2018-04-02", None, payload="other")
     with pytest.raises(HeadMovedError):
         commit(share, other, None)
-    assert [e.date for e in Lineage.load(share).chain()] == ["2018-04-01"]
+    assert [e.date.isoformat() for e in Lineage.load(share).chain()] == ["2018-04-01"]
 
 
 def test_guard_can_abort_the_commit(share):
@@ -99,7 +99,7 @@ def test_rewind_keeps_the_old_branch_marked_superseded(share):
     commit(share, e2, e1.sha256)
     dropped = rewind(share, dt.date(2018, 4, 1))
     lineage = Lineage.load(share)
-    assert [e.date for e in dropped] == ["2018-04-02"]
+    assert [e.date.isoformat() for e in dropped] == ["2018-04-02"]
     assert lineage.head == e1.sha256
     assert [e.status for e in lineage.entries] == ["active", EntryStatus.SUPERSEDED]
-    assert [e.date for e in verify(share)] == ["2018-04-01"]
+    assert [e.date.isoformat() for e in verify(share)] == ["2018-04-01"]

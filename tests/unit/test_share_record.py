@@ -17,8 +17,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.chaos.harness import is_stopped, wait_until
 from tests.shares import simulate_days
 from trainer.data.ingest import read_manifest
+from trainer.faults import PAUSED
 from trainer.lineage import Lineage, verify
 from trainer.storage import Share, sha256_file
 
@@ -44,8 +46,12 @@ def paused_step(root: Path, day: dt.date) -> subprocess.Popen[str]:
     proc = subprocess.Popen([str(FRAUDPIPE), "step", "--storage", str(root), "--dataset",
                              day.isoformat()], stderr=subprocess.PIPE, text=True, env=env)
     assert proc.stderr is not None
-    for line in proc.stderr:  # blocks until the step says it paused: no race, no sleep
-        if "fault point before_commit: paused" in line:
+    for line in proc.stderr:  # blocks until the step says it pauses
+        if PAUSED.format(point="before_commit") in line:
+            # the line comes just before the stop: wait for the stop itself, so the test's
+            # SIGCONT cannot arrive first and leave the step stopped for good
+            wait_until(lambda: is_stopped(proc.pid), 60, interval=0.005,
+                       what="the step to stop at before_commit")
             return proc
     raise AssertionError(f"step exited ({proc.wait()}) before its commit")
 
@@ -165,7 +171,7 @@ def test_2_a_checkpoint_the_step_did_not_write_is_kept_not_overwritten(tmp_path,
     # THEN the foreign file is kept under its own name, and the chain verifies
     [kept] = share.output_dir.glob(f"model_cpt_{D[3]}.orphan-*.skops")
     assert kept.read_bytes() == b"a checkpoint of some other chain"
-    assert [e.day for e in verify(share)] == D[:4]
+    assert [e.date for e in verify(share)] == D[:4]
 
 
 def test_2_and_9_lost_lineage_is_an_error_then_repaired_from_the_share(tmp_path, landing):
@@ -183,7 +189,7 @@ def test_2_and_9_lost_lineage_is_an_error_then_repaired_from_the_share(tmp_path,
     assert code == 0, err
     assert "rebuilt" in out and "4 checkpoint(s) on the chain, all verified" in out
     assert [e.sha256 for e in verify(share)] == heads
-    rebuilt = {e.date: e.dataset_sha256 for e in Lineage.load(share).entries}
+    rebuilt = {e.date.isoformat(): e.dataset_sha256 for e in Lineage.load(share).entries}
     assert rebuilt == {e["date"]: e["dataset_sha256"] for e in json.loads(before)["entries"]}
     code, _, err = fraudpipe("train", "--storage", root)
     assert code == 0, err
@@ -277,7 +283,7 @@ def test_6_a_late_day_is_reported_with_the_replay_command_that_trains_it(tmp_pat
     code, out, err = fraudpipe(*command.split()[1:])
     assert code == 0, err
     assert "superseded (kept in the lineage): 2018-04-04, 2018-04-05" in out
-    assert [e.day for e in verify(share)] == D[:5]
+    assert [e.date for e in verify(share)] == D[:5]
     in_order = share_with(tmp_path / "in-order", landing, D[:5])
     assert Lineage.load(share).head == Lineage.load(Share.at(in_order)).head
 
@@ -322,7 +328,7 @@ def test_8_a_full_share_is_retryable_and_names_the_share(tmp_path, landing):
         # AND with space back, the same command completes and the chain verifies
         code, _, err = fraudpipe("train", "--storage", mount / "share")
         assert code == 0, err
-        assert [e.day for e in verify(Share.at(mount / "share"))] == D[:2]
+        assert [e.date for e in verify(Share.at(mount / "share"))] == D[:2]
     finally:
         subprocess.run(["umount", str(mount)], check=True)
 
@@ -381,7 +387,7 @@ def test_9_fsck_lists_and_cleans_temp_files_and_orphans_and_reports_quarantine(t
     assert f"{D[3]}.csv: missing column(s)" in out
     code, out, err = fraudpipe("fsck", "--clean", "--storage", root)
     assert code == 0 and not stale.exists() and not orphan.exists(), out + err
-    assert [e.day for e in verify(share)] == D[:2]  # the chain is untouched
+    assert [e.date for e in verify(share)] == D[:2]  # the chain is untouched
 
 
 def test_9_repair_moves_the_head_back_before_a_corrupt_checkpoint(tmp_path, landing):
@@ -395,4 +401,4 @@ def test_9_repair_moves_the_head_back_before_a_corrupt_checkpoint(tmp_path, land
     assert f"could not prove: {D[2]}" in out and f"head moved back to {D[1]}" in out
     code, _, err = fraudpipe("train", "--storage", root)
     assert code == 0, err
-    assert [e.day for e in verify(share)] == D[:4]
+    assert [e.date for e in verify(share)] == D[:4]

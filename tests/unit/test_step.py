@@ -34,11 +34,12 @@ def _landing_copy(tmp_path, days):
 
 def test_train_all_builds_a_verified_chain_in_date_order(reference):
     chain = verify(reference)
-    assert [e.day for e in chain] == D[:5]
+    assert [e.date for e in chain] == D[:5]
     assert chain[0].parent_sha256 is None
     assert all(b.parent_sha256 == a.sha256 for a, b in zip(chain, chain[1:], strict=False))
     for entry in chain:
-        assert (reference.root / entry.checkpoint).name == f"model_cpt_{entry.date}.skops"
+        name = f"model_cpt_{entry.date.isoformat()}.skops"
+        assert (reference.root / entry.checkpoint).name == name
 
 
 def test_every_day_after_the_first_is_scored_before_training(reference):
@@ -77,7 +78,7 @@ def test_a_gap_is_allowed_and_recorded(tmp_path):
     ingest_path(tmp_path / "landing", share)
     train_all(share)
     chain = verify(share)
-    assert [e.day for e in chain] == [D[0], D[1], D[3], D[4]]
+    assert [e.date for e in chain] == [D[0], D[1], D[3], D[4]]
     assert chain[2].gap_days == 1
     assert "Gap: 1 day(s) missing" in share.report_txt.read_text()
 
@@ -116,7 +117,7 @@ def test_a_step_killed_at_any_write_leaves_the_share_consistent(tmp_path, refere
     committed = point == "after_commit"
     assert (Lineage.load(share).head != head_before) == committed
     head = Lineage.load(share).head_entry
-    assert sha256_file(share.feature_state(head.day)) == head.feature_state_sha256
+    assert sha256_file(share.feature_state(head.date)) == head.feature_state_sha256
     for path in share.output_dir.rglob("*"):
         if path.is_file() and not path.name.startswith("."):  # .tmp-* files and the lock
             assert path.stat().st_size > 0, path

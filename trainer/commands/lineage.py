@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json({
             "head": Lineage.load(share).head,
-            "chain": [{"date": e.date, "checkpoint": e.checkpoint, "sha256": e.sha256,
+            "chain": [{"date": e.date.isoformat(), "checkpoint": e.checkpoint, "sha256": e.sha256,
                        "parent_sha256": e.parent_sha256, "dataset_sha256": e.dataset_sha256,
                        "learner": e.learner, "gap_days": e.gap_days, "metrics": e.metrics}
                       for e in chain],

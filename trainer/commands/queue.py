@@ -74,7 +74,7 @@ def run_stats(args: argparse.Namespace) -> int:
     print(f"pending {stats.pending}  leased {len(stats.leased)}  dead {stats.dead}  "
           f"done {stats.done}")
     for item in stats.leased:
-        print(f"  {item.date} held by {item.holder} until {item.deadline}")
+        print(f"  {item.date} held by {item.holder} until {item.deadline.isoformat()}")
     return 0
 
 

@@ -41,11 +41,11 @@ def run(args: argparse.Namespace) -> int:
     else:
         superseded, results = replay(share, to_day, learner=args.learner)
     if args.json:
-        print_json({"head": to_day, "superseded": [e.date for e in superseded],
+        print_json({"head": to_day, "superseded": [e.date.isoformat() for e in superseded],
                     "results": [r.to_json() for r in results]})
         return 0
     print(f"head rewound to {to_day or 'before the first day'}; superseded (kept in the "
-          f"lineage): {', '.join(e.date for e in superseded) or 'none'}")
+          f"lineage): {', '.join(e.date.isoformat() for e in superseded) or 'none'}")
     if args.rewind_only:
         print(f"train the later days with: fraudpipe train --storage {share.root}")
     else:

@@ -52,13 +52,12 @@ class Lease:
 
 @dataclass(frozen=True)
 class LeasedItem:
-    """A row of `QueueStats.leased` (JSON-ready: the date and deadline are text)."""
+    """A row of `QueueStats.leased`."""
 
-    date: str
-    """YYYY-MM-DD."""
+    date: dt.date
     holder: str
-    deadline: str
-    """ISO 8601 UTC."""
+    deadline: dt.datetime
+    """UTC."""
 
 
 @dataclass(frozen=True)
@@ -80,7 +79,8 @@ class QueueStats:
         return {
             "pending": self.pending,
             "leased": [
-                {"date": i.date, "holder": i.holder, "deadline": i.deadline} for i in self.leased
+                {"date": i.date.isoformat(), "holder": i.holder,
+                 "deadline": i.deadline.isoformat()} for i in self.leased
             ],
             "dead": self.dead,
             "done": self.done,
@@ -303,7 +303,7 @@ class WorkQueue:
         leased = []
         for day, raw in sorted(holders.items()):
             info = json.loads(raw)
-            leased.append(LeasedItem(day, info["holder"], _from_ms(info["deadline"]).isoformat()))
+            leased.append(LeasedItem(day, info["holder"], _from_ms(info["deadline"])))
         return QueueStats(pending=pending + legacy, leased=leased, dead=dead, done=done)
 
     def dead(self) -> list[tuple[str, str, int]]:
