@@ -118,7 +118,7 @@ def check_invariant(root: Path, queue: WorkQueue, pushed: list[dt.date],
     on_chain = {entry.sha256 for entry in chain}
     forked = sum(1 for e in lineage.entries if e.sha256 not in on_chain and e.status == "active")
     dead = {item: (reason, attempts) for item, reason, attempts in queue.dead()}
-    trained = {dt.date.fromisoformat(d) for d in counts}
+    trained = set(counts)
     lost = [d for d in pushed if d not in trained and d.isoformat() not in dead]
     both = [d for d in pushed if d in trained and d.isoformat() in dead]
     stats = queue.stats()
