@@ -12,7 +12,8 @@ one report pod:
     wall = node_start + pods * (pod_overhead + process_start) + 183 * step + report pod
 
 - `step`: the measured median wall time of one day's step at that day size, features
-  computed inside the step (the conservative case: no parallel features stage).
+  computed inside the step from the carried feature state (the workflow has no features
+  stage: the chain's pods are all the pods).
 - `process_start`: measured here, a fresh interpreter importing the CLI and the step.
 - `pod_overhead`: ASSUMED 10 s a pod on a node that is already up: scheduling, the Argo
   executor's init/wait containers, and the controller noticing the pod ended. Sources: a

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-CASES = {"fraudpipe": ("fraudpipe step (features from raw history)", "o-"),
-         "fraudpipe_features_cached": ("fraudpipe step (features cached)", "s--"),
+CASES = {"fraudpipe": ("fraudpipe step (features from the carried state)", "o-"),
+         "fraudpipe_raw_history": ("fraudpipe step (features from 37 days of raw history)",
+                                   "s--"),
          "sample": ("GKE sample's logic (pickle, no features)", "^-"),
-         "floor": ("floor: read the step's Parquet columns", "v:")}
+         "floor": ("floor: read the day, score it, partial_fit", "v:"),
+         "read_history": ("reading 38 days' input columns", "x:")}
 
 
 def draw(step_json: Path, out: Path) -> Path:
@@ -25,7 +27,8 @@ def draw(step_json: Path, out: Path) -> Path:
     for axis, key, what in ((axes[0], "median_seconds", "wall"),
                             (axes[1], "median_cpu_seconds", "CPU")):
         for case, (label, style) in CASES.items():
-            axis.plot(x, [s[case][key] for s in sizes], style, label=label)
+            if all(case in s for s in sizes):  # results of older runs lack the new cases
+                axis.plot(x, [s[case][key] for s in sizes], style, label=label)
         axis.set_xscale("log")
         axis.set_yscale("log")
         axis.set_xlabel("transactions in the day (37 days of history at the same scale)")

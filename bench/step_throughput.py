@@ -11,14 +11,24 @@ chain's head, so the step is a real warm start. Then, each case in a fresh Pytho
 with single-threaded libraries (pinned to one CPU with FRAUDPIPE_BENCH_PIN=1), repeated,
 interleaved, and reported as the median:
 
-- fraudpipe: `run_step(share, D)`: features from the raw history, score with the head,
-  partial_fit, skops checkpoint, lineage commit, reports;
-- fraudpipe, features cached: the same with `features/<D>.parquet` written beforehand (the
-  Argo workflow computes features in a parallel stage before the chain of steps);
+- fraudpipe: `run_step(share, D)`: features from the head's carried feature state, D and
+  its six boundary days (`trainer.features.carried`), score with the head, partial_fit,
+  skops checkpoint and feature state, lineage commit, reports;
+- fraudpipe, raw history: the same step with its features computed the way every step did
+  before the state existed, from D and its 37 days of raw history (the reference path,
+  `features_for_day`), so old and new are measured in the same run;
 - the sample: `bench.sample_logic.train_dataset` on D's pickle, from its own checkpoint of
   the day before, with the day before's pickle as its testing dataset;
-- the floor: only reading the columns the step needs (`INPUT_COLUMNS` of D and its
-  history) from Parquet into pandas.
+- the floor: what any step must do, on that day alone: read D's input columns from
+  Parquet, score them with the head model and `partial_fit` it (the head checkpoint is
+  loaded and D's features computed beforehand, outside the timing);
+- read history: only reading the input columns of D and its 37 days (the old floor, what
+  the raw path must read at least).
+
+For the two step cases the child also reports the bytes of dataset files read (a step
+reads a file once, to check its sha256 and parse its columns; the raw path hashes each
+of its 38 files and parses them again), and for the state path the state file's size and
+its entities (bytes per customer and terminal).
 
 Peak RSS is the child's own `ru_maxrss`, which includes the interpreter and libraries; the
 `import_rss_mib` field is what the child held after its imports, before the work.
@@ -43,6 +53,10 @@ HANDBOOK_TX_PER_DAY = 9_600
 DEFAULT_CUSTOMERS, DEFAULT_TERMINALS, DEFAULT_RADIUS = 5_000, 10_000, 5.0
 START = dt.date(2018, 4, 1)
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+#: Case name -> child kind, in the order each repeat runs them.
+CASES = {"fraudpipe": "step", "fraudpipe_raw_history": "step_raw", "sample": "sample",
+         "floor": "floor", "read_history": "read_history"}
 
 SIZES = {"10k": 10_000, "100k": 100_000, "1M": 1_000_000}
 QUICK_SIZES = {"2k": 2_000}
@@ -100,7 +114,7 @@ def _prepare(work: Path, tx_per_day: int, history: int, seed: int) -> dict:
             "radius": round(config.radius, 4)}
 
 
-def _floor(share_root: Path, day: dt.date) -> dict:
+def _read_history(share_root: Path, day: dt.date) -> dict:
     import pandas as pd
     import pyarrow.parquet as pq
 
@@ -115,6 +129,71 @@ def _floor(share_root: Path, day: dt.date) -> dict:
     return {"rows_read": len(frame)}
 
 
+def _floor_setup(share, day: dt.date):
+    """The head model and D's features: what the floor takes as given."""
+    from trainer.checkpoints import load_checkpoint
+    from trainer.features.compute import FEATURE_COLUMNS
+    from trainer.features.store import features_for_day
+    from trainer.lineage import Lineage
+
+    head = Lineage.load(share).head_entry
+    model = load_checkpoint(share.root / head.checkpoint, head.sha256)
+    frame = features_for_day(share, day, use_cache=False)
+    return model, frame, frame[FEATURE_COLUMNS].to_numpy(), frame["TX_FRAUD"].to_numpy()
+
+
+def _floor(share, day: dt.date, model, frame, X, y) -> dict:
+    """Read D's input columns, score D with the head, partial_fit on D."""
+    import pyarrow.parquet as pq
+
+    from trainer.evaluation import scoring
+    from trainer.features.compute import INPUT_COLUMNS
+
+    table = pq.read_table(share.training_dataset(day), columns=INPUT_COLUMNS)
+    columns = {name: table.column(name).to_numpy() for name in INPUT_COLUMNS}
+    scoring.score_day(model, frame)
+    model.partial_fit(X, y)
+    return {"rows_read": len(columns["TRANSACTION_ID"])}
+
+
+def _raw_carried(share, day: dt.date):
+    """The step's features the way they were computed before the state: 38 raw days."""
+    from trainer.features.carried import CarriedFeatures
+    from trainer.features.store import features_for_day, history_days
+    from trainer.storage import sha256_bytes
+
+    frame = features_for_day(share, day, use_cache=False)
+    read = [d for d in history_days(day) if share.training_dataset(d).is_file()]
+    return CarriedFeatures(frame, None, b"", sha256_bytes(b""), [d.isoformat() for d in read],
+                           sum(share.training_dataset(d).stat().st_size for d in read), None)
+
+
+def _recording_step(kind: str, share, day: dt.date) -> dict:
+    """`run_step` with its features' source chosen by `kind`, and what it read."""
+    import trainer.step as step_module
+    from trainer.step import run_step
+
+    real, seen = step_module.carried_features, {}
+
+    def recorded(share_, day_, head_day, head_sha):
+        result = _raw_carried(share_, day_) if kind == "step_raw" else real(
+            share_, day_, head_day, head_sha)
+        seen.update(days_read=len(result.days_read), bytes_read=result.bytes_read,
+                    state_rebuilt=result.rebuilt)
+        if result.state is not None:
+            seen.update(state_bytes=len(result.state_bytes),
+                        state_customers=len(result.state.customers.ids),
+                        state_terminals=len(result.state.terminals.ids))
+        return result
+
+    step_module.carried_features = recorded
+    result = run_step(share, day)
+    if result.status != "trained":
+        raise SystemExit(f"step on {day} was {result.status}, expected trained")
+    return {"transactions": result.metrics["transactions"],
+            "step_seconds": round(result.seconds, 4), **seen}
+
+
 def child(kind: str, args: argparse.Namespace) -> dict:
     """Run one case in this process and return its figures."""
     # Data preparation is not measured; leave it free to run beside a measurement.
@@ -126,21 +205,16 @@ def child(kind: str, args: argparse.Namespace) -> dict:
     import_rss = _rss_mib()
     work, day = Path(args.work), dt.date.fromisoformat(args.day) if args.day else None
     share = create_share(work / "share", "fraudpipe bench")[0]
+    given = _floor_setup(share, day) if kind == "floor" else ()
     started, started_cpu = time.perf_counter(), time.process_time()
     if kind == "prepare":
         detail = _prepare(work, args.tx_per_day, args.history, args.seed)
-    elif kind == "step":
-        result = run_step(share, day)
-        if result.status != "trained":
-            raise SystemExit(f"step on {day} was {result.status}, expected trained")
-        detail = {"transactions": result.metrics["transactions"],
-                  "step_seconds": round(result.seconds, 4)}
-    elif kind == "features":
-        from trainer.features.store import write_features_cache
-
-        detail = {"cache": str(write_features_cache(share, day))}
+    elif kind in ("step", "step_raw"):
+        detail = _recording_step(kind, share, day)
     elif kind == "floor":
-        detail = _floor(share.root, day)
+        detail = _floor(share, day, *given)
+    elif kind == "read_history":
+        detail = _read_history(share.root, day)
     elif kind == "sample":
         sample = work / "sample"
         previous = day - dt.timedelta(days=1)
@@ -202,8 +276,7 @@ def _record_hashes(share) -> None:
     """Write the ingest manifest's sha256 per day, as `fraudpipe ingest` would have.
 
     The data here is written straight to the share (ingesting 39M rows would only slow
-    the setup); without the manifest a cached-features step would hash all 38 inputs to
-    validate the cache, which a real share never does.
+    the setup); a real share has it, and the step checks each file it reads against it.
     """
     from trainer.storage import atomic_write_text, sha256_file
 
@@ -233,37 +306,43 @@ def measure_size(name: str, tx_per_day: int, *, data_dir: Path, seed: int, repea
     shutil.rmtree(share.features_dir, ignore_errors=True)
     for stale in (work / "sample").glob("model_cpt_*"):
         stale.unlink()
-    run_child("step", work, head)           # the chain's head: D is a warm start
+    _record_hashes(share)
+    run_child("step", work, head)           # the chain's head (its state built from raw)
     run_child("sample", work, head)         # the sample's checkpoint of the day before
     snapshot = work / "output-snapshot"
     shutil.rmtree(snapshot, ignore_errors=True)
     shutil.copytree(share.output_dir, snapshot)
 
-    cases: dict[str, list[dict]] = {"fraudpipe": [], "fraudpipe_features_cached": [],
-                                    "sample": [], "floor": []}
+    cases: dict[str, list[dict]] = {case: [] for case in CASES}
     for _ in range(repeats):  # interleaved, so machine noise hits every case alike
-        _restore(snapshot, share.output_dir)
-        cases["fraudpipe"].append(run_child("step", work, day))
-        cases["sample"].append(run_child("sample", work, day))
-        cases["floor"].append(run_child("floor", work, day))
-    _record_hashes(share)
-    features = run_child("features", work, day)
-    for _ in range(repeats):
-        _restore(snapshot, share.output_dir)
-        cases["fraudpipe_features_cached"].append(run_child("step", work, day))
+        for case, kind in CASES.items():
+            _restore(snapshot, share.output_dir)
+            cases[case].append(run_child(kind, work, day))
     transactions = cases["fraudpipe"][0]["transactions"]
+    state = cases["fraudpipe"][0]
     result = {"size": name, "tx_per_day_target": tx_per_day, "transactions": transactions,
               "day": day.isoformat(), "history_days": history,
               "history_rows": sum(d["rows"] for d in info["days"][1:-1]),
               "simulation": {k: info[k] for k in ("customers", "terminals", "radius")},
-              "features_cache_seconds": features["seconds"],
-              **{case: summarise(runs, transactions) for case, runs in cases.items()}}
+              **{case: summarise(runs, transactions) for case, runs in cases.items()},
+              "bytes_read": {case: cases[case][0]["bytes_read"]
+                             for case in ("fraudpipe", "fraudpipe_raw_history")},
+              "days_read": {case: cases[case][0]["days_read"]
+                            for case in ("fraudpipe", "fraudpipe_raw_history")},
+              "state": {"bytes": state["state_bytes"], "customers": state["state_customers"],
+                        "terminals": state["state_terminals"],
+                        "bytes_per_entity": round(state["state_bytes"] / (
+                            state["state_customers"] + state["state_terminals"]), 1),
+                        "rebuilt": state["state_rebuilt"]}}
     from trainer.lineage import Lineage
 
     # The default learner is another engineer's choice and changes; say which one ran.
     result["learner"] = Lineage.load(share).head_entry.learner
-    result["step_over_floor"] = round(result["fraudpipe"]["median_seconds"]
-                                      / result["floor"]["median_seconds"], 2)
+    for case in ("fraudpipe", "fraudpipe_raw_history"):
+        result[f"{case}_over_floor"] = round(result[case]["median_seconds"]
+                                             / result["floor"]["median_seconds"], 2)
+        result[f"{case}_over_floor_cpu"] = round(result[case]["median_cpu_seconds"]
+                                                 / result["floor"]["median_cpu_seconds"], 2)
     result["wall_seconds_for_this_size"] = round(time.perf_counter() - began, 1)
     return result
 
@@ -273,7 +352,7 @@ def table(results: list[dict]) -> str:
     lines = ["| day size | history rows | case | median s | CPU s | tx/s | peak RSS MiB |",
              "|---|---|---|---|---|---|---|"]
     for r in results:
-        for case in ("fraudpipe", "fraudpipe_features_cached", "sample", "floor"):
+        for case in CASES:
             c = r[case]
             lines.append(f"| {r['transactions']:,} | {r['history_rows']:,} | {case} | "
                          f"{c['median_seconds']} | {c['median_cpu_seconds']} | "

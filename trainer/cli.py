@@ -21,7 +21,6 @@ BUILTIN = [
     "init",
     "simulate",
     "ingest",
-    "features",
     "step",
     "train",
     "labels",

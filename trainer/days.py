@@ -44,6 +44,7 @@ def day_states(share: Share) -> list[dict]:
         entry = chain.get(day)
         recorded = manifest.get(manifest_key("training", day), {})
         has_dataset = share.training_dataset(day).is_file()
+        scorer: str | None
         if entry is not None and entry.parent_sha256 in by_sha:
             scorer = by_sha[entry.parent_sha256].checkpoint  # the step scores, then trains
         else:

@@ -16,8 +16,10 @@ import signal
 import sys
 
 POINTS = (
+    "before_state_rename",  # temp feature state written and fsynced, not yet renamed
     "before_checkpoint_rename",  # temp checkpoint written and fsynced, not yet renamed
     "before_commit",  # checkpoint written, lineage lock not yet taken
+    "after_state",  # feature state under its final name, checkpoint not yet
     "after_checkpoint",  # checkpoint under its final name, lineage not committed
     "after_commit",  # head moved, report and scores index not yet rewritten
 )

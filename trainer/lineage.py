@@ -51,6 +51,9 @@ class Entry:
     """Days missing between the parent's date and this one (0 when consecutive)."""
     committed_at: str = ""
     status: EntryStatus = EntryStatus.ACTIVE
+    feature_state_sha256: str | None = None
+    """sha256 of the feature state the step wrote (`Share.feature_state(day)`); None in
+    entries written before the state existed: the next step rebuilds it."""
 
     def __post_init__(self) -> None:
         # JSON gives plain text for both

@@ -36,6 +36,8 @@ class FsckReport:
     superseded_checkpoints: list[str] = field(default_factory=list)
     quarantine: list[dict] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
+    feature_state: str = ""
+    """The head's feature state: "ok", or why the next step will rebuild it."""
 
     def to_json(self) -> dict:
         """The report as JSON."""
@@ -62,6 +64,7 @@ def fsck(share: Share, *, clean: bool = False,
                 path.unlink(missing_ok=True)
                 report.removed.append(relative)
         lineage = Lineage.load(share)
+        report.feature_state = _head_state_status(share, lineage)
         named = {e.checkpoint for e in lineage.entries}
         superseded = {e.checkpoint for e in lineage.entries if e.status == "superseded"}
         if share.output_dir.is_dir():
@@ -82,6 +85,24 @@ def fsck(share: Share, *, clean: bool = False,
                                       "present": copy.is_file(),
                                       "reason": first[0] if first else ""})
     return report
+
+
+def _head_state_status(share: Share, lineage: Lineage) -> str:
+    """Whether the head's feature state file is the one its entry records."""
+    head = lineage.head_entry
+    if head is None:
+        return "ok (no head yet)"
+    path = share.feature_state(head.date)
+    rebuild = "the next step rebuilds it from the raw history"
+    if head.feature_state_sha256 is None:
+        return f"not recorded for the head {head.date}: {rebuild}"
+    if not path.is_file():
+        return f"{path.relative_to(share.root)} is missing: {rebuild}"
+    found = sha256_file(path)
+    if found != head.feature_state_sha256:
+        return (f"{path.relative_to(share.root)} has sha256 {found[:12]}..., the lineage "
+                f"records {head.feature_state_sha256[:12]}...: {rebuild}")
+    return "ok"
 
 
 @dataclass

@@ -1,9 +1,10 @@
 """One training step: continue the chain by one day.
 
-For day D: load the head checkpoint (sha256 verified) -> features for D -> score D with
-the head model before training on it (the day's alerts, prequential metrics) ->
-`partial_fit` on D -> write the checkpoint atomically -> commit it as the new head by
-compare-and-swap -> rewrite the reports from the lineage.
+For day D: load the head checkpoint (sha256 verified) -> features for D from the head's
+carried feature state, D and its boundary days (`trainer.features.carried`) -> score D
+with the head model before training on it (the day's alerts, prequential metrics) ->
+`partial_fit` on D -> write the checkpoint and the new feature state atomically -> commit
+both as the new head by compare-and-swap -> rewrite the reports from the lineage.
 
 Every write is atomic and the head moves last, so a step killed anywhere leaves the
 share consistent and running it again completes it. A day already on the chain is a
@@ -29,8 +30,8 @@ from trainer.errors import (
     PermanentError,
 )
 from trainer.evaluation import scoring
+from trainer.features.carried import carried_features
 from trainer.features.compute import FEATURE_COLUMNS
-from trainer.features.store import features_for_day
 from trainer.learners import DEFAULT_LEARNER, make_learner
 from trainer.lineage import Entry, Lineage, commit
 from trainer.replay import replay_command
@@ -132,7 +133,9 @@ def _train_and_commit(share: Share, day: dt.date, lineage: Lineage, learner: str
         model = load_checkpoint(share.root / head.checkpoint, head.sha256)
         learner_name, gap = head.learner, (day - head.date).days - 1
 
-    frame = features_for_day(share, day)
+    carried = carried_features(share, day, head.date if head else None,
+                               head.feature_state_sha256 if head else None)
+    frame = carried.features
     X, y = frame[FEATURE_COLUMNS].to_numpy(), frame["TX_FRAUD"].to_numpy()
     metrics: dict = {"transactions": int(len(y)), "frauds": int(y.sum())}
     if head is not None:
@@ -148,6 +151,9 @@ def _train_and_commit(share: Share, day: dt.date, lineage: Lineage, learner: str
     data = dump_model(model)
     checkpoint_sha = sha256_bytes(data)
     final = share.checkpoint(day)
+    state_final = share.feature_state(day)
+    state_tmp = write_temp(state_final, carried.state_bytes)
+    faults.fault_point("before_state_rename")
     tmp = write_temp(final, data)
     faults.fault_point("before_checkpoint_rename")
 
@@ -161,6 +167,10 @@ def _train_and_commit(share: Share, day: dt.date, lineage: Lineage, learner: str
                 f"content now on the share")
         if guard is not None:
             guard()
+        # The state first: no entry names it until the commit, and a rerun of this day
+        # writes it again (same inputs, same bytes).
+        publish_temp(state_tmp, state_final)
+        faults.fault_point("after_state")
         _keep_foreign_checkpoint(share, final, checkpoint_sha)
         publish_temp(tmp, final)
         faults.fault_point("after_checkpoint")
@@ -171,6 +181,7 @@ def _train_and_commit(share: Share, day: dt.date, lineage: Lineage, learner: str
         dataset_sha256=dataset_sha, learner=learner_name, metrics=metrics,
         versions=library_versions(), gap_days=max(gap, 0),
         committed_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        feature_state_sha256=carried.state_sha256,
     )
     faults.fault_point("before_commit")
     try:
@@ -178,10 +189,13 @@ def _train_and_commit(share: Share, day: dt.date, lineage: Lineage, learner: str
                          publish=check_and_publish)
     finally:
         tmp.unlink(missing_ok=True)
+        state_tmp.unlink(missing_ok=True)
     faults.fault_point("after_commit")
     write_reports(share, lineage)
     seconds = time.perf_counter() - started
-    log.info("trained %s in %.2fs (checkpoint %s)", day, seconds, checkpoint_sha[:12])
+    log.info("trained %s in %.2fs (checkpoint %s; features read %d days, %d bytes%s)", day,
+             seconds, checkpoint_sha[:12], len(carried.days_read), carried.bytes_read,
+             "" if carried.rebuilt is None else f"; state rebuilt: {carried.rebuilt}")
     return StepResult(day, StepStatus.TRAINED, checkpoint_sha, metrics, seconds,
                       entry.gap_days)
 

@@ -1,4 +1,4 @@
-"""The `plan` step: turn the `datasets` parameter into the fan-out and the chain.
+"""The `plan` step: turn the `datasets` parameter into the chain's batches of days.
 
 `plan` runs inside a pod as an Argo script template (its source is inlined into the
 YAML), so it uses the standard library only and imports nothing from fraudpipe. It is a
@@ -18,7 +18,7 @@ def plan(datasets: str, days_per_step: str, out_dir: str) -> dict:
     Args:
         datasets: `queued`, a JSON list of ISO dates, or dates separated by commas/spaces.
         days_per_step: how many consecutive requested days one training pod trains.
-        out_dir: directory receiving `mode`, `dates.json` and `batches.json`.
+        out_dir: directory receiving `mode` and `batches.json`.
 
     Returns:
         The plan: `mode` ("dates", "queued" or "empty"), `dates` (sorted, unique) and
@@ -71,8 +71,6 @@ def plan(datasets: str, days_per_step: str, out_dir: str) -> dict:
     os.makedirs(out_dir, exist_ok=True)
     with open(os.path.join(out_dir, "mode"), "w") as handle:
         handle.write(mode)
-    with open(os.path.join(out_dir, "dates.json"), "w") as handle:
-        json.dump(dates, handle)
     with open(os.path.join(out_dir, "batches.json"), "w") as handle:
         json.dump(batches, handle)
     result = {"mode": mode, "dates": dates, "batches": batches}

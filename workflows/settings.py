@@ -90,9 +90,6 @@ class WorkflowSettings(BaseModel):
     days_per_step: int = Field(default=1, ge=1, le=366)
     """Default number of days one training pod trains (batches amortise pod start-up)."""
 
-    features_parallelism: int = Field(default=4, ge=1, le=64)
-    """At most this many feature-preparation pods run at once."""
-
     retry_limit: int = Field(default=3, ge=0, le=10)
     """Retries after the first attempt (Argo's `limit` counts retries, not attempts)."""
 
@@ -113,9 +110,6 @@ class WorkflowSettings(BaseModel):
 
     step_deadline_seconds: int = Field(default=3600, ge=60)
     """activeDeadlineSeconds of one training pod (a batch of days)."""
-
-    features_deadline_seconds: int = Field(default=1800, ge=60)
-    """activeDeadlineSeconds of one feature-preparation pod."""
 
     workflow_deadline_seconds: int = Field(default=7 * 24 * 3600, ge=600)
     """activeDeadlineSeconds of a whole workflow (a 183-day backfill fits)."""

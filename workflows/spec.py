@@ -1,8 +1,10 @@
 """The training workflow's shape, built once with Hera and shared by every variant.
 
-Shape (ARCHITECTURE.md): `plan` -> features for every day in parallel (bounded) ->
-one training pod per batch of days, each inside its own chain link (a steps template),
-strictly in date order and one at a time under a mutex -> `report`. The controller rules
+Shape (ARCHITECTURE.md): `plan` -> one training pod per batch of days, each inside its
+own chain link (a steps template), strictly in date order and one at a time under a mutex
+-> `report`. There is no features stage: a step computes its day's features from the
+carried feature state, that day and a few boundary days (trainer/features/state.py), so a
+parallel stage would only repeat what the step does anyway. The controller rules
 this shape relies on are in docs/argo-rules.md. With `datasets=queued` the chain is replaced by one
 `fraudpipe worker --burst` pod that drains the Redis queue under the same mutex.
 
@@ -273,7 +275,6 @@ def add_templates(settings: WorkflowSettings) -> None:
         inputs=[Parameter(name="datasets"), Parameter(name="days-per-step")],
         outputs=[
             Parameter(name="mode", value_from=m.ValueFrom(path=f"{PLAN_DIR}/mode")),
-            Parameter(name="dates", value_from=m.ValueFrom(path=f"{PLAN_DIR}/dates.json")),
             Parameter(name="batches", value_from=m.ValueFrom(path=f"{PLAN_DIR}/batches.json")),
         ],
         security_context=container_security(),
@@ -285,17 +286,6 @@ def add_templates(settings: WorkflowSettings) -> None:
         termination_message_policy=TERMINATION_MESSAGE_POLICY,
         active_deadline_seconds="300",
         labels={STEP_LABEL: "plan"},
-    )
-    features_t = Container(
-        name="features",
-        command=["fraudpipe"],
-        args=["features", "--storage", storage, "--dataset", "{{inputs.parameters.date}}"],
-        inputs=[Parameter(name="date")],
-        env=common_env(),
-        active_deadline_seconds=str(settings.features_deadline_seconds),
-        labels={STEP_LABEL: "features", FIRST_DAY_LABEL: "{{inputs.parameters.date}}",
-                LAST_DAY_LABEL: "{{inputs.parameters.date}}"},
-        **step_template(settings),
     )
     train_t = Container(
         name="train-batch",
@@ -331,11 +321,6 @@ def add_templates(settings: WorkflowSettings) -> None:
         **step_template(settings),
     )
 
-    with Steps(name="prepare-features", inputs=[Parameter(name="dates")],
-               parallelism=settings.features_parallelism) as prepare_t:
-        Step(name="features", template=features_t, arguments={"date": "{{item}}"},
-             with_param="{{inputs.parameters.dates}}")
-
     # One link of the chain: a steps template whose single step calls the retried pod.
     # The loop below then counts this Steps node, which stays Running through the pod's
     # backoff and fails only when its retries are spent; a directly retried leaf would not
@@ -367,9 +352,6 @@ def add_templates(settings: WorkflowSettings) -> None:
         Step(name="plan", template=plan_t, arguments={
             "datasets": "{{workflow.parameters.datasets}}",
             "days-per-step": "{{workflow.parameters.days-per-step}}"})
-        Step(name="prepare-features", template=prepare_t,
-             when="{{steps.plan.outputs.parameters.mode}} == dates",
-             arguments={"dates": "{{steps.plan.outputs.parameters.dates}}"})
         with main_t.parallel():
             Step(name="train-chain", template=chain_t,
                  when="{{steps.plan.outputs.parameters.mode}} == dates",

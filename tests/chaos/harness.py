@@ -21,7 +21,7 @@ from pathlib import Path
 from trainer.faults import PAUSED
 from trainer.lineage import Lineage, verify
 from trainer.queue.work_queue import WorkQueue
-from trainer.storage import Share, create_share
+from trainer.storage import Share, create_share, sha256_file
 
 START = dt.date(2018, 4, 1)
 REPO = Path(__file__).resolve().parents[2]
@@ -127,6 +127,11 @@ def check_invariant(root: Path, queue: WorkQueue, pushed: list[dt.date],
     assert not lost, f"lost datasets: {lost}"
     assert not both, f"trained and dead-lettered: {both}"
     assert all(reason for reason, _ in dead.values()), f"dead entry without a reason: {dead}"
+    # the head's feature state is the one its entry records (kills at the state write too)
+    head = lineage.head_entry
+    if head is not None:
+        assert sha256_file(share.feature_state(head.date)) == head.feature_state_sha256, (
+            f"feature state of the head {head.date} does not match its entry")
     assert stats.pending == 0 and not stats.leased, f"queue not quiet: {stats}"
     executions = 0
     for log in logs or []:
@@ -136,7 +141,8 @@ def check_invariant(root: Path, queue: WorkQueue, pushed: list[dt.date],
 
 
 #: Crash points of the step (trainer.faults) hit at random in every chaos worker.
-CHAOS_FAULTS = "before_checkpoint_rename:0.08,after_checkpoint:0.08,after_commit:0.08"
+CHAOS_FAULTS = ("before_checkpoint_rename:0.08,after_state:0.08,after_checkpoint:0.08,"
+                "after_commit:0.08")
 
 
 @dataclass

@@ -79,7 +79,7 @@ class LocalPods:
 
 
 #: Seconds each pod runs in the simulated cluster.
-DURATIONS = {"plan": 20, "features": 90, "train-batch": 15 * 60, "report": 60}
+DURATIONS = {"plan": 20, "train-batch": 15 * 60, "report": 60}
 
 
 def fraudpipe(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -125,20 +125,22 @@ def test_rendered_workflow_survives_preemptions_and_trains_the_same_lineage(inge
                             {"datasets": json.dumps(days), "days-per-step": "3"}, pods, cluster)
     outcome = controller.run()
     fraudpipe("train", "--storage", str(local_share))
-    # THEN the workflow succeeded: plan, 10 feature pods, the chain with two retries, report
+    # THEN the workflow succeeded: plan, the chain with two retries, report (no features
+    # stage: each step computes its day's features from the carried state)
     assert outcome.phase == "Succeeded", controller.summary()
     started = [(p.template, p.inputs.get("first"), p.retries) for p in controller.pods]
-    assert started == ([("plan", None, 0)] + [("features", None, 0)] * 10
+    assert started == ([("plan", None, 0)]
                        + [("train-batch", "2018-04-01", 0), ("train-batch", "2018-04-04", 0),
                           ("train-batch", "2018-04-04", 1), ("train-batch", "2018-04-04", 2),
                           ("train-batch", "2018-04-07", 0), ("train-batch", "2018-04-10", 0),
                           ("report", None, 0)])
     # the third attempt ran off Spot, by affinity; preempted attempts never ran their command
-    third = controller.pods[14]
+    third = controller.pods[4]
     assert third.pool.name == "on-demand" and not fits(third.spec, SPOT_POOL)
     assert [name for name, _ in pods.argvs].count("train-batch") == 4
-    assert pods.argvs[11][1][:2] == ["sh", "-c"]
-    assert all((argo_share / "features" / f"{day}.parquet").is_file() for day in days)
+    assert pods.argvs[1][1][:2] == ["sh", "-c"]
+    assert all((argo_share / "output" / "feature_state" / f"{day}.parquet").is_file()
+               for day in days)
     # and both lineages hold the same checkpoints, link for link, in date order
     argo_chain, local_chain = chain(argo_share), chain(local_share)
     assert [date for date, _ in argo_chain] == days

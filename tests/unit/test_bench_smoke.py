@@ -41,12 +41,16 @@ def test_step_measures_fraudpipe_the_sample_and_the_floor(results):
     step = _load(results, "step")
     (size,) = step["sizes"]
     assert size["transactions"] > 1000 and size["history_rows"] > size["transactions"]
-    for case in ("fraudpipe", "fraudpipe_features_cached", "sample", "floor"):
+    for case in ("fraudpipe", "fraudpipe_raw_history", "sample", "floor", "read_history"):
         figures = size[case]
         assert figures["median_seconds"] > 0 and figures["tx_per_s"] > 0
         assert figures["median_peak_rss_mib"] >= figures["import_rss_mib"] > 10
         assert len(figures["runs"]) == 1
-    assert size["step_over_floor"] > 0
+    assert size["fraudpipe_over_floor"] > 0
+    # the carried state reads D and its boundary days, the raw path all 38 days
+    assert size["days_read"]["fraudpipe"] < size["days_read"]["fraudpipe_raw_history"]
+    assert 0 < size["bytes_read"]["fraudpipe"] < size["bytes_read"]["fraudpipe_raw_history"]
+    assert size["state"]["bytes_per_entity"] > 0 and size["state"]["rebuilt"] is None
 
 
 def test_history_measures_each_day_on_a_growing_chain(results):

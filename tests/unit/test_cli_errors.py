@@ -27,7 +27,6 @@ D = [dt.date(2018, 4, 1) + dt.timedelta(days=i) for i in range(10)]
 SHARE_COMMANDS = {
     "train": [],
     "step": ["--dataset", "2018-04-01"],
-    "features": ["--dataset", "2018-04-01"],
     "lineage": [],
     "report": [],
     "evaluate": ["--checkpoint", "2018-04-01", "--test-start", "2018-04-02"],

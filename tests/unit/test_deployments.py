@@ -631,7 +631,7 @@ def test_entrypoint_is_the_cli_and_the_templates_commands_exist():
         container = t.get("container") or {}
         if container.get("command") == ["fraudpipe"]:
             used.add(container["args"][0])
-    assert used >= {"features", "step", "worker", "report"}
+    assert used >= {"step", "worker", "report"}
     assert used <= commands
 
 

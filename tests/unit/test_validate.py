@@ -51,7 +51,7 @@ def _unknown_template_key(doc):
 
 
 def _unknown_container_key(doc):
-    i = template_index(doc, "features")
+    i = template_index(doc, "report")
     doc["spec"]["templates"][i]["container"]["securityContext"]["readOnlyRootFS"] = True
     return (f"$.spec.templates[{i}].container.securityContext.readOnlyRootFS",
             "unknown key 'readOnlyRootFS'")
@@ -65,7 +65,7 @@ def _singular_mutex(doc):
 
 
 def _wrong_type_parallelism(doc):
-    i = template_index(doc, "prepare-features")
+    i = template_index(doc, "train-chain")
     doc["spec"]["templates"][i]["parallelism"] = "four"
     return f"$.spec.templates[{i}].parallelism", "is not of type 'integer'"
 

@@ -24,17 +24,16 @@ def templates_by_name(workflow) -> dict:
     return {t["name"]: t for t in workflow.to_dict()["spec"]["templates"]}
 
 
-def test_main_runs_plan_then_fanout_then_chain_then_report():
+def test_main_runs_plan_then_chain_then_report_with_no_features_stage():
+    # The step computes its features from the carried state: no stage precomputes them.
     main = templates_by_name(train_template.w)["main"]
     groups = [[step["name"] for step in group] for group in main["steps"]]
-    assert groups == [["plan"], ["prepare-features"], ["train-chain", "drain-queue"], ["report"]]
+    assert groups == [["plan"], ["train-chain", "drain-queue"], ["report"]]
+    assert not any("features" in name for name in templates_by_name(train_template.w))
 
 
-def test_fanout_is_bounded_and_chain_is_serial_under_a_mutex():
+def test_chain_is_serial_under_a_mutex():
     templates = templates_by_name(train_template.w)
-    assert templates["prepare-features"]["parallelism"] == WorkflowSettings().features_parallelism
-    (features_step,) = templates["prepare-features"]["steps"][0]
-    assert features_step["withParam"] == "{{inputs.parameters.dates}}"
     chain = templates["train-chain"]
     assert chain["parallelism"] == 1
     assert chain["failFast"] is True
@@ -53,7 +52,7 @@ def test_every_pod_template_is_hardened_and_retried():
     assert spec["securityContext"]["runAsNonRoot"] is True
     assert spec["serviceAccountName"] == "fraudpipe-workflow"
     pods = [t for t in spec["templates"] if "container" in t or "script" in t]
-    assert {t["name"] for t in pods} == {"plan", "features", "train-batch", "drain-queue", "report"}
+    assert {t["name"] for t in pods} == {"plan", "train-batch", "drain-queue", "report"}
     for template in pods:
         body = template.get("container") or template["script"]
         security = body["securityContext"]

@@ -43,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"superseded checkpoint (kept by replay): {item}")
     for q in report.quarantine:
         print(f"quarantined: {q['file']}: {q['reason']}")
+    print(f"head feature state: {report.feature_state}")
     print(f"{len(report.temp_files)} temp file(s), {len(report.orphan_checkpoints)} orphan "
           f"checkpoint(s), {len(report.quarantine)} quarantined file(s)"
           + ("" if args.clean or not (report.temp_files or report.orphan_checkpoints)

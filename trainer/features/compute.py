@@ -26,8 +26,13 @@ pandas' rolling over the rows sorted by (TX_DATETIME, TRANSACTION_ID) and does n
 on the order of the input rows. Terminal windows end a week before ``t``, so they have no
 such ambiguity. The reference implementation in ``tests/unit/test_features.py`` pins this.
 
-This module is pure computation on frames and arrays; reading the history from the share
-and the features cache live in `trainer.features.store`.
+This module is pure computation on frames and arrays, and the reference for the carried
+state of `trainer.features.state`; reading the history from the share and the features
+cache live in `trainer.features.store`.
+
+Window amount sums are double-double differences of compensated prefix sums
+(`trainer.features.exact_sums`): a plain cumulative sum over millions of rows would lose
+bits in proportion to the running total, not to the window.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ import numpy as np
 import pandas as pd
 
 from trainer.errors import DatasetValidationError
+from trainer.features.exact_sums import prefix_sums, range_sums, rounded
 
 #: Bump whenever a definition below changes: cached features of another version are ignored.
 FEATURES_VERSION = "1"
@@ -105,7 +111,7 @@ def _day_bounds_ns(day: dt.date) -> tuple[int, int]:
     return start, start + NS_PER_DAY
 
 
-def _time_order(times: np.ndarray, transaction_ids: np.ndarray) -> np.ndarray | None:
+def time_order(times: np.ndarray, transaction_ids: np.ndarray) -> np.ndarray | None:
     """Row numbers sorted by (time, transaction id), or None if the rows already are.
 
     Ingest writes every day sorted by (TX_DATETIME, TRANSACTION_ID) and the history joins
@@ -153,7 +159,7 @@ def _entity_codes(ids: pd.Series | np.ndarray) -> tuple[np.ndarray, int]:
     return codes, count
 
 
-def _entity_order(codes: np.ndarray, code_count: int) -> tuple[np.ndarray, np.ndarray]:
+def entity_order(codes: np.ndarray, code_count: int) -> tuple[np.ndarray, np.ndarray]:
     """Rows sorted by (entity, time), and their keys ``code * rows + row``.
 
     The rows must be in time order (row number = time rank), so a stable sort on the code
@@ -175,6 +181,14 @@ def _first_after(
     """
     bounds = query_codes * len(sorted_keys) + rows_not_after
     return np.searchsorted(sorted_keys, bounds, side="left")
+
+
+def calendar_columns(times: np.ndarray) -> dict[str, np.ndarray]:
+    """TX_DURING_WEEKEND and TX_DURING_NIGHT of int64-nanosecond times."""
+    return {
+        "TX_DURING_WEEKEND": (((times // NS_PER_DAY) + EPOCH_WEEKDAY) % 7 >= 5).astype(float),
+        "TX_DURING_NIGHT": ((times % NS_PER_DAY) // NS_PER_HOUR <= NIGHT_LAST_HOUR).astype(float),
+    }
 
 
 def _compute(
@@ -204,7 +218,7 @@ def _compute(
     (customer_codes, customer_count), (terminal_codes, terminal_count) = customers, terminals
     # Work on the rows ranked by (time, transaction id): the tie order pandas' rolling would
     # see on rows sorted that way. From here on a row number is its time rank.
-    by_time = _time_order(times, transaction_ids)
+    by_time = time_order(times, transaction_ids)
     if by_time is not None:
         times, amounts, frauds = times[by_time], amounts[by_time], frauds[by_time]
         customer_codes, terminal_codes = customer_codes[by_time], terminal_codes[by_time]
@@ -218,14 +232,12 @@ def _compute(
     def rows_not_after(days_back: int) -> np.ndarray:
         return np.searchsorted(times, t - days_back * NS_PER_DAY, side="right")
 
-    columns: dict[str, np.ndarray] = {}
-    columns["TX_DURING_WEEKEND"] = (((t // NS_PER_DAY) + EPOCH_WEEKDAY) % 7 >= 5).astype(float)
-    columns["TX_DURING_NIGHT"] = ((t % NS_PER_DAY) // NS_PER_HOUR <= NIGHT_LAST_HOUR).astype(float)
+    columns = calendar_columns(t)
 
     # Customers: a row's window ends at the row itself, so ties with a larger transaction id
     # are excluded, as in pandas' rolling.
-    order, keys = _entity_order(customer_codes, customer_count)
-    amount_sums = np.concatenate(([0.0], np.cumsum(amounts[order])))
+    order, keys = entity_order(customer_codes, customer_count)
+    amount_sums = prefix_sums(amounts[order])
     codes = customer_codes[target_ranks]
     query_order = np.argsort(codes * rows + target_ranks)
     codes = codes[query_order]
@@ -237,11 +249,10 @@ def _compute(
         count = end - start
         columns[f"CUSTOMER_ID_NB_TX_{n}DAY_WINDOW"] = count.astype(float)
         columns[f"CUSTOMER_ID_AVG_AMOUNT_{n}DAY_WINDOW"] = (
-            amount_sums[end] - amount_sums[start]
-        ) / count
+            rounded(*range_sums(*amount_sums, start, end)) / count)
 
     # Terminals: windows (t - (d + n), t - d]; both ends are binary searches.
-    order, keys = _entity_order(terminal_codes, terminal_count)
+    order, keys = entity_order(terminal_codes, terminal_count)
     fraud_sums = np.concatenate(([0.0], np.cumsum(frauds[order])))
     codes = terminal_codes[target_ranks]
     query_order = np.argsort(codes * rows + target_ranks)
@@ -264,14 +275,15 @@ def _compute(
     return target_rows, columns
 
 
-def _features_frame(identity: pd.DataFrame, columns: dict[str, np.ndarray]) -> pd.DataFrame:
+def features_frame(identity: pd.DataFrame, columns: dict[str, np.ndarray]) -> pd.DataFrame:
     """The result frame: `identity` with the features appended, sorted by TRANSACTION_ID.
 
     `identity` holds the ``INPUT_COLUMNS`` of the target rows, in the order of `columns`.
     """
-    result = identity.reset_index(drop=True)
-    for name in FEATURE_COLUMNS[1:]:
-        result[name] = columns[name]
+    identity = identity.reset_index(drop=True)
+    # One concat, not a column insert per feature: pandas re-checks the index on each.
+    features = pd.DataFrame({name: columns[name] for name in FEATURE_COLUMNS[1:]})
+    result = pd.concat([identity, features], axis=1)
     return result.sort_values("TRANSACTION_ID", kind="stable", ignore_index=True)
 
 
@@ -286,7 +298,7 @@ def _compute_frame(frame: pd.DataFrame, target: np.ndarray) -> pd.DataFrame:
         _entity_codes(frame["TERMINAL_ID"]),
         target,
     )
-    return _features_frame(frame.iloc[target_rows][INPUT_COLUMNS], columns)
+    return features_frame(frame.iloc[target_rows][INPUT_COLUMNS], columns)
 
 
 def _tie_keys(transaction_ids: np.ndarray) -> np.ndarray:
@@ -296,7 +308,7 @@ def _tie_keys(transaction_ids: np.ndarray) -> np.ndarray:
     return pd.factorize(transaction_ids, sort=True)[0].astype(np.int64)
 
 
-def _first_repeated_row(transaction_ids: pd.Series) -> int | None:
+def first_repeated_row(transaction_ids: pd.Series) -> int | None:
     """The first row whose transaction id an earlier row already has, or None.
 
     Ids are normally a dense int64 range (the simulator numbers transactions in order):
@@ -328,7 +340,7 @@ def _prepare(transactions: pd.DataFrame, what: str) -> pd.DataFrame:
         if frame[name].isna().any():
             row = int(np.flatnonzero(frame[name].isna().to_numpy())[0])
             raise DatasetValidationError(f"{what}: row {row}: {name} is missing; expected a number")
-    repeated = _first_repeated_row(frame["TRANSACTION_ID"])
+    repeated = first_repeated_row(frame["TRANSACTION_ID"])
     if repeated is not None:
         row = repeated
         raise DatasetValidationError(
@@ -400,7 +412,7 @@ def features_of_columns(columns: dict[str, np.ndarray], day: dt.date) -> pd.Data
     """
     times = columns["TX_DATETIME"].view(np.int64)
     amounts = columns["TX_AMOUNT"]
-    if np.isnan(amounts).any() or _first_repeated_row(
+    if np.isnan(amounts).any() or first_repeated_row(
             pd.Series(columns["TRANSACTION_ID"])) is not None:
         return None
     start, end = _day_bounds_ns(day)
@@ -414,4 +426,4 @@ def features_of_columns(columns: dict[str, np.ndarray], day: dt.date) -> pd.Data
         (times >= start) & (times < end),
     )
     identity = pd.DataFrame({name: columns[name][target_rows] for name in INPUT_COLUMNS})
-    return _features_frame(identity, computed)
+    return features_frame(identity, computed)

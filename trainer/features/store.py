@@ -1,9 +1,11 @@
-"""Features on the share: a day's history read from its datasets, and the features cache.
+"""Features on the share from the raw history: the reference path, and the features cache.
 
-``features_for_day`` is what a training step calls: it returns the cached
+``features_for_day`` computes a day's features (``trainer.features.compute``) from its
+dataset and the ``HISTORY_DAYS`` days before it, or returns the cached
 ``features/<date>.parquet`` when it records the same ``FEATURES_VERSION`` and the same
-input hashes, and otherwise computes the features (``trainer.features.compute``) from the
-day's dataset and the ``HISTORY_DAYS`` days before it.
+input hashes. The evaluation uses it for its testing days, and a training step's features
+(``trainer.features.carried``, from the carried state) must equal it; the step rebuilds its
+state through the same reading of the history.
 """
 
 from __future__ import annotations
@@ -90,24 +92,36 @@ def check_history(share: Share, day: dt.date) -> dict[str, str]:
     hashes = {}
     for d in history_days(day):
         path = share.training_dataset(d)
-        recorded = manifest.get(manifest_key("training", d), {})
-        expected = recorded.get("dataset_sha256")
-        if expected is None:
-            if path.is_file():  # on the share but not in the manifest (copied by hand)
-                hashes[d.isoformat()] = sha256_file(path)
-            continue
         found = sha256_file(path) if path.is_file() else None
-        if found != expected:
-            what = "is missing" if found is None else (
-                f"has sha256 {found[:12]}..., the ingest manifest records {expected[:12]}...")
-            source = recorded.get("source", "<its source file>")
-            raise IncompleteHistoryError(
-                f"{path} {what}; {day}'s features need every ingested day of their "
-                f"{HISTORY_DAYS}-day history. Re-ingest {d} from its source {source} (named in "
-                f"{share.ingest_manifest}): fraudpipe ingest --source <dir>/{source} "
-                f"--storage {share.root}")
-        hashes[d.isoformat()] = expected
+        checked = verified_sha256(share, manifest, d, found, needed_by=day)
+        if checked is not None:
+            hashes[d.isoformat()] = checked
     return hashes
+
+
+def verified_sha256(share: Share, manifest: dict[str, dict], d: dt.date, found: str | None,
+                    *, needed_by: dt.date) -> str | None:
+    """Day `d`'s dataset sha256 after checking the file's `found` sha256 against `manifest`.
+
+    Returns None for a day that is neither listed nor on the share (never ingested); a day
+    on the share that the manifest does not list (copied by hand) counts with its `found`.
+
+    Raises:
+        IncompleteHistoryError: the manifest lists `d` and its file is missing or changed.
+    """
+    recorded = manifest.get(manifest_key("training", d), {})
+    expected = recorded.get("dataset_sha256")
+    if expected is None or found == expected:
+        return found
+    path = share.training_dataset(d)
+    what = "is missing" if found is None else (
+        f"has sha256 {found[:12]}..., the ingest manifest records {expected[:12]}...")
+    source = recorded.get("source", "<its source file>")
+    raise IncompleteHistoryError(
+        f"{path} {what}; {needed_by}'s features need every ingested day of their "
+        f"{HISTORY_DAYS}-day history. Re-ingest {d} from its source {source} (named in "
+        f"{share.ingest_manifest}): fraudpipe ingest --source <dir>/{source} "
+        f"--storage {share.root}")
 
 
 def _history_tables(share: Share, day: dt.date) -> list[pa.Table]:
