@@ -303,7 +303,8 @@ class WorkQueue:
         leased = []
         for day, raw in sorted(holders.items()):
             info = json.loads(raw)
-            leased.append(LeasedItem(day, info["holder"], _from_ms(info["deadline"])))
+            leased.append(LeasedItem(dt.date.fromisoformat(day), info["holder"],
+                                     _from_ms(info["deadline"])))
         return QueueStats(pending=pending + legacy, leased=leased, dead=dead, done=done)
 
     def dead(self) -> list[tuple[str, str, int]]:
