@@ -123,7 +123,7 @@ def test_a_due_schedule_creates_a_run_that_the_worker_completes(tmp_path: Path) 
         assert run["work_pool_name"] == PROCESS_POOL
         # AND it trained both days and published its artifacts
         chain = verify(Share.at(run_dir.share))
-        assert [entry.day for entry in chain] == [dt.date(2018, 4, 1), dt.date(2018, 4, 2)]
+        assert [entry.date for entry in chain] == [dt.date(2018, 4, 1), dt.date(2018, 4, 2)]
         artifacts = _api(server, "POST", "/artifacts/filter",
                          json={"artifacts": {"flow_run_id": {"any_": [first["id"]]}}})
         markdown = [a["data"] for a in artifacts if a["type"] == "markdown"]
