@@ -110,7 +110,9 @@ def test_readme_block_runs_as_written(block, local_run):
 def test_the_runnable_blocks_do_what_the_readme_says(local_run):
     proc, tmp, before, after = local_run
     assert proc.returncode == 0, proc.stderr[-4000:]
-    [scratch] = [p for p in tmp.iterdir() if p.is_dir()]  # the walk-through's $W
+    scratches = [p for p in tmp.iterdir() if p.is_dir()]
+    [scratch] = [p for p in scratches if not (p / "export").exists()]  # the walk-through's $W
+    [bank] = [p for p in scratches if (p / "export").exists()]  # Your own data's $B
     share = scratch / "share"
     # the sample-shaped pickles were ingested, four days trained, the test day scored
     assert (share / "fraudpipe-share.json").is_file()
@@ -122,6 +124,16 @@ def test_the_runnable_blocks_do_what_the_readme_says(local_run):
     assert f"{scratch}/shaer does not exist" in proc.stderr
     assert "the test window is 7 day(s) (the default)" in proc.stderr
     assert proc.stdout.count("exit status 3") == 2
+    # the bank export arrived unlabelled; its first three days were completed by the 7-day
+    # rule and trained, the seven others scored on arrival by the head (every day but the
+    # first, which no model preceded)
+    arrived = sorted(p.stem for p in (bank / "share/datasets/arrived").glob("*.parquet"))
+    assert len(arrived) == 10 and arrived[0] == "2018-04-25"
+    trained = sorted(p.stem for p in (bank / "share/datasets/training").glob("*.parquet"))
+    assert trained == arrived[:3]
+    scored = sorted(p.stem for p in (bank / "share/output/scores").glob("*.parquet"))
+    assert scored == arrived[1:]
+    assert "card card-" in proc.stdout and "awaiting labels" in proc.stdout
     # nothing was written into the repository
     assert after == before
 
