@@ -37,7 +37,7 @@ from trainer.features.state import (
     rolls_from,
     to_parquet,
 )
-from trainer.features.store import verified_sha256
+from trainer.features.store import history_days, verified_sha256
 from trainer.storage import Share, sha256_bytes
 
 log = logging.getLogger(__name__)
@@ -159,6 +159,18 @@ def _day_columns(share: Share, manifest: dict[str, dict], d: dt.date, for_day: d
     return columns, len(data)
 
 
+def _check_present(share: Share, manifest: dict[str, dict], day: dt.date) -> None:
+    """Stop when an ingested day of `day`'s 37-day history is gone from the share.
+
+    The state already holds those days, so the features would not change; but the share is
+    the record (a replay or a rebuild reads them again), and a lost file is caught here, at
+    the cost of one stat per day. Only the days the step reads have their sha256 checked.
+    """
+    for d in history_days(day):
+        if not share.training_dataset(d).is_file():
+            verified_sha256(share, manifest, d, None, needed_by=day)
+
+
 def carried_features(share: Share, day: dt.date, head_day: dt.date | None,
                      head_state_sha256: str | None) -> CarriedFeatures:
     """`day`'s features from the head's state, and the state to commit with `day`.
@@ -178,6 +190,7 @@ def carried_features(share: Share, day: dt.date, head_day: dt.date | None,
                                      f"for {day.isoformat()}; ingest it first (fraudpipe "
                                      f"ingest)")
     manifest = read_manifest(share)
+    _check_present(share, manifest, day)
     state, why = load_state(share, head_day, head_state_sha256, manifest)
     if why is not None and head_day is not None:
         log.warning("feature state: rebuilding %s's from the raw history: %s", day, why)
