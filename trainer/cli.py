@@ -11,10 +11,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
-import os
 import sys
 from importlib.metadata import PackageNotFoundError, entry_points, version
-from typing import NoReturn
 
 from trainer.errors import FraudpipeError, storage_error
 
@@ -92,21 +90,5 @@ def main(argv: list[str] | None = None) -> int:
         return translated.exit_code
 
 
-def run() -> NoReturn:
-    """The `fraudpipe` console script: `main`, then exit at once with its code.
-
-    Exit codes are the contract with Argo's retry rules and the worker (3 permanent,
-    5 retryable). Native libraries' thread pools can abort the interpreter's teardown
-    ("terminate called without an active exception", SIGABRT), seen once after a step
-    had already printed its error: leaving with `os._exit` after flushing skips that
-    teardown, so the code the command chose is the one the caller sees.
-    """
-    code = main()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    logging.shutdown()
-    os._exit(code)
-
-
 if __name__ == "__main__":
-    run()
+    sys.exit(main())

@@ -618,7 +618,7 @@ def test_entrypoint_is_the_cli_and_the_templates_commands_exist():
     instructions = dockerfile_instructions()
     entrypoint = json.loads(next(a for i, a in instructions if i == "ENTRYPOINT"))
     assert entrypoint == ["fraudpipe"]
-    assert pyproject()["project"]["scripts"]["fraudpipe"] == "trainer.cli:run"
+    assert pyproject()["project"]["scripts"]["fraudpipe"] == "trainer.cli:main"
     commands = set(next(a for a in build_parser()._actions
                         if a.__class__.__name__ == "_SubParsersAction").choices)
     cmd = json.loads(next(a for i, a in instructions if i == "CMD"))
