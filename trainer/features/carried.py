@@ -22,9 +22,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from trainer.data.ingest import manifest_key, read_manifest
+from trainer.data.parquet import table_from_bytes
 from trainer.errors import DatasetValidationError
 from trainer.features.compute import first_repeated_row
 from trainer.features.state import (
@@ -124,7 +124,7 @@ def _day_columns(share: Share, manifest: dict[str, dict], d: dt.date, for_day: d
         return None, 0
     verified_sha256(share, manifest, d, sha256_bytes(data), needed_by=for_day)
     try:
-        table = pq.read_table(pa.BufferReader(data), columns=names)
+        table = table_from_bytes(data, names)
     except (pa.ArrowException, OSError, KeyError) as exc:
         raise DatasetValidationError(f"{path}: cannot read columns {names} as Parquet: "
                                      f"{exc}") from exc

@@ -47,6 +47,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from trainer.data.parquet import table_from_bytes
 from trainer.errors import DatasetValidationError
 from trainer.features.compute import (
     CUSTOMER_WINDOWS_DAYS,
@@ -669,7 +670,7 @@ def from_parquet(data: bytes, what: str) -> FeatureState:
         DatasetValidationError: `data` is not a state of this format and features version.
     """
     try:
-        table = pq.read_table(pa.BufferReader(data))
+        table = table_from_bytes(data)
         record = json.loads((table.schema.metadata or {})[STATE_METADATA_KEY])
     except (pa.ArrowException, OSError, KeyError, ValueError) as exc:
         raise DatasetValidationError(f"{what}: not a feature state file: {exc}") from exc
