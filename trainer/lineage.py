@@ -21,7 +21,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from trainer.errors import HeadMovedError, LineageDamagedError, LineageError
-from trainer.storage import Share, atomic_write_text, file_lock, sha256_file
+from trainer.storage import Share, atomic_write_text, file_lock, records_json, sha256_file
 
 FORMAT = 1
 
@@ -63,7 +63,10 @@ class Entry:
 
     def to_json(self) -> dict:
         """The entry as stored in `lineage.json` (the date as YYYY-MM-DD)."""
-        return {**dataclasses.asdict(self), "date": self.date.isoformat()}
+        # not dataclasses.asdict: its deep copy of every entry's metrics costs more than
+        # the encoding, and the whole lineage is written after every step
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)} | {
+            "date": self.date.isoformat(), "status": str(self.status)}
 
 
 @dataclass
@@ -103,9 +106,8 @@ class Lineage:
 
     def save(self, share: Share) -> None:
         """Write `lineage.json` atomically (callers hold the lineage lock)."""
-        data = {"format": FORMAT, "head": self.head,
-                "entries": [e.to_json() for e in self.entries]}
-        atomic_write_text(share.lineage, json.dumps(data, indent=1, sort_keys=True) + "\n")
+        atomic_write_text(share.lineage, records_json(
+            {"format": FORMAT, "head": self.head}, "entries", [e.to_json() for e in self.entries]))
 
     def by_sha(self, sha256: str) -> Entry | None:
         """The latest entry for the checkpoint `sha256`, or None."""

@@ -12,7 +12,6 @@ commit and the report leaves nothing inconsistent: the next step rewrites them.
 from __future__ import annotations
 
 import datetime as dt
-import json
 
 import numpy as np
 import pandas as pd
@@ -20,7 +19,7 @@ import pandas as pd
 from trainer.errors import FraudpipeError
 from trainer.evaluation.scoring import TOP_CARDS
 from trainer.lineage import Entry, Lineage
-from trainer.storage import Share, atomic_write_text
+from trainer.storage import Share, atomic_write_text, records_json
 
 
 def _fmt(value) -> str:
@@ -57,18 +56,19 @@ def entry_text(entry: Entry) -> str:
     return "\n".join(lines) + "\n"
 
 
+def report_steps(lineage: Lineage) -> list[dict]:
+    """The report's steps: one per day of the chain with its metrics, in date order."""
+    return [
+        {"date": e.date.isoformat(), "checkpoint": e.checkpoint, "sha256": e.sha256,
+         "dataset": f"datasets/training/{e.date}.parquet", "learner": e.learner,
+         "gap_days": e.gap_days, "committed_at": e.committed_at, "metrics": e.metrics}
+        for e in lineage.chain()
+    ]
+
+
 def report_json(lineage: Lineage) -> dict:
-    """The report as JSON: the head and one entry per day of the chain with its metrics."""
-    chain = lineage.chain()
-    return {
-        "head": lineage.head,
-        "steps": [
-            {"date": e.date.isoformat(), "checkpoint": e.checkpoint, "sha256": e.sha256,
-             "dataset": f"datasets/training/{e.date}.parquet", "learner": e.learner,
-             "gap_days": e.gap_days, "committed_at": e.committed_at, "metrics": e.metrics}
-            for e in chain
-        ],
-    }
+    """The report as JSON: the head and `report_steps`."""
+    return {"head": lineage.head, "steps": report_steps(lineage)}
 
 
 def write_reports(share: Share, lineage: Lineage | None = None) -> None:
@@ -77,7 +77,7 @@ def write_reports(share: Share, lineage: Lineage | None = None) -> None:
     text = "\n".join(entry_text(e) for e in lineage.chain())
     atomic_write_text(share.report_txt, text)
     atomic_write_text(share.report_json,
-                      json.dumps(report_json(lineage), indent=1, sort_keys=True) + "\n")
+                      records_json({"head": lineage.head}, "steps", report_steps(lineage)))
 
 
 def _card_id(value) -> int | str:
