@@ -51,6 +51,18 @@ def positive_int(text: str) -> int:
     return value
 
 
+def command_parser(sub, run, name: str, *, creates: bool = False,
+                   **kwargs) -> argparse.ArgumentParser:
+    """Sub-command `name`'s parser, with --storage (see `add_storage`) and `run` as handler.
+
+    `kwargs` go to `add_parser` (help, description).
+    """
+    parser = sub.add_parser(name, **kwargs)
+    add_storage(parser, creates=creates)
+    parser.set_defaults(func=run)
+    return parser
+
+
 def add_storage(parser: argparse.ArgumentParser, creates: bool = False) -> None:
     """The --storage option; `creates` for the commands that may create a new share."""
     env = os.environ.get("FRAUDPIPE_STORAGE")

@@ -4,20 +4,19 @@ from __future__ import annotations
 
 import argparse
 
-from trainer.commands._common import add_storage, print_json, share_of
+from trainer.commands._common import command_parser, print_json, share_of
 
 
 def add_parser(sub) -> None:
     """Register `fraudpipe days` on the CLI."""
-    parser = sub.add_parser(
+    parser = command_parser(
+        sub, run,
         "days", help="list each day: arrived, labels received, scored by, trained",
         description="One line per day on the share, read from its files: whether it "
                     "arrived without labels, how many labels came since, how it became a "
                     "training dataset (arrived labelled, all labelled, N-day rule), which "
                     "checkpoint scored it, and whether it is trained.")
-    add_storage(parser)
     parser.add_argument("--json", action="store_true", help="print the days as JSON")
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

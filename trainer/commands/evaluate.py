@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 
-from trainer.commands._common import add_storage, date_arg, positive_int, print_json, share_of
+from trainer.commands._common import command_parser, date_arg, positive_int, print_json, share_of
 from trainer.errors import DatasetValidationError, PermanentError
 from trainer.storage import Share
 
@@ -15,13 +15,13 @@ KNOWN_WINDOW_DAYS = 7
 
 def add_parser(sub) -> None:
     """Register `fraudpipe evaluate` on the CLI."""
-    parser = sub.add_parser(
+    parser = command_parser(
+        sub, run,
         "evaluate", help="score test days with a checkpoint, the handbook's protocol",
         description="Known-compromised cards filtered (frauds in the known window up to the "
                     "checkpoint's day, plus the delay days revealed one per test day); ROC "
                     "AUC, average precision and Card Precision@100 (the fraud-detection "
                     "handbook, chapter 5). Every day of the test window must be ingested.")
-    add_storage(parser)
     parser.add_argument("--checkpoint", metavar="DATE", type=date_arg, required=True,
                         help="the day whose checkpoint scores the test days")
     parser.add_argument("--test-start", metavar="DATE", type=date_arg, required=True,
@@ -32,7 +32,6 @@ def add_parser(sub) -> None:
                         metavar="N", help="days up to the checkpoint whose frauds are known "
                                           f"(default {KNOWN_WINDOW_DAYS})")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.set_defaults(func=run)
 
 
 def check_test_window(share: Share, test_start: dt.date, test_days: int) -> None:

@@ -4,23 +4,22 @@ from __future__ import annotations
 
 import argparse
 
-from trainer.commands._common import add_storage, print_json, share_of
+from trainer.commands._common import command_parser, print_json, share_of
 
 
 def add_parser(sub) -> None:
     """Register `fsck` on the CLI."""
-    parser = sub.add_parser(
+    parser = command_parser(
+        sub, run,
         "fsck", help="list (--clean: remove) temp files and orphan checkpoints; quarantine",
         description="List the .tmp-* files killed writers left, the checkpoints no lineage "
                     "entry names (orphans), the superseded ones (kept by replay) and the "
                     "quarantined files with their reasons. --clean removes the temp files "
                     "older than an hour and the orphans; it never touches a checkpoint the "
                     "lineage names, the datasets or the quarantine.")
-    add_storage(parser)
     parser.add_argument("--clean", action="store_true",
                         help="remove old temp files and orphan checkpoints")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

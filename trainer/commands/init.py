@@ -5,22 +5,21 @@ from __future__ import annotations
 import argparse
 import json
 
-from trainer.commands._common import add_storage
+from trainer.commands._common import command_parser
 from trainer.storage import create_share
 
 
 def add_parser(sub) -> None:
     """Register `fraudpipe init` on the CLI."""
-    parser = sub.add_parser(
+    command_parser(
+        sub, run,
         "init", help="create a share (directory and marker); `ingest` does it too",
         description="Create ROOT (with its parents) and its marker file fraudpipe-share.json. "
                     "Every command but `ingest` and `init` refuses a storage root without "
                     "the marker, so a mistyped path or an unmounted volume is an error "
                     "instead of an empty share. A share created before the marker existed "
                     "(it has datasets/ingested.json or output/lineage.json) is recognised. "
-                    "Running it on an existing share changes nothing.")
-    add_storage(parser, creates=True)
-    parser.set_defaults(func=run)
+                    "Running it on an existing share changes nothing.", creates=True)
 
 
 def run(args: argparse.Namespace) -> int:

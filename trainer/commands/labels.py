@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from trainer.commands._common import (
-    add_storage,
+    command_parser,
     date_arg,
     positive_int,
     print_json,
@@ -56,13 +56,13 @@ def add_parser(sub) -> None:
     """Register `fraudpipe labels` on the CLI."""
     from trainer.labels import GENUINE_AFTER_DAYS
 
-    parser = sub.add_parser(
+    parser = command_parser(
+        sub, run,
         "labels", help="store labels that arrive later; complete days by the N-day rule",
         description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--source", metavar="PATH",
                         help="a label file or a directory of them (omit to only apply the "
                              "N-day rule)")
-    add_storage(parser)
     parser.add_argument("--genuine-after-days", metavar="N", type=positive_int,
                         default=GENUINE_AFTER_DAYS,
                         help=f"N: a transaction without a label N days after its day is "
@@ -74,7 +74,6 @@ def add_parser(sub) -> None:
                         help="the label file's column of a role (transaction_id or label), "
                              "e.g. transaction_id=chargeback_ref (repeatable)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -4,22 +4,21 @@ from __future__ import annotations
 
 import argparse
 
-from trainer.commands._common import add_storage, print_json, share_of
+from trainer.commands._common import command_parser, print_json, share_of
 
 
 def add_parser(sub) -> None:
     """Register `fraudpipe lineage` on the CLI."""
-    parser = sub.add_parser(
+    parser = command_parser(
+        sub, run,
         "lineage", help="verify and print the chain of checkpoints",
         description="Walk the chain from the first checkpoint to the head checking every "
                     "sha256 and parent link; exit 4 naming the first broken link.")
-    add_storage(parser)
     parser.add_argument("--repair", action="store_true",
                         help="rebuild a lost or damaged lineage.json from report.json and the "
                              "checkpoints' sha256, or move the head back before a broken "
                              "link; prints what it could not prove (see trainer/repair.py)")
     parser.add_argument("--json", action="store_true", help="print the chain as JSON")
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from trainer.commands._common import add_learner, add_storage, print_json, share_of
+from trainer.commands._common import add_learner, command_parser, print_json, share_of
 
 
 def add_parser(sub) -> None:
     """Register `replay` on the CLI."""
-    parser = sub.add_parser(
+    parser = command_parser(
+        sub, run,
         "replay", help="rewind the head to a day's checkpoint and retrain every later day",
         description="Move the head back to the checkpoint of --from (\"start\": before the "
                     "first day); the later entries stay in output/lineage.json marked "
@@ -17,7 +18,6 @@ def add_parser(sub) -> None:
                     "ingested day after --from in date order, late days included. Needs "
                     "neither Prefect nor Redis (the replay flow runs the same code). "
                     "Stop other training (workers, flows) first.")
-    add_storage(parser)
     parser.add_argument("--from", dest="from_day", metavar="DATE", required=True,
                         help="the day whose checkpoint becomes the head, or \"start\"")
     parser.add_argument("--rewind-only", action="store_true",
@@ -25,7 +25,6 @@ def add_parser(sub) -> None:
                              "training with `fraudpipe train`)")
     add_learner(parser)
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

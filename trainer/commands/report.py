@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import argparse
 
-from trainer.commands._common import add_storage, print_json, share_of
+from trainer.commands._common import command_parser, print_json, share_of
 
 
 def add_parser(sub) -> None:
     """Register `fraudpipe report` on the CLI."""
-    parser = sub.add_parser("report", help="rewrite output/report.txt and report.json",
+    parser = command_parser(sub, run, "report", help="rewrite output/report.txt and report.json",
                             description="Verify the lineage, rewrite the reports from it and "
                                         "print a summary.")
-    add_storage(parser)
     parser.add_argument("--json", action="store_true", help="print report.json")
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

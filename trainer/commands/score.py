@@ -4,23 +4,22 @@ from __future__ import annotations
 
 import argparse
 
-from trainer.commands._common import add_storage, print_json, share_of
+from trainer.commands._common import command_parser, print_json, share_of
 
 
 def add_parser(sub) -> None:
     """Register `fraudpipe score` on the CLI."""
-    parser = sub.add_parser(
+    parser = command_parser(
+        sub, run,
         "score", help="score arrived (unlabelled) days with the head model: today's alerts",
         description="Score every day that arrived without labels and is not trained yet, "
                     "unless the head checkpoint already scored it, writing "
                     "output/scores/<date>.parquet (scores and card ranks; its Parquet "
                     "metadata names the checkpoint) and printing the latest day's top "
                     "cards. With nothing trained yet it says so and exits 0.")
-    add_storage(parser)
     parser.add_argument("--top", metavar="K", type=int, default=10,
                         help="cards of the latest scored day to print (default 10)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

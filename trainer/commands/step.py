@@ -4,24 +4,23 @@ from __future__ import annotations
 
 import argparse
 
-from trainer.commands._common import add_learner, add_storage, date_arg, print_json, share_of
+from trainer.commands._common import add_learner, command_parser, date_arg, print_json, share_of
 
 
 def add_parser(sub) -> None:
     """Register `fraudpipe step` on the CLI."""
-    parser = sub.add_parser(
+    parser = command_parser(
+        sub, run,
         "step", help="train the head checkpoint on one day and commit the new head",
         description="Load the head checkpoint, score the day before training on it, "
                     "partial_fit, write the checkpoint atomically and commit it by "
                     "compare-and-swap. Several --dataset values run one step each, oldest "
                     "first (Argo batches days per pod this way). A day already trained is "
                     "a no-op; a day before the head exits 3 (use replay).")
-    add_storage(parser)
     parser.add_argument("--dataset", metavar="DATE", type=date_arg, action="append",
                         required=True, help="the day to train on (repeatable)")
     add_learner(parser)
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -4,22 +4,20 @@ from __future__ import annotations
 
 import argparse
 
-from trainer.commands._common import add_learner, add_storage, date_arg, print_json, share_of
+from trainer.commands._common import add_learner, command_parser, date_arg, print_json, share_of
 
 
 def add_parser(sub) -> None:
     """Register `fraudpipe train` on the CLI."""
-    parser = sub.add_parser("train", help="train every ingested day not yet on the chain",
+    parser = command_parser(sub, run, "train", help="train every ingested day not yet on the chain",
                             description="Run `fraudpipe step` for each ingested day after "
                                         "the head, oldest first. On a terminal a progress "
                                         "bar stays below the log lines; elsewhere the log "
                                         "lines alone show progress.")
-    add_storage(parser)
     parser.add_argument("--through", metavar="DATE", type=date_arg,
                         help="stop after this day (default: the last ingested day)")
     add_learner(parser)
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from trainer.commands._common import add_learner, add_storage, share_of
+from trainer.commands._common import add_learner, command_parser, share_of
 
 DEFAULT_LEASE_SECONDS = 300.0
 
@@ -32,14 +32,14 @@ def settings_from_args(args: argparse.Namespace):
 
 def add_parser(sub) -> None:
     """Register `fraudpipe worker` on the CLI."""
-    parser = sub.add_parser(
+    parser = command_parser(
+        sub, run,
         "worker", help="lease datasets from the Redis queue and train them in date order",
         description="Lease the earliest pending day, train it (fraudpipe step) while a "
                     "heartbeat renews the lease, complete it. Failures are retried up to "
                     "--max-attempts, permanent ones (invalid dataset, day before the head) "
                     "are dead-lettered at once. SIGTERM stops within seconds and gives the "
                     "lease back.")
-    add_storage(parser)
     add_redis_url(parser)
     parser.add_argument("--burst", action="store_true",
                         help="exit when nothing is pending or leased (a Kubernetes Job)")
@@ -53,7 +53,6 @@ def add_parser(sub) -> None:
                         help="exit after S seconds without work (default: never)")
     parser.add_argument("--name", help="holder name shown in queue stats (default host:pid)")
     add_learner(parser)
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
