@@ -3,6 +3,8 @@ share is missing, and says a late day needs a replay."""
 
 from __future__ import annotations
 
+import signal
+
 import pytest
 
 from tests.chaos.harness import start_worker, write_days
@@ -46,10 +48,14 @@ def test_5_a_share_unmounted_while_the_worker_runs_stops_it_before_the_next_leas
     # GIVEN the mount gone after the worker was started (the marker is no longer there)
     share.marker.unlink()
     worker = Worker(share, queue, name="w")
+    handlers = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
     # WHEN it looks for work, THEN it stops before leasing anything
     with pytest.raises(NotAShareError):
         worker.work(burst=True)
     assert queue.stats().pending == 3 and queue.stats().dead == 0
+    # AND the process' own signal handlers are back (a stopped worker's handler left in
+    # place swallowed a later SIGTERM: a forked pool in another test never exited)
+    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == handlers
 
 
 def test_6_a_late_day_in_the_queue_is_reported_as_needing_a_replay(tmp_path, redis_url, queue):

@@ -404,6 +404,10 @@ def test_concurrent_ingestions_of_one_landing_area_agree(tmp_path):
     context = multiprocessing.get_context("fork")
     with context.Pool(2) as pool:
         results = pool.starmap(_ingest_in_subprocess, [(str(landing), str(share.root))] * 2)
+        # workers leave on their own: the context manager's terminate() would need them to
+        # die of SIGTERM, which a handler another test left in the process can swallow
+        pool.close()
+        pool.join()
 
     # THEN each day was written exactly once, and the manifest matches the files
     written = sorted(e["date"] for r in results for e in r["ingested"])

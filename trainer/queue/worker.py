@@ -118,9 +118,13 @@ class Worker:
         Returns:
             The number of leases handled.
         """
+        # The handlers are this call's, not the process's: a caller that runs a worker
+        # in-process (a test, a local flow) gets its own back when `work` returns, or a
+        # later SIGTERM would only set a stopped worker's flag.
+        previous = {}
         if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGTERM, self.request_stop)
-            signal.signal(signal.SIGINT, self.request_stop)
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                previous[signum] = signal.signal(signum, self.request_stop)
         # Import the step (pandas, scikit-learn, skops: seconds) once, before the first
         # fork, so each forked step starts at once.
         import trainer.step  # noqa: F401
@@ -154,6 +158,8 @@ class Worker:
                 if on_outcome is not None:
                     on_outcome(outcome)
         finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
             self.teardown()
         return jobs
 
