@@ -379,11 +379,10 @@ def records_json(document: dict, records_key: str, records: list[dict]) -> str:
     indent switches it to the pure-Python one, ~10x slower): the lineage and the report
     are rewritten after every step and grow with the chain.
     """
-    head = json.dumps({**document, records_key: []}, sort_keys=True)
-    body = ",\n".join(json.dumps(record, sort_keys=True) for record in records)
-    marker = f'"{records_key}": []'
-    return head.replace(marker, f'"{records_key}": [\n{body}\n]' if records else marker,
-                        1) + "\n"
+    lines = ",\n".join(json.dumps(record, sort_keys=True) for record in records)
+    values = {key: json.dumps(value, sort_keys=True) for key, value in document.items()}
+    values[records_key] = f"[\n{lines}\n]" if records else "[]"
+    return "{" + ", ".join(f"{json.dumps(key)}: {values[key]}" for key in sorted(values)) + "}\n"
 
 
 def atomic_write_text(final: str | os.PathLike[str], text: str) -> None:
