@@ -32,6 +32,10 @@ With ``t`` the row's time, ``a`` its amount and ``DAY`` one day:
 - ``TERMINAL_ID_DAYS_SINCE_KNOWN_FRAUD``: ``t`` minus the time of the terminal's last
   fraud in ``(t - 37 DAY, t - 7 DAY]`` (a label is known 7 days after the transaction), in
   days, capped at 37 (also when there is none).
+- ``TERMINAL_ID_DAYS_SINCE_FIRST_KNOWN_FRAUD``: ``t`` minus the time of the terminal's
+  *first* fraud in the same delayed window, in days, capped at 37. A compromised terminal
+  defrauds for a fixed spell (28 days in the simulator) and its delayed risks stay high for
+  a week after the spell ends; the age of the spell tells the two apart.
 
 The handbook (Le Borgne et al., *Reproducible Machine Learning for Credit Card Fraud
 Detection - Practical Handbook*, chapter 3.4 and the simulator's fraud scenarios in
@@ -68,6 +72,7 @@ EXTRA_FEATURE_COLUMNS: list[str] = [
     "CUSTOMER_ID_RISK_30DAY_WINDOW",
     *[f"TERMINAL_ID_AVG_AMOUNT_{n}DAY_WINDOW" for n in TERMINAL_AMOUNT_WINDOWS_DAYS],
     "TERMINAL_ID_DAYS_SINCE_KNOWN_FRAUD",
+    "TERMINAL_ID_DAYS_SINCE_FIRST_KNOWN_FRAUD",
 ]
 
 #: Columns read from the transactions (the same as `trainer.features.compute`'s).
@@ -186,6 +191,14 @@ def extra_features(columns: dict[str, np.ndarray], target: np.ndarray) -> dict[s
     fraud_time = times[terminals.order[np.maximum(last_fraud, 0)]]
     out["TERMINAL_ID_DAYS_SINCE_KNOWN_FRAUD"] = np.where(
         known, t - fraud_time, LOOKBACK_DAYS * NS_PER_DAY) / NS_PER_DAY
+    # Position of the first fraud at or after each position (len: none from there on).
+    ahead = np.where(frauds[terminals.order] > 0, np.arange(len(times)), len(times))
+    next_fraud = np.concatenate((np.minimum.accumulate(ahead[::-1])[::-1], [len(times)]))
+    first_fraud = next_fraud[delayed_start]
+    known = first_fraud < delayed_end
+    first_time = times[terminals.order[np.minimum(first_fraud, len(times) - 1)]]
+    out["TERMINAL_ID_DAYS_SINCE_FIRST_KNOWN_FRAUD"] = np.where(
+        known, t - first_time, LOOKBACK_DAYS * NS_PER_DAY) / NS_PER_DAY
     return out
 
 

@@ -71,16 +71,22 @@ GROUPS: dict[str, list[str]] = {
     "customer_risk": ["CUSTOMER_ID_RISK_30DAY_WINDOW"],
     "terminal_amount": [c for c in EXTRA_FEATURE_COLUMNS if c.startswith("TERMINAL_ID_AVG")],
     "terminal_recency": ["TERMINAL_ID_DAYS_SINCE_KNOWN_FRAUD"],
+    "terminal_spell": ["TERMINAL_ID_DAYS_SINCE_FIRST_KNOWN_FRAUD"],
 }
+#: The six groups of the first validation round (before `terminal_spell` was added).
+FIRST_ROUND = ["amount_profile", "gap", "burst", "customer_risk", "terminal_amount",
+               "terminal_recency"]
 
 #: Configuration name -> feature groups and member settings. "all-x" drops group x.
 CONFIGS: dict[str, dict] = {
     "base": {"groups": []},
-    "all": {"groups": list(GROUPS)},
+    "all": {"groups": FIRST_ROUND},
+    "all_spell": {"groups": [*FIRST_ROUND, "terminal_spell"]},
+    "base_spell": {"groups": ["terminal_spell"]},
     # The groups the simulator's fraud scenarios point at (a card spending 5x its usual
     # amount; a terminal defrauded for 28 days), all computable from the planned state.
     "core": {"groups": ["amount_profile", "gap", "terminal_recency"]},
-    **{f"all-{g}": {"groups": [h for h in GROUPS if h != g]} for g in GROUPS},
+    **{f"all-{g}": {"groups": [h for h in FIRST_ROUND if h != g]} for g in FIRST_ROUND},
 }
 
 

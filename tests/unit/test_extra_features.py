@@ -80,6 +80,8 @@ def reference(transactions: pd.DataFrame, day: dt.date) -> pd.DataFrame:
                             & (at_terminal.TX_FRAUD == 1)]
         out["TERMINAL_ID_DAYS_SINCE_KNOWN_FRAUD"] = (
             (t - known.TX_DATETIME.max()) / DAYS if len(known) else 37.0)
+        out["TERMINAL_ID_DAYS_SINCE_FIRST_KNOWN_FRAUD"] = (
+            (t - known.TX_DATETIME.min()) / DAYS if len(known) else 37.0)
         rows.append(out)
     return pd.DataFrame(rows).sort_values("TRANSACTION_ID", ignore_index=True)
 
@@ -100,6 +102,8 @@ def test_matches_the_row_by_row_reference_with_ties_and_edges(seed):
         transactions, DAY)["TRANSACTION_ID"].tolist()
     # and the edge cases occurred: caps, empty windows and known frauds
     assert (fast["TERMINAL_ID_DAYS_SINCE_KNOWN_FRAUD"] < 37).any()
+    assert (fast["TERMINAL_ID_DAYS_SINCE_FIRST_KNOWN_FRAUD"]
+            > fast["TERMINAL_ID_DAYS_SINCE_KNOWN_FRAUD"]).any()
     assert (fast["CUSTOMER_ID_SECONDS_SINCE_PREVIOUS_TX"] == 0).any()
     assert np.isfinite(fast[EXTRA_FEATURE_COLUMNS].to_numpy()).all()
 
