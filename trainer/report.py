@@ -51,6 +51,9 @@ def entry_text(entry: Entry) -> str:
         f"{_fmt(pre.get('card_precision_at_100'))}",
         f"Transactions: {m.get('transactions')}, frauds: {m.get('frauds')}",
     ]
+    rows = m.get("train_accuracy_rows")
+    if rows is not None and rows < m.get("transactions", rows):
+        lines.append(f"Accuracy on training data measured on {rows} sampled rows")
     if entry.gap_days:
         lines.append(f"Gap: {entry.gap_days} day(s) missing before this dataset")
     return "\n".join(lines) + "\n"

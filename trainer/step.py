@@ -143,7 +143,8 @@ def _train_and_commit(share: Share, day: dt.date, lineage: Lineage, learner: str
         scoring.write_scores(share, day, frame, scores)
         metrics["prequential"] = scoring.day_metrics(frame, scores)
     model.partial_fit(X, y)
-    metrics["train_accuracy"] = float((model.predict(X) == y).mean())
+    metrics["train_accuracy"], metrics["train_accuracy_rows"] = scoring.training_accuracy(
+        model, X, y, day)
     test = scoring.evaluate_testing_dataset(share, model)
     if test is not None:
         metrics["test"] = test

@@ -199,3 +199,41 @@ def test_evaluate_on_share_scores_features_and_filters(tmp_path):
         evaluate_on_share(share, score_fn, checkpoint, test_start, test_days=3)
     with pytest.raises(ValueError, match="one finite score per row"):
         evaluate_on_share(share, lambda f: np.zeros(2), checkpoint, test_start, test_days=2)
+
+
+def test_training_accuracy_is_exact_up_to_its_row_limit_and_a_seeded_sample_above():
+    # WHY: above the limit the report's training accuracy is an estimate; it must be the
+    # same on a rerun of the step (seeded by the day) and say how many rows it used.
+    from sklearn.linear_model import LogisticRegression
+
+    from trainer.evaluation.scoring import training_accuracy
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(5_000, 3))
+    y = (X[:, 0] + rng.normal(scale=1.5, size=5_000) > 1.5).astype(int)
+    model = LogisticRegression().fit(X, y)
+    exact = float((model.predict(X) == y).mean())
+    assert training_accuracy(model, X, y, dt.date(2018, 4, 2)) == (exact, 5_000)
+    day = dt.date(2018, 4, 2)
+    estimate, rows = training_accuracy(model, X, y, day, max_rows=1_000)
+    assert rows == 1_000 and estimate != exact
+    assert abs(estimate - exact) < 4 * (exact * (1 - exact) / 1_000) ** 0.5
+    assert training_accuracy(model, X, y, day, max_rows=1_000) == (estimate, rows)
+    assert training_accuracy(model, X, y, dt.date(2018, 4, 3), max_rows=1_000) != (
+        estimate, rows)
+
+
+def test_the_report_says_when_training_accuracy_was_measured_on_a_sample():
+    from trainer.lineage import Entry
+    from trainer.report import entry_text
+
+    def text(rows: int) -> list[str]:
+        metrics = {"transactions": 100_000, "frauds": 800, "train_accuracy": 0.99,
+                   "train_accuracy_rows": rows}
+        return entry_text(Entry(date="2018-04-02", checkpoint="output/m.skops", sha256="s",
+                                parent_sha256=None, dataset_sha256="d", learner="sgd",
+                                metrics=metrics)).splitlines()
+
+    assert text(20_000)[4] == "Accuracy on training data: 0.99000"
+    assert "Accuracy on training data measured on 20000 sampled rows" in text(20_000)
+    assert not any("sampled rows" in line for line in text(100_000))

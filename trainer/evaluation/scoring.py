@@ -16,11 +16,29 @@ from trainer.model import fraud_scores
 from trainer.storage import Share, atomic_path
 
 TOP_CARDS = 100
+#: Rows the report's "Accuracy on training data" is measured on, at most: a second scoring
+#: of a whole 100k-transaction day costs ~0.3 s for a figure known to +-0.0007 from 20,000
+#: rows (binomial standard error at 99% accuracy). Days this size or smaller are exact.
+TRAIN_ACCURACY_ROWS = 20_000
 
 
 def score_day(model, frame: pd.DataFrame) -> np.ndarray:
     """Fraud probability of each row of a features frame."""
     return fraud_scores(model, frame[FEATURE_COLUMNS].to_numpy())
+
+
+def training_accuracy(model, X: np.ndarray, y: np.ndarray, day: dt.date,
+                      max_rows: int = TRAIN_ACCURACY_ROWS) -> tuple[float, int]:
+    """The trained model's accuracy on its training day, and the rows it was measured on.
+
+    All rows up to `max_rows`; above it, a uniform sample seeded by the day, so a rerun of
+    the step gives the same figure.
+    """
+    if len(y) > max_rows:
+        rows = np.sort(np.random.default_rng(day.toordinal()).choice(
+            len(y), size=max_rows, replace=False))
+        X, y = X[rows], y[rows]
+    return float((model.predict(X) == y).mean()), int(len(y))
 
 
 def card_ranks(frame: pd.DataFrame, scores: np.ndarray, k: int = TOP_CARDS) -> pd.Series:
