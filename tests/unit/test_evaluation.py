@@ -237,3 +237,24 @@ def test_the_report_says_when_training_accuracy_was_measured_on_a_sample():
     assert text(20_000)[4] == "Accuracy on training data: 0.99000"
     assert "Accuracy on training data measured on 20000 sampled rows" in text(20_000)
     assert not any("sampled rows" in line for line in text(100_000))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_one_days_card_precision_equals_the_general_definition(seed):
+    # WHY: the step computes a day's CP@100 from the alert ranking; it must be the
+    # handbook's card_precision_top_k, ties between cards included.
+    from trainer.evaluation.metrics import card_precision_at_k
+    from trainer.evaluation.scoring import _cp_at_k
+
+    rng = np.random.default_rng(seed)
+    n = 3_000
+    frame = pd.DataFrame({
+        "TX_DATETIME": pd.Timestamp("2018-04-02") + pd.to_timedelta(
+            rng.integers(0, 86_400, n), unit="s"),
+        "CUSTOMER_ID": rng.integers(0, 400, n),
+        "TX_FRAUD": (rng.random(n) < 0.05).astype(int),
+    })
+    scores = np.round(rng.random(n), 1)  # many ties, between cards too
+    expected = card_precision_at_k(frame.assign(score=scores), k=100).mean
+    assert _cp_at_k(frame, scores) == expected
+    assert 0 < expected < 1

@@ -9,7 +9,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from trainer.evaluation.metrics import average_precision, card_precision_at_k, roc_auc
+from trainer.evaluation.metrics import average_precision, roc_auc
 from trainer.features.compute import FEATURE_COLUMNS, features_for_frame
 from trainer.features.store import history_before
 from trainer.model import fraud_scores
@@ -79,13 +79,16 @@ def write_scores(share: Share, day: dt.date, frame: pd.DataFrame, scores: np.nda
 
 
 def _cp_at_k(frame: pd.DataFrame, scores: np.ndarray) -> float:
-    scored = pd.DataFrame({
-        "TX_DATETIME": frame["TX_DATETIME"].to_numpy(),
-        "CUSTOMER_ID": frame["CUSTOMER_ID"].to_numpy(),
-        "TX_FRAUD": frame["TX_FRAUD"].to_numpy(),
-        "score": scores,
-    })
-    return float(card_precision_at_k(scored, k=TOP_CARDS).mean)
+    """Card Precision@100 of one day: `metrics.card_precision_at_k` on a single day.
+
+    The top cards are `card_ranks`' (highest score, ties by CUSTOMER_ID, as there); a card
+    counts when it has a fraud that day. Equal to the general function, which a test
+    checks, at a third of its cost on a 100k-transaction day.
+    """
+    customers = frame["CUSTOMER_ID"].to_numpy()
+    top = np.unique(customers[card_ranks(frame, scores).notna().to_numpy()])
+    compromised = np.unique(customers[frame["TX_FRAUD"].to_numpy() == 1])
+    return float(np.isin(top, compromised).sum() / TOP_CARDS)
 
 
 def day_metrics(frame: pd.DataFrame, scores: np.ndarray) -> dict:
