@@ -3,7 +3,9 @@
 Each benchmark prints a Markdown table and writes `<results-dir>/<name>.json` (default
 `bench/results/`), with the machine, library versions and load average recorded beside the
 figures. `--quick` runs the tiniest form (seconds, not minutes): a smoke test, not a
-measurement. `plot` draws `bench/step_vs_size.png` from results/step.json.
+measurement. `plot` draws `bench/step_vs_size.png` from <results-dir>/step.json and
+`bench/step_vs_chain.png` from <results-dir>/history.json, with history_raw.json beside it
+when there (`bench history` run on the code before the carried state, same session).
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 NAMES = ("step", "history", "backfill", "queue", "argo")
+#: (label, file in the results directory) of the runs `plot` draws against chain length.
+HISTORY_PLOT = (("carried feature state", "history.json"),
+                ("raw 37-day history (before the state)", "history_raw.json"))
 
 
 def machine() -> dict:
@@ -111,6 +116,10 @@ def main(argv: list[str] | None = None) -> int:
         from bench import plot
 
         print(plot.draw(results_dir / "step.json", BENCH / "step_vs_size.png"))
+        runs = [(label, results_dir / name) for label, name in HISTORY_PLOT
+                if (results_dir / name).is_file()]
+        if runs:
+            print(plot.draw_history(runs, BENCH / "step_vs_chain.png"))
         return 0
     for name in NAMES if args.which == "all" else (args.which,):
         print(f"== {name}", flush=True)

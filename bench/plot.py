@@ -1,4 +1,5 @@
-"""Time per step against day size, fraudpipe beside the GKE sample and the Parquet floor."""
+"""Time per step against day size (beside the GKE sample and the Parquet floor) and against
+the chain's length (`bench history`)."""
 
 from __future__ import annotations
 
@@ -35,6 +36,36 @@ def draw(step_json: Path, out: Path) -> Path:
         axis.set_ylabel(f"{what} seconds per step (median, single-threaded)")
         axis.set_title(f"One warm-start step against day size: {what} time")
         axis.grid(True, which="both", alpha=0.3)
+    axes[0].legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(out)
+    plt.close(figure)
+    return out
+
+
+def draw_history(runs: list[tuple[str, Path]], out: Path) -> Path:
+    """Write the plot of step time against the day's index in the chain to `out`.
+
+    `runs`: (label, results of `python -m bench history`) pairs, e.g. the carried-state
+    step and the raw-history step measured in the same session.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4.5), dpi=110)
+    for axis, key, what in ((axes[0], "median_cpu_seconds", "CPU seconds per step"),
+                            (axes[1], "median_peak_rss_mib", "peak RSS MiB")):
+        for (label, path), style in zip(runs, ("o-", "s--", "^:"), strict=False):
+            days = json.loads(path.read_text())["days"]
+            axis.plot([d["day_index"] for d in days], [d[key] for d in days], style,
+                      label=label)
+        axis.set_xlabel("day trained (chain length before the step)")
+        axis.set_ylabel(f"{what} (median, single-threaded)")
+        axis.set_ylim(bottom=0)
+        axis.set_title(f"One default-size step against chain length: {what.split()[0]}")
+        axis.grid(True, alpha=0.3)
     axes[0].legend(fontsize=8)
     figure.tight_layout()
     figure.savefig(out)

@@ -105,3 +105,11 @@ def test_sample_logic_reproduces_the_published_accuracies(tmp_path):
     assert round(result["train_accuracy"], 5) == 0.99811
     assert round(result["test_accuracy"], 5) == 0.99772
     assert "Training dataset: 2018-04-04.pkl" in (tmp_path / "report.txt").read_text()
+
+
+def test_history_plot_draws_every_run_it_is_given(results: Path, tmp_path: Path):
+    from bench.plot import draw_history
+
+    out = draw_history([("state", results / "history.json"),
+                        ("raw", results / "history.json")], tmp_path / "chain.png")
+    assert out.read_bytes().startswith(b"\x89PNG\r\n\x1a\n") and out.stat().st_size > 10_000

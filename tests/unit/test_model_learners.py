@@ -128,6 +128,25 @@ def test_mlp_optimizer_state_survives_the_checkpoint():
     assert not hasattr(model.classifier_, "adam_state_")  # dumping left the live model alone
 
 
+def test_mlp_update_leaves_no_subnormal_weights_or_moments():
+    # WHY: the weights and moments of units that stopped firing decay into subnormal floats
+    # after months of days, and every update touching them ran ~2x slower (0.13 s against
+    # 0.07 s a day at day 180).
+    model = make_learner("mlp")
+    model.partial_fit(*_day(0))
+    inner, tiny = model.classifier_, np.finfo(np.float64).tiny
+    # Hidden unit 0 never fires: zero incoming weights, a very negative bias. Only the L2
+    # penalty moves its weights, so its moments decay and stay subnormal on their own.
+    inner.coefs_[0][:, 0] = 0.0
+    inner.intercepts_[0][0] = -1e6
+    inner._optimizer.ms[0][:, 0] = tiny / 16
+    inner._optimizer.vs[0][:, 0] = tiny / 16
+    model.partial_fit(*_day(2))
+    for values in (*inner.coefs_, *inner.intercepts_, *inner._optimizer.ms,
+                   *inner._optimizer.vs):
+        assert not ((values != 0) & (np.abs(values) < tiny)).any()
+
+
 def test_unknown_learner_names_the_choices():
     with pytest.raises(ValueError, match="expected one of: .*lgbm_window"):
         make_learner("nope")

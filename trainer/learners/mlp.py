@@ -9,6 +9,7 @@ day's training continues exactly where the previous checkpoint stopped.
 
 from __future__ import annotations
 
+import numpy as np
 from sklearn.neural_network import MLPClassifier
 from sklearn.neural_network._stochastic_optimizers import AdamOptimizer
 
@@ -22,7 +23,25 @@ LOSS_CURVE_KEPT = 30
 
 
 class DailyMLPClassifier(MLPClassifier):
-    """`MLPClassifier` (Adam solver) that checkpoints its optimiser as plain data."""
+    """`MLPClassifier` (Adam solver) that checkpoints its optimiser as plain data.
+
+    After each `partial_fit`, weights and Adam moments below the smallest normal float are
+    set to 0. The L2 penalty and the moment decay shrink the weights of units that no
+    longer fire geometrically, and after months they sit among subnormal floats, where
+    every operation is ~100x slower: 128 such values of ~1,000 made a default-size day's
+    MLP update 0.13 s at day 180 against 0.07 s at day 38. Zeroing them changes no sum
+    they enter (each is below the last bit of anything it is added to).
+    """
+
+    def partial_fit(self, X, y, *args, **kwargs):
+        """scikit-learn's `partial_fit`, then subnormal weights and moments set to 0."""
+        super().partial_fit(X, y, *args, **kwargs)
+        optimizer = getattr(self, "_optimizer", None)
+        for values in (*self.coefs_, *self.intercepts_,
+                       *(optimizer.ms if optimizer is not None else ()),
+                       *(optimizer.vs if optimizer is not None else ())):
+            values[np.abs(values) < np.finfo(values.dtype).tiny] = 0.0
+        return self
 
     def __getstate__(self):
         state = dict(super().__getstate__())  # object.__getstate__ returns the live __dict__
