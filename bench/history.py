@@ -11,7 +11,9 @@ saved `output/` (lineage, checkpoints, reports), and the median is reported.
 A step must not cost more as the chain grows: the lineage, the reports and the scores of
 earlier days are the only things that grow. Day 10 reads 11 days of transactions, days
 60 and 180 read the full 38, so the feature part of day 10 is cheaper by construction;
-the `history_rows` field says how many rows each step read. Day 38 is the first with the
+`history_rows` counts the rows of each day's 37-day history, `days_read` and
+`bytes_read` what the step read (the day, its boundary days and nothing else once the
+carried state holds the rest). Day 38 is the first with the
 full history, so day 38 against day 180 isolates the cost of a longer chain.
 """
 
@@ -69,6 +71,8 @@ def run(*, seed: int = 0, quick: bool = False, data_dir: Path | None = None,
             if share.training_dataset(d).is_file())
         rows.append({"day_index": n, "date": day.isoformat(), "chain_length_before": n,
                      "transactions": runs[0]["transactions"], "history_rows": history_rows,
+                     "days_read": runs[0].get("days_read"),
+                     "bytes_read": runs[0].get("bytes_read"),
                      **summarise(runs, runs[0]["transactions"])})
         print(f"day {n}: {rows[-1]['median_seconds']} s, "
               f"{rows[-1]['median_peak_rss_mib']} MiB", flush=True)
@@ -100,11 +104,15 @@ def len_rows(path: Path) -> int:
 
 def table(r: dict) -> str:
     """A Markdown table of `run`'s result."""
-    lines = ["| day | chain length before | day's tx | rows read | median s | CPU s | "
-             "peak RSS MiB (imports) |", "|---|---|---|---|---|---|---|"]
+    lines = ["| day | chain length before | day's tx | rows in its 37-day history | files "
+             "(MB) the step read | median s | CPU s | peak RSS MiB (imports) |",
+             "|---|---|---|---|---|---|---|---|"]
     for d in r["days"]:
+        read = ("n/a" if d.get("days_read") is None
+                else f"{d['days_read']} ({d['bytes_read'] / 1e6:.1f})")
         lines.append(f"| {d['day_index']} ({d['date']}) | {d['chain_length_before']} | "
-                     f"{d['transactions']:,} | {d['history_rows']:,} | {d['median_seconds']} | "
+                     f"{d['transactions']:,} | {d['history_rows']:,} | {read} | "
+                     f"{d['median_seconds']} | "
                      f"{d['median_cpu_seconds']} | {d['median_peak_rss_mib']} "
                      f"({d['import_rss_mib']}) |")
     return "\n".join(lines)

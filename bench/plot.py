@@ -55,8 +55,9 @@ def draw_history(runs: list[tuple[str, Path]], out: Path) -> Path:
     import matplotlib.pyplot as plt
 
     figure, axes = plt.subplots(1, 2, figsize=(11, 4.5), dpi=110)
-    for axis, key, what in ((axes[0], "median_cpu_seconds", "CPU seconds per step"),
-                            (axes[1], "median_peak_rss_mib", "peak RSS MiB")):
+    for axis, key, what, title in (
+            (axes[0], "median_cpu_seconds", "CPU seconds per step", "CPU time"),
+            (axes[1], "median_peak_rss_mib", "peak RSS MiB", "peak memory")):
         for (label, path), style in zip(runs, ("o-", "s--", "^:"), strict=False):
             days = json.loads(path.read_text())["days"]
             axis.plot([d["day_index"] for d in days], [d[key] for d in days], style,
@@ -64,7 +65,7 @@ def draw_history(runs: list[tuple[str, Path]], out: Path) -> Path:
         axis.set_xlabel("day trained (chain length before the step)")
         axis.set_ylabel(f"{what} (median, single-threaded)")
         axis.set_ylim(bottom=0)
-        axis.set_title(f"One default-size step against chain length: {what.split()[0]}")
+        axis.set_title(f"One default-size step against chain length: {title}")
         axis.grid(True, alpha=0.3)
     axes[0].legend(fontsize=8)
     figure.tight_layout()

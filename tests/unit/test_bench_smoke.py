@@ -59,6 +59,8 @@ def test_history_measures_each_day_on_a_growing_chain(results):
     assert [d["day_index"] for d in days] == [2, 6]
     assert [d["chain_length_before"] for d in days] == [2, 6]
     assert days[1]["history_rows"] > days[0]["history_rows"]
+    # Day 2 reads itself and day 1; day 6 also reads nothing older than its boundary days.
+    assert [d["days_read"] for d in days] == [2, 2] and days[1]["bytes_read"] > 0
     assert history["last_over_first_seconds"] > 0 and history["last_over_first_peak_rss"] > 0
 
 
