@@ -658,10 +658,10 @@ def to_parquet(state: FeatureState) -> bytes:
     sink = io.BytesIO()
     # Dictionaries and statistics help nobody here (the file is read whole) and cost a
     # third of the write. lz4 over byte-stream-split columns writes and reads a 100k-day
-    # state in 0.028 + 0.015 s against zstd's 0.050 + 0.033 s, for a file 1.33x larger
-    # (ids, which may be strings, are not split).
-    sums = [name for name in names if name not in {kind.id_column for kind in KINDS}]
-    pq.write_table(table, sink, compression="lz4", use_byte_stream_split=sums,
+    # state in 0.028 + 0.015 s against zstd's 0.050 + 0.033 s, for a file ~1.5x larger (5.1 MB
+    # against 3.4 MB at 100k; ids, which may be strings, are not split).
+    split = [name for name in names if name not in {kind.id_column for kind in KINDS}]
+    pq.write_table(table, sink, compression="lz4", use_byte_stream_split=split,
                    use_dictionary=False, write_statistics=False)
     return sink.getvalue()
 
