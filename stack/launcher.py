@@ -96,6 +96,7 @@ def serve(args: argparse.Namespace) -> int:
                                cwd=REPOSITORY, limit=1)
         started.append(worker.start())
         print(f"process worker on {PROCESS_POOL} started", flush=True)
+        _wait_for_scheduled_runs(server.api_url)
         state.ready = True
         state.save(run_dir)
         next_day = time.monotonic() + args.demo
@@ -224,14 +225,39 @@ def _schedule_lines(state: StackState) -> list[str]:
                          timeout=10).json()
     online = [w["name"] for w in workers if w.get("status") == "ONLINE"]
     lines = [f"{'worker':<13}{'online: ' + ', '.join(online) if online else 'NOT ONLINE'}"]
+    upcoming = ", ".join(_scheduled_runs(api)) or "none"
+    lines.append(f"{'next runs':<13}{DAILY_DEPLOYMENT}: {upcoming}")
+    return lines
+
+
+def _scheduled_runs(api: str, limit: int = 3) -> list[str]:
+    """Expected start times of daily-pipeline/local's next scheduled runs, soonest first."""
+    import httpx
+
     deployment = httpx.get(f"{api}/deployments/name/{DAILY_DEPLOYMENT}", timeout=10).json()
     runs = httpx.post(f"{api}/flow_runs/filter", timeout=10, json={
         "flow_runs": {"deployment_id": {"any_": [deployment["id"]]},
                       "state": {"type": {"any_": ["SCHEDULED"]}}},
-        "sort": "EXPECTED_START_TIME_ASC", "limit": 3}).json()
-    upcoming = ", ".join(run["expected_start_time"] for run in runs) or "none"
-    lines.append(f"{'next runs':<13}{DAILY_DEPLOYMENT}: {upcoming}")
-    return lines
+        "sort": "EXPECTED_START_TIME_ASC", "limit": limit}).json()
+    return [run["expected_start_time"] for run in runs]
+
+
+def _wait_for_scheduled_runs(api: str, timeout: float = 60.0) -> None:
+    """Return once the scheduler has put daily-pipeline/local's next runs on the server.
+
+    Registering the deployments, then pointing their landing parameter at the run
+    directory, deletes the runs already scheduled (prefect/server/models/deployments.py,
+    `update_deployment`); the server's `schedule_recent_deployments` puts them back within
+    its loop (5 s by default, prefect/server/services/scheduler.py). Until then the UI and
+    `make status` would show no next run, so `make up` reports ready only after it.
+    """
+    deadline = time.monotonic() + timeout
+    while not _scheduled_runs(api, limit=1):
+        if time.monotonic() > deadline:
+            print(f"warning: no scheduled run of {DAILY_DEPLOYMENT} after {timeout:.0f} s; "
+                  f"is its schedule paused? (`make status` shows the next runs)", flush=True)
+            return
+        time.sleep(0.5)
 
 
 def _answers(state: StackState) -> dict[str, bool]:
