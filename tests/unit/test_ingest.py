@@ -418,3 +418,28 @@ def test_concurrent_ingestions_of_one_landing_area_agree(tmp_path):
         assert manifest[day.isoformat()]["dataset_sha256"] == sha256_file(
             share.training_dataset(day)
         )
+
+
+@pytest.mark.parametrize("reused", ["first", "last"])
+def test_an_integer_id_reused_at_the_edge_of_another_days_range_is_refused(tmp_path, reused):
+    # WHY: ingest skips reading a neighbour's ids when the two days' id ranges (from the
+    # Parquet footers) are disjoint; a range that touches at one id must still be read.
+    from tests.shares import simulate_days
+
+    simulate_days(tmp_path / "landing", days=2)
+    share = Share.at(tmp_path / "share")
+    days = sorted((tmp_path / "landing").glob("*.parquet"))
+    ingest_path(days[0], share)
+    first = pd.read_parquet(days[0])
+    second = pd.read_parquet(days[1])
+    edge = first["TRANSACTION_ID"].min() if reused == "first" else first["TRANSACTION_ID"].max()
+    assert second["TRANSACTION_ID"].min() > first["TRANSACTION_ID"].max()  # disjoint at first
+    second.loc[0, "TRANSACTION_ID"] = edge
+    changed = tmp_path / "changed" / days[1].name
+    changed.parent.mkdir()
+    second.to_parquet(changed, index=False)
+
+    result = ingest_path(changed, share)
+
+    assert not result.ingested and len(result.refused) == 1
+    assert f"TRANSACTION_ID {edge} (and 0 more) is already used by" in result.refused[0]["reason"]

@@ -425,6 +425,8 @@ def duplicate_ids_nearby(share: Share, day: dt.date, frame: pd.DataFrame,
     stops every later step; this names both files at ingest time instead.
     """
     ids = pa.array(frame["TRANSACTION_ID"])
+    ours = (pc.min(ids).as_py(), pc.max(ids).as_py()) if (
+        pa.types.is_integer(ids.type) and len(ids) and not ids.null_count) else None
     manifest = read_manifest(share)
     for back, kind in itertools.product(range(-HISTORY_DAYS, HISTORY_DAYS + 1),
                                         ("training", "arrived")):
@@ -432,6 +434,10 @@ def duplicate_ids_nearby(share: Share, day: dt.date, frame: pd.DataFrame,
         path = _output(share, kind, other)
         if other == day or not path.is_file():
             continue
+        theirs_range = _integer_id_range(path) if ours is not None else None
+        if ours is not None and theirs_range is not None and (
+                theirs_range[1] < ours[0] or theirs_range[0] > ours[1]):
+            continue  # integer ids in disjoint ranges cannot clash
         try:
             theirs = pq.read_table(path, columns=["TRANSACTION_ID"]).column(0)
         except (OSError, pa.ArrowException):
@@ -448,6 +454,51 @@ def duplicate_ids_nearby(share: Share, day: dt.date, frame: pd.DataFrame,
                     "unique across days. The file was left in place; fix the ids of one of "
                     "the two files")
     return None
+
+
+#: (path, mtime ns, size) -> the file's integer TRANSACTION_ID range, or None.
+_ID_RANGES: dict[tuple[str, int, int], tuple[int, int] | None] = {}
+
+
+def _integer_id_range(path: Path) -> tuple[int, int] | None:
+    """A day file's smallest and largest integer TRANSACTION_ID, from its Parquet footer.
+
+    Ingesting a day checks every day within a features window for reused ids; reading
+    their id columns again for every day ingested was 10.6 s of a 20.8 s (profiled) ingest
+    of the 183 default days. Simulated and most real ids grow from day to day, so the
+    footers' ranges settle almost every pair. None (read the ids) for text ids, nulls,
+    missing statistics or an unreadable footer. Cached by path, mtime and size.
+    """
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    key = (str(path), stat.st_mtime_ns, stat.st_size)
+    if key not in _ID_RANGES:
+        if len(_ID_RANGES) > 10_000:
+            _ID_RANGES.clear()
+        _ID_RANGES[key] = _footer_id_range(path)
+    return _ID_RANGES[key]
+
+
+def _footer_id_range(path: Path) -> tuple[int, int] | None:
+    try:
+        metadata = pq.ParquetFile(path).metadata
+        column = metadata.schema.to_arrow_schema().get_field_index("TRANSACTION_ID")
+        if column < 0 or not pa.types.is_integer(
+                metadata.schema.to_arrow_schema().field(column).type):
+            return None
+        lows, highs = [], []
+        for group in range(metadata.num_row_groups):
+            chunk = metadata.row_group(group).column(column)
+            stats = chunk.statistics
+            if stats is None or not stats.has_min_max or stats.null_count:
+                return None
+            lows.append(int(stats.min))
+            highs.append(int(stats.max))
+    except (OSError, pa.ArrowException):
+        return None
+    return (min(lows), max(highs)) if lows else None
 
 
 def manifest_key(kind: str, day: dt.date) -> str:
