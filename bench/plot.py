@@ -14,15 +14,30 @@ CASES = {"fraudpipe": ("fraudpipe step (features from the carried state)", "o-")
          "read_history": ("reading 38 days' input columns", "x:")}
 
 
-def draw(step_json: Path, out: Path) -> Path:
-    """Write the log-log plot of `step_json` (results of `python -m bench step`) to `out`."""
+def _two_panels():
+    """A figure with two plots side by side, drawn without a display."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt.subplots(1, 2, figsize=(11, 4.5), dpi=110)
+
+
+def _save(figure, axes, out: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    axes[0].legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(out)
+    plt.close(figure)
+    return out
+
+
+def draw(step_json: Path, out: Path) -> Path:
+    """Write the log-log plot of `step_json` (results of `python -m bench step`) to `out`."""
     sizes = json.loads(step_json.read_text())["sizes"]
-    figure, axes = plt.subplots(1, 2, figsize=(11, 4.5), dpi=110)
+    figure, axes = _two_panels()
     x = [s["transactions"] for s in sizes]
     # Wall time is what a user waits for; CPU time is steadier on a loaded, shared machine.
     for axis, key, what in ((axes[0], "median_seconds", "wall"),
@@ -36,11 +51,7 @@ def draw(step_json: Path, out: Path) -> Path:
         axis.set_ylabel(f"{what} seconds per step (median, single-threaded)")
         axis.set_title(f"One warm-start step against day size: {what} time")
         axis.grid(True, which="both", alpha=0.3)
-    axes[0].legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(out)
-    plt.close(figure)
-    return out
+    return _save(figure, axes, out)
 
 
 def draw_history(runs: list[tuple[str, Path]], out: Path) -> Path:
@@ -49,12 +60,7 @@ def draw_history(runs: list[tuple[str, Path]], out: Path) -> Path:
     `runs`: (label, results of `python -m bench history`) pairs, e.g. the carried-state
     step and the raw-history step measured in the same session.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(1, 2, figsize=(11, 4.5), dpi=110)
+    figure, axes = _two_panels()
     for axis, key, what, title in (
             (axes[0], "median_cpu_seconds", "CPU seconds per step", "CPU time"),
             (axes[1], "median_peak_rss_mib", "peak RSS MiB", "peak memory")):
@@ -67,8 +73,4 @@ def draw_history(runs: list[tuple[str, Path]], out: Path) -> Path:
         axis.set_ylim(bottom=0)
         axis.set_title(f"One default-size step against chain length: {title}")
         axis.grid(True, alpha=0.3)
-    axes[0].legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(out)
-    plt.close(figure)
-    return out
+    return _save(figure, axes, out)

@@ -483,11 +483,11 @@ def _integer_id_range(path: Path) -> tuple[int, int] | None:
 
 def _footer_id_range(path: Path) -> tuple[int, int] | None:
     try:
-        metadata = pq.ParquetFile(path).metadata
-        column = metadata.schema.to_arrow_schema().get_field_index("TRANSACTION_ID")
-        if column < 0 or not pa.types.is_integer(
-                metadata.schema.to_arrow_schema().field(column).type):
+        parquet = pq.ParquetFile(path)
+        column = parquet.schema_arrow.get_field_index("TRANSACTION_ID")
+        if column < 0 or not pa.types.is_integer(parquet.schema_arrow.field(column).type):
             return None
+        metadata = parquet.metadata
         lows, highs = [], []
         for group in range(metadata.num_row_groups):
             chunk = metadata.row_group(group).column(column)
