@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench.extra_features import LOOKBACK_DAYS
+from trainer.features.profiles import LOOKBACK_DAYS
 from bench.quality_data import simulation
 from bench.quality_features import (
     REPORT_SEEDS,

@@ -5,7 +5,7 @@ training loop (`partial_fit` day by day on in-memory features, as the step does)
 
 * ``validate``: seeds 0-4, scored on the validation weeks 07-11 and 07-18 (checkpoints
   07-03 and 07-10), never on a test week. Each configuration is a feature set (the 15
-  handbook inputs plus groups of `bench.extra_features`) and settings of the default
+  handbook inputs plus groups of `trainer.features.profiles`) and settings of the default
   ensemble's two members; each member's validation scores are kept, so ensemble weights
   are compared without retraining.
 * ``report``: the chosen configuration and the old default on seeds 10-14, headline split
@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench.extra_features import EXTRA_FEATURE_COLUMNS, extra_features_of_day
+from trainer.features.profiles import EXTRA_FEATURE_COLUMNS, extra_features_of_day
 from bench.quality_data import simulation
 from bench.quality_tune import (
     HEADLINE_SPLIT,
@@ -63,7 +63,7 @@ REPORT_SEEDS = [10, 11, 12, 13, 14]
 HANDBOOK_BEST = {"auc_roc": 0.879, "average_precision": 0.687, "card_precision_at_100": 0.305}
 TARGETS = {"auc_roc": 0.900, "average_precision": 0.740, "card_precision_at_100": 0.325}
 
-#: Candidate groups of `bench.extra_features`, added to the handbook's 15 as a whole.
+#: Candidate groups of `trainer.features.profiles`, added to the handbook's 15 as a whole.
 GROUPS: dict[str, list[str]] = {
     "amount_profile": [c for c in EXTRA_FEATURE_COLUMNS if c.startswith("CUSTOMER_ID_AMOUNT_")],
     "gap": ["CUSTOMER_ID_SECONDS_SINCE_PREVIOUS_TX"],
@@ -314,7 +314,7 @@ def markdown_section(results: dict) -> str:
            "sequence on in-memory features), 183 simulated days, 5,000 customers, 10,000 "
            "terminals. Feature groups: " + "; ".join(
                f"`{g}` = {', '.join(c)}" for g, c in GROUPS.items()) + ". Definitions: "
-           "`bench/extra_features.py`. A configuration `all-x` is every group but `x`; "
+           "`trainer/features/profiles.py`. A configuration `all-x` is every group but `x`; "
            "`+booster:k=v` / `+mlp:k=v` override a member's settings of the default "
            "`lgbm_mlp` ensemble. Metrics: mean ± sd over seeds (min = worst seed).", ""]
     if results.get("validation"):

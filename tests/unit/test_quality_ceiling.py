@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from bench.extra_features import LOOKBACK_DAYS
+from trainer.features.profiles import LOOKBACK_DAYS
 from bench.quality_ceiling import knowable_frauds
 
 

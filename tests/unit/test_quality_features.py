@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench.extra_features import EXTRA_FEATURE_COLUMNS
+from trainer.features.profiles import EXTRA_FEATURE_COLUMNS
 from bench.quality_features import (
     GROUPS,
     METRICS,

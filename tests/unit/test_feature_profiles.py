@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.extra_features import (
+from trainer.features.profiles import (
     EXTRA_FEATURE_COLUMNS,
     MIN_AMOUNT_SD,
     extra_features,
@@ -41,7 +41,7 @@ def transactions_with_edges(seed: int, days: int = 40, per_day: int = 40) -> pd.
 
 
 def reference(transactions: pd.DataFrame, day: dt.date) -> pd.DataFrame:
-    """Each definition of `bench.extra_features`, one row at a time."""
+    """Each definition of `trainer.features.profiles`, one row at a time."""
     frame = transactions.sort_values(["TX_DATETIME", "TRANSACTION_ID"], ignore_index=True)
     rows = []
     for row in frame.itertuples():
