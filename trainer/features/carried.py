@@ -172,7 +172,8 @@ def _check_present(share: Share, manifest: dict[str, dict], day: dt.date) -> Non
 
 
 def carried_features(share: Share, day: dt.date, head_day: dt.date | None,
-                     head_state_sha256: str | None) -> CarriedFeatures:
+                     head_state_sha256: str | None, *,
+                     profiles: bool = False) -> CarriedFeatures:
     """`day`'s features from the head's state, and the state to commit with `day`.
 
     Args:
@@ -180,6 +181,8 @@ def carried_features(share: Share, day: dt.date, head_day: dt.date | None,
         day: the day being trained (after `head_day`).
         head_day: the chain head's day, None for a new chain.
         head_state_sha256: the head entry's ``feature_state_sha256`` (None if absent).
+        profiles: also compute the 11 profile inputs (``profiles.EXTRA_FEATURE_COLUMNS``),
+            appended to the features frame.
 
     Raises:
         DatasetValidationError: `day` has no dataset, or a dataset read is malformed.
@@ -198,7 +201,8 @@ def carried_features(share: Share, day: dt.date, head_day: dt.date | None,
     for d, names in columns_to_read(state, day).items():
         days[d], size = _day_columns(share, manifest, d, day, names)
         bytes_read += size
-    advanced = advance(state, day, days, inputs=_inputs(share, manifest, day))
+    advanced = advance(state, day, days, inputs=_inputs(share, manifest, day),
+                       profiles=profiles)
     data = to_parquet(advanced.state)
     rebuilt = why if state is None else None if rolls_from(state, day) else (
         f"{(day - state.day).days - 1} days missing after {state.day}: rebuilding reads less")

@@ -275,14 +275,16 @@ def _compute(
     return target_rows, columns
 
 
-def features_frame(identity: pd.DataFrame, columns: dict[str, np.ndarray]) -> pd.DataFrame:
+def features_frame(identity: pd.DataFrame, columns: dict[str, np.ndarray],
+                   names: list[str] | None = None) -> pd.DataFrame:
     """The result frame: `identity` with the features appended, sorted by TRANSACTION_ID.
 
-    `identity` holds the ``INPUT_COLUMNS`` of the target rows, in the order of `columns`.
+    `identity` holds the ``INPUT_COLUMNS`` of the target rows, in the order of `columns`;
+    `names` are the feature columns to append (default: the 14 after TX_AMOUNT).
     """
     identity = identity.reset_index(drop=True)
     # One concat, not a column insert per feature: pandas re-checks the index on each.
-    features = pd.DataFrame({name: columns[name] for name in FEATURE_COLUMNS[1:]})
+    features = pd.DataFrame({name: columns[name] for name in names or FEATURE_COLUMNS[1:]})
     result = pd.concat([identity, features], axis=1)
     return result.sort_values("TRANSACTION_ID", kind="stable", ignore_index=True)
 

@@ -1,15 +1,16 @@
-"""Candidate model inputs beyond the handbook's 15, from the same per-entity windows.
+"""Behaviour-profile model inputs beyond the handbook's 15, from the same per-entity windows.
 
-Research code for `bench.quality_features` (issue 16): none of these is a model input of
-the product yet; the step feeds the learners the handbook's 15 (see bench/QUALITY.md for
-what they did on validation and why they were not wired in).
+The learner ``lgbm_mlp_profiles`` reads these 11 after the handbook's 15; they were chosen
+on validation weeks by `bench.quality_features` (bench/QUALITY.md, issue 16).
 
 Every input here is a function of running aggregates per customer or terminal (counts,
-sums, sums of squares, a last time) over the windows `trainer.features.compute` uses,
-plus the row itself, so a step that carries per-entity window state can compute them
-from the day's rows alone. This module is the raw-history reference: it reads the same
-columns as ``compute`` (``INPUT_COLUMNS``) and orders ties the same way (time, then
-TRANSACTION_ID; a row's customer window ends at the row itself).
+sums, sums of squares, a first and a last time) over the windows `trainer.features.compute`
+uses, plus the row itself, so the step computes them from the day's rows and the carried
+state (`trainer.features.state`). This module holds their formulas, shared by both paths,
+and the raw-history reference: it reads the same columns as ``compute``
+(``INPUT_COLUMNS``) and orders ties the same way (time, then TRANSACTION_ID; a row's
+customer window ends at the row itself). Window sums are exact double-double sums
+(`trainer.features.exact_sums`) in both paths, so the two agree to the last bits.
 
 With ``t`` the row's time, ``a`` its amount and ``DAY`` one day:
 
@@ -50,6 +51,8 @@ import datetime as dt
 
 import numpy as np
 import pandas as pd
+
+from trainer.features.exact_sums import prefix_sums, range_sums, rounded
 
 NS_PER_SECOND = 10**9
 NS_PER_DAY = 86_400 * NS_PER_SECOND
@@ -116,9 +119,37 @@ class _Windows:
         """Cumulative sums of `values` in this order, with a leading 0."""
         return np.concatenate(([0.0], np.cumsum(values[self.order])))
 
+    def window_sums(self, values: np.ndarray, start: np.ndarray,
+                    end: np.ndarray) -> np.ndarray:
+        """Exact sums of `values` over the positions ``start:end``, rounded once."""
+        hi, lo = prefix_sums(values[self.order].astype(np.float64))
+        return rounded(*range_sums(hi, lo, start, end))
 
-def _share(numerator: np.ndarray, count: np.ndarray, empty: float) -> np.ndarray:
+
+def share(numerator: np.ndarray, count: np.ndarray, empty: float = 0.0) -> np.ndarray:
+    """``numerator / count``, `empty` where the count is 0."""
     return np.divide(numerator, count, out=np.full(len(count), empty), where=count > 0)
+
+
+def amount_profile(amounts: np.ndarray, count: np.ndarray, total: np.ndarray,
+                   squares: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """AMOUNT_RATIO and AMOUNT_ZSCORE of `amounts` against earlier rows' count and sums."""
+    mean = share(total, count)
+    variance = np.maximum(share(squares, count) - mean**2, 0.0)
+    ratio = np.divide(amounts, mean, out=np.ones(len(amounts)), where=mean > 0)
+    zscore = np.where(count > 0, (amounts - mean) / np.maximum(np.sqrt(variance),
+                                                               MIN_AMOUNT_SD), 0.0)
+    return ratio, zscore
+
+
+def seconds_since(t: np.ndarray, previous: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """CUSTOMER_ID_SECONDS_SINCE_PREVIOUS_TX: capped where the previous row is not `known`."""
+    return np.where(known, t - previous, PREVIOUS_TX_CAP_DAYS * NS_PER_DAY) / NS_PER_SECOND
+
+
+def days_since(t: np.ndarray, when: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """TERMINAL_ID_DAYS_SINCE_..._KNOWN_FRAUD: capped at the look-back where not `known`."""
+    return np.where(known, t - when, LOOKBACK_DAYS * NS_PER_DAY) / NS_PER_DAY
 
 
 def extra_features(columns: dict[str, np.ndarray], target: np.ndarray) -> dict[str, np.ndarray]:
@@ -151,54 +182,47 @@ def extra_features(columns: dict[str, np.ndarray], target: np.ndarray) -> dict[s
     customers = _Windows(np.asarray(columns["CUSTOMER_ID"]), by_time, rank, sorted_times,
                          targets)
     end = customers.position  # earlier rows of the customer: [start, end)
-    sums, squares = customers.prefix_sums(amounts), customers.prefix_sums(amounts**2)
     for n in CUSTOMER_PROFILE_WINDOWS_DAYS:
         start = customers.first_after(t - n * NS_PER_DAY)
-        count = end - start
-        mean = _share(sums[end] - sums[start], count, 0.0)
-        variance = np.maximum(_share(squares[end] - squares[start], count, 0.0) - mean**2, 0.0)
-        out[f"CUSTOMER_ID_AMOUNT_RATIO_{n}DAY_WINDOW"] = np.divide(
-            a, mean, out=np.ones(len(a)), where=mean > 0)
-        out[f"CUSTOMER_ID_AMOUNT_ZSCORE_{n}DAY_WINDOW"] = np.where(
-            count > 0, (a - mean) / np.maximum(np.sqrt(variance), MIN_AMOUNT_SD), 0.0)
+        ratio, zscore = amount_profile(a, end - start,
+                                       customers.window_sums(amounts, start, end),
+                                       customers.window_sums(amounts**2, start, end))
+        out[f"CUSTOMER_ID_AMOUNT_RATIO_{n}DAY_WINDOW"] = ratio
+        out[f"CUSTOMER_ID_AMOUNT_ZSCORE_{n}DAY_WINDOW"] = zscore
     start_30 = customers.first_after(t - 30 * NS_PER_DAY)
-    has_previous = end > start_30
     previous_time = times[customers.order[np.maximum(end - 1, 0)]]
-    out["CUSTOMER_ID_SECONDS_SINCE_PREVIOUS_TX"] = np.where(
-        has_previous, t - previous_time, PREVIOUS_TX_CAP_DAYS * NS_PER_DAY) / NS_PER_SECOND
+    out["CUSTOMER_ID_SECONDS_SINCE_PREVIOUS_TX"] = seconds_since(t, previous_time,
+                                                                 end > start_30)
     start_1 = customers.first_after(t - NS_PER_DAY)
     out["CUSTOMER_ID_NB_TX_1_OVER_30DAY"] = (end - start_1 + 1) / (end - start_30 + 1)
     customer_frauds = customers.prefix_sums(frauds)
     delayed_end = customers.first_after(t - LABEL_DELAY_DAYS * NS_PER_DAY)
     delayed_start = customers.first_after(t - LOOKBACK_DAYS * NS_PER_DAY)
-    out["CUSTOMER_ID_RISK_30DAY_WINDOW"] = _share(
+    out["CUSTOMER_ID_RISK_30DAY_WINDOW"] = share(
         customer_frauds[delayed_end] - customer_frauds[delayed_start],
-        delayed_end - delayed_start, 0.0)
+        delayed_end - delayed_start)
 
     terminals = _Windows(np.asarray(columns["TERMINAL_ID"]), by_time, rank, sorted_times,
                          targets)
-    terminal_sums = terminals.prefix_sums(amounts)
     delayed_end = terminals.first_after(t - LABEL_DELAY_DAYS * NS_PER_DAY)
     for n in TERMINAL_AMOUNT_WINDOWS_DAYS:
         start = terminals.first_after(t - (LABEL_DELAY_DAYS + n) * NS_PER_DAY)
-        out[f"TERMINAL_ID_AVG_AMOUNT_{n}DAY_WINDOW"] = _share(
-            terminal_sums[delayed_end] - terminal_sums[start], delayed_end - start, 0.0)
+        out[f"TERMINAL_ID_AVG_AMOUNT_{n}DAY_WINDOW"] = share(
+            terminals.window_sums(amounts, start, delayed_end), delayed_end - start)
     delayed_start = terminals.first_after(t - LOOKBACK_DAYS * NS_PER_DAY)
     # Position of the last fraud at or before each position (-1: none so far).
     fraud_positions = np.where(frauds[terminals.order] > 0, np.arange(len(times)), -1)
     last_fraud = np.concatenate(([-1], np.maximum.accumulate(fraud_positions)))[delayed_end]
-    known = last_fraud >= delayed_start
     fraud_time = times[terminals.order[np.maximum(last_fraud, 0)]]
-    out["TERMINAL_ID_DAYS_SINCE_KNOWN_FRAUD"] = np.where(
-        known, t - fraud_time, LOOKBACK_DAYS * NS_PER_DAY) / NS_PER_DAY
+    out["TERMINAL_ID_DAYS_SINCE_KNOWN_FRAUD"] = days_since(t, fraud_time,
+                                                           last_fraud >= delayed_start)
     # Position of the first fraud at or after each position (len: none from there on).
     ahead = np.where(frauds[terminals.order] > 0, np.arange(len(times)), len(times))
     next_fraud = np.concatenate((np.minimum.accumulate(ahead[::-1])[::-1], [len(times)]))
     first_fraud = next_fraud[delayed_start]
-    known = first_fraud < delayed_end
     first_time = times[terminals.order[np.minimum(first_fraud, len(times) - 1)]]
-    out["TERMINAL_ID_DAYS_SINCE_FIRST_KNOWN_FRAUD"] = np.where(
-        known, t - first_time, LOOKBACK_DAYS * NS_PER_DAY) / NS_PER_DAY
+    out["TERMINAL_ID_DAYS_SINCE_FIRST_KNOWN_FRAUD"] = days_since(t, first_time,
+                                                                 first_fraud < delayed_end)
     return out
 
 

@@ -23,10 +23,14 @@ a sum whose count returns to 0 is reset to exactly 0, so months of additions and
 subtractions do not drift. An entity leaves the state when its longest window is empty,
 which bounds the state to the entities active in the last 37 days.
 
-Carried beyond the 15 features, for features to come (tested here, used by nothing yet):
-per customer the sum of squared amounts of each window and the time of its last
-transaction among the 30-day window's full days; per terminal the amount sum of each
-delayed window and the time of its last fraud among the 30-day window's full days.
+The same state gives the 11 behaviour-profile inputs of `trainer.features.profiles` (their
+definitions and raw-history reference), so it also carries: per customer the sum of squared
+amounts of each window and the time of its last transaction among the 30-day window's full
+days; per customer, over the delayed 30-day window ``(t - 37 days, t - 7 days]`` (the kind
+``D``, read from the same boundary days as the terminals), counts and known frauds; per
+terminal the amount sum of each delayed window, the time of its last fraud among the 30-day
+window's full days, and each full day's first fraud time (a sparse list: a minimum, unlike a
+maximum, is lost when its day leaves the window, and the next one must be at hand).
 
 This module is computation on arrays; reading days and the state from the share is
 `trainer.features.carried`.
@@ -51,6 +55,7 @@ from trainer.data.parquet import table_from_bytes
 from trainer.errors import DatasetValidationError
 from trainer.features.compute import (
     CUSTOMER_WINDOWS_DAYS,
+    FEATURE_COLUMNS,
     FEATURES_VERSION,
     INPUT_COLUMNS,
     NS_PER_DAY,
@@ -62,13 +67,24 @@ from trainer.features.compute import (
     time_order,
 )
 from trainer.features.exact_sums import dd_add, dd_sub, prefix_sums, range_sums, rounded
+from trainer.features.profiles import (
+    CUSTOMER_PROFILE_WINDOWS_DAYS,
+    EXTRA_FEATURE_COLUMNS,
+    LOOKBACK_DAYS,
+    TERMINAL_AMOUNT_WINDOWS_DAYS,
+    amount_profile,
+    days_since,
+    seconds_since,
+    share,
+)
 
 #: Windows with whole days inside them (the 1-day windows are two partial days).
 CARRIED_WINDOWS_DAYS = (7, 30)
 #: The time a `last_time` has when the entity has none in its window.
 NO_TIME = np.iinfo(np.int64).min
 #: Format of the state file; a file of another format (or features version) is rebuilt.
-STATE_FORMAT = 1
+#: 2: the delayed customer windows and the terminals' first fraud times (profiles).
+STATE_FORMAT = 2
 #: Key of the Parquet key-value metadata holding the state's day and inputs.
 STATE_METADATA_KEY = b"fraudpipe.feature_state"
 
@@ -84,9 +100,16 @@ class _Kind:
     prefix: str
     id_column: str
     delay_days: int
+    windows: tuple[int, ...]  # window lengths of the features, in days
     floats: tuple[str, ...]  # double-double sums
     ints: tuple[str, ...]  # integer sums
     last_time_of_frauds: bool  # LAST_TIME: of a fraud (terminals) or of any row
+    first_frauds: bool = False  # each full day's first fraud time, per entity
+
+    @property
+    def carried(self) -> tuple[int, ...]:
+        """The windows with whole days inside them (a 1-day window is two partial days)."""
+        return tuple(n for n in self.windows if n in CARRIED_WINDOWS_DAYS)
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -111,12 +134,20 @@ def _full_days(delay_days: int, n: int, aligned: dt.date) -> tuple[dt.date, ...]
     return tuple(last - dt.timedelta(days=back) for back in range(n - 2, -1, -1))
 
 
-#: The double-double sums the 15 features read, per kind (the others are carried only).
-FEATURE_FLOATS = {"C": ("AMOUNT",), "T": ()}
+#: The double-double sums the features read, per kind: the 15, and with the profiles.
+FEATURE_FLOATS = {"C": ("AMOUNT",), "D": (), "T": ()}
+PROFILE_FLOATS = {"C": ("AMOUNT", "AMOUNT_SQ"), "D": (), "T": ("AMOUNT",)}
 
-CUSTOMERS = _Kind("C", "CUSTOMER_ID", 0, ("AMOUNT", "AMOUNT_SQ"), (), False)
-TERMINALS = _Kind("T", "TERMINAL_ID", TERMINAL_DELAY_DAYS, ("AMOUNT",), ("NB_FRAUD",), True)
-KINDS = (CUSTOMERS, TERMINALS)
+CUSTOMERS = _Kind("C", "CUSTOMER_ID", 0, CUSTOMER_WINDOWS_DAYS, ("AMOUNT", "AMOUNT_SQ"), (),
+                  False)
+#: Customers over the terminals' delayed 30-day window: a customer's known fraud share.
+DELAYED_CUSTOMERS = _Kind("D", "CUSTOMER_ID", TERMINAL_DELAY_DAYS, (30,), (), ("NB_FRAUD",),
+                          True)
+TERMINALS = _Kind("T", "TERMINAL_ID", TERMINAL_DELAY_DAYS, TERMINAL_WINDOWS_DAYS, ("AMOUNT",),
+                  ("NB_FRAUD",), True, first_frauds=True)
+KINDS = (CUSTOMERS, DELAYED_CUSTOMERS, TERMINALS)
+#: The sentinel of "no fraud" in a per-entity minimum of fraud times.
+NO_FIRST = np.iinfo(np.int64).max
 
 
 @dataclass
@@ -128,6 +159,10 @@ class EntitySums:
     floats: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]]
     ints: dict[tuple[str, int], np.ndarray]
     last_time: np.ndarray
+    first_frauds: tuple[np.ndarray, np.ndarray] = (np.array([], np.int64),
+                                                   np.array([], np.int64))
+    """Each full day's first fraud of an entity as (entity position, time) pairs, sorted by
+    position (kinds with ``first_frauds`` only; empty otherwise)."""
 
     @classmethod
     def empty(cls, kind: _Kind, ids: np.ndarray) -> EntitySums:
@@ -135,13 +170,19 @@ class EntitySums:
         k = len(ids)
         return cls(
             ids=ids,
-            counts={n: np.zeros(k, np.int64) for n in CARRIED_WINDOWS_DAYS},
+            counts={n: np.zeros(k, np.int64) for n in kind.carried},
             floats={(name, n): (np.zeros(k), np.zeros(k)) for name in kind.floats
-                    for n in CARRIED_WINDOWS_DAYS},
+                    for n in kind.carried},
             ints={(name, n): np.zeros(k, np.int64) for name in kind.ints
-                  for n in CARRIED_WINDOWS_DAYS},
+                  for n in kind.carried},
             last_time=np.full(k, NO_TIME, np.int64),
         )
+
+    def first_fraud_time(self) -> np.ndarray:
+        """Per entity, the earliest of `first_frauds` (NO_FIRST when none)."""
+        first = np.full(len(self.ids), NO_FIRST, np.int64)
+        np.minimum.at(first, *self.first_frauds)
+        return first
 
     def padded(self, kind: _Kind, ids: np.ndarray) -> EntitySums:
         """These sums for `ids`, whose first entries are this state's ids in order."""
@@ -154,16 +195,21 @@ class EntitySums:
         for key, values in self.ints.items():
             out.ints[key][:k] = values
         out.last_time[:k] = self.last_time
+        out.first_frauds = self.first_frauds
         return out
 
     def select(self, keep: np.ndarray) -> EntitySums:
         """The entities where the boolean mask `keep` is true."""
+        positions, times = self.first_frauds
+        kept = keep[positions]
+        renumbered = np.cumsum(keep) - 1
         return EntitySums(
             ids=self.ids[keep],
             counts={n: c[keep] for n, c in self.counts.items()},
             floats={key: (hi[keep], lo[keep]) for key, (hi, lo) in self.floats.items()},
             ints={key: v[keep] for key, v in self.ints.items()},
             last_time=self.last_time[keep],
+            first_frauds=(renumbered[positions[kept]], times[kept]),
         )
 
 
@@ -176,13 +222,23 @@ class FeatureState:
     """
 
     day: dt.date
-    customers: EntitySums
-    terminals: EntitySums
+    sums: dict[str, EntitySums]
+    """Per kind prefix (``C``, ``D``, ``T``), that kind's sums."""
     inputs: dict[str, str] = field(default_factory=dict)
 
     def of(self, kind: _Kind) -> EntitySums:
         """The sums of `kind`."""
-        return self.customers if kind is CUSTOMERS else self.terminals
+        return self.sums[kind.prefix]
+
+    @property
+    def customers(self) -> EntitySums:
+        """The customers' sums."""
+        return self.sums[CUSTOMERS.prefix]
+
+    @property
+    def terminals(self) -> EntitySums:
+        """The terminals' sums."""
+        return self.sums[TERMINALS.prefix]
 
 
 def boundary_days(day: dt.date) -> list[dt.date]:
@@ -194,7 +250,7 @@ def boundary_days(day: dt.date) -> list[dt.date]:
 
 def held_days(aligned: dt.date) -> list[dt.date]:
     """The days whose rows a state aligned to `aligned` holds, oldest first."""
-    return sorted({d for kind in KINDS for n in CARRIED_WINDOWS_DAYS
+    return sorted({d for kind in KINDS for n in kind.carried
                    for d in kind.full_days(n, aligned)})
 
 
@@ -207,7 +263,7 @@ def _moves(kind: _Kind, n: int, old: dt.date | None,
 
 
 def _roll_days(old: dt.date | None, new: dt.date) -> set[dt.date]:
-    return {d for kind in KINDS for n in CARRIED_WINDOWS_DAYS
+    return {d for kind in KINDS for n in kind.carried
             for moved in _moves(kind, n, old, new) for d in moved}
 
 
@@ -230,16 +286,15 @@ def days_to_read(state: FeatureState | None, day: dt.date) -> list[dt.date]:
 def columns_to_read(state: FeatureState | None, day: dt.date) -> dict[dt.date, list[str]]:
     """The input columns `advance(state, day, ...)` reads of each day it reads.
 
-    The day itself needs them all; a day only one entity kind reads (a customer window's
-    edge D-1 or D-30, a terminal window's D-8, D-14 or D-37) needs that kind's only.
+    The day itself needs them all; a day only some entity kinds read (a customer window's
+    edge D-1 or D-30, a terminal window's D-8 or D-14) needs those kinds' only.
     """
     old = state.day if state is not None and rolls_from(state, day) else None
     needed: dict[dt.date, set[str]] = {day: set(INPUT_COLUMNS)}
     for kind in KINDS:
-        backs = [kind.delay_days + n for n in
-                 (0, *(CUSTOMER_WINDOWS_DAYS if kind is CUSTOMERS else TERMINAL_WINDOWS_DAYS))]
+        backs = [kind.delay_days + n for n in (0, *kind.windows)]
         kind_days = {day - dt.timedelta(days=back) for back in backs}
-        kind_days |= {d for n in CARRIED_WINDOWS_DAYS for moved in _moves(kind, n, old, day)
+        kind_days |= {d for n in kind.carried for moved in _moves(kind, n, old, day)
                       for d in moved}
         for d in kind_days:
             needed.setdefault(d, set()).update(kind.columns)
@@ -297,6 +352,11 @@ def _day_sums(kind: _Kind, day: DayColumns, codes: np.ndarray, k: int) -> dict:
     last = np.full(k, NO_TIME, np.int64)
     np.maximum.at(last, codes[mask], times[mask])
     sums["last_time"] = last
+    if kind.first_frauds:
+        first = np.full(k, NO_FIRST, np.int64)
+        frauds = day["TX_FRAUD"] > 0
+        np.minimum.at(first, codes[frauds], times[frauds])
+        sums["first_fraud"] = first
     return sums
 
 
@@ -306,7 +366,7 @@ def _roll(kind: _Kind, sums: EntitySums, old: dt.date | None, new: dt.date,
 
     Entities whose windows are now empty stay, with zero sums: the caller drops them.
     """
-    for n in CARRIED_WINDOWS_DAYS:
+    for n in kind.carried:
         entering, leaving = _moves(kind, n, old, new)
         for days, sign in ((entering, 1), (leaving, -1)):
             for d in days:
@@ -324,14 +384,24 @@ def _roll(kind: _Kind, sums: EntitySums, old: dt.date | None, new: dt.date,
         for name in kind.floats:  # no drift: an empty window sums to exactly 0
             hi, lo = sums.floats[name, n]
             hi[empty], lo[empty] = 0.0, 0.0
-    longest = CARRIED_WINDOWS_DAYS[-1]
+    longest = kind.carried[-1]
     entering, _ = _moves(kind, longest, old, new)
+    positions, times = [sums.first_frauds[0]], [sums.first_frauds[1]]
     for d in entering:
         add = day_sums.get(d)
         if add is not None:
             np.maximum(sums.last_time, add["last_time"], out=sums.last_time)
-    first = kind.full_days(longest, new)[0]
-    sums.last_time[sums.last_time < _day_start_ns(first)] = NO_TIME
+            if kind.first_frauds:
+                found = np.flatnonzero(add["first_fraud"] != NO_FIRST)
+                positions.append(found)
+                times.append(add["first_fraud"][found])
+    start = _day_start_ns(kind.full_days(longest, new)[0])
+    sums.last_time[sums.last_time < start] = NO_TIME
+    if kind.first_frauds:
+        position, time = np.concatenate(positions), np.concatenate(times)
+        held = time >= start
+        order = np.argsort(position[held], kind="stable")
+        sums.first_frauds = (position[held][order], time[held][order])
     return sums
 
 
@@ -355,6 +425,8 @@ class _DayIndex:
         sorted_codes = codes if by_time is None else codes[by_time]
         order, self.keys = entity_order(sorted_codes, k)
         rows = order if by_time is None else by_time[order]
+        #: The day's row at each position.
+        self.row_of = rows
         self.rows = max(len(times), 1)
         # Each entity's rows are block_start[code]:block_start[code + 1] of the sorted rows.
         self.block_start = np.zeros(k + 1, np.int64)
@@ -385,6 +457,30 @@ class _DayIndex:
         """Per query, the positions of the entity's first row and of its first row after."""
         first_after, _ = self.after(codes, bounds, order)
         return self.block_start[codes], first_after
+
+    def time_at(self, columns: DayColumns, positions: np.ndarray, valid: np.ndarray,
+                missing: int) -> np.ndarray:
+        """TX_DATETIME of the rows at `positions` where `valid`, `missing` elsewhere."""
+        times = np.full(len(positions), missing, np.int64)
+        times[valid] = columns["TX_DATETIME"][self.row_of[positions[valid]]]
+        return times
+
+    def fraud_times(self, columns: DayColumns,
+                    span: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Per query, the times of the first and last fraud in its span (NO_FIRST/NO_TIME)."""
+        start, end = span
+        n = len(self.row_of)
+        if not n:
+            return np.full(len(start), NO_FIRST), np.full(len(start), NO_TIME)
+        fraud = columns["TX_FRAUD"][self.row_of] > 0
+        at = np.arange(n)
+        last_upto = np.maximum.accumulate(np.where(fraud, at, -1))
+        next_from = np.concatenate((np.minimum.accumulate(np.where(fraud, at, n)[::-1])[::-1],
+                                    [n]))
+        first = next_from[start]
+        last = last_upto[np.maximum(end - 1, 0)]
+        return (self.time_at(columns, first, first < end, NO_FIRST),
+                self.time_at(columns, last, (end > start) & (last >= start), NO_TIME))
 
 
 class _Totals:
@@ -438,13 +534,11 @@ class Advanced:
 
     state: FeatureState
     features: pd.DataFrame
-    extras: dict[str, np.ndarray] = field(default_factory=dict)
-    """With ``extras=True``: window totals carried for future features, per feature row."""
 
 
 def advance(state: FeatureState | None, day: dt.date,
             days: Mapping[dt.date, DayColumns | None], *,
-            inputs: Mapping[str, str] | None = None, extras: bool = False) -> Advanced:
+            inputs: Mapping[str, str] | None = None, profiles: bool = False) -> Advanced:
     """The state aligned to `day` and `day`'s features.
 
     Args:
@@ -453,11 +547,13 @@ def advance(state: FeatureState | None, day: dt.date,
         days: the columns of every day of ``days_to_read(state, day)``; None (or absent)
             for a day with no dataset.
         inputs: for the new state's ``inputs`` record, each held day's dataset sha256.
-        extras: also return the window totals carried for future features.
+        profiles: also compute the 11 ``EXTRA_FEATURE_COLUMNS`` of
+            `trainer.features.profiles`, appended to the frame in that order.
 
     Returns:
         The new state, and the features frame exactly as ``compute_features`` returns it
-        from the same history (counts equal; means and risks within a few ulp).
+        from the same history (counts equal; means and risks within a few ulp), and with
+        `profiles` the profile columns as ``profiles.extra_features`` computes them.
     """
     target = days[day]
     if target is None:
@@ -470,13 +566,13 @@ def advance(state: FeatureState | None, day: dt.date,
     present = sorted(found)
     new_sums = {}
     result_columns: dict[str, np.ndarray] = {}
-    extra: dict[str, np.ndarray] = {}
+    windows: dict[str, _KindWindows] = {}
     ranks = _ranks(target)
     t = target["TX_DATETIME"]
     for kind in KINDS:
         previous = state.of(kind) if old is not None and state is not None else None
         sources = [previous.ids if previous is not None else np.array([], np.int64)]
-        present_here = [d for d in present if kind.id_column in found[d]]
+        present_here = [d for d in present if set(kind.columns) <= found[d].keys()]
         sources += [found[d][kind.id_column] for d in present_here]
         codes_list, uniques = _codes(sources)
         k = len(uniques)
@@ -487,20 +583,28 @@ def advance(state: FeatureState | None, day: dt.date,
         day_sums: dict[dt.date, dict | None] = {
             d: _day_sums(kind, found[d], codes[d], k) for d in present_here if d in rolling}
         rolled = _roll(kind, sums, old, day, day_sums)
-        new_sums[kind.prefix] = rolled.select(rolled.counts[CARRIED_WINDOWS_DAYS[-1]] > 0)
-        floats = kind.floats if extras else FEATURE_FLOATS[kind.prefix]
-        totals = _window_totals(kind, rolled, day, found, codes, k, codes[day], t, ranks, floats)
-        _features_of(kind, totals, result_columns, extra if extras else None)
+        new_sums[kind.prefix] = rolled.select(rolled.counts[kind.carried[-1]] > 0)
+        if kind is DELAYED_CUSTOMERS and not profiles:
+            continue  # carried for the profiles only
+        floats = (PROFILE_FLOATS if profiles else FEATURE_FLOATS)[kind.prefix]
+        windows[kind.prefix] = _window_totals(kind, rolled, day, found, codes, k, codes[day],
+                                              t, ranks, floats)
+        if kind is not DELAYED_CUSTOMERS:
+            _features_of(kind, windows[kind.prefix].totals, result_columns)
     result_columns.update(calendar_columns(t))
+    names = FEATURE_COLUMNS[1:]
+    if profiles:
+        result_columns.update(_profiles_of(windows, found, day, target))
+        names = names + EXTRA_FEATURE_COLUMNS
     held = {d.isoformat() for d in held_days(day)}
-    new_state = FeatureState(day, new_sums["C"], new_sums["T"],
+    new_state = FeatureState(day, new_sums,
                              {key: value for key, value in (inputs or {}).items()
                               if key in held})
     order = np.argsort(ranks, kind="stable")
     identity = pd.DataFrame({name: _column(target, name)[order] for name in INPUT_COLUMNS})
-    frame = features_frame(identity, {name: v[order] for name, v in result_columns.items()})
-    by_id = np.argsort(identity["TRANSACTION_ID"].to_numpy(), kind="stable")
-    return Advanced(new_state, frame, {name: v[order][by_id] for name, v in extra.items()})
+    frame = features_frame(identity, {name: result_columns[name][order] for name in names},
+                           names)
+    return Advanced(new_state, frame)
 
 
 def _column(target: DayColumns, name: str) -> np.ndarray:
@@ -520,14 +624,29 @@ def _ranks(target: DayColumns) -> np.ndarray:
     return ranks
 
 
+@dataclass
+class _KindWindows:
+    """One entity kind's windows for the target rows: totals, and the partial days' rows."""
+
+    totals: dict[int, _Totals]
+    """Per window length, each target row's totals over its whole window."""
+    spans: dict[int, tuple[_DayIndex, tuple[np.ndarray, np.ndarray]]]
+    """Per day back from the target day (the own day: the kind's delay), that boundary
+    day's index and each target row's span of rows inside the window."""
+    sums: EntitySums
+    """The state in the numbering of `codes` (entities with empty windows kept)."""
+    codes: np.ndarray
+    """Each target row's entity code."""
+
+
 def _window_totals(kind: _Kind, sums: EntitySums, day: dt.date,
                    days: Mapping[dt.date, DayColumns], codes: Mapping[dt.date, np.ndarray],
                    k: int, target_codes: np.ndarray, t: np.ndarray, ranks: np.ndarray,
-                   floats: tuple[str, ...]) -> dict[int, _Totals]:
+                   floats: tuple[str, ...]) -> _KindWindows:
     """Per window length, each target row's totals over its whole window.
 
     Only the double-double sums named in `floats` are totalled (the others are carried in
-    the state for features to come, and cost a third of the work here).
+    the state for the profiles, and cost a third of the work here).
     """
 
     def values(columns: DayColumns) -> dict[str, np.ndarray]:
@@ -545,6 +664,7 @@ def _window_totals(kind: _Kind, sums: EntitySums, day: dt.date,
         return indexes[d]
 
     totals = {}
+    spans = {}
     rows = len(t)
     order = np.argsort(target_codes * max(rows, 1) + ranks)  # by (entity, time)
     today: _DayIndex | None
@@ -557,59 +677,145 @@ def _window_totals(kind: _Kind, sums: EntitySums, day: dt.date,
         shift = kind.delay_days * NS_PER_DAY
         own = delayed.upto(target_codes, t - shift, order) if delayed is not None else None
         today = delayed
-    for n in CUSTOMER_WINDOWS_DAYS if kind.delay_days == 0 else TERMINAL_WINDOWS_DAYS:
+    if today is not None and own is not None:
+        spans[kind.delay_days] = (today, own)
+    for n in kind.windows:
         window = _Totals(kind, rows, floats)
         window.add_range(today, own if own is not None else (np.zeros(rows, np.int64),) * 2)
         back = kind.delay_days + n
         edge = index(back)
         if edge is not None:
-            window.add_range(edge, edge.after(target_codes, t - back * NS_PER_DAY, order))
-        if n in CARRIED_WINDOWS_DAYS:
+            spans[back] = (edge, edge.after(target_codes, t - back * NS_PER_DAY, order))
+            window.add_range(edge, spans[back][1])
+        if n in kind.carried:
             window.add_state(sums, target_codes, n)
         totals[n] = window
-    return totals
+    return _KindWindows(totals, spans, sums, target_codes)
 
 
-def _features_of(kind: _Kind, totals: dict[int, _Totals], out: dict[str, np.ndarray],
-                 extras: dict[str, np.ndarray] | None) -> None:
+def _features_of(kind: _Kind, totals: dict[int, _Totals], out: dict[str, np.ndarray]) -> None:
+    """The handbook's window features of one entity kind."""
     for n, window in totals.items():
         count = window.count
         if kind is CUSTOMERS:
             out[f"CUSTOMER_ID_NB_TX_{n}DAY_WINDOW"] = count.astype(float)
             out[f"CUSTOMER_ID_AVG_AMOUNT_{n}DAY_WINDOW"] = rounded(
                 *window.floats["AMOUNT"]) / count
-            if extras is not None:
-                extras[f"CUSTOMER_ID_AMOUNT_SQ_SUM_{n}DAY_WINDOW"] = rounded(
-                    *window.floats["AMOUNT_SQ"])
         else:
-            frauds = window.ints["NB_FRAUD"].astype(float)
             out[f"TERMINAL_ID_NB_TX_{n}DAY_WINDOW"] = count.astype(float)
-            out[f"TERMINAL_ID_RISK_{n}DAY_WINDOW"] = np.divide(
-                frauds, count, out=np.zeros(len(count)), where=count > 0)
-            if extras is not None:
-                extras[f"TERMINAL_ID_AMOUNT_SUM_{n}DAY_WINDOW"] = rounded(
-                    *window.floats["AMOUNT"])
+            out[f"TERMINAL_ID_RISK_{n}DAY_WINDOW"] = share(
+                window.ints["NB_FRAUD"].astype(float), count)
+
+
+def _profiles_of(windows: Mapping[str, _KindWindows], days: Mapping[dt.date, DayColumns],
+                 day: dt.date, target: DayColumns) -> dict[str, np.ndarray]:
+    """The 11 profile inputs of `trainer.features.profiles` from the windows' parts.
+
+    Sums over "earlier rows" are the window totals (which end at the row itself) minus the
+    row; a first or last time is looked for in the window's older partial day, the state's
+    full days and the newer partial day, in the order that finds the extreme first.
+    """
+    t, a = target["TX_DATETIME"], target["TX_AMOUNT"]
+    zeros = np.zeros(len(t))
+    out: dict[str, np.ndarray] = {}
+
+    def of_day(back: int) -> DayColumns:
+        return days[day - dt.timedelta(days=back)]
+
+    customers = windows[CUSTOMERS.prefix]
+    for n in CUSTOMER_PROFILE_WINDOWS_DAYS:
+        window = customers.totals[n]
+        ratio, zscore = amount_profile(
+            a, window.count - 1, rounded(*dd_sub(*window.floats["AMOUNT"], a, zeros)),
+            rounded(*dd_sub(*window.floats["AMOUNT_SQ"], a * a, zeros)))
+        out[f"CUSTOMER_ID_AMOUNT_RATIO_{n}DAY_WINDOW"] = ratio
+        out[f"CUSTOMER_ID_AMOUNT_ZSCORE_{n}DAY_WINDOW"] = zscore
+    # The previous row: earlier today, else the state's full days, else day D-30's rows
+    # after t - 30 days. The row itself is the last of its span today.
+    today, (start, end) = customers.spans[0]
+    previous = today.time_at(target, end - 2, end - 2 >= start, NO_TIME)
+    missing = previous == NO_TIME
+    previous[missing] = customers.sums.last_time[customers.codes[missing]]
+    if 30 in customers.spans:
+        edge, (first, last) = customers.spans[30]
+        older = edge.time_at(of_day(30), last - 1, last > first, NO_TIME)
+        missing = previous == NO_TIME
+        previous[missing] = older[missing]
+    out["CUSTOMER_ID_SECONDS_SINCE_PREVIOUS_TX"] = seconds_since(t, previous,
+                                                                 previous != NO_TIME)
+    out["CUSTOMER_ID_NB_TX_1_OVER_30DAY"] = (customers.totals[1].count
+                                             / customers.totals[30].count)
+    delayed = windows[DELAYED_CUSTOMERS.prefix].totals[30]
+    out["CUSTOMER_ID_RISK_30DAY_WINDOW"] = share(delayed.ints["NB_FRAUD"].astype(float),
+                                                 delayed.count)
+
+    terminals = windows[TERMINALS.prefix]
+    for n in TERMINAL_AMOUNT_WINDOWS_DAYS:
+        window = terminals.totals[n]
+        out[f"TERMINAL_ID_AVG_AMOUNT_{n}DAY_WINDOW"] = share(rounded(*window.floats["AMOUNT"]),
+                                                             window.count)
+    # Frauds in (t - 37 days, t - 7 days]: day D-37 after its bound, the state's full days
+    # D-36..D-8, day D-7 up to its bound.
+    codes = terminals.codes
+    first = terminals.sums.first_fraud_time()[codes]
+    last = terminals.sums.last_time[codes].copy()
+    delay = TERMINAL_DELAY_DAYS
+    if delay in terminals.spans:
+        own, span = terminals.spans[delay]
+        newest_first, newest_last = own.fraud_times(of_day(delay), span)
+        first = np.where(first == NO_FIRST, newest_first, first)
+        last = np.where(newest_last != NO_TIME, newest_last, last)
+    if LOOKBACK_DAYS in terminals.spans:
+        edge, span = terminals.spans[LOOKBACK_DAYS]
+        oldest_first, oldest_last = edge.fraud_times(of_day(LOOKBACK_DAYS), span)
+        first = np.where(oldest_first != NO_FIRST, oldest_first, first)
+        last = np.where(last == NO_TIME, oldest_last, last)
+    out["TERMINAL_ID_DAYS_SINCE_KNOWN_FRAUD"] = days_since(t, last, last != NO_TIME)
+    out["TERMINAL_ID_DAYS_SINCE_FIRST_KNOWN_FRAUD"] = days_since(t, first, first != NO_FIRST)
+    return out
 
 
 # --- the state file: Parquet, one row per entity ------------------------------------------
 
 
 def _sum_columns(kind: _Kind) -> list[str]:
-    names = [f"NB_TX_{n}" for n in CARRIED_WINDOWS_DAYS]
-    names += [f"{name}_{part}_{n}" for name in kind.floats for n in CARRIED_WINDOWS_DAYS
+    names = [f"NB_TX_{n}" for n in kind.carried]
+    names += [f"{name}_{part}_{n}" for name in kind.floats for n in kind.carried
               for part in ("HI", "LO")]
-    names += [f"{name}_{n}" for name in kind.ints for n in CARRIED_WINDOWS_DAYS]
+    names += [f"{name}_{n}" for name in kind.ints for n in kind.carried]
     return names + ["LAST_TIME"]
 
 
 def _sum_arrays(kind: _Kind, sums: EntitySums) -> dict[str, np.ndarray]:
-    arrays = {f"NB_TX_{n}": sums.counts[n] for n in CARRIED_WINDOWS_DAYS}
+    arrays = {f"NB_TX_{n}": sums.counts[n] for n in kind.carried}
     for (name, n), (hi, lo) in sums.floats.items():
         arrays[f"{name}_HI_{n}"], arrays[f"{name}_LO_{n}"] = hi, lo
     for (name, n), values in sums.ints.items():
         arrays[f"{name}_{n}"] = values
     arrays["LAST_TIME"] = sums.last_time
     return arrays
+
+
+#: The list column of each entity's per-day first fraud times (kinds with first_frauds).
+FIRST_FRAUDS = "FIRST_FRAUDS"
+
+
+def _columns_of(kind: _Kind, sums: EntitySums | None, k: int) -> dict[str, pa.Array]:
+    """`kind`'s columns for k rows: its sums, or nulls on the rows of another kind."""
+    names = [f"{kind.prefix}_ID", *(f"{kind.prefix}_{n}" for n in _sum_columns(kind))]
+    lists = [f"{kind.prefix}_{FIRST_FRAUDS}"] if kind.first_frauds else []
+    if sums is None:
+        return {**{name: pa.nulls(k) for name in names},
+                **{name: pa.nulls(k, pa.list_(pa.int64())) for name in lists}}
+    columns = {names[0]: _id_array(sums.ids)}
+    columns.update({f"{kind.prefix}_{name}": pa.array(values)
+                    for name, values in _sum_arrays(kind, sums).items()})
+    if kind.first_frauds:
+        positions, times = sums.first_frauds
+        offsets = np.concatenate(([0], np.cumsum(np.bincount(positions, minlength=k))))
+        columns[lists[0]] = pa.ListArray.from_arrays(pa.array(offsets, pa.int32()),
+                                                     pa.array(times, pa.int64()))
+    return columns
 
 
 def _id_array(ids: np.ndarray) -> pa.Array:
@@ -623,25 +829,17 @@ def _id_array(ids: np.ndarray) -> pa.Array:
 def to_parquet(state: FeatureState) -> bytes:
     """The state as Parquet bytes: the same state always gives the same bytes.
 
-    One file, one row per entity: a customer row has its id in CUSTOMER_ID and its sums in
-    the ``C_`` columns, a terminal row in TERMINAL_ID and ``T_``; the other kind's columns
-    are null. The day and the inputs record sit in the key-value metadata.
+    One file, one row per entity of each kind (customers ``C``, customers' delayed windows
+    ``D``, terminals ``T``, stacked in that order): a row has its id in ``<kind>_ID`` and
+    its sums in the ``<kind>_`` columns; the other kinds' columns are null. The day, the
+    rows per kind and the inputs record sit in the key-value metadata.
     """
     parts = []
     for kind in KINDS:
         sums = state.of(kind)
-        k = len(sums.ids)
         columns: dict[str, pa.Array] = {}
         for other in KINDS:
-            if other is kind:
-                columns[other.id_column] = _id_array(sums.ids)
-                columns.update({f"{other.prefix}_{name}": pa.array(values) for name, values
-                                in _sum_arrays(kind, sums).items()})
-            else:
-                columns[other.id_column] = pa.nulls(k)
-                columns.update({f"{other.prefix}_{name}": pa.nulls(k, pa.int64()
-                                if name.startswith(("NB_", "LAST")) else pa.float64())
-                                for name in _sum_columns(other)})
+            columns.update(_columns_of(other, sums if other is kind else None, len(sums.ids)))
         parts.append(columns)
     names = list(parts[0])
     arrays = []
@@ -651,7 +849,8 @@ def to_parquet(state: FeatureState) -> bytes:
         target = types[0] if types else pa.null()
         arrays.append(pa.concat_arrays([c.cast(target) for c in chunks]))
     record = {"format": STATE_FORMAT, "features_version": FEATURES_VERSION,
-              "day": state.day.isoformat(), "customers": len(state.customers.ids),
+              "day": state.day.isoformat(),
+              "rows": {kind.prefix: len(state.of(kind).ids) for kind in KINDS},
               "inputs": dict(sorted(state.inputs.items()))}
     table = pa.table(dict(zip(names, arrays, strict=True))).replace_schema_metadata(
         {STATE_METADATA_KEY: json.dumps(record, sort_keys=True).encode()})
@@ -659,8 +858,9 @@ def to_parquet(state: FeatureState) -> bytes:
     # Dictionaries and statistics help nobody here (the file is read whole) and cost a
     # third of the write. lz4 over byte-stream-split columns writes and reads a 100k-day
     # state in 0.028 + 0.015 s against zstd's 0.050 + 0.033 s, for a file ~1.5x larger (5.1 MB
-    # against 3.4 MB at 100k; ids, which may be strings, are not split).
-    split = [name for name in names if name not in {kind.id_column for kind in KINDS}]
+    # against 3.4 MB at 100k; ids, which may be strings, and the lists are not split).
+    split = [name for name in names
+             if not name.endswith(("_ID", FIRST_FRAUDS))]
     pq.write_table(table, sink, compression="lz4", use_byte_stream_split=split,
                    use_dictionary=False, write_statistics=False)
     return sink.getvalue()
@@ -682,22 +882,28 @@ def from_parquet(data: bytes, what: str) -> FeatureState:
         raise DatasetValidationError(
             f"{what}: feature state format {record.get('format')}, features version "
             f"{record.get('features_version')}; expected {STATE_FORMAT}, {FEATURES_VERSION}")
-    customers = int(record["customers"])
-    kinds = {}
-    for kind, rows in ((CUSTOMERS, slice(0, customers)),
-                       (TERMINALS, slice(customers, table.num_rows))):
-        part = table.slice(rows.start, rows.stop - rows.start)
+    sums, offset = {}, 0
+    for kind in KINDS:
+        rows = int(record["rows"][kind.prefix])
+        part = table.slice(offset, rows)
+        offset += rows
         arrays = {name: part.column(f"{kind.prefix}_{name}").to_numpy()
                   for name in _sum_columns(kind)}
-        ids = part.column(kind.id_column).to_pandas().to_numpy()
-        kinds[kind.prefix] = EntitySums(
+        ids = part.column(f"{kind.prefix}_ID").to_pandas().to_numpy()
+        first_frauds = EntitySums.empty(kind, ids[:0]).first_frauds
+        if kind.first_frauds:
+            lists = part.column(f"{kind.prefix}_{FIRST_FRAUDS}").combine_chunks()
+            lengths = lists.value_lengths().to_numpy(zero_copy_only=False)
+            first_frauds = (np.repeat(np.arange(rows), lengths),
+                            lists.flatten().to_numpy().astype(np.int64, copy=False))
+        sums[kind.prefix] = EntitySums(
             ids=ids,
-            counts={n: arrays[f"NB_TX_{n}"] for n in CARRIED_WINDOWS_DAYS},
+            counts={n: arrays[f"NB_TX_{n}"] for n in kind.carried},
             floats={(name, n): (arrays[f"{name}_HI_{n}"], arrays[f"{name}_LO_{n}"])
-                    for name in kind.floats for n in CARRIED_WINDOWS_DAYS},
+                    for name in kind.floats for n in kind.carried},
             ints={(name, n): arrays[f"{name}_{n}"] for name in kind.ints
-                  for n in CARRIED_WINDOWS_DAYS},
+                  for n in kind.carried},
             last_time=arrays["LAST_TIME"],
+            first_frauds=first_frauds,
         )
-    return FeatureState(dt.date.fromisoformat(record["day"]), kinds["C"], kinds["T"],
-                        dict(record["inputs"]))
+    return FeatureState(dt.date.fromisoformat(record["day"]), sums, dict(record["inputs"]))
