@@ -40,7 +40,7 @@ from bench.quality_data import START, copy_share, features_by_day, prepared_shar
 from bench.quality_table import markdown, print_table
 from bench.quality_tune import HEADLINE_SPLIT, PREQUENTIAL_SPLITS, replay
 from trainer.evaluation.checkpoint import evaluate_checkpoint
-from trainer.learners import DEFAULT_LEARNER, LEARNERS
+from trainer.learners import DEFAULT_LEARNER, LEARNERS, uses_profiles
 from trainer.lineage import Lineage
 from trainer.step import run_step
 
@@ -88,10 +88,13 @@ def run_candidate_in_memory(task: dict) -> dict:
     a reloaded learner trains to the same bytes as one kept in memory. Step times here
     are `partial_fit` alone; the step engine measures the whole step.
     """
+    candidate = task["candidate"]
     features = features_by_day(Path(task["cache"]), task["seed"], task["days"],
-                               task["customers"], task["terminals"])
+                               task["customers"], task["terminals"],
+                               profiles=uses_profiles(candidate))
     splits = [(dt.date.fromisoformat(a), dt.date.fromisoformat(b)) for a, b in task["splits"]]
-    result = replay(LEARNERS[task["candidate"]], features, splits, size_on=HEADLINE_SPLIT[0])
+    result = replay(LEARNERS[candidate], features, splits, size_on=HEADLINE_SPLIT[0],
+                    learner=candidate)
     return {"seed": task["seed"], "candidate": task["candidate"], "splits": result["splits"],
             "step_seconds_mean": result["seconds_per_day"],
             "step_seconds_max": result["seconds_per_day"],
@@ -129,11 +132,18 @@ def summarise(runs: list[dict], candidates: list[str]) -> dict:
 
 
 def write_quality_md() -> None:
-    """bench/QUALITY.md from every engine's saved results (memory first, then step)."""
+    """bench/QUALITY.md from every engine's saved results (memory first, then step).
+
+    ``quality_results_step_report.json`` (``--out``) is the step engine on the report
+    seeds 10-14 of issue 16, a section of its own after the step engine's.
+    """
     sections, runs = [], {}
-    for engine in ("memory", "step"):
+    for engine in ("memory", "step", "step_report"):
         path = HERE / f"quality_results_{engine}.json"
-        if path.is_file():
+        if engine == "step_report" and path.is_file():
+            saved = json.loads(path.read_text())
+            sections.append((saved["summary"], saved["meta"]))
+        elif path.is_file():
             saved = json.loads(path.read_text())
             sections.append((saved["summary"], saved["meta"]))
             runs[engine] = {(r["seed"], r["candidate"]): r for r in saved["runs"]}

@@ -40,7 +40,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from trainer.features.profiles import LOOKBACK_DAYS
 from bench.quality_data import simulation
 from bench.quality_features import (
     REPORT_SEEDS,
@@ -57,6 +56,7 @@ from bench.quality_tune import (
     VALIDATION_SPLITS,
     _week,
 )
+from trainer.features.profiles import LOOKBACK_DAYS
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "quality_results_ceiling.json"

@@ -3,9 +3,10 @@
 Two views of the same data serve the two halves of `bench.quality`:
 
 * `features_by_day` computes the handbook's features for every day of a simulation in
-  memory (one `compute_features` pass per day over the 37 days before it), cached as one
-  Parquet file per seed. The tuner (`bench.quality_tune`) replays a learner over these
-  arrays with plain `partial_fit` calls: exactly what the step does, minus the share.
+  memory (one `compute_features` pass per day over the 37 days before it), with the
+  profile columns for a learner that reads them, cached as one Parquet file per seed.
+  The tuner (`bench.quality_tune`) replays a learner over these arrays with plain
+  `partial_fit` calls: exactly what the step does, minus the share.
 * `prepared_share` ingests the same simulation onto a storage root once per seed and
   writes the step's features cache, so each candidate's run of the real `run_step` starts
   from a copy of it instead of recomputing features.
@@ -22,7 +23,9 @@ import numpy as np
 import pandas as pd
 
 from trainer.data.simulator import simulate, write_day
-from trainer.features.compute import FEATURE_COLUMNS, HISTORY_DAYS, compute_features
+from trainer.evaluation.scoring import model_inputs
+from trainer.features.compute import HISTORY_DAYS
+from trainer.features.from_history import features_of_transactions
 from trainer.storage import Share
 
 START = dt.date(2018, 4, 1)
@@ -35,9 +38,14 @@ def simulation(seed: int, days: int, customers: int = 5_000,
 
 
 def features_by_day(cache: Path, seed: int, days: int, customers: int = 5_000,
-                    terminals: int = 10_000) -> dict[dt.date, pd.DataFrame]:
-    """Features frame of every simulated day, computed once per configuration."""
-    path = cache / f"features_s{seed}_d{days}_c{customers}_t{terminals}.parquet"
+                    terminals: int = 10_000, *,
+                    profiles: bool = False) -> dict[dt.date, pd.DataFrame]:
+    """Features frame of every simulated day, computed once per configuration.
+
+    With `profiles` the frames hold the profile columns too (another cache file).
+    """
+    kind = "features_profiles" if profiles else "features"
+    path = cache / f"{kind}_s{seed}_d{days}_c{customers}_t{terminals}.parquet"
     if path.is_file():
         frame = pd.read_parquet(path)
     else:
@@ -46,7 +54,8 @@ def features_by_day(cache: Path, seed: int, days: int, customers: int = 5_000,
         for i, (day, _) in enumerate(sim):
             history = pd.concat([f for _, f in sim[max(0, i - HISTORY_DAYS): i + 1]],
                                 ignore_index=True)
-            parts.append(compute_features(history, day).assign(DAY=day.isoformat()))
+            parts.append(features_of_transactions(history, day, profiles=profiles)
+                         .assign(DAY=day.isoformat()))
         frame = pd.concat(parts, ignore_index=True)
         cache.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
@@ -56,9 +65,9 @@ def features_by_day(cache: Path, seed: int, days: int, customers: int = 5_000,
             for day, part in frame.groupby("DAY", sort=True)}
 
 
-def xy(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """Model inputs and labels of a features frame, as the step passes them."""
-    return frame[FEATURE_COLUMNS].to_numpy(), frame["TX_FRAUD"].to_numpy()
+def xy(frame: pd.DataFrame, learner: str) -> tuple[np.ndarray, np.ndarray]:
+    """Model inputs of `learner` and labels of a features frame, as the step passes them."""
+    return model_inputs(frame, learner), frame["TX_FRAUD"].to_numpy()
 
 
 def prepared_share(cache: Path, seed: int, days: int, customers: int = 5_000,

@@ -34,7 +34,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from trainer.features.profiles import EXTRA_FEATURE_COLUMNS, extra_features_of_day
 from bench.quality_data import simulation
 from bench.quality_tune import (
     HEADLINE_SPLIT,
@@ -52,6 +51,7 @@ from trainer.features.compute import (
     INPUT_COLUMNS,
     compute_features,
 )
+from trainer.features.profiles import EXTRA_FEATURE_COLUMNS, extra_features_of_day
 from trainer.learners import LEARNERS
 from trainer.learners.boosting import WindowBoostingClassifier
 from trainer.model import fraud_scores
@@ -135,7 +135,7 @@ def features_by_day(cache: Path, seed: int, days: int = 183, customers: int = 5_
 
 
 def make_member(which: str, settings: dict):
-    """One member of the default ensemble (`lgbm_mlp`) with `settings` overridden."""
+    """One member of the `lgbm_mlp` ensemble with `settings` overridden."""
     if which == "booster":
         return WindowBoostingClassifier(**settings)
     return LEARNERS["mlp"](**settings)
@@ -315,8 +315,10 @@ def markdown_section(results: dict) -> str:
            "terminals. Feature groups: " + "; ".join(
                f"`{g}` = {', '.join(c)}" for g, c in GROUPS.items()) + ". Definitions: "
            "`trainer/features/profiles.py`. A configuration `all-x` is every group but `x`; "
-           "`+booster:k=v` / `+mlp:k=v` override a member's settings of the default "
-           "`lgbm_mlp` ensemble. Metrics: mean ± sd over seeds (min = worst seed).", ""]
+           "`+booster:k=v` / `+mlp:k=v` override a member's settings of the "
+           "`lgbm_mlp` ensemble (the default learner when these runs were made). The chosen "
+           "configuration is the learner `lgbm_mlp_profiles`, the default of new chains "
+           "since. Metrics: mean ± sd over seeds (min = worst seed).", ""]
     if results.get("validation"):
         rows = results["validation"]
         out += ["### Validation (seeds 0-4, weeks 07-11 and 07-18; all choices made here)", "",
@@ -337,7 +339,7 @@ def markdown_section(results: dict) -> str:
                     f"{report['seeds']} were run (time ran out on the shared machine).", ""]
         out += [
                 f"Chosen: `{report['chosen']}`, booster weight {report['chosen_weight']:g}; "
-                "`base` at weight 0.5 is the old default, measured in the same run "
+                "`base` at weight 0.5 is `lgbm_mlp`, the old default, measured in the same run "
                 f"({report['wall_seconds'] / 60:.1f} min wall).", "",
                 "Headline split (checkpoint 2018-07-31, test 08-08..08-14, 7-day known "
                 "window):", ""]

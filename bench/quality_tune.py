@@ -26,7 +26,7 @@ import pandas as pd
 
 from bench.quality_data import features_by_day, xy
 from trainer.evaluation.split import evaluate_split
-from trainer.learners import LEARNERS
+from trainer.learners import LEARNERS, uses_profiles
 from trainer.model import fraud_scores
 
 D = dt.date
@@ -45,8 +45,12 @@ def _week(features: dict[dt.date, pd.DataFrame], start: dt.date, days: int) -> p
 
 
 def replay(factory: Callable[[], object], features: dict[dt.date, pd.DataFrame],
-           splits: list[tuple[dt.date, dt.date]], size_on: dt.date | None = None) -> dict:
+           splits: list[tuple[dt.date, dt.date]], size_on: dt.date | None = None, *,
+           learner: str) -> dict:
     """Train day by day through the last split's checkpoint; evaluate every split.
+
+    `factory` makes the model, a variant of `learner`, whose inputs it is given
+    (`features` must hold them: ``features_by_day(..., profiles=uses_profiles(learner))``).
 
     Returns:
         {"splits": {"<checkpoint>/<test start>": metrics}, "seconds_per_day": float,
@@ -60,7 +64,7 @@ def replay(factory: Callable[[], object], features: dict[dt.date, pd.DataFrame],
     labelled_cols = ["TX_DATETIME", "CUSTOMER_ID", "TX_FRAUD"]
     results, seconds, cpu, size = {}, [], [], None
     for day in sorted(d for d in features if d <= last):
-        X, y = xy(features[day])
+        X, y = xy(features[day], learner)
         began, cpu_began = time.perf_counter(), time.process_time()
         model.partial_fit(X, y)
         seconds.append(time.perf_counter() - began)
@@ -71,7 +75,7 @@ def replay(factory: Callable[[], object], features: dict[dt.date, pd.DataFrame],
             if checkpoint != day:
                 continue
             test = _week(features, start, TEST_DAYS)
-            scored = test.assign(score=fraud_scores(model, xy(test)[0]))
+            scored = test.assign(score=fraud_scores(model, xy(test, learner)[0]))
             first = checkpoint - dt.timedelta(days=KNOWN_WINDOW_DAYS - 1)
             labelled = _week(features, first, (start - first).days)[labelled_cols]
             metrics = evaluate_split(scored, labelled, checkpoint, start, TEST_DAYS,
@@ -104,9 +108,9 @@ def main() -> None:
     for name in args.candidates:
         per_seed = []
         for seed in args.seeds:
-            features = features_by_day(args.cache, seed, 183)
+            features = features_by_day(args.cache, seed, 183, profiles=uses_profiles(name))
             per_seed.append(replay(functools.partial(LEARNERS[name], **args.params), features,
-                                   splits))
+                                   splits, learner=name))
         validation = [mean_over_splits({"splits": {k: v for k, v in r["splits"].items()
                                                    if k in {f"{c}/{s}" for c, s in
                                                             VALIDATION_SPLITS}}})

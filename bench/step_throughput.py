@@ -16,7 +16,9 @@ interleaved, and reported as the median:
   skops checkpoint and feature state, lineage commit, reports;
 - fraudpipe, raw history: the same step with its features computed the way every step did
   before the state existed, from D and its 37 days of raw history (the reference path,
-  `features_for_day`), so old and new are measured in the same run;
+  `features_for_day`, and the profile columns' raw reference when the chain's learner
+  reads them: `trainer.features.from_history.features_of_day`), so old and new are
+  measured in the same run;
 - the sample: `bench.sample_logic.train_dataset` on D's pickle, from its own checkpoint of
   the day before, with the day before's pickle as its testing dataset;
 - the floor: what any step must do, on that day alone: read D's input columns from
@@ -130,19 +132,21 @@ def _read_history(share_root: Path, day: dt.date) -> dict:
 
 
 def _floor_setup(share, day: dt.date):
-    """The head model and D's features: what the floor takes as given."""
+    """The head model, its learner and D's features: what the floor takes as given."""
     from trainer.checkpoints import load_checkpoint
-    from trainer.features.compute import FEATURE_COLUMNS
-    from trainer.features.store import features_for_day
+    from trainer.evaluation.scoring import model_inputs
+    from trainer.features.from_history import features_of_day
+    from trainer.learners import uses_profiles
     from trainer.lineage import Lineage
 
     head = Lineage.load(share).head_entry
     model = load_checkpoint(share.root / head.checkpoint, head.sha256)
-    frame = features_for_day(share, day, use_cache=False)
-    return model, frame, frame[FEATURE_COLUMNS].to_numpy(), frame["TX_FRAUD"].to_numpy()
+    frame = features_of_day(share, day, profiles=uses_profiles(head.learner), use_cache=False)
+    return (model, head.learner, frame, model_inputs(frame, head.learner),
+            frame["TX_FRAUD"].to_numpy())
 
 
-def _floor(share, day: dt.date, model, frame, X, y) -> dict:
+def _floor(share, day: dt.date, model, learner: str, frame, X, y) -> dict:
     """Read D's input columns, score D with the head, partial_fit on D."""
     import pyarrow.parquet as pq
 
@@ -151,18 +155,19 @@ def _floor(share, day: dt.date, model, frame, X, y) -> dict:
 
     table = pq.read_table(share.training_dataset(day), columns=INPUT_COLUMNS)
     columns = {name: table.column(name).to_numpy() for name in INPUT_COLUMNS}
-    scoring.score_day(model, frame)
+    scoring.score_day(model, frame, learner)
     model.partial_fit(X, y)
     return {"rows_read": len(columns["TRANSACTION_ID"])}
 
 
-def _raw_carried(share, day: dt.date):
+def _raw_carried(share, day: dt.date, profiles: bool):
     """The step's features the way they were computed before the state: 38 raw days."""
     from trainer.features.carried import CarriedFeatures
-    from trainer.features.store import features_for_day, history_days
+    from trainer.features.from_history import features_of_day
+    from trainer.features.store import history_days
     from trainer.storage import sha256_bytes
 
-    frame = features_for_day(share, day, use_cache=False)
+    frame = features_of_day(share, day, profiles=profiles, use_cache=False)
     read = [d for d in history_days(day) if share.training_dataset(d).is_file()]
     return CarriedFeatures(frame, None, b"", sha256_bytes(b""), [d.isoformat() for d in read],
                            sum(share.training_dataset(d).stat().st_size for d in read), None)
@@ -175,9 +180,9 @@ def _recording_step(kind: str, share, day: dt.date) -> dict:
 
     real, seen = step_module.carried_features, {}
 
-    def recorded(share_, day_, head_day, head_sha):
-        result = _raw_carried(share_, day_) if kind == "step_raw" else real(
-            share_, day_, head_day, head_sha)
+    def recorded(share_, day_, head_day, head_sha, *, profiles):
+        result = _raw_carried(share_, day_, profiles) if kind == "step_raw" else real(
+            share_, day_, head_day, head_sha, profiles=profiles)
         seen.update(days_read=len(result.days_read), bytes_read=result.bytes_read,
                     state_rebuilt=result.rebuilt)
         if result.state is not None:

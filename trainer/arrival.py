@@ -34,8 +34,10 @@ import pyarrow.parquet as pq
 
 from trainer.checkpoints import load_checkpoint
 from trainer.evaluation import scoring
-from trainer.features.compute import HISTORY_DAYS, INPUT_COLUMNS, compute_features
+from trainer.features.compute import HISTORY_DAYS, INPUT_COLUMNS
+from trainer.features.from_history import features_of_transactions
 from trainer.labels import arrived_dates, labelled_frame
+from trainer.learners import uses_profiles
 from trainer.lineage import Entry, Lineage
 from trainer.storage import Share, try_exclusive_lock
 
@@ -70,16 +72,18 @@ def _day_transactions(share: Share, day: dt.date) -> pd.DataFrame | None:
     return None
 
 
-def arrived_features(share: Share, day: dt.date) -> pd.DataFrame:
+def arrived_features(share: Share, day: dt.date, *, profiles: bool = False) -> pd.DataFrame:
     """Features of the arrived day `day` from the 37 days before it (see the module doc).
 
     Returns:
-        ``compute_features``' frame: one row per transaction of `day`.
+        ``compute_features``' frame: one row per transaction of `day`; with `profiles`,
+        the profile columns after it (``features_of_transactions``).
     """
     days = [day - dt.timedelta(days=back) for back in range(HISTORY_DAYS, 0, -1)]
     frames = [f for d in days if (f := _day_transactions(share, d)) is not None]
     frames.append(labelled_frame(share, day)[0][INPUT_COLUMNS])
-    return compute_features(pd.concat(frames, ignore_index=True), day)
+    return features_of_transactions(pd.concat(frames, ignore_index=True), day,
+                                    profiles=profiles)
 
 
 def scored_by(share: Share, day: dt.date) -> dict | None:
@@ -99,11 +103,11 @@ def score_arrived(share: Share, day: dt.date, head: Entry) -> dict:
         date, scores_file and scored_by (checkpoint, sha256, trained_through, scored_at).
     """
     model = load_checkpoint(share.root / head.checkpoint, head.sha256)
-    frame = arrived_features(share, day)
+    frame = arrived_features(share, day, profiles=uses_profiles(head.learner))
     record = {"checkpoint": head.checkpoint, "sha256": head.sha256,
               "trained_through": head.date.isoformat(), "when": "on arrival, before its labels",
               "scored_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
-    scoring.write_scores(share, day, frame, scoring.score_day(model, frame),
+    scoring.write_scores(share, day, frame, scoring.score_day(model, frame, head.learner),
                          metadata={SCORED_BY_KEY: json.dumps(record, sort_keys=True).encode()})
     log.info("scored %s on arrival with the model trained through %s (%s): %s", day,
              head.date, head.sha256[:12], share.scores(day))

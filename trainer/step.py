@@ -1,7 +1,8 @@
 """One training step: continue the chain by one day.
 
 For day D: load the head checkpoint (sha256 verified) -> features for D from the head's
-carried feature state, D and its boundary days (`trainer.features.carried`) -> score D
+carried feature state, D and its boundary days (`trainer.features.carried`), the profile
+columns too if the chain's learner reads them (`trainer.learners.learner_inputs`) -> score D
 with the head model before training on it (the day's alerts, prequential metrics) ->
 `partial_fit` on D -> write the checkpoint and the new feature state atomically -> commit
 both as the new head by compare-and-swap -> rewrite the reports from the lineage.
@@ -31,8 +32,7 @@ from trainer.errors import (
 )
 from trainer.evaluation import scoring
 from trainer.features.carried import carried_features
-from trainer.features.compute import FEATURE_COLUMNS
-from trainer.learners import DEFAULT_LEARNER, make_learner
+from trainer.learners import DEFAULT_LEARNER, make_learner, uses_profiles
 from trainer.lineage import Entry, Lineage, commit
 from trainer.replay import replay_command
 from trainer.report import write_reports
@@ -133,19 +133,21 @@ def _train_and_commit(share: Share, day: dt.date, lineage: Lineage, learner: str
         model = load_checkpoint(share.root / head.checkpoint, head.sha256)
         learner_name, gap = head.learner, (day - head.date).days - 1
 
+    # The learner fixes the model's inputs: the profile columns only for one that reads them.
     carried = carried_features(share, day, head.date if head else None,
-                               head.feature_state_sha256 if head else None)
+                               head.feature_state_sha256 if head else None,
+                               profiles=uses_profiles(learner_name))
     frame = carried.features
-    X, y = frame[FEATURE_COLUMNS].to_numpy(), frame["TX_FRAUD"].to_numpy()
+    X, y = scoring.model_inputs(frame, learner_name), frame["TX_FRAUD"].to_numpy()
     metrics: dict = {"transactions": int(len(y)), "frauds": int(y.sum())}
     if head is not None:
-        scores = scoring.score_day(model, frame)
+        scores = scoring.score_day(model, frame, learner_name)
         scoring.write_scores(share, day, frame, scores)
         metrics["prequential"] = scoring.day_metrics(frame, scores)
     model.partial_fit(X, y)
     metrics["train_accuracy"], metrics["train_accuracy_rows"] = scoring.training_accuracy(
         model, X, y, day)
-    test = scoring.evaluate_testing_dataset(share, model)
+    test = scoring.evaluate_testing_dataset(share, model, learner_name)
     if test is not None:
         metrics["test"] = test
 

@@ -114,7 +114,8 @@ def test_arrival_scores_are_the_head_checkpoints_scores_on_the_labelled_features
                                 chain[head_day].sha256)
         frame = features_for_day(labelled, day)
         scores = mornings[day]["scores"]
-        np.testing.assert_array_equal(scores["FRAUD_SCORE"].to_numpy(), score_day(model, frame))
+        np.testing.assert_array_equal(scores["FRAUD_SCORE"].to_numpy(),
+                                      score_day(model, frame, LEARNER))
         assert scores["CUSTOMER_ID"].str.startswith("card-").all()
 
 

@@ -70,7 +70,7 @@ def test_each_morning_scores_the_new_day_with_the_head_of_the_labelled_run(runs)
     for day in days[N:]:
         head = chain[(day - dt.timedelta(days=N)).isoformat()]
         model = load_checkpoint(labelled.root / head.checkpoint, head.sha256)
-        expected = score_day(model, features_for_day(labelled, day))
+        expected = score_day(model, features_for_day(labelled, day), head.learner)
         np.testing.assert_array_equal(mornings[day]["FRAUD_SCORE"].to_numpy(), expected)
         assert mornings[day]["CUSTOMER_ID"].str.startswith("card-").all()
 

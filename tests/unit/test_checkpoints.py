@@ -8,12 +8,15 @@ import pytest
 from tests.shares import model_digests_in_fresh_interpreters, save_checkpoint
 from trainer.checkpoints import dump_model, load_checkpoint
 from trainer.errors import LineageError
-from trainer.learners import make_learner
+from trainer.learners import DEFAULT_LEARNER, learner_inputs, make_learner
+
+#: Columns of the default learner's inputs.
+WIDTH = len(learner_inputs(DEFAULT_LEARNER))
 
 
 def _trained(seed=0):
     rng = np.random.default_rng(seed)
-    X = rng.normal(size=(500, 15))
+    X = rng.normal(size=(500, WIDTH))
     y = (X[:, 0] > 1.5).astype(int)
     return make_learner().partial_fit(X, y), X, y
 
@@ -21,8 +24,8 @@ def _trained(seed=0):
 def test_same_model_gives_same_bytes_across_processes(tmp_path):
     # GIVEN the same training run in two separate interpreters WHEN each dumps its model
     digests = model_digests_in_fresh_interpreters(
-        "rng=np.random.default_rng(0); X=rng.normal(size=(500,15)); y=(X[:,0]>1.5).astype(int);"
-        "m=make_learner().partial_fit(X,y)")
+        f"rng=np.random.default_rng(0); X=rng.normal(size=(500,{WIDTH}));"
+        "y=(X[:,0]>1.5).astype(int); m=make_learner().partial_fit(X,y)")
     # THEN the bytes are identical (skops' id()-based names were renumbered)
     assert len(digests) == 1
 

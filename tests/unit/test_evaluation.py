@@ -201,6 +201,40 @@ def test_evaluate_on_share_scores_features_and_filters(tmp_path):
         evaluate_on_share(share, lambda f: np.zeros(2), checkpoint, test_start, test_days=2)
 
 
+def test_evaluate_on_share_gives_the_profiles_when_asked(tmp_path):
+    # WHY: a checkpoint of a learner reading the profile columns is scored on features
+    # computed from the raw history; they must hold those columns, from the same rows.
+    from trainer.features.profiles import EXTRA_FEATURE_COLUMNS, extra_features_of_day
+    from trainer.features.store import read_transactions
+
+    share = Share.at(tmp_path)
+    days = [d("2018-04-03"), d("2018-04-04"), d("2018-04-05"), d("2018-04-06")]
+    write_day(share, days[0], [1, 2, 3], [1, 0, 0], 0)
+    write_day(share, days[1], [2, 3, 4], [0, 1, 0], 10)
+    write_day(share, days[2], [1, 2, 3, 4], [1, 1, 0, 0], 20)
+    write_day(share, days[3], [1, 2, 3, 4], [0, 0, 1, 1], 30)
+    seen = {}
+
+    def score_fn(features: pd.DataFrame) -> np.ndarray:
+        seen[len(seen)] = features
+        return features["TX_FRAUD"].to_numpy() * 0.8 + 0.1
+
+    plain = evaluate_on_share(share, score_fn, days[0], days[2], test_days=2,
+                              known_window_days=3)
+    profiled = evaluate_on_share(share, score_fn, days[0], days[2], test_days=2,
+                                 known_window_days=3, profiles=True)
+    assert not set(EXTRA_FEATURE_COLUMNS) & set(seen[0].columns)
+    assert list(seen[1].columns) == list(seen[0].columns) + EXTRA_FEATURE_COLUMNS
+    pd.testing.assert_frame_equal(seen[1][seen[0].columns], seen[0])
+    raw = pd.concat([read_transactions(share.training_dataset(day)) for day in days],
+                    ignore_index=True)
+    expected = pd.concat([extra_features_of_day(raw, day) for day in days[2:]],
+                         ignore_index=True)
+    pd.testing.assert_frame_equal(seen[1][["TRANSACTION_ID", *EXTRA_FEATURE_COLUMNS]],
+                                  expected)
+    assert profiled == plain
+
+
 def test_training_accuracy_is_exact_up_to_its_row_limit_and_a_seeded_sample_above():
     # WHY: above the limit the report's training accuracy is an estimate; it must be the
     # same on a rerun of the step (seeded by the day) and say how many rows it used.

@@ -8,13 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from trainer.features.compute import compute_features
 from trainer.features.profiles import (
     EXTRA_FEATURE_COLUMNS,
     MIN_AMOUNT_SD,
     extra_features,
     extra_features_of_day,
 )
-from trainer.features.compute import compute_features
 
 DAY = dt.date(2018, 5, 20)
 SECOND = pd.Timedelta(seconds=1)

@@ -7,16 +7,30 @@ import skops.io as sio
 
 from tests.shares import model_digests_in_fresh_interpreters, save_checkpoint
 from trainer.checkpoints import dump_model, load_checkpoint
-from trainer.learners import DEFAULT_LEARNER, LEARNERS, TRUSTED_TYPES, make_learner
+from trainer.features.compute import FEATURE_COLUMNS
+from trainer.features.profiles import EXTRA_FEATURE_COLUMNS
+from trainer.learners import (
+    DEFAULT_LEARNER,
+    LEARNERS,
+    TRUSTED_TYPES,
+    learner_inputs,
+    make_learner,
+    uses_profiles,
+)
 from trainer.learners.boosting import ContinuedBoostingClassifier, WindowBoostingClassifier
 from trainer.model import fraud_scores
 
 
-def _day(seed: int, rows: int = 3_000):
+def _day(seed: int, rows: int = 3_000, width: int = 15):
     rng = np.random.default_rng(seed)
-    X = rng.normal(size=(rows, 15))
+    X = rng.normal(size=(rows, width))
     y = (X[:, 0] + 0.5 * X[:, 1] + rng.normal(scale=0.5, size=rows) > 2.2).astype(int)
     return X, y
+
+
+def _learner_day(name: str, seed: int):
+    """A day of as many columns as learner `name` reads."""
+    return _day(seed, width=len(learner_inputs(name)))
 
 
 def _small(name: str):
@@ -33,12 +47,12 @@ def test_checkpoint_then_train_equals_train_in_memory(name, tmp_path):
     # GIVEN a learner trained on two days and checkpointed
     model = _small(name)
     for seed in (1, 2):
-        model.partial_fit(*_day(seed))
+        model.partial_fit(*_learner_day(name, seed))
     path = tmp_path / "model_cpt.skops"
     sha = save_checkpoint(path, model)
     # WHEN the checkpoint is loaded and both copies train on a third day
     loaded = load_checkpoint(path, sha)
-    X, y = _day(3)
+    X, y = _learner_day(name, 3)
     np.testing.assert_allclose(fraud_scores(loaded, X), fraud_scores(model, X))
     model.partial_fit(X, y)
     loaded.partial_fit(X, y)
@@ -52,8 +66,8 @@ def test_checkpoint_then_train_equals_train_in_memory(name, tmp_path):
 def test_learner_ranks_the_signal(name):
     model = _small(name)
     for seed in range(4):
-        model.partial_fit(*_day(seed))
-    X, y = _day(99)
+        model.partial_fit(*_learner_day(name, seed))
+    X, y = _learner_day(name, 99)
     scores = fraud_scores(model, X)
     assert scores.shape == (len(y),) and np.isfinite(scores).all()
     from sklearn.metrics import roc_auc_score
@@ -62,8 +76,9 @@ def test_learner_ranks_the_signal(name):
 
 
 def test_default_learner_bytes_are_the_same_in_another_process():
+    width = len(learner_inputs(DEFAULT_LEARNER))
     digests = model_digests_in_fresh_interpreters(
-        "rng=np.random.default_rng(0); X=rng.normal(size=(3000,15));"
+        f"rng=np.random.default_rng(0); X=rng.normal(size=(3000,{width}));"
         "y=(X[:,0]>1.8).astype(int); m=make_learner();"
         "[m.partial_fit(X[i::2], y[i::2]) for i in range(2)]")
     assert len(digests) == 1 and "" not in digests
@@ -154,3 +169,57 @@ def test_unknown_learner_names_the_choices():
 
 def test_default_is_registered():
     assert DEFAULT_LEARNER in LEARNERS
+
+
+def test_every_learner_before_the_profiles_keeps_the_handbooks_15_inputs():
+    # WHY: a chain's checkpoints were fitted on its learner's inputs; changing them for an
+    # existing name would break every chain trained on it.
+    for name in set(LEARNERS) - {"lgbm_mlp_profiles"}:
+        assert learner_inputs(name) == FEATURE_COLUMNS and len(FEATURE_COLUMNS) == 15
+        assert not uses_profiles(name)
+
+
+def test_the_profiles_learner_reads_the_15_then_the_11_profiles():
+    assert learner_inputs("lgbm_mlp_profiles") == FEATURE_COLUMNS + EXTRA_FEATURE_COLUMNS
+    assert len(learner_inputs("lgbm_mlp_profiles")) == 26
+    assert uses_profiles("lgbm_mlp_profiles")
+    learner_inputs("lgbm_mlp_profiles").append("x")  # a copy: the registry is unchanged
+    assert len(learner_inputs("lgbm_mlp_profiles")) == 26
+
+
+def test_new_chains_get_the_profiles_learner():
+    assert DEFAULT_LEARNER == "lgbm_mlp_profiles"
+    assert len(learner_inputs(DEFAULT_LEARNER)) == 26
+
+
+def test_inputs_of_an_unknown_learner_name_the_choices():
+    with pytest.raises(ValueError, match=r"unknown learner 'nope'; expected one of: .*"
+                                         r"lgbm_mlp, lgbm_mlp_profiles"):
+        learner_inputs("nope")
+    with pytest.raises(ValueError, match="unknown learner 'nope'"):
+        uses_profiles("nope")
+
+
+def test_the_profiles_learner_is_the_configuration_chosen_in_bench_quality():
+    # WHY: bench/QUALITY.md's figures for `all_spell+booster:fraud_window_days=84` at
+    # booster weight 0.7 are this learner's only if it is that model: the bench's members,
+    # trained apart on the same inputs and mixed 0.7 / 1 - 0.7.
+    from bench.quality_features import _config, columns_of, make_member
+
+    config = _config("all_spell+booster:fraud_window_days=84")
+    assert learner_inputs("lgbm_mlp_profiles") == columns_of(config)
+    ours = make_learner("lgbm_mlp_profiles")
+    assert ours.weights == [0.7, 0.3]
+    small = {"n_trees": 20}  # fewer trees keep the test fast; the same on both sides
+    ours.members[0].set_params(**small)
+    booster = make_member("booster", {**config["booster"], **small})
+    mlp = make_member("mlp", config["mlp"])
+    assert ours.members[0].get_params() == booster.get_params()
+    assert repr(ours.members[1]) == repr(mlp)
+    for seed in range(3):
+        X, y = _learner_day("lgbm_mlp_profiles", seed)
+        for model in (ours, booster, mlp):
+            model.partial_fit(X, y)
+    X, _ = _learner_day("lgbm_mlp_profiles", 99)
+    bench = 0.7 * fraud_scores(booster, X) + (1 - 0.7) * fraud_scores(mlp, X)
+    np.testing.assert_allclose(fraud_scores(ours, X), bench, rtol=1e-15, atol=1e-17)

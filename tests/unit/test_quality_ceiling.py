@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from trainer.features.profiles import LOOKBACK_DAYS
 from bench.quality_ceiling import knowable_frauds
+from trainer.features.profiles import LOOKBACK_DAYS
 
 
 def test_a_terminals_frauds_are_knowable_only_once_one_of_its_labels_has_arrived():

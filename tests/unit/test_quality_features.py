@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from trainer.features.profiles import EXTRA_FEATURE_COLUMNS
 from bench.quality_features import (
     GROUPS,
     METRICS,
@@ -13,6 +12,7 @@ from bench.quality_features import (
     markdown_section,
 )
 from trainer.features.compute import FEATURE_COLUMNS
+from trainer.features.profiles import EXTRA_FEATURE_COLUMNS
 
 
 def test_every_extra_candidate_is_in_exactly_one_group():

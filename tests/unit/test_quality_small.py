@@ -25,8 +25,9 @@ import pytest
 from bench.sample_logic import CLASSES, split
 from trainer.data.simulator import simulate, to_sample_dtypes
 from trainer.evaluation.split import evaluate_split
-from trainer.features.compute import FEATURE_COLUMNS, HISTORY_DAYS, compute_features
-from trainer.learners import DEFAULT_LEARNER, make_learner
+from trainer.features.compute import HISTORY_DAYS
+from trainer.features.from_history import features_of_transactions
+from trainer.learners import DEFAULT_LEARNER, learner_inputs, make_learner, uses_profiles
 from trainer.model import fraud_scores
 
 DAYS, CUSTOMERS, TERMINALS = 45, 600, 1_200
@@ -42,15 +43,17 @@ def _sample_scores(model, frame: pd.DataFrame) -> np.ndarray:
 def _aucs(seed: int) -> tuple[float, float]:
     sim = list(simulate(dt.date(2018, 4, 1), DAYS, CUSTOMERS, TERMINALS, seed=seed))
     frames = [frame for _, frame in sim]
-    features = [compute_features(pd.concat(frames[max(0, i - HISTORY_DAYS): i + 1],
-                                           ignore_index=True), day)
+    features = [features_of_transactions(pd.concat(frames[max(0, i - HISTORY_DAYS): i + 1],
+                                                   ignore_index=True), day,
+                                         profiles=uses_profiles(DEFAULT_LEARNER))
                 for i, (day, _) in enumerate(sim)]
+    inputs = learner_inputs(DEFAULT_LEARNER)
     ours = make_learner(DEFAULT_LEARNER)
     from sklearn.linear_model import SGDClassifier
 
     sample = SGDClassifier(warm_start=True)
     for i in range(CHECKPOINT_INDEX + 1):
-        ours.partial_fit(features[i][FEATURE_COLUMNS].to_numpy(), features[i]["TX_FRAUD"])
+        ours.partial_fit(features[i][inputs].to_numpy(), features[i]["TX_FRAUD"])
         X, y = split(to_sample_dtypes(frames[i]))
         sample.partial_fit(X.to_numpy(dtype="float64"), y.to_numpy(), classes=CLASSES)
     checkpoint, test_start = sim[CHECKPOINT_INDEX][0], sim[CHECKPOINT_INDEX + 8][0]
@@ -60,7 +63,7 @@ def _aucs(seed: int) -> tuple[float, float]:
     assert (test["TRANSACTION_ID"].to_numpy() == raw_test["TRANSACTION_ID"].to_numpy()).all()
     labelled = pd.concat(frames[CHECKPOINT_INDEX - 6: CHECKPOINT_INDEX + 8], ignore_index=True)
     result = {}
-    for name, scores in (("ours", fraud_scores(ours, test[FEATURE_COLUMNS].to_numpy())),
+    for name, scores in (("ours", fraud_scores(ours, test[inputs].to_numpy())),
                          ("sample", _sample_scores(sample, raw_test))):
         metrics = evaluate_split(test.assign(score=scores), labelled, checkpoint, test_start)
         result[name] = metrics["auc_roc"]

@@ -6,10 +6,10 @@ import datetime as dt
 
 from trainer.checkpoints import load_checkpoint
 from trainer.errors import LineageError
+from trainer.evaluation.scoring import score_day
 from trainer.evaluation.split import evaluate_on_share
-from trainer.features.compute import FEATURE_COLUMNS
+from trainer.learners import uses_profiles
 from trainer.lineage import Lineage
-from trainer.model import fraud_scores
 from trainer.storage import Share
 
 
@@ -24,10 +24,12 @@ def evaluate_checkpoint(share: Share, checkpoint_day: dt.date, test_start: dt.da
     model = load_checkpoint(share.root / entry.checkpoint, entry.sha256)
 
     def score(frame):
-        return fraud_scores(model, frame[FEATURE_COLUMNS].to_numpy())
+        return score_day(model, frame, entry.learner)
 
+    # The checkpoint reads its learner's inputs: the features must hold them.
     result = evaluate_on_share(share, score, checkpoint_day, test_start, test_days=test_days,
-                               known_window_days=known_window_days)
+                               known_window_days=known_window_days,
+                               profiles=uses_profiles(entry.learner))
     result["checkpoint"] = entry.checkpoint
     result["learner"] = entry.learner
     return result

@@ -10,8 +10,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from trainer.evaluation.metrics import average_precision, roc_auc
-from trainer.features.compute import FEATURE_COLUMNS, features_for_frame
+from trainer.features.from_history import features_of_rows
 from trainer.features.store import history_before
+from trainer.learners import learner_inputs, uses_profiles
 from trainer.model import fraud_scores
 from trainer.storage import Share, atomic_path
 
@@ -22,9 +23,14 @@ TOP_CARDS = 100
 TRAIN_ACCURACY_ROWS = 20_000
 
 
-def score_day(model, frame: pd.DataFrame) -> np.ndarray:
-    """Fraud probability of each row of a features frame."""
-    return fraud_scores(model, frame[FEATURE_COLUMNS].to_numpy())
+def model_inputs(frame: pd.DataFrame, learner: str) -> np.ndarray:
+    """The X that learner `learner` reads from a features frame: its inputs, in order."""
+    return frame[learner_inputs(learner)].to_numpy()
+
+
+def score_day(model, frame: pd.DataFrame, learner: str) -> np.ndarray:
+    """Fraud probability of each row of a features frame, by `model` of learner `learner`."""
+    return fraud_scores(model, model_inputs(frame, learner))
 
 
 def training_accuracy(model, X: np.ndarray, y: np.ndarray, day: dt.date,
@@ -115,19 +121,21 @@ def latest_testing_dataset(share: Share):
     return files[-1] if files else None
 
 
-def evaluate_testing_dataset(share: Share, model) -> dict | None:
+def evaluate_testing_dataset(share: Share, model, learner: str) -> dict | None:
     """Metrics of `model` on the latest testing dataset, as the sample reports them.
 
     Its features need the training days before it, so they are computed from the
-    share's training history plus the testing rows.
+    share's training history plus the testing rows, with the inputs of `learner`, the
+    model's learner.
     """
     path = latest_testing_dataset(share)
     if path is None:
         return None
     rows = pd.read_parquet(path)
     day = rows["TX_DATETIME"].min().date()
-    frame = features_for_frame(history_before(share, day), rows)
-    scores = score_day(model, frame)
+    frame = features_of_rows(history_before(share, day), rows,
+                             profiles=uses_profiles(learner))
+    scores = score_day(model, frame, learner)
     result = day_metrics(frame, scores)
     result["dataset"] = f"datasets/testing/{path.name}"
     result["transactions"] = int(len(frame))

@@ -25,7 +25,8 @@ import numpy as np
 import pandas as pd
 
 from trainer.evaluation.metrics import average_precision, card_precision_at_k, roc_auc
-from trainer.features.store import features_for_day, read_transactions
+from trainer.features.from_history import features_of_day
+from trainer.features.store import read_transactions
 from trainer.storage import Share
 
 CARDS_CHECKED_PER_DAY = 100
@@ -167,6 +168,8 @@ def evaluate_on_share(
     test_start: dt.date,
     test_days: int = 7,
     known_window_days: int = 7,
+    *,
+    profiles: bool = False,
 ) -> dict[str, object]:
     """Score the test days' training datasets on the share and apply the protocol.
 
@@ -176,19 +179,23 @@ def evaluate_on_share(
 
     Args:
         share: The storage root.
-        score_fn: Maps a features frame (``trainer.features.OUTPUT_COLUMNS``) to one fraud
-            probability per row; the caller wires it to a checkpoint.
+        score_fn: Maps a features frame (``trainer.features.compute.OUTPUT_COLUMNS``,
+            then ``EXTRA_FEATURE_COLUMNS`` with `profiles`) to one fraud probability per
+            row; the caller wires it to a checkpoint.
         checkpoint_day: Last day the model was trained on.
         test_start: First test day.
         test_days: Number of test days.
         known_window_days: Days up to the checkpoint's whose frauds are known.
+        profiles: Add the profile columns (`trainer.features.profiles`) to the features,
+            for a checkpoint of a learner that reads them.
 
     Returns:
         ``evaluate_split``'s dict plus ``missing_label_days``.
     """
     _check_split(checkpoint_day, test_start, test_days, known_window_days)
     features = pd.concat(
-        [features_for_day(share, day) for day in testing_days(test_start, test_days)],
+        [features_of_day(share, day, profiles=profiles)
+         for day in testing_days(test_start, test_days)],
         ignore_index=True,
     )
     scores = np.asarray(score_fn(features), dtype=np.float64).reshape(-1)
