@@ -58,3 +58,19 @@ def aof_redis_server(tmp_path: Path) -> Iterator[RedisServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def scored_widths(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The column count of every X that `trainer.evaluation.scoring` scores, in order."""
+    from trainer.evaluation import scoring
+
+    widths: list[int] = []
+    real = scoring.fraud_scores
+
+    def spy(model, X):
+        widths.append(X.shape[1])
+        return real(model, X)
+
+    monkeypatch.setattr(scoring, "fraud_scores", spy)
+    return widths

@@ -84,7 +84,7 @@ def test_a_share_day_gets_the_profiles_of_its_history(tmp_path):
                                   features_for_day(share, day))
 
 
-def test_a_testing_dataset_is_scored_on_the_learners_inputs(tmp_path, monkeypatch):
+def test_a_testing_dataset_is_scored_on_the_learners_inputs(tmp_path, scored_widths):
     # GIVEN a share with training days and a testing dataset after them
     share = simulated_share(tmp_path, 9)
     *training, testing_day = share.training_dates()
@@ -92,14 +92,6 @@ def test_a_testing_dataset_is_scored_on_the_learners_inputs(tmp_path, monkeypatc
     testing = read_transactions(share.training_dataset(testing_day))
     share.training_dataset(testing_day).unlink()
     testing.to_parquet(share.testing_dir / f"{testing_day}.parquet", index=False)
-    widths = []
-    real = scoring.fraud_scores
-
-    def spy(model, X):
-        widths.append(X.shape[1])
-        return real(model, X)
-
-    monkeypatch.setattr(scoring, "fraud_scores", spy)
     for name in ("lgbm_mlp", "lgbm_mlp_profiles"):
         # AND a model of each learner trained on its inputs
         model = make_learner(name)
@@ -109,7 +101,7 @@ def test_a_testing_dataset_is_scored_on_the_learners_inputs(tmp_path, monkeypatc
         # WHEN the testing dataset is evaluated
         result = scoring.evaluate_testing_dataset(share, model, name)
         # THEN it was scored on the learner's inputs, every testing row once
-        assert widths.pop() == len(learner_inputs(name))
+        assert scored_widths.pop() == len(learner_inputs(name))
         assert result["transactions"] == len(testing)
         assert result["dataset"] == f"datasets/testing/{testing_day}.parquet"
 

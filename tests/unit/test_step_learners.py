@@ -85,17 +85,10 @@ def test_the_step_scores_each_day_on_the_26_inputs_before_training(profiles_chai
                                    scoring.score_day(model, frame, entry.learner), rtol=1e-12)
 
 
-def test_evaluating_a_profiles_checkpoint_scores_its_26_inputs(profiles_chain, monkeypatch):
-    widths = []
-    real = scoring.fraud_scores
-
-    def spy(model, X):
-        widths.append(X.shape[1])
-        return real(model, X)
-
-    monkeypatch.setattr(scoring, "fraud_scores", spy)
+def test_evaluating_a_profiles_checkpoint_scores_its_26_inputs(profiles_chain,
+                                                                 scored_widths):
     result = evaluate_checkpoint(profiles_chain, D[1], D[3], test_days=3, known_window_days=2)
-    assert widths == [26]
+    assert scored_widths == [26]
     assert result["learner"] == "lgbm_mlp_profiles" and result["transactions"] > 0
 
 
