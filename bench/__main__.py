@@ -109,7 +109,15 @@ def main(argv: list[str] | None = None) -> int:
                                            " or $FRAUDPIPE_BENCH_DATA)")
     parser.add_argument("--sizes", help="step: comma-separated day sizes (10k,100k,1M)")
     parser.add_argument("--repeats", type=int, help="step/history: runs per case")
+    parser.add_argument("--learner", help="step: the measured chain's learner (default: the "
+                                          "default learner of a new chain)")
     args = parser.parse_args(argv)
+    if args.learner:
+        from bench.step_throughput import LEARNER_ENV
+        from trainer.learners import learner_inputs
+
+        learner_inputs(args.learner)  # an unknown name fails here, not in a child
+        os.environ[LEARNER_ENV] = args.learner  # the children inherit it
     results_dir = Path(args.results_dir)
     results_dir.mkdir(parents=True, exist_ok=True)
     if args.which == "plot":

@@ -192,11 +192,15 @@ def _recording_step(kind: str, share, day: dt.date) -> dict:
         return result
 
     step_module.carried_features = recorded
-    result = run_step(share, day)
+    result = run_step(share, day, learner=os.environ.get(LEARNER_ENV) or None)
     if result.status != "trained":
         raise SystemExit(f"step on {day} was {result.status}, expected trained")
     return {"transactions": result.metrics["transactions"],
             "step_seconds": round(result.seconds, 4), **seen}
+
+
+#: The learner of the measured chain (`python -m bench step --learner`); the default's if unset.
+LEARNER_ENV = "FRAUDPIPE_BENCH_LEARNER"
 
 
 def child(kind: str, args: argparse.Namespace) -> dict:

@@ -69,9 +69,10 @@ def random_days(seed: int, days: int, per_day: int, customers: int, terminals: i
     if id_type == "sparse":  # hashed-looking ids: the hash table, not the lookup table
         frame["CUSTOMER_ID"] = frame["CUSTOMER_ID"] * 7_919_000_003 + 11
         frame["TERMINAL_ID"] = -frame["TERMINAL_ID"] * 104_729_000_001
-    if id_type == "str":
+    if id_type == "str":  # a bank's ids: text, the transactions' sorting as their numbers
         frame["CUSTOMER_ID"] = "c" + frame["CUSTOMER_ID"].astype(str)
         frame["TERMINAL_ID"] = "t" + frame["TERMINAL_ID"].astype(str)
+        frame["TRANSACTION_ID"] = frame["TRANSACTION_ID"].map("tx-{:010d}".format)
     return frame.sort_values(["TX_DATETIME", "TRANSACTION_ID"], ignore_index=True)
 
 

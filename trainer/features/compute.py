@@ -204,7 +204,7 @@ def _compute(
 
     Args:
         times: TX_DATETIME as int64 nanoseconds, one per row.
-        transaction_ids: int64, unique (``_tie_keys`` of the ids).
+        transaction_ids: int64, unique (``tie_keys`` of the ids).
         amounts: TX_AMOUNT as float64.
         frauds: TX_FRAUD as float64.
         customers: ``_entity_codes`` of CUSTOMER_ID.
@@ -293,7 +293,7 @@ def _compute_frame(frame: pd.DataFrame, target: np.ndarray) -> pd.DataFrame:
     """Features of the rows of the checked `frame` selected by the boolean mask `target`."""
     target_rows, columns = _compute(
         _nanoseconds(frame["TX_DATETIME"]),
-        _tie_keys(frame["TRANSACTION_ID"].to_numpy()),
+        tie_keys(frame["TRANSACTION_ID"].to_numpy()),
         frame["TX_AMOUNT"].to_numpy(dtype=np.float64),
         frame["TX_FRAUD"].to_numpy(dtype=np.float64),
         _entity_codes(frame["CUSTOMER_ID"]),
@@ -303,7 +303,7 @@ def _compute_frame(frame: pd.DataFrame, target: np.ndarray) -> pd.DataFrame:
     return features_frame(frame.iloc[target_rows][INPUT_COLUMNS], columns)
 
 
-def _tie_keys(transaction_ids: np.ndarray) -> np.ndarray:
+def tie_keys(transaction_ids: np.ndarray) -> np.ndarray:
     """Transaction ids as int64 keys of the same order: text ids become their sorted rank."""
     if transaction_ids.dtype.kind in "iu":
         return transaction_ids.astype(np.int64, copy=False)
@@ -420,7 +420,7 @@ def features_of_columns(columns: dict[str, np.ndarray], day: dt.date) -> pd.Data
     start, end = _day_bounds_ns(day)
     target_rows, computed = _compute(
         times,
-        _tie_keys(columns["TRANSACTION_ID"]),
+        tie_keys(columns["TRANSACTION_ID"]),
         amounts,
         columns["TX_FRAUD"].astype(np.float64),
         _entity_codes(columns["CUSTOMER_ID"]),

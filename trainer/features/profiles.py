@@ -52,6 +52,7 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
+from trainer.features.compute import tie_keys, time_order
 from trainer.features.exact_sums import prefix_sums, range_sums, rounded
 
 NS_PER_SECOND = 10**9
@@ -165,13 +166,13 @@ def extra_features(columns: dict[str, np.ndarray], target: np.ndarray) -> dict[s
         Name -> float64 array, aligned with ``np.flatnonzero(target)``.
     """
     times = np.asarray(columns["TX_DATETIME"]).astype("datetime64[ns]").view(np.int64)
-    ids = np.asarray(columns["TRANSACTION_ID"], dtype=np.int64)
+    ids = tie_keys(np.asarray(columns["TRANSACTION_ID"]))  # text ids (a bank's) too
     amounts = np.asarray(columns["TX_AMOUNT"], dtype=np.float64)
     frauds = np.asarray(columns["TX_FRAUD"], dtype=np.float64)
-    ordered = np.all((times[1:] > times[:-1])
-                     | ((times[1:] == times[:-1]) & (ids[1:] > ids[:-1])))
     # The share's history is already in (time, id) order: one check instead of a sort.
-    by_time = np.arange(len(times)) if ordered else np.lexsort((ids, times))
+    by_time = time_order(times, ids)
+    if by_time is None:
+        by_time = np.arange(len(times))
     rank = np.empty(len(times), dtype=np.int64)
     rank[by_time] = np.arange(len(times))
     sorted_times = times[by_time]
