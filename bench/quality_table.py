@@ -63,7 +63,8 @@ ENGINE_TEXT = {
               "nothing: `tests/unit/test_model_learners.py`). Step time here is `partial_fit` "
               "alone, and its max is the largest of the per-seed means.",
     "step": "Engine `step`: the pipeline's own `trainer.step.run_step` day by day on a "
-            "storage root (checkpoint load and sha256 check, features from the cache, "
+            "storage root (checkpoint load and sha256 check, features from the carried "
+            "feature state (the seed-0 run below predates it: features from the cache), "
             "scoring, partial_fit, skops checkpoint, CAS commit, reports), evaluated with "
             "`trainer.evaluation.checkpoint`. Step time is the whole step.",
 }
