@@ -1,5 +1,6 @@
 """Checkpoints: reproducible bytes, sha256 verified before loading, untrusted types refused."""
 
+import io
 import zipfile
 
 import numpy as np
@@ -9,6 +10,7 @@ from tests.shares import model_digests_in_fresh_interpreters, save_checkpoint
 from trainer.checkpoints import dump_model, load_checkpoint
 from trainer.errors import LineageError
 from trainer.learners import DEFAULT_LEARNER, learner_inputs, make_learner
+from trainer.storage import sha256_bytes
 
 #: Columns of the default learner's inputs.
 WIDTH = len(learner_inputs(DEFAULT_LEARNER))
@@ -50,6 +52,26 @@ def test_round_trip_and_sha_check(tmp_path):
     np.testing.assert_allclose(loaded.predict_proba(X), model.predict_proba(X))
     with pytest.raises(LineageError, match="sha256"):
         load_checkpoint(path, "0" * 64)
+
+
+def test_entries_are_stored_and_deflated_checkpoints_of_older_chains_still_load(tmp_path):
+    # GIVEN a checkpoint as this version writes it: every entry stored, none deflated
+    model, X, _ = _trained()
+    data = dump_model(model)
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        assert {i.compress_type for i in archive.infolist()} == {zipfile.ZIP_STORED}
+        entries = {i.filename: archive.read(i) for i in archive.infolist()}
+    # AND the same model as earlier versions wrote it: deflated at level 1
+    old = io.BytesIO()
+    with zipfile.ZipFile(old, "w") as archive:
+        for name, content in entries.items():
+            archive.writestr(name, content, compress_type=zipfile.ZIP_DEFLATED, compresslevel=1)
+    path = tmp_path / "model_cpt_2018-04-01.skops"
+    path.write_bytes(old.getvalue())
+    # WHEN the older checkpoint is loaded THEN it is the same model
+    loaded = load_checkpoint(path, sha256_bytes(old.getvalue()))
+    np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
+    assert dump_model(loaded) == data
 
 
 def test_tampered_file_is_refused(tmp_path):
