@@ -34,6 +34,7 @@ from trainer.evaluation import scoring
 from trainer.features.carried import carried_features
 from trainer.learners import DEFAULT_LEARNER, make_learner, uses_profiles
 from trainer.lineage import Entry, Lineage, commit
+from trainer.model import fraud_scores
 from trainer.replay import replay_command
 from trainer.report import write_reports
 from trainer.storage import (
@@ -141,7 +142,7 @@ def _train_and_commit(share: Share, day: dt.date, lineage: Lineage, learner: str
     X, y = scoring.model_inputs(frame, learner_name), frame["TX_FRAUD"].to_numpy()
     metrics: dict = {"transactions": int(len(y)), "frauds": int(y.sum())}
     if head is not None:
-        scores = scoring.score_day(model, frame, learner_name)
+        scores = fraud_scores(model, X)  # the X trained on below: one copy of the inputs
         scoring.write_scores(share, day, frame, scores)
         metrics["prequential"] = scoring.day_metrics(frame, scores)
     model.partial_fit(X, y)

@@ -284,8 +284,11 @@ def features_frame(identity: pd.DataFrame, columns: dict[str, np.ndarray],
     """
     identity = identity.reset_index(drop=True)
     # One concat, not a column insert per feature: pandas re-checks the index on each.
-    features = pd.DataFrame({name: columns[name] for name in names or FEATURE_COLUMNS[1:]})
+    features = pd.DataFrame({name: columns[name] for name in names or FEATURE_COLUMNS[1:]},
+                            copy=False)
     result = pd.concat([identity, features], axis=1)
+    if result["TRANSACTION_ID"].is_monotonic_increasing:  # already in order: no copy
+        return result
     return result.sort_values("TRANSACTION_ID", kind="stable", ignore_index=True)
 
 

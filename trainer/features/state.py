@@ -587,7 +587,7 @@ def advance(state: FeatureState | None, day: dt.date,
             continue  # carried for the profiles only
         floats = (PROFILE_FLOATS if profiles else FEATURE_FLOATS)[kind.prefix]
         windows = _window_totals(kind, rolled, day, found, codes, k, codes[day], t, ranks,
-                                 floats)
+                                 floats, PROFILE_SPANS[kind.prefix] if profiles else ())
         if kind is not DELAYED_CUSTOMERS:
             _features_of(kind, windows.totals, result_columns)
         if profiles:
@@ -600,9 +600,12 @@ def advance(state: FeatureState | None, day: dt.date,
     new_state = FeatureState(day, new_sums,
                              {key: value for key, value in (inputs or {}).items()
                               if key in held})
-    order = np.argsort(ranks, kind="stable")
-    identity = pd.DataFrame({name: _column(target, name)[order] for name in INPUT_COLUMNS})
-    frame = features_frame(identity, {name: result_columns[name][order] for name in names},
+    # The frame's row order (TRANSACTION_ID, unique) in one permutation, each column moved
+    # once and its unordered array dropped: at 1M rows every copy of the frame is ~0.3 GB.
+    by_id = np.argsort(target["TRANSACTION_ID"], kind="stable")
+    identity = pd.DataFrame({name: _column(target, name)[by_id] for name in INPUT_COLUMNS},
+                            copy=False)
+    frame = features_frame(identity, {name: result_columns.pop(name)[by_id] for name in names},
                            names)
     return Advanced(new_state, frame)
 
@@ -642,26 +645,25 @@ class _KindWindows:
 def _window_totals(kind: _Kind, sums: EntitySums, day: dt.date,
                    days: Mapping[dt.date, DayColumns], codes: Mapping[dt.date, np.ndarray],
                    k: int, target_codes: np.ndarray, t: np.ndarray, ranks: np.ndarray,
-                   floats: tuple[str, ...]) -> _KindWindows:
+                   floats: tuple[str, ...], keep_spans: Iterable[int] = ()) -> _KindWindows:
     """Per window length, each target row's totals over its whole window.
 
     Only the double-double sums named in `floats` are totalled (the others are carried in
-    the state for the profiles, and cost a third of the work here).
+    the state for the profiles, and cost a third of the work here). The spans of the
+    boundary days `keep_spans` (days back from `day`) are kept for the profiles; the other
+    days' indexes are dropped as soon as their window is totalled (at 1M rows each holds
+    ~60 MB).
     """
 
     def values(columns: DayColumns) -> dict[str, np.ndarray]:
         wanted = floats + kind.ints
         return {name: v for name, v in kind.row_values(columns).items() if name in wanted}
 
-    indexes: dict[dt.date, _DayIndex | None] = {}
-
-    def index(back: int) -> _DayIndex | None:
+    def index(back: int) -> _DayIndex | None:  # every boundary day serves one window
         d = day - dt.timedelta(days=back)
-        if d not in indexes:
-            columns = days.get(d)
-            indexes[d] = None if columns is None else _DayIndex(
-                codes[d], k, columns["TX_DATETIME"], values(columns), floats)
-        return indexes[d]
+        columns = days.get(d)
+        return None if columns is None else _DayIndex(
+            codes[d], k, columns["TX_DATETIME"], values(columns), floats)
 
     totals = {}
     spans = {}
@@ -677,7 +679,7 @@ def _window_totals(kind: _Kind, sums: EntitySums, day: dt.date,
         shift = kind.delay_days * NS_PER_DAY
         own = delayed.upto(target_codes, t - shift, order) if delayed is not None else None
         today = delayed
-    if today is not None and own is not None:
+    if today is not None and own is not None and kind.delay_days in keep_spans:
         spans[kind.delay_days] = (today, own)
     for n in kind.windows:
         window = _Totals(kind, rows, floats)
@@ -685,11 +687,15 @@ def _window_totals(kind: _Kind, sums: EntitySums, day: dt.date,
         back = kind.delay_days + n
         edge = index(back)
         if edge is not None:
-            spans[back] = (edge, edge.after(target_codes, t - back * NS_PER_DAY, order))
-            window.add_range(edge, spans[back][1])
+            span = edge.after(target_codes, t - back * NS_PER_DAY, order)
+            window.add_range(edge, span)
+            if back in keep_spans:
+                spans[back] = (edge, span)
         if n in kind.carried:
             window.add_state(sums, target_codes, n)
         totals[n] = window
+    for kept, _ in spans.values():
+        kept.prefix.clear()  # the profiles read the kept days' rows, not their sums
     return _KindWindows(totals, spans, sums, target_codes)
 
 
@@ -781,6 +787,10 @@ def _terminal_profiles(terminals: _KindWindows, days: Mapping[dt.date, DayColumn
     out["TERMINAL_ID_DAYS_SINCE_FIRST_KNOWN_FRAUD"] = days_since(t, first, first != NO_FIRST)
     return out
 
+
+#: Per kind, the boundary days (days back from D) whose rows its profile inputs read.
+PROFILE_SPANS = {CUSTOMERS.prefix: (0, 30), DELAYED_CUSTOMERS.prefix: (),
+                 TERMINALS.prefix: (TERMINAL_DELAY_DAYS, LOOKBACK_DAYS)}
 
 #: Per kind, its profile inputs from its windows (`advance(..., profiles=True)`).
 _PROFILES_OF = {CUSTOMERS.prefix: _customer_profiles,
