@@ -24,6 +24,7 @@ BENCH = Path(__file__).resolve().parent
 NAMES = ("step", "history", "backfill", "queue", "argo")
 #: (label, file in the results directory) of the runs `plot` draws against chain length.
 HISTORY_PLOT = (("carried feature state", "history.json"),
+                ("carried feature state", "history_lgbm_mlp.json"),
                 ("raw 37-day history (before the state)", "history_raw.json"))
 
 

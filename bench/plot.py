@@ -65,9 +65,15 @@ def draw_history(runs: list[tuple[str, Path]], out: Path) -> Path:
             (axes[0], "median_cpu_seconds", "CPU seconds per step", "CPU time"),
             (axes[1], "median_peak_rss_mib", "peak RSS MiB", "peak memory")):
         for (label, path), style in zip(runs, ("o-", "s--", "^:"), strict=False):
-            days = json.loads(path.read_text())["days"]
+            result = json.loads(path.read_text())
+            days = result["days"]
+            learner = result.get("learner")
+            cpu = result.get("context", {}).get("machine", {}).get("cpu_model", "")
+            # Runs from other sessions may come from another CPU model: say which.
+            where = f" ({' '.join(cpu.split()[:2])}, {result['context']['measured_at'][:10]})" \
+                if cpu else ""
             axis.plot([d["day_index"] for d in days], [d[key] for d in days], style,
-                      label=label)
+                      label=(f"{label}, {learner}" if learner else label) + where)
         axis.set_xlabel("day trained (chain length before the step)")
         axis.set_ylabel(f"{what} (median, single-threaded)")
         axis.set_ylim(bottom=0)
