@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench.quality_data import simulation
+from bench import quality_data
 from bench.quality_tune import (
     HEADLINE_SPLIT,
     KNOWN_WINDOW_DAYS,
@@ -111,27 +111,8 @@ def columns_of(config: dict) -> list[str]:
 
 def features_by_day(cache: Path, seed: int, days: int = 183, customers: int = 5_000,
                     terminals: int = 10_000) -> dict[dt.date, pd.DataFrame]:
-    """Handbook and extra features of every simulated day, computed once per seed."""
-    path = cache / f"features_extra_s{seed}_d{days}_c{customers}_t{terminals}.parquet"
-    if not path.is_file():
-        sim = simulation(seed, days, customers, terminals)
-        parts = []
-        for i, (day, _) in enumerate(sim):
-            history = pd.concat([f for _, f in sim[max(0, i - HISTORY_DAYS): i + 1]],
-                                ignore_index=True)
-            base = compute_features(history, day)
-            extra = extra_features_of_day(history, day)
-            if not np.array_equal(base["TRANSACTION_ID"], extra["TRANSACTION_ID"]):
-                raise RuntimeError(f"seed {seed}, {day}: rows of the two computations differ")
-            parts.append(pd.concat([base, extra.drop(columns="TRANSACTION_ID")], axis=1)
-                         .assign(DAY=day.isoformat()))
-        cache.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        pd.concat(parts, ignore_index=True).to_parquet(tmp, index=False)
-        tmp.replace(path)
-    frame = pd.read_parquet(path)
-    return {dt.date.fromisoformat(day): part.drop(columns="DAY").reset_index(drop=True)
-            for day, part in frame.groupby("DAY", sort=True)}
+    """Handbook and profile features of every simulated day (`bench.quality_data`'s cache)."""
+    return quality_data.features_by_day(cache, seed, days, customers, terminals, profiles=True)
 
 
 def make_member(which: str, settings: dict):
