@@ -42,15 +42,12 @@ Tolerations"). Known differences from a live controller are listed in
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-
-import yaml
 
 from workflows.argo_template import (  # noqa: F401 (re-exported for the tests)
     BINARY,
@@ -71,6 +68,13 @@ from workflows.argo_template import (  # noqa: F401 (re-exported for the tests)
     to_json,
     tokenize,
 )
+from workflows.pod_patch import (  # noqa: F401 (re-exported for the tests)
+    PodSpecPatchError,
+    apply_pod_spec_patches,
+    strategic_merge,
+)
+from workflows.pods import build_template_pod
+from workflows.settings import COMPUTE_CLASS_LABEL, WorkflowSettings
 
 SPOT_LABEL = "cloud.google.com/gke-spot"
 PREEMPTED = "Pod was terminated due to imminent node shutdown"
@@ -84,31 +88,13 @@ FAILED = ("Failed", "Error")
 # Pod spec patch (workflowpod.go, workflow/util/util.go) and scheduling (Kubernetes)
 # ----------------------------------------------------------------------------------------
 
-def strategic_merge(base: Any, patch: Any) -> Any:
-    """Maps merge key by key and `null` deletes; lists are replaced (fraudpipe patches no
-    list with a merge key, where a strategic merge would merge by that key instead)."""
-    if not isinstance(base, dict) or not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    merged = copy.deepcopy(base)
-    for key, value in patch.items():
-        if value is None:
-            merged.pop(key, None)
-        else:
-            merged[key] = strategic_merge(merged.get(key), value)
-    return merged
-
-
 def apply_pod_spec_patch(pod_spec: dict[str, Any], patch_text: str) -> dict[str, Any]:
-    """Parse the substituted patch (YAML or JSON), check it is a PodSpec map, merge it."""
+    """Parse the substituted patch (YAML or JSON), check it is a PodSpec map, merge it
+    (Kubernetes' strategic merge, `workflows/pod_patch.py`)."""
     try:
-        patch = yaml.safe_load(patch_text)
-    except yaml.YAMLError as exc:
-        raise TemplateError(f"Failed to convert the PodSpecPatch yaml to json: {exc}") from exc
-    if patch is None:
-        patch = {}
-    if not isinstance(patch, dict):
-        raise TemplateError(f"invalid podSpecPatch {patch_text!r}: not a PodSpec object")
-    return strategic_merge(pod_spec, patch)
+        return apply_pod_spec_patches(pod_spec, [patch_text])
+    except PodSpecPatchError as exc:
+        raise TemplateError(str(exc)) from exc
 
 
 @dataclass(frozen=True)
@@ -119,9 +105,55 @@ class NodePool:
     labels: dict[str, str]
     taints: tuple[tuple[str, str], ...] = ()
 
+    @property
+    def spot(self) -> bool:
+        """Spot VMs: GKE labels them `cloud.google.com/gke-spot=true`."""
+        return self.labels.get(SPOT_LABEL) == "true"
 
+
+#: The Spot-first ComputeClass the committed templates select.
+COMPUTE_CLASS = WorkflowSettings().compute_class
+#: Spot nodes of Autopilot's Spot Pods (a pod selecting `gke-spot: "true"`).
 SPOT_POOL = NodePool("spot", {SPOT_LABEL: "true"}, ((SPOT_LABEL, "true"),))
+#: Nodes GKE creates for the ComputeClass: its Spot priority, then its on-demand one. GKE
+#: labels and taints them with the class; its Spot nodes carry the Spot label and taint.
+CLASS_SPOT_POOL = NodePool("class-spot", {SPOT_LABEL: "true", COMPUTE_CLASS_LABEL: COMPUTE_CLASS},
+                           ((COMPUTE_CLASS_LABEL, COMPUTE_CLASS), (SPOT_LABEL, "true")))
+CLASS_ON_DEMAND_POOL = NodePool("class-on-demand", {COMPUTE_CLASS_LABEL: COMPUTE_CLASS},
+                                ((COMPUTE_CLASS_LABEL, COMPUTE_CLASS),))
+#: Autopilot's default on-demand nodes.
 ON_DEMAND_POOL = NodePool("on-demand", {})
+#: In the order the scheduler (and the class's priorities) prefer them.
+POOLS = (SPOT_POOL, CLASS_SPOT_POOL, CLASS_ON_DEMAND_POOL, ON_DEMAND_POOL)
+
+
+class Capacity:
+    """Which pools can get a node at a time: by default all, always.
+
+    Subclasses model shortages; `changes()` lists the times availability changes, so the
+    simulation re-tries Pending pods then.
+    """
+
+    def available(self, pool: NodePool, at: float) -> bool:
+        """Whether a node of `pool` can be had at time `at`."""
+        return True
+
+    def changes(self) -> list[float]:
+        """Times at which availability changes."""
+        return []
+
+
+class SpotShortage(Capacity):
+    """No Spot capacity anywhere from `start` to `end` (seconds of the simulated clock)."""
+
+    def __init__(self, start: float, end: float) -> None:
+        self.start, self.end = start, end
+
+    def available(self, pool: NodePool, at: float) -> bool:
+        return not (pool.spot and self.start <= at < self.end)
+
+    def changes(self) -> list[float]:
+        return [self.start, self.end]
 
 
 def _tolerates(spec: dict[str, Any], key: str, value: str) -> bool:
@@ -200,6 +232,8 @@ class PodCall:
     deadline_seconds: float | None
     """activeDeadlineSeconds the pod gets (the template's, shortened by maxDuration)."""
     pool: NodePool | None = None
+    running: float | None = None
+    """When the pod got a node and started (None while it is Pending)."""
 
 
 @dataclass
@@ -251,12 +285,20 @@ class Controller:
         runner: runs a pod's command and returns its result (called at the pod's start).
         cluster: decides each pod's duration and whether its node is preempted; a pod is
             preempted only if it was placed on a Spot node.
-        pools: where pods may go, in the scheduler's order of preference.
+        pools: where pods may go, in the scheduler's order of preference (for a pod of the
+            ComputeClass, the class's priorities: Spot, then on-demand).
+        capacity: which pools can get a node when; a pod no available pool fits stays
+            Pending (its activeDeadlineSeconds does not run) until one can.
+        node_start_seconds: how long a new node takes before a placed pod runs.
+        controller_config: the workflow controller's configuration (pods are built with
+            `workflows.pods`, as the controller builds them).
     """
 
     def __init__(self, manifest: dict[str, Any], parameters: dict[str, str], runner: Runner,
-                 cluster: Cluster, pools: tuple[NodePool, ...] = (SPOT_POOL, ON_DEMAND_POOL),
-                 name: str = "fraudpipe-train-sim") -> None:
+                 cluster: Cluster, pools: tuple[NodePool, ...] = POOLS,
+                 name: str = "fraudpipe-train-sim", capacity: Capacity | None = None,
+                 node_start_seconds: float = 0.0,
+                 controller_config: dict[str, Any] | None = None) -> None:
         self.spec = manifest["spec"]
         self.templates = {t["name"]: t for t in self.spec["templates"]}
         declared = {p["name"]: p.get("value") for p in self.spec["arguments"]["parameters"]}
@@ -276,6 +318,13 @@ class Controller:
         self.results: dict[str, PodResult] = {}
         self._ends: dict[str, tuple[float, str, str, str | None, dict[str, str]]] = {}
         self._wakes: list[float] = []
+        self.capacity = capacity or Capacity()
+        self.node_start_seconds = node_start_seconds
+        self.controller_config = controller_config or {}
+        self._pending: dict[str, PodCall] = {}
+        deadline = self.spec.get("activeDeadlineSeconds")
+        #: The workflow's deadline (operator.go: pending nodes fail at it, retries stop).
+        self.deadline = float(deadline) if deadline is not None else None
 
     # --- counting: node_counters.go ------------------------------------------------------
     def _count(self, boundary: str, types: tuple[str, ...], phases: tuple[str, ...]) -> int:
@@ -380,6 +429,9 @@ class Controller:
             node.outputs = dict(last.outputs)
             self.mark(node, "Succeeded")
             return True, None
+        if self.deadline is not None and self.now > self.deadline:
+            self.mark(node, last.phase, "retry exceeded workflow deadline")
+            return True, None
         limit = int(strategy["limit"]) if "limit" in strategy else None
         execution_deadline = None
         backoff = strategy.get("backoff")
@@ -430,18 +482,19 @@ class Controller:
         return True, execution_deadline
 
     # --- pods: workflowpod.go -----------------------------------------------------------
+    def build_pod(self, template: dict[str, Any], scope: dict[str, str],
+                  retries: int | None) -> dict[str, Any]:
+        """The pod Argo builds (workflows/pods.py), podSpecPatch applied for `retries`."""
+        try:
+            return build_template_pod(template, self.spec, self.controller_config, scope,
+                                      retries or 0).spec
+        except ValueError as exc:
+            raise TemplateError(str(exc)) from exc
+
     def base_pod_spec(self, template: dict[str, Any]) -> dict[str, Any]:
-        spec: dict[str, Any] = {}
-        for key in ("nodeSelector", "tolerations", "affinity", "securityContext",
-                    "serviceAccountName"):
-            value = template.get(key, self.spec.get(key))
-            if value is not None:
-                spec[key] = copy.deepcopy(value)
-        body = copy.deepcopy(template.get("container") or template.get("script"))
-        body.pop("source", None)
-        spec["containers"] = [{"name": "main", **body}]
-        spec["volumes"] = copy.deepcopy(self.spec.get("volumes", []))
-        return spec
+        """The pod Argo builds before any podSpecPatch."""
+        unpatched = {k: v for k, v in template.items() if k != "podSpecPatch"}
+        return self.build_pod(unpatched, dict(self.globals), None)
 
     def start_pod(self, name: str, template: dict[str, Any], inputs: dict[str, str],
                   boundary: str | None, retries: int | None,
@@ -451,11 +504,10 @@ class Controller:
         if retries is not None:
             scope["retries"] = str(retries)
         node = self.nodes[name] = Node(name, "Pod", template["name"], boundary,
-                                       started=self.now, inputs=inputs)
-        body = substitute_all(template.get("container") or template.get("script"), scope)
-        spec = self.base_pod_spec(template)
-        if template.get("podSpecPatch"):
-            spec = apply_pod_spec_patch(spec, substitute(template["podSpecPatch"], scope))
+                                       phase="Pending", started=self.now, inputs=inputs)
+        kind = "container" if template.get("container") is not None else "script"
+        body = substitute_all(template[kind], scope)
+        spec = self.build_pod({**template, kind: body}, scope, retries)
         deadline = (float(template["activeDeadlineSeconds"])
                     if "activeDeadlineSeconds" in template else None)
         if execution_deadline is not None:
@@ -464,31 +516,62 @@ class Controller:
         call = PodCall(name, template["name"], inputs, retries, body,
                        substitute_all(template.get("outputs", {}).get("parameters", []), scope),
                        spec, self.now, deadline)
-        call.pool = next((pool for pool in self.pools if fits(spec, pool)), None)
         self.pods.append(call)
-        if call.pool is None:
+        if not any(fits(spec, pool) for pool in self.pools):
             raise Stuck(f"pod {name} fits no node pool: {spec}")
+        self._pending[name] = call
+        self.place_pending()
+        return node
+
+    def place_pending(self) -> None:
+        """Give each Pending pod the first pool it fits that can get a node now.
+
+        A pod no pool can take stays Pending: Kubernetes starts activeDeadlineSeconds only
+        once the pod runs, and Argo fails a Pending pod only at the workflow's deadline.
+        """
+        for name, call in list(self._pending.items()):
+            pool = next((pool for pool in self.pools if fits(call.spec, pool)
+                         and self.capacity.available(pool, self.now)), None)
+            if pool is None:
+                continue
+            call.pool = pool
+            call.running = self.now + self.node_start_seconds
+            del self._pending[name]
+            self.mark(self.nodes[name], "Running")
+            self.launch(call)
+
+    def launch(self, call: PodCall) -> None:
+        """Run a placed pod: its fate from the cluster, its result from the runner."""
+        name, start, deadline = call.node, call.running or self.now, call.deadline_seconds
         fate = self.cluster(call)
-        preempted = fate.preempted and call.pool.name == SPOT_POOL.name
+        preempted = fate.preempted and call.pool is not None and call.pool.spot
         seconds = fate.seconds
         killed = deadline is not None and seconds > deadline
         if killed:
-            self._ends[name] = (self.now + deadline, "Failed", DEADLINE_EXCEEDED, None, {})
+            self._ends[name] = (start + (deadline or 0), "Failed", DEADLINE_EXCEEDED, None, {})
         elif preempted:
-            self._ends[name] = (self.now + seconds, "Failed", PREEMPTED, None, {})
+            self._ends[name] = (start + seconds, "Failed", PREEMPTED, None, {})
         else:
             result = self.runner(call)
             self.results[name] = result
             if result.exit_code == 0:
-                self._ends[name] = (self.now + seconds, "Succeeded", "", "0", result.outputs)
+                self._ends[name] = (start + seconds, "Succeeded", "", "0", result.outputs)
             else:
                 message = f"main: Error (exit code {result.exit_code})"
-                if body.get("terminationMessagePolicy") == "FallbackToLogsOnError" and \
+                if call.body.get("terminationMessagePolicy") == "FallbackToLogsOnError" and \
                         result.logs.strip():
                     message += ": " + termination_tail(result.logs)
-                self._ends[name] = (self.now + seconds, "Failed", message,
+                self._ends[name] = (start + seconds, "Failed", message,
                                     str(result.exit_code), {})
-        return node
+
+    def fail_pending_at_deadline(self) -> None:
+        """Past the workflow's deadline Pending pods fail (operator.go, "Step exceeded its
+        deadline"); nothing else ends a pod that never got a node."""
+        if self.deadline is None or self.now < self.deadline:
+            return
+        for name in list(self._pending):
+            del self._pending[name]
+            self.mark(self.nodes[name], "Failed", "Step exceeded its deadline")
 
     def reconcile_pods(self) -> None:
         for name, (end, phase, message, exit_code, outputs) in list(self._ends.items()):
@@ -578,6 +661,8 @@ class Controller:
     def run(self, max_events: int = 10_000) -> Node:
         """Reconcile, jump to the next event, repeat until the workflow is over."""
         for _ in range(max_events):
+            self.place_pending()
+            self.fail_pending_at_deadline()
             self.reconcile_pods()
             before = None
             while before != (state := self.summary()):  # settle: a pass may enable the next
@@ -587,6 +672,10 @@ class Controller:
                 if root is not None and root.fulfilled:
                     return root
             events = [end for end, *_ in self._ends.values()] + self._wakes
+            if self._pending:
+                events += [at for at in self.capacity.changes() if at > self.now]
+                if self.deadline is not None:
+                    events.append(self.deadline)
             if not events:
                 raise Stuck(f"nothing left to wait for at t={self.now}s: {self.summary()}")
             self.now = max(self.now, min(events))
