@@ -109,7 +109,7 @@ class Service:
             stdout=self._log, stderr=subprocess.STDOUT, env=env)
         self.log = log
 
-    def wait_ready(self, timeout: float = 60) -> dict:
+    def wait_ready(self, timeout: float = 300) -> dict:
         """Wait for /readyz to answer 200; return its body."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

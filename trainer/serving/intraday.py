@@ -154,6 +154,13 @@ return rows
 """
 
 
+def _bytes(value: bytes | str | None) -> bytes:
+    """A Redis reply as bytes, whether the client decodes responses or not."""
+    if value is None:
+        return b""
+    return value.encode() if isinstance(value, str) else value
+
+
 class RedisIntraday:
     """The replicas' shared intraday transactions, in Redis (survive a restart)."""
 
@@ -173,9 +180,9 @@ class RedisIntraday:
                   self._key(day, f"card:{id_key(row[2])}"), self._key(day, "latest")],
             args=[id_key(row[0]), encode(row), str(row[1]).zfill(TIME_DIGITS),
                   str(row[1] + lateness_ns).zfill(TIME_DIGITS), KEEP_SECONDS])
-        status = reply[0].decode()
+        status = _bytes(reply[0]).decode()
         if status == "duplicate":
-            return Added("duplicate", answer=reply[1] or None)
+            return Added("duplicate", answer=_bytes(reply[1]) or None)
         if status == "late":
             return Added("late", latest_ns=int(reply[1]))
         return Added("added", card_rows=[decode(item) for item in reply[1:]])
@@ -186,7 +193,8 @@ class RedisIntraday:
 
     def answer(self, day: dt.date, transaction_id: object) -> bytes | None:
         """The answer kept for `transaction_id` on `day`."""
-        return self._redis.hget(self._key(day, "answers"), id_key(transaction_id)) or None
+        value = self._redis.hget(self._key(day, "answers"), id_key(transaction_id))
+        return _bytes(value) or None
 
     def day_rows(self, day: dt.date) -> list[Row]:
         """Every row recorded on `day`."""
