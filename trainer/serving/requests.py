@@ -15,6 +15,7 @@ stream (``application/vnd.apache.arrow.stream``) or Parquet
 from __future__ import annotations
 
 import io
+import json
 import math
 import re
 from dataclasses import dataclass
@@ -84,7 +85,11 @@ def _role_of(column: str) -> str:
 
 
 def _field_named(message: str, mapping: ColumnMapping) -> str | None:
-    """The user's field a validation message is about (the first canonical name in it)."""
+    """The user's field a validation message is about (the first canonical name in it).
+
+    The prefix naming the row by its transaction id is not about that field.
+    """
+    message = re.sub(r"\(TRANSACTION_ID [^)]*\)", "", message)
     found = [(message.find(column), role) for role, column in ROLES.items()
              if column in message]
     if not found:
@@ -110,10 +115,7 @@ def parse_one(body: bytes, mapping: ColumnMapping, kinds: IdKinds) -> Row:
     A well-formed object takes a direct path (`fast_row`); anything else goes through
     the ingest's validation, which either converts it the same way or names the problem.
     """
-    try:
-        document = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise RequestError(400, f"request body is not valid JSON: {exc}") from exc
+    document = _json_document(body, "request body")
     if not isinstance(document, dict):
         raise RequestError(400, f"request body is a JSON {type(document).__name__}; expected "
                                 f"one object with the fields {_fields(mapping)}")
@@ -128,6 +130,17 @@ def parse_one(body: bytes, mapping: ColumnMapping, kinds: IdKinds) -> Row:
 #: ISO-8601 text the direct path converts (anything else: the ingest's parser decides).
 _ISO_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?"
                        r"(?:[Zz]|[+-]\d{2}:?\d{2})?")
+
+
+def _json_document(text: bytes, what: str) -> Any:
+    """Parsed JSON; NaN, Infinity and overflowing numbers are read (to be refused by field)."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        try:  # Python's parser takes NaN/Infinity/1e999: the field check then names them
+            return json.loads(text)
+        except ValueError:
+            raise RequestError(400, f"{what} is not valid JSON: {exc}") from exc
 
 
 def fast_row(document: dict, mapping: ColumnMapping, kinds: IdKinds) -> Row | None:
@@ -227,11 +240,7 @@ def parse_batch(body: bytes, content_type: str, mapping: ColumnMapping,
         for number, line in enumerate(body.splitlines()):
             if not line.strip():
                 continue
-            try:
-                document = orjson.loads(line)
-            except orjson.JSONDecodeError as exc:
-                raise RequestError(400, f"request line {number + 1} is not valid JSON: "
-                                        f"{exc}") from exc
+            document = _json_document(line, f"request line {number + 1}")
             if not isinstance(document, dict):
                 raise RequestError(400, f"request line {number + 1} is a JSON "
                                         f"{type(document).__name__}; expected an object")
