@@ -21,8 +21,8 @@ from pathlib import Path
 
 import httpx
 import pandas as pd
-
 from redis_server import free_port
+
 from trainer.cli import main
 from trainer.storage import Share
 

@@ -16,8 +16,8 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
-
 from serving import Service, bank_share, transaction
+
 from trainer.arrival import arrived_features, scored_by
 from trainer.cli import main
 from trainer.lineage import Lineage

@@ -16,8 +16,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from fastapi.testclient import TestClient
-
 from serving import bank_share, transaction
+
 from trainer.data.datasets import validate_dataset
 from trainer.serving.app import create_app
 from trainer.serving.intraday import MemoryIntraday
