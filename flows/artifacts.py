@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from flows.today import headline_markdown, todays_alerts
+from flows.today import alerts_table, headline_markdown, todays_alerts
 from trainer.errors import FraudpipeError
 from trainer.lineage import Entry, Lineage
 from trainer.storage import Share, atomic_write_bytes
@@ -314,7 +314,7 @@ def publish(summary: RunSummary, share: Share) -> dict[str, UUID]:
                f"{summary.scored[-1]['scored_by']['trained_through']}, before the day's labels"
                if summary.scored else "as the model ranked them before training on the day")
         ids["alerts"] = create_table_artifact(
-            table=built.alerts, key=artifact_key(summary.flow, "alerts"),
+            table=alerts_table(built.alerts), key=artifact_key(summary.flow, "alerts"),
             description=f"cards to check on {built.alerts[0]['date']}, best rank first, "
                         f"{how}; all scores: {built.alerts[0]['scores_file']}")
     if built.plot is not None:

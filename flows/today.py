@@ -58,6 +58,46 @@ def todays_alerts(share: Share, summary: RunSummary, lineage: Lineage) -> list[d
     return head_alerts(share, lineage) if summary.trained else []
 
 
+def alerts_table(alerts: list[dict]) -> list[dict]:
+    """The alerts as the table artifact shows them: one row per card, best rank first.
+
+    Each row: rank, card, highest score, why (the reasons of the card's top score), how
+    the score splits between the booster (what the reasons explain) and the MLP, the
+    card's transactions of the day (time, id, terminal, amount, score), their count and
+    total amount, and the day. The scores file is named once, in the table's description.
+    """
+    rows = []
+    for alert in alerts:
+        row = {"rank": alert["rank"], "card_id": alert["card_id"],
+               "highest_score": alert["highest_score"], "why": alert.get("reasons", "")}
+        if "score_from_booster" in alert:
+            row["score_split"] = (f"{alert['score_from_booster']:.3f} booster + "
+                                  f"{alert['score_from_others']:.3f} MLP")
+        row["transactions_of_the_day"] = "; ".join(
+            f"{t['time']} tx {t['transaction_id']} terminal {t['terminal_id']} "
+            f"{t['amount']:.2f} ({t['score']:.3f})" for t in alert.get("transaction_list", []))
+        row.update({"transactions": alert["transactions"], "total_amount": alert["amount"],
+                    "date": alert["date"]})
+        rows.append(row)
+    return rows
+
+
+def _why_lines(alerts: list[dict]) -> list[str]:
+    """The headline's top cards, each with the reasons of its top score."""
+    if not any(a.get("reasons") for a in alerts):
+        return []
+    lines = ["## Why the top cards are on the list", ""]
+    for a in alerts[:HEADLINE_CARDS]:
+        split = (f"; booster {a['score_from_booster']:.3f} + MLP {a['score_from_others']:.3f}"
+                 if "score_from_booster" in a else "")
+        lines.append(f"- **#{a['rank']} card {a['card_id']}** (score {a['highest_score']:.3f}"
+                     f"{split}): {a.get('reasons') or 'no reason above the booster baseline'}")
+    lines += ["", "The reasons are the inputs that raised the booster's part of the score "
+              "most (its own contributions, LightGBM TreeSHAP); the MLP's part is not split "
+              "by input.", ""]
+    return lines
+
+
 def _num(value: object, digits: int = 3) -> str:
     return f"{value:.{digits}f}" if isinstance(value, int | float) else "n/a"
 
@@ -155,7 +195,7 @@ def headline_markdown(summary: RunSummary, lineage: Lineage, alerts: list[dict],
                         for a in alerts[:HEADLINE_CARDS])
         lines += [f"**What to do today: check the {len(alerts)} cards of the `{alerts_key}` "
                   f"table, highest score first.** Top {min(HEADLINE_CARDS, len(alerts))}: "
-                  f"{top}.", ""]
+                  f"{top}.", "", *_why_lines(alerts)]
     elif alerts_error:
         lines += [f"**No alerts table: {alerts_error}**", ""]
     else:
@@ -213,6 +253,7 @@ def arrival_headline(summary: RunSummary, lineage: Lineage, alerts: list[dict], 
         lines += ["", f"Scored on arrival by the model trained through {by['trained_through']} "
                       f"(`{by['checkpoint']}`, sha256 `{by['sha256'][:12]}`): the day's labels "
                       f"are not known yet, so there are no metrics for it.", ""]
+        lines += _why_lines(alerts)
     else:
         lines = [f"# fraudpipe {summary.flow}: no model yet to score today's transactions", "",
                  f"**No alerts: nothing is trained yet.** {len(summary.unscored)} arrived "

@@ -112,7 +112,8 @@ def score_arrived(share: Share, day: dt.date, head: Entry) -> dict:
               "trained_through": head.date.isoformat(), "when": "on arrival, before its labels",
               "scored_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
     scoring.write_scores(share, day, frame, scoring.score_day(model, frame, head.learner),
-                         metadata={SCORED_BY_KEY: json.dumps(record, sort_keys=True).encode()})
+                         metadata={SCORED_BY_KEY: json.dumps(record, sort_keys=True).encode()},
+                         model=model, learner=head.learner)
     log.info("scored %s on arrival with the model trained through %s (%s): %s", day,
              head.date, head.sha256[:12], share.scores(day))
     return {"date": day.isoformat(), "scores_file": str(share.scores(day)), "scored_by": record}

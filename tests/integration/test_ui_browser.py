@@ -155,12 +155,13 @@ def test_alerts_table_shows_todays_cards(pipeline: DeployedPipeline, page) -> No
     table = page.locator("table").first
     table.wait_for()
     header = table.locator("th").all_inner_texts()
-    for column in ("rank", "card_id", "highest_score", "transactions", "amount",
-                   "scores_file"):
+    for column in ("rank", "card_id", "highest_score", "why", "score_split",
+                   "transactions_of_the_day", "transactions", "total_amount"):
         assert column in header, header
     first_cells = table.locator("tbody tr").first.locator("td").all_inner_texts()
     assert str(rows[0]["card_id"]) in first_cells, first_cells
-    assert any(cell.endswith(f"output/scores/{HEAD_DAY}.parquet") for cell in first_cells)
+    assert rows[0]["why"] and rows[0]["why"] in first_cells, first_cells
+    assert f"output/scores/{HEAD_DAY}.parquet" in alerts["description"]
     shot = _screenshot(page, "alerts-artifact")
     assert shot.stat().st_size > 10_000
 

@@ -72,8 +72,13 @@ def test_the_score_command_scores_once_per_head_and_prints_the_top_cards(share: 
     out = capsys.readouterr().out.splitlines()
     assert out[0] == ("scored 2 arrived day(s) with the model trained through 2018-04-02: "
                       "2018-04-03, 2018-04-04")
-    assert [line.split()[1] for line in out[1:]] == ["#1", "#2", "#3"]
-    assert all(line.startswith("2018-04-04") for line in out[1:])
+    cards = [line for line in out[1:] if not line.startswith(" ")]
+    assert [line.split()[1] for line in cards] == ["#1", "#2", "#3"]
+    assert all(line.startswith("2018-04-04") for line in cards)
+    # each card's transactions follow it (no reasons: the sgd learner has no booster)
+    details = [line.strip() for line in out[1:] if line.startswith(" ")]
+    assert sum(" transaction " in line and " terminal " in line for line in details) >= 3
+    assert not any(line.startswith("why: ") for line in details)
     assert main(["score", "--storage", str(share.root)]) == 0
     assert capsys.readouterr().out.startswith("no arrived day to score")
 

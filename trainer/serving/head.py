@@ -23,6 +23,7 @@ import numpy as np
 
 from trainer.checkpoints import load_checkpoint
 from trainer.errors import LineageError
+from trainer.evaluation.reasons import booster_member
 from trainer.learners import learner_inputs, uses_profiles
 from trainer.lineage import Entry, Lineage
 from trainer.storage import Share
@@ -79,11 +80,8 @@ def load_head(share: Share) -> Head:
 
 def _booster_of(model: Any) -> Any:
     """The LightGBM booster inside `model` (itself or an ensemble member), or None."""
-    candidates = [model, *getattr(model, "members_", [])]
-    for candidate in candidates:
-        if hasattr(candidate, "model_text_") and hasattr(candidate, "_booster"):
-            return candidate._booster()
-    return None
+    found = booster_member(model)  # the same member the alerts' reasons explain
+    return found[0]._booster() if found is not None else None
 
 
 def top_reasons(head: Head, X: np.ndarray, count: int) -> list[list[dict]]:
