@@ -22,9 +22,16 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from flows.today import alerts_table, headline_markdown, todays_alerts
+from flows.today import (
+    alerts_table,
+    headline_markdown,
+    outcomes_markdown,
+    outcomes_table,
+    todays_alerts,
+)
 from trainer.errors import FraudpipeError
 from trainer.lineage import Entry, Lineage
+from trainer.outcomes import REVIEW_CAPACITY, record_outcomes
 from trainer.storage import Share, atomic_write_bytes
 
 #: Metrics in the table and the plot: (label, path in an entry's metrics). Not the train
@@ -74,6 +81,8 @@ class RunSummary:
     """Arrived days not scored: no head model yet."""
     awaiting: list[str] = field(default_factory=list)
     """Arrived days still waiting for their labels after the run."""
+    review_capacity: int = REVIEW_CAPACITY
+    """Cards the team checks a day: the length of today's list and of each list's outcome."""
 
     def merge(self, other: RunSummary) -> None:
         """Add another run's (a sub-flow's) lists to this one."""
@@ -252,6 +261,8 @@ class RunArtifacts:
     head day if this run trained it; else empty (no artifact)."""
     plot: str | None
     """`plot_markdown`, if this run trained anything; else None (no artifact, no PNG)."""
+    outcomes: list[dict] = field(default_factory=list)
+    """The outcome of every past list whose day is labelled (`trainer.outcomes`)."""
 
 
 def build_artifacts(summary: RunSummary, share: Share,
@@ -272,14 +283,16 @@ def build_artifacts(summary: RunSummary, share: Share,
         plot = plot_markdown(png, destination, chain)
     alerts, alerts_error = [], None
     try:
-        alerts = todays_alerts(share, summary, lineage)
+        alerts = todays_alerts(share, summary, lineage)[:summary.review_capacity]
     except FraudpipeError as exc:  # training is done; say why instead of failing the run
         alerts_error = str(exc)
+    outcomes = record_outcomes(share, summary.review_capacity)
     headline = headline_markdown(summary, lineage, alerts, alerts_key=artifact_key(
         summary.flow, "alerts"), alerts_error=alerts_error)
+    headline += outcomes_markdown(outcomes, artifact_key(summary.flow, "outcomes"))
     return RunArtifacts(headline=headline, report=markdown_report(summary, lineage),
                         metrics=metrics_rows(chain, {s["date"] for s in summary.trained}),
-                        alerts=alerts, plot=plot)
+                        alerts=alerts, plot=plot, outcomes=outcomes)
 
 
 def artifact_key(flow: str, what: str) -> str:
@@ -317,6 +330,12 @@ def publish(summary: RunSummary, share: Share) -> dict[str, UUID]:
             table=alerts_table(built.alerts), key=artifact_key(summary.flow, "alerts"),
             description=f"cards to check on {built.alerts[0]['date']}, best rank first, "
                         f"{how}; all scores: {built.alerts[0]['scores_file']}")
+    if built.outcomes:
+        ids["outcomes"] = create_table_artifact(
+            table=outcomes_table(built.outcomes), key=artifact_key(summary.flow, "outcomes"),
+            description=f"last lists: of the first {summary.review_capacity} cards of each "
+                        f"day's list, how many had a fraud once the day's labels came, and "
+                        f"the fraudulent cards the list missed; newest first")
     if built.plot is not None:
         ids["plot"] = create_markdown_artifact(
             markdown=built.plot, key=artifact_key(summary.flow, "plot"),

@@ -82,6 +82,54 @@ def alerts_table(alerts: list[dict]) -> list[dict]:
     return rows
 
 
+#: Lists shown in the headline's "last lists" section; the outcomes table has them all.
+LAST_LISTS = 7
+
+
+def outcomes_table(outcomes: list[dict]) -> list[dict]:
+    """The outcomes table artifact: one row per labelled day's list, newest first."""
+    return [{"date": o["date"], "checked": o["checked"], "confirmed_fraud": o["confirmed"],
+             "hit_rate": o["hit_rate"], "fraudulent_cards": o["fraud_cards"],
+             "missed_by_the_list": o["missed"], "scored": o["scored_by"]}
+            for o in reversed(outcomes)]
+
+
+def outcomes_markdown(outcomes: list[dict], outcomes_key: str) -> str:
+    """The headline's "last lists" section: the latest lists' outcomes and the trend."""
+    if not outcomes:
+        return ("\n## Last lists\n\nNo list has its labels yet: a day's outcome (cards "
+                "confirmed among those checked, frauds missed) comes once its labels do.\n")
+    recent = outcomes[-LAST_LISTS:]
+    lines = ["", "## Last lists", "",
+             f"Once a day's labels came: of the cards checked, how many had a fraud; and how "
+             f"many fraudulent cards the list missed (all of them: `{outcomes_key}` table).",
+             "", "| day | checked | confirmed fraud | hit rate | fraudulent cards | missed |",
+             "|---|---:|---:|---:|---:|---:|"]
+    lines += [f"| {o['date']} | {o['checked']} | {o['confirmed']} | "
+              f"{_percent(o['hit_rate'])} | {o['fraud_cards']} | {o['missed']} |"
+              for o in reversed(recent)]
+    rates = [o["hit_rate"] for o in outcomes if o["hit_rate"] is not None]
+    if len(rates) >= 2:
+        week = rates[-7:]
+        before = rates[-14:-7]
+        trend = (f"; the 7 lists before: {_percent(sum(before) / len(before))}"
+                 if before else "")
+        spark = " ".join(f"{100 * r:.0f}" for r in rates[-14:])
+        lines += ["", f"Hit-rate trend (%, oldest first): {spark}. Mean of the last "
+                      f"{len(week)} list(s): {_percent(sum(week) / len(week))}{trend}."]
+    return "\n".join(lines) + "\n"
+
+
+def _capacity_line(summary: RunSummary, alerts: list[dict]) -> str:
+    """What the review capacity means for today's list."""
+    line = (f"The team checks **{summary.review_capacity} cards a day** (the run's "
+            f"`review_capacity`): the list is the {summary.review_capacity} cards with the "
+            f"highest scores")
+    if len(alerts) < summary.review_capacity:
+        line += f"; only {len(alerts)} card(s) transacted today, all listed"
+    return line + "."
+
+
 def _why_lines(alerts: list[dict]) -> list[str]:
     """The headline's top cards, each with the reasons of its top score."""
     if not any(a.get("reasons") for a in alerts):
@@ -195,7 +243,7 @@ def headline_markdown(summary: RunSummary, lineage: Lineage, alerts: list[dict],
                         for a in alerts[:HEADLINE_CARDS])
         lines += [f"**What to do today: check the {len(alerts)} cards of the `{alerts_key}` "
                   f"table, highest score first.** Top {min(HEADLINE_CARDS, len(alerts))}: "
-                  f"{top}.", "", *_why_lines(alerts)]
+                  f"{top}.", "", _capacity_line(summary, alerts), "", *_why_lines(alerts)]
     elif alerts_error:
         lines += [f"**No alerts table: {alerts_error}**", ""]
     else:
@@ -248,6 +296,7 @@ def arrival_headline(summary: RunSummary, lineage: Lineage, alerts: list[dict], 
             lines.append(f"**What to do today: check the {len(alerts)} cards of the "
                          f"`{alerts_key}` table, highest score first.** Top "
                          f"{min(HEADLINE_CARDS, len(alerts))}: {top}.")
+            lines += ["", _capacity_line(summary, alerts)]
         else:
             lines.append(f"**No alerts table: {alerts_error or 'no card ranked'}**")
         lines += ["", f"Scored on arrival by the model trained through {by['trained_through']} "

@@ -25,6 +25,7 @@ BUILTIN = [
     "train",
     "labels",
     "score",
+    "alerts",
     "serve",
     "evaluate",
     "lineage",

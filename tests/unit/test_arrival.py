@@ -155,3 +155,17 @@ def test_once_the_last_labels_come_the_checkpoints_and_scores_equal_the_labelled
     assert {s["state"] for s in states} == {"trained"}
     assert [s["labelled_by"] for s in states] == [f"{N}-day rule"] * DAYS
     assert states[1]["scored_by"] == f"output/model_cpt_{days[0].isoformat()}.skops"
+
+
+def test_an_arrived_days_list_is_the_one_scored_on_arrival(arrived):
+    import json
+
+    from trainer.outcomes import list_path
+
+    share, days, mornings, _ = arrived
+    for day in days[N:]:
+        saved = json.loads(list_path(share, day).read_text())
+        assert saved["scored_by"] == "on arrival, before its labels"
+        scores = mornings[day]["scores"]
+        ranked = scores.dropna(subset=["CARD_RANK"]).drop_duplicates("CUSTOMER_ID")
+        assert saved["cards"] == ranked.sort_values("CARD_RANK")["CUSTOMER_ID"].tolist()

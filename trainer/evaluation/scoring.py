@@ -14,6 +14,7 @@ from trainer.evaluation.metrics import average_precision, roc_auc
 from trainer.features.from_history import features_of_rows
 from trainer.features.store import history_before
 from trainer.learners import learner_inputs, uses_profiles
+from trainer.outcomes import save_list
 from trainer.model import fraud_scores
 from trainer.storage import Share, atomic_path
 
@@ -82,6 +83,9 @@ def write_scores(share: Share, day: dt.date, frame: pd.DataFrame, scores: np.nda
     if model is not None and learner is not None:
         for name, values in reason_columns(model, learner, frame, out["CARD_RANK"]).items():
             out[name] = values
+    # The list the team is handed: the first ranking of the day, kept for its outcome.
+    save_list(share, day, out["CUSTOMER_ID"].to_numpy(), out["CARD_RANK"],
+              "on arrival, before its labels" if metadata else "by the step, labels known")
     with atomic_path(share.scores(day)) as tmp:
         if metadata is None:
             out.to_parquet(tmp, index=False)
