@@ -14,8 +14,8 @@ from trainer.evaluation.metrics import average_precision, roc_auc
 from trainer.features.from_history import features_of_rows
 from trainer.features.store import history_before
 from trainer.learners import learner_inputs, uses_profiles
-from trainer.outcomes import save_list
 from trainer.model import fraud_scores
+from trainer.outcomes import save_list
 from trainer.storage import Share, atomic_path
 
 TOP_CARDS = 100
