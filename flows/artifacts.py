@@ -217,6 +217,7 @@ def metrics_png(chain: list[Entry]) -> bytes | None:
     axes.xaxis.set_major_locator(dates.DayLocator(interval=max(1, len(chain) // 10)))
     axes.xaxis.set_major_formatter(dates.DateFormatter("%Y-%m-%d"))
     axes.set_xlabel("dataset date")
+    axes.set_ylabel("metric value (0 to 1, higher is better)")
     axes.set_title(f"fraudpipe metrics per day ({len(chain)} days, head {chain[-1].date})")
     axes.grid(alpha=0.3)
     # Beside the plot, not over it: low lines (CP@100) would hide behind a legend inside.
@@ -239,10 +240,12 @@ def write_metrics_plot(share: Share, chain: list[Entry], destination: Path) -> P
 def plot_markdown(png: bytes, path: Path, chain: list[Entry]) -> str:
     """The plot inline: markdown with the PNG as a `data:` URI, and where it is on the share."""
     encoded = base64.b64encode(png).decode("ascii")
+    test = any(_metric(entry.metrics, ("test", "auc_roc")) is not None for entry in chain)
+    caption = ("Per day: ROC AUC, average precision and Card Precision@100 of the day scored "
+               "before training on it" + (", and the testing set's ROC AUC after it" if test
+                                          else " (no testing set ingested: no test line)"))
     return (f"![fraudpipe metrics per day, head {chain[-1].date}]"
-            f"(data:image/png;base64,{encoded})\n\n"
-            "Per day: ROC AUC, average precision and Card Precision@100 of the day scored "
-            "before training on it, and the testing set's ROC AUC after it.\n\n"
+            f"(data:image/png;base64,{encoded})\n\n{caption}.\n\n"
             f"PNG on the share: `{path}`\n")
 
 

@@ -239,7 +239,22 @@ def _scheduled_runs(api: str, limit: int = 3) -> list[str]:
         "flow_runs": {"deployment_id": {"any_": [deployment["id"]]},
                       "state": {"type": {"any_": ["SCHEDULED"]}}},
         "sort": "EXPECTED_START_TIME_ASC", "limit": limit}).json()
-    return [run["expected_start_time"] for run in runs]
+    return [in_schedule_zone(run["expected_start_time"], deployment)
+            for run in runs]
+
+
+def in_schedule_zone(expected_start: str, deployment: dict) -> str:
+    """An API start time (ISO, UTC) in the time zone of the deployment's first schedule.
+
+    The team reads "06:00 Europe/Paris" in prefect.yaml; the API answers in UTC.
+    """
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    schedules = deployment.get("schedules") or [{}]
+    zone = (schedules[0].get("schedule") or {}).get("timezone") or "UTC"
+    when = dt.datetime.fromisoformat(expected_start.replace("Z", "+00:00"))
+    return f"{when.astimezone(ZoneInfo(zone)).strftime('%Y-%m-%d %H:%M')} {zone}"
 
 
 def _wait_for_scheduled_runs(api: str, timeout: float = 60.0) -> None:
