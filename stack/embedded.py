@@ -164,8 +164,10 @@ async def _print_new_logs(client, flow_run_id: str, already_shown: int) -> int:
     return len(logs)
 
 
-def _print_results(run_dir: RunDirectory, ui_url: str, flow_run) -> None:
+def _print_results(run_dir: RunDirectory, ui_url: str, flow_run, *, ui_stays: bool) -> None:
+    """Where the run's results are; the UI's links only when its server stays up."""
     from trainer.lineage import Lineage
+    from trainer.outcomes import outcome_path
     from trainer.storage import Share
 
     share = Share.at(run_dir.share)
@@ -178,8 +180,22 @@ def _print_results(run_dir: RunDirectory, ui_url: str, flow_run) -> None:
           + (f", head {chain[-1].date}: {share.resolve(chain[-1].checkpoint)})" if chain else ")"))
     print(f"  lineage:      {share.lineage}")
     print(f"  plot:         {plots[-1] if plots else '(none written)'}")
-    print(f"  Prefect UI:   {ui_url}")
-    print(f"  this run:     {ui_url}/runs/flow-run/{flow_run.id}")
+    scores = sorted(share.scores_dir.glob("*.parquet")) if share.scores_dir.is_dir() else []
+    if scores:
+        today = scores[-1].stem
+        print(f"  today's list: {today}: {scores[-1]}  (cards ranked, with reasons; "
+              f"artifact fraudpipe-daily-pipeline-alerts; "
+              f".venv/bin/fraudpipe alerts --storage {share.root})")
+        outcomes = sorted(outcome_path(share, FIRST_DAY).parent.glob("*.json"))
+        if outcomes:
+            print(f"  last lists:   {len(outcomes)} outcome(s) in {outcomes[-1].parent}  "
+                  f"(.venv/bin/fraudpipe alerts --outcomes --storage {share.root})")
+    if ui_stays:
+        print(f"  Prefect UI:   {ui_url}")
+        print(f"  this run:     {ui_url}/runs/flow-run/{flow_run.id}")
+    else:
+        print("  Prefect UI:   stopped with this run's services; `make up` keeps a stack "
+              "and its UI open (then `make run` uses it)")
 
 
 def _wait_until_ready(run_dir: RunDirectory, timeout: float = 300.0) -> StackState:
@@ -268,9 +284,8 @@ def run(args: argparse.Namespace) -> int:
             if match is None:
                 raise EmbeddedRunError(f"no flow run id in the output of deployment run:\n{output}")
             flow_run = asyncio.run(_wait_for_flow_run(match.group(1), args.timeout))
-        _print_results(run_dir, ui_url, flow_run)
-        if started:
-            print("  (this run's services stop now; `make up` keeps a stack and its UI open)")
+        _print_results(run_dir, ui_url, flow_run,
+                       ui_stays=not any(isinstance(svc, PrefectServer) for svc in started))
         completed = flow_run.state is not None and flow_run.state.is_completed()
         if not completed:
             print(f"\nThe flow run ended {flow_run.state.name}: {flow_run.state.message}\n"
