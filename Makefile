@@ -12,6 +12,8 @@ REDIS_PORT   ?= 6380
 PREFECT_PORT ?= 4280
 # DEMO=120: every 120 s a new simulated day lands and daily-pipeline/local runs.
 DEMO ?= 0
+# LABELS_AFTER=7: days arrive without labels, each day's labels a week later (0: labelled).
+LABELS_AFTER ?= 7
 # GKE=1: also deploy the */gke deployments (they only run on a GKE cluster).
 GKE ?= 0
 STACK_ARGS = --run-dir $(RUN_DIR) --redis-port $(REDIS_PORT) --prefect-port $(PREFECT_PORT) \
@@ -67,7 +69,7 @@ setup: $(BIN)/fraudpipe redis
 ## The main job: DAYS simulated days through `prefect deployment run 'daily-pipeline/local'`,
 ## on the stack `make up` keeps open, or on services started for this run only.
 run: setup
-	$(BIN)/python -m stack run --days $(DAYS) --run-dir $(RUN_DIR)
+	$(BIN)/python -m stack run --days $(DAYS) --run-dir $(RUN_DIR) --labels-after $(LABELS_AFTER)
 
 ## A local stack that stays open: redis-server, Prefect server (scheduler on), worker.
 up: setup

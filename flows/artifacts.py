@@ -29,6 +29,7 @@ from flows.today import (
     outcomes_table,
     todays_alerts,
 )
+from trainer.days import day_states
 from trainer.errors import FraudpipeError
 from trainer.lineage import Entry, Lineage
 from trainer.outcomes import REVIEW_CAPACITY, record_outcomes
@@ -266,6 +267,9 @@ class RunArtifacts:
     """`plot_markdown`, if this run trained anything; else None (no artifact, no PNG)."""
     outcomes: list[dict] = field(default_factory=list)
     """The outcome of every past list whose day is labelled (`trainer.outcomes`)."""
+    days: list[dict] = field(default_factory=list)
+    """Each day on the share, newest first: arrived, labels, scored by, trained
+    (`trainer.days.day_states`); published when some day arrived without labels."""
 
 
 def build_artifacts(summary: RunSummary, share: Share,
@@ -295,7 +299,20 @@ def build_artifacts(summary: RunSummary, share: Share,
     headline += outcomes_markdown(outcomes, artifact_key(summary.flow, "outcomes"))
     return RunArtifacts(headline=headline, report=markdown_report(summary, lineage),
                         metrics=metrics_rows(chain, {s["date"] for s in summary.trained}),
-                        alerts=alerts, plot=plot, outcomes=outcomes)
+                        alerts=alerts, plot=plot, outcomes=outcomes,
+                        days=days_table(share))
+
+
+def days_table(share: Share) -> list[dict]:
+    """`trainer.days.day_states` as a table, newest first, checkpoints by file name."""
+    rows = []
+    for day in reversed(day_states(share)):
+        rows.append({"date": day["date"], "state": day["state"],
+                     "arrived": "without labels" if day["arrived"] else "labelled",
+                     "labels_received": day["labels"], "labelled_by": day["labelled_by"],
+                     "scored_by": Path(day["scored_by"]).name if day["scored_by"] else None,
+                     "trained": day["trained"][:12] if day["trained"] else None})
+    return rows
 
 
 def artifact_key(flow: str, what: str) -> str:
@@ -339,6 +356,12 @@ def publish(summary: RunSummary, share: Share) -> dict[str, UUID]:
             description=f"last lists: of the first {summary.review_capacity} cards of each "
                         f"day's list, how many had a fraud once the day's labels came, and "
                         f"the fraudulent cards the list missed; newest first")
+    if any(day["arrived"] for day in built.days):
+        ids["days"] = create_table_artifact(
+            table=built.days, key=artifact_key(summary.flow, "days"),
+            description="the days on the share, newest first: arrived (with or without "
+                        "labels), labels received, how the day was labelled, which "
+                        "checkpoint scored it, trained or still waiting")
     if built.plot is not None:
         ids["plot"] = create_markdown_artifact(
             markdown=built.plot, key=artifact_key(summary.flow, "plot"),

@@ -81,22 +81,27 @@ class Timings:
 
 
 def simulate_new_days(run_dir: RunDirectory, days: int, customers: int, terminals: int,
-                      seed: int) -> list[dt.date]:
+                      seed: int, labels_after: int = 0) -> list[dt.date]:
     """Write the `days` days that follow the last simulated one into the landing area.
 
     The simulator is deterministic and a shorter run is an exact prefix of a longer one,
     so simulating from the first day and writing only the new days continues the same
     population of customers and terminals. The parameters of the first run are kept in
     `simulation.json` and reused, so that a second run never mixes two populations.
+
+    With `labels_after` = L > 0, the days arrive as a bank's do: without their labels, and
+    each day's label file (`labels/<day>.csv`: TRANSACTION_ID, TX_FRAUD) lands once the
+    simulation reaches L days after it, so the newest L days are not labelled yet.
     """
     # `make run` and the demo mode of `make up` may both add days: one at a time.
     with open(run_dir.root / "simulation.lock", "a+") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        return _simulate_new_days_locked(run_dir, days, customers, terminals, seed)
+        return _simulate_new_days_locked(run_dir, days, customers, terminals, seed,
+                                         labels_after)
 
 
 def _simulate_new_days_locked(run_dir: RunDirectory, days: int, customers: int,
-                              terminals: int, seed: int) -> list[dt.date]:
+                              terminals: int, seed: int, labels_after: int) -> list[dt.date]:
     from trainer.data.simulator import SimulationConfig, simulate_config, write_day
 
     state: dict[str, Any] = {"start": FIRST_DAY.isoformat(), "customers": customers,
@@ -112,10 +117,21 @@ def _simulate_new_days_locked(run_dir: RunDirectory, days: int, customers: int,
                               customers=int(state["customers"]),
                               terminals=int(state["terminals"]), seed=int(state["seed"]))
     written = []
+    last = config.start + dt.timedelta(days=done + days - 1)
     for index, (day, frame) in enumerate(simulate_config(config)):
         if index >= done:
-            write_day(frame, run_dir.landing, day)
+            if labels_after > 0:
+                # What a bank's export cannot know on the day: the label and the scenario.
+                write_day(frame.drop(columns=["TX_FRAUD", "TX_FRAUD_SCENARIO"]),
+                          run_dir.landing, day)
+            else:
+                write_day(frame, run_dir.landing, day)
             written.append(day)
+        label_file = run_dir.root / "labels" / f"{day.isoformat()}.csv"
+        if labels_after > 0 and day + dt.timedelta(days=labels_after) <= last \
+                and not label_file.exists():
+            label_file.parent.mkdir(parents=True, exist_ok=True)
+            frame[["TRANSACTION_ID", "TX_FRAUD"]].to_csv(label_file, index=False)
     state["days"] = done + days
     run_dir.simulation_state.write_text(json.dumps(state, indent=2) + "\n")
     return written
@@ -267,7 +283,7 @@ def run(args: argparse.Namespace) -> int:
                 asyncio.run(create_pools_and_blocks(run_dir.share, redis_url))
         with timings.phase(f"simulate {args.days} days"):
             new_days = simulate_new_days(run_dir, args.days, args.customers, args.terminals,
-                                         args.seed)
+                                         args.seed, args.labels_after)
             print(f"   new days {new_days[0]} .. {new_days[-1]} in {run_dir.landing}")
         if stack is None:
             with timings.phase("prefect deploy"):
@@ -278,7 +294,9 @@ def run(args: argparse.Namespace) -> int:
                 started.append(worker)
         with timings.phase(f"run {DEPLOYMENT}"):
             output = prefect_cli(
-                ["deployment", "run", DEPLOYMENT, "--param", f"landing={run_dir.landing}"],
+                ["deployment", "run", DEPLOYMENT, "--param", f"landing={run_dir.landing}",
+                 *(["--param", f"labels={run_dir.root / 'labels'}"] if args.labels_after
+                   else [])],
                 env, f"prefect deployment run '{DEPLOYMENT}'")
             match = FLOW_RUN_ID.search(output)
             if match is None:
@@ -317,6 +335,9 @@ def parser() -> argparse.ArgumentParser:
     cli.add_argument("--customers", type=int, default=5_000, help="simulated customers")
     cli.add_argument("--terminals", type=int, default=10_000, help="simulated terminals")
     cli.add_argument("--seed", type=int, default=0, help="simulation seed")
+    cli.add_argument("--labels-after", type=int, default=0, metavar="DAYS",
+                     help="days arrive without labels, each day's labels DAYS days later "
+                          "(make run: 7, so today has none yet); 0: days arrive labelled")
     cli.add_argument("--timeout", type=float, default=1800.0,
                      help="seconds to wait for the flow run (default 1800)")
     cli.add_argument("--prefect-api-url", default=None,

@@ -43,6 +43,12 @@ def test_todays_alerts_are_the_latest_day_scored_on_arrival(share: Share) -> Non
                            "arrival)\n")
     assert f"check the {len(built.alerts)} cards of the `{ALERTS_KEY}` table" in text
     assert f"card {built.alerts[0]['card_id']} (" in text
+    # AND the days table shows the arrived days, newest first, and who scored them
+    assert [(d["date"], d["state"], d["arrived"]) for d in built.days] == [
+        ("2018-04-04", "awaiting labels", "without labels"),
+        ("2018-04-03", "awaiting labels", "without labels"),
+        ("2018-04-02", "trained", "labelled"), ("2018-04-01", "trained", "labelled")]
+    assert built.days[0]["scored_by"] == "model_cpt_2018-04-02.skops"
     assert "Scored on arrival by the model trained through 2018-04-02" in text
     assert "- waiting for labels: 2018-04-03, 2018-04-04" in text
     assert "- days trained in this run: **0**" in text
