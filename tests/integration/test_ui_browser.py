@@ -183,3 +183,39 @@ def test_metrics_plot_is_rendered_inline(pipeline: DeployedPipeline, page) -> No
     assert image.bounding_box()["width"] > 100  # laid out on the page, not hidden
     shot = _screenshot(page, "plot-artifact")
     assert shot.stat().st_size > 10_000
+
+
+#: Screenshots kept with the docs: what the fraud analyst sees in the UI.
+DOC_SCREENSHOTS = REPOSITORY / "docs" / "screenshots"
+
+
+@pytest.mark.timeout(900)
+def test_the_analysts_morning_headline_reasons_and_last_lists(pipeline: DeployedPipeline,
+                                                              page) -> None:
+    assert pipeline.returncode == 0, pipeline.output
+    artifacts = _artifacts(pipeline)
+    DOC_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    # GIVEN the headline: the review capacity, why the top cards are listed, the last lists
+    page.goto(f"{pipeline.server.url}/artifacts/artifact/"
+              f"{artifacts['fraudpipe-daily-pipeline-headline']['id']}")
+    page.get_by_text("Why the top cards are on the list", exact=False).first.wait_for()
+    page.get_by_text("Last lists", exact=False).first.wait_for()
+    text = page.inner_text("body")
+    assert "cards a day" in text and "booster" in text and "Hit-rate trend" in text
+    page.screenshot(path=str(DOC_SCREENSHOTS / "headline.png"), full_page=True)
+    # AND the alerts table: each card's reasons and its transactions of the day
+    alerts = artifacts["fraudpipe-daily-pipeline-alerts"]
+    first = _rows(alerts["data"])[0]
+    page.goto(f"{pipeline.server.url}/artifacts/artifact/{alerts['id']}")
+    page.locator("table").first.wait_for()
+    page.get_by_text(first["why"].split(";")[0], exact=False).first.wait_for()
+    page.screenshot(path=str(DOC_SCREENSHOTS / "alerts-with-reasons.png"), full_page=True)
+    # AND the outcomes of the last lists, a row per labelled day, newest first
+    outcomes = artifacts["fraudpipe-daily-pipeline-outcomes"]
+    rows = _rows(outcomes["data"])
+    assert [row["date"] for row in rows] == [f"2018-04-{d:02d}" for d in range(DAYS, 1, -1)]
+    page.goto(f"{pipeline.server.url}/artifacts/artifact/{outcomes['id']}")
+    page.locator("table").first.wait_for()
+    header = page.locator("table").first.locator("th").all_inner_texts()
+    assert {"confirmed_fraud", "hit_rate", "missed_by_the_list"} <= set(header), header
+    page.screenshot(path=str(DOC_SCREENSHOTS / "outcomes.png"), full_page=True)
