@@ -26,6 +26,7 @@ import re
 import threading
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -91,13 +92,17 @@ class ArgoStub:
     """The stub's state: workflows by name, the scenario, what was asked and refused."""
 
     def __init__(self, scenario: str = "success", steps_to_finish: int = 3,
-                 get_faults: dict[int, int] | None = None) -> None:
+                 get_faults: dict[int, int] | None = None, prefix: str = "",
+                 template_file: Path = TEMPLATE_FILE) -> None:
         self.contract = Contract(load_swagger())
         self.scenario = scenario
         self.steps_to_finish = steps_to_finish
         self.get_faults = get_faults or {}
         self.gets = 0
-        template = yaml.safe_load(TEMPLATE_FILE.read_text())
+        # Served under a path, as behind an ingress (`https://host/argo`): a request
+        # outside it is answered like an unknown route.
+        self.prefix = prefix.rstrip("/")
+        template = yaml.safe_load(template_file.read_text())
         self.templates = {template["metadata"]["name"]: template}
         self.workflows: dict[str, dict[str, Any]] = {}
         self.polls: dict[str, int] = {}
@@ -110,7 +115,16 @@ class ArgoStub:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        return f"http://127.0.0.1:{self.server.server_address[1]}{self.prefix}"
+
+    def parameters(self, name: str) -> dict[str, str]:
+        """Workflow `name`'s parameters as the controller resolves them: given, else default."""
+        manifest = self.workflows[name]["manifest"]
+        template = self.templates[manifest["spec"]["workflowTemplateRef"]["name"]]
+        values = {p["name"]: p["value"] for p in template["spec"]["arguments"]["parameters"]
+                  if "value" in p}
+        values.update({p["name"]: p["value"] for p in manifest["spec"]["arguments"]["parameters"]})
+        return values
 
     def __enter__(self) -> ArgoStub:
         self.thread.start()
@@ -180,6 +194,17 @@ class ArgoStub:
             if not sep or key not in declared:
                 return 400, {"code": 3, "message": f"invalid parameter {pair!r}"}
             parameters.append({"name": key, "value": value})
+        # Argo's validation of the merged arguments (workflow/validate/validate.go,
+        # validateArgumentsValues): a parameter with neither a value nor valueFrom refuses
+        # the submission.
+        given = {p["name"] for p in parameters}
+        for declared_parameter in template["spec"]["arguments"]["parameters"]:
+            missing = declared_parameter["name"]
+            if missing not in given and "value" not in declared_parameter \
+                    and "valueFrom" not in declared_parameter:
+                why = (f"spec.arguments.{missing}.value or spec.arguments.{missing}.valueFrom "
+                       "is required")
+                return 400, {"code": 3, "message": why}
         name = template["metadata"]["name"] + "-" + uuid.uuid4().hex[:5]
         workflow = {
             "apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow",
@@ -243,6 +268,10 @@ class ArgoStub:
 
             def _serve(self) -> None:
                 split = urlsplit(self.path)
+                if not split.path.startswith(stub.prefix + "/"):
+                    return self._refuse([f"{self.command} {split.path}: not under "
+                                         f"{stub.prefix}/"])
+                split = split._replace(path=split.path[len(stub.prefix):])
                 found = stub.contract.match(self.command, split.path)
                 if found is None:
                     return self._refuse([f"{self.command} {split.path}: no such operation"])
