@@ -18,6 +18,7 @@ import pytest
 import yaml
 from argo_controller import (
     DEADLINE_EXCEEDED,
+    POOLS,
     PREEMPTED,
     SPOT_POOL,
     Controller,
@@ -214,10 +215,11 @@ def test_two_preemptions_then_on_demand_chain_in_order_and_report_runs(tmp_path)
     assert [(p.inputs["first"], p.retries) for p in trains] == [
         ("2018-04-01", 0), ("2018-04-02", 0), ("2018-04-02", 1), ("2018-04-02", 2),
         ("2018-04-03", 0)]
-    assert [p.pool.name for p in trains] == ["spot", "spot", "spot", "on-demand", "spot"]
+    assert [p.pool.spot for p in trains] == [True, True, True, False, True]
     third = trains[3].spec
-    assert "nodeSelector" not in third or "cloud.google.com/gke-spot" not in third["nodeSelector"]
-    assert not fits(third, SPOT_POOL)
+    assert "cloud.google.com/gke-spot" not in third.get("nodeSelector", {})
+    assert "cloud.google.com/compute-class" not in third.get("nodeSelector", {})
+    assert not any(fits(third, pool) for pool in POOLS if pool.spot)
     ends = {n.name: n.finished for n in controller.nodes.values() if n.type == "Pod"}
     for earlier, later in zip(trains, trains[1:], strict=False):
         assert later.started >= ends[earlier.node]  # strictly one after the other
