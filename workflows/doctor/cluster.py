@@ -7,7 +7,6 @@ kept in `Snapshot.errors` so the check that needed it can say which permission i
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -110,7 +109,7 @@ async def read_cluster(target: Target, kubeconfig: str | None = None,
         try:
             snapshot.namespace = await _get(
                 snapshot, "namespace", lambda: core.read_namespace(target.namespace), plain)
-        except (OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, OSError) as exc:
             raise ClusterUnreachable(f"the API server {configuration.host} does not answer: "
                                      f"{exc}") from exc
         snapshot.controller_configmap = await _get(
@@ -132,9 +131,11 @@ async def read_cluster(target: Target, kubeconfig: str | None = None,
             snapshot, "storage_class", lambda: storage.read_storage_class(class_name), plain)
         for key in target.deployments:
             namespace, name = key.split("/", 1)
-            snapshot.deployments[key] = await _get(
-                snapshot, f"deployment {key}",
-                lambda n=name, ns=namespace: apps.read_namespaced_deployment(n, ns), plain)
+
+            def read(name: str = name, namespace: str = namespace) -> Awaitable[Any]:
+                return apps.read_namespaced_deployment(name, namespace)
+
+            snapshot.deployments[key] = await _get(snapshot, f"deployment {key}", read, plain)
         nodes = await _get(snapshot, "nodes", core.list_node, plain)
         snapshot.nodes = (nodes or {}).get("items") or []
         snapshot.compute_class = await _get(
