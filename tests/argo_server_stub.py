@@ -228,6 +228,10 @@ class ArgoStub:
                 return 501, {"code": 12, "message": "stub creates workflows only by /submit"}
             if template == "/api/v1/workflows/{namespace}/submit":
                 return self.submit(params["namespace"], body)
+            if template == "/api/v1/version":
+                return 200, {"version": "v4.1.2", "buildDate": "2026-01-01T00:00:00Z",
+                             "gitCommit": "0" * 40, "gitTag": "v4.1.2", "gitTreeState": "clean",
+                             "goVersion": "go1.24", "compiler": "gc", "platform": "linux/amd64"}
             name = params.get("name", "")
             if name not in self.workflows:
                 return 404, {"code": 5, "message": f"workflows.argoproj.io \"{name}\" not found"}
