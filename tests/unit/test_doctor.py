@@ -8,6 +8,7 @@ cluster fails exactly the check that names what broke (exit 1), with what to do.
 from __future__ import annotations
 
 import copy
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -242,3 +243,43 @@ def test_the_kubernetes_client_is_not_on_the_step_path():
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "[]"
+
+
+def half_installed(objects: dict[str, Any]) -> None:
+    """Step 6's install.yaml ConfigMap kept, no consumer for the claim, no ComputeClass,
+    and the worker never given the pushed image (step 5 skipped)."""
+    empty_executor(objects)
+    claim_pending(objects)
+    no_spot(objects)
+    objects[DEPLOYMENT.format(namespace="fraudpipe", name="prefect-worker")]["spec"][
+        "template"]["spec"]["containers"][0]["image"] = "fraudpipe-step:latest"
+
+
+def walkthrough_output(which: str) -> str:
+    text = (Path(__file__).resolve().parents[2] / "deployments" / "README.md").read_text()
+    marker = f"<!-- doctor-output: {which} -->\n```text\n"
+    assert marker in text, marker
+    return text.split(marker, 1)[1].split("```", 1)[0]
+
+
+@pytest.mark.parametrize(("which", "breakage", "expected_code"),
+                         [("healthy", None, 0), ("misconfigured", half_installed, 1)])
+def test_the_walkthrough_shows_what_the_doctor_prints(which, breakage, expected_code, cluster,
+                                                      tmp_path, capsys):
+    # GIVEN the cluster of the walk-through, healthy or half installed
+    if breakage:
+        breakage(cluster)
+    with KubeStub(cluster) as stub:
+        kubeconfig = stub.write_kubeconfig(tmp_path / "kubeconfig")
+        # WHEN the doctor runs as the walk-through runs it
+        code = fraudpipe(["doctor", "--cluster", "--kubeconfig", str(kubeconfig)])
+    out = capsys.readouterr().out
+    # THEN deployments/README.md shows exactly this output (FRAUDPIPE_REGENERATE=1 rewrites it)
+    assert code == expected_code
+    readme = Path(__file__).resolve().parents[2] / "deployments" / "README.md"
+    if os.environ.get("FRAUDPIPE_REGENERATE") == "1":
+        old = walkthrough_output(which)
+        readme.write_text(readme.read_text().replace(
+            f"<!-- doctor-output: {which} -->\n```text\n{old}```",
+            f"<!-- doctor-output: {which} -->\n```text\n{out}```"))
+    assert walkthrough_output(which) == out
