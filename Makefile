@@ -12,7 +12,8 @@ REDIS_PORT   ?= 6380
 PREFECT_PORT ?= 4280
 # DEMO=120: every 120 s a new simulated day lands and daily-pipeline/local runs.
 DEMO ?= 0
-# GKE=1: also deploy the */gke deployments (they only run on a GKE cluster).
+# GKE=1: also deploy the */gke deployments (they only run on a GKE cluster; their image is
+# $FRAUDPIPE_IMAGE, the pushed step image: unset, the deploy stops naming it).
 GKE ?= 0
 STACK_ARGS = --run-dir $(RUN_DIR) --redis-port $(REDIS_PORT) --prefect-port $(PREFECT_PORT) \
              --demo $(DEMO) $(if $(filter 1 yes true,$(GKE)),--gke)
