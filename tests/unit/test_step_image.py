@@ -12,9 +12,9 @@ An unset or unqualified image is an error on every path, before any pod is made.
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import os
-import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -30,32 +30,30 @@ from flows.train import argo_submission
 from trainer.cli import main as fraudpipe
 from trainer.queue.settings import RedisSettings
 from workflows.image import IMAGE_ENV, ImageError, check_image, step_image
+from workflows.pods import build_pods
 
 REPO = Path(__file__).resolve().parents[2]
 IMAGE = "europe-west1-docker.pkg.dev/my-project/fraudpipe/fraudpipe-step:0.1.0"
 JOB_TEMPLATE = REPO / "deployments" / "prefect" / "kubernetes-base-job-template.json"
-PARAMETER = re.compile(r"\{\{\s*workflow\.parameters\.([\w-]+)\s*\}\}")
+CONTROLLER_CONFIGMAP = REPO / "deployments" / "argo" / "workflow-controller-configmap.yaml"
 
 
 def load(path: Path) -> dict[str, Any]:
     return yaml.safe_load(path.read_text())
 
 
-def pod_images(template: dict[str, Any], parameters: dict[str, str]) -> dict[str, str]:
-    """Template name -> image of the pod each container/script template makes."""
-    images = {}
-    for step in template["spec"]["templates"]:
-        container = step.get("container") or step.get("script")
-        if container is None:
-            continue
-        image = PARAMETER.sub(lambda m: parameters[m.group(1)], container["image"])
-        images[step["name"]] = image
-    return images
+def pod_images(manifest: dict[str, Any], templates: dict[str, Any],
+               parameters: dict[str, str] | None = None) -> dict[tuple[str, str], str]:
+    """(template, attempt) -> image of the `main` container of each pod Argo builds.
 
-
-def defaults(template: dict[str, Any]) -> dict[str, str]:
-    return {p["name"]: p["value"] for p in template["spec"]["arguments"]["parameters"]
-            if "value" in p}
+    `workflows.pods.build_pods` merges a CronWorkflow's or a submitted Workflow's
+    arguments over the referenced WorkflowTemplate's as the controller does, with the
+    committed controller ConfigMap.
+    """
+    pods = build_pods(manifest, load(CONTROLLER_CONFIGMAP), workflow_templates=templates,
+                      parameters=parameters)
+    return {(pod.template, pod.attempt): next(c["image"] for c in pod.spec["containers"]
+                                              if c["name"] == "main") for pod in pods}
 
 
 def render(out: Path) -> dict[str, dict[str, Any]]:
@@ -99,6 +97,8 @@ def test_the_image_given_once_reaches_every_pod_of_every_path(tmp_path, monkeypa
     template = rendered["fraudpipe-train-workflowtemplate.yaml"]
     cron = rendered["fraudpipe-daily-cronworkflow.yaml"]
     job = prefect_gke_job()
+
+    templates = {template["metadata"]["name"]: template}
     every_pod = {"plan", "train-batch", "drain-queue", "report"}
 
     # THEN `argo submit --from workflowtemplate/...` without -p image runs it everywhere
@@ -107,18 +107,22 @@ def test_the_image_given_once_reaches_every_pod_of_every_path(tmp_path, monkeypa
         server = ArgoServer(url=stub.url, token="t")
         cli_run = run_training_workflow(server, _submission_without_image(),
                                         poll_seconds=0, sleep=lambda _: None)
-        cli_images = pod_images(template, stub.parameters(cli_run.name))
-    assert set(cli_images) == every_pod
+        submitted_by_cli = stub.workflows[cli_run.name]["manifest"]
+    cli_images = pod_images(submitted_by_cli, templates)
+    assert {t for t, _ in cli_images} == every_pod
+    assert {a for _, a in cli_images} == {"first", "on-demand"}
     assert set(cli_images.values()) == {IMAGE}
 
     # ... the CronWorkflow carries it itself (whatever the installed template's default)
-    assert cron["spec"]["workflowSpec"]["workflowTemplateRef"]["name"] == \
-        template["metadata"]["name"]
-    cron_parameters = {p["name"]: p["value"]
-                       for p in cron["spec"]["workflowSpec"]["arguments"]["parameters"]}
-    assert cron_parameters["image"] == IMAGE
-    assert set(pod_images(template, {**defaults(template), **cron_parameters}).values()) == \
-        {IMAGE}
+    assert cron["spec"]["workflowSpec"]["workflowTemplateRef"]["name"] in templates
+    assert {p["name"]: p["value"] for p in cron["spec"]["workflowSpec"]["arguments"][
+        "parameters"]}["image"] == IMAGE
+    no_default = copy.deepcopy(template)
+    for parameter in no_default["spec"]["arguments"]["parameters"]:
+        if parameter["name"] == "image":
+            del parameter["value"]
+    cron_images = pod_images(cron, {template["metadata"]["name"]: no_default})
+    assert len(cron_images) == len(cli_images) and set(cron_images.values()) == {IMAGE}
 
     # ... the Prefect flow-run Job runs it and tells its flow run which image it is
     (container,) = job["spec"]["template"]["spec"]["containers"]
@@ -131,15 +135,17 @@ def test_the_image_given_once_reaches_every_pod_of_every_path(tmp_path, monkeypa
     stale = tmp_path / "stale"
     assert fraudpipe(["render", "--out", str(stale), "--image",
                       "europe-west1-docker.pkg.dev/my-project/fraudpipe/fraudpipe-step:0.0.9"]) == 0
+    older = load(stale / "fraudpipe-train-workflowtemplate.yaml")
     monkeypatch.setenv(IMAGE_ENV, job_env[IMAGE_ENV])  # the flow-run pod's environment
     submission = argo_submission(["2018-04-01", "2018-04-02"], RedisSettings())
     with ArgoStub("success", steps_to_finish=1,
                   template_file=stale / "fraudpipe-train-workflowtemplate.yaml") as stub:
         flow_run = run_training_workflow(ArgoServer(url=stub.url, token="t"), submission,
                                          poll_seconds=0, sleep=lambda _: None)
-        submitted = stub.parameters(flow_run.name)
+        submitted_by_flow = stub.workflows[flow_run.name]["manifest"]
         assert stub.errors == []
-    assert set(pod_images(template, submitted).values()) == {IMAGE}
+    flow_images = pod_images(submitted_by_flow, {older["metadata"]["name"]: older})
+    assert len(flow_images) == len(cli_images) and set(flow_images.values()) == {IMAGE}
 
 
 def _submission_without_image():
