@@ -101,7 +101,8 @@ def test_submits_from_the_workflow_template_and_relays_node_phases(bridge_log):
     assert manifest["spec"]["workflowTemplateRef"] == {"name": WorkflowSettings().template_name}
     assert "templates" not in manifest["spec"]
     parameters = {p["name"]: p["value"] for p in manifest["spec"]["arguments"]["parameters"]}
-    assert parameters == {"datasets": '["2018-04-01", "2018-04-02"]', "days-per-step": "1"}
+    assert parameters == {"datasets": '["2018-04-01", "2018-04-02"]', "days-per-step": "1",
+                          "image": IMAGE}
     # node phases were relayed, each change once
     text = "\n".join(bridge_log.lines)
     assert "argo plan: Succeeded" in text
