@@ -92,7 +92,12 @@ async def _get(snapshot: Snapshot, key: str, call: Callable[[], Awaitable[Any]],
 async def read_cluster(target: Target, kubeconfig: str | None = None,
                        context: str | None = None) -> Snapshot:
     """Read every object `target` names; raises `ClusterUnreachable` if none can be read."""
-    from kubernetes_asyncio import client, config
+    try:
+        from kubernetes_asyncio import client, config
+    except ImportError as exc:
+        raise ClusterUnreachable(
+            "the Kubernetes client is not installed: install fraudpipe's `kubernetes` extra "
+            "(make setup does; pip install 'fraudpipe[kubernetes]')") from exc
 
     configuration = client.Configuration()
     try:
