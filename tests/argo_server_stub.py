@@ -9,8 +9,10 @@ server decodes strictly). Non-conforming requests get 400 and are recorded in
 `default` one) before they are sent, so the stub cannot drift from the contract either.
 
 Like a controller with `workflowRestrictions.templateReferencing: Strict`, the stub holds
-the committed WorkflowTemplate, starts workflows from it (`/submit`, parameters checked
-against the template's) and refuses inline Workflows.
+the committed WorkflowTemplate (or `template_file`), starts workflows from it (`/submit`,
+parameters checked against the template's; a parameter left with neither a value nor a
+default is refused with Argo's message) and refuses inline Workflows. `prefix` serves the
+API under a path, as behind an ingress (`https://host/argo`); `/api/v1/version` answers.
 
 Scenarios: `success` (plan, train, report succeed), `failed` (a training pod is preempted,
 its retry fails with exit code 3), `hang` (runs until stopped: timeouts and
