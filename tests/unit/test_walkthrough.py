@@ -265,3 +265,15 @@ def test_controller_configmap_and_compute_class_are_applied_before_any_workflow(
                                                                   "prefect deployment run"))]
     assert runs and max(configmap, compute_class) < min([template, *runs])
     assert (REPO / "deployments" / "argo" / CONTROLLER_CONFIGMAP_FILE).is_file()
+
+
+def test_the_doctor_runs_once_everything_is_applied_and_before_the_first_run():
+    joined = [" ".join(w) for w in commands()]
+    doctor = [i for i, c in enumerate(joined) if c.startswith("fraudpipe doctor --cluster")]
+    assert len(doctor) == 1
+    applied = [i for i, c in enumerate(joined) if c.startswith("kubectl apply")
+               and "deployments/argo/" in c]
+    runs = [i for i, c in enumerate(joined) if c.startswith(("argo submit",
+                                                             "prefect deployment run"))]
+    deployed = joined.index("prefect --no-prompt deploy --all")
+    assert max(applied) < doctor[0] and deployed < doctor[0] < min(runs)
