@@ -6,6 +6,7 @@ name, pass or fail, what was found, and on a failure the command or step that fi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -107,7 +108,8 @@ def check_image_names(snapshot: Snapshot, settings: WorkflowSettings,
 
 
 def check_pod_security(snapshot: Snapshot, settings: WorkflowSettings,
-                       local_template: dict[str, Any], image: str | None = None) -> Check:
+                       local_template: Callable[[], dict[str, Any]],
+                       image: str | None = None) -> Check:
     """The pods Argo builds, with the live controller ConfigMap, against the namespace."""
     from workflows.admission import violations
     from workflows.controller_config import ControllerConfigError
@@ -122,7 +124,7 @@ def check_pod_security(snapshot: Snapshot, settings: WorkflowSettings,
     level = labels.get(ENFORCE_LABEL, "privileged")
     template, source = snapshot.workflow_template, "installed"
     if template is None:
-        template, source = local_template, "rendered here (not installed yet)"
+        template, source = local_template(), "rendered here (not installed yet)"
     try:
         # The image does not change admission; a template without one still builds.
         pods = build_pods(template, snapshot.controller_configmap,
@@ -302,9 +304,14 @@ def check_nodes(snapshot: Snapshot, settings: WorkflowSettings) -> list[Check]:
     return [spot_check, demand]
 
 
-def run_checks(snapshot: Snapshot, settings: WorkflowSettings, local_template: dict[str, Any],
-               image: str | None, server_url_answer: str | None = None) -> list[Check]:
-    """Every check, in the walk-through's order."""
+def run_checks(snapshot: Snapshot, settings: WorkflowSettings,
+               local_template: Callable[[], dict[str, Any]], image: str | None,
+               server_url_answer: str | None = None) -> list[Check]:
+    """Every check, in the walk-through's order.
+
+    `local_template` renders this checkout's WorkflowTemplate (Hera: seconds), called only
+    when the cluster has none installed.
+    """
     return [
         check_image_names(snapshot, settings, image),
         check_pod_security(snapshot, settings, local_template, image),

@@ -51,18 +51,20 @@ def ask_argo_server(url: str, token: str | None, verify: bool) -> str:
 
 def run_doctor(args: argparse.Namespace) -> int:
     """Read the cluster, print one line per check; 1 when a check fails."""
-    import yaml
-
     from workflows.doctor.checks import run_checks, target
     from workflows.doctor.cluster import read_cluster
     from workflows.image import IMAGE_ENV
-    from workflows.render import manifests
     from workflows.settings import WorkflowSettings
 
     settings = WorkflowSettings()
     image = args.image or os.environ.get(IMAGE_ENV) or None
     snapshot = asyncio.run(read_cluster(target(settings), args.kubeconfig, args.context))
-    local = yaml.safe_load(manifests(settings)["fraudpipe-train-workflowtemplate.yaml"])
+
+    def local() -> dict:
+        from workflows import train_template
+
+        return train_template.build(settings).to_dict()
+
     answer = None
     if args.argo_url:
         answer = ask_argo_server(args.argo_url, args.argo_token or os.environ.get("ARGO_TOKEN"),
