@@ -37,8 +37,8 @@ from workflows.settings import WorkflowSettings
 IMAGE = "europe-west1-docker.pkg.dev/my-project/fraudpipe/fraudpipe-step:0.1.0"
 SETTINGS = WorkflowSettings()
 CHECKS = ["image", "pod security", "controller executor", "storage class", "claim",
-          "argo server", "rbac you", "rbac fraudpipe-submitter", "rbac fraudpipe-workflow",
-          "spot", "on-demand"]
+          "workflow template", "argo server", "rbac you", "rbac fraudpipe-submitter",
+          "rbac fraudpipe-workflow", "spot", "on-demand"]
 
 
 def doctor(stub: KubeStub, tmp_path: Path, capsys, *extra: str) -> tuple[int, dict[str, str]]:
@@ -75,6 +75,7 @@ def test_a_healthy_cluster_passes_every_check(cluster, tmp_path, capsys):
     assert "enforces restricted; 8 pods of the installed template, containers " \
         "init,wait,main: 0 refused" in lines["pod security"]
     assert "binds WaitForFirstConsumer" in lines["storage class"]
+    assert "cronworkflow/fraudpipe-daily-v0-1-0 installed" in lines["workflow template"]
     assert "not pulled" in lines["image"]  # says what a registry check would need
     # the real client read through the kubeconfig's token, and asked for access reviews
     assert ("POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", 201) in \
@@ -154,6 +155,9 @@ CASES: dict[str, tuple[Callable[[dict[str, Any]], None] | None,
                                       "scale deployment/fraudpipe-toolbox --replicas=1"]),
     "no claim": (lambda o: o.pop(CLAIM), None, {"claim"},
                  ["does not exist", "filestore-pv-pvc.yaml"]),
+    "template not installed": (lambda o: o.pop(template_path()), None,
+                               {"workflow template"},
+                               ["is not installed", "fraudpipe-train-workflowtemplate.yaml"]),
     "argo server down": (lambda o: o[DEPLOYMENT.format(namespace="argo", name="argo-server")]
                          ["status"].update(availableReplicas=0), None, {"argo server"},
                          ["argo-server not available", "rollout status"]),

@@ -225,6 +225,20 @@ def _available(deployment: dict[str, Any] | None) -> int:
     return int(((deployment or {}).get("status") or {}).get("availableReplicas") or 0)
 
 
+def check_template(snapshot: Snapshot, settings: WorkflowSettings) -> Check:
+    """The versioned WorkflowTemplate every path starts from is installed."""
+    name = f"workflowtemplate/{settings.template_name}"
+    if snapshot.workflow_template is None:
+        return Check("workflow template", False, _unread(snapshot, "workflow_template")
+                     or f"{name} is not installed in {settings.namespace}: argo submit "
+                     "--from, the CronWorkflow and the Prefect flows all start from it",
+                     "kubectl apply -f deployments/argo/fraudpipe-train-workflowtemplate.yaml "
+                     "(step 8)")
+    cron = "installed" if snapshot.cron_workflow is not None else "not installed (optional)"
+    return Check("workflow template", True, f"{name} installed; "
+                 f"cronworkflow/{settings.cron_name} {cron}")
+
+
 def check_argo(snapshot: Snapshot, settings: WorkflowSettings,
                server_url_answer: str | None = None) -> Check:
     """The Argo Server and controller run (and answer at the given URL, if one is given)."""
@@ -318,6 +332,7 @@ def run_checks(snapshot: Snapshot, settings: WorkflowSettings,
         check_executor(snapshot, settings),
         check_storage_class(snapshot, settings),
         check_claim(snapshot, settings),
+        check_template(snapshot, settings),
         check_argo(snapshot, settings, server_url_answer),
         *check_access(snapshot, settings),
         *check_nodes(snapshot, settings),
