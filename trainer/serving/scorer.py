@@ -202,6 +202,10 @@ class Scorer:
         self._install(head, self._history(current.day))
         self._watched = key
         self._prepared.clear()
+        if head is current.head:  # the share's days changed (labels, a late file)
+            self.metrics.reloads.labels("history").inc()
+            log.info("serve: the share's days changed: %s's history re-read", current.day)
+            return "history"
         self.metrics.reloads.labels("loaded").inc()
         log.info("serve: now serving checkpoint %s (trained through %s)", head.sha256[:12],
                  head.day)
