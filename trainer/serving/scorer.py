@@ -227,11 +227,10 @@ class Scorer:
         next_check = 0.0
         while not self._stop.wait(0.2):
             try:
-                if self.config.clock == "wall" and self.serving is not None:
-                    today = self.wall_today()
-                    if today > self.serving.day:
-                        self.roll_to(today)
-                    self._prepare(today + dt.timedelta(days=1))
+                if self.serving is not None:
+                    if self.config.clock == "wall" and self.wall_today() > self.serving.day:
+                        self.roll_to(self.wall_today())
+                    self._prepare(self.serving.day + dt.timedelta(days=1))
                 if time.monotonic() >= next_check:
                     next_check = time.monotonic() + self.config.reload_seconds
                     self.check_reload()
