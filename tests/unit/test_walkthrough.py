@@ -146,7 +146,8 @@ def test_image_is_built_from_the_dockerfile_and_used_everywhere():
     assert any(w[:3] == ["gcloud", "builds", "submit"] for w in commands())
     set_image = ["kubectl", "-n", "$NAMESPACE", "set", "image"]
     set_images = {w[5] for w in commands() if w[:5] == set_image}
-    assert set_images == {"deployment/prefect-worker", "deployment/fraudpipe-toolbox"}
+    assert set_images == {"deployment/prefect-worker", "deployment/fraudpipe-toolbox",
+                          "deployment/fraudpipe-serve"}
     assert any("image=$IMAGE" in words for words in commands() if words[:2] == ["argo", "submit"])
 
 
