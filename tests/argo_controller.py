@@ -373,6 +373,24 @@ class Controller:
                 return True
         return False
 
+    # --- checkTemplateTimeouts: operator.go --------------------------------------------
+    def pending_timed_out(self, template: dict[str, Any], node: Node | None) -> bool:
+        """`pendingTimeout` of the node executeTemplate is called with, if it is Pending.
+
+        For a retried template that node is the Retry node, which is Running from its
+        creation: a Pending attempt is never timed out (operator.go checkTemplateTimeouts
+        is called before processNodeRetries, with the node named by the step).
+        """
+        if not template.get("pendingTimeout") or node is None or node.phase != "Pending":
+            return False
+        limit = node.started + parse_duration(template["pendingTimeout"])
+        if self.now < limit:  # the controller requeues for the deadline, then finds it past
+            self._wakes.append(limit)
+            return False
+        self._pending.pop(node.name, None)  # the controller deletes the timed-out pod
+        self.mark(node, "Failed", "timeout")
+        return True
+
     # --- executeTemplate: operator.go ---------------------------------------------------
     def execute(self, name: str, template_name: str, inputs: dict[str, str],
                 boundary: str | None) -> Node | None:
@@ -382,6 +400,8 @@ class Controller:
             raise TemplateError(f"{template_name}: inputs {sorted(inputs)} != {sorted(declared)}")
         node = self.nodes.get(name)
         if node is not None and node.fulfilled:
+            return node
+        if self.pending_timed_out(template, node):
             return node
         if self.parallelism_reached(template, node, boundary):
             return node

@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from workflows.argo_template import TemplateError, split_tags, substitute
-from workflows.controller_config import controller_config
+from workflows.controller_config import controller_config as parse_controller_config
 from workflows.pod_patch import apply_pod_spec_patches, strategic_merge
 
 #: The executor image of v4.1.2 when the ConfigMap names none (controller/config.go 116-125).
@@ -375,14 +375,14 @@ def _retry_limit(template: dict[str, Any]) -> int:
     return int(limit)
 
 
-def build_pods(manifest: dict[str, Any], controller_config_source: dict[str, Any] | None,
+def build_pods(manifest: dict[str, Any], controller_config: dict[str, Any] | None,
                *, workflow_templates: Mapping[str, dict[str, Any]] | None = None,
                parameters: Mapping[str, str] | None = None) -> list[BuiltPod]:
     """Every distinct pod the controller would create for the container/script templates.
 
     Args:
         manifest: a Workflow, WorkflowTemplate or CronWorkflow document.
-        controller_config_source: the `workflow-controller-configmap` document, or its
+        controller_config: the `workflow-controller-configmap` document, or its
             parsed configuration, or None for the install manifests' empty one.
         workflow_templates: WorkflowTemplates by name, for a `workflowTemplateRef`.
         parameters: workflow parameter values overriding the argument defaults.
@@ -395,7 +395,7 @@ def build_pods(manifest: dict[str, Any], controller_config_source: dict[str, Any
         PodBuildError: a template or configuration outside what is modelled, or one Argo
             would refuse (a volume not found, a podSpecPatch that does not evaluate).
     """
-    config = controller_config(controller_config_source)
+    config = parse_controller_config(controller_config)
     spec = workflow_spec(manifest, workflow_templates, config.get("workflowDefaults"))
     metadata = manifest.get("metadata") or {}
     name = metadata.get("name") or metadata.get("generateName") or "workflow"
