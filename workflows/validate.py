@@ -25,6 +25,8 @@ from typing import Any
 import jsonschema
 import yaml
 
+from workflows.problems import Problem
+
 #: Argo's JSON schema, vendored (see the README beside it for its source and licence).
 ARGO_SCHEMA = (Path(__file__).resolve().parent / "argo_schema"
                / "workflows-v4.1.2-jsonschema.json.gz")
@@ -48,23 +50,6 @@ COMPUTE_CLASS_RULE_KEYS = frozenset({
     "machineFamily", "machineType", "spot", "minCores", "minMemoryGb", "gpu", "tpu",
     "storage", "nodepools", "podFamily", "reservations", "location", "maxPodsPerNode",
     "flexStart", "nodeSystemConfig", "capacityCheckWaitTimeSeconds", "placement"})
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One reason a manifest is rejected."""
-
-    file: str
-    """The manifest file."""
-    document: int
-    """Index of the YAML document in the file (0 for single-document files)."""
-    path: str
-    """JSON path of the bad field, `$` for the document itself."""
-    message: str
-    """What is wrong and what was expected."""
-
-    def __str__(self) -> str:
-        return f"{self.file}[{self.document}]: {self.path}: {self.message}"
 
 
 def json_path(parts: Iterable[Any]) -> str:

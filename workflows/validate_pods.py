@@ -18,7 +18,7 @@ from typing import Any
 from workflows.admission import violations
 from workflows.controller_config import CONFIGMAP_NAME, ControllerConfigError, parse_configmap
 from workflows.pods import BuiltPod, PodBuildError, build_pods
-from workflows.validate import Problem
+from workflows.problems import Problem
 
 ENFORCE_LABEL = "pod-security.kubernetes.io/enforce"
 POD_KINDS = ("Workflow", "WorkflowTemplate", "CronWorkflow")
