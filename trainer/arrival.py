@@ -63,8 +63,12 @@ class ArrivalScoring:
         return asdict(self)
 
 
-def _day_transactions(share: Share, day: dt.date) -> pd.DataFrame | None:
-    """The feature inputs of one day: its training dataset, else arrived rows + labels."""
+def day_transactions(share: Share, day: dt.date) -> pd.DataFrame | None:
+    """The feature inputs of one day: its training dataset, else arrived rows + labels.
+
+    None when the share has neither. `trainer.serving` reads an online day's history
+    through this too, so its features see the same rows as an arrived day's.
+    """
     if share.training_dataset(day).is_file():
         return pq.read_table(share.training_dataset(day), columns=INPUT_COLUMNS).to_pandas()
     if share.arrived_dataset(day).is_file():
@@ -80,7 +84,7 @@ def arrived_features(share: Share, day: dt.date, *, profiles: bool = False) -> p
         the profile columns after it (``features_of_transactions``).
     """
     days = [day - dt.timedelta(days=back) for back in range(HISTORY_DAYS, 0, -1)]
-    frames = [f for d in days if (f := _day_transactions(share, d)) is not None]
+    frames = [f for d in days if (f := day_transactions(share, d)) is not None]
     frames.append(labelled_frame(share, day)[0][INPUT_COLUMNS])
     return features_of_transactions(pd.concat(frames, ignore_index=True), day,
                                     profiles=profiles)

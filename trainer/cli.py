@@ -25,6 +25,7 @@ BUILTIN = [
     "train",
     "labels",
     "score",
+    "serve",
     "evaluate",
     "lineage",
     "days",

@@ -148,7 +148,8 @@ def test_image_is_built_from_the_dockerfile_and_used_everywhere():
     set_image = ["kubectl", "-n", "$NAMESPACE", "set", "image"]
     set_images = {w[5]: w[6] for w in commands() if w[:5] == set_image}
     assert set_images == {"deployment/prefect-worker": "worker=$FRAUDPIPE_IMAGE",
-                          "deployment/fraudpipe-toolbox": "toolbox=$FRAUDPIPE_IMAGE"}
+                          "deployment/fraudpipe-toolbox": "toolbox=$FRAUDPIPE_IMAGE",
+                          "deployment/fraudpipe-serve": "serve=$FRAUDPIPE_IMAGE"}
     # The image is given once (step 0): the rendered template and the cron carry it, so no
     # run passes it again, and nothing else names an image variable.
     for words in commands():
