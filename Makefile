@@ -14,7 +14,8 @@ PREFECT_PORT ?= 4280
 DEMO ?= 0
 # LABELS_AFTER=7: days arrive without labels, each day's labels a week later (0: labelled).
 LABELS_AFTER ?= 7
-# GKE=1: also deploy the */gke deployments (they only run on a GKE cluster).
+# GKE=1: also deploy the */gke deployments (they only run on a GKE cluster; their image is
+# $FRAUDPIPE_IMAGE, the pushed step image: unset, the deploy stops naming it).
 GKE ?= 0
 STACK_ARGS = --run-dir $(RUN_DIR) --redis-port $(REDIS_PORT) --prefect-port $(PREFECT_PORT) \
              --demo $(DEMO) $(if $(filter 1 yes true,$(GKE)),--gke)
@@ -93,7 +94,7 @@ test-slow: setup
 	$(BIN)/python -m pytest -m "slow and not on_cluster" $(PYTEST_ARGS)
 
 render: setup
-	$(BIN)/fraudpipe render --out deployments/argo
+	FRAUDPIPE_IMAGE= $(BIN)/fraudpipe render --out deployments/argo   # the committed templates name no image
 
 validate: setup
 	$(BIN)/fraudpipe validate deployments

@@ -1,4 +1,7 @@
-"""`fraudpipe validate`, plugged into the CLI by an entry point (`render`: flows/argo_render.py)."""
+"""`fraudpipe validate` and `fraudpipe image`, plugged into the CLI by entry points.
+
+(`render`: flows/argo_render.py; `doctor`: workflows/doctor/.)
+"""
 
 from __future__ import annotations
 
@@ -42,3 +45,21 @@ def run_validate(args: argparse.Namespace) -> int:
     print(f"{len(result.files)} file(s) checked, {pods} pod(s) built as Argo builds them, "
           f"{refused} refused at admission, {len(result.problems)} problem(s)")
     return 1 if result.problems else 0
+
+
+def add_image_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register `fraudpipe image [--image IMAGE]`."""
+    parser = subparsers.add_parser(
+        "image", help="print the step image ($FRAUDPIPE_IMAGE) after checking it names a "
+                      "pushed image; prefect.yaml's GKE deployments read it from here")
+    parser.add_argument("--image", default=None,
+                        help="check this name instead of $FRAUDPIPE_IMAGE")
+    parser.set_defaults(func=run_image)
+
+
+def run_image(args: argparse.Namespace) -> int:
+    """Print the checked image; exit 2 naming the setting when it is unset or unqualified."""
+    from workflows.image import step_image
+
+    print(step_image(args.image, "--image" if args.image is not None else "FRAUDPIPE_IMAGE"))
+    return 0

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from trainer.errors import PermanentError
+from workflows.image import check_image
 
 #: Exit code of a validation or out-of-order error: the retry expression never retries it.
 PERMANENT_EXIT_CODE: int = PermanentError.exit_code
@@ -55,12 +56,17 @@ class WorkflowSettings(BaseModel):
     namespace: str = Field(default="fraudpipe", min_length=1, description="Kubernetes namespace")
     """Namespace the templates are created in."""
 
-    image: str = Field(
-        default="fraudpipe-step:latest",
-        min_length=1,
-        description="default step image (a workflow parameter can override it)",
+    image: str | None = Field(
+        default=None,
+        description="the pushed step image, the `image` parameter's default (none: "
+                    "every submission must pass it)",
     )
-    """Step image built from `deployments/Dockerfile`; override per run with `-p image=...`."""
+    """Step image built from `deployments/Dockerfile` and pushed (`workflows/image.py`).
+
+    None by default: the committed templates name no image, so Argo refuses a submission
+    that does not give one ("spec.arguments.image.value or ...valueFrom is required")
+    instead of pulling a name that exists nowhere. `fraudpipe render` sets it from
+    `--image` or `$FRAUDPIPE_IMAGE`."""
 
     service_account: str = Field(default="fraudpipe-workflow", min_length=1)
     """Service account of the pods (RBAC rendered beside the templates)."""
@@ -149,6 +155,11 @@ class WorkflowSettings(BaseModel):
     compute_class: str = Field(default="fraudpipe-spot-first", min_length=1)
     """GKE custom ComputeClass of every first try: Spot nodes, and on-demand nodes when
     GKE cannot create Spot ones (docs/argo-rules.md, "Spot without stalls")."""
+
+    @field_validator("image")
+    @classmethod
+    def _image_names_a_registry(cls, value: str | None) -> str | None:
+        return None if value is None else check_image(value, "image")
 
     @property
     def suffix(self) -> str:

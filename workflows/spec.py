@@ -228,6 +228,18 @@ def step_template(settings: WorkflowSettings, **kwargs: Any) -> dict[str, Any]:
     )
 
 
+def image_parameter(settings: WorkflowSettings) -> Parameter:
+    """The `image` parameter, with no value at all when no image is set.
+
+    Hera writes `value=None` as the string "null"; leaving the keyword out leaves the
+    value out, and Argo then refuses a submission that does not pass the image.
+    """
+    description = "the pushed step image, REGISTRY/PATH/fraudpipe-step:TAG"
+    if settings.image is None:
+        return Parameter(name="image", description=description)
+    return Parameter(name="image", value=settings.image, description=description)
+
+
 def arguments(settings: WorkflowSettings) -> list[Parameter]:
     """Workflow parameters and their defaults."""
     return [
@@ -235,7 +247,7 @@ def arguments(settings: WorkflowSettings) -> list[Parameter]:
                   description="JSON list of dates, dates separated by commas, or 'queued'"),
         Parameter(name="days-per-step", value=str(settings.days_per_step),
                   description="days trained by one pod (amortises pod start-up)"),
-        Parameter(name="image", value=settings.image, description="step image"),
+        image_parameter(settings),
         Parameter(name="redis-host", value=settings.redis_host,
                   description="queue host (the password comes from a Secret)"),
         Parameter(name="redis-port", value=str(settings.redis_port), description="queue port"),

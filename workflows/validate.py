@@ -35,7 +35,8 @@ ARGO_KINDS = ("Workflow", "WorkflowTemplate", "ClusterWorkflowTemplate", "CronWo
               "WorkflowEventBinding")
 KUBERNETES_KINDS = ("PersistentVolume", "PersistentVolumeClaim", "Service", "StatefulSet",
                     "Deployment", "Job", "Pod", "ServiceAccount", "Role", "RoleBinding",
-                    "ConfigMap", "Secret", "Namespace")
+                    "ConfigMap", "Secret", "Namespace", "HorizontalPodAutoscaler",
+                    "PodDisruptionBudget")
 #: Kubernetes version whose schemas `kubernetes-validate` checks against.
 KUBERNETES_VERSION = "1.33"
 #: GKE's ComputeClass (`cloud.google.com/v1`): no published JSON schema, so the fields

@@ -7,6 +7,7 @@ gets from a service that never saw them.
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 
@@ -225,3 +226,63 @@ def test_the_direct_parse_equals_the_ingest_validation(bank, stamp):
     expected = frame_row(validate_dataset(mapping.apply(raw, "x").frame, "x", None,
                                           timezone=mapping.timezone), 0)
     assert fast_row(document, mapping, kinds) == expected
+
+
+class Clock:
+    """A wall clock the test moves by hand (aware UTC datetimes)."""
+
+    def __init__(self, when: dt.datetime):
+        self.when = when
+
+    def __call__(self) -> dt.datetime:
+        return self.when
+
+
+def test_the_wall_clock_rolls_the_day_at_midnight_without_refusing_anything(bank):
+    # GIVEN a service on the wall clock, at 23:59:59 of the first served day (UTC share)
+    first, second = bank.served
+    clock = Clock(dt.datetime.combine(first, dt.time(23, 59, 59), dt.UTC))
+    config = ServeConfig(mapping=serving_mapping(bank.share), reload_seconds=3600)
+    scorer = Scorer(bank.share, config, MemoryIntraday(), now=clock)
+    assert scorer.load()  # no background thread: the test calls its tick() itself
+    today, tomorrow = bank.day_rows(first), bank.day_rows(second)
+    with TestClient(create_app(scorer, start=False)) as client:
+        assert client.get("/readyz").json()["serving_day"] == first.isoformat()
+        for _, row in today.iterrows():
+            assert client.post("/v1/score", json=transaction(row)).status_code == 200
+        early = transaction(tomorrow.iloc[0])
+        assert client.post("/v1/score", json=early).status_code == 422  # not yet tomorrow
+        scorer.tick()  # what the background thread does every 0.2 s
+        # the next day's history files are read ahead, before midnight
+        assert set(scorer._prepared) == {second}
+        # WHEN midnight passes
+        clock.when = dt.datetime.combine(second, dt.time(0, 0, 1), dt.UTC)
+        assert client.get("/readyz").status_code == 503  # the day changed, not rolled yet
+        scorer.tick()
+        # THEN the next day is served, its history holding the day just served
+        ready = client.get("/readyz").json()
+        assert ready["ready"] is True and ready["serving_day"] == second.isoformat()
+        assert scorer.serving.history.segments[-1].days == [first]
+        answer = client.post("/v1/score", params={"inputs": "true"}, json=early).json()
+        metrics = client.get("/metrics").text
+    card = tomorrow.iloc[0]["card_id"]
+    seen = (today["card_id"] == card).sum()
+    assert answer["serving_day"] == second.isoformat()
+    assert answer["inputs"]["CUSTOMER_ID_NB_TX_7DAY_WINDOW"] >= seen + 1
+    assert "fraudpipe_serve_day_rolls_total 1.0" in metrics
+
+
+def test_without_a_trained_head_the_service_is_alive_but_not_ready(tmp_path):
+    from trainer.storage import create_share
+
+    share, _ = create_share(tmp_path / "share", "test")
+    config = ServeConfig(mapping=serving_mapping(share), clock="replay",
+                         today=dt.date(2018, 4, 1), reload_seconds=3600)
+    with TestClient(create_app(Scorer(share, config, MemoryIntraday()))) as client:
+        assert client.get("/healthz").status_code == 200
+        ready = client.get("/readyz")
+        assert ready.status_code == 503
+        assert "no head checkpoint yet" in ready.json()["reason"]
+        reply = client.post("/v1/score", json={"TRANSACTION_ID": 1})
+        assert reply.status_code == 503
+        assert "not ready" in reply.json()["error"]

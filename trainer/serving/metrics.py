@@ -34,8 +34,9 @@ class Metrics:
                                "Midnight UTC of the serving day whose history is loaded",
                                registry=r)
         self.reloads = Counter("fraudpipe_serve_reloads",
-                               "Head reloads by outcome (loaded, refused)", ["outcome"],
-                               registry=r)
+                               "Reloads by outcome (loaded: a new head; refused: a head that "
+                               "failed verification; history: the share's days changed)",
+                               ["outcome"], registry=r)
         self.errors = Counter("fraudpipe_serve_errors",
                               "Errors by kind (reload, scoring, roll)", ["kind"], registry=r)
         self.rolls = Counter("fraudpipe_serve_day_rolls", "Serving day changes", registry=r)

@@ -28,6 +28,7 @@ import logging
 import threading
 import time
 import zoneinfo
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,8 +67,9 @@ from trainer.storage import Share
 log = logging.getLogger(__name__)
 
 EPOCH = dt.date(1970, 1, 1)
-#: What a reload watches: the lineage head's sha256 and the ingest manifest's (mtime, size).
-WatchKey = tuple[str | None, tuple[int, int] | None]
+#: What a reload watches: the lineage head's sha256, and the (mtime, size) of the ingest
+#: manifest and of the labels directory.
+WatchKey = tuple[str | None, tuple[tuple[int, int] | None, ...]]
 #: How long a duplicate waits for its first answer while that one is being computed.
 PENDING_WAIT_SECONDS = 2.0
 
@@ -108,8 +110,10 @@ class Scorer:
     """Scores transactions; keeps its `Serving` current (reload, day roll)."""
 
     def __init__(self, share: Share, config: ServeConfig, intraday: Intraday,
-                 metrics: Metrics | None = None):
+                 metrics: Metrics | None = None,
+                 now: Callable[[], dt.datetime] | None = None):
         self.share = share
+        self._now = now or (lambda: dt.datetime.now(dt.UTC))
         self.config = config
         self.intraday = intraday
         self.metrics = metrics or Metrics()
@@ -126,8 +130,8 @@ class Scorer:
     # --- the clock ---------------------------------------------------------------------
 
     def wall_today(self) -> dt.date:
-        """Today in the share's time zone."""
-        return dt.datetime.now(zoneinfo.ZoneInfo(self.config.mapping.timezone)).date()
+        """Today in the share's time zone (`now` is an aware datetime)."""
+        return self._now().astimezone(zoneinfo.ZoneInfo(self.config.mapping.timezone)).date()
 
     def ready(self) -> tuple[bool, str]:
         """Whether a verified head and the serving day's history are loaded, and why not."""
@@ -169,13 +173,18 @@ class Scorer:
                         history.missing[0], history.missing[-1])
 
     def _watch_key(self) -> WatchKey:
-        """What a change of triggers a reload: the lineage head, the ingest manifest."""
-        try:
-            stat = self.share.ingest_manifest.stat()
-            manifest: tuple[int, int] | None = (stat.st_mtime_ns, stat.st_size)
-        except FileNotFoundError:
-            manifest = None
-        return head_sha256(self.share), manifest
+        """What a change of triggers a reload: the lineage head, the ingest manifest, labels.
+
+        A label file added or replaced changes its directory's mtime (atomic renames).
+        """
+        stamps: list[tuple[int, int] | None] = []
+        for path in (self.share.ingest_manifest, self.share.labels_dir):
+            try:
+                stat = path.stat()
+                stamps.append((stat.st_mtime_ns, stat.st_size))
+            except FileNotFoundError:
+                stamps.append(None)
+        return head_sha256(self.share), tuple(stamps)
 
     def check_reload(self) -> str:
         """Reload when the head or the manifest changed; returns what happened."""
@@ -202,6 +211,10 @@ class Scorer:
         self._install(head, self._history(current.day))
         self._watched = key
         self._prepared.clear()
+        if head is current.head:  # the share's days changed (labels, a late file)
+            self.metrics.reloads.labels("history").inc()
+            log.info("serve: the share's days changed: %s's history re-read", current.day)
+            return "history"
         self.metrics.reloads.labels("loaded").inc()
         log.info("serve: now serving checkpoint %s (trained through %s)", head.sha256[:12],
                  head.day)
@@ -223,17 +236,21 @@ class Scorer:
         next_check = 0.0
         while not self._stop.wait(0.2):
             try:
-                if self.config.clock == "wall" and self.serving is not None:
-                    today = self.wall_today()
-                    if today > self.serving.day:
-                        self.roll_to(today)
-                    self._prepare(today + dt.timedelta(days=1))
+                self.tick()
                 if time.monotonic() >= next_check:
                     next_check = time.monotonic() + self.config.reload_seconds
                     self.check_reload()
             except Exception:  # noqa: BLE001 - the watcher must outlive one failure
                 self.metrics.errors.labels("watch").inc()
                 log.exception("serve: background check failed")
+
+    def tick(self) -> None:
+        """The clock's work: roll at midnight (wall clock), read the next day's files ahead."""
+        if self.serving is None:
+            return
+        if self.config.clock == "wall" and self.wall_today() > self.serving.day:
+            self.roll_to(self.wall_today())
+        self._prepare(self.serving.day + dt.timedelta(days=1))
 
     def _prepare(self, day: dt.date) -> None:
         """Read `day`'s history files ahead of its midnight."""
