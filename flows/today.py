@@ -138,8 +138,11 @@ def _why_lines(alerts: list[dict]) -> list[str]:
     for a in alerts[:HEADLINE_CARDS]:
         split = (f"; booster {a['score_from_booster']:.3f} + MLP {a['score_from_others']:.3f}"
                  if "score_from_booster" in a else "")
+        mostly_mlp = ("; mostly the MLP's score, which the reasons do not explain"
+                      if a.get("score_from_others", 0) > a.get("score_from_booster", 1) else "")
         lines.append(f"- **#{a['rank']} card {a['card_id']}** (score {a['highest_score']:.3f}"
-                     f"{split}): {a.get('reasons') or 'no reason above the booster baseline'}")
+                     f"{split}{mostly_mlp}): "
+                     f"{a.get('reasons') or 'no reason above the booster baseline'}")
     lines += ["", "The reasons are the inputs that raised the booster's part of the score "
               "most (its own contributions, LightGBM TreeSHAP); the MLP's part is not split "
               "by input.", ""]

@@ -51,7 +51,9 @@ def alert_text(alert: dict) -> str:
     if alert.get("reasons"):
         lines.append(f"      why: {alert['reasons']}")
         lines.append(f"      score = booster part {alert['score_from_booster']:.4f} (the reasons "
-                     f"explain it) + MLP part {alert['score_from_others']:.4f}")
+                     f"explain it) + MLP part {alert['score_from_others']:.4f}"
+                     + (" (mostly the MLP's)" if alert["score_from_others"]
+                        > alert["score_from_booster"] else ""))
     lines += [f"      {t['time']}  transaction {t['transaction_id']}  terminal "
               f"{t['terminal_id']}  amount {t['amount']:.2f}  score {t['score']:.4f}"
               for t in alert.get("transaction_list", [])]
