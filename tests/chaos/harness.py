@@ -1,6 +1,6 @@
 """Helpers of the worker and chaos tests: tiny datasets, worker processes, the invariant.
 
-The invariant every worker test asserts (issue 3): every pushed dataset is on the lineage
+The invariant every worker test asserts: every pushed dataset is on the lineage
 exactly once or in the dead-letter list with a reason; none lost; no duplicate or forked
 lineage entry; every checkpoint verifies; when quiet, nothing is leased or pending.
 """

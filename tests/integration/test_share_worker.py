@@ -1,4 +1,4 @@
-"""Issue 14 with a real redis-server: the worker never dead-letters a queue because the
+"""The share as the record, with a real redis-server: the worker never dead-letters a queue because the
 share is missing, and says a late day needs a replay."""
 
 from __future__ import annotations

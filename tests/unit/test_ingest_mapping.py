@@ -1,4 +1,4 @@
-"""Issue 15, the ingest side: users' own columns, text ids, zoned times, files of any days."""
+"""Your own data, the ingest side: users' own columns, text ids, zoned times, files of any days."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The share is the record (issue 14): no silent corruption, no lost input, a way back.
+"""The share is the record: no silent corruption, no lost input, a way back.
 
 Each test runs the real `fraudpipe` executable (or `trainer.cli.main`) on a small
 simulated share, and names the numbered case of the issue it covers.
