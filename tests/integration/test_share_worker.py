@@ -1,5 +1,5 @@
-"""The share as the record, with a real redis-server: the worker never dead-letters a queue because the
-share is missing, and says a late day needs a replay."""
+"""The share as the record, with a real redis-server: the worker never dead-letters a queue
+because the share is missing, and says a late day needs a replay."""
 
 from __future__ import annotations
 
