@@ -57,7 +57,7 @@ def replay(factory: Callable[[], object], features: dict[dt.date, pd.DataFrame],
         "cpu_seconds_per_day": float (both over the last 30 days), "checkpoint_bytes":
         size of the skops checkpoint on `size_on`, if given}
     """
-    from trainer.checkpoints import dump_model
+    from trainer.share.checkpoints import dump_model
 
     model = factory()
     last = max(c for c, _ in splits)

@@ -16,12 +16,13 @@ import time
 from prefect import get_run_logger
 from prefect.runtime import flow_run
 
-from flows.artifacts import Progress, RunSummary
+from flows.artifacts import Progress
+from flows.summary import RunSummary
 from flows.tasks import backoff_delays, is_retryable, step_error, train_day
 from trainer.errors import LeaseLostError
 from trainer.queue.lease import Heartbeat, LeaseStatus, settle_lease
 from trainer.queue.work_queue import Lease, WorkQueue
-from trainer.storage import Share
+from trainer.share.layout import Share
 
 #: Seconds between two looks at a queue whose only item is leased by someone else.
 POLL_SECONDS = 1.0

@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from trainer import faults
-from trainer.checkpoints import dump_model, load_checkpoint
 from trainer.errors import (
     DatasetValidationError,
     InputChangedError,
@@ -33,18 +32,14 @@ from trainer.errors import (
 from trainer.evaluation import scoring
 from trainer.features.carried import carried_features
 from trainer.learners import DEFAULT_LEARNER, make_learner, uses_profiles
-from trainer.lineage import Entry, Lineage, commit
 from trainer.model import fraud_scores
 from trainer.replay import replay_command
 from trainer.report import write_reports
-from trainer.storage import (
-    Share,
-    publish_temp,
-    sha256_bytes,
-    sha256_file,
-    shared_lock,
-    write_temp,
-)
+from trainer.share.checkpoints import dump_model, load_checkpoint
+from trainer.share.files import publish_temp, sha256_bytes, sha256_file, write_temp
+from trainer.share.layout import Share
+from trainer.share.lineage import Entry, Lineage, commit
+from trainer.share.locks import shared_lock
 from trainer.versions import library_versions
 
 log = logging.getLogger(__name__)

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from tests.shares import model_digests_in_fresh_interpreters, save_checkpoint
-from trainer.checkpoints import dump_model, load_checkpoint
 from trainer.errors import LineageError
 from trainer.learners import DEFAULT_LEARNER, learner_inputs, make_learner
-from trainer.storage import sha256_bytes
+from trainer.share.checkpoints import dump_model, load_checkpoint
+from trainer.share.files import sha256_bytes
 
 #: Columns of the default learner's inputs.
 WIDTH = len(learner_inputs(DEFAULT_LEARNER))
@@ -97,7 +97,7 @@ def test_untrusted_type_is_refused_even_with_matching_sha(tmp_path):
             if name == "schema.json":
                 data = data.replace(b'"WarmStartClassifier"', b'"Evil"', 1)
             dst.writestr(name, data)
-    from trainer.storage import sha256_file
+    from trainer.share.files import sha256_file
     # WHEN it is loaded with its own (matching) sha256
     # THEN skops' type check refuses it
     with pytest.raises(LineageError, match="untrusted"):

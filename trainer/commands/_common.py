@@ -11,7 +11,7 @@ import re
 import sys
 
 from trainer.data.schema import parse_date
-from trainer.storage import Share, open_share
+from trainer.share.layout import Share, open_share
 
 _DATE_FORM = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
 

@@ -11,7 +11,7 @@ from trainer.commands._common import add_storage
 from trainer.data.ingest import IngestResult, ingest_path
 from trainer.data.ingest import log as ingest_log
 from trainer.data.mapping import MAPPING_FILE_NAME, ROLES, resolve_mapping
-from trainer.storage import Share, create_share
+from trainer.share.layout import Share, create_share
 
 DESCRIPTION = """\
 Validate dataset files and write them to ROOT/datasets/training/<date>.parquet

@@ -36,7 +36,7 @@ import pandas as pd
 from trainer.data.datasets import separator_hint
 from trainer.data.schema import COLUMNS, LABEL, SIMULATOR_ONLY
 from trainer.errors import DatasetValidationError, PermanentError
-from trainer.storage import Share
+from trainer.share.layout import Share
 
 #: Role -> the canonical column it becomes.
 ROLES: dict[str, str] = {

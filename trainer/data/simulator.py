@@ -48,7 +48,7 @@ import numpy as np
 import pandas as pd
 
 from trainer.data.schema import COLUMNS
-from trainer.storage import atomic_path
+from trainer.share.files import atomic_path
 
 SECONDS_PER_DAY = 86_400
 TIME_MEAN, TIME_STD = SECONDS_PER_DAY / 2, 20_000

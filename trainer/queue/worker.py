@@ -38,7 +38,7 @@ from trainer.errors import LeaseLostError, PermanentError, QueueConnectionError
 from trainer.queue.lease import Heartbeat, Outcome, release_lease, settle_lease
 from trainer.queue.settings import RedisSettings
 from trainer.queue.work_queue import Lease, WorkQueue
-from trainer.storage import Share, open_share
+from trainer.share.layout import Share, open_share
 
 log = logging.getLogger(__name__)
 
