@@ -25,7 +25,8 @@ from prefect.filesystems import WritableFileSystem
 from pydantic import Field, HttpUrl, ValidationInfo, field_validator, model_validator
 
 from blocks.errors import PathEscapesShareError, ProvisioningNotConfiguredError
-from trainer.storage import Share, atomic_write_bytes
+from trainer.share.files import atomic_write_bytes
+from trainer.share.layout import Share
 
 FilestoreTier = Literal[
     "BASIC_HDD", "BASIC_SSD", "ZONAL", "REGIONAL", "ENTERPRISE", "HIGH_SCALE_SSD"
