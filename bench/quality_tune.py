@@ -26,7 +26,7 @@ import pandas as pd
 
 from bench.quality_data import features_by_day, xy
 from trainer.evaluation.split import evaluate_split
-from trainer.learners import LEARNERS, uses_profiles
+from trainer.learners.registry import LEARNERS, uses_profiles
 from trainer.model import fraud_scores
 
 D = dt.date

@@ -136,7 +136,7 @@ def _floor_setup(share, day: dt.date):
     """The head model, its learner and D's features: what the floor takes as given."""
     from trainer.evaluation.scoring import model_inputs
     from trainer.features.from_history import features_of_day
-    from trainer.learners import uses_profiles
+    from trainer.learners.registry import uses_profiles
     from trainer.share.checkpoints import load_checkpoint
     from trainer.share.lineage import Lineage
 

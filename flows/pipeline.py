@@ -22,7 +22,7 @@ from flows.ingest import run_ingest
 from flows.resolve import resolve_share
 from flows.summary import RunSummary
 from flows.train import finish, run_training
-from trainer.labels import GENUINE_AFTER_DAYS
+from trainer.data.label_delay import GENUINE_AFTER_DAYS
 
 
 @flow(name="daily-pipeline", log_prints=True)

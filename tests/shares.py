@@ -50,7 +50,7 @@ def model_digests_in_fresh_interpreters(training: str, runs: int = 2) -> set[str
     The code may use `np` and `make_learner`.
     """
     code = ("import hashlib, numpy as np;"
-            "from trainer.learners import make_learner;"
+            "from trainer.learners.registry import make_learner;"
             "from trainer.share.checkpoints import dump_model;"
             f"{training};"
             "print(hashlib.sha256(dump_model(m)).hexdigest())")

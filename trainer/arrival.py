@@ -36,7 +36,7 @@ from trainer.evaluation import scoring
 from trainer.features.compute import HISTORY_DAYS, INPUT_COLUMNS
 from trainer.features.from_history import features_of_transactions
 from trainer.labels import arrived_dates, labelled_frame
-from trainer.learners import uses_profiles
+from trainer.learners.registry import uses_profiles
 from trainer.share.checkpoints import load_checkpoint
 from trainer.share.layout import Share
 from trainer.share.lineage import Entry, Lineage

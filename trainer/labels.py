@@ -29,6 +29,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from trainer.data.label_delay import GENUINE_AFTER_DAYS
 from trainer.data.mapping import resolve_mapping
 from trainer.data.parquet import canonical_parquet_bytes
 from trainer.data.schema import COLUMNS, LABEL
@@ -40,9 +41,6 @@ from trainer.share.locks import file_lock, try_exclusive_lock
 from trainer.share.manifest import manifest_key, read_manifest, write_manifest
 
 log = logging.getLogger(__name__)
-
-#: The handbook's delay: a transaction without a label after this many days is genuine.
-GENUINE_AFTER_DAYS = 7
 
 ID = "TRANSACTION_ID"
 

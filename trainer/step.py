@@ -2,8 +2,9 @@
 
 For day D: load the head checkpoint (sha256 verified) -> features for D from the head's
 carried feature state, D and its boundary days (`trainer.features.carried`), the profile
-columns too if the chain's learner reads them (`trainer.learners.learner_inputs`) -> score D
-with the head model before training on it (the day's alerts, prequential metrics) ->
+columns too if the chain's learner reads them (`trainer.learners.registry.learner_inputs`)
+-> score D with the head model before training on it (the day's alerts, prequential
+metrics) ->
 `partial_fit` on D -> write the checkpoint and the new feature state atomically -> commit
 both as the new head by compare-and-swap -> rewrite the reports from the lineage.
 
@@ -31,7 +32,8 @@ from trainer.errors import (
 )
 from trainer.evaluation import scoring
 from trainer.features.carried import carried_features
-from trainer.learners import DEFAULT_LEARNER, make_learner, uses_profiles
+from trainer.learners import DEFAULT_LEARNER
+from trainer.learners.registry import make_learner, uses_profiles
 from trainer.model import fraud_scores
 from trainer.replay import replay_command
 from trainer.report import write_reports

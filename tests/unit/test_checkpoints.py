@@ -8,7 +8,8 @@ import pytest
 
 from tests.shares import model_digests_in_fresh_interpreters, save_checkpoint
 from trainer.errors import LineageError
-from trainer.learners import DEFAULT_LEARNER, learner_inputs, make_learner
+from trainer.learners import DEFAULT_LEARNER
+from trainer.learners.registry import learner_inputs, make_learner
 from trainer.share.checkpoints import dump_model, load_checkpoint
 from trainer.share.files import sha256_bytes
 
@@ -37,7 +38,7 @@ def test_loaded_then_trained_equals_trained_in_memory():
     sha_path_free = dump_model(model)
     import skops.io as sio
 
-    from trainer.learners import TRUSTED_TYPES
+    from trainer.learners.registry import TRUSTED_TYPES
     reloaded = sio.loads(sha_path_free, trusted=TRUSTED_TYPES)
     model.partial_fit(X, y)
     reloaded.partial_fit(X, y)

@@ -241,7 +241,8 @@ def test_every_default_and_choice_is_in_help(monkeypatch):
 
 
 def test_learner_help_names_the_default_and_the_choices(capsys):
-    from trainer.learners import DEFAULT_LEARNER, LEARNERS
+    from trainer.learners import DEFAULT_LEARNER
+    from trainer.learners.registry import LEARNERS
 
     with pytest.raises(SystemExit):
         main(["train", "--help"])

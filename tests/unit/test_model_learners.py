@@ -8,15 +8,15 @@ import skops.io as sio
 from tests.shares import model_digests_in_fresh_interpreters, save_checkpoint
 from trainer.features.compute import FEATURE_COLUMNS
 from trainer.features.profiles import EXTRA_FEATURE_COLUMNS
-from trainer.learners import (
-    DEFAULT_LEARNER,
+from trainer.learners import DEFAULT_LEARNER
+from trainer.learners.boosting import ContinuedBoostingClassifier, WindowBoostingClassifier
+from trainer.learners.registry import (
     LEARNERS,
     TRUSTED_TYPES,
     learner_inputs,
     make_learner,
     uses_profiles,
 )
-from trainer.learners.boosting import ContinuedBoostingClassifier, WindowBoostingClassifier
 from trainer.model import fraud_scores
 from trainer.share.checkpoints import dump_model, load_checkpoint
 

@@ -26,7 +26,8 @@ from trainer.features.compute import FEATURE_COLUMNS
 from trainer.features.from_history import features_of_day, features_of_transactions
 from trainer.features.profiles import EXTRA_FEATURE_COLUMNS
 from trainer.features.store import read_transactions
-from trainer.learners import DEFAULT_LEARNER, learner_inputs, make_learner
+from trainer.learners import DEFAULT_LEARNER
+from trainer.learners.registry import learner_inputs, make_learner
 from trainer.share.checkpoints import dump_model, load_checkpoint
 from trainer.share.layout import Share
 from trainer.share.lineage import Lineage, verify

@@ -35,8 +35,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from trainer.data.datasets import dataset_day, read_dataset, split_days, validate_dataset
-from trainer.data.mapping import ROLES, ColumnMapping, resolve_mapping
+from trainer.data.mapping import ColumnMapping, resolve_mapping
 from trainer.data.parquet import canonical_parquet_bytes
+from trainer.data.roles import ROLES
 from trainer.data.schema import ID_COLUMNS, LABEL, date_from_name
 from trainer.errors import ChangedDatasetError, DatasetValidationError
 from trainer.features.compute import HISTORY_DAYS

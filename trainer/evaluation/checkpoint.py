@@ -7,7 +7,7 @@ import datetime as dt
 from trainer.errors import LineageError
 from trainer.evaluation.scoring import score_day
 from trainer.evaluation.split import evaluate_on_share
-from trainer.learners import uses_profiles
+from trainer.learners.registry import uses_profiles
 from trainer.share.checkpoints import load_checkpoint
 from trainer.share.layout import Share
 from trainer.share.lineage import Lineage

@@ -1,12 +1,12 @@
 """The learner registry: learners by name, their inputs, and the classes of checkpoints.
 
-A learner is chosen by name (`make_learner`); the name is stored in the lineage so a chain
-never switches learner half-way. The name also fixes the model's inputs
-(`learner_inputs`): the columns of the features frame, in the order the model sees them.
-A checkpoint is fitted on exactly those, so a learner's inputs never change; other inputs
-make another learner name. `TRUSTED_TYPES`, the classes skops may load from a checkpoint,
-is derived from `LEARNER_CLASSES`, so a new learner class is trusted once it is listed
-there. `bench/QUALITY.md` compares the learners.
+A learner is chosen by name (`make_learner`, the names in `trainer.learners`); the name is
+stored in the lineage so a chain never switches learner half-way. The name also fixes the
+model's inputs (`learner_inputs`): the columns of the features frame, in the order the
+model sees them. A checkpoint is fitted on exactly those, so a learner's inputs never
+change; other inputs make another learner name. `TRUSTED_TYPES`, the classes skops may
+load from a checkpoint, is derived from `LEARNER_CLASSES`, so a new learner class is
+trusted once it is listed there. `bench/QUALITY.md` compares the learners.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from sklearn.linear_model import SGDClassifier
 
 from trainer.features.compute import FEATURE_COLUMNS
 from trainer.features.profiles import EXTRA_FEATURE_COLUMNS
+from trainer.learners import DEFAULT_LEARNER, LEARNER_NAMES
 from trainer.learners.boosting import ContinuedBoostingClassifier, WindowBoostingClassifier
 from trainer.learners.ensemble import AveragedClassifier
 from trainer.learners.mlp import DailyMLPClassifier
@@ -117,13 +118,6 @@ LEARNER_INPUTS: dict[str, list[str]] = {
     "lgbm_mlp_profiles": PROFILE_INPUTS,
 }
 
-#: The learner of a new chain (an existing chain keeps the one in its lineage). Best on
-#: the validation weeks 07-11/07-18 (bench/QUALITY.md, issue 16): average precision 0.748
-#: against 0.716 for `lgbm_mlp`, the default before it (0.717 at its best booster weight);
-#: the fresh report seeds 10-14 (headline split, prequential weeks) are in the same
-#: section. Needs lightgbm; "mlp" is the best scikit-learn-only learner.
-DEFAULT_LEARNER = "lgbm_mlp_profiles"
-
 #: Our own classes a checkpoint may contain; skops refuses any other custom type.
 LEARNER_CLASSES: tuple[type[BaseEstimator], ...] = (
     WarmStartClassifier,
@@ -135,6 +129,10 @@ LEARNER_CLASSES: tuple[type[BaseEstimator], ...] = (
 
 #: The skops type names of `LEARNER_CLASSES` ("module.Class").
 TRUSTED_TYPES: list[str] = [f"{cls.__module__}.{cls.__qualname__}" for cls in LEARNER_CLASSES]
+
+
+if tuple(LEARNERS) != LEARNER_NAMES or tuple(LEARNER_INPUTS) != LEARNER_NAMES:
+    raise RuntimeError("trainer.learners.LEARNER_NAMES must list the registry's learners in order")
 
 
 def _known(name: str) -> str:

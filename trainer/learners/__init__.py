@@ -1,0 +1,27 @@
+"""The learners: their names here, their classes in the modules beside this one.
+
+The names and the default are all the command line needs to offer `--learner`, so this
+module imports nothing: building the parser must not load scikit-learn or LightGBM. The
+learners themselves, their inputs and the classes a checkpoint may hold are in
+`trainer.learners.registry`, which checks at import that it registers exactly these names.
+"""
+
+from __future__ import annotations
+
+#: Every learner a chain may use, in the order `--help` lists them.
+LEARNER_NAMES: tuple[str, ...] = (
+    "sgd",
+    "sgd_tuned",
+    "mlp",
+    "lgbm_window",
+    "lgbm_continued",
+    "lgbm_mlp",
+    "lgbm_mlp_profiles",
+)
+
+#: The learner of a new chain (an existing chain keeps the one in its lineage). Best on
+#: the validation weeks 07-11/07-18 (bench/QUALITY.md, issue 16): average precision 0.748
+#: against 0.716 for `lgbm_mlp`, the default before it (0.717 at its best booster weight);
+#: the fresh report seeds 10-14 (headline split, prequential weeks) are in the same
+#: section. Needs lightgbm; "mlp" is the best scikit-learn-only learner.
+DEFAULT_LEARNER = "lgbm_mlp_profiles"
