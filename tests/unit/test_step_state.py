@@ -11,7 +11,8 @@ from tests.shares import simulated_share
 from trainer.backlog import replay, train_all
 from trainer.features.carried import carried_features
 from trainer.features.compute import FEATURE_COLUMNS
-from trainer.features.state import boundary_days, from_parquet
+from trainer.features.state import boundary_days
+from trainer.features.state_file import from_parquet
 from trainer.features.store import features_for_day
 from trainer.repair import fsck
 from trainer.share.files import sha256_file
