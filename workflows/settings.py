@@ -23,6 +23,8 @@ PREEMPTION_MESSAGE_PATTERN = "imminent node shutdown|pod deleted"
 
 #: Node label and taint GKE puts on Spot nodes.
 SPOT_LABEL = "cloud.google.com/gke-spot"
+#: Node label (and taint key) of a GKE ComputeClass; a pod selects the class with it.
+COMPUTE_CLASS_LABEL = "cloud.google.com/compute-class"
 
 #: Value of the `datasets` parameter that means "train whatever is queued in Redis".
 QUEUED = "queued"
@@ -128,6 +130,25 @@ class WorkflowSettings(BaseModel):
     """When the CronWorkflow variant trains whatever is queued (UTC)."""
 
     cron_timezone: str = Field(default="UTC")
+
+    argo_namespace: str = Field(default="argo", min_length=1)
+    """Namespace of the Argo controller and its `workflow-controller-configmap`."""
+
+    executor_run_as_user: int = Field(default=8737, ge=1)
+    """uid of Argo's `init` and `wait` containers: the argoexec image's own user (Argo's
+    `common.MinimalCtrSC`). They run with the executor settings of the controller's
+    ConfigMap, not the workflow's (workflow/controller/workflowpod.go, newExecContainer)."""
+
+    executor_cpu_request: str = Field(default="100m")
+    executor_memory_request: str = Field(default="128Mi")
+    executor_cpu_limit: str = Field(default="500m")
+    executor_memory_limit: str = Field(default="256Mi")
+    """Resources of `init` and `wait`. Set so that GKE Autopilot does not apply its own
+    defaults to containers without requests."""
+
+    compute_class: str = Field(default="fraudpipe-spot-first", min_length=1)
+    """GKE custom ComputeClass of every first try: Spot nodes, and on-demand nodes when
+    GKE cannot create Spot ones (docs/argo-rules.md, "Spot without stalls")."""
 
     @property
     def suffix(self) -> str:

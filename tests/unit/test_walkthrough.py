@@ -202,3 +202,25 @@ def test_the_shell_has_the_virtualenv_before_any_fraudpipe_command():
 def test_no_fact_sheet_or_path_outside_the_repository():
     text = WALKTHROUGH.read_text()
     assert "FACTS" not in text and "../shared" not in text
+
+
+def test_controller_configmap_and_compute_class_are_applied_before_any_workflow():
+    # Argo builds every pod's init and wait containers from the ConfigMap, and every step
+    # selects the ComputeClass: both must exist before a template or a run reaches the cluster.
+    from workflows.render import COMPUTE_CLASS_FILE, CONTROLLER_CONFIGMAP_FILE
+
+    lines = [" ".join(words) for words in commands()]
+
+    def first(predicate) -> int:
+        return next(i for i, line in enumerate(lines) if predicate(line))
+
+    configmap = first(lambda line: line.startswith("kubectl apply")
+                      and f"deployments/argo/{CONTROLLER_CONFIGMAP_FILE}" in line)
+    compute_class = first(lambda line: line.startswith("kubectl apply")
+                          and f"deployments/argo/{COMPUTE_CLASS_FILE}" in line)
+    template = first(lambda line: "fraudpipe-train-workflowtemplate.yaml" in line
+                     and line.startswith("kubectl apply"))
+    runs = [i for i, line in enumerate(lines) if line.startswith(("argo submit",
+                                                                  "prefect deployment run"))]
+    assert runs and max(configmap, compute_class) < min([template, *runs])
+    assert (REPO / "deployments" / "argo" / CONTROLLER_CONFIGMAP_FILE).is_file()
