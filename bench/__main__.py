@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.learner:
         from bench.step_throughput import LEARNER_ENV
-        from trainer.learners import learner_inputs
+        from trainer.learners.registry import learner_inputs
 
         learner_inputs(args.learner)  # an unknown name fails here, not in a child
         os.environ[LEARNER_ENV] = args.learner  # the children inherit it

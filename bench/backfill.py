@@ -58,8 +58,8 @@ def _prefect_child(landing_dir: Path, root: Path) -> dict:
     from redis_server import RedisServer
 
     from flows.pipeline import daily_pipeline
-    from trainer.lineage import verify
-    from trainer.storage import Share, create_share
+    from trainer.share.layout import Share, create_share
+    from trainer.share.lineage import verify
 
     create_share(root, "fraudpipe bench")  # the flows open an existing share only
     server = RedisServer(root.parent / "redis")
@@ -104,7 +104,7 @@ def cli_backfill(landing_dir: Path, root: Path) -> dict:
 def ingest_work(landing_dir: Path, root: Path) -> float:
     """Seconds `ingest_path` takes in this process: ingestion without any orchestration."""
     from trainer.data.ingest import ingest_path
-    from trainer.storage import Share
+    from trainer.share.layout import Share
 
     started = time.perf_counter()
     ingest_path(landing_dir, Share.at(root))

@@ -37,7 +37,7 @@ def run(*, seed: int = 0, quick: bool = False, data_dir: Path | None = None,
     """Measure each day of `DAYS`; returns the JSON document for results/history.json."""
     from bench.backfill import START, landing
     from trainer.features.store import history_days
-    from trainer.storage import create_share
+    from trainer.share.layout import create_share
 
     data_dir = data_dir or Path(os.environ.get("FRAUDPIPE_BENCH_DATA", "/tmp/fraudpipe-bench"))
     days, total = (QUICK_DAYS, 7) if quick else (DAYS, 183)
@@ -76,7 +76,7 @@ def run(*, seed: int = 0, quick: bool = False, data_dir: Path | None = None,
                      **summarise(runs, runs[0]["transactions"])})
         print(f"day {n}: {rows[-1]['median_seconds']} s, "
               f"{rows[-1]['median_peak_rss_mib']} MiB", flush=True)
-    from trainer.lineage import Lineage
+    from trainer.share.lineage import Lineage
 
     first, last = rows[0], rows[-1]
     result = {

@@ -18,11 +18,11 @@ from typing import Literal
 from prefect import flow
 
 from flows.arrival import run_arrival_scoring, run_labels
-from flows.artifacts import RunSummary
 from flows.ingest import run_ingest
 from flows.resolve import resolve_share
+from flows.summary import RunSummary
 from flows.train import finish, run_training
-from trainer.labels import GENUINE_AFTER_DAYS
+from trainer.data.label_delay import GENUINE_AFTER_DAYS
 
 
 @flow(name="daily-pipeline", log_prints=True)

@@ -165,8 +165,8 @@ async def _print_new_logs(client, flow_run_id: str, already_shown: int) -> int:
 
 
 def _print_results(run_dir: RunDirectory, ui_url: str, flow_run) -> None:
-    from trainer.lineage import Lineage
-    from trainer.storage import Share
+    from trainer.share.layout import Share
+    from trainer.share.lineage import Lineage
 
     share = Share.at(run_dir.share)
     lineage = Lineage.load(share)

@@ -19,8 +19,8 @@ from prefect_server import DAYS, DeployedPipeline, deployed_pipeline, run_embedd
 from blocks.redis_queue import RedisWorkQueue
 from stack.embedded import simulate_new_days
 from stack.rundir import RunDirectory
-from trainer.lineage import verify
-from trainer.storage import Share
+from trainer.share.layout import Share
+from trainer.share.lineage import verify
 
 pytestmark = pytest.mark.integration
 

@@ -6,13 +6,14 @@ import datetime as dt
 
 import pytest
 
-from flows.artifacts import RunSummary, build_artifacts
+from flows.artifacts import build_artifacts
+from flows.summary import RunSummary
 from tests.arrivals import arrive, write_labels
 from tests.shares import simulated_share
 from trainer.arrival import score_arrived_days
 from trainer.backlog import train_all
 from trainer.data.simulator import simulate
-from trainer.storage import Share, create_share
+from trainer.share.layout import Share, create_share
 
 ALERTS_KEY = "fraudpipe-daily-pipeline-alerts"
 D = [dt.date(2018, 4, 1) + dt.timedelta(days=i) for i in range(4)]
@@ -83,7 +84,7 @@ def test_a_day_whose_step_is_running_is_left_to_the_step(share: Share) -> None:
     import sys
 
     # GIVEN another process holding 04-04's training lock as a running step does
-    code = ("import sys; from trainer.storage import shared_lock; "
+    code = ("import sys; from trainer.share.locks import shared_lock; "
             f"lock = shared_lock({str(share.training_lock(D[3]))!r}); lock.__enter__(); "
             "print('locked', flush=True); sys.stdin.read()")
     step = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,

@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 
 from tests.shares import model_digests_in_fresh_interpreters, save_checkpoint
-from trainer.checkpoints import dump_model, load_checkpoint
 from trainer.errors import LineageError
-from trainer.learners import DEFAULT_LEARNER, learner_inputs, make_learner
-from trainer.storage import sha256_bytes
+from trainer.learners import DEFAULT_LEARNER
+from trainer.learners.registry import learner_inputs, make_learner
+from trainer.share.checkpoints import dump_model, load_checkpoint
+from trainer.share.files import sha256_bytes
 
 #: Columns of the default learner's inputs.
 WIDTH = len(learner_inputs(DEFAULT_LEARNER))
@@ -37,7 +38,7 @@ def test_loaded_then_trained_equals_trained_in_memory():
     sha_path_free = dump_model(model)
     import skops.io as sio
 
-    from trainer.learners import TRUSTED_TYPES
+    from trainer.learners.registry import TRUSTED_TYPES
     reloaded = sio.loads(sha_path_free, trusted=TRUSTED_TYPES)
     model.partial_fit(X, y)
     reloaded.partial_fit(X, y)
@@ -97,7 +98,7 @@ def test_untrusted_type_is_refused_even_with_matching_sha(tmp_path):
             if name == "schema.json":
                 data = data.replace(b'"WarmStartClassifier"', b'"Evil"', 1)
             dst.writestr(name, data)
-    from trainer.storage import sha256_file
+    from trainer.share.files import sha256_file
     # WHEN it is loaded with its own (matching) sha256
     # THEN skops' type check refuses it
     with pytest.raises(LineageError, match="untrusted"):

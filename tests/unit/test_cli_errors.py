@@ -18,7 +18,7 @@ from tests.shares import simulate_days, simulated_share
 from trainer.backlog import train_all
 from trainer.cli import BUILTIN, build_parser, main
 from trainer.errors import NotAShareError
-from trainer.storage import MARKER_NAME, Share, create_share, open_share
+from trainer.share.layout import MARKER_NAME, Share, create_share, open_share
 
 FRAUDPIPE = Path(sys.executable).with_name("fraudpipe")
 D = [dt.date(2018, 4, 1) + dt.timedelta(days=i) for i in range(10)]
@@ -141,7 +141,7 @@ def test_a_share_from_before_the_marker_is_recognised_and_marked(trained, tmp_pa
     share = copy_of(trained, tmp_path)
     share.marker.unlink(missing_ok=True)  # the library's ingest_path writes none
     # WHEN any command opens it
-    with caplog.at_level("INFO", logger="trainer.storage"):
+    with caplog.at_level("INFO", logger="trainer.share.layout"):
         assert main(["lineage", "--storage", str(share.root)]) == 0
     # THEN it is recognised, the marker is written and a log line says so
     assert share.marker.is_file()
@@ -241,7 +241,8 @@ def test_every_default_and_choice_is_in_help(monkeypatch):
 
 
 def test_learner_help_names_the_default_and_the_choices(capsys):
-    from trainer.learners import DEFAULT_LEARNER, LEARNERS
+    from trainer.learners import DEFAULT_LEARNER
+    from trainer.learners.registry import LEARNERS
 
     with pytest.raises(SystemExit):
         main(["train", "--help"])
@@ -389,6 +390,6 @@ def test_an_old_share_whose_marker_cannot_be_written_still_opens(trained, tmp_pa
     share.marker.unlink(missing_ok=True)
     share.marker.mkdir()
     # WHEN it is opened, THEN it is still the share, with a warning instead of a traceback
-    with caplog.at_level("WARNING", logger="trainer.storage"):
+    with caplog.at_level("WARNING", logger="trainer.share.layout"):
         assert open_share(share.root) == share
     assert "could not be written" in caplog.text

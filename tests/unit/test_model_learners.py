@@ -6,19 +6,19 @@ import pytest
 import skops.io as sio
 
 from tests.shares import model_digests_in_fresh_interpreters, save_checkpoint
-from trainer.checkpoints import dump_model, load_checkpoint
 from trainer.features.compute import FEATURE_COLUMNS
 from trainer.features.profiles import EXTRA_FEATURE_COLUMNS
-from trainer.learners import (
-    DEFAULT_LEARNER,
+from trainer.learners import DEFAULT_LEARNER
+from trainer.learners.boosting import ContinuedBoostingClassifier, WindowBoostingClassifier
+from trainer.learners.registry import (
     LEARNERS,
     TRUSTED_TYPES,
     learner_inputs,
     make_learner,
     uses_profiles,
 )
-from trainer.learners.boosting import ContinuedBoostingClassifier, WindowBoostingClassifier
 from trainer.model import fraud_scores
+from trainer.share.checkpoints import dump_model, load_checkpoint
 
 
 def _day(seed: int, rows: int = 3_000, width: int = 15):

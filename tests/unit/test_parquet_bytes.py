@@ -75,3 +75,6 @@ def test_importing_trainer_sets_arrow_memory_pool_unless_the_user_chose_one():
 
     assert backend() in ("jemalloc", "system")
     assert backend(ARROW_DEFAULT_MEMORY_POOL="mimalloc") == "mimalloc"
+    # AND when pyarrow was imported first (trainer then sets the pool itself)
+    code = "import pyarrow as pa, trainer; print(pa.default_memory_pool().backend_name)"
+    assert backend() in ("jemalloc", "system")

@@ -19,10 +19,11 @@ import pytest
 
 from tests.chaos.harness import is_stopped, wait_until
 from tests.shares import simulate_days
-from trainer.data.ingest import read_manifest
 from trainer.faults import PAUSED
-from trainer.lineage import Lineage, verify
-from trainer.storage import Share, sha256_file
+from trainer.share.files import sha256_file
+from trainer.share.layout import Share
+from trainer.share.lineage import Lineage, verify
+from trainer.share.manifest import read_manifest
 
 FRAUDPIPE = Path(sys.executable).with_name("fraudpipe")
 D = [dt.date(2018, 4, 1) + dt.timedelta(days=i) for i in range(8)]

@@ -13,9 +13,10 @@ from trainer import faults
 from trainer.backlog import train_all
 from trainer.data.ingest import ingest_path
 from trainer.errors import OutOfOrderError
-from trainer.lineage import Lineage, verify
+from trainer.share.files import sha256_file
+from trainer.share.layout import Share
+from trainer.share.lineage import Lineage, verify
 from trainer.step import run_step
-from trainer.storage import Share, sha256_file
 
 D = [dt.date(2018, 4, 1) + dt.timedelta(days=i) for i in range(10)]
 
