@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from trainer.errors import LineageError
-from trainer.learners import learner_inputs, uses_profiles
+from trainer.learners.registry import learner_inputs, uses_profiles
 from trainer.share.checkpoints import load_checkpoint
 from trainer.share.layout import Share
 from trainer.share.lineage import Entry, Lineage
