@@ -82,7 +82,8 @@ def run_one(name: str, args: argparse.Namespace) -> dict:
     elif name == "backfill":
         from bench import backfill
 
-        result = backfill.run(seed=args.seed, quick=args.quick, data_dir=data_dir)
+        result = backfill.run(seed=args.seed, quick=args.quick, data_dir=data_dir,
+                              prefect_api_url=args.prefect_api_url)
     elif name == "queue":
         result = queue(args.quick)
     else:
@@ -110,6 +111,9 @@ def main(argv: list[str] | None = None) -> int:
                                            " or $FRAUDPIPE_BENCH_DATA)")
     parser.add_argument("--sizes", help="step: comma-separated day sizes (10k,100k,1M)")
     parser.add_argument("--repeats", type=int, help="step/history: runs per case")
+    parser.add_argument("--prefect-api-url", help="backfill: a running Prefect API to run "
+                                                  "the flow against (default: a temporary "
+                                                  "server)")
     parser.add_argument("--learner", help="step: the measured chain's learner (default: the "
                                           "default learner of a new chain)")
     args = parser.parse_args(argv)

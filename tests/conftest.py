@@ -1,9 +1,11 @@
 """Shared fixtures: a private redis-server per test session, an isolated db per test.
 
-The server runs on a free port in a temporary directory with `--save ''`; nothing here
-touches a Redis on 6379. Under xdist each worker process starts its own server, so the
-databases never collide; within a process each test gets a db flushed before and after
-(the pattern of prefect-redis' `flush_redis_database` and RQ's `find_empty_redis_database`).
+The suite runs on pytest-xdist workers (`make test`: `-n 2 --dist loadgroup`). Each worker
+is its own session, and a module-scoped fixture is set up again on every worker that runs
+a test of its module: so each module's tests go to one worker (as `--dist loadfile` does),
+and the tests of every module that uses the Prefect harness share one worker, hence one
+harness server. A module may name its own `xdist_group` to share a worker with another
+(the deployed pipeline's two modules, tests/prefect_server.py).
 """
 
 from __future__ import annotations
@@ -22,6 +24,19 @@ from redis_server import RedisServer  # noqa: E402
 
 #: Database used by `redis_url`; db 0 stays free for ad-hoc use.
 TEST_DB = 9
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups from the markers
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """One xdist group per module; one for every module that uses the Prefect harness."""
+    harness_modules = {item.module.__name__ for item in items
+                       if "prefect_harness" in getattr(item, "fixturenames", ())}
+    for item in items:
+        if item.get_closest_marker("xdist_group"):
+            continue
+        module = item.module.__name__
+        group = "prefect_harness" if module in harness_modules else module
+        item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture(scope="session")
