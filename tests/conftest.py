@@ -1,11 +1,8 @@
 """Shared fixtures: a private redis-server per test session, an isolated db per test.
 
-The suite runs on pytest-xdist workers (`make test`: `-n 2 --dist loadgroup`). Each worker
-is its own session, and a module-scoped fixture is set up again on every worker that runs
-a test of its module: so each module's tests go to one worker (as `--dist loadfile` does),
-and the tests of every module that uses the Prefect harness share one worker, hence one
-harness server. A module may name its own `xdist_group` to share a worker with another
-(the deployed pipeline's two modules, tests/prefect_server.py).
+The suite runs on pytest-xdist workers (`make test`: `-n 2 --dist loadgroup`); each
+worker is its own session with its own redis-server. tests/xdist_groups.py decides which
+tests share a worker: a module's tests, and the modules that share one Prefect server.
 """
 
 from __future__ import annotations
@@ -26,17 +23,14 @@ from redis_server import RedisServer  # noqa: E402
 TEST_DB = 9
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups from the markers
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """One xdist group per module; one for every module that uses the Prefect harness."""
-    harness_modules = {item.module.__name__ for item in items
-                       if "prefect_harness" in getattr(item, "fixturenames", ())}
-    for item in items:
-        if item.get_closest_marker("xdist_group"):
-            continue
-        module = item.module.__name__
-        group = "prefect_harness" if module in harness_modules else module
-        item.add_marker(pytest.mark.xdist_group(group))
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """`--dist loadgroup`: tests/xdist_groups.py's units of work (see there why)."""
+    if config.getoption("dist") != "loadgroup":
+        return None
+    config.option.loadscopereorder = False  # collection order: the long integration tests first
+    from xdist_groups import ModuleGroupScheduling
+
+    return ModuleGroupScheduling(config, log)
 
 
 @pytest.fixture(scope="session")
