@@ -2,22 +2,32 @@
 
 No timing is asserted: the machine is shared. What is asserted could fail: the step was a
 warm start that trained the day, every case ran, figures are positive, the backfill
-trained every day both ways, the model's arithmetic holds. The benchmarks run through
-`python -m bench`'s `main` in the test's process (they start their own measured
-processes); the backfill's Prefect part runs against the session's Prefect harness.
+trained every day both ways, the model's arithmetic holds. The backfill's Prefect part
+runs against the session's Prefect harness instead of a server of its own.
 """
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from bench.__main__ import main as bench_main
 from tests.reference import reference_dir
 
-pytestmark = pytest.mark.integration
+REPO = Path(__file__).resolve().parents[2]
+
+# Four benchmarks set up the first test: generous on a busy machine (a quiet one needs ~1 min).
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(1500)]
+
+
+def bench(*args: str) -> None:
+    """`python -m bench ARGS... --quick`, as a user runs it; its stderr on a failure."""
+    done = subprocess.run([sys.executable, "-m", "bench", *args, "--quick"], cwd=REPO,
+                          capture_output=True, text=True, timeout=1200)
+    assert done.returncode == 0, f"bench {args[0]} failed:\n{done.stderr[-3000:]}"
 
 
 @pytest.fixture(scope="module")
@@ -25,8 +35,7 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("bench-results")
     data = tmp_path_factory.mktemp("bench-data")
     for name in ("step", "history", "queue", "argo"):
-        assert bench_main([name, "--quick", "--results-dir", str(out),
-                           "--data-dir", str(data)]) == 0, name
+        bench(name, "--results-dir", str(out), "--data-dir", str(data))
     return out
 
 
@@ -83,8 +92,8 @@ def test_argo_estimate_models_1_7_30_days_per_step(results):
 
 
 def test_backfill_runs_prefect_and_the_cli_on_the_same_days(tmp_path, prefect_harness):
-    assert bench_main(["backfill", "--quick", "--results-dir", str(tmp_path), "--data-dir",
-                       str(tmp_path / "data"), "--prefect-api-url", prefect_harness]) == 0
+    bench("backfill", "--results-dir", str(tmp_path), "--data-dir", str(tmp_path / "data"),
+          "--prefect-api-url", prefect_harness)
     backfill = _load(tmp_path, "backfill")
     assert backfill["prefect_local"]["days_trained"] == backfill["days"] == 3
     assert backfill["prefect_local"]["chain_length"] == 3
