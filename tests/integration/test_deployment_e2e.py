@@ -22,7 +22,8 @@ from stack.rundir import RunDirectory
 from trainer.share.layout import Share
 from trainer.share.lineage import verify
 
-pytestmark = pytest.mark.integration
+# One deployed pipeline (tests/prefect_server.py) for both modules: the same xdist worker.
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("deployed_pipeline")]
 
 
 @pytest.fixture(scope="session")
