@@ -84,7 +84,8 @@ def run_one(name: str, args: argparse.Namespace) -> dict:
     elif name == "backfill":
         from bench import backfill
 
-        result = backfill.run(seed=args.seed, quick=args.quick, data_dir=data_dir)
+        result = backfill.run(seed=args.seed, quick=args.quick, data_dir=data_dir,
+                              prefect_api_url=args.prefect_api_url)
     elif name == "queue":
         result = queue(args.quick)
     elif name == "serve":
@@ -120,12 +121,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, help="serve: open-loop requests per second "
                                                     "(default 300)")
     parser.add_argument("--seconds", type=float, help="serve: seconds per loop (default 60)")
+    parser.add_argument("--prefect-api-url", help="backfill: a running Prefect API to run "
+                                                  "the flow against (default: a temporary "
+                                                  "server)")
     parser.add_argument("--learner", help="step: the measured chain's learner (default: the "
                                           "default learner of a new chain)")
     args = parser.parse_args(argv)
     if args.learner:
         from bench.step_throughput import LEARNER_ENV
-        from trainer.learners import learner_inputs
+        from trainer.learners.registry import learner_inputs
 
         learner_inputs(args.learner)  # an unknown name fails here, not in a child
         os.environ[LEARNER_ENV] = args.learner  # the children inherit it

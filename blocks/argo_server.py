@@ -16,7 +16,7 @@ from prefect.blocks.core import Block
 from pydantic import Field, HttpUrl, SecretStr, field_validator
 
 from blocks.errors import MissingComponentError
-from blocks.filestore import dns1123_label, dns1123_subdomain
+from blocks.k8s_names import dns1123_label, dns1123_subdomain
 
 #: The namespace the rendered templates, the RBAC and deployments/k8s/ use, so a block saved
 #: with defaults submits where the WorkflowTemplate and its service account live (a test

@@ -18,14 +18,14 @@ from pathlib import Path
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from flows.artifacts import RunSummary
 from flows.ingest import stage_landing
 from flows.resolve import resolve_queue
+from flows.summary import RunSummary
 from trainer.arrival import score_arrived_days
 from trainer.backlog import queue_trainable
 from trainer.errors import DatasetValidationError
 from trainer.labels import awaiting_labels, complete_days, store_labels
-from trainer.storage import Share
+from trainer.share.layout import Share
 
 
 @task(name="store-labels", cache_policy=NO_CACHE)

@@ -17,11 +17,12 @@ import datetime as dt
 import io
 import re
 from collections.abc import Coroutine
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+from flows.summary import RunSummary
 from flows.today import (
     alerts_table,
     headline_markdown,
@@ -31,9 +32,10 @@ from flows.today import (
 )
 from trainer.days import day_states
 from trainer.errors import FraudpipeError
-from trainer.lineage import Entry, Lineage
-from trainer.outcomes import REVIEW_CAPACITY, record_outcomes
-from trainer.storage import Share, atomic_write_bytes
+from trainer.outcomes import record_outcomes
+from trainer.share.files import atomic_write_bytes
+from trainer.share.layout import Share
+from trainer.share.lineage import Entry, Lineage
 
 #: Metrics in the table and the plot: (label, path in an entry's metrics). Not the train
 #: accuracy: near 1 at a 0.6 % fraud rate whatever the model does, it says nothing and
@@ -44,64 +46,6 @@ METRICS: list[tuple[str, tuple[str, ...]]] = [
     ("card_precision_at_100_before_training", ("prequential", "card_precision_at_100")),
     ("test_auc_roc", ("test", "auc_roc")),
 ]
-
-
-@dataclass
-class RunSummary:
-    """What one flow run did, gathered as it goes; every field is JSON-ready."""
-
-    flow: str
-    """Flow name ("train", "daily-pipeline", ...)."""
-    trained: list[dict] = field(default_factory=list)
-    """`StepResult.to_json()` of each day trained in this run."""
-    skipped: list[str] = field(default_factory=list)
-    """Days handed out that were already on the chain."""
-    ingested: list[dict] = field(default_factory=list)
-    """Ingest entries (date, source, rows, frauds)."""
-    quarantined: list[dict] = field(default_factory=list)
-    """Bad files: source and reason."""
-    refused: list[dict] = field(default_factory=list)
-    """Changed files for days already trained: source, date, reason."""
-    dead: list[dict] = field(default_factory=list)
-    """Days dead-lettered in this run: date and reason."""
-    queued: list[str] = field(default_factory=list)
-    """Days pushed on the queue in this run."""
-    notes: list[str] = field(default_factory=list)
-    """Anything else the reader should know (superseded days of a replay, ...)."""
-    plot: str | None = None
-    """Path of the metrics plot on the share."""
-    labels: list[dict] = field(default_factory=list)
-    """Labels filed in this run, per day (`trainer.labels.LabelsResult.stored`)."""
-    labels_unknown: list[dict] = field(default_factory=list)
-    """Labels not applied: ids of no arrived day, or late for a completed day."""
-    completed: list[dict] = field(default_factory=list)
-    """Arrived days made training datasets in this run (`trainer.labels.complete_days`)."""
-    scored: list[dict] = field(default_factory=list)
-    """Arrived days scored on arrival in this run: date, scores_file, scored_by."""
-    unscored: list[str] = field(default_factory=list)
-    """Arrived days not scored: no head model yet."""
-    awaiting: list[str] = field(default_factory=list)
-    """Arrived days still waiting for their labels after the run."""
-    review_capacity: int = REVIEW_CAPACITY
-    """Cards the team checks a day: the length of today's list and of each list's outcome."""
-
-    def merge(self, other: RunSummary) -> None:
-        """Add another run's (a sub-flow's) lists to this one."""
-        for name in ("trained", "skipped", "ingested", "quarantined", "refused", "dead",
-                     "queued", "notes", "labels", "labels_unknown", "completed", "scored",
-                     "unscored"):
-            getattr(self, name).extend(getattr(other, name))
-        self.plot = other.plot or self.plot
-        self.awaiting = other.awaiting or self.awaiting
-
-    def to_json(self) -> dict:
-        """The summary as JSON-ready data (kept between runs to say what changed)."""
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, data: dict) -> RunSummary:
-        """The summary `to_json` wrote."""
-        return cls(**data)
 
 
 def _metric(entry_metrics: dict, path: tuple[str, ...]) -> float | None:

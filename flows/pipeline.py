@@ -18,12 +18,12 @@ from typing import Literal
 from prefect import flow
 
 from flows.arrival import run_arrival_scoring, run_labels
-from flows.artifacts import RunSummary
 from flows.ingest import run_ingest
 from flows.resolve import resolve_share
+from flows.summary import RunSummary
 from flows.train import finish, run_training
+from trainer.data.label_delay import GENUINE_AFTER_DAYS
 from trainer.evaluation.scoring import TOP_CARDS
-from trainer.labels import GENUINE_AFTER_DAYS
 from trainer.outcomes import REVIEW_CAPACITY
 
 

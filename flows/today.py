@@ -16,12 +16,12 @@ import datetime as dt
 from typing import TYPE_CHECKING
 
 from trainer.evaluation.scoring import TOP_CARDS
-from trainer.lineage import Entry, Lineage
 from trainer.report import card_alerts
-from trainer.storage import Share
+from trainer.share.layout import Share
+from trainer.share.lineage import Entry, Lineage
 
 if TYPE_CHECKING:  # flows.artifacts builds the headline with these functions
-    from flows.artifacts import RunSummary
+    from flows.summary import RunSummary
 
 #: Cards named in the headline itself; the alerts table has all ranked cards.
 HEADLINE_CARDS = 5

@@ -21,16 +21,17 @@ from typing import TYPE_CHECKING, Literal
 
 from prefect import flow
 
-from flows.artifacts import RunSummary, publish
+from flows.artifacts import publish
 from flows.drain import drain_local
 from flows.errors import DatasetsDeadLetteredError
 from flows.resolve import load_block, resolve_queue, resolve_share
+from flows.summary import RunSummary
 from trainer.backlog import record_trained, trainable_days
 from trainer.errors import FraudpipeError
-from trainer.lineage import Lineage
 from trainer.queue.work_queue import WorkQueue
+from trainer.share.layout import Share
+from trainer.share.lineage import Lineage
 from trainer.step import StepResult
-from trainer.storage import Share
 
 if TYPE_CHECKING:
     from flows.argo_backend import TrainingSubmission

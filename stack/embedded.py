@@ -182,9 +182,9 @@ async def _print_new_logs(client, flow_run_id: str, already_shown: int) -> int:
 
 def _print_results(run_dir: RunDirectory, ui_url: str, flow_run, *, ui_stays: bool) -> None:
     """Where the run's results are; the UI's links only when its server stays up."""
-    from trainer.lineage import Lineage
     from trainer.outcomes import outcome_path
-    from trainer.storage import Share
+    from trainer.share.layout import Share
+    from trainer.share.lineage import Lineage
 
     share = Share.at(run_dir.share)
     lineage = Lineage.load(share)

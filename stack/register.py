@@ -66,7 +66,7 @@ async def create_pools_and_blocks(share_path: Path, redis_url: str, gke: bool = 
     from prefect.workers.process import ProcessWorker as PrefectProcessWorker
 
     from blocks import ArgoServer, FilestoreStorage, RedisWorkQueue
-    from trainer.storage import create_share
+    from trainer.share.layout import create_share
 
     # The run directory's share is this stack's own: create it (as `fraudpipe init` does),
     # since the flows refuse a storage root that is not a share.

@@ -24,7 +24,7 @@ import pandas as pd
 from redis_server import free_port
 
 from trainer.cli import main
-from trainer.storage import Share
+from trainer.share.layout import Share
 
 FRAUDPIPE = str(Path(sys.executable).parent / "fraudpipe")
 

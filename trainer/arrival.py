@@ -32,14 +32,15 @@ from dataclasses import asdict, dataclass, field
 import pandas as pd
 import pyarrow.parquet as pq
 
-from trainer.checkpoints import load_checkpoint
 from trainer.evaluation import scoring
 from trainer.features.compute import HISTORY_DAYS, INPUT_COLUMNS
 from trainer.features.from_history import features_of_transactions
 from trainer.labels import arrived_dates, labelled_frame
-from trainer.learners import uses_profiles
-from trainer.lineage import Entry, Lineage
-from trainer.storage import Share, try_exclusive_lock
+from trainer.learners.registry import uses_profiles
+from trainer.share.checkpoints import load_checkpoint
+from trainer.share.layout import Share
+from trainer.share.lineage import Entry, Lineage
+from trainer.share.locks import try_exclusive_lock
 
 log = logging.getLogger(__name__)
 

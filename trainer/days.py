@@ -14,10 +14,10 @@ import datetime as dt
 import pyarrow.parquet as pq
 
 from trainer.arrival import scored_by
-from trainer.data.ingest import manifest_key, read_manifest
 from trainer.labels import arrived_dates
-from trainer.lineage import Lineage
-from trainer.storage import Share
+from trainer.share.layout import Share
+from trainer.share.lineage import Lineage
+from trainer.share.manifest import manifest_key, read_manifest
 
 
 def _label_count(share: Share, day: dt.date) -> int:

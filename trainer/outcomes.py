@@ -20,7 +20,8 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from trainer.storage import Share, atomic_write_text
+from trainer.share.files import atomic_write_text
+from trainer.share.layout import Share
 
 #: Cards an analyst team checks a day, unless told otherwise (the handbook's CP@100).
 REVIEW_CAPACITY = 100

@@ -18,8 +18,9 @@ import pandas as pd
 
 from trainer.errors import FraudpipeError
 from trainer.evaluation.scoring import TOP_CARDS
-from trainer.lineage import Entry, Lineage
-from trainer.storage import Share, atomic_write_text, records_json
+from trainer.share.files import atomic_write_text, records_json
+from trainer.share.layout import Share
+from trainer.share.lineage import Entry, Lineage
 
 
 def _fmt(value) -> str:

@@ -19,9 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from trainer.faults import PAUSED
-from trainer.lineage import Lineage, verify
 from trainer.queue.work_queue import WorkQueue
-from trainer.storage import Share, create_share, sha256_file
+from trainer.share.files import sha256_file
+from trainer.share.layout import Share, create_share
+from trainer.share.lineage import Lineage, verify
 
 START = dt.date(2018, 4, 1)
 REPO = Path(__file__).resolve().parents[2]

@@ -19,8 +19,8 @@ import pytest
 from serving import Service, bank_share, transaction
 
 from trainer.cli import main
-from trainer.lineage import Lineage
-from trainer.storage import atomic_write_bytes
+from trainer.share.files import atomic_write_bytes
+from trainer.share.lineage import Lineage
 
 pytestmark = pytest.mark.integration
 

@@ -20,7 +20,7 @@ from serving import Service, bank_share, transaction
 
 from trainer.arrival import arrived_features, scored_by
 from trainer.cli import main
-from trainer.lineage import Lineage
+from trainer.share.lineage import Lineage
 
 pytestmark = pytest.mark.integration
 

@@ -12,8 +12,8 @@ from trainer.errors import NotAShareError
 from trainer.queue.settings import RedisSettings
 from trainer.queue.work_queue import WorkQueue
 from trainer.queue.worker import Worker
+from trainer.share.layout import Share
 from trainer.step import run_step
-from trainer.storage import Share
 
 pytestmark = pytest.mark.integration
 

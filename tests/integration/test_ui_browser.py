@@ -18,7 +18,8 @@ import pytest
 from playwright import sync_api
 from prefect_server import DAYS, REPOSITORY, DeployedPipeline, deployed_pipeline
 
-pytestmark = pytest.mark.integration
+# One deployed pipeline (tests/prefect_server.py) for both modules: the same xdist worker.
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("deployed_pipeline")]
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",

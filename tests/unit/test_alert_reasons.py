@@ -13,14 +13,15 @@ import pytest
 
 from tests.shares import simulated_share
 from trainer.backlog import train_all
-from trainer.checkpoints import load_checkpoint
 from trainer.evaluation import reasons
 from trainer.evaluation.scoring import score_day
 from trainer.features.from_history import features_of_rows
 from trainer.features.store import history_before
-from trainer.learners import DEFAULT_LEARNER, learner_inputs
-from trainer.lineage import Lineage
+from trainer.learners import DEFAULT_LEARNER
+from trainer.learners.registry import learner_inputs
 from trainer.report import card_alerts
+from trainer.share.checkpoints import load_checkpoint
+from trainer.share.lineage import Lineage
 
 ROWS = 50  # the day's highest-scored transactions explained here
 

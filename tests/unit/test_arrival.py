@@ -18,15 +18,15 @@ from tests.arrivals import arrive, write_labels
 from tests.shares import simulated_share
 from trainer.arrival import arrived_features, score_arrived_days, scored_by
 from trainer.backlog import train_all
-from trainer.checkpoints import load_checkpoint
 from trainer.days import day_states
 from trainer.evaluation.scoring import score_day
 from trainer.features.compute import FEATURE_COLUMNS
 from trainer.features.store import features_for_day
 from trainer.labels import complete_days, store_labels
-from trainer.lineage import Lineage, verify
 from trainer.report import card_alerts
-from trainer.storage import create_share
+from trainer.share.checkpoints import load_checkpoint
+from trainer.share.layout import create_share
+from trainer.share.lineage import Lineage, verify
 
 DAYS = 9
 N = 7

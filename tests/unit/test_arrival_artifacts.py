@@ -3,30 +3,45 @@
 from __future__ import annotations
 
 import datetime as dt
+import shutil
+from pathlib import Path
 
 import pytest
 
-from flows.artifacts import RunSummary, build_artifacts
+from flows.artifacts import build_artifacts
+from flows.summary import RunSummary
 from tests.arrivals import arrive, write_labels
 from tests.shares import simulated_share
 from trainer.arrival import score_arrived_days
 from trainer.backlog import train_all
 from trainer.data.simulator import simulate
-from trainer.storage import Share, create_share
+from trainer.share.layout import Share, create_share
 
 ALERTS_KEY = "fraudpipe-daily-pipeline-alerts"
 D = [dt.date(2018, 4, 1) + dt.timedelta(days=i) for i in range(4)]
 
 
-@pytest.fixture
-def share(tmp_path) -> Share:
+def arrived_share(root: Path) -> Share:
     """Two labelled days trained, then 04-03 and 04-04 arrived without labels."""
-    share = simulated_share(tmp_path, 2, seed=1)
+    share = simulated_share(root, 2, seed=1)
     train_all(share, learner="sgd")
     frames = dict(simulate("2018-04-01", 4, customers=200, terminals=400, seed=1))
     for day in D[2:]:
         arrive(share, day, frames[day])
     return share
+
+
+@pytest.fixture(scope="module")
+def arrived(tmp_path_factory) -> Share:
+    """The module's arrived share, built once; tests get a copy (`share`)."""
+    return arrived_share(tmp_path_factory.mktemp("arrived"))
+
+
+@pytest.fixture
+def share(arrived: Share, tmp_path) -> Share:
+    """A copy of the arrived share that the test may change."""
+    shutil.copytree(arrived.root, tmp_path / "share")
+    return Share.at(tmp_path / "share")
 
 
 def test_todays_alerts_are_the_latest_day_scored_on_arrival(share: Share) -> None:
@@ -87,27 +102,6 @@ def test_the_score_command_scores_once_per_head_and_prints_the_top_cards(share: 
     assert not any(line.startswith("why: ") for line in details)
     assert main(["score", "--storage", str(share.root)]) == 0
     assert capsys.readouterr().out.startswith("no arrived day to score")
-
-
-def test_a_day_whose_step_is_running_is_left_to_the_step(share: Share) -> None:
-    import subprocess
-    import sys
-
-    # GIVEN another process holding 04-04's training lock as a running step does
-    code = ("import sys; from trainer.storage import shared_lock; "
-            f"lock = shared_lock({str(share.training_lock(D[3]))!r}); lock.__enter__(); "
-            "print('locked', flush=True); sys.stdin.read()")
-    step = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True)
-    try:
-        assert step.stdout.readline().strip() == "locked"
-        # WHEN the arrived days are scored
-        result = score_arrived_days(share)
-    finally:
-        step.communicate("")
-    # THEN 04-03 is scored and 04-04 is not: its step writes its scores
-    assert [s["date"] for s in result.scored] == ["2018-04-03"]
-    assert not share.scores(D[3]).exists()
 
 
 def test_a_conflicting_label_file_in_the_flow_is_reported_and_the_days_still_complete(

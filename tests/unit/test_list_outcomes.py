@@ -69,7 +69,8 @@ def test_the_alerts_command_prints_the_outcomes(share, capsys):
 
 
 def test_the_headline_shows_the_last_lists_and_the_review_capacity(share):
-    from flows.artifacts import RunSummary, build_artifacts
+    from flows.artifacts import build_artifacts
+    from flows.summary import RunSummary
     from flows.today import outcomes_table
 
     # GIVEN a run that trained the last day, for a team that checks 15 cards a day

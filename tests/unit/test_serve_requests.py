@@ -273,7 +273,7 @@ def test_the_wall_clock_rolls_the_day_at_midnight_without_refusing_anything(bank
 
 
 def test_without_a_trained_head_the_service_is_alive_but_not_ready(tmp_path):
-    from trainer.storage import create_share
+    from trainer.share.layout import create_share
 
     share, _ = create_share(tmp_path / "share", "test")
     config = ServeConfig(mapping=serving_mapping(share), clock="replay",

@@ -6,12 +6,14 @@ import argparse
 import json
 import logging
 import sys
+from typing import TYPE_CHECKING
 
 from trainer.commands._common import add_storage
-from trainer.data.ingest import IngestResult, ingest_path
-from trainer.data.ingest import log as ingest_log
-from trainer.data.mapping import MAPPING_FILE_NAME, ROLES, resolve_mapping
-from trainer.storage import Share, create_share
+from trainer.data.roles import MAPPING_FILE_NAME, ROLES
+from trainer.share.layout import Share, create_share
+
+if TYPE_CHECKING:
+    from trainer.data.ingest import IngestResult
 
 DESCRIPTION = """\
 Validate dataset files and write them to ROOT/datasets/training/<date>.parquet
@@ -135,6 +137,10 @@ def summary(result: IngestResult) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Ingest `args.source` onto `args.storage`; see DESCRIPTION for the exit status."""
+    from trainer.data.ingest import ingest_path
+    from trainer.data.ingest import log as ingest_log
+    from trainer.data.mapping import resolve_mapping
+
     # A mistyped mapping is refused before anything is created.
     mapping = resolve_mapping(Share.at(args.storage), args.mapping, args.map_pairs,
                               args.timezone)

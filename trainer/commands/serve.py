@@ -42,9 +42,9 @@ def add_parser(sub) -> None:
                         help="use the Redis of the FRAUDPIPE_REDIS_* environment (as the "
                              "worker does) for the day's windows")
     parser.add_argument("--clock", choices=("wall", "replay"), default="wall",
-                        help="wall: the serving day is today in the share's time zone, "
-                             "rolled at its midnight (default); replay: the day moves to a "
-                             "later transaction's day (replaying recorded days)")
+                        help="what sets the serving day: wall, today in the share's time zone, "
+                             "rolled at its midnight; replay, a later transaction's day "
+                             "(replaying recorded days). default wall")
     parser.add_argument("--today", type=date_arg, metavar="YYYY-MM-DD",
                         help="first serving day (default: today; with --clock replay, the "
                              "head's day + 1)")
@@ -54,7 +54,7 @@ def add_parser(sub) -> None:
                              "missing from the windows of the later ones already answered)")
     parser.add_argument("--reload-interval", type=float, default=2.0, metavar="SECONDS",
                         help="how often to look for a new head (default 2)")
-    parser.add_argument("--log-level", default="info", help="uvicorn's log level")
+    parser.add_argument("--log-level", default="info", help="uvicorn's log level (default info)")
 
 
 def run(args: argparse.Namespace) -> int:

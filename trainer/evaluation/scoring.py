@@ -13,10 +13,11 @@ from trainer.evaluation import reasons
 from trainer.evaluation.metrics import average_precision, roc_auc
 from trainer.features.from_history import features_of_rows
 from trainer.features.store import history_before
-from trainer.learners import learner_inputs, uses_profiles
+from trainer.learners.registry import learner_inputs, uses_profiles
 from trainer.model import fraud_scores
 from trainer.outcomes import save_list
-from trainer.storage import Share, atomic_path
+from trainer.share.files import atomic_path
+from trainer.share.layout import Share
 
 TOP_CARDS = 100
 #: Rows the report's "Accuracy on training data" is measured on, at most: a second scoring

@@ -1,7 +1,7 @@
 """The model the service scores with: the chain's head checkpoint, verified, and its reasons.
 
-The head is the lineage's (`trainer.lineage.Lineage.head_entry`), loaded by
-`trainer.checkpoints.load_checkpoint`, which refuses a file whose sha256 is not the one
+The head is the lineage's (`trainer.share.lineage.Lineage.head_entry`), loaded by
+`trainer.share.checkpoints.load_checkpoint`, which refuses a file whose sha256 is not the one
 the lineage records (and any type skops does not trust): a checkpoint that fails is never
 served.
 
@@ -21,12 +21,12 @@ from typing import Any
 
 import numpy as np
 
-from trainer.checkpoints import load_checkpoint
 from trainer.errors import LineageError
 from trainer.evaluation.reasons import booster_member
-from trainer.learners import learner_inputs, uses_profiles
-from trainer.lineage import Entry, Lineage
-from trainer.storage import Share
+from trainer.learners.registry import learner_inputs, uses_profiles
+from trainer.share.checkpoints import load_checkpoint
+from trainer.share.layout import Share
+from trainer.share.lineage import Entry, Lineage
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ import pandas as pd
 from trainer.arrival import day_transactions
 from trainer.features.compute import HISTORY_DAYS, INPUT_COLUMNS
 from trainer.serving.intraday import Intraday, Row
-from trainer.storage import Share
+from trainer.share.layout import Share
 
 
 def rows_frame(rows: list[Row]) -> pd.DataFrame:

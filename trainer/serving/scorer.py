@@ -62,7 +62,7 @@ from trainer.serving.requests import (
     parse_one,
     plain,
 )
-from trainer.storage import Share
+from trainer.share.layout import Share
 
 log = logging.getLogger(__name__)
 

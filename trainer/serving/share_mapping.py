@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from trainer.data.ingest import read_manifest
 from trainer.data.mapping import MAPPING_FILE_NAME, ColumnMapping, resolve_mapping
-from trainer.storage import Share
+from trainer.share.layout import Share
+from trainer.share.manifest import read_manifest
 
 
 def serving_mapping(share: Share, mapping_file: str | Path | None = None) -> ColumnMapping:
