@@ -300,7 +300,7 @@ def publish(summary: RunSummary, share: Share) -> dict[str, UUID]:
             description=f"last lists: of the first {summary.review_capacity} cards of each "
                         f"day's list, how many had a fraud once the day's labels came, and "
                         f"the fraudulent cards the list missed; newest first")
-    if any(day["arrived"] for day in built.days):
+    if any(day["arrived"] == "without labels" for day in built.days):
         ids["days"] = create_table_artifact(
             table=built.days, key=artifact_key(summary.flow, "days"),
             description="the days on the share, newest first: arrived (with or without "

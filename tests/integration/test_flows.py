@@ -113,7 +113,13 @@ def test_daily_pipeline_trains_drains_publishes_and_is_idempotent(
     assert (stats.pending, stats.leased, stats.dead, stats.done) == (0, [], 0, 5)
     # ... and the run's artifacts exist on the server
     artifacts = artifacts_of(state.state_details.flow_run_id)
-    assert set(artifacts) == {"headline", "alerts", "report", "metrics", "plot", "progress"}
+    # (labelled days: each list's outcome is known at once, for every day after the first,
+    # which had no model to rank it; no days table, since no day arrived without labels)
+    assert set(artifacts) == {"headline", "alerts", "report", "metrics", "plot", "progress",
+                              "outcomes"}
+    outcomes = json.loads(artifacts["outcomes"].data)
+    assert sorted(row["date"] for row in outcomes) == [d.isoformat() for d in days[1:]]
+    assert all(0 <= row["confirmed_fraud"] <= row["checked"] for row in outcomes)
     assert {artifacts[k].type for k in artifacts} == {"markdown", "table", "progress"}
     assert "datasets trained: **5**" in artifacts["report"].data
     table = json.loads(artifacts["metrics"].data)
