@@ -24,7 +24,8 @@ from flows.resolve import resolve_queue
 from trainer.arrival import score_arrived_days
 from trainer.backlog import queue_trainable
 from trainer.errors import DatasetValidationError
-from trainer.labels import awaiting_labels, complete_days, store_labels
+from trainer.label_files import store_labels
+from trainer.labels import awaiting_labels, complete_days
 from trainer.storage import Share
 
 

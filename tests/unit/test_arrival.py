@@ -23,7 +23,8 @@ from trainer.days import day_states
 from trainer.evaluation.scoring import score_day
 from trainer.features.compute import FEATURE_COLUMNS
 from trainer.features.store import features_for_day
-from trainer.labels import complete_days, store_labels
+from trainer.label_files import store_labels
+from trainer.labels import complete_days
 from trainer.lineage import Lineage, verify
 from trainer.report import card_alerts
 from trainer.storage import create_share

@@ -42,6 +42,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from trainer.data.datasets import dataset_day, read_dataset, split_days, validate_dataset
+from trainer.data.day_parts import merge_part, write_parts
 from trainer.data.mapping import ROLES, ColumnMapping, resolve_mapping
 from trainer.data.schema import ID_COLUMNS, LABEL, date_from_name
 from trainer.errors import ChangedDatasetError, DatasetValidationError, FraudpipeError
@@ -95,7 +96,11 @@ class IngestResult:
         lines = [
             f"ingested   {e['date']} <- {e['source']} ({e['rows']} rows, "
             + ("unlabelled: arrived" if e["frauds"] is None else f"{e['frauds']} frauds") + ")"
-            + (" [replaced]" if e["replaced"] else "")
+            + (f" [parts: {', '.join(e['parts'])}]" if e.get("parts") else
+               " [replaced]" if e["replaced"] else "")
+            + (f"\n           {len(e['labels_for_missing_ids'])} label(s) name transaction(s) "
+               f"no longer in {e['date']}: {', '.join(e['labels_for_missing_ids'][:5])} "
+               "(kept; listed by fraudpipe days)" if e.get("labels_for_missing_ids") else "")
             for e in self.ingested
         ]
         lines += [f"unchanged  {e['date']} <- {e['source']}" for e in self.unchanged]
@@ -249,21 +254,38 @@ def _ingest_day(path: Path, share: Share, result: IngestResult, kind: str, day: 
     if clash:
         result.refused.append({"source": str(path), "date": day.isoformat(), "reason": clash})
         return
-    outcome = _commit(share, kind, day, entry, data)
+    outcome = _commit(share, kind, day, entry, data, canonical)
     if outcome == "unchanged":
         result.unchanged.append(brief)
-    elif outcome == "ingested" or outcome == "replaced":
+    elif outcome in ("ingested", "replaced", "merged"):
+        written = read_manifest(share).get(manifest_key(kind, day), entry)
         result.ingested.append(
             {
                 **brief,
-                "rows": entry["rows"],
-                "frauds": entry["frauds"],
-                "replaced": outcome == "replaced",
+                "sha256": written["dataset_sha256"],
+                "rows": written["rows"],
+                "frauds": written["frauds"],
+                "replaced": outcome != "ingested",
+                "parts": [p["source"] for p in written.get("parts") or []],
                 "dropped_columns": record["dropped_columns"],
+                "labels_for_missing_ids": (labels_for_missing_ids(share, day)
+                                           if kind == "arrived" and outcome != "ingested"
+                                           else []),
             }
         )
     else:
         result.refused.append({"source": str(path), "date": brief["date"], "reason": outcome})
+
+
+def labels_for_missing_ids(share: Share, day: dt.date) -> list[str]:
+    """Ids (as text) with a label stored for the arrived `day` that its rows no longer hold."""
+    labels, rows = share.labels(day), share.arrived_dataset(day)
+    if not labels.is_file() or not rows.is_file():
+        return []
+    stored = set(map(str, pq.read_table(labels, columns=["TRANSACTION_ID"]).column(0)
+                     .to_pylist()))
+    here = set(map(str, pq.read_table(rows, columns=["TRANSACTION_ID"]).column(0).to_pylist()))
+    return sorted(stored - here)
 
 
 def other_id_types(share: Share, source: Path, types: dict[str, str]) -> str | None:
@@ -309,15 +331,17 @@ def _output_of_key(share: Share, key: str) -> Path | None:
         return None
 
 
-def _commit(share: Share, kind: str, day: dt.date, entry: dict, data: bytes) -> str:
+def _commit(share: Share, kind: str, day: dt.date, entry: dict, data: bytes,
+            canonical: pd.DataFrame) -> str:
     """Compare with the share and write, all under the ingest lock.
 
     Returns:
-        "unchanged", "ingested", "replaced", or the reason the file was refused.
+        "unchanged", "ingested", "replaced", "merged" (a part added to the day), or the
+        reason the file was refused.
     """
     if kind == "testing":
         with file_lock(_lock_path(share)):
-            return _compare_and_write(share, kind, day, entry, data)
+            return _compare_and_write(share, kind, day, entry, data, canonical)
     # A step holds its day's lock shared while it trains: a busy day is not replaced. The
     # lineage lock makes "not trained yet" hold until the file is written.
     with file_lock(_lock_path(share)), try_exclusive_lock(share.training_lock(day)) as free:
@@ -326,10 +350,11 @@ def _commit(share: Share, kind: str, day: dt.date, entry: dict, data: bytes) -> 
                     "in place. Run the ingest again once the step ends (if it committed, "
                     "the day is trained and its dataset can no longer change)")
         with file_lock(share.lineage_lock):
-            return _compare_and_write(share, kind, day, entry, data)
+            return _compare_and_write(share, kind, day, entry, data, canonical)
 
 
-def _compare_and_write(share: Share, kind: str, day: dt.date, entry: dict, data: bytes) -> str:
+def _compare_and_write(share: Share, kind: str, day: dt.date, entry: dict, data: bytes,
+                       canonical: pd.DataFrame) -> str:
     """`_commit`'s body; the caller holds the locks."""
     output = _output(share, kind, day)
     key = manifest_key(kind, day)
@@ -337,19 +362,30 @@ def _compare_and_write(share: Share, kind: str, day: dt.date, entry: dict, data:
     recorded = manifest.get(key)
     on_share = sha256_file(output) if output.exists() else None
     if on_share == entry["dataset_sha256"]:
-        if recorded is None or recorded.get("source_sha256") != entry["source_sha256"]:
+        if (recorded is None or recorded.get("source_sha256") != entry["source_sha256"]) and (
+                not (recorded or {}).get("parts")):
             ingested_at = (recorded or {}).get("ingested_at") or _now()
             manifest[key] = {**entry, "ingested_at": ingested_at}
             _write_manifest(share, manifest)
         return "unchanged"
-    # Another file (not the same name in another format) does not replace a day's rows.
+    parts = (recorded or {}).get("parts") or []
+    pending: dict[str, pd.DataFrame] = {}
     if recorded is not None and on_share is not None and (
-            Path(str(recorded.get("source"))).stem != Path(entry["source"]).stem):
-        return (f"{entry['source']}: {day} is already on the share from {recorded.get('source')} "
-                f"({output}) with other rows; a day's rows must come from one file, so the "
-                f"day was left as it is and this file's rows of {day} were not ingested. To "
-                f"replace the day, ingest its corrected rows in a file named "
-                f"{recorded.get('source')}")
+            len(parts) > 1 or Path(str(recorded.get("source"))).stem != Path(entry["source"]).stem):
+        # Another file's rows of the day (a month cut in another zone, a late file): a part.
+        merged, parts, refused = merge_part(share, kind, day, recorded, output, canonical,
+                                            entry["source"], entry["source_sha256"])
+        if refused is not None:
+            return refused
+        if merged is None:
+            return "unchanged"
+        data = canonical_parquet_bytes(merged)
+        pending = merged.attrs.pop("part_rows")
+        entry = {**entry, "dataset_sha256": sha256_bytes(data), "rows": len(merged),
+                 "frauds": int(merged[LABEL].sum()) if LABEL in merged else None,
+                 "source": recorded.get("source"), "source_sha256":
+                 recorded.get("source_sha256"), "source_days": recorded.get("source_days"),
+                 "parts": parts}
     # The lineage records what each trained day was trained on: that content only.
     trained = Lineage.load(share).entry_for(day) if kind != "testing" else None
     if trained is not None and trained.dataset_sha256 != entry["dataset_sha256"]:
@@ -365,8 +401,12 @@ def _compare_and_write(share: Share, kind: str, day: dt.date, entry: dict, data:
         )
     with atomic_path(output) as tmp:
         tmp.write_bytes(data)
+    if "parts" in entry:
+        write_parts(share, kind, day, pending)
     manifest[key] = {**entry, "ingested_at": _now()}
     _write_manifest(share, manifest)
+    if "parts" in entry:
+        return "merged"
     return "replaced" if on_share is not None else "ingested"
 
 
@@ -582,16 +622,20 @@ def _other_file_this_run(
 ) -> bool:
     """Refuse (and record) a second, different file for a day this run already handled.
 
-    Which of two files for one day in one batch is meant is a guess; the first one stays.
+    Which of two files of one name (in two formats) for one day in one batch is meant is
+    a guess; the first one stays. Files of other names are parts of the day (merged).
     """
     for earlier in result.ingested + result.unchanged:
         if (earlier["kind"], earlier["date"]) != (kind, day.isoformat()):
+            continue
+        if Path(earlier["source"]).stem != path.stem:
             continue
         if earlier["sha256"] == dataset_sha:
             return False
         reason = (
             f"{path.name}: {day} was already handled in this run from "
-            f"{Path(earlier['source']).name} with different content; expected one file per day"
+            f"{Path(earlier['source']).name} with different content; expected one file of a "
+            "name per day"
         )
         result.refused.append({"source": str(path), "date": day.isoformat(), "reason": reason})
         return True
