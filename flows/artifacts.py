@@ -74,6 +74,10 @@ class RunSummary:
     """Arrived days not scored: no head model yet."""
     awaiting: list[str] = field(default_factory=list)
     """Arrived days still waiting for their labels after the run."""
+    label_problems: list[str] = field(default_factory=list)
+    """Unresolved label conflicts and quarantined label files (`trainer.labels.label_problems`)."""
+    late_labels: str = ""
+    """"3 late label(s) on 2 trained day(s)" after the run; empty when none."""
 
     def merge(self, other: RunSummary) -> None:
         """Add another run's (a sub-flow's) lists to this one."""
@@ -83,6 +87,8 @@ class RunSummary:
             getattr(self, name).extend(getattr(other, name))
         self.plot = other.plot or self.plot
         self.awaiting = other.awaiting or self.awaiting
+        self.label_problems = other.label_problems or self.label_problems
+        self.late_labels = other.late_labels or self.late_labels
 
     def to_json(self) -> dict:
         """The summary as JSON-ready data (kept between runs to say what changed)."""

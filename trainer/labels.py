@@ -187,8 +187,26 @@ def complete_days(share: Share, today: dt.date | None = None,
     return done
 
 
+def refresh_completed(share: Share, day: dt.date) -> dict | None:
+    """Rewrite a completed, untrained day's training dataset from its arrived rows now.
+
+    Ingest calls it when rows of an arrived day that was already completed change (a late
+    part, a corrected file): the training dataset follows its rows, with the labels known
+    (missing = 0, as the rule that completed it said); a label that arrives for the new
+    rows later is a late label. A trained day never gets here (ingest refuses it).
+    """
+    recorded = read_manifest(share).get(manifest_key("training", day), {})
+    if recorded.get("from") != "arrival + labels" or not share.training_dataset(day).is_file():
+        return None
+    frame, received = labelled_frame(share, day)
+    return _write_training(share, day, frame, received, str(recorded.get("completed_by")),
+                           int(recorded.get("genuine_after_days", GENUINE_AFTER_DAYS)),
+                           replace=True)
+
+
 def _write_training(share: Share, day: dt.date, frame: pd.DataFrame, received: int,
-                    how: str, genuine_after_days: int) -> dict | None:
+                    how: str, genuine_after_days: int, *, replace: bool = False
+                    ) -> dict | None:
     """Write the training dataset and its manifest entry under the ingest's locks."""
     data = canonical_parquet_bytes(frame)
     labels_path = share.labels(day)
@@ -206,7 +224,7 @@ def _write_training(share: Share, day: dt.date, frame: pd.DataFrame, received: i
     }
     with (file_lock(_lock_path(share)),
           try_exclusive_lock(share.training_lock(day)) as free):
-        if not free or share.training_dataset(day).is_file():
+        if not free or (share.training_dataset(day).is_file() and not replace):
             return None  # a step or another completion got there first
         if Lineage.load(share).entry_for(day) is not None:
             return None

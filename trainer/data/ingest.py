@@ -255,6 +255,10 @@ def _ingest_day(path: Path, share: Share, result: IngestResult, kind: str, day: 
         result.refused.append({"source": str(path), "date": day.isoformat(), "reason": clash})
         return
     outcome = _commit(share, kind, day, entry, data, canonical)
+    if kind == "arrived" and outcome in ("replaced", "merged"):
+        from trainer.labels import refresh_completed  # labels builds on this module
+
+        refresh_completed(share, day)
     if outcome == "unchanged":
         result.unchanged.append(brief)
     elif outcome in ("ingested", "replaced", "merged"):
@@ -379,8 +383,8 @@ def _compare_and_write(share: Share, kind: str, day: dt.date, entry: dict, data:
             return refused
         if merged is None:
             return "unchanged"
-        data = canonical_parquet_bytes(merged)
         pending = merged.attrs.pop("part_rows")
+        data = canonical_parquet_bytes(merged)
         entry = {**entry, "dataset_sha256": sha256_bytes(data), "rows": len(merged),
                  "frauds": int(merged[LABEL].sum()) if LABEL in merged else None,
                  "source": recorded.get("source"), "source_sha256":
