@@ -71,7 +71,7 @@ def day_states(share: Share) -> list[dict]:
         origin = manifest.get(manifest_key("arrived" if day in arrived else "training", day),
                               {})
         row = {"date": day.isoformat(), "arrived": day in arrived,
-               "labels": len(stored) if day in arrived else None,
+               "labels": int(stored["TRANSACTION_ID"].nunique()) if day in arrived else None,
                "labelled_by": (recorded.get("completed_by", "arrived labelled")
                                if has_dataset else None),
                "training_dataset": has_dataset,

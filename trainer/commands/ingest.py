@@ -20,8 +20,12 @@ SOURCE is one file or a directory (every non-hidden file in it, in name order), 
 or .csv (.pkl with --allow-pickle). A file named <YYYY-MM-DD>.<suffix> holds that day and
 every row must fall on it; any other file (a month, a whole export) is cut into the days
 its rows fall on, each day validated on its own: a bad day is quarantined with its
-reason, the others go on. Rows of one day must come from one file: a day already on the
-share from a file of another name is refused (naming both) unless identical.
+reason, the others go on. Rows of one day may come from several files (a month cut at
+UTC midnight read in another zone, a late file): they are merged into the day when their
+ids are new to it, rows it already holds identically change nothing, and rows whose ids
+it holds with other values are refused, naming both files and the ids. A day cut from a
+file not named after it trains (or completes by its labels) only once it is closed:
+later data shows it is over, or `fraudpipe close`.
 
 Columns: each role is read from the column the mapping names (default: the simulator's
 names). Give the mapping once as ROOT/fraudpipe-mapping.json, e.g.

@@ -6,10 +6,11 @@ other file holds the days its rows fall on, in the mapping's time zone), and val
 each day on its own (`trainer.data.datasets`). Each good day is converted to canonical
 Parquet in memory, then, under the ingest lock, compared with what the share already
 holds and either left ("unchanged"), written atomically ("ingested", possibly replacing
-a day not yet trained that came from a file of the same name, in any format), or refused (a changed
-day already trained: the lineage was built on the old content; a day already on the
-share from another file; ids of another type than the share's). A labelled day goes to
-`datasets/training/<date>.parquet`; a day without the label column is "arrived" and goes
+a day not yet trained that came from a file of the same name, in any format; or merged
+with the rows other files gave the day: `trainer.data.day_parts`), or refused (a changed
+day already trained: the lineage was built on the old content; rows whose ids the day
+holds from another file with other values; ids of another type than the share's). A
+labelled day goes to `datasets/training/<date>.parquet`; a day without the label column is "arrived" and goes
 to `datasets/arrived/<date>.parquet`, without TX_FRAUD, to be scored at once and trained
 once its labels come. A file that does not read, map or parse, or a day of it that does
 not validate, is copied to `datasets/quarantine/` beside a `.reason.txt` (one copy per
