@@ -11,8 +11,8 @@ with the rows other files gave the day: `trainer.data.day_parts`), or refused (a
 day already trained: the lineage was built on the old content; rows whose ids the day
 holds from another file with other values; ids of another type than the share's). A
 labelled day goes to `datasets/training/<date>.parquet`; a day without the label column
-is "arrived" and goes to `datasets/arrived/<date>.parquet`, without TX_FRAUD, to be scored at once and trained
-once its labels come. A file that does not read, map or parse, or a day of it that does
+is "arrived" and goes to `datasets/arrived/<date>.parquet`, without TX_FRAUD, to be
+scored at once and trained once its labels come. A file that does not read, map or parse, or a day of it that does
 not validate, is copied to `datasets/quarantine/` beside a `.reason.txt` (one copy per
 file, listing its bad days), and the run goes on with the other days and files. Sources
 are never moved or deleted (unless `archive` asks).
