@@ -2,20 +2,20 @@
 
 For each source file: read it, rename its columns by the column mapping
 (`trainer.data.mapping`), cut it into days (a file named after a date is that day; any
-other file holds the days its rows fall on, in the mapping's time zone), and validate
-each day on its own (`trainer.data.datasets`). Each good day is converted to canonical
-Parquet in memory, then, under the ingest lock, compared with what the share already
-holds and either left ("unchanged"), written atomically ("ingested", possibly replacing
-a day not yet trained that came from a file of the same name, in any format; or merged
-with the rows other files gave the day: `trainer.data.day_parts`), or refused (a changed
-day already trained: the lineage was built on the old content; rows whose ids the day
-holds from another file with other values; ids of another type than the share's). A
-labelled day goes to `datasets/training/<date>.parquet`; a day without the label column
-is "arrived" and goes to `datasets/arrived/<date>.parquet`, without TX_FRAUD, to be
-scored at once and trained once its labels come. A file that does not read, map or parse, or a day of it that does
-not validate, is copied to `datasets/quarantine/` beside a `.reason.txt` (one copy per
-file, listing its bad days), and the run goes on with the other days and files. Sources
-are never moved or deleted (unless `archive` asks).
+other file holds the days its rows fall on, in the mapping's time zone), and validate each
+day on its own (`trainer.data.datasets`). Each good day is converted to canonical Parquet
+in memory, then, under the ingest lock, compared with what the share already holds and
+either left ("unchanged"), written atomically ("ingested", possibly replacing a day not
+yet trained that came from a file of the same name, in any format; or merged with the rows
+other files gave the day: `trainer.data.day_parts`), or refused (a changed day already
+trained: the lineage was built on the old content; rows whose ids the day holds from
+another file with other values; ids of another type than the share's). A labelled day goes
+to `datasets/training/<date>.parquet`; a day without the label column is "arrived" and
+goes to `datasets/arrived/<date>.parquet`, without TX_FRAUD, to be scored at once and
+trained once its labels come. A file that does not read, map or parse, or a day of it that
+does not validate, is copied to `datasets/quarantine/` beside a `.reason.txt` (one copy
+per file, listing its bad days), and the run goes on with the other days and files.
+Sources are never moved or deleted (unless `archive` asks).
 
 The ingest manifest (`share.ingest_manifest`) maps each training date ("2018-04-01"), each
 arrived date ("arrived/2018-04-01") and each testing date ("testing/2018-04-05") to: the
