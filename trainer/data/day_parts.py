@@ -14,6 +14,8 @@ A day is *closed* (`is_closed`) when its rows can be taken as all there: a file 
 after the day delivered it whole, `fraudpipe close` said so (`datasets/closing.json`), or
 the share holds a row later than the day's end (midnight in the share's zone: times are
 stored in it) plus the lateness allowed (`lateness_hours` in the same file, default 0).
+A training dataset the manifest has no entry for (copied in, an older writer) is taken
+as whole.
 """
 
 from __future__ import annotations
@@ -100,10 +102,12 @@ def is_closed(share: Share, day: dt.date, manifest: dict | None = None) -> bool:
     if day.isoformat() in closing["closed"]:
         return True
     manifest = read_manifest(share) if manifest is None else manifest
-    for kind in ("arrived", "training"):
-        entry = manifest.get(manifest_key(kind, day))
+    entries = [manifest.get(manifest_key(kind, day)) for kind in ("arrived", "training")]
+    for entry in entries:
         if entry and any(date_from_name(name) == day for name in sources_of(entry)):
             return True
+    if not any(entries) and share.training_dataset(day).is_file():
+        return True  # a dataset no ingest recorded (copied in, an older writer): taken whole
     latest = _latest_day(share)
     if latest is None or latest <= day:
         return False
