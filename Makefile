@@ -12,21 +12,29 @@ REDIS_PORT   ?= 6380
 PREFECT_PORT ?= 4280
 # DEMO=120: every 120 s a new simulated day lands and daily-pipeline/local runs.
 DEMO ?= 0
-# GKE=1: also deploy the */gke deployments (they only run on a GKE cluster).
+# LABELS_AFTER=7: days arrive without labels, each day's labels a week later (0: labelled).
+LABELS_AFTER ?= 7
+# GKE=1: also deploy the */gke deployments (they only run on a GKE cluster; their image is
+# $FRAUDPIPE_IMAGE, the pushed step image: unset, the deploy stops naming it).
 GKE ?= 0
 STACK_ARGS = --run-dir $(RUN_DIR) --redis-port $(REDIS_PORT) --prefect-port $(PREFECT_PORT) \
              --demo $(DEMO) $(if $(filter 1 yes true,$(GKE)),--gke)
 
-.PHONY: run up down status test test-slow lint setup lock check-lock redis chromium render \
+.PHONY: run up down status test test-slow lint setup lock check-lock redis chromium \
+        test-packages render \
         validate bench bench-quick clean
 
 # Every package at the exact version and hashes of requirements-dev.lock, then the project
-# itself without dependencies: nothing is resolved at install time.
+# itself without dependencies: nothing is resolved at install time. pip installs only uv,
+# from the lock's own uv line (version and hashes); uv installs the rest (parallel downloads,
+# ~10x faster than pip) and compiles the bytecode, as pip would.
+UV_INSTALL = $(BIN)/uv pip install --quiet --python $(BIN)/python --compile-bytecode
 $(BIN)/fraudpipe: pyproject.toml requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet --require-hashes -r requirements-dev.lock
-	$(BIN)/python -m pip install --quiet --no-deps -e .
+	awk '/^uv==/ {on=1} on {print} on && !/\\$$/ {exit}' requirements-dev.lock > $(VENV)/uv.lock.txt
+	$(BIN)/python -m pip install --quiet --require-hashes -r $(VENV)/uv.lock.txt
+	$(UV_INSTALL) --require-hashes -r requirements-dev.lock
+	$(UV_INSTALL) --no-deps -e .
 	touch $@
 
 ## Refresh the locks after a change to pyproject.toml's dependencies (commit all three):
@@ -40,34 +48,41 @@ lock: setup
 	  $(if $(UPGRADE),--upgrade) -o requirements-dev.lock
 	$(BIN)/uv pip compile pyproject.toml --extra kubernetes $(LOCK_FLAGS) \
 	  -c requirements-dev.lock -o requirements.lock
-	$(BIN)/python -m pip install --quiet --require-hashes -r requirements-dev.lock
+	$(UV_INSTALL) --require-hashes -r requirements-dev.lock
 	$(BIN)/python -m stack check-lock
 
 ## Whether the installed packages are exactly the lock's.
 check-lock: setup
 	$(BIN)/python -m stack check-lock
 
-redis:
-	@command -v redis-server >/dev/null 2>&1 || { \
-	  echo "redis-server is missing: installing Debian's redis-server package"; \
+# Debian's packages for the commands that are missing, in ONE apt-get: two at once (make -j)
+# would fight over the dpkg lock. $(1): command=package pairs.
+apt_install = missing=""; for pair in $(1); do command -v $${pair%%=*} >/dev/null 2>&1 || \
+	  missing="$$missing $${pair\#*=}"; done; \
+	[ -z "$$missing" ] || { \
+	  echo "missing, installing Debian's package(s):$$missing"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq redis-server >/dev/null; }
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; }
 
-## Debian's chromium, for the browser test of the Prefect UI (Playwright drives it; no browser download).
+redis:
+	@$(call apt_install,redis-server=redis-server)
+
+## Debian's chromium, for the browser test of the Prefect UI (Playwright drives it; no browser
+## download; about 2 minutes to install).
 chromium:
-	@command -v chromium >/dev/null 2>&1 || { \
-	  echo "chromium is missing: installing Debian's chromium package (about 2 minutes)"; \
-	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+	@$(call apt_install,chromium=chromium)
+
+## What the tests need from the system: redis-server and chromium, in one apt-get when missing.
+test-packages:
+	@$(call apt_install,redis-server=redis-server chromium=chromium)
 
 setup: $(BIN)/fraudpipe redis
 
 ## The main job: DAYS simulated days through `prefect deployment run 'daily-pipeline/local'`,
 ## on the stack `make up` keeps open, or on services started for this run only.
 run: setup
-	$(BIN)/python -m stack run --days $(DAYS) --run-dir $(RUN_DIR)
+	$(BIN)/python -m stack run --days $(DAYS) --run-dir $(RUN_DIR) --labels-after $(LABELS_AFTER)
 
 ## A local stack that stays open: redis-server, Prefect server (scheduler on), worker.
 up: setup
@@ -80,18 +95,22 @@ down: setup
 	$(BIN)/python -m stack down --run-dir $(RUN_DIR)
 
 ## Unit and integration tests (real redis-server, real Prefect server); not slow, not on_cluster.
-test: setup chromium lint
-	$(BIN)/python -m pytest -m "not slow and not on_cluster" $(PYTEST_ARGS)
+## The virtualenv, the system packages and the lint run side by side with `make -j3 test`
+## (.ci/run does); the tests run on TEST_WORKERS pytest-xdist workers.
+TEST_WORKERS ?= 2
+PYTEST = $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
+test: $(BIN)/fraudpipe test-packages lint
+	$(PYTEST) -m "not slow and not on_cluster" $(PYTEST_ARGS)
 
 ## ruff (project config, docstring rules included) and mypy (pydantic plugin) on the packages.
-lint: setup
+lint: $(BIN)/fraudpipe
 	.ci/lint
 
 test-slow: setup
-	$(BIN)/python -m pytest -m "slow and not on_cluster" $(PYTEST_ARGS)
+	$(PYTEST) -m "slow and not on_cluster" $(PYTEST_ARGS)
 
 render: setup
-	$(BIN)/fraudpipe render --out deployments/argo
+	FRAUDPIPE_IMAGE= $(BIN)/fraudpipe render --out deployments/argo   # the committed templates name no image
 
 validate: setup
 	$(BIN)/fraudpipe validate deployments

@@ -1,4 +1,4 @@
-"""`python -m bench [step|history|backfill|queue|argo|all] [--seed S] [--quick]`.
+"""`python -m bench [step|history|backfill|queue|argo|serve|all] [--seed S] [--quick]`.
 
 Each benchmark prints a Markdown table and writes `<results-dir>/<name>.json` (default
 `bench/results/`), with the machine, library versions and load average recorded beside the
@@ -21,7 +21,9 @@ import time
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
-NAMES = ("step", "history", "backfill", "queue", "argo")
+NAMES = ("step", "history", "backfill", "queue", "argo", "serve")
+#: What `all` runs: `serve` needs its own quiet session (a service and its load on 2 cores).
+ALL = ("step", "history", "backfill", "queue", "argo")
 #: (label, file in the results directory) of the runs `plot` draws against chain length.
 HISTORY_PLOT = (("carried feature state", "history.json"),
                 ("carried feature state", "history_lgbm_mlp.json"),
@@ -82,9 +84,15 @@ def run_one(name: str, args: argparse.Namespace) -> dict:
     elif name == "backfill":
         from bench import backfill
 
-        result = backfill.run(seed=args.seed, quick=args.quick, data_dir=data_dir)
+        result = backfill.run(seed=args.seed, quick=args.quick, data_dir=data_dir,
+                              prefect_api_url=args.prefect_api_url)
     elif name == "queue":
         result = queue(args.quick)
+    elif name == "serve":
+        from bench import serve_load
+
+        result = serve_load.run(seed=args.seed, quick=args.quick, data_dir=data_dir,
+                                rate=args.rate, seconds=args.seconds)
     else:
         from bench import argo_estimate
 
@@ -110,12 +118,18 @@ def main(argv: list[str] | None = None) -> int:
                                            " or $FRAUDPIPE_BENCH_DATA)")
     parser.add_argument("--sizes", help="step: comma-separated day sizes (10k,100k,1M)")
     parser.add_argument("--repeats", type=int, help="step/history: runs per case")
+    parser.add_argument("--rate", type=float, help="serve: open-loop requests per second "
+                                                    "(default 300)")
+    parser.add_argument("--seconds", type=float, help="serve: seconds per loop (default 60)")
+    parser.add_argument("--prefect-api-url", help="backfill: a running Prefect API to run "
+                                                  "the flow against (default: a temporary "
+                                                  "server)")
     parser.add_argument("--learner", help="step: the measured chain's learner (default: the "
                                           "default learner of a new chain)")
     args = parser.parse_args(argv)
     if args.learner:
         from bench.step_throughput import LEARNER_ENV
-        from trainer.learners import learner_inputs
+        from trainer.learners.registry import learner_inputs
 
         learner_inputs(args.learner)  # an unknown name fails here, not in a child
         os.environ[LEARNER_ENV] = args.learner  # the children inherit it
@@ -130,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         if runs:
             print(plot.draw_history(runs, BENCH / "step_vs_chain.png"))
         return 0
-    for name in NAMES if args.which == "all" else (args.which,):
+    for name in ALL if args.which == "all" else (args.which,):
         print(f"== {name}", flush=True)
         result = run_one(name, args)
         (results_dir / f"{name}.json").write_text(json.dumps(result, indent=1) + "\n")

@@ -10,7 +10,8 @@ timed, reused by `bench.history`). Then, each on a fresh storage root:
 - Prefect: `flows.pipeline.daily_pipeline(landing, storage, redis_url, backend="local")`
   (ingest, queue, one leased and heartbeated task per day, whose step computes the day's
   features and trains it, then the report and artifacts), in a fresh process against a
-  temporary Prefect server (`prefect_test_harness`, SQLite) and a private redis-server.
+  temporary Prefect server (`prefect_test_harness`, SQLite) and a private redis-server,
+  or against a running server given by `--prefect-api-url` (the tests pass theirs).
   Server start-up is outside the timing: a deployment's server is already running.
 - CLI: `fraudpipe ingest`, `fraudpipe train --json`, `fraudpipe report` as subprocesses.
 - Work alone: `trainer.data.ingest.ingest_path` timed in-process on a third root, so that
@@ -20,6 +21,7 @@ timed, reused by `bench.history`). Then, each on a fresh storage root:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -51,21 +53,28 @@ def landing(data_dir: Path, days: int, seed: int, tx_per_day: int | None = None)
     return where
 
 
-def _prefect_child(landing_dir: Path, root: Path) -> dict:
-    """Run the daily pipeline once; prints the figures (runs in its own process)."""
+def _prefect_child(landing_dir: Path, root: Path, api_url: str | None = None) -> dict:
+    """Run the daily pipeline once; prints the figures (runs in its own process).
+
+    Against the running Prefect API `api_url`, else a temporary server of its own.
+    """
     sys.path.insert(0, str(REPO / "tests"))  # the tests' private redis-server helper
+    if api_url:
+        os.environ["PREFECT_API_URL"] = api_url  # before Prefect reads its settings
     from prefect.testing.utilities import prefect_test_harness
     from redis_server import RedisServer
 
     from flows.pipeline import daily_pipeline
-    from trainer.lineage import verify
-    from trainer.storage import Share, create_share
+    from trainer.share.layout import Share, create_share
+    from trainer.share.lineage import verify
 
     create_share(root, "fraudpipe bench")  # the flows open an existing share only
     server = RedisServer(root.parent / "redis")
     server.start()
     try:
-        with prefect_test_harness(server_startup_timeout=120):
+        server_context = (contextlib.nullcontext() if api_url
+                          else prefect_test_harness(server_startup_timeout=120))
+        with server_context:
             started = time.perf_counter()
             result = daily_pipeline(landing=str(landing_dir), storage=str(root),
                                     redis_url=server.url_for_db(0), backend="local")
@@ -104,7 +113,7 @@ def cli_backfill(landing_dir: Path, root: Path) -> dict:
 def ingest_work(landing_dir: Path, root: Path) -> float:
     """Seconds `ingest_path` takes in this process: ingestion without any orchestration."""
     from trainer.data.ingest import ingest_path
-    from trainer.storage import Share
+    from trainer.share.layout import Share
 
     started = time.perf_counter()
     ingest_path(landing_dir, Share.at(root))
@@ -112,15 +121,19 @@ def ingest_work(landing_dir: Path, root: Path) -> float:
 
 
 def run(*, seed: int = 0, quick: bool = False, data_dir: Path | None = None,
-        days: int | None = None) -> dict:
-    """Both backfills on fresh roots; returns the JSON document for results/backfill.json."""
+        days: int | None = None, prefect_api_url: str | None = None) -> dict:
+    """Both backfills on fresh roots; returns the JSON document for results/backfill.json.
+
+    The Prefect part runs against `prefect_api_url` when given, else a temporary server.
+    """
     data_dir = data_dir or Path(os.environ.get("FRAUDPIPE_BENCH_DATA", "/tmp/fraudpipe-bench"))
     days = days or (3 if quick else 183)
     source = landing(data_dir, days, seed, tx_per_day=1_000 if quick else None)
     work = Path(tempfile.mkdtemp(prefix="backfill-", dir=data_dir))
     try:
+        server = ["--prefect-api-url", prefect_api_url] if prefect_api_url else []
         done = subprocess.run([sys.executable, "-m", "bench.backfill", "--child-prefect",
-                               str(source), str(work / "prefect" / "share")],
+                               str(source), str(work / "prefect" / "share"), *server],
                               cwd=REPO, capture_output=True, text=True)
         if done.returncode != 0:
             raise RuntimeError(f"Prefect backfill failed: {done.stderr[-3000:]}")
@@ -163,12 +176,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--child-prefect", nargs=2, metavar=("LANDING", "ROOT"))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--prefect-api-url", help="a running Prefect API (default: a "
+                                                  "temporary server)")
     args = parser.parse_args(argv)
     if args.child_prefect:
         print(json.dumps(_prefect_child(Path(args.child_prefect[0]),
-                                        Path(args.child_prefect[1]))))
+                                        Path(args.child_prefect[1]), args.prefect_api_url)))
         return 0
-    print(json.dumps(run(seed=args.seed, quick=args.quick), indent=1))
+    print(json.dumps(run(seed=args.seed, quick=args.quick,
+                         prefect_api_url=args.prefect_api_url), indent=1))
     return 0
 
 

@@ -27,7 +27,7 @@ import pandas as pd
 
 from trainer.features.compute import HISTORY_DAYS, compute_features
 from trainer.features.store import features_for_day
-from trainer.storage import Share
+from trainer.share.layout import Share
 
 
 def synthetic_history(per_day: int, scale: int, day: dt.date, seed: int = 0) -> pd.DataFrame:

@@ -40,10 +40,10 @@ def main() -> int:
     from trainer.backlog import queue_trainable
     from trainer.data.ingest import ingest_path
     from trainer.data.simulator import SimulationConfig, simulate_config, write_day
-    from trainer.lineage import verify
     from trainer.queue.settings import RedisSettings
     from trainer.queue.work_queue import WorkQueue
-    from trainer.storage import create_share
+    from trainer.share.layout import create_share
+    from trainer.share.lineage import verify
 
     work = Path(tempfile.mkdtemp(prefix="fraudpipe-bench-"))
     config = SimulationConfig(start=dt.date(2018, 4, 1), days=args.days,

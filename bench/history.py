@@ -32,12 +32,21 @@ DAYS = (10, 38, 60, 180)
 QUICK_DAYS = (2, 6)
 
 
+def _ratio(numerator: float, denominator: float) -> float | None:
+    """numerator / denominator to 3 places; None when the first day's figure is not positive.
+
+    A `--quick` day is small enough that its step may peak at the RSS of its imports
+    (0.1 MiB resolution): a ratio to zero is no figure, not a crash.
+    """
+    return round(numerator / denominator, 3) if denominator > 0 else None
+
+
 def run(*, seed: int = 0, quick: bool = False, data_dir: Path | None = None,
         repeats: int | None = None) -> dict:
     """Measure each day of `DAYS`; returns the JSON document for results/history.json."""
     from bench.backfill import START, landing
     from trainer.features.store import history_days
-    from trainer.storage import create_share
+    from trainer.share.layout import create_share
 
     data_dir = data_dir or Path(os.environ.get("FRAUDPIPE_BENCH_DATA", "/tmp/fraudpipe-bench"))
     days, total = (QUICK_DAYS, 7) if quick else (DAYS, 183)
@@ -76,7 +85,7 @@ def run(*, seed: int = 0, quick: bool = False, data_dir: Path | None = None,
                      **summarise(runs, runs[0]["transactions"])})
         print(f"day {n}: {rows[-1]['median_seconds']} s, "
               f"{rows[-1]['median_peak_rss_mib']} MiB", flush=True)
-    from trainer.lineage import Lineage
+    from trainer.share.lineage import Lineage
 
     first, last = rows[0], rows[-1]
     result = {
@@ -87,9 +96,9 @@ def run(*, seed: int = 0, quick: bool = False, data_dir: Path | None = None,
             last["median_cpu_seconds"] / first["median_cpu_seconds"], 3),
         "last_over_first_peak_rss": round(
             last["median_peak_rss_mib"] / first["median_peak_rss_mib"], 3),
-        "last_over_first_peak_rss_above_imports": round(
-            (last["median_peak_rss_mib"] - last["import_rss_mib"])
-            / (first["median_peak_rss_mib"] - first["import_rss_mib"]), 3),
+        "last_over_first_peak_rss_above_imports": _ratio(
+            last["median_peak_rss_mib"] - last["import_rss_mib"],
+            first["median_peak_rss_mib"] - first["import_rss_mib"]),
     }
     print(table(result), flush=True)
     return result

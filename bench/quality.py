@@ -40,8 +40,9 @@ from bench.quality_data import START, copy_share, features_by_day, prepared_shar
 from bench.quality_table import markdown, print_table
 from bench.quality_tune import HEADLINE_SPLIT, PREQUENTIAL_SPLITS, replay
 from trainer.evaluation.checkpoint import evaluate_checkpoint
-from trainer.learners import DEFAULT_LEARNER, LEARNERS, uses_profiles
-from trainer.lineage import Lineage
+from trainer.learners import DEFAULT_LEARNER
+from trainer.learners.registry import LEARNERS, uses_profiles
+from trainer.share.lineage import Lineage
 from trainer.step import run_step
 
 METRICS = ("auc_roc", "average_precision", "card_precision_at_100")

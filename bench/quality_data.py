@@ -26,7 +26,7 @@ from trainer.data.simulator import simulate, write_day
 from trainer.evaluation.scoring import model_inputs
 from trainer.features.compute import HISTORY_DAYS
 from trainer.features.from_history import features_of_transactions
-from trainer.storage import Share
+from trainer.share.layout import Share
 
 START = dt.date(2018, 4, 1)
 

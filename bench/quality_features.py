@@ -52,8 +52,8 @@ from trainer.features.compute import (
     compute_features,
 )
 from trainer.features.profiles import EXTRA_FEATURE_COLUMNS, extra_features_of_day
-from trainer.learners import LEARNERS
 from trainer.learners.boosting import WindowBoostingClassifier
+from trainer.learners.registry import LEARNERS
 from trainer.model import fraud_scores
 
 HERE = Path(__file__).resolve().parent

@@ -26,7 +26,7 @@ import pandas as pd
 
 from bench.quality_data import features_by_day, xy
 from trainer.evaluation.split import evaluate_split
-from trainer.learners import LEARNERS, uses_profiles
+from trainer.learners.registry import LEARNERS, uses_profiles
 from trainer.model import fraud_scores
 
 D = dt.date
@@ -57,7 +57,7 @@ def replay(factory: Callable[[], object], features: dict[dt.date, pd.DataFrame],
         "cpu_seconds_per_day": float (both over the last 30 days), "checkpoint_bytes":
         size of the skops checkpoint on `size_on`, if given}
     """
-    from trainer.checkpoints import dump_model
+    from trainer.share.checkpoints import dump_model
 
     model = factory()
     last = max(c for c, _ in splits)

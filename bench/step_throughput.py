@@ -99,9 +99,10 @@ def _rss_mib() -> float:
 
 def _prepare(work: Path, tx_per_day: int, history: int, seed: int) -> dict:
     """Simulate history + 2 days into `work/share` (Parquet) and the last two as pickles."""
-    from trainer.data.ingest import canonical_parquet_bytes
+    from trainer.data.parquet import canonical_parquet_bytes
     from trainer.data.simulator import simulate_config, write_day
-    from trainer.storage import atomic_write_bytes, create_share
+    from trainer.share.files import atomic_write_bytes
+    from trainer.share.layout import create_share
 
     share = create_share(work / "share", "fraudpipe bench")[0]
     share.training_dir.mkdir(parents=True, exist_ok=True)
@@ -122,7 +123,7 @@ def _read_history(share_root: Path, day: dt.date) -> dict:
 
     from trainer.features.compute import INPUT_COLUMNS
     from trainer.features.store import history_days
-    from trainer.storage import Share
+    from trainer.share.layout import Share
 
     share = Share.at(share_root)
     paths = [share.training_dataset(d) for d in history_days(day)]
@@ -133,11 +134,11 @@ def _read_history(share_root: Path, day: dt.date) -> dict:
 
 def _floor_setup(share, day: dt.date):
     """The head model, its learner and D's features: what the floor takes as given."""
-    from trainer.checkpoints import load_checkpoint
     from trainer.evaluation.scoring import model_inputs
     from trainer.features.from_history import features_of_day
-    from trainer.learners import uses_profiles
-    from trainer.lineage import Lineage
+    from trainer.learners.registry import uses_profiles
+    from trainer.share.checkpoints import load_checkpoint
+    from trainer.share.lineage import Lineage
 
     head = Lineage.load(share).head_entry
     model = load_checkpoint(share.root / head.checkpoint, head.sha256)
@@ -165,7 +166,7 @@ def _raw_carried(share, day: dt.date, profiles: bool):
     from trainer.features.carried import CarriedFeatures
     from trainer.features.from_history import features_of_day
     from trainer.features.store import history_days
-    from trainer.storage import sha256_bytes
+    from trainer.share.files import sha256_bytes
 
     frame = features_of_day(share, day, profiles=profiles, use_cache=False)
     read = [d for d in history_days(day) if share.training_dataset(d).is_file()]
@@ -208,8 +209,8 @@ def child(kind: str, args: argparse.Namespace) -> dict:
     # Data preparation is not measured; leave it free to run beside a measurement.
     cpu = _pin_to_one_cpu() if kind != "prepare" else -1
     from bench import sample_logic  # noqa: F401
+    from trainer.share.layout import create_share
     from trainer.step import run_step  # noqa: F401 - imports are not part of the timing
-    from trainer.storage import create_share
 
     import_rss = _rss_mib()
     work, day = Path(args.work), dt.date.fromisoformat(args.day) if args.day else None
@@ -287,7 +288,7 @@ def _record_hashes(share) -> None:
     The data here is written straight to the share (ingesting 39M rows would only slow
     the setup); a real share has it, and the step checks each file it reads against it.
     """
-    from trainer.storage import atomic_write_text, sha256_file
+    from trainer.share.files import atomic_write_text, sha256_file
 
     if share.ingest_manifest.is_file():
         return
@@ -304,7 +305,7 @@ def _restore(snapshot: Path, output: Path) -> None:
 def measure_size(name: str, tx_per_day: int, *, data_dir: Path, seed: int, repeats: int,
                  history: int) -> dict:
     """Every case for one day size; see the module docstring."""
-    from trainer.storage import create_share
+    from trainer.share.layout import create_share
 
     began = time.perf_counter()
     work, info = prepared(data_dir, tx_per_day, history, seed)
@@ -343,7 +344,7 @@ def measure_size(name: str, tx_per_day: int, *, data_dir: Path, seed: int, repea
                         "bytes_per_entity": round(state["state_bytes"] / (
                             state["state_customers"] + state["state_terminals"]), 1),
                         "rebuilt": state["state_rebuilt"]}}
-    from trainer.lineage import Lineage
+    from trainer.share.lineage import Lineage
 
     # The default learner is another engineer's choice and changes; say which one ran.
     result["learner"] = Lineage.load(share).head_entry.learner

@@ -16,7 +16,7 @@ from prefect.blocks.core import Block
 from pydantic import Field, HttpUrl, SecretStr, field_validator
 
 from blocks.errors import MissingComponentError
-from blocks.filestore import dns1123_label, dns1123_subdomain
+from blocks.k8s_names import dns1123_label, dns1123_subdomain
 
 #: The namespace the rendered templates, the RBAC and deployments/k8s/ use, so a block saved
 #: with defaults submits where the WorkflowTemplate and its service account live (a test
@@ -81,7 +81,8 @@ class ArgoServer(Block):
 
     url: str = Field(
         default="https://localhost:2746",
-        description="Base URL of the Argo Server API (http or https).",
+        description="Base URL of the Argo Server API (http or https); a path prefix, as "
+                    "behind an ingress (https://host/argo), is kept.",
     )
     namespace: str = Field(
         default=DEFAULT_NAMESPACE,
@@ -139,8 +140,11 @@ class ArgoServer(Block):
             raise MissingComponentError(
                 "hera is not importable; install it (pip install hera) to talk to Argo"
             ) from exc
+        # Hera joins each API path to the host with `urljoin`, which replaces the last
+        # segment of a host without a trailing slash: `https://h/argo` + `api/v1/...`
+        # would lose `/argo` (a server behind an ingress path). The slash keeps it.
         return WorkflowsService(
-            host=self.url,
+            host=f"{self.url}/",
             verify_ssl=self.verify_tls,
             token=self.token.get_secret_value() if self.token is not None else None,
             namespace=self.namespace,

@@ -13,9 +13,7 @@ the same NFS directory.
 
 from __future__ import annotations
 
-import ipaddress
 import posixpath
-import re
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
@@ -24,59 +22,21 @@ from prefect._internal.compatibility.async_dispatch import async_dispatch
 from prefect.filesystems import WritableFileSystem
 from pydantic import Field, HttpUrl, ValidationInfo, field_validator, model_validator
 
-from blocks.errors import PathEscapesShareError, ProvisioningNotConfiguredError
-from trainer.storage import Share, atomic_write_bytes
-
-FilestoreTier = Literal[
-    "BASIC_HDD", "BASIC_SSD", "ZONAL", "REGIONAL", "ENTERPRISE", "HIGH_SCALE_SSD"
-]
-
-#: Capacity bounds per tier in GiB (Filestore service-tier pages; BASIC max is 63.9 TiB).
-TIER_CAPACITY_GIB: dict[str, tuple[int, int]] = {
-    "BASIC_HDD": (1024, 65434),
-    "BASIC_SSD": (2560, 65434),
-    "ZONAL": (1024, 102400),
-    "REGIONAL": (100, 102400),
-    "ENTERPRISE": (1024, 10240),
-    "HIGH_SCALE_SSD": (10240, 102400),
-}
-#: Regional and Enterprise instances live in a region; the others in a zone.
-REGIONAL_TIERS = frozenset({"REGIONAL", "ENTERPRISE"})
-#: GKE's built-in Filestore storage classes and the tier each provisions.
-GKE_STORAGE_CLASS_TIERS = {
-    "standard-rwx": "BASIC_HDD",
-    "premium-rwx": "BASIC_SSD",
-    "zonal-rwx": "ZONAL",
-    "enterprise-rwx": "ENTERPRISE",
-}
-
-DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-FILESTORE_INSTANCE = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
-FILESTORE_SHARE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,31}$")
-GCP_ZONE = re.compile(r"^[a-z]+-[a-z]+[0-9]+-[a-z]$")
-GCP_REGION = re.compile(r"^[a-z]+-[a-z]+[0-9]+$")
-
-
-def dns1123_label(value: str, what: str) -> str:
-    """Return `value` if it is a Kubernetes DNS-1123 label, else raise ValueError."""
-    if len(value) > 63 or not DNS1123_LABEL.match(value):
-        raise ValueError(
-            f"{what} {value!r} is not a DNS-1123 label: expected at most 63 characters, "
-            "lowercase letters, digits and '-', starting and ending with a letter or digit"
-        )
-    return value
-
-
-def dns1123_subdomain(value: str, what: str) -> str:
-    """Return `value` if it is a Kubernetes DNS-1123 subdomain, else raise ValueError."""
-    if len(value) > 253 or not DNS1123_SUBDOMAIN.match(value):
-        raise ValueError(
-            f"{what} {value!r} is not a DNS-1123 subdomain: expected at most 253 characters "
-            "of lowercase letters, digits, '-' and '.', each part starting and ending "
-            "with a letter or digit"
-        )
-    return value
+from blocks.errors import PathEscapesShareError
+from blocks.filestore_manifests import hera_volume, hera_volume_mount, pv_pvc_manifests
+from blocks.filestore_rules import (
+    GKE_STORAGE_CLASS_TIERS,
+    FilestoreTier,
+    check_capacity,
+    check_instance_name,
+    check_ipv4,
+    check_location,
+    check_mount_path,
+    check_share_name,
+)
+from blocks.k8s_names import dns1123_label, dns1123_subdomain
+from trainer.share.files import atomic_write_bytes
+from trainer.share.layout import Share
 
 
 class FilestoreStorage(WritableFileSystem):
@@ -156,10 +116,7 @@ class FilestoreStorage(WritableFileSystem):
     @field_validator("mount_path")
     @classmethod
     def _mount_path_is_absolute(cls, value: str) -> str:
-        normalised = posixpath.normpath(value)
-        if not value.startswith("/") or normalised == "/":
-            raise ValueError(f"mount_path {value!r} must be an absolute path other than '/'")
-        return normalised
+        return check_mount_path(value)
 
     @field_validator("local_path")
     @classmethod
@@ -172,62 +129,27 @@ class FilestoreStorage(WritableFileSystem):
     @field_validator("instance_name")
     @classmethod
     def _instance_name_rules(cls, value: str | None) -> str | None:
-        if value is not None and not FILESTORE_INSTANCE.match(value):
-            raise ValueError(
-                f"instance_name {value!r} is not a Filestore instance ID: expected 1-63 "
-                "lowercase letters, digits or '-', starting with a letter"
-            )
-        return value
+        return check_instance_name(value)
 
     @field_validator("share_name")
     @classmethod
     def _share_name_rules(cls, value: str) -> str:
-        if not FILESTORE_SHARE.match(value):
-            raise ValueError(
-                f"share_name {value!r} is not a Filestore share name: expected at most 32 "
-                "letters, digits or '_', starting with a letter"
-            )
-        return value
+        return check_share_name(value)
 
     @field_validator("location")
     @classmethod
     def _location_matches_tier(cls, value: str | None, info: ValidationInfo) -> str | None:
-        tier = info.data.get("tier")
-        if value is None or tier is None:
-            return value
-        wants_region = tier in REGIONAL_TIERS
-        pattern, kind = (GCP_REGION, "region") if wants_region else (GCP_ZONE, "zone")
-        if not pattern.match(value):
-            example = "us-central1" if wants_region else "us-central1-a"
-            raise ValueError(
-                f"location {value!r} is not a {kind}, which the {tier} tier needs (e.g. {example})"
-            )
-        return value
+        return check_location(value, info.data.get("tier"))
 
     @field_validator("capacity_gib")
     @classmethod
     def _capacity_within_tier(cls, value: int, info: ValidationInfo) -> int:
-        tier = info.data.get("tier")
-        if tier is None:  # the tier itself failed validation and is reported already
-            return value
-        low, high = TIER_CAPACITY_GIB[tier]
-        if not low <= value <= high:
-            raise ValueError(
-                f"capacity_gib {value} is outside the {tier} tier's range {low}..{high} GiB"
-            )
-        return value
+        return check_capacity(value, info.data.get("tier"))
 
     @field_validator("ip_address")
     @classmethod
     def _ip_address_is_ipv4(cls, value: str | None) -> str | None:
-        if value is None:
-            return value
-        try:
-            return str(ipaddress.IPv4Address(value.strip()))
-        except ValueError as exc:
-            raise ValueError(
-                f"ip_address {value!r} is not an IPv4 address (expected e.g. 10.0.0.2)"
-            ) from exc
+        return check_ipv4(value)
 
     @field_validator("storage_class")
     @classmethod
@@ -356,63 +278,17 @@ class FilestoreStorage(WritableFileSystem):
         return "dynamic" if self.storage_class is not None else "none"
 
     def render_pv_pvc(self) -> list[dict[str, Any]]:
-        """The Kubernetes manifests that give pods the share.
-
-        Static: a PersistentVolume on the instance's NFS export and a ReadWriteMany claim
-        bound to it by `volumeName` with `storageClassName: ""` (so no provisioner steps
-        in). Dynamic: only the claim, with the CSI driver's storage class.
+        """The Kubernetes manifests that give pods the share (`pv_pvc_manifests`).
 
         Raises:
             ProvisioningNotConfiguredError: neither `ip_address` nor `storage_class` is set.
         """
-        storage = f"{self.capacity_gib}Gi"
-        claim_metadata: dict[str, Any] = {"name": self.pvc_name}
-        if self.namespace is not None:
-            claim_metadata["namespace"] = self.namespace
-        claim: dict[str, Any] = {
-            "apiVersion": "v1",
-            "kind": "PersistentVolumeClaim",
-            "metadata": claim_metadata,
-            "spec": {
-                "accessModes": ["ReadWriteMany"],
-                "resources": {"requests": {"storage": storage}},
-            },
-        }
-        if self.provisioning == "dynamic":
-            claim["spec"]["storageClassName"] = self.storage_class
-            return [claim]
-        if self.provisioning == "none":
-            raise ProvisioningNotConfiguredError(
-                "FilestoreStorage has neither ip_address (static provisioning) nor "
-                "storage_class (dynamic provisioning): set one to render the PV/PVC"
-            )
-        claim["spec"]["storageClassName"] = ""
-        claim["spec"]["volumeName"] = self.pv_name
-        volume = {
-            "apiVersion": "v1",
-            "kind": "PersistentVolume",
-            "metadata": {"name": self.pv_name},
-            "spec": {
-                "capacity": {"storage": storage},
-                "accessModes": ["ReadWriteMany"],
-                "storageClassName": "",
-                "persistentVolumeReclaimPolicy": "Retain",
-                "nfs": {"server": self.ip_address, "path": f"/{self.share_name}"},
-            },
-        }
-        return [volume, claim]
+        return pv_pvc_manifests(self)
 
     def hera_volume(self) -> Any:
         """The workflow volume (`hera.workflows.models.Volume`) claiming the share."""
-        from hera.workflows.models import PersistentVolumeClaimVolumeSource, Volume
-
-        return Volume(
-            name=self.volume_name,
-            persistent_volume_claim=PersistentVolumeClaimVolumeSource(claim_name=self.pvc_name),
-        )
+        return hera_volume(self)
 
     def hera_volume_mount(self, read_only: bool = False) -> Any:
         """The container mount (`hera.workflows.models.VolumeMount`) at `mount_path`."""
-        from hera.workflows.models import VolumeMount
-
-        return VolumeMount(name=self.volume_name, mount_path=self.mount_path, read_only=read_only)
+        return hera_volume_mount(self, read_only)

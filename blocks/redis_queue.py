@@ -22,7 +22,7 @@ from pydantic import Field, HttpUrl, SecretStr, field_validator, model_validator
 
 from trainer.queue.settings import RedisConnection, RedisSettings, redis_url_fields
 from trainer.queue.work_queue import WorkQueue
-from trainer.storage import atomic_write_bytes
+from trainer.share.files import atomic_write_bytes
 
 
 class RedisWorkQueue(RedisConnection, Block):

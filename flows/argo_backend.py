@@ -100,12 +100,20 @@ class ArgoRunResult:
     """Node id -> final phase of every node seen."""
 
 
-def training_submission(datasets: list[str] | str, *, days_per_step: int | None = None,
-                        image: str | None = None, redis_host: str | None = None,
+def training_submission(datasets: list[str] | str, *, image: str,
+                        days_per_step: int | None = None, redis_host: str | None = None,
                         redis_port: int | None = None, redis_db: int | None = None,
                         settings: WorkflowSettings | None = None) -> TrainingSubmission:
-    """This run's submission of the training WorkflowTemplate (unset values keep defaults)."""
+    """This run's submission of the training WorkflowTemplate (unset values keep defaults).
+
+    The image is always passed (`workflows/image.py` checks it): the template's own
+    default may be none, or another render's, and the steps must run the code of the
+    image that submits them.
+    """
+    from workflows.image import check_image
+
     settings = settings or WorkflowSettings()
+    image = check_image(image, "image")
     values = {
         "datasets": datasets if isinstance(datasets, str)
         else json.dumps([str(item) for item in datasets]),

@@ -50,13 +50,35 @@ def add_render_parser(subparsers: argparse._SubParsersAction) -> None:
         "render", help="write the Argo workflow YAML (and PV/PVC, RBAC) to a directory")
     parser.add_argument("--out", default=None,
                         help="output directory (default: deployments/argo of the repository)")
+    parser.add_argument("--image", default=None,
+                        help="the pushed step image, REGISTRY/PATH/fraudpipe-step:TAG, made "
+                             "the templates' default and the CronWorkflow's (default: "
+                             "$FRAUDPIPE_IMAGE; neither: the templates name no image)")
     parser.set_defaults(func=run_render)
 
 
 def run_render(args: argparse.Namespace) -> int:
-    """Render every manifest and print the files written."""
-    from workflows.render import DEFAULT_OUT, write
+    """Render every manifest and print the files written.
 
-    for path in write(manifests(), Path(args.out) if args.out else DEFAULT_OUT):
+    Without an image the templates name none (as committed) and a note says what that
+    means; a name that is not a pushed image's is an error before anything is written.
+    """
+    import os
+    import sys
+
+    from workflows.image import IMAGE_ENV, step_image
+    from workflows.render import DEFAULT_OUT, write
+    from workflows.settings import WorkflowSettings
+
+    given = args.image if args.image is not None else os.environ.get(IMAGE_ENV) or None
+    image = None if given is None else step_image(
+        given, "--image" if args.image is not None else IMAGE_ENV)
+    if image is None:
+        print(f"note: no step image (--image or {IMAGE_ENV}): the templates name none, so "
+              "Argo refuses every submission without -p image=... and every CronWorkflow "
+              "run (spec.arguments.image.value or spec.arguments.image.valueFrom is "
+              "required)", file=sys.stderr)
+    files = manifests(WorkflowSettings(image=image))
+    for path in write(files, Path(args.out) if args.out else DEFAULT_OUT):
         print(path)
     return 0

@@ -1,7 +1,7 @@
 """The daily pipeline's two steps for days that arrive without labels.
 
 `run_labels` (after ingest): stage the label files of a landing URL, file them by day
-(`trainer.labels.store_labels`), complete every day the N-day rule allows
+(`trainer.label_files.store_labels`), complete every day the N-day rule allows
 (`trainer.labels.complete_days`) and queue what became trainable. `run_arrival_scoring`
 (after training): score every arrived day not trained yet with the head model, the one
 just trained if any (`trainer.arrival.score_arrived_days`). Both record what they did in
@@ -18,16 +18,16 @@ from pathlib import Path
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from flows.artifacts import RunSummary
 from flows.ingest import stage_landing
 from flows.resolve import resolve_queue
+from flows.summary import RunSummary
 from trainer.arrival import score_arrived_days
 from trainer.backlog import queue_trainable
 from trainer.errors import DatasetValidationError
 from trainer.label_files import LabelsResult, store_labels
 from trainer.labels import awaiting_labels, complete_days, label_problems
 from trainer.relabel import apply_late_labels, late_labels, late_summary
-from trainer.storage import Share
+from trainer.share.layout import Share
 
 
 @task(name="store-labels", cache_policy=NO_CACHE)

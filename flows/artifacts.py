@@ -17,15 +17,25 @@ import datetime as dt
 import io
 import re
 from collections.abc import Coroutine
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from flows.today import headline_markdown, todays_alerts
+from flows.summary import RunSummary
+from flows.today import (
+    alerts_table,
+    headline_markdown,
+    outcomes_markdown,
+    outcomes_table,
+    todays_alerts,
+)
+from trainer.days import day_states
 from trainer.errors import FraudpipeError
-from trainer.lineage import Entry, Lineage
-from trainer.storage import Share, atomic_write_bytes
+from trainer.outcomes import record_outcomes
+from trainer.share.files import atomic_write_bytes
+from trainer.share.layout import Share
+from trainer.share.lineage import Entry, Lineage
 
 #: Metrics in the table and the plot: (label, path in an entry's metrics). Not the train
 #: accuracy: near 1 at a 0.6 % fraud rate whatever the model does, it says nothing and
@@ -36,68 +46,6 @@ METRICS: list[tuple[str, tuple[str, ...]]] = [
     ("card_precision_at_100_before_training", ("prequential", "card_precision_at_100")),
     ("test_auc_roc", ("test", "auc_roc")),
 ]
-
-
-@dataclass
-class RunSummary:
-    """What one flow run did, gathered as it goes; every field is JSON-ready."""
-
-    flow: str
-    """Flow name ("train", "daily-pipeline", ...)."""
-    trained: list[dict] = field(default_factory=list)
-    """`StepResult.to_json()` of each day trained in this run."""
-    skipped: list[str] = field(default_factory=list)
-    """Days handed out that were already on the chain."""
-    ingested: list[dict] = field(default_factory=list)
-    """Ingest entries (date, source, rows, frauds)."""
-    quarantined: list[dict] = field(default_factory=list)
-    """Bad files: source and reason."""
-    refused: list[dict] = field(default_factory=list)
-    """Changed files for days already trained: source, date, reason."""
-    dead: list[dict] = field(default_factory=list)
-    """Days dead-lettered in this run: date and reason."""
-    queued: list[str] = field(default_factory=list)
-    """Days pushed on the queue in this run."""
-    notes: list[str] = field(default_factory=list)
-    """Anything else the reader should know (superseded days of a replay, ...)."""
-    plot: str | None = None
-    """Path of the metrics plot on the share."""
-    labels: list[dict] = field(default_factory=list)
-    """Labels filed in this run, per day (`trainer.labels.LabelsResult.stored`)."""
-    labels_unknown: list[dict] = field(default_factory=list)
-    """Labels not applied: ids of no arrived day, or late for a completed day."""
-    completed: list[dict] = field(default_factory=list)
-    """Arrived days made training datasets in this run (`trainer.labels.complete_days`)."""
-    scored: list[dict] = field(default_factory=list)
-    """Arrived days scored on arrival in this run: date, scores_file, scored_by."""
-    unscored: list[str] = field(default_factory=list)
-    """Arrived days not scored: no head model yet."""
-    awaiting: list[str] = field(default_factory=list)
-    """Arrived days still waiting for their labels after the run."""
-    label_problems: list[str] = field(default_factory=list)
-    """Unresolved label conflicts and quarantined label files (`trainer.labels.label_problems`)."""
-    late_labels: str = ""
-    """"3 late label(s) on 2 trained day(s)" after the run; empty when none."""
-
-    def merge(self, other: RunSummary) -> None:
-        """Add another run's (a sub-flow's) lists to this one."""
-        for name in ("trained", "skipped", "ingested", "quarantined", "refused", "dead",
-                     "queued", "notes", "labels", "labels_unknown", "completed", "scored",
-                     "unscored"):
-            getattr(self, name).extend(getattr(other, name))
-        self.plot = other.plot or self.plot
-        self.awaiting = other.awaiting or self.awaiting
-        self.label_problems = other.label_problems or self.label_problems
-        self.late_labels = other.late_labels or self.late_labels
-
-    def to_json(self) -> dict:
-        """The summary as JSON-ready data (kept between runs to say what changed)."""
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, data: dict) -> RunSummary:
-        """The summary `to_json` wrote."""
-        return cls(**data)
 
 
 def _metric(entry_metrics: dict, path: tuple[str, ...]) -> float | None:
@@ -214,6 +162,7 @@ def metrics_png(chain: list[Entry]) -> bytes | None:
     axes.xaxis.set_major_locator(dates.DayLocator(interval=max(1, len(chain) // 10)))
     axes.xaxis.set_major_formatter(dates.DateFormatter("%Y-%m-%d"))
     axes.set_xlabel("dataset date")
+    axes.set_ylabel("metric value (0 to 1, higher is better)")
     axes.set_title(f"fraudpipe metrics per day ({len(chain)} days, head {chain[-1].date})")
     axes.grid(alpha=0.3)
     # Beside the plot, not over it: low lines (CP@100) would hide behind a legend inside.
@@ -236,10 +185,12 @@ def write_metrics_plot(share: Share, chain: list[Entry], destination: Path) -> P
 def plot_markdown(png: bytes, path: Path, chain: list[Entry]) -> str:
     """The plot inline: markdown with the PNG as a `data:` URI, and where it is on the share."""
     encoded = base64.b64encode(png).decode("ascii")
+    test = any(_metric(entry.metrics, ("test", "auc_roc")) is not None for entry in chain)
+    caption = ("Per day: ROC AUC, average precision and Card Precision@100 of the day scored "
+               "before training on it" + (", and the testing set's ROC AUC after it" if test
+                                          else " (no testing set ingested: no test line)"))
     return (f"![fraudpipe metrics per day, head {chain[-1].date}]"
-            f"(data:image/png;base64,{encoded})\n\n"
-            "Per day: ROC AUC, average precision and Card Precision@100 of the day scored "
-            "before training on it, and the testing set's ROC AUC after it.\n\n"
+            f"(data:image/png;base64,{encoded})\n\n{caption}.\n\n"
             f"PNG on the share: `{path}`\n")
 
 
@@ -258,6 +209,11 @@ class RunArtifacts:
     head day if this run trained it; else empty (no artifact)."""
     plot: str | None
     """`plot_markdown`, if this run trained anything; else None (no artifact, no PNG)."""
+    outcomes: list[dict] = field(default_factory=list)
+    """The outcome of every past list whose day is labelled (`trainer.outcomes`)."""
+    days: list[dict] = field(default_factory=list)
+    """Each day on the share, newest first: arrived, labels, scored by, trained
+    (`trainer.days.day_states`); published when some day arrived without labels."""
 
 
 def build_artifacts(summary: RunSummary, share: Share,
@@ -278,14 +234,29 @@ def build_artifacts(summary: RunSummary, share: Share,
         plot = plot_markdown(png, destination, chain)
     alerts, alerts_error = [], None
     try:
-        alerts = todays_alerts(share, summary, lineage)
+        alerts = todays_alerts(share, summary, lineage)[:summary.review_capacity]
     except FraudpipeError as exc:  # training is done; say why instead of failing the run
         alerts_error = str(exc)
+    outcomes = record_outcomes(share, summary.review_capacity)
     headline = headline_markdown(summary, lineage, alerts, alerts_key=artifact_key(
         summary.flow, "alerts"), alerts_error=alerts_error)
+    headline += outcomes_markdown(outcomes, artifact_key(summary.flow, "outcomes"))
     return RunArtifacts(headline=headline, report=markdown_report(summary, lineage),
                         metrics=metrics_rows(chain, {s["date"] for s in summary.trained}),
-                        alerts=alerts, plot=plot)
+                        alerts=alerts, plot=plot, outcomes=outcomes,
+                        days=days_table(share))
+
+
+def days_table(share: Share) -> list[dict]:
+    """`trainer.days.day_states` as a table, newest first, checkpoints by file name."""
+    rows = []
+    for day in reversed(day_states(share)):
+        rows.append({"date": day["date"], "state": day["state"],
+                     "arrived": "without labels" if day["arrived"] else "labelled",
+                     "labels_received": day["labels"], "labelled_by": day["labelled_by"],
+                     "scored_by": Path(day["scored_by"]).name if day["scored_by"] else None,
+                     "trained": day["trained"][:12] if day["trained"] else None})
+    return rows
 
 
 def artifact_key(flow: str, what: str) -> str:
@@ -320,9 +291,21 @@ def publish(summary: RunSummary, share: Share) -> dict[str, UUID]:
                f"{summary.scored[-1]['scored_by']['trained_through']}, before the day's labels"
                if summary.scored else "as the model ranked them before training on the day")
         ids["alerts"] = create_table_artifact(
-            table=built.alerts, key=artifact_key(summary.flow, "alerts"),
+            table=alerts_table(built.alerts), key=artifact_key(summary.flow, "alerts"),
             description=f"cards to check on {built.alerts[0]['date']}, best rank first, "
                         f"{how}; all scores: {built.alerts[0]['scores_file']}")
+    if built.outcomes:
+        ids["outcomes"] = create_table_artifact(
+            table=outcomes_table(built.outcomes), key=artifact_key(summary.flow, "outcomes"),
+            description=f"last lists: of the first {summary.review_capacity} cards of each "
+                        f"day's list, how many had a fraud once the day's labels came, and "
+                        f"the fraudulent cards the list missed; newest first")
+    if any(day["arrived"] for day in built.days):
+        ids["days"] = create_table_artifact(
+            table=built.days, key=artifact_key(summary.flow, "days"),
+            description="the days on the share, newest first: arrived (with or without "
+                        "labels), labels received, how the day was labelled, which "
+                        "checkpoint scored it, trained or still waiting")
     if built.plot is not None:
         ids["plot"] = create_markdown_artifact(
             markdown=built.plot, key=artifact_key(summary.flow, "plot"),

@@ -14,13 +14,13 @@ from typing import Literal
 
 from prefect import flow, get_run_logger
 
-from flows.artifacts import RunSummary
 from flows.resolve import resolve_queue, resolve_share
+from flows.summary import RunSummary
 from flows.train import finish, run_training
 from trainer.backlog import queue_trainable, trainable_days
 from trainer.data.schema import parse_date
 from trainer.errors import FraudpipeError
-from trainer.lineage import Lineage
+from trainer.share.lineage import Lineage
 
 
 def date_range(start: str | dt.date, end: str | dt.date) -> list[dt.date]:

@@ -20,13 +20,13 @@ from pathlib import Path, PurePosixPath
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from flows.artifacts import RunSummary
 from flows.errors import LandingError
 from flows.resolve import resolve_queue, resolve_share
+from flows.summary import RunSummary
 from flows.train import finish
 from trainer.backlog import queue_trainable
 from trainer.data.ingest import ingest_path
-from trainer.storage import Share
+from trainer.share.layout import Share
 
 
 def landing_filesystem(landing: str):

@@ -19,11 +19,13 @@ from typing import Literal
 from prefect import flow
 
 from flows.arrival import run_arrival_scoring, run_labels
-from flows.artifacts import RunSummary
 from flows.ingest import run_ingest
 from flows.resolve import resolve_share
+from flows.summary import RunSummary
 from flows.train import finish, run_training
-from trainer.labels import GENUINE_AFTER_DAYS
+from trainer.data.label_delay import GENUINE_AFTER_DAYS
+from trainer.evaluation.scoring import TOP_CARDS
+from trainer.outcomes import REVIEW_CAPACITY
 
 
 @flow(name="daily-pipeline", log_prints=True)
@@ -43,6 +45,7 @@ def daily_pipeline(
     genuine_after_days: int = GENUINE_AFTER_DAYS,
     today: str | None = None,
     apply_late_labels: bool = False,
+    review_capacity: int = REVIEW_CAPACITY,
 ) -> dict:
     """Ingest, complete labels, train, score arrived days; publish headline, alerts, report.
 
@@ -70,9 +73,14 @@ def daily_pipeline(
         apply_late_labels: write late labels (for days already complete) into their
             training datasets and retrain from the first trained day they change
             (`fraudpipe relabel`); off by default: it retrains every later day.
+        review_capacity: cards the team checks a day (1-100): today's list and the
+            length of each list whose outcome is counted.
     """
+    if not 1 <= review_capacity <= TOP_CARDS:
+        raise ValueError(f"review_capacity must be between 1 and {TOP_CARDS} (the cards "
+                         f"ranked per day), got {review_capacity}")
     share = resolve_share(storage_block, storage)
-    summary = RunSummary(flow="daily-pipeline")
+    summary = RunSummary(flow="daily-pipeline", review_capacity=review_capacity)
     run_ingest(share, summary, landing, queue_block=queue_block, redis_url=redis_url,
                allow_pickle=allow_pickle)
     run_labels(share, summary, labels, genuine_after_days=genuine_after_days, today=today,

@@ -1,6 +1,6 @@
 """The `replay` flow: move the head back to a day's checkpoint and retrain from there.
 
-`trainer.lineage.rewind` moves the head to the checkpoint of `from_date`; the entries
+`trainer.share.lineage.rewind` moves the head to the checkpoint of `from_date`; the entries
 after it stay in the lineage, marked superseded, so the old branch can still be
 inspected and compared. Every ingested day after `from_date` is then queued again
 (the queue remembers them as done, so that memory is cleared first) and trained in date
@@ -13,8 +13,8 @@ from typing import Literal
 
 from prefect import flow, get_run_logger
 
-from flows.artifacts import RunSummary
 from flows.resolve import resolve_queue, resolve_share
+from flows.summary import RunSummary
 from flows.train import finish, run_training
 from trainer.backlog import queue_trainable
 from trainer.errors import FraudpipeError

@@ -20,7 +20,7 @@ from prefect.blocks.core import Block
 from flows.errors import FlowConfigurationError
 from trainer.queue.settings import URL_ENV, RedisSettings
 from trainer.queue.work_queue import WorkQueue
-from trainer.storage import Share, open_share
+from trainer.share.layout import Share, open_share
 
 #: Environment variable naming the storage root when neither parameter is given.
 STORAGE_ENV = "FRAUDPIPE_STORAGE"

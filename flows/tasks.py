@@ -19,8 +19,8 @@ from prefect.client.schemas.objects import TaskRun
 from prefect.states import State
 
 from trainer.errors import LeaseLostError, PermanentError
+from trainer.share.layout import Share
 from trainer.step import run_step
-from trainer.storage import Share
 
 log = logging.getLogger(__name__)
 

@@ -16,12 +16,12 @@ import datetime as dt
 from typing import TYPE_CHECKING
 
 from trainer.evaluation.scoring import TOP_CARDS
-from trainer.lineage import Entry, Lineage
 from trainer.report import card_alerts
-from trainer.storage import Share
+from trainer.share.layout import Share
+from trainer.share.lineage import Entry, Lineage
 
 if TYPE_CHECKING:  # flows.artifacts builds the headline with these functions
-    from flows.artifacts import RunSummary
+    from flows.summary import RunSummary
 
 #: Cards named in the headline itself; the alerts table has all ranked cards.
 HEADLINE_CARDS = 5
@@ -56,6 +56,97 @@ def todays_alerts(share: Share, summary: RunSummary, lineage: Lineage) -> list[d
     if summary.scored:
         return card_alerts(share, dt.date.fromisoformat(summary.scored[-1]["date"]))
     return head_alerts(share, lineage) if summary.trained else []
+
+
+def alerts_table(alerts: list[dict]) -> list[dict]:
+    """The alerts as the table artifact shows them: one row per card, best rank first.
+
+    Each row: rank, card, highest score, why (the reasons of the card's top score), how
+    the score splits between the booster (what the reasons explain) and the MLP, the
+    card's transactions of the day (time, id, terminal, amount, score), their count and
+    total amount, and the day. The scores file is named once, in the table's description.
+    """
+    rows = []
+    for alert in alerts:
+        row = {"rank": alert["rank"], "card_id": alert["card_id"],
+               "highest_score": alert["highest_score"], "why": alert.get("reasons", "")}
+        if "score_from_booster" in alert:
+            row["score_split"] = (f"{alert['score_from_booster']:.3f} booster + "
+                                  f"{alert['score_from_others']:.3f} MLP")
+        row["transactions_of_the_day"] = "; ".join(
+            f"{t['time']} tx {t['transaction_id']} terminal {t['terminal_id']} "
+            f"{t['amount']:.2f} ({t['score']:.3f})" for t in alert.get("transaction_list", []))
+        row.update({"transactions": alert["transactions"], "total_amount": alert["amount"],
+                    "date": alert["date"]})
+        rows.append(row)
+    return rows
+
+
+#: Lists shown in the headline's "last lists" section; the outcomes table has them all.
+LAST_LISTS = 7
+
+
+def outcomes_table(outcomes: list[dict]) -> list[dict]:
+    """The outcomes table artifact: one row per labelled day's list, newest first."""
+    return [{"date": o["date"], "checked": o["checked"], "confirmed_fraud": o["confirmed"],
+             "hit_rate": o["hit_rate"], "fraudulent_cards": o["fraud_cards"],
+             "missed_by_the_list": o["missed"], "scored": o["scored_by"]}
+            for o in reversed(outcomes)]
+
+
+def outcomes_markdown(outcomes: list[dict], outcomes_key: str) -> str:
+    """The headline's "last lists" section: the latest lists' outcomes and the trend."""
+    if not outcomes:
+        return ("\n## Last lists\n\nNo list has its labels yet: a day's outcome (cards "
+                "confirmed among those checked, frauds missed) comes once its labels do.\n")
+    recent = outcomes[-LAST_LISTS:]
+    lines = ["", "## Last lists", "",
+             f"Once a day's labels came: of the cards checked, how many had a fraud; and how "
+             f"many fraudulent cards the list missed (all of them: `{outcomes_key}` table).",
+             "", "| day | checked | confirmed fraud | hit rate | fraudulent cards | missed |",
+             "|---|---:|---:|---:|---:|---:|"]
+    lines += [f"| {o['date']} | {o['checked']} | {o['confirmed']} | "
+              f"{_percent(o['hit_rate'])} | {o['fraud_cards']} | {o['missed']} |"
+              for o in reversed(recent)]
+    rates = [o["hit_rate"] for o in outcomes if o["hit_rate"] is not None]
+    if len(rates) >= 2:
+        week = rates[-7:]
+        before = rates[-14:-7]
+        trend = (f"; the 7 lists before: {_percent(sum(before) / len(before))}"
+                 if before else "")
+        spark = " ".join(f"{100 * r:.0f}" for r in rates[-14:])
+        lines += ["", f"Hit-rate trend (%, oldest first): {spark}. Mean of the last "
+                      f"{len(week)} list(s): {_percent(sum(week) / len(week))}{trend}."]
+    return "\n".join(lines) + "\n"
+
+
+def _capacity_line(summary: RunSummary, alerts: list[dict]) -> str:
+    """What the review capacity means for today's list."""
+    line = (f"The team checks **{summary.review_capacity} cards a day** (the run's "
+            f"`review_capacity`): the list is the {summary.review_capacity} cards with the "
+            f"highest scores")
+    if len(alerts) < summary.review_capacity:
+        line += f"; only {len(alerts)} card(s) transacted today, all listed"
+    return line + "."
+
+
+def _why_lines(alerts: list[dict]) -> list[str]:
+    """The headline's top cards, each with the reasons of its top score."""
+    if not any(a.get("reasons") for a in alerts):
+        return []
+    lines = ["## Why the top cards are on the list", ""]
+    for a in alerts[:HEADLINE_CARDS]:
+        split = (f"; booster {a['score_from_booster']:.3f} + MLP {a['score_from_others']:.3f}"
+                 if "score_from_booster" in a else "")
+        mostly_mlp = ("; mostly the MLP's score, which the reasons do not explain"
+                      if a.get("score_from_others", 0) > a.get("score_from_booster", 1) else "")
+        lines.append(f"- **#{a['rank']} card {a['card_id']}** (score {a['highest_score']:.3f}"
+                     f"{split}{mostly_mlp}): "
+                     f"{a.get('reasons') or 'no reason above the booster baseline'}")
+    lines += ["", "The reasons are the inputs that raised the booster's part of the score "
+              "most (its own contributions, LightGBM TreeSHAP); the MLP's part is not split "
+              "by input.", ""]
+    return lines
 
 
 def _num(value: object, digits: int = 3) -> str:
@@ -184,7 +275,7 @@ def _training_headline(summary: RunSummary, lineage: Lineage, alerts: list[dict]
                         for a in alerts[:HEADLINE_CARDS])
         lines += [f"**What to do today: check the {len(alerts)} cards of the `{alerts_key}` "
                   f"table, highest score first.** Top {min(HEADLINE_CARDS, len(alerts))}: "
-                  f"{top}.", ""]
+                  f"{top}.", "", _capacity_line(summary, alerts), "", *_why_lines(alerts)]
     elif alerts_error:
         lines += [f"**No alerts table: {alerts_error}**", ""]
     else:
@@ -237,11 +328,13 @@ def arrival_headline(summary: RunSummary, lineage: Lineage, alerts: list[dict], 
             lines.append(f"**What to do today: check the {len(alerts)} cards of the "
                          f"`{alerts_key}` table, highest score first.** Top "
                          f"{min(HEADLINE_CARDS, len(alerts))}: {top}.")
+            lines += ["", _capacity_line(summary, alerts)]
         else:
             lines.append(f"**No alerts table: {alerts_error or 'no card ranked'}**")
         lines += ["", f"Scored on arrival by the model trained through {by['trained_through']} "
                       f"(`{by['checkpoint']}`, sha256 `{by['sha256'][:12]}`): the day's labels "
                       f"are not known yet, so there are no metrics for it.", ""]
+        lines += _why_lines(alerts)
     else:
         lines = [f"# fraudpipe {summary.flow}: no model yet to score today's transactions", "",
                  f"**No alerts: nothing is trained yet.** {len(summary.unscored)} arrived "

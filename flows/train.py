@@ -17,20 +17,25 @@ watched by the bridge in `flows/argo_backend.py`.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from prefect import flow
 
-from flows.artifacts import RunSummary, publish
+from flows.artifacts import publish
 from flows.drain import drain_local
 from flows.errors import DatasetsDeadLetteredError, LabelProblemsError
 from flows.resolve import load_block, resolve_queue, resolve_share
+from flows.summary import RunSummary
 from trainer.backlog import record_trained, trainable_days
 from trainer.errors import FraudpipeError
-from trainer.lineage import Lineage
 from trainer.queue.work_queue import WorkQueue
+from trainer.share.layout import Share
+from trainer.share.lineage import Lineage
 from trainer.step import StepResult
-from trainer.storage import Share
+
+if TYPE_CHECKING:
+    from flows.argo_backend import TrainingSubmission
+    from trainer.queue.settings import RedisSettings
 
 
 def train_argo(share: Share, queue: WorkQueue, summary: RunSummary, *,
@@ -43,9 +48,11 @@ def train_argo(share: Share, queue: WorkQueue, summary: RunSummary, *,
     """
     from blocks.argo_server import ArgoServer
     from flows import argo_backend
+    from workflows.image import step_image
 
     if not argo_server_block:
         raise FraudpipeError("backend='argo' needs argo_server_block (a saved ArgoServer block)")
+    step_image()  # unset or unqualified: say so before any block is loaded
     server = load_block(ArgoServer, argo_server_block)
     days = trainable_days(share)
     if not days:
@@ -53,10 +60,7 @@ def train_argo(share: Share, queue: WorkQueue, summary: RunSummary, *,
         return
     before = Lineage.load(share).dates()
     dead_before = {item for item, _, _ in queue.dead()}
-    settings = queue.settings
-    submission = argo_backend.training_submission(
-        [d.isoformat() for d in days], redis_host=settings.host, redis_port=settings.port,
-        redis_db=settings.db)
+    submission = argo_submission([d.isoformat() for d in days], queue.settings)
     failure: Exception | None = None
     try:
         result = argo_backend.run_training_workflow(server, submission,
@@ -73,6 +77,20 @@ def train_argo(share: Share, queue: WorkQueue, summary: RunSummary, *,
             summary.dead.append({"date": item, "reason": f"{reason} (after {attempts} attempt(s))"})
     if failure is not None and not summary.dead:
         raise failure
+
+
+def argo_submission(days: list[str], queue_settings: RedisSettings) -> TrainingSubmission:
+    """The submission of `days` to the training WorkflowTemplate, with this run's image.
+
+    The steps run the image this flow run runs in: the GKE work pool's job template sets
+    `FRAUDPIPE_IMAGE` to the Job's own image (`{{ image }}`); elsewhere export it. Unset
+    or not a pushed image's name, it raises `ImageError` before anything is submitted.
+    """
+    from flows.argo_backend import training_submission
+    from workflows.image import step_image
+
+    return training_submission(days, image=step_image(), redis_host=queue_settings.host,
+                               redis_port=queue_settings.port, redis_db=queue_settings.db)
 
 
 def finish(summary: RunSummary, share: Share) -> dict:

@@ -81,22 +81,27 @@ class Timings:
 
 
 def simulate_new_days(run_dir: RunDirectory, days: int, customers: int, terminals: int,
-                      seed: int) -> list[dt.date]:
+                      seed: int, labels_after: int = 0) -> list[dt.date]:
     """Write the `days` days that follow the last simulated one into the landing area.
 
     The simulator is deterministic and a shorter run is an exact prefix of a longer one,
     so simulating from the first day and writing only the new days continues the same
     population of customers and terminals. The parameters of the first run are kept in
     `simulation.json` and reused, so that a second run never mixes two populations.
+
+    With `labels_after` = L > 0, the days arrive as a bank's do: without their labels, and
+    each day's label file (`labels/<day>.csv`: TRANSACTION_ID, TX_FRAUD) lands once the
+    simulation reaches L days after it, so the newest L days are not labelled yet.
     """
     # `make run` and the demo mode of `make up` may both add days: one at a time.
     with open(run_dir.root / "simulation.lock", "a+") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        return _simulate_new_days_locked(run_dir, days, customers, terminals, seed)
+        return _simulate_new_days_locked(run_dir, days, customers, terminals, seed,
+                                         labels_after)
 
 
 def _simulate_new_days_locked(run_dir: RunDirectory, days: int, customers: int,
-                              terminals: int, seed: int) -> list[dt.date]:
+                              terminals: int, seed: int, labels_after: int) -> list[dt.date]:
     from trainer.data.simulator import SimulationConfig, simulate_config, write_day
 
     state: dict[str, Any] = {"start": FIRST_DAY.isoformat(), "customers": customers,
@@ -112,10 +117,21 @@ def _simulate_new_days_locked(run_dir: RunDirectory, days: int, customers: int,
                               customers=int(state["customers"]),
                               terminals=int(state["terminals"]), seed=int(state["seed"]))
     written = []
+    last = config.start + dt.timedelta(days=done + days - 1)
     for index, (day, frame) in enumerate(simulate_config(config)):
         if index >= done:
-            write_day(frame, run_dir.landing, day)
+            if labels_after > 0:
+                # What a bank's export cannot know on the day: the label and the scenario.
+                write_day(frame.drop(columns=["TX_FRAUD", "TX_FRAUD_SCENARIO"]),
+                          run_dir.landing, day)
+            else:
+                write_day(frame, run_dir.landing, day)
             written.append(day)
+        label_file = run_dir.root / "labels" / f"{day.isoformat()}.csv"
+        if labels_after > 0 and day + dt.timedelta(days=labels_after) <= last \
+                and not label_file.exists():
+            label_file.parent.mkdir(parents=True, exist_ok=True)
+            frame[["TRANSACTION_ID", "TX_FRAUD"]].to_csv(label_file, index=False)
     state["days"] = done + days
     run_dir.simulation_state.write_text(json.dumps(state, indent=2) + "\n")
     return written
@@ -164,9 +180,11 @@ async def _print_new_logs(client, flow_run_id: str, already_shown: int) -> int:
     return len(logs)
 
 
-def _print_results(run_dir: RunDirectory, ui_url: str, flow_run) -> None:
-    from trainer.lineage import Lineage
-    from trainer.storage import Share
+def _print_results(run_dir: RunDirectory, ui_url: str, flow_run, *, ui_stays: bool) -> None:
+    """Where the run's results are; the UI's links only when its server stays up."""
+    from trainer.outcomes import outcome_path
+    from trainer.share.layout import Share
+    from trainer.share.lineage import Lineage
 
     share = Share.at(run_dir.share)
     lineage = Lineage.load(share)
@@ -178,8 +196,22 @@ def _print_results(run_dir: RunDirectory, ui_url: str, flow_run) -> None:
           + (f", head {chain[-1].date}: {share.resolve(chain[-1].checkpoint)})" if chain else ")"))
     print(f"  lineage:      {share.lineage}")
     print(f"  plot:         {plots[-1] if plots else '(none written)'}")
-    print(f"  Prefect UI:   {ui_url}")
-    print(f"  this run:     {ui_url}/runs/flow-run/{flow_run.id}")
+    scores = sorted(share.scores_dir.glob("*.parquet")) if share.scores_dir.is_dir() else []
+    if scores:
+        today = scores[-1].stem
+        print(f"  today's list: {today}: {scores[-1]}  (cards ranked, with reasons; "
+              f"artifact fraudpipe-daily-pipeline-alerts; "
+              f".venv/bin/fraudpipe alerts --storage {share.root})")
+        outcomes = sorted(outcome_path(share, FIRST_DAY).parent.glob("*.json"))
+        if outcomes:
+            print(f"  last lists:   {len(outcomes)} outcome(s) in {outcomes[-1].parent}  "
+                  f"(.venv/bin/fraudpipe alerts --outcomes --storage {share.root})")
+    if ui_stays:
+        print(f"  Prefect UI:   {ui_url}")
+        print(f"  this run:     {ui_url}/runs/flow-run/{flow_run.id}")
+    else:
+        print("  Prefect UI:   stopped with this run's services; `make up` keeps a stack "
+              "and its UI open (then `make run` uses it)")
 
 
 def _wait_until_ready(run_dir: RunDirectory, timeout: float = 300.0) -> StackState:
@@ -251,7 +283,7 @@ def run(args: argparse.Namespace) -> int:
                 asyncio.run(create_pools_and_blocks(run_dir.share, redis_url))
         with timings.phase(f"simulate {args.days} days"):
             new_days = simulate_new_days(run_dir, args.days, args.customers, args.terminals,
-                                         args.seed)
+                                         args.seed, args.labels_after)
             print(f"   new days {new_days[0]} .. {new_days[-1]} in {run_dir.landing}")
         if stack is None:
             with timings.phase("prefect deploy"):
@@ -262,15 +294,16 @@ def run(args: argparse.Namespace) -> int:
                 started.append(worker)
         with timings.phase(f"run {DEPLOYMENT}"):
             output = prefect_cli(
-                ["deployment", "run", DEPLOYMENT, "--param", f"landing={run_dir.landing}"],
+                ["deployment", "run", DEPLOYMENT, "--param", f"landing={run_dir.landing}",
+                 *(["--param", f"labels={run_dir.root / 'labels'}"] if args.labels_after
+                   else [])],
                 env, f"prefect deployment run '{DEPLOYMENT}'")
             match = FLOW_RUN_ID.search(output)
             if match is None:
                 raise EmbeddedRunError(f"no flow run id in the output of deployment run:\n{output}")
             flow_run = asyncio.run(_wait_for_flow_run(match.group(1), args.timeout))
-        _print_results(run_dir, ui_url, flow_run)
-        if started:
-            print("  (this run's services stop now; `make up` keeps a stack and its UI open)")
+        _print_results(run_dir, ui_url, flow_run,
+                       ui_stays=not any(isinstance(svc, PrefectServer) for svc in started))
         completed = flow_run.state is not None and flow_run.state.is_completed()
         if not completed:
             print(f"\nThe flow run ended {flow_run.state.name}: {flow_run.state.message}\n"
@@ -302,6 +335,9 @@ def parser() -> argparse.ArgumentParser:
     cli.add_argument("--customers", type=int, default=5_000, help="simulated customers")
     cli.add_argument("--terminals", type=int, default=10_000, help="simulated terminals")
     cli.add_argument("--seed", type=int, default=0, help="simulation seed")
+    cli.add_argument("--labels-after", type=int, default=0, metavar="DAYS",
+                     help="days arrive without labels, each day's labels DAYS days later "
+                          "(make run: 7, so today has none yet); 0: days arrive labelled")
     cli.add_argument("--timeout", type=float, default=1800.0,
                      help="seconds to wait for the flow run (default 1800)")
     cli.add_argument("--prefect-api-url", default=None,

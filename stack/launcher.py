@@ -59,6 +59,10 @@ def _raise_stop(signum: int, frame: object) -> None:
     raise _Stop
 
 
+#: Days after which a demo day's labels land (its label file in RUN_DIR/labels).
+DEMO_LABELS_AFTER = 7
+
+
 def prepare(run_dir: RunDirectory, api_url: str, redis_url: str, gke: bool = False,
             demo_seconds: float = 0.0) -> None:
     """Pools, blocks, deployments and their landing parameter on the server at `api_url`."""
@@ -66,7 +70,9 @@ def prepare(run_dir: RunDirectory, api_url: str, redis_url: str, gke: bool = Fal
     os.environ.update(env)  # before Prefect is imported: it reads its settings then
     asyncio.run(create_pools_and_blocks(run_dir.share, redis_url, gke=gke))
     deploy(env, gke=gke)
-    asyncio.run(point_landing_at(run_dir.landing))
+    # The demo's days arrive without labels, each day's labels a week later.
+    asyncio.run(point_landing_at(run_dir.landing,
+                                 run_dir.root / "labels" if demo_seconds else None))
     asyncio.run(set_interval_schedule(DAILY_DEPLOYMENT, demo_seconds or None))
 
 
@@ -106,7 +112,8 @@ def serve(args: argparse.Namespace) -> int:
             if args.demo and time.monotonic() >= next_day:
                 from stack.embedded import simulate_new_days
 
-                day = simulate_new_days(run_dir, 1, **SIMULATION)[0]
+                day = simulate_new_days(run_dir, 1, **SIMULATION,
+                                        labels_after=DEMO_LABELS_AFTER)[0]
                 print(f"demo: dropped {day} into {run_dir.landing}", flush=True)
                 next_day = time.monotonic() + args.demo
             time.sleep(1.0)
@@ -239,7 +246,22 @@ def _scheduled_runs(api: str, limit: int = 3) -> list[str]:
         "flow_runs": {"deployment_id": {"any_": [deployment["id"]]},
                       "state": {"type": {"any_": ["SCHEDULED"]}}},
         "sort": "EXPECTED_START_TIME_ASC", "limit": limit}).json()
-    return [run["expected_start_time"] for run in runs]
+    return [in_schedule_zone(run["expected_start_time"], deployment)
+            for run in runs]
+
+
+def in_schedule_zone(expected_start: str, deployment: dict) -> str:
+    """An API start time (ISO, UTC) in the time zone of the deployment's first schedule.
+
+    The team reads "06:00 Europe/Paris" in prefect.yaml; the API answers in UTC.
+    """
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    schedules = deployment.get("schedules") or [{}]
+    zone = (schedules[0].get("schedule") or {}).get("timezone") or "UTC"
+    when = dt.datetime.fromisoformat(expected_start.replace("Z", "+00:00"))
+    return f"{when.astimezone(ZoneInfo(zone)).strftime('%Y-%m-%d %H:%M')} {zone}"
 
 
 def _wait_for_scheduled_runs(api: str, timeout: float = 60.0) -> None:

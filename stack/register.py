@@ -66,7 +66,7 @@ async def create_pools_and_blocks(share_path: Path, redis_url: str, gke: bool = 
     from prefect.workers.process import ProcessWorker as PrefectProcessWorker
 
     from blocks import ArgoServer, FilestoreStorage, RedisWorkQueue
-    from trainer.storage import create_share
+    from trainer.share.layout import create_share
 
     # The run directory's share is this stack's own: create it (as `fraudpipe init` does),
     # since the flows refuse a storage root that is not a share.
@@ -96,10 +96,12 @@ def deploy(env: dict[str, str], gke: bool = False) -> str:
     return prefect_cli(args, env, "prefect deploy (the */local deployments)")
 
 
-async def point_landing_at(landing: Path) -> None:
+async def point_landing_at(landing: Path, labels: Path | None = None) -> None:
     """Set the `landing` parameter of the local deployments that have one to `landing`.
 
     prefect.yaml's default is relative to the checkout; the run directory may be elsewhere.
+    With `labels`, the deployments whose flow takes a `labels` parameter get it too (the
+    demo's label files, a week after their days).
     """
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import DeploymentUpdate
@@ -111,6 +113,9 @@ async def point_landing_at(landing: Path) -> None:
         for deployment in deployments:
             if "landing" in deployment.parameters:
                 parameters = {**deployment.parameters, "landing": str(landing)}
+                takes = (deployment.parameter_openapi_schema or {}).get("properties", {})
+                if labels is not None and "labels" in takes:
+                    parameters["labels"] = str(labels)
                 await client.update_deployment(deployment.id,
                                                DeploymentUpdate(parameters=parameters))
 

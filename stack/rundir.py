@@ -69,7 +69,7 @@ class RunDirectory:
 
     def create(self) -> RunDirectory:
         """Make the directories, and the share (with its marker) when it is not one yet."""
-        from trainer.storage import create_share
+        from trainer.share.layout import create_share
 
         for directory in (self.root, self.prefect, self.landing):
             directory.mkdir(parents=True, exist_ok=True)

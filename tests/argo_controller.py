@@ -42,7 +42,6 @@ Tolerations"). Known differences from a live controller are listed in
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 import re
@@ -50,7 +49,32 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
+from workflows.argo_template import (  # noqa: F401 (re-exported for the tests)
+    BINARY,
+    FUNCTIONS,
+    GO_UNITS,
+    TOKEN,
+    Parser,
+    TemplateError,
+    as_int,
+    evaluate,
+    expand,
+    expression_tags,
+    parse_duration,
+    parse_expression,
+    split_tags,
+    substitute,
+    substitute_all,
+    to_json,
+    tokenize,
+)
+from workflows.pod_patch import (  # noqa: F401 (re-exported for the tests)
+    PodSpecPatchError,
+    apply_pod_spec_patches,
+    strategic_merge,
+)
+from workflows.pods import build_template_pod
+from workflows.settings import COMPUTE_CLASS_LABEL, WorkflowSettings
 
 SPOT_LABEL = "cloud.google.com/gke-spot"
 PREEMPTED = "Pod was terminated due to imminent node shutdown"
@@ -60,402 +84,17 @@ FULFILLED = ("Succeeded", "Failed", "Error", "Skipped", "Omitted")
 FAILED = ("Failed", "Error")
 
 
-class TemplateError(Exception):
-    """What the controller refuses: a tag it cannot split, an expression it cannot evaluate."""
-
-
-# ----------------------------------------------------------------------------------------
-# Tags: util/template/template.go (fasttemplate), kind.go, simple_template.go
-# ----------------------------------------------------------------------------------------
-
-def split_tags(text: str) -> list[tuple[int, int, str]]:
-    """(start, end, tag) of every `{{...}}`: a tag ends at the first `}}` after `{{`."""
-    tags, position = [], 0
-    while (start := text.find("{{", position)) >= 0:
-        end = text.find("}}", start + 2)
-        if end < 0:
-            raise TemplateError(f"cannot find end tag '}}}}' in {text[start:start + 80]!r}")
-        tags.append((start, end + 2, text[start + 2:end]))
-        position = end + 2
-    return tags
-
-
-def expression_tags(text: str) -> list[str]:
-    """The expression (without `=`) of every `{{=...}}` tag of `text`."""
-    return [tag[1:] for _, _, tag in split_tags(text) if tag.startswith("=")]
-
-
-def substitute(text: str, scope: dict[str, Any], *, strict: bool = True) -> str:
-    """Replace every tag of `text` like the controller's ProcessArgs does.
-
-    Args:
-        text: a string field of a template.
-        scope: flat variable map (`inputs.parameters.x`, `retries`, ...).
-        strict: an unresolved simple tag is an error (else it is left as is, like
-            `allowUnresolved`).
-    """
-    out, position = [], 0
-    for start, end, tag in split_tags(text):
-        out.append(text[position:start])
-        if tag.startswith("="):
-            value = evaluate(tag[1:], scope)
-            out.append(value if isinstance(value, str) else to_json(value))
-        else:
-            name = tag.strip()
-            if name in scope:
-                out.append(str(scope[name]))
-            elif strict:
-                raise TemplateError(f"failed to resolve {{{{{name}}}}}")
-            else:
-                out.append(text[start:end])
-        position = end
-    out.append(text[position:])
-    return "".join(out)
-
-
-def to_json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))
-
-
-def substitute_all(value: Any, scope: dict[str, Any], *, strict: bool = True) -> Any:
-    """`substitute` on every string inside a template (the controller does it on the
-    template's JSON text; JSON escaping adds no braces, so tags split the same way)."""
-    if isinstance(value, str):
-        return substitute(value, scope, strict=strict)
-    if isinstance(value, list):
-        return [substitute_all(item, scope, strict=strict) for item in value]
-    if isinstance(value, dict):
-        return {key: substitute_all(item, scope, strict=strict) for key, item in value.items()}
-    return value
-
-
-# ----------------------------------------------------------------------------------------
-# Expressions: the expr-lang subset the templates use (a Python evaluator, not expr itself)
-# ----------------------------------------------------------------------------------------
-
-TOKEN = re.compile(r"""
-    (?P<space>\s+)
-  | (?P<number>\d+(?:\.\d+)?)
-  | (?P<string>'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")
-  | (?P<op>&&|\|\||==|!=|<=|>=|[-+*/%<>!?:()\[\].,])
-  | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
-""", re.VERBOSE)
-
-#: Binary operators and their precedence (expr-lang parser/operator table).
-BINARY = {"||": 10, "or": 10, "&&": 15, "and": 15, "==": 20, "!=": 20, "<": 20, ">": 20,
-          "<=": 20, ">=": 20, "in": 20, "matches": 20, "contains": 20, "startsWith": 20,
-          "endsWith": 20, "+": 30, "-": 30, "*": 60, "/": 60, "%": 60}
-
-
-ESCAPES = {"n": "\n", "t": "\t", "r": "\r"}
-
-
-def tokenize(source: str) -> list[tuple[str, Any]]:
-    tokens, position = [], 0
-    while position < len(source):
-        match = TOKEN.match(source, position)
-        if match is None:
-            raise TemplateError(f"failed to evaluate expression: unexpected {source[position:]!r}"
-                                f" in {source!r}")
-        kind = match.lastgroup
-        text = match.group()
-        position = match.end()
-        if kind == "space":
-            continue
-        if kind == "string":
-            tokens.append(("str", re.sub(r"\\(.)", lambda m: ESCAPES.get(m.group(1), m.group(1)),
-                                         text[1:-1])))
-        elif kind == "number":
-            tokens.append(("num", float(text) if "." in text else int(text)))
-        elif kind == "name" and text in ("true", "false", "nil"):
-            tokens.append(("lit", {"true": True, "false": False, "nil": None}[text]))
-        elif kind == "name" and text in BINARY:
-            tokens.append(("op", text))
-        elif kind == "name" and text == "not":
-            tokens.append(("op", "!"))
-        else:
-            tokens.append(("op" if kind == "op" else "name", text))
-    tokens.append(("end", None))
-    return tokens
-
-
-class Parser:
-    """Pratt parser producing nested tuples; unknown syntax is an error, as in expr."""
-
-    def __init__(self, source: str) -> None:
-        self.source = source
-        self.tokens = tokenize(source)
-        self.position = 0
-
-    def fail(self, why: str) -> TemplateError:
-        return TemplateError(f"failed to evaluate expression: {why} in {self.source!r}")
-
-    def peek(self) -> tuple[str, Any]:
-        return self.tokens[self.position]
-
-    def take(self, value: Any = None) -> tuple[str, Any]:
-        token = self.tokens[self.position]
-        if value is not None and token[1] != value:
-            raise self.fail(f"expected {value!r}, got {token[1]!r}")
-        self.position += 1
-        return token
-
-    def parse(self) -> Any:
-        tree = self.expression(0)
-        if self.peek()[0] != "end":
-            raise self.fail(f"unexpected {self.peek()[1]!r}")
-        return tree
-
-    def expression(self, power: int) -> Any:
-        left = self.unary()
-        while True:
-            kind, value = self.peek()
-            if kind == "op" and value == "?" and power == 0:
-                self.take()
-                yes = self.expression(0)
-                self.take(":")
-                no = self.expression(0)
-                left = ("?", left, yes, no)
-                continue
-            if kind != "op" or value not in BINARY or BINARY[value] <= power:
-                return left
-            self.take()
-            left = ("bin", value, left, self.expression(BINARY[value]))
-
-    def unary(self) -> Any:
-        kind, value = self.peek()
-        if kind == "op" and value in ("!", "-"):
-            self.take()
-            return ("unary", value, self.unary())
-        return self.postfix(self.primary())
-
-    def primary(self) -> Any:
-        kind, value = self.take()
-        if kind in ("str", "num", "lit"):
-            return ("lit", value)
-        if kind == "name":
-            return ("name", value)
-        if value == "(":
-            inner = self.expression(0)
-            self.take(")")
-            return inner
-        if value == "[":
-            items = []
-            while self.peek()[1] != "]":
-                items.append(self.expression(0))
-                if self.peek()[1] == ",":
-                    self.take()
-            self.take("]")
-            return ("list", items)
-        raise self.fail(f"unexpected {value!r}")
-
-    def postfix(self, node: Any) -> Any:
-        while True:
-            value = self.peek()[1]
-            if value == ".":
-                self.take()
-                kind, name = self.take()
-                if kind != "name":
-                    raise self.fail(f"expected a name after '.', got {name!r}")
-                node = ("member", node, ("lit", name))
-            elif value == "[":
-                self.take()
-                index = self.expression(0)
-                self.take("]")
-                node = ("member", node, index)
-            elif value == "(" and node[0] == "name":
-                self.take()
-                arguments = []
-                while self.peek()[1] != ")":
-                    arguments.append(self.expression(0))
-                    if self.peek()[1] == ",":
-                        self.take()
-                self.take(")")
-                node = ("call", node[1], arguments)
-            else:
-                return node
-
-
-def expand(scope: dict[str, Any]) -> dict[str, Any]:
-    """Flat `a.b.c` keys as nested maps (util/expand, used by util/expr/env/env.go)."""
-    nested: dict[str, Any] = {}
-    for key, value in sorted(scope.items()):
-        parts = key.split(".")
-        target = nested
-        for part in parts[:-1]:
-            if not isinstance(target.get(part), dict):
-                target[part] = {}
-            target = target[part]
-        if not isinstance(target.get(parts[-1]), dict):
-            target[parts[-1]] = value
-    return nested
-
-
-def as_int(value: Any) -> int:
-    """expr's `int` (env.go aliases it as `asInt`): numbers truncate, strings must parse."""
-    if isinstance(value, bool):
-        raise TemplateError(f"failed to evaluate expression: invalid operation: int({value!r})")
-    if isinstance(value, (int, float)):
-        return int(value)
-    if isinstance(value, str):
-        try:
-            return int(value)
-        except ValueError as exc:
-            raise TemplateError(f"failed to evaluate expression: {exc}") from exc
-    raise TemplateError(f"failed to evaluate expression: invalid operation: int({value!r})")
-
-
-FUNCTIONS: dict[str, Callable[..., Any]] = {
-    "asInt": as_int, "int": as_int, "string": lambda v: v if isinstance(v, str) else to_json(v),
-    "len": len, "toJson": to_json,
-}
-
-
-def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _run(node: Any, env: dict[str, Any], source: str) -> Any:
-    def fail(why: str) -> TemplateError:
-        return TemplateError(f"failed to evaluate expression: {why} in {source!r}")
-
-    kind = node[0]
-    if kind == "lit":
-        return node[1]
-    if kind == "name":
-        if node[1] not in env:
-            raise fail(f"unknown name {node[1]}")
-        return env[node[1]]
-    if kind == "list":
-        return [_run(item, env, source) for item in node[1]]
-    if kind == "member":
-        base, key = _run(node[1], env, source), _run(node[2], env, source)
-        if isinstance(base, dict):
-            return base.get(key)
-        if isinstance(base, list) and _number(key):
-            return base[int(key)]
-        raise fail(f"cannot fetch {key!r} from {type(base).__name__}")
-    if kind == "call":
-        if node[1] not in FUNCTIONS:
-            raise fail(f"unknown function {node[1]}")
-        return FUNCTIONS[node[1]](*[_run(a, env, source) for a in node[2]])
-    if kind == "unary":
-        value = _run(node[2], env, source)
-        if node[1] == "!":
-            if not isinstance(value, bool):
-                raise fail(f"invalid operation: ! {value!r}")
-            return not value
-        if not _number(value):
-            raise fail(f"invalid operation: - {value!r}")
-        return -value
-    if kind == "?":
-        condition = _run(node[1], env, source)
-        if not isinstance(condition, bool):
-            raise fail("non-bool expression used as condition")
-        return _run(node[2] if condition else node[3], env, source)
-    operator, left = node[1], _run(node[2], env, source)
-    if operator in ("&&", "and", "||", "or"):
-        if not isinstance(left, bool):
-            raise fail(f"invalid operation: {operator} on {left!r}")
-        if (operator in ("&&", "and")) != left:
-            return left  # short-circuit
-        right = _run(node[3], env, source)
-        if not isinstance(right, bool):
-            raise fail(f"invalid operation: {operator} on {right!r}")
-        return right
-    right = _run(node[3], env, source)
-    if operator == "==":
-        return left == right and (type(left) is type(right) or _number(left) and _number(right))
-    if operator == "!=":
-        return not (left == right and (type(left) is type(right)
-                                       or _number(left) and _number(right)))
-    if operator == "in":
-        if isinstance(right, list):
-            return any(item == left and type(item) is type(left) for item in right)
-        if isinstance(right, dict):
-            return left in right
-        raise fail(f"invalid operation: in on {type(right).__name__}")
-    if operator in ("matches", "contains", "startsWith", "endsWith"):
-        if not (isinstance(left, str) and isinstance(right, str)):
-            raise fail(f"invalid operation: {operator} on {left!r}, {right!r}")
-        if operator == "matches":
-            return re.search(right, left) is not None
-        return {"contains": right in left, "startsWith": left.startswith(right),
-                "endsWith": left.endswith(right)}[operator]
-    if operator in ("<", ">", "<=", ">="):
-        if not ((_number(left) and _number(right))
-                or (isinstance(left, str) and isinstance(right, str))):
-            raise fail(f"invalid operation: {left!r} {operator} {right!r} (mismatched types)")
-        return {"<": left < right, ">": left > right, "<=": left <= right,
-                ">=": left >= right}[operator]
-    if operator == "+" and isinstance(left, str) and isinstance(right, str):
-        return left + right
-    if not (_number(left) and _number(right)):
-        raise fail(f"invalid operation: {left!r} {operator} {right!r}")
-    if operator == "/":
-        return left / right
-    return {"+": left + right, "-": left - right, "*": left * right, "%": left % right}[operator]
-
-
-def parse_expression(source: str) -> Any:
-    """Parse an expression; a syntax error is the controller's "failed to evaluate"."""
-    return Parser(source).parse()
-
-
-def evaluate(source: str, scope: dict[str, Any]) -> Any:
-    """Evaluate `source` against the flat variable map `scope`."""
-    env = expand(scope)
-    return _run(parse_expression(source), env, source)
-
-
-# ----------------------------------------------------------------------------------------
-# Durations (pkg/apis/workflow/v1alpha1 ParseStringToDuration): an integer is seconds,
-# anything else a Go duration.
-# ----------------------------------------------------------------------------------------
-
-GO_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
-
-
-def parse_duration(text: str) -> float:
-    """Seconds of `30`, `30s`, `10m`, `1h30m`."""
-    text = str(text).strip()
-    if re.fullmatch(r"\d+", text):
-        return float(text)
-    parts = re.findall(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)", text)
-    if not parts or "".join(n + u for n, u in parts) != text:
-        raise TemplateError(f"invalid duration {text!r}")
-    return sum(float(n) * GO_UNITS[u] for n, u in parts)
-
-
 # ----------------------------------------------------------------------------------------
 # Pod spec patch (workflowpod.go, workflow/util/util.go) and scheduling (Kubernetes)
 # ----------------------------------------------------------------------------------------
 
-def strategic_merge(base: Any, patch: Any) -> Any:
-    """Maps merge key by key and `null` deletes; lists are replaced (fraudpipe patches no
-    list with a merge key, where a strategic merge would merge by that key instead)."""
-    if not isinstance(base, dict) or not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    merged = copy.deepcopy(base)
-    for key, value in patch.items():
-        if value is None:
-            merged.pop(key, None)
-        else:
-            merged[key] = strategic_merge(merged.get(key), value)
-    return merged
-
-
 def apply_pod_spec_patch(pod_spec: dict[str, Any], patch_text: str) -> dict[str, Any]:
-    """Parse the substituted patch (YAML or JSON), check it is a PodSpec map, merge it."""
+    """Parse the substituted patch (YAML or JSON), check it is a PodSpec map, merge it
+    (Kubernetes' strategic merge, `workflows/pod_patch.py`)."""
     try:
-        patch = yaml.safe_load(patch_text)
-    except yaml.YAMLError as exc:
-        raise TemplateError(f"Failed to convert the PodSpecPatch yaml to json: {exc}") from exc
-    if patch is None:
-        patch = {}
-    if not isinstance(patch, dict):
-        raise TemplateError(f"invalid podSpecPatch {patch_text!r}: not a PodSpec object")
-    return strategic_merge(pod_spec, patch)
+        return apply_pod_spec_patches(pod_spec, [patch_text])
+    except PodSpecPatchError as exc:
+        raise TemplateError(str(exc)) from exc
 
 
 @dataclass(frozen=True)
@@ -466,9 +105,55 @@ class NodePool:
     labels: dict[str, str]
     taints: tuple[tuple[str, str], ...] = ()
 
+    @property
+    def spot(self) -> bool:
+        """Spot VMs: GKE labels them `cloud.google.com/gke-spot=true`."""
+        return self.labels.get(SPOT_LABEL) == "true"
 
+
+#: The Spot-first ComputeClass the committed templates select.
+COMPUTE_CLASS = WorkflowSettings().compute_class
+#: Spot nodes of Autopilot's Spot Pods (a pod selecting `gke-spot: "true"`).
 SPOT_POOL = NodePool("spot", {SPOT_LABEL: "true"}, ((SPOT_LABEL, "true"),))
+#: Nodes GKE creates for the ComputeClass: its Spot priority, then its on-demand one. GKE
+#: labels and taints them with the class; its Spot nodes carry the Spot label and taint.
+CLASS_SPOT_POOL = NodePool("class-spot", {SPOT_LABEL: "true", COMPUTE_CLASS_LABEL: COMPUTE_CLASS},
+                           ((COMPUTE_CLASS_LABEL, COMPUTE_CLASS), (SPOT_LABEL, "true")))
+CLASS_ON_DEMAND_POOL = NodePool("class-on-demand", {COMPUTE_CLASS_LABEL: COMPUTE_CLASS},
+                                ((COMPUTE_CLASS_LABEL, COMPUTE_CLASS),))
+#: Autopilot's default on-demand nodes.
 ON_DEMAND_POOL = NodePool("on-demand", {})
+#: In the order the scheduler (and the class's priorities) prefer them.
+POOLS = (SPOT_POOL, CLASS_SPOT_POOL, CLASS_ON_DEMAND_POOL, ON_DEMAND_POOL)
+
+
+class Capacity:
+    """Which pools can get a node at a time: by default all, always.
+
+    Subclasses model shortages; `changes()` lists the times availability changes, so the
+    simulation re-tries Pending pods then.
+    """
+
+    def available(self, pool: NodePool, at: float) -> bool:
+        """Whether a node of `pool` can be had at time `at`."""
+        return True
+
+    def changes(self) -> list[float]:
+        """Times at which availability changes."""
+        return []
+
+
+class SpotShortage(Capacity):
+    """No Spot capacity anywhere from `start` to `end` (seconds of the simulated clock)."""
+
+    def __init__(self, start: float, end: float) -> None:
+        self.start, self.end = start, end
+
+    def available(self, pool: NodePool, at: float) -> bool:
+        return not (pool.spot and self.start <= at < self.end)
+
+    def changes(self) -> list[float]:
+        return [self.start, self.end]
 
 
 def _tolerates(spec: dict[str, Any], key: str, value: str) -> bool:
@@ -547,6 +232,8 @@ class PodCall:
     deadline_seconds: float | None
     """activeDeadlineSeconds the pod gets (the template's, shortened by maxDuration)."""
     pool: NodePool | None = None
+    running: float | None = None
+    """When the pod got a node and started (None while it is Pending)."""
 
 
 @dataclass
@@ -598,12 +285,20 @@ class Controller:
         runner: runs a pod's command and returns its result (called at the pod's start).
         cluster: decides each pod's duration and whether its node is preempted; a pod is
             preempted only if it was placed on a Spot node.
-        pools: where pods may go, in the scheduler's order of preference.
+        pools: where pods may go, in the scheduler's order of preference (for a pod of the
+            ComputeClass, the class's priorities: Spot, then on-demand).
+        capacity: which pools can get a node when; a pod no available pool fits stays
+            Pending (its activeDeadlineSeconds does not run) until one can.
+        node_start_seconds: how long a new node takes before a placed pod runs.
+        controller_config: the workflow controller's configuration (pods are built with
+            `workflows.pods`, as the controller builds them).
     """
 
     def __init__(self, manifest: dict[str, Any], parameters: dict[str, str], runner: Runner,
-                 cluster: Cluster, pools: tuple[NodePool, ...] = (SPOT_POOL, ON_DEMAND_POOL),
-                 name: str = "fraudpipe-train-sim") -> None:
+                 cluster: Cluster, pools: tuple[NodePool, ...] = POOLS,
+                 name: str = "fraudpipe-train-sim", capacity: Capacity | None = None,
+                 node_start_seconds: float = 0.0,
+                 controller_config: dict[str, Any] | None = None) -> None:
         self.spec = manifest["spec"]
         self.templates = {t["name"]: t for t in self.spec["templates"]}
         declared = {p["name"]: p.get("value") for p in self.spec["arguments"]["parameters"]}
@@ -623,6 +318,13 @@ class Controller:
         self.results: dict[str, PodResult] = {}
         self._ends: dict[str, tuple[float, str, str, str | None, dict[str, str]]] = {}
         self._wakes: list[float] = []
+        self.capacity = capacity or Capacity()
+        self.node_start_seconds = node_start_seconds
+        self.controller_config = controller_config or {}
+        self._pending: dict[str, PodCall] = {}
+        deadline = self.spec.get("activeDeadlineSeconds")
+        #: The workflow's deadline (operator.go: pending nodes fail at it, retries stop).
+        self.deadline = float(deadline) if deadline is not None else None
 
     # --- counting: node_counters.go ------------------------------------------------------
     def _count(self, boundary: str, types: tuple[str, ...], phases: tuple[str, ...]) -> int:
@@ -671,6 +373,24 @@ class Controller:
                 return True
         return False
 
+    # --- checkTemplateTimeouts: operator.go --------------------------------------------
+    def pending_timed_out(self, template: dict[str, Any], node: Node | None) -> bool:
+        """`pendingTimeout` of the node executeTemplate is called with, if it is Pending.
+
+        For a retried template that node is the Retry node, which is Running from its
+        creation: a Pending attempt is never timed out (operator.go checkTemplateTimeouts
+        is called before processNodeRetries, with the node named by the step).
+        """
+        if not template.get("pendingTimeout") or node is None or node.phase != "Pending":
+            return False
+        limit = node.started + parse_duration(template["pendingTimeout"])
+        if self.now < limit:  # the controller requeues for the deadline, then finds it past
+            self._wakes.append(limit)
+            return False
+        self._pending.pop(node.name, None)  # the controller deletes the timed-out pod
+        self.mark(node, "Failed", "timeout")
+        return True
+
     # --- executeTemplate: operator.go ---------------------------------------------------
     def execute(self, name: str, template_name: str, inputs: dict[str, str],
                 boundary: str | None) -> Node | None:
@@ -680,6 +400,8 @@ class Controller:
             raise TemplateError(f"{template_name}: inputs {sorted(inputs)} != {sorted(declared)}")
         node = self.nodes.get(name)
         if node is not None and node.fulfilled:
+            return node
+        if self.pending_timed_out(template, node):
             return node
         if self.parallelism_reached(template, node, boundary):
             return node
@@ -726,6 +448,9 @@ class Controller:
         if last.phase not in FAILED:
             node.outputs = dict(last.outputs)
             self.mark(node, "Succeeded")
+            return True, None
+        if self.deadline is not None and self.now > self.deadline:
+            self.mark(node, last.phase, "retry exceeded workflow deadline")
             return True, None
         limit = int(strategy["limit"]) if "limit" in strategy else None
         execution_deadline = None
@@ -777,18 +502,19 @@ class Controller:
         return True, execution_deadline
 
     # --- pods: workflowpod.go -----------------------------------------------------------
+    def build_pod(self, template: dict[str, Any], scope: dict[str, str],
+                  retries: int | None) -> dict[str, Any]:
+        """The pod Argo builds (workflows/pods.py), podSpecPatch applied for `retries`."""
+        try:
+            return build_template_pod(template, self.spec, self.controller_config, scope,
+                                      retries or 0).spec
+        except ValueError as exc:
+            raise TemplateError(str(exc)) from exc
+
     def base_pod_spec(self, template: dict[str, Any]) -> dict[str, Any]:
-        spec: dict[str, Any] = {}
-        for key in ("nodeSelector", "tolerations", "affinity", "securityContext",
-                    "serviceAccountName"):
-            value = template.get(key, self.spec.get(key))
-            if value is not None:
-                spec[key] = copy.deepcopy(value)
-        body = copy.deepcopy(template.get("container") or template.get("script"))
-        body.pop("source", None)
-        spec["containers"] = [{"name": "main", **body}]
-        spec["volumes"] = copy.deepcopy(self.spec.get("volumes", []))
-        return spec
+        """The pod Argo builds before any podSpecPatch."""
+        unpatched = {k: v for k, v in template.items() if k != "podSpecPatch"}
+        return self.build_pod(unpatched, dict(self.globals), None)
 
     def start_pod(self, name: str, template: dict[str, Any], inputs: dict[str, str],
                   boundary: str | None, retries: int | None,
@@ -798,11 +524,10 @@ class Controller:
         if retries is not None:
             scope["retries"] = str(retries)
         node = self.nodes[name] = Node(name, "Pod", template["name"], boundary,
-                                       started=self.now, inputs=inputs)
-        body = substitute_all(template.get("container") or template.get("script"), scope)
-        spec = self.base_pod_spec(template)
-        if template.get("podSpecPatch"):
-            spec = apply_pod_spec_patch(spec, substitute(template["podSpecPatch"], scope))
+                                       phase="Pending", started=self.now, inputs=inputs)
+        kind = "container" if template.get("container") is not None else "script"
+        body = substitute_all(template[kind], scope)
+        spec = self.build_pod({**template, kind: body}, scope, retries)
         deadline = (float(template["activeDeadlineSeconds"])
                     if "activeDeadlineSeconds" in template else None)
         if execution_deadline is not None:
@@ -811,31 +536,62 @@ class Controller:
         call = PodCall(name, template["name"], inputs, retries, body,
                        substitute_all(template.get("outputs", {}).get("parameters", []), scope),
                        spec, self.now, deadline)
-        call.pool = next((pool for pool in self.pools if fits(spec, pool)), None)
         self.pods.append(call)
-        if call.pool is None:
+        if not any(fits(spec, pool) for pool in self.pools):
             raise Stuck(f"pod {name} fits no node pool: {spec}")
+        self._pending[name] = call
+        self.place_pending()
+        return node
+
+    def place_pending(self) -> None:
+        """Give each Pending pod the first pool it fits that can get a node now.
+
+        A pod no pool can take stays Pending: Kubernetes starts activeDeadlineSeconds only
+        once the pod runs, and Argo fails a Pending pod only at the workflow's deadline.
+        """
+        for name, call in list(self._pending.items()):
+            pool = next((pool for pool in self.pools if fits(call.spec, pool)
+                         and self.capacity.available(pool, self.now)), None)
+            if pool is None:
+                continue
+            call.pool = pool
+            call.running = self.now + self.node_start_seconds
+            del self._pending[name]
+            self.mark(self.nodes[name], "Running")
+            self.launch(call)
+
+    def launch(self, call: PodCall) -> None:
+        """Run a placed pod: its fate from the cluster, its result from the runner."""
+        name, start, deadline = call.node, call.running or self.now, call.deadline_seconds
         fate = self.cluster(call)
-        preempted = fate.preempted and call.pool.name == SPOT_POOL.name
+        preempted = fate.preempted and call.pool is not None and call.pool.spot
         seconds = fate.seconds
         killed = deadline is not None and seconds > deadline
         if killed:
-            self._ends[name] = (self.now + deadline, "Failed", DEADLINE_EXCEEDED, None, {})
+            self._ends[name] = (start + (deadline or 0), "Failed", DEADLINE_EXCEEDED, None, {})
         elif preempted:
-            self._ends[name] = (self.now + seconds, "Failed", PREEMPTED, None, {})
+            self._ends[name] = (start + seconds, "Failed", PREEMPTED, None, {})
         else:
             result = self.runner(call)
             self.results[name] = result
             if result.exit_code == 0:
-                self._ends[name] = (self.now + seconds, "Succeeded", "", "0", result.outputs)
+                self._ends[name] = (start + seconds, "Succeeded", "", "0", result.outputs)
             else:
                 message = f"main: Error (exit code {result.exit_code})"
-                if body.get("terminationMessagePolicy") == "FallbackToLogsOnError" and \
+                if call.body.get("terminationMessagePolicy") == "FallbackToLogsOnError" and \
                         result.logs.strip():
                     message += ": " + termination_tail(result.logs)
-                self._ends[name] = (self.now + seconds, "Failed", message,
+                self._ends[name] = (start + seconds, "Failed", message,
                                     str(result.exit_code), {})
-        return node
+
+    def fail_pending_at_deadline(self) -> None:
+        """Past the workflow's deadline Pending pods fail (operator.go, "Step exceeded its
+        deadline"); nothing else ends a pod that never got a node."""
+        if self.deadline is None or self.now < self.deadline:
+            return
+        for name in list(self._pending):
+            del self._pending[name]
+            self.mark(self.nodes[name], "Failed", "Step exceeded its deadline")
 
     def reconcile_pods(self) -> None:
         for name, (end, phase, message, exit_code, outputs) in list(self._ends.items()):
@@ -925,6 +681,8 @@ class Controller:
     def run(self, max_events: int = 10_000) -> Node:
         """Reconcile, jump to the next event, repeat until the workflow is over."""
         for _ in range(max_events):
+            self.place_pending()
+            self.fail_pending_at_deadline()
             self.reconcile_pods()
             before = None
             while before != (state := self.summary()):  # settle: a pass may enable the next
@@ -934,6 +692,10 @@ class Controller:
                 if root is not None and root.fulfilled:
                     return root
             events = [end for end, *_ in self._ends.values()] + self._wakes
+            if self._pending:
+                events += [at for at in self.capacity.changes() if at > self.now]
+                if self.deadline is not None:
+                    events.append(self.deadline)
             if not events:
                 raise Stuck(f"nothing left to wait for at t={self.now}s: {self.summary()}")
             self.now = max(self.now, min(events))

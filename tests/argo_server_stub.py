@@ -9,8 +9,10 @@ server decodes strictly). Non-conforming requests get 400 and are recorded in
 `default` one) before they are sent, so the stub cannot drift from the contract either.
 
 Like a controller with `workflowRestrictions.templateReferencing: Strict`, the stub holds
-the committed WorkflowTemplate, starts workflows from it (`/submit`, parameters checked
-against the template's) and refuses inline Workflows.
+the committed WorkflowTemplate (or `template_file`), starts workflows from it (`/submit`,
+parameters checked against the template's; a parameter left with neither a value nor a
+default is refused with Argo's message) and refuses inline Workflows. `prefix` serves the
+API under a path, as behind an ingress (`https://host/argo`); `/api/v1/version` answers.
 
 Scenarios: `success` (plan, train, report succeed), `failed` (a training pod is preempted,
 its retry fails with exit code 3), `hang` (runs until stopped: timeouts and
@@ -26,6 +28,7 @@ import re
 import threading
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -91,13 +94,17 @@ class ArgoStub:
     """The stub's state: workflows by name, the scenario, what was asked and refused."""
 
     def __init__(self, scenario: str = "success", steps_to_finish: int = 3,
-                 get_faults: dict[int, int] | None = None) -> None:
+                 get_faults: dict[int, int] | None = None, prefix: str = "",
+                 template_file: Path = TEMPLATE_FILE) -> None:
         self.contract = Contract(load_swagger())
         self.scenario = scenario
         self.steps_to_finish = steps_to_finish
         self.get_faults = get_faults or {}
         self.gets = 0
-        template = yaml.safe_load(TEMPLATE_FILE.read_text())
+        # Served under a path, as behind an ingress (`https://host/argo`): a request
+        # outside it is answered like an unknown route.
+        self.prefix = prefix.rstrip("/")
+        template = yaml.safe_load(template_file.read_text())
         self.templates = {template["metadata"]["name"]: template}
         self.workflows: dict[str, dict[str, Any]] = {}
         self.polls: dict[str, int] = {}
@@ -110,7 +117,16 @@ class ArgoStub:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        return f"http://127.0.0.1:{self.server.server_address[1]}{self.prefix}"
+
+    def parameters(self, name: str) -> dict[str, str]:
+        """Workflow `name`'s parameters as the controller resolves them: given, else default."""
+        manifest = self.workflows[name]["manifest"]
+        template = self.templates[manifest["spec"]["workflowTemplateRef"]["name"]]
+        values = {p["name"]: p["value"] for p in template["spec"]["arguments"]["parameters"]
+                  if "value" in p}
+        values.update({p["name"]: p["value"] for p in manifest["spec"]["arguments"]["parameters"]})
+        return values
 
     def __enter__(self) -> ArgoStub:
         self.thread.start()
@@ -180,6 +196,17 @@ class ArgoStub:
             if not sep or key not in declared:
                 return 400, {"code": 3, "message": f"invalid parameter {pair!r}"}
             parameters.append({"name": key, "value": value})
+        # Argo's validation of the merged arguments (workflow/validate/validate.go,
+        # validateArgumentsValues): a parameter with neither a value nor valueFrom refuses
+        # the submission.
+        given = {p["name"] for p in parameters}
+        for declared_parameter in template["spec"]["arguments"]["parameters"]:
+            missing = declared_parameter["name"]
+            if missing not in given and "value" not in declared_parameter \
+                    and "valueFrom" not in declared_parameter:
+                why = (f"spec.arguments.{missing}.value or spec.arguments.{missing}.valueFrom "
+                       "is required")
+                return 400, {"code": 3, "message": why}
         name = template["metadata"]["name"] + "-" + uuid.uuid4().hex[:5]
         workflow = {
             "apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow",
@@ -203,6 +230,10 @@ class ArgoStub:
                 return 501, {"code": 12, "message": "stub creates workflows only by /submit"}
             if template == "/api/v1/workflows/{namespace}/submit":
                 return self.submit(params["namespace"], body)
+            if template == "/api/v1/version":
+                return 200, {"version": "v4.1.2", "buildDate": "2026-01-01T00:00:00Z",
+                             "gitCommit": "0" * 40, "gitTag": "v4.1.2", "gitTreeState": "clean",
+                             "goVersion": "go1.24", "compiler": "gc", "platform": "linux/amd64"}
             name = params.get("name", "")
             if name not in self.workflows:
                 return 404, {"code": 5, "message": f"workflows.argoproj.io \"{name}\" not found"}
@@ -243,6 +274,10 @@ class ArgoStub:
 
             def _serve(self) -> None:
                 split = urlsplit(self.path)
+                if not split.path.startswith(stub.prefix + "/"):
+                    return self._refuse([f"{self.command} {split.path}: not under "
+                                         f"{stub.prefix}/"])
+                split = split._replace(path=split.path[len(stub.prefix):])
                 found = stub.contract.match(self.command, split.path)
                 if found is None:
                     return self._refuse([f"{self.command} {split.path}: no such operation"])

@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from trainer.data.ingest import ingest_path
-from trainer.storage import Share
+from trainer.share.layout import Share
 
 #: What a bank's export cannot know: the label, and the simulator's fraud scenario.
 LABEL_COLUMNS = ["TX_FRAUD", "TX_FRAUD_SCENARIO"]

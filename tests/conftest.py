@@ -1,9 +1,8 @@
 """Shared fixtures: a private redis-server per test session, an isolated db per test.
 
-The server runs on a free port in a temporary directory with `--save ''`; nothing here
-touches a Redis on 6379. Under xdist each worker process starts its own server, so the
-databases never collide; within a process each test gets a db flushed before and after
-(the pattern of prefect-redis' `flush_redis_database` and RQ's `find_empty_redis_database`).
+The suite runs on pytest-xdist workers (`make test`: `-n 2 --dist loadgroup`); each
+worker is its own session with its own redis-server. tests/xdist_groups.py decides which
+tests share a worker: a module's tests, and the modules that share one Prefect server.
 """
 
 from __future__ import annotations
@@ -22,6 +21,16 @@ from redis_server import RedisServer  # noqa: E402
 
 #: Database used by `redis_url`; db 0 stays free for ad-hoc use.
 TEST_DB = 9
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """`--dist loadgroup`: tests/xdist_groups.py's units of work (see there why)."""
+    if config.getoption("dist") != "loadgroup":
+        return None
+    config.option.loadscopereorder = False  # collection order: the long integration tests first
+    from xdist_groups import ModuleGroupScheduling
+
+    return ModuleGroupScheduling(config, log)
 
 
 @pytest.fixture(scope="session")

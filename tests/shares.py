@@ -7,10 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from trainer.checkpoints import dump_model
 from trainer.data.ingest import ingest_path
 from trainer.data.simulator import simulate, write_day
-from trainer.storage import Share, atomic_write_bytes, sha256_bytes
+from trainer.share.checkpoints import dump_model
+from trainer.share.files import atomic_write_bytes, sha256_bytes
+from trainer.share.layout import Share
 
 SAMPLE = (Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "gke-sample"
           / "datasets")
@@ -49,7 +50,8 @@ def model_digests_in_fresh_interpreters(training: str, runs: int = 2) -> set[str
     The code may use `np` and `make_learner`.
     """
     code = ("import hashlib, numpy as np;"
-            "from trainer.learners import make_learner; from trainer.checkpoints import dump_model;"
+            "from trainer.learners.registry import make_learner;"
+            "from trainer.share.checkpoints import dump_model;"
             f"{training};"
             "print(hashlib.sha256(dump_model(m)).hexdigest())")
     return {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -33,15 +33,16 @@ from dataclasses import asdict, dataclass, field
 import pandas as pd
 import pyarrow.parquet as pq
 
-from trainer.checkpoints import load_checkpoint
-from trainer.data.ingest import manifest_key, read_manifest
 from trainer.evaluation import scoring
 from trainer.features.compute import HISTORY_DAYS, INPUT_COLUMNS
 from trainer.features.from_history import features_of_transactions
 from trainer.labels import arrived_dates, labelled_frame
-from trainer.learners import uses_profiles
-from trainer.lineage import Entry, Lineage
-from trainer.storage import Share, try_exclusive_lock
+from trainer.learners.registry import uses_profiles
+from trainer.share.checkpoints import load_checkpoint
+from trainer.share.layout import Share
+from trainer.share.lineage import Entry, Lineage
+from trainer.share.locks import try_exclusive_lock
+from trainer.share.manifest import manifest_key, read_manifest
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +66,12 @@ class ArrivalScoring:
         return asdict(self)
 
 
-def _day_transactions(share: Share, day: dt.date) -> pd.DataFrame | None:
-    """The feature inputs of one day: its training dataset, else arrived rows + labels."""
+def day_transactions(share: Share, day: dt.date) -> pd.DataFrame | None:
+    """The feature inputs of one day: its training dataset, else arrived rows + labels.
+
+    None when the share has neither. `trainer.serving` reads an online day's history
+    through this too, so its features see the same rows as an arrived day's.
+    """
     if share.training_dataset(day).is_file():
         return pq.read_table(share.training_dataset(day), columns=INPUT_COLUMNS).to_pandas()
     if share.arrived_dataset(day).is_file():
@@ -82,7 +87,7 @@ def arrived_features(share: Share, day: dt.date, *, profiles: bool = False) -> p
         the profile columns after it (``features_of_transactions``).
     """
     days = [day - dt.timedelta(days=back) for back in range(HISTORY_DAYS, 0, -1)]
-    frames = [f for d in days if (f := _day_transactions(share, d)) is not None]
+    frames = [f for d in days if (f := day_transactions(share, d)) is not None]
     frames.append(labelled_frame(share, day)[0][INPUT_COLUMNS])
     return features_of_transactions(pd.concat(frames, ignore_index=True), day,
                                     profiles=profiles)
@@ -135,7 +140,8 @@ def score_arrived(share: Share, day: dt.date, head: Entry) -> dict:
               "scored_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
               "inputs": inputs_signature(share, day)}
     scoring.write_scores(share, day, frame, scoring.score_day(model, frame, head.learner),
-                         metadata={SCORED_BY_KEY: json.dumps(record, sort_keys=True).encode()})
+                         metadata={SCORED_BY_KEY: json.dumps(record, sort_keys=True).encode()},
+                         model=model, learner=head.learner)
     log.info("scored %s on arrival with the model trained through %s (%s): %s", day,
              head.date, head.sha256[:12], share.scores(day))
     return {"date": day.isoformat(), "scores_file": str(share.scores(day)), "scored_by": record}

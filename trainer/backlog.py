@@ -9,10 +9,11 @@ from collections.abc import Callable, Iterable
 from trainer.data.day_parts import is_closed
 from trainer.data.ingest import read_manifest
 from trainer.labels import awaiting_labels
-from trainer.lineage import Lineage
 from trainer.queue.work_queue import WorkQueue
+from trainer.replay import rewind_for_replay
+from trainer.share.layout import Share
+from trainer.share.lineage import Entry, Lineage
 from trainer.step import StepResult, run_step
-from trainer.storage import Share
 
 log = logging.getLogger(__name__)
 
@@ -88,3 +89,13 @@ def train_all(share: Share, through: dt.date | None = None, learner: str | None 
             on_step(i, len(days), result)
     return results
 
+
+def replay(share: Share, to_day: dt.date | None, *, learner: str | None = None,
+           on_step: Callable | None = None) -> tuple[list[Entry], list]:
+    """Rewind to `to_day` and train every ingested day after it, oldest first.
+
+    Returns:
+        The superseded entries and the step results.
+    """
+    superseded = rewind_for_replay(share, to_day)
+    return superseded, train_all(share, learner=learner, on_step=on_step)

@@ -27,6 +27,8 @@ BUILTIN = [
     "close",
     "relabel",
     "score",
+    "alerts",
+    "serve",
     "evaluate",
     "lineage",
     "days",

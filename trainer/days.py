@@ -13,12 +13,12 @@ from __future__ import annotations
 
 from trainer.arrival import scored_by, scores_stale
 from trainer.data.day_parts import is_closed, sources_of
-from trainer.data.ingest import manifest_key, read_manifest
 from trainer.label_store import effective_labels, quarantined_days, read_stored_labels
 from trainer.labels import arrived_dates, missing_ids
-from trainer.lineage import Lineage
 from trainer.relabel import late_labels
-from trainer.storage import Share
+from trainer.share.layout import Share
+from trainer.share.lineage import Lineage
+from trainer.share.manifest import manifest_key, read_manifest
 
 
 def _state(entry, has_dataset: bool, closed: bool, conflicts: list, held: list) -> str:

@@ -22,13 +22,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from trainer.data.ingest import quarantine
 from trainer.data.mapping import resolve_mapping
+from trainer.data.quarantine import quarantine
 from trainer.data.schema import LABEL
 from trainer.errors import DatasetValidationError
 from trainer.label_store import (
     ID,
     STORED_COLUMNS,
+    arrived_dates,
     conflict_detail,
     effective_labels,
     label_lock,
@@ -40,8 +41,9 @@ from trainer.label_store import (
     write_stored_labels,
     write_unfiled,
 )
-from trainer.labels import arrived_dates
-from trainer.storage import Share, file_lock, sha256_file
+from trainer.share.files import sha256_file
+from trainer.share.layout import Share
+from trainer.share.locks import file_lock
 
 log = logging.getLogger(__name__)
 

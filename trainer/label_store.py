@@ -26,12 +26,22 @@ import pyarrow.parquet as pq
 
 from trainer.data.schema import LABEL
 from trainer.errors import FraudpipeError
-from trainer.storage import Share, atomic_path, atomic_write_text
+from trainer.share.files import atomic_path, atomic_write_text
+from trainer.share.layout import Share
 
 ID = "TRANSACTION_ID"
 
 #: Columns of `share.labels(day)`: the label, the file and row it came from, when it came.
 STORED_COLUMNS = [ID, LABEL, "SOURCE", "ROW", "ARRIVED_AT"]
+
+
+def arrived_dates(share: Share) -> list[dt.date]:
+    """Dates of the days that arrived without labels, oldest first."""
+    days = []
+    for path in share.arrived_dir.glob("*.parquet") if share.arrived_dir.is_dir() else []:
+        with contextlib.suppress(ValueError):
+            days.append(dt.date.fromisoformat(path.stem))
+    return sorted(days)
 
 
 def now() -> str:

@@ -20,7 +20,6 @@ transaction day on the share, so the rule follows the data, not the wall clock.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import logging
 
@@ -28,16 +27,12 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from trainer.data.day_parts import is_closed
-from trainer.data.ingest import (
-    _lock_path,
-    _write_manifest,
-    canonical_parquet_bytes,
-    manifest_key,
-    read_manifest,
-)
+from trainer.data.label_delay import GENUINE_AFTER_DAYS
+from trainer.data.parquet import canonical_parquet_bytes
 from trainer.data.schema import COLUMNS, LABEL
 from trainer.label_store import (
     ID,
+    arrived_dates,
     conflict_detail,
     effective_labels,
     quarantined_days,
@@ -45,29 +40,13 @@ from trainer.label_store import (
     read_stored_labels,
     unplaced_quarantine,
 )
-from trainer.lineage import Lineage
-from trainer.storage import (
-    Share,
-    atomic_write_bytes,
-    file_lock,
-    sha256_bytes,
-    sha256_file,
-    try_exclusive_lock,
-)
+from trainer.share.files import atomic_write_bytes, sha256_bytes, sha256_file
+from trainer.share.layout import Share
+from trainer.share.lineage import Lineage
+from trainer.share.locks import file_lock, try_exclusive_lock
+from trainer.share.manifest import manifest_key, read_manifest, write_manifest
 
 log = logging.getLogger(__name__)
-
-#: The handbook's delay: a transaction without a label after this many days is genuine.
-GENUINE_AFTER_DAYS = 7
-
-
-def arrived_dates(share: Share) -> list[dt.date]:
-    """Dates of the days that arrived without labels, oldest first."""
-    days = []
-    for path in share.arrived_dir.glob("*.parquet") if share.arrived_dir.is_dir() else []:
-        with contextlib.suppress(ValueError):
-            days.append(dt.date.fromisoformat(path.stem))
-    return sorted(days)
 
 
 def awaiting_labels(share: Share) -> list[dt.date]:
@@ -222,7 +201,7 @@ def _write_training(share: Share, day: dt.date, frame: pd.DataFrame, received: i
         "labels_for_missing_ids": missing_ids(share, day),
         "ingested_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
-    with (file_lock(_lock_path(share)),
+    with (file_lock(share.ingest_lock),
           try_exclusive_lock(share.training_lock(day)) as free):
         if not free or (share.training_dataset(day).is_file() and not replace):
             return None  # a step or another completion got there first
@@ -231,7 +210,7 @@ def _write_training(share: Share, day: dt.date, frame: pd.DataFrame, received: i
         atomic_write_bytes(share.training_dataset(day), data)
         manifest = read_manifest(share)
         manifest[manifest_key("training", day)] = entry
-        _write_manifest(share, manifest)
+        write_manifest(share, manifest)
     log.info("%s complete (%s): %d row(s), %d label(s) received, %d fraud(s) -> %s", day,
              how, len(frame), received, entry["frauds"], share.training_dataset(day))
     return {"date": day.isoformat(), "how": how, "rows": len(frame), "labels": received,

@@ -3,7 +3,7 @@
 Every learner is a scikit-learn estimator with `partial_fit(X, y)` that keeps its own
 state across calls, so a day's step is: load yesterday's checkpoint, `partial_fit` on
 today, save. Learners are chosen by name (`LEARNERS`); the name is stored in the lineage
-so a chain never switches learner half-way; the registry is `trainer.learners`.
+so a chain never switches learner half-way; the registry is `trainer.learners.registry`.
 
 Class imbalance is handled explicitly: frauds are about 0.8% of transactions, and
 `partial_fit` refuses `class_weight="balanced"`, so each learner weights frauds by

@@ -16,19 +16,16 @@ import logging
 
 import pyarrow.parquet as pq
 
-from trainer.data.ingest import (
-    _lock_path,
-    _write_manifest,
-    canonical_parquet_bytes,
-    manifest_key,
-    read_manifest,
-)
+from trainer.data.parquet import canonical_parquet_bytes
 from trainer.data.schema import LABEL
 from trainer.errors import FraudpipeError
 from trainer.label_store import ID, effective_labels, labelled_dates, read_stored_labels
-from trainer.lineage import Lineage
 from trainer.replay import replay_point, rewind_for_replay
-from trainer.storage import Share, atomic_write_bytes, file_lock, sha256_bytes, try_exclusive_lock
+from trainer.share.files import atomic_write_bytes, sha256_bytes
+from trainer.share.layout import Share
+from trainer.share.lineage import Lineage
+from trainer.share.locks import file_lock, try_exclusive_lock
+from trainer.share.manifest import manifest_key, read_manifest, write_manifest
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +94,7 @@ def apply_late_labels(share: Share) -> dict:
 def _rewrite(share: Share, day: dt.date, labels: dict[str, int]) -> None:
     """Write `labels` (id as text -> label) into the training dataset of `day`."""
     path = share.training_dataset(day)
-    with file_lock(_lock_path(share)), try_exclusive_lock(share.training_lock(day)) as free:
+    with file_lock(share.ingest_lock), try_exclusive_lock(share.training_lock(day)) as free:
         if not free:
             raise FraudpipeError(f"{day} is being trained right now; its late labels were not "
                                  "applied. Run fraudpipe relabel again once the step ends")
@@ -116,5 +113,5 @@ def _rewrite(share: Share, day: dt.date, labels: dict[str, int]) -> None:
             "labels": len(labels), "previous_sha256": entry.get("dataset_sha256")}]
         entry.update(dataset_sha256=sha256_bytes(data), frauds=int(frame[LABEL].sum()))
         manifest[manifest_key("training", day)] = entry
-        _write_manifest(share, manifest)
+        write_manifest(share, manifest)
     log.info("%s: %d late label(s) written into %s", day, len(labels), path)

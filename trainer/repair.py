@@ -17,10 +17,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from trainer.data.ingest import manifest_key, read_manifest
 from trainer.errors import LineageError
-from trainer.lineage import Entry, Lineage, rewind
-from trainer.storage import Share, file_lock, sha256_file
+from trainer.share.files import sha256_file
+from trainer.share.layout import Share
+from trainer.share.lineage import Entry, Lineage, rewind
+from trainer.share.locks import file_lock
+from trainer.share.manifest import manifest_key, read_manifest
 
 #: `.tmp-*` files younger than this may belong to a writer still running: kept by --clean.
 TEMP_MIN_AGE_SECONDS = 3600.0

@@ -2,19 +2,20 @@
 
 The chain only moves forward, so a day that arrives after later days were trained (a
 late day), or a trained day whose data must change, needs a replay: the head goes back
-to the last checkpoint before that day (`trainer.lineage.rewind` keeps the later entries,
-marked superseded) and every ingested day after it is trained again in date order.
-`fraudpipe replay` and the replay flow (`flows/replay.py`) both go through `rewind_for_replay`.
+to the last checkpoint before that day (`trainer.share.lineage.rewind` keeps the later
+entries, marked superseded) and every ingested day after it is trained again in date
+order. `fraudpipe replay` and the replay flow (`flows/replay.py`) both go through
+`rewind_for_replay`; `trainer.backlog.replay` rewinds and trains the later days. This
+module reads only the share, so the ingest and the step can name the replay a day needs.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
 
 from trainer.errors import FraudpipeError
-from trainer.lineage import Entry, Lineage, rewind
-from trainer.storage import Share
+from trainer.share.layout import Share
+from trainer.share.lineage import Entry, Lineage, rewind
 
 #: `--from` value that rewinds to before the first day (everything is retrained).
 START = "start"
@@ -75,16 +76,3 @@ def rewind_for_replay(share: Share, to_day: dt.date | None) -> list[Entry]:
         LineageError: `to_day` has no checkpoint on the active chain.
     """
     return rewind(share, to_day)
-
-
-def replay(share: Share, to_day: dt.date | None, *, learner: str | None = None,
-           on_step: Callable | None = None) -> tuple[list[Entry], list]:
-    """Rewind to `to_day` and train every ingested day after it, oldest first.
-
-    Returns:
-        The superseded entries and the step results.
-    """
-    from trainer.backlog import train_all
-
-    superseded = rewind_for_replay(share, to_day)
-    return superseded, train_all(share, learner=learner, on_step=on_step)

@@ -18,8 +18,9 @@ import pandas as pd
 
 from trainer.errors import FraudpipeError
 from trainer.evaluation.scoring import TOP_CARDS
-from trainer.lineage import Entry, Lineage
-from trainer.storage import Share, atomic_write_text, records_json
+from trainer.share.files import atomic_write_text, records_json
+from trainer.share.layout import Share
+from trainer.share.lineage import Entry, Lineage
 
 
 def _fmt(value) -> str:
@@ -101,7 +102,11 @@ def card_alerts(share: Share, day: dt.date, limit: int = TOP_CARDS) -> list[dict
 
     Returns:
         One dict per card: rank, card_id, highest_score, transactions (the card's that
-        day), amount (their total), date and scores_file (the file read).
+        day), amount (their total), date and scores_file (the file read); when the file
+        has them (`trainer.evaluation.scoring.reason_columns`), also reasons (of the
+        card's highest-scored transaction, in words), reason_inputs, score_from_booster
+        and score_from_others (the two parts of the highest score), and
+        transaction_list (each transaction: id, time, terminal, amount, score).
 
     Raises:
         FraudpipeError: the day has no scores file.
@@ -110,14 +115,29 @@ def card_alerts(share: Share, day: dt.date, limit: int = TOP_CARDS) -> list[dict
     if not path.is_file():
         raise FraudpipeError(f"{path}: no scores for {day} (only a day trained after the "
                              f"chain's first has them)")
-    scores = pd.read_parquet(path, columns=["CUSTOMER_ID", "TX_AMOUNT", "FRAUD_SCORE",
-                                            "CARD_RANK"])
-    cards = (scores.groupby("CUSTOMER_ID")
-             .agg(card_rank=("CARD_RANK", "min"), highest_score=("FRAUD_SCORE", "max"),
-                  transactions=("TX_AMOUNT", "size"), amount=("TX_AMOUNT", "sum"))
-             .dropna(subset=["card_rank"]).sort_values("card_rank").head(limit))
-    return [{"rank": int(row.card_rank), "card_id": _card_id(row.Index),
-             "highest_score": round(float(row.highest_score), 4),
-             "transactions": int(row.transactions), "amount": round(float(row.amount), 2),
-             "date": day.isoformat(), "scores_file": str(path)}
-            for row in cards.itertuples()]
+    scores = pd.read_parquet(path)
+    ranked = (scores[scores["CARD_RANK"].notna()]
+              .sort_values(["CARD_RANK", "FRAUD_SCORE", "TX_DATETIME"],
+                           ascending=[True, False, True]))
+    alerts: list[dict] = []
+    for card, rows in ranked.groupby("CARD_RANK", sort=True):
+        if len(alerts) == limit:
+            break
+        top = rows.iloc[0]
+        alert: dict = {"rank": int(card), "card_id": _card_id(top["CUSTOMER_ID"]),
+                 "highest_score": round(float(top["FRAUD_SCORE"]), 4),
+                 "transactions": len(rows), "amount": round(float(rows["TX_AMOUNT"].sum()), 2),
+                 "date": day.isoformat(), "scores_file": str(path)}
+        if "REASONS" in rows.columns:
+            alert.update({
+                "reasons": str(top["REASONS"]), "reason_inputs": str(top["REASON_INPUTS"]),
+                "score_from_booster": round(float(top["SCORE_FROM_BOOSTER"]), 4),
+                "score_from_others": round(float(top["SCORE_FROM_OTHERS"]), 4)})
+        alert["transaction_list"] = [
+            {"transaction_id": _card_id(r.TRANSACTION_ID),
+             "time": pd.Timestamp(r.TX_DATETIME).strftime("%H:%M:%S"),
+             "terminal_id": _card_id(r.TERMINAL_ID), "amount": round(float(r.TX_AMOUNT), 2),
+             "score": round(float(r.FRAUD_SCORE), 4)}
+            for r in rows.sort_values(["TX_DATETIME", "TRANSACTION_ID"]).itertuples()]
+        alerts.append(alert)
+    return alerts

@@ -2,8 +2,9 @@
 
 For day D: load the head checkpoint (sha256 verified) -> features for D from the head's
 carried feature state, D and its boundary days (`trainer.features.carried`), the profile
-columns too if the chain's learner reads them (`trainer.learners.learner_inputs`) -> score D
-with the head model before training on it (the day's alerts, prequential metrics) ->
+columns too if the chain's learner reads them (`trainer.learners.registry.learner_inputs`)
+-> score D with the head model before training on it (the day's alerts, prequential
+metrics) ->
 `partial_fit` on D -> write the checkpoint and the new feature state atomically -> commit
 both as the new head by compare-and-swap -> rewrite the reports from the lineage.
 
@@ -22,7 +23,6 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from trainer import faults
-from trainer.checkpoints import dump_model, load_checkpoint
 from trainer.errors import (
     DatasetValidationError,
     InputChangedError,
@@ -32,19 +32,16 @@ from trainer.errors import (
 )
 from trainer.evaluation import scoring
 from trainer.features.carried import carried_features
-from trainer.learners import DEFAULT_LEARNER, make_learner, uses_profiles
-from trainer.lineage import Entry, Lineage, commit
+from trainer.learners import DEFAULT_LEARNER
+from trainer.learners.registry import make_learner, uses_profiles
 from trainer.model import fraud_scores
 from trainer.replay import replay_command
 from trainer.report import write_reports
-from trainer.storage import (
-    Share,
-    publish_temp,
-    sha256_bytes,
-    sha256_file,
-    shared_lock,
-    write_temp,
-)
+from trainer.share.checkpoints import dump_model, load_checkpoint
+from trainer.share.files import publish_temp, sha256_bytes, sha256_file, write_temp
+from trainer.share.layout import Share
+from trainer.share.lineage import Entry, Lineage, commit
+from trainer.share.locks import shared_lock
 from trainer.versions import library_versions
 
 log = logging.getLogger(__name__)
@@ -143,7 +140,7 @@ def _train_and_commit(share: Share, day: dt.date, lineage: Lineage, learner: str
     metrics: dict = {"transactions": int(len(y)), "frauds": int(y.sum())}
     if head is not None:
         scores = fraud_scores(model, X)  # the X trained on below: one copy of the inputs
-        scoring.write_scores(share, day, frame, scores)
+        scoring.write_scores(share, day, frame, scores, model=model, learner=learner_name)
         metrics["prequential"] = scoring.day_metrics(frame, scores)
     model.partial_fit(X, y)
     metrics["train_accuracy"], metrics["train_accuracy_rows"] = scoring.training_accuracy(

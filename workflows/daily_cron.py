@@ -29,7 +29,10 @@ def build(settings: WorkflowSettings | None = None) -> CronWorkflow:
         successful_jobs_history_limit=7,
         failed_jobs_history_limit=7,
         workflow_template_ref=m.WorkflowTemplateRef(name=settings.template_name),
-        arguments=[Parameter(name="datasets", value=QUEUED)],
+        # The image travels with the cron too: a template applied from another render
+        # (or the committed one, which names none) cannot change what the cron runs.
+        arguments=[Parameter(name="datasets", value=QUEUED)]
+        + ([Parameter(name="image", value=settings.image)] if settings.image else []),
     )
 
 

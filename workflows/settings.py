@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from trainer.errors import PermanentError
+from workflows.image import check_image
 
 #: Exit code of a validation or out-of-order error: the retry expression never retries it.
 PERMANENT_EXIT_CODE: int = PermanentError.exit_code
@@ -23,6 +24,8 @@ PREEMPTION_MESSAGE_PATTERN = "imminent node shutdown|pod deleted"
 
 #: Node label and taint GKE puts on Spot nodes.
 SPOT_LABEL = "cloud.google.com/gke-spot"
+#: Node label (and taint key) of a GKE ComputeClass; a pod selects the class with it.
+COMPUTE_CLASS_LABEL = "cloud.google.com/compute-class"
 
 #: Value of the `datasets` parameter that means "train whatever is queued in Redis".
 QUEUED = "queued"
@@ -53,12 +56,17 @@ class WorkflowSettings(BaseModel):
     namespace: str = Field(default="fraudpipe", min_length=1, description="Kubernetes namespace")
     """Namespace the templates are created in."""
 
-    image: str = Field(
-        default="fraudpipe-step:latest",
-        min_length=1,
-        description="default step image (a workflow parameter can override it)",
+    image: str | None = Field(
+        default=None,
+        description="the pushed step image, the `image` parameter's default (none: "
+                    "every submission must pass it)",
     )
-    """Step image built from `deployments/Dockerfile`; override per run with `-p image=...`."""
+    """Step image built from `deployments/Dockerfile` and pushed (`workflows/image.py`).
+
+    None by default: the committed templates name no image, so Argo refuses a submission
+    that does not give one ("spec.arguments.image.value or ...valueFrom is required")
+    instead of pulling a name that exists nowhere. `fraudpipe render` sets it from
+    `--image` or `$FRAUDPIPE_IMAGE`."""
 
     service_account: str = Field(default="fraudpipe-workflow", min_length=1)
     """Service account of the pods (RBAC rendered beside the templates)."""
@@ -128,6 +136,30 @@ class WorkflowSettings(BaseModel):
     """When the CronWorkflow variant trains whatever is queued (UTC)."""
 
     cron_timezone: str = Field(default="UTC")
+
+    argo_namespace: str = Field(default="argo", min_length=1)
+    """Namespace of the Argo controller and its `workflow-controller-configmap`."""
+
+    executor_run_as_user: int = Field(default=8737, ge=1)
+    """uid of Argo's `init` and `wait` containers: the argoexec image's own user (Argo's
+    `common.MinimalCtrSC`). They run with the executor settings of the controller's
+    ConfigMap, not the workflow's (workflow/controller/workflowpod.go, newExecContainer)."""
+
+    executor_cpu_request: str = Field(default="100m")
+    executor_memory_request: str = Field(default="128Mi")
+    executor_cpu_limit: str = Field(default="500m")
+    executor_memory_limit: str = Field(default="256Mi")
+    """Resources of `init` and `wait`. Set so that GKE Autopilot does not apply its own
+    defaults to containers without requests."""
+
+    compute_class: str = Field(default="fraudpipe-spot-first", min_length=1)
+    """GKE custom ComputeClass of every first try: Spot nodes, and on-demand nodes when
+    GKE cannot create Spot ones (docs/argo-rules.md, "Spot without stalls")."""
+
+    @field_validator("image")
+    @classmethod
+    def _image_names_a_registry(cls, value: str | None) -> str | None:
+        return None if value is None else check_image(value, "image")
 
     @property
     def suffix(self) -> str:

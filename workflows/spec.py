@@ -9,7 +9,8 @@ this shape relies on are in docs/argo-rules.md. With `datasets=queued` the chain
 `fraudpipe worker --burst` pod that drains the Redis queue under the same mutex.
 
 Every pod runs the `fraudpipe` CLI of the step image with the Filestore PVC mounted, on
-Spot nodes, with a retry strategy that retries preemptions and never a permanent error.
+Spot nodes through a GKE ComputeClass that falls back to on-demand nodes when Spot is
+short, with a retry strategy that retries preemptions and never a permanent error.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from hera.workflows import (
 
 from workflows.plan import PLAN_DIR, PLAN_ENV, script_source
 from workflows.settings import (
+    COMPUTE_CLASS_LABEL,
     PERMANENT_EXIT_CODE,
     PREEMPTION_MESSAGE_PATTERN,
     QUEUED,
@@ -90,15 +92,17 @@ def retry_strategy(settings: WorkflowSettings) -> RetryStrategy:
 def on_demand_patch_json() -> str:
     """The pod spec patch of an on-demand attempt, as JSON that holds no `}}`.
 
-    Dropping the Spot nodeSelector alone is not enough while the pods tolerate the Spot
-    taint, so the patch also requires nodes *without* the Spot label. A strategic-merge
-    `null` removes the nodeSelector key (workflow/util/util.go `ApplyPodSpecPatch`).
+    It leaves the Spot-first ComputeClass (a strategic-merge `null` removes the
+    nodeSelector key, workflow/util/util.go `ApplyPodSpecPatch`), so GKE places the pod on
+    its default on-demand nodes. Dropping the selector alone is not enough while the pods
+    tolerate the Spot and class taints, so the patch also requires nodes *without* the
+    Spot label.
     The text goes inside a `{{= }}` expression, and Argo's template engine ends a tag at
     the first `}}` (util/template/template.go, fasttemplate), so every closing brace that
     follows another is written `} }`: still JSON, never the end of a tag.
     """
     patch = {
-        "nodeSelector": {SPOT_LABEL: None},
+        "nodeSelector": {COMPUTE_CLASS_LABEL: None},
         "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
             "nodeSelectorTerms": [{"matchExpressions": [
                 {"key": SPOT_LABEL, "operator": "DoesNotExist"}]}]}}},
@@ -224,6 +228,18 @@ def step_template(settings: WorkflowSettings, **kwargs: Any) -> dict[str, Any]:
     )
 
 
+def image_parameter(settings: WorkflowSettings) -> Parameter:
+    """The `image` parameter, with no value at all when no image is set.
+
+    Hera writes `value=None` as the string "null"; leaving the keyword out leaves the
+    value out, and Argo then refuses a submission that does not pass the image.
+    """
+    description = "the pushed step image, REGISTRY/PATH/fraudpipe-step:TAG"
+    if settings.image is None:
+        return Parameter(name="image", description=description)
+    return Parameter(name="image", value=settings.image, description=description)
+
+
 def arguments(settings: WorkflowSettings) -> list[Parameter]:
     """Workflow parameters and their defaults."""
     return [
@@ -231,13 +247,28 @@ def arguments(settings: WorkflowSettings) -> list[Parameter]:
                   description="JSON list of dates, dates separated by commas, or 'queued'"),
         Parameter(name="days-per-step", value=str(settings.days_per_step),
                   description="days trained by one pod (amortises pod start-up)"),
-        Parameter(name="image", value=settings.image, description="step image"),
+        image_parameter(settings),
         Parameter(name="redis-host", value=settings.redis_host,
                   description="queue host (the password comes from a Secret)"),
         Parameter(name="redis-port", value=str(settings.redis_port), description="queue port"),
         Parameter(name="redis-db", value=str(settings.redis_db), description="queue database"),
         Parameter(name="on-demand-after-retries", value=str(settings.on_demand_after_retries),
                   description="retry number from which attempts leave Spot nodes"),
+    ]
+
+
+def tolerations(settings: WorkflowSettings) -> list[m.Toleration]:
+    """The taints of the Spot-first ComputeClass's nodes: the class's own and Spot's.
+
+    GKE taints the nodes it creates for a custom ComputeClass with the class and its Spot
+    nodes with `cloud.google.com/gke-spot` (GKE docs, "About custom ComputeClasses",
+    "Spot VMs"); GKE adds these tolerations to a pod selecting the class itself, and they
+    are written here so that the pod spec says where it may run.
+    """
+    return [
+        m.Toleration(key=COMPUTE_CLASS_LABEL, operator="Equal", value=settings.compute_class,
+                     effect="NoSchedule"),
+        m.Toleration(key=SPOT_LABEL, operator="Equal", value="true", effect="NoSchedule"),
     ]
 
 
@@ -250,9 +281,8 @@ def spec_kwargs(settings: WorkflowSettings) -> dict[str, Any]:
         arguments=arguments(settings),
         active_deadline_seconds=settings.workflow_deadline_seconds,
         security_context=pod_security(),
-        node_selector={SPOT_LABEL: "true"},
-        tolerations=[m.Toleration(key=SPOT_LABEL, operator="Equal", value="true",
-                                  effect="NoSchedule")],
+        node_selector={COMPUTE_CLASS_LABEL: settings.compute_class},
+        tolerations=tolerations(settings),
         volumes=volumes(settings),
         pod_metadata=m.Metadata(labels={APP_LABEL: "fraudpipe", RUN_LABEL: "{{workflow.name}}"}),
         pod_gc=m.PodGC(strategy="OnPodSuccess"),

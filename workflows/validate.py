@@ -6,8 +6,10 @@ checks types and required fields but leaves unknown keys alone, while Argo's ser
 decodes strictly, so a second pass walks the schema's `$ref`s together with the
 manifest and reports every key the schema does not define. Kubernetes core kinds go
 through the strict schemas shipped by `kubernetes-validate` (offline), or a minimal
-structural check when that package is missing. Every problem names the file, the
-document and the JSON path of the bad field.
+structural check when that package is missing; GKE's ComputeClass through a check of the
+fields used. Then the pods of every workflow are built the way Argo's controller builds
+them and checked against their namespace's Pod Security level (`workflows.validate_pods`).
+Every problem names the file, the document and the JSON path of the bad field.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from typing import Any
 import jsonschema
 import yaml
 
+from workflows.problems import Problem
+
 #: Argo's JSON schema, vendored (see the README beside it for its source and licence).
 ARGO_SCHEMA = (Path(__file__).resolve().parent / "argo_schema"
                / "workflows-v4.1.2-jsonschema.json.gz")
@@ -31,26 +35,21 @@ ARGO_KINDS = ("Workflow", "WorkflowTemplate", "ClusterWorkflowTemplate", "CronWo
               "WorkflowEventBinding")
 KUBERNETES_KINDS = ("PersistentVolume", "PersistentVolumeClaim", "Service", "StatefulSet",
                     "Deployment", "Job", "Pod", "ServiceAccount", "Role", "RoleBinding",
-                    "ConfigMap", "Secret", "Namespace")
+                    "ConfigMap", "Secret", "Namespace", "HorizontalPodAutoscaler",
+                    "PodDisruptionBudget")
 #: Kubernetes version whose schemas `kubernetes-validate` checks against.
 KUBERNETES_VERSION = "1.33"
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One reason a manifest is rejected."""
-
-    file: str
-    """The manifest file."""
-    document: int
-    """Index of the YAML document in the file (0 for single-document files)."""
-    path: str
-    """JSON path of the bad field, `$` for the document itself."""
-    message: str
-    """What is wrong and what was expected."""
-
-    def __str__(self) -> str:
-        return f"{self.file}[{self.document}]: {self.path}: {self.message}"
+#: GKE's ComputeClass (`cloud.google.com/v1`): no published JSON schema, so the fields
+#: fraudpipe uses are checked by hand (GKE docs, "ComputeClass CustomResourceDefinition").
+COMPUTE_CLASS_API_VERSION = "cloud.google.com/v1"
+COMPUTE_CLASS_SPEC_KEYS = frozenset({
+    "priorities", "priorityDefaults", "nodePoolAutoCreation", "activeMigration",
+    "autoscalingPolicy", "whenUnsatisfiable", "nodePoolConfig", "nodePoolGroup",
+    "description", "autopilot"})
+COMPUTE_CLASS_RULE_KEYS = frozenset({
+    "machineFamily", "machineType", "spot", "minCores", "minMemoryGb", "gpu", "tpu",
+    "storage", "nodepools", "podFamily", "reservations", "location", "maxPodsPerNode",
+    "flexStart", "nodeSystemConfig", "capacityCheckWaitTimeSeconds", "placement"})
 
 
 def json_path(parts: Iterable[Any]) -> str:
@@ -165,6 +164,44 @@ def structural_kubernetes(document: dict[str, Any], file: str, index: int) -> li
     return problems
 
 
+def validate_compute_class(document: dict[str, Any], file: str, index: int) -> list[Problem]:
+    """The fields of a GKE ComputeClass fraudpipe relies on, strictly."""
+    problems = []
+    if document.get("apiVersion") != COMPUTE_CLASS_API_VERSION:
+        problems.append(Problem(file, index, "$.apiVersion",
+                                f"expected {COMPUTE_CLASS_API_VERSION!r}"))
+    if (document.get("metadata") or {}).get("namespace"):
+        problems.append(Problem(file, index, "$.metadata.namespace",
+                                "a ComputeClass is cluster-scoped: no namespace"))
+    spec = document.get("spec")
+    if not isinstance(spec, dict):
+        return [*problems, Problem(file, index, "$.spec", "expected an object")]
+    problems += [Problem(file, index, f"$.spec.{key}", f"unknown key {key!r}")
+                 for key in spec if key not in COMPUTE_CLASS_SPEC_KEYS]
+    priorities = spec.get("priorities")
+    if not isinstance(priorities, list) or not priorities:
+        problems.append(Problem(file, index, "$.spec.priorities", "expected a non-empty list"))
+        priorities = []
+    for position, rule in enumerate(priorities):
+        where = f"$.spec.priorities[{position}]"
+        if not isinstance(rule, dict):
+            problems.append(Problem(file, index, where, "expected an object"))
+            continue
+        problems += [Problem(file, index, f"{where}.{key}", f"unknown key {key!r}")
+                     for key in rule if key not in COMPUTE_CLASS_RULE_KEYS]
+        if "spot" in rule and not isinstance(rule["spot"], bool):
+            problems.append(Problem(file, index, f"{where}.spot", "expected a boolean"))
+    if spec.get("whenUnsatisfiable", "ScaleUpAnyway") not in ("ScaleUpAnyway", "DoNotScaleUp"):
+        problems.append(Problem(file, index, "$.spec.whenUnsatisfiable",
+                                "expected 'ScaleUpAnyway' or 'DoNotScaleUp'"))
+    for key, flag in (("nodePoolAutoCreation", "enabled"),
+                      ("activeMigration", "optimizeRulePriority")):
+        value = (spec.get(key) or {}).get(flag, False)
+        if not isinstance(value, bool):
+            problems.append(Problem(file, index, f"$.spec.{key}.{flag}", "expected a boolean"))
+    return problems
+
+
 def validate_document(document: Any, file: str, index: int,
                       schema_path: str | None = None) -> list[Problem]:
     """Problems of one YAML document, dispatched on its kind."""
@@ -180,8 +217,10 @@ def validate_document(document: Any, file: str, index: int,
         return validate_argo(document, file, index, schema_path)
     if kind in KUBERNETES_KINDS:
         return validate_kubernetes(document, file, index)
+    if kind == "ComputeClass":
+        return validate_compute_class(document, file, index)
     return [Problem(file, index, "$.kind", f"no schema for kind {kind!r}; expected one of "
-                    f"{', '.join(ARGO_KINDS + KUBERNETES_KINDS)}")]
+                    f"{', '.join(ARGO_KINDS + KUBERNETES_KINDS + ('ComputeClass',))}")]
 
 
 def manifest_files(paths: Iterable[str | Path]) -> list[Path]:
@@ -209,11 +248,37 @@ def validate_file(path: str | Path, schema_path: str | None = None) -> list[Prob
     return problems
 
 
-def validate_paths(paths: Iterable[str | Path], schema_path: str | None = None
-                   ) -> tuple[list[Path], list[Problem]]:
-    """Validate every manifest under `paths`; returns (files checked, problems)."""
+@dataclass
+class Validation:
+    """What `fraudpipe validate` found: files, problems, and the pods Argo would build."""
+
+    files: list[Path]
+    """The manifest files checked."""
+    problems: list[Problem]
+    """Schema problems, then pod problems."""
+    pod_reports: list[Any]
+    """One `workflows.validate_pods.PodReport` per workflow manifest."""
+
+
+def validate_deployment(paths: Iterable[str | Path], schema_path: str | None = None
+                        ) -> Validation:
+    """Every manifest under `paths` against its schema, then the pods Argo would build.
+
+    Each workflow's pods are built as Argo's controller builds them and checked against the
+    Pod Security level of their namespace (`workflows.validate_pods`).
+    """
+    from workflows.validate_pods import check_pods, pod_documents
+
     files = manifest_files(paths)
     problems: list[Problem] = []
     for file in files:
         problems += validate_file(file, schema_path)
-    return files, problems
+    reports, pod_problems = check_pods(pod_documents(files))
+    return Validation(files, problems + pod_problems, reports)
+
+
+def validate_paths(paths: Iterable[str | Path], schema_path: str | None = None
+                   ) -> tuple[list[Path], list[Problem]]:
+    """Validate every manifest under `paths`; returns (files checked, problems)."""
+    result = validate_deployment(paths, schema_path)
+    return result.files, result.problems

@@ -1,6 +1,6 @@
 """Helpers of the worker and chaos tests: tiny datasets, worker processes, the invariant.
 
-The invariant every worker test asserts (issue 3): every pushed dataset is on the lineage
+The invariant every worker test asserts: every pushed dataset is on the lineage
 exactly once or in the dead-letter list with a reason; none lost; no duplicate or forked
 lineage entry; every checkpoint verifies; when quiet, nothing is leased or pending.
 """
@@ -19,9 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from trainer.faults import PAUSED
-from trainer.lineage import Lineage, verify
 from trainer.queue.work_queue import WorkQueue
-from trainer.storage import Share, create_share, sha256_file
+from trainer.share.files import sha256_file
+from trainer.share.layout import Share, create_share
+from trainer.share.lineage import Lineage, verify
 
 START = dt.date(2018, 4, 1)
 REPO = Path(__file__).resolve().parents[2]

@@ -12,8 +12,11 @@ from tests.chaos.harness import run_chaos
 pytestmark = pytest.mark.integration
 
 
+# The run stops killing when its budget is spent, and the kill count is asserted: the budget
+# is for a machine busy with other work (a quiet one needs ~40 s), not a speed target.
+@pytest.mark.timeout(1500)
 def test_reduced_chaos_run_keeps_the_invariant(tmp_path, redis_url):
-    figures = run_chaos(tmp_path, redis_url, datasets=10, kills=8, seed=1, timeout=300)
+    figures = run_chaos(tmp_path, redis_url, datasets=10, kills=8, seed=1, timeout=900)
     assert figures.external_kills == 8
     assert (figures.lost, figures.duplicated, figures.forked, figures.dead) == (0, 0, 0, 0)
     assert figures.trained == 10

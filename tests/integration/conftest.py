@@ -19,5 +19,6 @@ def prefect_harness() -> Iterator[str]:
     from prefect.settings import PREFECT_API_URL
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness(server_startup_timeout=90):
+    # generous: a start-up on a busy machine is not a failure of what the tests check
+    with prefect_test_harness(server_startup_timeout=240):
         yield PREFECT_API_URL.value()

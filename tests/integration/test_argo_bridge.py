@@ -27,11 +27,13 @@ from flows.argo_backend import (
     run_training_workflow,
     training_submission,
 )
+from workflows.image import step_image
 from workflows.settings import WorkflowSettings
 
 pytestmark = pytest.mark.integration
 
 DAYS = ["2018-04-01", "2018-04-02"]
+IMAGE = "europe-west1-docker.pkg.dev/test-project/fraudpipe/fraudpipe-step:0.1.0"
 
 
 class FakeClock:
@@ -56,7 +58,8 @@ def block(stub: ArgoStub) -> ArgoServer:
 
 
 def run(stub: ArgoStub, clock: FakeClock, **kwargs):
-    return run_training_workflow(block(stub), training_submission(DAYS, days_per_step=1),
+    return run_training_workflow(block(stub), training_submission(DAYS, image=IMAGE,
+                                                                   days_per_step=1),
                                  poll_seconds=kwargs.pop("poll_seconds", 5),
                                  sleep=kwargs.pop("sleep", clock.sleep),
                                  clock=clock, **kwargs)
@@ -98,7 +101,8 @@ def test_submits_from_the_workflow_template_and_relays_node_phases(bridge_log):
     assert manifest["spec"]["workflowTemplateRef"] == {"name": WorkflowSettings().template_name}
     assert "templates" not in manifest["spec"]
     parameters = {p["name"]: p["value"] for p in manifest["spec"]["arguments"]["parameters"]}
-    assert parameters == {"datasets": '["2018-04-01", "2018-04-02"]', "days-per-step": "1"}
+    assert parameters == {"datasets": '["2018-04-01", "2018-04-02"]', "days-per-step": "1",
+                          "image": IMAGE}
     # node phases were relayed, each change once
     text = "\n".join(bridge_log.lines)
     assert "argo plan: Succeeded" in text
@@ -228,6 +232,6 @@ def test_submit_to_a_real_argo_server():
         verify_tls=os.environ.get("FRAUDPIPE_ARGO_VERIFY_TLS", "1") != "0",
     )
     submission = training_submission([os.environ.get("FRAUDPIPE_ARGO_DATE", "2018-04-01")],
-                                     image=os.environ.get("FRAUDPIPE_IMAGE"))
+                                     image=step_image())
     result = run_training_workflow(server, submission, timeout_seconds=3600, poll_seconds=15)
     assert result.phase == "Succeeded"

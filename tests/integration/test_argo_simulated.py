@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from argo_controller import SPOT_POOL, Controller, PodCall, PodResult, Preempting, fits
+from argo_controller import POOLS, Controller, PodCall, PodResult, Preempting, fits
 
 REPO = Path(__file__).resolve().parents[2]
 WORKFLOW = REPO / "deployments" / "argo" / "fraudpipe-train-workflow.yaml"
@@ -136,7 +136,7 @@ def test_rendered_workflow_survives_preemptions_and_trains_the_same_lineage(inge
                           ("report", None, 0)])
     # the third attempt ran off Spot, by affinity; preempted attempts never ran their command
     third = controller.pods[4]
-    assert third.pool.name == "on-demand" and not fits(third.spec, SPOT_POOL)
+    assert not third.pool.spot and not any(fits(third.spec, p) for p in POOLS if p.spot)
     assert [name for name, _ in pods.argvs].count("train-batch") == 4
     assert pods.argvs[1][1][:2] == ["sh", "-c"]
     assert all((argo_share / "output" / "feature_state" / f"{day}.parquet").is_file()

@@ -24,8 +24,8 @@ def test_daily_pipeline_scores_arrivals_then_trains_them_when_labelled(
     from flows.pipeline import daily_pipeline
     from trainer.arrival import scored_by
     from trainer.data.simulator import simulate, write_day
-    from trainer.lineage import Lineage, verify
-    from trainer.storage import create_share
+    from trainer.share.layout import create_share
+    from trainer.share.lineage import Lineage, verify
 
     share, _ = create_share(tmp_path / "share", "test")
     params = {"storage": str(share.root), "redis_url": redis_url,

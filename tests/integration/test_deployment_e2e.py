@@ -19,10 +19,11 @@ from prefect_server import DAYS, DeployedPipeline, deployed_pipeline, run_embedd
 from blocks.redis_queue import RedisWorkQueue
 from stack.embedded import simulate_new_days
 from stack.rundir import RunDirectory
-from trainer.lineage import verify
-from trainer.storage import Share
+from trainer.share.layout import Share
+from trainer.share.lineage import verify
 
-pytestmark = pytest.mark.integration
+# One deployed pipeline (tests/prefect_server.py) for both modules: the same xdist worker.
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("deployed_pipeline")]
 
 
 @pytest.fixture(scope="session")

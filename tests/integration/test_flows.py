@@ -84,7 +84,7 @@ def task_runs_named(flow_run_id: UUID, name: str, wait_seconds: float = 30.0) ->
 def fast(redis_url: str, tmp_path: Path) -> dict:
     """Parameters every flow takes: the share (created, as `fraudpipe init` does), the queue,
     quick retries."""
-    from trainer.storage import create_share
+    from trainer.share.layout import create_share
 
     create_share(tmp_path / "share", "test")
     return {"storage": str(tmp_path / "share"), "redis_url": redis_url,
@@ -94,8 +94,8 @@ def fast(redis_url: str, tmp_path: Path) -> dict:
 def test_daily_pipeline_trains_drains_publishes_and_is_idempotent(
         prefect_harness: str, fast: dict, tmp_path: Path) -> None:
     from flows.pipeline import daily_pipeline
-    from trainer.lineage import Lineage, verify
-    from trainer.storage import Share
+    from trainer.share.layout import Share
+    from trainer.share.lineage import Lineage, verify
 
     # GIVEN five simulated days in the landing area
     landing = tmp_path / "landing"
@@ -169,8 +169,8 @@ def test_daily_pipeline_on_a_path_that_is_not_a_share_refuses_and_starts_no_chai
 def test_bad_file_is_quarantined_and_the_rest_trained(
         prefect_harness: str, fast: dict, tmp_path: Path) -> None:
     from flows.pipeline import daily_pipeline
-    from trainer.lineage import verify
-    from trainer.storage import Share
+    from trainer.share.layout import Share
+    from trainer.share.lineage import verify
 
     # GIVEN five days of which the third is not a Parquet file at all
     landing = tmp_path / "landing"
@@ -199,8 +199,8 @@ def test_failing_step_is_dead_lettered_and_the_run_fails_naming_it(
         prefect_harness: str, fast: dict, tmp_path: Path) -> None:
     from flows.ingest import ingest_flow
     from flows.train import train_flow
-    from trainer.lineage import verify
-    from trainer.storage import Share
+    from trainer.share.layout import Share
+    from trainer.share.lineage import verify
 
     # GIVEN five days ingested and queued, then day 3's dataset removed from the share
     # (it passed ingest; its step now fails with a permanent DatasetValidationError)
@@ -237,8 +237,8 @@ def test_transient_failures_are_retried_with_backoff_then_dead_lettered(
         prefect_harness: str, fast: dict, tmp_path: Path) -> None:
     from flows.ingest import ingest_flow
     from flows.train import train_flow
-    from trainer.lineage import Lineage
-    from trainer.storage import Share
+    from trainer.share.layout import Share
+    from trainer.share.lineage import Lineage
 
     # GIVEN two days trained, one more queued, and the head checkpoint corrupted on the
     # share (a LineageError: not permanent, so Prefect retries the step)
@@ -268,8 +268,8 @@ def test_backfill_reuses_trained_days_and_trains_the_rest(
     from flows.backfill import backfill_flow
     from flows.ingest import ingest_flow
     from flows.train import train_flow
-    from trainer.lineage import Lineage, verify
-    from trainer.storage import Share
+    from trainer.share.layout import Share
+    from trainer.share.lineage import Lineage, verify
 
     # GIVEN six days ingested of which the first three are trained, the queue then lost
     landing = tmp_path / "landing"
@@ -300,8 +300,8 @@ def test_replay_keeps_the_superseded_branch_and_the_new_chain_verifies(
         prefect_harness: str, fast: dict, tmp_path: Path) -> None:
     from flows.pipeline import daily_pipeline
     from flows.replay import replay_flow
-    from trainer.lineage import EntryStatus, Lineage, verify
-    from trainer.storage import Share
+    from trainer.share.layout import Share
+    from trainer.share.lineage import EntryStatus, Lineage, verify
 
     # GIVEN four trained days
     landing = tmp_path / "landing"

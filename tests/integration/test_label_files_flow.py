@@ -22,8 +22,8 @@ def test_daily_pipeline_keeps_good_labels_blocks_the_conflict_and_applies_late_o
         prefect_harness: str, redis_url: str, tmp_path: Path) -> None:
     from flows.pipeline import daily_pipeline
     from trainer.data.simulator import simulate
-    from trainer.lineage import verify
-    from trainer.storage import create_share
+    from trainer.share.layout import create_share
+    from trainer.share.lineage import verify
 
     share, _ = create_share(tmp_path / "share", "test")
     frames = dict(simulate("2018-04-01", 12, customers=200, terminals=400, seed=1))

@@ -15,8 +15,8 @@ import pytest
 import redis
 
 from stack.services import free_port
-from trainer.lineage import verify
-from trainer.storage import Share
+from trainer.share.layout import Share
+from trainer.share.lineage import verify
 
 pytestmark = pytest.mark.integration
 

@@ -45,7 +45,7 @@ def test_push_stats_dead_retry_dead(capsys, redis_url, monkeypatch):
 
 
 def test_push_from_storage_queues_every_ingested_day(capsys, redis_url, tmp_path):
-    from trainer.storage import create_share
+    from trainer.share.layout import create_share
 
     share, _ = create_share(tmp_path, "test")  # a share, as `fraudpipe ingest` leaves it
     share.training_dir.mkdir(parents=True)

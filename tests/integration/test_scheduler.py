@@ -27,8 +27,8 @@ from stack.embedded import simulate_new_days
 from stack.register import DAILY_DEPLOYMENT, PROCESS_POOL, REPOSITORY
 from stack.rundir import RunDirectory
 from stack.services import PrefectServer, ProcessWorker, RedisService
-from trainer.lineage import verify
-from trainer.storage import Share
+from trainer.share.layout import Share
+from trainer.share.lineage import verify
 
 pytestmark = pytest.mark.integration
 

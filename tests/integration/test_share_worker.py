@@ -1,5 +1,5 @@
-"""Issue 14 with a real redis-server: the worker never dead-letters a queue because the
-share is missing, and says a late day needs a replay."""
+"""The share as the record, with a real redis-server: the worker never dead-letters a queue
+because the share is missing, and says a late day needs a replay."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from trainer.errors import NotAShareError
 from trainer.queue.settings import RedisSettings
 from trainer.queue.work_queue import WorkQueue
 from trainer.queue.worker import Worker
+from trainer.share.layout import Share
 from trainer.step import run_step
-from trainer.storage import Share
 
 pytestmark = pytest.mark.integration
 

@@ -18,7 +18,8 @@ import pytest
 from playwright import sync_api
 from prefect_server import DAYS, REPOSITORY, DeployedPipeline, deployed_pipeline
 
-pytestmark = pytest.mark.integration
+# One deployed pipeline (tests/prefect_server.py) for both modules: the same xdist worker.
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("deployed_pipeline")]
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
@@ -155,12 +156,13 @@ def test_alerts_table_shows_todays_cards(pipeline: DeployedPipeline, page) -> No
     table = page.locator("table").first
     table.wait_for()
     header = table.locator("th").all_inner_texts()
-    for column in ("rank", "card_id", "highest_score", "transactions", "amount",
-                   "scores_file"):
+    for column in ("rank", "card_id", "highest_score", "why", "score_split",
+                   "transactions_of_the_day", "transactions", "total_amount"):
         assert column in header, header
     first_cells = table.locator("tbody tr").first.locator("td").all_inner_texts()
     assert str(rows[0]["card_id"]) in first_cells, first_cells
-    assert any(cell.endswith(f"output/scores/{HEAD_DAY}.parquet") for cell in first_cells)
+    assert rows[0]["why"] and rows[0]["why"] in first_cells, first_cells
+    assert f"output/scores/{HEAD_DAY}.parquet" in alerts["description"]
     shot = _screenshot(page, "alerts-artifact")
     assert shot.stat().st_size > 10_000
 
@@ -182,3 +184,39 @@ def test_metrics_plot_is_rendered_inline(pipeline: DeployedPipeline, page) -> No
     assert image.bounding_box()["width"] > 100  # laid out on the page, not hidden
     shot = _screenshot(page, "plot-artifact")
     assert shot.stat().st_size > 10_000
+
+
+#: Screenshots kept with the docs: what the fraud analyst sees in the UI.
+DOC_SCREENSHOTS = REPOSITORY / "docs" / "screenshots"
+
+
+@pytest.mark.timeout(900)
+def test_the_analysts_morning_headline_reasons_and_last_lists(pipeline: DeployedPipeline,
+                                                              page) -> None:
+    assert pipeline.returncode == 0, pipeline.output
+    artifacts = _artifacts(pipeline)
+    DOC_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    # GIVEN the headline: the review capacity, why the top cards are listed, the last lists
+    page.goto(f"{pipeline.server.url}/artifacts/artifact/"
+              f"{artifacts['fraudpipe-daily-pipeline-headline']['id']}")
+    page.get_by_text("Why the top cards are on the list", exact=False).first.wait_for()
+    page.get_by_text("Last lists", exact=False).first.wait_for()
+    text = page.inner_text("body")
+    assert "cards a day" in text and "booster" in text and "Hit-rate trend" in text
+    page.screenshot(path=str(DOC_SCREENSHOTS / "headline.png"), full_page=True)
+    # AND the alerts table: each card's reasons and its transactions of the day
+    alerts = artifacts["fraudpipe-daily-pipeline-alerts"]
+    first = _rows(alerts["data"])[0]
+    page.goto(f"{pipeline.server.url}/artifacts/artifact/{alerts['id']}")
+    page.locator("table").first.wait_for()
+    page.get_by_text(first["why"].split(";")[0], exact=False).first.wait_for()
+    page.screenshot(path=str(DOC_SCREENSHOTS / "alerts-with-reasons.png"), full_page=True)
+    # AND the outcomes of the last lists, a row per labelled day, newest first
+    outcomes = artifacts["fraudpipe-daily-pipeline-outcomes"]
+    rows = _rows(outcomes["data"])
+    assert [row["date"] for row in rows] == [f"2018-04-{d:02d}" for d in range(DAYS, 1, -1)]
+    page.goto(f"{pipeline.server.url}/artifacts/artifact/{outcomes['id']}")
+    page.locator("table").first.wait_for()
+    header = page.locator("table").first.locator("th").all_inner_texts()
+    assert {"confirmed_fraud", "hit_rate", "missed_by_the_list"} <= set(header), header
+    page.screenshot(path=str(DOC_SCREENSHOTS / "outcomes.png"), full_page=True)

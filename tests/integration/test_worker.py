@@ -42,8 +42,8 @@ def test_burst_worker_trains_every_day_once_in_date_order(tmp_path, redis_url, q
     assert proc.wait(timeout=180) == 0
     # THEN every day is on the chain once, oldest first
     verdict = check_invariant(root, queue, days, [tmp_path / "w.log"])
-    from trainer.lineage import verify
-    from trainer.storage import Share
+    from trainer.share.layout import Share
+    from trainer.share.lineage import verify
 
     assert [e.date for e in verify(Share.at(root))] == days
     assert verdict.trained == 6 and verdict.executions == 6
@@ -52,7 +52,7 @@ def test_burst_worker_trains_every_day_once_in_date_order(tmp_path, redis_url, q
 def test_always_failing_day_is_dead_after_exactly_max_attempts(tmp_path, redis_url, queue):
     root = tmp_path / "share"
     days = write_days(root, 5)
-    from trainer.storage import Share
+    from trainer.share.layout import Share
 
     # the checkpoint path of day 3 is a directory: the step fails there every time
     Share.at(root).checkpoint(days[2]).mkdir(parents=True)

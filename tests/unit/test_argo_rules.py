@@ -18,12 +18,14 @@ import pytest
 import yaml
 from argo_controller import (
     DEADLINE_EXCEEDED,
+    POOLS,
     PREEMPTED,
     SPOT_POOL,
     Controller,
     PodCall,
     PodResult,
     Preempting,
+    SpotShortage,
     TemplateError,
     apply_pod_spec_patch,
     check_templates,
@@ -214,10 +216,11 @@ def test_two_preemptions_then_on_demand_chain_in_order_and_report_runs(tmp_path)
     assert [(p.inputs["first"], p.retries) for p in trains] == [
         ("2018-04-01", 0), ("2018-04-02", 0), ("2018-04-02", 1), ("2018-04-02", 2),
         ("2018-04-03", 0)]
-    assert [p.pool.name for p in trains] == ["spot", "spot", "spot", "on-demand", "spot"]
+    assert [p.pool.spot for p in trains] == [True, True, True, False, True]
     third = trains[3].spec
-    assert "nodeSelector" not in third or "cloud.google.com/gke-spot" not in third["nodeSelector"]
-    assert not fits(third, SPOT_POOL)
+    assert "cloud.google.com/gke-spot" not in third.get("nodeSelector", {})
+    assert "cloud.google.com/compute-class" not in third.get("nodeSelector", {})
+    assert not any(fits(third, pool) for pool in POOLS if pool.spot)
     ends = {n.name: n.finished for n in controller.nodes.values() if n.type == "Pod"}
     for earlier, later in zip(trains, trains[1:], strict=False):
         assert later.started >= ends[earlier.node]  # strictly one after the other
@@ -358,3 +361,119 @@ def test_the_on_demand_attempt_cannot_land_on_spot(tmp_path, path, leaves_spot):
     # THEN only the affinity keeps it off Spot; dropping the nodeSelector alone does not
     assert "cloud.google.com/gke-spot" not in spec.get("nodeSelector", {})
     assert fits(spec, SPOT_POOL) is not leaves_spot
+
+
+# --- Spot shortage: the ComputeClass falls back, a Spot selector waits --------------------------
+
+#: Assumed time GKE takes to create a node for a pod (not measured here: no cluster). The
+#: bound asserted below is in these units: a pod waits for a node, never for Spot.
+NODE_START_SECONDS = 120
+SHORTAGE = SpotShortage(0, 6 * 3600)
+CHAIN_DAYS = [f"2018-04-{day:02d}" for day in range(1, 25)]  # 24 days of 20 min: 8 hours
+
+
+def spot_selector_only(manifest: dict) -> dict:
+    """The scheduling the templates had before the ComputeClass: Spot by node selector."""
+    manifest = json.loads(json.dumps(manifest))
+    spec = manifest["spec"]
+    spec["nodeSelector"] = {"cloud.google.com/gke-spot": "true"}
+    spec["tolerations"] = [t for t in spec["tolerations"]
+                           if t["key"] == "cloud.google.com/gke-spot"]
+    return manifest
+
+
+def shortage_run(manifest: dict, tmp_path: Path) -> tuple[Controller, object]:
+    controller = Controller(manifest, {"datasets": json.dumps(CHAIN_DAYS)}, Pods(tmp_path),
+                            Preempting(DURATIONS), capacity=SHORTAGE,
+                            node_start_seconds=NODE_START_SECONDS)
+    return controller, controller.run()
+
+
+def test_no_spot_for_six_hours_the_chain_trains_every_day_in_order_on_demand_within_a_bound(
+        tmp_path):
+    # GIVEN no Spot capacity anywhere for the first 6 hours of a 24-day chain
+    # WHEN the committed workflow runs
+    controller, root = shortage_run(load(COMMITTED), tmp_path)
+    # THEN every day is trained once, in date order, one pod after the other
+    assert root.phase == "Succeeded", controller.summary()
+    trains = train_pods(controller)
+    assert [(p.inputs["first"], p.retries) for p in trains] == [(d, 0) for d in CHAIN_DAYS]
+    ends = {n.name: n.finished for n in controller.nodes.values() if n.type == "Pod"}
+    for earlier, later in zip(trains, trains[1:], strict=False):
+        assert later.started >= ends[earlier.node]
+    # on the class's on-demand nodes while Spot is short, on its Spot nodes after
+    assert all(not p.pool.spot and p.pool.name == "class-on-demand"
+               for p in trains if p.running < SHORTAGE.end)
+    assert all(p.pool.spot for p in trains if p.started >= SHORTAGE.end)
+    assert sum(not p.pool.spot for p in trains) >= 17
+    # and no pod waits for Spot: each waits only for its node to start
+    assert all(p.running - p.started == NODE_START_SECONDS for p in controller.pods)
+    work = sum(DURATIONS[p.template] for p in controller.pods)
+    assert root.finished <= work + len(controller.pods) * NODE_START_SECONDS
+
+
+def test_the_same_shortage_stalls_a_chain_that_selects_spot_by_node_selector(tmp_path):
+    # GIVEN the workflow as it scheduled before the ComputeClass (gke-spot node selector)
+    controller, root = shortage_run(spot_selector_only(load(COMMITTED)), tmp_path)
+    # THEN the first training pod is Pending until Spot returns, six hours later: its
+    # activeDeadlineSeconds never starts, no retry happens, the on-demand patch never applies
+    assert root.phase == "Succeeded"
+    trains = train_pods(controller)
+    assert trains[0].running >= SHORTAGE.end
+    assert [p.retries for p in trains] == [0] * len(CHAIN_DAYS)
+    assert all(p.pool.spot for p in trains)
+
+
+def test_pending_timeout_on_a_retried_step_never_ends_a_pending_attempt(tmp_path):
+    # GIVEN the Spot-selector workflow with pendingTimeout 10m on the retried training step
+    manifest = spot_selector_only(load(COMMITTED))
+    for template in manifest["spec"]["templates"]:
+        if template["name"] == "train-batch":
+            template["pendingTimeout"] = "10m"
+    controller, root = shortage_run(manifest, tmp_path)
+    # THEN the attempt still waits six hours: the controller checks pendingTimeout on the
+    # Retry node, which is Running, not on its Pending attempt (operator.go)
+    first = train_pods(controller)[0]
+    assert first.retries == 0 and first.running >= SHORTAGE.end
+    assert root.phase == "Succeeded"
+    # while on a step that is not retried it does end the Pending pod: Spot vanishes for
+    # good while the one-day chain trains, and the report's pod times out waiting
+    report = next(t for t in manifest["spec"]["templates"] if t["name"] == "report")
+    report["pendingTimeout"] = "10m"
+    report.pop("retryStrategy")
+    controller = Controller(manifest, {"datasets": json.dumps(CHAIN_DAYS[:1])}, Pods(tmp_path),
+                            Preempting(DURATIONS), capacity=SpotShortage(600, 10 ** 7))
+    root = controller.run()
+    (report_node,) = [n for n in controller.nodes.values() if n.template == "report"]
+    assert report_node.message == "timeout" and root.phase == "Failed"
+    assert report_node.finished - report_node.started == pytest.approx(600, abs=1)
+
+
+# --- a permanent error still waits the backoff of its attempt -----------------------------------
+
+@pytest.mark.parametrize(("transient", "wait"), [(0, 30), (1, 60), (2, 120), (3, 0)])
+def test_exit_code_3_fails_after_the_backoff_of_its_attempt_at_most_two_minutes(
+        tmp_path, transient, wait):
+    # GIVEN the second batch failing `transient` times with exit 5 (head moved), then
+    # refusing its data (exit 3)
+    exits = {("train-batch", "2018-04-02", k): (5, "head moved") for k in range(transient)}
+    exits[("train-batch", "2018-04-02", transient)] = (3, "bad data")
+    # WHEN the committed workflow runs
+    controller, root = simulate(load(COMMITTED), tmp_path, pods=Pods(tmp_path, exits))
+    # THEN it is not retried, but the Retry node fails only after the backoff of that attempt
+    # (operator.go processNodeRetries waits before it reads the policy, limit and expression),
+    # and not at all after the last attempt (limit 3: the attempt count skips the wait)
+    assert root.phase == "Failed"
+    retry = next(n for n in controller.nodes.values()
+                 if n.type == "Retry" and n.inputs.get("first") == "2018-04-02")
+    attempts = [controller.nodes[c] for c in retry.children]
+    assert [a.exit_code for a in attempts] == ["5"] * transient + ["3"]
+    assert retry.finished - attempts[-1].finished == wait
+    template = controller.templates["train-batch"]
+    backoff = template["retryStrategy"]["backoff"]
+    longest = min(parse_duration(backoff["duration"]) * int(backoff["factor"]) ** (
+        int(template["retryStrategy"]["limit"]) - 1), parse_duration(backoff["cap"]))
+    assert wait <= longest == 120
+    expected = ("No more retries left" if transient == 3
+                else "retryStrategy.expression evaluated to false")
+    assert retry.message == expected

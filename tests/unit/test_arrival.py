@@ -18,16 +18,16 @@ from tests.arrivals import arrive, write_labels
 from tests.shares import simulated_share
 from trainer.arrival import arrived_features, score_arrived_days, scored_by
 from trainer.backlog import train_all
-from trainer.checkpoints import load_checkpoint
 from trainer.days import day_states
 from trainer.evaluation.scoring import score_day
 from trainer.features.compute import FEATURE_COLUMNS
 from trainer.features.store import features_for_day
 from trainer.label_files import store_labels
 from trainer.labels import complete_days
-from trainer.lineage import Lineage, verify
 from trainer.report import card_alerts
-from trainer.storage import create_share
+from trainer.share.checkpoints import load_checkpoint
+from trainer.share.layout import create_share
+from trainer.share.lineage import Lineage, verify
 
 DAYS = 9
 N = 7
@@ -156,3 +156,17 @@ def test_once_the_last_labels_come_the_checkpoints_and_scores_equal_the_labelled
     assert {s["state"] for s in states} == {"trained"}
     assert [s["labelled_by"] for s in states] == [f"{N}-day rule"] * DAYS
     assert states[1]["scored_by"] == f"output/model_cpt_{days[0].isoformat()}.skops"
+
+
+def test_an_arrived_days_list_is_the_one_scored_on_arrival(arrived):
+    import json
+
+    from trainer.outcomes import list_path
+
+    share, days, mornings, _ = arrived
+    for day in days[N:]:
+        saved = json.loads(list_path(share, day).read_text())
+        assert saved["scored_by"] == "on arrival, before its labels"
+        scores = mornings[day]["scores"]
+        ranked = scores.dropna(subset=["CARD_RANK"]).drop_duplicates("CUSTOMER_ID")
+        assert saved["cards"] == ranked.sort_values("CARD_RANK")["CUSTOMER_ID"].tolist()

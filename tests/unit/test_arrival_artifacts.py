@@ -3,30 +3,45 @@
 from __future__ import annotations
 
 import datetime as dt
+import shutil
+from pathlib import Path
 
 import pytest
 
-from flows.artifacts import RunSummary, build_artifacts
+from flows.artifacts import build_artifacts
+from flows.summary import RunSummary
 from tests.arrivals import arrive, write_labels
 from tests.shares import simulated_share
 from trainer.arrival import score_arrived_days
 from trainer.backlog import train_all
 from trainer.data.simulator import simulate
-from trainer.storage import Share, create_share
+from trainer.share.layout import Share, create_share
 
 ALERTS_KEY = "fraudpipe-daily-pipeline-alerts"
 D = [dt.date(2018, 4, 1) + dt.timedelta(days=i) for i in range(4)]
 
 
-@pytest.fixture
-def share(tmp_path) -> Share:
+def arrived_share(root: Path) -> Share:
     """Two labelled days trained, then 04-03 and 04-04 arrived without labels."""
-    share = simulated_share(tmp_path, 2, seed=1)
+    share = simulated_share(root, 2, seed=1)
     train_all(share, learner="sgd")
     frames = dict(simulate("2018-04-01", 4, customers=200, terminals=400, seed=1))
     for day in D[2:]:
         arrive(share, day, frames[day])
     return share
+
+
+@pytest.fixture(scope="module")
+def arrived(tmp_path_factory) -> Share:
+    """The module's arrived share, built once; tests get a copy (`share`)."""
+    return arrived_share(tmp_path_factory.mktemp("arrived"))
+
+
+@pytest.fixture
+def share(arrived: Share, tmp_path) -> Share:
+    """A copy of the arrived share that the test may change."""
+    shutil.copytree(arrived.root, tmp_path / "share")
+    return Share.at(tmp_path / "share")
 
 
 def test_todays_alerts_are_the_latest_day_scored_on_arrival(share: Share) -> None:
@@ -43,6 +58,12 @@ def test_todays_alerts_are_the_latest_day_scored_on_arrival(share: Share) -> Non
                            "arrival)\n")
     assert f"check the {len(built.alerts)} cards of the `{ALERTS_KEY}` table" in text
     assert f"card {built.alerts[0]['card_id']} (" in text
+    # AND the days table shows the arrived days, newest first, and who scored them
+    assert [(d["date"], d["state"], d["arrived"]) for d in built.days] == [
+        ("2018-04-04", "awaiting labels", "without labels"),
+        ("2018-04-03", "awaiting labels", "without labels"),
+        ("2018-04-02", "trained", "labelled"), ("2018-04-01", "trained", "labelled")]
+    assert built.days[0]["scored_by"] == "model_cpt_2018-04-02.skops"
     assert "Scored on arrival by the model trained through 2018-04-02" in text
     assert "- waiting for labels: 2018-04-03, 2018-04-04" in text
     assert "- days trained in this run: **0**" in text
@@ -72,31 +93,15 @@ def test_the_score_command_scores_once_per_head_and_prints_the_top_cards(share: 
     out = capsys.readouterr().out.splitlines()
     assert out[0] == ("scored 2 arrived day(s) with the model trained through 2018-04-02: "
                       "2018-04-03, 2018-04-04")
-    assert [line.split()[1] for line in out[1:]] == ["#1", "#2", "#3"]
-    assert all(line.startswith("2018-04-04") for line in out[1:])
+    cards = [line for line in out[1:] if not line.startswith(" ")]
+    assert [line.split()[1] for line in cards] == ["#1", "#2", "#3"]
+    assert all(line.startswith("2018-04-04") for line in cards)
+    # each card's transactions follow it (no reasons: the sgd learner has no booster)
+    details = [line.strip() for line in out[1:] if line.startswith(" ")]
+    assert sum(" transaction " in line and " terminal " in line for line in details) >= 3
+    assert not any(line.startswith("why: ") for line in details)
     assert main(["score", "--storage", str(share.root)]) == 0
     assert capsys.readouterr().out.startswith("no arrived day to score")
-
-
-def test_a_day_whose_step_is_running_is_left_to_the_step(share: Share) -> None:
-    import subprocess
-    import sys
-
-    # GIVEN another process holding 04-04's training lock as a running step does
-    code = ("import sys; from trainer.storage import shared_lock; "
-            f"lock = shared_lock({str(share.training_lock(D[3]))!r}); lock.__enter__(); "
-            "print('locked', flush=True); sys.stdin.read()")
-    step = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True)
-    try:
-        assert step.stdout.readline().strip() == "locked"
-        # WHEN the arrived days are scored
-        result = score_arrived_days(share)
-    finally:
-        step.communicate("")
-    # THEN 04-03 is scored and 04-04 is not: its step writes its scores
-    assert [s["date"] for s in result.scored] == ["2018-04-03"]
-    assert not share.scores(D[3]).exists()
 
 
 def test_a_conflicting_label_file_in_the_flow_is_reported_and_holds_back_only_its_day(

@@ -17,8 +17,8 @@ import pytest
 
 from trainer.cli import main
 from trainer.days import day_states
-from trainer.lineage import Lineage, verify
-from trainer.storage import Share
+from trainer.share.layout import Share
+from trainer.share.lineage import Lineage, verify
 
 START, DAYS, N = dt.date(2018, 4, 1), 9, 7
 SIZE = ["--customers", "200", "--terminals", "400", "--seed", "1"]
@@ -63,9 +63,9 @@ def test_each_morning_scores_the_new_day_with_the_head_of_the_labelled_run(runs)
     root, labelled, arrived, days, mornings = runs
     chain = {e.date.isoformat(): e for e in verify(labelled)}
     assert all(mornings[d] is None for d in days[:N])  # nothing trained yet: no scores
-    from trainer.checkpoints import load_checkpoint
     from trainer.evaluation.scoring import score_day
     from trainer.features.store import features_for_day
+    from trainer.share.checkpoints import load_checkpoint
 
     for day in days[N:]:
         head = chain[(day - dt.timedelta(days=N)).isoformat()]

@@ -45,7 +45,9 @@ def test_workflows_service_uses_url_namespace_token_and_tls():
     )
     service = block.workflows_service()
     assert isinstance(service, WorkflowsService)
-    assert service.host == "https://argo.example.com:2746"
+    # the block keeps the URL without its trailing slash; Hera's host gets exactly one
+    assert block.url == "https://argo.example.com:2746"
+    assert service.host == "https://argo.example.com:2746/"
     assert service.namespace == "fraud"
     assert service.verify_ssl is False
     assert service.token == "Bearer abc"
@@ -92,3 +94,46 @@ def test_every_request_to_the_server_has_a_timeout(monkeypatch):
     with pytest.raises(requests.ConnectTimeout):
         service.get_workflow("w")
     assert seen["timeout"] == 7
+
+
+@pytest.mark.parametrize("url", ["https://argo.example.com/argo", "https://argo.example.com/argo/",
+                                 "https://argo.example.com/a/b/"])
+def test_a_path_prefix_is_kept_in_every_request_url(monkeypatch, url):
+    # GIVEN an Argo Server behind an ingress path, as a block URL with or without a slash
+    import requests
+
+    seen = []
+
+    def record(self, method, url, **kwargs):
+        seen.append(url)
+        raise requests.ConnectTimeout("simulated")
+
+    monkeypatch.setattr(requests.Session, "request", record)
+    block = ArgoServer(url=url, namespace="fraud")
+    # WHEN the service reads a workflow and the UI link is built
+    with pytest.raises(requests.ConnectTimeout):
+        block.workflows_service().get_workflow("w")
+    # THEN both keep the path (urljoin without the slash drops its last segment)
+    base = url.rstrip("/")
+    assert seen == [f"{base}/api/v1/workflows/fraud/w"]
+    assert block.workflow_url("w") == f"{base}/workflows/fraud/w"
+
+
+def test_the_bridge_submits_and_watches_through_a_path_prefix():
+    # GIVEN the swagger-checking Argo stub served under /argo only (like an ingress path)
+    from argo_server_stub import ArgoStub  # tests/ is on sys.path (tests/conftest.py)
+
+    from flows.argo_backend import run_training_workflow, training_submission
+
+    image = "europe-west1-docker.pkg.dev/p/fraudpipe/fraudpipe-step:0.1.0"
+    with ArgoStub("success", steps_to_finish=1, prefix="/argo") as stub:
+        assert stub.url.endswith("/argo")
+        block = ArgoServer(url=stub.url + "/", token="t")
+        # WHEN the bridge submits and polls through the block
+        result = run_training_workflow(block, training_submission(["2018-04-01"], image=image),
+                                       poll_seconds=0, sleep=lambda _: None)
+    # THEN every request reached the stub under the prefix and none was refused
+    assert result.phase == "Succeeded"
+    assert stub.errors == []
+    assert [r[2] for r in stub.requests] == [200, 200]
+    assert result.url == f"{stub.url}/workflows/fraudpipe/{result.name}"

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from blocks import FilestoreStorage
 from blocks.errors import PathEscapesShareError, ProvisioningNotConfiguredError
-from trainer.storage import Share
+from trainer.share.layout import Share
 
 STATIC = dict(ip_address="10.0.0.2", instance_name="nfs-server", location="us-central1-a")
 

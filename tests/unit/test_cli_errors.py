@@ -1,26 +1,24 @@
-"""Where people make mistakes, the CLI says so: run through `trainer.cli.main` and the real
-`fraudpipe` executable (exit codes, stderr, a real pseudo-terminal for the progress bar)."""
+"""Where people make mistakes, the CLI says so: run through `trainer.cli.main` in this process
+(exit codes, stdout, stderr with the log lines). The real `fraudpipe` executable (entry point,
+--version, a pseudo-terminal for the progress bar) is in tests/integration/test_cli_executable.py.
+"""
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
-import pty
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.cli_runner import run_main
 from tests.shares import simulate_days, simulated_share
 from trainer.backlog import train_all
 from trainer.cli import BUILTIN, build_parser, main
 from trainer.errors import NotAShareError
-from trainer.storage import MARKER_NAME, Share, create_share, open_share
+from trainer.share.layout import MARKER_NAME, Share, create_share, open_share
 
-FRAUDPIPE = Path(sys.executable).with_name("fraudpipe")
 D = [dt.date(2018, 4, 1) + dt.timedelta(days=i) for i in range(10)]
 
 #: Every command that must find an existing share, with the arguments it needs besides it.
@@ -33,14 +31,6 @@ SHARE_COMMANDS = {
     # the share is checked before Redis is reached: port 1 is never contacted
     "worker": ["--redis-url", "redis://127.0.0.1:1/0", "--burst"],
 }
-
-
-def run_cli(*args: str, cwd: Path | None = None, stdin_tty: bool = False):
-    """The installed `fraudpipe` executable in a fresh process; (exit code, stdout, stderr)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FRAUDPIPE_")}
-    proc = subprocess.run([str(FRAUDPIPE), *args], capture_output=True, text=True, env=env,
-                          cwd=cwd, timeout=300)
-    return proc.returncode, proc.stdout, proc.stderr
 
 
 @pytest.fixture(scope="module")
@@ -82,37 +72,28 @@ def test_every_command_refuses_a_path_that_is_not_a_share(tmp_path, command, kin
     assert sorted(p.name for p in tmp_path.rglob("*")) == before
 
 
-def test_missing_storage_says_it_does_not_exist_through_the_real_executable(tmp_path):
-    code, out, err = run_cli("train", "--storage", str(tmp_path / "no" / "such" / "dir"))
-    assert code == 3
-    assert "trained 0" not in out
-    assert f"storage root {tmp_path / 'no' / 'such' / 'dir'} does not exist" in err
-    assert "Traceback" not in err
-    assert not (tmp_path / "no").exists()
-
-
 def test_a_file_as_storage_is_an_error_not_a_traceback(tmp_path):
     (tmp_path / "f").write_text("")
-    code, _, err = run_cli("lineage", "--storage", str(tmp_path / "f"))
+    code, _, err = run_main("lineage", "--storage", str(tmp_path / "f"))
     assert code == 3 and "is a file, not a directory" in err and "Traceback" not in err
 
 
 def test_lineage_of_a_non_share_is_not_all_verified(tmp_path):
-    code, out, err = run_cli("lineage", "--storage", str(tmp_path))
+    code, out, err = run_main("lineage", "--storage", str(tmp_path))
     assert code == 3 and "all verified" not in out and "not a fraudpipe share" in err
 
 
 def test_ingest_creates_a_share_and_says_so(tmp_path):
     simulate_days(tmp_path / "landing", 1, customers=50, terminals=100)
     root = tmp_path / "new" / "share"
-    code, out, err = run_cli("ingest", "--source", str(tmp_path / "landing"),
+    code, out, err = run_main("ingest", "--source", str(tmp_path / "landing"),
                              "--storage", str(root))
     assert code == 0, err
     assert f"created a new share at {root}" in err
     assert (root / MARKER_NAME).is_file()
     assert open_share(root).root == root
     # a second ingest finds the share and says nothing about creating it
-    code, out, err = run_cli("ingest", "--source", str(tmp_path / "landing"),
+    code, out, err = run_main("ingest", "--source", str(tmp_path / "landing"),
                              "--storage", str(root))
     assert code == 0 and "created" not in err and "unchanged" in out
 
@@ -120,7 +101,7 @@ def test_ingest_creates_a_share_and_says_so(tmp_path):
 def test_ingest_onto_a_file_is_refused(tmp_path):
     simulate_days(tmp_path / "landing", 1, customers=50, terminals=100)
     (tmp_path / "f").write_text("")
-    code, _, err = run_cli("ingest", "--source", str(tmp_path / "landing"),
+    code, _, err = run_main("ingest", "--source", str(tmp_path / "landing"),
                            "--storage", str(tmp_path / "f"))
     assert code == 3 and "is a file, not a directory" in err
 
@@ -141,7 +122,7 @@ def test_a_share_from_before_the_marker_is_recognised_and_marked(trained, tmp_pa
     share = copy_of(trained, tmp_path)
     share.marker.unlink(missing_ok=True)  # the library's ingest_path writes none
     # WHEN any command opens it
-    with caplog.at_level("INFO", logger="trainer.storage"):
+    with caplog.at_level("INFO", logger="trainer.share.layout"):
         assert main(["lineage", "--storage", str(share.root)]) == 0
     # THEN it is recognised, the marker is written and a log line says so
     assert share.marker.is_file()
@@ -175,7 +156,7 @@ def test_an_unmarked_share_with_only_checkpoints_is_refused_and_left_as_it_was(t
     share.lineage.unlink()
     share.ingest_manifest.unlink()
     # WHEN a command opens it, THEN the lost lineage is the error and no marker is written
-    code, _, err = run_cli("train", "--storage", str(share.root))
+    code, _, err = run_main("train", "--storage", str(share.root))
     assert code == 4 and "lineage --repair" in err
     assert not share.marker.exists()
 
@@ -241,7 +222,8 @@ def test_every_default_and_choice_is_in_help(monkeypatch):
 
 
 def test_learner_help_names_the_default_and_the_choices(capsys):
-    from trainer.learners import DEFAULT_LEARNER, LEARNERS
+    from trainer.learners import DEFAULT_LEARNER
+    from trainer.learners.registry import LEARNERS
 
     with pytest.raises(SystemExit):
         main(["train", "--help"])
@@ -252,13 +234,6 @@ def test_learner_help_names_the_default_and_the_choices(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["train", "--storage", "x", "--learner", "nope"])
     assert exc.value.code == 2 and "invalid choice: 'nope'" in capsys.readouterr().err
-
-
-def test_version():
-    code, out, _ = run_cli("--version")
-    from importlib.metadata import version
-
-    assert code == 0 and out.strip() == f"fraudpipe {version('fraudpipe')}"
 
 
 @pytest.mark.parametrize(("text", "why"), [
@@ -310,7 +285,7 @@ def test_evaluate_bad_split_is_an_error_not_a_traceback(trained, args, code, mes
     base = {"--checkpoint": "2018-04-03", "--test-start": "2018-04-04", "--test-days": "2"}
     base.update(dict(zip(args[::2], args[1::2], strict=True)))
     flat = [x for kv in base.items() for x in kv]
-    got, _, err = run_cli("evaluate", "--storage", str(trained.root), *flat)
+    got, _, err = run_main("evaluate", "--storage", str(trained.root), *flat)
     assert got == code and message in err and "Traceback" not in err
 
 
@@ -322,7 +297,7 @@ def _share_with_days(tmp_path: Path, days: int) -> Share:
 
 def test_train_without_a_terminal_writes_log_lines_only(tmp_path):
     share = _share_with_days(tmp_path, 3)
-    code, out, err = run_cli("train", "--storage", str(share.root), "--learner", "sgd")
+    code, out, err = run_main("train", "--storage", str(share.root), "--learner", "sgd")
     assert code == 0, err
     assert "\r" not in err and "[#" not in err  # no bar redrawn into a log file
     lines = err.splitlines()
@@ -331,44 +306,13 @@ def test_train_without_a_terminal_writes_log_lines_only(tmp_path):
     assert "trained 3 day(s)" in out
 
 
-def test_train_on_a_terminal_keeps_the_bar_below_the_log_lines(tmp_path):
-    # GIVEN a share with three days and a real pseudo-terminal as stdout and stderr
-    share = _share_with_days(tmp_path, 3)
-    leader, follower = pty.openpty()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FRAUDPIPE_")}
-    proc = subprocess.Popen([str(FRAUDPIPE), "train", "--storage", str(share.root),
-                             "--learner", "sgd"], stdout=follower, stderr=follower,
-                            stdin=subprocess.DEVNULL, env=env)
-    os.close(follower)
-    chunks = []
-    while True:
-        try:
-            data = os.read(leader, 65536)
-        except OSError:  # EIO: the child closed the terminal
-            break
-        if not data:
-            break
-        chunks.append(data)
-    assert proc.wait(timeout=300) == 0
-    os.close(leader)
-    text = b"".join(chunks).decode().replace("\r\n", "\n")  # the tty's own newline
-    # WHEN the terminal renders it (a carriage return goes back to the line's start)
-    screen = [line.rsplit("\r", 1)[-1].replace("\x1b[K", "") for line in text.split("\n")]
-    # THEN every log line stands alone, and the bar ended on its own line at 3/3
-    for line in screen:
-        assert not ("INFO" in line and "[#" in line), line
-    assert sum(f"trained {D[0]}" in line and "INFO" in line for line in screen) == 1
-    assert any(line.startswith("[") and "3/3" in line for line in screen)
-    assert "\x1b[K" in text  # the bar was drawn and cleared, not left under a log line
-
-
 # --- quarantine --------------------------------------------------------------------------
 
 def test_each_quarantined_file_is_reported_once_with_where_it_went(tmp_path):
     landing = tmp_path / "landing"
     simulate_days(landing, 1, customers=50, terminals=100)
     (landing / "2018-04-02.csv").write_text("not,a,dataset\n1,2,3\n")
-    code, out, err = run_cli("ingest", "--source", str(landing),
+    code, out, err = run_main("ingest", "--source", str(landing),
                              "--storage", str(tmp_path / "share"))
     assert code == 0, err
     both = out + err
@@ -389,6 +333,6 @@ def test_an_old_share_whose_marker_cannot_be_written_still_opens(trained, tmp_pa
     share.marker.unlink(missing_ok=True)
     share.marker.mkdir()
     # WHEN it is opened, THEN it is still the share, with a warning instead of a traceback
-    with caplog.at_level("WARNING", logger="trainer.storage"):
+    with caplog.at_level("WARNING", logger="trainer.share.layout"):
         assert open_share(share.root) == share
     assert "could not be written" in caplog.text

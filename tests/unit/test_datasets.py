@@ -12,7 +12,7 @@ from tests.fixtures import bad_datasets as fixtures
 from trainer.data.datasets import load_training_day, read_dataset, validate_dataset
 from trainer.data.schema import COLUMNS
 from trainer.errors import DatasetValidationError
-from trainer.storage import Share
+from trainer.share.layout import Share
 
 DAY = dt.date(2018, 4, 3)
 

@@ -11,8 +11,9 @@ import pandas as pd
 import pytest
 
 from trainer.cli import main
-from trainer.data.ingest import read_manifest
-from trainer.storage import Share, sha256_file
+from trainer.share.files import sha256_file
+from trainer.share.layout import Share
+from trainer.share.manifest import read_manifest
 
 ZONE = "Europe/Paris"
 SIZE = ["--customers", "200", "--terminals", "400", "--seed", "1"]

@@ -18,7 +18,7 @@ from trainer.evaluation.split import (
     known_compromised_by_test_day,
 )
 from trainer.features.compute import FEATURE_COLUMNS
-from trainer.storage import Share
+from trainer.share.layout import Share
 
 # The headline split: train 07-25..07-31, delay 08-01..08-07, test 08-08..08-14.
 CHECKPOINT = dt.date(2018, 7, 31)
@@ -258,8 +258,8 @@ def test_training_accuracy_is_exact_up_to_its_row_limit_and_a_seeded_sample_abov
 
 
 def test_the_report_says_when_training_accuracy_was_measured_on_a_sample():
-    from trainer.lineage import Entry
     from trainer.report import entry_text
+    from trainer.share.lineage import Entry
 
     def text(rows: int) -> list[str]:
         metrics = {"transactions": 100_000, "frauds": 800, "train_accuracy": 0.99,

@@ -22,14 +22,13 @@ from trainer.features.profiles import EXTRA_FEATURE_COLUMNS, extra_features_of_d
 from trainer.features.state import (
     NO_TIME,
     FeatureState,
-    advance,
     boundary_days,
     columns_to_read,
     days_to_read,
-    from_parquet,
     held_days,
-    to_parquet,
 )
+from trainer.features.state_advance import advance
+from trainer.features.state_file import from_parquet, to_parquet
 
 START = dt.date(2018, 4, 1)
 COUNT_COLUMNS = [c for c in FEATURE_COLUMNS if "_NB_TX_" in c]

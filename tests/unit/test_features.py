@@ -28,7 +28,7 @@ from trainer.features.store import (
     read_transactions,
     write_features_cache,
 )
-from trainer.storage import Share
+from trainer.share.layout import Share
 
 DAY = dt.date(2018, 4, 10)  # a Tuesday
 

@@ -27,7 +27,8 @@ from trainer.data.simulator import simulate
 from trainer.label_files import store_labels
 from trainer.labels import arrived_dates, complete_days, label_problems
 from trainer.relabel import apply_late_labels
-from trainer.storage import Share, sha256_file
+from trainer.share.files import sha256_file
+from trainer.share.layout import Share
 
 START, DAYS = "2018-03-22", 8
 FAR = dt.date(2018, 6, 1)

@@ -35,10 +35,10 @@ from trainer.errors import (
     LeaseLostError,
     LineageError,
 )
-from trainer.lineage import Entry, Lineage
 from trainer.report import card_alerts
+from trainer.share.layout import Share
+from trainer.share.lineage import Entry, Lineage
 from trainer.step import run_step
-from trainer.storage import Share
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 ALERTS_KEY = "fraudpipe-daily-pipeline-alerts"

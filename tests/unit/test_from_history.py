@@ -22,7 +22,7 @@ from trainer.features.from_history import (
 )
 from trainer.features.profiles import EXTRA_FEATURE_COLUMNS, extra_features_of_day
 from trainer.features.store import features_for_day, read_transactions
-from trainer.learners import PROFILE_INPUTS, learner_inputs, make_learner
+from trainer.learners.registry import PROFILE_INPUTS, learner_inputs, make_learner
 
 DAYS = 12
 D = [dt.date(2018, 4, 1) + dt.timedelta(days=i) for i in range(DAYS)]

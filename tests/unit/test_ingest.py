@@ -13,14 +13,16 @@ import pytest
 
 import trainer.backlog
 import trainer.data.ingest
-import trainer.lineage
+import trainer.share.lineage
 from tests.fixtures import bad_datasets as fixtures
 from trainer.commands import ingest as ingest_command
 from trainer.data.datasets import load_training_day
-from trainer.data.ingest import ingest_path, read_manifest
+from trainer.data.ingest import ingest_path
 from trainer.data.schema import COLUMNS
 from trainer.errors import DatasetValidationError
-from trainer.storage import Share, sha256_file
+from trainer.share.files import sha256_file
+from trainer.share.layout import Share
+from trainer.share.manifest import read_manifest
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = (REPO / "../shared/reference/gke-sample/datasets").resolve()
@@ -250,7 +252,7 @@ def test_changed_file_for_a_trained_day_is_refused_and_left_in_place(tmp_path):
 
 
 def test_changed_file_for_a_day_on_the_real_lineage_is_refused(tmp_path):
-    lineage = trainer.lineage
+    lineage = trainer.share.lineage
     # GIVEN a day ingested, and a lineage whose chain holds that day
     share = Share.at(tmp_path / "share")
     ingest_path(write_day(tmp_path / "v1", seed=1), share)

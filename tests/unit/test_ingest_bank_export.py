@@ -11,9 +11,9 @@ import pandas as pd
 from trainer.cli import main
 from trainer.data.bank_export import CHARGEBACK_DELAY_DAYS
 from trainer.data.datasets import load_canonical
-from trainer.data.ingest import manifest_key, read_manifest
 from trainer.features.compute import compute_features
-from trainer.storage import Share
+from trainer.share.layout import Share
+from trainer.share.manifest import manifest_key, read_manifest
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE_MAPPING = REPO / "examples" / "bank_export" / "fraudpipe-mapping.json"

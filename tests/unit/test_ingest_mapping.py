@@ -1,4 +1,4 @@
-"""Issue 15, the ingest side: users' own columns, text ids, zoned times, files of any days."""
+"""Your own data, the ingest side: users' own columns, text ids, zoned times, files of any days."""
 
 from __future__ import annotations
 
@@ -14,12 +14,13 @@ import pytest
 from tests.fixtures import bad_datasets as fixtures
 from trainer.cli import main
 from trainer.data.datasets import load_canonical
-from trainer.data.ingest import ingest_path, manifest_key, read_manifest
+from trainer.data.ingest import ingest_path
 from trainer.data.mapping import ColumnMapping, MappingError, resolve_mapping
 from trainer.data.schema import COLUMNS
 from trainer.features.compute import compute_features
 from trainer.features.store import features_for_day
-from trainer.storage import Share
+from trainer.share.layout import Share
+from trainer.share.manifest import manifest_key, read_manifest
 
 #: The user's names for the roles, as in a typical card export.
 USER_NAMES = {"TRANSACTION_ID": "tx_id", "TX_DATETIME": "timestamp", "CUSTOMER_ID": "card_id",

@@ -15,7 +15,7 @@ import pytest
 from tests.arrivals import arrive, write_labels
 from trainer.cli import main
 from trainer.data.simulator import simulate
-from trainer.storage import create_share
+from trainer.share.layout import create_share
 
 D = [dt.date(2018, 4, 1) + dt.timedelta(days=i) for i in range(12)]
 

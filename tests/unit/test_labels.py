@@ -11,13 +11,13 @@ from tests.arrivals import arrive, write_labels
 from tests.shares import simulated_share
 from trainer.backlog import trainable_days
 from trainer.cli import main
-from trainer.data.ingest import manifest_key, read_manifest
 from trainer.data.simulator import simulate
 from trainer.errors import DatasetValidationError
 from trainer.label_files import store_labels
 from trainer.labels import complete_days, default_today, read_stored_labels
 from trainer.relabel import late_labels
-from trainer.storage import create_share
+from trainer.share.layout import create_share
+from trainer.share.manifest import manifest_key, read_manifest
 
 D = [dt.date(2018, 4, 1) + dt.timedelta(days=i) for i in range(12)]
 

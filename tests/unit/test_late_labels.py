@@ -10,8 +10,9 @@ from tests.arrivals import arrive, write_labels
 from trainer.cli import main
 from trainer.data.simulator import simulate
 from trainer.labels import read_stored_labels
-from trainer.lineage import Lineage, verify
-from trainer.storage import create_share, sha256_file
+from trainer.share.files import sha256_file
+from trainer.share.layout import create_share
+from trainer.share.lineage import Lineage, verify
 
 D = [dt.date(2018, 4, 1) + dt.timedelta(days=i) for i in range(6)]
 

@@ -5,8 +5,9 @@ import threading
 import pytest
 
 from trainer.errors import HeadMovedError, LeaseLostError, LineageError
-from trainer.lineage import Entry, EntryStatus, Lineage, commit, rewind, verify
-from trainer.storage import Share, atomic_write_bytes, sha256_bytes
+from trainer.share.files import atomic_write_bytes, sha256_bytes
+from trainer.share.layout import Share
+from trainer.share.lineage import Entry, EntryStatus, Lineage, commit, rewind, verify
 
 
 def _entry(share, date, parent, payload=None, publish=True):

@@ -5,20 +5,20 @@ import numpy as np
 import pytest
 import skops.io as sio
 
-from tests.shares import model_digests_in_fresh_interpreters, save_checkpoint
-from trainer.checkpoints import dump_model, load_checkpoint
+from tests.shares import save_checkpoint
 from trainer.features.compute import FEATURE_COLUMNS
 from trainer.features.profiles import EXTRA_FEATURE_COLUMNS
-from trainer.learners import (
-    DEFAULT_LEARNER,
+from trainer.learners import DEFAULT_LEARNER
+from trainer.learners.boosting import ContinuedBoostingClassifier, WindowBoostingClassifier
+from trainer.learners.registry import (
     LEARNERS,
     TRUSTED_TYPES,
     learner_inputs,
     make_learner,
     uses_profiles,
 )
-from trainer.learners.boosting import ContinuedBoostingClassifier, WindowBoostingClassifier
 from trainer.model import fraud_scores
+from trainer.share.checkpoints import dump_model, load_checkpoint
 
 
 def _day(seed: int, rows: int = 3_000, width: int = 15):
@@ -73,15 +73,6 @@ def test_learner_ranks_the_signal(name):
     from sklearn.metrics import roc_auc_score
 
     assert roc_auc_score(y, scores) > 0.9
-
-
-def test_default_learner_bytes_are_the_same_in_another_process():
-    width = len(learner_inputs(DEFAULT_LEARNER))
-    digests = model_digests_in_fresh_interpreters(
-        f"rng=np.random.default_rng(0); X=rng.normal(size=(3000,{width}));"
-        "y=(X[:,0]>1.8).astype(int); m=make_learner();"
-        "[m.partial_fit(X[i::2], y[i::2]) for i in range(2)]")
-    assert len(digests) == 1 and "" not in digests
 
 
 def test_window_reservoir_keeps_only_the_last_days_and_every_fraud():

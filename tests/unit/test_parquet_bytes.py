@@ -43,35 +43,3 @@ def test_a_column_missing_from_the_file_is_an_error_naming_it():
         assert "TX_FRAUD" in str(exc) and "a, b" in str(exc)
     else:
         raise AssertionError("a missing column was read without an error")
-
-
-def test_reading_does_not_import_pyarrow_dataset():
-    # WHY: pq.read_table imports pyarrow.dataset on its first call (~0.25 s of CPU), paid
-    # by every training step, whatever its day size.
-    import subprocess
-
-    code = ("import io, sys, pyarrow as pa, pyarrow.parquet as pq\n"
-            "from trainer.data.parquet import table_from_bytes\n"
-            "s = io.BytesIO(); pq.write_table(pa.table({'a': [1]}), s)\n"
-            "assert table_from_bytes(s.getvalue(), ['a']).num_rows == 1\n"
-            "print('pyarrow.dataset' in sys.modules)\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout
-    assert out.strip() == "False"
-
-
-def test_importing_trainer_sets_arrow_memory_pool_unless_the_user_chose_one():
-    # WHY: with mimalloc, Arrow's default, a fresh step process paid ~0.13 s of CPU on each
-    # of its first two large allocations.
-    import os
-    import subprocess
-
-    code = "import trainer, pyarrow as pa; print(pa.default_memory_pool().backend_name)"
-
-    def backend(**env: str) -> str:
-        clean = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
-        return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                              check=True, env={**clean, **env}).stdout.strip()
-
-    assert backend() in ("jemalloc", "system")
-    assert backend(ARROW_DEFAULT_MEMORY_POOL="mimalloc") == "mimalloc"

@@ -27,7 +27,8 @@ from trainer.data.simulator import simulate, to_sample_dtypes
 from trainer.evaluation.split import evaluate_split
 from trainer.features.compute import HISTORY_DAYS
 from trainer.features.from_history import features_of_transactions
-from trainer.learners import DEFAULT_LEARNER, learner_inputs, make_learner, uses_profiles
+from trainer.learners import DEFAULT_LEARNER
+from trainer.learners.registry import learner_inputs, make_learner, uses_profiles
 from trainer.model import fraud_scores
 
 DAYS, CUSTOMERS, TERMINALS = 45, 600, 1_200

@@ -10,9 +10,9 @@ import pytest
 from tests.arrivals import LABEL_COLUMNS, write_labels
 from trainer.arrival import scored_by
 from trainer.cli import main
-from trainer.data.ingest import manifest_key, read_manifest
 from trainer.data.simulator import simulate, write_day
-from trainer.storage import Share
+from trainer.share.layout import Share
+from trainer.share.manifest import manifest_key, read_manifest
 
 D = [dt.date(2018, 4, 1) + dt.timedelta(days=i) for i in range(6)]
 

@@ -1,21 +1,18 @@
-"""The training step: order, no-ops, gaps, reports, and crashes at every write."""
+"""The training step: order, no-ops, gaps, reports (a step killed at every write:
+tests/integration/test_step_killed.py)."""
 
 import datetime as dt
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
 from tests.shares import simulate_days, simulated_share
-from trainer import faults
 from trainer.backlog import train_all
 from trainer.data.ingest import ingest_path
 from trainer.errors import OutOfOrderError
-from trainer.lineage import Lineage, verify
+from trainer.share.layout import Share
+from trainer.share.lineage import Lineage, verify
 from trainer.step import run_step
-from trainer.storage import Share, sha256_file
 
 D = [dt.date(2018, 4, 1) + dt.timedelta(days=i) for i in range(10)]
 
@@ -99,32 +96,3 @@ def test_report_keeps_the_sample_format_in_chronological_order(reference):
     assert [s["date"] for s in steps] == [d.isoformat() for d in D[:5]]
 
 
-@pytest.mark.parametrize("point", faults.POINTS)
-def test_a_step_killed_at_any_write_leaves_the_share_consistent(tmp_path, reference, point):
-    # GIVEN four days trained
-    share = simulated_share(tmp_path, 5)
-    train_all(share, through=D[3])
-    head_before = Lineage.load(share).head
-    # WHEN the fifth day's step is SIGKILLed at `point`
-    env = dict(os.environ, FRAUDPIPE_FAULT=point)
-    proc = subprocess.run([sys.executable, "-m", "trainer.cli", "step", "--storage",
-                           str(share.root), "--dataset", D[4].isoformat()],
-                          env=env, capture_output=True, text=True)
-    assert proc.returncode == -9, proc.stderr
-    # THEN the head still verifies, its feature state too, and nothing partial sits under
-    # a final name
-    chain = verify(share)
-    committed = point == "after_commit"
-    assert (Lineage.load(share).head != head_before) == committed
-    head = Lineage.load(share).head_entry
-    assert sha256_file(share.feature_state(head.date)) == head.feature_state_sha256
-    for path in share.output_dir.rglob("*"):
-        if path.is_file() and not path.name.startswith("."):  # .tmp-* files and the lock
-            assert path.stat().st_size > 0, path
-    # AND running the step again completes it, with the uninterrupted run's checkpoint
-    run_step(share, D[4])
-    chain = verify(share)
-    assert [e.sha256 for e in chain] == [e.sha256 for e in verify(reference)]
-    assert [e.feature_state_sha256 for e in chain] == [
-        e.feature_state_sha256 for e in verify(reference)]
-    assert len(share.report_txt.read_text().strip().split("\n\n")) == 5

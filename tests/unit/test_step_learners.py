@@ -17,7 +17,6 @@ from tests.arrivals import arrive
 from tests.shares import simulate_days
 from trainer.arrival import score_arrived_days, scored_by
 from trainer.backlog import train_all
-from trainer.checkpoints import dump_model, load_checkpoint
 from trainer.data.ingest import ingest_path
 from trainer.errors import PermanentError
 from trainer.evaluation import scoring
@@ -27,10 +26,12 @@ from trainer.features.compute import FEATURE_COLUMNS
 from trainer.features.from_history import features_of_day, features_of_transactions
 from trainer.features.profiles import EXTRA_FEATURE_COLUMNS
 from trainer.features.store import read_transactions
-from trainer.learners import DEFAULT_LEARNER, learner_inputs, make_learner
-from trainer.lineage import Lineage, verify
+from trainer.learners import DEFAULT_LEARNER
+from trainer.learners.registry import learner_inputs, make_learner
+from trainer.share.checkpoints import dump_model, load_checkpoint
+from trainer.share.layout import Share
+from trainer.share.lineage import Lineage, verify
 from trainer.step import run_step
-from trainer.storage import Share
 
 DAYS = 6
 D = [dt.date(2018, 4, 1) + dt.timedelta(days=i) for i in range(DAYS + 1)]

@@ -8,16 +8,16 @@ import pandas as pd
 import pytest
 
 from tests.shares import simulated_share
-from trainer.backlog import train_all
+from trainer.backlog import replay, train_all
 from trainer.features.carried import carried_features
 from trainer.features.compute import FEATURE_COLUMNS
-from trainer.features.state import boundary_days, from_parquet
+from trainer.features.state import boundary_days
+from trainer.features.state_file import from_parquet
 from trainer.features.store import features_for_day
-from trainer.lineage import Lineage, verify
 from trainer.repair import fsck
-from trainer.replay import replay
+from trainer.share.files import sha256_file
+from trainer.share.lineage import Lineage, verify
 from trainer.step import run_step
-from trainer.storage import sha256_file
 
 D = [dt.date(2018, 4, 1) + dt.timedelta(days=i) for i in range(45)]
 

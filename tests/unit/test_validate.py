@@ -15,7 +15,13 @@ import yaml
 from reference import reference_dir
 
 from workflows.cli import add_validate_parser
-from workflows.validate import ARGO_SCHEMA, KUBERNETES_KINDS, validate_document, validate_paths
+from workflows.validate import (
+    ARGO_SCHEMA,
+    KUBERNETES_KINDS,
+    validate_deployment,
+    validate_document,
+    validate_paths,
+)
 
 DEPLOYMENTS = Path(__file__).resolve().parents[2] / "deployments"
 TEMPLATE = DEPLOYMENTS / "argo" / "fraudpipe-train-workflowtemplate.yaml"
@@ -222,3 +228,79 @@ def test_cli_exit_codes(tmp_path, capsys):
     args = parser.parse_args(["validate", str(tmp_path / "empty")])
     (tmp_path / "empty").mkdir()
     assert args.func(args) == 2
+
+
+# --- the pods Argo builds from the manifests -------------------------------------------------
+
+CONFIGMAP = DEPLOYMENTS / "argo" / "workflow-controller-configmap.yaml"
+WORKFLOW_FILES = ("fraudpipe-train-workflowtemplate.yaml", "fraudpipe-train-workflow.yaml",
+                  "fraudpipe-daily-cronworkflow.yaml")
+
+
+def deployments_copy(tmp_path: Path) -> Path:
+    import shutil
+
+    target = tmp_path / "deployments"
+    shutil.copytree(DEPLOYMENTS, target)
+    return target
+
+
+def test_committed_deployment_builds_every_pod_and_admission_admits_them():
+    # GIVEN the committed manifests, the controller's ConfigMap and the namespace among them
+    result = validate_deployment([DEPLOYMENTS])
+    # THEN every workflow manifest has its pods built: 4 pod templates, each a first try
+    # and an on-demand retry, each pod Argo's init and wait beside main
+    assert result.problems == []
+    assert sorted(Path(r.file).name for r in result.pod_reports) == sorted(WORKFLOW_FILES)
+    for report in result.pod_reports:
+        assert report.level == "restricted" and report.namespace == "fraudpipe"
+        assert len(report.pods) == 8 and report.refused == 0
+        assert {tuple(p.containers) for p in report.pods} == {("init", "wait", "main")}
+        assert {p.attempt for p in report.pods} == {"first", "on-demand"}
+
+
+@pytest.mark.parametrize("change", ["removed", "security context emptied"])
+def test_without_the_executor_settings_argo_containers_are_refused(tmp_path, change):
+    # GIVEN the deployment without the controller ConfigMap's executor securityContext
+    deployments = deployments_copy(tmp_path)
+    configmap_file = deployments / "argo" / CONFIGMAP.name
+    if change == "removed":
+        configmap_file.unlink()
+    else:
+        configmap = yaml.safe_load(configmap_file.read_text())
+        executor = yaml.safe_load(configmap["data"]["executor"])
+        executor.pop("securityContext")
+        configmap["data"]["executor"] = yaml.safe_dump(executor)
+        configmap_file.write_text(yaml.safe_dump(configmap))
+    # WHEN it is validated
+    result = validate_deployment([deployments])
+    # THEN every pod of every workflow is refused, for Argo's init and wait containers only
+    assert result.problems
+    assert all(r.refused == len(r.pods) == 8 for r in result.pod_reports)
+    messages = [p.message for p in result.problems]
+    assert all("is refused by Pod Security 'restricted'" in m for m in messages)
+    assert {m.split(": ", 2)[-1].split("container ")[1].split(" ")[0] for m in messages} == {
+        "'init'", "'wait'"}
+    assert any("allowPrivilegeEscalation != false: container 'init'" in m for m in messages)
+    assert any('capabilities.drop=["ALL"]' in m for m in messages)
+
+
+def test_a_broken_controller_configmap_is_reported_at_its_key(tmp_path):
+    deployments = deployments_copy(tmp_path)
+    configmap_file = deployments / "argo" / CONFIGMAP.name
+    configmap = yaml.safe_load(configmap_file.read_text())
+    configmap["data"]["executer"] = configmap["data"].pop("executor")
+    configmap_file.write_text(yaml.safe_dump(configmap))
+    result = validate_deployment([deployments])
+    (problem,) = [p for p in result.problems if p.path == "$.data"]
+    assert "unknown key(s) executer" in problem.message
+
+
+def test_cli_prints_the_pods_it_built(capsys):
+    parser = argparse.ArgumentParser()
+    add_validate_parser(parser.add_subparsers())
+    args = parser.parse_args(["validate", str(DEPLOYMENTS)])
+    assert args.func(args) == 0
+    out = capsys.readouterr().out
+    assert "24 pod(s) built as Argo builds them, 0 refused at admission, 0 problem(s)" in out
+    assert out.count("containers per pod: 3 (init, wait, main)") == 3

@@ -136,7 +136,7 @@ def test_every_variable_is_set_in_step_zero():
     shell_builtins = {"PATH", "HOME"}
     assert used - defined - shell_builtins == set()
     step_zero = blocks[0]
-    for name in ("PROJECT_ID", "REGION", "ZONE", "CLUSTER", "IMAGE"):
+    for name in ("PROJECT_ID", "REGION", "ZONE", "CLUSTER", "FRAUDPIPE_IMAGE"):
         assert f"export {name}=" in step_zero
 
 
@@ -144,10 +144,20 @@ def test_image_is_built_from_the_dockerfile_and_used_everywhere():
     text = WALKTHROUGH.read_text()
     assert '"-f", "deployments/Dockerfile"' in text
     assert any(w[:3] == ["gcloud", "builds", "submit"] for w in commands())
+    assert '"-t", "${FRAUDPIPE_IMAGE}"' in text
     set_image = ["kubectl", "-n", "$NAMESPACE", "set", "image"]
-    set_images = {w[5] for w in commands() if w[:5] == set_image}
-    assert set_images == {"deployment/prefect-worker", "deployment/fraudpipe-toolbox"}
-    assert any("image=$IMAGE" in words for words in commands() if words[:2] == ["argo", "submit"])
+    set_images = {w[5]: w[6] for w in commands() if w[:5] == set_image}
+    assert set_images == {"deployment/prefect-worker": "worker=$FRAUDPIPE_IMAGE",
+                          "deployment/fraudpipe-toolbox": "toolbox=$FRAUDPIPE_IMAGE",
+                          "deployment/fraudpipe-serve": "serve=$FRAUDPIPE_IMAGE"}
+    # The image is given once (step 0): the rendered template and the cron carry it, so no
+    # run passes it again, and nothing else names an image variable.
+    for words in commands():
+        if words[:2] == ["argo", "submit"]:
+            assert not any(w.startswith("image=") for w in words), words
+    assert not re.search(r"\$\{?IMAGE\b", text)
+    renders = [i for i, w in enumerate(commands()) if w[:2] == ["fraudpipe", "render"]]
+    assert renders and "--image" not in commands()[renders[0]]  # it reads FRAUDPIPE_IMAGE
 
 
 def test_each_step_of_googles_tutorial_has_a_counterpart():
@@ -182,7 +192,7 @@ def test_port_forwards_only_into_namespaces_the_walkthrough_creates():
 def test_one_image_name_in_every_doc_and_manifest():
     """The step image is `fraudpipe-step` wherever it is named (never `fraudpipe/step`)."""
     step_zero = bash_blocks()[0]
-    assert re.search(r"export IMAGE=\S*/fraudpipe-step:", step_zero)
+    assert re.search(r"export FRAUDPIPE_IMAGE=\S*/fraudpipe-step:", step_zero)
     docs = [REPO / "README.md", WALKTHROUGH, REPO / "prefect.yaml",
             *sorted((REPO / "deployments").rglob("*.yaml")),
             REPO / "deployments" / "prefect" / "kubernetes-base-job-template.json"]
@@ -202,3 +212,69 @@ def test_the_shell_has_the_virtualenv_before_any_fraudpipe_command():
 def test_no_fact_sheet_or_path_outside_the_repository():
     text = WALKTHROUGH.read_text()
     assert "FACTS" not in text and "../shared" not in text
+
+
+def test_the_claim_gets_its_consumer_before_the_walkthrough_waits_for_it():
+    # GIVEN the walk-through's commands in order
+    joined = [" ".join(w) for w in commands()]
+
+    def first(predicate) -> int:
+        return next(i for i, c in enumerate(joined) if predicate(c))
+
+    applied = first(lambda c: c.startswith("kubectl apply") and "filestore-pv-pvc.yaml" in c)
+    mode = first(lambda c: c.startswith("kubectl get storageclass")
+                 and "volumeBindingMode" in c)
+    consumer = first(lambda c: "scale deployment/fraudpipe-toolbox --replicas=1" in c)
+    bound = first(lambda c: "pvc/fileserver-claim" in c and "Bound" in c)
+    share_pv = first(lambda c: c.startswith("export SHARE_PV="))
+    # THEN the class's binding mode is read, not assumed (the class the claim names) ...
+    claim = yaml.safe_load((REPO / "deployments" / "argo" / "filestore-pv-pvc.yaml").read_text())
+    assert commands()[mode][3] == claim["spec"]["storageClassName"]
+    # ... and a pod that mounts the claim is started before anything waits for Bound,
+    # which comes before the bound volume's name is read (a WaitForFirstConsumer claim
+    # with no consumer stays Pending and SHARE_PV would be empty)
+    assert applied < consumer < bound < share_pv
+    assert mode < bound
+    assert joined[bound].startswith("kubectl -n $NAMESPACE wait")
+    assert "--timeout" in joined[bound]
+    assert not any("get pvc fileserver-claim --watch" in c for c in joined)
+    # The consumer really mounts that claim.
+    toolbox = yaml.safe_load((REPO / "deployments" / "k8s" / "toolbox.yaml").read_text())
+    claims = {v["persistentVolumeClaim"]["claimName"]
+              for v in toolbox["spec"]["template"]["spec"]["volumes"]
+              if "persistentVolumeClaim" in v}
+    assert claims == {claim["metadata"]["name"]}
+
+
+def test_controller_configmap_and_compute_class_are_applied_before_any_workflow():
+    # Argo builds every pod's init and wait containers from the ConfigMap, and every step
+    # selects the ComputeClass: both must exist before a template or a run reaches the cluster.
+    from workflows.render import COMPUTE_CLASS_FILE, CONTROLLER_CONFIGMAP_FILE
+
+    lines = [" ".join(words) for words in commands()]
+
+    def first(predicate) -> int:
+        return next(i for i, line in enumerate(lines) if predicate(line))
+
+    configmap = first(lambda line: line.startswith("kubectl apply")
+                      and f"deployments/argo/{CONTROLLER_CONFIGMAP_FILE}" in line)
+    compute_class = first(lambda line: line.startswith("kubectl apply")
+                          and f"deployments/argo/{COMPUTE_CLASS_FILE}" in line)
+    template = first(lambda line: "fraudpipe-train-workflowtemplate.yaml" in line
+                     and line.startswith("kubectl apply"))
+    runs = [i for i, line in enumerate(lines) if line.startswith(("argo submit",
+                                                                  "prefect deployment run"))]
+    assert runs and max(configmap, compute_class) < min([template, *runs])
+    assert (REPO / "deployments" / "argo" / CONTROLLER_CONFIGMAP_FILE).is_file()
+
+
+def test_the_doctor_runs_once_everything_is_applied_and_before_the_first_run():
+    joined = [" ".join(w) for w in commands()]
+    doctor = [i for i, c in enumerate(joined) if c.startswith("fraudpipe doctor --cluster")]
+    assert len(doctor) == 1
+    applied = [i for i, c in enumerate(joined) if c.startswith("kubectl apply")
+               and "deployments/argo/" in c]
+    runs = [i for i, c in enumerate(joined) if c.startswith(("argo submit",
+                                                             "prefect deployment run"))]
+    deployed = joined.index("prefect --no-prompt deploy --all")
+    assert max(applied) < doctor[0] and deployed < doctor[0] < min(runs)

@@ -47,8 +47,14 @@ def test_chain_is_serial_under_a_mutex():
 
 def test_every_pod_template_is_hardened_and_retried():
     spec = train_template.w.to_dict()["spec"]
-    assert spec["nodeSelector"] == {"cloud.google.com/gke-spot": "true"}
-    assert spec["tolerations"][0]["key"] == "cloud.google.com/gke-spot"
+    settings = WorkflowSettings()
+    # first tries select the Spot-first ComputeClass, and tolerate its taint and Spot's
+    assert spec["nodeSelector"] == {"cloud.google.com/compute-class": settings.compute_class}
+    assert [(t["key"], t["value"]) for t in spec["tolerations"]] == [
+        ("cloud.google.com/compute-class", settings.compute_class),
+        ("cloud.google.com/gke-spot", "true")]
+    assert render.compute_class(settings)["spec"]["priorities"] == [{"spot": True},
+                                                                    {"spot": False}]
     assert spec["securityContext"]["runAsNonRoot"] is True
     assert spec["serviceAccountName"] == "fraudpipe-workflow"
     pods = [t for t in spec["templates"] if "container" in t or "script" in t]
@@ -89,12 +95,12 @@ def test_retry_expression_retries_preemption_never_permanent_errors(exit_code, s
     assert evaluate(retry_expression(), scope) is retried
 
 
-def test_last_attempts_leave_spot_by_affinity_and_the_patch_holds_no_closing_braces():
+def test_last_attempts_leave_the_class_and_spot_by_affinity_and_the_patch_holds_no_closing_braces():
     patch = templates_by_name(train_template.w)["train-batch"]["podSpecPatch"]
     assert "asInt(retries) >= asInt(workflow.parameters['on-demand-after-retries'])" in patch
     assert patch.count("}}") == 1 and patch.endswith("}}")  # only the tag's own end
     assert json.loads(on_demand_patch_json()) == {
-        "nodeSelector": {"cloud.google.com/gke-spot": None},
+        "nodeSelector": {"cloud.google.com/compute-class": None},
         "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
             "nodeSelectorTerms": [{"matchExpressions": [
                 {"key": "cloud.google.com/gke-spot", "operator": "DoesNotExist"}]}]}}}}

@@ -10,8 +10,8 @@ import os
 import re
 import sys
 
-from trainer.data.schema import parse_date
-from trainer.storage import Share, open_share
+from trainer.learners import DEFAULT_LEARNER, LEARNER_NAMES
+from trainer.share.layout import Share, open_share
 
 _DATE_FORM = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
 
@@ -35,7 +35,7 @@ def date_problem(text: str) -> str:
 def date_arg(text: str) -> dt.date:
     """Argument type of a YYYY-MM-DD date, with an error that says what is wrong."""
     try:
-        return parse_date(text)
+        return dt.date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(date_problem(text)) from None
 
@@ -82,9 +82,7 @@ def share_of(args: argparse.Namespace) -> Share:
 
 def add_learner(parser: argparse.ArgumentParser) -> None:
     """The --learner option, with the real default and the choices in `--help`."""
-    from trainer.learners import DEFAULT_LEARNER, LEARNERS
-
-    names = list(LEARNERS)
+    names = list(LEARNER_NAMES)
     parser.add_argument(
         "--learner", choices=names, metavar="NAME",
         help=f"learner of a new chain, one of {', '.join(names)} (default "

@@ -7,7 +7,7 @@ import datetime as dt
 
 from trainer.commands._common import command_parser, date_arg, positive_int, print_json, share_of
 from trainer.errors import DatasetValidationError, PermanentError
-from trainer.storage import Share
+from trainer.share.layout import Share
 
 TEST_DAYS = 7
 KNOWN_WINDOW_DAYS = 7

@@ -6,12 +6,14 @@ import argparse
 import json
 import logging
 import sys
+from typing import TYPE_CHECKING
 
 from trainer.commands._common import add_storage
-from trainer.data.ingest import IngestResult, ingest_path
-from trainer.data.ingest import log as ingest_log
-from trainer.data.mapping import MAPPING_FILE_NAME, ROLES, resolve_mapping
-from trainer.storage import Share, create_share
+from trainer.data.roles import MAPPING_FILE_NAME, ROLES
+from trainer.share.layout import Share, create_share
+
+if TYPE_CHECKING:
+    from trainer.data.ingest import IngestResult
 
 DESCRIPTION = """\
 Validate dataset files and write them to ROOT/datasets/training/<date>.parquet
@@ -67,7 +69,7 @@ mapping is mistyped (--mapping, --map, --timezone, or ROOT/fraudpipe-mapping.jso
 
 
 class _QuarantineReported(logging.Filter):
-    """Drops the ingest module's per-file quarantine warning.
+    """Drops the quarantine's per-file warning (`trainer.data.quarantine`).
 
     The summary reports each quarantined file once, with where it went.
     """
@@ -139,6 +141,10 @@ def summary(result: IngestResult) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Ingest `args.source` onto `args.storage`; see DESCRIPTION for the exit status."""
+    from trainer.data.ingest import ingest_path
+    from trainer.data.mapping import resolve_mapping
+    from trainer.data.quarantine import log as quarantine_log
+
     # A mistyped mapping is refused before anything is created.
     mapping = resolve_mapping(Share.at(args.storage), args.mapping, args.map_pairs,
                               args.timezone)
@@ -146,12 +152,12 @@ def run(args: argparse.Namespace) -> int:
     if created:
         print(f"created a new share at {share.root}", file=sys.stderr)
     quiet = _QuarantineReported()
-    ingest_log.addFilter(quiet)
+    quarantine_log.addFilter(quiet)
     try:
         result = ingest_path(args.source, share, allow_pickle=args.allow_pickle,
                              testing=args.testing, archive=args.archive, mapping=mapping)
     finally:
-        ingest_log.removeFilter(quiet)
+        quarantine_log.removeFilter(quiet)
     if args.json:
         print(json.dumps(result.to_json(), indent=2))
     else:

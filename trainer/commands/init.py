@@ -6,7 +6,7 @@ import argparse
 import json
 
 from trainer.commands._common import command_parser
-from trainer.storage import create_share
+from trainer.share.layout import create_share
 
 
 def add_parser(sub) -> None:

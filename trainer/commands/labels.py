@@ -11,6 +11,7 @@ from trainer.commands._common import (
     print_json,
     share_of,
 )
+from trainer.data.label_delay import GENUINE_AFTER_DAYS
 
 DESCRIPTION = """\
 Store labels that arrive after their transactions (chargebacks, investigations) and turn
@@ -58,8 +59,6 @@ def _mapping(text: str) -> tuple[str, str]:
 
 def add_parser(sub) -> None:
     """Register `fraudpipe labels` on the CLI."""
-    from trainer.labels import GENUINE_AFTER_DAYS
-
     parser = command_parser(
         sub, run,
         "labels", help="store labels that arrive later; complete days by the N-day rule",

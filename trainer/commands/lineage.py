@@ -23,7 +23,7 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run `fraudpipe lineage`; return the exit status."""
-    from trainer.lineage import Lineage, verify
+    from trainer.share.lineage import Lineage, verify
 
     if args.repair:
         return run_repair(args)
@@ -52,9 +52,9 @@ def run(args: argparse.Namespace) -> int:
 
 def run_repair(args: argparse.Namespace) -> int:
     """`--repair`: exit 0 when the repaired lineage verifies (unproven parts are listed)."""
-    from trainer.lineage import verify
     from trainer.repair import repair_lineage
-    from trainer.storage import open_share
+    from trainer.share.layout import open_share
+    from trainer.share.lineage import verify
 
     share = open_share(args.storage, lineage_may_be_missing=True)
     report = repair_lineage(share)

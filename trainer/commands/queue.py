@@ -49,7 +49,7 @@ def run_push(args: argparse.Namespace) -> int:
     if args.from_storage:
         from trainer.backlog import queue_trainable, trainable_days
         from trainer.commands.train import report_late_days
-        from trainer.storage import open_share
+        from trainer.share.layout import open_share
 
         share = open_share(args.from_storage)
         days = trainable_days(share)

@@ -29,7 +29,8 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Rewind, then (without --rewind-only) train every day after --from."""
-    from trainer.replay import parse_from, replay, rewind_for_replay
+    from trainer.backlog import replay
+    from trainer.replay import parse_from, rewind_for_replay
     from trainer.step import StepResult
 
     share = share_of(args)

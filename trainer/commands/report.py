@@ -17,8 +17,8 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run `fraudpipe report`; return the exit status."""
-    from trainer.lineage import Lineage, verify
     from trainer.report import report_json, write_reports
+    from trainer.share.lineage import Lineage, verify
 
     share = share_of(args)
     verify(share)

@@ -18,7 +18,8 @@ def add_parser(sub) -> None:
                     "metadata names the checkpoint) and printing the latest day's top "
                     "cards. With nothing trained yet it says so and exits 0.")
     parser.add_argument("--top", metavar="K", type=int, default=10,
-                        help="cards of the latest scored day to print (default 10)")
+                        help="cards of the latest scored day to print, each with the reasons "
+                             "of its top score and its transactions (default 10)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
@@ -38,7 +39,22 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(result.message)
     for alert in alerts:
-        print(f"{alert['date']}  #{alert['rank']:<3} card {alert['card_id']}  score "
-              f"{alert['highest_score']:.4f}  {alert['transactions']} transaction(s), "
-              f"amount {alert['amount']:.2f}")
+        print(alert_text(alert))
     return 0
+
+
+def alert_text(alert: dict) -> str:
+    """One card of the list: its rank and score, why, and its transactions of the day."""
+    lines = [f"{alert['date']}  #{alert['rank']:<3} card {alert['card_id']}  score "
+             f"{alert['highest_score']:.4f}  {alert['transactions']} transaction(s), "
+             f"total amount {alert['amount']:.2f}"]
+    if alert.get("reasons"):
+        lines.append(f"      why: {alert['reasons']}")
+        lines.append(f"      score = booster part {alert['score_from_booster']:.4f} (the reasons "
+                     f"explain it) + MLP part {alert['score_from_others']:.4f}"
+                     + (" (mostly the MLP's)" if alert["score_from_others"]
+                        > alert["score_from_booster"] else ""))
+    lines += [f"      {t['time']}  transaction {t['transaction_id']}  terminal "
+              f"{t['terminal_id']}  amount {t['amount']:.2f}  score {t['score']:.4f}"
+              for t in alert.get("transaction_list", [])]
+    return "\n".join(lines)

@@ -12,8 +12,7 @@ import json
 import time
 
 from trainer.commands._common import date_arg
-from trainer.data.bank_export import write_bank_export
-from trainer.data.simulator import FORMATS, SimulationConfig, simulate_config, write_day
+from trainer.data.formats import FORMATS
 from trainer.errors import FraudpipeError
 
 BANK_EXPORT = "bank-export"
@@ -55,6 +54,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run `fraudpipe simulate`; return the exit status."""
+    from trainer.data.bank_export import write_bank_export
+    from trainer.data.simulator import SimulationConfig, simulate_config, write_day
+
     try:
         config = SimulationConfig(
             start=args.start,

@@ -24,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
     """Run `fraudpipe train`; return the exit status."""
     from trainer.backlog import train_all
     from trainer.commands._progress import progress
-    from trainer.lineage import Lineage
+    from trainer.share.lineage import Lineage
 
     share = share_of(args)
     with progress() as bar:

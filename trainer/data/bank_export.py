@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from trainer.storage import atomic_path, atomic_write_text
+from trainer.share.files import atomic_path, atomic_write_text
 
 #: Chargebacks arrive this many days after their transactions' day (the handbook's delay).
 CHARGEBACK_DELAY_DAYS = 7

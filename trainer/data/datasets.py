@@ -40,7 +40,7 @@ import pyarrow.parquet as pq
 from trainer.data.schema import COLUMNS, ID_COLUMNS, LABEL, REQUIRED
 from trainer.data.values import TEXT_ID_DTYPE, first_row, to_datetime, to_id, to_number
 from trainer.errors import DatasetValidationError
-from trainer.storage import Share
+from trainer.share.layout import Share
 
 log = logging.getLogger(__name__)
 

@@ -31,7 +31,10 @@ import pyarrow.parquet as pq
 
 from trainer.data.schema import date_from_name
 from trainer.errors import FraudpipeError
-from trainer.storage import Share, atomic_path, atomic_write_text
+from trainer.share.files import atomic_path, atomic_write_text
+from trainer.share.layout import Share
+from trainer.share.locks import file_lock
+from trainer.share.manifest import manifest_key, read_manifest
 
 ID = "TRANSACTION_ID"
 SORT_KEYS = ["TX_DATETIME", ID]
@@ -57,10 +60,7 @@ def read_closing(share: Share) -> dict:
 def close_days(share: Share, days: list[dt.date], *, lateness_hours: float | None = None,
                by: str = "fraudpipe close") -> dict:
     """Record `days` as closed (and the allowed lateness, if given); return the record."""
-    from trainer.data.ingest import _lock_path
-    from trainer.storage import file_lock
-
-    with file_lock(_lock_path(share)):
+    with file_lock(share.ingest_lock):
         record = read_closing(share)
         at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         for day in days:
@@ -96,8 +96,6 @@ def sources_of(entry: dict) -> list[str]:
 
 def is_closed(share: Share, day: dt.date, manifest: dict | None = None) -> bool:
     """True when `day` is over (see the module doc)."""
-    from trainer.data.ingest import manifest_key, read_manifest
-
     closing = read_closing(share)
     if day.isoformat() in closing["closed"]:
         return True

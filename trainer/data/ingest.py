@@ -17,21 +17,14 @@ does not validate, is copied to `datasets/quarantine/` beside a `.reason.txt` (o
 per file, listing its bad days), and the run goes on with the other days and files.
 Sources are never moved or deleted (unless `archive` asks).
 
-The ingest manifest (`share.ingest_manifest`) maps each training date ("2018-04-01"), each
-arrived date ("arrived/2018-04-01") and each testing date ("testing/2018-04-05") to: the
-source file name and its sha256, the number of days that file holds (`source_days`:
-a file whose days are all on the share unchanged is not read again), the sha256 of the
-Parquet written (`dataset_sha256`, the hash the lineage records for the day), rows,
-frauds (None for an arrived day), ingested_at, the column mapping used (`mapping`), the
-columns dropped (`dropped_columns`) and the type of each id column (`id_types`: "int64"
-or "string").
+Each day written is recorded in the ingest manifest (`trainer.share.manifest`): its source
+file and sha256, the Parquet sha256 the lineage records, rows, frauds, mapping and id types.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import itertools
-import json
 import logging
 import shutil
 from dataclasses import asdict, dataclass, field
@@ -44,21 +37,19 @@ import pyarrow.parquet as pq
 
 from trainer.data.datasets import dataset_day, read_dataset, split_days, validate_dataset
 from trainer.data.day_parts import merge_part, write_parts
-from trainer.data.mapping import ROLES, ColumnMapping, resolve_mapping
+from trainer.data.mapping import ColumnMapping, resolve_mapping
+from trainer.data.parquet import canonical_parquet_bytes
+from trainer.data.quarantine import quarantine
+from trainer.data.roles import ROLES
 from trainer.data.schema import ID_COLUMNS, LABEL, date_from_name
-from trainer.errors import ChangedDatasetError, DatasetValidationError, FraudpipeError
+from trainer.errors import ChangedDatasetError, DatasetValidationError
 from trainer.features.compute import HISTORY_DAYS
-from trainer.lineage import Lineage
 from trainer.replay import replay_command
-from trainer.storage import (
-    Share,
-    atomic_path,
-    atomic_write_text,
-    file_lock,
-    sha256_bytes,
-    sha256_file,
-    try_exclusive_lock,
-)
+from trainer.share.files import atomic_path, sha256_bytes, sha256_file
+from trainer.share.layout import Share
+from trainer.share.lineage import Lineage
+from trainer.share.locks import file_lock, try_exclusive_lock
+from trainer.share.manifest import dataset_of_key, manifest_key, read_manifest, write_manifest
 
 log = logging.getLogger(__name__)
 
@@ -247,7 +238,7 @@ def _ingest_day(path: Path, share: Share, result: IngestResult, kind: str, day: 
     brief = {**_brief(path, kind, day, share), "sha256": entry["dataset_sha256"]}
     if _other_file_this_run(result, path, kind, day, str(entry["dataset_sha256"])):
         return
-    output = _output(share, kind, day)
+    output = share.dataset(kind, day)
     # Content already on the share passed these checks when it was written.
     known = output.is_file() and sha256_file(output) == entry["dataset_sha256"]
     clash = None if known else other_id_types(share, path, entry["id_types"]) or (
@@ -303,7 +294,7 @@ def other_id_types(share: Share, source: Path, types: dict[str, str]) -> str | N
     Parquet schema.
     """
     for key, recorded in sorted(read_manifest(share).items()):
-        output = _output_of_key(share, key)
+        output = dataset_of_key(share, key)
         theirs = recorded.get("id_types") or (output and _id_types_of_file(output))
         if not theirs:
             continue
@@ -328,14 +319,6 @@ def _id_types_of_file(path: Path) -> dict[str, str] | None:
             for column in ID_COLUMNS if column in schema.names}
 
 
-def _output_of_key(share: Share, key: str) -> Path | None:
-    kind, _, date = key.rpartition("/")
-    try:
-        return _output(share, kind or "training", dt.date.fromisoformat(date))
-    except ValueError:  # not a key this module writes
-        return None
-
-
 def _commit(share: Share, kind: str, day: dt.date, entry: dict, data: bytes,
             canonical: pd.DataFrame) -> str:
     """Compare with the share and write, all under the ingest lock.
@@ -345,11 +328,11 @@ def _commit(share: Share, kind: str, day: dt.date, entry: dict, data: bytes,
         reason the file was refused.
     """
     if kind == "testing":
-        with file_lock(_lock_path(share)):
+        with file_lock(share.ingest_lock):
             return _compare_and_write(share, kind, day, entry, data, canonical)
     # A step holds its day's lock shared while it trains: a busy day is not replaced. The
     # lineage lock makes "not trained yet" hold until the file is written.
-    with file_lock(_lock_path(share)), try_exclusive_lock(share.training_lock(day)) as free:
+    with file_lock(share.ingest_lock), try_exclusive_lock(share.training_lock(day)) as free:
         if not free:
             return (f"{entry['source']}: {day} is being trained right now; the file was left "
                     "in place. Run the ingest again once the step ends (if it committed, "
@@ -361,7 +344,7 @@ def _commit(share: Share, kind: str, day: dt.date, entry: dict, data: bytes,
 def _compare_and_write(share: Share, kind: str, day: dt.date, entry: dict, data: bytes,
                        canonical: pd.DataFrame) -> str:
     """`_commit`'s body; the caller holds the locks."""
-    output = _output(share, kind, day)
+    output = share.dataset(kind, day)
     key = manifest_key(kind, day)
     manifest = read_manifest(share)
     recorded = manifest.get(key)
@@ -371,7 +354,7 @@ def _compare_and_write(share: Share, kind: str, day: dt.date, entry: dict, data:
                 not (recorded or {}).get("parts")):
             ingested_at = (recorded or {}).get("ingested_at") or _now()
             manifest[key] = {**entry, "ingested_at": ingested_at}
-            _write_manifest(share, manifest)
+            write_manifest(share, manifest)
         return "unchanged"
     parts = (recorded or {}).get("parts") or []
     pending: dict[str, pd.DataFrame] = {}
@@ -409,57 +392,10 @@ def _compare_and_write(share: Share, kind: str, day: dt.date, entry: dict, data:
     if "parts" in entry:
         write_parts(share, kind, day, pending)
     manifest[key] = {**entry, "ingested_at": _now()}
-    _write_manifest(share, manifest)
+    write_manifest(share, manifest)
     if "parts" in entry:
         return "merged"
     return "replaced" if on_share is not None else "ingested"
-
-
-def canonical_parquet_bytes(frame: pd.DataFrame) -> bytes:
-    """The Parquet bytes of a canonical frame; same frame, same bytes (no index, no time)."""
-    table = pa.Table.from_pandas(frame, preserve_index=False)
-    sink = pa.BufferOutputStream()
-    pq.write_table(table, sink)
-    return sink.getvalue().to_pybytes()
-
-
-def quarantine(path: Path, share: Share, reason: str) -> dict:
-    """Copy a bad file to the quarantine under a name of its own, with its reason.
-
-    The source is never removed (the user's input stays where it was). The copy is named
-    `<UTC time>-<sha256 prefix>-<name>`, so a second bad file of the same name never
-    overwrites the first; `<copy>.reason.txt` beside it says why. Both are written
-    atomically.
-    """
-    log.warning("quarantining %s: %s", path, reason)
-    try:
-        digest = sha256_file(path)[:12]
-    except OSError:
-        digest = "unreadable"
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    destination = share.quarantine_dir / f"{stamp}-{digest}-{path.name}"
-    for n in range(1, 1000):
-        if not destination.exists() and not destination.with_name(
-                destination.name + ".reason.txt").exists():
-            break
-        destination = share.quarantine_dir / f"{stamp}-{digest}-{n}-{path.name}"
-    copied: Path | None = destination
-    try:
-        with atomic_path(destination) as tmp:
-            shutil.copyfile(path, tmp)
-    except OSError as exc:  # unreadable source: keep the reason, say the copy failed
-        reason = f"{reason} (could not copy the file: {exc})"
-        copied = None
-    reason_file = destination.with_name(destination.name + ".reason.txt")
-    atomic_write_text(
-        reason_file, f"{reason}\nsource: {path.resolve()}\nquarantined_at: {_now()}\n"
-    )
-    return {
-        "source": str(path),
-        "reason": reason,
-        "quarantined_to": str(copied) if copied else None,
-        "source_removed": False,
-    }
 
 
 def duplicate_ids_nearby(share: Share, day: dt.date, frame: pd.DataFrame,
@@ -476,7 +412,7 @@ def duplicate_ids_nearby(share: Share, day: dt.date, frame: pd.DataFrame,
     for back, kind in itertools.product(range(-HISTORY_DAYS, HISTORY_DAYS + 1),
                                         ("training", "arrived")):
         other = day + dt.timedelta(days=back)
-        path = _output(share, kind, other)
+        path = share.dataset(kind, other)
         if other == day or not path.is_file():
             continue
         theirs_range = _integer_id_range(path) if ours is not None else None
@@ -546,29 +482,6 @@ def _footer_id_range(path: Path) -> tuple[int, int] | None:
     return (min(lows), max(highs)) if lows else None
 
 
-def manifest_key(kind: str, day: dt.date) -> str:
-    """The manifest key of a day: its date for training, "<kind>/<date>" otherwise."""
-    return day.isoformat() if kind == "training" else f"{kind}/{day.isoformat()}"
-
-
-def read_manifest(share: Share) -> dict[str, dict]:
-    """The ingest manifest: {manifest_key: entry}; empty before the first ingestion."""
-    path = share.ingest_manifest
-    if not path.exists():
-        return {}
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise FraudpipeError(f"{path}: unreadable ingest manifest ({exc})") from exc
-    if not isinstance(manifest, dict):
-        raise FraudpipeError(f"{path}: ingest manifest is not a JSON object")
-    return manifest
-
-
-def _write_manifest(share: Share, manifest: dict) -> None:
-    atomic_write_text(share.ingest_manifest, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-
-
 def _unchanged_fast(share: Share, result: IngestResult, path: Path, testing: bool,
                     day: dt.date, source_sha: str) -> bool:
     """Record a dated file as unchanged, without reading it, if it was ingested before."""
@@ -598,7 +511,7 @@ def _unchanged_file(share: Share, result: IngestResult, path: Path, testing: boo
     for key, recorded in sorted(days.items()):
         kind, _, date = key.rpartition("/")
         kind = kind or "training"
-        output = _output_of_key(share, key)
+        output = dataset_of_key(share, key)
         if (kind == "testing") != testing or output is None or not output.is_file() or (
                 sha256_file(output) != recorded.get("dataset_sha256")):
             return False
@@ -611,7 +524,7 @@ def _unchanged_file(share: Share, result: IngestResult, path: Path, testing: boo
 def _already_there(share: Share, kind: str, day: dt.date, source_sha: str) -> str | None:
     """Fast path: the dataset sha256 if this exact source was ingested and is intact."""
     recorded = read_manifest(share).get(manifest_key(kind, day))
-    output = _output(share, kind, day)
+    output = share.dataset(kind, day)
     if (
         recorded is not None
         and recorded.get("source_sha256") == source_sha
@@ -647,24 +560,12 @@ def _other_file_this_run(
     return False
 
 
-def _output(share: Share, kind: str, day: dt.date) -> Path:
-    if kind == "testing":
-        return share.testing_dataset(day.isoformat())
-    if kind == "arrived":
-        return share.arrived_dataset(day)
-    return share.training_dataset(day)
-
-
-def _lock_path(share: Share) -> Path:
-    return share.ingest_manifest.with_name(".ingest.lock")
-
-
 def _brief(path: Path, kind: str, day: dt.date, share: Share) -> dict:
     return {
         "source": str(path),
         "kind": kind,
         "date": day.isoformat(),
-        "output": str(_output(share, kind, day)),
+        "output": str(share.dataset(kind, day)),
     }
 
 

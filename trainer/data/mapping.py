@@ -34,23 +34,11 @@ from pathlib import Path
 import pandas as pd
 
 from trainer.data.datasets import separator_hint
-from trainer.data.schema import COLUMNS, LABEL, SIMULATOR_ONLY
+from trainer.data.roles import MAPPING_FILE_NAME, REQUIRED_ROLES, ROLES
+from trainer.data.schema import COLUMNS, SIMULATOR_ONLY
 from trainer.errors import DatasetValidationError, PermanentError
-from trainer.storage import Share
+from trainer.share.layout import Share
 
-#: Role -> the canonical column it becomes.
-ROLES: dict[str, str] = {
-    "transaction_id": "TRANSACTION_ID",
-    "timestamp": "TX_DATETIME",
-    "card": "CUSTOMER_ID",
-    "terminal": "TERMINAL_ID",
-    "amount": "TX_AMOUNT",
-    "label": LABEL,
-}
-#: The roles every file must have; without ``label`` a day is unlabelled.
-REQUIRED_ROLES = ("transaction_id", "timestamp", "card", "terminal", "amount")
-#: The mapping file a share may hold at its root.
-MAPPING_FILE_NAME = "fraudpipe-mapping.json"
 DEFAULT_TIMEZONE = "UTC"
 
 

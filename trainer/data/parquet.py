@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -32,3 +33,11 @@ def table_from_bytes(data: bytes, columns: list[str] | None = None) -> pa.Table:
             raise KeyError(f"no column {', '.join(missing)} in the file; it has "
                            f"{', '.join(parquet.schema_arrow.names)}")
     return parquet.read(columns=columns)
+
+
+def canonical_parquet_bytes(frame: pd.DataFrame) -> bytes:
+    """The Parquet bytes of a canonical frame; same frame, same bytes (no index, no time)."""
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    return sink.getvalue().to_pybytes()

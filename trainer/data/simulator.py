@@ -47,8 +47,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from trainer.data.formats import FORMATS
 from trainer.data.schema import COLUMNS
-from trainer.storage import atomic_path
+from trainer.share.files import atomic_path
 
 SECONDS_PER_DAY = 86_400
 TIME_MEAN, TIME_STD = SECONDS_PER_DAY / 2, 20_000
@@ -357,8 +358,6 @@ def to_sample_dtypes(frame: pd.DataFrame) -> pd.DataFrame:
     sample.index = pd.Index(frame["TRANSACTION_ID"].to_numpy(), dtype="int64")
     return sample
 
-
-FORMATS = ("parquet", "pkl")
 
 
 def write_day(frame: pd.DataFrame, out_dir: str | Path, day: dt.date, fmt: str = "parquet") -> Path:

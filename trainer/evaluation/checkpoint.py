@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 
-from trainer.checkpoints import load_checkpoint
 from trainer.errors import LineageError
 from trainer.evaluation.scoring import score_day
 from trainer.evaluation.split import evaluate_on_share
-from trainer.learners import uses_profiles
-from trainer.lineage import Lineage
-from trainer.storage import Share
+from trainer.learners.registry import uses_profiles
+from trainer.share.checkpoints import load_checkpoint
+from trainer.share.layout import Share
+from trainer.share.lineage import Lineage
 
 
 def evaluate_checkpoint(share: Share, checkpoint_day: dt.date, test_start: dt.date, *,

@@ -9,12 +9,15 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from trainer.evaluation import reasons
 from trainer.evaluation.metrics import average_precision, roc_auc
 from trainer.features.from_history import features_of_rows
 from trainer.features.store import history_before
-from trainer.learners import learner_inputs, uses_profiles
+from trainer.learners.registry import learner_inputs, uses_profiles
 from trainer.model import fraud_scores
-from trainer.storage import Share, atomic_path
+from trainer.outcomes import save_list
+from trainer.share.files import atomic_path
+from trainer.share.layout import Share
 
 TOP_CARDS = 100
 #: Rows the report's "Accuracy on training data" is measured on, at most: a second scoring
@@ -61,10 +64,13 @@ def card_ranks(frame: pd.DataFrame, scores: np.ndarray, k: int = TOP_CARDS) -> p
 
 
 def write_scores(share: Share, day: dt.date, frame: pd.DataFrame, scores: np.ndarray,
-                 metadata: dict[bytes, bytes] | None = None) -> None:
+                 metadata: dict[bytes, bytes] | None = None, *, model=None,
+                 learner: str | None = None) -> None:
     """`output/scores/<day>.parquet`: every transaction's score and the top cards' ranks.
 
-    `metadata` goes into the file's Parquet key-value metadata (who scored the day).
+    `metadata` goes into the file's Parquet key-value metadata (who scored the day). With
+    the `model` that scored the day and its `learner`, the top cards' transactions also
+    get their reasons (`reason_columns`).
     """
     out = pd.DataFrame({
         "TRANSACTION_ID": frame["TRANSACTION_ID"].to_numpy(),
@@ -75,6 +81,12 @@ def write_scores(share: Share, day: dt.date, frame: pd.DataFrame, scores: np.nda
         "FRAUD_SCORE": scores,
     })
     out["CARD_RANK"] = card_ranks(frame, scores).to_numpy()
+    if model is not None and learner is not None:
+        for name, values in reason_columns(model, learner, frame, out["CARD_RANK"]).items():
+            out[name] = values
+    # The list the team is handed: the first ranking of the day, kept for its outcome.
+    save_list(share, day, out["CUSTOMER_ID"].to_numpy(), out["CARD_RANK"],
+              "on arrival, before its labels" if metadata else "by the step, labels known")
     with atomic_path(share.scores(day)) as tmp:
         if metadata is None:
             out.to_parquet(tmp, index=False)
@@ -82,6 +94,38 @@ def write_scores(share: Share, day: dt.date, frame: pd.DataFrame, scores: np.nda
             table = pa.Table.from_pandas(out, preserve_index=False)
             table = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
             pq.write_table(table, tmp)
+
+
+def reason_columns(model, learner: str, frame: pd.DataFrame,
+                   ranks: pd.Series) -> dict[str, pd.Series]:
+    """The scores file's reason columns, filled on the ranked cards' transactions only.
+
+    REASONS: the inputs that raised the booster's score most, in words, "; "-separated
+    (`trainer.evaluation.reasons`); REASON_INPUTS: their input names, ", "-separated;
+    SCORE_FROM_BOOSTER and SCORE_FROM_OTHERS: the two parts FRAUD_SCORE is the sum of (the
+    booster's weighted probability, the rest: the MLP's in the default ensemble). Empty
+    (no columns) when the model has no booster.
+    """
+    ranked = np.flatnonzero(ranks.notna().to_numpy())
+    inputs = learner_inputs(learner)
+    rows = frame.iloc[ranked]
+    explanation = reasons.explain(model, inputs, rows[inputs].to_numpy())
+    if explanation is None:
+        return {}
+    n = len(frame)
+    words: list[str | None] = [None] * n
+    names: list[str | None] = [None] * n
+    booster = np.full(n, np.nan)
+    others = np.full(n, np.nan)
+    records = rows.to_dict("records")
+    for i, position in enumerate(ranked):
+        found = reasons.reasons(explanation, records[i], i)
+        words[position] = "; ".join(r["words"] for r in found)
+        names[position] = ", ".join(r["input"] for r in found)
+    booster[ranked], others[ranked] = explanation.booster_part, explanation.other_part
+    return {"REASONS": pd.Series(words, dtype="string"),
+            "REASON_INPUTS": pd.Series(names, dtype="string"),
+            "SCORE_FROM_BOOSTER": pd.Series(booster), "SCORE_FROM_OTHERS": pd.Series(others)}
 
 
 def _cp_at_k(frame: pd.DataFrame, scores: np.ndarray) -> float:

@@ -27,7 +27,7 @@ import pandas as pd
 from trainer.evaluation.metrics import average_precision, card_precision_at_k, roc_auc
 from trainer.features.from_history import features_of_day
 from trainer.features.store import read_transactions
-from trainer.storage import Share
+from trainer.share.layout import Share
 
 CARDS_CHECKED_PER_DAY = 100
 

@@ -23,22 +23,16 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from trainer.data.ingest import manifest_key, read_manifest
 from trainer.data.parquet import table_from_bytes
 from trainer.errors import DatasetValidationError
 from trainer.features.compute import first_repeated_row
-from trainer.features.state import (
-    DayColumns,
-    FeatureState,
-    advance,
-    columns_to_read,
-    from_parquet,
-    held_days,
-    rolls_from,
-    to_parquet,
-)
+from trainer.features.state import DayColumns, FeatureState, columns_to_read, held_days, rolls_from
+from trainer.features.state_advance import advance
+from trainer.features.state_file import from_parquet, to_parquet
 from trainer.features.store import history_days, verified_sha256
-from trainer.storage import Share, sha256_bytes
+from trainer.share.files import sha256_bytes
+from trainer.share.layout import Share
+from trainer.share.manifest import manifest_key, read_manifest
 
 log = logging.getLogger(__name__)
 

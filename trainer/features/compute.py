@@ -275,6 +275,34 @@ def _compute(
     return target_rows, columns
 
 
+def features_of_target(columns: dict[str, np.ndarray],
+                       target: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The features after TX_AMOUNT of the rows `target` selects, from numpy columns.
+
+    ``compute_features``' computation (the same `_compute`) without a pandas frame, for a
+    caller holding a few hundred rows already checked and in canonical types, such as one
+    transaction scored online with its card's and terminal's rows (`trainer.serving`).
+
+    Args:
+        columns: Each of ``INPUT_COLUMNS`` as an array: TX_DATETIME as int64 nanoseconds
+            or datetime64[ns], unique transaction ids, no missing amount or label.
+        target: Boolean mask of the rows to return features for.
+
+    Returns:
+        The target rows' numbers in (time, transaction id) order, and each feature of
+        ``FEATURE_COLUMNS[1:]`` for them in that order.
+    """
+    return _compute(
+        np.asarray(columns["TX_DATETIME"]).astype("datetime64[ns]").view(np.int64),
+        tie_keys(np.asarray(columns["TRANSACTION_ID"])),
+        np.asarray(columns["TX_AMOUNT"], dtype=np.float64),
+        np.asarray(columns["TX_FRAUD"], dtype=np.float64),
+        _entity_codes(np.asarray(columns["CUSTOMER_ID"])),
+        _entity_codes(np.asarray(columns["TERMINAL_ID"])),
+        target,
+    )
+
+
 def features_frame(identity: pd.DataFrame, columns: dict[str, np.ndarray],
                    names: list[str] | None = None) -> pd.DataFrame:
     """The result frame: `identity` with the features appended, sorted by TRANSACTION_ID.

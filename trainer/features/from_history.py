@@ -25,7 +25,7 @@ from trainer.features.profiles import (
     extra_features_of_day,
 )
 from trainer.features.store import features_for_day, history_before, read_transactions
-from trainer.storage import Share
+from trainer.share.layout import Share
 
 
 def _joined(features: pd.DataFrame, extra: pd.DataFrame) -> pd.DataFrame:

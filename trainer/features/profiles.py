@@ -1,7 +1,7 @@
 """Behaviour-profile model inputs beyond the handbook's 15, from the same per-entity windows.
 
 The learner ``lgbm_mlp_profiles`` reads these 11 after the handbook's 15; they were chosen
-on validation weeks by `bench.quality_features` (bench/QUALITY.md, issue 16).
+on validation weeks by `bench.quality_features` (bench/QUALITY.md).
 
 Every input here is a function of running aggregates per customer or terminal (counts,
 sums, sums of squares, a first and a last time) over the windows `trainer.features.compute`

@@ -18,7 +18,6 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from trainer.data.ingest import manifest_key, read_manifest
 from trainer.data.schema import COLUMNS
 from trainer.errors import DatasetValidationError, IncompleteHistoryError
 from trainer.features.compute import (
@@ -29,7 +28,9 @@ from trainer.features.compute import (
     compute_features,
     features_of_columns,
 )
-from trainer.storage import Share, atomic_path, sha256_file
+from trainer.share.files import atomic_path, sha256_file
+from trainer.share.layout import Share
+from trainer.share.manifest import manifest_key, read_manifest
 
 #: Key of the cache file's Parquet key-value metadata that records what it was built from.
 CACHE_METADATA_KEY = b"fraudpipe.features"

@@ -1,11 +1,11 @@
 """Holding a lease while its step runs, and settling it once the step is over.
 
-The worker (`trainer.queue.worker`) and the train flow's local backend (`flows.train`) both
-lease a day, keep the lease alive with a `Heartbeat` while the day's step runs, then call
-`settle_lease`: complete it, fail it (requeue or dead-letter) or leave it to the holder
-that took it over. A refusal of the queue (`LeaseLostError`: the lease went to someone
-else) is an outcome, not an error: the lineage, guarded by `WorkQueue.assert_holds`,
-already holds the truth.
+The lease loop (`trainer.queue.worker.Worker.work`, which `fraudpipe worker` and the train
+flow's local backend `flows/drain.py` both run) leases a day, keeps the lease alive with a
+`Heartbeat` while the day's step runs, then calls `settle_lease`: complete it, fail it
+(requeue or dead-letter) or leave it to the holder that took it over. A refusal of the
+queue (`LeaseLostError`: the lease went to someone else) is an outcome, not an error: the
+lineage, guarded by `WorkQueue.assert_holds`, already holds the truth.
 """
 
 from __future__ import annotations
@@ -47,6 +47,8 @@ class Outcome:
     detail: str = ""
     refused: str = ""
     """The queue's `LeaseLostError` text when completing or failing was refused."""
+    result: dict | None = None
+    """The step's `StepResult.to_json()` when it succeeded (set by the worker)."""
 
 
 class Heartbeat(threading.Thread):

@@ -1,6 +1,11 @@
 """The worker: lease the next day, train it under a heartbeat, complete; shaped like RQ's work().
 
-Each step runs in a forked child process. The parent keeps the lease alive (a heartbeat
+This is the one lease loop: `fraudpipe worker` runs it, and so does the train flow's local
+backend (`flows/drain.py`), which overrides only how a step runs (`Worker.run_step`), as
+RQ's SimpleWorker runs jobs in-process where its Worker forks. Leasing, the heartbeat,
+fencing, dead letters and settling are here and in `trainer.queue.lease`, once.
+
+`Worker` runs each step in a forked child process. The parent keeps the lease alive (a heartbeat
 thread renews it every `lease_seconds / 3`) and watches the child. Why a child: a step
 spends most of its time inside pandas / scikit-learn C code, where a Python signal
 handler cannot run, so raising out of the step on SIGTERM could take longer than the
@@ -22,6 +27,7 @@ parent it started from: whichever commits second gets `LeaseLostError` or
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import json
 import logging
 import multiprocessing
@@ -32,13 +38,13 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from functools import partial
+from dataclasses import dataclass
 
 from trainer.errors import LeaseLostError, PermanentError, QueueConnectionError
 from trainer.queue.lease import Heartbeat, Outcome, release_lease, settle_lease
 from trainer.queue.settings import RedisSettings
 from trainer.queue.work_queue import Lease, WorkQueue
-from trainer.storage import Share, open_share
+from trainer.share.layout import Share, open_share
 
 log = logging.getLogger(__name__)
 
@@ -74,15 +80,41 @@ def _step_in_child(conn, parent_pid: int, root: str, settings_json: str, lease: 
                           guard=lambda: queue.assert_holds(lease))
         message = {"ok": True, "result": result.to_json()}
     except Exception as exc:  # noqa: BLE001 - every error is reported to the parent
-        message = {"ok": False, "kind": type(exc).__name__, "message": str(exc),
-                   "permanent": isinstance(exc, PermanentError),
-                   "lost": isinstance(exc, LeaseLostError)}
+        report = StepReport.of_error(exc)
+        message = {"ok": False, "kind": report.kind, "message": str(exc),
+                   "permanent": report.permanent, "lost": report.lost}
     conn.send_bytes(json.dumps(message, default=str).encode())
     conn.close()
 
 
+@dataclass(frozen=True)
+class StepReport:
+    """How one step ended, as `Worker.run_step` reports it for settling."""
+
+    result: dict | None = None
+    """`StepResult.to_json()` when the step succeeded (its status: trained or skipped)."""
+    failure: str = ""
+    """Why it failed, as the dead-letter entry keeps it (when `result` is None)."""
+    kind: str = ""
+    """The error's class name ("" when it succeeded or the step process died)."""
+    permanent: bool = False
+    """Dead-letter at once: no retry can help."""
+    lost: bool = False
+    """The step found its lease held by someone else (`LeaseLostError`)."""
+
+    @classmethod
+    def of_error(cls, exc: BaseException, failure: str | None = None) -> StepReport:
+        """The report of a step that raised `exc` (`failure`: the text, default "kind: exc")."""
+        return cls(failure=failure or f"{type(exc).__name__}: {exc}", kind=type(exc).__name__,
+                   permanent=isinstance(exc, PermanentError),
+                   lost=isinstance(exc, LeaseLostError))
+
+
 class Worker:
     """Drains a `WorkQueue` into the lineage on `share`, one day at a time.
+
+    Subclasses change how one step runs by overriding `run_step` (in a child process
+    here); the loop, the heartbeat and the settling stay the same.
 
     Args:
         share: the storage root.
@@ -90,6 +122,10 @@ class Worker:
         name: holder name shown in stats; default host:pid.
         learner: learner for a new chain (None: the default).
     """
+
+    #: Whether `work` turns SIGTERM/SIGINT into a stop request while it runs (a worker
+    #: process); a worker inside another program (a flow) leaves the signals to it.
+    handles_signals = True
 
     def __init__(self, share: Share, queue: WorkQueue, *, name: str | None = None,
                  learner: str | None = None) -> None:
@@ -122,7 +158,7 @@ class Worker:
         # in-process (a test, a local flow) gets its own back when `work` returns, or a
         # later SIGTERM would only set a stopped worker's flag.
         previous = {}
-        if threading.current_thread() is threading.main_thread():
+        if self.handles_signals and threading.current_thread() is threading.main_thread():
             for signum in (signal.SIGTERM, signal.SIGINT):
                 previous[signum] = signal.signal(signum, self.request_stop)
         # Import the step (pandas, scikit-learn, skops: seconds) once, before the first
@@ -148,7 +184,7 @@ class Worker:
                         break
                     if max_idle_seconds is not None and \
                             time.monotonic() - idle_since > max_idle_seconds:
-                        log.info("idle for %.0fs: exiting", max_idle_seconds)
+                        self.idle_timeout(max_idle_seconds)
                         break
                     self._stop.wait(POLL_SECONDS)
                     continue
@@ -174,10 +210,35 @@ class Worker:
         """Called once when `work` returns."""
         log.info("worker %s: stopped", self.name)
 
+    def idle_timeout(self, seconds: float) -> None:
+        """Called when `work` gives up after `seconds` without a lease."""
+        log.info("idle for %.0fs: exiting", seconds)
+
     def execute(self, lease: Lease) -> Outcome:
-        """Run the step for `lease` in a child process and settle the lease."""
+        """Run the step for `lease` under a heartbeat, then settle the lease."""
         log.info("step %s: start (attempt %d, lease %s)", lease.date, lease.attempt,
                  lease.token[:8])
+        heartbeat = Heartbeat(self.queue, lease, self.queue.lease_seconds / 3)
+        heartbeat.start()
+        try:
+            report = self.run_step(lease, heartbeat.lost)
+        finally:
+            heartbeat.stop()
+        if heartbeat.lost.is_set() and (report is None or report.result is None):
+            return settle_lease(self.queue, lease, lost=True,
+                                failure="lease lost while training; step abandoned")
+        if report is None:
+            # The stop request ends the retrying at once: a stopping pod has seconds left.
+            return release_lease(self.queue, lease, redis_retry_seconds=REDIS_RETRY_SECONDS,
+                                 stop=self._stop)
+        return self.settle(lease, report)
+
+    def run_step(self, lease: Lease, lost: threading.Event) -> StepReport | None:
+        """Run the day's step in a child process; None when stopped before it reported.
+
+        The child is killed as soon as a stop is requested or `lost` is set (the heartbeat
+        found the lease taken over): a step in C code cannot be interrupted otherwise.
+        """
         receiver, sender = self._context.Pipe(duplex=False)
         child = self._context.Process(
             target=_step_in_child, name=f"step-{lease.date}",
@@ -185,8 +246,6 @@ class Worker:
                   _settings_json(self.queue.settings), lease, self.learner))
         child.start()
         sender.close()
-        heartbeat = Heartbeat(self.queue, lease, self.queue.lease_seconds / 3)
-        heartbeat.start()
         message = None
         try:
             while message is None and child.exitcode is None:
@@ -196,39 +255,38 @@ class Worker:
                         message = json.loads(receiver.recv_bytes())
                     except EOFError:
                         child.join()
-                if self._stop.is_set() or heartbeat.lost.is_set():
+                if self._stop.is_set() or lost.is_set():
                     child.kill()
                     child.join()
                     break
             child.join()
         finally:
-            heartbeat.stop()
             receiver.close()
-        if heartbeat.lost.is_set():
-            return settle_lease(self.queue, lease, lost=True,
-                                failure="lease lost while training; step abandoned")
-        if message is None and self._stop.is_set():
-            # The stop request ends the retrying at once: a stopping pod has seconds left.
-            return release_lease(self.queue, lease, redis_retry_seconds=REDIS_RETRY_SECONDS,
-                                 stop=self._stop)
-        return self._settle_message(lease, message, child.exitcode)
-
-    def _settle_message(self, lease: Lease, message: dict | None,
-                        exitcode: int | None) -> Outcome:
-        """Settle `lease` from the child's report (None: it died before reporting)."""
-        settle = partial(settle_lease, self.queue, lease, redis_retry_seconds=REDIS_RETRY_SECONDS,
-                         stop=self._stop)
         if message is None:
+            if self._stop.is_set() or lost.is_set():
+                return None
+            exitcode = child.exitcode
             how = f"signal {-exitcode}" if exitcode is not None and exitcode < 0 else \
                 f"exit code {exitcode}"
-            return settle(failure=f"step process for {lease.date} died ({how}) before "
-                                  "reporting a result")
+            return StepReport(failure=f"step process for {lease.date} died ({how}) before "
+                                      "reporting a result")
         if message["ok"]:
-            return settle(status=message["result"]["status"])
-        if message["kind"] == "OutOfOrderError":  # dead-lettered, but loudly: it needs a replay
-            log.warning("step %s needs a replay, not a retry: %s", lease.date, message["message"])
-        return settle(failure=f"{message['kind']}: {message['message']}",
-                      permanent=message["permanent"], lost=message["lost"])
+            return StepReport(result=message["result"])
+        return StepReport(failure=f"{message['kind']}: {message['message']}",
+                          kind=message["kind"], permanent=message["permanent"],
+                          lost=message["lost"])
+
+    def settle(self, lease: Lease, report: StepReport) -> Outcome:
+        """Complete or fail `lease` as `report` says (fenced by the lease's token)."""
+        if report.result is not None:
+            outcome = settle_lease(self.queue, lease, status=report.result["status"],
+                                   redis_retry_seconds=REDIS_RETRY_SECONDS, stop=self._stop)
+            return dataclasses.replace(outcome, result=report.result)
+        if report.kind == "OutOfOrderError":  # dead-lettered, but loudly: it needs a replay
+            log.warning("step %s needs a replay, not a retry: %s", lease.date, report.failure)
+        return settle_lease(self.queue, lease, failure=report.failure,
+                            permanent=report.permanent, lost=report.lost,
+                            redis_retry_seconds=REDIS_RETRY_SECONDS, stop=self._stop)
 
 
 def _settings_json(settings: RedisSettings) -> str:

@@ -14,6 +14,8 @@ import pytest
 from stack.rundir import RunDirectory, RunDirectoryLock, StackBusyError, running_stack
 from stack.services import free_port
 
+pytestmark = pytest.mark.integration
+
 REPO = Path(__file__).resolve().parents[2]
 HOLD = """
 import sys, time

@@ -21,7 +21,9 @@ from enum import StrEnum
 from pathlib import Path
 
 from trainer.errors import HeadMovedError, LineageDamagedError, LineageError
-from trainer.storage import Share, atomic_write_text, file_lock, records_json, sha256_file
+from trainer.share.files import atomic_write_text, records_json, sha256_file
+from trainer.share.layout import Share
+from trainer.share.locks import file_lock
 
 FORMAT = 1
 

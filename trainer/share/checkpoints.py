@@ -17,8 +17,8 @@ import skops.io as sio
 from skops.io.exceptions import UntrustedTypesFoundException
 
 from trainer.errors import LineageError
-from trainer.learners import TRUSTED_TYPES
-from trainer.storage import sha256_bytes
+from trainer.learners.registry import TRUSTED_TYPES
+from trainer.share.files import sha256_bytes
 
 #: zip entries get this timestamp so the same model always gives the same bytes.
 _FIXED_ZIP_TIME = (1980, 1, 1, 0, 0, 0)

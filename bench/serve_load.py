@@ -1,0 +1,279 @@
+"""`fraudpipe serve` under load: a simulated day replayed in time order over loopback HTTP.
+
+    .venv/bin/python -m bench serve [--seed S] [--quick] [--rate R] [--seconds S]
+
+A share is simulated (default size: the handbook's 5,000 customers and 10,000 terminals,
+40 days), ingested and trained once per (size, seed)
+in the data directory (the last three days are left out: one for the closed loops, one
+for the open loop, one for the batch; a phase stops early when its day runs out, and
+says how many requests it sent). Then one `fraudpipe serve` process (uvicorn, in-memory
+windows, ``--clock replay`` on the first served day, ``--lateness`` a day, since
+concurrent clients overtake each other) is started and measured:
+
+- start-up: seconds from the process start to /readyz 200, and its memory (VmRSS, VmHWM
+  from /proc) when ready and at the end;
+- closed loop: C clients each sending the next transaction as soon as its answer came,
+  for the given seconds: throughput and latency percentiles;
+- open loop: requests due at a fixed rate (one every 1/R s) whatever the answers, sent by
+  a pool of senders; a request's latency runs from when it was due (so a stalled server
+  is not hidden: no coordinated omission), with the errors counted;
+- batch: the rest of the day's transactions as one JSON-lines request, end to end.
+
+The client runs on the same machine as the service and competes with it for the CPUs:
+the figures are a floor of what the service does on its own cores. `--quick` is a smoke
+test (a tiny share, two seconds a loop), not a measurement.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import queue
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+START = dt.date(2018, 4, 1)
+
+
+def share_with_head(data_dir: Path, *, days: int, customers: int, terminals: int,
+                    seed: int, served: int = 3) -> tuple[Path, Path, list[dt.date]]:
+    """A share with all but the last `served` days ingested and trained (cached)."""
+    from trainer.cli import main
+
+    where = data_dir / f"serve-d{days}-c{customers}-t{terminals}-s{seed}"
+    landing, share = where / "landing", where / "share"
+    served_days = [START + dt.timedelta(days=n) for n in range(days - served, days)]
+    if not (where / ".complete").is_file():
+        import shutil
+
+        shutil.rmtree(where, ignore_errors=True)
+        assert main(["simulate", "--out", str(where / "all"), "--start", START.isoformat(),
+                     "--days", str(days), "--customers", str(customers), "--terminals",
+                     str(terminals), "--seed", str(seed)]) == 0
+        landing.mkdir(parents=True)
+        for path in sorted((where / "all").glob("*.parquet")):
+            if dt.date.fromisoformat(path.stem) not in served_days:
+                path.rename(landing / path.name)
+        assert main(["ingest", "--source", str(landing), "--storage", str(share)]) == 0
+        assert main(["train", "--storage", str(share)]) == 0
+        (where / ".complete").write_text("")
+    return share, where / "all", served_days
+
+
+def bodies(day_files: list[Path]) -> list[bytes]:
+    """The served days' transactions as request bodies, in (time, id) order."""
+    import orjson
+    import pandas as pd
+
+    frame = pd.concat([pd.read_parquet(p) for p in day_files], ignore_index=True)
+    frame = frame.sort_values(["TX_DATETIME", "TRANSACTION_ID"], kind="stable")
+    return [orjson.dumps({"TRANSACTION_ID": int(r.TRANSACTION_ID),
+                          "TX_DATETIME": r.TX_DATETIME.isoformat(),
+                          "CUSTOMER_ID": int(r.CUSTOMER_ID), "TERMINAL_ID": int(r.TERMINAL_ID),
+                          "TX_AMOUNT": float(r.TX_AMOUNT)})
+            for r in frame.itertuples(index=False)]
+
+
+def memory_mib(pid: int) -> dict:
+    """VmRSS and VmHWM of a process, in MiB."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, value = line.partition(":")
+        if name in ("VmRSS", "VmHWM"):
+            fields[name] = round(int(value.split()[0]) / 1024, 1)
+    return fields
+
+
+def percentiles(latencies: list[float]) -> dict:
+    """p50/p90/p99/max in milliseconds."""
+    if not latencies:
+        return {}
+    ms = np.array(latencies) * 1000
+    return {f"p{q}_ms": round(float(np.percentile(ms, q)), 2) for q in (50, 90, 99)} | {
+        "max_ms": round(float(ms.max()), 2)}
+
+
+class Feed:
+    """The next transaction to send, shared by the senders (time order, each sent once)."""
+
+    def __init__(self, items: list[bytes]):
+        self._items = items
+        self._next = 0
+        self._lock = threading.Lock()
+
+    def take(self) -> bytes | None:
+        """The next body, None when the day is used up."""
+        with self._lock:
+            if self._next >= len(self._items):
+                return None
+            self._next += 1
+            return self._items[self._next - 1]
+
+    @property
+    def used(self) -> int:
+        """How many were taken."""
+        return self._next
+
+
+def warm_up(url: str, feed: Feed, requests: int = 5) -> None:
+    """A few unmeasured requests: the first of a day rolls the service to it."""
+    import httpx
+
+    for _ in range(requests):
+        body = feed.take()
+        if body is not None:
+            httpx.post(f"{url}/v1/score", content=body, timeout=120,
+                       headers={"content-type": "application/json"})
+
+
+def closed_loop(url: str, feed: Feed, clients: int, seconds: float) -> dict:
+    """`clients` senders, each waiting for its answer before the next request."""
+    import httpx
+
+    latencies: list[float] = []
+    errors: list[str] = []
+    deadline = time.perf_counter() + seconds
+
+    def client() -> None:
+        with httpx.Client(timeout=120) as http:
+            while time.perf_counter() < deadline and (body := feed.take()) is not None:
+                sent = time.perf_counter()
+                reply = http.post(f"{url}/v1/score", content=body,
+                                  headers={"content-type": "application/json"})
+                latencies.append(time.perf_counter() - sent)
+                if reply.status_code != 200:
+                    errors.append(reply.text[:200])
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    wall = time.perf_counter() - started
+    return {"clients": clients, "requests": len(latencies), "errors": len(errors),
+            "first_errors": errors[:3], "seconds": round(wall, 2),
+            "requests_per_s": round(len(latencies) / wall, 1), **percentiles(latencies)}
+
+
+def open_loop(url: str, feed: Feed, rate: float, seconds: float, senders: int = 16) -> dict:
+    """Requests due every 1/`rate` s; latency counted from the due time."""
+    import httpx
+
+    due: queue.Queue = queue.Queue()
+    latencies: list[float] = []
+    errors: list[str] = []
+    start = time.perf_counter() + 0.2
+    count = int(rate * seconds)
+    for i in range(count):
+        due.put(start + i / rate)
+
+    def sender() -> None:
+        with httpx.Client(timeout=120) as http:
+            while True:
+                try:
+                    when = due.get_nowait()
+                except queue.Empty:
+                    return
+                body = feed.take()
+                if body is None:
+                    return
+                pause = when - time.perf_counter()
+                if pause > 0:
+                    time.sleep(pause)
+                try:
+                    reply = http.post(f"{url}/v1/score", content=body,
+                                      headers={"content-type": "application/json"})
+                    if reply.status_code != 200:
+                        errors.append(reply.text[:200])
+                except httpx.HTTPError as exc:
+                    errors.append(repr(exc))
+                latencies.append(time.perf_counter() - when)
+
+    threads = [threading.Thread(target=sender) for _ in range(senders)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return {"rate_per_s": rate, "seconds": seconds, "requests": len(latencies),
+            "errors": len(errors), "first_errors": errors[:3], **percentiles(latencies)}
+
+
+def batch(url: str, feed: Feed, rows: int) -> dict:
+    """The next `rows` transactions as one JSON-lines request."""
+    import httpx
+
+    items = [body for _ in range(rows) if (body := feed.take()) is not None]
+    started = time.perf_counter()
+    reply = httpx.post(f"{url}/v1/score/batch", content=b"\n".join(items),
+                       headers={"content-type": "application/x-ndjson"}, timeout=600)
+    seconds = time.perf_counter() - started
+    answers = reply.text.splitlines() if reply.status_code == 200 else []
+    return {"transactions": len(items), "status": reply.status_code, "answers": len(answers),
+            "seconds": round(seconds, 3),
+            "transactions_per_s": round(len(items) / seconds, 1) if seconds else None}
+
+
+def run(seed: int = 0, quick: bool = False, data_dir: Path | None = None,
+        rate: float | None = None, seconds: float | None = None) -> dict:
+    """Build (or reuse) the share, start the service, run the loops; the figures."""
+    import httpx
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from redis_server import free_port
+
+    data_dir = data_dir or Path(os.environ.get("FRAUDPIPE_BENCH_DATA",
+                                               "/tmp/fraudpipe-bench"))
+    size = ({"days": 10, "customers": 150, "terminals": 300} if quick
+            else {"days": 40, "customers": 5000, "terminals": 10000})
+    seconds = seconds or (2.0 if quick else 60.0)
+    rate = rate or (20.0 if quick else 300.0)
+    share, all_days, served = share_with_head(data_dir, seed=seed, **size)
+    # one served day per phase: the closed loops, the open loop, the batch (a batch holds
+    # one day; each phase's first request rolls the service to its day)
+    phases = [bodies([all_days / f"{d}.parquet"]) for d in served]
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    fraudpipe = str(Path(sys.executable).parent / "fraudpipe")
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        [fraudpipe, "serve", "--storage", str(share), "--port", str(port), "--clock", "replay",
+         "--today", served[0].isoformat(), "--lateness", "86400", "--log-level", "warning"],
+        env={**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"})
+    try:
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"fraudpipe serve exited {process.returncode}")
+            try:
+                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        ready_seconds = time.perf_counter() - started
+        memory_ready = memory_mib(process.pid)
+        result = {"benchmark": "serve", "quick": quick, "seed": seed, "size": size,
+                  "served_days": [d.isoformat() for d in served],
+                  "transactions_per_day": [len(p) for p in phases],
+                  "start_to_ready_seconds": round(ready_seconds, 2),
+                  "memory_ready_mib": memory_ready}
+        feed = Feed(phases[0])
+        warm_up(url, feed)
+        result["closed_loop"] = [closed_loop(url, feed, clients, seconds / 2)
+                                 for clients in (1, 4)]
+        feed = Feed(phases[1])
+        warm_up(url, feed)  # the day roll happens here, outside the open loop's figures
+        result["open_loop"] = open_loop(url, feed, rate, seconds)
+        result["batch"] = batch(url, Feed(phases[2]), len(phases[2]))
+        result["memory_end_mib"] = memory_mib(process.pid)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    for name in ("closed_loop", "open_loop", "batch"):
+        print(name, result[name], flush=True)
+    return result

@@ -1,0 +1,44 @@
+"""How often one daily pipeline run reads the share's record (lineage and manifest).
+
+Each read of the lineage parses the whole chain, and each read of the manifest every
+ingested day; both grow with the share's age. The budget below is this version's count
+(tests/record_reads.py prints it): a change that reads the record more often fails here
+and must say why, or read it once and pass it down.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from record_reads import DAYS, counting_record_reads, daily_run
+
+pytestmark = pytest.mark.integration
+
+#: Reads of each record file in one daily pipeline run over `DAYS` new days, as counted on
+#: this version (the same as before the share's record had one home: the flows still read
+#: it per stage and per day; reading it once per run is the next step).
+BUDGET = {"lineage": 19, "manifest": 19}
+
+
+def test_counting_wrapper_sees_each_record_read(tmp_path: Path):
+    from trainer.share.layout import create_share
+    from trainer.share.lineage import Lineage
+    from trainer.share.manifest import read_manifest
+
+    share, _ = create_share(tmp_path / "share", "test")
+    share.ingest_manifest.parent.mkdir(parents=True)
+    share.ingest_manifest.write_text("{}")
+    with counting_record_reads() as counts:
+        Lineage.load(share)
+        Lineage.load(share)
+        read_manifest(share)
+    assert counts == {"lineage": 2, "manifest": 1}
+
+
+def test_daily_pipeline_reads_the_record_within_budget(prefect_harness: str, redis_url: str,
+                                                      tmp_path: Path):
+    counts = daily_run(tmp_path, redis_url)
+    print(f"record reads of one daily pipeline run over {DAYS} days: {counts}")
+    assert counts["lineage"] >= DAYS and counts["manifest"] >= DAYS  # the steps read both
+    assert all(counts[k] <= BUDGET[k] for k in BUDGET), counts

@@ -1,0 +1,32 @@
+"""`python -m bench serve --quick` runs end to end and writes the figures RESULTS.md uses.
+
+A smoke test on a tiny share: no timing is asserted (the machine is shared). What is
+asserted could fail: the service became ready, every phase sent requests and got no
+error, the batch was answered row for row, memory was read from the serving process.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_bench_serve_quick_measures_every_phase(tmp_path):
+    out, data = tmp_path / "results", tmp_path / "data"
+    subprocess.run([sys.executable, "-m", "bench", "serve", "--quick", "--results-dir",
+                    str(out), "--data-dir", str(data)], cwd=REPO, check=True,
+                   capture_output=True, timeout=800)
+    result = json.loads((out / "serve.json").read_text())
+    assert result["benchmark"] == "serve" and result["quick"] is True
+    assert result["start_to_ready_seconds"] > 0
+    assert result["memory_ready_mib"]["VmRSS"] > 50
+    for loop in [*result["closed_loop"], result["open_loop"]]:
+        assert loop["requests"] > 0 and loop["errors"] == 0, loop
+        assert 0 < loop["p50_ms"] <= loop["p99_ms"] <= loop["max_ms"]
+    assert result["batch"]["status"] == 200
+    assert result["batch"]["answers"] == result["batch"]["transactions"] > 100
+    assert result["context"]["machine"]["nproc"] >= 1

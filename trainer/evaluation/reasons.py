@@ -1,0 +1,194 @@
+"""Why a transaction scored high: the model's own per-input contributions, in words.
+
+The reasons come from the LightGBM booster inside the model (the model itself, or the
+booster member of an ensemble such as the default ``lgbm_mlp_profiles``): LightGBM's
+``predict(..., pred_contrib=True)`` (TreeSHAP) splits the booster's raw log-odds of a row
+into one contribution per input plus the expected value, and they sum to it exactly. A
+`WindowBoostingClassifier` then shifts the log-odds by ``log(genuine_fraction)`` (its
+calibration), the same for every row, so the contributions explain its probability too.
+
+How that maps to the score the analyst sees: the ensemble's score is the weighted mean of
+its members' probabilities, ``score = w_booster * p_booster + w_mlp * p_mlp`` (weights
+normalised), so `explain` returns both parts; they add up to the score. The reasons
+explain the booster's part only: the MLP's part is shown as a number, with no
+attribution per input (a network's gradients or a sampling method would be an estimate,
+not an exact split). A learner with no booster gives no reasons.
+
+A reason is an input with a positive contribution (it raised the score), the largest
+first, described with the row's own values ("amount 5.2x the card's 30-day mean").
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from trainer.features.profiles import LOOKBACK_DAYS, PREVIOUS_TX_CAP_DAYS
+
+#: Reasons given per transaction.
+REASONS_PER_ROW = 3
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """The booster's contributions to a set of rows, and how they map to the score."""
+
+    inputs: list[str]
+    """The model's input columns, in the order of `contributions`' columns."""
+    contributions: np.ndarray
+    """(rows, inputs): each input's contribution to the booster's log-odds."""
+    base: np.ndarray
+    """(rows,): the rest of the booster's log-odds: expected value plus calibration shift."""
+    booster_part: np.ndarray
+    """(rows,): the booster's share of the score, its weight times its probability."""
+    other_part: np.ndarray
+    """(rows,): the rest of the score (the MLP's weighted probability in an ensemble)."""
+    booster_weight: float
+    """The booster's normalised weight in the score (1 for a booster alone)."""
+
+
+def booster_member(model: Any) -> tuple[Any, float] | None:
+    """The LightGBM estimator inside `model` and its normalised weight in the score.
+
+    The model itself when it is a booster (weight 1), else the first booster member of an
+    `AveragedClassifier`; None when there is no booster.
+    """
+    if hasattr(model, "model_text_"):
+        return model, 1.0
+    members = getattr(model, "members_", None) or []
+    weights = getattr(model, "weights", None) or [1.0] * len(members)
+    for member, weight in zip(members, weights, strict=True):
+        if hasattr(member, "model_text_"):
+            return member, float(weight) / float(sum(weights))
+    return None
+
+
+def booster_contributions(estimator: Any, X: np.ndarray) -> np.ndarray:
+    """``pred_contrib`` of `estimator`'s booster: (rows, inputs + 1), last the expected value."""
+    booster = estimator._booster()
+    return np.asarray(booster.predict(np.asarray(X, dtype=np.float64), pred_contrib=True))
+
+
+def explain(model: Any, inputs: list[str], X: np.ndarray) -> Explanation | None:
+    """The booster's contributions to rows `X` (model inputs `inputs`); None without a booster."""
+    found = booster_member(model)
+    if found is None or len(X) == 0:
+        return None
+    estimator, weight = found
+    X = np.asarray(X, dtype=np.float64)
+    contrib = booster_contributions(estimator, X)
+    p_booster = np.asarray(estimator.predict_proba(X))[:, 1]
+    score = np.asarray(model.predict_proba(X))[:, 1]
+    raw = contrib.sum(axis=1)
+    logit = np.log(np.clip(p_booster, 1e-300, None)) - np.log(np.clip(1 - p_booster, 1e-300, None))
+    # base = expected value + the calibration's constant shift (logit - raw).
+    base = contrib[:, -1] + (logit - raw)
+    booster_part = weight * p_booster
+    return Explanation(inputs=list(inputs), contributions=contrib[:, :-1], base=base,
+                       booster_part=booster_part, other_part=score - booster_part,
+                       booster_weight=weight)
+
+
+def top_inputs(explanation: Explanation, row: int, count: int = REASONS_PER_ROW) -> list[int]:
+    """Indices of the `count` inputs that raised row `row`'s booster log-odds most (> 0)."""
+    values = explanation.contributions[row]
+    order = np.argsort(-values, kind="stable")[:count]
+    return [int(i) for i in order if values[i] > 0]
+
+
+def reasons(explanation: Explanation, values: Mapping[str, float] | Any, row: int,
+            count: int = REASONS_PER_ROW) -> list[dict]:
+    """Row `row`'s reasons: input, contribution (log-odds) and words, largest first.
+
+    Args:
+        explanation: `explain` of the rows.
+        values: the row's features by column name (a frame row or a dict); the words may
+            read columns beyond the model's inputs when present.
+        row: the row's index in `explanation`.
+        count: reasons at most.
+    """
+    return [{"input": explanation.inputs[i],
+             "contribution": round(float(explanation.contributions[row, i]), 4),
+             "words": describe(explanation.inputs[i], values)}
+            for i in top_inputs(explanation, row, count)]
+
+
+def _span(days: int) -> str:
+    return "24 h" if days == 1 else f"{days} days"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 86_400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86_400:.1f} days"
+
+
+def _get(values: Mapping[str, float] | Any, name: str) -> float | None:
+    try:
+        value = values[name]
+    except (KeyError, IndexError):
+        return None
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) \
+        else float(value)
+
+
+def describe(name: str, values: Mapping[str, float] | Any) -> str:
+    """Input `name` of one transaction in an analyst's words, with the row's values."""
+    v = _get(values, name)
+    if v is None:
+        return name
+    usual_30 = _get(values, "CUSTOMER_ID_NB_TX_30DAY_WINDOW")
+    if name == "TX_AMOUNT":
+        mean = _get(values, "CUSTOMER_ID_AVG_AMOUNT_30DAY_WINDOW")
+        if _get(values, "CUSTOMER_ID_AMOUNT_RATIO_30DAY_WINDOW") is not None:
+            return f"amount {v:.2f}"  # the ratio is an input of its own, with its reason
+        if mean:
+            return f"amount {v:.2f}, {v / mean:.1f}x the card's 30-day mean ({mean:.2f})"
+        return f"amount {v:.2f}"
+    if name == "TX_DURING_NIGHT":
+        return "at night (before 07:00)" if v else "in the daytime"
+    if name == "TX_DURING_WEEKEND":
+        return "on a weekend" if v else "on a weekday"
+    if m := re.fullmatch(r"CUSTOMER_ID_NB_TX_(\d+)DAY_WINDOW", name):
+        n = int(m[1])
+        usual = f", usually {usual_30 * n / 30:.1f}" if usual_30 is not None and n < 30 else ""
+        return f"{v:.0f} transactions on the card in the last {_span(n)}{usual}"
+    if m := re.fullmatch(r"CUSTOMER_ID_AVG_AMOUNT_(\d+)DAY_WINDOW", name):
+        mean_30 = _get(values, "CUSTOMER_ID_AVG_AMOUNT_30DAY_WINDOW")
+        usual = (f", {mean_30:.2f} over 30 days" if mean_30 is not None and m[1] != "30"
+                 else "")
+        return f"the card's mean amount over the last {_span(int(m[1]))} is {v:.2f}{usual}"
+    if m := re.fullmatch(r"CUSTOMER_ID_AMOUNT_RATIO_(\d+)DAY_WINDOW", name):
+        return f"amount {v:.1f}x the card's {m[1]}-day mean"
+    if m := re.fullmatch(r"CUSTOMER_ID_AMOUNT_ZSCORE_(\d+)DAY_WINDOW", name):
+        return f"amount {v:+.1f} standard deviations from the card's {m[1]}-day mean"
+    if name == "CUSTOMER_ID_SECONDS_SINCE_PREVIOUS_TX":
+        if v >= PREVIOUS_TX_CAP_DAYS * 86_400:
+            return f"the card's first transaction in {PREVIOUS_TX_CAP_DAYS} days"
+        return f"{_duration(v)} after the card's previous transaction"
+    if name == "CUSTOMER_ID_NB_TX_1_OVER_30DAY":
+        return f"{v:.0%} of the card's transactions of the last 30 days came in the last 24 h"
+    if name == "CUSTOMER_ID_RISK_30DAY_WINDOW":
+        return f"{v:.0%} of the card's transactions known as fraud (30 days to a week ago)"
+    if m := re.fullmatch(r"TERMINAL_ID_RISK_(\d+)DAY_WINDOW", name):
+        count = _get(values, f"TERMINAL_ID_NB_TX_{m[1]}DAY_WINDOW")
+        of = f" of {count:.0f}" if count is not None else ""
+        return (f"terminal: {v:.0%}{of} transactions known as fraud in the {_span(int(m[1]))} "
+                f"up to a week ago")
+    if m := re.fullmatch(r"TERMINAL_ID_NB_TX_(\d+)DAY_WINDOW", name):
+        return f"terminal: {v:.0f} transactions in the {_span(int(m[1]))} up to a week ago"
+    if m := re.fullmatch(r"TERMINAL_ID_AVG_AMOUNT_(\d+)DAY_WINDOW", name):
+        return f"terminal: mean amount {v:.2f} in the {_span(int(m[1]))} up to a week ago"
+    if name in ("TERMINAL_ID_DAYS_SINCE_KNOWN_FRAUD", "TERMINAL_ID_DAYS_SINCE_FIRST_KNOWN_FRAUD"):
+        which = "a known fraud" if name.endswith("_SINCE_KNOWN_FRAUD") else "its first known fraud"
+        if v >= LOOKBACK_DAYS:
+            return "terminal: no known fraud in the 30 days up to a week ago"
+        return f"terminal had {which} {v:.0f} days ago"
+    return f"{name} = {v:g}"

@@ -1,0 +1,163 @@
+"""The learner registry: learners by name, their inputs, and the classes of checkpoints.
+
+A learner is chosen by name (`make_learner`, the names in `trainer.learners`); the name is
+stored in the lineage so a chain never switches learner half-way. The name also fixes the
+model's inputs (`learner_inputs`): the columns of the features frame, in the order the
+model sees them. A checkpoint is fitted on exactly those, so a learner's inputs never
+change; other inputs make another learner name. `TRUSTED_TYPES`, the classes skops may
+load from a checkpoint, is derived from `LEARNER_CLASSES`, so a new learner class is
+trusted once it is listed there. `bench/QUALITY.md` compares the learners.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sklearn.base import BaseEstimator
+from sklearn.linear_model import SGDClassifier
+
+from trainer.features.compute import FEATURE_COLUMNS
+from trainer.features.profiles import EXTRA_FEATURE_COLUMNS
+from trainer.learners import DEFAULT_LEARNER, LEARNER_NAMES
+from trainer.learners.boosting import ContinuedBoostingClassifier, WindowBoostingClassifier
+from trainer.learners.ensemble import AveragedClassifier
+from trainer.learners.mlp import DailyMLPClassifier
+from trainer.model import WarmStartClassifier
+
+
+def _sgd() -> WarmStartClassifier:
+    """The first baseline: one pass a day, the 'optimal' schedule, frauds weighted 10."""
+    return WarmStartClassifier(
+        SGDClassifier(loss="log_loss", alpha=1e-4, learning_rate="optimal", random_state=0),
+        fraud_weight=10.0,
+        passes=1,
+    )
+
+
+def _sgd_tuned(alpha: float = 1e-4, passes: int = 3, fraud_weight: float = 10.0,
+               schedule: str = "optimal", eta0: float = 0.01,
+               average: bool = False) -> WarmStartClassifier:
+    """The linear baseline with the settings that won on the validation weeks.
+
+    Tried on weeks 07-11 and 07-18 (bench.quality_tune, seeds 0 and 1): 1 or 3 passes,
+    'optimal' or 'adaptive' schedule, averaging, fraud weight 3/5/10, alpha 1e-4/1e-5.
+    """
+    return WarmStartClassifier(
+        SGDClassifier(loss="log_loss", alpha=alpha, learning_rate=schedule, eta0=eta0,
+                      average=average, random_state=0),
+        fraud_weight=fraud_weight,
+        passes=passes,
+    )
+
+
+def _mlp(hidden: tuple[int, ...] = (32, 16), passes: int = 3, fraud_weight: float = 5.0,
+         learning_rate: float = 1e-3) -> WarmStartClassifier:
+    """A small MLP continued with `partial_fit` (Adam keeps its moments across days)."""
+    return WarmStartClassifier(
+        DailyMLPClassifier(hidden_layer_sizes=hidden, alpha=1e-4, learning_rate_init=learning_rate,
+                      batch_size=256, random_state=0),
+        fraud_weight=fraud_weight,
+        passes=passes,
+    )
+
+
+def _lgbm_window(**overrides) -> BaseEstimator:
+    return WindowBoostingClassifier(**overrides)
+
+
+def _lgbm_continued(**overrides) -> BaseEstimator:
+    return ContinuedBoostingClassifier(**overrides)
+
+
+def _lgbm_mlp(weights: tuple[float, float] = (0.5, 0.5)) -> BaseEstimator:
+    """The window booster and the MLP, probabilities averaged."""
+    return AveragedClassifier([_lgbm_window(), _mlp()], weights=list(weights))
+
+
+def _lgbm_mlp_profiles() -> BaseEstimator:
+    """`lgbm_mlp` on ``PROFILE_INPUTS``, frauds kept 84 days, the booster weighted 0.7.
+
+    The configuration ``all_spell+booster:fraud_window_days=84`` at booster weight 0.7
+    chosen on the validation weeks in bench/QUALITY.md ("Extra features and learner
+    settings (issue 16)"), built as `bench.quality_features` builds it so that its
+    figures are this learner's: the members are its
+    ``make_member("booster", {"fraud_window_days": 84})`` and ``make_member("mlp", {})``,
+    the inputs its ``columns_of`` of that configuration, and the score
+    ``0.7 * booster + 0.3 * MLP`` (the bench writes ``1 - 0.7`` for 0.3, which can differ
+    in the last bit; a test checks the two agree).
+    """
+    return AveragedClassifier([_lgbm_window(fraud_window_days=84), _mlp()],
+                              weights=[0.7, 0.3])
+
+
+#: Learner name -> factory of a fresh, unfitted learner.
+LEARNERS: dict[str, Callable[[], BaseEstimator]] = {
+    "sgd": _sgd,
+    "sgd_tuned": _sgd_tuned,
+    "mlp": _mlp,
+    "lgbm_window": _lgbm_window,
+    "lgbm_continued": _lgbm_continued,
+    "lgbm_mlp": _lgbm_mlp,
+    "lgbm_mlp_profiles": _lgbm_mlp_profiles,
+}
+
+#: The handbook's 15 customer and terminal window features (`trainer.features.compute`).
+HANDBOOK_INPUTS: list[str] = FEATURE_COLUMNS
+#: The handbook's 15, then the 11 behaviour profiles of `trainer.features.profiles`.
+PROFILE_INPUTS: list[str] = FEATURE_COLUMNS + EXTRA_FEATURE_COLUMNS
+
+#: Learner name -> its model inputs. Never change an entry: the chains of that learner
+#: hold checkpoints fitted on those columns (every learner before issue 16 reads the 15).
+LEARNER_INPUTS: dict[str, list[str]] = {
+    "sgd": HANDBOOK_INPUTS,
+    "sgd_tuned": HANDBOOK_INPUTS,
+    "mlp": HANDBOOK_INPUTS,
+    "lgbm_window": HANDBOOK_INPUTS,
+    "lgbm_continued": HANDBOOK_INPUTS,
+    "lgbm_mlp": HANDBOOK_INPUTS,
+    "lgbm_mlp_profiles": PROFILE_INPUTS,
+}
+
+#: Our own classes a checkpoint may contain; skops refuses any other custom type.
+LEARNER_CLASSES: tuple[type[BaseEstimator], ...] = (
+    WarmStartClassifier,
+    WindowBoostingClassifier,
+    ContinuedBoostingClassifier,
+    DailyMLPClassifier,
+    AveragedClassifier,
+)
+
+#: The skops type names of `LEARNER_CLASSES` ("module.Class").
+TRUSTED_TYPES: list[str] = [f"{cls.__module__}.{cls.__qualname__}" for cls in LEARNER_CLASSES]
+
+
+if tuple(LEARNERS) != LEARNER_NAMES or tuple(LEARNER_INPUTS) != LEARNER_NAMES:
+    raise RuntimeError("trainer.learners.LEARNER_NAMES must list the registry's learners in order")
+
+
+def _known(name: str) -> str:
+    if name not in LEARNERS:
+        known = ", ".join(sorted(LEARNERS))
+        raise ValueError(f"unknown learner {name!r}; expected one of: {known}")
+    return name
+
+
+def make_learner(name: str | None = None) -> BaseEstimator:
+    """A fresh learner by name (the default when `name` is None)."""
+    return LEARNERS[_known(name or DEFAULT_LEARNER)]()
+
+
+def learner_inputs(name: str) -> list[str]:
+    """The columns of a features frame that learner `name` reads, in order (a copy)."""
+    return list(LEARNER_INPUTS[_known(name)])
+
+
+def uses_profiles(name: str) -> bool:
+    """Whether learner `name` reads profile columns, so its features must include them.
+
+    Every features path computes the profiles only when asked (``profiles=True``): a
+    chain on the handbook's 15 does not pay for inputs it never reads.
+    """
+    return any(column in EXTRA_FEATURE_COLUMNS for column in learner_inputs(name))
+
+

@@ -1,0 +1,18 @@
+"""`fraudpipe serve`: each transaction scored as it happens, with the chain's head checkpoint.
+
+The online inputs are the arrival path's (`trainer.arrival`) by construction: a
+transaction's features are computed by the same functions
+(`trainer.features.from_history.features_of_rows`) from the same rows (the 37 days
+before its day as `trainer.arrival.day_transactions` reads them, and the day's earlier
+transactions the service has seen), so its score equals the arrival score of that row
+with the same checkpoint. Modules:
+
+- `requests`: a request body in the share's mapped columns -> canonical rows, or a 4xx
+  naming the field;
+- `intraday`: the current day's transactions seen so far, in memory or shared by the
+  replicas through Redis;
+- `history`: the days before the serving day, indexed by card and terminal;
+- `head`: the verified head checkpoint and the top reasons of a score;
+- `scorer`: the service's state (head, day), scoring, day roll and hot reload;
+- `metrics`, `app`: the Prometheus metrics and the ASGI application.
+"""

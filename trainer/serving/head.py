@@ -1,0 +1,101 @@
+"""The model the service scores with: the chain's head checkpoint, verified, and its reasons.
+
+The head is the lineage's (`trainer.share.lineage.Lineage.head_entry`), loaded by
+`trainer.share.checkpoints.load_checkpoint`, which refuses a file whose sha256 is not the one
+the lineage records (and any type skops does not trust): a checkpoint that fails is never
+served.
+
+Top reasons: the booster's own per-input contributions to the row's log-odds (LightGBM
+``predict(..., pred_contrib=True)``, TreeSHAP: one value per input plus the expected
+value, summing to the booster's raw score). The inputs with the largest positive
+contributions are the reasons, named by the learner's input columns. For an ensemble
+(`lgbm_mlp`, `lgbm_mlp_profiles`) they explain its booster member only: the MLP's share
+of the score has no exact attribution here. A learner without a booster gives no reasons.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from trainer.errors import LineageError
+from trainer.evaluation.reasons import booster_member
+from trainer.learners.registry import learner_inputs, uses_profiles
+from trainer.share.checkpoints import load_checkpoint
+from trainer.share.layout import Share
+from trainer.share.lineage import Entry, Lineage
+
+
+@dataclass(frozen=True)
+class Head:
+    """A verified head checkpoint, ready to score."""
+
+    entry: Entry
+    model: Any
+    inputs: list[str]
+    """The model's input columns, in order."""
+    profiles: bool
+    """Whether its inputs include the profile features."""
+    booster: Any
+    """The LightGBM booster the reasons come from, or None."""
+
+    @property
+    def day(self) -> dt.date:
+        """The day the checkpoint was trained through."""
+        return self.entry.date
+
+    @property
+    def sha256(self) -> str:
+        """The checkpoint's sha256, as the lineage records it."""
+        return self.entry.sha256
+
+    def describe(self) -> dict:
+        """The checkpoint an answer names."""
+        return {"day": self.entry.date.isoformat(), "sha256": self.entry.sha256,
+                "path": self.entry.checkpoint, "learner": self.entry.learner}
+
+
+def head_sha256(share: Share) -> str | None:
+    """The lineage's head sha256 now (cheap: one small file read)."""
+    return Lineage.load(share).head
+
+
+def load_head(share: Share) -> Head:
+    """The lineage's head, its checkpoint verified against the lineage's sha256.
+
+    Raises:
+        LineageError: no head yet, or the checkpoint is missing, altered or untrusted.
+    """
+    entry = Lineage.load(share).head_entry
+    if entry is None:
+        raise LineageError(f"{share.lineage}: no head checkpoint yet (nothing trained); "
+                           f"train a day first (fraudpipe train)")
+    model = load_checkpoint(share.root / entry.checkpoint, entry.sha256)
+    return Head(entry, model, learner_inputs(entry.learner), uses_profiles(entry.learner),
+                _booster_of(model))
+
+
+def _booster_of(model: Any) -> Any:
+    """The LightGBM booster inside `model` (itself or an ensemble member), or None."""
+    found = booster_member(model)  # the same member the alerts' reasons explain
+    return found[0]._booster() if found is not None else None
+
+
+def top_reasons(head: Head, X: np.ndarray, count: int) -> list[list[dict]]:
+    """Per row of `X`, its `count` inputs that raise the booster's score most.
+
+    Each reason: the input's name, its value and its contribution to the log-odds.
+    """
+    if head.booster is None or count <= 0:
+        return [[] for _ in range(len(X))]
+    contributions = np.asarray(head.booster.predict(np.asarray(X, dtype=np.float64),
+                                                    pred_contrib=True))[:, :-1]
+    reasons = []
+    for row, values in zip(X, contributions, strict=True):
+        order = np.argsort(-values, kind="stable")[:count]
+        reasons.append([{"input": head.inputs[i], "value": float(row[i]),
+                         "contribution": float(values[i])} for i in order if values[i] > 0])
+    return reasons

@@ -1,0 +1,445 @@
+"""The service's state and its operations: score, roll the day, reload the head.
+
+What serves a request is one immutable `Serving` (a verified head and the serving day's
+history), read once per request: a reload or a day roll builds the next one aside and
+swaps the reference, so a request in flight finishes with the head it started with and
+no request waits for a load or fails because of one. Every answer names its checkpoint.
+
+Features: a transaction of serving day S at time t gets
+``features_of_rows(context, row)`` (`trainer.features.from_history`), the function an
+arrived day's scores come from (there over the whole day), where the context is its
+card's and its terminal's rows in S's history (`trainer.serving.history`) plus its card's
+transactions of S recorded so far (`trainer.serving.intraday`). The windows end at the
+row itself by (time, transaction id), so later rows in the context change nothing and the
+features equal those of the arrival path over the full day, whose rows before t are the
+same. Recording and reading the card's rows is one atomic step, so two replicas serving
+one card see each other's earlier transactions.
+
+Day roll: the wall clock's midnight in the share's time zone (``clock="wall"``), or the
+first transaction of a later day (``clock="replay"``, for replaying recorded days). The
+history files of the next day are read ahead in the background, so the roll itself only
+indexes the day just served.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import time
+import zoneinfo
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import orjson
+import pandas as pd
+
+from trainer.data.mapping import ColumnMapping
+from trainer.features.compute import NS_PER_DAY, features_of_target
+from trainer.features.from_history import features_of_rows
+from trainer.features.profiles import extra_features
+from trainer.model import fraud_scores
+from trainer.serving.head import Head, head_sha256, load_head, top_reasons
+from trainer.serving.history import (
+    History,
+    Segment,
+    file_segment,
+    join_columns,
+    load_history,
+    row_columns,
+    rows_frame,
+)
+from trainer.serving.intraday import Intraday
+from trainer.serving.metrics import Metrics
+from trainer.serving.requests import (
+    IdKinds,
+    RequestError,
+    frame_row,
+    id_key,
+    parse_batch,
+    parse_one,
+    plain,
+)
+from trainer.share.layout import Share
+
+log = logging.getLogger(__name__)
+
+EPOCH = dt.date(1970, 1, 1)
+#: What a reload watches: the lineage head's sha256, and the (mtime, size) of the ingest
+#: manifest and of the labels directory.
+WatchKey = tuple[str | None, tuple[tuple[int, int] | None, ...]]
+#: How long a duplicate waits for its first answer while that one is being computed.
+PENDING_WAIT_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """How the service runs (the `fraudpipe serve` options)."""
+
+    mapping: ColumnMapping
+    clock: str = "wall"
+    """``wall``: the day is the wall clock's in the share's zone; ``replay``: the day moves
+    to the day of the first transaction of a later day."""
+    today: dt.date | None = None
+    """The first serving day (default: wall clock today; replay: the head's day + 1)."""
+    lateness_seconds: float = 0.0
+    """A transaction may be this much older than the latest accepted one of its day."""
+    reload_seconds: float = 2.0
+    """How often the lineage head (and the ingest manifest) are checked for changes."""
+    reasons: int = 3
+    """Top reasons per single answer."""
+
+
+@dataclass(frozen=True)
+class Serving:
+    """What answers requests: the verified head and the serving day's history."""
+
+    head: Head
+    history: History
+    kinds: IdKinds
+
+    @property
+    def day(self) -> dt.date:
+        """The serving day."""
+        return self.history.day
+
+
+class Scorer:
+    """Scores transactions; keeps its `Serving` current (reload, day roll)."""
+
+    def __init__(self, share: Share, config: ServeConfig, intraday: Intraday,
+                 metrics: Metrics | None = None,
+                 now: Callable[[], dt.datetime] | None = None):
+        self.share = share
+        self._now = now or (lambda: dt.datetime.now(dt.UTC))
+        self.config = config
+        self.intraday = intraday
+        self.metrics = metrics or Metrics()
+        self.serving: Serving | None = None
+        self.not_ready = "starting"
+        self._roll_lock = threading.Lock()
+        self._prepared: dict[dt.date, Segment] = {}
+        self._refused: WatchKey | None = None
+        self._watched: WatchKey | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._all_rows: tuple[History, pd.DataFrame] | None = None
+
+    # --- the clock ---------------------------------------------------------------------
+
+    def wall_today(self) -> dt.date:
+        """Today in the share's time zone (`now` is an aware datetime)."""
+        return self._now().astimezone(zoneinfo.ZoneInfo(self.config.mapping.timezone)).date()
+
+    def ready(self) -> tuple[bool, str]:
+        """Whether a verified head and the serving day's history are loaded, and why not."""
+        serving = self.serving
+        if serving is None:
+            return False, self.not_ready
+        if self.config.clock == "wall" and serving.day != self.wall_today():
+            return False, (f"the loaded history is {serving.day}'s; today is "
+                           f"{self.wall_today()} (rolling)")
+        return True, f"serving {serving.day} with the checkpoint of {serving.head.day}"
+
+    # --- start, stop, reload -----------------------------------------------------------
+
+    def load(self) -> bool:
+        """Load the head and the first day's history; False (and why) when it cannot."""
+        try:
+            head = load_head(self.share)
+        except Exception as exc:  # noqa: BLE001 - any failure keeps the service unready
+            self.not_ready = f"no verified head: {exc}"
+            self.metrics.errors.labels("reload").inc()
+            log.error("serve: %s", self.not_ready)
+            return False
+        day = self.config.today or (self.wall_today() if self.config.clock == "wall"
+                                    else head.day + dt.timedelta(days=1))
+        self._install(head, self._history(day))
+        self._watched = self._watch_key()
+        return True
+
+    def _history(self, day: dt.date, files: Segment | None = None) -> History:
+        return load_history(self.share, day, self.intraday, files)
+
+    def _install(self, head: Head, history: History) -> None:
+        self.serving = Serving(head, history, IdKinds(history.id_kinds()))
+        self.metrics.set_model_day(head.day)
+        self.metrics.set_state_day(history.day)
+        if history.missing:
+            log.warning("serve: %s's history has no rows for %d of its days (%s .. %s: no "
+                        "file, not served here)", history.day, len(history.missing),
+                        history.missing[0], history.missing[-1])
+
+    def _watch_key(self) -> WatchKey:
+        """What a change of triggers a reload: the lineage head, the ingest manifest, labels.
+
+        A label file added or replaced changes its directory's mtime (atomic renames).
+        """
+        stamps: list[tuple[int, int] | None] = []
+        for path in (self.share.ingest_manifest, self.share.labels_dir):
+            try:
+                stat = path.stat()
+                stamps.append((stat.st_mtime_ns, stat.st_size))
+            except FileNotFoundError:
+                stamps.append(None)
+        return head_sha256(self.share), tuple(stamps)
+
+    def check_reload(self) -> str:
+        """Reload when the head or the manifest changed; returns what happened."""
+        try:
+            key = self._watch_key()
+        except Exception as exc:  # noqa: BLE001 - a damaged lineage: keep serving
+            self.metrics.errors.labels("reload").inc()
+            log.error("serve: cannot read the lineage, keeping the loaded head: %s", exc)
+            return "error"
+        if self.serving is None:
+            return "loaded" if self.load() else "refused"
+        if key == self._watched or key == self._refused:
+            return "unchanged"
+        current = self.serving
+        try:
+            head = current.head if key[0] == current.head.sha256 else load_head(self.share)
+        except Exception as exc:  # noqa: BLE001 - refuse it, keep the old one
+            self._refused = key
+            self.metrics.reloads.labels("refused").inc()
+            self.metrics.errors.labels("reload").inc()
+            log.error("serve: refused the new head %s, still serving %s: %s",
+                      (key[0] or "none")[:12], current.head.sha256[:12], exc)
+            return "refused"
+        self._install(head, self._history(current.day))
+        self._watched = key
+        self._prepared.clear()
+        if head is current.head:  # the share's days changed (labels, a late file)
+            self.metrics.reloads.labels("history").inc()
+            log.info("serve: the share's days changed: %s's history re-read", current.day)
+            return "history"
+        self.metrics.reloads.labels("loaded").inc()
+        log.info("serve: now serving checkpoint %s (trained through %s)", head.sha256[:12],
+                 head.day)
+        return "loaded"
+
+    def start(self) -> None:
+        """Load, then watch the share and the clock in a background thread."""
+        self.load()
+        self._thread = threading.Thread(target=self._watch, name="serve-watch", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the background thread."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def _watch(self) -> None:
+        next_check = 0.0
+        while not self._stop.wait(0.2):
+            try:
+                self.tick()
+                if time.monotonic() >= next_check:
+                    next_check = time.monotonic() + self.config.reload_seconds
+                    self.check_reload()
+            except Exception:  # noqa: BLE001 - the watcher must outlive one failure
+                self.metrics.errors.labels("watch").inc()
+                log.exception("serve: background check failed")
+
+    def tick(self) -> None:
+        """The clock's work: roll at midnight (wall clock), read the next day's files ahead."""
+        if self.serving is None:
+            return
+        if self.config.clock == "wall" and self.wall_today() > self.serving.day:
+            self.roll_to(self.wall_today())
+        self._prepare(self.serving.day + dt.timedelta(days=1))
+
+    def _prepare(self, day: dt.date) -> None:
+        """Read `day`'s history files ahead of its midnight."""
+        if day not in self._prepared:
+            self._prepared = {day: file_segment(self.share, day)}
+
+    def roll_to(self, day: dt.date) -> Serving:
+        """Make `day` the serving day (no-op when it already is or is past)."""
+        with self._roll_lock:
+            current = self.serving
+            if current is None:
+                raise RequestError(503, f"not ready: {self.not_ready}")
+            if current.day >= day:
+                return current
+            history = self._history(day, self._prepared.pop(day, None))
+            self._install(current.head, history)
+            self.metrics.rolls.inc()
+            log.info("serve: day rolled from %s to %s", current.day, day)
+            assert self.serving is not None
+            return self.serving
+
+    # --- scoring -----------------------------------------------------------------------
+
+    def _current(self) -> Serving:
+        serving = self.serving
+        if serving is None:
+            raise RequestError(503, f"not ready: {self.not_ready}")
+        return serving
+
+    def _serving_for(self, serving: Serving, day: dt.date, stamp: object) -> Serving:
+        """The `Serving` of `day` (rolling to it when the clock allows), else a 422."""
+        if day == serving.day:
+            return serving
+        later = day > serving.day and (self.config.clock == "replay"
+                                       or day == self.wall_today())
+        if later:
+            return self.roll_to(day)
+        field = self.config.mapping.columns["timestamp"]
+        raise RequestError(422, f"field {field!r} is {stamp}, on {day}; expected a time on "
+                                f"{serving.day}, the day being served", field)
+
+    def _late(self, stamp: object, latest_ns: int | None) -> RequestError:
+        field = self.config.mapping.columns["timestamp"]
+        latest = pd.Timestamp(latest_ns) if latest_ns is not None else None
+        return RequestError(422, f"field {field!r} is {stamp}, earlier than the latest "
+                                 f"accepted transaction of the day ({latest}) by more than "
+                                 f"the allowed lateness ({self.config.lateness_seconds:g} s)",
+                            field)
+
+    def score_one(self, body: bytes, inputs: bool = False) -> dict:
+        """Score one transaction (a JSON object in the share's mapped columns).
+
+        With `inputs`, the answer also lists every model input by name (for audits: they
+        are the arrival path's features of the same row, bit for bit).
+        """
+        serving = self._current()
+        row = parse_one(body, self.config.mapping, serving.kinds)
+        serving = self._serving_for(serving, day_of(row[1]), pd.Timestamp(row[1]))
+        added = self.intraday.add(serving.day, row, self._lateness_ns())
+        if added.status == "late":
+            self.metrics.transactions.labels("rejected").inc()
+            raise self._late(pd.Timestamp(row[1]), added.latest_ns)
+        if added.status == "duplicate":
+            self.metrics.transactions.labels("duplicate").inc()
+            return {**orjson.loads(self._first_answer(serving.day, row[0], added.answer)),
+                    "duplicate": True}
+        history = serving.history.context_columns(row[2], row[3])
+        columns = join_columns([history, row_columns(added.card_rows)])
+        target = np.zeros(len(columns["TRANSACTION_ID"]), dtype=bool)
+        today = columns["TRANSACTION_ID"][len(history["TRANSACTION_ID"]):]
+        target[len(history["TRANSACTION_ID"]) + np.flatnonzero(today == row[0])] = True
+        answer = self._scored(serving, [row[0]], one_row_inputs(serving.head, columns, target),
+                              self.config.reasons, inputs)[0]
+        self.intraday.set_answer(serving.day, row[0], orjson.dumps(answer))
+        self.metrics.transactions.labels("scored").inc()
+        return {**answer, "duplicate": False}
+
+    def _first_answer(self, day: dt.date, transaction_id: object,
+                      answer: bytes | None) -> bytes:
+        deadline = time.monotonic() + PENDING_WAIT_SECONDS
+        while answer is None and time.monotonic() < deadline:
+            time.sleep(0.005)
+            answer = self.intraday.answer(day, transaction_id)
+        if answer is None:
+            raise RequestError(503, f"transaction {transaction_id} is being scored by another "
+                                    f"request; retry for its answer")
+        return answer
+
+    def _lateness_ns(self) -> int:
+        return int(round(self.config.lateness_seconds * 1e9))
+
+    def _scored(self, serving: Serving, ids: list, X: np.ndarray, reasons: int,
+                inputs: bool = False) -> list[dict]:
+        """Answers for the model inputs `X` of the transactions `ids`."""
+        head = serving.head
+        scores = model_scores(head.model, X)
+        why = top_reasons(head, X, reasons)
+        checkpoint = head.describe()
+        answers = [{"transaction_id": ids[i], "score": float(scores[i]),
+                    "checkpoint": checkpoint, "serving_day": serving.day.isoformat(),
+                    "reasons": why[i]} for i in range(len(ids))]
+        if inputs:
+            for answer, values in zip(answers, X, strict=True):
+                answer["inputs"] = dict(zip(head.inputs, map(float, values), strict=True))
+        return answers
+
+    def _answers(self, serving: Serving, context: pd.DataFrame, rows: pd.DataFrame,
+                 reasons: int) -> list[dict]:
+        """Scores (and reasons) of `rows` given the rows before them in `context`."""
+        head = serving.head
+        features = features_of_rows(context, rows.assign(TX_FRAUD=0), profiles=head.profiles)
+        ids = [plain(v) for v in features["TRANSACTION_ID"].to_numpy()]
+        return self._scored(serving, ids, features[head.inputs].to_numpy(), reasons)
+
+    def score_batch(self, body: bytes, content_type: str, reasons: int = 0) -> list[dict]:
+        """Score many transactions of one day; answers in the body's row order.
+
+        A bad value refuses the whole body (nothing recorded). Otherwise each row is
+        recorded in (time, id) order: a repeated id gets its first answer, a row too late
+        for the day an ``error`` line of its own.
+        """
+        serving = self._current()
+        frame, keys = parse_batch(body, content_type, self.config.mapping, serving.kinds)
+        times = frame["TX_DATETIME"].to_numpy().view(np.int64)
+        serving = self._serving_for(serving, day_of(int(times[0])),
+                                    frame["TX_DATETIME"].iloc[0])
+        answers: dict[str, dict] = {}
+        fresh = []
+        for i in range(len(frame)):
+            row = frame_row(frame, i)
+            added = self.intraday.add(serving.day, row, self._lateness_ns())
+            if added.status == "added":
+                fresh.append(i)
+            elif added.status == "duplicate":
+                answers[id_key(row[0])] = {**orjson.loads(self._first_answer(
+                    serving.day, row[0], added.answer)), "duplicate": True}
+            else:
+                answers[id_key(row[0])] = self._late(frame["TX_DATETIME"].iloc[i],
+                                                     added.latest_ns).to_json()
+        if fresh:
+            context = pd.concat([self._history_rows(serving.history),
+                                 rows_frame(self.intraday.day_rows(serving.day))],
+                                ignore_index=True)
+            scored = self._answers(serving, context, frame.iloc[fresh], reasons)
+            for answer in scored:
+                self.intraday.set_answer(serving.day, answer["transaction_id"],
+                                         orjson.dumps(answer))
+                answers[id_key(answer["transaction_id"])] = {**answer, "duplicate": False}
+        self.metrics.transactions.labels("scored").inc(len(fresh))
+        self.metrics.transactions.labels("duplicate").inc(len(keys) - len(fresh))
+        return [answers[key] for key in keys]
+
+    def _history_rows(self, history: History) -> pd.DataFrame:
+        """All of `history`'s rows, concatenated once per history."""
+        cached = self._all_rows
+        if cached is None or cached[0] is not history:
+            cached = self._all_rows = (history, history.all_rows())
+        return cached[1]
+
+
+#: Rows a score is computed in at least. The MLP's layers are BLAS matrix products whose
+#: result for one row can differ in the last bit between a 1-row product and a day's
+#: (a different kernel); inside a block of 4 or more rows it is the day's on this
+#: machine's OpenBLAS (the skew test counts the scores equal bit for bit).
+MIN_SCORED_ROWS = 4
+
+
+def model_scores(model: Any, X: np.ndarray) -> np.ndarray:
+    """``fraud_scores(model, X)``, computed on at least ``MIN_SCORED_ROWS`` rows."""
+    if 0 < len(X) < MIN_SCORED_ROWS:
+        padded = np.concatenate([X, np.repeat(X[-1:], MIN_SCORED_ROWS - len(X), axis=0)])
+        return fraud_scores(model, padded)[:len(X)]
+    return fraud_scores(model, X)
+
+
+def day_of(nanoseconds: int) -> dt.date:
+    """The day of a TX_DATETIME (wall-clock nanoseconds in the share's zone)."""
+    return EPOCH + dt.timedelta(days=nanoseconds // NS_PER_DAY)
+
+
+def one_row_inputs(head: Head, columns: dict[str, np.ndarray],
+                   target: np.ndarray) -> np.ndarray:
+    """The model inputs (1 x n) of the one row `target` selects in `columns`.
+
+    The arrival path's functions (``compute._compute`` through `features_of_target`,
+    ``profiles.extra_features``) over the few rows that row's windows can read.
+    """
+    _, features = features_of_target(columns, target)
+    values = {"TX_AMOUNT": columns["TX_AMOUNT"][target], **features}
+    if head.profiles:
+        values.update(extra_features(columns, target))
+    return np.array([[float(values[name][0]) for name in head.inputs]])
