@@ -19,3 +19,7 @@ class LandingError(FraudpipeError):
 
 class DatasetsDeadLetteredError(FraudpipeError):
     """Some datasets of this run are in the dead-letter list; the message names each."""
+
+
+class LabelProblemsError(FraudpipeError):
+    """Label conflicts or quarantined label files hold days back; the message names each."""

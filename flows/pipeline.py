@@ -8,7 +8,8 @@ without labels by the head model (`trainer/arrival.py`), and one set of artifact
 report, the metrics table, progress and the plot inline. A run with no new files
 trains nothing, writes no plot and says so. A bad file is quarantined and does not stop
 the run; a day whose step fails for good is dead-lettered, the later days are still
-trained, and the run ends Failed naming it.
+trained, and the run ends Failed naming it; so does an unresolved label conflict or a
+quarantined label file (the days it holds back wait, the others go on).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ def daily_pipeline(
     labels: str | None = None,
     genuine_after_days: int = GENUINE_AFTER_DAYS,
     today: str | None = None,
+    apply_late_labels: bool = False,
     review_capacity: int = REVIEW_CAPACITY,
 ) -> dict:
     """Ingest, complete labels, train, score arrived days; publish headline, alerts, report.
@@ -68,6 +70,9 @@ def daily_pipeline(
         genuine_after_days: N: no label N days after its day means genuine.
         today: YYYY-MM-DD the N-day rule counts from (default: the latest transaction
             day on the share).
+        apply_late_labels: write late labels (for days already complete) into their
+            training datasets and retrain from the first trained day they change
+            (`fraudpipe relabel`); off by default: it retrains every later day.
         review_capacity: cards the team checks a day (1-100): today's list and the
             length of each list whose outcome is counted.
     """
@@ -79,7 +84,7 @@ def daily_pipeline(
     run_ingest(share, summary, landing, queue_block=queue_block, redis_url=redis_url,
                allow_pickle=allow_pickle)
     run_labels(share, summary, labels, genuine_after_days=genuine_after_days, today=today,
-               queue_block=queue_block, redis_url=redis_url)
+               queue_block=queue_block, redis_url=redis_url, apply_late=apply_late_labels)
     run_training(share, summary, queue_block=queue_block, redis_url=redis_url,
                  backend=backend, learner=learner, step_retries=step_retries,
                  retry_backoff_seconds=retry_backoff_seconds,

@@ -32,7 +32,7 @@ class RunSummary:
     plot: str | None = None
     """Path of the metrics plot on the share."""
     labels: list[dict] = field(default_factory=list)
-    """Labels filed in this run, per day (`trainer.labels.LabelsResult.stored`)."""
+    """Labels filed in this run, per day (`trainer.label_files.LabelsResult.stored`)."""
     labels_unknown: list[dict] = field(default_factory=list)
     """Labels not applied: ids of no arrived day, or late for a completed day."""
     completed: list[dict] = field(default_factory=list)
@@ -43,6 +43,10 @@ class RunSummary:
     """Arrived days not scored: no head model yet."""
     awaiting: list[str] = field(default_factory=list)
     """Arrived days still waiting for their labels after the run."""
+    label_problems: list[str] = field(default_factory=list)
+    """Unresolved label conflicts and quarantined label files (`trainer.labels.label_problems`)."""
+    late_labels: str = ""
+    """"3 late label(s) on 2 trained day(s)" after the run; empty when none."""
     review_capacity: int = REVIEW_CAPACITY
     """Cards the team checks a day: the length of today's list and of each list's outcome."""
 
@@ -54,6 +58,8 @@ class RunSummary:
             getattr(self, name).extend(getattr(other, name))
         self.plot = other.plot or self.plot
         self.awaiting = other.awaiting or self.awaiting
+        self.label_problems = other.label_problems or self.label_problems
+        self.late_labels = other.late_labels or self.late_labels
 
     def to_json(self) -> dict:
         """The summary as JSON-ready data (kept between runs to say what changed)."""

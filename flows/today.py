@@ -231,8 +231,37 @@ def headline_markdown(summary: RunSummary, lineage: Lineage, alerts: list[dict],
         alerts_error: why the alerts could not be read, if they could not.
     """
     if summary.scored or summary.unscored:
-        return arrival_headline(summary, lineage, alerts, alerts_key=alerts_key,
-                                alerts_error=alerts_error)
+        return _with_label_notice(arrival_headline(summary, lineage, alerts,
+                                                   alerts_key=alerts_key,
+                                                   alerts_error=alerts_error), summary)
+    return _with_label_notice(_training_headline(summary, lineage, alerts,
+                                                 alerts_key=alerts_key,
+                                                 alerts_error=alerts_error), summary)
+
+
+def _with_label_notice(text: str, summary: RunSummary) -> str:
+    """`text` with the unresolved label problems and late labels right under its title."""
+    notice = []
+    if summary.label_problems:
+        notice += [f"**{len(summary.label_problems)} unresolved label problem(s): the days "
+                   f"they name wait until each is resolved** (withdraw the wrong file with "
+                   f"`fraudpipe labels --withdraw NAME`, or deliver it again corrected):", ""]
+        notice += [f"- {p}" for p in summary.label_problems[:10]]
+        if len(summary.label_problems) > 10:
+            notice.append(f"- ... and {len(summary.label_problems) - 10} more")
+        notice.append("")
+    if summary.late_labels:
+        notice += [f"**{summary.late_labels}**: the model was trained without them; "
+                   f"`fraudpipe relabel` (or the parameter `apply_late_labels`) applies them "
+                   f"and retrains from the first.", ""]
+    if not notice:
+        return text
+    title, _, rest = text.partition("\n\n")
+    return "\n\n".join([title, "\n".join(notice).rstrip("\n"), rest])
+
+
+def _training_headline(summary: RunSummary, lineage: Lineage, alerts: list[dict], *,
+                       alerts_key: str, alerts_error: str | None = None) -> str:
     chain = lineage.chain()
     head = chain[-1] if chain else None
     if not summary.trained or head is None:

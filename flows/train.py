@@ -23,7 +23,7 @@ from prefect import flow
 
 from flows.artifacts import publish
 from flows.drain import drain_local
-from flows.errors import DatasetsDeadLetteredError
+from flows.errors import DatasetsDeadLetteredError, LabelProblemsError
 from flows.resolve import load_block, resolve_queue, resolve_share
 from flows.summary import RunSummary
 from trainer.backlog import record_trained, trainable_days
@@ -96,6 +96,14 @@ def argo_submission(days: list[str], queue_settings: RedisSettings) -> TrainingS
 def finish(summary: RunSummary, share: Share) -> dict:
     """Publish the run's artifacts; raise naming every dead-lettered day, else return JSON."""
     publish(summary, share)
+    if summary.label_problems:
+        raise LabelProblemsError(
+            f"{len(summary.label_problems)} unresolved label problem(s) hold days back: "
+            + "; ".join(summary.label_problems[:10])
+            + (f"; dead-lettered: {', '.join(d['date'] for d in summary.dead)}"
+               if summary.dead else "")
+            + ". Withdraw the wrong label file (fraudpipe labels --withdraw NAME) or deliver "
+              "it again corrected")
     if summary.dead:
         named = "; ".join(f"{d['date']}: {d['reason']}" for d in summary.dead)
         trained = ", ".join(s["date"] for s in summary.trained) or "none"

@@ -25,6 +25,7 @@ still miss labels that arrive later.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import logging
 from dataclasses import asdict, dataclass, field
@@ -41,6 +42,7 @@ from trainer.share.checkpoints import load_checkpoint
 from trainer.share.layout import Share
 from trainer.share.lineage import Entry, Lineage
 from trainer.share.locks import try_exclusive_lock
+from trainer.share.manifest import manifest_key, read_manifest
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +93,30 @@ def arrived_features(share: Share, day: dt.date, *, profiles: bool = False) -> p
                                     profiles=profiles)
 
 
+def inputs_signature(share: Share, day: dt.date, manifest: dict | None = None) -> str:
+    """sha256 over the datasets `day`'s features read: the day and the 37 days before it.
+
+    Each day counts by its arrived dataset's sha256 when it arrived unlabelled (that file
+    stays when the day completes), else its training dataset's, as the ingest manifest
+    records them: a day replaced or merged since changes the signature, its labels do not.
+    """
+    manifest = read_manifest(share) if manifest is None else manifest
+    parts = []
+    for back in range(HISTORY_DAYS, -1, -1):
+        other = day - dt.timedelta(days=back)
+        entry = (manifest.get(manifest_key("arrived", other))
+                 or manifest.get(manifest_key("training", other)) or {})
+        parts.append(f"{other}:{entry.get('dataset_sha256')}")
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def scores_stale(share: Share, day: dt.date, manifest: dict | None = None) -> bool:
+    """True when `day`'s arrival scores were computed from datasets that changed since."""
+    record = scored_by(share, day)
+    return bool(record and record.get("inputs")
+                and record["inputs"] != inputs_signature(share, day, manifest))
+
+
 def scored_by(share: Share, day: dt.date) -> dict | None:
     """The record of the checkpoint that scored `day` on arrival; None otherwise."""
     path = share.scores(day)
@@ -111,7 +137,8 @@ def score_arrived(share: Share, day: dt.date, head: Entry) -> dict:
     frame = arrived_features(share, day, profiles=uses_profiles(head.learner))
     record = {"checkpoint": head.checkpoint, "sha256": head.sha256,
               "trained_through": head.date.isoformat(), "when": "on arrival, before its labels",
-              "scored_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
+              "scored_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+              "inputs": inputs_signature(share, day)}
     scoring.write_scores(share, day, frame, scoring.score_day(model, frame, head.learner),
                          metadata={SCORED_BY_KEY: json.dumps(record, sort_keys=True).encode()},
                          model=model, learner=head.learner)
@@ -121,12 +148,18 @@ def score_arrived(share: Share, day: dt.date, head: Entry) -> dict:
 
 
 def unscored_days(share: Share, lineage: Lineage | None = None) -> list[dt.date]:
-    """Arrived days not trained yet whose scores are not the head model's, oldest first."""
+    """Arrived days not trained yet, oldest first, whose scores are stale.
+
+    Stale: not the head model's, or computed from datasets that changed since
+    (`inputs_signature`).
+    """
     lineage = lineage or Lineage.load(share)
     trained = lineage.dates()
+    manifest = read_manifest(share)
     return [d for d in arrived_dates(share) if d not in trained
             and (lineage.head is None
-                 or (scored_by(share, d) or {}).get("sha256") != lineage.head)]
+                 or (scored_by(share, d) or {}).get("sha256") != lineage.head
+                 or scores_stale(share, d, manifest))]
 
 
 def score_arrived_days(share: Share) -> ArrivalScoring:

@@ -6,6 +6,8 @@ import datetime as dt
 import logging
 from collections.abc import Callable, Iterable
 
+from trainer.data.day_parts import is_closed
+from trainer.data.ingest import read_manifest
 from trainer.labels import awaiting_labels
 from trainer.queue.work_queue import WorkQueue
 from trainer.replay import rewind_for_replay
@@ -25,7 +27,8 @@ def trainable_days(share: Share, days: Iterable[dt.date] | None = None,
     checkpoint, and queueing it would only dead-letter it with `OutOfOrderError`.
     Training keeps strict date order across days that arrived without labels: no day
     after an arrived day still awaiting its labels (`trainer.labels.awaiting_labels`) is
-    trainable, or that day could only be trained later by a replay.
+    trainable, or that day could only be trained later by a replay; nor any day from an
+    open one on (`trainer.data.day_parts.is_closed`: more of its rows may still come).
 
     Args:
         share: the storage root.
@@ -37,6 +40,10 @@ def trainable_days(share: Share, days: Iterable[dt.date] | None = None,
     trained = lineage.dates()
     candidates = share.training_dates() if days is None else days
     waiting = [d for d in awaiting_labels(share) if head is None or d > head.date]
+    manifest = read_manifest(share)
+    waiting += [d for d in share.training_dates() if d not in trained
+                and (head is None or d > head.date) and not is_closed(share, d, manifest)]
+    waiting.sort()
     if waiting:
         through = min(through or waiting[0], waiting[0] - dt.timedelta(days=1))
     return sorted(d for d in set(candidates)

@@ -24,6 +24,8 @@ BUILTIN = [
     "step",
     "train",
     "labels",
+    "close",
+    "relabel",
     "score",
     "alerts",
     "serve",

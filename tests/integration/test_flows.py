@@ -54,7 +54,8 @@ def artifacts_of(flow_run_id: UUID) -> dict[str, object]:
     with get_client(sync_client=True) as client:
         found = client.read_artifacts(artifact_filter=ArtifactFilter(
             flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])))
-    return {artifact.key.rsplit("-", 1)[-1]: artifact for artifact in found}
+    # A failed run also has Prefect's own artifacts without a key: not ours.
+    return {artifact.key.rsplit("-", 1)[-1]: artifact for artifact in found if artifact.key}
 
 
 def task_runs_named(flow_run_id: UUID, name: str, wait_seconds: float = 30.0) -> list:

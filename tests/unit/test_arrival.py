@@ -22,7 +22,8 @@ from trainer.days import day_states
 from trainer.evaluation.scoring import score_day
 from trainer.features.compute import FEATURE_COLUMNS
 from trainer.features.store import features_for_day
-from trainer.labels import complete_days, store_labels
+from trainer.label_files import store_labels
+from trainer.labels import complete_days
 from trainer.report import card_alerts
 from trainer.share.checkpoints import load_checkpoint
 from trainer.share.layout import create_share

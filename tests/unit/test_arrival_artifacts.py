@@ -104,7 +104,7 @@ def test_the_score_command_scores_once_per_head_and_prints_the_top_cards(share: 
     assert capsys.readouterr().out.startswith("no arrived day to score")
 
 
-def test_a_conflicting_label_file_in_the_flow_is_reported_and_the_days_still_complete(
+def test_a_conflicting_label_file_in_the_flow_is_reported_and_holds_back_only_its_day(
         share: Share, tmp_path) -> None:
     from prefect.logging import disable_run_logger
 
@@ -120,9 +120,11 @@ def test_a_conflicting_label_file_in_the_flow_is_reported_and_the_days_still_com
     # WHEN the flow's labels task runs with today a week after 04-03
     with disable_run_logger():
         result = store_and_complete.fn(str(share.root), str(landing), 7, "2018-04-10")
-    # THEN the error names both files and the transaction, nothing is stored, and the
-    # N-day rule still completes 04-03 (no label received)
+    # THEN the problem names both files and the transaction, both labels are kept, and
+    # 04-03 does not complete (the N-day rule would have made the disputed label 0)
     tx = int(row["TRANSACTION_ID"].iloc[0])
-    assert f"transaction {tx}" in result["error"] and "a.csv row 0" in result["error"]
-    assert "b.csv row 0" in result["error"] and not share.labels(D[2]).exists()
-    assert [(c["date"], c["labels"]) for c in result["completed"]] == [("2018-04-03", 0)]
+    [problem] = result["problems"]
+    assert f"transaction {tx}" in problem and "a.csv row 0" in problem
+    assert "b.csv row 0" in problem and share.labels(D[2]).exists()
+    assert "2018-04-03" not in [c["date"] for c in result["completed"]]
+    assert not share.training_dataset(D[2]).exists()

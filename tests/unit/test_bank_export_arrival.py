@@ -78,6 +78,8 @@ def test_each_morning_scores_the_new_day_with_the_head_of_the_labelled_run(runs)
 def test_when_the_last_chargebacks_come_the_chain_is_the_labelled_runs(runs, capsys):
     root, labelled, arrived, days, _ = runs
     today = days[-1] + dt.timedelta(days=N)
+    # the export's last day: no later row shows it is over, so the bank says it is
+    assert main(["close", "--date", days[-1].isoformat(), "--storage", str(arrived.root)]) == 0
     assert main(["labels", "--source", str(root / "bank" / "chargebacks"), "--storage",
                  str(arrived.root), "--today", today.isoformat()]) == 0
     assert main(["train", "--storage", str(arrived.root), *LEARNER]) == 0

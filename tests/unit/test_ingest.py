@@ -384,7 +384,7 @@ def test_two_different_files_for_one_day_in_one_run_keep_the_first(tmp_path):
     assert [Path(e["source"]).name for e in result.ingested] == ["2018-04-02.csv"]
     [refused] = result.refused
     assert "already handled in this run from 2018-04-02.csv" in refused["reason"]
-    assert "one file per day" in refused["reason"]
+    assert "one file of a name per day" in refused["reason"]
     assert read_manifest(share)["2018-04-02"]["source"] == "2018-04-02.csv"
 
     # The same holds when the first file is unchanged from an earlier run.

@@ -349,19 +349,17 @@ def test_cli_names_the_source_and_quarantine_paths_of_a_bad_day(tmp_path, capsys
                                                       "quarantine") in out
 
 
-def test_a_day_already_on_the_share_from_another_file_is_refused_naming_both(tmp_path):
+def test_rows_a_day_already_holds_identically_from_another_file_change_nothing(tmp_path):
     share = Share.at(tmp_path / "share")
     mapping = ColumnMapping(**USER_MAPPING)
     first = landed(tmp_path / "one", {"march.csv": user_frame([dt.date(2018, 4, 1)])})
-    # other rows of the same day
+    # the same rows of the same day again, in a file of another name
     second = landed(tmp_path / "two", {"april.csv": user_frame([dt.date(2018, 4, 1)]).iloc[:5]})
     ingest_path(first, share, mapping=mapping)
 
     result = ingest_path(second, share, mapping=mapping)
 
-    [refused] = result.refused
-    assert refused["reason"].startswith(
-        "april.csv: 2018-04-01 is already on the share from march.csv")
+    assert [e["date"] for e in result.unchanged] == ["2018-04-01"] and not result.refused
     assert len(load_canonical(share.training_dataset(dt.date(2018, 4, 1)))) == 30
     # A file of the same name (in any format) is a corrected export: it replaces the day.
     fixed = landed(tmp_path / "three", {})

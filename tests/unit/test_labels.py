@@ -1,6 +1,8 @@
 """Labels that arrive later: filing them, conflicts, the N-day rule and strict date order."""
 
 import datetime as dt
+import re
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -11,7 +13,9 @@ from trainer.backlog import trainable_days
 from trainer.cli import main
 from trainer.data.simulator import simulate
 from trainer.errors import DatasetValidationError
-from trainer.labels import complete_days, default_today, read_stored_labels, store_labels
+from trainer.label_files import store_labels
+from trainer.labels import complete_days, default_today, read_stored_labels
+from trainer.relabel import late_labels
 from trainer.share.layout import create_share
 from trainer.share.manifest import manifest_key, read_manifest
 
@@ -76,53 +80,54 @@ def test_n_is_configurable(share):
     assert [d["date"] for d in done] == ["2018-04-01", "2018-04-02"]  # today D[3] >= day + 2
 
 
-def test_conflicting_labels_name_file_row_and_transaction_and_store_nothing(share, frames,
-                                                                           tmp_path):
+def test_conflicting_labels_are_both_kept_named_and_only_their_day_is_held(share, frames,
+                                                                          tmp_path):
     first = frames[D[2]].head(5)
     write_labels(tmp_path / "a.csv", first)
     store_labels(share, tmp_path / "a.csv")
-    before = share.labels(D[2]).read_bytes()
     flipped = first.assign(TX_FRAUD=1 - first["TX_FRAUD"]).iloc[[3]]
     write_labels(tmp_path / "b.csv", pd.concat([frames[D[3]].head(2), flipped]))
     tx = int(flipped["TRANSACTION_ID"].iloc[0])
-    with pytest.raises(DatasetValidationError) as caught:
-        store_labels(share, tmp_path / "b.csv")
-    message = str(caught.value)
-    assert f"transaction {tx}" in message and "b.csv row 2" in message
-    assert "a.csv row 3" in message and "Nothing was stored" in message
-    assert share.labels(D[2]).read_bytes() == before
-    assert not share.labels(D[3]).exists()  # the good rows of b.csv were not stored either
+    result = store_labels(share, tmp_path / "b.csv")
+    [conflict] = result.conflicts
+    assert conflict["transaction_id"] == tx and conflict["date"] == "2018-04-03"
+    assert "a.csv row 3" in conflict["detail"] and "b.csv row 2" in conflict["detail"]
+    assert sorted(read_stored_labels(share, D[2])["SOURCE"]) == ["a.csv"] * 5 + ["b.csv"]
+    assert len(read_stored_labels(share, D[3])) == 2  # the good rows of b.csv are stored
+    done = complete_days(share, today=D[11])
+    assert "2018-04-03" not in [d["date"] for d in done]
+    assert "2018-04-04" in [d["date"] for d in done]
 
-
-def test_one_file_labelling_a_transaction_twice_is_an_error(share, frames, tmp_path):
+def test_one_file_labelling_a_transaction_twice_is_quarantined(share, frames, tmp_path):
     row = frames[D[0]].head(1)
     write_labels(tmp_path / "twice.csv", pd.concat([row, row.assign(TX_FRAUD=1 - row.TX_FRAUD)]))
-    with pytest.raises(DatasetValidationError, match=r"twice.csv row 0: .*twice.csv row 1"):
-        store_labels(share, tmp_path / "twice.csv")
+    [bad] = store_labels(share, tmp_path / "twice.csv").quarantined
+    assert re.search(r"twice.csv row 0: .*twice.csv row 1", bad["reason"])
+    assert bad["days"] == ["2018-04-01"] and not share.labels(D[0]).exists()
 
-
-def test_unknown_ids_are_reported_and_repeats_merge(share, frames, tmp_path):
+def test_unknown_ids_are_kept_and_an_identical_file_again_is_unchanged(share, frames,
+                                                                        tmp_path):
     rows = frames[D[0]].head(3)
     stranger = pd.DataFrame({"TRANSACTION_ID": [10**9], "TX_FRAUD": [1]})
     write_labels(tmp_path / "x.csv", pd.concat([rows, stranger]))
     result = store_labels(share, tmp_path / "x.csv")
     assert result.unknown == [{"source": "x.csv", "row": 3, "transaction_id": str(10**9)}]
     again = store_labels(share, tmp_path / "x.csv")
-    assert again.stored[0]["new"] == 0 and again.stored[0]["known"] == 3
+    assert again.unchanged == ["x.csv"] and again.stored == []
+    assert len(read_stored_labels(share, D[0])) == 3
     assert read_stored_labels(share, D[0])["TRANSACTION_ID"].dtype == "int64"
 
-
-def test_bad_label_values_and_missing_columns_are_named(share, tmp_path):
+def test_bad_label_values_and_missing_columns_are_named_and_quarantined(share, tmp_path):
     (tmp_path / "bad.csv").write_text("TRANSACTION_ID,TX_FRAUD\n1,1\n2,maybe\n")
-    with pytest.raises(DatasetValidationError, match=r"bad.csv: row 1 .*'maybe'.*0 or 1"):
-        store_labels(share, tmp_path / "bad.csv")
+    [bad] = store_labels(share, tmp_path / "bad.csv").quarantined
+    assert re.search(r"bad.csv: row 1 .*'maybe'.*0 or 1", bad["reason"])
+    assert Path(bad["quarantined_to"]).read_bytes() == (tmp_path / "bad.csv").read_bytes()
     (tmp_path / "cols.csv").write_text("id,label\n1,1\n")
-    with pytest.raises(DatasetValidationError, match=r"cols.csv: no column for the "
-                                                     r"TRANSACTION_ID role.*found id, label"):
-        store_labels(share, tmp_path / "cols.csv")
+    [cols] = store_labels(share, tmp_path / "cols.csv").quarantined
+    assert re.search(r"cols.csv: no column for the TRANSACTION_ID role.*found id, label",
+                     cols["reason"])
     with pytest.raises(DatasetValidationError, match="no such file"):
         store_labels(share, tmp_path / "typo.csv")
-
 
 def test_a_labelled_day_after_an_arrived_one_waits_for_it(tmp_path, frames):
     # GIVEN labelled days D[0..2] on the share, then D[3] arrived without labels
@@ -158,23 +163,23 @@ def test_the_labels_command_exits_3_on_a_conflict(share, frames, tmp_path, capsy
                  str(share.root)]) == 0
     assert main(["labels", "--source", str(tmp_path / "b.csv"), "--storage",
                  str(share.root)]) == 3
-    assert "conflicting labels" in capsys.readouterr().err
+    assert "label conflict on 2018-04-01" in capsys.readouterr().err
 
 
 
-def test_a_label_after_its_day_was_completed_is_reported_late_not_applied(share, frames,
-                                                                         tmp_path):
+def test_a_label_after_its_day_was_completed_is_stored_late_not_applied(share, frames,
+                                                                       tmp_path):
     complete_days(share, today=D[7])  # D[0] completed with no label: all genuine
     before = share.training_dataset(D[0]).read_bytes()
     genuine = frames[D[0]][frames[D[0]]["TX_FRAUD"] == 0].head(1)
     write_labels(tmp_path / "late.csv", genuine.assign(TX_FRAUD=1))
-    result = store_labels(share, tmp_path / "late.csv")
+    store_labels(share, tmp_path / "late.csv")
     tx = str(genuine["TRANSACTION_ID"].iloc[0])
-    assert [(x["transaction_id"], x["date"], x["label"], x["dataset_label"])
-            for x in result.late] == [(tx, "2018-04-01", 1, 0)]
-    assert share.training_dataset(D[0]).read_bytes() == before
-    assert result.stored == []
-
+    [late] = late_labels(share)
+    assert (late["date"], late["trained"]) == ("2018-04-01", False)
+    assert [(x["transaction_id"], x["label"], x["dataset_label"]) for x in late["labels"]] == [
+        (tx, 1, 0)]
+    assert share.training_dataset(D[0]).read_bytes() == before  # applied only by relabel
 
 def test_the_labels_command_maps_other_column_names(share, frames, tmp_path, capsys):
     write_labels(tmp_path / "cb.csv", frames[D[1]], names=("ref", "flag"))

@@ -15,13 +15,15 @@ def add_parser(sub) -> None:
         description="One line per day on the share, read from its files: whether it "
                     "arrived without labels, how many labels came since, how it became a "
                     "training dataset (arrived labelled, all labelled, N-day rule), which "
-                    "checkpoint scored it, and whether it is trained.")
+                    "checkpoint scored it (and whether those scores are stale), whether it "
+                    "is trained, and what holds it back: open (no later data shows it is "
+                    "over), a label conflict, a quarantined label file; late labels.")
     parser.add_argument("--json", action="store_true", help="print the days as JSON")
 
 
 def run(args: argparse.Namespace) -> int:
     """Run `fraudpipe days`; return the exit status."""
-    from trainer.days import day_states
+    from trainer.days import day_states, describe
 
     share = share_of(args)
     days = day_states(share)
@@ -29,11 +31,7 @@ def run(args: argparse.Namespace) -> int:
         print_json(days)
         return 0
     for d in days:
-        labels = "" if d["labels"] is None else f", {d['labels']} label(s) received"
-        how = f", labelled: {d['labelled_by']}" if d["labelled_by"] else ""
-        scorer = f", scored by {d['scored_by']}" if d["scored_by"] else ", not scored"
-        came = "arrived unlabelled" if d["arrived"] else "arrived labelled"
-        print(f"{d['date']}  {d['state']:15}  {came}{labels}{how}{scorer}")
+        print(describe(d))
     if not days:
         print(f"no day on {share.root} yet (fraudpipe ingest --source DIR --storage "
               f"{share.root})")

@@ -22,8 +22,12 @@ SOURCE is one file or a directory (every non-hidden file in it, in name order), 
 or .csv (.pkl with --allow-pickle). A file named <YYYY-MM-DD>.<suffix> holds that day and
 every row must fall on it; any other file (a month, a whole export) is cut into the days
 its rows fall on, each day validated on its own: a bad day is quarantined with its
-reason, the others go on. Rows of one day must come from one file: a day already on the
-share from a file of another name is refused (naming both) unless identical.
+reason, the others go on. Rows of one day may come from several files (a month cut at
+UTC midnight read in another zone, a late file): they are merged into the day when their
+ids are new to it, rows it already holds identically change nothing, and rows whose ids
+it holds with other values are refused, naming both files and the ids. A day cut from a
+file not named after it trains (or completes by its labels) only once it is closed:
+later data shows it is over, or `fraudpipe close`.
 
 Columns: each role is read from the column the mapping names (default: the simulator's
 names). Give the mapping once as ROOT/fraudpipe-mapping.json, e.g.
@@ -65,7 +69,7 @@ mapping is mistyped (--mapping, --map, --timezone, or ROOT/fraudpipe-mapping.jso
 
 
 class _QuarantineReported(logging.Filter):
-    """Drops the ingest module's per-file quarantine warning.
+    """Drops the quarantine's per-file warning (`trainer.data.quarantine`).
 
     The summary reports each quarantined file once, with where it went.
     """
@@ -138,8 +142,8 @@ def summary(result: IngestResult) -> str:
 def run(args: argparse.Namespace) -> int:
     """Ingest `args.source` onto `args.storage`; see DESCRIPTION for the exit status."""
     from trainer.data.ingest import ingest_path
-    from trainer.data.ingest import log as ingest_log
     from trainer.data.mapping import resolve_mapping
+    from trainer.data.quarantine import log as quarantine_log
 
     # A mistyped mapping is refused before anything is created.
     mapping = resolve_mapping(Share.at(args.storage), args.mapping, args.map_pairs,
@@ -148,12 +152,12 @@ def run(args: argparse.Namespace) -> int:
     if created:
         print(f"created a new share at {share.root}", file=sys.stderr)
     quiet = _QuarantineReported()
-    ingest_log.addFilter(quiet)
+    quarantine_log.addFilter(quiet)
     try:
         result = ingest_path(args.source, share, allow_pickle=args.allow_pickle,
                              testing=args.testing, archive=args.archive, mapping=mapping)
     finally:
-        ingest_log.removeFilter(quiet)
+        quarantine_log.removeFilter(quiet)
     if args.json:
         print(json.dumps(result.to_json(), indent=2))
     else:

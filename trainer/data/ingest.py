@@ -2,19 +2,20 @@
 
 For each source file: read it, rename its columns by the column mapping
 (`trainer.data.mapping`), cut it into days (a file named after a date is that day; any
-other file holds the days its rows fall on, in the mapping's time zone), and validate
-each day on its own (`trainer.data.datasets`). Each good day is converted to canonical
-Parquet in memory, then, under the ingest lock, compared with what the share already
-holds and either left ("unchanged"), written atomically ("ingested", possibly replacing
-a day not yet trained that came from a file of the same name, in any format), or refused (a changed
-day already trained: the lineage was built on the old content; a day already on the
-share from another file; ids of another type than the share's). A labelled day goes to
-`datasets/training/<date>.parquet`; a day without the label column is "arrived" and goes
-to `datasets/arrived/<date>.parquet`, without TX_FRAUD, to be scored at once and trained
-once its labels come. A file that does not read, map or parse, or a day of it that does
-not validate, is copied to `datasets/quarantine/` beside a `.reason.txt` (one copy per
-file, listing its bad days), and the run goes on with the other days and files. Sources
-are never moved or deleted (unless `archive` asks).
+other file holds the days its rows fall on, in the mapping's time zone), and validate each
+day on its own (`trainer.data.datasets`). Each good day is converted to canonical Parquet
+in memory, then, under the ingest lock, compared with what the share already holds and
+either left ("unchanged"), written atomically ("ingested", possibly replacing a day not
+yet trained that came from a file of the same name, in any format; or merged with the rows
+other files gave the day: `trainer.data.day_parts`), or refused (a changed day already
+trained: the lineage was built on the old content; rows whose ids the day holds from
+another file with other values; ids of another type than the share's). A labelled day goes
+to `datasets/training/<date>.parquet`; a day without the label column is "arrived" and
+goes to `datasets/arrived/<date>.parquet`, without TX_FRAUD, to be scored at once and
+trained once its labels come. A file that does not read, map or parse, or a day of it that
+does not validate, is copied to `datasets/quarantine/` beside a `.reason.txt` (one copy
+per file, listing its bad days), and the run goes on with the other days and files.
+Sources are never moved or deleted (unless `archive` asks).
 
 Each day written is recorded in the ingest manifest (`trainer.share.manifest`): its source
 file and sha256, the Parquet sha256 the lineage records, rows, frauds, mapping and id types.
@@ -35,14 +36,16 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from trainer.data.datasets import dataset_day, read_dataset, split_days, validate_dataset
+from trainer.data.day_parts import merge_part, write_parts
 from trainer.data.mapping import ColumnMapping, resolve_mapping
 from trainer.data.parquet import canonical_parquet_bytes
+from trainer.data.quarantine import quarantine
 from trainer.data.roles import ROLES
 from trainer.data.schema import ID_COLUMNS, LABEL, date_from_name
 from trainer.errors import ChangedDatasetError, DatasetValidationError
 from trainer.features.compute import HISTORY_DAYS
 from trainer.replay import replay_command
-from trainer.share.files import atomic_path, atomic_write_text, sha256_bytes, sha256_file
+from trainer.share.files import atomic_path, sha256_bytes, sha256_file
 from trainer.share.layout import Share
 from trainer.share.lineage import Lineage
 from trainer.share.locks import file_lock, try_exclusive_lock
@@ -85,7 +88,11 @@ class IngestResult:
         lines = [
             f"ingested   {e['date']} <- {e['source']} ({e['rows']} rows, "
             + ("unlabelled: arrived" if e["frauds"] is None else f"{e['frauds']} frauds") + ")"
-            + (" [replaced]" if e["replaced"] else "")
+            + (f" [parts: {', '.join(e['parts'])}]" if e.get("parts") else
+               " [replaced]" if e["replaced"] else "")
+            + (f"\n           {len(e['labels_for_missing_ids'])} label(s) name transaction(s) "
+               f"no longer in {e['date']}: {', '.join(e['labels_for_missing_ids'][:5])} "
+               "(kept; listed by fraudpipe days)" if e.get("labels_for_missing_ids") else "")
             for e in self.ingested
         ]
         lines += [f"unchanged  {e['date']} <- {e['source']}" for e in self.unchanged]
@@ -239,21 +246,42 @@ def _ingest_day(path: Path, share: Share, result: IngestResult, kind: str, day: 
     if clash:
         result.refused.append({"source": str(path), "date": day.isoformat(), "reason": clash})
         return
-    outcome = _commit(share, kind, day, entry, data)
+    outcome = _commit(share, kind, day, entry, data, canonical)
+    if kind == "arrived" and outcome in ("replaced", "merged"):
+        from trainer.labels import refresh_completed  # labels builds on this module
+
+        refresh_completed(share, day)
     if outcome == "unchanged":
         result.unchanged.append(brief)
-    elif outcome == "ingested" or outcome == "replaced":
+    elif outcome in ("ingested", "replaced", "merged"):
+        written = read_manifest(share).get(manifest_key(kind, day), entry)
         result.ingested.append(
             {
                 **brief,
-                "rows": entry["rows"],
-                "frauds": entry["frauds"],
-                "replaced": outcome == "replaced",
+                "sha256": written["dataset_sha256"],
+                "rows": written["rows"],
+                "frauds": written["frauds"],
+                "replaced": outcome != "ingested",
+                "parts": [p["source"] for p in written.get("parts") or []],
                 "dropped_columns": record["dropped_columns"],
+                "labels_for_missing_ids": (labels_for_missing_ids(share, day)
+                                           if kind == "arrived" and outcome != "ingested"
+                                           else []),
             }
         )
     else:
         result.refused.append({"source": str(path), "date": brief["date"], "reason": outcome})
+
+
+def labels_for_missing_ids(share: Share, day: dt.date) -> list[str]:
+    """Ids (as text) with a label stored for the arrived `day` that its rows no longer hold."""
+    labels, rows = share.labels(day), share.arrived_dataset(day)
+    if not labels.is_file() or not rows.is_file():
+        return []
+    stored = set(map(str, pq.read_table(labels, columns=["TRANSACTION_ID"]).column(0)
+                     .to_pylist()))
+    here = set(map(str, pq.read_table(rows, columns=["TRANSACTION_ID"]).column(0).to_pylist()))
+    return sorted(stored - here)
 
 
 def other_id_types(share: Share, source: Path, types: dict[str, str]) -> str | None:
@@ -291,15 +319,17 @@ def _id_types_of_file(path: Path) -> dict[str, str] | None:
             for column in ID_COLUMNS if column in schema.names}
 
 
-def _commit(share: Share, kind: str, day: dt.date, entry: dict, data: bytes) -> str:
+def _commit(share: Share, kind: str, day: dt.date, entry: dict, data: bytes,
+            canonical: pd.DataFrame) -> str:
     """Compare with the share and write, all under the ingest lock.
 
     Returns:
-        "unchanged", "ingested", "replaced", or the reason the file was refused.
+        "unchanged", "ingested", "replaced", "merged" (a part added to the day), or the
+        reason the file was refused.
     """
     if kind == "testing":
         with file_lock(share.ingest_lock):
-            return _compare_and_write(share, kind, day, entry, data)
+            return _compare_and_write(share, kind, day, entry, data, canonical)
     # A step holds its day's lock shared while it trains: a busy day is not replaced. The
     # lineage lock makes "not trained yet" hold until the file is written.
     with file_lock(share.ingest_lock), try_exclusive_lock(share.training_lock(day)) as free:
@@ -308,10 +338,11 @@ def _commit(share: Share, kind: str, day: dt.date, entry: dict, data: bytes) -> 
                     "in place. Run the ingest again once the step ends (if it committed, "
                     "the day is trained and its dataset can no longer change)")
         with file_lock(share.lineage_lock):
-            return _compare_and_write(share, kind, day, entry, data)
+            return _compare_and_write(share, kind, day, entry, data, canonical)
 
 
-def _compare_and_write(share: Share, kind: str, day: dt.date, entry: dict, data: bytes) -> str:
+def _compare_and_write(share: Share, kind: str, day: dt.date, entry: dict, data: bytes,
+                       canonical: pd.DataFrame) -> str:
     """`_commit`'s body; the caller holds the locks."""
     output = share.dataset(kind, day)
     key = manifest_key(kind, day)
@@ -319,19 +350,30 @@ def _compare_and_write(share: Share, kind: str, day: dt.date, entry: dict, data:
     recorded = manifest.get(key)
     on_share = sha256_file(output) if output.exists() else None
     if on_share == entry["dataset_sha256"]:
-        if recorded is None or recorded.get("source_sha256") != entry["source_sha256"]:
+        if (recorded is None or recorded.get("source_sha256") != entry["source_sha256"]) and (
+                not (recorded or {}).get("parts")):
             ingested_at = (recorded or {}).get("ingested_at") or _now()
             manifest[key] = {**entry, "ingested_at": ingested_at}
             write_manifest(share, manifest)
         return "unchanged"
-    # Another file (not the same name in another format) does not replace a day's rows.
+    parts = (recorded or {}).get("parts") or []
+    pending: dict[str, pd.DataFrame] = {}
     if recorded is not None and on_share is not None and (
-            Path(str(recorded.get("source"))).stem != Path(entry["source"]).stem):
-        return (f"{entry['source']}: {day} is already on the share from {recorded.get('source')} "
-                f"({output}) with other rows; a day's rows must come from one file, so the "
-                f"day was left as it is and this file's rows of {day} were not ingested. To "
-                f"replace the day, ingest its corrected rows in a file named "
-                f"{recorded.get('source')}")
+            len(parts) > 1 or Path(str(recorded.get("source"))).stem != Path(entry["source"]).stem):
+        # Another file's rows of the day (a month cut in another zone, a late file): a part.
+        merged, parts, refused = merge_part(share, kind, day, recorded, output, canonical,
+                                            entry["source"], entry["source_sha256"])
+        if refused is not None:
+            return refused
+        if merged is None:
+            return "unchanged"
+        pending = merged.attrs.pop("part_rows")
+        data = canonical_parquet_bytes(merged)
+        entry = {**entry, "dataset_sha256": sha256_bytes(data), "rows": len(merged),
+                 "frauds": int(merged[LABEL].sum()) if LABEL in merged else None,
+                 "source": recorded.get("source"), "source_sha256":
+                 recorded.get("source_sha256"), "source_days": recorded.get("source_days"),
+                 "parts": parts}
     # The lineage records what each trained day was trained on: that content only.
     trained = Lineage.load(share).entry_for(day) if kind != "testing" else None
     if trained is not None and trained.dataset_sha256 != entry["dataset_sha256"]:
@@ -347,48 +389,13 @@ def _compare_and_write(share: Share, kind: str, day: dt.date, entry: dict, data:
         )
     with atomic_path(output) as tmp:
         tmp.write_bytes(data)
+    if "parts" in entry:
+        write_parts(share, kind, day, pending)
     manifest[key] = {**entry, "ingested_at": _now()}
     write_manifest(share, manifest)
+    if "parts" in entry:
+        return "merged"
     return "replaced" if on_share is not None else "ingested"
-
-
-def quarantine(path: Path, share: Share, reason: str) -> dict:
-    """Copy a bad file to the quarantine under a name of its own, with its reason.
-
-    The source is never removed (the user's input stays where it was). The copy is named
-    `<UTC time>-<sha256 prefix>-<name>`, so a second bad file of the same name never
-    overwrites the first; `<copy>.reason.txt` beside it says why. Both are written
-    atomically.
-    """
-    log.warning("quarantining %s: %s", path, reason)
-    try:
-        digest = sha256_file(path)[:12]
-    except OSError:
-        digest = "unreadable"
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    destination = share.quarantine_dir / f"{stamp}-{digest}-{path.name}"
-    for n in range(1, 1000):
-        if not destination.exists() and not destination.with_name(
-                destination.name + ".reason.txt").exists():
-            break
-        destination = share.quarantine_dir / f"{stamp}-{digest}-{n}-{path.name}"
-    copied: Path | None = destination
-    try:
-        with atomic_path(destination) as tmp:
-            shutil.copyfile(path, tmp)
-    except OSError as exc:  # unreadable source: keep the reason, say the copy failed
-        reason = f"{reason} (could not copy the file: {exc})"
-        copied = None
-    reason_file = destination.with_name(destination.name + ".reason.txt")
-    atomic_write_text(
-        reason_file, f"{reason}\nsource: {path.resolve()}\nquarantined_at: {_now()}\n"
-    )
-    return {
-        "source": str(path),
-        "reason": reason,
-        "quarantined_to": str(copied) if copied else None,
-        "source_removed": False,
-    }
 
 
 def duplicate_ids_nearby(share: Share, day: dt.date, frame: pd.DataFrame,
@@ -533,16 +540,20 @@ def _other_file_this_run(
 ) -> bool:
     """Refuse (and record) a second, different file for a day this run already handled.
 
-    Which of two files for one day in one batch is meant is a guess; the first one stays.
+    Which of two files of one name (in two formats) for one day in one batch is meant is
+    a guess; the first one stays. Files of other names are parts of the day (merged).
     """
     for earlier in result.ingested + result.unchanged:
         if (earlier["kind"], earlier["date"]) != (kind, day.isoformat()):
+            continue
+        if Path(earlier["source"]).stem != path.stem:
             continue
         if earlier["sha256"] == dataset_sha:
             return False
         reason = (
             f"{path.name}: {day} was already handled in this run from "
-            f"{Path(earlier['source']).name} with different content; expected one file per day"
+            f"{Path(earlier['source']).name} with different content; expected one file of a "
+            "name per day"
         )
         result.refused.append({"source": str(path), "date": day.isoformat(), "reason": reason})
         return True
