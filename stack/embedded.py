@@ -118,6 +118,10 @@ def _simulate_new_days_locked(run_dir: RunDirectory, days: int, customers: int,
                               terminals=int(state["terminals"]), seed=int(state["seed"]))
     written = []
     last = config.start + dt.timedelta(days=done + days - 1)
+    if labels_after > 0:
+        # The label landing area exists from the first day: empty until labels are due,
+        # which the daily pipeline reads as "no labels yet", not as a mistyped path.
+        (run_dir.root / "labels").mkdir(parents=True, exist_ok=True)
     for index, (day, frame) in enumerate(simulate_config(config)):
         if index >= done:
             if labels_after > 0:
@@ -130,7 +134,6 @@ def _simulate_new_days_locked(run_dir: RunDirectory, days: int, customers: int,
         label_file = run_dir.root / "labels" / f"{day.isoformat()}.csv"
         if labels_after > 0 and day + dt.timedelta(days=labels_after) <= last \
                 and not label_file.exists():
-            label_file.parent.mkdir(parents=True, exist_ok=True)
             frame[["TRANSACTION_ID", "TX_FRAUD"]].to_csv(label_file, index=False)
     state["days"] = done + days
     run_dir.simulation_state.write_text(json.dumps(state, indent=2) + "\n")
