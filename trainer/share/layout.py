@@ -18,6 +18,7 @@ from pathlib import Path
 
 from trainer.errors import LineageMissingError, NotAShareError
 from trainer.share.files import atomic_write_text
+from trainer.share.locks import file_lock
 
 log = logging.getLogger(__name__)
 
@@ -213,6 +214,11 @@ def _check_lineage_present(share: Share) -> None:
         return
     orphans = _checkpoint_files(share)
     if orphans:
+        # The first commit of a chain publishes its checkpoint, then writes lineage.json,
+        # both under the lineage lock: wait for a commit in flight before calling it lost.
+        with file_lock(share.lineage_lock):
+            if share.lineage.is_file():
+                return
         raise LineageMissingError(
             f"{share.lineage} is missing but {share.output_dir} holds {len(orphans)} "
             f"checkpoint(s) ({orphans[0]} ... {orphans[-1]}): the record of the chain is "
