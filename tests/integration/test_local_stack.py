@@ -77,8 +77,8 @@ def test_up_status_run_on_the_open_stack_then_down(tmp_path: Path) -> None:
         assert again.returncode != 0
         assert "is in use by `make up`" in again.stderr and ui in again.stderr
 
-        # WHEN `make run` runs on that run directory
-        run = make("run", *where, "DAYS=1")
+        # WHEN `make run` runs on that run directory (a labelled day, so it trains)
+        run = make("run", *where, "DAYS=1", "LABELS_AFTER=0")
         # THEN it used the open stack (no server of its own) and its run completed there
         assert run.returncode == 0, run.stdout + run.stderr
         assert "use the running stack" in run.stdout
