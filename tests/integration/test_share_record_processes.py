@@ -66,7 +66,7 @@ def other_landing(tmp_path_factory, landing) -> Path:
 
 # --- case 1: an ingest cannot replace a day while it trains -----------------------------
 
-def test_1_ingest_cannot_replace_the_day_a_step_is_training(tmp_path, landing, other_landing):
+def test_ingest_cannot_replace_the_day_a_step_is_training(tmp_path, landing, other_landing):
     root = share_with(tmp_path, landing, D[:3])
     share_with(tmp_path, landing, D[3:4], train=False)
     # GIVEN a step of day 4 held just before its commit
@@ -93,7 +93,7 @@ def test_1_ingest_cannot_replace_the_day_a_step_is_training(tmp_path, landing, o
     assert sha256_file(share.training_dataset(D[3])) == on_disk
 
 
-def test_1_a_step_whose_dataset_changed_under_it_commits_nothing(tmp_path, landing,
+def test_a_step_whose_dataset_changed_under_it_commits_nothing(tmp_path, landing,
                                                                   other_landing):
     root = share_with(tmp_path, landing, D[:3])
     share_with(tmp_path, landing, D[3:4], train=False)
@@ -123,7 +123,7 @@ def test_1_a_step_whose_dataset_changed_under_it_commits_nothing(tmp_path, landi
     assert entry.dataset_sha256 == sha256_file(share.training_dataset(D[3]))
 
 
-def test_8_a_full_share_is_retryable_and_names_the_share(tmp_path, landing):
+def test_a_full_share_is_retryable_and_names_the_share(tmp_path, landing):
     root = share_with(tmp_path, landing, D[:2], train=False)
     # GIVEN the share on a small file system (tmpfs), filled up
     mount = tmp_path / "small"
@@ -155,7 +155,7 @@ def test_8_a_full_share_is_retryable_and_names_the_share(tmp_path, landing):
 
 
 
-def test_10_a_rediss_url_against_plain_redis_fails_in_seconds(redis_server):
+def test_a_rediss_url_against_plain_redis_fails_in_seconds(redis_server):
     import time
 
     from trainer.errors import QueueConnectionError

@@ -23,7 +23,7 @@ def queue(redis_url):
     return WorkQueue(RedisSettings.from_url(redis_url), lease_seconds=5, max_attempts=3)
 
 
-def test_5_a_worker_on_an_empty_mount_leases_nothing(tmp_path, redis_url, queue):
+def test_a_worker_on_an_empty_mount_leases_nothing(tmp_path, redis_url, queue):
     days = write_days(tmp_path / "share", 3)
     queue.push(days)
     # GIVEN an empty directory where the share should be mounted
@@ -39,7 +39,7 @@ def test_5_a_worker_on_an_empty_mount_leases_nothing(tmp_path, redis_url, queue)
     assert (stats.pending, stats.dead, stats.leased) == (3, 0, [])
 
 
-def test_5_a_share_unmounted_while_the_worker_runs_stops_it_before_the_next_lease(
+def test_a_share_unmounted_while_the_worker_runs_stops_it_before_the_next_lease(
         tmp_path, queue):
     root = tmp_path / "share"
     days = write_days(root, 3)
@@ -58,7 +58,7 @@ def test_5_a_share_unmounted_while_the_worker_runs_stops_it_before_the_next_leas
     assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == handlers
 
 
-def test_6_a_late_day_in_the_queue_is_reported_as_needing_a_replay(tmp_path, redis_url, queue):
+def test_a_late_day_in_the_queue_is_reported_as_needing_a_replay(tmp_path, redis_url, queue):
     root = tmp_path / "share"
     days = write_days(root, 3)
     share = Share.at(root)

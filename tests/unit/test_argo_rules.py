@@ -1,7 +1,7 @@
 """The Argo controller's rules (tests/argo_controller.py) applied to the committed YAML.
 
-Every check runs on the committed workflow and on the workflow as it was before issue 13
-(`tests/fixtures/argo/before-issue-13-workflow.yaml`), and must reject the latter: each
+Every check runs on the committed workflow and on the workflow as it was before it followed the controller's rules
+(`tests/fixtures/argo/before-controller-rules-workflow.yaml`), and must reject the latter: each
 test shows the bug it guards against. Pods other than `plan` are not run here (their exit
 codes are scripted); `tests/integration/test_argo_simulated.py` runs them for real.
 """
@@ -41,7 +41,7 @@ from flows.argo_backend import final_failure
 REPO = Path(__file__).resolve().parents[2]
 COMMITTED = REPO / "deployments" / "argo" / "fraudpipe-train-workflow.yaml"
 TEMPLATE = REPO / "deployments" / "argo" / "fraudpipe-train-workflowtemplate.yaml"
-BEFORE = REPO / "tests" / "fixtures" / "argo" / "before-issue-13-workflow.yaml"
+BEFORE = REPO / "tests" / "fixtures" / "argo" / "before-controller-rules-workflow.yaml"
 DAYS = ["2018-04-01", "2018-04-02", "2018-04-03"]
 
 #: Simulated seconds each kind of pod takes when nothing happens to it.

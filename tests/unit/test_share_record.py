@@ -28,7 +28,7 @@ def landing(tmp_path_factory) -> Path:
 
 # --- case 2: missing lineage with checkpoints; no foreign checkpoint is overwritten -----
 
-def test_2_a_checkpoint_the_step_did_not_write_is_kept_not_overwritten(tmp_path, landing):
+def test_a_checkpoint_the_step_did_not_write_is_kept_not_overwritten(tmp_path, landing):
     root = share_with(tmp_path, landing, D[:3])
     share_with(tmp_path, landing, D[3:4], train=False)
     share = Share.at(root)
@@ -44,7 +44,7 @@ def test_2_a_checkpoint_the_step_did_not_write_is_kept_not_overwritten(tmp_path,
     assert [e.date for e in verify(share)] == D[:4]
 
 
-def test_2_and_9_lost_lineage_is_an_error_then_repaired_from_the_share(tmp_path, landing):
+def test_lost_lineage_is_an_error_then_repaired_from_the_share(tmp_path, landing):
     root = share_with(tmp_path, landing, D[:4])
     share = Share.at(root)
     before = share.lineage.read_text()
@@ -67,7 +67,7 @@ def test_2_and_9_lost_lineage_is_an_error_then_repaired_from_the_share(tmp_path,
 
 # --- case 3: a deleted dataset of a trained day stops the next step ---------------------
 
-def test_3_a_lost_day_of_the_history_stops_the_step_naming_the_file_and_the_fix(
+def test_a_lost_day_of_the_history_stops_the_step_naming_the_file_and_the_fix(
         tmp_path, landing):
     root = share_with(tmp_path, landing, D[:5])
     share_with(tmp_path, landing, D[5:6], train=False)
@@ -93,7 +93,7 @@ def test_3_a_lost_day_of_the_history_stops_the_step_naming_the_file_and_the_fix(
 
 # --- case 4 and 7: input never lost; duplicate ids across days caught at ingest ---------
 
-def test_7_duplicate_transaction_ids_across_days_are_refused_naming_both_files(tmp_path,
+def test_duplicate_transaction_ids_across_days_are_refused_naming_both_files(tmp_path,
                                                                                 landing):
     import pandas as pd
 
@@ -113,7 +113,7 @@ def test_7_duplicate_transaction_ids_across_days_are_refused_naming_both_files(t
     assert bad.is_file() and not Share.at(root).training_dataset(D[2]).exists()
 
 
-def test_4_ingest_moves_sources_only_with_archive(tmp_path, landing):
+def test_ingest_moves_sources_only_with_archive(tmp_path, landing):
     source = tmp_path / "in"
     source.mkdir()
     for day in D[:2]:
@@ -136,7 +136,7 @@ def test_4_ingest_moves_sources_only_with_archive(tmp_path, landing):
 
 # --- case 6: late days ------------------------------------------------------------------
 
-def test_6_a_late_day_is_reported_with_the_replay_command_that_trains_it(tmp_path, landing):
+def test_a_late_day_is_reported_with_the_replay_command_that_trains_it(tmp_path, landing):
     root = share_with(tmp_path, landing, [D[0], D[1], D[3], D[4]])
     # GIVEN day 3 arriving after days 4 and 5 were trained
     share_with(tmp_path, landing, [D[2]], train=False)
@@ -162,7 +162,7 @@ def test_6_a_late_day_is_reported_with_the_replay_command_that_trains_it(tmp_pat
 
 @pytest.mark.parametrize("content", ["[]", "null", '{"format": 1, "head": null, "entries": '
                                      '[{"date": "2018-04-01"}]}', "{not json"])
-def test_8_a_malformed_lineage_is_a_permanent_clear_error(tmp_path, landing, content):
+def test_a_malformed_lineage_is_a_permanent_clear_error(tmp_path, landing, content):
     root = share_with(tmp_path, landing, D[:1], train=False)
     Share.at(root).lineage.parent.mkdir(parents=True, exist_ok=True)
     Share.at(root).lineage.write_text(content)
@@ -173,7 +173,7 @@ def test_8_a_malformed_lineage_is_a_permanent_clear_error(tmp_path, landing, con
         assert "fraudpipe lineage --repair" in err
 
 
-def test_10_separator_and_date_only_problems_are_named(tmp_path, landing):
+def test_separator_and_date_only_problems_are_named(tmp_path, landing):
     import pandas as pd
 
     source = tmp_path / "in"
@@ -187,14 +187,14 @@ def test_10_separator_and_date_only_problems_are_named(tmp_path, landing):
     assert f"TX_DATETIME is '{D[1]}', a date without a time" in out
 
 
-def test_10_a_database_out_of_range_is_named(tmp_path):
+def test_a_database_out_of_range_is_named(tmp_path):
     code, _, err = fraudpipe("queue", "stats", "--redis-url", "redis://127.0.0.1:1/99")
     assert code != 0 and "database 99 does not exist" in err and "pydantic" not in err, err
 
 
 # --- case 9/10: repair and fsck ---------------------------------------------------------
 
-def test_9_fsck_lists_and_cleans_temp_files_and_orphans_and_reports_quarantine(tmp_path,
+def test_fsck_lists_and_cleans_temp_files_and_orphans_and_reports_quarantine(tmp_path,
                                                                                landing):
     root = share_with(tmp_path, landing, D[:2])
     share = Share.at(root)
@@ -216,7 +216,7 @@ def test_9_fsck_lists_and_cleans_temp_files_and_orphans_and_reports_quarantine(t
     assert [e.date for e in verify(share)] == D[:2]  # the chain is untouched
 
 
-def test_9_repair_moves_the_head_back_before_a_corrupt_checkpoint(tmp_path, landing):
+def test_repair_moves_the_head_back_before_a_corrupt_checkpoint(tmp_path, landing):
     root = share_with(tmp_path, landing, D[:4])
     share = Share.at(root)
     share.checkpoint(D[2]).write_bytes(b"corrupted")

@@ -20,7 +20,7 @@ LEARNER_NAMES: tuple[str, ...] = (
 )
 
 #: The learner of a new chain (an existing chain keeps the one in its lineage). Best on
-#: the validation weeks 07-11/07-18 (bench/QUALITY.md, issue 16): average precision 0.748
+#: the validation weeks 07-11/07-18 (bench/QUALITY.md): average precision 0.748
 #: against 0.716 for `lgbm_mlp`, the default before it (0.717 at its best booster weight);
 #: the fresh report seeds 10-14 (headline split, prequential weeks) are in the same
 #: section. Needs lightgbm; "mlp" is the best scikit-learn-only learner.
