@@ -1,7 +1,8 @@
 """The Argo controller's rules (tests/argo_controller.py) applied to the committed YAML.
 
-Every check runs on the committed workflow and on the workflow as it was before it followed the controller's rules
-(`tests/fixtures/argo/before-controller-rules-workflow.yaml`), and must reject the latter: each
+Every check runs on the committed workflow and on the workflow as it was before it followed
+the controller's rules (`tests/fixtures/argo/before-controller-rules-workflow.yaml`), and
+must reject the latter: each
 test shows the bug it guards against. Pods other than `plan` are not run here (their exit
 codes are scripted); `tests/integration/test_argo_simulated.py` runs them for real.
 """
