@@ -1,4 +1,4 @@
-"""Opening a share while the first commit of its chain is in flight.
+"""Opening a share while (or after) the first commit of its chain is in flight.
 
 A step publishes its checkpoint and then writes `lineage.json`, both under the lineage
 lock. A second worker opening the share in between must wait for that commit, not report
@@ -7,6 +7,7 @@ the chain's record as lost (it used to exit 4 with LineageMissingError).
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import threading
 from pathlib import Path
@@ -14,7 +15,9 @@ from pathlib import Path
 import pytest
 
 from trainer.errors import LineageMissingError
+from trainer.share.files import atomic_write_bytes, sha256_bytes
 from trainer.share.layout import create_share, open_share
+from trainer.share.lineage import Entry, Lineage, commit
 from trainer.share.locks import file_lock
 
 
@@ -57,3 +60,32 @@ def test_checkpoints_without_lineage_after_the_lock_are_a_lost_record(tmp_path: 
     # WHEN the share is opened THEN the record is reported lost, naming the repair
     with pytest.raises(LineageMissingError, match="lineage --repair"):
         open_share(share.root)
+
+
+class KilledMidCommit(BaseException):
+    """Stands for kill -9: nothing after it in the commit runs (the kernel drops the lock)."""
+
+
+def test_a_kill_inside_the_first_commit_leaves_a_share_that_opens(tmp_path: Path):
+    # GIVEN a share whose chain has never committed
+    share, _ = create_share(tmp_path / "share", "test")
+    data = b"first checkpoint"
+    path = share.checkpoint(dt.date(2018, 4, 1))
+    entry = Entry(date="2018-04-01", checkpoint=str(path.relative_to(share.root)),
+                  sha256=sha256_bytes(data), parent_sha256=None, dataset_sha256="d" * 64,
+                  learner="sgd")
+
+    def publish_then_die() -> None:
+        atomic_write_bytes(path, data)
+        raise KilledMidCommit
+
+    # WHEN the worker dies after publishing its checkpoint, before the entry is recorded
+    with pytest.raises(KilledMidCommit):
+        commit(share, entry, None, publish=publish_then_die)
+    # THEN the next worker opens the share (no LineageMissingError) and sees no head,
+    # so it trains the first day again and its commit replaces the uncommitted file
+    assert path.is_file()
+    reopened = open_share(share.root)
+    assert Lineage.load(reopened).head is None
+    commit(reopened, entry, None, publish=lambda: atomic_write_bytes(path, data))
+    assert Lineage.load(reopened).head == entry.sha256

@@ -198,6 +198,11 @@ def commit(share: Share, entry: Entry, expected_parent: str | None,
         if guard is not None:
             guard()
         if publish is not None:
+            if not share.lineage.is_file():
+                # A chain's first commit writes the (empty) record before its checkpoint:
+                # a kill between the two then leaves an uncommitted file, never
+                # checkpoints without lineage, which `open_share` calls a lost record.
+                lineage.save(share)
             publish()
         lineage.entries.append(entry)
         lineage.head = entry.sha256
