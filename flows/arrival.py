@@ -1,11 +1,13 @@
-"""The daily pipeline's two steps for days that arrive without labels.
+"""The daily pipeline's stages for days that arrive without labels, one task per use case.
 
-`run_labels` (after ingest): stage the label files of a landing URL, file them by day
-(`trainer.label_files.store_labels`), complete every day the N-day rule allows
-(`trainer.labels.complete_days`) and queue what became trainable. `run_arrival_scoring`
-(after training): score every arrived day not trained yet with the head model, the one
-just trained if any (`trainer.arrival.score_arrived_days`). Both record what they did in
-the run's `RunSummary`, from which `flows/today.py` writes the headline and the alerts.
+After ingest: `store_labels_from` stages the label files of a landing URL and files them
+by day (`trainer.label_files.store_labels`); `apply_late` writes late labels into their
+training datasets when asked (`trainer.relabel.apply_late_labels`); `complete` turns every
+day the N-day rule allows into a training dataset (`trainer.labels.complete_days`).
+`run_labels` runs them in that order and records what they did in the run's
+`RunSummary`. After training, `score_arrivals` scores every arrived day not trained yet
+with the head model (`trainer.arrival.score_arrived_days`); `flows/today.py` writes the
+headline and the alerts from it.
 """
 
 from __future__ import annotations
@@ -19,104 +21,127 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from flows.ingest import stage_landing
-from flows.resolve import resolve_queue
-from flows.summary import RunSummary
-from trainer.arrival import score_arrived_days
-from trainer.backlog import queue_trainable
+from flows.summary import (
+    CompletedDay,
+    LabelsFiled,
+    QuarantinedFile,
+    RefusedFile,
+    RunSummary,
+    ScoredDay,
+    UnknownLabel,
+    entry_of,
+)
+from trainer.arrival import ArrivalScoring, score_arrived_days
 from trainer.errors import DatasetValidationError
 from trainer.label_files import LabelsResult, store_labels
 from trainer.labels import awaiting_labels, complete_days, label_problems
 from trainer.relabel import apply_late_labels, late_labels, late_summary
 from trainer.share.layout import Share
+from trainer.share.lineage import Lineage
 
 
 @task(name="store-labels", cache_policy=NO_CACHE)
-def store_and_complete(storage_root: str, labels: str | None, genuine_after_days: int,
-                       today: str | None = None, apply_late: bool = False) -> dict:
-    """Store the label files of `labels` (if given), apply late labels by policy, complete.
+def store_labels_from(storage_root: str, labels: str) -> LabelsResult:
+    """Stage the label files of the landing URL `labels` and file them (`store_labels`).
 
-    Each label file is stored or quarantined on its own; conflicts are kept and reported
-    (`problems`), and hold back only the days they concern: the run goes on.
+    Each file is stored or quarantined on its own; conflicts are kept and reported, and
+    hold back only the days they concern.
 
-    Returns:
-        stored / unchanged / quarantined / unknown / conflicts (`LabelsResult`), error (a
-        landing area that cannot be read, or None), relabelled (`apply_late_labels`),
-        completed (`complete_days`), late (`late_labels`), late_summary, problems.
+    Raises:
+        DatasetValidationError: the landing area cannot be read.
     """
     logger = get_run_logger()
-    share = Share.at(storage_root)
-    result: dict = {**LabelsResult().to_json(), "error": None, "relabelled": None}
-    if labels:
-        staging = Path(tempfile.mkdtemp(prefix="fraudpipe-labels-"))
-        try:
-            staged = stage_landing(labels, staging)
-            logger.info("staged %d label file(s) from %s", len(staged), labels)
-            result = {**result, **store_labels(share, staging).to_json()}
-        except DatasetValidationError as exc:
-            result["error"] = str(exc)
-            logger.error("labels from %s not read: %s", labels, exc)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-        for what in ("quarantined", "unknown", "conflicts"):
-            if result[what]:
-                logger.warning("%d %s label entr(ies), first: %s", len(result[what]), what,
-                               result[what][0])
-    if apply_late:
-        result["relabelled"] = apply_late_labels(share)
-        if result["relabelled"]["days"]:
-            logger.info("late labels applied to %s; head rewound to %s",
-                        [d["date"] for d in result["relabelled"]["days"]],
-                        result["relabelled"]["rewound_to"])
-    when = dt.date.fromisoformat(today) if today else None
-    result["completed"] = complete_days(share, when, genuine_after_days)
-    for day in result["completed"]:
-        logger.info("%s complete (%s): %d label(s) received, %d fraud(s)", day["date"],
-                    day["how"], day["labels"], day["frauds"])
-    result["late"] = late_labels(share)
-    result["late_summary"] = late_summary(result["late"]) if result["late"] else ""
-    result["problems"] = label_problems(share)
-    for problem in result["problems"]:
-        logger.error("unresolved: %s", problem)
+    staging = Path(tempfile.mkdtemp(prefix="fraudpipe-labels-"))
+    try:
+        staged = stage_landing(labels, staging)
+        logger.info("staged %d label file(s) from %s", len(staged), labels)
+        result = store_labels(Share.at(storage_root), staging)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    for what in ("quarantined", "unknown", "conflicts"):
+        entries = getattr(result, what)
+        if entries:
+            logger.warning("%d %s label entr(ies), first: %s", len(entries), what, entries[0])
     return result
 
 
+@task(name="apply-late-labels", cache_policy=NO_CACHE)
+def apply_late(storage_root: str) -> dict:
+    """`trainer.relabel.apply_late_labels`: rewind, then write the late labels in."""
+    applied = apply_late_labels(Share.at(storage_root))
+    if applied["days"]:
+        get_run_logger().info("late labels applied to %s; head rewound to %s",
+                              [d["date"] for d in applied["days"]], applied["rewound_to"])
+    return applied
+
+
+@task(name="complete-days", cache_policy=NO_CACHE)
+def complete(storage_root: str, genuine_after_days: int,
+             today: str | None = None) -> list[CompletedDay]:
+    """`trainer.labels.complete_days` from `today` (default: the latest day on the share)."""
+    when = dt.date.fromisoformat(today) if today else None
+    done = [entry_of(CompletedDay, day) for day in
+            complete_days(Share.at(storage_root), when, genuine_after_days)]
+    for day in done:
+        get_run_logger().info("%s complete (%s): %d label(s) received, %d fraud(s)",
+                              day.date, day.how, day.labels, day.frauds)
+    return done
+
+
 def run_labels(share: Share, summary: RunSummary, labels: str | None, *,
-               genuine_after_days: int, today: str | None, queue_block: str | None,
-               redis_url: str | None, apply_late: bool = False) -> None:
-    """Store labels, complete days, queue the newly trainable; record it in `summary`."""
-    result = store_and_complete(str(share.root), labels, genuine_after_days, today,
-                                apply_late)
-    summary.labels.extend(result["stored"])
-    summary.labels_unknown.extend(result["unknown"])
-    summary.quarantined.extend(result["quarantined"])
-    summary.completed.extend(result["completed"])
-    summary.label_problems = result["problems"]
-    summary.late_labels = result["late_summary"]
-    relabelled = result["relabelled"]
-    if relabelled and relabelled["days"]:
-        summary.notes.append(
-            f"late labels applied to {', '.join(d['date'] for d in relabelled['days'])}; "
-            f"head rewound to {relabelled['rewound_to']}, superseded: "
-            f"{', '.join(relabelled['superseded']) or 'none'}")
-    if result["error"]:
-        summary.refused.append({"source": labels, "date": "", "reason": result["error"]})
-    pushed = queue_trainable(share, resolve_queue(queue_block, redis_url))
-    summary.queued.extend(d.isoformat() for d in pushed)
+               genuine_after_days: int, today: str | None, relabel: bool) -> None:
+    """Store labels, apply late ones if asked, complete days; record it in `summary`.
+
+    A landing area that cannot be read is recorded as refused and the run goes on.
+    """
+    root = str(share.root)
+    if labels:
+        try:
+            stored = store_labels_from(root, labels)
+        except DatasetValidationError as exc:
+            get_run_logger().error("labels from %s not read: %s", labels, exc)
+            summary.refused.append(RefusedFile(source=labels, date="", reason=str(exc)))
+        else:
+            summary.labels += [entry_of(LabelsFiled, s) for s in stored.stored]
+            summary.labels_unknown += [entry_of(UnknownLabel, u) for u in stored.unknown]
+            summary.quarantined += [entry_of(QuarantinedFile, q) for q in stored.quarantined]
+    if relabel:
+        applied = apply_late(root)
+        if applied["days"]:
+            summary.notes.append(
+                f"late labels applied to {', '.join(d['date'] for d in applied['days'])}; "
+                f"head rewound to {applied['rewound_to']}, superseded: "
+                f"{', '.join(applied['superseded']) or 'none'}")
+    summary.completed += complete(root, genuine_after_days, today)
+    summary.label_problems = label_problems(share)
+    for problem in summary.label_problems:
+        get_run_logger().error("unresolved: %s", problem)
+
+
+def record_late_labels(share: Share, summary: RunSummary, lineage: Lineage) -> None:
+    """Say in `summary` how many labels disagree with completed days' datasets."""
+    late = late_labels(share, lineage)
+    summary.late_labels = late_summary(late) if late else ""
 
 
 @task(name="score-arrived-days", cache_policy=NO_CACHE)
-def score_arrivals(storage_root: str) -> dict:
-    """`trainer.arrival.score_arrived_days` as a task; returns its JSON."""
-    result = score_arrived_days(Share.at(storage_root))
+def score_arrivals(storage_root: str, lineage: Lineage | None = None,
+                   manifest: dict | None = None) -> ArrivalScoring:
+    """`trainer.arrival.score_arrived_days` as a task, from the run's record if given."""
+    result = score_arrived_days(Share.at(storage_root), lineage, manifest)
     get_run_logger().info(result.message)
-    return result.to_json()
+    return result
 
 
-def run_arrival_scoring(share: Share, summary: RunSummary) -> None:
-    """Score the arrived days the head has not scored; record them and what still waits."""
-    result = score_arrivals(str(share.root))
-    summary.scored.extend(result["scored"])
-    summary.unscored.extend(result["unscored"])
-    if result["unscored"]:
-        summary.notes.append(result["message"])
+def run_arrival_scoring(share: Share, summary: RunSummary, lineage: Lineage,
+                        manifest: dict) -> None:
+    """Score the arrived days the head has not scored; record them and what still waits.
+
+    `lineage` and `manifest`: the record after training, read once by the caller.
+    """
+    result = score_arrivals(str(share.root), lineage, manifest)
+    summary.scored += [ScoredDay.of_json(s) for s in result.scored]
+    summary.unscored += result.unscored
+    if result.unscored:
+        summary.notes.append(result.message)
     summary.awaiting = [d.isoformat() for d in awaiting_labels(share)]

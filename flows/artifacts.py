@@ -99,16 +99,16 @@ def markdown_report(summary: RunSummary, lineage: Lineage) -> str:
     lines.append("")
     if summary.dead:
         lines += ["## Dead-lettered (not trained)", "", "| date | error |", "|---|---|"]
-        lines += [f"| {d['date']} | {_fmt(d['reason'])} |" for d in summary.dead]
+        lines += [f"| {d.date} | {_fmt(d.reason)} |" for d in summary.dead]
         lines.append("")
     if summary.quarantined:
         lines += ["## Quarantined files", "", "| file | reason |", "|---|---|"]
-        lines += [f"| {Path(q['source']).name} | {_fmt(q['reason'])} |"
+        lines += [f"| {Path(q.source).name} | {_fmt(q.reason)} |"
                   for q in summary.quarantined]
         lines.append("")
     if summary.refused:
         lines += ["## Refused files", "", "| file | reason |", "|---|---|"]
-        lines += [f"| {Path(r['source']).name} | {_fmt(r['reason'])} |" for r in summary.refused]
+        lines += [f"| {Path(r.source).name} | {_fmt(r.reason)} |" for r in summary.refused]
         lines.append("")
     if summary.trained:
         lines += ["## Trained in this run", "",
@@ -116,13 +116,12 @@ def markdown_report(summary: RunSummary, lineage: Lineage) -> str:
                   "AP before training | CP@100 before training | gap days |",
                   "|---|---|---|---|---|---|---|---|"]
         for step in summary.trained:
-            m = step.get("metrics") or {}
-            pre = m.get("prequential") or {}
+            m, pre = step.metrics, step.prequential
             lines.append(
-                f"| {step['date']} | {step.get('seconds', 0):.2f} | {m.get('transactions')} "
+                f"| {step.date} | {step.seconds:.2f} | {m.get('transactions')} "
                 f"| {m.get('frauds')} | {_fmt(pre.get('auc_roc'))} "
                 f"| {_fmt(pre.get('average_precision'))} "
-                f"| {_fmt(pre.get('card_precision_at_100'))} | {step.get('gap_days', 0)} |")
+                f"| {_fmt(pre.get('card_precision_at_100'))} | {step.gap_days} |")
         lines.append("")
     if summary.notes:
         lines += ["## Notes", ""] + [f"- {note}" for note in summary.notes] + [""]
@@ -216,13 +215,15 @@ class RunArtifacts:
     (`trainer.days.day_states`); published when some day arrived without labels."""
 
 
-def build_artifacts(summary: RunSummary, share: Share,
-                    when: dt.datetime | None = None) -> RunArtifacts:
+def build_artifacts(summary: RunSummary, share: Share, when: dt.datetime | None = None, *,
+                    lineage: Lineage | None = None,
+                    manifest: dict | None = None) -> RunArtifacts:
     """Build the run's artifacts; write the plot PNG if (and only if) the run trained a day.
 
-    Sets `summary.plot` to the PNG's path, or None when nothing was written.
+    Sets `summary.plot` to the PNG's path, or None when nothing was written. `lineage` and
+    `manifest`: the record after the run, if the caller read it (default: read here).
     """
-    lineage = Lineage.load(share)
+    lineage = Lineage.load(share) if lineage is None else lineage
     chain = lineage.chain()
     png = metrics_png(chain) if summary.trained else None
     plot = None
@@ -242,15 +243,16 @@ def build_artifacts(summary: RunSummary, share: Share,
         summary.flow, "alerts"), alerts_error=alerts_error)
     headline += outcomes_markdown(outcomes, artifact_key(summary.flow, "outcomes"))
     return RunArtifacts(headline=headline, report=markdown_report(summary, lineage),
-                        metrics=metrics_rows(chain, {s["date"] for s in summary.trained}),
+                        metrics=metrics_rows(chain, {s.date for s in summary.trained}),
                         alerts=alerts, plot=plot, outcomes=outcomes,
-                        days=days_table(share))
+                        days=days_table(share, lineage, manifest))
 
 
-def days_table(share: Share) -> list[dict]:
+def days_table(share: Share, lineage: Lineage | None = None,
+               manifest: dict | None = None) -> list[dict]:
     """`trainer.days.day_states` as a table, newest first, checkpoints by file name."""
     rows = []
-    for day in reversed(day_states(share)):
+    for day in reversed(day_states(share, lineage, manifest)):
         rows.append({"date": day["date"], "state": day["state"],
                      "arrived": "without labels" if day["arrived"] else "labelled",
                      "labels_received": day["labels"], "labelled_by": day["labelled_by"],
@@ -264,15 +266,17 @@ def artifact_key(flow: str, what: str) -> str:
     return re.sub(r"[^a-z0-9-]+", "-", f"fraudpipe-{flow}-{what}".lower()).strip("-")
 
 
-def publish(summary: RunSummary, share: Share) -> dict[str, UUID]:
+def publish(summary: RunSummary, share: Share, lineage: Lineage | None = None,
+            manifest: dict | None = None) -> dict[str, UUID]:
     """Build the run's artifacts (`build_artifacts`) and create them on the flow run.
 
     Must be called inside a flow run. Returns the artifact ids by kind; "alerts" and
-    "plot" only when the run trained a day.
+    "plot" only when the run trained a day. `lineage` and `manifest`: the record after
+    the run, if the caller read it.
     """
     from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-    built = build_artifacts(summary, share)
+    built = build_artifacts(summary, share, lineage=lineage, manifest=manifest)
     ids: dict[str, UUID | Coroutine[Any, Any, UUID]] = {
         "headline": create_markdown_artifact(
             markdown=built.headline, key=artifact_key(summary.flow, "headline"),
@@ -288,7 +292,7 @@ def publish(summary: RunSummary, share: Share) -> dict[str, UUID]:
     }
     if built.alerts:
         how = ("scored on arrival by the model trained through "
-               f"{summary.scored[-1]['scored_by']['trained_through']}, before the day's labels"
+               f"{summary.scored[-1].scored_by.trained_through}, before the day's labels"
                if summary.scored else "as the model ranked them before training on the day")
         ids["alerts"] = create_table_artifact(
             table=alerts_table(built.alerts), key=artifact_key(summary.flow, "alerts"),

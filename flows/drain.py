@@ -17,7 +17,8 @@ from prefect import get_run_logger
 from prefect.runtime import flow_run
 
 from flows.artifacts import Progress
-from flows.summary import RunSummary
+from flows.params import Training
+from flows.summary import DeadLetter, RunSummary, TrainedDay, entry_of
 from flows.tasks import backoff_delays, is_retryable, step_error, train_day
 from trainer.queue.lease import LeaseStatus, Outcome
 from trainer.queue.work_queue import Lease, WorkQueue
@@ -38,22 +39,20 @@ class FlowWorker(Worker):
         share: the storage root.
         queue: the dataset queue.
         summary: gets the trained, skipped and dead-lettered days and the notes.
-        learner: learner for a new chain (None: the trainer's default).
-        step_retries: Prefect retries of a step after a transient error.
-        retry_backoff_seconds: first retry delay; doubled at each retry.
+        training: the learner for a new chain, the step's retries and their backoff.
     """
 
     #: The flow's process owns its signals; a step in this process cannot be killed anyway.
     handles_signals = False
 
-    def __init__(self, share: Share, queue: WorkQueue, summary: RunSummary, *,
-                 learner: str | None = None, step_retries: int = 2,
-                 retry_backoff_seconds: float = 10.0) -> None:
-        super().__init__(share, queue, name=holder_name(), learner=learner)
-        self.summary, self.step_retries = summary, step_retries
+    def __init__(self, share: Share, queue: WorkQueue, summary: RunSummary,
+                 training: Training) -> None:
+        super().__init__(share, queue, name=holder_name(), learner=training.learner)
+        self.summary, self.step_retries = summary, training.step_retries
         self.step = train_day.with_options(
-            retries=step_retries,
-            retry_delay_seconds=backoff_delays(step_retries, retry_backoff_seconds))
+            retries=training.step_retries,
+            retry_delay_seconds=backoff_delays(training.step_retries,
+                                               training.retry_backoff_seconds))
 
     def run_step(self, lease: Lease, lost: threading.Event) -> StepReport:
         """Run the day's step as a Prefect task (with its retries) in this process."""
@@ -82,7 +81,7 @@ class FlowWorker(Worker):
             if outcome.status == LeaseStatus.SKIPPED:
                 self.summary.skipped.append(day)
             else:
-                self.summary.trained.append(outcome.result or {"date": day})
+                self.summary.trained.append(entry_of(TrainedDay, outcome.result or {"date": day}))
         elif outcome.status == LeaseStatus.LOST:  # another holder owns the day; it settles it
             self.summary.notes.append(f"{day}: lease lost while training, left to its new "
                                       "holder")
@@ -91,7 +90,7 @@ class FlowWorker(Worker):
                                       f"{outcome.refused}")
         else:
             get_run_logger().error("%s dead-lettered: %s", day, outcome.detail)
-            self.summary.dead.append({"date": day, "reason": outcome.detail})
+            self.summary.dead.append(DeadLetter(day, outcome.detail))
 
     def idle_timeout(self, seconds: float) -> None:
         """Note, in the summary, the days another worker still held when waiting ended."""
@@ -103,24 +102,20 @@ class FlowWorker(Worker):
         self.summary.notes.append(note)
 
 
-def drain_local(share: Share, queue: WorkQueue, summary: RunSummary, *,
-                learner: str | None = None, step_retries: int = 2,
-                retry_backoff_seconds: float = 10.0, wait_seconds: float = 600.0) -> None:
+def drain_local(share: Share, queue: WorkQueue, summary: RunSummary, training: Training, *,
+                wait_seconds: float = 600.0) -> None:
     """Lease and train until nothing is pending; record each outcome in `summary`.
 
     Args:
         share: the storage root.
         queue: the dataset queue.
         summary: gets the trained, skipped and dead-lettered days.
-        learner: learner for a new chain (None: the trainer's default).
-        step_retries: Prefect retries of a step after a transient error.
-        retry_backoff_seconds: first retry delay; doubled at each retry.
+        training: the learner for a new chain, the step's retries and their backoff.
         wait_seconds: how long to wait for a day leased by another worker.
     """
     stats = queue.stats()
     progress = Progress(summary.flow, stats.pending + len(stats.leased))
-    worker = FlowWorker(share, queue, summary, learner=learner, step_retries=step_retries,
-                        retry_backoff_seconds=retry_backoff_seconds)
+    worker = FlowWorker(share, queue, summary, training)
 
     def settled(outcome: Outcome) -> None:
         worker.record(outcome)

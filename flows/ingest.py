@@ -21,12 +21,14 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from flows.errors import LandingError
-from flows.resolve import resolve_queue, resolve_share
-from flows.summary import RunSummary
+from flows.params import Connections, expands_groups
+from flows.summary import IngestedDay, QuarantinedFile, RefusedFile, RunSummary, entry_of
 from flows.train import finish
 from trainer.backlog import queue_trainable
-from trainer.data.ingest import ingest_path
+from trainer.data.ingest import IngestResult, ingest_path
+from trainer.queue.work_queue import WorkQueue
 from trainer.share.layout import Share
+from trainer.share.lineage import Lineage
 
 
 def landing_filesystem(landing: str):
@@ -64,69 +66,65 @@ def stage_landing(landing: str, staging: Path) -> dict[str, str]:
 
 
 @task(name="ingest-landing", cache_policy=NO_CACHE)
-def ingest_landing(landing: str, storage_root: str, allow_pickle: bool = False) -> dict:
-    """Stage, validate and convert the landing files onto the share; quarantine bad ones.
+def ingest_landing(landing: str, storage_root: str, allow_pickle: bool = False) -> IngestResult:
+    """Stage the landing files and ingest them (`trainer.data.ingest.ingest_path`).
 
     Returns:
-        `IngestResult.to_json()`.
+        Its `IngestResult`, each entry's source named by its landing path.
     """
     logger = get_run_logger()
-    share = Share.at(storage_root)
     staging = Path(tempfile.mkdtemp(prefix="fraudpipe-staging-"))
     try:
         staged = stage_landing(landing, staging)
         logger.info("staged %d file(s) from %s", len(staged), landing)
-        result = ingest_path(staging, share, allow_pickle=allow_pickle).to_json()
+        result = ingest_path(staging, Share.at(storage_root), allow_pickle=allow_pickle)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    for entry in result["quarantined"]:
-        name = Path(entry["source"]).name
-        entry["source"] = staged.get(name, entry["source"])
-        logger.warning("quarantined %s: %s", entry["source"], entry["reason"])
-    for kind in ("ingested", "unchanged", "refused"):
-        for entry in result[kind]:
+    for entries in (result.ingested, result.unchanged, result.quarantined, result.refused):
+        for entry in entries:
             entry["source"] = staged.get(Path(entry["source"]).name, entry["source"])
+    for entry in result.quarantined:
+        logger.warning("quarantined %s: %s", entry["source"], entry["reason"])
     logger.info("%d ingested, %d unchanged, %d quarantined, %d refused",
-                len(result["ingested"]), len(result["unchanged"]),
-                len(result["quarantined"]), len(result["refused"]))
+                len(result.ingested), len(result.unchanged), len(result.quarantined),
+                len(result.refused))
     return result
 
 
-def run_ingest(share: Share, summary: RunSummary, landing: str, *, queue_block: str | None,
-               redis_url: str | None, allow_pickle: bool = False) -> None:
-    """The body of the ingest flow, shared with the daily pipeline."""
-    queue = resolve_queue(queue_block, redis_url)
+@task(name="queue-days", cache_policy=NO_CACHE)
+def queue_days(storage_root: str, queue: WorkQueue, lineage: Lineage | None = None,
+               manifest: dict | None = None) -> list[str]:
+    """Push the trainable days on the queue (`trainer.backlog.queue_trainable`).
+
+    `lineage` and `manifest`: the record as the flow read it (default: read here).
+    """
+    pushed = [d.isoformat() for d in queue_trainable(Share.at(storage_root), queue,
+                                                     lineage=lineage, manifest=manifest)]
+    get_run_logger().info("queued %d new day(s): %s", len(pushed), ", ".join(pushed) or "none")
+    return pushed
+
+
+def run_ingest(share: Share, summary: RunSummary, landing: str, *,
+               allow_pickle: bool = False) -> None:
+    """Ingest the landing area onto the share; record what came in `summary`."""
     result = ingest_landing(landing, str(share.root), allow_pickle)
-    summary.ingested.extend(result["ingested"])
-    summary.quarantined.extend(result["quarantined"])
-    summary.refused.extend(result["refused"])
-    pushed = queue_trainable(share, queue)
-    summary.queued.extend(d.isoformat() for d in pushed)
-    get_run_logger().info("queued %d new day(s): %s", len(pushed),
-                          ", ".join(summary.queued) or "none")
+    summary.ingested += [entry_of(IngestedDay, e) for e in result.ingested]
+    summary.quarantined += [entry_of(QuarantinedFile, e) for e in result.quarantined]
+    summary.refused += [entry_of(RefusedFile, e) for e in result.refused]
 
 
 @flow(name="ingest", log_prints=True)
-def ingest_flow(
-    landing: str,
-    storage_block: str | None = None,
-    storage: str | None = None,
-    queue_block: str | None = None,
-    redis_url: str | None = None,
-    allow_pickle: bool = False,
-) -> dict:
+@expands_groups
+def ingest_flow(landing: str, connections: Connections, allow_pickle: bool = False) -> dict:
     """Ingest the landing area's new files and queue their dates.
 
     Args:
         landing: fsspec URL or local directory of the incoming files.
-        storage_block: saved FilestoreStorage block (else `storage`).
-        storage: local directory of the share.
-        queue_block: saved RedisWorkQueue block (else `redis_url`).
-        redis_url: Redis URL (else `$FRAUDPIPE_REDIS_URL`).
+        connections: the share and the queue (`flows.params.Connections`).
         allow_pickle: also read `.pkl` files (the GKE sample's format; they can run code).
     """
-    share = resolve_share(storage_block, storage)
+    share, queue = connections.share(), connections.queue()
     summary = RunSummary(flow="ingest")
-    run_ingest(share, summary, landing, queue_block=queue_block, redis_url=redis_url,
-               allow_pickle=allow_pickle)
+    run_ingest(share, summary, landing, allow_pickle=allow_pickle)
+    summary.queued += queue_days(str(share.root), queue)
     return finish(summary, share)

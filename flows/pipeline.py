@@ -14,33 +14,27 @@ quarantined label file (the days it holds back wait, the others go on).
 
 from __future__ import annotations
 
-from typing import Literal
-
 from prefect import flow
 
-from flows.arrival import run_arrival_scoring, run_labels
-from flows.ingest import run_ingest
-from flows.resolve import resolve_share
+from flows.arrival import record_late_labels, run_arrival_scoring, run_labels
+from flows.ingest import queue_days, run_ingest
+from flows.params import Connections, Training, expands_groups
 from flows.summary import RunSummary
 from flows.train import finish, run_training
 from trainer.data.label_delay import GENUINE_AFTER_DAYS
 from trainer.evaluation.scoring import TOP_CARDS
 from trainer.outcomes import REVIEW_CAPACITY
+from trainer.share.lineage import Lineage
+from trainer.share.manifest import read_manifest
 
 
 @flow(name="daily-pipeline", log_prints=True)
+@expands_groups
 def daily_pipeline(
     landing: str,
-    storage_block: str | None = None,
-    storage: str | None = None,
-    queue_block: str | None = None,
-    redis_url: str | None = None,
-    backend: Literal["local", "argo"] = "local",
+    connections: Connections,
+    training: Training,
     allow_pickle: bool = False,
-    learner: str | None = None,
-    step_retries: int = 2,
-    retry_backoff_seconds: float = 10.0,
-    argo_server_block: str | None = None,
     labels: str | None = None,
     genuine_after_days: int = GENUINE_AFTER_DAYS,
     today: str | None = None,
@@ -55,16 +49,9 @@ def daily_pipeline(
 
     Args:
         landing: fsspec URL or local directory of the incoming files.
-        storage_block: saved FilestoreStorage block (else `storage`).
-        storage: local directory of the share.
-        queue_block: saved RedisWorkQueue block (else `redis_url`).
-        redis_url: Redis URL (else `$FRAUDPIPE_REDIS_URL`).
-        backend: "local" or "argo".
+        connections: the share and the queue (`flows.params.Connections`).
+        training: how the days are trained (`flows.params.Training`).
         allow_pickle: also read `.pkl` files from the landing area.
-        learner: learner name for a new chain.
-        step_retries: retries of a step after a transient error.
-        retry_backoff_seconds: first retry delay, doubled each retry.
-        argo_server_block: saved ArgoServer block (argo backend).
         labels: fsspec URL or local directory of label files (transaction id + label,
             partial is fine); None: no labels arrive in this run.
         genuine_after_days: N: no label N days after its day means genuine.
@@ -79,15 +66,17 @@ def daily_pipeline(
     if not 1 <= review_capacity <= TOP_CARDS:
         raise ValueError(f"review_capacity must be between 1 and {TOP_CARDS} (the cards "
                          f"ranked per day), got {review_capacity}")
-    share = resolve_share(storage_block, storage)
+    share, queue = connections.share(), connections.queue()
     summary = RunSummary(flow="daily-pipeline", review_capacity=review_capacity)
-    run_ingest(share, summary, landing, queue_block=queue_block, redis_url=redis_url,
-               allow_pickle=allow_pickle)
+    run_ingest(share, summary, landing, allow_pickle=allow_pickle)
     run_labels(share, summary, labels, genuine_after_days=genuine_after_days, today=today,
-               queue_block=queue_block, redis_url=redis_url, apply_late=apply_late_labels)
-    run_training(share, summary, queue_block=queue_block, redis_url=redis_url,
-                 backend=backend, learner=learner, step_retries=step_retries,
-                 retry_backoff_seconds=retry_backoff_seconds,
-                 argo_server_block=argo_server_block, storage_block=storage_block)
-    run_arrival_scoring(share, summary)
-    return finish(summary, share)
+               relabel=apply_late_labels)
+    # The record is read once before training (what to queue) and once after (what to
+    # score and publish); the steps read it themselves, under their locks.
+    lineage, manifest = Lineage.load(share), read_manifest(share)
+    record_late_labels(share, summary, lineage)
+    summary.queued += queue_days(str(share.root), queue, lineage, manifest)
+    run_training(share, queue, summary, training, lineage=lineage, manifest=manifest)
+    lineage, manifest = Lineage.load(share), read_manifest(share)
+    run_arrival_scoring(share, summary, lineage, manifest)
+    return finish(summary, share, lineage, manifest)

@@ -9,50 +9,32 @@ order, building the new branch on top of the kept checkpoint.
 
 from __future__ import annotations
 
-from typing import Literal
-
 from prefect import flow, get_run_logger
 
-from flows.resolve import resolve_queue, resolve_share
+from flows.ingest import queue_days
+from flows.params import Connections, Training, expands_groups
 from flows.summary import RunSummary
 from flows.train import finish, run_training
-from trainer.backlog import queue_trainable
 from trainer.errors import FraudpipeError
 from trainer.replay import parse_from, rewind_for_replay
 
 
 @flow(name="replay", log_prints=True)
-def replay_flow(
-    from_date: str,
-    storage_block: str | None = None,
-    storage: str | None = None,
-    queue_block: str | None = None,
-    redis_url: str | None = None,
-    backend: Literal["local", "argo"] = "local",
-    learner: str | None = None,
-    step_retries: int = 2,
-    retry_backoff_seconds: float = 10.0,
-    argo_server_block: str | None = None,
-) -> dict:
+@expands_groups
+def replay_flow(from_date: str, connections: Connections, training: Training) -> dict:
     """Rewind the head to `from_date`'s checkpoint and retrain the later ingested days.
+
+    The learner of the new branch (`learner`) may change only from "start": a kept
+    checkpoint fixes the learner of everything trained on top of it.
 
     Args:
         from_date: day whose checkpoint becomes the head (YYYY-MM-DD); "start" rewinds to
             before the first day (everything is retrained).
-        storage_block: saved FilestoreStorage block (else `storage`).
-        storage: local directory of the share.
-        queue_block: saved RedisWorkQueue block (else `redis_url`).
-        redis_url: Redis URL (else `$FRAUDPIPE_REDIS_URL`).
-        backend: "local" or "argo".
-        learner: learner of the new branch; only "start" may change it (a kept
-            checkpoint fixes the learner of everything trained on top of it).
-        step_retries: retries of a step after a transient error.
-        retry_backoff_seconds: first retry delay, doubled each retry.
-        argo_server_block: saved ArgoServer block (argo backend).
+        connections: the share and the queue (`flows.params.Connections`).
+        training: how the days are trained (`flows.params.Training`).
     """
     to_day = parse_from(from_date)
-    share = resolve_share(storage_block, storage)
-    queue = resolve_queue(queue_block, redis_url)
+    share, queue = connections.share(), connections.queue()
     stats = queue.stats()
     if stats.leased:
         held = ", ".join(f"{i.date} by {i.holder}" for i in stats.leased)
@@ -64,11 +46,7 @@ def replay_flow(
         f"head rewound to {to_day or 'before the first day'}; superseded (kept in the "
         f"lineage): {', '.join(e.date.isoformat() for e in superseded) or 'none'}")
     queue.forget_done(e.date for e in superseded)
-    pushed = queue_trainable(share, queue)
-    summary.queued.extend(d.isoformat() for d in pushed)
-    get_run_logger().info("%s; queued %d day(s)", summary.notes[-1], len(pushed))
-    run_training(share, summary, queue_block=queue_block, redis_url=redis_url,
-                 backend=backend, learner=learner, step_retries=step_retries,
-                 retry_backoff_seconds=retry_backoff_seconds,
-                 argo_server_block=argo_server_block, storage_block=storage_block)
+    summary.queued += queue_days(str(share.root), queue)
+    get_run_logger().info(summary.notes[-1])
+    run_training(share, queue, summary, training)
     return finish(summary, share)

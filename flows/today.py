@@ -54,7 +54,7 @@ def todays_alerts(share: Share, summary: RunSummary, lineage: Lineage) -> list[d
     The head day's alerts only when this run trained it; otherwise none.
     """
     if summary.scored:
-        return card_alerts(share, dt.date.fromisoformat(summary.scored[-1]["date"]))
+        return card_alerts(share, dt.date.fromisoformat(summary.scored[-1].date))
     return head_alerts(share, lineage) if summary.trained else []
 
 
@@ -182,7 +182,7 @@ def _what_arrived(summary: RunSummary) -> str:
 
 
 def _changes(summary: RunSummary, chain: list[Entry], head: Entry) -> list[str]:
-    trained = [s["date"] for s in summary.trained]
+    trained = [s.date for s in summary.trained]
     previous = _previous_head(chain, set(trained))
     lines = []
     if previous is None:
@@ -267,7 +267,7 @@ def _training_headline(summary: RunSummary, lineage: Lineage, alerts: list[dict]
     if not summary.trained or head is None:
         title = f"# fraudpipe {summary.flow}: nothing trained"
         return "\n".join([title, "", *_nothing_trained(summary, head, alerts_key)]) + "\n"
-    trained = [s["date"] for s in summary.trained]
+    trained = [s.date for s in summary.trained]
     rate = _rate(head)
     lines = [f"# fraudpipe {summary.flow}: today is {head.date}", ""]
     if alerts:
@@ -283,7 +283,7 @@ def _training_headline(summary: RunSummary, lineage: Lineage, alerts: list[dict]
                   f"no model before it to score it.", ""]
     if summary.dead:
         lines += [f"**Warning: {len(summary.dead)} day(s) dead-lettered, not trained: "
-                  f"{', '.join(d['date'] for d in summary.dead)}** (see the report).", ""]
+                  f"{', '.join(d.date for d in summary.dead)}** (see the report).", ""]
     lines += [f"- days trained in this run: **{len(trained)}** ({_days(trained)})",
               f"- head day: **{head.date}**, learner `{head.learner}`, chain of {len(chain)} "
               f"day(s)",
@@ -319,8 +319,8 @@ def arrival_headline(summary: RunSummary, lineage: Lineage, alerts: list[dict], 
     chain = lineage.chain()
     if summary.scored:
         latest = summary.scored[-1]
-        by = latest["scored_by"]
-        lines = [f"# fraudpipe {summary.flow}: today is {latest['date']} (scored on arrival)",
+        by = latest.scored_by
+        lines = [f"# fraudpipe {summary.flow}: today is {latest.date} (scored on arrival)",
                  ""]
         if alerts:
             top = ", ".join(f"card {a['card_id']} ({a['highest_score']:.3f})"
@@ -331,8 +331,8 @@ def arrival_headline(summary: RunSummary, lineage: Lineage, alerts: list[dict], 
             lines += ["", _capacity_line(summary, alerts)]
         else:
             lines.append(f"**No alerts table: {alerts_error or 'no card ranked'}**")
-        lines += ["", f"Scored on arrival by the model trained through {by['trained_through']} "
-                      f"(`{by['checkpoint']}`, sha256 `{by['sha256'][:12]}`): the day's labels "
+        lines += ["", f"Scored on arrival by the model trained through {by.trained_through} "
+                      f"(`{by.checkpoint}`, sha256 `{by.sha256[:12]}`): the day's labels "
                       f"are not known yet, so there are no metrics for it.", ""]
         lines += _why_lines(alerts)
     else:
@@ -341,21 +341,21 @@ def arrival_headline(summary: RunSummary, lineage: Lineage, alerts: list[dict], 
                  f"day(s) ({_days(summary.unscored)}) will be scored once the first day is "
                  f"trained, which needs its labels (or the N-day rule).", ""]
     lines.append(f"- scored on arrival in this run: "
-                 f"{_days([s['date'] for s in summary.scored]) or 'none'}")
+                 f"{_days([s.date for s in summary.scored]) or 'none'}")
     lines.append(f"- waiting for labels: {_days(summary.awaiting) or 'none'}")
-    received = sum(d["new"] for d in summary.labels)
+    received = sum(d.new for d in summary.labels)
     lines.append(f"- labels received in this run: {received} new for "
                  f"{len(summary.labels)} day(s); not applied: {len(summary.labels_unknown)}")
-    lines += [f"- labels complete for {d['date']} ({d['how']}): {d['labels']} label(s), "
-              f"{d['frauds']} fraud(s)" for d in summary.completed]
-    trained = [s["date"] for s in summary.trained]
+    lines += [f"- labels complete for {d.date} ({d.how}): {d.labels} label(s), "
+              f"{d.frauds} fraud(s)" for d in summary.completed]
+    trained = [s.date for s in summary.trained]
     lines.append(f"- days trained in this run: **{len(trained)}**"
                  + (f" ({_days(trained)})" if trained else ""))
     if chain:
         lines.append(f"- head day: **{chain[-1].date}**, learner `{chain[-1].learner}`, "
                      f"chain of {len(chain)} day(s)")
     if summary.dead:
-        lines.append(f"- **dead-lettered: {', '.join(d['date'] for d in summary.dead)}** "
+        lines.append(f"- **dead-lettered: {', '.join(d.date for d in summary.dead)}** "
                      f"(see the report)")
     lines.append(f"- {_what_arrived(summary)}")
     return "\n".join(lines) + "\n"

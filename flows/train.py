@@ -17,15 +17,16 @@ watched by the bridge in `flows/argo_backend.py`.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 from prefect import flow
 
 from flows.artifacts import publish
 from flows.drain import drain_local
 from flows.errors import DatasetsDeadLetteredError, LabelProblemsError
-from flows.resolve import load_block, resolve_queue, resolve_share
-from flows.summary import RunSummary
+from flows.params import Connections, LeasePolicy, Training, expands_groups
+from flows.resolve import load_block
+from flows.summary import DeadLetter, RunSummary, TrainedDay
 from trainer.backlog import record_trained, trainable_days
 from trainer.errors import FraudpipeError
 from trainer.queue.work_queue import WorkQueue
@@ -39,12 +40,14 @@ if TYPE_CHECKING:
 
 
 def train_argo(share: Share, queue: WorkQueue, summary: RunSummary, *,
-               argo_server_block: str | None, timeout_seconds: float | None = None) -> None:
+               argo_server_block: str | None, lineage: Lineage | None = None,
+               manifest: dict | None = None, timeout_seconds: float | None = None) -> None:
     """Train the trainable days in one Argo workflow (bridge: `flows/argo_backend.py`).
 
-    The pods run the same CLI step and report to the same lineage and queue, so the run's
-    outcome is read back from them: the days the lineage gained are "trained", the days
-    the queue dead-lettered meanwhile are "dead" (with the pods' reasons).
+    The pods run the same CLI step and report to the same lineage and queue, so each
+    submitted day's outcome is read back from them once the workflow ends: on the chain
+    it is "trained", in the dead letters "dead" (with the pods' reason), else a note says
+    it was left pending. `lineage` and `manifest`: the record as the caller read it.
     """
     from blocks.argo_server import ArgoServer
     from flows import argo_backend
@@ -54,12 +57,11 @@ def train_argo(share: Share, queue: WorkQueue, summary: RunSummary, *,
         raise FraudpipeError("backend='argo' needs argo_server_block (a saved ArgoServer block)")
     step_image()  # unset or unqualified: say so before any block is loaded
     server = load_block(ArgoServer, argo_server_block)
-    days = trainable_days(share)
+    days = trainable_days(share, lineage=lineage, manifest=manifest)
     if not days:
         summary.notes.append("argo: nothing to train")
         return
-    before = Lineage.load(share).dates()
-    dead_before = {item for item, _, _ in queue.dead()}
+    dead_before = {item for item, _, _ in queue.dead()}  # an earlier run's, not this one's
     submission = argo_submission([d.isoformat() for d in days], queue.settings)
     failure: Exception | None = None
     try:
@@ -68,13 +70,20 @@ def train_argo(share: Share, queue: WorkQueue, summary: RunSummary, *,
         summary.notes.append(f"argo workflow {result.name}: {result.phase} ({result.url})")
     except argo_backend.ArgoWorkflowFailed as exc:
         failure = exc
-    lineage = Lineage.load(share)
-    for entry in lineage.chain():
-        if entry.date not in before:
-            summary.trained.append(StepResult.of_entry(entry).to_json())
-    for item, reason, attempts in queue.dead():
-        if item not in dead_before:
-            summary.dead.append({"date": item, "reason": f"{reason} (after {attempts} attempt(s))"})
+    chain = {entry.date: entry for entry in Lineage.load(share).chain()}
+    dead = {item: (reason, attempts) for item, reason, attempts in queue.dead()}
+    pending = []
+    for day in days:
+        if day in chain:
+            summary.trained.append(TrainedDay.of_step(StepResult.of_entry(chain[day])))
+        elif day.isoformat() in dead and day.isoformat() not in dead_before:
+            reason, attempts = dead[day.isoformat()]
+            summary.dead.append(DeadLetter(day.isoformat(),
+                                           f"{reason} (after {attempts} attempt(s))"))
+        else:
+            pending.append(day.isoformat())
+    if pending:
+        summary.notes.append(f"argo: neither trained nor dead-lettered: {', '.join(pending)}")
     if failure is not None and not summary.dead:
         raise failure
 
@@ -93,20 +102,24 @@ def argo_submission(days: list[str], queue_settings: RedisSettings) -> TrainingS
                                redis_port=queue_settings.port, redis_db=queue_settings.db)
 
 
-def finish(summary: RunSummary, share: Share) -> dict:
-    """Publish the run's artifacts; raise naming every dead-lettered day, else return JSON."""
-    publish(summary, share)
+def finish(summary: RunSummary, share: Share, lineage: Lineage | None = None,
+           manifest: dict | None = None) -> dict:
+    """Publish the run's artifacts; raise naming every dead-lettered day, else return JSON.
+
+    `lineage` and `manifest`: the record after the run, if the caller read it.
+    """
+    publish(summary, share, lineage, manifest)
     if summary.label_problems:
         raise LabelProblemsError(
             f"{len(summary.label_problems)} unresolved label problem(s) hold days back: "
             + "; ".join(summary.label_problems[:10])
-            + (f"; dead-lettered: {', '.join(d['date'] for d in summary.dead)}"
+            + (f"; dead-lettered: {', '.join(d.date for d in summary.dead)}"
                if summary.dead else "")
             + ". Withdraw the wrong label file (fraudpipe labels --withdraw NAME) or deliver "
               "it again corrected")
     if summary.dead:
-        named = "; ".join(f"{d['date']}: {d['reason']}" for d in summary.dead)
-        trained = ", ".join(s["date"] for s in summary.trained) or "none"
+        named = "; ".join(f"{d.date}: {d.reason}" for d in summary.dead)
+        trained = ", ".join(s.date for s in summary.trained) or "none"
         raise DatasetsDeadLetteredError(
             f"{len(summary.dead)} dataset(s) dead-lettered: {named}. "
             f"Trained in this run: {trained}")
@@ -114,60 +127,35 @@ def finish(summary: RunSummary, share: Share) -> dict:
 
 
 @flow(name="train", log_prints=True)
-def train_flow(
-    storage_block: str | None = None,
-    storage: str | None = None,
-    queue_block: str | None = None,
-    redis_url: str | None = None,
-    backend: Literal["local", "argo"] = "local",
-    learner: str | None = None,
-    step_retries: int = 2,
-    retry_backoff_seconds: float = 10.0,
-    lease_seconds: float | None = None,
-    max_attempts: int | None = None,
-    wait_seconds: float = 600.0,
-    argo_server_block: str | None = None,
-) -> dict:
+@expands_groups
+def train_flow(connections: Connections, training: Training, lease: LeasePolicy) -> dict:
     """Train every queued dataset in date order, locally or on Argo.
 
     Args:
-        storage_block: saved FilestoreStorage block (else `storage`).
-        storage: local directory of the share.
-        queue_block: saved RedisWorkQueue block (else `redis_url`).
-        redis_url: Redis URL (else `$FRAUDPIPE_REDIS_URL`).
-        backend: "local" (steps as Prefect tasks here) or "argo" (pods on GKE).
-        learner: learner name for a new chain.
-        step_retries: retries of a step after a transient error (local backend).
-        retry_backoff_seconds: first retry delay, doubled each retry.
-        lease_seconds: lease length override.
-        max_attempts: queue attempt budget override.
-        wait_seconds: how long to wait for a day leased by another worker.
-        argo_server_block: saved ArgoServer block (argo backend).
+        connections: the share and the queue (`flows.params.Connections`).
+        training: how the days are trained (`flows.params.Training`).
+        lease: the queue's lease policy overrides (`flows.params.LeasePolicy`).
     """
-    share = resolve_share(storage_block, storage)
+    share = connections.share()
     summary = RunSummary(flow="train")
-    run_training(share, summary, queue_block=queue_block, redis_url=redis_url,
-                 backend=backend, learner=learner, step_retries=step_retries,
-                 retry_backoff_seconds=retry_backoff_seconds, lease_seconds=lease_seconds,
-                 max_attempts=max_attempts, wait_seconds=wait_seconds,
-                 argo_server_block=argo_server_block, storage_block=storage_block)
+    run_training(share, connections.queue(lease), summary, training, lease)
     return finish(summary, share)
 
 
-def run_training(share: Share, summary: RunSummary, *, queue_block: str | None,
-                 redis_url: str | None, backend: str = "local", learner: str | None = None,
-                 step_retries: int = 2, retry_backoff_seconds: float = 10.0,
-                 lease_seconds: float | None = None, max_attempts: int | None = None,
-                 wait_seconds: float = 600.0, argo_server_block: str | None = None,
-                 storage_block: str | None = None) -> None:
-    """The body of the train flow, shared by the pipeline, backfill and replay flows."""
-    queue = resolve_queue(queue_block, redis_url, lease_seconds=lease_seconds,
-                          max_attempts=max_attempts)
-    record_trained(share, queue)  # the lineage is the authority: never hand these out again
-    if backend == "local":
-        drain_local(share, queue, summary, learner=learner, step_retries=step_retries,
-                    retry_backoff_seconds=retry_backoff_seconds, wait_seconds=wait_seconds)
-    elif backend == "argo":
-        train_argo(share, queue, summary, argo_server_block=argo_server_block)
+def run_training(share: Share, queue: WorkQueue, summary: RunSummary, training: Training,
+                 lease: LeasePolicy | None = None, *, lineage: Lineage | None = None,
+                 manifest: dict | None = None) -> None:
+    """Train the queued days (the train flow's body, shared by the other flows).
+
+    `lineage` and `manifest`: the record as the caller last read it (default: read here).
+    """
+    lineage = Lineage.load(share) if lineage is None else lineage
+    record_trained(share, queue, lineage)  # the lineage is the authority: never hand these out
+    if training.backend == "local":
+        drain_local(share, queue, summary, training,
+                    wait_seconds=(lease or LeasePolicy()).wait_seconds)
+    elif training.backend == "argo":
+        train_argo(share, queue, summary, argo_server_block=training.argo_server_block,
+                   lineage=lineage, manifest=manifest)
     else:
-        raise FraudpipeError(f"backend {backend!r}: expected 'local' or 'argo'")
+        raise FraudpipeError(f"backend {training.backend!r}: expected 'local' or 'argo'")

@@ -147,25 +147,32 @@ def score_arrived(share: Share, day: dt.date, head: Entry) -> dict:
     return {"date": day.isoformat(), "scores_file": str(share.scores(day)), "scored_by": record}
 
 
-def unscored_days(share: Share, lineage: Lineage | None = None) -> list[dt.date]:
+def unscored_days(share: Share, lineage: Lineage | None = None,
+                  manifest: dict | None = None) -> list[dt.date]:
     """Arrived days not trained yet, oldest first, whose scores are stale.
 
     Stale: not the head model's, or computed from datasets that changed since
-    (`inputs_signature`).
+    (`inputs_signature`). `lineage` and `manifest`: as the caller read them (default:
+    read here).
     """
-    lineage = lineage or Lineage.load(share)
+    lineage = Lineage.load(share) if lineage is None else lineage
     trained = lineage.dates()
-    manifest = read_manifest(share)
+    manifest = read_manifest(share) if manifest is None else manifest
     return [d for d in arrived_dates(share) if d not in trained
             and (lineage.head is None
                  or (scored_by(share, d) or {}).get("sha256") != lineage.head
                  or scores_stale(share, d, manifest))]
 
 
-def score_arrived_days(share: Share) -> ArrivalScoring:
-    """Score every arrived, untrained day the head has not scored yet (none: say so)."""
-    lineage = Lineage.load(share)
-    days = unscored_days(share, lineage)
+def score_arrived_days(share: Share, lineage: Lineage | None = None,
+                       manifest: dict | None = None) -> ArrivalScoring:
+    """Score every arrived, untrained day the head has not scored yet (none: say so).
+
+    `lineage` and `manifest`: as the caller read them (default: read here). Each day is
+    checked against the lineage again under its training lock before it is scored.
+    """
+    lineage = Lineage.load(share) if lineage is None else lineage
+    days = unscored_days(share, lineage, manifest)
     head = lineage.head_entry
     result = ArrivalScoring()
     if not days:

@@ -19,7 +19,8 @@ log = logging.getLogger(__name__)
 
 
 def trainable_days(share: Share, days: Iterable[dt.date] | None = None,
-                   through: dt.date | None = None) -> list[dt.date]:
+                   through: dt.date | None = None, *, lineage: Lineage | None = None,
+                   manifest: dict | None = None) -> list[dt.date]:
     """The ingested days the chain can train next, oldest first.
 
     A day is trainable when its dataset is on the share, it is not on the active chain
@@ -34,13 +35,15 @@ def trainable_days(share: Share, days: Iterable[dt.date] | None = None,
         share: the storage root.
         days: the candidates (default: every ingested day).
         through: ignore days after this one.
+        lineage: the lineage as the caller read it (default: read it here).
+        manifest: the ingest manifest as the caller read it (default: read it here).
     """
-    lineage = Lineage.load(share)
+    lineage = Lineage.load(share) if lineage is None else lineage
     head = lineage.head_entry
     trained = lineage.dates()
     candidates = share.training_dates() if days is None else days
     waiting = [d for d in awaiting_labels(share) if head is None or d > head.date]
-    manifest = read_manifest(share)
+    manifest = read_manifest(share) if manifest is None else manifest
     waiting += [d for d in share.training_dates() if d not in trained
                 and (head is None or d > head.date) and not is_closed(share, d, manifest)]
     waiting.sort()
@@ -52,23 +55,29 @@ def trainable_days(share: Share, days: Iterable[dt.date] | None = None,
                   and share.training_dataset(d).is_file())
 
 
-def record_trained(share: Share, queue: WorkQueue) -> None:
-    """Mark every day on the chain done in `queue`: the lineage is the record of training."""
-    queue.mark_done(Lineage.load(share).dates())
+def record_trained(share: Share, queue: WorkQueue, lineage: Lineage | None = None) -> None:
+    """Mark every day on the chain done in `queue`: the lineage is the record of training.
+
+    `lineage`: as the caller read it (default: read it here).
+    """
+    queue.mark_done((Lineage.load(share) if lineage is None else lineage).dates())
 
 
-def queue_trainable(share: Share, queue: WorkQueue,
-                    days: Iterable[dt.date] | None = None) -> list[dt.date]:
+def queue_trainable(share: Share, queue: WorkQueue, days: Iterable[dt.date] | None = None,
+                    *, lineage: Lineage | None = None,
+                    manifest: dict | None = None) -> list[dt.date]:
     """Push the trainable days among `days` (default: all ingested); mark trained ones done.
 
     A trainable day the queue remembers as done (a replay moved the head back behind it)
-    is forgotten first, so it is handed out again.
+    is forgotten first, so it is handed out again. `lineage` and `manifest`: as the
+    caller read them (default: read here, once each).
 
     Returns:
         The days newly added to the queue.
     """
-    record_trained(share, queue)
-    todo = trainable_days(share, days)
+    lineage = Lineage.load(share) if lineage is None else lineage
+    record_trained(share, queue, lineage)
+    todo = trainable_days(share, days, lineage=lineage, manifest=manifest)
     queue.forget_done(todo)
     return queue.push(todo)
 

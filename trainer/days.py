@@ -33,7 +33,8 @@ def _state(entry, has_dataset: bool, closed: bool, conflicts: list, held: list) 
     return "awaiting labels" if closed else "open"
 
 
-def day_states(share: Share) -> list[dict]:
+def day_states(share: Share, lineage: Lineage | None = None,
+               manifest: dict | None = None) -> list[dict]:
     """One dict per day on the share, oldest first.
 
     Keys: date; state ("trained"; "trainable": a training dataset not trained yet; "open":
@@ -46,13 +47,14 @@ def day_states(share: Share) -> list[dict]:
     (the files its rows came from); conflicts (ids labelled two ways); quarantined_labels
     (quarantined label files naming its transactions); late_labels (labels that disagree
     with its training dataset); labels_for_missing_ids (labels of ids no longer in it).
+    `lineage` and `manifest`: as the caller read them (default: read here, once each).
     """
-    lineage = Lineage.load(share)
+    lineage = Lineage.load(share) if lineage is None else lineage
     chain = {e.date: e for e in lineage.chain()}
     by_sha = {e.sha256: e for e in lineage.entries}
-    manifest = read_manifest(share)
+    manifest = read_manifest(share) if manifest is None else manifest
     arrived = set(arrived_dates(share))
-    late = {d["date"]: len(d["labels"]) for d in late_labels(share)}
+    late = {d["date"]: len(d["labels"]) for d in late_labels(share, lineage)}
     held_by_day = quarantined_days(share)
     rows = []
     for day in sorted(arrived | set(share.training_dates()) | set(chain)):

@@ -30,12 +30,13 @@ from trainer.share.manifest import manifest_key, read_manifest, write_manifest
 log = logging.getLogger(__name__)
 
 
-def late_labels(share: Share) -> list[dict]:
+def late_labels(share: Share, lineage: Lineage | None = None) -> list[dict]:
     """The complete days with late labels, oldest first.
 
     Each: date, trained, labels (transaction_id, label, dataset_label, arrived_at).
+    `lineage`: as the caller read it (default: read it here).
     """
-    trained = Lineage.load(share).dates()
+    trained = (Lineage.load(share) if lineage is None else lineage).dates()
     found = []
     for day in labelled_dates(share):
         if not share.training_dataset(day).is_file():

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from flows.artifacts import build_artifacts
-from flows.summary import RunSummary
+from flows.summary import RunSummary, ScoredDay
 from tests.arrivals import arrive, write_labels
 from tests.shares import simulated_share
 from trainer.arrival import score_arrived_days
@@ -47,7 +47,8 @@ def share(arrived: Share, tmp_path) -> Share:
 def test_todays_alerts_are_the_latest_day_scored_on_arrival(share: Share) -> None:
     # GIVEN a run that scored the two arrived days with the head (04-02)
     result = score_arrived_days(share)
-    summary = RunSummary(flow="daily-pipeline", scored=result.scored,
+    summary = RunSummary(flow="daily-pipeline",
+                         scored=[ScoredDay.of_json(s) for s in result.scored],
                          awaiting=["2018-04-03", "2018-04-04"])
     # WHEN its artifacts are built
     built = build_artifacts(summary, share)
@@ -108,7 +109,8 @@ def test_a_conflicting_label_file_in_the_flow_is_reported_and_holds_back_only_it
         share: Share, tmp_path) -> None:
     from prefect.logging import disable_run_logger
 
-    from flows.arrival import store_and_complete
+    from flows.arrival import complete, store_labels_from
+    from trainer.labels import label_problems
 
     # GIVEN a labels landing area whose two files label one transaction two ways
     frames = dict(simulate("2018-04-01", 4, customers=200, terminals=400, seed=1))
@@ -117,14 +119,15 @@ def test_a_conflicting_label_file_in_the_flow_is_reported_and_holds_back_only_it
     landing.mkdir()
     write_labels(landing / "a.csv", row)
     write_labels(landing / "b.csv", row.assign(TX_FRAUD=1 - row["TX_FRAUD"]))
-    # WHEN the flow's labels task runs with today a week after 04-03
+    # WHEN the flow's labels tasks run with today a week after 04-03
     with disable_run_logger():
-        result = store_and_complete.fn(str(share.root), str(landing), 7, "2018-04-10")
+        store_labels_from.fn(str(share.root), str(landing))
+        completed = complete.fn(str(share.root), 7, "2018-04-10")
     # THEN the problem names both files and the transaction, both labels are kept, and
     # 04-03 does not complete (the N-day rule would have made the disputed label 0)
     tx = int(row["TRANSACTION_ID"].iloc[0])
-    [problem] = result["problems"]
+    [problem] = label_problems(share)
     assert f"transaction {tx}" in problem and "a.csv row 0" in problem
     assert "b.csv row 0" in problem and share.labels(D[2]).exists()
-    assert "2018-04-03" not in [c["date"] for c in result["completed"]]
+    assert "2018-04-03" not in [c.date for c in completed]
     assert not share.training_dataset(D[2]).exists()

@@ -17,7 +17,6 @@ import pytest
 
 from flows.artifacts import (
     METRICS,
-    RunSummary,
     artifact_key,
     build_artifacts,
     markdown_report,
@@ -25,6 +24,7 @@ from flows.artifacts import (
     plot_path,
     write_metrics_plot,
 )
+from flows.summary import DeadLetter, QuarantinedFile, RunSummary, TrainedDay
 from flows.tasks import backoff_delays, is_retryable
 from flows.today import headline_markdown
 from tests.shares import simulated_share
@@ -77,11 +77,11 @@ def test_metrics_rows_follow_the_chain_and_mark_this_runs_days() -> None:
 def test_markdown_report_names_trained_quarantined_and_dead_datasets() -> None:
     lineage = chain_of(["2018-04-01", "2018-04-02"])
     summary = RunSummary(flow="daily-pipeline")
-    summary.trained.append({"date": "2018-04-02", "seconds": 0.5, "gap_days": 0,
-                            "metrics": lineage.entries[1].metrics})
-    summary.quarantined.append({"source": "/landing/2018-04-03.csv",
-                                "reason": "column TX_AMOUNT | not a number"})
-    summary.dead.append({"date": "2018-04-04", "reason": "DatasetValidationError: gone"})
+    summary.trained.append(TrainedDay("2018-04-02", seconds=0.5, gap_days=0,
+                                      metrics=lineage.entries[1].metrics))
+    summary.quarantined.append(QuarantinedFile("/landing/2018-04-03.csv",
+                                               "column TX_AMOUNT | not a number"))
+    summary.dead.append(DeadLetter("2018-04-04", "DatasetValidationError: gone"))
     text = markdown_report(summary, lineage)
     assert "datasets trained: **1**" in text and "dead-lettered: **1**" in text
     assert "| 2018-04-03.csv | column TX_AMOUNT \\| not a number |" in text
@@ -143,8 +143,8 @@ def summary_of(share: Share, days: list[str], **lists) -> RunSummary:
     """The summary of a run that trained `days` (as the flows record them)."""
     by_date = {e.date.isoformat(): e for e in Lineage.load(share).chain()}
     summary = RunSummary(flow="daily-pipeline", **lists)
-    summary.trained = [{"date": d, "status": "trained", "metrics": by_date[d].metrics,
-                        "seconds": 0.1, "gap_days": by_date[d].gap_days} for d in days]
+    summary.trained = [TrainedDay(d, metrics=by_date[d].metrics, seconds=0.1,
+                                  gap_days=by_date[d].gap_days) for d in days]
     return summary
 
 
@@ -240,7 +240,7 @@ def test_a_run_with_nothing_new_writes_no_plot_and_says_so(share: Share) -> None
 
 def test_a_run_whose_files_were_all_bad_says_why_nothing_was_trained(share: Share) -> None:
     summary = RunSummary(flow="daily-pipeline", quarantined=[
-        {"source": "/landing/2018-04-05.csv", "reason": "not a number"}])
+        QuarantinedFile("/landing/2018-04-05.csv", "not a number")])
     text = build_artifacts(summary, share).headline
     assert "**Nothing was trained in this run** (files ingested 0, quarantined 1" in text
     assert not (share.output_dir / "plots").exists()
@@ -258,6 +258,6 @@ def test_the_chains_first_day_has_no_alerts_and_the_headline_says_why(share: Sha
 
 def test_dead_lettered_days_are_a_warning_in_the_headline(share: Share) -> None:
     summary = summary_of(share, ["2018-04-04"],
-                         dead=[{"date": "2018-04-05", "reason": "DatasetValidationError: x"}])
+                         dead=[DeadLetter("2018-04-05", "DatasetValidationError: x")])
     text = build_artifacts(summary, share).headline
     assert "**Warning: 1 day(s) dead-lettered, not trained: 2018-04-05**" in text

@@ -70,11 +70,11 @@ def test_the_alerts_command_prints_the_outcomes(share, capsys):
 
 def test_the_headline_shows_the_last_lists_and_the_review_capacity(share):
     from flows.artifacts import build_artifacts
-    from flows.summary import RunSummary
+    from flows.summary import RunSummary, TrainedDay
     from flows.today import outcomes_table
 
     # GIVEN a run that trained the last day, for a team that checks 15 cards a day
-    summary = RunSummary(flow="daily-pipeline", trained=[{"date": f"2018-04-0{DAYS}"}],
+    summary = RunSummary(flow="daily-pipeline", trained=[TrainedDay(f"2018-04-0{DAYS}")],
                          review_capacity=15)
     # WHEN its artifacts are built
     built = build_artifacts(summary, share)

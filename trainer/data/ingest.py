@@ -167,11 +167,15 @@ def _ingest_file(
 ) -> None:
     """Read, map and split one file, then ingest each day; bad days go to quarantine."""
     name_date = date_from_name(path.name)
+    # Read once per file for the checks before the lock; `_compare_and_write` reads it
+    # again under the lock and keeps this copy up to date with what it writes.
+    seen = read_manifest(share)
     try:
         source_sha = sha256_file(path)
-        if name_date and _unchanged_fast(share, result, path, testing, name_date, source_sha):
+        if name_date and _unchanged_fast(share, result, path, testing, name_date, source_sha,
+                                         seen):
             return
-        if not name_date and _unchanged_file(share, result, path, testing, source_sha):
+        if not name_date and _unchanged_file(share, result, path, testing, source_sha, seen):
             return
         raw = read_dataset(path, allow_pickle=allow_pickle,
                            text_columns=tuple(mapping.columns[r] for r in _ID_ROLES))
@@ -206,7 +210,8 @@ def _ingest_file(
             log.exception("%s: unexpected error while validating %s", path, day)
             bad.append((day, f"{name}: could not be validated ({type(exc).__name__}: {exc})"))
             continue
-        _ingest_day(path, share, result, kind, day or dataset_day(canonical), canonical, record)
+        _ingest_day(path, share, result, kind, day or dataset_day(canonical), canonical, record,
+                    seen)
     if bad:
         copy = quarantine(path, share, "\n".join(reason for _, reason in bad))
         for bad_day, reason in bad:
@@ -225,8 +230,11 @@ def id_types(canonical: pd.DataFrame) -> dict[str, str]:
 
 
 def _ingest_day(path: Path, share: Share, result: IngestResult, kind: str, day: dt.date,
-                canonical: pd.DataFrame, record: dict) -> None:
-    """Compare one validated day with the share and write it, or refuse it."""
+                canonical: pd.DataFrame, record: dict, seen: dict[str, dict]) -> None:
+    """Compare one validated day with the share and write it, or refuse it.
+
+    `seen`: the manifest as last read in this run (updated by the commit).
+    """
     data = canonical_parquet_bytes(canonical)
     entry = {
         **record,
@@ -241,12 +249,12 @@ def _ingest_day(path: Path, share: Share, result: IngestResult, kind: str, day: 
     output = share.dataset(kind, day)
     # Content already on the share passed these checks when it was written.
     known = output.is_file() and sha256_file(output) == entry["dataset_sha256"]
-    clash = None if known else other_id_types(share, path, entry["id_types"]) or (
-        None if kind == "testing" else duplicate_ids_nearby(share, day, canonical, path))
+    clash = None if known else other_id_types(share, path, entry["id_types"], seen) or (
+        None if kind == "testing" else duplicate_ids_nearby(share, day, canonical, path, seen))
     if clash:
         result.refused.append({"source": str(path), "date": day.isoformat(), "reason": clash})
         return
-    outcome = _commit(share, kind, day, entry, data, canonical)
+    outcome = _commit(share, kind, day, entry, data, canonical, seen)
     if kind == "arrived" and outcome in ("replaced", "merged"):
         from trainer.labels import refresh_completed  # labels builds on this module
 
@@ -254,7 +262,7 @@ def _ingest_day(path: Path, share: Share, result: IngestResult, kind: str, day: 
     if outcome == "unchanged":
         result.unchanged.append(brief)
     elif outcome in ("ingested", "replaced", "merged"):
-        written = read_manifest(share).get(manifest_key(kind, day), entry)
+        written = seen.get(manifest_key(kind, day), entry)
         result.ingested.append(
             {
                 **brief,
@@ -284,16 +292,18 @@ def labels_for_missing_ids(share: Share, day: dt.date) -> list[str]:
     return sorted(stored - here)
 
 
-def other_id_types(share: Share, source: Path, types: dict[str, str]) -> str | None:
+def other_id_types(share: Share, source: Path, types: dict[str, str],
+                   manifest: dict[str, dict] | None = None) -> str | None:
     """Why ids of `types` do not fit the share (its days have ids of another type), or None.
 
     Features and alerts join days by id, so a share keeps one type per id column. Every
     day on the share has the same types (each was checked against the earlier ones), so
     the first day the manifest lists tells: its recorded `id_types`, or, for an entry
     without them (written before ids could be text, or by another writer), its file's
-    Parquet schema.
+    Parquet schema. `manifest`: as the caller read it (default: read it here).
     """
-    for key, recorded in sorted(read_manifest(share).items()):
+    manifest = read_manifest(share) if manifest is None else manifest
+    for key, recorded in sorted(manifest.items()):
         output = dataset_of_key(share, key)
         theirs = recorded.get("id_types") or (output and _id_types_of_file(output))
         if not theirs:
@@ -320,8 +330,10 @@ def _id_types_of_file(path: Path) -> dict[str, str] | None:
 
 
 def _commit(share: Share, kind: str, day: dt.date, entry: dict, data: bytes,
-            canonical: pd.DataFrame) -> str:
+            canonical: pd.DataFrame, seen: dict[str, dict] | None = None) -> str:
     """Compare with the share and write, all under the ingest lock.
+
+    `seen`, if given, is replaced by the manifest as read under the lock and written.
 
     Returns:
         "unchanged", "ingested", "replaced", "merged" (a part added to the day), or the
@@ -329,7 +341,7 @@ def _commit(share: Share, kind: str, day: dt.date, entry: dict, data: bytes,
     """
     if kind == "testing":
         with file_lock(share.ingest_lock):
-            return _compare_and_write(share, kind, day, entry, data, canonical)
+            return _compare_and_write(share, kind, day, entry, data, canonical, seen)
     # A step holds its day's lock shared while it trains: a busy day is not replaced. The
     # lineage lock makes "not trained yet" hold until the file is written.
     with file_lock(share.ingest_lock), try_exclusive_lock(share.training_lock(day)) as free:
@@ -338,15 +350,19 @@ def _commit(share: Share, kind: str, day: dt.date, entry: dict, data: bytes,
                     "in place. Run the ingest again once the step ends (if it committed, "
                     "the day is trained and its dataset can no longer change)")
         with file_lock(share.lineage_lock):
-            return _compare_and_write(share, kind, day, entry, data, canonical)
+            return _compare_and_write(share, kind, day, entry, data, canonical, seen)
 
 
 def _compare_and_write(share: Share, kind: str, day: dt.date, entry: dict, data: bytes,
-                       canonical: pd.DataFrame) -> str:
+                       canonical: pd.DataFrame, seen: dict[str, dict] | None = None) -> str:
     """`_commit`'s body; the caller holds the locks."""
     output = share.dataset(kind, day)
     key = manifest_key(kind, day)
     manifest = read_manifest(share)
+    if seen is not None:  # the caller's copy follows what is read and written here
+        seen.clear()
+        seen.update(manifest)
+        manifest = seen
     recorded = manifest.get(key)
     on_share = sha256_file(output) if output.exists() else None
     if on_share == entry["dataset_sha256"]:
@@ -398,17 +414,18 @@ def _compare_and_write(share: Share, kind: str, day: dt.date, entry: dict, data:
     return "replaced" if on_share is not None else "ingested"
 
 
-def duplicate_ids_nearby(share: Share, day: dt.date, frame: pd.DataFrame,
-                         source: Path) -> str | None:
+def duplicate_ids_nearby(share: Share, day: dt.date, frame: pd.DataFrame, source: Path,
+                         manifest: dict[str, dict] | None = None) -> str | None:
     """Why `frame` conflicts with a training day within a features window of `day`, or None.
 
     Features read 37 days of history, and a transaction id seen twice in one history
-    stops every later step; this names both files at ingest time instead.
+    stops every later step; this names both files at ingest time instead. `manifest`
+    (where each day came from, for the message): as the caller read it (default: read).
     """
     ids = pa.array(frame["TRANSACTION_ID"])
     ours = (pc.min(ids).as_py(), pc.max(ids).as_py()) if (
         pa.types.is_integer(ids.type) and len(ids) and not ids.null_count) else None
-    manifest = read_manifest(share)
+    manifest = read_manifest(share) if manifest is None else manifest
     for back, kind in itertools.product(range(-HISTORY_DAYS, HISTORY_DAYS + 1),
                                         ("training", "arrived")):
         other = day + dt.timedelta(days=back)
@@ -483,10 +500,10 @@ def _footer_id_range(path: Path) -> tuple[int, int] | None:
 
 
 def _unchanged_fast(share: Share, result: IngestResult, path: Path, testing: bool,
-                    day: dt.date, source_sha: str) -> bool:
+                    day: dt.date, source_sha: str, manifest: dict[str, dict]) -> bool:
     """Record a dated file as unchanged, without reading it, if it was ingested before."""
     for kind in ("testing",) if testing else ("training", "arrived"):
-        known_sha = _already_there(share, kind, day, source_sha)
+        known_sha = _already_there(share, kind, day, source_sha, manifest)
         if known_sha:
             if not _other_file_this_run(result, path, kind, day, known_sha):
                 result.unchanged.append({**_brief(path, kind, day, share), "sha256": known_sha})
@@ -495,13 +512,13 @@ def _unchanged_fast(share: Share, result: IngestResult, path: Path, testing: boo
 
 
 def _unchanged_file(share: Share, result: IngestResult, path: Path, testing: bool,
-                    source_sha: str) -> bool:
+                    source_sha: str, manifest: dict[str, dict]) -> bool:
     """Record an undated file's days as unchanged, without reading it, if all are there.
 
     All: the `source_days` days it held are on the share from this exact file, intact.
     """
     days = {}
-    for key, recorded in read_manifest(share).items():
+    for key, recorded in manifest.items():
         if recorded.get("source") == path.name and recorded.get("source_sha256") == source_sha:
             days[key] = recorded
     counts = {recorded.get("source_days") for recorded in days.values()}
@@ -521,9 +538,10 @@ def _unchanged_file(share: Share, result: IngestResult, path: Path, testing: boo
     return True
 
 
-def _already_there(share: Share, kind: str, day: dt.date, source_sha: str) -> str | None:
+def _already_there(share: Share, kind: str, day: dt.date, source_sha: str,
+                   manifest: dict[str, dict]) -> str | None:
     """Fast path: the dataset sha256 if this exact source was ingested and is intact."""
-    recorded = read_manifest(share).get(manifest_key(kind, day))
+    recorded = manifest.get(manifest_key(kind, day))
     output = share.dataset(kind, day)
     if (
         recorded is not None
