@@ -1,8 +1,9 @@
 """The `daily-pipeline` flow: ingest, complete labels, train, score arrivals, publish.
 
-One flow run shows the whole day in the Prefect UI: the ingest task, the labels task
-(file the label files of `labels`, complete the days the N-day rule allows: see
-`trainer/labels.py`), one task per trained day, the scoring of the days that arrived
+One flow run shows the whole day in the Prefect UI, one task per stage, each calling one
+use case of `trainer/`: the ingest task, the label tasks (file the label files of
+`labels`, complete the days the N-day rule allows: see `trainer/labels.py`), the queueing
+of the trainable days, one task per trained day, the scoring of the days that arrived
 without labels by the head model (`trainer/arrival.py`), and one set of artifacts
 (`flows/artifacts.py`): the headline (what to do today), today's alerts table, the
 report, the metrics table, progress and the plot inline. A run with no new files
