@@ -158,3 +158,21 @@ def test_a_parameter_named_like_a_groups_field_is_refused():
 
     with pytest.raises(TypeError, match="landing"):
         expands_groups(body)
+
+
+def test_a_model_as_the_parameter_would_refuse_the_names_users_pass():
+    # Why the groups are laid out flat: Prefect renders a model parameter as one form
+    # section, but then `--param storage=...` and prefect.yaml's `storage_block:` name no
+    # parameter of the flow, and the run is refused before it starts.
+    from prefect import flow
+    from prefect.exceptions import SignatureMismatchError
+
+    @flow(name="grouped")
+    def grouped(connections: Connections) -> None:
+        """A flow taking the group as one model parameter."""
+
+    assert set(parameter_schema(grouped).properties) == {"connections"}
+    with pytest.raises(SignatureMismatchError, match="storage"):
+        grouped.validate_parameters({"storage": "/share"})
+    flat = load("flows/ingest.py:ingest_flow")
+    assert flat.validate_parameters({"landing": "/l", "storage": "/share"})["storage"] == "/share"
