@@ -17,6 +17,7 @@ watched by the bridge in `flows/argo_backend.py`.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import TYPE_CHECKING
 
 from prefect import flow
@@ -70,22 +71,34 @@ def train_argo(share: Share, queue: WorkQueue, summary: RunSummary, *,
         summary.notes.append(f"argo workflow {result.name}: {result.phase} ({result.url})")
     except argo_backend.ArgoWorkflowFailed as exc:
         failure = exc
-    chain = {entry.date: entry for entry in Lineage.load(share).chain()}
-    dead = {item: (reason, attempts) for item, reason, attempts in queue.dead()}
+    settle_submitted(summary, days, Lineage.load(share),
+                     [d for d in queue.dead() if d[0] not in dead_before])
+    if failure is not None and not summary.dead:
+        raise failure
+
+
+def settle_submitted(summary: RunSummary, days: list[dt.date], lineage: Lineage,
+                     dead: list[tuple[str, str, int]]) -> None:
+    """Record what became of each day submitted to Argo, from the record the pods left.
+
+    Args:
+        summary: gets the trained and dead-lettered days, and a note naming the others.
+        days: the days submitted.
+        lineage: the lineage after the workflow.
+        dead: the queue's dead letters of this run (item, reason, attempts).
+    """
+    chain = {entry.date: entry for entry in lineage.chain()}
+    reasons = {item: f"{reason} (after {attempts} attempt(s))" for item, reason, attempts in dead}
     pending = []
     for day in days:
         if day in chain:
             summary.trained.append(TrainedDay.of_step(StepResult.of_entry(chain[day])))
-        elif day.isoformat() in dead and day.isoformat() not in dead_before:
-            reason, attempts = dead[day.isoformat()]
-            summary.dead.append(DeadLetter(day.isoformat(),
-                                           f"{reason} (after {attempts} attempt(s))"))
+        elif day.isoformat() in reasons:
+            summary.dead.append(DeadLetter(day.isoformat(), reasons[day.isoformat()]))
         else:
             pending.append(day.isoformat())
     if pending:
         summary.notes.append(f"argo: neither trained nor dead-lettered: {', '.join(pending)}")
-    if failure is not None and not summary.dead:
-        raise failure
 
 
 def argo_submission(days: list[str], queue_settings: RedisSettings) -> TrainingSubmission:

@@ -261,3 +261,22 @@ def test_dead_lettered_days_are_a_warning_in_the_headline(share: Share) -> None:
                          dead=[DeadLetter("2018-04-05", "DatasetValidationError: x")])
     text = build_artifacts(summary, share).headline
     assert "**Warning: 1 day(s) dead-lettered, not trained: 2018-04-05**" in text
+
+
+def test_argo_days_are_settled_from_the_lineage_and_this_runs_dead_letters() -> None:
+    from flows.train import settle_submitted
+
+    # GIVEN four days submitted to Argo: two on the chain after the workflow, one
+    # dead-lettered by its pods, one the workflow never reached
+    summary = RunSummary(flow="train")
+    days = [dt.date(2018, 4, d) for d in (2, 3, 4, 5)]
+    lineage = chain_of(["2018-04-01", "2018-04-02", "2018-04-03"])
+    # WHEN they are settled
+    settle_submitted(summary, days, lineage, [("2018-04-04", "DatasetValidationError: x", 3)])
+    # THEN each is in its place, the trained ones with their lineage metrics
+    assert [(t.date, t.checkpoint_sha256) for t in summary.trained] == [
+        ("2018-04-02", "sha-2018-04-02"), ("2018-04-03", "sha-2018-04-03")]
+    assert summary.trained[1].prequential["auc_roc"] == pytest.approx(0.72)
+    assert summary.dead == [DeadLetter("2018-04-04", "DatasetValidationError: x (after 3 "
+                                                     "attempt(s))")]
+    assert summary.notes == ["argo: neither trained nor dead-lettered: 2018-04-05"]
