@@ -13,10 +13,11 @@ import datetime as dt
 
 from prefect import flow, get_run_logger
 
+from flows.ingest import queue_days
 from flows.params import Connections, Training, expands_groups
 from flows.summary import RunSummary
 from flows.train import finish, run_training
-from trainer.backlog import queue_trainable, trainable_days
+from trainer.backlog import plan_range
 from trainer.data.schema import parse_date
 from trainer.errors import FraudpipeError
 from trainer.share.lineage import Lineage
@@ -49,24 +50,19 @@ def backfill_flow(start: str, end: str, connections: Connections, training: Trai
     share, queue = connections.share(), connections.queue()
     summary = RunSummary(flow="backfill")
     lineage, manifest = Lineage.load(share), read_manifest(share)
-    trained = lineage.dates()
+    plan = plan_range(share, days, lineage=lineage, manifest=manifest)
     head = lineage.head_entry
-    reused = [d for d in days if d in trained]
-    missing = [d for d in days if not share.training_dataset(d).is_file()]
-    behind = [d for d in days if d not in trained and d not in missing
-              and head is not None and d < head.date]
-    todo = trainable_days(share, days, lineage=lineage, manifest=manifest)
-    pushed = queue_trainable(share, queue, todo, lineage=lineage, manifest=manifest)
-    summary.queued.extend(d.isoformat() for d in pushed)
-    summary.notes.append(f"range {days[0]}..{days[-1]}: {len(reused)} day(s) already trained "
-                         f"and reused, {len(pushed)} queued")
-    if missing:
+    summary.queued += queue_days(str(share.root), queue, lineage, manifest,
+                                 [d.isoformat() for d in plan.trainable])
+    summary.notes.append(f"range {days[0]}..{days[-1]}: {len(plan.reused)} day(s) already "
+                         f"trained and reused, {len(summary.queued)} queued")
+    if plan.missing:
         summary.notes.append("not ingested (ingest them first): "
-                             + ", ".join(d.isoformat() for d in missing))
-    if behind and head is not None:
+                             + ", ".join(d.isoformat() for d in plan.missing))
+    if plan.behind and head is not None:
         summary.notes.append(f"before the head {head.date} but not on the chain (replay "
                              "from an earlier checkpoint to include them): "
-                             + ", ".join(d.isoformat() for d in behind))
+                             + ", ".join(d.isoformat() for d in plan.behind))
     get_run_logger().info("; ".join(summary.notes))
     run_training(share, queue, summary, training, lineage=lineage, manifest=manifest)
     return finish(summary, share)

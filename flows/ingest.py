@@ -13,6 +13,7 @@ known day is a no-op).
 
 from __future__ import annotations
 
+import datetime as dt
 import shutil
 import tempfile
 from pathlib import Path, PurePosixPath
@@ -93,12 +94,14 @@ def ingest_landing(landing: str, storage_root: str, allow_pickle: bool = False) 
 
 @task(name="queue-days", cache_policy=NO_CACHE)
 def queue_days(storage_root: str, queue: WorkQueue, lineage: Lineage | None = None,
-               manifest: dict | None = None) -> list[str]:
+               manifest: dict | None = None, days: list[str] | None = None) -> list[str]:
     """Push the trainable days on the queue (`trainer.backlog.queue_trainable`).
 
     `lineage` and `manifest`: the record as the flow read it (default: read here).
+    `days`: the candidates, YYYY-MM-DD (default: every ingested day).
     """
-    pushed = [d.isoformat() for d in queue_trainable(Share.at(storage_root), queue,
+    candidates = None if days is None else [dt.date.fromisoformat(d) for d in days]
+    pushed = [d.isoformat() for d in queue_trainable(Share.at(storage_root), queue, candidates,
                                                      lineage=lineage, manifest=manifest)]
     get_run_logger().info("queued %d new day(s): %s", len(pushed), ", ".join(pushed) or "none")
     return pushed

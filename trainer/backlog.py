@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 from trainer.data.day_parts import is_closed
 from trainer.data.ingest import read_manifest
@@ -53,6 +54,36 @@ def trainable_days(share: Share, days: Iterable[dt.date] | None = None,
                   if d not in trained and (head is None or d > head.date)
                   and (through is None or d <= through)
                   and share.training_dataset(d).is_file())
+
+
+@dataclass
+class RangePlan:
+    """What the share holds of a date range to train (a backfill), day by day."""
+
+    reused: list[dt.date]
+    """Days on the chain already: their checkpoints are kept."""
+    missing: list[dt.date]
+    """Days with no training dataset: they need ingesting first."""
+    behind: list[dt.date]
+    """Days before the head but not on the chain: only a replay can include them."""
+    trainable: list[dt.date]
+    """Days the chain can train next (`trainable_days`)."""
+
+
+def plan_range(share: Share, days: list[dt.date], *, lineage: Lineage | None = None,
+               manifest: dict | None = None) -> RangePlan:
+    """Sort the days of a range by what training them needs (see `RangePlan`).
+
+    `lineage` and `manifest`: as the caller read them (default: read here, once each).
+    """
+    lineage = Lineage.load(share) if lineage is None else lineage
+    trained, head = lineage.dates(), lineage.head_entry
+    missing = [d for d in days if not share.training_dataset(d).is_file()]
+    return RangePlan(
+        reused=[d for d in days if d in trained], missing=missing,
+        behind=[d for d in days if d not in trained and d not in missing
+                and head is not None and d < head.date],
+        trainable=trainable_days(share, days, lineage=lineage, manifest=manifest))
 
 
 def record_trained(share: Share, queue: WorkQueue, lineage: Lineage | None = None) -> None:
