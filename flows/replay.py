@@ -9,7 +9,10 @@ order, building the new branch on top of the kept checkpoint.
 
 from __future__ import annotations
 
-from prefect import flow, get_run_logger
+import datetime as dt
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
 
 from flows.ingest import queue_days
 from flows.params import Connections, Training, expands_groups
@@ -17,6 +20,13 @@ from flows.summary import RunSummary
 from flows.train import finish, run_training
 from trainer.errors import FraudpipeError
 from trainer.replay import parse_from, rewind_for_replay
+from trainer.share.layout import Share
+
+
+@task(name="rewind", cache_policy=NO_CACHE)
+def rewind(storage_root: str, to_day: dt.date | None) -> list[str]:
+    """`trainer.replay.rewind_for_replay`: the head moves to `to_day`; the days superseded."""
+    return [e.date.isoformat() for e in rewind_for_replay(Share.at(storage_root), to_day)]
 
 
 @flow(name="replay", log_prints=True)
@@ -40,12 +50,12 @@ def replay_flow(from_date: str, connections: Connections, training: Training) ->
         held = ", ".join(f"{i.date} by {i.holder}" for i in stats.leased)
         raise FraudpipeError(f"cannot replay while a step is running ({held}); "
                              "wait for it or let its lease expire")
-    superseded = rewind_for_replay(share, to_day)
+    superseded = rewind(str(share.root), to_day)
     summary = RunSummary(flow="replay")
     summary.notes.append(
         f"head rewound to {to_day or 'before the first day'}; superseded (kept in the "
-        f"lineage): {', '.join(e.date.isoformat() for e in superseded) or 'none'}")
-    queue.forget_done(e.date for e in superseded)
+        f"lineage): {', '.join(superseded) or 'none'}")
+    queue.forget_done(dt.date.fromisoformat(d) for d in superseded)
     summary.queued += queue_days(str(share.root), queue)
     get_run_logger().info(summary.notes[-1])
     run_training(share, queue, summary, training)
