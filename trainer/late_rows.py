@@ -20,6 +20,7 @@ from trainer.labels import refresh_completed
 from trainer.share.layout import Share
 from trainer.share.lineage import Lineage
 from trainer.share.locks import file_lock, try_exclusive_lock
+from trainer.share.manifest import read_manifest
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ def apply_held(share: Share) -> list[dict]:
             missing or altered.
     """
     applied = []
-    for held in held_days(share):
+    for held in held_days(share, read_manifest(share)):
         day = dt.date.fromisoformat(held["date"])
         with (file_lock(share.ingest_lock),
               try_exclusive_lock(share.training_lock(day)) as free):

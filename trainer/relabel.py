@@ -94,7 +94,7 @@ def apply_late_labels(share: Share) -> dict:
     """
     from trainer.label_files import refile_unfiled
 
-    late, held = late_labels(share), held_days(share)
+    late, held = late_labels(share), held_days(share, read_manifest(share))
     result: dict = {"days": [], "rows": [], "rewound_to": None, "superseded": []}
     if not late and not held:
         return result
@@ -108,7 +108,7 @@ def apply_late_labels(share: Share) -> dict:
         result["rewound_to"] = point.isoformat() if point else "start"
     if held:
         apply_held(share)  # the rewind applied those of trained days; now the others
-        still = {d["date"] for d in held_days(share)}
+        still = {d["date"] for d in held_days(share, read_manifest(share))}
         result["rows"] = [{k: d[k] for k in ("date", "rows", "sources")} for d in held
                           if d["date"] not in still]
     if result["rows"]:

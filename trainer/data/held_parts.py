@@ -86,8 +86,19 @@ def held_days(share: Share, manifest: dict | None = None) -> list[dict]:
 
     Each: date, kind, rows (late rows: the copy's rows minus the day's), sources (the
     late files), path (the copy).
+
+    Args:
+        share: the storage root.
+        manifest: the ingest manifest, if the caller has read it. Without it, a share
+            with no copy aside answers without reading the manifest (a daily run asks
+            once, and almost always there is none); pass it where the answer decides
+            what to write (a listing on NFS may lag another client's write).
     """
-    manifest = read_manifest(share) if manifest is None else manifest
+    if manifest is None:
+        folder = held_path(share, "training", dt.date.min).parent
+        if not folder.is_dir() or not any(folder.glob("*.parquet")):
+            return []
+        manifest = read_manifest(share)
     found = []
     for key, entry in manifest.items():
         parsed = parse_key(key)
