@@ -144,3 +144,44 @@ def test_late_rows_of_a_trained_unlabelled_day_get_their_chargebacks(tmp_path, f
     states = _days(share, capsys)
     assert states[D[1].isoformat()]["late_rows"] == 0
     assert all(d["late_labels"] == 0 for d in states.values())
+
+
+def test_a_trained_days_file_sent_again_with_more_rows_is_held_with_a_change_refused(
+        tmp_path, frames, capsys):
+    share = Share.at(tmp_path / "share")
+    landing = tmp_path / "landing"
+    early, _ = _split(frames[D[1]])
+    for day in D[:3]:  # GIVEN three labelled days, D[1] short of LATE rows, all trained
+        write_day(early if day == D[1] else frames[day], landing, day)
+    assert main(["ingest", "--source", str(landing), "--storage", str(share.root)]) == 0
+    assert main(["train", "--storage", str(share.root), "--learner", "sgd"]) == 0
+    trained = sha256_file(share.training_dataset(D[1]))
+    again = tmp_path / "again"
+
+    # WHEN the bank sends D[1]'s file again with one of its rows changed (and the late ones)
+    changed = frames[D[1]].copy()
+    changed.loc[early.index[0], "TX_AMOUNT"] += 1.0
+    write_day(changed, again, D[1])
+    capsys.readouterr()
+    assert main(["ingest", "--source", str(again), "--storage", str(share.root)]) == 0
+    out = capsys.readouterr().out
+    # THEN it is refused: a row the day was trained on would change; the replay is named
+    assert "refused" in out and "changes or removes rows" in out, out
+    assert f"fraudpipe replay --from {D[0]} --rewind-only" in out
+    assert sha256_file(share.training_dataset(D[1])) == trained
+
+    # WHEN it is sent again right: every row as before, plus the late ones
+    write_day(frames[D[1]], again, D[1])
+    assert main(["ingest", "--source", str(again), "--storage", str(share.root)]) == 0
+    out = capsys.readouterr().out
+    # THEN the new rows are kept aside, and relabel makes the day that file's content
+    assert f"its {LATE} late row(s)" in out, out
+    assert sha256_file(share.training_dataset(D[1])) == trained
+    assert main(["relabel", "--storage", str(share.root), "--learner", "sgd"]) == 0
+    assert sha256_file(share.training_dataset(D[1])) == _whole_day_sha(
+        tmp_path, frames[D[1]], D[1], labelled=True)
+    assert [e.date for e in verify(share)] == D[:3]
+    # AND the file is on the share as it is: ingesting it again changes nothing
+    capsys.readouterr()
+    assert main(["ingest", "--source", str(again), "--storage", str(share.root)]) == 0
+    assert "0 ingested, 1 unchanged" in capsys.readouterr().out

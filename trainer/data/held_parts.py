@@ -1,11 +1,13 @@
 """Late rows of a trained day: merged aside, applied when the day is trained again.
 
 A part of a day (`trainer.data.day_parts`) can come after the day was trained: a file
-later than the allowed lateness, a re-sent month. Its rows belong to the day ("a day is
-built from every file that holds its rows"), but the lineage records what the day was
-trained on, so its dataset cannot change while the day is on the chain. The ingest
-therefore merges the part as usual (same checks: identical rows change nothing, rows
-that conflict are refused naming both files) into a copy of the day kept aside,
+later than the allowed lateness, a re-sent month, the day's own file sent again with
+more rows. Its rows belong to the day ("a day is built from every file that holds its
+rows"), but the lineage records what the day was trained on, so its dataset cannot change
+while the day is on the chain. When the file only adds rows (`adds_rows_only`: every row
+the day was trained on is still there, unchanged), the ingest merges it as usual (same
+checks: identical rows change nothing, rows that conflict are refused naming both files)
+into a copy of the day kept aside,
 `datasets/late/<kind>-<day>.parquet`: the day as it will be. The day's manifest entry
 records it under `held` (dataset_sha256, rows, frauds, parts, sources, held_at). More
 late parts merge into the same copy.
@@ -23,6 +25,7 @@ import datetime as dt
 from pathlib import Path
 
 import pandas as pd
+import pyarrow.parquet as pq
 
 from trainer.data.parquet import canonical_parquet_bytes
 from trainer.data.schema import LABEL
@@ -30,6 +33,8 @@ from trainer.errors import FraudpipeError
 from trainer.share.files import atomic_write_bytes, sha256_bytes, sha256_file
 from trainer.share.layout import Share
 from trainer.share.manifest import manifest_key, parse_key, read_manifest, write_manifest
+
+ID = "TRANSACTION_ID"
 
 
 def held_path(share: Share, kind: str, day: dt.date) -> Path:
@@ -49,6 +54,18 @@ def held_base(share: Share, kind: str, day: dt.date, recorded: dict | None
     if held and path.is_file():
         return path, {**(recorded or {}), "parts": held["parts"]}
     return share.dataset(kind, day), recorded
+
+
+def adds_rows_only(dataset: Path, day: pd.DataFrame) -> bool:
+    """True when `day` holds every row of `dataset` unchanged (it may hold more)."""
+    old = pq.read_table(dataset).to_pandas()
+    if list(old.columns) != list(day.columns):
+        return False
+    kept = day[day[ID].isin(set(old[ID]))]
+    if len(kept) != len(old):
+        return False
+    theirs, ours = old.set_index(ID).sort_index(), kept.set_index(ID).sort_index()
+    return bool(((theirs == ours) | (theirs.isna() & ours.isna())).all(axis=None))
 
 
 def hold(share: Share, kind: str, day: dt.date, merged: pd.DataFrame, parts: list[dict],
@@ -136,9 +153,13 @@ def promote(share: Share, kind: str, day: dt.date) -> dict | None:
             f"sha256 {held['dataset_sha256']}); ingest the late file(s) "
             f"{', '.join(held['sources'])} again")
     atomic_write_bytes(share.dataset(kind, day), path.read_bytes())
-    entry = {**{k: v for k, v in entry.items() if k != "held"},
+    parts = held["parts"]
+    # One part: the day's file sent again with more rows; it is the day's source now.
+    whole = ({"source": parts[0]["source"], "source_sha256": parts[0]["source_sha256"]}
+             if len(parts) == 1 else {"parts": parts})
+    entry = {**{k: v for k, v in entry.items() if k not in ("held", "parts")}, **whole,
              "dataset_sha256": held["dataset_sha256"], "rows": held["rows"],
-             "frauds": held["frauds"], "parts": held["parts"],
+             "frauds": held["frauds"],
              "late_parts_applied": [*entry.get("late_parts_applied", []), {
                  "sources": held["sources"], "held_at": held["held_at"],
                  "previous_sha256": entry.get("dataset_sha256"),

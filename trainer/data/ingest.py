@@ -38,8 +38,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from trainer.data.datasets import dataset_day, read_dataset, split_days, validate_dataset
-from trainer.data.day_parts import merge_part, sources_of, write_parts
-from trainer.data.held_parts import held_base, held_days, held_path, hold
+from trainer.data.day_parts import merge_part, write_parts
+from trainer.data.held_parts import adds_rows_only, held_base, held_days, held_path, hold
 from trainer.data.mapping import ColumnMapping, resolve_mapping
 from trainer.data.parquet import canonical_parquet_bytes
 from trainer.data.quarantine import quarantine
@@ -376,11 +376,10 @@ def _compare_and_write(share: Share, kind: str, day: dt.date, entry: dict, data:
     base, base_record = held_base(share, kind, day, recorded)
     parts = (base_record or {}).get("parts") or []
     source = entry["source"]
-    stem = Path(source).stem
     pending: dict[str, pd.DataFrame] = {}
     merged = None
     if recorded is not None and on_share is not None and (
-            len(parts) > 1 or Path(str(recorded.get("source"))).stem != stem):
+            len(parts) > 1 or Path(str(recorded.get("source"))).stem != Path(source).stem):
         # Another file's rows of the day (a month cut in another zone, a late file): a part.
         merged, parts, refused = merge_part(share, kind, day, base_record or {}, base,
                                             canonical, source, entry["source_sha256"])
@@ -397,22 +396,27 @@ def _compare_and_write(share: Share, kind: str, day: dt.date, entry: dict, data:
                  "parts": parts}
     # The lineage records what each trained day was trained on: that content only.
     trained = Lineage.load(share).entry_for(day) if kind != "testing" else None
-    if trained is not None and merged is not None and stem not in {
-            Path(s).stem for s in sources_of(recorded or {})}:
-        # New rows of a trained day: kept aside until the day is trained again.
-        if hold(share, kind, day, merged, parts, source) is None:
-            return "unchanged"
-        write_parts(share, kind, day, pending)
-        return "held"
     if trained is not None and trained.dataset_sha256 != entry["dataset_sha256"]:
+        day_now = merged if merged is not None else canonical
+        if adds_rows_only(output, day_now):
+            # New rows of a trained day, nothing it was trained on changed: kept aside
+            # until the day is trained again.
+            held_parts = parts if merged is not None else [
+                {"source": source, "source_sha256": entry["source_sha256"],
+                 "rows": len(canonical)}]
+            if hold(share, kind, day, day_now, held_parts, source) is None:
+                return "unchanged"
+            write_parts(share, kind, day, pending)
+            return "held"
         rewind = replay_command(share, day, rewind_only=True)
         return str(
             ChangedDatasetError(
-                f"{entry['source']}: {day} is already trained on a dataset with sha256 "
-                f"{trained.dataset_sha256}, this file converts to {entry['dataset_sha256']}; "
-                "a trained day's dataset cannot change, the file was left in place. To train "
-                f"on this content instead, rewind first ({rewind}), ingest it again, then "
-                f"fraudpipe train --storage {share.root}"
+                f"{source}: {day} is already trained on a dataset with sha256 "
+                f"{trained.dataset_sha256}, and this file changes or removes rows of it (the "
+                f"day would convert to {entry['dataset_sha256']}); a trained day's dataset "
+                "cannot change, the file was left in place. To train on this content "
+                f"instead, rewind first ({rewind}), ingest it again, then fraudpipe train "
+                f"--storage {share.root}"
             )
         )
     with atomic_path(output) as tmp:
