@@ -98,6 +98,7 @@ def test_daily_pipeline_builds_days_cut_across_month_files_and_merges_late_rows(
     # THEN 04-01 is merged from both files, complete and trained with all its rows; the
     # last local day (two hours in the April file) stays open: no later data shows it over
     assert second.is_completed(), second.message
+    assert second.result()["refused"] == [], second.result()["refused"]
     parts = read_manifest(share)["arrived/2018-04-01"]["parts"]
     assert sorted(p["source"] for p in parts) == [march.name, april.name]
     without_late = truth[~truth["tx_id"].isin(late["tx_id"])]
@@ -111,8 +112,10 @@ def test_daily_pipeline_builds_days_cut_across_month_files_and_merges_late_rows(
     trained_on = Lineage.load(share).entry_for(days[9]).dataset_sha256
     third = daily_pipeline(str(landing), **params, return_state=True)
 
-    # THEN 04-06 trains; the late rows are kept aside and the headline says so
+    # THEN 04-06 trains; the late rows are kept aside and the headline says so, and the
+    # month files read again change nothing (no day refused)
     assert third.is_completed(), third.message
+    assert third.result()["refused"] == [], third.result()["refused"]
     assert Lineage.load(share).entry_for(days[9]).dataset_sha256 == trained_on
     _check_trained(share, without_late, days)
     headline = artifacts_of(third.state_details.flow_run_id)["headline"].data
@@ -125,6 +128,7 @@ def test_daily_pipeline_builds_days_cut_across_month_files_and_merges_late_rows(
     # THEN 04-03 holds every row and fraud (its late fraud's chargeback applied) and the
     # chain was trained again from it: every exported row is in the trained chain
     assert fourth.is_completed(), fourth.message
+    assert fourth.result()["refused"] == [], fourth.result()["refused"]
     assert [t["date"] for t in fourth.result()["trained"]] == [
         d.isoformat() for d in days[9:]]
     _check_trained(share, truth, days)
@@ -205,3 +209,57 @@ def test_daily_pipeline_scores_a_replaced_day_again_with_the_days_that_read_it(
     entry = read_manifest(share)[manifest_key("training", days[3])]
     assert sorted(entry["labels_for_missing_ids"]) == sorted(map(str,
                                                                  removed["TRANSACTION_ID"]))
+
+
+def test_daily_pipeline_holds_back_the_day_a_quarantined_label_file_names(
+        prefect_harness: str, redis_url: str, tmp_path: Path) -> None:
+    from flows.pipeline import daily_pipeline
+    from trainer.data.simulator import simulate
+    from trainer.share.layout import create_share
+    from trainer.share.lineage import verify
+
+    share, _ = create_share(tmp_path / "share", "test")
+    frames = dict(simulate("2018-04-01", 6, customers=200, terminals=400, seed=1))
+    days = sorted(frames)
+    landing, labels = tmp_path / "landing", tmp_path / "labels"
+    landing.mkdir()
+    labels.mkdir()
+    for day in days:  # GIVEN six days that arrive unlabelled, with their chargebacks
+        frames[day].drop(columns=LABEL_COLUMNS).to_parquet(landing / f"{day}.parquet",
+                                                           index=False)
+        write_labels(labels / f"{day}.csv", frames[day], frauds_only=True)
+    # AND a bad label file naming a genuine transaction of the third day
+    genuine = frames[days[2]][frames[days[2]]["TX_FRAUD"] == 0].head(1)
+    tx = str(genuine["TRANSACTION_ID"].iloc[0])
+    (labels / "review.csv").write_text(f"TRANSACTION_ID,TX_FRAUD\n{tx},maybe\n")
+    params = {"storage": str(share.root), "redis_url": redis_url, "learner": "sgd",
+              "labels": str(labels), "today": "2018-04-30", "retry_backoff_seconds": 0.05}
+
+    # WHEN the daily pipeline runs
+    state = daily_pipeline(str(landing), **params, return_state=True)
+
+    # THEN the file is quarantined with its reason, its day waits (and every day after
+    # it, strict date order), the days before it train with their frauds; the run says
+    # why in its headline and ends Failed
+    assert state.is_failed()
+    assert "label file in quarantine: review.csv" in state.message
+    [reason] = share.quarantine_dir.glob("*review.csv.reason.txt")
+    assert "maybe" in reason.read_text()
+    headline = artifacts_of(state.state_details.flow_run_id)["headline"].data
+    assert "review.csv" in headline and "2018-04-03" in headline, headline
+    assert not share.training_dataset(days[2]).exists()
+    assert [e.date for e in verify(share)] == days[:2]
+    for day in days[:2]:
+        data = pd.read_parquet(share.training_dataset(day))
+        assert int(data["TX_FRAUD"].sum()) == int(frames[day]["TX_FRAUD"].sum())
+
+    # WHEN the file is delivered again corrected, and the pipeline runs
+    (labels / "review.csv").write_text(f"TRANSACTION_ID,TX_FRAUD\n{tx},0\n")
+    again = daily_pipeline(str(landing), **params, return_state=True)
+
+    # THEN every day is complete and trained, each with exactly its frauds
+    assert again.is_completed(), again.message
+    assert [e.date for e in verify(share)] == days
+    for day in days:
+        data = pd.read_parquet(share.training_dataset(day))
+        assert int(data["TX_FRAUD"].sum()) == int(frames[day]["TX_FRAUD"].sum()), day

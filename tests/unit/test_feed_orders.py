@@ -133,8 +133,9 @@ def _random_feed(root: Path, zone: str, export, rng: random.Random
     for kind, name, frame in files:
         path = deliver(kind, name, frame)
         events.append((kind, path))
-        if kind == "tx":
-            ingest_path(path, share, mapping=_mapping(zone))
+        if kind == "tx":  # no row of the feed conflicts: nothing may be refused
+            refused = ingest_path(path, share, mapping=_mapping(zone)).refused
+            assert not refused, (name, refused)
         else:
             store_labels(share, path)
         if rng.random() < 0.5:

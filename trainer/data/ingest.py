@@ -389,6 +389,8 @@ def _compare_and_write(share: Share, kind: str, day: dt.date, entry: dict, data:
             return "unchanged"
         pending = merged.attrs.pop("part_rows")
         data = canonical_parquet_bytes(merged)
+        if sha256_bytes(data) == sha256_file(base):
+            return "unchanged"  # a part sent again as it was (a month file re-read)
         entry = {**entry, "dataset_sha256": sha256_bytes(data), "rows": len(merged),
                  "frauds": int(merged[LABEL].sum()) if LABEL in merged else None,
                  "source": recorded.get("source"), "source_sha256":
