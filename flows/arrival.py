@@ -32,6 +32,7 @@ from flows.summary import (
     entry_of,
 )
 from trainer.arrival import ArrivalScoring, score_arrived_days
+from trainer.data.held_parts import held_days
 from trainer.errors import DatasetValidationError
 from trainer.label_files import LabelsResult, store_labels
 from trainer.labels import awaiting_labels, complete_days, label_problems
@@ -107,9 +108,11 @@ def run_labels(share: Share, summary: RunSummary, labels: str | None, *,
             summary.quarantined += [entry_of(QuarantinedFile, q) for q in stored.quarantined]
     if relabel:
         applied = apply_late(root)
-        if applied["days"]:
+        if applied["days"] or applied.get("rows"):
             summary.notes.append(
-                f"late labels applied to {', '.join(d['date'] for d in applied['days'])}; "
+                f"late labels applied to "
+                f"{', '.join(d['date'] for d in applied['days']) or 'no day'}, late rows to "
+                f"{', '.join(d['date'] for d in applied.get('rows') or []) or 'no day'}; "
                 f"head rewound to {applied['rewound_to']}, superseded: "
                 f"{', '.join(applied['superseded']) or 'none'}")
     summary.completed += complete(root, genuine_after_days, today)
@@ -118,10 +121,13 @@ def run_labels(share: Share, summary: RunSummary, labels: str | None, *,
         get_run_logger().error("unresolved: %s", problem)
 
 
-def record_late_labels(share: Share, summary: RunSummary, lineage: Lineage) -> None:
-    """Say in `summary` how many labels disagree with completed days' datasets."""
-    late = late_labels(share, lineage)
-    summary.late_labels = late_summary(late) if late else ""
+def record_late_labels(share: Share, summary: RunSummary, lineage: Lineage,
+                       manifest: dict) -> None:
+    """Say in `summary` what late data waits (`trainer.relabel.late_summary`).
+
+    Labels that disagree with completed days' datasets, rows kept aside for trained days.
+    """
+    summary.late_labels = late_summary(late_labels(share, lineage), held_days(share, manifest))
 
 
 @task(name="score-arrived-days", cache_policy=NO_CACHE)

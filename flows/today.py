@@ -13,6 +13,7 @@ Plain functions of a `RunSummary` and the lineage, unit-tested without a Prefect
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from trainer.evaluation.scoring import TOP_CARDS
@@ -254,6 +255,13 @@ def _with_label_notice(text: str, summary: RunSummary) -> str:
         notice += [f"**{summary.late_labels}**: the model was trained without them; "
                    f"`fraudpipe relabel` (or the parameter `apply_late_labels`) applies them "
                    f"and retrains from the first.", ""]
+    for entry in summary.ingested:
+        gone = entry.labels_for_missing_ids
+        if gone:
+            notice += [f"**{len(gone)} label(s) name transaction(s) no longer in "
+                       f"{entry.date}** (replaced from {Path(entry.source).name}): "
+                       f"{', '.join(gone[:5])}{' ...' if len(gone) > 5 else ''}; kept, "
+                       f"listed by `fraudpipe days`.", ""]
     if not notice:
         return text
     title, _, rest = text.partition("\n\n")
