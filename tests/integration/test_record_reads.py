@@ -27,10 +27,10 @@ pytestmark = pytest.mark.integration
 BUDGET = {"lineage": 14, "manifest": 14}
 
 #: fraudpipe modules with a function called during that run (`recording_modules_entered`),
-#: as counted on this version: 58 before the flows' shared parameters, 59 with
-#: flows/params.py. A change that makes the daily run reach into more modules fails here
-#: and must say why.
-MODULES_BUDGET = 59
+#: as counted on this version: 58 before the flows' shared parameters and the late rows
+#: kept aside, 60 with flows/params.py and trainer/data/held_parts.py. A change that makes
+#: the daily run reach into more modules fails here and must say why.
+MODULES_BUDGET = 60
 
 
 def test_counting_wrapper_sees_each_record_read(tmp_path: Path):
