@@ -19,13 +19,15 @@ from pathlib import Path, PurePosixPath
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.states import State
 
-from flows.errors import LandingError
+from flows.errors import LandingError, refused
 from flows.resolve import resolve_queue, resolve_share
 from flows.summary import RunSummary
 from flows.train import finish
 from trainer.backlog import queue_trainable
 from trainer.data.ingest import ingest_path
+from trainer.errors import FraudpipeError
 from trainer.share.layout import Share
 
 
@@ -44,6 +46,21 @@ def landing_filesystem(landing: str):
             f"installed (pip install {package}); fraudpipe does not depend on it") from exc
     except ValueError as exc:
         raise LandingError(f"landing {landing!r}: {exc}") from exc
+
+
+def check_landing(landing: str, parameter: str = "landing") -> None:
+    """Refuse a landing area that is not a directory, before anything runs.
+
+    Raises:
+        LandingError: naming the parameter and the path, and what to do.
+    """
+    fs, root = landing_filesystem(landing)
+    if not fs.isdir(root):
+        what = "is a file" if fs.exists(root) else "no such directory"
+        raise LandingError(
+            f"{parameter} {landing!r}: {what}; expected a directory that the day files "
+            f"land in (create it and put the files there, e.g. with `fraudpipe simulate "
+            f"--out DIR`)")
 
 
 def stage_landing(landing: str, staging: Path) -> dict[str, str]:
@@ -114,7 +131,7 @@ def ingest_flow(
     queue_block: str | None = None,
     redis_url: str | None = None,
     allow_pickle: bool = False,
-) -> dict:
+) -> dict | State:
     """Ingest the landing area's new files and queue their dates.
 
     Args:
@@ -124,8 +141,16 @@ def ingest_flow(
         queue_block: saved RedisWorkQueue block (else `redis_url`).
         redis_url: Redis URL (else `$FRAUDPIPE_REDIS_URL`).
         allow_pickle: also read `.pkl` files (the GKE sample's format; they can run code).
+
+    Returns:
+        The run's summary; a Failed state naming the cause when the share or the landing
+        area cannot be used.
     """
-    share = resolve_share(storage_block, storage)
+    try:
+        share = resolve_share(storage_block, storage)
+        check_landing(landing)
+    except FraudpipeError as exc:
+        return refused(exc)
     summary = RunSummary(flow="ingest")
     run_ingest(share, summary, landing, queue_block=queue_block, redis_url=redis_url,
                allow_pickle=allow_pickle)

@@ -17,13 +17,16 @@ from __future__ import annotations
 from typing import Literal
 
 from prefect import flow
+from prefect.states import State
 
 from flows.arrival import run_arrival_scoring, run_labels
-from flows.ingest import run_ingest
+from flows.errors import FlowConfigurationError, refused
+from flows.ingest import check_landing, run_ingest
 from flows.resolve import resolve_share
 from flows.summary import RunSummary
 from flows.train import finish, run_training
 from trainer.data.label_delay import GENUINE_AFTER_DAYS
+from trainer.errors import FraudpipeError
 from trainer.evaluation.scoring import TOP_CARDS
 from trainer.outcomes import REVIEW_CAPACITY
 
@@ -46,7 +49,7 @@ def daily_pipeline(
     today: str | None = None,
     apply_late_labels: bool = False,
     review_capacity: int = REVIEW_CAPACITY,
-) -> dict:
+) -> dict | State:
     """Ingest, complete labels, train, score arrived days; publish headline, alerts, report.
 
     A day that arrives labelled is trained in this run. A day that arrives without labels
@@ -75,11 +78,23 @@ def daily_pipeline(
             (`fraudpipe relabel`); off by default: it retrains every later day.
         review_capacity: cards the team checks a day (1-100): today's list and the
             length of each list whose outcome is counted.
+
+    Returns:
+        The run's summary; a Failed state naming the cause when the share, the landing
+        area or the label landing area cannot be used, or review_capacity is out of range
+        (one error line, no traceback).
     """
-    if not 1 <= review_capacity <= TOP_CARDS:
-        raise ValueError(f"review_capacity must be between 1 and {TOP_CARDS} (the cards "
-                         f"ranked per day), got {review_capacity}")
-    share = resolve_share(storage_block, storage)
+    try:
+        if not 1 <= review_capacity <= TOP_CARDS:
+            raise FlowConfigurationError(
+                f"review_capacity must be between 1 and {TOP_CARDS} (the cards ranked per "
+                f"day), got {review_capacity}")
+        share = resolve_share(storage_block, storage)
+        check_landing(landing)
+        if labels:
+            check_landing(labels, "labels")
+    except FraudpipeError as exc:
+        return refused(exc)
     summary = RunSummary(flow="daily-pipeline", review_capacity=review_capacity)
     run_ingest(share, summary, landing, queue_block=queue_block, redis_url=redis_url,
                allow_pickle=allow_pickle)
