@@ -39,7 +39,10 @@ def refused(exc: FraudpipeError) -> State:
     state message (what the UI shows).
     """
     from prefect import get_run_logger
+    from prefect.logging.handlers import APILogHandler
     from prefect.states import Failed
 
     get_run_logger().error("%s", exc)
+    # Sent before the state changes: a watcher stops listening soon after a final state.
+    APILogHandler().flush()
     return Failed(message=str(exc))
