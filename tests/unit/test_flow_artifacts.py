@@ -261,3 +261,21 @@ def test_dead_lettered_days_are_a_warning_in_the_headline(share: Share) -> None:
                          dead=[{"date": "2018-04-05", "reason": "DatasetValidationError: x"}])
     text = build_artifacts(summary, share).headline
     assert "**Warning: 1 day(s) dead-lettered, not trained: 2018-04-05**" in text
+
+
+def test_the_headlines_top_cards_show_their_reasons_and_transactions_of_the_day() -> None:
+    from flows.today import HEADLINE_TRANSACTIONS, _why_lines
+
+    transactions = [{"time": f"0{i}:15:00", "transaction_id": 100 + i, "terminal_id": 7,
+                     "amount": 10.0 * (i + 1), "score": 0.1 * i} for i in range(9)]
+    alert = {"rank": 1, "card_id": 42, "highest_score": 0.8, "score_from_booster": 0.6,
+             "score_from_others": 0.2, "reasons": "amount 5.2x the card's 30-day mean",
+             "transaction_list": transactions}
+    lines = _why_lines([alert])
+    card = lines.index("- **#1 card 42** (score 0.800; booster 0.600 + MLP 0.200): amount "
+                       "5.2x the card's 30-day mean")
+    # each transaction of the day under its card, up to the cap, then how many more
+    assert lines[card + 1] == ("    - 00:15:00 transaction 100, terminal 7, amount 10.00, "
+                               "score 0.000")
+    assert lines[card + HEADLINE_TRANSACTIONS].startswith("    - 07:15:00 transaction 107")
+    assert lines[card + HEADLINE_TRANSACTIONS + 1] == "    - ... 1 more in the alerts table"
