@@ -155,9 +155,12 @@ def test_embedded_on_a_fresh_run_dir_twice_continues_and_stops_everything(tmp_pa
     chain = verify(Share.at(tmp_path / "share"))
     assert [e.date.isoformat() for e in chain] == [f"2018-04-0{i}" for i in range(1, 5)]
     assert "new days 2018-04-03 .. 2018-04-04" in second.stdout
-    # AND nothing it started is left: the run directory's Prefect server does not answer
-    url = [line.split()[-1] for line in second.stdout.splitlines()
-           if line.strip().startswith("Prefect UI:")][-1]
+    # AND nothing it started is left: the Prefect server it started (the address it printed
+    # at the start) does not answer, and the results give no link to it
+    [url] = [line.split()[2] for line in second.stdout.splitlines()
+             if line.strip().startswith("Prefect UI: http")]
+    assert "Prefect UI:   stopped with this run's services" in second.stdout
+    assert f"{url}/runs/flow-run/" not in second.stdout
     import httpx
 
     with pytest.raises(httpx.HTTPError):
