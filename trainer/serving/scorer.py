@@ -30,17 +30,14 @@ import time
 import zoneinfo
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import orjson
 import pandas as pd
 
 from trainer.data.mapping import ColumnMapping
-from trainer.features.compute import NS_PER_DAY, features_of_target
+from trainer.features.compute import NS_PER_DAY
 from trainer.features.from_history import features_of_rows
-from trainer.features.profiles import extra_features
-from trainer.model import fraud_scores
 from trainer.serving.head import Head, head_sha256, load_head, top_reasons
 from trainer.serving.history import (
     History,
@@ -51,6 +48,7 @@ from trainer.serving.history import (
     row_columns,
     rows_frame,
 )
+from trainer.serving.inputs import model_scores, one_row_inputs
 from trainer.serving.intraday import Intraday
 from trainer.serving.metrics import Metrics
 from trainer.serving.requests import (
@@ -126,6 +124,10 @@ class Scorer:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._all_rows: tuple[History, pd.DataFrame] | None = None
+        # Counter children bound once: `labels()` looks its child up on every call.
+        self._scored_count = self.metrics.transactions.labels("scored")
+        self._duplicate = self.metrics.transactions.labels("duplicate")
+        self._rejected = self.metrics.transactions.labels("rejected")
 
     # --- the clock ---------------------------------------------------------------------
 
@@ -300,32 +302,35 @@ class Scorer:
                                  f"the allowed lateness ({self.config.lateness_seconds:g} s)",
                             field)
 
-    def score_one(self, body: bytes, inputs: bool = False) -> dict:
+    def score_one(self, body: bytes, inputs: bool = False, reasons: int | None = None) -> dict:
         """Score one transaction (a JSON object in the share's mapped columns).
 
         With `inputs`, the answer also lists every model input by name (for audits: they
-        are the arrival path's features of the same row, bit for bit).
+        are the arrival path's features of the same row, bit for bit); `reasons` is the
+        number of reasons (default: the service's).
         """
         serving = self._current()
         row = parse_one(body, self.config.mapping, serving.kinds)
-        serving = self._serving_for(serving, day_of(row[1]), pd.Timestamp(row[1]))
+        day = day_of(row[1])
+        if day != serving.day:
+            serving = self._serving_for(serving, day, pd.Timestamp(row[1]))
         added = self.intraday.add(serving.day, row, self._lateness_ns())
         if added.status == "late":
-            self.metrics.transactions.labels("rejected").inc()
+            self._rejected.inc()
             raise self._late(pd.Timestamp(row[1]), added.latest_ns)
         if added.status == "duplicate":
-            self.metrics.transactions.labels("duplicate").inc()
+            self._duplicate.inc()
             return {**orjson.loads(self._first_answer(serving.day, row[0], added.answer)),
                     "duplicate": True}
         history = serving.history.context_columns(row[2], row[3])
         columns = join_columns([history, row_columns(added.card_rows)])
         target = np.zeros(len(columns["TRANSACTION_ID"]), dtype=bool)
-        today = columns["TRANSACTION_ID"][len(history["TRANSACTION_ID"]):]
-        target[len(history["TRANSACTION_ID"]) + np.flatnonzero(today == row[0])] = True
+        before = len(history["TRANSACTION_ID"])
+        target[before + np.flatnonzero(columns["TRANSACTION_ID"][before:] == row[0])] = True
         answer = self._scored(serving, [row[0]], one_row_inputs(serving.head, columns, target),
-                              self.config.reasons, inputs)[0]
+                              self.config.reasons if reasons is None else reasons, inputs)[0]
         self.intraday.set_answer(serving.day, row[0], orjson.dumps(answer))
-        self.metrics.transactions.labels("scored").inc()
+        self._scored_count.inc()
         return {**answer, "duplicate": False}
 
     def _first_answer(self, day: dt.date, transaction_id: object,
@@ -346,9 +351,9 @@ class Scorer:
                 inputs: bool = False) -> list[dict]:
         """Answers for the model inputs `X` of the transactions `ids`."""
         head = serving.head
-        scores = model_scores(head.model, X)
+        scores = model_scores(head, X)
         why = top_reasons(head, X, reasons)
-        checkpoint = head.describe()
+        checkpoint = head.described
         answers = [{"transaction_id": ids[i], "score": float(scores[i]),
                     "checkpoint": checkpoint, "serving_day": serving.day.isoformat(),
                     "reasons": why[i]} for i in range(len(ids))]
@@ -411,35 +416,6 @@ class Scorer:
         return cached[1]
 
 
-#: Rows a score is computed in at least. The MLP's layers are BLAS matrix products whose
-#: result for one row can differ in the last bit between a 1-row product and a day's
-#: (a different kernel); inside a block of 4 or more rows it is the day's on this
-#: machine's OpenBLAS (the skew test counts the scores equal bit for bit).
-MIN_SCORED_ROWS = 4
-
-
-def model_scores(model: Any, X: np.ndarray) -> np.ndarray:
-    """``fraud_scores(model, X)``, computed on at least ``MIN_SCORED_ROWS`` rows."""
-    if 0 < len(X) < MIN_SCORED_ROWS:
-        padded = np.concatenate([X, np.repeat(X[-1:], MIN_SCORED_ROWS - len(X), axis=0)])
-        return fraud_scores(model, padded)[:len(X)]
-    return fraud_scores(model, X)
-
-
 def day_of(nanoseconds: int) -> dt.date:
     """The day of a TX_DATETIME (wall-clock nanoseconds in the share's zone)."""
     return EPOCH + dt.timedelta(days=nanoseconds // NS_PER_DAY)
-
-
-def one_row_inputs(head: Head, columns: dict[str, np.ndarray],
-                   target: np.ndarray) -> np.ndarray:
-    """The model inputs (1 x n) of the one row `target` selects in `columns`.
-
-    The arrival path's functions (``compute._compute`` through `features_of_target`,
-    ``profiles.extra_features``) over the few rows that row's windows can read.
-    """
-    _, features = features_of_target(columns, target)
-    values = {"TX_AMOUNT": columns["TX_AMOUNT"][target], **features}
-    if head.profiles:
-        values.update(extra_features(columns, target))
-    return np.array([[float(values[name][0]) for name in head.inputs]])
