@@ -3,9 +3,9 @@
 Routes: ``POST /v1/score`` (one JSON object; ``?inputs=true`` adds the model inputs,
 ``?reasons=N`` the number of reasons, default the service's), ``POST /v1/score/batch``
 (JSON lines, an Arrow IPC stream or Parquet; answers as JSON lines in the body's order;
-``?reasons=N``, default 0), ``GET /healthz`` (the process answers), ``GET /readyz`` (200
-only with a verified head and the serving day's history loaded), ``GET /metrics``
-(Prometheus text).
+``?reasons=N``, default 0; ``?inputs=true``), ``GET /healthz`` (the process answers),
+``GET /readyz`` (200 only with a verified head and the serving day's history loaded),
+``GET /metrics`` (Prometheus text).
 
 Plain ASGI rather than a framework: five fixed routes need no router, and on one
 transaction the framework's request object, parameter solving and HTTP middleware cost
@@ -141,9 +141,8 @@ class ServeApp:
                 return 200, orjson.dumps(answer), JSON
             answers = await loop.run_in_executor(
                 self._pool, self.scorer.score_batch, body, _header(scope, b"content-type"),
-                _count(query, "reasons", 0))
-            return 200, b"".join(orjson.dumps(a) + b"\n" for a in answers), \
-                b"application/x-ndjson"
+                _count(query, "reasons", 0), _flag(query, "inputs"))
+            return 200, b"\n".join(answers) + b"\n", b"application/x-ndjson"
         if route == "/healthz":
             return 200, orjson.dumps({"status": "alive"}), JSON
         if route == "/readyz":

@@ -5,15 +5,16 @@ history), read once per request: a reload or a day roll builds the next one asid
 swaps the reference, so a request in flight finishes with the head it started with and
 no request waits for a load or fails because of one. Every answer names its checkpoint.
 
-Features: a transaction of serving day S at time t gets
-``features_of_rows(context, row)`` (`trainer.features.from_history`), the function an
-arrived day's scores come from (there over the whole day), where the context is its
-card's and its terminal's rows in S's history (`trainer.serving.history`) plus its card's
-transactions of S recorded so far (`trainer.serving.intraday`). The windows end at the
-row itself by (time, transaction id), so later rows in the context change nothing and the
-features equal those of the arrival path over the full day, whose rows before t are the
-same. Recording and reading the card's rows is one atomic step, so two replicas serving
-one card see each other's earlier transactions.
+Features: a transaction of serving day S at time t gets its inputs from the functions an
+arrived day's scores come from (`trainer.serving.inputs`: ``features_of_target`` and
+``extra_features``, there over the whole day), where the context is its card's and its
+terminal's rows in S's history (`trainer.serving.history`) plus its card's transactions
+of S recorded so far (`trainer.serving.intraday`); a batch takes the whole history and
+the day's rows so far as the context, with all its rows as targets, in one call. The
+windows end at the row itself by (time, transaction id), so later rows in the context
+change nothing and the features equal those of the arrival path over the full day, whose
+rows before t are the same. Recording and reading the card's rows is one atomic step, so
+two replicas serving one card see each other's earlier transactions.
 
 Day roll: the wall clock's midnight in the share's time zone (``clock="wall"``), or the
 first transaction of a later day (``clock="replay"``, for replaying recorded days). The
@@ -37,7 +38,6 @@ import pandas as pd
 
 from trainer.data.mapping import ColumnMapping
 from trainer.features.compute import NS_PER_DAY
-from trainer.features.from_history import features_of_rows
 from trainer.serving.head import Head, head_sha256, load_head, top_reasons
 from trainer.serving.history import (
     History,
@@ -46,15 +46,14 @@ from trainer.serving.history import (
     join_columns,
     load_history,
     row_columns,
-    rows_frame,
 )
-from trainer.serving.inputs import model_scores, one_row_inputs
+from trainer.serving.inputs import model_scores, one_row_inputs, rows_inputs
 from trainer.serving.intraday import Intraday
 from trainer.serving.metrics import Metrics
 from trainer.serving.requests import (
     IdKinds,
     RequestError,
-    frame_row,
+    Row,
     id_key,
     parse_batch,
     parse_one,
@@ -123,7 +122,6 @@ class Scorer:
         self._watched: WatchKey | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._all_rows: tuple[History, pd.DataFrame] | None = None
         # Counter children bound once: `labels()` looks its child up on every call.
         self._scored_count = self.metrics.transactions.labels("scored")
         self._duplicate = self.metrics.transactions.labels("duplicate")
@@ -362,58 +360,80 @@ class Scorer:
                 answer["inputs"] = dict(zip(head.inputs, map(float, values), strict=True))
         return answers
 
-    def _answers(self, serving: Serving, context: pd.DataFrame, rows: pd.DataFrame,
-                 reasons: int) -> list[dict]:
-        """Scores (and reasons) of `rows` given the rows before them in `context`."""
-        head = serving.head
-        features = features_of_rows(context, rows.assign(TX_FRAUD=0), profiles=head.profiles)
-        ids = [plain(v) for v in features["TRANSACTION_ID"].to_numpy()]
-        return self._scored(serving, ids, features[head.inputs].to_numpy(), reasons)
+    def score_batch(self, body: bytes, content_type: str, reasons: int = 0,
+                    inputs: bool = False) -> list[bytes]:
+        """Score many transactions of one day; JSON answers in the body's row order.
 
-    def score_batch(self, body: bytes, content_type: str, reasons: int = 0) -> list[dict]:
-        """Score many transactions of one day; answers in the body's row order.
-
-        A bad value refuses the whole body (nothing recorded). Otherwise each row is
-        recorded in (time, id) order: a repeated id gets its first answer, a row too late
-        for the day an ``error`` line of its own.
+        A bad value refuses the whole body (nothing recorded). Otherwise the rows are
+        recorded in (time, id) order, in one call: a repeated id gets its first answer, a
+        row too late for the day an ``error`` line of its own. The recorded rows are then
+        scored together: one call of the feature functions over the day's history and its
+        rows so far, every recorded row a target (each row's windows end at the row
+        itself, so the later rows of the batch change nothing), one model call.
         """
         serving = self._current()
         frame, keys = parse_batch(body, content_type, self.config.mapping, serving.kinds)
-        times = frame["TX_DATETIME"].to_numpy().view(np.int64)
-        serving = self._serving_for(serving, day_of(int(times[0])),
-                                    frame["TX_DATETIME"].iloc[0])
-        answers: dict[str, dict] = {}
+        times = frame["TX_DATETIME"].to_numpy().astype("datetime64[ns]").view(np.int64)
+        first, last = day_of(int(times[0])), day_of(int(times[-1]))
+        if first != last:
+            field = self.config.mapping.columns["timestamp"]
+            raise RequestError(422, f"field {field!r} spans {first} .. {last}; expected the "
+                                    f"transactions of one day in a batch", field)
+        serving = self._serving_for(serving, first, frame["TX_DATETIME"].iloc[0])
+        rows: list[Row] = list(zip(
+            plain_list(frame["TRANSACTION_ID"]), times.tolist(),
+            plain_list(frame["CUSTOMER_ID"]), plain_list(frame["TERMINAL_ID"]),
+            frame["TX_AMOUNT"].to_numpy(np.float64).tolist(), strict=True))
+        answers: dict[str, bytes] = {}
         fresh = []
-        for i in range(len(frame)):
-            row = frame_row(frame, i)
-            added = self.intraday.add(serving.day, row, self._lateness_ns())
+        for row, added in zip(rows, self.intraday.add_many(serving.day, rows,
+                                                           self._lateness_ns()), strict=True):
             if added.status == "added":
-                fresh.append(i)
+                fresh.append(row)
             elif added.status == "duplicate":
-                answers[id_key(row[0])] = {**orjson.loads(self._first_answer(
-                    serving.day, row[0], added.answer)), "duplicate": True}
+                answers[id_key(row[0])] = _marked(self._first_answer(
+                    serving.day, row[0], added.answer), b"true")
             else:
-                answers[id_key(row[0])] = self._late(frame["TX_DATETIME"].iloc[i],
-                                                     added.latest_ns).to_json()
+                answers[id_key(row[0])] = orjson.dumps(self._late(
+                    pd.Timestamp(row[1]), added.latest_ns).to_json())
         if fresh:
-            context = pd.concat([self._history_rows(serving.history),
-                                 rows_frame(self.intraday.day_rows(serving.day))],
-                                ignore_index=True)
-            scored = self._answers(serving, context, frame.iloc[fresh], reasons)
-            for answer in scored:
-                self.intraday.set_answer(serving.day, answer["transaction_id"],
-                                         orjson.dumps(answer))
-                answers[id_key(answer["transaction_id"])] = {**answer, "duplicate": False}
-        self.metrics.transactions.labels("scored").inc(len(fresh))
-        self.metrics.transactions.labels("duplicate").inc(len(keys) - len(fresh))
+            scored = self._batch_answers(serving, fresh, reasons, inputs)
+            self.intraday.set_answers(serving.day, scored)
+            answers.update({key: _marked(answer, b"false") for key, answer in scored.items()})
+        self._scored_count.inc(len(fresh))
+        self._duplicate.inc(len(keys) - len(fresh))
         return [answers[key] for key in keys]
 
-    def _history_rows(self, history: History) -> pd.DataFrame:
-        """All of `history`'s rows, concatenated once per history."""
-        cached = self._all_rows
-        if cached is None or cached[0] is not history:
-            cached = self._all_rows = (history, history.all_rows())
-        return cached[1]
+    def _batch_answers(self, serving: Serving, fresh: list[Row], reasons: int,
+                       inputs: bool) -> dict[str, bytes]:
+        """Answers (JSON, by id key) of the rows just recorded.
+
+        From the history and the day's rows so far.
+        """
+        day_columns = row_columns(self.intraday.day_rows(serving.day))
+        history = serving.history.all_columns
+        columns = join_columns([history, day_columns])
+        fresh_ids = row_columns(fresh)["TRANSACTION_ID"]
+        at = pd.Index(day_columns["TRANSACTION_ID"]).get_indexer(fresh_ids)
+        target = np.zeros(len(columns["TRANSACTION_ID"]), dtype=bool)
+        target[len(history["TRANSACTION_ID"]) + at] = True
+        # rows_inputs answers in row order: the fresh rows sorted by their position
+        by_position = np.argsort(at, kind="stable")
+        X = rows_inputs(serving.head, columns, target)
+        ids = [fresh[i][0] for i in by_position]
+        return {id_key(answer["transaction_id"]): orjson.dumps(answer)
+                for answer in self._scored(serving, ids, X, reasons, inputs)}
+
+
+def _marked(answer: bytes, duplicate: bytes) -> bytes:
+    """A kept answer (a JSON object) with its ``duplicate`` field appended."""
+    return answer[:-1] + b',"duplicate":' + duplicate + b"}"
+
+
+def plain_list(values: pd.Series) -> list:
+    """A column's values as Python ints or strs (`plain`), in one pass."""
+    array = values.to_numpy()
+    return array.tolist() if array.dtype.kind in "iu" else [plain(v) for v in array]
 
 
 def day_of(nanoseconds: int) -> dt.date:
