@@ -332,5 +332,5 @@ def test_a_batch_spanning_two_days_is_refused_and_records_nothing(bank):
                             headers={"content-type": "application/x-ndjson"})
         assert reply.status_code == 422
         assert reply.json()["field"] == "timestamp"
-        assert "expected the transactions of one day" in reply.json()["error"]
+        assert "expected the day of row 0" in reply.json()["error"]
         assert client.post("/v1/score", json=lines[0]).json()["duplicate"] is False
