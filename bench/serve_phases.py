@@ -60,20 +60,31 @@ def reload_under_load(url: str, feed, pid: int, rate: float, seconds: float,
                       share: Path, day_file: Path) -> dict:
     """An open loop during which a new day is ingested and trained: the head moves.
 
-    Latency is counted from each request's due time. "During the swap" is from the start
-    of the train until 2 s after the first answer naming the new checkpoint.
+    Latency is counted from each request's due time. The loop runs `seconds` and on until
+    5 s after the train ended; "during the swap" is from the start of the train until 2 s
+    after the first answer naming the new checkpoint.
     """
     import httpx
 
     fraudpipe = str(Path(sys.executable).parent / "fraudpipe")
-    due_times = [time.perf_counter() + 0.2 + i / rate for i in range(int(rate * seconds))]
+    start_at = time.perf_counter() + 0.2
     records: list[tuple[float, float, str | None, int]] = []
     lock = threading.Lock()
-    swap: dict[str, float] = {}
+    swap: dict[str, float] = {"stop_at": start_at + seconds + 600}
+    sent = [0]
 
-    def sender(mine: list[float]) -> None:
+    def next_due() -> float | None:
+        # open-ended: the loop runs `seconds`, and on until 5 s after the train ended
+        with lock:
+            when = start_at + sent[0] / rate
+            if when > swap["stop_at"]:
+                return None
+            sent[0] += 1
+            return when
+
+    def sender() -> None:
         with httpx.Client(timeout=120) as http:
-            for when in mine:
+            while (when := next_due()) is not None:
                 body = feed.take()
                 if body is None:
                     return
@@ -97,10 +108,10 @@ def reload_under_load(url: str, feed, pid: int, rate: float, seconds: float,
             subprocess.run([fraudpipe, *command, "--storage", str(share)], check=True,
                            capture_output=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
         swap["train_ended"] = time.perf_counter()
+        swap["stop_at"] = max(start_at + seconds, swap["train_ended"] + 5.0)
 
     senders = 16
-    threads = [threading.Thread(target=sender, args=(due_times[i::senders],))
-               for i in range(senders)]
+    threads = [threading.Thread(target=sender) for _ in range(senders)]
     trainer = threading.Thread(target=new_head)
     for thread in [*threads, trainer]:
         thread.start()
@@ -114,7 +125,8 @@ def reload_under_load(url: str, feed, pid: int, rate: float, seconds: float,
     during = [lat for when, lat, _, _ in records if start <= when <= end]
     from bench.serve_load import percentiles
 
-    return {"rate_per_s": rate, "seconds": seconds, "requests": len(records),
+    return {"rate_per_s": rate, "seconds": round(records[-1][0] - start_at, 1),
+            "requests": len(records),
             "failed": sum(1 for r in records if r[3] != 200),
             "checkpoints_answered": len({r[2] for r in records if r[2]}),
             "train_seconds": round(swap.get("train_ended", start) - start, 2),
