@@ -9,6 +9,11 @@ depends on the history it holds and the model's size, not on how long the chain 
 a full chain at these sizes would take hours here. The served day is left out.
 
     .venv/bin/python -m bench.serve_sizes --tx-per-day 100000   # prepare only (cached)
+    .venv/bin/python -m bench.serve_sizes --tx-per-day 1000000 --measure
+
+``--measure`` starts `fraudpipe serve` on the share (the served day's history loaded) and
+prints its seconds to ready and its memory (VmRSS, VmHWM) as JSON: the 1M figure of
+`bench/RESULTS.md` (`python -m bench serve` measures the 100k day itself).
 """
 
 from __future__ import annotations
@@ -59,8 +64,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data-dir", default=os.environ.get("FRAUDPIPE_BENCH_DATA",
                                                              "/tmp/fraudpipe-bench"))
+    parser.add_argument("--measure", action="store_true",
+                        help="start the service on it: seconds to ready and memory")
     args = parser.parse_args(argv)
-    print(big_day_share(Path(args.data_dir), args.tx_per_day, args.seed))
+    share, _, day = big_day_share(Path(args.data_dir), args.tx_per_day, args.seed)
+    print(share)
+    if args.measure:
+        import json
+        import sys
+
+        from bench.serve_load import memory_mib, start_service, stop
+
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+        from redis_server import free_port
+
+        load = os.getloadavg()[0]
+        process, ready = start_service(share, day, free_port())
+        try:
+            print(json.dumps({"tx_per_day": args.tx_per_day, "start_to_ready_seconds": ready,
+                              "memory_ready_mib": memory_mib(process.pid),
+                              "loadavg_before_after": [round(load, 2),
+                                                       round(os.getloadavg()[0], 2)]}))
+        finally:
+            stop(process)
     return 0
 
 
