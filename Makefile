@@ -20,7 +20,7 @@ GKE ?= 0
 STACK_ARGS = --run-dir $(RUN_DIR) --redis-port $(REDIS_PORT) --prefect-port $(PREFECT_PORT) \
              --demo $(DEMO) $(if $(filter 1 yes true,$(GKE)),--gke)
 
-.PHONY: run up down status test test-slow lint setup lock check-lock redis chromium \
+.PHONY: run up down status test unit-and-integration test-slow lint setup lock check-lock redis chromium \
         test-packages render \
         validate bench bench-quick clean
 
@@ -94,12 +94,16 @@ status: setup
 down: setup
 	$(BIN)/python -m stack down --run-dir $(RUN_DIR)
 
-## Unit and integration tests (real redis-server, real Prefect server); not slow, not on_cluster.
-## The virtualenv, the system packages and the lint run side by side with `make -j3 test`
-## (.ci/run does); the tests run on TEST_WORKERS pytest-xdist workers.
+## Unit and integration tests (real redis-server, real Prefect server); not slow, not on_cluster;
+## and the lint. With `make -j3 test` (.ci/run does) the virtualenv's install and the system
+## packages run side by side, then the lint beside the tests (the tests wait on servers and
+## subprocesses often enough for mypy to fit in); the tests run on TEST_WORKERS
+## pytest-xdist workers.
 TEST_WORKERS ?= 2
 PYTEST = $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
-test: $(BIN)/fraudpipe test-packages lint
+test: lint unit-and-integration
+
+unit-and-integration: $(BIN)/fraudpipe test-packages
 	$(PYTEST) -m "not slow and not on_cluster" $(PYTEST_ARGS)
 
 ## ruff (project config, docstring rules included) and mypy (pydantic plugin) on the packages.

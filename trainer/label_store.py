@@ -25,8 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from trainer.data.schema import LABEL
-from trainer.errors import FraudpipeError
-from trainer.share.files import atomic_path, atomic_write_text
+from trainer.share.files import atomic_path, atomic_write_text, read_json_record
 from trainer.share.layout import Share
 
 ID = "TRANSACTION_ID"
@@ -115,16 +114,7 @@ def files_path(share: Share) -> Path:
 
 def read_files(share: Share) -> dict[str, dict]:
     """{file name: {"stored": {...} | None, "quarantined": {...} | None}}."""
-    path = files_path(share)
-    if not path.is_file():
-        return {}
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise FraudpipeError(f"{path}: unreadable record of label files ({exc})") from exc
-    if not isinstance(record, dict):
-        raise FraudpipeError(f"{path}: the record of label files is not a JSON object")
-    return record
+    return read_json_record(files_path(share), "record of label files")
 
 
 def write_files(share: Share, record: dict[str, dict]) -> None:

@@ -30,8 +30,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from trainer.data.schema import date_from_name
-from trainer.errors import FraudpipeError
-from trainer.share.files import atomic_path, atomic_write_text
+from trainer.share.files import atomic_path, atomic_write_text, read_json_record
 from trainer.share.layout import Share
 from trainer.share.locks import file_lock
 from trainer.share.manifest import manifest_key, read_manifest
@@ -47,14 +46,8 @@ def closing_path(share: Share) -> Path:
 
 def read_closing(share: Share) -> dict:
     """{"lateness_hours": float, "closed": {ISO date: {"by", "at"}}}."""
-    path = closing_path(share)
-    record: dict = {"lateness_hours": 0.0, "closed": {}}
-    if path.is_file():
-        try:
-            record.update(json.loads(path.read_text(encoding="utf-8")))
-        except (OSError, ValueError) as exc:
-            raise FraudpipeError(f"{path}: unreadable record of closed days ({exc})") from exc
-    return record
+    return {"lateness_hours": 0.0, "closed": {}} | read_json_record(
+        closing_path(share), "record of closed days")
 
 
 def close_days(share: Share, days: list[dt.date], *, lateness_hours: float | None = None,

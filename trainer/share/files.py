@@ -16,6 +16,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from trainer.errors import FraudpipeError
+
 CHUNK = 1 << 20
 #: mkstemp creates 0600 files; pods of other steps (same group, maybe another user)
 #: must read what this one wrote on the share.
@@ -126,3 +128,21 @@ def records_json(document: dict, records_key: str, records: list[dict]) -> str:
 def atomic_write_text(final: str | os.PathLike[str], text: str) -> None:
     """Write `text` (UTF-8) to `final` atomically."""
     atomic_write_bytes(final, text.encode("utf-8"))
+
+
+def read_json_record(path: Path, what: str) -> dict:
+    """The JSON object in the share's record file `path`; {} when the file does not exist.
+
+    Raises:
+        FraudpipeError: the file cannot be read or holds no JSON object (`what` names the
+            record in the message, e.g. "ingest manifest").
+    """
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise FraudpipeError(f"{path}: unreadable {what} ({exc})") from exc
+    if not isinstance(record, dict):
+        raise FraudpipeError(f"{path}: the {what} is not a JSON object")
+    return record

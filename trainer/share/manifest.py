@@ -15,8 +15,7 @@ import datetime as dt
 import json
 from pathlib import Path
 
-from trainer.errors import FraudpipeError
-from trainer.share.files import atomic_write_text
+from trainer.share.files import atomic_write_text, read_json_record
 from trainer.share.layout import Share
 
 #: The kinds of dataset day the manifest records.
@@ -52,16 +51,7 @@ def read_manifest(share: Share) -> dict[str, dict]:
     Raises:
         FraudpipeError: the file does not parse as a JSON object.
     """
-    path = share.ingest_manifest
-    if not path.exists():
-        return {}
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise FraudpipeError(f"{path}: unreadable ingest manifest ({exc})") from exc
-    if not isinstance(manifest, dict):
-        raise FraudpipeError(f"{path}: ingest manifest is not a JSON object")
-    return manifest
+    return read_json_record(share.ingest_manifest, "ingest manifest")
 
 
 def write_manifest(share: Share, manifest: dict) -> None:
