@@ -227,11 +227,15 @@ def batch(url: str, feed: Feed, rows: int) -> dict:
             "transactions_per_s": round(len(items) / seconds, 1) if seconds else None}
 
 
-def start_service(share: Path, today, port: int) -> tuple[subprocess.Popen, float]:
-    """`fraudpipe serve` on `share` (replay clock from `today`) and its seconds to ready."""
+def start_service(share: Path, today, port: int,
+                  fraudpipe: str | None = None) -> tuple[subprocess.Popen, float]:
+    """`fraudpipe serve` on `share` (replay clock from `today`) and its seconds to ready.
+
+    `fraudpipe`: the executable (default: this environment's).
+    """
     import httpx
 
-    fraudpipe = str(Path(sys.executable).parent / "fraudpipe")
+    fraudpipe = fraudpipe or str(Path(sys.executable).parent / "fraudpipe")
     started = time.perf_counter()
     process = subprocess.Popen(
         [fraudpipe, "serve", "--storage", str(share), "--port", str(port), "--clock", "replay",
