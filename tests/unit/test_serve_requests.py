@@ -334,3 +334,24 @@ def test_a_batch_spanning_two_days_is_refused_and_records_nothing(bank):
         assert reply.json()["field"] == "timestamp"
         assert "expected the day of row 0" in reply.json()["error"]
         assert client.post("/v1/score", json=lines[0]).json()["duplicate"] is False
+
+
+def test_query_parameters_and_routes_are_checked_and_named(bank, rows):
+    body = transaction(rows.iloc[0])
+    with client_of(bank) as client:
+        none = client.post("/v1/score", params={"reasons": "0"}, json=body).json()
+        bad = client.post("/v1/score", params={"reasons": "many"},
+                          json=transaction(rows.iloc[1]))
+        flag = client.post("/v1/score", params={"inputs": "perhaps"},
+                           json=transaction(rows.iloc[1]))
+        unknown = client.get("/v2/score")
+        wrong_method = client.get("/v1/score")
+        later = client.post("/v1/score", json=transaction(rows.iloc[1])).json()
+    assert none["reasons"] == [] and none["duplicate"] is False
+    assert (bad.status_code, bad.json()["field"]) == (422, "reasons")
+    assert "expected an integer from 0 to 100" in bad.json()["error"]
+    assert (flag.status_code, flag.json()["field"]) == (422, "inputs")
+    assert unknown.status_code == 404 and "/v1/score" in unknown.json()["error"]
+    assert wrong_method.status_code == 405
+    # the refused requests recorded nothing: the next one is its transaction's first
+    assert later["duplicate"] is False
