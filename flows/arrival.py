@@ -23,6 +23,7 @@ from flows.resolve import resolve_queue
 from flows.summary import RunSummary
 from trainer.arrival import score_arrived_days
 from trainer.backlog import queue_trainable
+from trainer.data.held_parts import held_days
 from trainer.errors import DatasetValidationError
 from trainer.label_files import LabelsResult, store_labels
 from trainer.labels import awaiting_labels, complete_days, label_problems
@@ -73,7 +74,7 @@ def store_and_complete(storage_root: str, labels: str | None, genuine_after_days
         logger.info("%s complete (%s): %d label(s) received, %d fraud(s)", day["date"],
                     day["how"], day["labels"], day["frauds"])
     result["late"] = late_labels(share)
-    result["late_summary"] = late_summary(result["late"]) if result["late"] else ""
+    result["late_summary"] = late_summary(result["late"], held_days(share))
     result["problems"] = label_problems(share)
     for problem in result["problems"]:
         logger.error("unresolved: %s", problem)

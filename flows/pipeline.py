@@ -73,9 +73,10 @@ def daily_pipeline(
         genuine_after_days: N: no label N days after its day means genuine.
         today: YYYY-MM-DD the N-day rule counts from (default: the latest transaction
             day on the share).
-        apply_late_labels: write late labels (for days already complete) into their
-            training datasets and retrain from the first trained day they change
-            (`fraudpipe relabel`); off by default: it retrains every later day.
+        apply_late_labels: write late labels (for days already complete), and late rows
+            kept aside for trained days, into their training datasets and retrain from
+            the first trained day they change (`fraudpipe relabel`); off by default: it
+            retrains every later day.
         review_capacity: cards the team checks a day (1-100): today's list and the
             length of each list whose outcome is counted.
 

@@ -13,6 +13,7 @@ Plain functions of a `RunSummary` and the lineage, unit-tested without a Prefect
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from trainer.evaluation.scoring import TOP_CARDS
@@ -240,12 +241,23 @@ def headline_markdown(summary: RunSummary, lineage: Lineage, alerts: list[dict],
         alerts_error: why the alerts could not be read, if they could not.
     """
     if summary.scored or summary.unscored:
-        return _with_label_notice(arrival_headline(summary, lineage, alerts,
-                                                   alerts_key=alerts_key,
-                                                   alerts_error=alerts_error), summary)
-    return _with_label_notice(_training_headline(summary, lineage, alerts,
-                                                 alerts_key=alerts_key,
-                                                 alerts_error=alerts_error), summary)
+        text = arrival_headline(summary, lineage, alerts, alerts_key=alerts_key,
+                                alerts_error=alerts_error)
+    else:
+        text = _training_headline(summary, lineage, alerts, alerts_key=alerts_key,
+                                  alerts_error=alerts_error)
+    return _with_label_notice(text.rstrip("\n") + "\n\n" + serving_head_line(lineage) + "\n",
+                              summary)
+
+
+def serving_head_line(lineage: Lineage) -> str:
+    """Which checkpoint `fraudpipe serve` loads now: the lineage's head, as it verifies it."""
+    head = lineage.head_entry
+    if head is None:
+        return "Serving head: none yet (`fraudpipe serve` stays unready until a day is trained)."
+    return (f"Serving head: `fraudpipe serve` scores with the checkpoint of **{head.date}** "
+            f"(`{head.checkpoint}`, sha256 `{head.sha256[:12]}`); a running service loads it "
+            f"within its reload interval.")
 
 
 def _with_label_notice(text: str, summary: RunSummary) -> str:
@@ -263,6 +275,13 @@ def _with_label_notice(text: str, summary: RunSummary) -> str:
         notice += [f"**{summary.late_labels}**: the model was trained without them; "
                    f"`fraudpipe relabel` (or the parameter `apply_late_labels`) applies them "
                    f"and retrains from the first.", ""]
+    for entry in summary.ingested:
+        gone = entry.get("labels_for_missing_ids") or []
+        if gone:
+            notice += [f"**{len(gone)} label(s) name transaction(s) no longer in "
+                       f"{entry['date']}** (replaced from {Path(entry['source']).name}): "
+                       f"{', '.join(gone[:5])}{' ...' if len(gone) > 5 else ''}; kept, "
+                       f"listed by `fraudpipe days`.", ""]
     if not notice:
         return text
     title, _, rest = text.partition("\n\n")

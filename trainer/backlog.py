@@ -7,6 +7,7 @@ import logging
 from collections.abc import Callable, Iterable
 
 from trainer.data.day_parts import is_closed
+from trainer.data.held_parts import held_days
 from trainer.data.ingest import read_manifest
 from trainer.labels import awaiting_labels
 from trainer.queue.work_queue import WorkQueue
@@ -28,7 +29,8 @@ def trainable_days(share: Share, days: Iterable[dt.date] | None = None,
     Training keeps strict date order across days that arrived without labels: no day
     after an arrived day still awaiting its labels (`trainer.labels.awaiting_labels`) is
     trainable, or that day could only be trained later by a replay; nor any day from an
-    open one on (`trainer.data.day_parts.is_closed`: more of its rows may still come).
+    open one on (`trainer.data.day_parts.is_closed`: more of its rows may still come), nor
+    from a day off the chain whose late rows are still kept aside.
 
     Args:
         share: the storage root.
@@ -43,6 +45,10 @@ def trainable_days(share: Share, days: Iterable[dt.date] | None = None,
     manifest = read_manifest(share)
     waiting += [d for d in share.training_dates() if d not in trained
                 and (head is None or d > head.date) and not is_closed(share, d, manifest)]
+    # Late rows kept aside for a day off the chain (rewound by a repair, not a replay):
+    # training it without them would lose them; `fraudpipe relabel` merges them first.
+    waiting += [dt.date.fromisoformat(d["date"]) for d in held_days(share, manifest)
+                if dt.date.fromisoformat(d["date"]) not in trained]
     waiting.sort()
     if waiting:
         through = min(through or waiting[0], waiting[0] - dt.timedelta(days=1))

@@ -4,15 +4,16 @@ The record is the share itself, no second bookkeeping: an arrived dataset says t
 came without labels, the label record (`trainer.label_store`) which labels came since,
 which conflict and which quarantined label file holds it back, the ingest manifest how a
 training dataset was made (arrived labelled, or completed from arrival + labels and by
-which rule) and from which files, the closing record whether it is over, the scores
-file's metadata which checkpoint scored it on arrival and from which datasets, and the
-lineage whether it is trained.
+which rule), from which files and which late rows wait for it, the closing record whether
+it is over, the scores file's metadata which checkpoint scored it on arrival and from
+which datasets, and the lineage whether it is trained.
 """
 
 from __future__ import annotations
 
 from trainer.arrival import scored_by, scores_stale
 from trainer.data.day_parts import is_closed, sources_of
+from trainer.data.held_parts import held_days
 from trainer.label_store import effective_labels, quarantined_days, read_stored_labels
 from trainer.labels import arrived_dates, missing_ids
 from trainer.relabel import late_labels
@@ -45,7 +46,9 @@ def day_states(share: Share) -> list[dict]:
     scores_stale (its arrival scores read datasets that changed since); closed; sources
     (the files its rows came from); conflicts (ids labelled two ways); quarantined_labels
     (quarantined label files naming its transactions); late_labels (labels that disagree
-    with its training dataset); labels_for_missing_ids (labels of ids no longer in it).
+    with its training dataset); late_rows, late_row_sources (new rows of a trained day
+    kept aside, and their files: `trainer.data.held_parts`); labels_for_missing_ids
+    (labels of ids no longer in it).
     """
     lineage = Lineage.load(share)
     chain = {e.date: e for e in lineage.chain()}
@@ -53,6 +56,7 @@ def day_states(share: Share) -> list[dict]:
     manifest = read_manifest(share)
     arrived = set(arrived_dates(share))
     late = {d["date"]: len(d["labels"]) for d in late_labels(share)}
+    held = {d["date"]: d for d in held_days(share, manifest)}
     held_by_day = quarantined_days(share)
     rows = []
     for day in sorted(arrived | set(share.training_dates()) | set(chain)):
@@ -66,7 +70,7 @@ def day_states(share: Share) -> list[dict]:
             scorer = (scored_by(share, day) or {}).get("checkpoint")
         stored = read_stored_labels(share, day)
         _, conflicts = effective_labels(stored)
-        held = held_by_day.get(day.isoformat(), [])
+        held_labels = held_by_day.get(day.isoformat(), [])
         closed = is_closed(share, day, manifest)
         origin = manifest.get(manifest_key("arrived" if day in arrived else "training", day),
                               {})
@@ -78,10 +82,13 @@ def day_states(share: Share) -> list[dict]:
                "trained": entry.sha256 if entry else None, "scored_by": scorer,
                "scores_stale": entry is None and scores_stale(share, day, manifest),
                "closed": closed, "sources": sources_of(origin), "conflicts": conflicts,
-               "quarantined_labels": held, "late_labels": late.get(day.isoformat(), 0),
+               "quarantined_labels": held_labels,
+               "late_labels": late.get(day.isoformat(), 0),
+               "late_rows": held.get(day.isoformat(), {}).get("rows", 0),
+               "late_row_sources": held.get(day.isoformat(), {}).get("sources", []),
                "labels_for_missing_ids": (len(missing_ids(share, day, stored))
                                           if day in arrived else 0)}
-        row["state"] = _state(entry, has_dataset, closed, conflicts, held)
+        row["state"] = _state(entry, has_dataset, closed, conflicts, held_labels)
         rows.append(row)
     return rows
 
@@ -104,6 +111,10 @@ def describe(day: dict) -> str:
         extra.append(f"label file(s) in quarantine: {', '.join(day['quarantined_labels'])}")
     if day["late_labels"]:
         extra.append(f"{day['late_labels']} late label(s) (fraudpipe relabel applies them)")
+    if day["late_rows"]:
+        extra.append(f"{day['late_rows']} late row(s) from "
+                     f"{', '.join(day['late_row_sources'])} kept aside (fraudpipe relabel "
+                     "merges them)")
     if day["labels_for_missing_ids"]:
         extra.append(f"{day['labels_for_missing_ids']} label(s) for ids no longer in the day")
     return (f"{day['date']}  {day['state']:15}  {came}{labels}{how}{scorer}"

@@ -1,12 +1,14 @@
-"""Late labels: labels stored for days already complete, and applying them by a replay.
+"""Late labels and late rows: data for days already complete, applied by a replay.
 
 A label that arrives for a day whose training dataset exists (completed, often trained)
 is stored like any other (`trainer.label_files`). It is *late* when it disagrees with the
-training dataset (`late_labels`). `apply_late_labels` writes the late labels into the
-training datasets (each with a manifest note of what changed) after rewinding the chain
-to the last checkpoint before the first trained day they change (`trainer.replay`); the
-days after it are then trained again as any ingested day (`fraudpipe relabel`, or the
-daily pipeline with `apply_late_labels`). Conflicting labels are never applied.
+training dataset (`late_labels`). New rows of a trained day are kept aside by the ingest
+(`trainer.data.held_parts`). `apply_late_labels` rewinds the chain to the last checkpoint
+before the first trained day either changes (`trainer.replay`, which merges the late
+rows), then writes the late labels into the training datasets (each with a manifest note
+of what changed); the days after it are then trained again as any ingested day
+(`fraudpipe relabel`, or the daily pipeline with `apply_late_labels`). Conflicting labels
+are never applied.
 """
 
 from __future__ import annotations
@@ -16,10 +18,12 @@ import logging
 
 import pyarrow.parquet as pq
 
+from trainer.data.held_parts import held_days
 from trainer.data.parquet import canonical_parquet_bytes
 from trainer.data.schema import LABEL
 from trainer.errors import FraudpipeError
 from trainer.label_store import ID, effective_labels, labelled_dates, read_stored_labels
+from trainer.late_rows import apply_held
 from trainer.replay import replay_point, rewind_for_replay
 from trainer.share.files import atomic_write_bytes, sha256_bytes
 from trainer.share.layout import Share
@@ -55,35 +59,61 @@ def late_labels(share: Share) -> list[dict]:
     return found
 
 
-def late_summary(late: list[dict]) -> str:
-    """"3 late label(s) on 2 trained day(s)" (and the completed, untrained ones)."""
-    n = sum(len(d["labels"]) for d in late)
-    trained = sum(d["trained"] for d in late)
-    text = f"{n} late label(s) on {trained} trained day(s)"
-    if len(late) > trained:
-        text += f" and {len(late) - trained} completed day(s) not trained yet"
-    return text
+def late_summary(late: list[dict], held: list[dict] | None = None) -> str:
+    """What late data waits, in words; "" when none.
+
+    "3 late label(s) on 2 trained day(s)" (and the completed, untrained ones) for `late`
+    (`late_labels`), "42 late row(s) on 1 trained day(s)" for `held` (`held_days`).
+    """
+    texts = []
+    if late:
+        n = sum(len(d["labels"]) for d in late)
+        trained = sum(d["trained"] for d in late)
+        texts.append(f"{n} late label(s) on {trained} trained day(s)")
+        if len(late) > trained:
+            texts[-1] += f" and {len(late) - trained} completed day(s) not trained yet"
+    if held:
+        texts.append(f"{sum(d['rows'] for d in held)} late row(s) on {len(held)} trained "
+                     f"day(s)")
+    return "; ".join(texts)
 
 
 def apply_late_labels(share: Share) -> dict:
-    """Rewind before the first trained day with late labels; write them into the datasets.
+    """Rewind before the first trained day with late labels or late rows; write them in.
+
+    The rewind merges the late rows kept aside (`trainer.late_rows.apply_held`); labels
+    stored for those rows are filed, then every late label is written into its dataset.
 
     Returns:
-        days (the datasets rewritten: date, labels), rewound_to (the day whose checkpoint
-        is the head now, "start", or None when no trained day changed), superseded.
+        days (the datasets rewritten: date, labels), rows (the days given their late
+        rows: date, rows, sources), rewound_to (the day whose checkpoint is the head now,
+        "start", or None when no trained day changed), superseded.
 
     Raises:
         FraudpipeError: a day to rewrite is being trained right now.
     """
-    late = late_labels(share)
-    result: dict = {"days": [], "rewound_to": None, "superseded": []}
-    if not late:
+    from trainer.label_files import refile_unfiled
+
+    late, held = late_labels(share), held_days(share, read_manifest(share))
+    result: dict = {"days": [], "rows": [], "rewound_to": None, "superseded": []}
+    if not late and not held:
         return result
+    chain = Lineage.load(share).dates()
     trained = [dt.date.fromisoformat(d["date"]) for d in late if d["trained"]]
+    trained += [dt.date.fromisoformat(d["date"]) for d in held
+                if dt.date.fromisoformat(d["date"]) in chain]
     if trained:
         point = replay_point(Lineage.load(share), min(trained))
         result["superseded"] = [e.date.isoformat() for e in rewind_for_replay(share, point)]
         result["rewound_to"] = point.isoformat() if point else "start"
+    if held:
+        apply_held(share)  # the rewind applied those of trained days; now the others
+        still = {d["date"] for d in held_days(share, read_manifest(share))}
+        result["rows"] = [{k: d[k] for k in ("date", "rows", "sources")} for d in held
+                          if d["date"] not in still]
+    if result["rows"]:
+        refile_unfiled(share)  # labels of the new rows waited for them
+        late = late_labels(share)
     for item in late:
         day = dt.date.fromisoformat(item["date"])
         _rewrite(share, day, {x["transaction_id"]: x["label"] for x in item["labels"]})

@@ -5,8 +5,9 @@ late day), or a trained day whose data must change, needs a replay: the head goe
 to the last checkpoint before that day (`trainer.share.lineage.rewind` keeps the later
 entries, marked superseded) and every ingested day after it is trained again in date
 order. `fraudpipe replay` and the replay flow (`flows/replay.py`) both go through
-`rewind_for_replay`; `trainer.backlog.replay` rewinds and trains the later days. This
-module reads only the share, so the ingest and the step can name the replay a day needs.
+`rewind_for_replay` (which also merges the late rows kept aside for the days it takes
+off the chain); `trainer.backlog.replay` rewinds and trains the later days. The ingest
+and the step use `replay_command` to name the replay a day needs.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 
 from trainer.errors import FraudpipeError
+from trainer.late_rows import apply_held
 from trainer.share.layout import Share
 from trainer.share.lineage import Entry, Lineage, rewind
 
@@ -69,10 +71,15 @@ def parse_from(text: str) -> dt.date | None:
 def rewind_for_replay(share: Share, to_day: dt.date | None) -> list[Entry]:
     """Move the head back to `to_day`'s checkpoint (None: before the first day).
 
+    Late rows kept aside for the days taken off the chain are merged into them
+    (`trainer.late_rows.apply_held`): the replay trains each day on all its rows.
+
     Returns:
         The superseded entries (still in the lineage, their checkpoints renamed aside).
 
     Raises:
         LineageError: `to_day` has no checkpoint on the active chain.
     """
-    return rewind(share, to_day)
+    superseded = rewind(share, to_day)
+    apply_held(share)
+    return superseded

@@ -120,3 +120,23 @@ def test_overlaps_identical_are_unchanged_conflicting_are_refused(export, tmp_pa
     assert "refused" in out and "changed.csv" in out and months[1].name in out
     assert april["tx_id"].iloc[0] in out
     assert {p.name: sha256_file(p) for p in share.arrived_dir.glob("*.parquet")} == before
+
+
+def test_month_files_read_again_after_training_change_nothing(export, tmp_path, capsys):
+    root, months = export
+    share = Share.at(tmp_path / "share")
+    # GIVEN both month files ingested, every day completed and trained (04-01 of two parts)
+    assert _ingest(root / "transactions", share, root) == 0
+    assert main(["close", "--date", "2018-04-06", "--storage", str(share.root)]) == 0
+    main(["labels", "--storage", str(share.root), "--today", "2018-04-30"])
+    assert main(["train", "--storage", str(share.root), "--learner", "sgd"]) == 0
+    before = {p.name: sha256_file(p) for p in share.training_dir.glob("*.parquet")}
+    assert "2018-04-01.parquet" in before
+    capsys.readouterr()
+    # WHEN the landing area is read again (the daily run does it every day)
+    assert _ingest(root / "transactions", share, root) == 0
+    out = capsys.readouterr().out
+    # THEN nothing is refused or held, nothing changes
+    assert out.splitlines()[-1].endswith(" 0 refused"), out
+    assert out.splitlines()[-1].startswith("0 ingested"), out
+    assert {p.name: sha256_file(p) for p in share.training_dir.glob("*.parquet")} == before

@@ -6,9 +6,14 @@ chargebacks. A random feed cuts the rows by UTC month, ISO week or UTC day (and 
 a piece of one file), shuffles the files with the chargeback files (some early, before
 their transactions; some late, after the N-day rule completed their day; one duplicated
 under another name; a correction that flips a fraud, re-delivered agreeing or left
-unresolved) and runs the N-day rule between deliveries. At the end every day is closed,
-the rule runs once more and the late labels are applied: every day's training dataset
-must equal the clean feed's, except days named by an unresolved label conflict.
+unresolved) and, between deliveries, runs the N-day rule and trains the chain at random
+points (so rows and labels also come late for trained days). At the end every day is
+closed, the rule runs once more, the late labels and late rows are applied (rewind and
+replay, as `fraudpipe relabel`), days that arrived after later ones were trained are
+replayed, and the chain is trained: every day's training dataset, and the dataset each
+day of the trained chain was trained on, must equal the clean feed's, except days named
+by an unresolved label conflict (and the days after the first of them that holds the
+chain back).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from trainer.backlog import train_all
 from trainer.data.bank_export import MAPPING, transactions, tx_id
 from trainer.data.ingest import ingest_path
 from trainer.data.mapping import ColumnMapping
@@ -27,8 +33,10 @@ from trainer.data.simulator import simulate
 from trainer.label_files import store_labels
 from trainer.labels import arrived_dates, complete_days, label_problems
 from trainer.relabel import apply_late_labels
+from trainer.replay import late_days, replay_point, rewind_for_replay
 from trainer.share.files import sha256_file
 from trainer.share.layout import Share
+from trainer.share.lineage import Lineage, verify
 
 START, DAYS = "2018-03-22", 8
 FAR = dt.date(2018, 6, 1)
@@ -51,17 +59,31 @@ def _mapping(zone: str) -> ColumnMapping:
     return ColumnMapping(columns=MAPPING["columns"], timezone=zone)
 
 
-def _finish(share: Share) -> dict[dt.date, str]:
-    """Close every day, apply the rule and the late labels; each day's dataset sha256."""
+def _train(share: Share) -> None:
+    train_all(share, learner="sgd")
+
+
+def _finish(share: Share) -> tuple[dict[dt.date, str], dict[dt.date, str]]:
+    """Close every day, apply the rule, the late data and late days, train the chain.
+
+    Returns:
+        Each day's training dataset sha256, and the dataset sha256 each day of the
+        verified chain was trained on.
+    """
     from trainer.data.day_parts import close_days
 
     close_days(share, arrived_dates(share))
     complete_days(share, FAR, 2)
     apply_late_labels(share)
-    return {d: sha256_file(share.training_dataset(d)) for d in share.training_dates()}
+    late = late_days(share)
+    if late:  # days that came after later days were trained: the replay the warning names
+        rewind_for_replay(share, replay_point(Lineage.load(share), late[0]))
+    _train(share)
+    return ({d: sha256_file(share.training_dataset(d)) for d in share.training_dates()},
+            {e.date: e.dataset_sha256 for e in verify(share)})
 
 
-def _clean(root: Path, zone: str, export) -> dict[dt.date, str]:
+def _clean(root: Path, zone: str, export) -> tuple[dict[dt.date, str], dict[dt.date, str]]:
     rows, frauds = export
     share = Share.at(root / "clean")
     (root / "clean-in").mkdir(parents=True)
@@ -80,7 +102,7 @@ def _cut(rows: pd.DataFrame, how: str) -> list[pd.DataFrame]:
 
 
 def _random_feed(root: Path, zone: str, export, rng: random.Random
-                 ) -> tuple[dict[dt.date, str], list[str], str]:
+                 ) -> tuple[tuple[dict[dt.date, str], dict[dt.date, str]], list[str], str]:
     rows, frauds = export
     share = Share.at(root / "feed")
     landing = root / "feed-in"
@@ -111,23 +133,37 @@ def _random_feed(root: Path, zone: str, export, rng: random.Random
     for kind, name, frame in files:
         path = deliver(kind, name, frame)
         events.append((kind, path))
-        if kind == "tx":
-            ingest_path(path, share, mapping=_mapping(zone))
+        if kind == "tx":  # no row of the feed conflicts: nothing may be refused
+            refused = ingest_path(path, share, mapping=_mapping(zone)).refused
+            assert not refused, (name, refused)
         else:
             store_labels(share, path)
         if rng.random() < 0.5:
             complete_days(share, None, 2)  # the daily N-day rule, N = 2: late labels happen
+        if rng.random() < 0.3:
+            _train(share)  # later rows and labels of these days are late for a trained day
     plan = f"{how} cut, {zone}, {'unresolved' if unresolved else 'corrected'}: " + ", ".join(
         p.name for _, p in events)
     return _finish(share), label_problems(share), plan
 
 
-def _check(tmp_path: Path, zone: str, seed: int, export, clean: dict) -> None:
-    datasets, problems, plan = _random_feed(tmp_path / f"{zone}-{seed}".replace("/", "-"),
-                                            zone, export, random.Random(seed))
-    differing = {d for d in set(clean) | set(datasets) if clean.get(d) != datasets.get(d)}
-    named = {d for d in differing if any(f"label conflict on {d}" in p for p in problems)}
-    assert differing == named, (plan, sorted(differing), problems)
+def _check(tmp_path: Path, zone: str, seed: int, export, clean: tuple) -> None:
+    (datasets, chain), problems, plan = _random_feed(
+        tmp_path / f"{zone}-{seed}".replace("/", "-"), zone, export, random.Random(seed))
+    clean_datasets, clean_chain = clean
+    assert clean_chain == clean_datasets  # the clean feed trains every day, as ingested
+    differing = {d for d in set(clean_datasets) | set(datasets)
+                 if clean_datasets.get(d) != datasets.get(d)}
+    named = {d for d in set(clean_datasets) | set(datasets)
+             if any(f"label conflict on {d}" in p for p in problems)}
+    assert differing <= named, (plan, sorted(differing), problems)
+    # The chain holds every day up to the first one a conflict keeps from training, each
+    # trained on the clean feed's dataset (or one a conflict names)
+    blocked = min((d for d in named if d not in chain), default=None)
+    expected = [d for d in sorted(clean_datasets) if blocked is None or d < blocked]
+    assert sorted(chain) == expected, (plan, sorted(chain), problems)
+    wrong = {d for d, sha in chain.items() if sha != clean_datasets[d]}
+    assert wrong <= named, (plan, sorted(wrong), problems)
 
 
 @pytest.fixture(scope="module")

@@ -202,6 +202,9 @@ def test_headline_says_what_to_do_today_and_what_the_numbers_mean(share: Share) 
     assert "head moved 2018-04-02 -> 2018-04-04 (+2 day(s) trained)" in text
     before = Lineage.load(share).chain()[1].metrics["prequential"]["auc_roc"]
     assert f"ROC AUC: {before:.3f} on 2018-04-02 -> {pre['auc_roc']:.3f} on 2018-04-04" in text
+    # AND the serving head: the checkpoint a running `fraudpipe serve` loads
+    assert (f"Serving head: `fraudpipe serve` scores with the checkpoint of **2018-04-04** "
+            f"(`{head.checkpoint}`, sha256 `{head.sha256[:12]}`)") in text
     # AND the alerts table is today's, the plot is inline, the report has no accuracy
     assert {a["date"] for a in built.alerts} == {"2018-04-04"}
     assert "accuracy" not in built.report.lower()

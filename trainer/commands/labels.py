@@ -27,7 +27,8 @@ copied to ROOT/datasets/quarantine/ with its reason and the others go on. Two fi
 label a transaction two ways are both kept: a conflict, shown until one of them is
 withdrawn (--withdraw NAME) or delivered again agreeing. Ids of no day yet are kept and
 filed when their day arrives. Labels for a day already complete are stored too ("late"):
-`fraudpipe relabel` applies them.
+`fraudpipe relabel` applies them (and the late rows the ingest kept aside for trained
+days).
 
 Then the N-day rule: an arrived day is complete when it is closed (later data shows it
 is over, or `fraudpipe close`), has no label conflict, no quarantined label file names
@@ -86,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
     """Run `fraudpipe labels`; return the exit status."""
     import sys
 
+    from trainer.data.held_parts import held_days
     from trainer.label_files import LabelsResult, store_labels, withdraw_label_files
     from trainer.labels import complete_days, default_today, label_problems
     from trainer.relabel import late_labels, late_summary
@@ -96,13 +98,13 @@ def run(args: argparse.Namespace) -> int:
               else LabelsResult())
     today = args.today or default_today(share)
     completed = complete_days(share, today, args.genuine_after_days)
-    late = late_labels(share)
+    late, held = late_labels(share), held_days(share)
     problems = label_problems(share)
     code = 3 if problems else 0
     if args.json:
         print_json({**stored.to_json(), "withdrawn": withdrawn, "today": today,
                     "completed": completed, "genuine_after_days": args.genuine_after_days,
-                    "late": late, "problems": problems})
+                    "late": late, "late_rows": held, "problems": problems})
         return code
     for w in withdrawn:
         print(f"withdrawn  {w['source']}: {w['labels']} label(s) removed"
@@ -117,10 +119,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"{len(completed)} day(s) completed (today {today}, N = "
           f"{args.genuine_after_days}); train them with: fraudpipe train --storage "
           f"{share.root}")
-    if late:
-        print(f"late       {late_summary(late)}: "
-              f"{', '.join(d['date'] for d in late)}; apply them with: fraudpipe relabel "
-              f"--storage {share.root}")
+    if late or held:
+        days = sorted({d["date"] for d in late} | {d["date"] for d in held})
+        print(f"late       {late_summary(late, held)}: {', '.join(days)}; apply them with: "
+              f"fraudpipe relabel --storage {share.root}")
     for problem in problems:
         print(f"fraudpipe labels: unresolved: {problem}", file=sys.stderr)
     return code

@@ -11,14 +11,17 @@ def add_parser(sub) -> None:
     """Register `relabel` on the CLI."""
     parser = command_parser(
         sub, run,
-        "relabel", help="apply late labels: rewrite the datasets, replay the chain",
+        "relabel", help="apply late labels and late rows: rewrite the datasets, replay "
+                        "the chain",
         description="Late labels are labels stored for a day whose training dataset "
-                    "already exists and that disagree with it (`fraudpipe days` counts "
-                    "them). This rewinds the head to the last checkpoint before the first "
-                    "trained day they change (as `fraudpipe replay --rewind-only`), writes "
-                    "them into the training datasets (the manifest entry of each keeps the "
-                    "previous sha256), then trains every later day again. Conflicting "
-                    "labels are never applied. Stop other training (workers, flows) first.")
+                    "already exists and that disagree with it; late rows are new rows of a "
+                    "trained day, kept aside by the ingest (`fraudpipe days` counts both). "
+                    "This rewinds the head to the last checkpoint before the first trained "
+                    "day they change (as `fraudpipe replay --rewind-only`), merges the late "
+                    "rows into their days, writes the late labels into the training "
+                    "datasets (the manifest entry of each keeps the previous sha256), then "
+                    "trains every later day again. Conflicting labels are never applied. "
+                    "Stop other training (workers, flows) first.")
     parser.add_argument("--rewind-only", action="store_true",
                         help="rewrite the datasets and rewind, but leave the training to "
                              "`fraudpipe train` or the queue")
@@ -33,16 +36,22 @@ def run(args: argparse.Namespace) -> int:
 
     share = share_of(args)
     applied = apply_late_labels(share)
-    results = ([] if args.rewind_only or not applied["days"]
+    changed = applied["days"] or applied["rows"]
+    results = ([] if args.rewind_only or not changed
                else train_all(share, learner=args.learner))
     if args.json:
         print_json({**applied, "results": [r.to_json() for r in results]})
         return 0
-    if not applied["days"]:
-        print("no late label to apply")
+    if not changed:
+        print("no late label or late row to apply")
         return 0
-    print(f"late labels written into {len(applied['days'])} training dataset(s): "
-          + ", ".join(f"{d['date']} ({d['labels']})" for d in applied["days"]))
+    if applied["rows"]:
+        print(f"late rows merged into {len(applied['rows'])} day(s): "
+              + ", ".join(f"{d['date']} ({d['rows']} from {', '.join(d['sources'])})"
+                          for d in applied["rows"]))
+    if applied["days"]:
+        print(f"late labels written into {len(applied['days'])} training dataset(s): "
+              + ", ".join(f"{d['date']} ({d['labels']})" for d in applied["days"]))
     if applied["rewound_to"]:
         print(f"head rewound to {applied['rewound_to']}; superseded (kept in the lineage): "
               f"{', '.join(applied['superseded']) or 'none'}")

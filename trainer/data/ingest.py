@@ -7,9 +7,11 @@ day on its own (`trainer.data.datasets`). Each good day is converted to canonica
 in memory, then, under the ingest lock, compared with what the share already holds and
 either left ("unchanged"), written atomically ("ingested", possibly replacing a day not
 yet trained that came from a file of the same name, in any format; or merged with the rows
-other files gave the day: `trainer.data.day_parts`), or refused (a changed day already
-trained: the lineage was built on the old content; rows whose ids the day holds from
-another file with other values; ids of another type than the share's). A labelled day goes
+other files gave the day: `trainer.data.day_parts`), held (new rows of a day already
+trained, merged into a copy kept aside until the day is trained again:
+`trainer.data.held_parts`), or refused (a changed day already trained: the lineage was
+built on the old content; rows whose ids the day holds from another file with other
+values; ids of another type than the share's). A labelled day goes
 to `datasets/training/<date>.parquet`; a day without the label column is "arrived" and
 goes to `datasets/arrived/<date>.parquet`, without TX_FRAUD, to be scored at once and
 trained once its labels come. A file that does not read, map or parse, or a day of it that
@@ -37,6 +39,7 @@ import pyarrow.parquet as pq
 
 from trainer.data.datasets import dataset_day, read_dataset, split_days, validate_dataset
 from trainer.data.day_parts import merge_part, write_parts
+from trainer.data.held_parts import adds_rows_only, held_base, held_days, held_path, hold
 from trainer.data.mapping import ColumnMapping, resolve_mapping
 from trainer.data.parquet import canonical_parquet_bytes
 from trainer.data.quarantine import quarantine
@@ -71,13 +74,17 @@ class IngestResult:
     refused: list[dict] = field(default_factory=list)
     """Files left where they are (source, date, reason): a changed file for a day already
     trained, or a second, different file for a day this run already handled."""
+    held: list[dict] = field(default_factory=list)
+    """New rows of a day already trained, merged into a copy kept aside until the day is
+    trained again (`trainer.data.held_parts`): source, kind, date, rows (late rows of the
+    day held so far), output (the copy), apply (the command that applies them)."""
     archived: list[str] = field(default_factory=list)
     """Where `archive` moved sources that are on the share (empty without the option)."""
 
     @property
     def read_any(self) -> bool:
         """True when at least one file could be read (the run had something to work on)."""
-        return bool(self.ingested or self.unchanged or self.refused)
+        return bool(self.ingested or self.unchanged or self.refused or self.held)
 
     def to_json(self) -> dict:
         """The result as JSON: lists of file records (see the class docstring)."""
@@ -99,9 +106,13 @@ class IngestResult:
         lines += [f"quarantined {e['source']}" + (f" ({e['date']})" if e.get("date") else "")
                   + f": {e['reason']}" for e in self.quarantined]
         lines += [f"refused    {e['source']}: {e['reason']}" for e in self.refused]
+        lines += [f"held       {e['date']} <- {e['source']}: the day is already trained; its "
+                  f"{e['rows']} late row(s) are kept aside ({e['output']}) until it is "
+                  f"trained again: {e['apply']}" for e in self.held]
         lines.append(
             f"{len(self.ingested)} ingested, {len(self.unchanged)} unchanged, "
             f"{len(self.quarantined)} quarantined, {len(self.refused)} refused"
+            + (f", {len(self.held)} held for a trained day" if self.held else "")
         )
         return "\n".join(lines)
 
@@ -269,6 +280,12 @@ def _ingest_day(path: Path, share: Share, result: IngestResult, kind: str, day: 
                                            else []),
             }
         )
+    elif outcome == "held":
+        late = [d for d in held_days(share) if (d["kind"], d["date"]) == (kind, brief["date"])]
+        result.held.append({**brief, "rows": late[0]["rows"] if late else 0,
+                            "output": str(held_path(share, kind, day)),
+                            "apply": f"fraudpipe relabel --storage {share.root} merges them "
+                                     f"and trains again from {day}"})
     else:
         result.refused.append({"source": str(path), "date": brief["date"], "reason": outcome})
 
@@ -324,8 +341,8 @@ def _commit(share: Share, kind: str, day: dt.date, entry: dict, data: bytes,
     """Compare with the share and write, all under the ingest lock.
 
     Returns:
-        "unchanged", "ingested", "replaced", "merged" (a part added to the day), or the
-        reason the file was refused.
+        "unchanged", "ingested", "replaced", "merged" (a part added to the day), "held"
+        (new rows of a trained day, kept aside), or the reason the file was refused.
     """
     if kind == "testing":
         with file_lock(share.ingest_lock):
@@ -356,19 +373,24 @@ def _compare_and_write(share: Share, kind: str, day: dt.date, entry: dict, data:
             manifest[key] = {**entry, "ingested_at": ingested_at}
             write_manifest(share, manifest)
         return "unchanged"
-    parts = (recorded or {}).get("parts") or []
+    base, base_record = held_base(share, kind, day, recorded)
+    parts = (base_record or {}).get("parts") or []
+    source = entry["source"]
     pending: dict[str, pd.DataFrame] = {}
+    merged = None
     if recorded is not None and on_share is not None and (
-            len(parts) > 1 or Path(str(recorded.get("source"))).stem != Path(entry["source"]).stem):
+            len(parts) > 1 or Path(str(recorded.get("source"))).stem != Path(source).stem):
         # Another file's rows of the day (a month cut in another zone, a late file): a part.
-        merged, parts, refused = merge_part(share, kind, day, recorded, output, canonical,
-                                            entry["source"], entry["source_sha256"])
+        merged, parts, refused = merge_part(share, kind, day, base_record or {}, base,
+                                            canonical, source, entry["source_sha256"])
         if refused is not None:
             return refused
         if merged is None:
             return "unchanged"
         pending = merged.attrs.pop("part_rows")
         data = canonical_parquet_bytes(merged)
+        if sha256_bytes(data) == sha256_file(base):
+            return "unchanged"  # a part sent again as it was (a month file re-read)
         entry = {**entry, "dataset_sha256": sha256_bytes(data), "rows": len(merged),
                  "frauds": int(merged[LABEL].sum()) if LABEL in merged else None,
                  "source": recorded.get("source"), "source_sha256":
@@ -377,18 +399,32 @@ def _compare_and_write(share: Share, kind: str, day: dt.date, entry: dict, data:
     # The lineage records what each trained day was trained on: that content only.
     trained = Lineage.load(share).entry_for(day) if kind != "testing" else None
     if trained is not None and trained.dataset_sha256 != entry["dataset_sha256"]:
+        day_now = merged if merged is not None else canonical
+        if adds_rows_only(output, day_now):
+            # New rows of a trained day, nothing it was trained on changed: kept aside
+            # until the day is trained again.
+            held_parts = parts if merged is not None else [
+                {"source": source, "source_sha256": entry["source_sha256"],
+                 "rows": len(canonical)}]
+            if hold(share, kind, day, day_now, held_parts, source) is None:
+                return "unchanged"
+            write_parts(share, kind, day, pending)
+            return "held"
         rewind = replay_command(share, day, rewind_only=True)
         return str(
             ChangedDatasetError(
-                f"{entry['source']}: {day} is already trained on a dataset with sha256 "
-                f"{trained.dataset_sha256}, this file converts to {entry['dataset_sha256']}; "
-                "a trained day's dataset cannot change, the file was left in place. To train "
-                f"on this content instead, rewind first ({rewind}), ingest it again, then "
-                f"fraudpipe train --storage {share.root}"
+                f"{source}: {day} is already trained on a dataset with sha256 "
+                f"{trained.dataset_sha256}, and this file changes or removes rows of it (the "
+                f"day would convert to {entry['dataset_sha256']}); a trained day's dataset "
+                "cannot change, the file was left in place. To train on this content "
+                f"instead, rewind first ({rewind}), ingest it again, then fraudpipe train "
+                f"--storage {share.root}"
             )
         )
     with atomic_path(output) as tmp:
         tmp.write_bytes(data)
+    if base != output:  # merged over rows kept aside for a day no longer trained
+        base.unlink()
     if "parts" in entry:
         write_parts(share, kind, day, pending)
     manifest[key] = {**entry, "ingested_at": _now()}
