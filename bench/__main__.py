@@ -92,7 +92,9 @@ def run_one(name: str, args: argparse.Namespace) -> dict:
         from bench import serve_load
 
         result = serve_load.run(seed=args.seed, quick=args.quick, data_dir=data_dir,
-                                rate=args.rate, seconds=args.seconds)
+                                rate=args.rate, seconds=args.seconds,
+                                only=tuple(args.phases.split(",")) if args.phases
+                                else serve_load.PHASES)
     else:
         from bench import argo_estimate
 
@@ -121,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, help="serve: open-loop requests per second "
                                                     "(default 300)")
     parser.add_argument("--seconds", type=float, help="serve: seconds per loop (default 60)")
+    parser.add_argument("--phases", help="serve: comma-separated phases to run (default all: "
+                                         "closed,open,search,reload,batch,day_100k)")
     parser.add_argument("--prefect-api-url", help="backfill: a running Prefect API to run "
                                                   "the flow against (default: a temporary "
                                                   "server)")
@@ -147,7 +151,9 @@ def main(argv: list[str] | None = None) -> int:
     for name in ALL if args.which == "all" else (args.which,):
         print(f"== {name}", flush=True)
         result = run_one(name, args)
-        (results_dir / f"{name}.json").write_text(json.dumps(result, indent=1) + "\n")
+        # a run of some phases only is kept beside the full run's figures
+        out = f"{name}-{args.phases.replace(',', '-')}" if args.phases else name
+        (results_dir / f"{out}.json").write_text(json.dumps(result, indent=1) + "\n")
     return 0
 
 

@@ -45,7 +45,7 @@ def share_with_head(data_dir: Path, *, days: int, customers: int, terminals: int
     """A share with all but the last `served` days ingested and trained (cached)."""
     from trainer.cli import main
 
-    where = data_dir / f"serve-d{days}-c{customers}-t{terminals}-s{seed}"
+    where = data_dir / f"serve-d{days}-c{customers}-t{terminals}-s{seed}-v{served}"
     landing, share = where / "landing", where / "share"
     served_days = [START + dt.timedelta(days=n) for n in range(days - served, days)]
     if not (where / ".complete").is_file():
@@ -66,11 +66,19 @@ def share_with_head(data_dir: Path, *, days: int, customers: int, terminals: int
 
 
 def bodies(day_files: list[Path]) -> list[bytes]:
-    """The served days' transactions as request bodies, in (time, id) order."""
+    """The days' transactions as request bodies of the first day, in (time, id) order.
+
+    Later days are moved back onto the first (a day twice as busy): a 60 s loop at
+    300 requests/s needs more transactions than one simulated day holds, and a day roll
+    inside a measured loop would measure the roll.
+    """
     import orjson
     import pandas as pd
 
-    frame = pd.concat([pd.read_parquet(p) for p in day_files], ignore_index=True)
+    frames = [pd.read_parquet(p) for p in day_files]
+    for back, frame in enumerate(frames):
+        frame["TX_DATETIME"] -= pd.Timedelta(days=back)
+    frame = pd.concat(frames, ignore_index=True)
     frame = frame.sort_values(["TX_DATETIME", "TRANSACTION_ID"], kind="stable")
     return [orjson.dumps({"TRANSACTION_ID": int(r.TRANSACTION_ID),
                           "TX_DATETIME": r.TX_DATETIME.isoformat(),
@@ -219,61 +227,121 @@ def batch(url: str, feed: Feed, rows: int) -> dict:
             "transactions_per_s": round(len(items) / seconds, 1) if seconds else None}
 
 
-def run(seed: int = 0, quick: bool = False, data_dir: Path | None = None,
-        rate: float | None = None, seconds: float | None = None) -> dict:
-    """Build (or reuse) the share, start the service, run the loops; the figures."""
+def start_service(share: Path, today, port: int,
+                  fraudpipe: str | None = None) -> tuple[subprocess.Popen, float]:
+    """`fraudpipe serve` on `share` (replay clock from `today`) and its seconds to ready.
+
+    `fraudpipe`: the executable (default: this environment's).
+    """
     import httpx
+
+    fraudpipe = fraudpipe or str(Path(sys.executable).parent / "fraudpipe")
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        [fraudpipe, "serve", "--storage", str(share), "--port", str(port), "--clock", "replay",
+         "--today", today.isoformat(), "--lateness", "86400", "--log-level", "warning"],
+        env={**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"})
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"fraudpipe serve exited {process.returncode}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
+                return process, round(time.perf_counter() - started, 2)
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+
+
+def stop(process: subprocess.Popen) -> None:
+    """Stop a service started by `start_service`."""
+    process.terminate()
+    process.wait(timeout=30)
+
+
+#: The phases of `run`, in the order they run (each on later days than the one before).
+PHASES = ("closed", "open", "search", "reload", "batch", "day_100k")
+
+
+def run(seed: int = 0, quick: bool = False, data_dir: Path | None = None,
+        rate: float | None = None, seconds: float | None = None,
+        only: tuple[str, ...] = PHASES) -> dict:
+    """Build (or reuse) the shares, start the service, run the phases `only`; the figures."""
+    import shutil
+    import tempfile
+
+    from bench import serve_phases as phases
+    from bench.serve_sizes import SIZES, big_day_share
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
     from redis_server import free_port
 
     data_dir = data_dir or Path(os.environ.get("FRAUDPIPE_BENCH_DATA",
                                                "/tmp/fraudpipe-bench"))
-    size = ({"days": 10, "customers": 150, "terminals": 300} if quick
-            else {"days": 40, "customers": 5000, "terminals": 10000})
+    size = ({"days": 14, "customers": 150, "terminals": 300} if quick
+            else {"days": 44, "customers": 5000, "terminals": 10000})
     seconds = seconds or (2.0 if quick else 60.0)
     rate = rate or (20.0 if quick else 300.0)
-    share, all_days, served = share_with_head(data_dir, seed=seed, **size)
-    # one served day per phase: the closed loops, the open loop, the batch (a batch holds
-    # one day; each phase's first request rolls the service to its day)
-    phases = [bodies([all_days / f"{d}.parquet"]) for d in served]
+    rates = [10.0, 20.0] if quick else [150.0, 300.0, 450.0, 600.0]
+    cached, all_days, served = share_with_head(data_dir, seed=seed, served=7, **size)
+    files = [all_days / f"{d}.parquet" for d in served]
+    # the service runs on a copy: the reload phase ingests and trains a day on it
+    work = Path(tempfile.mkdtemp(prefix="bench-serve-"))
+    share = work / "share"
+    shutil.copytree(cached, share)
+    # each phase its own day(s), in day order (the replay clock only moves forward)
+    # (the reload phase gets two days' rows: under load the new head's train takes a minute)
+    feeds = {"closed": bodies(files[:1]), "open": bodies(files[1:3]),
+             "search": bodies(files[3:5]), "reload": bodies(files[5:7])}
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    fraudpipe = str(Path(sys.executable).parent / "fraudpipe")
-    started = time.perf_counter()
-    process = subprocess.Popen(
-        [fraudpipe, "serve", "--storage", str(share), "--port", str(port), "--clock", "replay",
-         "--today", served[0].isoformat(), "--lateness", "86400", "--log-level", "warning"],
-        env={**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"})
+    process, ready_seconds = start_service(share, served[0], port)
+    pid = process.pid
+    result = {"benchmark": "serve", "quick": quick, "seed": seed, "size": size,
+              "served_days": [d.isoformat() for d in served],
+              "requests_available": {name: len(items) for name, items in feeds.items()},
+              "start_to_ready_seconds": ready_seconds,
+              "memory_ready_mib": memory_mib(pid)}
     try:
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"fraudpipe serve exited {process.returncode}")
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        ready_seconds = time.perf_counter() - started
-        memory_ready = memory_mib(process.pid)
-        result = {"benchmark": "serve", "quick": quick, "seed": seed, "size": size,
-                  "served_days": [d.isoformat() for d in served],
-                  "transactions_per_day": [len(p) for p in phases],
-                  "start_to_ready_seconds": round(ready_seconds, 2),
-                  "memory_ready_mib": memory_ready}
-        feed = Feed(phases[0])
-        warm_up(url, feed)
-        result["closed_loop"] = [closed_loop(url, feed, clients, seconds / 2)
-                                 for clients in (1, 4)]
-        feed = Feed(phases[1])
-        warm_up(url, feed)  # the day roll happens here, outside the open loop's figures
-        result["open_loop"] = open_loop(url, feed, rate, seconds)
-        result["batch"] = batch(url, Feed(phases[2]), len(phases[2]))
-        result["memory_end_mib"] = memory_mib(process.pid)
+        if "closed" in only:
+            feed = Feed(feeds["closed"])
+            warm_up(url, feed)
+            result["closed_loop"] = [phases.measured(pid, lambda c=clients: closed_loop(
+                url, feed, c, seconds / 4)) for clients in (1, 4)]
+        if "open" in only:
+            feed = Feed(feeds["open"])
+            warm_up(url, feed)  # the day roll happens here, outside the open loop's figures
+            result["open_loop"] = phases.measured(pid, lambda: open_loop(url, feed, rate,
+                                                                         seconds))
+            print("open_loop", result["open_loop"], flush=True)
+        if "search" in only:
+            feed = Feed(feeds["search"])
+            warm_up(url, feed)
+            result["rate_search"] = phases.rate_search(url, feed, pid, rates, seconds / 6,
+                                                       open_loop)
+        if "reload" in only:
+            feed = Feed(feeds["reload"])
+            warm_up(url, feed)
+            # a quarter of the open loop's rate: the swap's cost, not a queue, is measured
+            result["reload_under_load"] = phases.reload_under_load(
+                url, feed, pid, rate / 4, seconds / 2, share, files[0])
+            print("reload_under_load", result["reload_under_load"], flush=True)
+        if "batch" in only:
+            result["batch_default_size"] = phases.big_batch(url, pid, files[6])
+        result["memory_end_mib"] = memory_mib(pid)
     finally:
-        process.terminate()
-        process.wait(timeout=30)
-    for name in ("closed_loop", "open_loop", "batch"):
-        print(name, result[name], flush=True)
+        stop(process)
+        shutil.rmtree(work, ignore_errors=True)
+    if not quick and "day_100k" in only:
+        big_share, day_file, day = big_day_share(data_dir, SIZES["100k"], seed)
+        process, ready_seconds = start_service(big_share, day, port)
+        try:
+            memory = memory_mib(process.pid)
+            result["day_100k"] = {"start_to_ready_seconds": ready_seconds,
+                                  "memory_ready_mib": memory,
+                                  "batch": phases.big_batch(url, process.pid, day_file),
+                                  "memory_end_mib": memory_mib(process.pid)}
+        finally:
+            stop(process)
+    for name in ("closed_loop", "batch_default_size", "day_100k"):
+        print(name, result.get(name), flush=True)
     return result

@@ -20,13 +20,15 @@ from pathlib import Path, PurePosixPath
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.states import State
 
-from flows.errors import LandingError
+from flows.errors import LandingError, refused
 from flows.params import Connections, expands_groups
 from flows.summary import IngestedDay, QuarantinedFile, RefusedFile, RunSummary, entry_of
 from flows.train import finish
 from trainer.backlog import queue_trainable
 from trainer.data.ingest import IngestResult, ingest_path
+from trainer.errors import FraudpipeError
 from trainer.queue.work_queue import WorkQueue
 from trainer.share.layout import Share
 from trainer.share.lineage import Lineage
@@ -47,6 +49,21 @@ def landing_filesystem(landing: str):
             f"installed (pip install {package}); fraudpipe does not depend on it") from exc
     except ValueError as exc:
         raise LandingError(f"landing {landing!r}: {exc}") from exc
+
+
+def check_landing(landing: str, parameter: str = "landing") -> None:
+    """Refuse a landing area that is not a directory, before anything runs.
+
+    Raises:
+        LandingError: naming the parameter and the path, and what to do.
+    """
+    fs, root = landing_filesystem(landing)
+    if not fs.isdir(root):
+        what = "is a file" if fs.exists(root) else "no such directory"
+        raise LandingError(
+            f"{parameter} {landing!r}: {what}; expected a directory that the day files "
+            f"land in (create it and put the files there, e.g. with `fraudpipe simulate "
+            f"--out DIR`)")
 
 
 def stage_landing(landing: str, staging: Path) -> dict[str, str]:
@@ -118,15 +135,25 @@ def run_ingest(share: Share, summary: RunSummary, landing: str, *,
 
 @flow(name="ingest", log_prints=True)
 @expands_groups
-def ingest_flow(landing: str, connections: Connections, allow_pickle: bool = False) -> dict:
+def ingest_flow(landing: str, connections: Connections,
+                allow_pickle: bool = False) -> dict | State:
     """Ingest the landing area's new files and queue their dates.
 
     Args:
         landing: fsspec URL or local directory of the incoming files.
         connections: the share and the queue (`flows.params.Connections`).
         allow_pickle: also read `.pkl` files (the GKE sample's format; they can run code).
+
+    Returns:
+        The run's summary; a Failed state naming the cause when the share or the landing
+        area cannot be used.
     """
-    share, queue = connections.share(), connections.queue()
+    try:
+        share = connections.share()
+        check_landing(landing)
+    except FraudpipeError as exc:
+        return refused(exc)
+    queue = connections.queue()
     summary = RunSummary(flow="ingest")
     run_ingest(share, summary, landing, allow_pickle=allow_pickle)
     summary.queued += queue_days(str(share.root), queue)

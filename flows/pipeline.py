@@ -16,13 +16,16 @@ quarantined label file (the days it holds back wait, the others go on).
 from __future__ import annotations
 
 from prefect import flow
+from prefect.states import State
 
 from flows.arrival import record_late_labels, run_arrival_scoring, run_labels
-from flows.ingest import queue_days, run_ingest
+from flows.errors import FlowConfigurationError, refused
+from flows.ingest import check_landing, queue_days, run_ingest
 from flows.params import Connections, Training, expands_groups
 from flows.summary import RunSummary
 from flows.train import finish, run_training
 from trainer.data.label_delay import GENUINE_AFTER_DAYS
+from trainer.errors import FraudpipeError
 from trainer.evaluation.scoring import TOP_CARDS
 from trainer.outcomes import REVIEW_CAPACITY
 from trainer.share.lineage import Lineage
@@ -41,7 +44,7 @@ def daily_pipeline(
     today: str | None = None,
     apply_late_labels: bool = False,
     review_capacity: int = REVIEW_CAPACITY,
-) -> dict:
+) -> dict | State:
     """Ingest, complete labels, train, score arrived days; publish headline, alerts, report.
 
     A day that arrives labelled is trained in this run. A day that arrives without labels
@@ -64,11 +67,24 @@ def daily_pipeline(
             retrains every later day.
         review_capacity: cards the team checks a day (1-100): today's list and the
             length of each list whose outcome is counted.
+
+    Returns:
+        The run's summary; a Failed state naming the cause when the share, the landing
+        area or the label landing area cannot be used, or review_capacity is out of range
+        (one error line, no traceback).
     """
-    if not 1 <= review_capacity <= TOP_CARDS:
-        raise ValueError(f"review_capacity must be between 1 and {TOP_CARDS} (the cards "
-                         f"ranked per day), got {review_capacity}")
-    share, queue = connections.share(), connections.queue()
+    try:
+        if not 1 <= review_capacity <= TOP_CARDS:
+            raise FlowConfigurationError(
+                f"review_capacity must be between 1 and {TOP_CARDS} (the cards ranked per "
+                f"day), got {review_capacity}")
+        share = connections.share()
+        check_landing(landing)
+        if labels:
+            check_landing(labels, "labels")
+    except FraudpipeError as exc:
+        return refused(exc)
+    queue = connections.queue()
     summary = RunSummary(flow="daily-pipeline", review_capacity=review_capacity)
     run_ingest(share, summary, landing, allow_pickle=allow_pickle)
     run_labels(share, summary, labels, genuine_after_days=genuine_after_days, today=today,

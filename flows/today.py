@@ -26,6 +26,8 @@ if TYPE_CHECKING:  # flows.artifacts builds the headline with these functions
 
 #: Cards named in the headline itself; the alerts table has all ranked cards.
 HEADLINE_CARDS = 5
+#: Transactions of the day shown under each of those cards (the alerts table has them all).
+HEADLINE_TRANSACTIONS = 8
 
 #: (label, key in `metrics["prequential"]`, what it means; {value} and {rate} filled in).
 MEANINGS: list[tuple[str, str, str]] = [
@@ -132,7 +134,7 @@ def _capacity_line(summary: RunSummary, alerts: list[dict]) -> str:
 
 
 def _why_lines(alerts: list[dict]) -> list[str]:
-    """The headline's top cards, each with the reasons of its top score."""
+    """The headline's top cards, each with the reasons of its top score and its transactions."""
     if not any(a.get("reasons") for a in alerts):
         return []
     lines = ["## Why the top cards are on the list", ""]
@@ -144,9 +146,16 @@ def _why_lines(alerts: list[dict]) -> list[str]:
         lines.append(f"- **#{a['rank']} card {a['card_id']}** (score {a['highest_score']:.3f}"
                      f"{split}{mostly_mlp}): "
                      f"{a.get('reasons') or 'no reason above the booster baseline'}")
-    lines += ["", "The reasons are the inputs that raised the booster's part of the score "
-              "most (its own contributions, LightGBM TreeSHAP); the MLP's part is not split "
-              "by input.", ""]
+        listed = a.get("transaction_list", [])
+        lines += [f"    - {t['time']} transaction {t['transaction_id']}, terminal "
+                  f"{t['terminal_id']}, amount {t['amount']:.2f}, score {t['score']:.3f}"
+                  for t in listed[:HEADLINE_TRANSACTIONS]]
+        if len(listed) > HEADLINE_TRANSACTIONS:
+            lines.append(f"    - ... {len(listed) - HEADLINE_TRANSACTIONS} more in the alerts "
+                         f"table")
+    lines += ["", "Under each card, its transactions of the day. The reasons are the inputs "
+              "that raised the booster's part of the score most (its own contributions, "
+              "LightGBM TreeSHAP); the MLP's part is not split by input.", ""]
     return lines
 
 
@@ -232,12 +241,23 @@ def headline_markdown(summary: RunSummary, lineage: Lineage, alerts: list[dict],
         alerts_error: why the alerts could not be read, if they could not.
     """
     if summary.scored or summary.unscored:
-        return _with_label_notice(arrival_headline(summary, lineage, alerts,
-                                                   alerts_key=alerts_key,
-                                                   alerts_error=alerts_error), summary)
-    return _with_label_notice(_training_headline(summary, lineage, alerts,
-                                                 alerts_key=alerts_key,
-                                                 alerts_error=alerts_error), summary)
+        text = arrival_headline(summary, lineage, alerts, alerts_key=alerts_key,
+                                alerts_error=alerts_error)
+    else:
+        text = _training_headline(summary, lineage, alerts, alerts_key=alerts_key,
+                                  alerts_error=alerts_error)
+    return _with_label_notice(text.rstrip("\n") + "\n\n" + serving_head_line(lineage) + "\n",
+                              summary)
+
+
+def serving_head_line(lineage: Lineage) -> str:
+    """Which checkpoint `fraudpipe serve` loads now: the lineage's head, as it verifies it."""
+    head = lineage.head_entry
+    if head is None:
+        return "Serving head: none yet (`fraudpipe serve` stays unready until a day is trained)."
+    return (f"Serving head: `fraudpipe serve` scores with the checkpoint of **{head.date}** "
+            f"(`{head.checkpoint}`, sha256 `{head.sha256[:12]}`); a running service loads it "
+            f"within its reload interval.")
 
 
 def _with_label_notice(text: str, summary: RunSummary) -> str:

@@ -267,6 +267,11 @@ class PrefectServer(_Process):
         )
         env["PREFECT_SERVER_API_HOST"] = "127.0.0.1"
         env["PREFECT_SERVER_API_PORT"] = str(self.port)
+        # `prefect deployment run --watch` shows a run's log lines only when the server
+        # streams them out (off by default): without them it shows event names and
+        # "finished in state 'Failed'", never the cause.
+        env["PREFECT_SERVER_LOGS_STREAM_PUBLISHING_ENABLED"] = "true"
+        env["PREFECT_SERVER_LOGS_STREAM_OUT_ENABLED"] = "true"
         env.update(self.settings)
         args = [sys.executable, "-m", "prefect", "server", "start",
                 "--host", "127.0.0.1", "--port", str(self.port), "--analytics-off",

@@ -1,9 +1,10 @@
 """Run the `fraudpipe` command line in tests: in this process, or as the real executable.
 
 `run_main` calls `trainer.cli.main` in the test's own process, with what a user sees
-captured as the executable would print it: stdout, and stderr holding both the command's
-messages and its log lines (INFO and up, the format `main` configures). A usage error
-(argparse's SystemExit) becomes its exit status. Starting a process costs seconds of
+captured as the executable would print it: stdout, and stderr holding the command's
+messages and the log records `main` routes to the terminal (warnings as one line by
+default; timestamped log lines with `-v`). A usage error (argparse's SystemExit) becomes
+its exit status. Starting a process costs seconds of
 imports per call, so tests use this unless what they test is the process itself.
 
 `run_executable` runs the installed `fraudpipe` script in a fresh process: for the few
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import logging
 import os
 import subprocess
 import sys
@@ -27,8 +27,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 FRAUDPIPE = Path(sys.executable).with_name("fraudpipe")
-#: The format `trainer.cli.main` gives its log lines.
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 @dataclass(frozen=True)
@@ -70,22 +68,12 @@ def run_main(*args: object, env: dict[str, str] | None = None) -> CliResult:
 
     argv = [str(a) for a in args]
     out, err = io.StringIO(), io.StringIO()
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    handler = logging.StreamHandler(err)
-    handler.setFormatter(logging.Formatter(LOG_FORMAT))
-    root.addHandler(handler)
-    root.setLevel(logging.DEBUG if {"-v", "--verbose"} & set(argv) else logging.INFO)
-    try:
-        with _environment(env), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            try:
-                code = main(argv)
-            except SystemExit as exc:  # argparse's usage errors, --help, sys.exit("why")
-                code = _exit_status(exc, err)
-    finally:
-        # `main`'s basicConfig may have added a handler bound to the captured stream
-        root.handlers = handlers
-        root.setLevel(level)
+    # `main` binds its terminal handler to the stderr of the moment: the captured one.
+    with _environment(env), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(argv)
+        except SystemExit as exc:  # argparse's usage errors, --help, sys.exit("why")
+            code = _exit_status(exc, err)
     return CliResult(code, out.getvalue(), err.getvalue())
 
 

@@ -5,7 +5,10 @@ Prefect server (`prefect server start`, SQLite; not the test harness) with
 `stack.services` (scheduler on, as `make up` runs it), then runs the embedded default
 against them in a subprocess, exactly as a user would: work pools and blocks,
 `prefect deploy` of the `*/local` deployments, a process worker,
-`prefect deployment run 'daily-pipeline/local'`. The servers stay up for the tests that
+`prefect deployment run 'daily-pipeline/local'`. It runs the demo as `make run` does:
+the days arrive without labels and each day's labels land a week later, so the first
+`TRAINED` days are labelled and trained and the others are scored on arrival; "today"
+is the last day, which nobody has labelled yet. The servers stay up for the tests that
 read the result through the API or the UI, and stop at the end of the session. One
 instance per test process: the first test that asks starts it, the rest reuse it.
 """
@@ -27,7 +30,13 @@ from stack.services import PrefectServer, RedisService
 REPOSITORY = Path(__file__).resolve().parents[1]
 #: Small population: the test is about orchestration, not about the model.
 SIMULATION_ARGS = ["--customers", "300", "--terminals", "600"]
-DAYS = 3
+DAYS = 10
+#: `make run`'s LABELS_AFTER: a day's labels land this many days after it.
+LABELS_AFTER = 7
+#: The days whose labels came by the last day: trained; the later ones are scored on arrival.
+TRAINED = DAYS - LABELS_AFTER
+#: Today: the last day, scored on arrival by the model trained through day TRAINED.
+TODAY = f"2018-04-{DAYS:02d}"
 
 _INSTANCE: dict[str, DeployedPipeline] = {}
 
@@ -82,8 +91,8 @@ def deployed_pipeline(request: pytest.FixtureRequest,
         raise
     began = time.perf_counter()
     try:
-        result = run_embedded(run_dir, DAYS, "--prefect-api-url", server.api_url,
-                              "--redis-url", redis.url)
+        result = run_embedded(run_dir, DAYS, "--labels-after", str(LABELS_AFTER),
+                              "--prefect-api-url", server.api_url, "--redis-url", redis.url)
     except BaseException:
         server.stop()
         redis.stop()

@@ -182,7 +182,6 @@ def score_arrived_days(share: Share, lineage: Lineage | None = None,
         result.message = (f"no head model yet (nothing trained): {len(days)} arrived day(s) "
                           f"({days[0]} .. {days[-1]}) not scored; they will be once the first "
                           f"day is trained")
-        log.warning(result.message)
     else:
         for day in days:
             # A step holds its day's lock shared until it has committed: while it trains

@@ -11,9 +11,11 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from importlib.metadata import PackageNotFoundError, entry_points, version
 
+from trainer.commands._logging import command_logging
 from trainer.errors import FraudpipeError, storage_error
 
 #: Built-in commands, in the order `fraudpipe --help` lists them.
@@ -54,8 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="fraudpipe",
         description="Daily warm-start fraud-detection training on a shared storage root.",
     )
-    parser.add_argument("-v", "--verbose", action="store_true",
-                        help="debug logging (default: info)")
+    add_logging_options(parser, default_file=os.environ.get("FRAUDPIPE_LOG_FILE"),
+                        default_verbosity=0)
     parser.add_argument("--version", action="version",
                         version=f"%(prog)s {package_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -69,18 +71,33 @@ def build_parser() -> argparse.ArgumentParser:
             logging.getLogger(__name__).debug("command %s unavailable: %s", entry.name, exc)
             continue
         add_parser(sub)
+    for command in sub.choices.values():  # also after the command: `fraudpipe train -v`
+        add_logging_options(command, default_file=argparse.SUPPRESS,
+                            default_verbosity=argparse.SUPPRESS)
     return parser
+
+
+def add_logging_options(parser: argparse.ArgumentParser, default_file: str | None,
+                        default_verbosity: int | str) -> None:
+    """-v/--verbose and --log-file (see `trainer.commands._logging`)."""
+    parser.add_argument("-v", "--verbose", action="count", default=default_verbosity,
+                        help="log lines with timestamps on stderr: -v info, -vv debug "
+                             "(default: each message once, and warnings)")
+    parser.add_argument("--log-file", metavar="FILE", default=default_file,
+                        help="also append the log lines (info; debug with -vv) to FILE "
+                             "(env FRAUDPIPE_LOG_FILE)")
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run one command; a `FraudpipeError` becomes its message and its exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    with command_logging(args.command, args.verbose, args.log_file,
+                         logs_are_output=getattr(args, "logs_are_output", False)):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         return int(args.func(args) or 0)
     except FraudpipeError as exc:

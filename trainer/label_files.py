@@ -115,7 +115,7 @@ def _label_files(source: Path) -> list[Path]:
 
 def _pick(frame: pd.DataFrame, role: str, mapping: dict[str, str], name: str) -> str:
     names = [user for user, canonical in mapping.items() if canonical == role]
-    names += list(LABEL_FILE_NAMES[role])
+    names = list(dict.fromkeys(names + list(LABEL_FILE_NAMES[role])))  # each name once
     for column in names:
         if column in frame.columns:
             return column

@@ -40,11 +40,12 @@ def test_missing_storage_says_it_does_not_exist_through_the_real_executable(tmp_
 
 
 def test_train_on_a_terminal_keeps_the_bar_below_the_log_lines(tmp_path):
-    # GIVEN a share with three days and a real pseudo-terminal as stdout and stderr
+    # GIVEN a share with three days and a real pseudo-terminal as stdout and stderr, and
+    # the log lines asked for (-v)
     share = simulated_share(tmp_path, 3, customers=50, terminals=100)
     leader, follower = pty.openpty()
     env = {k: v for k, v in os.environ.items() if not k.startswith("FRAUDPIPE_")}
-    proc = subprocess.Popen([str(FRAUDPIPE), "train", "--storage", str(share.root),
+    proc = subprocess.Popen([str(FRAUDPIPE), "train", "-v", "--storage", str(share.root),
                              "--learner", "sgd"], stdout=follower, stderr=follower,
                             stdin=subprocess.DEVNULL, env=env)
     os.close(follower)

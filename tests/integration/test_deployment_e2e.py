@@ -14,7 +14,14 @@ import subprocess
 import sys
 
 import pytest
-from prefect_server import DAYS, DeployedPipeline, deployed_pipeline, run_embedded
+from prefect_server import (
+    DAYS,
+    TODAY,
+    TRAINED,
+    DeployedPipeline,
+    deployed_pipeline,
+    run_embedded,
+)
 
 from blocks.redis_queue import RedisWorkQueue
 from stack.embedded import simulate_new_days
@@ -61,22 +68,30 @@ def test_deployment_run_completes_and_leaves_a_verified_lineage(pipeline: Deploy
     assert runs[0]["state"]["type"] == "COMPLETED", runs[0]["state"]
     assert runs[0]["work_pool_name"] == "fraudpipe-process"
     assert runs[0]["parameters"]["landing"] == str(pipeline.run_dir / "landing")
+    assert runs[0]["parameters"]["labels"] == str(pipeline.run_dir / "labels")
     # AND the server's scheduler (on, as `make up` runs it) queued the next 06:00 Paris runs
     upcoming = _daily_runs(pipeline, auto_scheduled=True)
     assert upcoming and all(run["state"]["type"] == "SCHEDULED" for run in upcoming), upcoming
-    # AND the lineage verifies, one checkpoint per simulated day in date order
+    # AND the lineage verifies: one checkpoint per labelled day, in date order
     chain = verify(Share.at(pipeline.share))
     assert [entry.date for entry in chain] == [
-        dt.date(2018, 4, 1) + dt.timedelta(days=i) for i in range(DAYS)]
+        dt.date(2018, 4, 1) + dt.timedelta(days=i) for i in range(TRAINED)]
+    # AND every later day was scored on arrival by the head, today among them
+    scored = sorted(p.stem for p in (pipeline.share / "output" / "scores").glob("*.parquet"))
+    assert scored == [f"2018-04-{d:02d}" for d in range(2, DAYS + 1)]
     # AND the queue is drained: nothing pending, leased or dead
     stats = RedisWorkQueue.from_url(pipeline.redis.url).get_queue().stats()
     assert (stats.pending, stats.leased, stats.dead) == (0, [], 0), stats.to_json()
     # AND the output showed each day's step as the worker ran it (streamed from the run's logs)
     for entry in chain:
         assert f"| {entry.date.isoformat()} trained in " in pipeline.output, pipeline.output
-    # AND the output names the report, the plot and the UI
+    # AND the output names the report, today's list and the last lists' outcomes, and the
+    # UI (its server stays up: the run used it, it did not start it)
     assert f"Prefect UI:   {pipeline.server.url}" in pipeline.output
     assert str(pipeline.share / "output" / "report.txt") in pipeline.output
+    assert (f"today's list: {TODAY}: {pipeline.share / 'output' / 'scores' / TODAY}.parquet"
+            in pipeline.output)
+    assert f"last lists:   {TRAINED - 1} outcome(s)" in pipeline.output
 
 
 def test_artifacts_of_the_flow_run_are_in_the_api(pipeline: DeployedPipeline) -> None:
@@ -91,11 +106,11 @@ def test_artifacts_of_the_flow_run_are_in_the_api(pipeline: DeployedPipeline) ->
     assert by_key["fraudpipe-daily-pipeline-metrics"]["type"] == "table"
     assert by_key["fraudpipe-daily-pipeline-progress"]["type"] == "progress"
     report = by_key["fraudpipe-daily-pipeline-report"]["data"]
-    for day in range(1, DAYS + 1):
-        assert f"2018-04-0{day}" in report
+    for day in range(1, TRAINED + 1):
+        assert f"2018-04-{day:02d}" in report
     table = by_key["fraudpipe-daily-pipeline-metrics"]["data"]
     rows = json.loads(table) if isinstance(table, str) else table
-    assert len(rows) == DAYS
+    assert len(rows) == TRAINED
     assert by_key["fraudpipe-daily-pipeline-progress"]["data"] == 100.0
     # The plot is a PNG on the share, linked from an artifact (Prefect stores links as
     # markdown).
@@ -140,9 +155,12 @@ def test_embedded_on_a_fresh_run_dir_twice_continues_and_stops_everything(tmp_pa
     chain = verify(Share.at(tmp_path / "share"))
     assert [e.date.isoformat() for e in chain] == [f"2018-04-0{i}" for i in range(1, 5)]
     assert "new days 2018-04-03 .. 2018-04-04" in second.stdout
-    # AND nothing it started is left: the run directory's Prefect server does not answer
-    url = [line.split()[-1] for line in second.stdout.splitlines()
-           if line.strip().startswith("Prefect UI:")][-1]
+    # AND nothing it started is left: the Prefect server it started (the address it printed
+    # at the start) does not answer, and the results give no link to it
+    [url] = [line.split()[2] for line in second.stdout.splitlines()
+             if line.strip().startswith("Prefect UI: http")]
+    assert "Prefect UI:   stopped with this run's services" in second.stdout
+    assert f"{url}/runs/flow-run/" not in second.stdout
     import httpx
 
     with pytest.raises(httpx.HTTPError):

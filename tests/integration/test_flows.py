@@ -172,6 +172,45 @@ def test_daily_pipeline_on_a_path_that_is_not_a_share_refuses_and_starts_no_chai
     assert queue_of(fast["redis_url"]).stats().pending == 0
 
 
+def logs_of(flow_run_id: UUID, until: str, wait_seconds: float = 30.0) -> list[str]:
+    """The flow run's log messages, waiting until one contains `until` (logs are sent to
+    the API in the background, like task runs)."""
+    import time
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        with get_client(sync_client=True) as client:
+            messages = [log.message for log in client.read_logs(log_filter=LogFilter(
+                flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])))]
+        if any(until in m for m in messages) or time.monotonic() > deadline:
+            return messages
+        time.sleep(0.5)
+
+
+def test_a_missing_landing_area_fails_the_run_with_a_one_line_cause(
+        prefect_harness: str, fast: dict, tmp_path: Path) -> None:
+    from flows.pipeline import daily_pipeline
+
+    # GIVEN a landing path nobody created (the README's my-landing before its mkdir)
+    missing = tmp_path / "my-landing"
+    # WHEN the daily pipeline runs on it
+    state = daily_pipeline(str(missing), **fast, return_state=True)
+    # THEN the run is Failed and its state message is the cause, on one line
+    assert state.is_failed()
+    assert state.message == (
+        f"landing {str(missing)!r}: no such directory; expected a directory that the day "
+        f"files land in (create it and put the files there, e.g. with `fraudpipe simulate "
+        f"--out DIR`)")
+    # AND the run's log says it once as an error line, with no traceback to dig through
+    logs = logs_of(state.state_details.flow_run_id, until="no such directory")
+    assert sum(m == state.message for m in logs) == 1, logs
+    assert not any("Traceback" in m for m in logs), logs
+    assert not missing.exists()
+
+
 def test_bad_file_is_quarantined_and_the_rest_trained(
         prefect_harness: str, fast: dict, tmp_path: Path) -> None:
     from flows.pipeline import daily_pipeline

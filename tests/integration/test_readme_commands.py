@@ -7,6 +7,11 @@ parameter with that reason (never a silent skip). The blocks that run share one 
 process, in order (a later block may use a variable an earlier one set), with no
 virtualenv on PATH and no PREFECT_*/FRAUDPIPE_* variables, and TMPDIR pointing at the
 test's own directory, so `mktemp -d` keeps the share out of the repository.
+
+A block preceded by `<!-- readme-test: on the make-up stack: REASON -->` runs against a
+stack this test opens with `make up` (free ports, a temporary RUN_DIR; the README's
+port 4280 becomes the stack's), from a scratch directory whose `.venv` is the
+repository's, so what the block creates (`my-landing`) stays out of the repository.
 """
 
 from __future__ import annotations
@@ -24,6 +29,9 @@ pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
 README = REPO / "README.md"
 SKIP = re.compile(r"<!-- readme-test: skip: (.+?) -->\s*$")
+ON_STACK = re.compile(r"<!-- readme-test: on the make-up stack: (.+?) -->\s*$")
+#: The Prefect port the README's stack blocks name (`make up`'s default PREFECT_PORT).
+README_PREFECT_PORT = 4280
 #: Commands that start long-lived services or need a cluster: a block holding one must carry
 #: a skip marker, and is never run without it (the test would hang or reach out).
 NEEDS_MORE = re.compile(
@@ -39,6 +47,7 @@ class Block:
     line: int
     text: str
     skip: str | None
+    on_stack: str | None = None
 
 
 def bash_blocks(path: Path = README) -> list[Block]:
@@ -53,9 +62,11 @@ def bash_blocks(path: Path = README) -> list[Block]:
             while lines[i].strip() != "```":
                 body.append(lines[i])
                 i += 1
-            marker = SKIP.match(lines[start - 1].strip()) if start else None
+            above = lines[start - 1].strip() if start else ""
+            marker, stack = SKIP.match(above), ON_STACK.match(above)
             blocks.append(Block(len(blocks), start + 1, "\n".join(body) + "\n",
-                                marker.group(1) if marker else None))
+                                marker.group(1) if marker else None,
+                                stack.group(1) if stack else None))
         i += 1
     return blocks
 
@@ -78,7 +89,7 @@ def local_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("readme")
     script = ["set -e"]
     for block in BLOCKS:
-        if block.skip is None and not NEEDS_MORE.search(block.text):
+        if block.skip is None and block.on_stack is None and not NEEDS_MORE.search(block.text):
             script += [f"# README.md line {block.line}", block.text,
                        f"echo '{DONE.format(block.index)}'"]
     before = _git_status()
@@ -100,8 +111,9 @@ def _git_status() -> str:
                   if b.skip else [])
      for b in BLOCKS],
 )
-def test_readme_block_runs_as_written(block, local_run):
-    proc, _, _, _ = local_run
+@pytest.mark.timeout(1200)  # the first on-stack block waits for `make up` and its runs
+def test_readme_block_runs_as_written(block, request):
+    proc = request.getfixturevalue("stack_run" if block.on_stack else "local_run")[0]
     assert DONE.format(block.index) in proc.stdout, (
         f"README.md block at line {block.line} failed (exit {proc.returncode}):\n"
         f"{block.text}\n--- stdout\n{proc.stdout[-4000:]}\n--- stderr\n{proc.stderr[-4000:]}")
@@ -141,7 +153,8 @@ def test_the_runnable_blocks_do_what_the_readme_says(local_run):
 def test_every_block_runs_or_says_what_it_needs():
     skipped = [b for b in BLOCKS if b.skip]
     assert any(b.skip is None for b in BLOCKS)
-    unmarked = [f"line {b.line}" for b in BLOCKS if b.skip is None and NEEDS_MORE.search(b.text)]
+    unmarked = [f"line {b.line}" for b in BLOCKS
+                if b.skip is None and b.on_stack is None and NEEDS_MORE.search(b.text)]
     assert unmarked == [], (
         "these README blocks need a service or a cluster: put "
         "`<!-- readme-test: skip: needs ... -->` on the line before the ```bash")
@@ -160,3 +173,87 @@ def test_no_doc_refers_outside_the_repository():
         text = path.read_text()
         assert "../shared" not in text and "/work/shared" not in text, path
         assert "FACTS section" not in text, path
+
+
+# --- the blocks that need the stack `make up` keeps open ----------------------------------
+
+def _make(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    # MAKEFLAGS from an outer make would change what these runs print.
+    env = {k: v for k, v in os.environ.items() if k not in {"MAKEFLAGS", "MAKELEVEL"}}
+    return subprocess.run(["make", "--no-print-directory", *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+#: After the blocks, the README's landing example with the directory never created: what
+#: `--watch` prints when the landing area is missing.
+MISSING_LANDING = """
+.venv/bin/prefect deployment run 'daily-pipeline/local' --param landing="$PWD/never-created" \\
+  --watch > missing-landing.out 2>&1 || echo "missing landing: exit status $?"
+"""
+
+
+@pytest.fixture(scope="module")
+def stack_run(tmp_path_factory):
+    """`make up` on free ports, the on-stack blocks in one bash from a scratch directory,
+    then the missing-landing run; `make down` at the end. (proc, scratch, run_dir, ui)."""
+    from stack.services import free_port
+
+    tmp = tmp_path_factory.mktemp("readme-stack")
+    run_dir, scratch, home = tmp / "run", tmp / "scratch", tmp / "home"
+    scratch.mkdir()
+    home.mkdir()
+    (scratch / ".venv").symlink_to(REPO / ".venv")
+    port = free_port()
+    where = [f"RUN_DIR={run_dir}", f"REDIS_PORT={free_port()}", f"PREFECT_PORT={port}"]
+    up = _make("up", *where)
+    try:
+        assert up.returncode == 0, up.stdout + up.stderr
+        script = ["set -e"]
+        for block in BLOCKS:
+            if block.on_stack:
+                text = block.text.replace(f"127.0.0.1:{README_PREFECT_PORT}", f"127.0.0.1:{port}")
+                script += [f"# README.md line {block.line}", text,
+                           f"echo '{DONE.format(block.index)}'"]
+        script.append(MISSING_LANDING)
+        env = fresh_shell_env(tmp) | {"HOME": str(home)}
+        proc = subprocess.run(["bash", "-c", "\n".join(script)], cwd=scratch, env=env,
+                              capture_output=True, text=True, timeout=900)
+        yield proc, scratch, run_dir, f"http://127.0.0.1:{port}"
+    finally:
+        _make("down", f"RUN_DIR={run_dir}")
+
+
+@pytest.mark.timeout(1200)
+def test_the_landing_example_runs_on_the_stack_and_a_missing_landing_says_why(stack_run):
+    import httpx
+
+    from trainer.share.layout import Share
+    from trainer.share.lineage import verify
+
+    proc, scratch, run_dir, ui = stack_run
+    assert any(b.on_stack for b in BLOCKS)
+    # THEN the landing example's run, watched to its end, completed and trained its two days
+    assert "Flow run finished successfully in 'Completed'" in proc.stdout, (
+        proc.stdout[-4000:] + proc.stderr[-4000:])
+    assert sorted(p.name for p in (scratch / "my-landing").iterdir()) == [
+        "2018-04-11.parquet", "2018-04-12.parquet"]
+    trained = [e.date.isoformat() for e in verify(Share.at(run_dir / "share"))]
+    assert trained[-2:] == ["2018-04-11", "2018-04-12"], trained
+    # AND the team's review capacity went to the run as a parameter
+    runs = httpx.post(f"{ui}/api/flow_runs/filter", json={}, timeout=30).json()
+    assert any(r["parameters"].get("review_capacity") == 50 for r in runs)
+    assert any(r["parameters"].get("landing") == str(scratch / "my-landing") for r in runs)
+    # AND with the landing directory never created, --watch shows the cause as the run's
+    # one error line, before the Failed state and before any traceback (Prefect's engine
+    # logs one for every failed run, after it), and exits 1; the cause is the state message
+    assert "missing landing: exit status 1" in proc.stdout, proc.stdout[-4000:]
+    watched = (scratch / "missing-landing.out").read_text()
+    unwrapped = " ".join(watched.split())  # the CLI wraps long lines at the terminal's width
+    cause = f"landing '{scratch / 'never-created'}': no such directory"
+    assert cause in unwrapped, watched
+    first_failure = min(unwrapped.find(what) for what in ("prefect.flow-run.Failed", "Traceback")
+                        if what in unwrapped)
+    assert unwrapped.index(cause) < first_failure, watched
+    [failed] = [r for r in runs if r["parameters"].get("landing") == str(scratch / "never-created")]
+    state = httpx.get(f"{ui}/api/flow_runs/{failed['id']}", timeout=30).json()["state"]
+    assert state["type"] == "FAILED" and state["message"].startswith(cause), state

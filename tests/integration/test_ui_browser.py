@@ -1,10 +1,13 @@
 """The Prefect UI in a real browser: the schedule with its time zone, and what to do today.
 
 Headless Chromium from Debian's `chromium` package, driven by Playwright (the pip
-package only; its own browser download is never used). Screenshots go to
-`test-output/ui/` at the repository root (git-ignored); look at them to see what the
-assertions saw: the deployment with its schedule, the run's artifacts, its headline, its
-alerts table and its inline metrics plot.
+package only; its own browser download is never used), after a run of the demo as
+`make run` runs it (tests/prefect_server.py: days arrive without labels, labels a week
+later). Screenshots go to `test-output/ui/` at the repository root (git-ignored); look at
+them to see what the assertions saw: the deployment with its schedule, the run's
+artifacts, its headline, its alerts table and its inline metrics plot. The analyst's
+views (headline, today's list with reasons and transactions, last lists, arrived days)
+are saved to `docs/screenshots/`, which the README links.
 """
 
 from __future__ import annotations
@@ -16,7 +19,14 @@ from pathlib import Path
 
 import pytest
 from playwright import sync_api
-from prefect_server import DAYS, REPOSITORY, DeployedPipeline, deployed_pipeline
+from prefect_server import (
+    DAYS,
+    REPOSITORY,
+    TODAY,
+    TRAINED,
+    DeployedPipeline,
+    deployed_pipeline,
+)
 
 # One deployed pipeline (tests/prefect_server.py) for both modules: the same xdist worker.
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("deployed_pipeline")]
@@ -28,8 +38,6 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 SCREENSHOTS = REPOSITORY / "test-output" / "ui"
 #: Milliseconds for the single-page app to render what it fetched.
 RENDER_TIMEOUT_MS = 60_000
-
-HEAD_DAY = f"2018-04-{DAYS:02d}"
 
 
 @pytest.fixture(scope="session")
@@ -129,19 +137,20 @@ def test_flow_run_page_lists_the_artifacts(pipeline: DeployedPipeline, page) -> 
     # THEN the run is Completed and its artifacts are listed, the headline among them
     page.get_by_text("Completed", exact=False).first.wait_for()
     page.get_by_text("fraudpipe-daily-pipeline-headline", exact=False).first.wait_for()
-    page.get_by_text(f"{DAYS} of {DAYS} done", exact=False).first.wait_for()
+    page.get_by_text(f"{TRAINED} of {TRAINED} done", exact=False).first.wait_for()
     shot = _screenshot(page, "flow-run-artifacts")
     text = page.inner_text("body")
-    for what in ("headline", "alerts", "plot", "report", "metrics"):
+    for what in ("headline", "alerts", "outcomes", "days", "plot", "report", "metrics"):
         assert f"fraudpipe-daily-pipeline-{what}" in text, what
     assert shot.stat().st_size > 10_000
-    # AND the headline opens from there: today's day and what to do
+    # AND the headline opens from there: today's day, scored on arrival, and what to do
     page.get_by_text("fraudpipe-daily-pipeline-headline", exact=False).first.click()
-    page.get_by_text(f"today is {HEAD_DAY}", exact=False).first.wait_for()
+    page.get_by_text(f"today is {TODAY} (scored on arrival)", exact=False).first.wait_for()
     page.get_by_text("What to do today", exact=False).first.wait_for()
     _screenshot(page, "headline-artifact")
     text = page.inner_text("body")
-    assert "Card Precision@100" in text and "prequential" in text
+    assert f"Scored on arrival by the model trained through 2018-04-{TRAINED:02d}" in text
+    assert "the day's labels are not known yet" in text
 
 
 @pytest.mark.timeout(900)
@@ -149,7 +158,7 @@ def test_alerts_table_shows_todays_cards(pipeline: DeployedPipeline, page) -> No
     assert pipeline.returncode == 0, pipeline.output
     alerts = _artifacts(pipeline)["fraudpipe-daily-pipeline-alerts"]
     rows = _rows(alerts["data"])
-    assert rows and rows[0]["rank"] == 1 and rows[0]["date"] == HEAD_DAY
+    assert rows and rows[0]["rank"] == 1 and rows[0]["date"] == TODAY
     # GIVEN the alerts artifact's page
     page.goto(f"{pipeline.server.url}/artifacts/artifact/{alerts['id']}")
     # THEN it is a table whose header names the columns and whose cells are the cards
@@ -162,7 +171,7 @@ def test_alerts_table_shows_todays_cards(pipeline: DeployedPipeline, page) -> No
     first_cells = table.locator("tbody tr").first.locator("td").all_inner_texts()
     assert str(rows[0]["card_id"]) in first_cells, first_cells
     assert rows[0]["why"] and rows[0]["why"] in first_cells, first_cells
-    assert f"output/scores/{HEAD_DAY}.parquet" in alerts["description"]
+    assert f"output/scores/{TODAY}.parquet" in alerts["description"]
     shot = _screenshot(page, "alerts-artifact")
     assert shot.stat().st_size > 10_000
 
@@ -190,33 +199,72 @@ def test_metrics_plot_is_rendered_inline(pipeline: DeployedPipeline, page) -> No
 DOC_SCREENSHOTS = REPOSITORY / "docs" / "screenshots"
 
 
+def _scroll_table_to(page, column: str) -> None:
+    """Scroll the table artifact sideways (as a user does) until `column` is at its left."""
+    page.locator("table").first.evaluate(
+        """(table, column) => {
+            const th = [...table.querySelectorAll("th")].find(h => h.innerText.trim() === column);
+            table.parentElement.scrollLeft = th.offsetLeft;
+        }""", column)
+
+
 @pytest.mark.timeout(900)
-def test_the_analysts_morning_headline_reasons_and_last_lists(pipeline: DeployedPipeline,
-                                                              page) -> None:
+def test_the_analysts_morning_headline_todays_list_last_lists_and_arrived_days(
+        pipeline: DeployedPipeline, page) -> None:
     assert pipeline.returncode == 0, pipeline.output
     artifacts = _artifacts(pipeline)
+    alerts = artifacts["fraudpipe-daily-pipeline-alerts"]
+    first = _rows(alerts["data"])[0]
     DOC_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    # GIVEN the headline: the review capacity, why the top cards are listed, the last lists
+    # GIVEN the headline, in a window tall enough to hold all of it: today (scored on
+    # arrival), the review capacity, why the top cards are listed with their transactions
+    # of the day, and the last lists with the hit-rate trend
+    page.set_viewport_size({"width": 1400, "height": 2400})
     page.goto(f"{pipeline.server.url}/artifacts/artifact/"
               f"{artifacts['fraudpipe-daily-pipeline-headline']['id']}")
     page.get_by_text("Why the top cards are on the list", exact=False).first.wait_for()
-    page.get_by_text("Last lists", exact=False).first.wait_for()
+    page.get_by_text("Hit-rate trend", exact=False).first.wait_for()
     text = page.inner_text("body")
-    assert "cards a day" in text and "booster" in text and "Hit-rate trend" in text
+    assert f"today is {TODAY} (scored on arrival)" in text
+    assert "100 cards a day" in text and "booster" in text and "Last lists" in text
+    assert first["why"].split(";")[0] in text
+    top_transaction = first["transactions_of_the_day"].split(";")[0].split(" ")
+    assert f"{top_transaction[0]} transaction {top_transaction[2]}, terminal" in text
     page.screenshot(path=str(DOC_SCREENSHOTS / "headline.png"), full_page=True)
-    # AND the alerts table: each card's reasons and its transactions of the day
-    alerts = artifacts["fraudpipe-daily-pipeline-alerts"]
-    first = _rows(alerts["data"])[0]
+    # AND today's list: the alerts table, each card with its reasons ...
+    page.set_viewport_size({"width": 1600, "height": 1000})
     page.goto(f"{pipeline.server.url}/artifacts/artifact/{alerts['id']}")
     page.locator("table").first.wait_for()
     page.get_by_text(first["why"].split(";")[0], exact=False).first.wait_for()
+    assert f"{TODAY}, best rank first, scored on arrival" in page.inner_text("body")
     page.screenshot(path=str(DOC_SCREENSHOTS / "alerts-with-reasons.png"), full_page=True)
-    # AND the outcomes of the last lists, a row per labelled day, newest first
+    # ... and, scrolled sideways, its transactions of the day
+    _scroll_table_to(page, "transactions_of_the_day")
+    cell = page.get_by_text(first["transactions_of_the_day"][:40], exact=False).first
+    cell.wait_for()
+    assert 0 <= cell.bounding_box()["x"] < 1600  # in the window, not scrolled out of it
+    page.screenshot(path=str(DOC_SCREENSHOTS / "alerts-transactions.png"), full_page=True)
+    # AND the outcomes of the last lists, a row per labelled day with a list, newest first
     outcomes = artifacts["fraudpipe-daily-pipeline-outcomes"]
     rows = _rows(outcomes["data"])
-    assert [row["date"] for row in rows] == [f"2018-04-{d:02d}" for d in range(DAYS, 1, -1)]
+    assert [row["date"] for row in rows] == [f"2018-04-{d:02d}" for d in range(TRAINED, 1, -1)]
     page.goto(f"{pipeline.server.url}/artifacts/artifact/{outcomes['id']}")
     page.locator("table").first.wait_for()
     header = page.locator("table").first.locator("th").all_inner_texts()
     assert {"confirmed_fraud", "hit_rate", "missed_by_the_list"} <= set(header), header
     page.screenshot(path=str(DOC_SCREENSHOTS / "outcomes.png"), full_page=True)
+    # AND the arrived days: every day, newest first; today and the days after the labelled
+    # ones arrived without labels, wait for them and were scored by the head on arrival
+    days = artifacts["fraudpipe-daily-pipeline-days"]
+    rows = _rows(days["data"])
+    assert [row["date"] for row in rows] == [f"2018-04-{d:02d}" for d in range(DAYS, 0, -1)]
+    head = f"model_cpt_2018-04-{TRAINED:02d}.skops"
+    for row in rows[:DAYS - TRAINED]:
+        assert (row["state"], row["arrived"], row["scored_by"]) == (
+            "awaiting labels", "without labels", head), row
+    assert all(row["state"] == "trained" for row in rows[DAYS - TRAINED:]), rows
+    page.goto(f"{pipeline.server.url}/artifacts/artifact/{days['id']}")
+    page.locator("table").first.wait_for()
+    page.get_by_text(TODAY, exact=True).first.wait_for()
+    assert page.get_by_text("awaiting labels", exact=True).count() == DAYS - TRAINED
+    page.screenshot(path=str(DOC_SCREENSHOTS / "arrived-days.png"), full_page=True)

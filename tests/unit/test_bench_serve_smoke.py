@@ -2,7 +2,9 @@
 
 A smoke test on a tiny share: no timing is asserted (the machine is shared). What is
 asserted could fail: the service became ready, every phase sent requests and got no
-error, the batch was answered row for row, memory was read from the serving process.
+error, the server's CPU per request was read, the rate search stepped, the hot reload
+under load moved the answers to a new checkpoint without a failed request, the batch was
+answered row for row, memory was read from the serving process.
 """
 
 from __future__ import annotations
@@ -24,9 +26,14 @@ def test_bench_serve_quick_measures_every_phase(tmp_path):
     assert result["benchmark"] == "serve" and result["quick"] is True
     assert result["start_to_ready_seconds"] > 0
     assert result["memory_ready_mib"]["VmRSS"] > 50
-    for loop in [*result["closed_loop"], result["open_loop"]]:
+    for loop in [*result["closed_loop"], result["open_loop"], *result["rate_search"]["steps"]]:
         assert loop["requests"] > 0 and loop["errors"] == 0, loop
         assert 0 < loop["p50_ms"] <= loop["p99_ms"] <= loop["max_ms"]
-    assert result["batch"]["status"] == 200
-    assert result["batch"]["answers"] == result["batch"]["transactions"] > 100
+        assert loop["server_cpu_ms_per_request"] > 0
+    reload = result["reload_under_load"]
+    assert reload["requests"] > 0 and reload["failed"] == 0, reload
+    assert reload["checkpoints_answered"] == 2, reload
+    batch = result["batch_default_size"]
+    assert batch["status"] == 200
+    assert batch["answers"] == batch["transactions"] > 100
     assert result["context"]["machine"]["nproc"] >= 1

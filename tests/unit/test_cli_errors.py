@@ -10,6 +10,7 @@ import datetime as dt
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from tests.cli_runner import run_main
@@ -295,15 +296,62 @@ def _share_with_days(tmp_path: Path, days: int) -> Share:
     return simulated_share(tmp_path, days, customers=50, terminals=100)
 
 
-def test_train_without_a_terminal_writes_log_lines_only(tmp_path):
+def test_train_without_a_terminal_prints_one_line_per_day_and_no_log_lines(tmp_path):
     share = _share_with_days(tmp_path, 3)
     code, out, err = run_main("train", "--storage", str(share.root), "--learner", "sgd")
     assert code == 0, err
-    assert "\r" not in err and "[#" not in err  # no bar redrawn into a log file
+    assert err == ""  # no timestamped log line repeats what stdout says
+    assert "\r" not in out and "[#" not in out  # no bar redrawn into a log file
+    for i, day in enumerate(D[:3], start=1):
+        assert sum(line.startswith(f"[{i}/3] {day}: trained in ") for line in out.splitlines()) == 1
+    assert "trained 3 day(s)" in out
+
+
+def test_train_with_verbose_writes_the_log_lines_instead(tmp_path):
+    share = _share_with_days(tmp_path, 3)
+    code, out, err = run_main("train", "--storage", str(share.root), "--learner", "sgd", "-v")
+    assert code == 0, err
     lines = err.splitlines()
     for day in D[:3]:
-        assert sum(f"trained {day}" in line for line in lines) == 1
+        assert sum(f"INFO trainer.step: trained {day}" in line for line in lines) == 1
+        assert f"{day}: trained in" not in out
     assert "trained 3 day(s)" in out
+
+
+def test_a_message_is_printed_once_without_a_log_line_repeating_it(tmp_path):
+    # GIVEN a share whose days arrived unlabelled, nothing trained
+    landing = tmp_path / "landing"
+    simulate_days(landing, 2, customers=50, terminals=100)
+    for path in landing.glob("*.parquet"):  # the labels are not there yet
+        pd.read_parquet(path).drop(columns=["TX_FRAUD", "TX_FRAUD_SCENARIO"]).to_parquet(path)
+    assert main(["ingest", "--source", str(landing), "--storage", str(tmp_path / "s")]) == 0
+    # WHEN score finds no model to score with, and ingest finds nothing new
+    code, out, err = run_main("score", "--storage", tmp_path / "s")
+    again = run_main("ingest", "--source", landing, "--storage", tmp_path / "s")
+    # THEN each says so once, and no log line repeats it on stderr
+    assert code == 0 and again.code == 0, err + again.err
+    assert (out + err).count("no head model yet") == 1, out + err
+    assert err == "" and again.err == ""
+    assert "0 ingested, 2 unchanged" in again.out
+
+
+def test_the_log_file_keeps_the_log_lines_the_terminal_leaves_out(tmp_path):
+    share = _share_with_days(tmp_path, 2)
+    log_file = tmp_path / "fraudpipe.log"
+    code, out, err = run_main("train", "--storage", share.root, "--learner", "sgd",
+                              "--log-file", log_file)
+    assert code == 0 and err == "", err
+    logged = log_file.read_text().splitlines()
+    for day in D[:2]:
+        assert sum(f" INFO trainer.step: trained {day} in " in line for line in logged) == 1
+        assert f"trained {day} in " not in out  # the terminal's line for it is its own
+
+
+def test_a_log_file_that_cannot_be_written_is_a_usage_error(tmp_path):
+    code, _, err = run_main("--log-file", tmp_path / "no" / "such" / "dir.log", "lineage",
+                            "--storage", tmp_path)
+    assert code == 2
+    assert f"cannot write the log file {tmp_path / 'no' / 'such' / 'dir.log'}" in err
 
 
 # --- quarantine --------------------------------------------------------------------------

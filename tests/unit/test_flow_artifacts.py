@@ -202,6 +202,9 @@ def test_headline_says_what_to_do_today_and_what_the_numbers_mean(share: Share) 
     assert "head moved 2018-04-02 -> 2018-04-04 (+2 day(s) trained)" in text
     before = Lineage.load(share).chain()[1].metrics["prequential"]["auc_roc"]
     assert f"ROC AUC: {before:.3f} on 2018-04-02 -> {pre['auc_roc']:.3f} on 2018-04-04" in text
+    # AND the serving head: the checkpoint a running `fraudpipe serve` loads
+    assert (f"Serving head: `fraudpipe serve` scores with the checkpoint of **2018-04-04** "
+            f"(`{head.checkpoint}`, sha256 `{head.sha256[:12]}`)") in text
     # AND the alerts table is today's, the plot is inline, the report has no accuracy
     assert {a["date"] for a in built.alerts} == {"2018-04-04"}
     assert "accuracy" not in built.report.lower()
@@ -280,3 +283,21 @@ def test_argo_days_are_settled_from_the_lineage_and_this_runs_dead_letters() -> 
     assert summary.dead == [DeadLetter("2018-04-04", "DatasetValidationError: x (after 3 "
                                                      "attempt(s))")]
     assert summary.notes == ["argo: neither trained nor dead-lettered: 2018-04-05"]
+
+
+def test_the_headlines_top_cards_show_their_reasons_and_transactions_of_the_day() -> None:
+    from flows.today import HEADLINE_TRANSACTIONS, _why_lines
+
+    transactions = [{"time": f"0{i}:15:00", "transaction_id": 100 + i, "terminal_id": 7,
+                     "amount": 10.0 * (i + 1), "score": 0.1 * i} for i in range(9)]
+    alert = {"rank": 1, "card_id": 42, "highest_score": 0.8, "score_from_booster": 0.6,
+             "score_from_others": 0.2, "reasons": "amount 5.2x the card's 30-day mean",
+             "transaction_list": transactions}
+    lines = _why_lines([alert])
+    card = lines.index("- **#1 card 42** (score 0.800; booster 0.600 + MLP 0.200): amount "
+                       "5.2x the card's 30-day mean")
+    # each transaction of the day under its card, up to the cap, then how many more
+    assert lines[card + 1] == ("    - 00:15:00 transaction 100, terminal 7, amount 10.00, "
+                               "score 0.000")
+    assert lines[card + HEADLINE_TRANSACTIONS].startswith("    - 07:15:00 transaction 107")
+    assert lines[card + HEADLINE_TRANSACTIONS + 1] == "    - ... 1 more in the alerts table"

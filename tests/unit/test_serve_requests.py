@@ -286,3 +286,72 @@ def test_without_a_trained_head_the_service_is_alive_but_not_ready(tmp_path):
         reply = client.post("/v1/score", json={"TRANSACTION_ID": 1})
         assert reply.status_code == 503
         assert "not ready" in reply.json()["error"]
+
+
+def test_a_whole_day_as_one_batch_equals_its_rows_sent_one_by_one_bit_for_bit(bank):
+    # GIVEN the second served day (its history includes the first, served online first)
+    first, day = bank.served
+    with client_of(bank) as one_by_one, client_of(bank) as batched:
+        for client in (one_by_one, batched):
+            for _, row in bank.day_rows(first).iterrows():
+                assert client.post("/v1/score", json=transaction(row)).status_code == 200
+        rows = bank.day_rows(day)
+        # WHEN one service gets the day one transaction at a time, in time order, and the
+        # other gets it as one batch (shuffled: answers follow the body's order)
+        single = {r["tx_id"]: client_json(one_by_one.post(
+            "/v1/score", params={"inputs": "true"}, json=transaction(r)))
+            for _, r in rows.iterrows()}
+        shuffled = rows.sample(frac=1, random_state=1)
+        body = b"".join(orjson.dumps(transaction(r)) + b"\n" for _, r in shuffled.iterrows())
+        reply = batched.post("/v1/score/batch", params={"inputs": "true", "reasons": "3"},
+                             content=body, headers={"content-type": "application/x-ndjson"})
+        assert reply.status_code == 200, reply.text
+    # THEN every answer is the one-by-one answer: same inputs and score, bit for bit
+    answers = [json.loads(line) for line in reply.text.splitlines()]
+    assert [a["transaction_id"] for a in answers] == shuffled["tx_id"].tolist()
+    assert len(answers) == len(rows) > 50
+    for answer in answers:
+        expected = single[answer["transaction_id"]]
+        assert answer["inputs"] == expected["inputs"]
+        assert answer["score"] == expected["score"]
+        assert answer["reasons"] == expected["reasons"]
+        assert answer["duplicate"] is False
+
+
+def client_json(reply) -> dict:
+    assert reply.status_code == 200, reply.text
+    return reply.json()
+
+
+def test_a_batch_spanning_two_days_is_refused_and_records_nothing(bank):
+    first, day = bank.served
+    lines = [transaction(bank.day_rows(first).iloc[-1]), transaction(bank.day_rows(day).iloc[0])]
+    body = b"".join(orjson.dumps(line) + b"\n" for line in lines)
+    with client_of(bank) as client:
+        reply = client.post("/v1/score/batch", content=body,
+                            headers={"content-type": "application/x-ndjson"})
+        assert reply.status_code == 422
+        assert reply.json()["field"] == "timestamp"
+        assert "expected the day of row 0" in reply.json()["error"]
+        assert client.post("/v1/score", json=lines[0]).json()["duplicate"] is False
+
+
+def test_query_parameters_and_routes_are_checked_and_named(bank, rows):
+    body = transaction(rows.iloc[0])
+    with client_of(bank) as client:
+        none = client.post("/v1/score", params={"reasons": "0"}, json=body).json()
+        bad = client.post("/v1/score", params={"reasons": "many"},
+                          json=transaction(rows.iloc[1]))
+        flag = client.post("/v1/score", params={"inputs": "perhaps"},
+                           json=transaction(rows.iloc[1]))
+        unknown = client.get("/v2/score")
+        wrong_method = client.get("/v1/score")
+        later = client.post("/v1/score", json=transaction(rows.iloc[1])).json()
+    assert none["reasons"] == [] and none["duplicate"] is False
+    assert (bad.status_code, bad.json()["field"]) == (422, "reasons")
+    assert "expected an integer from 0 to 100" in bad.json()["error"]
+    assert (flag.status_code, flag.json()["field"]) == (422, "inputs")
+    assert unknown.status_code == 404 and "/v1/score" in unknown.json()["error"]
+    assert wrong_method.status_code == 405
+    # the refused requests recorded nothing: the next one is its transaction's first
+    assert later["duplicate"] is False

@@ -1,8 +1,9 @@
 """A progress line for `fraudpipe train` that log lines never run into.
 
-On a terminal the bar is the last line of stderr: a log record clears it, prints, and
-the bar is drawn again below. Anywhere else (a pipe, a CI log, a pod) no bar is drawn
-and the step's own log lines ("trained <day> in <s>") are the progress.
+On a terminal the bar is the last line of stderr: a log record (with `-v`) clears it,
+prints, and the bar is drawn again below. Anywhere else (a pipe, a CI log, a pod) no bar
+is drawn: one line per trained day on stdout is the progress (`ProgressLines`), or with
+`-v` the step's own log lines ("trained <day> in <s>").
 """
 
 from __future__ import annotations
@@ -50,6 +51,19 @@ class ProgressBar:
             self.stream.write("\n")
             self.stream.flush()
             self.text = ""
+
+
+class ProgressLines:
+    """`train_all`'s `on_step` callback printing one line per day (no terminal to redraw)."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream or sys.stdout
+
+    def __call__(self, done: int, total: int, result: StepResult) -> None:
+        sha = (result.checkpoint_sha256 or "")[:12]
+        what = (f"trained in {result.seconds:.2f}s, checkpoint {sha}"
+                if result.status == "trained" else result.status)
+        print(f"[{done}/{total}] {result.date}: {what}", file=self.stream, flush=True)
 
 
 class _BarAwareHandler(logging.Handler):

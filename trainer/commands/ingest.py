@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 from typing import TYPE_CHECKING
 
@@ -66,16 +65,6 @@ were quarantined or refused (all are listed in the output); 3 when nothing could
 (missing or empty SOURCE, or every file quarantined), or ROOT is a file; 2 when the
 mapping is mistyped (--mapping, --map, --timezone, or ROOT/fraudpipe-mapping.json).
 """
-
-
-class _QuarantineReported(logging.Filter):
-    """Drops the quarantine's per-file warning (`trainer.data.quarantine`).
-
-    The summary reports each quarantined file once, with where it went.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith("quarantining")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -143,7 +132,6 @@ def run(args: argparse.Namespace) -> int:
     """Ingest `args.source` onto `args.storage`; see DESCRIPTION for the exit status."""
     from trainer.data.ingest import ingest_path
     from trainer.data.mapping import resolve_mapping
-    from trainer.data.quarantine import log as quarantine_log
 
     # A mistyped mapping is refused before anything is created.
     mapping = resolve_mapping(Share.at(args.storage), args.mapping, args.map_pairs,
@@ -151,13 +139,10 @@ def run(args: argparse.Namespace) -> int:
     share, created = create_share(args.storage, "fraudpipe ingest")
     if created:
         print(f"created a new share at {share.root}", file=sys.stderr)
-    quiet = _QuarantineReported()
-    quarantine_log.addFilter(quiet)
-    try:
-        result = ingest_path(args.source, share, allow_pickle=args.allow_pickle,
-                             testing=args.testing, archive=args.archive, mapping=mapping)
-    finally:
-        quarantine_log.removeFilter(quiet)
+    # Its summary lists each quarantined file: the terminal leaves out the quarantine's
+    # own warning (`trainer.commands._logging.REPORTED_BY_COMMANDS`).
+    result = ingest_path(args.source, share, allow_pickle=args.allow_pickle,
+                         testing=args.testing, archive=args.archive, mapping=mapping)
     if args.json:
         print(json.dumps(result.to_json(), indent=2))
     else:

@@ -55,6 +55,8 @@ def add_parser(sub) -> None:
     parser.add_argument("--reload-interval", type=float, default=2.0, metavar="SECONDS",
                         help="how often to look for a new head (default 2)")
     parser.add_argument("--log-level", default="info", help="uvicorn's log level (default info)")
+    # A service: its log lines (each lease, each reload) are what it prints.
+    parser.set_defaults(logs_are_output=True)
 
 
 def run(args: argparse.Namespace) -> int:

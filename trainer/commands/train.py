@@ -12,8 +12,8 @@ def add_parser(sub) -> None:
     parser = command_parser(sub, run, "train", help="train every ingested day not yet on the chain",
                             description="Run `fraudpipe step` for each ingested day after "
                                         "the head, oldest first. On a terminal a progress "
-                                        "bar stays below the log lines; elsewhere the log "
-                                        "lines alone show progress.")
+                                        "bar shows the days going by; elsewhere one line "
+                                        "per day does.")
     parser.add_argument("--through", metavar="DATE", type=date_arg,
                         help="stop after this day (default: the last ingested day)")
     add_learner(parser)
@@ -23,13 +23,15 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run `fraudpipe train`; return the exit status."""
     from trainer.backlog import train_all
-    from trainer.commands._progress import progress
+    from trainer.commands._progress import ProgressLines, progress
     from trainer.share.lineage import Lineage
 
     share = share_of(args)
     with progress() as bar:
+        # Without a terminal and without -v, nothing else shows the days going by.
+        lines = None if bar or args.json or args.verbose else ProgressLines()
         results = train_all(share, through=args.through, learner=args.learner,
-                            on_step=None if args.json else bar)
+                            on_step=None if args.json else bar or lines)
     report_late_days(share)
     if args.json:
         print_json([r.to_json() for r in results])

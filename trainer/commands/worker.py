@@ -53,6 +53,8 @@ def add_parser(sub) -> None:
                         help="exit after S seconds without work (default: never)")
     parser.add_argument("--name", help="holder name shown in queue stats (default host:pid)")
     add_learner(parser)
+    # A service: its log lines (each lease, each reload) are what it prints.
+    parser.set_defaults(logs_are_output=True)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -52,7 +52,7 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
-from trainer.features.compute import tie_keys, time_order
+from trainer.features.compute import entity_order, tie_keys, time_order
 from trainer.features.exact_sums import prefix_sums, range_sums, rounded
 
 NS_PER_SECOND = 10**9
@@ -100,10 +100,8 @@ class _Windows:
         keys = codes * rows + rank
         # A stable sort of the codes of the rows in time order gives key order; numpy
         # sorts integers of at most 16 bits stably in O(n) (radix sort).
-        in_time = codes[by_time]
-        if len(uniques) < 1 << 16:
-            in_time = in_time.astype(np.uint16)
-        self.order = by_time[np.argsort(in_time, kind="stable")]
+        # entity_order's stable sort is O(n) for any number of entities (a radix sort).
+        self.order = by_time[entity_order(codes[by_time], len(uniques) + 1)[0]]
         self._keys = keys[self.order]
         self._rows = rows
         self._sorted_times = sorted_times
@@ -120,11 +118,18 @@ class _Windows:
         """Cumulative sums of `values` in this order, with a leading 0."""
         return np.concatenate(([0.0], np.cumsum(values[self.order])))
 
-    def window_sums(self, values: np.ndarray, start: np.ndarray,
+    def exact_prefix_sums(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``exact_sums.prefix_sums`` of `values` in this order, for `window_sums`."""
+        return prefix_sums(values[self.order].astype(np.float64))
+
+    @staticmethod
+    def window_sums(sums: tuple[np.ndarray, np.ndarray], start: np.ndarray,
                     end: np.ndarray) -> np.ndarray:
-        """Exact sums of `values` over the positions ``start:end``, rounded once."""
-        hi, lo = prefix_sums(values[self.order].astype(np.float64))
-        return rounded(*range_sums(hi, lo, start, end))
+        """Exact sums over the positions ``start:end`` from `exact_prefix_sums`, rounded once.
+
+        One prefix sum serves every window over the same values.
+        """
+        return rounded(*range_sums(*sums, start, end))
 
 
 def share(numerator: np.ndarray, count: np.ndarray, empty: float = 0.0) -> np.ndarray:
@@ -183,11 +188,13 @@ def extra_features(columns: dict[str, np.ndarray], target: np.ndarray) -> dict[s
     customers = _Windows(np.asarray(columns["CUSTOMER_ID"]), by_time, rank, sorted_times,
                          targets)
     end = customers.position  # earlier rows of the customer: [start, end)
+    amount_sums = customers.exact_prefix_sums(amounts)
+    square_sums = customers.exact_prefix_sums(amounts**2)
     for n in CUSTOMER_PROFILE_WINDOWS_DAYS:
         start = customers.first_after(t - n * NS_PER_DAY)
         ratio, zscore = amount_profile(a, end - start,
-                                       customers.window_sums(amounts, start, end),
-                                       customers.window_sums(amounts**2, start, end))
+                                       customers.window_sums(amount_sums, start, end),
+                                       customers.window_sums(square_sums, start, end))
         out[f"CUSTOMER_ID_AMOUNT_RATIO_{n}DAY_WINDOW"] = ratio
         out[f"CUSTOMER_ID_AMOUNT_ZSCORE_{n}DAY_WINDOW"] = zscore
     start_30 = customers.first_after(t - 30 * NS_PER_DAY)
@@ -206,10 +213,11 @@ def extra_features(columns: dict[str, np.ndarray], target: np.ndarray) -> dict[s
     terminals = _Windows(np.asarray(columns["TERMINAL_ID"]), by_time, rank, sorted_times,
                          targets)
     delayed_end = terminals.first_after(t - LABEL_DELAY_DAYS * NS_PER_DAY)
+    amount_sums = terminals.exact_prefix_sums(amounts)
     for n in TERMINAL_AMOUNT_WINDOWS_DAYS:
         start = terminals.first_after(t - (LABEL_DELAY_DAYS + n) * NS_PER_DAY)
         out[f"TERMINAL_ID_AVG_AMOUNT_{n}DAY_WINDOW"] = share(
-            terminals.window_sums(amounts, start, delayed_end), delayed_end - start)
+            terminals.window_sums(amount_sums, start, delayed_end), delayed_end - start)
     delayed_start = terminals.first_after(t - LOOKBACK_DAYS * NS_PER_DAY)
     # Position of the last fraud at or before each position (-1: none so far).
     fraud_positions = np.where(frauds[terminals.order] > 0, np.arange(len(times)), -1)

@@ -2,10 +2,10 @@
 
 The online inputs are the arrival path's (`trainer.arrival`) by construction: a
 transaction's features are computed by the same functions
-(`trainer.features.from_history.features_of_rows`) from the same rows (the 37 days
-before its day as `trainer.arrival.day_transactions` reads them, and the day's earlier
-transactions the service has seen), so its score equals the arrival score of that row
-with the same checkpoint. Modules:
+(`trainer.features.compute.features_of_target`, `trainer.features.profiles.extra_features`)
+from the same rows (the 37 days before its day as `trainer.arrival.day_transactions` reads
+them, and the day's earlier transactions the service has seen), so its score equals the
+arrival score of that row with the same checkpoint. Modules:
 
 - `requests`: a request body in the share's mapped columns -> canonical rows, or a 4xx
   naming the field;
@@ -13,6 +13,8 @@ with the same checkpoint. Modules:
   replicas through Redis;
 - `history`: the days before the serving day, indexed by card and terminal;
 - `head`: the verified head checkpoint and the top reasons of a score;
+- `fast_model`: the checkpoint's probabilities without scikit-learn's per-call checks;
+- `inputs`: the model inputs of one transaction or a batch, and their scores;
 - `scorer`: the service's state (head, day), scoring, day roll and hot reload;
-- `metrics`, `app`: the Prometheus metrics and the ASGI application.
+- `metrics`, `app`: the Prometheus metrics and the ASGI application (plain ASGI).
 """

@@ -16,6 +16,7 @@ of the score has no exact attribution here. A learner without a booster gives no
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +25,7 @@ import numpy as np
 from trainer.errors import LineageError
 from trainer.evaluation.reasons import booster_member
 from trainer.learners.registry import learner_inputs, uses_profiles
+from trainer.serving.fast_model import Probabilities, probabilities
 from trainer.share.checkpoints import load_checkpoint
 from trainer.share.layout import Share
 from trainer.share.lineage import Entry, Lineage
@@ -41,6 +43,8 @@ class Head:
     """Whether its inputs include the profile features."""
     booster: Any
     """The LightGBM booster the reasons come from, or None."""
+    probabilities: Probabilities
+    """``model.predict_proba`` without its per-call input checks (`fast_model`)."""
 
     @property
     def day(self) -> dt.date:
@@ -51,6 +55,11 @@ class Head:
     def sha256(self) -> str:
         """The checkpoint's sha256, as the lineage records it."""
         return self.entry.sha256
+
+    @functools.cached_property
+    def described(self) -> dict:
+        """`describe`, built once (every answer names it; nobody changes it)."""
+        return self.describe()
 
     def describe(self) -> dict:
         """The checkpoint an answer names."""
@@ -75,7 +84,7 @@ def load_head(share: Share) -> Head:
                            f"train a day first (fraudpipe train)")
     model = load_checkpoint(share.root / entry.checkpoint, entry.sha256)
     return Head(entry, model, learner_inputs(entry.learner), uses_profiles(entry.learner),
-                _booster_of(model))
+                _booster_of(model), probabilities(model))
 
 
 def _booster_of(model: Any) -> Any:

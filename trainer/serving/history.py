@@ -15,6 +15,7 @@ rows, not the 37 days.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -74,8 +75,12 @@ def join_columns(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
 
 
 def _ids(values: tuple) -> np.ndarray:
-    if all(isinstance(v, int) for v in values):
-        return np.array(values, np.int64)
+    """Ids as int64 when every one is an int, else as an object array (text ids)."""
+    try:
+        if all(type(v) is int for v in values[:1]):
+            return np.fromiter(values, np.int64, len(values))
+    except TypeError:  # a text id after int ones
+        pass
     return np.array(values, dtype=object)
 
 
@@ -134,6 +139,11 @@ class History:
         """The history rows a transaction of `card` at `terminal` can read."""
         parts = [segment.of(card, terminal) for segment in self.segments]
         return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+
+    @functools.cached_property
+    def all_columns(self) -> dict[str, np.ndarray]:
+        """Every history row as ``columns_of`` arrays (for a batch), joined once."""
+        return join_columns([segment.columns for segment in self.segments])
 
     def all_rows(self) -> pd.DataFrame:
         """Every history row (for a batch)."""

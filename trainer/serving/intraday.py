@@ -45,6 +45,10 @@ class Added:
     """With ``late``: the latest accepted time."""
 
 
+#: What `add_many` answers for a recorded row.
+ADDED = Added("added")
+
+
 @runtime_checkable
 class Intraday(Protocol):
     """Where the serving day's transactions are kept."""
@@ -52,8 +56,14 @@ class Intraday(Protocol):
     def add(self, day: dt.date, row: Row, lateness_ns: int) -> Added:
         """Record `row` unless its id was seen that day or it is too late."""
 
+    def add_many(self, day: dt.date, rows: list[Row], lateness_ns: int) -> list[Added]:
+        """`add` of each row in turn (their card rows not returned: a batch reads the day)."""
+
     def set_answer(self, day: dt.date, transaction_id: object, answer: bytes) -> None:
         """Keep the answer given for a recorded transaction (for its duplicates)."""
+
+    def set_answers(self, day: dt.date, answers: dict[str, bytes]) -> None:
+        """`set_answer` of many, keyed by ``id_key`` of their transaction ids."""
 
     def answer(self, day: dt.date, transaction_id: object) -> bytes | None:
         """The answer kept for a transaction id, None if none (yet)."""
@@ -106,10 +116,37 @@ class MemoryIntraday:
             state.latest = row[1] if state.latest is None else max(state.latest, row[1])
             return Added("added", card_rows=list(card))
 
+    def add_many(self, day: dt.date, rows: list[Row], lateness_ns: int) -> list[Added]:
+        """Record each of `rows` in turn (see `Intraday.add_many`), under one lock."""
+        out = []
+        with self._lock:
+            state = self._day(day)
+            answers, recorded, cards = state.answers, state.rows, state.cards
+            latest = state.latest
+            for row in rows:
+                key = id_key(row[0])
+                if key in answers:
+                    out.append(Added("duplicate", answer=answers[key]))
+                elif latest is not None and row[1] + lateness_ns < latest:
+                    out.append(Added("late", latest_ns=latest))
+                else:
+                    answers[key] = None
+                    recorded.append(row)
+                    cards.setdefault(id_key(row[2]), []).append(row)
+                    latest = row[1] if latest is None else max(latest, row[1])
+                    out.append(ADDED)
+            state.latest = latest
+        return out
+
     def set_answer(self, day: dt.date, transaction_id: object, answer: bytes) -> None:
         """Keep the answer of a recorded transaction."""
         with self._lock:
             self._day(day).answers[id_key(transaction_id)] = answer
+
+    def set_answers(self, day: dt.date, answers: dict[str, bytes]) -> None:
+        """Keep the answers of recorded transactions (keys: ``id_key`` of their ids)."""
+        with self._lock:
+            self._day(day).answers.update(answers)
 
     def answer(self, day: dt.date, transaction_id: object) -> bytes | None:
         """The answer kept for `transaction_id` on `day`."""
@@ -154,6 +191,41 @@ return rows
 """
 
 
+#: `ADD_SCRIPT` for many rows in one call (a batch): KEYS answers hash, rows list, latest
+#: time; ARGV seconds to keep, the card lists' key prefix, then per row its id key, row,
+#: time (padded), time + lateness (padded) and card key. Answers status, value per row.
+#: A card list key is built in the script from the day's own prefix, so every key stays
+#: in the day's hash slot.
+ADD_MANY_SCRIPT = """
+local out = {}
+local latest = redis.call('GET', KEYS[3])
+local cards = {}
+for i = 3, #ARGV, 5 do
+  local seen = redis.call('HGET', KEYS[1], ARGV[i])
+  if seen then
+    table.insert(out, 'duplicate'); table.insert(out, seen)
+  elseif latest and ARGV[i + 3] < latest then
+    table.insert(out, 'late'); table.insert(out, latest)
+  else
+    redis.call('HSET', KEYS[1], ARGV[i], '')
+    redis.call('RPUSH', KEYS[2], ARGV[i + 1])
+    local card = ARGV[2] .. ARGV[i + 4]
+    redis.call('RPUSH', card, ARGV[i + 1])
+    cards[card] = true
+    if (not latest) or ARGV[i + 2] > latest then latest = ARGV[i + 2] end
+    table.insert(out, 'added'); table.insert(out, '')
+  end
+end
+if latest then redis.call('SET', KEYS[3], latest) end
+for i = 1, 3 do redis.call('EXPIRE', KEYS[i], ARGV[1]) end
+for card in pairs(cards) do redis.call('EXPIRE', card, ARGV[1]) end
+return out
+"""
+#: Rows per `ADD_MANY_SCRIPT` call: Redis runs one script at a time, so a batch of many
+#: thousands is cut in pieces that each hold the server for milliseconds only.
+ADD_CHUNK = 2_000
+
+
 def _bytes(value: bytes | str | None) -> bytes:
     """A Redis reply as bytes, whether the client decodes responses or not."""
     if value is None:
@@ -168,6 +240,7 @@ class RedisIntraday:
         self._redis = client
         self._prefix = f"{prefix}:serve"
         self._add = client.register_script(ADD_SCRIPT)
+        self._add_many = client.register_script(ADD_MANY_SCRIPT)
 
     def _key(self, day: dt.date, part: str) -> str:
         # The day in braces is a Redis Cluster hash tag: a day's keys share one slot.
@@ -187,9 +260,37 @@ class RedisIntraday:
             return Added("late", latest_ns=int(reply[1]))
         return Added("added", card_rows=[decode(item) for item in reply[1:]])
 
+    def add_many(self, day: dt.date, rows: list[Row], lateness_ns: int) -> list[Added]:
+        """Record each of `rows` in turn: `ADD_MANY_SCRIPT`, one call per `ADD_CHUNK` rows."""
+        out: list[Added] = []
+        for start in range(0, len(rows), ADD_CHUNK):
+            chunk = rows[start:start + ADD_CHUNK]
+            args: list = [KEEP_SECONDS, self._key(day, "card:")]
+            for row in chunk:
+                args += [id_key(row[0]), encode(row), str(row[1]).zfill(TIME_DIGITS),
+                         str(row[1] + lateness_ns).zfill(TIME_DIGITS), id_key(row[2])]
+            reply = self._add_many(keys=[self._key(day, "answers"), self._key(day, "rows"),
+                                         self._key(day, "latest")], args=args)
+            for status, value in zip(reply[0::2], reply[1::2], strict=True):
+                status = _bytes(status).decode()
+                if status == "added":
+                    out.append(ADDED)
+                elif status == "duplicate":
+                    out.append(Added("duplicate", answer=_bytes(value) or None))
+                else:
+                    out.append(Added("late", latest_ns=int(value)))
+        return out
+
     def set_answer(self, day: dt.date, transaction_id: object, answer: bytes) -> None:
         """Keep the answer of a recorded transaction."""
         self._redis.hset(self._key(day, "answers"), id_key(transaction_id), answer)
+
+    def set_answers(self, day: dt.date, answers: dict[str, bytes]) -> None:
+        """Keep the answers of recorded transactions, `ADD_CHUNK` per call."""
+        items = list(answers.items())
+        for start in range(0, len(items), ADD_CHUNK):
+            self._redis.hset(self._key(day, "answers"),
+                             mapping=dict(items[start:start + ADD_CHUNK]))
 
     def answer(self, day: dt.date, transaction_id: object) -> bytes | None:
         """The answer kept for `transaction_id` on `day`."""

@@ -5,15 +5,16 @@ history), read once per request: a reload or a day roll builds the next one asid
 swaps the reference, so a request in flight finishes with the head it started with and
 no request waits for a load or fails because of one. Every answer names its checkpoint.
 
-Features: a transaction of serving day S at time t gets
-``features_of_rows(context, row)`` (`trainer.features.from_history`), the function an
-arrived day's scores come from (there over the whole day), where the context is its
-card's and its terminal's rows in S's history (`trainer.serving.history`) plus its card's
-transactions of S recorded so far (`trainer.serving.intraday`). The windows end at the
-row itself by (time, transaction id), so later rows in the context change nothing and the
-features equal those of the arrival path over the full day, whose rows before t are the
-same. Recording and reading the card's rows is one atomic step, so two replicas serving
-one card see each other's earlier transactions.
+Features: a transaction of serving day S at time t gets its inputs from the functions an
+arrived day's scores come from (`trainer.serving.inputs`: ``features_of_target`` and
+``extra_features``, there over the whole day), where the context is its card's and its
+terminal's rows in S's history (`trainer.serving.history`) plus its card's transactions
+of S recorded so far (`trainer.serving.intraday`); a batch takes the whole history and
+the day's rows so far as the context, with all its rows as targets, in one call. The
+windows end at the row itself by (time, transaction id), so later rows in the context
+change nothing and the features equal those of the arrival path over the full day, whose
+rows before t are the same. Recording and reading the card's rows is one atomic step, so
+two replicas serving one card see each other's earlier transactions.
 
 Day roll: the wall clock's midnight in the share's time zone (``clock="wall"``), or the
 first transaction of a later day (``clock="replay"``, for replaying recorded days). The
@@ -30,17 +31,13 @@ import time
 import zoneinfo
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import orjson
 import pandas as pd
 
 from trainer.data.mapping import ColumnMapping
-from trainer.features.compute import NS_PER_DAY, features_of_target
-from trainer.features.from_history import features_of_rows
-from trainer.features.profiles import extra_features
-from trainer.model import fraud_scores
+from trainer.features.compute import NS_PER_DAY
 from trainer.serving.head import Head, head_sha256, load_head, top_reasons
 from trainer.serving.history import (
     History,
@@ -49,14 +46,14 @@ from trainer.serving.history import (
     join_columns,
     load_history,
     row_columns,
-    rows_frame,
 )
+from trainer.serving.inputs import model_scores, one_row_inputs, rows_inputs
 from trainer.serving.intraday import Intraday
 from trainer.serving.metrics import Metrics
 from trainer.serving.requests import (
     IdKinds,
     RequestError,
-    frame_row,
+    Row,
     id_key,
     parse_batch,
     parse_one,
@@ -125,7 +122,10 @@ class Scorer:
         self._watched: WatchKey | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._all_rows: tuple[History, pd.DataFrame] | None = None
+        # Counter children bound once: `labels()` looks its child up on every call.
+        self._scored_count = self.metrics.transactions.labels("scored")
+        self._duplicate = self.metrics.transactions.labels("duplicate")
+        self._rejected = self.metrics.transactions.labels("rejected")
 
     # --- the clock ---------------------------------------------------------------------
 
@@ -300,32 +300,35 @@ class Scorer:
                                  f"the allowed lateness ({self.config.lateness_seconds:g} s)",
                             field)
 
-    def score_one(self, body: bytes, inputs: bool = False) -> dict:
+    def score_one(self, body: bytes, inputs: bool = False, reasons: int | None = None) -> dict:
         """Score one transaction (a JSON object in the share's mapped columns).
 
         With `inputs`, the answer also lists every model input by name (for audits: they
-        are the arrival path's features of the same row, bit for bit).
+        are the arrival path's features of the same row, bit for bit); `reasons` is the
+        number of reasons (default: the service's).
         """
         serving = self._current()
         row = parse_one(body, self.config.mapping, serving.kinds)
-        serving = self._serving_for(serving, day_of(row[1]), pd.Timestamp(row[1]))
+        day = day_of(row[1])
+        if day != serving.day:
+            serving = self._serving_for(serving, day, pd.Timestamp(row[1]))
         added = self.intraday.add(serving.day, row, self._lateness_ns())
         if added.status == "late":
-            self.metrics.transactions.labels("rejected").inc()
+            self._rejected.inc()
             raise self._late(pd.Timestamp(row[1]), added.latest_ns)
         if added.status == "duplicate":
-            self.metrics.transactions.labels("duplicate").inc()
+            self._duplicate.inc()
             return {**orjson.loads(self._first_answer(serving.day, row[0], added.answer)),
                     "duplicate": True}
         history = serving.history.context_columns(row[2], row[3])
         columns = join_columns([history, row_columns(added.card_rows)])
         target = np.zeros(len(columns["TRANSACTION_ID"]), dtype=bool)
-        today = columns["TRANSACTION_ID"][len(history["TRANSACTION_ID"]):]
-        target[len(history["TRANSACTION_ID"]) + np.flatnonzero(today == row[0])] = True
+        before = len(history["TRANSACTION_ID"])
+        target[before + np.flatnonzero(columns["TRANSACTION_ID"][before:] == row[0])] = True
         answer = self._scored(serving, [row[0]], one_row_inputs(serving.head, columns, target),
-                              self.config.reasons, inputs)[0]
+                              self.config.reasons if reasons is None else reasons, inputs)[0]
         self.intraday.set_answer(serving.day, row[0], orjson.dumps(answer))
-        self.metrics.transactions.labels("scored").inc()
+        self._scored_count.inc()
         return {**answer, "duplicate": False}
 
     def _first_answer(self, day: dt.date, transaction_id: object,
@@ -346,9 +349,9 @@ class Scorer:
                 inputs: bool = False) -> list[dict]:
         """Answers for the model inputs `X` of the transactions `ids`."""
         head = serving.head
-        scores = model_scores(head.model, X)
+        scores = model_scores(head, X)
         why = top_reasons(head, X, reasons)
-        checkpoint = head.describe()
+        checkpoint = head.described
         answers = [{"transaction_id": ids[i], "score": float(scores[i]),
                     "checkpoint": checkpoint, "serving_day": serving.day.isoformat(),
                     "reasons": why[i]} for i in range(len(ids))]
@@ -357,89 +360,79 @@ class Scorer:
                 answer["inputs"] = dict(zip(head.inputs, map(float, values), strict=True))
         return answers
 
-    def _answers(self, serving: Serving, context: pd.DataFrame, rows: pd.DataFrame,
-                 reasons: int) -> list[dict]:
-        """Scores (and reasons) of `rows` given the rows before them in `context`."""
-        head = serving.head
-        features = features_of_rows(context, rows.assign(TX_FRAUD=0), profiles=head.profiles)
-        ids = [plain(v) for v in features["TRANSACTION_ID"].to_numpy()]
-        return self._scored(serving, ids, features[head.inputs].to_numpy(), reasons)
+    def score_batch(self, body: bytes, content_type: str, reasons: int = 0,
+                    inputs: bool = False) -> list[bytes]:
+        """Score many transactions of one day; JSON answers in the body's row order.
 
-    def score_batch(self, body: bytes, content_type: str, reasons: int = 0) -> list[dict]:
-        """Score many transactions of one day; answers in the body's row order.
-
-        A bad value refuses the whole body (nothing recorded). Otherwise each row is
-        recorded in (time, id) order: a repeated id gets its first answer, a row too late
-        for the day an ``error`` line of its own.
+        A bad value refuses the whole body (nothing recorded). Otherwise the rows are
+        recorded in (time, id) order, in one call: a repeated id gets its first answer, a
+        row too late for the day an ``error`` line of its own. The recorded rows are then
+        scored together: one call of the feature functions over the day's history and its
+        rows so far, every recorded row a target (each row's windows end at the row
+        itself, so the later rows of the batch change nothing), one model call.
         """
         serving = self._current()
         frame, keys = parse_batch(body, content_type, self.config.mapping, serving.kinds)
-        times = frame["TX_DATETIME"].to_numpy().view(np.int64)
+        times = frame["TX_DATETIME"].to_numpy().astype("datetime64[ns]").view(np.int64)
+        # (the ingest's validation has refused a body spanning two days)
         serving = self._serving_for(serving, day_of(int(times[0])),
                                     frame["TX_DATETIME"].iloc[0])
-        answers: dict[str, dict] = {}
+        rows: list[Row] = list(zip(
+            plain_list(frame["TRANSACTION_ID"]), times.tolist(),
+            plain_list(frame["CUSTOMER_ID"]), plain_list(frame["TERMINAL_ID"]),
+            frame["TX_AMOUNT"].to_numpy(np.float64).tolist(), strict=True))
+        answers: dict[str, bytes] = {}
         fresh = []
-        for i in range(len(frame)):
-            row = frame_row(frame, i)
-            added = self.intraday.add(serving.day, row, self._lateness_ns())
+        for row, added in zip(rows, self.intraday.add_many(serving.day, rows,
+                                                           self._lateness_ns()), strict=True):
             if added.status == "added":
-                fresh.append(i)
+                fresh.append(row)
             elif added.status == "duplicate":
-                answers[id_key(row[0])] = {**orjson.loads(self._first_answer(
-                    serving.day, row[0], added.answer)), "duplicate": True}
+                answers[id_key(row[0])] = _marked(self._first_answer(
+                    serving.day, row[0], added.answer), b"true")
             else:
-                answers[id_key(row[0])] = self._late(frame["TX_DATETIME"].iloc[i],
-                                                     added.latest_ns).to_json()
+                answers[id_key(row[0])] = orjson.dumps(self._late(
+                    pd.Timestamp(row[1]), added.latest_ns).to_json())
         if fresh:
-            context = pd.concat([self._history_rows(serving.history),
-                                 rows_frame(self.intraday.day_rows(serving.day))],
-                                ignore_index=True)
-            scored = self._answers(serving, context, frame.iloc[fresh], reasons)
-            for answer in scored:
-                self.intraday.set_answer(serving.day, answer["transaction_id"],
-                                         orjson.dumps(answer))
-                answers[id_key(answer["transaction_id"])] = {**answer, "duplicate": False}
-        self.metrics.transactions.labels("scored").inc(len(fresh))
-        self.metrics.transactions.labels("duplicate").inc(len(keys) - len(fresh))
+            scored = self._batch_answers(serving, fresh, reasons, inputs)
+            self.intraday.set_answers(serving.day, scored)
+            answers.update({key: _marked(answer, b"false") for key, answer in scored.items()})
+        self._scored_count.inc(len(fresh))
+        self._duplicate.inc(len(keys) - len(fresh))
         return [answers[key] for key in keys]
 
-    def _history_rows(self, history: History) -> pd.DataFrame:
-        """All of `history`'s rows, concatenated once per history."""
-        cached = self._all_rows
-        if cached is None or cached[0] is not history:
-            cached = self._all_rows = (history, history.all_rows())
-        return cached[1]
+    def _batch_answers(self, serving: Serving, fresh: list[Row], reasons: int,
+                       inputs: bool) -> dict[str, bytes]:
+        """Answers (JSON, by id key) of the rows just recorded.
+
+        From the history and the day's rows so far.
+        """
+        day_columns = row_columns(self.intraday.day_rows(serving.day))
+        history = serving.history.all_columns
+        columns = join_columns([history, day_columns])
+        fresh_ids = row_columns(fresh)["TRANSACTION_ID"]
+        at = pd.Index(day_columns["TRANSACTION_ID"]).get_indexer(fresh_ids)
+        target = np.zeros(len(columns["TRANSACTION_ID"]), dtype=bool)
+        target[len(history["TRANSACTION_ID"]) + at] = True
+        # rows_inputs answers in row order: the fresh rows sorted by their position
+        by_position = np.argsort(at, kind="stable")
+        X = rows_inputs(serving.head, columns, target)
+        ids = [fresh[i][0] for i in by_position]
+        return {id_key(answer["transaction_id"]): orjson.dumps(answer)
+                for answer in self._scored(serving, ids, X, reasons, inputs)}
 
 
-#: Rows a score is computed in at least. The MLP's layers are BLAS matrix products whose
-#: result for one row can differ in the last bit between a 1-row product and a day's
-#: (a different kernel); inside a block of 4 or more rows it is the day's on this
-#: machine's OpenBLAS (the skew test counts the scores equal bit for bit).
-MIN_SCORED_ROWS = 4
+def _marked(answer: bytes, duplicate: bytes) -> bytes:
+    """A kept answer (a JSON object) with its ``duplicate`` field appended."""
+    return answer[:-1] + b',"duplicate":' + duplicate + b"}"
 
 
-def model_scores(model: Any, X: np.ndarray) -> np.ndarray:
-    """``fraud_scores(model, X)``, computed on at least ``MIN_SCORED_ROWS`` rows."""
-    if 0 < len(X) < MIN_SCORED_ROWS:
-        padded = np.concatenate([X, np.repeat(X[-1:], MIN_SCORED_ROWS - len(X), axis=0)])
-        return fraud_scores(model, padded)[:len(X)]
-    return fraud_scores(model, X)
+def plain_list(values: pd.Series) -> list:
+    """A column's values as Python ints or strs (`plain`), in one pass."""
+    array = values.to_numpy()
+    return array.tolist() if array.dtype.kind in "iu" else [plain(v) for v in array]
 
 
 def day_of(nanoseconds: int) -> dt.date:
     """The day of a TX_DATETIME (wall-clock nanoseconds in the share's zone)."""
     return EPOCH + dt.timedelta(days=nanoseconds // NS_PER_DAY)
-
-
-def one_row_inputs(head: Head, columns: dict[str, np.ndarray],
-                   target: np.ndarray) -> np.ndarray:
-    """The model inputs (1 x n) of the one row `target` selects in `columns`.
-
-    The arrival path's functions (``compute._compute`` through `features_of_target`,
-    ``profiles.extra_features``) over the few rows that row's windows can read.
-    """
-    _, features = features_of_target(columns, target)
-    values = {"TX_AMOUNT": columns["TX_AMOUNT"][target], **features}
-    if head.profiles:
-        values.update(extra_features(columns, target))
-    return np.array([[float(values[name][0]) for name in head.inputs]])

@@ -1,0 +1,44 @@
+"""The service's probabilities without scikit-learn's checks equal ``predict_proba`` bit for bit.
+
+Every learner is trained for two days on a small simulated share's features, then its
+``predict_proba`` and `trainer.serving.fast_model.probabilities` are compared on a day's
+rows, and on the 4-row blocks the service scores one transaction in.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from trainer.data.simulator import SimulationConfig, simulate_config
+from trainer.features.from_history import features_of_transactions
+from trainer.learners import LEARNER_NAMES
+from trainer.learners.registry import learner_inputs, make_learner
+from trainer.serving.fast_model import probabilities
+
+
+@pytest.fixture(scope="module")
+def days():
+    import datetime as dt
+
+    import pandas as pd
+
+    config = SimulationConfig(start=dt.date(2018, 4, 1), days=4, customers=400,
+                              terminals=800, seed=5)
+    frames = dict(simulate_config(config))
+    everything = pd.concat(frames.values(), ignore_index=True)
+    return [features_of_transactions(everything, day, profiles=True) for day in frames][1:]
+
+
+@pytest.mark.parametrize("learner", LEARNER_NAMES)
+def test_probabilities_equal_predict_proba_bit_for_bit(days, learner):
+    inputs = learner_inputs(learner)
+    model = make_learner(learner)
+    for frame in days[:2]:
+        model.partial_fit(frame[inputs].to_numpy(), frame["TX_FRAUD"].to_numpy())
+    X = days[2][inputs].to_numpy()
+    fast = probabilities(model)
+    np.testing.assert_array_equal(fast(X), model.predict_proba(X))
+    for start in range(0, 40, 4):
+        block = np.ascontiguousarray(X[start:start + 4])
+        np.testing.assert_array_equal(fast(block), model.predict_proba(block))
