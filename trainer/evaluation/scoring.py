@@ -11,8 +11,7 @@ import pyarrow.parquet as pq
 
 from trainer.evaluation import reasons
 from trainer.evaluation.metrics import average_precision, roc_auc
-from trainer.features.from_history import features_of_rows
-from trainer.features.store import history_before
+from trainer.evaluation.testing_features import testing_features
 from trainer.learners.registry import learner_inputs, uses_profiles
 from trainer.model import fraud_scores
 from trainer.outcomes import save_list
@@ -184,15 +183,14 @@ def evaluate_testing_dataset(share: Share, model, learner: str) -> dict | None:
 
     Its features need the training days before it, so they are computed from the
     share's training history plus the testing rows, with the inputs of `learner`, the
-    model's learner.
+    model's learner, once: later steps read them back (`testing_features`).
     """
     path = latest_testing_dataset(share)
     if path is None:
         return None
     rows = pd.read_parquet(path)
-    day = rows["TX_DATETIME"].min().date()
-    frame = features_of_rows(history_before(share, day), rows,
-                             profiles=uses_profiles(learner))
+    # The rows' features do not change with the model: computed once, then read back.
+    frame = testing_features(share, path, rows, profiles=uses_profiles(learner))
     scores = score_day(model, frame, learner)
     result = day_metrics(frame, scores)
     result["dataset"] = f"datasets/testing/{path.name}"
