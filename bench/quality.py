@@ -190,6 +190,11 @@ def write_quality_md() -> None:
         from bench.quality_ceiling import markdown_section as ceiling_section
 
         text = text.rstrip("\n") + "\n\n" + ceiling_section(json.loads(ceiling.read_text()))
+        if features.is_file():
+            from bench.quality_fraction import markdown_section as fraction_section
+
+            text = text.rstrip("\n") + "\n\n" + fraction_section(
+                json.loads(features.read_text()), json.loads(ceiling.read_text()))
     (HERE / "QUALITY.md").write_text(text)
 
 
