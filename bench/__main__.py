@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prefect-api-url", help="backfill: a running Prefect API to run "
                                                   "the flow against (default: a temporary "
                                                   "server)")
-    parser.add_argument("--learner", help="step, history: the measured chain's learner "
+    parser.add_argument("--learner", help="step, history, backfill: the measured chain's learner "
                                           "(default: the default learner of a new chain)")
     args = parser.parse_args(argv)
     if args.learner:
