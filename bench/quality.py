@@ -185,6 +185,9 @@ def write_quality_md() -> None:
         from bench.quality_features import markdown_section
 
         text = text.rstrip("\n") + "\n\n" + markdown_section(json.loads(features.read_text()))
+        from bench.quality_sampling import markdown_section as sampling_section
+
+        text = text.rstrip("\n") + "\n\n" + sampling_section(json.loads(features.read_text()))
     ceiling = HERE / "quality_results_ceiling.json"
     if ceiling.is_file():
         from bench.quality_ceiling import markdown_section as ceiling_section
