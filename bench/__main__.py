@@ -5,7 +5,9 @@ Each benchmark prints a Markdown table and writes `<results-dir>/<name>.json` (d
 figures. `--quick` runs the tiniest form (seconds, not minutes): a smoke test, not a
 measurement. `plot` draws `bench/step_vs_size.png` from <results-dir>/step.json and
 `bench/step_vs_chain.png` from <results-dir>/history.json, with history_raw.json beside it
-when there (`bench history` run on the code before the carried state, same session).
+when there (`bench history` run on the code before the carried state, same session); the
+cases of <results-dir>/step_compare.json (`python -m bench.step_compare`: old and new code
+on the same day) are drawn on the size plot too.
 """
 
 from __future__ import annotations
@@ -138,7 +140,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.which == "plot":
         from bench import plot
 
-        print(plot.draw(results_dir / "step.json", BENCH / "step_vs_size.png"))
+        compare = results_dir / "step_compare.json"
+        print(plot.draw(results_dir / "step.json", BENCH / "step_vs_size.png",
+                        compare if compare.is_file() else None))
         runs = [(label, results_dir / name) for label, name in HISTORY_PLOT
                 if (results_dir / name).is_file()]
         if runs:
