@@ -28,7 +28,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench.step_throughput import ONE_THREAD_ENV, SIZES, prepared
+from bench.step_throughput import ONE_THREAD_ENV, QUICK_SIZES, SIZES, prepared
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -56,7 +56,7 @@ def measure(size: str, cases: dict[str, tuple[Path, str]], repeats: int, data_di
     """Every case on one day size; see the module docstring."""
     from trainer.features.compute import HISTORY_DAYS
 
-    work, info = prepared(data_dir, SIZES[size], HISTORY_DAYS, seed)
+    work, info = prepared(data_dir, {**SIZES, **QUICK_SIZES}[size], HISTORY_DAYS, seed)
     day = dt.date.fromisoformat(info["days"][-1]["date"])
     share = work / "share"
     heads = {}
@@ -93,7 +93,7 @@ def measure(size: str, cases: dict[str, tuple[Path, str]], repeats: int, data_di
 def main(argv: list[str] | None = None) -> int:
     """Parse the cases, measure every size, write `step_compare.json`."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="100k,1M")
+    parser.add_argument("--sizes", default="100k,1M", help="10k, 100k, 1M (2k: a smoke test)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--case", action="append", required=True, metavar="NAME=DIR:LEARNER")
     parser.add_argument("--seed", type=int, default=0)
