@@ -66,7 +66,9 @@ def markdown_section(features: dict, ceiling: dict) -> str:
            "possible for ROC AUC, whose ceiling is an expected value, not a bound. "
            "`handbook` says whether the seed's headline metrics are all above the "
            "handbook's best (" + ", ".join(f"{k} {v}" for k, v in HANDBOOK_BEST.items())
-           + ").", ""]
+           + "). `lgbm_mlp_profiles_sampled` has no report run: the validation weeks "
+           "rejected it (section \"A cheaper update\" above), and the report seeds are "
+           "spent on chosen configurations only.", ""]
     groups: dict[tuple[str, float], list[dict]] = {}
     for row in report["rows"]:
         groups.setdefault((row["config"], row["booster_weight"]), []).append(row)
