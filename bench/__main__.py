@@ -29,6 +29,7 @@ ALL = ("step", "history", "backfill", "queue", "argo")
 #: (label, file in the results directory) of the runs `plot` draws against chain length.
 HISTORY_PLOT = (("carried feature state", "history.json"),
                 ("carried feature state", "history_lgbm_mlp.json"),
+                ("carried feature state", "history_sampled.json"),
                 ("raw 37-day history (before the state)", "history_raw.json"))
 
 
