@@ -213,6 +213,12 @@ def markdown_section(results: dict) -> str:
                               for s in have])
             out.append(f"- Informed oracle's ROC AUC on the headline split, {name} "
                        f"{', '.join(have)}: {informed:.3f}.")
+    stale = [s for s in seeds if "informed" not in results["seeds"][s][headline]]
+    if stale:
+        out.append(f"- **Not rerun with the corrections:** seeds {', '.join(stale)} (time ran "
+                   "out on the shared machine); their after-filter counts and informed AUC "
+                   "are missing, their other figures are the first version's, unchanged by "
+                   "the corrections (seed 0's rerun reproduced them exactly).")
     commands = results.get("commands", [results["command"]])
     out += ["", "```", *commands, "```", ""]
     return "\n".join(out)
