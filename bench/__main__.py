@@ -5,7 +5,9 @@ Each benchmark prints a Markdown table and writes `<results-dir>/<name>.json` (d
 figures. `--quick` runs the tiniest form (seconds, not minutes): a smoke test, not a
 measurement. `plot` draws `bench/step_vs_size.png` from <results-dir>/step.json and
 `bench/step_vs_chain.png` from <results-dir>/history.json, with history_raw.json beside it
-when there (`bench history` run on the code before the carried state, same session).
+when there (`bench history` run on the code before the carried state, same session); the
+cases of <results-dir>/step_compare.json (`python -m bench.step_compare`: old and new code
+on the same day) are drawn on the size plot too.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ ALL = ("step", "history", "backfill", "queue", "argo")
 #: (label, file in the results directory) of the runs `plot` draws against chain length.
 HISTORY_PLOT = (("carried feature state", "history.json"),
                 ("carried feature state", "history_lgbm_mlp.json"),
+                ("carried feature state", "history_sampled.json"),
                 ("raw 37-day history (before the state)", "history_raw.json"))
 
 
@@ -128,8 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prefect-api-url", help="backfill: a running Prefect API to run "
                                                   "the flow against (default: a temporary "
                                                   "server)")
-    parser.add_argument("--learner", help="step: the measured chain's learner (default: the "
-                                          "default learner of a new chain)")
+    parser.add_argument("--learner", help="step, history, backfill: the measured chain's learner "
+                                          "(default: the default learner of a new chain)")
     args = parser.parse_args(argv)
     if args.learner:
         from bench.step_throughput import LEARNER_ENV
@@ -142,7 +145,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.which == "plot":
         from bench import plot
 
-        print(plot.draw(results_dir / "step.json", BENCH / "step_vs_size.png"))
+        compare = results_dir / "step_compare.json"
+        print(plot.draw(results_dir / "step.json", BENCH / "step_vs_size.png",
+                        compare if compare.is_file() else None))
         runs = [(label, results_dir / name) for label, name in HISTORY_PLOT
                 if (results_dir / name).is_file()]
         if runs:

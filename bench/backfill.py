@@ -32,6 +32,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.step_throughput import LEARNER_ENV
+
 REPO = Path(__file__).resolve().parents[1]
 START = dt.date(2018, 4, 1)
 
@@ -77,7 +79,8 @@ def _prefect_child(landing_dir: Path, root: Path, api_url: str | None = None) ->
         with server_context:
             started = time.perf_counter()
             result = daily_pipeline(landing=str(landing_dir), storage=str(root),
-                                    redis_url=server.url_for_db(0), backend="local")
+                                    redis_url=server.url_for_db(0), backend="local",
+                                    learner=os.environ.get(LEARNER_ENV) or None)
             wall = time.perf_counter() - started
     finally:
         server.stop()
@@ -102,7 +105,9 @@ def cli_backfill(landing_dir: Path, root: Path) -> dict:
     fraudpipe = str(Path(sys.executable).with_name("fraudpipe"))
     ingest, _ = _timed([fraudpipe, "ingest", "--source", str(landing_dir),
                         "--storage", str(root), "--json"])
-    train, out = _timed([fraudpipe, "train", "--storage", str(root), "--json"])
+    learner = os.environ.get(LEARNER_ENV)
+    train, out = _timed([fraudpipe, "train", "--storage", str(root), "--json",
+                         *(["--learner", learner] if learner else [])])
     steps = [r["seconds"] for r in json.loads(out)]
     report, _ = _timed([fraudpipe, "report", "--storage", str(root), "--json"])
     return {"ingest_seconds": round(ingest, 2), "train_seconds": round(train, 2),

@@ -34,9 +34,15 @@ def _save(figure, axes, out: Path) -> Path:
     return out
 
 
-def draw(step_json: Path, out: Path) -> Path:
-    """Write the log-log plot of `step_json` (results of `python -m bench step`) to `out`."""
+def draw(step_json: Path, out: Path, compare_json: Path | None = None) -> Path:
+    """Write the log-log plot of `step_json` (results of `python -m bench step`) to `out`.
+
+    With `compare_json` (results of `python -m bench.step_compare`), each of its cases
+    (a code version and learner) is drawn too, as its own line.
+    """
     sizes = json.loads(step_json.read_text())["sizes"]
+    learner = json.loads(step_json.read_text())["sizes"][0].get("learner")
+    compared = json.loads(compare_json.read_text()) if compare_json else None
     figure, axes = _two_panels()
     x = [s["transactions"] for s in sizes]
     # Wall time is what a user waits for; CPU time is steadier on a loaded, shared machine.
@@ -44,7 +50,15 @@ def draw(step_json: Path, out: Path) -> Path:
                             (axes[1], "median_cpu_seconds", "CPU")):
         for case, (label, style) in CASES.items():
             if all(case in s for s in sizes):  # results of older runs lack the new cases
-                axis.plot(x, [s[case][key] for s in sizes], style, label=label)
+                named = f"{label}, {learner}" if case.startswith("fraudpipe") and learner \
+                    else label
+                axis.plot(x, [s[case][key] for s in sizes], style, label=named)
+        for name, style in zip(compared["cases"] if compared else [], ("D-.", "P-.", "*-."),
+                               strict=False):
+            points = compared["sizes"]
+            axis.plot([p["transactions"] for p in points], [p[name][key] for p in points],
+                      style, label=f"step, {name}: {points[0][name]['learner']} "
+                                   "(bench.step_compare)")
         axis.set_xscale("log")
         axis.set_yscale("log")
         axis.set_xlabel("transactions in the day (37 days of history at the same scale)")

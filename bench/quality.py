@@ -39,13 +39,12 @@ import numpy as np
 from bench.quality_data import START, copy_share, features_by_day, prepared_share
 from bench.quality_table import markdown, print_table
 from bench.quality_tune import HEADLINE_SPLIT, PREQUENTIAL_SPLITS, replay
-from trainer.evaluation.checkpoint import evaluate_checkpoint
+from trainer.evaluation.prequential import METRICS, evaluate_splits, mean_over_splits
 from trainer.learners import DEFAULT_LEARNER
 from trainer.learners.registry import LEARNERS, uses_profiles
 from trainer.share.lineage import Lineage
 from trainer.step import run_step
 
-METRICS = ("auc_roc", "average_precision", "card_precision_at_100")
 HERE = Path(__file__).resolve().parent
 #: Step times are read from this many last days, when every windowed state is full.
 STEADY_DAYS = 30
@@ -67,12 +66,11 @@ def run_candidate(task: dict) -> dict:
         day += dt.timedelta(days=1)
     lineage = Lineage.load(share)
     checkpoint = share.root / lineage.entry_for(HEADLINE_SPLIT[0]).checkpoint
-    splits = {}
-    for checkpoint_day, test_start in task["splits"]:
-        c, s = dt.date.fromisoformat(checkpoint_day), dt.date.fromisoformat(test_start)
-        result = evaluate_checkpoint(share, c, s)
-        splits[f"{c}/{s}"] = {m: result[m] for m in METRICS} | {
-            "transactions": result["transactions"], "frauds": result["frauds"]}
+    # The same code as `fraudpipe evaluate --prequential` (trainer.evaluation.prequential).
+    splits = {key: {k: v for k, v in metrics.items() if k != "learner"}
+              for key, metrics in evaluate_splits(share, [
+                  (dt.date.fromisoformat(c), dt.date.fromisoformat(s))
+                  for c, s in task["splits"]]).items()}
     steady = seconds[-STEADY_DAYS:]
     return {"seed": task["seed"], "candidate": task["candidate"], "splits": splits,
             "step_seconds_mean": float(np.mean(steady)), "step_seconds_max": float(max(steady)),
@@ -120,7 +118,7 @@ def summarise(runs: list[dict], candidates: list[str]) -> dict:
         for m in METRICS:
             head = [r["splits"][headline_key][m] for r in mine]
             row[m] = [float(np.mean(head)), float(np.std(head, ddof=1)) if len(head) > 1 else 0.0]
-            pre = [float(np.mean([s[m] for s in r["splits"].values()])) for r in mine]
+            pre = [mean_over_splits(r["splits"])[m] for r in mine]
             row[f"prequential_{m}"] = [float(np.mean(pre)),
                                        float(np.std(pre, ddof=1)) if len(pre) > 1 else 0.0]
         row["step_seconds_mean"] = float(np.mean([r["step_seconds_mean"] for r in mine]))
@@ -187,11 +185,19 @@ def write_quality_md() -> None:
         from bench.quality_features import markdown_section
 
         text = text.rstrip("\n") + "\n\n" + markdown_section(json.loads(features.read_text()))
+        from bench.quality_sampling import markdown_section as sampling_section
+
+        text = text.rstrip("\n") + "\n\n" + sampling_section(json.loads(features.read_text()))
     ceiling = HERE / "quality_results_ceiling.json"
     if ceiling.is_file():
         from bench.quality_ceiling import markdown_section as ceiling_section
 
         text = text.rstrip("\n") + "\n\n" + ceiling_section(json.loads(ceiling.read_text()))
+        if features.is_file():
+            from bench.quality_fraction import markdown_section as fraction_section
+
+            text = text.rstrip("\n") + "\n\n" + fraction_section(
+                json.loads(features.read_text()), json.loads(ceiling.read_text()))
     (HERE / "QUALITY.md").write_text(text)
 
 

@@ -25,18 +25,22 @@ import numpy as np
 import pandas as pd
 
 from bench.quality_data import features_by_day, xy
+from trainer.evaluation.prequential import (
+    HEADLINE_SPLIT,
+    KNOWN_WINDOW_DAYS,
+    METRICS,
+    PREQUENTIAL_SPLITS,
+    TEST_DAYS,
+    prequential_splits,
+)
+from trainer.evaluation.prequential import mean_over_splits as _mean_of_splits
 from trainer.evaluation.split import evaluate_split
 from trainer.learners.registry import LEARNERS, uses_profiles
 from trainer.model import fraud_scores
 
-D = dt.date
-#: (checkpoint day, test start): validation weeks, scored by the checkpoint 8 days before.
-VALIDATION_SPLITS = [(D(2018, 7, 3), D(2018, 7, 11)), (D(2018, 7, 10), D(2018, 7, 18))]
-HEADLINE_SPLIT = (D(2018, 7, 31), D(2018, 8, 8))
-PREQUENTIAL_SPLITS = [(D(2018, 7, 31), D(2018, 8, 8)), (D(2018, 8, 7), D(2018, 8, 15)),
-                      (D(2018, 8, 14), D(2018, 8, 22)), (D(2018, 8, 21), D(2018, 8, 29))]
-TEST_DAYS = KNOWN_WINDOW_DAYS = 7
-METRICS = ("auc_roc", "average_precision", "card_precision_at_100")
+#: (checkpoint day, test start): validation weeks, scored by the checkpoint 8 days before
+#: (the prequential protocol's windows, two weeks before its first test week).
+VALIDATION_SPLITS = prequential_splits(dt.date(2018, 7, 11), weeks=2)
 
 
 def _week(features: dict[dt.date, pd.DataFrame], start: dt.date, days: int) -> pd.DataFrame:
@@ -86,9 +90,8 @@ def replay(factory: Callable[[], object], features: dict[dt.date, pd.DataFrame],
 
 
 def mean_over_splits(result: dict) -> dict[str, float]:
-    """Each metric averaged over the result's splits."""
-    splits = list(result["splits"].values())
-    return {m: float(np.mean([s[m] for s in splits])) for m in METRICS}
+    """Each metric averaged over the result's splits (the prequential protocol's mean)."""
+    return _mean_of_splits(result["splits"])
 
 
 def main() -> None:

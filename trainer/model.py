@@ -86,14 +86,17 @@ class WarmStartClassifier(DailyClassifier):
             self.days_seen_ = 0
         self.scaler_.partial_fit(X)
         Xs = self.scaler_.transform(X)
+        self._passes(Xs, y, np.random.default_rng([self.random_state, self.days_seen_]))
+        self.days_seen_ += 1
+        return self
+
+    def _passes(self, Xs: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> None:
+        """`passes` shuffled passes of the classifier over every row of the scaled day."""
         weights = np.where(y == 1, self.fraud_weight, 1.0)
-        rng = np.random.default_rng([self.random_state, self.days_seen_])
         for _ in range(self.passes):
             order = rng.permutation(len(y))
             self.classifier_.partial_fit(Xs[order], y[order], classes=CLASSES,
                                          sample_weight=weights[order])
-        self.days_seen_ += 1
-        return self
 
     def predict_proba(self, X):
         """Fraud probability in column 1, as scikit-learn classifiers do."""

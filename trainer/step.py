@@ -140,8 +140,9 @@ def _train_and_commit(share: Share, day: dt.date, lineage: Lineage, learner: str
     metrics: dict = {"transactions": int(len(y)), "frauds": int(y.sum())}
     if head is not None:
         scores = fraud_scores(model, X)  # the X trained on below: one copy of the inputs
-        scoring.write_scores(share, day, frame, scores, model=model, learner=learner_name)
-        metrics["prequential"] = scoring.day_metrics(frame, scores)
+        ranks = scoring.write_scores(share, day, frame, scores, model=model,
+                                     learner=learner_name)
+        metrics["prequential"] = scoring.day_metrics(frame, scores, ranks)
     model.partial_fit(X, y)
     metrics["train_accuracy"], metrics["train_accuracy_rows"] = scoring.training_accuracy(
         model, X, y, day)

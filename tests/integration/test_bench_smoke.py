@@ -124,3 +124,30 @@ def test_history_plot_draws_every_run_it_is_given(results: Path, tmp_path: Path)
     out = draw_history([("state", results / "history.json"),
                         ("raw", results / "history.json")], tmp_path / "chain.png")
     assert out.read_bytes().startswith(b"\x89PNG\r\n\x1a\n") and out.stat().st_size > 10_000
+
+
+def test_step_compare_runs_each_case_on_the_same_day_and_plots_it(tmp_path: Path):
+    # two learners of the same code stand for old and new: each trains its own head, then
+    # the measured day, and both lines reach the size plot
+    out, data = tmp_path / "out", tmp_path / "data"
+    done = subprocess.run([sys.executable, "-m", "bench.step_compare", "--sizes", "2k",
+                           "--repeats", "1", "--case", f"full={REPO}:lgbm_mlp_profiles",
+                           "--case", f"sampled={REPO}:lgbm_mlp_profiles_sampled",
+                           "--data-dir", str(data), "--results-dir", str(out)],
+                          cwd=REPO, capture_output=True, text=True, timeout=1200)
+    assert done.returncode == 0, done.stderr[-3000:]
+    compared = json.loads((out / "step_compare.json").read_text())
+    assert compared["cases"] == ["full", "sampled"]
+    size = compared["sizes"][0]
+    assert size["transactions"] > 1_000
+    for name, learner in (("full", "lgbm_mlp_profiles"), ("sampled", "lgbm_mlp_profiles_sampled")):
+        assert size[name]["learner"] == learner
+        assert size[name]["median_cpu_seconds"] > 0 and size[name]["median_peak_rss_mib"] > 0
+    from bench.plot import draw
+
+    step_json = tmp_path / "step.json"
+    step_json.write_text(json.dumps({"sizes": [
+        {"transactions": size["transactions"], "learner": "x",
+         "fraudpipe": {k: size["full"][k] for k in ("median_seconds", "median_cpu_seconds")}}]}))
+    png = draw(step_json, tmp_path / "size.png", out / "step_compare.json")
+    assert png.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")

@@ -74,8 +74,13 @@ def booster_contributions(estimator: Any, X: np.ndarray) -> np.ndarray:
     return np.asarray(booster.predict(np.asarray(X, dtype=np.float64), pred_contrib=True))
 
 
-def explain(model: Any, inputs: list[str], X: np.ndarray) -> Explanation | None:
-    """The booster's contributions to rows `X` (model inputs `inputs`); None without a booster."""
+def explain(model: Any, inputs: list[str], X: np.ndarray,
+            scores: np.ndarray | None = None) -> Explanation | None:
+    """The booster's contributions to rows `X` (model inputs `inputs`); None without a booster.
+
+    `scores`: `model`'s fraud scores of these rows when the caller has them (the step
+    scored the whole day already); otherwise the rows are scored here.
+    """
     found = booster_member(model)
     if found is None or len(X) == 0:
         return None
@@ -83,7 +88,10 @@ def explain(model: Any, inputs: list[str], X: np.ndarray) -> Explanation | None:
     X = np.asarray(X, dtype=np.float64)
     contrib = booster_contributions(estimator, X)
     p_booster = np.asarray(estimator.predict_proba(X))[:, 1]
-    score = np.asarray(model.predict_proba(X))[:, 1]
+    if scores is not None and len(scores) != len(X):
+        raise ValueError(f"{len(scores)} scores for {len(X)} rows")
+    score = (np.asarray(model.predict_proba(X))[:, 1] if scores is None
+             else np.asarray(scores, dtype=np.float64))
     raw = contrib.sum(axis=1)
     logit = np.log(np.clip(p_booster, 1e-300, None)) - np.log(np.clip(1 - p_booster, 1e-300, None))
     # base = expected value + the calibration's constant shift (logit - raw).

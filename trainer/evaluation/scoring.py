@@ -11,8 +11,7 @@ import pyarrow.parquet as pq
 
 from trainer.evaluation import reasons
 from trainer.evaluation.metrics import average_precision, roc_auc
-from trainer.features.from_history import features_of_rows
-from trainer.features.store import history_before
+from trainer.evaluation.testing_features import testing_features
 from trainer.learners.registry import learner_inputs, uses_profiles
 from trainer.model import fraud_scores
 from trainer.outcomes import save_list
@@ -65,12 +64,15 @@ def card_ranks(frame: pd.DataFrame, scores: np.ndarray, k: int = TOP_CARDS) -> p
 
 def write_scores(share: Share, day: dt.date, frame: pd.DataFrame, scores: np.ndarray,
                  metadata: dict[bytes, bytes] | None = None, *, model=None,
-                 learner: str | None = None) -> None:
+                 learner: str | None = None) -> pd.Series:
     """`output/scores/<day>.parquet`: every transaction's score and the top cards' ranks.
 
     `metadata` goes into the file's Parquet key-value metadata (who scored the day). With
     the `model` that scored the day and its `learner`, the top cards' transactions also
     get their reasons (`reason_columns`).
+
+    Returns:
+        The card ranks written (`card_ranks`), for `day_metrics` to reuse.
     """
     out = pd.DataFrame({
         "TRANSACTION_ID": frame["TRANSACTION_ID"].to_numpy(),
@@ -80,9 +82,11 @@ def write_scores(share: Share, day: dt.date, frame: pd.DataFrame, scores: np.nda
         "TX_AMOUNT": frame["TX_AMOUNT"].to_numpy(),
         "FRAUD_SCORE": scores,
     })
-    out["CARD_RANK"] = card_ranks(frame, scores).to_numpy()
+    ranks = card_ranks(frame, scores)
+    out["CARD_RANK"] = ranks.to_numpy()
     if model is not None and learner is not None:
-        for name, values in reason_columns(model, learner, frame, out["CARD_RANK"]).items():
+        for name, values in reason_columns(model, learner, frame, out["CARD_RANK"],
+                                           scores).items():
             out[name] = values
     # The list the team is handed: the first ranking of the day, kept for its outcome.
     save_list(share, day, out["CUSTOMER_ID"].to_numpy(), out["CARD_RANK"],
@@ -94,10 +98,11 @@ def write_scores(share: Share, day: dt.date, frame: pd.DataFrame, scores: np.nda
             table = pa.Table.from_pandas(out, preserve_index=False)
             table = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
             pq.write_table(table, tmp)
+    return ranks
 
 
-def reason_columns(model, learner: str, frame: pd.DataFrame,
-                   ranks: pd.Series) -> dict[str, pd.Series]:
+def reason_columns(model, learner: str, frame: pd.DataFrame, ranks: pd.Series,
+                   scores: np.ndarray | None = None) -> dict[str, pd.Series]:
     """The scores file's reason columns, filled on the ranked cards' transactions only.
 
     REASONS: the inputs that raised the booster's score most, in words, "; "-separated
@@ -109,7 +114,9 @@ def reason_columns(model, learner: str, frame: pd.DataFrame,
     ranked = np.flatnonzero(ranks.notna().to_numpy())
     inputs = learner_inputs(learner)
     rows = frame.iloc[ranked]
-    explanation = reasons.explain(model, inputs, rows[inputs].to_numpy())
+    # The ranked rows' scores are known: explaining them need not score them again.
+    explanation = reasons.explain(model, inputs, rows[inputs].to_numpy(),
+                                  None if scores is None else scores[ranked])
     if explanation is None:
         return {}
     n = len(frame)
@@ -128,26 +135,32 @@ def reason_columns(model, learner: str, frame: pd.DataFrame,
             "SCORE_FROM_BOOSTER": pd.Series(booster), "SCORE_FROM_OTHERS": pd.Series(others)}
 
 
-def _cp_at_k(frame: pd.DataFrame, scores: np.ndarray) -> float:
+def _cp_at_k(frame: pd.DataFrame, scores: np.ndarray, ranks: pd.Series | None = None) -> float:
     """Card Precision@100 of one day: `metrics.card_precision_at_k` on a single day.
 
-    The top cards are `card_ranks`' (highest score, ties by CUSTOMER_ID, as there); a card
-    counts when it has a fraud that day. Equal to the general function, which a test
-    checks, at a third of its cost on a 100k-transaction day.
+    The top cards are `card_ranks`' (highest score, ties by CUSTOMER_ID, as there; pass
+    `ranks` when already computed from these scores); a card counts when it has a fraud
+    that day. Equal to the general function, which a test checks, at a third of its cost
+    on a 100k-transaction day.
     """
     customers = frame["CUSTOMER_ID"].to_numpy()
-    top = np.unique(customers[card_ranks(frame, scores).notna().to_numpy()])
+    ranks = card_ranks(frame, scores) if ranks is None else ranks
+    top = np.unique(customers[ranks.notna().to_numpy()])
     compromised = np.unique(customers[frame["TX_FRAUD"].to_numpy() == 1])
     return float(np.isin(top, compromised).sum() / TOP_CARDS)
 
 
-def day_metrics(frame: pd.DataFrame, scores: np.ndarray) -> dict:
-    """ROC AUC, average precision and Card Precision@100 of one day's scores."""
+def day_metrics(frame: pd.DataFrame, scores: np.ndarray, ranks: pd.Series | None = None) -> dict:
+    """ROC AUC, average precision and Card Precision@100 of one day's scores.
+
+    `ranks`: the day's `card_ranks` of these scores, when already computed (the step's
+    `write_scores` returns them).
+    """
     y = frame["TX_FRAUD"].to_numpy()
     return {
         "auc_roc": _clean(roc_auc(y, scores)),
         "average_precision": _clean(average_precision(y, scores)),
-        "card_precision_at_100": _clean(_cp_at_k(frame, scores)),
+        "card_precision_at_100": _clean(_cp_at_k(frame, scores, ranks)),
         "accuracy": float(((scores >= 0.5).astype(int) == y).mean()),
     }
 
@@ -170,15 +183,14 @@ def evaluate_testing_dataset(share: Share, model, learner: str) -> dict | None:
 
     Its features need the training days before it, so they are computed from the
     share's training history plus the testing rows, with the inputs of `learner`, the
-    model's learner.
+    model's learner, once: later steps read them back (`testing_features`).
     """
     path = latest_testing_dataset(share)
     if path is None:
         return None
     rows = pd.read_parquet(path)
-    day = rows["TX_DATETIME"].min().date()
-    frame = features_of_rows(history_before(share, day), rows,
-                             profiles=uses_profiles(learner))
+    # The rows' features do not change with the model: computed once, then read back.
+    frame = testing_features(share, path, rows, profiles=uses_profiles(learner))
     scores = score_day(model, frame, learner)
     result = day_metrics(frame, scores)
     result["dataset"] = f"datasets/testing/{path.name}"

@@ -17,6 +17,7 @@ LEARNER_NAMES: tuple[str, ...] = (
     "lgbm_continued",
     "lgbm_mlp",
     "lgbm_mlp_profiles",
+    "lgbm_mlp_profiles_sampled",
 )
 
 #: The learner of a new chain (an existing chain keeps the one in its lineage). Best on
