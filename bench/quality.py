@@ -130,15 +130,15 @@ def summarise(runs: list[dict], candidates: list[str]) -> dict:
     return summary
 
 
-#: The handbook's best batch models, anywhere (prequential, tuned): issue 16 asks every
-#: report seed to beat all three.
+#: The handbook's best batch models, anywhere (prequential, tuned): every report seed is
+#: to beat all three.
 HANDBOOK_BEST = {"auc_roc": 0.879, "average_precision": 0.687, "card_precision_at_100": 0.305}
 
 
 def _per_seed_notes(saved: dict) -> list[str]:
     """One line per (seed, learner) of a report run: headline metrics, above the handbook?"""
     headline = "/".join(d.isoformat() for d in HEADLINE_SPLIT)
-    notes = [f"Seeds {saved['meta']['seeds']} through the step (issue 16: never used for a "
+    notes = [f"Seeds {saved['meta']['seeds']} through the step (never used for a "
              "choice): `nice -n 10 .venv/bin/python -m bench.quality --engine step --seeds "
              "10 11 12 13 14 --candidates lgbm_mlp_profiles lgbm_mlp --out "
              "bench/quality_results_step_report.json`; other jobs shared the machine."]
@@ -157,7 +157,7 @@ def write_quality_md() -> None:
     """bench/QUALITY.md from every engine's saved results (memory first, then step).
 
     ``quality_results_step_report.json`` (``--out``) is the step engine on the report
-    seeds 10-14 of issue 16, a section of its own after the step engine's.
+    report seeds 10-14, a section of its own after the step engine's.
     """
     sections, runs, report_notes = [], {}, []
     for engine in ("memory", "step", "step_report"):

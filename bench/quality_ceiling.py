@@ -1,9 +1,9 @@
 """How high the handbook's metrics can go on the simulator, before any model is trained.
 
-Issue 16 asks for mean ROC AUC >= 0.900 and CP@100 >= 0.325 on the headline split of fresh
-seeds. Part of every test week's frauds carries no signal in any input a model may use, so
-those targets have a ceiling. This script measures it per seed, for each split of the
-quality benchmarks, with two scorings of the test week:
+The feature-engine targets ask for mean ROC AUC >= 0.900 and CP@100 >= 0.325 on the
+headline split of fresh seeds. Part of every test week's frauds carries no signal in any
+input a model may use, so those targets have a ceiling. This script measures it per seed,
+for each split of the quality benchmarks, with two scorings of the test week:
 
 * ``perfect``: the label itself (plus a tiny seeded noise to break ties): the metric's
   absolute maximum (CP@100 is below 1 because fewer than 100 cards are defrauded a day).
@@ -152,7 +152,7 @@ def markdown_section(results: dict) -> str:
     headline = f"{HEADLINE_SPLIT[0]}/{HEADLINE_SPLIT[1]}"
     validation = [f"{c}/{s}" for c, s in VALIDATION_SPLITS]
     seeds = sorted(results["seeds"], key=int)
-    out = ["## How high the metrics can go (issue 16)", "",
+    out = ["## How high the metrics can go", "",
            "Written by `python -m bench.quality_ceiling` (definitions in its docstring). "
            "`perfect` scores each test transaction by its label; `knowable` ranks first "
            "the frauds some input reveals (an amount above 220, a compromised card, a "

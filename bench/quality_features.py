@@ -289,7 +289,7 @@ def _table(entries: list[dict], extra_header: str = "") -> list[str]:
 
 def markdown_section(results: dict) -> str:
     """The QUALITY.md section of this script: validation choices, then the fresh-seed report."""
-    out = ["## Extra features and learner settings (issue 16)", "",
+    out = ["## Extra features and learner settings", "",
            "Written by `python -m bench.quality_features` from "
            "`bench/quality_results_features.json`. Memory engine (the step's `partial_fit` "
            "sequence on in-memory features), 183 simulated days, 5,000 customers, 10,000 "
@@ -316,7 +316,7 @@ def markdown_section(results: dict) -> str:
         headline = f"{HEADLINE_SPLIT[0]}/{HEADLINE_SPLIT[1]}"
         out += [f"### Report (seeds {report['seeds']}, never used for a choice)", ""]
         if report["seeds"] != REPORT_SEEDS:
-            out += [f"**Incomplete:** the issue asks for seeds {REPORT_SEEDS}; only "
+            out += [f"**Incomplete:** the targets name seeds {REPORT_SEEDS}; only "
                     f"{report['seeds']} were run (time ran out on the shared machine).", ""]
         out += [
                 f"Chosen: `{report['chosen']}`, booster weight {report['chosen_weight']:g}; "
@@ -345,7 +345,7 @@ def markdown_section(results: dict) -> str:
                 f"extra candidate from the same rows {timing['extra']:.3f}; `partial_fit` as in "
                 "the tables. The step's other costs (checkpoint, scoring, reports) are in "
                 "the step engine's table above."]
-        out += ["", "Targets (issue 16): mean " + ", ".join(
+        out += ["", "Targets of the feature engine: mean " + ", ".join(
             f"{k} >= {v}" for k, v in TARGETS.items()) + "; every seed above " + ", ".join(
             f"{k} {v}" for k, v in HANDBOOK_BEST.items()) + ".", "", "```",
             report["command"], "```", ""]

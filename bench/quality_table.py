@@ -43,7 +43,7 @@ def rows(summary: dict, meta: dict) -> list[list[str]]:
                     _size(row["checkpoint_bytes"])])
     for name, *values in HANDBOOK_ROWS:
         out.append([name, *(f"{v:.3f}" for v in values), "", "", "", "", "", ""])
-    out.append(["target (issue 8)", *(f">= {v:.2f}" for v in TARGETS), "", "", "", "< 2 s", "", ""])
+    out.append(["first target", *(f">= {v:.2f}" for v in TARGETS), "", "", "", "< 2 s", "", ""])
     return out
 
 
@@ -73,7 +73,7 @@ ENGINE_TEXT = {
 def markdown(sections: list[tuple[dict, dict]], notes: list[str] | None = None) -> str:
     """bench/QUALITY.md from one or more runs: (summary, meta) per engine."""
     lines = [
-        "# Model quality (issue 8)",
+        "# Model quality",
         "",
         "Written by `python -m bench.quality` (do not edit by hand). Every learner is "
         "updated one day at a time from 2018-04-01, each day continuing from the previous "

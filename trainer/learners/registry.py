@@ -85,7 +85,7 @@ def _lgbm_mlp_profiles() -> BaseEstimator:
 
     The configuration ``all_spell+booster:fraud_window_days=84`` at booster weight 0.7
     chosen on the validation weeks in bench/QUALITY.md ("Extra features and learner
-    settings (issue 16)"), built as `bench.quality_features` builds it so that its
+    settings"), built as `bench.quality_features` builds it so that its
     figures are this learner's: the members are its
     ``make_member("booster", {"fraud_window_days": 84})`` and ``make_member("mlp", {})``,
     the inputs its ``columns_of`` of that configuration, and the score
@@ -135,7 +135,7 @@ HANDBOOK_INPUTS: list[str] = FEATURE_COLUMNS
 PROFILE_INPUTS: list[str] = FEATURE_COLUMNS + EXTRA_FEATURE_COLUMNS
 
 #: Learner name -> its model inputs. Never change an entry: the chains of that learner
-#: hold checkpoints fitted on those columns (every learner before issue 16 reads the 15).
+#: hold checkpoints fitted on those columns (every learner before the profile inputs reads the 15).
 LEARNER_INPUTS: dict[str, list[str]] = {
     "sgd": HANDBOOK_INPUTS,
     "sgd_tuned": HANDBOOK_INPUTS,
