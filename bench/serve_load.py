@@ -169,6 +169,17 @@ def closed_loop(url: str, feed: Feed, clients: int, seconds: float) -> dict:
             "requests_per_s": round(len(latencies) / wall, 1), **percentiles(latencies)}
 
 
+def score_when_due(http, url: str, body: bytes, when: float):
+    """Wait until `when` (a `time.perf_counter()` reading), then POST `body` to /v1/score.
+
+    The open loops count latency from the due time, so a late sender still shows the wait.
+    """
+    pause = when - time.perf_counter()
+    if pause > 0:
+        time.sleep(pause)
+    return http.post(f"{url}/v1/score", content=body, headers={"content-type": "application/json"})
+
+
 def open_loop(url: str, feed: Feed, rate: float, seconds: float, senders: int = 16) -> dict:
     """Requests due every 1/`rate` s; latency counted from the due time."""
     import httpx
@@ -191,12 +202,8 @@ def open_loop(url: str, feed: Feed, rate: float, seconds: float, senders: int = 
                 body = feed.take()
                 if body is None:
                     return
-                pause = when - time.perf_counter()
-                if pause > 0:
-                    time.sleep(pause)
                 try:
-                    reply = http.post(f"{url}/v1/score", content=body,
-                                      headers={"content-type": "application/json"})
+                    reply = score_when_due(http, url, body, when)
                     if reply.status_code != 200:
                         errors.append(reply.text[:200])
                 except httpx.HTTPError as exc:

@@ -66,6 +66,8 @@ def reload_under_load(url: str, feed, pid: int, rate: float, seconds: float,
     """
     import httpx
 
+    from bench.serve_load import score_when_due
+
     fraudpipe = str(Path(sys.executable).parent / "fraudpipe")
     start_at = time.perf_counter() + 0.2
     records: list[tuple[float, float, str | None, int]] = []
@@ -88,12 +90,8 @@ def reload_under_load(url: str, feed, pid: int, rate: float, seconds: float,
                 body = feed.take()
                 if body is None:
                     return
-                pause = when - time.perf_counter()
-                if pause > 0:
-                    time.sleep(pause)
                 try:
-                    reply = http.post(f"{url}/v1/score", content=body,
-                                      headers={"content-type": "application/json"})
+                    reply = score_when_due(http, url, body, when)
                     status = reply.status_code
                     sha = reply.json()["checkpoint"]["sha256"] if status == 200 else None
                 except httpx.HTTPError:
