@@ -93,6 +93,11 @@ class WarmStartClassifier(DailyClassifier):
     def _passes(self, Xs: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> None:
         """`passes` shuffled passes of the classifier over every row of the scaled day."""
         weights = np.where(y == 1, self.fraud_weight, 1.0)
+        # Each pass gathers the rows in a new order, and a row is 26 scattered values of a
+        # column-major day (the features frame's layout) against one contiguous run of a
+        # row-major copy: 3x cheaper per pass on a 100,000-row day. The gathered arrays,
+        # all the classifier sees, are row-major and equal either way.
+        Xs = np.ascontiguousarray(Xs)
         for _ in range(self.passes):
             order = rng.permutation(len(y))
             self.classifier_.partial_fit(Xs[order], y[order], classes=CLASSES,
