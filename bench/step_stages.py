@@ -1,6 +1,7 @@
 """Where one step's CPU goes: each stage of `trainer.step.run_step` timed on its own.
 
-    .venv/bin/python -m bench.step_stages --size 100k --repeats 3 [--learner NAME]
+    .venv/bin/python -m bench.step_stages --size 100k --repeats 3 [--learner NAME] \\
+        [--code <checkout of other code>]
 
 The day and its history are `bench step`'s prepared share for that size
 (`bench.step_throughput.prepared`); the day before is trained first as the chain's head
@@ -10,7 +11,9 @@ the functions the step calls are wrapped with `time.process_time` (no profiler: 
 overhead inflates Python-heavy stages several times); a stage's figure includes the
 stages nested in it, which are printed indented below it. "other" is the step's CPU not
 inside any top-level stage. Medians over the repeats; the checkpoint's sha256 of every
-run is printed too (the same inputs must give the same bytes).
+run is printed too (the same inputs must give the same bytes). With `--code`, the step
+(and the head) run from that checkout's `trainer`, e.g. the code before a change, timed by
+this script: the stages it names must exist there.
 """
 
 from __future__ import annotations
@@ -112,17 +115,18 @@ def child(work: Path, day: dt.date) -> dict:
             "transactions": result.metrics["transactions"]}
 
 
-def _run_child(work: Path, day: dt.date, learner: str) -> dict:
-    env = {**os.environ, **ONE_THREAD_ENV, LEARNER_ENV: learner}
-    done = subprocess.run([sys.executable, "-m", "bench.step_stages", "--child",
+def _run_child(code: Path, work: Path, day: dt.date, learner: str) -> dict:
+    env = {**os.environ, **ONE_THREAD_ENV, LEARNER_ENV: learner, "PYTHONPATH": str(code)}
+    done = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child",
                            "--work", str(work), "--day", day.isoformat()],
-                          env=env, cwd=REPO, capture_output=True, text=True)
+                          env=env, cwd=code, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"step child failed: {done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def measure(size: str, learner: str, repeats: int, data_dir: Path, seed: int) -> dict:
+def measure(size: str, learner: str, repeats: int, data_dir: Path, seed: int,
+            code: Path = REPO) -> dict:
     """The stage split of one size's step; see the module docstring."""
     from bench.step_compare import _child as train_head
     from bench.step_compare import _reset
@@ -131,17 +135,18 @@ def measure(size: str, learner: str, repeats: int, data_dir: Path, seed: int) ->
     work, info = prepared(data_dir, {**SIZES, **QUICK_SIZES}[size], HISTORY_DAYS, seed)
     day = dt.date.fromisoformat(info["days"][-1]["date"])
     share = work / "share"
-    head = work / f"stages-head-{learner}"
+    head = work / f"stages-head-{learner}-{code.name}"
     if not head.is_dir():
         _reset(share)
-        train_head(REPO, learner, work, day - dt.timedelta(days=1))
+        train_head(code, learner, work, day - dt.timedelta(days=1))
         shutil.copytree(share / "output", head)
     runs = []
     for _ in range(repeats):
         _reset(share, head)
-        runs.append(_run_child(work, day, learner))
+        runs.append(_run_child(code, work, day, learner))
     keys = list(dict.fromkeys(k for r in runs for k in r["stages"]))
-    return {"size": size, "learner": learner, "transactions": runs[0]["transactions"],
+    return {"size": size, "learner": learner, "code": str(code),
+            "transactions": runs[0]["transactions"],
             "repeats": repeats, "loadavg": [round(x, 2) for x in os.getloadavg()],
             "total": statistics.median(r["total"] for r in runs),
             "other": statistics.median(r["other"] for r in runs),
@@ -154,7 +159,8 @@ def table(result: dict) -> str:
     """The stage split as text: stage, median CPU s, share of the step."""
     total = result["total"]
     lines = [f"{result['size']} ({result['transactions']:,} transactions), "
-             f"{result['learner']}, median of {result['repeats']}, load {result['loadavg']}",
+             f"{result['learner']}, code {result['code']}, median of {result['repeats']}, "
+             f"load {result['loadavg']}",
              f"{'step':40s} {total:7.3f} s  100%"]
     for key, value in [*result["stages"].items(), ("other", result["other"])]:
         depth = key.count(" / ")
@@ -175,6 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data-dir", type=Path, default=Path(
         os.environ.get("FRAUDPIPE_BENCH_DATA", "/tmp/fraudpipe-bench")))
+    parser.add_argument("--code", type=Path, default=REPO,
+                        help="the checkout whose step is timed (default: this one)")
     parser.add_argument("--json", type=Path, help="also write the result here")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
@@ -183,7 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         print(json.dumps(child(args.work, dt.date.fromisoformat(args.day))))
         return 0
-    result = measure(args.size, args.learner, args.repeats, args.data_dir, args.seed)
+    result = measure(args.size, args.learner, args.repeats, args.data_dir, args.seed,
+                     args.code.resolve())
     print(table(result))
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
