@@ -58,32 +58,28 @@ from trainer.features.profiles import (
     share,
 )
 
-#: Days back from a target's time where a customer window starts (1, 7, 30: the
-#: handbook's windows and the profiles' 7 and 30; 7 and 37: the delayed risk window).
-CUSTOMER_BACK_DAYS = (1, 7, 30, LOOKBACK_DAYS)
-#: The same for terminals: 7 ends every delayed window; 8, 14, 37 start the 1, 7 and
-#: 30-day ones.
-TERMINAL_BACK_DAYS = (TERMINAL_DELAY_DAYS, TERMINAL_DELAY_DAYS + 1, TERMINAL_DELAY_DAYS + 7,
-                      TERMINAL_DELAY_DAYS + 30)
-_CUSTOMER_BACK_NS = np.array(CUSTOMER_BACK_DAYS, np.int64) * NS_PER_DAY
-_TERMINAL_BACK_NS = np.array(TERMINAL_BACK_DAYS, np.int64) * NS_PER_DAY
+#: Days back from a target's time where its windows start or end: for customers 1, 7, 30
+#: (the handbook's windows, the profiles' 7 and 30) and 37 (with 7: the delayed risk
+#: window); for terminals 7 (the end of every delayed window), 8, 14 and 37 (their starts).
+BACK_DAYS = (1, 7, 30, LOOKBACK_DAYS,
+             TERMINAL_DELAY_DAYS, TERMINAL_DELAY_DAYS + 1, TERMINAL_DELAY_DAYS + 7,
+             TERMINAL_DELAY_DAYS + 30)
+_BACK_NS = np.array(BACK_DAYS, np.int64) * NS_PER_DAY
 assert LABEL_DELAY_DAYS == TERMINAL_DELAY_DAYS and LOOKBACK_DAYS == TERMINAL_DELAY_DAYS + 30
 
 
 @dataclass(frozen=True)
 class _Entities:
-    """The history rows of one entity kind in (entity, time) order, with their sums."""
+    """The history rows of one entity kind in (entity, time) order."""
 
     ids: pd.Index
     """Entity id by code."""
     keys: np.ndarray
     """``code * rows + time rank`` of each row, sorted: an entity's window is a range."""
-    amount_sums: tuple[np.ndarray, np.ndarray]
-    """Exact prefix sums of TX_AMOUNT in key order (`exact_sums.prefix_sums`)."""
+    order: np.ndarray
+    """The rows (in time order) in key order."""
     fraud_sums: np.ndarray
     """Prefix sums of TX_FRAUD in key order, with a leading 0."""
-    square_sums: tuple[np.ndarray, np.ndarray] | None = None
-    """Customers: exact prefix sums of TX_AMOUNT squared."""
     last_time: np.ndarray | None = None
     """Customers: the time of each entity's last row, by code."""
     fraud_counts: np.ndarray | None = None
@@ -106,25 +102,22 @@ class _Entities:
         `ranks` (targets x bounds) counts the history rows at or before each bound; the
         positions are where each window starts (or ends) in key order.
         """
-        rows = len(self.keys)
-        return np.searchsorted(self.keys, codes[:, None] * max(rows, 1) + ranks)
+        return np.searchsorted(self.keys, codes[:, None] * max(len(self.keys), 1) + ranks)
 
 
-def _entities(ids: np.ndarray, times: np.ndarray, amounts: np.ndarray, frauds: np.ndarray,
-              *, customers: bool) -> _Entities:
+def _entities(ids: np.ndarray, times: np.ndarray, frauds: np.ndarray, *,
+              customers: bool) -> _Entities:
     """`_Entities` of rows already in (time, transaction id) order."""
     codes, uniques = pd.factorize(ids, use_na_sentinel=False)
     codes = codes.astype(np.int64, copy=False)
     order, keys = entity_order(codes, len(uniques))
     fraud_sums = np.concatenate(([0.0], np.cumsum(frauds[order])))
     if customers:
-        rows = len(times)
-        last = np.searchsorted(keys, (np.arange(len(uniques)) + 1) * max(rows, 1)) - 1
-        return _Entities(pd.Index(uniques), keys, prefix_sums(amounts[order]), fraud_sums,
-                         square_sums=prefix_sums((amounts**2)[order]),
+        last = np.searchsorted(keys, (np.arange(len(uniques)) + 1) * max(len(times), 1)) - 1
+        return _Entities(pd.Index(uniques), keys, order, fraud_sums,
                          last_time=times[order[last]])
     flags = frauds[order] > 0
-    return _Entities(pd.Index(uniques), keys, prefix_sums(amounts[order]), fraud_sums,
+    return _Entities(pd.Index(uniques), keys, order, fraud_sums,
                      fraud_counts=np.concatenate(([0], np.cumsum(flags))),
                      fraud_times=times[order][flags])
 
@@ -139,6 +132,10 @@ class PreparedHistory:
     """The rows' times in (time, transaction id) order: a bound's rank is a search here."""
     customers: _Entities
     terminals: _Entities
+    sums: tuple[np.ndarray, np.ndarray]
+    """Exact prefix sums (`exact_sums.prefix_sums`, each with its leading 0) one after the
+    other: the customers' amounts and squared amounts, the terminals' amounts, each in its
+    entities' key order (so every window sum of a target is one gather)."""
 
     @property
     def rows(self) -> int:
@@ -165,16 +162,22 @@ def prepare_history(columns: dict[str, np.ndarray], before_ns: int) -> PreparedH
             f"history row before the day its features are for")
     ids = tie_keys(np.asarray(columns["TRANSACTION_ID"]))
     by_time = time_order(times, ids)
-    take = (lambda values: values) if by_time is None else (lambda values: values[by_time])
-    times = take(times)
-    amounts = take(np.asarray(columns["TX_AMOUNT"], dtype=np.float64))
-    frauds = take(np.asarray(columns["TX_FRAUD"], dtype=np.float64))
-    return PreparedHistory(
-        before_ns, times,
-        _entities(take(np.asarray(columns["CUSTOMER_ID"])), times, amounts, frauds,
-                  customers=True),
-        _entities(take(np.asarray(columns["TERMINAL_ID"])), times, amounts, frauds,
-                  customers=False))
+
+    def in_time_order(values: np.ndarray) -> np.ndarray:
+        return values if by_time is None else values[by_time]
+
+    times = in_time_order(times)
+    amounts = in_time_order(np.asarray(columns["TX_AMOUNT"], dtype=np.float64))
+    frauds = in_time_order(np.asarray(columns["TX_FRAUD"], dtype=np.float64))
+    customers = _entities(in_time_order(np.asarray(columns["CUSTOMER_ID"])), times, frauds,
+                          customers=True)
+    terminals = _entities(in_time_order(np.asarray(columns["TERMINAL_ID"])), times, frauds,
+                          customers=False)
+    parts = [prefix_sums(amounts[customers.order]),
+             prefix_sums((amounts**2)[customers.order]),
+             prefix_sums(amounts[terminals.order])]
+    sums = (np.concatenate([hi for hi, _ in parts]), np.concatenate([lo for _, lo in parts]))
+    return PreparedHistory(before_ns, times, customers, terminals, sums)
 
 
 @dataclass(frozen=True)
@@ -192,12 +195,9 @@ class DayRows:
     amounts: np.ndarray
     rank: np.ndarray
     """How many rows of the same card come before the row."""
-    amount_through: tuple[np.ndarray, np.ndarray]
-    """Exact sum of the card's amounts through the row (itself included)."""
-    amount_before: tuple[np.ndarray, np.ndarray]
-    """The same, without the row."""
-    square_before: tuple[np.ndarray, np.ndarray]
-    """Exact sum of the squares of the card's amounts before the row."""
+    sums: np.ndarray
+    """(6 x rows) double-double (hi, lo) sums over the card's rows: of the amounts through
+    the row (itself included), of the amounts before it, of the squared amounts before it."""
     previous_time: np.ndarray
     """The time of the card's previous row (the row's own time when it is the first)."""
 
@@ -213,34 +213,35 @@ def _run_prefix_sums(values: np.ndarray, run: np.ndarray, rank: np.ndarray,
                      lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Exact prefix sums (``hi``, ``lo``) through each row, restarting at each run.
 
-    `run` and `rank` place each row in its run (card); the sums of a run are a row of a
-    matrix summed along its axis (numpy accumulates sequentially), so they do not depend
-    on the other runs. Runs are grouped by length rounded up to a power of two, so the
-    padded matrices hold at most twice the rows.
+    `values` is (series x rows); `run` and `rank` place each row in its run (a card). The
+    sums of a run are a row of a matrix summed along its last axis (numpy accumulates
+    sequentially), so they do not depend on the other runs. Runs are grouped by length
+    rounded up to a power of two, so the padded matrices hold at most twice the rows.
     """
-    hi, lo = np.empty(len(values)), np.empty(len(values))
-    if len(lengths) == 1:
-        matrices = [(np.arange(len(values)), np.zeros(len(values), np.int64), 1)]
+    series, n = values.shape
+    if len(lengths) == 1:  # one card: no padding
+        groups = [(np.arange(n), np.zeros(n, np.int64), 1)]
     else:
         widths = np.left_shift(1, np.ceil(np.log2(lengths)).astype(np.int64))
         row_width = widths[run]
-        matrices = []
+        groups = []
         for width in np.unique(widths):
             chosen = np.flatnonzero(widths == width)
             local = np.empty(len(lengths), np.int64)
             local[chosen] = np.arange(len(chosen))
             rows = np.flatnonzero(row_width == width)
-            matrices.append((rows, local[run[rows]], len(chosen)))
-    for rows, which, count in matrices:
-        width = int(rank[rows].max()) + 1
-        matrix = np.zeros((count, width))
-        matrix[which, rank[rows]] = values[rows]
-        sums = np.cumsum(matrix, axis=1)
+            groups.append((rows, local[run[rows]], len(chosen)))
+    hi, lo = np.empty((series, n)), np.empty((series, n))
+    for rows, which, count in groups:
+        place = rank[rows]
+        matrix = np.zeros((series, count, int(place.max()) + 1))
+        matrix[:, which, place] = values[:, rows]
+        sums = np.cumsum(matrix, axis=2)
         before = np.zeros_like(sums)
-        before[:, 1:] = sums[:, :-1]
-        errors = np.cumsum(two_sum(before, matrix)[1], axis=1)
-        hi[rows] = sums[which, rank[rows]]
-        lo[rows] = errors[which, rank[rows]]
+        before[:, :, 1:] = sums[:, :, :-1]
+        errors = np.cumsum(two_sum(before, matrix)[1], axis=2)
+        hi[:, rows] = sums[:, which, place]
+        lo[:, rows] = errors[:, which, place]
     return hi, lo
 
 
@@ -258,8 +259,8 @@ def day_rows(columns: dict[str, np.ndarray], *, one_card: bool = False) -> DayRo
     if one_card:
         order = _time_id_order(times, ids)
         lengths = np.array([n], np.int64)
-        run_sorted = np.zeros(n, np.int64)
-        rank_sorted = np.arange(n, dtype=np.int64)
+        run = np.zeros(n, np.int64)
+        rank = np.arange(n, dtype=np.int64)
     else:
         codes = pd.factorize(cards, use_na_sentinel=False)[0]
         order = np.lexsort((tie_keys(ids), times, codes))
@@ -268,38 +269,34 @@ def day_rows(columns: dict[str, np.ndarray], *, one_card: bool = False) -> DayRo
         first[1:] = sorted_codes[1:] != sorted_codes[:-1]
         starts = np.flatnonzero(first)
         lengths = np.diff(np.append(starts, n))
-        run_sorted = np.cumsum(first) - 1
-        rank_sorted = np.arange(n) - starts[run_sorted]
-    sorted_amounts = amounts[order]
-    through = _run_prefix_sums(sorted_amounts, run_sorted, rank_sorted, lengths)
-    squares = _run_prefix_sums(sorted_amounts**2, run_sorted, rank_sorted, lengths)
-    has_before = rank_sorted > 0
+        run = np.cumsum(first) - 1
+        rank = np.arange(n) - starts[run]
+    in_order = amounts[order]
+    hi, lo = _run_prefix_sums(np.stack([in_order, in_order**2]), run, rank, lengths)
+    has_before = rank > 0
     previous = np.arange(n) - 1  # the card's previous row, where it has one
-
-    def before(sums: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        return (np.where(has_before, sums[0][previous], 0.0),
-                np.where(has_before, sums[1][previous], 0.0))
-
+    through = np.stack([hi[0], lo[0]])
+    before = np.where(has_before, np.stack([hi[0], lo[0], hi[1], lo[1]])[:, previous], 0.0)
     sorted_times = times[order]
-    in_rows = np.empty(n, np.int64)  # sorted position -> the caller's row
+    in_rows = np.empty(n, np.int64)  # the caller's row -> its sorted position
     in_rows[order] = np.arange(n)
-    fields = (rank_sorted, *through, *before(through), *before(squares),
-              np.where(has_before, sorted_times[previous], sorted_times))
-    rank, t_hi, t_lo, b_hi, b_lo, s_hi, s_lo, previous_time = (f[in_rows] for f in fields)
-    return DayRows(times, cards, np.asarray(columns["TERMINAL_ID"]), amounts, rank,
-                   (t_hi, t_lo), (b_hi, b_lo), (s_hi, s_lo), previous_time)
+    return DayRows(times, cards, np.asarray(columns["TERMINAL_ID"]), amounts, rank[in_rows],
+                   np.concatenate([through, before])[:, in_rows],
+                   np.where(has_before, sorted_times[previous], sorted_times)[in_rows])
 
 
-def _with_day(history_sums: tuple[np.ndarray, np.ndarray],
-              day_sums: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-    """History window sums (targets x windows) plus the card's day part, rounded once."""
-    return rounded(*dd_add(history_sums[0], history_sums[1], day_sums[0][:, None],
-                           day_sums[1][:, None]))
+#: Columns of `day_features`' window sums: which history window sum (of the 7 gathered)
+#: and which card part (a row of ``DayRows.sums``, as (hi, lo) pairs) each adds.
+_HISTORY_SUM = [0, 1, 2, 1, 2, 3, 4]  # amounts 1, 7, 30 days; again 7, 30; squares 7, 30
+_DAY_SUM = [0, 0, 0, 2, 2, 4, 4]  # through the row; before it; squares before it
 
 
 def day_features(history: PreparedHistory, day: DayRows, targets: np.ndarray, *,
                  profiles: bool) -> dict[str, np.ndarray]:
     """The model inputs after TX_AMOUNT of the day's rows `targets` (row numbers in `day`).
+
+    Every window of every target is computed at once (targets x windows arrays): a few
+    dozen array operations whatever the number of targets.
 
     Args:
         history: The day's prepared history.
@@ -320,78 +317,89 @@ def day_features(history: PreparedHistory, day: DayRows, targets: np.ndarray, *,
             f"the day of the prepared history")
     out = calendar_columns(t)
     rank = day.rank[targets]
-    through = (day.amount_through[0][targets], day.amount_through[1][targets])
-
+    rows = history.rows
+    ranks = np.searchsorted(history.times, t[:, None] - _BACK_NS, side="right")
     # Customers: the history part of (t - n days, t] is its rows from the bound on; all of
     # them are before the day, so the window's history part ends at the entity's end.
-    customers = history.customers
+    customers, terminals = history.customers, history.terminals
     codes = customers.codes_of(day.cards[targets])
-    ranks = np.searchsorted(history.times, t[:, None] - _CUSTOMER_BACK_NS, side="right")
-    at = customers.positions(codes, np.concatenate(
-        [ranks, np.full((len(t), 1), history.rows)], axis=1))
+    at = customers.positions(codes, np.concatenate([ranks[:, :4], np.full((len(t), 1), rows)],
+                                                   axis=1))
     starts, end = at[:, :4], at[:, 4:]
     counts = end - starts  # history rows in each window: 1, 7, 30, 37 days back
+    t_at = terminals.positions(terminals.codes_of(day.terminals[targets]), ranks[:, 4:])
+    delayed_end, t_starts = t_at[:, :1], t_at[:, 1:]  # starts: 8, 14, 37 days back
+    # Every window sum from the history: customers' amounts (1, 7, 30 days), their squares
+    # (7, 30), terminals' amounts (7, 30): one gather from the joined prefix sums.
+    offset = rows + 1
+    low = np.concatenate([starts[:, :3], starts[:, 1:3] + offset,
+                          t_starts[:, 1:] + 2 * offset], axis=1)
+    high = np.concatenate([np.repeat(end, 3, axis=1), np.repeat(end + offset, 2, axis=1),
+                           np.repeat(delayed_end + 2 * offset, 2, axis=1)], axis=1)
+    sums_hi, sums_lo = range_sums(*history.sums, low, high)
+
     windows = counts[:, :3] + (rank + 1)[:, None]  # the row itself included
-    totals = _with_day(range_sums(*customers.amount_sums, starts[:, :3], end), through)
-    averages = totals / windows
+    card_sums = day.sums[:, targets]
+    with_day = rounded(*dd_add(sums_hi[:, _HISTORY_SUM], sums_lo[:, _HISTORY_SUM],
+                               card_sums[_DAY_SUM].T, card_sums[[d + 1 for d in _DAY_SUM]].T))
+    averages = with_day[:, :3] / windows
+    numbers = windows.astype(float)
     for i, n in enumerate((1, 7, 30)):
-        out[f"CUSTOMER_ID_NB_TX_{n}DAY_WINDOW"] = windows[:, i].astype(float)
+        out[f"CUSTOMER_ID_NB_TX_{n}DAY_WINDOW"] = numbers[:, i]
         out[f"CUSTOMER_ID_AVG_AMOUNT_{n}DAY_WINDOW"] = averages[:, i]
 
-    terminals = history.terminals
-    t_codes = terminals.codes_of(day.terminals[targets])
-    t_ranks = np.searchsorted(history.times, t[:, None] - _TERMINAL_BACK_NS, side="right")
-    t_at = terminals.positions(t_codes, t_ranks)
-    delayed_end, t_starts = t_at[:, :1], t_at[:, 1:]  # starts: 8, 14, 37 days back
     t_counts = delayed_end - t_starts
-    frauds_in = terminals.fraud_sums[delayed_end] - terminals.fraud_sums[t_starts]
+    risks = np.divide(terminals.fraud_sums[delayed_end] - terminals.fraud_sums[t_starts],
+                      t_counts, out=np.zeros(t_counts.shape), where=t_counts > 0)
+    numbers = t_counts.astype(float)
     for i, n in enumerate((1, 7, 30)):
-        count = t_counts[:, i]
-        out[f"TERMINAL_ID_NB_TX_{n}DAY_WINDOW"] = count.astype(float)
-        out[f"TERMINAL_ID_RISK_{n}DAY_WINDOW"] = np.divide(
-            frauds_in[:, i], count, out=np.zeros(len(count)), where=count > 0)
+        out[f"TERMINAL_ID_NB_TX_{n}DAY_WINDOW"] = numbers[:, i]
+        out[f"TERMINAL_ID_RISK_{n}DAY_WINDOW"] = risks[:, i]
     if not profiles:
         return out
 
-    assert customers.square_sums is not None and customers.last_time is not None
+    assert customers.last_time is not None
+    assert terminals.fraud_counts is not None and terminals.fraud_times is not None
     a = day.amounts[targets]
     earlier = counts[:, 1:3] + rank[:, None]  # 7 and 30 days, the row itself excluded
-    before = (day.amount_before[0][targets], day.amount_before[1][targets])
-    squares_before = (day.square_before[0][targets], day.square_before[1][targets])
-    sums = _with_day(range_sums(*customers.amount_sums, starts[:, 1:3], end), before)
-    squares = _with_day(range_sums(*customers.square_sums, starts[:, 1:3], end),
-                        squares_before)
+    ratio, zscore = (values.reshape(-1, 2) for values in amount_profile(
+        np.repeat(a, 2), earlier.ravel(), with_day[:, 3:5].ravel(), with_day[:, 5:7].ravel()))
     for i, n in enumerate((7, 30)):
-        ratio, zscore = amount_profile(a, earlier[:, i], sums[:, i], squares[:, i])
-        out[f"CUSTOMER_ID_AMOUNT_RATIO_{n}DAY_WINDOW"] = ratio
-        out[f"CUSTOMER_ID_AMOUNT_ZSCORE_{n}DAY_WINDOW"] = zscore
+        out[f"CUSTOMER_ID_AMOUNT_RATIO_{n}DAY_WINDOW"] = ratio[:, i]
+        out[f"CUSTOMER_ID_AMOUNT_ZSCORE_{n}DAY_WINDOW"] = zscore[:, i]
     in_history = (codes >= 0) & (counts[:, 2] > 0)
     last_time = customers.last_time[np.maximum(codes, 0)] if len(customers.last_time) else t
     previous = np.where(rank > 0, day.previous_time[targets],
                         np.where(in_history, last_time, t))
     out["CUSTOMER_ID_SECONDS_SINCE_PREVIOUS_TX"] = seconds_since(t, previous, earlier[:, 1] > 0)
-    out["CUSTOMER_ID_NB_TX_1_OVER_30DAY"] = ((counts[:, 0] + rank + 1)
-                                             / (earlier[:, 1] + 1))
-    delayed = starts[:, 1], starts[:, 3]  # (t - 37 days, t - 7 days]
-    out["CUSTOMER_ID_RISK_30DAY_WINDOW"] = share(
-        customers.fraud_sums[delayed[0]] - customers.fraud_sums[delayed[1]],
-        delayed[0] - delayed[1])
+    out["CUSTOMER_ID_NB_TX_1_OVER_30DAY"] = (counts[:, 0] + rank + 1) / (earlier[:, 1] + 1)
 
-    delayed_end = delayed_end[:, 0]
-    for n, start in ((7, t_starts[:, 1]), (30, t_starts[:, 2])):
-        out[f"TERMINAL_ID_AVG_AMOUNT_{n}DAY_WINDOW"] = share(
-            rounded(*range_sums(*terminals.amount_sums, start, delayed_end)),
-            delayed_end - start)
-    assert terminals.fraud_counts is not None and terminals.fraud_times is not None
-    frauds_to_end = terminals.fraud_counts[delayed_end]
+    # Shares: the customer's delayed risk (t - 37 days, t - 7 days], the terminals' mean
+    # amounts over 7 and 30 days (delayed).
+    delayed = starts[:, 1], starts[:, 3]
+    shares = share(np.concatenate([customers.fraud_sums[delayed[0]]
+                                   - customers.fraud_sums[delayed[1]],
+                                   rounded(sums_hi[:, 5], sums_lo[:, 5]),
+                                   rounded(sums_hi[:, 6], sums_lo[:, 6])]),
+                   np.concatenate([delayed[0] - delayed[1], delayed_end[:, 0] - t_starts[:, 1],
+                                   delayed_end[:, 0] - t_starts[:, 2]]))
+    count = len(t)
+    out["CUSTOMER_ID_RISK_30DAY_WINDOW"] = shares[:count]
+    out["TERMINAL_ID_AVG_AMOUNT_7DAY_WINDOW"] = shares[count:2 * count]
+    out["TERMINAL_ID_AVG_AMOUNT_30DAY_WINDOW"] = shares[2 * count:]
+
+    # The terminal's last and first known fraud in (t - 37 days, t - 7 days].
+    frauds_to_end = terminals.fraud_counts[delayed_end[:, 0]]
     frauds_from_start = terminals.fraud_counts[t_starts[:, 2]]
     known = frauds_to_end > frauds_from_start
     fraud_times = terminals.fraud_times if len(terminals.fraud_times) else np.zeros(1, np.int64)
-    last = len(fraud_times) - 1
-    out["TERMINAL_ID_DAYS_SINCE_KNOWN_FRAUD"] = days_since(
-        t, np.where(known, fraud_times[np.clip(frauds_to_end - 1, 0, last)], t), known)
-    out["TERMINAL_ID_DAYS_SINCE_FIRST_KNOWN_FRAUD"] = days_since(
-        t, np.where(known, fraud_times[np.clip(frauds_from_start, 0, last)], t), known)
+    which = np.clip(np.concatenate([frauds_to_end - 1, frauds_from_start]), 0,
+                    len(fraud_times) - 1)
+    both = np.concatenate([known, known])
+    since = days_since(np.concatenate([t, t]), np.where(both, fraud_times[which],
+                                                        np.concatenate([t, t])), both)
+    out["TERMINAL_ID_DAYS_SINCE_KNOWN_FRAUD"] = since[:count]
+    out["TERMINAL_ID_DAYS_SINCE_FIRST_KNOWN_FRAUD"] = since[count:]
     return out
 
 
