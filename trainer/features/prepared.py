@@ -102,7 +102,27 @@ class _Entities:
         `ranks` (targets x bounds) counts the history rows at or before each bound; the
         positions are where each window starts (or ends) in key order.
         """
-        return np.searchsorted(self.keys, codes[:, None] * max(len(self.keys), 1) + ranks)
+        return _searched(self.keys, codes[:, None] * max(len(self.keys), 1) + ranks, "left")
+
+
+#: Queries from this many on are searched in sorted order.
+SORTED_QUERIES = 4096
+
+
+def _searched(values: np.ndarray, queries: np.ndarray, side: str) -> np.ndarray:
+    """``np.searchsorted(values, queries, side)``; many queries are sorted first.
+
+    Sorted queries let each binary search start from the previous answer, and walk the
+    large history arrays in order instead of at random (a batch's cost is mostly
+    cache misses otherwise); the answers are the same.
+    """
+    if queries.size < SORTED_QUERIES:
+        return np.searchsorted(values, queries, side=side)  # type: ignore[call-overload]
+    flat = queries.ravel()
+    order = np.argsort(flat, kind="stable")
+    found = np.empty(flat.shape, np.int64)
+    found[order] = np.searchsorted(values, flat[order], side=side)  # type: ignore[call-overload]
+    return found.reshape(queries.shape)
 
 
 def _entities(ids: np.ndarray, times: np.ndarray, frauds: np.ndarray, *,
@@ -318,7 +338,7 @@ def day_features(history: PreparedHistory, day: DayRows, targets: np.ndarray, *,
     out = calendar_columns(t)
     rank = day.rank[targets]
     rows = history.rows
-    ranks = np.searchsorted(history.times, t[:, None] - _BACK_NS, side="right")
+    ranks = _searched(history.times, t[:, None] - _BACK_NS, "right")
     # Customers: the history part of (t - n days, t] is its rows from the bound on; all of
     # them are before the day, so the window's history part ends at the entity's end.
     customers, terminals = history.customers, history.terminals

@@ -403,11 +403,10 @@ class Scorer:
         From the history and the day's rows so far.
         """
         day_columns = row_columns(self.intraday.day_rows(serving.day))
-        fresh_ids = row_columns(fresh)["TRANSACTION_ID"]
-        targets = pd.Index(day_columns["TRANSACTION_ID"]).get_indexer(fresh_ids)
+        ids = [row[0] for row in fresh]
+        targets = pd.Index(day_columns["TRANSACTION_ID"]).get_indexer(ids)
         X = rows_inputs(serving.head, serving.history.prepared, day_rows(day_columns),
                         targets)
-        ids = [row[0] for row in fresh]
         return {id_key(answer["transaction_id"]): orjson.dumps(answer)
                 for answer in self._scored(serving, ids, X, reasons, inputs)}
 
