@@ -407,8 +407,28 @@ class Scorer:
         targets = pd.Index(day_columns["TRANSACTION_ID"]).get_indexer(ids)
         X = rows_inputs(serving.head, serving.history.prepared, day_rows(day_columns),
                         targets)
+        if reasons <= 0 and not inputs:
+            return dict(zip(map(id_key, ids), _plain_answers(serving, ids, X), strict=True))
         return {id_key(answer["transaction_id"]): orjson.dumps(answer)
                 for answer in self._scored(serving, ids, X, reasons, inputs)}
+
+
+def _plain_answers(serving: Serving, ids: list, X: np.ndarray) -> list[bytes]:
+    """``orjson.dumps`` of `Scorer._scored`'s answers without reasons, byte for byte.
+
+    The fields every answer shares (checkpoint, serving day, no reasons) are serialised
+    once and the ids and scores as one list each: a 100,000-row batch spends its time
+    in the model, not in 100,000 dictionaries.
+    """
+    shared = orjson.dumps({"checkpoint": serving.head.described,
+                           "serving_day": serving.day.isoformat(), "reasons": []})
+    scores = orjson.dumps(model_scores(serving.head, X).tolist())[1:-1].split(b",")
+    if all(type(i) is int for i in ids):  # ints print without commas: one dumps
+        texts = orjson.dumps(ids)[1:-1].split(b",") if ids else []
+    else:
+        texts = [orjson.dumps(i) for i in ids]
+    return [b'{"transaction_id":%b,"score":%b,%b' % (i, score, shared[1:])
+            for i, score in zip(texts, scores, strict=True)]
 
 
 def _marked(answer: bytes, duplicate: bytes) -> bytes:
