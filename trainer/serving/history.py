@@ -87,7 +87,7 @@ def _ids(values: tuple) -> np.ndarray:
 
 @dataclass
 class Segment:
-    """Rows of some history days."""
+    """Rows of some history days (emptied once a `History` has prepared them)."""
 
     frame: pd.DataFrame
     days: list[dt.date]
@@ -116,6 +116,8 @@ class History:
                       if len(segment.frame)}
             self.kinds[column] = (None if not dtypes else "int" if dtypes == {"int64"}
                                   else "text")
+        for segment in self.segments:  # prepared: the raw rows are not read again
+            segment.frame = segment.frame.iloc[:0]
 
     def id_kinds(self) -> dict[str, str | None]:
         """Per id column: "int", "text" or None (no history to tell)."""
