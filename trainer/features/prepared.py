@@ -38,12 +38,12 @@ from trainer.features.compute import (
     INPUT_COLUMNS,
     NS_PER_DAY,
     TERMINAL_DELAY_DAYS,
-    _day_bounds_ns,
-    _nanoseconds,
-    _prepare,
     calendar_columns,
+    checked_inputs,
+    day_bounds_ns,
     entity_order,
     features_frame,
+    nanoseconds,
     tie_keys,
     time_order,
 )
@@ -433,9 +433,9 @@ def features_of_day_frame(transactions: pd.DataFrame, day: dt.date, *,
     ``EXTRA_FEATURE_COLUMNS``; computed as `fraudpipe serve` computes them, from the rows
     before `day` prepared once and each transaction's card rows of `day`.
     """
-    frame = _prepare(transactions, f"transactions for {day.isoformat()}")
-    times = _nanoseconds(frame["TX_DATETIME"])
-    start, end = _day_bounds_ns(day)
+    frame = checked_inputs(transactions, f"transactions for {day.isoformat()}")
+    times = nanoseconds(frame["TX_DATETIME"])
+    start, end = day_bounds_ns(day)
     earlier, target = times < start, (times >= start) & (times < end)
     columns = {name: frame[name].to_numpy() for name in INPUT_COLUMNS}
     columns["TX_DATETIME"] = times
