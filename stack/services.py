@@ -307,15 +307,21 @@ class ProcessWorker(_Process):
         log_path: Where the worker's and its flow runs' output goes.
         cwd: Working directory of the worker.
         limit: At most this many flow runs at once (None: no limit).
+
+    The worker asks the pool for runs every `QUERY_SECONDS` (unless the environment sets
+    PREFECT_WORKER_QUERY_SECONDS): Prefect's 10 s default, made for remote pools, would
+    make every `prefect deployment run` on this machine wait up to 10 s before it starts.
     """
 
     name = "prefect worker"
+    #: How often the worker polls its pool, in seconds (a cheap local API call).
+    QUERY_SECONDS = 2
 
     def __init__(self, pool: str, env: dict[str, str], log_path: Path,
                  cwd: Path | None = None, limit: int | None = None) -> None:
         super().__init__(log_path)
         self.pool = pool
-        self.env = env
+        self.env = {"PREFECT_WORKER_QUERY_SECONDS": str(self.QUERY_SECONDS), **env}
         self.cwd = cwd
         self.limit = limit
 

@@ -1,6 +1,6 @@
 """Shared fixtures: a private redis-server per test session, an isolated db per test.
 
-The suite runs on pytest-xdist workers (`make test`: `-n 2 --dist loadgroup`); each
+The suite runs on pytest-xdist workers (`make test`: `-n 3 --dist loadgroup`); each
 worker is its own session with its own redis-server. tests/xdist_groups.py decides which
 tests share a worker: a module's tests, and the modules that share one Prefect server.
 """

@@ -1,4 +1,4 @@
-"""How `make test` shares tests between its pytest-xdist workers (`-n 2 --dist loadgroup`).
+"""How `make test` shares tests between its pytest-xdist workers (`-n 3 --dist loadgroup`).
 
 A unit of work goes to one worker: every test of a module (its module-scoped fixtures are
 then set up once, as with `--dist loadfile`), and across modules one unit per shared server:

@@ -12,6 +12,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.make_up_stack import OpenStack, make, open_stack
+
 
 @pytest.fixture(scope="session")
 def prefect_harness() -> Iterator[str]:
@@ -22,3 +24,13 @@ def prefect_harness() -> Iterator[str]:
     # generous: a start-up on a busy machine is not a failure of what the tests check
     with prefect_test_harness(server_startup_timeout=240):
         yield PREFECT_API_URL.value()
+
+
+@pytest.fixture(scope="session")
+def make_up_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpenStack]:
+    """The open stack of tests/make_up_stack.py, for the session; `make down` at its end."""
+    stack = open_stack(tmp_path_factory.mktemp("make-up"))
+    try:
+        yield stack
+    finally:
+        make("down", *stack.where)  # test_stack_down.py checks it; again here after a failure

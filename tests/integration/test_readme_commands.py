@@ -8,9 +8,9 @@ process, in order (a later block may use a variable an earlier one set), with no
 virtualenv on PATH and no PREFECT_*/FRAUDPIPE_* variables, and TMPDIR pointing at the
 test's own directory, so `mktemp -d` keeps the share out of the repository.
 
-A block preceded by `<!-- readme-test: on the make-up stack: REASON -->` runs against a
-stack this test opens with `make up` (free ports, a temporary RUN_DIR; the README's
-port 4280 becomes the stack's), from a scratch directory whose `.venv` is the
+A block preceded by `<!-- readme-test: on the make-up stack: REASON -->` runs against the
+session's `make up` stack (tests/make_up_stack.py: free ports, a temporary RUN_DIR; the
+README's port 4280 becomes the stack's), from a scratch directory whose `.venv` is the
 repository's, so what the block creates (`my-landing`) stays out of the repository.
 """
 
@@ -24,7 +24,8 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.integration
+# The on-stack blocks share the session's `make up` stack (tests/make_up_stack.py).
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("make_up_stack")]
 
 REPO = Path(__file__).resolve().parents[2]
 README = REPO / "README.md"
@@ -177,13 +178,6 @@ def test_no_doc_refers_outside_the_repository():
 
 # --- the blocks that need the stack `make up` keeps open ----------------------------------
 
-def _make(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    # MAKEFLAGS from an outer make would change what these runs print.
-    env = {k: v for k, v in os.environ.items() if k not in {"MAKEFLAGS", "MAKELEVEL"}}
-    return subprocess.run(["make", "--no-print-directory", *args], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=timeout)
-
-
 #: After the blocks, the README's landing example with the directory never created: what
 #: `--watch` prints when the landing area is missing.
 MISSING_LANDING = """
@@ -193,34 +187,27 @@ MISSING_LANDING = """
 
 
 @pytest.fixture(scope="module")
-def stack_run(tmp_path_factory):
-    """`make up` on free ports, the on-stack blocks in one bash from a scratch directory,
-    then the missing-landing run; `make down` at the end. (proc, scratch, run_dir, ui)."""
-    from stack.services import free_port
-
+def stack_run(make_up_stack, tmp_path_factory):
+    """The on-stack blocks in one bash from a scratch directory, on the session's `make up`
+    stack (tests/make_up_stack.py), then the missing-landing run. (proc, scratch, run_dir, ui)."""
+    make_up_stack.check_up()
     tmp = tmp_path_factory.mktemp("readme-stack")
-    run_dir, scratch, home = tmp / "run", tmp / "scratch", tmp / "home"
+    scratch, home = tmp / "scratch", tmp / "home"
     scratch.mkdir()
     home.mkdir()
     (scratch / ".venv").symlink_to(REPO / ".venv")
-    port = free_port()
-    where = [f"RUN_DIR={run_dir}", f"REDIS_PORT={free_port()}", f"PREFECT_PORT={port}"]
-    up = _make("up", *where)
-    try:
-        assert up.returncode == 0, up.stdout + up.stderr
-        script = ["set -e"]
-        for block in BLOCKS:
-            if block.on_stack:
-                text = block.text.replace(f"127.0.0.1:{README_PREFECT_PORT}", f"127.0.0.1:{port}")
-                script += [f"# README.md line {block.line}", text,
-                           f"echo '{DONE.format(block.index)}'"]
-        script.append(MISSING_LANDING)
-        env = fresh_shell_env(tmp) | {"HOME": str(home)}
-        proc = subprocess.run(["bash", "-c", "\n".join(script)], cwd=scratch, env=env,
-                              capture_output=True, text=True, timeout=900)
-        yield proc, scratch, run_dir, f"http://127.0.0.1:{port}"
-    finally:
-        _make("down", f"RUN_DIR={run_dir}")
+    port = make_up_stack.prefect_port
+    script = ["set -e"]
+    for block in BLOCKS:
+        if block.on_stack:
+            text = block.text.replace(f"127.0.0.1:{README_PREFECT_PORT}", f"127.0.0.1:{port}")
+            script += [f"# README.md line {block.line}", text,
+                       f"echo '{DONE.format(block.index)}'"]
+    script.append(MISSING_LANDING)
+    env = fresh_shell_env(tmp) | {"HOME": str(home)}
+    proc = subprocess.run(["bash", "-c", "\n".join(script)], cwd=scratch, env=env,
+                          capture_output=True, text=True, timeout=900)
+    return proc, scratch, make_up_stack.run_dir, make_up_stack.ui
 
 
 @pytest.mark.timeout(1200)

@@ -90,7 +90,7 @@ def test_a_due_schedule_creates_a_run_that_the_worker_completes(tmp_path: Path) 
         deployment = _api(server, "GET", f"/deployments/name/{DAILY_DEPLOYMENT}")
         assert deployment["parameters"]["landing"] == str(run_dir.landing)
         # AND a process worker (one run at a time) polling every 2 s
-        worker = ProcessWorker(PROCESS_POOL, {**server.env(), "PREFECT_WORKER_QUERY_SECONDS": "2"},
+        worker = ProcessWorker(PROCESS_POOL, server.env(),
                                run_dir.prefect / "worker.log", cwd=REPOSITORY, limit=1).start()
 
         # WHEN the deployment gets a schedule that comes due every 10 s

@@ -20,6 +20,7 @@ from flows.artifacts import (
     artifact_key,
     build_artifacts,
     markdown_report,
+    metrics_figure,
     metrics_rows,
     plot_path,
     write_metrics_plot,
@@ -98,6 +99,20 @@ def test_plot_is_a_png_under_output_plots(tmp_path: Path) -> None:
     assert written == share.output_dir / "plots" / "daily-pipeline-20240102T030405000000Z.png"
     assert written.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert write_metrics_plot(share, [], destination.with_name("empty.png")) is None
+
+
+@pytest.mark.parametrize("days", [["2018-04-01"], ["2018-04-01", "2018-04-02"],
+                                  [f"2018-04-{d:02d}" for d in range(1, 31)]])
+def test_plot_axis_spans_the_chains_days_with_a_few_ticks(days: list[str]) -> None:
+    # Two days, the first without a score before training: each line has one point,
+    # which matplotlib alone would centre on a 4-year axis with ~1,600 day ticks.
+    from matplotlib import dates
+
+    axes = metrics_figure(chain_of(days).chain()).axes[0]
+    left, right = (dates.num2date(x).date() for x in axes.get_xlim())
+    assert left == dt.date.fromisoformat(days[0]) - dt.timedelta(days=1)  # half a day before
+    assert right == dt.date.fromisoformat(days[-1])  # half a day after: noon of the last
+    assert 1 <= len(axes.get_xticks()) <= 16
 
 
 def test_artifact_keys_are_valid_prefect_keys() -> None:

@@ -1,0 +1,70 @@
+"""One `make up` stack, opened as a user opens it, for the tests that need the open stack.
+
+`make up` costs a Prefect server, a worker, the blocks and `prefect deploy` (tens of
+seconds), so the tests that need it share one per test process (`make_up_stack` in
+tests/integration/conftest.py), in this order, one xdist unit (their modules'
+``xdist_group("make_up_stack")``, tests/xdist_groups.py):
+
+1. tests/integration/test_local_stack.py: `make up`'s output, `make status`, a second
+   `make up` refused, `make run` on the open stack (it trains the run directory's first
+   simulated day, so it comes before any later day);
+2. tests/integration/test_readme_commands.py: the README's on-stack blocks (later days);
+3. tests/integration/test_stack_down.py: `make down` stops it all.
+
+Each module also runs alone: the first test that asks opens the stack.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def make(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """`make ARGS...` in the repository, as typed in a terminal; its output captured."""
+    # MAKEFLAGS from an outer make would change what these runs print.
+    env = {k: v for k, v in os.environ.items() if k not in {"MAKEFLAGS", "MAKELEVEL"}}
+    return subprocess.run(["make", "--no-print-directory", *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@dataclass
+class OpenStack:
+    """The stack `make up` opened: its run directory, ports and what `make up` printed."""
+
+    run_dir: Path
+    redis_port: int
+    prefect_port: int
+    up: subprocess.CompletedProcess[str]
+
+    @property
+    def ui(self) -> str:
+        return f"http://127.0.0.1:{self.prefect_port}"
+
+    @property
+    def where(self) -> list[str]:
+        """The `make` arguments that name this stack's run directory."""
+        return [f"RUN_DIR={self.run_dir}"]
+
+    @property
+    def ports(self) -> list[str]:
+        return [f"REDIS_PORT={self.redis_port}", f"PREFECT_PORT={self.prefect_port}"]
+
+    def check_up(self) -> None:
+        """Fail with `make up`'s own output when it did not open the stack."""
+        assert self.up.returncode == 0, self.up.stdout + self.up.stderr
+
+
+def open_stack(root: Path) -> OpenStack:
+    """`make up` on free ports with its run directory under `root`."""
+    from stack.services import free_port
+
+    run_dir = root / "run"
+    redis_port, prefect_port = free_port(), free_port()
+    up = make("up", f"RUN_DIR={run_dir}", f"REDIS_PORT={redis_port}",
+              f"PREFECT_PORT={prefect_port}")
+    return OpenStack(run_dir, redis_port, prefect_port, up)
