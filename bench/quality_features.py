@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench import quality_data
+from bench import quality_data, quality_derived
 from bench.quality_tune import (
     HEADLINE_SPLIT,
     KNOWN_WINDOW_DAYS,
@@ -72,6 +72,9 @@ GROUPS: dict[str, list[str]] = {
     "terminal_amount": [c for c in EXTRA_FEATURE_COLUMNS if c.startswith("TERMINAL_ID_AVG")],
     "terminal_recency": ["TERMINAL_ID_DAYS_SINCE_KNOWN_FRAUD"],
     "terminal_spell": ["TERMINAL_ID_DAYS_SINCE_FIRST_KNOWN_FRAUD"],
+    # Derived from the columns above and the row's time (`bench.quality_derived`).
+    "terminal_calendar": list(quality_derived.CALENDAR_COLUMNS),
+    "terminal_fraud_count": list(quality_derived.FRAUD_COUNT_COLUMNS),
 }
 #: The six groups of the first validation round (before `terminal_spell` was added).
 FIRST_ROUND = ["amount_profile", "gap", "burst", "customer_risk", "terminal_amount",
@@ -83,6 +86,10 @@ CONFIGS: dict[str, dict] = {
     "all": {"groups": FIRST_ROUND},
     "all_spell": {"groups": [*FIRST_ROUND, "terminal_spell"]},
     "base_spell": {"groups": ["terminal_spell"]},
+    "all_spell_calendar": {"groups": [*FIRST_ROUND, "terminal_spell", "terminal_calendar"]},
+    "all_spell_count": {"groups": [*FIRST_ROUND, "terminal_spell", "terminal_fraud_count"]},
+    "all_spell_calendar_count": {"groups": [*FIRST_ROUND, "terminal_spell", "terminal_calendar",
+                                            "terminal_fraud_count"]},
     # The groups the simulator's fraud scenarios point at (a card spending 5x its usual
     # amount; a terminal defrauded for 28 days), all computable from the planned state.
     "core": {"groups": ["amount_profile", "gap", "terminal_recency"]},
@@ -111,8 +118,14 @@ def columns_of(config: dict) -> list[str]:
 
 def features_by_day(cache: Path, seed: int, days: int = 183, customers: int = 5_000,
                     terminals: int = 10_000) -> dict[dt.date, pd.DataFrame]:
-    """Handbook and profile features of every simulated day (`bench.quality_data`'s cache)."""
-    return quality_data.features_by_day(cache, seed, days, customers, terminals, profiles=True)
+    """Handbook, profile and derived features of every simulated day.
+
+    The handbook and profile columns come from `bench.quality_data`'s cache; the derived
+    candidates (`bench.quality_derived`) are added on reading, from those columns.
+    """
+    frames = quality_data.features_by_day(cache, seed, days, customers, terminals,
+                                          profiles=True)
+    return {day: quality_derived.with_derived(frame) for day, frame in frames.items()}
 
 
 def make_member(which: str, settings: dict):
@@ -378,6 +391,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.phase == "validate":
         seeds = args.seeds or VALIDATION_SEEDS
         rows = run(args.cache, seeds, args.configs, args.weights, VALIDATION_SPLITS)
+        results = _load()  # another run may have saved while this one trained
         kept = [r for r in results.get("validation", [])
                 if (r["seed"], r["config"], r["booster_weight"]) not in
                 {(x["seed"], x["config"], x["booster_weight"]) for x in rows}]
