@@ -16,6 +16,15 @@ none is a model input of any learner.
 - ``TERMINAL_ID_NB_FRAUD_nDAY_WINDOW`` (n in 1, 7, 30): known frauds of the terminal in the
   delayed window, ``RISK * NB_TX`` rounded: a compromised terminal has many, a terminal
   that met one fraud of another scenario has one.
+
+One more needs state the step does not keep (per terminal and day, the sum of its frauds'
+amounts beside their count), so it is computed here from every day's rows:
+
+- ``TERMINAL_ID_AVG_FRAUD_AMOUNT_nDAY_WINDOW`` (n in 7, 30): mean amount of the terminal's
+  frauds in the delayed window ``(t - (7 + n) DAY, t - 7 DAY]``, 0 when none. A terminal
+  compromised for a spell defrauds ordinary amounts; one that met a single fraud of
+  another kind (an amount above 220, a compromised card's x5 amount) shows a high one, so
+  a known fraud that its amount explains says less about the terminal's next rows.
 """
 
 from __future__ import annotations
@@ -35,7 +44,9 @@ CALENDAR_COLUMNS = {
     "TERMINAL_ID_CALENDAR_DAYS_SINCE_KNOWN_FRAUD": "TERMINAL_ID_DAYS_SINCE_KNOWN_FRAUD",
 }
 FRAUD_COUNT_COLUMNS = {f"TERMINAL_ID_NB_FRAUD_{n}DAY_WINDOW": n for n in (1, 7, 30)}
-DERIVED_COLUMNS = [*CALENDAR_COLUMNS, *FRAUD_COUNT_COLUMNS]
+FRAUD_AMOUNT_COLUMNS = {f"TERMINAL_ID_AVG_FRAUD_AMOUNT_{n}DAY_WINDOW": n for n in (7, 30)}
+DERIVED_COLUMNS = [*CALENDAR_COLUMNS, *FRAUD_COUNT_COLUMNS, *FRAUD_AMOUNT_COLUMNS]
+LABEL_DELAY_DAYS = 7
 
 
 def calendar_days_since(times_ns: np.ndarray, days_since: np.ndarray) -> np.ndarray:
@@ -61,3 +72,54 @@ def with_derived(frame: pd.DataFrame) -> pd.DataFrame:
         added[name] = np.round(frame[f"TERMINAL_ID_RISK_{n}DAY_WINDOW"].to_numpy()
                                * frame[f"TERMINAL_ID_NB_TX_{n}DAY_WINDOW"].to_numpy())
     return frame.assign(**added)
+
+
+def with_fraud_amounts(frames: dict) -> dict:
+    """Every day's frame with `FRAUD_AMOUNT_COLUMNS` added, from all the days' rows.
+
+    Args:
+        frames: date -> features frame (TX_DATETIME, TERMINAL_ID, TX_AMOUNT, TX_FRAUD), the
+            whole simulation, so each row's delayed window is inside it.
+    """
+    days = sorted(frames)
+    rows = pd.concat([frames[d][["TX_DATETIME", "TERMINAL_ID", "TX_AMOUNT", "TX_FRAUD"]]
+                      for d in days], ignore_index=True)
+    times = rows["TX_DATETIME"].to_numpy().astype("datetime64[ns]").astype(np.int64)
+    terminals = rows["TERMINAL_ID"].to_numpy().astype(np.int64)
+    fraud = rows["TX_FRAUD"].to_numpy() == 1
+    order = np.lexsort((times[fraud], terminals[fraud]))
+    f_terminals, f_times = terminals[fraud][order], times[fraud][order]
+    sums = np.concatenate(([0.0], np.cumsum(rows["TX_AMOUNT"].to_numpy()[fraud][order])))
+    # Key (terminal, time) as one sortable pair: searchsorted over the terminal block.
+    block_start = np.searchsorted(f_terminals, terminals, side="left")
+    block_end = np.searchsorted(f_terminals, terminals, side="right")
+    added = {}
+    for name, n in FRAUD_AMOUNT_COLUMNS.items():
+        late = times - LABEL_DELAY_DAYS * NS_PER_DAY
+        early = times - (LABEL_DELAY_DAYS + n) * NS_PER_DAY
+        upto = _within_block(f_times, block_start, block_end, late)
+        after = _within_block(f_times, block_start, block_end, early)
+        count = upto - after
+        added[name] = np.divide(sums[upto] - sums[after], count,
+                                out=np.zeros(len(count)), where=count > 0)
+    out, offset = {}, 0
+    for d in days:
+        size = len(frames[d])
+        out[d] = frames[d].assign(**{k: v[offset:offset + size] for k, v in added.items()})
+        offset += size
+    return out
+
+
+def _within_block(sorted_times: np.ndarray, start: np.ndarray, end: np.ndarray,
+                  bound: np.ndarray) -> np.ndarray:
+    """Per row, the position after the last time <= `bound` in its block ``start:end``."""
+    # Binary search inside each row's block, all rows at once (blocks are sorted).
+    lo, hi = start.copy(), end.copy()
+    while True:
+        active = lo < hi
+        if not active.any():
+            return lo
+        mid = (lo + hi) // 2
+        go_right = active & (sorted_times[np.minimum(mid, len(sorted_times) - 1)] <= bound)
+        lo = np.where(go_right, mid + 1, lo)
+        hi = np.where(active & ~go_right, mid, hi)
