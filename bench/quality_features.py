@@ -35,7 +35,6 @@ import numpy as np
 import pandas as pd
 
 from bench import quality_data, quality_derived
-from bench.quality_binned import BinnedWindowBoostingClassifier
 from bench.quality_tune import (
     HEADLINE_SPLIT,
     KNOWN_WINDOW_DAYS,
@@ -53,6 +52,7 @@ from trainer.features.compute import (
     compute_features,
 )
 from trainer.features.profiles import EXTRA_FEATURE_COLUMNS, extra_features_of_day
+from trainer.learners.binned_boosting import BinnedWindowBoostingClassifier
 from trainer.learners.boosting import WindowBoostingClassifier
 from trainer.learners.registry import LEARNERS
 from trainer.model import fraud_scores

@@ -1,13 +1,13 @@
-"""The window booster with a finer histogram of each input (a validation candidate).
+"""The window booster with a finer histogram of each input.
 
 LightGBM cuts every input into at most `max_bin` histogram bins (255 by default) and
 places split thresholds only on bin edges. The bins follow the training rows' quantiles,
 so where rows are sparse (amounts near 220, the simulator's scenario-1 threshold, sit in
 the tail of every card's distribution) one bin spans several currency units and genuine
 amounts just below a sharp fraud rule share a leaf with the frauds just above it. More
-bins let a split land close to such a rule. `bench.quality_features` builds it for a
-booster setting ``max_bin=<bins>``; on the validation weeks it did not beat the default's
-255 bins (bench/QUALITY.md), so it is no learner of the registry.
+bins let a split land close to such a rule. A class of its own, not a setting of
+`WindowBoostingClassifier`, so that learner's checkpoints keep their exact bytes; the
+learner `lgbm_mlp_profiles_binned` uses it (bench/QUALITY.md has its validation figures).
 """
 
 from __future__ import annotations
