@@ -26,7 +26,8 @@ TARGETS = {"auc_roc": 0.995, "average_precision": 0.955, "card_precision_at_100"
 #: The handbook's best results anywhere (docs/facts.md#features-and-evaluation).
 HANDBOOK_BEST = {"auc_roc": 0.879, "average_precision": 0.687, "card_precision_at_100": 0.305}
 #: `bench.quality_features` configuration -> the learner it is.
-LEARNER_OF = {"base": "lgbm_mlp", "all_spell+booster:fraud_window_days=84": "lgbm_mlp_profiles"}
+LEARNER_OF = {"base": "lgbm_mlp", "all_spell+booster:fraud_window_days=84": "lgbm_mlp_profiles",
+              "all_spell+booster:fraud_window_days=84,max_bin=1023": "lgbm_mlp_profiles_binned"}
 
 
 def fractions(row: dict, ceiling: dict) -> dict[str, dict[str, float]]:

@@ -231,8 +231,20 @@ def tried_section(features: dict) -> list[str]:
         out.append(f"| `{e['config']}` | {e['weight']:g} | "
                    f"{', '.join(map(str, e['seeds']))} | {e['inputs']} | " + " | ".join(cells)
                    + f" | {e['cpu']:.2f} / {e['default_cpu']:.2f} |")
-    out.append("")
+    pick = chosen(entries)
+    out += ["", "Chosen by the rule: " + (
+        f"`{pick['config']}` at booster weight {pick['weight']:g} (of the candidates with no "
+        "mean loss over seeds 0-4, the largest sum of the three mean differences)"
+        if pick else "none (every candidate run on seeds 0-4 lost on some metric's mean)")
+        + ".", ""]
     return out
+
+
+def chosen(entries: list[dict]) -> dict | None:
+    """The candidate run on all validation seeds with no mean loss and the largest gain."""
+    fit = [e for e in entries if sorted(e["seeds"]) == VALIDATION_SEEDS
+           and all(e["mean"][m] >= 0 for m in METRICS)]
+    return max(fit, key=lambda e: sum(e["mean"].values())) if fit else None
 
 
 def markdown_section(results: dict, features: dict | None = None) -> str:
