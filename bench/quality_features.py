@@ -318,9 +318,13 @@ def markdown_section(results: dict) -> str:
                f"`{g}` = {', '.join(c)}" for g, c in GROUPS.items()) + ". Definitions: "
            "`trainer/features/profiles.py`. A configuration `all-x` is every group but `x`; "
            "`+booster:k=v` / `+mlp:k=v` override a member's settings of the "
-           "`lgbm_mlp` ensemble (the default learner when these runs were made). The chosen "
-           "configuration is the learner `lgbm_mlp_profiles`, the default of new chains "
-           "since. Metrics: mean ± sd over seeds (min = worst seed).", ""]
+           "`lgbm_mlp` ensemble (the default learner when these runs were made); `max_bin` "
+           "makes the booster `trainer.learners.binned_boosting`'s. "
+           "`all_spell+booster:fraud_window_days=84` at weight 0.7 is the learner "
+           "`lgbm_mlp_profiles`, the default of new chains; "
+           "`all_spell+booster:fraud_window_days=84,max_bin=1023` at 0.8 is "
+           "`lgbm_mlp_profiles_binned`, a registry learner, not the default. Metrics: mean "
+           "± sd over seeds (min = worst seed).", ""]
     if results.get("validation"):
         rows = results["validation"]
         out += ["### Validation (seeds 0-4, weeks 07-11 and 07-18; all choices made here)", "",
