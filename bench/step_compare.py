@@ -14,12 +14,18 @@ alike; the median CPU seconds (`time.process_time` of the child) and peak RSS
 (`ru_maxrss`) are reported, with the load average before and after. Writes
 `<results-dir>/step_compare.json`, whose per-size `<case>` entries have `bench step`'s
 shape (`median_seconds`, `median_cpu_seconds`, `median_peak_rss_mib`) for `bench plot`.
+
+Every run's outputs are fingerprinted (`outputs`: the sha256 of the day's checkpoint,
+feature state and scores file, and the lineage entry's metrics), and cases of the same
+learner are compared: a change meant to make the step cheaper without changing what it
+computes shows "same outputs" for the old and new code, run after run.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import hashlib
 import json
 import os
 import shutil
@@ -42,6 +48,32 @@ def _child(code: Path, learner: str, work: Path, day: dt.date) -> dict:
     if done.returncode != 0:
         raise RuntimeError(f"step in {code} ({learner}) failed: {done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def outputs(share: Path, day: dt.date) -> dict[str, str]:
+    """The sha256 of what the step wrote for `day`, and of its lineage entry's metrics."""
+    out = share / "output"
+    found = {name: hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "missing"
+             for name, path in (("checkpoint", out / f"model_cpt_{day}.skops"),
+                                ("feature_state", out / "feature_state" / f"{day}.parquet"),
+                                ("scores", out / "scores" / f"{day}.parquet"))}
+    entries = json.loads((out / "lineage.json").read_text())["entries"]
+    metrics = next(e["metrics"] for e in entries if e["date"] == day.isoformat())
+    found["metrics"] = hashlib.sha256(json.dumps(metrics, sort_keys=True).encode()).hexdigest()
+    return found
+
+
+def same_outputs(result: dict, cases: dict[str, tuple[Path, str]]) -> list[str]:
+    """Per learner, whether every run of its cases wrote the same outputs."""
+    lines = []
+    for learner in dict.fromkeys(learner for _, learner in cases.values()):
+        names = [name for name, (_, its) in cases.items() if its == learner]
+        seen = {json.dumps(run["outputs"], sort_keys=True)
+                for name in names for run in result[name]["runs"]}
+        lines.append(f"{learner} ({', '.join(names)}): "
+                     + ("same outputs" if len(seen) == 1 else
+                        f"DIFFERENT outputs ({len(seen)} variants)"))
+    return lines
 
 
 def _reset(share: Path, head: Path | None = None) -> None:
@@ -71,7 +103,9 @@ def measure(size: str, cases: dict[str, tuple[Path, str]], repeats: int, data_di
     for _ in range(repeats):
         for name, (code, learner) in cases.items():
             _reset(share, heads[name])
-            runs[name].append(_child(code, learner, work, day))
+            run = _child(code, learner, work, day)
+            run["outputs"] = outputs(share, day)
+            runs[name].append(run)
     result = {"size": size, "transactions": runs[next(iter(cases))][0]["transactions"],
               "day": day.isoformat(), "repeats": repeats,
               "loadavg_before": [round(x, 2) for x in load_before],
@@ -83,10 +117,13 @@ def measure(size: str, cases: dict[str, tuple[Path, str]], repeats: int, data_di
             "median_seconds": statistics.median(r["seconds"] for r in mine),
             "median_cpu_seconds": statistics.median(r["cpu_seconds"] for r in mine),
             "median_peak_rss_mib": statistics.median(r["peak_rss_mib"] for r in mine),
-            "runs": [{k: r[k] for k in ("seconds", "cpu_seconds", "peak_rss_mib")}
+            "runs": [{k: r[k] for k in ("seconds", "cpu_seconds", "peak_rss_mib", "outputs")}
                      for r in mine]}
         print(f"{size} {name:10s} {learner:28s} CPU s {result[name]['median_cpu_seconds']:.3f}"
               f"  peak RSS MiB {result[name]['median_peak_rss_mib']:.0f}", flush=True)
+    result["same_outputs"] = same_outputs(result, cases)
+    for line in result["same_outputs"]:
+        print(f"{size} {line}", flush=True)
     return result
 
 

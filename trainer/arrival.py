@@ -35,7 +35,7 @@ import pyarrow.parquet as pq
 
 from trainer.evaluation import scoring
 from trainer.features.compute import HISTORY_DAYS, INPUT_COLUMNS
-from trainer.features.from_history import features_of_transactions
+from trainer.features.prepared import features_of_day_frame
 from trainer.labels import arrived_dates, labelled_frame
 from trainer.learners.registry import uses_profiles
 from trainer.share.checkpoints import load_checkpoint
@@ -84,13 +84,13 @@ def arrived_features(share: Share, day: dt.date, *, profiles: bool = False) -> p
 
     Returns:
         ``compute_features``' frame: one row per transaction of `day`; with `profiles`,
-        the profile columns after it (``features_of_transactions``).
+        the profile columns after it. Computed by `trainer.features.prepared`, the
+        implementation `fraudpipe serve` scores each transaction with.
     """
     days = [day - dt.timedelta(days=back) for back in range(HISTORY_DAYS, 0, -1)]
     frames = [f for d in days if (f := day_transactions(share, d)) is not None]
     frames.append(labelled_frame(share, day)[0][INPUT_COLUMNS])
-    return features_of_transactions(pd.concat(frames, ignore_index=True), day,
-                                    profiles=profiles)
+    return features_of_day_frame(pd.concat(frames, ignore_index=True), day, profiles=profiles)
 
 
 def inputs_signature(share: Share, day: dt.date, manifest: dict | None = None) -> str:

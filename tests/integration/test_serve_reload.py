@@ -44,13 +44,26 @@ def test_a_new_head_is_served_without_a_failed_request(tmp_path):
     failures: list[str] = []
     stop = threading.Event()
 
+    def bodies():
+        """The day's transactions, then new ones at its last instant until stopped.
+
+        The stream outlasts the step whatever the service's speed: a new transaction
+        (not a repeat, whose answer would be its first one) is scored by the current head.
+        """
+        for _, row in rows.iterrows():
+            yield transaction(row)
+        last, extra = transaction(rows.iloc[-1]), 0
+        while True:
+            extra += 1
+            yield {**last, "tx_id": f"{last['tx_id']}-more-{extra}"}
+
     def load() -> None:
         with httpx.Client(timeout=60) as client:
-            for _, row in rows.iterrows():
+            for body in bodies():
                 if stop.is_set():
                     return
                 try:
-                    reply = client.post(f"{service.url}/v1/score", json=transaction(row))
+                    reply = client.post(f"{service.url}/v1/score", json=body)
                 except httpx.HTTPError as exc:
                     failures.append(repr(exc))
                     continue

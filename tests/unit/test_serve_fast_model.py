@@ -42,3 +42,22 @@ def test_probabilities_equal_predict_proba_bit_for_bit(days, learner):
     for start in range(0, 40, 4):
         block = np.ascontiguousarray(X[start:start + 4])
         np.testing.assert_array_equal(fast(block), model.predict_proba(block))
+
+
+@pytest.mark.parametrize("learner", [name for name in LEARNER_NAMES if "lgbm" in name])
+def test_single_row_contributions_equal_the_boosters_pred_contrib(days, learner):
+    from trainer.evaluation.reasons import booster_member
+    from trainer.serving.fast_model import SingleRowBooster
+
+    inputs = learner_inputs(learner)
+    model = make_learner(learner)
+    for frame in days[:2]:
+        model.partial_fit(frame[inputs].to_numpy(), frame["TX_FRAUD"].to_numpy())
+    booster = booster_member(model)[0]._booster()
+    contributions = SingleRowBooster(booster, len(inputs), contributions=True)
+    X = np.ascontiguousarray(days[2][inputs].to_numpy()[:40])
+    for start in range(0, 40, 4):
+        block = X[start:start + 4]
+        np.testing.assert_array_equal(contributions(block),
+                                      booster.predict(block, pred_contrib=True))
+    np.testing.assert_array_equal(contributions(X), booster.predict(X, pred_contrib=True))

@@ -101,12 +101,13 @@ def _check_columns(transactions: pd.DataFrame, what: str) -> None:
         )
 
 
-def _nanoseconds(datetimes: pd.Series) -> np.ndarray:
+def nanoseconds(datetimes: pd.Series) -> np.ndarray:
     """TX_DATETIME as int64 nanoseconds, whatever resolution pandas chose."""
     return datetimes.to_numpy().astype("datetime64[ns]").view("int64")
 
 
-def _day_bounds_ns(day: dt.date) -> tuple[int, int]:
+def day_bounds_ns(day: dt.date) -> tuple[int, int]:
+    """Midnight of `day` and of the day after, as int64 nanoseconds."""
     start = pd.Timestamp(day).as_unit("ns").value
     return start, start + NS_PER_DAY
 
@@ -323,7 +324,7 @@ def features_frame(identity: pd.DataFrame, columns: dict[str, np.ndarray],
 def _compute_frame(frame: pd.DataFrame, target: np.ndarray) -> pd.DataFrame:
     """Features of the rows of the checked `frame` selected by the boolean mask `target`."""
     target_rows, columns = _compute(
-        _nanoseconds(frame["TX_DATETIME"]),
+        nanoseconds(frame["TX_DATETIME"]),
         tie_keys(frame["TRANSACTION_ID"].to_numpy()),
         frame["TX_AMOUNT"].to_numpy(dtype=np.float64),
         frame["TX_FRAUD"].to_numpy(dtype=np.float64),
@@ -361,7 +362,8 @@ def first_repeated_row(transaction_ids: pd.Series) -> int | None:
     return int(np.flatnonzero(duplicated)[0]) if duplicated.any() else None
 
 
-def _prepare(transactions: pd.DataFrame, what: str) -> pd.DataFrame:
+def checked_inputs(transactions: pd.DataFrame, what: str) -> pd.DataFrame:
+    """`transactions`' ``INPUT_COLUMNS``, checked (errors name `what` and the row)."""
     _check_columns(transactions, what)
     frame = transactions[INPUT_COLUMNS]
     if not pd.api.types.is_datetime64_dtype(frame["TX_DATETIME"]):
@@ -401,9 +403,9 @@ def compute_features(transactions: pd.DataFrame, day: dt.date) -> pd.DataFrame:
         DatasetValidationError: A column is missing, of the wrong type, or has gaps, or a
             transaction id repeats.
     """
-    frame = _prepare(transactions, f"transactions for {day.isoformat()}")
-    start, end = _day_bounds_ns(day)
-    times = _nanoseconds(frame["TX_DATETIME"])
+    frame = checked_inputs(transactions, f"transactions for {day.isoformat()}")
+    start, end = day_bounds_ns(day)
+    times = nanoseconds(frame["TX_DATETIME"])
     return _compute_frame(frame, (times >= start) & (times < end))
 
 
@@ -422,11 +424,11 @@ def features_for_frame(history: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFram
     Returns:
         A frame like ``compute_features``' result with one row per row of `rows`.
     """
-    rows = _prepare(rows, "rows to compute features for")
+    rows = checked_inputs(rows, "rows to compute features for")
     if len(history):
         history = history[~history["TRANSACTION_ID"].isin(rows["TRANSACTION_ID"])]
     if len(history):
-        history = _prepare(history, "history")
+        history = checked_inputs(history, "history")
         frame = pd.concat([history, rows], ignore_index=True)
     else:
         history, frame = rows.iloc[0:0], rows.reset_index(drop=True)
@@ -448,7 +450,7 @@ def features_of_columns(columns: dict[str, np.ndarray], day: dt.date) -> pd.Data
     if np.isnan(amounts).any() or first_repeated_row(
             pd.Series(columns["TRANSACTION_ID"])) is not None:
         return None
-    start, end = _day_bounds_ns(day)
+    start, end = day_bounds_ns(day)
     target_rows, computed = _compute(
         times,
         tie_keys(columns["TRANSACTION_ID"]),

@@ -9,10 +9,19 @@ scaler's subtraction and division, the MLP's own ``_forward_pass_fast`` without 
 check, the booster's ``predict_proba``, the ensemble's weighted ``tensordot``), so the
 results are bit for bit those of ``predict_proba`` (tests/unit/test_serve_fast_model.py
 compares them on every learner). A learner it does not know keeps ``predict_proba``.
+
+A booster's few rows go through LightGBM's single-row fast prediction
+(`SingleRowBooster`: ``LGBM_BoosterPredictForMatSingleRowFast``, whose configuration is
+built once), not ``Booster.predict``, which converts its input, builds a predictor and
+enters a thread pool on every call (~0.1 ms a call). Each row is predicted by the same
+trees in the same order either way, so the values are the same (the tests compare them).
 """
 
 from __future__ import annotations
 
+import ctypes
+import threading
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -45,7 +54,7 @@ def _unchecked(model: Any) -> Probabilities | None:
             return np.tensordot(share, np.stack([member(X) for member in members]), axes=1)
         return averaged
     if isinstance(model, WindowBoostingClassifier | ContinuedBoostingClassifier):
-        return model.predict_proba  # LightGBM's own predict: no scikit-learn check in it
+        return _boosted(model)
     if (isinstance(model, WarmStartClassifier) and type(model.scaler_) is StandardScaler
             and isinstance(model.classifier_, MLPClassifier)):
         return _scaled_mlp(model.scaler_, model.classifier_)
@@ -68,3 +77,68 @@ def _scaled_mlp(scaler: StandardScaler, mlp: MLPClassifier) -> Probabilities | N
         fraud = mlp._forward_pass_fast(X, check_input=False).ravel()
         return np.vstack([1 - fraud, fraud]).T
     return scaled
+
+
+#: At most this many rows go through the single-row path (one C call each).
+SINGLE_ROWS = 8
+
+
+class SingleRowBooster:
+    """A LightGBM booster's predictions of a few rows, one fast C call a row.
+
+    Args:
+        booster: The ``lightgbm.Booster`` (kept alive as long as this object).
+        inputs: Its number of input columns.
+        contributions: Predict the per-input contributions (``pred_contrib``: inputs + 1
+            values a row, the last the expected value) instead of the probability.
+    """
+
+    def __init__(self, booster: Any, inputs: int, *, contributions: bool = False):
+        from lightgbm import basic
+
+        self._lib, self._check = basic._LIB, basic._safe_call
+        self._handle = ctypes.c_void_p()
+        kind = basic._C_API_PREDICT_CONTRIB if contributions else basic._C_API_PREDICT_NORMAL
+        self._check(self._lib.LGBM_BoosterPredictForMatSingleRowFastInit(
+            booster._handle, ctypes.c_int(kind), ctypes.c_int(0), ctypes.c_int(-1),
+            ctypes.c_int(basic._C_API_DTYPE_FLOAT64), ctypes.c_int32(inputs),
+            ctypes.c_char_p(b""), ctypes.byref(self._handle)))
+        # the configuration holds the booster: free it first, the booster after
+        weakref.finalize(self, _free, self._lib, self._handle, booster)
+        self.booster = booster
+        self.width = inputs + 1 if contributions else 1
+        self._contributions = contributions
+        self._length = ctypes.c_int64()
+        # one configuration keeps one output buffer: calls from threads take turns
+        self._lock = threading.Lock()
+
+    def __call__(self, X: np.ndarray) -> np.ndarray:
+        """Predictions of the rows of `X` (rows x width; 1-D for probabilities)."""
+        if len(X) > SINGLE_ROWS:
+            out = np.asarray(self.booster.predict(np.asarray(X, dtype=np.float64),
+                                                  pred_contrib=self._contributions))
+            return out
+        X = np.ascontiguousarray(X, dtype=np.float64)
+        out = np.empty((len(X), self.width))
+        pointer = ctypes.POINTER(ctypes.c_double)
+        with self._lock:
+            for row in range(len(X)):
+                self._check(self._lib.LGBM_BoosterPredictForMatSingleRowFast(
+                    self._handle, X[row].ctypes.data_as(ctypes.c_void_p),
+                    ctypes.byref(self._length), out[row].ctypes.data_as(pointer)))
+        return out if self._contributions else out[:, 0]
+
+
+def _free(lib: Any, handle: ctypes.c_void_p, booster: Any) -> None:
+    """Free a fast configuration (`booster`, its owner, is released after it)."""
+    lib.LGBM_FastConfigFree(handle)
+
+
+def _boosted(model: Any) -> Probabilities:
+    """A booster learner's ``predict_proba`` with `SingleRowBooster` for a few rows."""
+    predict = SingleRowBooster(model._booster(), model._booster().num_feature())
+
+    def boosted(X: np.ndarray) -> np.ndarray:
+        fraud = model._calibrate(predict(X))
+        return np.column_stack([1.0 - fraud, fraud])
+    return boosted

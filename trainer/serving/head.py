@@ -25,7 +25,7 @@ import numpy as np
 from trainer.errors import LineageError
 from trainer.evaluation.reasons import booster_member
 from trainer.learners.registry import learner_inputs, uses_profiles
-from trainer.serving.fast_model import Probabilities, probabilities
+from trainer.serving.fast_model import Probabilities, SingleRowBooster, probabilities
 from trainer.share.checkpoints import load_checkpoint
 from trainer.share.layout import Share
 from trainer.share.lineage import Entry, Lineage
@@ -41,8 +41,8 @@ class Head:
     """The model's input columns, in order."""
     profiles: bool
     """Whether its inputs include the profile features."""
-    booster: Any
-    """The LightGBM booster the reasons come from, or None."""
+    booster: SingleRowBooster | None
+    """The LightGBM booster the reasons come from (its contributions), or None."""
     probabilities: Probabilities
     """``model.predict_proba`` without its per-call input checks (`fast_model`)."""
 
@@ -83,14 +83,17 @@ def load_head(share: Share) -> Head:
         raise LineageError(f"{share.lineage}: no head checkpoint yet (nothing trained); "
                            f"train a day first (fraudpipe train)")
     model = load_checkpoint(share.root / entry.checkpoint, entry.sha256)
-    return Head(entry, model, learner_inputs(entry.learner), uses_profiles(entry.learner),
-                _booster_of(model), probabilities(model))
+    inputs = learner_inputs(entry.learner)
+    return Head(entry, model, inputs, uses_profiles(entry.learner),
+                _booster_of(model, len(inputs)), probabilities(model))
 
 
-def _booster_of(model: Any) -> Any:
-    """The LightGBM booster inside `model` (itself or an ensemble member), or None."""
+def _booster_of(model: Any, inputs: int) -> SingleRowBooster | None:
+    """The contributions of the booster inside `model` (itself or a member), or None."""
     found = booster_member(model)  # the same member the alerts' reasons explain
-    return found[0]._booster() if found is not None else None
+    if found is None:
+        return None
+    return SingleRowBooster(found[0]._booster(), inputs, contributions=True)
 
 
 def top_reasons(head: Head, X: np.ndarray, count: int) -> list[list[dict]]:
@@ -100,8 +103,7 @@ def top_reasons(head: Head, X: np.ndarray, count: int) -> list[list[dict]]:
     """
     if head.booster is None or count <= 0:
         return [[] for _ in range(len(X))]
-    contributions = np.asarray(head.booster.predict(np.asarray(X, dtype=np.float64),
-                                                    pred_contrib=True))[:, :-1]
+    contributions = head.booster(X)[:, :-1]
     reasons = []
     for row, values in zip(X, contributions, strict=True):
         order = np.argsort(-values, kind="stable")[:count]

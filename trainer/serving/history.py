@@ -1,4 +1,4 @@
-"""The days before the serving day, as the arrival path reads them, indexed by entity.
+"""The days before the serving day, as the arrival path reads them, prepared for queries.
 
 For serving day S the history is days S-37 .. S-1 (``HISTORY_DAYS``), each read by
 `trainer.arrival.day_transactions` (its training dataset, else its arrived rows with the
@@ -7,15 +7,15 @@ S reads. A day the service served itself and whose file has not arrived yet (yes
 just after midnight) is taken from the intraday store instead, unlabelled: the same rows
 its file will hold when the bank sends what was authorised.
 
-A transaction's features read its card's and its terminal's rows only, so the history is
-indexed by CUSTOMER_ID and TERMINAL_ID: the context of one transaction is a few hundred
-rows, not the 37 days.
+The history is fixed for the serving day, so it is prepared once when the day is loaded
+(`trainer.features.prepared.prepare_history`: entity codes, (entity, time) orders, exact
+prefix sums): a transaction's features are then a few lookups in it plus its card's rows
+of S, the query arrival scoring runs over a whole day.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,6 +23,7 @@ import pandas as pd
 
 from trainer.arrival import day_transactions
 from trainer.features.compute import HISTORY_DAYS, INPUT_COLUMNS
+from trainer.features.prepared import PreparedHistory, prepare_history
 from trainer.serving.intraday import Intraday, Row
 from trainer.share.layout import Share
 
@@ -86,36 +87,10 @@ def _ids(values: tuple) -> np.ndarray:
 
 @dataclass
 class Segment:
-    """Rows of some history days, with each card's and terminal's row positions."""
+    """Rows of some history days (emptied once a `History` has prepared them)."""
 
     frame: pd.DataFrame
     days: list[dt.date]
-    by_card: dict = field(init=False)
-    by_terminal: dict = field(init=False)
-    columns: dict[str, np.ndarray] = field(init=False)
-    """``INPUT_COLUMNS`` as numpy arrays (TX_DATETIME as int64 ns; text ids as objects)."""
-
-    def __post_init__(self) -> None:
-        self.columns = columns_of(self.frame)
-        positions = pd.Series(np.arange(len(self.frame)))
-        self.by_card = positions.groupby(self.frame["CUSTOMER_ID"].to_numpy()).indices
-        self.by_terminal = positions.groupby(self.frame["TERMINAL_ID"].to_numpy()).indices
-
-    def positions(self, card: object, terminal: object) -> np.ndarray:
-        """The positions of the rows of `card` or `terminal` (each once, in order)."""
-        mine = self.by_card.get(card)
-        theirs = self.by_terminal.get(terminal)
-        if mine is None and theirs is None:
-            return np.array([], np.int64)
-        if theirs is None:
-            return np.asarray(mine)
-        if mine is None:
-            return np.asarray(theirs)
-        return np.union1d(mine, theirs)
-
-    def of(self, card: object, terminal: object) -> pd.DataFrame:
-        """The rows of `card` or `terminal` (each once)."""
-        return self.frame.iloc[self.positions(card, terminal)]
 
 
 @dataclass
@@ -126,39 +101,27 @@ class History:
     segments: list[Segment]
     missing: list[dt.date]
     """History days with neither a file nor recorded rows (their windows see nothing)."""
+    prepared: PreparedHistory = field(init=False)
+    """Every history row, prepared for the day's queries."""
+    kinds: dict[str, str | None] = field(init=False)
+    """Per id column: "int", "text" or None (no history to tell)."""
 
-    def context_columns(self, card: object, terminal: object) -> dict[str, np.ndarray]:
-        """`context` as numpy columns (see `Segment.columns`)."""
-        parts = []
-        for segment in self.segments:
-            rows = segment.positions(card, terminal)
-            parts.append({name: values[rows] for name, values in segment.columns.items()})
-        return join_columns(parts)
-
-    def context(self, card: object, terminal: object) -> pd.DataFrame:
-        """The history rows a transaction of `card` at `terminal` can read."""
-        parts = [segment.of(card, terminal) for segment in self.segments]
-        return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
-
-    @functools.cached_property
-    def all_columns(self) -> dict[str, np.ndarray]:
-        """Every history row as ``columns_of`` arrays (for a batch), joined once."""
-        return join_columns([segment.columns for segment in self.segments])
-
-    def all_rows(self) -> pd.DataFrame:
-        """Every history row (for a batch)."""
-        frames = [segment.frame for segment in self.segments]
-        return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-
-    def id_kinds(self) -> dict[str, str | None]:
-        """Per id column: "int", "text" or None (no history to tell)."""
-        kinds: dict[str, str | None] = {}
+    def __post_init__(self) -> None:
+        start = pd.Timestamp(self.day).as_unit("ns").value
+        self.prepared = prepare_history(
+            join_columns([columns_of(segment.frame) for segment in self.segments]), start)
+        self.kinds = {}
         for column in ("TRANSACTION_ID", "CUSTOMER_ID", "TERMINAL_ID"):
             dtypes = {str(segment.frame[column].dtype) for segment in self.segments
                       if len(segment.frame)}
-            kinds[column] = (None if not dtypes else "int" if dtypes == {"int64"}
-                             else "text")
-        return kinds
+            self.kinds[column] = (None if not dtypes else "int" if dtypes == {"int64"}
+                                  else "text")
+        for segment in self.segments:  # prepared: the raw rows are not read again
+            segment.frame = segment.frame.iloc[:0]
+
+    def id_kinds(self) -> dict[str, str | None]:
+        """Per id column: "int", "text" or None (no history to tell)."""
+        return self.kinds
 
     @property
     def file_days(self) -> list[dt.date]:

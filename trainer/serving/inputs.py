@@ -1,19 +1,18 @@
-"""The model inputs and scores of served transactions, by the arrival path's own functions.
+"""The model inputs and scores of served transactions, by the arrival path's own query.
 
-A transaction's inputs come from ``compute.features_of_target`` and, for a learner that
-reads them, ``profiles.extra_features``: the functions an arrived day's features come
-from, over rows holding every row its windows read (its card's and its terminal's). One
-transaction (`one_row_inputs`) and a batch (`rows_inputs`, one call over the whole
-context with every target selected) take the same path, so a batch's inputs equal those
-of its rows sent one by one in time order.
+A transaction's inputs come from `trainer.features.prepared.day_features`, the function
+an arrived day's features come from (`trainer.arrival`): the serving day's history
+prepared once, plus the target's card rows of the day so far. One transaction
+(`one_row_inputs`, its card's rows) and a batch (`rows_inputs`, the day's rows so far,
+every batch row a target) take the same path, so a batch's inputs equal those of its rows
+sent one by one in time order.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from trainer.features.compute import features_of_target
-from trainer.features.profiles import extra_features
+from trainer.features.prepared import DayRows, PreparedHistory, day_features
 from trainer.serving.head import Head
 
 #: Rows a score is computed in at least. The MLP's layers are BLAS matrix products whose
@@ -32,29 +31,22 @@ def model_scores(head: Head, X: np.ndarray) -> np.ndarray:
     return head.probabilities(X)[:, 1]
 
 
-def rows_inputs(head: Head, columns: dict[str, np.ndarray], target: np.ndarray) -> np.ndarray:
-    """The model inputs (k x n) of the rows `target` selects in `columns`, in row order.
+def rows_inputs(head: Head, history: PreparedHistory, day: DayRows,
+                targets: np.ndarray) -> np.ndarray:
+    """The model inputs (k x n) of the day's rows `targets`, in that order.
 
     Args:
         head: The checkpoint (its input columns and whether they hold the profiles).
-        columns: ``INPUT_COLUMNS`` as arrays (TX_DATETIME as int64 ns), covering every
-            row the targets' windows read.
-        target: Boolean mask of the rows to score.
+        history: The serving day's prepared history.
+        day: The day's rows holding every row of the targets' cards up to each target.
+        targets: Row numbers in `day`.
     """
-    target_rows, features = features_of_target(columns, target)
-    # features_of_target answers in (time, id) order; the rows' own order is the mask's.
-    by_row = np.argsort(target_rows, kind="stable")
-    values = {"TX_AMOUNT": np.asarray(columns["TX_AMOUNT"], np.float64)[target]}
-    values.update({name: column[by_row] for name, column in features.items()})
-    if head.profiles:
-        values.update(extra_features(columns, target))
-    X = np.empty((len(values["TX_AMOUNT"]), len(head.inputs)))
-    for i, name in enumerate(head.inputs):
-        X[:, i] = values[name]
-    return X
+    values = day_features(history, day, targets, profiles=head.profiles)
+    values["TX_AMOUNT"] = day.amounts[targets]
+    return np.column_stack([values[name] for name in head.inputs])
 
 
-def one_row_inputs(head: Head, columns: dict[str, np.ndarray],
-                   target: np.ndarray) -> np.ndarray:
-    """The model inputs (1 x n) of the one row `target` selects in `columns`."""
-    return rows_inputs(head, columns, target)
+def one_row_inputs(head: Head, history: PreparedHistory, day: DayRows,
+                   target: int) -> np.ndarray:
+    """The model inputs (1 x n) of the day's row `target` (its card's rows in `day`)."""
+    return rows_inputs(head, history, day, np.array([target]))

@@ -5,21 +5,21 @@ history), read once per request: a reload or a day roll builds the next one asid
 swaps the reference, so a request in flight finishes with the head it started with and
 no request waits for a load or fails because of one. Every answer names its checkpoint.
 
-Features: a transaction of serving day S at time t gets its inputs from the functions an
-arrived day's scores come from (`trainer.serving.inputs`: ``features_of_target`` and
-``extra_features``, there over the whole day), where the context is its card's and its
-terminal's rows in S's history (`trainer.serving.history`) plus its card's transactions
-of S recorded so far (`trainer.serving.intraday`); a batch takes the whole history and
-the day's rows so far as the context, with all its rows as targets, in one call. The
-windows end at the row itself by (time, transaction id), so later rows in the context
-change nothing and the features equal those of the arrival path over the full day, whose
-rows before t are the same. Recording and reading the card's rows is one atomic step, so
-two replicas serving one card see each other's earlier transactions.
+Features: a transaction of serving day S at time t gets its inputs from the query an
+arrived day's scores come from (`trainer.serving.inputs`,
+`trainer.features.prepared.day_features`, there over the whole day): S's history,
+prepared once when the day is loaded (`trainer.serving.history`), plus its card's
+transactions of S recorded so far (`trainer.serving.intraday`); a batch takes the day's
+rows so far, with all its rows as targets, in one call. The windows end at the row
+itself by (time, transaction id), so later rows change nothing and the features equal
+those of the arrival path over the full day, whose rows before t are the same. Recording
+and reading the card's rows is one atomic step, so two replicas serving one card see each
+other's earlier transactions.
 
 Day roll: the wall clock's midnight in the share's time zone (``clock="wall"``), or the
 first transaction of a later day (``clock="replay"``, for replaying recorded days). The
-history files of the next day are read ahead in the background, so the roll itself only
-indexes the day just served.
+history files of the next day are read ahead in the background; the roll prepares the
+new day's history (those files and the day just served) once.
 """
 
 from __future__ import annotations
@@ -38,15 +38,9 @@ import pandas as pd
 
 from trainer.data.mapping import ColumnMapping
 from trainer.features.compute import NS_PER_DAY
+from trainer.features.prepared import day_rows
 from trainer.serving.head import Head, head_sha256, load_head, top_reasons
-from trainer.serving.history import (
-    History,
-    Segment,
-    file_segment,
-    join_columns,
-    load_history,
-    row_columns,
-)
+from trainer.serving.history import History, Segment, file_segment, load_history, row_columns
 from trainer.serving.inputs import model_scores, one_row_inputs, rows_inputs
 from trainer.serving.intraday import Intraday
 from trainer.serving.metrics import Metrics
@@ -320,12 +314,13 @@ class Scorer:
             self._duplicate.inc()
             return {**orjson.loads(self._first_answer(serving.day, row[0], added.answer)),
                     "duplicate": True}
-        history = serving.history.context_columns(row[2], row[3])
-        columns = join_columns([history, row_columns(added.card_rows)])
-        target = np.zeros(len(columns["TRANSACTION_ID"]), dtype=bool)
-        before = len(history["TRANSACTION_ID"])
-        target[before + np.flatnonzero(columns["TRANSACTION_ID"][before:] == row[0])] = True
-        answer = self._scored(serving, [row[0]], one_row_inputs(serving.head, columns, target),
+        card_rows = added.card_rows  # the card's rows of the day so far, this one last
+        target = len(card_rows) - 1
+        while card_rows[target][0] != row[0]:
+            target -= 1
+        X = one_row_inputs(serving.head, serving.history.prepared,
+                           day_rows(row_columns(card_rows), one_card=True), target)
+        answer = self._scored(serving, [row[0]], X,
                               self.config.reasons if reasons is None else reasons, inputs)[0]
         self.intraday.set_answer(serving.day, row[0], orjson.dumps(answer))
         self._scored_count.inc()
@@ -408,18 +403,32 @@ class Scorer:
         From the history and the day's rows so far.
         """
         day_columns = row_columns(self.intraday.day_rows(serving.day))
-        history = serving.history.all_columns
-        columns = join_columns([history, day_columns])
-        fresh_ids = row_columns(fresh)["TRANSACTION_ID"]
-        at = pd.Index(day_columns["TRANSACTION_ID"]).get_indexer(fresh_ids)
-        target = np.zeros(len(columns["TRANSACTION_ID"]), dtype=bool)
-        target[len(history["TRANSACTION_ID"]) + at] = True
-        # rows_inputs answers in row order: the fresh rows sorted by their position
-        by_position = np.argsort(at, kind="stable")
-        X = rows_inputs(serving.head, columns, target)
-        ids = [fresh[i][0] for i in by_position]
+        ids = [row[0] for row in fresh]
+        targets = pd.Index(day_columns["TRANSACTION_ID"]).get_indexer(ids)
+        X = rows_inputs(serving.head, serving.history.prepared, day_rows(day_columns),
+                        targets)
+        if reasons <= 0 and not inputs:
+            return dict(zip(map(id_key, ids), _plain_answers(serving, ids, X), strict=True))
         return {id_key(answer["transaction_id"]): orjson.dumps(answer)
                 for answer in self._scored(serving, ids, X, reasons, inputs)}
+
+
+def _plain_answers(serving: Serving, ids: list, X: np.ndarray) -> list[bytes]:
+    """``orjson.dumps`` of `Scorer._scored`'s answers without reasons, byte for byte.
+
+    The fields every answer shares (checkpoint, serving day, no reasons) are serialised
+    once and the ids and scores as one list each: a 100,000-row batch spends its time
+    in the model, not in 100,000 dictionaries.
+    """
+    shared = orjson.dumps({"checkpoint": serving.head.described,
+                           "serving_day": serving.day.isoformat(), "reasons": []})
+    scores = orjson.dumps(model_scores(serving.head, X).tolist())[1:-1].split(b",")
+    if all(type(i) is int for i in ids):  # ints print without commas: one dumps
+        texts = orjson.dumps(ids)[1:-1].split(b",") if ids else []
+    else:
+        texts = [orjson.dumps(i) for i in ids]
+    return [b'{"transaction_id":%b,"score":%b,%b' % (i, score, shared[1:])
+            for i, score in zip(texts, scores, strict=True)]
 
 
 def _marked(answer: bytes, duplicate: bytes) -> bytes:

@@ -1,0 +1,103 @@
+"""CPU time of `fraudpipe serve`'s scoring in process: `Scorer.score_one` and `score_batch`.
+
+    .venv/bin/python -m bench.serve_inprocess [--what one|batch|both] [--requests 2000]
+
+No HTTP, no service process: a `Scorer` on the cached shares of `python -m bench serve`
+(in-memory windows, replay clock), timed with ``time.process_time`` so that other work on
+a shared machine stretches the figures far less than wall time would.
+
+- ``one``: the default-size share's first served day, replayed one transaction at a time
+  in time order (200 warm-up requests first); CPU ms per request, with reasons (3) as
+  the service answers by default, and without (``reasons=0``).
+- ``batch``: the 100,000-transaction day (`bench.serve_sizes`) as one Parquet body:
+  CPU seconds of ``Scorer.load`` (head and history read, history prepared) and of the
+  one ``score_batch`` call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+
+def _scorer(share: Path, today):
+    from trainer.serving.intraday import MemoryIntraday
+    from trainer.serving.scorer import Scorer, ServeConfig
+    from trainer.serving.share_mapping import serving_mapping
+    from trainer.share.layout import Share
+
+    opened = Share.at(share)
+    config = ServeConfig(mapping=serving_mapping(opened), clock="replay", today=today,
+                         lateness_seconds=86_400, reload_seconds=3600)
+    scorer = Scorer(opened, config, MemoryIntraday())
+    started = time.process_time()
+    assert scorer.load(), scorer.not_ready
+    return scorer, time.process_time() - started
+
+
+def one(data_dir: Path, requests: int) -> dict:
+    """CPU ms per `score_one` on the default-size share (with and without reasons)."""
+    from bench.serve_load import bodies, share_with_head
+
+    share, all_days, served = share_with_head(data_dir, days=44, customers=5000,
+                                              terminals=10000, seed=0, served=7)
+    items = bodies([all_days / f"{served[0]}.parquet"])
+    warm = 200
+    if len(items) < warm + 2 * requests:
+        raise SystemExit(f"the day has {len(items)} transactions; ask for at most "
+                         f"{(len(items) - warm) // 2} requests")
+    scorer, load_s = _scorer(share, served[0])
+    for body in items[:warm]:
+        scorer.score_one(body)
+    result = {"requests": requests, "load_cpu_s": round(load_s, 3)}
+    for name, reasons, part in (("reasons_3", 3, items[warm:warm + requests]),
+                                ("reasons_0", 0, items[warm + requests:warm + 2 * requests])):
+        started = time.process_time()
+        for body in part:
+            scorer.score_one(body, reasons=reasons)
+        result[f"cpu_ms_per_request_{name}"] = round(
+            1000 * (time.process_time() - started) / requests, 3)
+    return result
+
+
+def batch(data_dir: Path) -> dict:
+    """CPU s of loading the 100k-a-day share and of scoring its day as one Parquet body."""
+    from bench.serve_phases import parquet_body
+    from bench.serve_sizes import SIZES, big_day_share
+    from trainer.serving.requests import PARQUET
+
+    share, day_file, day = big_day_share(data_dir, SIZES["100k"])
+    body, rows = parquet_body(day_file)
+    scorer, load_s = _scorer(share, day)
+    started, wall = time.process_time(), time.perf_counter()
+    answers = scorer.score_batch(body, PARQUET)
+    cpu, wall = time.process_time() - started, time.perf_counter() - wall
+    assert len(answers) == rows
+    return {"transactions": rows, "load_cpu_s": round(load_s, 3),
+            "score_batch_cpu_s": round(cpu, 3), "score_batch_wall_s": round(wall, 3)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Measure and print the figures as JSON."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--what", choices=("one", "batch", "both"), default="both")
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--data-dir", default=os.environ.get("FRAUDPIPE_BENCH_DATA",
+                                                             "/tmp/fraudpipe-bench"))
+    args = parser.parse_args(argv)
+    data_dir = Path(args.data_dir)
+    result: dict = {"loadavg_before": round(os.getloadavg()[0], 2)}
+    if args.what in ("one", "both"):
+        result["one"] = one(data_dir, args.requests)
+    if args.what in ("batch", "both"):
+        result["batch"] = batch(data_dir)
+    result["loadavg_after"] = round(os.getloadavg()[0], 2)
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

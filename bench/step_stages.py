@@ -1,0 +1,204 @@
+"""Where one step's CPU goes: each stage of `trainer.step.run_step` timed on its own.
+
+    .venv/bin/python -m bench.step_stages --size 100k --repeats 3 [--learner NAME] \\
+        [--code <checkout of other code>]
+
+The day and its history are `bench step`'s prepared share for that size
+(`bench.step_throughput.prepared`); the day before is trained first as the chain's head
+(kept in `<work>/stages-head-<learner>` and reused), and each measured run starts from a
+copy of it, in a fresh single-threaded process, like `bench.step_compare`. In the child,
+the functions the step calls are wrapped with `time.process_time` (no profiler: its
+overhead inflates Python-heavy stages several times); a stage's figure includes the
+stages nested in it, which are printed indented below it. "other" is the step's CPU not
+inside any top-level stage. Medians over the repeats; the checkpoint's sha256 of every
+run is printed too (the same inputs must give the same bytes). With `--code`, the step
+(and the head) run from that checkout's `trainer`, e.g. the code before a change, timed by
+this script: the stages it names must exist there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import functools
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bench.step_throughput import LEARNER_ENV, ONE_THREAD_ENV, QUICK_SIZES, SIZES, prepared
+
+REPO = Path(__file__).resolve().parents[1]
+
+#: (stage name, module, attribute): the callables timed, outermost first. A class
+#: attribute is "Class.method". Nesting follows the call stack at run time.
+STAGES = (
+    ("load checkpoint", "trainer.step", "load_checkpoint"),
+    ("features", "trainer.step", "carried_features"),
+    ("read state", "trainer.features.carried", "load_state"),
+    ("read days", "trainer.features.carried", "_day_columns"),
+    ("advance", "trainer.features.carried", "advance"),
+    ("window totals", "trainer.features.state_advance", "window_totals"),
+    ("profiles", "trainer.features.state_profiles", "PROFILES_OF"),
+    ("features frame", "trainer.features.state_advance", "features_frame"),
+    ("write state", "trainer.features.carried", "to_parquet"),
+    ("model inputs", "trainer.evaluation.scoring", "model_inputs"),
+    ("score the day", "trainer.step", "fraud_scores"),
+    ("scores file", "trainer.evaluation.scoring", "write_scores"),
+    ("card ranks", "trainer.evaluation.scoring", "card_ranks"),
+    ("reasons", "trainer.evaluation.scoring", "reason_columns"),
+    ("saved list", "trainer.evaluation.scoring", "save_list"),
+    ("day metrics", "trainer.evaluation.scoring", "day_metrics"),
+    ("booster update", "trainer.learners.boosting", "WindowBoostingClassifier.partial_fit"),
+    ("MLP update", "trainer.model", "WarmStartClassifier.partial_fit"),
+    ("training accuracy", "trainer.evaluation.scoring", "training_accuracy"),
+    ("testing dataset", "trainer.evaluation.scoring", "evaluate_testing_dataset"),
+    ("checkpoint bytes", "trainer.step", "dump_model"),
+    ("commit", "trainer.step", "commit"),
+    ("reports", "trainer.step", "write_reports"),
+)
+
+
+def _instrument() -> dict[str, float]:
+    """Wrap every stage's callable; returns the dict the CPU seconds accumulate in."""
+    import importlib
+
+    totals: dict[str, float] = {}
+    stack: list[str] = []
+
+    def timed(path: str, fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            stack.append(path)
+            key = " / ".join(stack)
+            totals.setdefault(key, 0.0)  # listed in the order stages start
+            started = time.process_time()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                totals[key] += time.process_time() - started
+                stack.pop()
+        return wrapper
+
+    for name, module_name, attribute in STAGES:
+        module = importlib.import_module(module_name)
+        owner_name, _, method = attribute.rpartition(".")
+        owner = getattr(module, owner_name) if owner_name else module
+        target = getattr(owner, method)
+        if isinstance(target, dict):  # a table of callables (the profiles per kind)
+            for key, fn in list(target.items()):
+                target[key] = timed(name, fn)
+        else:
+            setattr(owner, method, timed(name, target))
+    return totals
+
+
+def child(work: Path, day: dt.date) -> dict:
+    """One instrumented step in this process; its stage CPU seconds."""
+    from trainer.share.layout import create_share
+
+    totals = _instrument()
+    import trainer.step as step_module
+
+    share = create_share(work / "share", "fraudpipe bench")[0]
+    learner = os.environ.get(LEARNER_ENV) or None
+    started = time.process_time()
+    result = step_module.run_step(share, day, learner=learner)
+    total = time.process_time() - started
+    top = sum(v for k, v in totals.items() if " / " not in k)
+    return {"total": total, "other": total - top, "stages": totals,
+            "checkpoint_sha256": result.checkpoint_sha256,
+            "transactions": result.metrics["transactions"]}
+
+
+def _run_child(code: Path, work: Path, day: dt.date, learner: str) -> dict:
+    env = {**os.environ, **ONE_THREAD_ENV, LEARNER_ENV: learner, "PYTHONPATH": str(code)}
+    done = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child",
+                           "--work", str(work), "--day", day.isoformat()],
+                          env=env, cwd=code, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"step child failed: {done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def measure(size: str, learner: str, repeats: int, data_dir: Path, seed: int,
+            code: Path = REPO) -> dict:
+    """The stage split of one size's step; see the module docstring."""
+    from bench.step_compare import _child as train_head
+    from bench.step_compare import _reset
+    from trainer.features.compute import HISTORY_DAYS
+
+    work, info = prepared(data_dir, {**SIZES, **QUICK_SIZES}[size], HISTORY_DAYS, seed)
+    day = dt.date.fromisoformat(info["days"][-1]["date"])
+    share = work / "share"
+    head = work / f"stages-head-{learner}-{code.name}"
+    if not head.is_dir():
+        _reset(share)
+        train_head(code, learner, work, day - dt.timedelta(days=1))
+        shutil.copytree(share / "output", head)
+    runs = []
+    for _ in range(repeats):
+        _reset(share, head)
+        runs.append(_run_child(code, work, day, learner))
+    keys = list(dict.fromkeys(k for r in runs for k in r["stages"]))
+    return {"size": size, "learner": learner, "code": str(code),
+            "transactions": runs[0]["transactions"],
+            "repeats": repeats, "loadavg": [round(x, 2) for x in os.getloadavg()],
+            "total": statistics.median(r["total"] for r in runs),
+            "other": statistics.median(r["other"] for r in runs),
+            "stages": {k: statistics.median(r["stages"].get(k, 0.0) for r in runs)
+                       for k in keys},
+            "checkpoint_sha256": sorted({r["checkpoint_sha256"] for r in runs})}
+
+
+def table(result: dict) -> str:
+    """The stage split as text: stage, median CPU s, share of the step."""
+    total = result["total"]
+    lines = [f"{result['size']} ({result['transactions']:,} transactions), "
+             f"{result['learner']}, code {result['code']}, median of {result['repeats']}, "
+             f"load {result['loadavg']}",
+             f"{'step':40s} {total:7.3f} s  100%"]
+    for key, value in [*result["stages"].items(), ("other", result["other"])]:
+        depth = key.count(" / ")
+        name = "  " * (depth + 1) + key.rpartition(" / ")[2]
+        lines.append(f"{name:40s} {value:7.3f} s  {100 * value / total:3.0f}%")
+    lines.append(f"checkpoint sha256: {', '.join(result['checkpoint_sha256'])}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Measure (or, with --child, run one instrumented step)."""
+    from trainer.learners import DEFAULT_LEARNER
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", default="100k", help="10k, 100k, 1M (2k: a smoke test)")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--learner", default=DEFAULT_LEARNER)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--data-dir", type=Path, default=Path(
+        os.environ.get("FRAUDPIPE_BENCH_DATA", "/tmp/fraudpipe-bench")))
+    parser.add_argument("--code", type=Path, default=REPO,
+                        help="the checkout whose step is timed (default: this one)")
+    parser.add_argument("--json", type=Path, help="also write the result here")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--day", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        print(json.dumps(child(args.work, dt.date.fromisoformat(args.day))))
+        return 0
+    result = measure(args.size, args.learner, args.repeats, args.data_dir, args.seed,
+                     args.code.resolve())
+    print(table(result))
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,447 @@
+"""A day's features from its history prepared once: per-target queries, online and on arrival.
+
+The features of a transaction of day D (`trainer.features.compute`'s 15 and
+`trainer.features.profiles`' extra inputs) read two kinds of rows: the history, every
+row before D's midnight (the 37 days before D), and its card's rows of D up to itself
+(terminal windows end 7 days back, so the terminal side is history only). The history is
+fixed for the whole day, so everything the windows need from it is computed once
+(`prepare_history`): entity codes, the rows in (entity, time) order with their time
+ranks as search keys, exact prefix sums of the amounts and their squares, prefix counts
+of the labels and the times of the frauds. A target then costs a few binary searches per
+window plus its card's rows of D (`DayRows`), so one transaction costs a handful of array
+lookups and a batch costs in proportion to its own rows, not to the 37 days.
+
+`fraudpipe serve` (one transaction, or a batch) and arrival scoring (a whole day,
+`trainer.arrival`) both call `day_features`: online equals offline by construction.
+
+Exact sums: a window's amount sum is its history part (a difference of the history's
+double-double prefix sums, `trainer.features.exact_sums`) plus its card's rows of D (a
+double-double prefix restarting at 0 on each card, the same whether D's other cards are
+there or not), added as double-doubles and rounded once. While the double-double
+arithmetic is exact (its low parts are sums of rounding errors, far inside 53 bits for
+money amounts), that is the correctly rounded exact sum, the value the raw-history
+computation of `compute` and `profiles` gives from any context: tests compare them bit
+for bit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from trainer.errors import DatasetValidationError
+from trainer.features.compute import (
+    FEATURE_COLUMNS,
+    INPUT_COLUMNS,
+    NS_PER_DAY,
+    TERMINAL_DELAY_DAYS,
+    calendar_columns,
+    checked_inputs,
+    day_bounds_ns,
+    entity_order,
+    features_frame,
+    nanoseconds,
+    tie_keys,
+    time_order,
+)
+from trainer.features.exact_sums import dd_add, prefix_sums, range_sums, rounded, two_sum
+from trainer.features.profiles import (
+    EXTRA_FEATURE_COLUMNS,
+    LABEL_DELAY_DAYS,
+    LOOKBACK_DAYS,
+    amount_profile,
+    days_since,
+    seconds_since,
+    share,
+)
+
+#: Days back from a target's time where its windows start or end: for customers 1, 7, 30
+#: (the handbook's windows, the profiles' 7 and 30) and 37 (with 7: the delayed risk
+#: window); for terminals 7 (the end of every delayed window), 8, 14 and 37 (their starts).
+BACK_DAYS = (1, 7, 30, LOOKBACK_DAYS,
+             TERMINAL_DELAY_DAYS, TERMINAL_DELAY_DAYS + 1, TERMINAL_DELAY_DAYS + 7,
+             TERMINAL_DELAY_DAYS + 30)
+_BACK_NS = np.array(BACK_DAYS, np.int64) * NS_PER_DAY
+assert LABEL_DELAY_DAYS == TERMINAL_DELAY_DAYS and LOOKBACK_DAYS == TERMINAL_DELAY_DAYS + 30
+
+
+@dataclass(frozen=True)
+class _Entities:
+    """The history rows of one entity kind in (entity, time) order."""
+
+    ids: pd.Index
+    """Entity id by code."""
+    keys: np.ndarray
+    """``code * rows + time rank`` of each row, sorted: an entity's window is a range."""
+    order: np.ndarray
+    """The rows (in time order) in key order."""
+    fraud_sums: np.ndarray
+    """Prefix sums of TX_FRAUD in key order, with a leading 0."""
+    last_time: np.ndarray | None = None
+    """Customers: the time of each entity's last row, by code."""
+    fraud_counts: np.ndarray | None = None
+    """Terminals: prefix counts of the fraud rows in key order, with a leading 0."""
+    fraud_times: np.ndarray | None = None
+    """Terminals: the times of the fraud rows, in key order."""
+
+    def codes_of(self, ids: np.ndarray) -> np.ndarray:
+        """The codes of `ids`; -1 for an entity the history does not hold."""
+        if len(ids) == 1:  # one transaction: a hash lookup, not an indexer
+            try:
+                return np.array([self.ids.get_loc(ids[0])], np.int64)
+            except (KeyError, TypeError):
+                return np.array([-1], np.int64)
+        return self.ids.get_indexer(ids).astype(np.int64, copy=False)
+
+    def positions(self, codes: np.ndarray, ranks: np.ndarray) -> np.ndarray:
+        """Positions of the first row of each entity whose time rank is >= `ranks`.
+
+        `ranks` (targets x bounds) counts the history rows at or before each bound; the
+        positions are where each window starts (or ends) in key order.
+        """
+        return _searched(self.keys, codes[:, None] * max(len(self.keys), 1) + ranks, "left")
+
+
+#: Queries from this many on are searched in sorted order.
+SORTED_QUERIES = 4096
+
+
+def _searched(values: np.ndarray, queries: np.ndarray, side: str) -> np.ndarray:
+    """``np.searchsorted(values, queries, side)``; many queries are sorted first.
+
+    Sorted queries let each binary search start from the previous answer, and walk the
+    large history arrays in order instead of at random (a batch's cost is mostly
+    cache misses otherwise); the answers are the same.
+    """
+    if queries.size < SORTED_QUERIES:
+        return np.searchsorted(values, queries, side=side)  # type: ignore[call-overload]
+    flat = queries.ravel()
+    order = np.argsort(flat, kind="stable")
+    found = np.empty(flat.shape, np.int64)
+    found[order] = np.searchsorted(values, flat[order], side=side)  # type: ignore[call-overload]
+    return found.reshape(queries.shape)
+
+
+def _entities(ids: np.ndarray, times: np.ndarray, frauds: np.ndarray, *,
+              customers: bool) -> _Entities:
+    """`_Entities` of rows already in (time, transaction id) order."""
+    codes, uniques = pd.factorize(ids, use_na_sentinel=False)
+    codes = codes.astype(np.int64, copy=False)
+    order, keys = entity_order(codes, len(uniques))
+    fraud_sums = np.concatenate(([0.0], np.cumsum(frauds[order])))
+    if customers:
+        last = np.searchsorted(keys, (np.arange(len(uniques)) + 1) * max(len(times), 1)) - 1
+        return _Entities(pd.Index(uniques), keys, order, fraud_sums,
+                         last_time=times[order[last]])
+    flags = frauds[order] > 0
+    return _Entities(pd.Index(uniques), keys, order, fraud_sums,
+                     fraud_counts=np.concatenate(([0], np.cumsum(flags))),
+                     fraud_times=times[order][flags])
+
+
+@dataclass(frozen=True)
+class PreparedHistory:
+    """Every row before `before_ns`, prepared for the windows of later transactions."""
+
+    before_ns: int
+    """Midnight of the day the history serves: every row is earlier."""
+    times: np.ndarray
+    """The rows' times in (time, transaction id) order: a bound's rank is a search here."""
+    customers: _Entities
+    terminals: _Entities
+    sums: tuple[np.ndarray, np.ndarray]
+    """Exact prefix sums (`exact_sums.prefix_sums`, each with its leading 0) one after the
+    other: the customers' amounts and squared amounts, the terminals' amounts, each in its
+    entities' key order (so every window sum of a target is one gather)."""
+
+    @property
+    def rows(self) -> int:
+        """How many history rows."""
+        return len(self.times)
+
+
+def prepare_history(columns: dict[str, np.ndarray], before_ns: int) -> PreparedHistory:
+    """The history of the day starting at `before_ns`, prepared (see the module doc).
+
+    Args:
+        columns: ``INPUT_COLUMNS`` as arrays (TX_DATETIME as int64 ns or datetime64,
+            no missing amount or label), every row earlier than `before_ns`.
+        before_ns: Midnight of the day whose transactions will be queried.
+
+    Raises:
+        DatasetValidationError: A row is not earlier than `before_ns`.
+    """
+    times = np.asarray(columns["TX_DATETIME"]).astype("datetime64[ns]").view(np.int64)
+    if len(times) and int(times.max()) >= before_ns:
+        late = int(np.count_nonzero(times >= before_ns))
+        raise DatasetValidationError(
+            f"history: {late} row(s) at or after {pd.Timestamp(before_ns)}; expected every "
+            f"history row before the day its features are for")
+    ids = tie_keys(np.asarray(columns["TRANSACTION_ID"]))
+    by_time = time_order(times, ids)
+
+    def in_time_order(values: np.ndarray) -> np.ndarray:
+        return values if by_time is None else values[by_time]
+
+    times = in_time_order(times)
+    amounts = in_time_order(np.asarray(columns["TX_AMOUNT"], dtype=np.float64))
+    frauds = in_time_order(np.asarray(columns["TX_FRAUD"], dtype=np.float64))
+    customers = _entities(in_time_order(np.asarray(columns["CUSTOMER_ID"])), times, frauds,
+                          customers=True)
+    terminals = _entities(in_time_order(np.asarray(columns["TERMINAL_ID"])), times, frauds,
+                          customers=False)
+    parts = [prefix_sums(amounts[customers.order]),
+             prefix_sums((amounts**2)[customers.order]),
+             prefix_sums(amounts[terminals.order])]
+    sums = (np.concatenate([hi for hi, _ in parts]), np.concatenate([lo for _, lo in parts]))
+    return PreparedHistory(before_ns, times, customers, terminals, sums)
+
+
+@dataclass(frozen=True)
+class DayRows:
+    """Rows of the day being served or scored, with each row's card part of its windows.
+
+    Arrays are aligned with the rows as given. A row's card part is over its card's rows
+    of the day up to it in (time, transaction id) order: exact prefix sums restarting at 0
+    on each card, so they are the same whichever other cards' rows are present.
+    """
+
+    times: np.ndarray
+    cards: np.ndarray
+    terminals: np.ndarray
+    amounts: np.ndarray
+    rank: np.ndarray
+    """How many rows of the same card come before the row."""
+    sums: np.ndarray
+    """(6 x rows) double-double (hi, lo) sums over the card's rows: of the amounts through
+    the row (itself included), of the amounts before it, of the squared amounts before it."""
+    previous_time: np.ndarray
+    """The time of the card's previous row (the row's own time when it is the first)."""
+
+
+def _time_id_order(times: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Row numbers in (time, transaction id) order (ids compared as they are: ints or text)."""
+    if len(times) <= 32:  # one card's rows: a Python sort beats building tie keys
+        return np.array(sorted(range(len(times)), key=lambda i: (times[i], ids[i])), np.int64)
+    return np.lexsort((tie_keys(ids), times))
+
+
+def _run_prefix_sums(values: np.ndarray, run: np.ndarray, rank: np.ndarray,
+                     lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Exact prefix sums (``hi``, ``lo``) through each row, restarting at each run.
+
+    `values` is (series x rows); `run` and `rank` place each row in its run (a card). The
+    sums of a run are a row of a matrix summed along its last axis (numpy accumulates
+    sequentially), so they do not depend on the other runs. Runs are grouped by length
+    rounded up to a power of two, so the padded matrices hold at most twice the rows.
+    """
+    series, n = values.shape
+    if len(lengths) == 1:  # one card: no padding
+        groups = [(np.arange(n), np.zeros(n, np.int64), 1)]
+    else:
+        widths = np.left_shift(1, np.ceil(np.log2(lengths)).astype(np.int64))
+        row_width = widths[run]
+        groups = []
+        for width in np.unique(widths):
+            chosen = np.flatnonzero(widths == width)
+            local = np.empty(len(lengths), np.int64)
+            local[chosen] = np.arange(len(chosen))
+            rows = np.flatnonzero(row_width == width)
+            groups.append((rows, local[run[rows]], len(chosen)))
+    hi, lo = np.empty((series, n)), np.empty((series, n))
+    for rows, which, count in groups:
+        place = rank[rows]
+        matrix = np.zeros((series, count, int(place.max()) + 1))
+        matrix[:, which, place] = values[:, rows]
+        sums = np.cumsum(matrix, axis=2)
+        before = np.zeros_like(sums)
+        before[:, :, 1:] = sums[:, :, :-1]
+        errors = np.cumsum(two_sum(before, matrix)[1], axis=2)
+        hi[:, rows] = sums[:, which, place]
+        lo[:, rows] = errors[:, which, place]
+    return hi, lo
+
+
+def day_rows(columns: dict[str, np.ndarray], *, one_card: bool = False) -> DayRows:
+    """`DayRows` of the day's rows in `columns` (``INPUT_COLUMNS`` but TX_FRAUD).
+
+    `one_card`: every row is of the same card (one transaction's own card rows), which
+    saves grouping them.
+    """
+    times = np.asarray(columns["TX_DATETIME"]).astype("datetime64[ns]").view(np.int64)
+    ids = np.asarray(columns["TRANSACTION_ID"])
+    cards = np.asarray(columns["CUSTOMER_ID"])
+    amounts = np.asarray(columns["TX_AMOUNT"], dtype=np.float64)
+    n = len(times)
+    if one_card:
+        order = _time_id_order(times, ids)
+        lengths = np.array([n], np.int64)
+        run = np.zeros(n, np.int64)
+        rank = np.arange(n, dtype=np.int64)
+    else:
+        codes = pd.factorize(cards, use_na_sentinel=False)[0]
+        order = np.lexsort((tie_keys(ids), times, codes))
+        sorted_codes = codes[order]
+        first = np.ones(n, bool)
+        first[1:] = sorted_codes[1:] != sorted_codes[:-1]
+        starts = np.flatnonzero(first)
+        lengths = np.diff(np.append(starts, n))
+        run = np.cumsum(first) - 1
+        rank = np.arange(n) - starts[run]
+    in_order = amounts[order]
+    hi, lo = _run_prefix_sums(np.stack([in_order, in_order**2]), run, rank, lengths)
+    has_before = rank > 0
+    previous = np.arange(n) - 1  # the card's previous row, where it has one
+    through = np.stack([hi[0], lo[0]])
+    before = np.where(has_before, np.stack([hi[0], lo[0], hi[1], lo[1]])[:, previous], 0.0)
+    sorted_times = times[order]
+    in_rows = np.empty(n, np.int64)  # the caller's row -> its sorted position
+    in_rows[order] = np.arange(n)
+    return DayRows(times, cards, np.asarray(columns["TERMINAL_ID"]), amounts, rank[in_rows],
+                   np.concatenate([through, before])[:, in_rows],
+                   np.where(has_before, sorted_times[previous], sorted_times)[in_rows])
+
+
+#: Columns of `day_features`' window sums: which history window sum (of the 7 gathered)
+#: and which card part (a row of ``DayRows.sums``, as (hi, lo) pairs) each adds.
+_HISTORY_SUM = [0, 1, 2, 1, 2, 3, 4]  # amounts 1, 7, 30 days; again 7, 30; squares 7, 30
+_DAY_SUM = [0, 0, 0, 2, 2, 4, 4]  # through the row; before it; squares before it
+
+
+def day_features(history: PreparedHistory, day: DayRows, targets: np.ndarray, *,
+                 profiles: bool) -> dict[str, np.ndarray]:
+    """The model inputs after TX_AMOUNT of the day's rows `targets` (row numbers in `day`).
+
+    Every window of every target is computed at once (targets x windows arrays): a few
+    dozen array operations whatever the number of targets.
+
+    Args:
+        history: The day's prepared history.
+        day: The day's rows, holding at least every row of the targets' cards up to each
+            target (later rows change nothing: a window ends at its row).
+        targets: Row numbers in `day`, each a row of the history's day.
+        profiles: Also the ``EXTRA_FEATURE_COLUMNS``.
+
+    Returns:
+        Each of ``FEATURE_COLUMNS[1:]`` (and the profiles when asked) by name, aligned
+        with `targets`.
+    """
+    t = day.times[targets]
+    if len(t) and (int(t.min()) < history.before_ns
+                   or int(t.max()) >= history.before_ns + NS_PER_DAY):
+        raise DatasetValidationError(
+            f"transactions to score: a time outside {pd.Timestamp(history.before_ns).date()}, "
+            f"the day of the prepared history")
+    out = calendar_columns(t)
+    rank = day.rank[targets]
+    rows = history.rows
+    ranks = _searched(history.times, t[:, None] - _BACK_NS, "right")
+    # Customers: the history part of (t - n days, t] is its rows from the bound on; all of
+    # them are before the day, so the window's history part ends at the entity's end.
+    customers, terminals = history.customers, history.terminals
+    codes = customers.codes_of(day.cards[targets])
+    at = customers.positions(codes, np.concatenate([ranks[:, :4], np.full((len(t), 1), rows)],
+                                                   axis=1))
+    starts, end = at[:, :4], at[:, 4:]
+    counts = end - starts  # history rows in each window: 1, 7, 30, 37 days back
+    t_at = terminals.positions(terminals.codes_of(day.terminals[targets]), ranks[:, 4:])
+    delayed_end, t_starts = t_at[:, :1], t_at[:, 1:]  # starts: 8, 14, 37 days back
+    # Every window sum from the history: customers' amounts (1, 7, 30 days), their squares
+    # (7, 30), terminals' amounts (7, 30): one gather from the joined prefix sums.
+    offset = rows + 1
+    low = np.concatenate([starts[:, :3], starts[:, 1:3] + offset,
+                          t_starts[:, 1:] + 2 * offset], axis=1)
+    high = np.concatenate([np.repeat(end, 3, axis=1), np.repeat(end + offset, 2, axis=1),
+                           np.repeat(delayed_end + 2 * offset, 2, axis=1)], axis=1)
+    sums_hi, sums_lo = range_sums(*history.sums, low, high)
+
+    windows = counts[:, :3] + (rank + 1)[:, None]  # the row itself included
+    card_sums = day.sums[:, targets]
+    with_day = rounded(*dd_add(sums_hi[:, _HISTORY_SUM], sums_lo[:, _HISTORY_SUM],
+                               card_sums[_DAY_SUM].T, card_sums[[d + 1 for d in _DAY_SUM]].T))
+    averages = with_day[:, :3] / windows
+    numbers = windows.astype(float)
+    for i, n in enumerate((1, 7, 30)):
+        out[f"CUSTOMER_ID_NB_TX_{n}DAY_WINDOW"] = numbers[:, i]
+        out[f"CUSTOMER_ID_AVG_AMOUNT_{n}DAY_WINDOW"] = averages[:, i]
+
+    t_counts = delayed_end - t_starts
+    risks = np.divide(terminals.fraud_sums[delayed_end] - terminals.fraud_sums[t_starts],
+                      t_counts, out=np.zeros(t_counts.shape), where=t_counts > 0)
+    numbers = t_counts.astype(float)
+    for i, n in enumerate((1, 7, 30)):
+        out[f"TERMINAL_ID_NB_TX_{n}DAY_WINDOW"] = numbers[:, i]
+        out[f"TERMINAL_ID_RISK_{n}DAY_WINDOW"] = risks[:, i]
+    if not profiles:
+        return out
+
+    assert customers.last_time is not None
+    assert terminals.fraud_counts is not None and terminals.fraud_times is not None
+    a = day.amounts[targets]
+    earlier = counts[:, 1:3] + rank[:, None]  # 7 and 30 days, the row itself excluded
+    ratio, zscore = (values.reshape(-1, 2) for values in amount_profile(
+        np.repeat(a, 2), earlier.ravel(), with_day[:, 3:5].ravel(), with_day[:, 5:7].ravel()))
+    for i, n in enumerate((7, 30)):
+        out[f"CUSTOMER_ID_AMOUNT_RATIO_{n}DAY_WINDOW"] = ratio[:, i]
+        out[f"CUSTOMER_ID_AMOUNT_ZSCORE_{n}DAY_WINDOW"] = zscore[:, i]
+    in_history = (codes >= 0) & (counts[:, 2] > 0)
+    last_time = customers.last_time[np.maximum(codes, 0)] if len(customers.last_time) else t
+    previous = np.where(rank > 0, day.previous_time[targets],
+                        np.where(in_history, last_time, t))
+    out["CUSTOMER_ID_SECONDS_SINCE_PREVIOUS_TX"] = seconds_since(t, previous, earlier[:, 1] > 0)
+    out["CUSTOMER_ID_NB_TX_1_OVER_30DAY"] = (counts[:, 0] + rank + 1) / (earlier[:, 1] + 1)
+
+    # Shares: the customer's delayed risk (t - 37 days, t - 7 days], the terminals' mean
+    # amounts over 7 and 30 days (delayed).
+    delayed = starts[:, 1], starts[:, 3]
+    shares = share(np.concatenate([customers.fraud_sums[delayed[0]]
+                                   - customers.fraud_sums[delayed[1]],
+                                   rounded(sums_hi[:, 5], sums_lo[:, 5]),
+                                   rounded(sums_hi[:, 6], sums_lo[:, 6])]),
+                   np.concatenate([delayed[0] - delayed[1], delayed_end[:, 0] - t_starts[:, 1],
+                                   delayed_end[:, 0] - t_starts[:, 2]]))
+    count = len(t)
+    out["CUSTOMER_ID_RISK_30DAY_WINDOW"] = shares[:count]
+    out["TERMINAL_ID_AVG_AMOUNT_7DAY_WINDOW"] = shares[count:2 * count]
+    out["TERMINAL_ID_AVG_AMOUNT_30DAY_WINDOW"] = shares[2 * count:]
+
+    # The terminal's last and first known fraud in (t - 37 days, t - 7 days].
+    frauds_to_end = terminals.fraud_counts[delayed_end[:, 0]]
+    frauds_from_start = terminals.fraud_counts[t_starts[:, 2]]
+    known = frauds_to_end > frauds_from_start
+    fraud_times = terminals.fraud_times if len(terminals.fraud_times) else np.zeros(1, np.int64)
+    which = np.clip(np.concatenate([frauds_to_end - 1, frauds_from_start]), 0,
+                    len(fraud_times) - 1)
+    both = np.concatenate([known, known])
+    since = days_since(np.concatenate([t, t]), np.where(both, fraud_times[which],
+                                                        np.concatenate([t, t])), both)
+    out["TERMINAL_ID_DAYS_SINCE_KNOWN_FRAUD"] = since[:count]
+    out["TERMINAL_ID_DAYS_SINCE_FIRST_KNOWN_FRAUD"] = since[count:]
+    return out
+
+
+def features_of_day_frame(transactions: pd.DataFrame, day: dt.date, *,
+                          profiles: bool) -> pd.DataFrame:
+    """``compute_features(transactions, day)`` (with the profiles if asked), prepared.
+
+    The same checks and the same frame as ``compute_features`` (and
+    ``from_history.features_of_transactions``): one row per transaction of `day`, sorted
+    by TRANSACTION_ID, ``OUTPUT_COLUMNS`` then, with `profiles`, the
+    ``EXTRA_FEATURE_COLUMNS``; computed as `fraudpipe serve` computes them, from the rows
+    before `day` prepared once and each transaction's card rows of `day`.
+    """
+    frame = checked_inputs(transactions, f"transactions for {day.isoformat()}")
+    times = nanoseconds(frame["TX_DATETIME"])
+    start, end = day_bounds_ns(day)
+    earlier, target = times < start, (times >= start) & (times < end)
+    columns = {name: frame[name].to_numpy() for name in INPUT_COLUMNS}
+    columns["TX_DATETIME"] = times
+    prepared = prepare_history({name: values[earlier] for name, values in columns.items()},
+                               start)
+    rows = day_rows({name: values[target] for name, values in columns.items()})
+    features = day_features(prepared, rows, np.arange(len(rows.times)), profiles=profiles)
+    names = FEATURE_COLUMNS[1:] + (EXTRA_FEATURE_COLUMNS if profiles else [])
+    return features_frame(frame[target], features, names)
