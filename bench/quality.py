@@ -188,6 +188,13 @@ def write_quality_md() -> None:
         from bench.quality_sampling import markdown_section as sampling_section
 
         text = text.rstrip("\n") + "\n\n" + sampling_section(json.loads(features.read_text()))
+    gap = HERE / "quality_results_gap.json"
+    if gap.is_file():
+        from bench.quality_gap import markdown_section as gap_section
+
+        text = text.rstrip("\n") + "\n\n" + gap_section(
+            json.loads(gap.read_text()),
+            json.loads(features.read_text()) if features.is_file() else None)
     ceiling = HERE / "quality_results_ceiling.json"
     if ceiling.is_file():
         from bench.quality_ceiling import markdown_section as ceiling_section

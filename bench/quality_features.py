@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench import quality_data
+from bench import quality_data, quality_derived
 from bench.quality_tune import (
     HEADLINE_SPLIT,
     KNOWN_WINDOW_DAYS,
@@ -52,6 +52,7 @@ from trainer.features.compute import (
     compute_features,
 )
 from trainer.features.profiles import EXTRA_FEATURE_COLUMNS, extra_features_of_day
+from trainer.learners.binned_boosting import BinnedWindowBoostingClassifier
 from trainer.learners.boosting import WindowBoostingClassifier
 from trainer.learners.registry import LEARNERS
 from trainer.model import fraud_scores
@@ -72,6 +73,10 @@ GROUPS: dict[str, list[str]] = {
     "terminal_amount": [c for c in EXTRA_FEATURE_COLUMNS if c.startswith("TERMINAL_ID_AVG")],
     "terminal_recency": ["TERMINAL_ID_DAYS_SINCE_KNOWN_FRAUD"],
     "terminal_spell": ["TERMINAL_ID_DAYS_SINCE_FIRST_KNOWN_FRAUD"],
+    # Derived from the columns above and the row's time (`bench.quality_derived`).
+    "terminal_calendar": list(quality_derived.CALENDAR_COLUMNS),
+    "terminal_fraud_count": list(quality_derived.FRAUD_COUNT_COLUMNS),
+    "terminal_fraud_amount": list(quality_derived.FRAUD_AMOUNT_COLUMNS),
 }
 #: The six groups of the first validation round (before `terminal_spell` was added).
 FIRST_ROUND = ["amount_profile", "gap", "burst", "customer_risk", "terminal_amount",
@@ -83,6 +88,13 @@ CONFIGS: dict[str, dict] = {
     "all": {"groups": FIRST_ROUND},
     "all_spell": {"groups": [*FIRST_ROUND, "terminal_spell"]},
     "base_spell": {"groups": ["terminal_spell"]},
+    "all_spell_calendar": {"groups": [*FIRST_ROUND, "terminal_spell", "terminal_calendar"]},
+    "all_spell_count": {"groups": [*FIRST_ROUND, "terminal_spell", "terminal_fraud_count"]},
+    "all_spell_calendar_count": {"groups": [*FIRST_ROUND, "terminal_spell", "terminal_calendar",
+                                            "terminal_fraud_count"]},
+    "all_spell_calendar_count_amount": {"groups": [
+        *FIRST_ROUND, "terminal_spell", "terminal_calendar", "terminal_fraud_count",
+        "terminal_fraud_amount"]},
     # The groups the simulator's fraud scenarios point at (a card spending 5x its usual
     # amount; a terminal defrauded for 28 days), all computable from the planned state.
     "core": {"groups": ["amount_profile", "gap", "terminal_recency"]},
@@ -111,13 +123,22 @@ def columns_of(config: dict) -> list[str]:
 
 def features_by_day(cache: Path, seed: int, days: int = 183, customers: int = 5_000,
                     terminals: int = 10_000) -> dict[dt.date, pd.DataFrame]:
-    """Handbook and profile features of every simulated day (`bench.quality_data`'s cache)."""
-    return quality_data.features_by_day(cache, seed, days, customers, terminals, profiles=True)
+    """Handbook, profile and derived features of every simulated day.
+
+    The handbook and profile columns come from `bench.quality_data`'s cache; the derived
+    candidates (`bench.quality_derived`) are added on reading, from those columns.
+    """
+    frames = quality_data.features_by_day(cache, seed, days, customers, terminals,
+                                          profiles=True)
+    return quality_derived.with_fraud_amounts(
+        {day: quality_derived.with_derived(frame) for day, frame in frames.items()})
 
 
 def make_member(which: str, settings: dict):
     """One member of the `lgbm_mlp` ensemble with `settings` overridden."""
     if which == "booster":
+        if "max_bin" in settings:  # a setting of the finer-histogram booster only
+            return BinnedWindowBoostingClassifier(**settings)
         return WindowBoostingClassifier(**settings)
     return LEARNERS["mlp"](**settings)
 
@@ -297,9 +318,13 @@ def markdown_section(results: dict) -> str:
                f"`{g}` = {', '.join(c)}" for g, c in GROUPS.items()) + ". Definitions: "
            "`trainer/features/profiles.py`. A configuration `all-x` is every group but `x`; "
            "`+booster:k=v` / `+mlp:k=v` override a member's settings of the "
-           "`lgbm_mlp` ensemble (the default learner when these runs were made). The chosen "
-           "configuration is the learner `lgbm_mlp_profiles`, the default of new chains "
-           "since. Metrics: mean ± sd over seeds (min = worst seed).", ""]
+           "`lgbm_mlp` ensemble (the default learner when these runs were made); `max_bin` "
+           "makes the booster `trainer.learners.binned_boosting`'s. "
+           "`all_spell+booster:fraud_window_days=84` at weight 0.7 is the learner "
+           "`lgbm_mlp_profiles`, the default of new chains; "
+           "`all_spell+booster:fraud_window_days=84,max_bin=1023` at 0.8 is "
+           "`lgbm_mlp_profiles_binned`, a registry learner, not the default. Metrics: mean "
+           "± sd over seeds (min = worst seed).", ""]
     if results.get("validation"):
         rows = results["validation"]
         out += ["### Validation (seeds 0-4, weeks 07-11 and 07-18; all choices made here)", "",
@@ -320,8 +345,15 @@ def markdown_section(results: dict) -> str:
                     f"{report['seeds']} were run (time ran out on the shared machine).", ""]
         out += [
                 f"Chosen: `{report['chosen']}`, booster weight {report['chosen_weight']:g}; "
-                "`base` at weight 0.5 is `lgbm_mlp`, the old default, measured in the same run "
-                f"({report['wall_seconds'] / 60:.1f} min wall).", "",
+                + ("`base` at weight 0.5 is `lgbm_mlp`, the old default, measured in the same "
+                   f"run ({report['wall_seconds'] / 60:.1f} min wall)."
+                   if not report.get("earlier_command") else
+                   f"measured in {report['wall_seconds'] / 60:.1f} min wall; the other rows "
+                   "are the earlier report run's (`" + report["earlier_command"] + "`), the "
+                   "same deterministic replay on the same seeds, kept rather than trained "
+                   "again; `base` at weight 0.5 is `lgbm_mlp`, "
+                   "`all_spell+booster:fraud_window_days=84` at 0.7 is `lgbm_mlp_profiles`."),
+                "",
                 "Headline split (checkpoint 2018-07-31, test 08-08..08-14, 7-day known "
                 "window):", ""]
         out += _table(summary(report["rows"], [headline]))
@@ -370,6 +402,9 @@ def main(argv: list[str] | None = None) -> None:
                         help="report: the chosen configuration, or 'best' for the one "
                              "`best_on_validation` picks from the saved validation runs")
     parser.add_argument("--chosen-weight", type=float, default=0.5)
+    parser.add_argument("--keep-earlier", action="store_true",
+                        help="report: keep the saved report's rows of other configurations "
+                             "instead of training `base` again")
     parser.add_argument("--cache", type=Path,
                         default=Path(tempfile.gettempdir()) / "fraudpipe-quality-cache")
     args = parser.parse_args(argv)
@@ -378,6 +413,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.phase == "validate":
         seeds = args.seeds or VALIDATION_SEEDS
         rows = run(args.cache, seeds, args.configs, args.weights, VALIDATION_SPLITS)
+        results = _load()  # another run may have saved while this one trained
         kept = [r for r in results.get("validation", [])
                 if (r["seed"], r["config"], r["booster_weight"]) not in
                 {(x["seed"], x["config"], x["booster_weight"]) for x in rows}]
@@ -396,9 +432,19 @@ def main(argv: list[str] | None = None) -> None:
         seeds = args.seeds or REPORT_SEEDS
         chosen = run(args.cache, seeds, [args.chosen], [args.chosen_weight],
                      PREQUENTIAL_SPLITS)
-        old = run(args.cache, seeds, ["base"], [0.5], PREQUENTIAL_SPLITS)
+        earlier = results.get("report", {})
+        if args.keep_earlier:
+            # The earlier report's rows of other configurations: the same deterministic
+            # replay on the same seeds, not trained again.
+            old = [r for r in earlier.get("rows", [])
+                   if (r["config"], r["booster_weight"]) != (args.chosen, args.chosen_weight)
+                   and r["seed"] in seeds]
+        else:
+            old = run(args.cache, seeds, ["base"], [0.5], PREQUENTIAL_SPLITS)
         timing = feature_cpu_seconds(features_by_day(args.cache, seeds[0]), HEADLINE_SPLIT[0])
         results["report"] = {"rows": old + chosen, "feature_cpu_seconds": timing,
+                             "earlier_command": earlier.get("command")
+                             if args.keep_earlier else None,
                              "chosen": args.chosen,
                              "chosen_weight": args.chosen_weight, "seeds": seeds,
                              "wall_seconds": time.perf_counter() - began,
@@ -407,7 +453,8 @@ def main(argv: list[str] | None = None) -> None:
                                         + ("" if seeds == REPORT_SEEDS else
                                            f" --seeds {' '.join(map(str, seeds))}")
                                         + ("" if requested == "best" else
-                                           f" --chosen-weight {args.chosen_weight}")}
+                                           f" --chosen-weight {args.chosen_weight}")
+                                        + (" --keep-earlier" if args.keep_earlier else "")}
     _save(results)
     from bench.quality import write_quality_md
 

@@ -18,6 +18,7 @@ LEARNER_NAMES: tuple[str, ...] = (
     "lgbm_mlp",
     "lgbm_mlp_profiles",
     "lgbm_mlp_profiles_sampled",
+    "lgbm_mlp_profiles_binned",
 )
 
 #: The learner of a new chain (an existing chain keeps the one in its lineage). Best on

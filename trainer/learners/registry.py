@@ -19,6 +19,7 @@ from sklearn.linear_model import SGDClassifier
 from trainer.features.compute import FEATURE_COLUMNS
 from trainer.features.profiles import EXTRA_FEATURE_COLUMNS
 from trainer.learners import DEFAULT_LEARNER, LEARNER_NAMES
+from trainer.learners.binned_boosting import BinnedWindowBoostingClassifier
 from trainer.learners.boosting import ContinuedBoostingClassifier, WindowBoostingClassifier
 from trainer.learners.ensemble import AveragedClassifier
 from trainer.learners.mlp import DailyMLPClassifier
@@ -117,6 +118,25 @@ def _lgbm_mlp_profiles_sampled() -> BaseEstimator:
                               weights=[0.7, 0.3])
 
 
+#: Histogram bins per input of `lgbm_mlp_profiles_binned`'s booster, and the booster's
+#: weight in its average: chosen on the validation weeks (bench/QUALITY.md, "Where average
+#: precision is lost", configuration ``all_spell+booster:fraud_window_days=84,max_bin=1023``).
+BINNED_MAX_BIN = 1023
+BINNED_BOOSTER_WEIGHT = 0.8
+
+
+def _lgbm_mlp_profiles_binned() -> BaseEstimator:
+    """`lgbm_mlp_profiles` whose booster cuts each input into `BINNED_MAX_BIN` bins.
+
+    The same inputs, reservoir and MLP; LightGBM's histograms have 1023 bins instead of
+    255, and the booster weighs `BINNED_BOOSTER_WEIGHT` in the average. Built as
+    `bench.quality_features` builds that configuration, so its figures are this learner's.
+    """
+    return AveragedClassifier(
+        [BinnedWindowBoostingClassifier(fraud_window_days=84, max_bin=BINNED_MAX_BIN), _mlp()],
+        weights=[BINNED_BOOSTER_WEIGHT, 1 - BINNED_BOOSTER_WEIGHT])
+
+
 #: Learner name -> factory of a fresh, unfitted learner.
 LEARNERS: dict[str, Callable[[], BaseEstimator]] = {
     "sgd": _sgd,
@@ -127,6 +147,7 @@ LEARNERS: dict[str, Callable[[], BaseEstimator]] = {
     "lgbm_mlp": _lgbm_mlp,
     "lgbm_mlp_profiles": _lgbm_mlp_profiles,
     "lgbm_mlp_profiles_sampled": _lgbm_mlp_profiles_sampled,
+    "lgbm_mlp_profiles_binned": _lgbm_mlp_profiles_binned,
 }
 
 #: The handbook's 15 customer and terminal window features (`trainer.features.compute`).
@@ -145,6 +166,7 @@ LEARNER_INPUTS: dict[str, list[str]] = {
     "lgbm_mlp": HANDBOOK_INPUTS,
     "lgbm_mlp_profiles": PROFILE_INPUTS,
     "lgbm_mlp_profiles_sampled": PROFILE_INPUTS,
+    "lgbm_mlp_profiles_binned": PROFILE_INPUTS,
 }
 
 #: Our own classes a checkpoint may contain; skops refuses any other custom type.
@@ -155,6 +177,7 @@ LEARNER_CLASSES: tuple[type[BaseEstimator], ...] = (
     DailyMLPClassifier,
     AveragedClassifier,
     GenuineSampledClassifier,
+    BinnedWindowBoostingClassifier,
 )
 
 #: The skops type names of `LEARNER_CLASSES` ("module.Class").
