@@ -2,8 +2,8 @@
 
 No timing is asserted: the machine is shared. What is asserted could fail: the step was a
 warm start that trained the day, every case ran, figures are positive, the backfill
-trained every day both ways, the model's arithmetic holds. The backfill's Prefect part
-runs against the session's Prefect harness instead of a server of its own.
+trained every day both ways, the model's arithmetic holds. The backfill's smoke run is in
+test_bench_backfill_smoke.py, with the tests that share the Prefect harness.
 """
 
 from __future__ import annotations
@@ -15,19 +15,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.bench_runs import bench, load_results
 from tests.reference import reference_dir
 
 REPO = Path(__file__).resolve().parents[2]
 
 # Four benchmarks set up the first test: generous on a busy machine (a quiet one needs ~1 min).
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1500)]
-
-
-def bench(*args: str) -> None:
-    """`python -m bench ARGS... --quick`, as a user runs it; its stderr on a failure."""
-    done = subprocess.run([sys.executable, "-m", "bench", *args, "--quick"], cwd=REPO,
-                          capture_output=True, text=True, timeout=1200)
-    assert done.returncode == 0, f"bench {args[0]} failed:\n{done.stderr[-3000:]}"
 
 
 @pytest.fixture(scope="module")
@@ -39,17 +33,8 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def _load(results: Path, name: str) -> dict:
-    document = json.loads((results / f"{name}.json").read_text())
-    assert document["benchmark"] == name
-    context = document["context"]
-    assert context["machine"]["nproc"] >= 1 and context["machine"]["versions"]["scikit-learn"]
-    assert len(context["loadavg_before"]) == 3
-    return document
-
-
 def test_step_measures_fraudpipe_the_sample_and_the_floor(results):
-    step = _load(results, "step")
+    step = load_results(results, "step")
     (size,) = step["sizes"]
     assert size["transactions"] > 1000 and size["history_rows"] > size["transactions"]
     for case in ("fraudpipe", "fraudpipe_raw_history", "sample", "floor", "read_history"):
@@ -65,7 +50,7 @@ def test_step_measures_fraudpipe_the_sample_and_the_floor(results):
 
 
 def test_history_measures_each_day_on_a_growing_chain(results):
-    history = _load(results, "history")
+    history = load_results(results, "history")
     days = history["days"]
     assert [d["day_index"] for d in days] == [2, 6]
     assert [d["chain_length_before"] for d in days] == [2, 6]
@@ -76,30 +61,19 @@ def test_history_measures_each_day_on_a_growing_chain(results):
 
 
 def test_queue_reuses_queue_throughput_for_both_queues(results):
-    rows = _load(results, "queue")["rows"]
+    rows = load_results(results, "queue")["rows"]
     queues = {(r["queue"], r["clients"]) for r in rows}
     assert {("sample", 1), ("sample", 4), ("fraudpipe", 1), ("fraudpipe", 4)} <= queues
     assert all(r["lease_complete_per_s"] > 0 for r in rows)
 
 
 def test_argo_estimate_models_1_7_30_days_per_step(results):
-    argo = _load(results, "argo")
+    argo = load_results(results, "argo")
     rows = argo["rows"]
     assert sorted({r["days_per_step"] for r in rows}) == [1, 7, 30]
     one, thirty = (next(r for r in rows if r["days_per_step"] == k) for k in (1, 30))
     assert one["training_pods"] == 183 and thirty["training_pods"] == 7
     assert one["wall_seconds"] > thirty["wall_seconds"] > 183 * thirty["step_seconds"]
-
-
-def test_backfill_runs_prefect_and_the_cli_on_the_same_days(tmp_path, prefect_harness):
-    bench("backfill", "--results-dir", str(tmp_path), "--data-dir", str(tmp_path / "data"),
-          "--prefect-api-url", prefect_harness)
-    backfill = _load(tmp_path, "backfill")
-    assert backfill["prefect_local"]["days_trained"] == backfill["days"] == 3
-    assert backfill["prefect_local"]["chain_length"] == 3
-    assert backfill["cli"]["days_trained"] == 3
-    assert 0 < backfill["prefect_local"]["sum_step_seconds"] < backfill["prefect_local"][
-        "wall_seconds"]
 
 
 def test_sample_logic_reproduces_the_published_accuracies(tmp_path):
