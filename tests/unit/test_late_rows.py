@@ -50,16 +50,24 @@ def _whole_day_sha(tmp_path, frame, day, *, labelled: bool) -> str:
     return sha256_file(single.dataset("training" if labelled else "arrived", day))
 
 
-def test_late_rows_of_a_trained_labelled_day_are_held_then_merged_by_relabel(
-        tmp_path, frames, capsys):
+def _trained_with_d1_short(tmp_path, frames, days: int) -> tuple[Share, str]:
+    """A share of the first `days` labelled days, D[1] short of LATE rows, all trained;
+    with the sha256 of D[1]'s trained dataset."""
     share = Share.at(tmp_path / "share")
     landing = tmp_path / "landing"
-    early, late = _split(frames[D[1]])
-    for day in D[:5]:  # GIVEN five labelled days, D[1] short of LATE rows, all trained
+    early, _ = _split(frames[D[1]])
+    for day in D[:days]:
         write_day(early if day == D[1] else frames[day], landing, day)
     assert main(["ingest", "--source", str(landing), "--storage", str(share.root)]) == 0
     assert main(["train", "--storage", str(share.root), "--learner", "sgd"]) == 0
-    trained = sha256_file(share.training_dataset(D[1]))
+    return share, sha256_file(share.training_dataset(D[1]))
+
+
+def test_late_rows_of_a_trained_labelled_day_are_held_then_merged_by_relabel(
+        tmp_path, frames, capsys):
+    # GIVEN five labelled days, D[1] short of LATE rows, all trained
+    share, trained = _trained_with_d1_short(tmp_path, frames, 5)
+    late = _split(frames[D[1]])[1]
     before = verify(share)
 
     # WHEN a late file brings the missing rows of D[1]
@@ -148,14 +156,9 @@ def test_late_rows_of_a_trained_unlabelled_day_get_their_chargebacks(tmp_path, f
 
 def test_a_trained_days_file_sent_again_with_more_rows_is_held_with_a_change_refused(
         tmp_path, frames, capsys):
-    share = Share.at(tmp_path / "share")
-    landing = tmp_path / "landing"
-    early, _ = _split(frames[D[1]])
-    for day in D[:3]:  # GIVEN three labelled days, D[1] short of LATE rows, all trained
-        write_day(early if day == D[1] else frames[day], landing, day)
-    assert main(["ingest", "--source", str(landing), "--storage", str(share.root)]) == 0
-    assert main(["train", "--storage", str(share.root), "--learner", "sgd"]) == 0
-    trained = sha256_file(share.training_dataset(D[1]))
+    # GIVEN three labelled days, D[1] short of LATE rows, all trained
+    share, trained = _trained_with_d1_short(tmp_path, frames, 3)
+    early = _split(frames[D[1]])[0]
     again = tmp_path / "again"
 
     # WHEN the bank sends D[1]'s file again with one of its rows changed (and the late ones)

@@ -38,6 +38,13 @@ def client_of(bank, **options) -> TestClient:
     return TestClient(create_app(Scorer(bank.share, config, MemoryIntraday())))
 
 
+def post_json_lines(client: TestClient, lines: list[dict], **params: str):
+    """POST `lines` to /v1/score/batch as a JSON-lines body; the reply."""
+    body = b"".join(orjson.dumps(line) + b"\n" for line in lines)
+    return client.post("/v1/score/batch", params=params, content=body,
+                       headers={"content-type": "application/x-ndjson"})
+
+
 @pytest.fixture
 def rows(bank):
     return bank.day_rows(bank.served[0])
@@ -204,10 +211,8 @@ def test_a_batch_answers_as_one_by_one_requests(bank, rows, kind):
 def test_a_batch_with_a_bad_row_names_it_and_records_nothing(bank, rows):
     lines = [transaction(r) for _, r in rows.iloc[:5].iterrows()]
     lines[3]["amount"] = -2.5
-    body = b"".join(orjson.dumps(line) + b"\n" for line in lines)
     with client_of(bank) as client:
-        reply = client.post("/v1/score/batch", content=body,
-                            headers={"content-type": "application/x-ndjson"})
+        reply = post_json_lines(client, lines)
         assert reply.status_code == 422
         assert reply.json()["field"] == "amount"
         assert lines[3]["tx_id"] in reply.json()["error"]
@@ -302,9 +307,8 @@ def test_a_whole_day_as_one_batch_equals_its_rows_sent_one_by_one_bit_for_bit(ba
             "/v1/score", params={"inputs": "true"}, json=transaction(r)))
             for _, r in rows.iterrows()}
         shuffled = rows.sample(frac=1, random_state=1)
-        body = b"".join(orjson.dumps(transaction(r)) + b"\n" for _, r in shuffled.iterrows())
-        reply = batched.post("/v1/score/batch", params={"inputs": "true", "reasons": "3"},
-                             content=body, headers={"content-type": "application/x-ndjson"})
+        reply = post_json_lines(batched, [transaction(r) for _, r in shuffled.iterrows()],
+                                inputs="true", reasons="3")
         assert reply.status_code == 200, reply.text
     # THEN every answer is the one-by-one answer: same inputs and score, bit for bit
     answers = [json.loads(line) for line in reply.text.splitlines()]
@@ -326,10 +330,8 @@ def client_json(reply) -> dict:
 def test_a_batch_spanning_two_days_is_refused_and_records_nothing(bank):
     first, day = bank.served
     lines = [transaction(bank.day_rows(first).iloc[-1]), transaction(bank.day_rows(day).iloc[0])]
-    body = b"".join(orjson.dumps(line) + b"\n" for line in lines)
     with client_of(bank) as client:
-        reply = client.post("/v1/score/batch", content=body,
-                            headers={"content-type": "application/x-ndjson"})
+        reply = post_json_lines(client, lines)
         assert reply.status_code == 422
         assert reply.json()["field"] == "timestamp"
         assert "expected the day of row 0" in reply.json()["error"]
