@@ -16,9 +16,9 @@ import fcntl
 import os
 import shutil
 import sqlite3
-from contextlib import closing
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
 
 import pytest
