@@ -76,13 +76,19 @@ def reference_features(transactions: pd.DataFrame, day: dt.date) -> pd.DataFrame
     out = frame.copy()
     out["TX_DURING_WEEKEND"] = (frame["TX_DATETIME"].dt.weekday >= 5).astype(float)
     out["TX_DURING_NIGHT"] = (frame["TX_DATETIME"].dt.hour <= 6).astype(float)
+    # only the entities with a row on `day` (the rows of the others are dropped at the end)
+    on_day = frame["TX_DATETIME"].dt.date == day
     for _, group in frame.groupby("CUSTOMER_ID", sort=False):
+        if not on_day[group.index].any():
+            continue
         amounts = group.set_index("TX_DATETIME")["TX_AMOUNT"]
         for n in (1, 7, 30):
             rolled = amounts.rolling(f"{n}D")
             out.loc[group.index, f"CUSTOMER_ID_NB_TX_{n}DAY_WINDOW"] = rolled.count().to_numpy()
             out.loc[group.index, f"CUSTOMER_ID_AVG_AMOUNT_{n}DAY_WINDOW"] = rolled.mean().to_numpy()
     for _, group in frame.groupby("TERMINAL_ID", sort=False):
+        if not on_day[group.index].any():
+            continue
         frauds = group.set_index("TX_DATETIME")["TX_FRAUD"].astype(float)
         delay_sum = frauds.rolling("7D").sum().to_numpy()
         delay_count = frauds.rolling("7D").count().to_numpy()
