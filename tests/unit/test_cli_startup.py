@@ -22,23 +22,32 @@ FORBIDDEN = ("sklearn", "scipy", "lightgbm", "pandas", "pyarrow", "numpy", "skop
 PROBE = """
 import contextlib, io, json, sys
 from trainer.cli import main
-out = io.StringIO()
-with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
-    try:
-        code = main(sys.argv[1:])
-    except SystemExit as exc:
-        code = exc.code
-print(json.dumps({"code": code, "output": out.getvalue(),
-                  "loaded": sorted({m.split(".")[0] for m in sys.modules})}))
+for argv in json.loads(sys.argv[1]):
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+        try:
+            code = main(argv)
+        except SystemExit as exc:
+            code = exc.code
+    print(json.dumps({"code": code, "output": out.getvalue(),
+                      "loaded": sorted({m.split(".")[0] for m in sys.modules})}))
 """
+
+
+def answers(*argvs: list[str]) -> list[dict]:
+    """Exit code, output and loaded top-level packages after each `fraudpipe ARGV`, run one
+    after the other in one fresh process (what is loaded adds up: a heavy import shows from
+    the first command that made it)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FRAUDPIPE_")}
+    done = subprocess.run([sys.executable, "-c", PROBE, json.dumps(argvs)],
+                          capture_output=True, text=True, check=True, env=env)
+    return [json.loads(line) for line in done.stdout.splitlines()]
 
 
 def answer(*argv: str) -> dict:
     """Exit code, output and loaded top-level packages of `fraudpipe ARGV` in a fresh process."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FRAUDPIPE_")}
-    done = subprocess.run([sys.executable, "-c", PROBE, *argv], capture_output=True,
-                          text=True, check=True, env=env)
-    return json.loads(done.stdout)
+    [result] = answers(list(argv))
+    return result
 
 
 def commands() -> list[str]:
@@ -72,8 +81,7 @@ def test_the_parser_answers_without_loading_the_heavy_stack(argv):
 def test_every_command_help_answers_without_loading_the_heavy_stack():
     names = commands()
     assert {"ingest", "step", "train", "simulate", "labels", "worker"} <= set(names)
-    for name in names:
-        result = answer(name, "--help")
+    for name, result in zip(names, answers(*([name, "--help"] for name in names)), strict=True):
         assert result["code"] == 0 and name in result["output"], (name, result)
         assert not set(FORBIDDEN) & set(result["loaded"]), (name, result["loaded"])
 
