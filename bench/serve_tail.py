@@ -90,11 +90,11 @@ def serve_traced(share: str, today: str, port: int, out: str) -> None:
 
     async def probe() -> None:
         while True:
-            before = clock()
+            before, cpu = clock(), time.thread_time()
             await asyncio.sleep(0.001)
             late = clock() - before - 0.001
-            if late > 0.002:
-                trace["stall"].append((before + 0.001, late))
+            if late > 0.002:  # with the loop thread's CPU meanwhile: working, or not running
+                trace["stall"].append((before + 0.001, late, time.thread_time() - cpu))
 
     async def traced(scope, receive, send):
         if scope["type"] == "lifespan":
@@ -126,12 +126,11 @@ def serve_traced(share: str, today: str, port: int, out: str) -> None:
 
 def open_loop_records(url: str, items: list[bytes], rate: float, seconds: float,
                       senders: int = 16) -> list[tuple[float, float, int, float, int]]:
-    """`bench.serve_load.open_loop`, keeping each request's (due time, latency, status,
-    time it was sent, transaction id)."""
-    import httpx
+    """`bench.serve_load.open_loop` (the same client), keeping each request's (due time,
+    latency, status, time it was sent, transaction id)."""
     import orjson
 
-    from bench.serve_load import Feed, score_when_due
+    from bench.serve_load import Feed, KeepAlive
 
     feed = Feed(items)
     due: queue.Queue = queue.Queue()
@@ -141,25 +140,28 @@ def open_loop_records(url: str, items: list[bytes], rate: float, seconds: float,
     records: list[tuple[float, float, int, float, int]] = []
 
     def sender() -> None:
-        with httpx.Client(timeout=120) as http:
-            while True:
-                try:
-                    when = due.get_nowait()
-                except queue.Empty:
-                    return
-                body = feed.take()
-                if body is None:
-                    return
-                pause = when - time.perf_counter()
-                if pause > 0:
-                    time.sleep(pause)
-                sent = time.perf_counter()
-                try:
-                    status = score_when_due(http, url, body, when).status_code
-                except httpx.HTTPError:
-                    status = 0
-                records.append((when, time.perf_counter() - when, status, sent,
-                                orjson.loads(body)["TRANSACTION_ID"]))
+        client = KeepAlive(url)
+        while True:
+            try:
+                when = due.get_nowait()
+            except queue.Empty:
+                client.close()
+                return
+            body = feed.take()
+            if body is None:
+                client.close()
+                return
+            pause = when - time.perf_counter()
+            if pause > 0:
+                time.sleep(pause)
+            sent = time.perf_counter()
+            try:
+                status = client.post("/v1/score", body)[0]
+            except OSError:
+                status = 0
+                client.close()
+            records.append((when, time.perf_counter() - when, status, sent,
+                            orjson.loads(body)["TRANSACTION_ID"]))
 
     threads = [threading.Thread(target=sender) for _ in range(senders)]
     for thread in threads:
@@ -167,6 +169,13 @@ def open_loop_records(url: str, items: list[bytes], rate: float, seconds: float,
     for thread in threads:
         thread.join()
     return sorted(records)
+
+
+def _cpu_share(stalls: list) -> float | None:
+    """Share of the stalls' time the loop's thread was on a CPU (the rest: not running,
+    or waiting for the GIL)."""
+    wall = sum(e[1] for e in stalls)
+    return round(sum(e[2] for e in stalls) / wall, 3) if wall else None
 
 
 def _overlaps(events: list, start: float, end: float) -> list:
@@ -247,6 +256,8 @@ def summary(records: list[tuple[float, float, int, float, int]], trace: dict) ->
         "gc": {f"gen{gen}": durations(inside["gc"], lambda e, g=gen: e[2] == g)
                for gen in (0, 1, 2)},
         "loop_stalls_over_2ms": durations(inside["stall"]),
+        "loop_stalls_over_10ms_cpu_share": _cpu_share([e for e in inside["stall"]
+                                                       if e[1] > 0.010]),
         "watch": {name: durations(inside["watch"], lambda e, n=name: e[3] == n)
                   for name in ("tick", "check_reload")},
         "slowest_1pct_overlapping": causes,
