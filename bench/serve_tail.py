@@ -178,6 +178,22 @@ def _cpu_share(stalls: list) -> float | None:
     return round(sum(e[2] for e in stalls) / wall, 3) if wall else None
 
 
+def _long_stalls(inside: dict) -> dict:
+    """Loop stalls over 15 ms: how many overlap a collection over 5 ms, the watcher's
+    work, or neither (then: the loop working off queued requests, or not running)."""
+    stalls = [e for e in inside["stall"] if e[1] > 0.015]
+    gc_hit = sum(1 for e in stalls if any(g[1] > 0.005 for g in
+                                          _overlaps(inside["gc"], e[0], e[0] + e[1])))
+    watch_hit = sum(1 for e in stalls if any(w[1] > 0.001 for w in
+                                             _overlaps(inside["watch"], e[0], e[0] + e[1])))
+    neither = sum(1 for e in stalls
+                  if not any(g[1] > 0.005 for g in _overlaps(inside["gc"], e[0], e[0] + e[1]))
+                  and not any(w[1] > 0.001 for w in
+                              _overlaps(inside["watch"], e[0], e[0] + e[1])))
+    return {"count": len(stalls), "gc_over_5ms": gc_hit, "watch_over_1ms": watch_hit,
+            "neither": neither}
+
+
 def _overlaps(events: list, start: float, end: float) -> list:
     """Events (start, duration, ...) that overlap [start, end]."""
     return [e for e in events if e[0] < end and e[0] + e[1] > start]
@@ -258,6 +274,7 @@ def summary(records: list[tuple[float, float, int, float, int]], trace: dict) ->
         "loop_stalls_over_2ms": durations(inside["stall"]),
         "loop_stalls_over_10ms_cpu_share": _cpu_share([e for e in inside["stall"]
                                                        if e[1] > 0.010]),
+        "loop_stalls_over_15ms_overlapping": _long_stalls(inside),
         "watch": {name: durations(inside["watch"], lambda e, n=name: e[3] == n)
                   for name in ("tick", "check_reload")},
         "slowest_1pct_overlapping": causes,
