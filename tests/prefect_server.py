@@ -1,8 +1,9 @@
 """A deployed fraudpipe on a real Prefect server, shared by the end-to-end and browser tests.
 
 `deployed_pipeline(request, tmp_path_factory)` starts a private redis-server and a real
-Prefect server (`prefect server start`, SQLite; not the test harness) with
-`stack.services` (scheduler on, as `make up` runs it), then runs the embedded default
+Prefect server (`prefect server start`, SQLite, on a copy of the session's migrated
+database: tests/prefect_db.py; not the test harness) with `stack.services` (scheduler on,
+as `make up` runs it), then runs the embedded default
 against them in a subprocess, exactly as a user would: work pools and blocks,
 `prefect deploy` of the `*/local` deployments, a process worker,
 `prefect deployment run 'daily-pipeline/local'`. It runs the demo as `make run` does:
@@ -26,6 +27,7 @@ import httpx
 import pytest
 
 from stack.services import PrefectServer, RedisService
+from tests.prefect_db import seed_prefect_home
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 #: Small population: the test is about orchestration, not about the model.
@@ -85,7 +87,7 @@ def deployed_pipeline(request: pytest.FixtureRequest,
     run_dir = tmp_path_factory.mktemp("embedded")
     redis = RedisService(run_dir / "redis").start()
     try:
-        server = PrefectServer(run_dir / "prefect").start()
+        server = PrefectServer(seed_prefect_home(run_dir / "prefect", tmp_path_factory)).start()
     except Exception:
         redis.stop()
         raise

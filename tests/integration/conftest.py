@@ -3,33 +3,45 @@
 `prefect_harness` wraps Prefect's `prefect_test_harness()` (docs: how-to-guides/workflows/
 test-workflows): a temporary database and a local API server that every flow run of the
 session reports to, so tests can read flow runs, task runs and artifacts back through
-the client API. Session scope because starting the server costs seconds.
+the client API. Session scope because starting the server costs seconds. The harness
+puts its database in a directory it makes with `tempfile.mkdtemp`; it is handed one that
+already holds a copy of the session's migrated database (tests/prefect_db.py), under the
+name the harness gives it, so its server starts without migrating.
 """
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
+from unittest import mock
 
 import pytest
 
 from tests.make_up_stack import OpenStack, make, open_stack
+from tests.prefect_db import migrated_database
+
+#: The file name prefect_test_harness() gives its database (prefect/testing/utilities.py).
+HARNESS_DATABASE = "prefect-test.db"
 
 
 @pytest.fixture(scope="session")
-def prefect_harness() -> Iterator[str]:
+def prefect_harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A running Prefect API for the session; yields its URL (PREFECT_API_URL)."""
+    import prefect.testing.utilities as harness
     from prefect.settings import PREFECT_API_URL
-    from prefect.testing.utilities import prefect_test_harness
 
-    # generous: a start-up on a busy machine is not a failure of what the tests check
-    with prefect_test_harness(server_startup_timeout=240):
-        yield PREFECT_API_URL.value()
+    database = tmp_path_factory.mktemp("prefect-harness")
+    shutil.copyfile(migrated_database(tmp_path_factory), database / HARNESS_DATABASE)
+    with mock.patch.object(harness, "mkdtemp", return_value=str(database)):
+        # generous: a start-up on a busy machine is not a failure of what the tests check
+        with harness.prefect_test_harness(server_startup_timeout=240):
+            yield PREFECT_API_URL.value()
 
 
 @pytest.fixture(scope="session")
 def make_up_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpenStack]:
     """The open stack of tests/make_up_stack.py, for the session; `make down` at its end."""
-    stack = open_stack(tmp_path_factory.mktemp("make-up"))
+    stack = open_stack(tmp_path_factory.mktemp("make-up"), tmp_path_factory)
     try:
         yield stack
     finally:

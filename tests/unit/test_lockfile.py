@@ -54,7 +54,8 @@ def test_every_entry_has_hashes_and_the_known_breaks_are_pinned():
             assert "==" in head, (lock.name, head)
             assert "--hash=sha256:" in entry, f"{lock.name}: {head} has no hash"
         pins = locked_versions(lock)
-        # prefect 3.8.8's scheduler fails on SQLAlchemy 2.1 (tests/integration/test_scheduler.py)
+        # prefect 3.8.8's scheduler fails on SQLAlchemy 2.1
+        # (tests/integration/test_schedule_on_the_open_stack.py)
         assert pins["sqlalchemy"].startswith("2.0."), pins["sqlalchemy"]
         assert pins["prefect"] == "3.8.8"
 
