@@ -42,6 +42,12 @@ def test_probabilities_equal_predict_proba_bit_for_bit(days, learner):
     for start in range(0, 40, 4):
         block = np.ascontiguousarray(X[start:start + 4])
         np.testing.assert_array_equal(fast(block), model.predict_proba(block))
+    # one transaction padded to a block by repeating it, as the service scores it
+    for start in range(0, 12, 3):
+        padded = np.ascontiguousarray(np.concatenate([X[start:start + 2],
+                                                      np.repeat(X[start + 2:start + 3], 2,
+                                                                axis=0)]))
+        np.testing.assert_array_equal(fast(padded), model.predict_proba(padded))
 
 
 @pytest.mark.parametrize("learner", [name for name in LEARNER_NAMES if "lgbm" in name])

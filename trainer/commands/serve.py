@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     share = share_of(args)
     config = ServeConfig(mapping=serving_mapping(share, args.mapping), clock=args.clock,
                          today=args.today, lateness_seconds=args.lateness,
-                         reload_seconds=args.reload_interval)
+                         reload_seconds=args.reload_interval, freeze_gc=True)
     intraday: Intraday
     if args.redis_url or args.shared:
         from trainer.queue.settings import RedisSettings

@@ -11,8 +11,16 @@ Plain ASGI rather than a framework: five fixed routes need no router, and around
 transaction FastAPI's request object, parameter solving, HTTP middleware and anyio's
 thread hand-off cost ~2.2 ms of server CPU beyond the scoring itself (5.8 ms a request
 against 3.6 ms in process); here the HTTP part is ~0.5 ms (uvicorn's h11 parser ~0.3 ms
-of it). Scoring runs in a small thread pool so that the event loop keeps reading requests
-and a Redis round trip or a day roll does not stall it.
+of it).
+
+Where a transaction is scored: with the day's windows in this process (no I/O), on the
+event loop itself; otherwise (a Redis round trip), and for a day roll, a repeat waiting
+for its first answer and every batch, in a small thread pool so that the loop keeps
+reading requests meanwhile. Handing each ~1.5 ms of scoring to a thread made the loop
+and the thread take turns at the GIL: a thread that wants it back waits up to the
+interpreter's switch interval (5 ms) while the other computes, so under load the loop
+stalled ~6 ms at a time, most of the time (`bench.serve_tail`), and those stalls made
+the slowest 1%.
 """
 
 from __future__ import annotations
@@ -26,8 +34,9 @@ from urllib.parse import parse_qsl
 
 import orjson
 
+from trainer.serving.intraday import MemoryIntraday
 from trainer.serving.requests import RequestError
-from trainer.serving.scorer import Scorer
+from trainer.serving.scorer import Scorer, WouldWait
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +88,8 @@ class ServeApp:
         self._latency = {route: self.metrics.latency.labels(route)
                          for route in (*ROUTES.values(), "other")}
         self._counted: dict[tuple[str, int], Any] = {}
+        # In-process windows: recording and reading a card's rows never waits on I/O.
+        self._inline = isinstance(scorer.intraday, MemoryIntraday)
 
     async def __call__(self, scope: dict, receive, send) -> None:
         """Serve one ASGI connection scope (HTTP requests and the lifespan)."""
@@ -136,9 +147,16 @@ class ServeApp:
             body = await _body(scope, receive, self._limits[route])
             loop = asyncio.get_running_loop()
             if route == "/v1/score":
+                inputs = _flag(query, "inputs")
+                reasons = _count(query, "reasons", self.scorer.config.reasons)
+                if self._inline:
+                    try:
+                        return 200, orjson.dumps(self.scorer.score_one(
+                            body, inputs, reasons, wait=False)), JSON
+                    except WouldWait:
+                        pass  # a roll or a pending first answer: waited for in the pool
                 answer = await loop.run_in_executor(
-                    self._pool, self.scorer.score_one, body, _flag(query, "inputs"),
-                    _count(query, "reasons", self.scorer.config.reasons))
+                    self._pool, self.scorer.score_one, body, inputs, reasons)
                 return 200, orjson.dumps(answer), JSON
             answers = await loop.run_in_executor(
                 self._pool, self.scorer.score_batch, body, _header(scope, b"content-type"),

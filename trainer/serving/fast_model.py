@@ -123,6 +123,11 @@ class SingleRowBooster:
         pointer = ctypes.POINTER(ctypes.c_double)
         with self._lock:
             for row in range(len(X)):
+                # a row repeating the previous one (one transaction padded to a scored
+                # block, `trainer.serving.inputs`): the same input, the same output
+                if row and X[row].tobytes() == X[row - 1].tobytes():
+                    out[row] = out[row - 1]
+                    continue
                 self._check(self._lib.LGBM_BoosterPredictForMatSingleRowFast(
                     self._handle, X[row].ctypes.data_as(ctypes.c_void_p),
                     ctypes.byref(self._length), out[row].ctypes.data_as(pointer)))
