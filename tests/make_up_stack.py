@@ -8,7 +8,7 @@ tests/integration/conftest.py), in this order, one xdist unit (their modules'
 1. tests/integration/test_local_stack.py: `make up`'s output, `make status`, a second
    `make up` refused, `make run` on the open stack (it trains the run directory's first
    simulated day, so it comes before any later day);
-2. tests/integration/test_readme_commands.py: the README's on-stack blocks (later days);
+2. tests/integration/test_readme_on_stack.py: the README's on-stack blocks (later days);
 3. tests/integration/test_schedule_on_the_open_stack.py: a schedule that comes due is run
    by the stack's worker (on a share of its own);
 4. tests/integration/test_stack_down.py: `make down` stops it all.

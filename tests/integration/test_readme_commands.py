@@ -9,79 +9,29 @@ virtualenv on PATH and no PREFECT_*/FRAUDPIPE_* variables, and TMPDIR pointing a
 test's own directory, so `mktemp -d` keeps the share out of the repository.
 
 A block preceded by `<!-- readme-test: on the make-up stack: REASON -->` runs against the
-session's `make up` stack (tests/make_up_stack.py: free ports, a temporary RUN_DIR; the
-README's port 4280 becomes the stack's), from a scratch directory whose `.venv` is the
-repository's, so what the block creates (`my-landing`) stays out of the repository.
+session's `make up` stack: tests/integration/test_readme_on_stack.py, in the stack's xdist
+unit; the blocks here need no stack and run beside it. tests/readme_blocks.py reads them.
 """
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
-# The on-stack blocks share the session's `make up` stack (tests/make_up_stack.py).
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("make_up_stack")]
+from tests.readme_blocks import (
+    BLOCKS,
+    DONE,
+    NEEDS_MORE,
+    README,
+    REPO,
+    assert_block_ran,
+    fresh_shell_env,
+)
 
-REPO = Path(__file__).resolve().parents[2]
-README = REPO / "README.md"
-SKIP = re.compile(r"<!-- readme-test: skip: (.+?) -->\s*$")
-ON_STACK = re.compile(r"<!-- readme-test: on the make-up stack: (.+?) -->\s*$")
-#: The Prefect port the README's stack blocks name (`make up`'s default PREFECT_PORT).
-README_PREFECT_PORT = 4280
-#: Commands that start long-lived services or need a cluster: a block holding one must carry
-#: a skip marker, and is never run without it (the test would hang or reach out).
-NEEDS_MORE = re.compile(
-    r"^\s*(?:\S+/)?(?:make\s+(?:up|run|test|test-slow|bench|down|status)\b|kubectl\b|argo\b|"
-    r"gcloud\b|docker\b|prefect\s+(?:server|worker|deploy|deployment|work-pool|block)\b|"
-    r"prefect\s+--no-prompt\b)", re.M)
-DONE = "@@readme-block {} exit 0"
-
-
-@dataclass(frozen=True)
-class Block:
-    index: int
-    line: int
-    text: str
-    skip: str | None
-    on_stack: str | None = None
-
-
-def bash_blocks(path: Path = README) -> list[Block]:
-    """Every ```bash block with its line number and its skip reason (None: it runs)."""
-    lines = path.read_text().splitlines()
-    blocks, i = [], 0
-    while i < len(lines):
-        if lines[i].strip() == "```bash":
-            start = i
-            body = []
-            i += 1
-            while lines[i].strip() != "```":
-                body.append(lines[i])
-                i += 1
-            above = lines[start - 1].strip() if start else ""
-            marker, stack = SKIP.match(above), ON_STACK.match(above)
-            blocks.append(Block(len(blocks), start + 1, "\n".join(body) + "\n",
-                                marker.group(1) if marker else None,
-                                stack.group(1) if stack else None))
-        i += 1
-    return blocks
-
-
-BLOCKS = bash_blocks()
-
-
-def fresh_shell_env(tmp: Path) -> dict[str, str]:
-    """What a new terminal has: no virtualenv, no fraudpipe or Prefect settings."""
-    keep = {"HOME", "LANG", "LC_ALL", "USER", "LOGNAME", "SHELL", "TERM"}
-    env = {k: v for k, v in os.environ.items() if k in keep}
-    env["PATH"] = "/usr/local/bin:/usr/bin:/bin"
-    env["TMPDIR"] = str(tmp)
-    return env
+# Not in the make-up stack's xdist unit: these blocks need no stack, so they run beside it.
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
@@ -110,14 +60,11 @@ def _git_status() -> str:
     [pytest.param(b, id=f"line{b.line}",
                   marks=[pytest.mark.skip(reason=f"README.md line {b.line}: {b.skip}")]
                   if b.skip else [])
-     for b in BLOCKS],
+     for b in BLOCKS if not b.on_stack],
 )
-@pytest.mark.timeout(1200)  # the first on-stack block waits for `make up` and its runs
-def test_readme_block_runs_as_written(block, request):
-    proc = request.getfixturevalue("stack_run" if block.on_stack else "local_run")[0]
-    assert DONE.format(block.index) in proc.stdout, (
-        f"README.md block at line {block.line} failed (exit {proc.returncode}):\n"
-        f"{block.text}\n--- stdout\n{proc.stdout[-4000:]}\n--- stderr\n{proc.stderr[-4000:]}")
+@pytest.mark.timeout(1200)
+def test_readme_block_runs_as_written(block, local_run):
+    assert_block_ran(block, local_run[0])
 
 
 def test_the_runnable_blocks_do_what_the_readme_says(local_run):
@@ -174,73 +121,3 @@ def test_no_doc_refers_outside_the_repository():
         text = path.read_text()
         assert "../shared" not in text and "/work/shared" not in text, path
         assert "FACTS section" not in text, path
-
-
-# --- the blocks that need the stack `make up` keeps open ----------------------------------
-
-#: After the blocks, the README's landing example with the directory never created: what
-#: `--watch` prints when the landing area is missing.
-MISSING_LANDING = """
-.venv/bin/prefect deployment run 'daily-pipeline/local' --param landing="$PWD/never-created" \\
-  --watch > missing-landing.out 2>&1 || echo "missing landing: exit status $?"
-"""
-
-
-@pytest.fixture(scope="module")
-def stack_run(make_up_stack, tmp_path_factory):
-    """The on-stack blocks in one bash from a scratch directory, on the session's `make up`
-    stack (tests/make_up_stack.py), then the missing-landing run. (proc, scratch, run_dir, ui)."""
-    make_up_stack.check_up()
-    tmp = tmp_path_factory.mktemp("readme-stack")
-    scratch, home = tmp / "scratch", tmp / "home"
-    scratch.mkdir()
-    home.mkdir()
-    (scratch / ".venv").symlink_to(REPO / ".venv")
-    port = make_up_stack.prefect_port
-    script = ["set -e"]
-    for block in BLOCKS:
-        if block.on_stack:
-            text = block.text.replace(f"127.0.0.1:{README_PREFECT_PORT}", f"127.0.0.1:{port}")
-            script += [f"# README.md line {block.line}", text,
-                       f"echo '{DONE.format(block.index)}'"]
-    script.append(MISSING_LANDING)
-    env = fresh_shell_env(tmp) | {"HOME": str(home)}
-    proc = subprocess.run(["bash", "-c", "\n".join(script)], cwd=scratch, env=env,
-                          capture_output=True, text=True, timeout=900)
-    return proc, scratch, make_up_stack.run_dir, make_up_stack.ui
-
-
-@pytest.mark.timeout(1200)
-def test_the_landing_example_runs_on_the_stack_and_a_missing_landing_says_why(stack_run):
-    import httpx
-
-    from trainer.share.layout import Share
-    from trainer.share.lineage import verify
-
-    proc, scratch, run_dir, ui = stack_run
-    assert any(b.on_stack for b in BLOCKS)
-    # THEN the landing example's run, watched to its end, completed and trained its two days
-    assert "Flow run finished successfully in 'Completed'" in proc.stdout, (
-        proc.stdout[-4000:] + proc.stderr[-4000:])
-    assert sorted(p.name for p in (scratch / "my-landing").iterdir()) == [
-        "2018-04-11.parquet", "2018-04-12.parquet"]
-    trained = [e.date.isoformat() for e in verify(Share.at(run_dir / "share"))]
-    assert trained[-2:] == ["2018-04-11", "2018-04-12"], trained
-    # AND the team's review capacity went to the run as a parameter
-    runs = httpx.post(f"{ui}/api/flow_runs/filter", json={}, timeout=30).json()
-    assert any(r["parameters"].get("review_capacity") == 50 for r in runs)
-    assert any(r["parameters"].get("landing") == str(scratch / "my-landing") for r in runs)
-    # AND with the landing directory never created, --watch shows the cause as the run's
-    # one error line, before the Failed state and before any traceback (Prefect's engine
-    # logs one for every failed run, after it), and exits 1; the cause is the state message
-    assert "missing landing: exit status 1" in proc.stdout, proc.stdout[-4000:]
-    watched = (scratch / "missing-landing.out").read_text()
-    unwrapped = " ".join(watched.split())  # the CLI wraps long lines at the terminal's width
-    cause = f"landing '{scratch / 'never-created'}': no such directory"
-    assert cause in unwrapped, watched
-    first_failure = min(unwrapped.find(what) for what in ("prefect.flow-run.Failed", "Traceback")
-                        if what in unwrapped)
-    assert unwrapped.index(cause) < first_failure, watched
-    [failed] = [r for r in runs if r["parameters"].get("landing") == str(scratch / "never-created")]
-    state = httpx.get(f"{ui}/api/flow_runs/{failed['id']}", timeout=30).json()["state"]
-    assert state["type"] == "FAILED" and state["message"].startswith(cause), state
