@@ -24,6 +24,8 @@ import pandas as pd
 from redis_server import free_port
 
 from trainer.cli import main
+from trainer.serving.scorer import ServeConfig
+from trainer.serving.share_mapping import serving_mapping
 from trainer.share.layout import Share
 
 FRAUDPIPE = str(Path(sys.executable).parent / "fraudpipe")
@@ -46,6 +48,12 @@ class BankShare:
                                                                      "card_id": str,
                                                                      "merchant_id": str})
         return rows.sort_values(["timestamp", "tx_id"], kind="stable", ignore_index=True)
+
+    def replay_config(self, **options) -> ServeConfig:
+        """The service's options on this share: its mapping, the replay clock from the first
+        served day, reloads left to the test (hourly); `options` override or add."""
+        return ServeConfig(**{"mapping": serving_mapping(self.share), "clock": "replay",
+                              "today": self.served[0], "reload_seconds": 3600, **options})
 
     def arrive(self, day: dt.date) -> None:
         """Ingest `day`'s export file (no labels): the day arrives."""

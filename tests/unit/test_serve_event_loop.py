@@ -33,9 +33,7 @@ def bank(tmp_path_factory):
 
 
 def scorer_of(bank, **options) -> Scorer:
-    config = ServeConfig(mapping=serving_mapping(bank.share), clock="replay",
-                         today=bank.served[0], reload_seconds=3600, **options)
-    scorer = Scorer(bank.share, config, MemoryIntraday())
+    scorer = Scorer(bank.share, bank.replay_config(**options), MemoryIntraday())
     assert scorer.load(), scorer.not_ready
     return scorer
 

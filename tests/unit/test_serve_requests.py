@@ -33,9 +33,8 @@ def bank(tmp_path_factory):
 
 
 def client_of(bank, **options) -> TestClient:
-    config = ServeConfig(mapping=serving_mapping(bank.share), clock="replay",
-                         today=bank.served[0], reload_seconds=3600, **options)
-    return TestClient(create_app(Scorer(bank.share, config, MemoryIntraday())))
+    return TestClient(create_app(Scorer(bank.share, bank.replay_config(**options),
+                                        MemoryIntraday())))
 
 
 def post_json_lines(client: TestClient, lines: list[dict], **params: str):
