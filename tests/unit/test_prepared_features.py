@@ -20,6 +20,7 @@ from trainer.errors import DatasetValidationError
 from trainer.features.compute import FEATURE_COLUMNS, INPUT_COLUMNS, compute_features
 from trainer.features.from_history import features_of_transactions
 from trainer.features.prepared import (
+    PreparedParts,
     day_features,
     day_rows,
     features_of_day_frame,
@@ -124,6 +125,42 @@ def test_the_day_after_a_roll_reads_the_served_day_from_history():
     got = day_features(prepared, day_rows(columns(day)), np.arange(len(day)), profiles=True)
     assert_bit_equal(reference(pd.concat([history, day]), following), day["TRANSACTION_ID"],
                      got)
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("text", [False, True])
+@pytest.mark.parametrize("cut_days", [1, 2, 8, 30])
+def test_a_history_prepared_in_two_parts_equals_it_prepared_whole(seed, text, cut_days):
+    # GIVEN the history cut at a midnight: the days carried ahead, then the later days
+    # (the service prepares the day it has just served alone, at the roll)
+    transactions = awkward_days(seed, text=text, customers=16 + seed)
+    history, day = split(transactions, DAY)
+    cut = DAY - dt.timedelta(days=cut_days)
+    carried, last = split(history, cut)[0], history[history["TX_DATETIME"] >= pd.Timestamp(cut)]
+    parts = PreparedParts((prepare_history(columns(carried), pd.Timestamp(cut).value),
+                           prepare_history(columns(last), pd.Timestamp(DAY).value)))
+    assert parts.rows == len(history) and len(last) > 0
+    # WHEN the day's features read the two parts, the whole day at once and card by card
+    got = day_features(parts, day_rows(columns(day)), np.arange(len(day)), profiles=True)
+    # THEN they are the raw-history features, bit for bit
+    expected = reference(transactions, DAY)
+    assert_bit_equal(expected, day["TRANSACTION_ID"], got)
+    ordered = day.sort_values(["TX_DATETIME", "TRANSACTION_ID"], ignore_index=True)
+    for i in range(0, len(ordered), 5):
+        card = ordered.iloc[: i + 1]
+        card = card[card["CUSTOMER_ID"] == ordered["CUSTOMER_ID"].iloc[i]]
+        one = day_features(parts, day_rows(columns(card), one_card=True),
+                           np.array([len(card) - 1]), profiles=True)
+        assert_bit_equal(expected, ordered["TRANSACTION_ID"].iloc[[i]], one)
+
+
+def test_history_parts_out_of_time_order_are_refused():
+    history, _ = split(awkward_days(1), DAY)
+    cut = DAY - dt.timedelta(days=1)
+    carried, last = split(history, cut)[0], history[history["TX_DATETIME"] >= pd.Timestamp(cut)]
+    whole = prepare_history(columns(carried), pd.Timestamp(DAY).value)
+    with pytest.raises(DatasetValidationError, match="expected each part later"):
+        PreparedParts((whole, prepare_history(columns(last), pd.Timestamp(DAY).value)))
 
 
 def test_history_in_any_row_order_and_new_cards_and_terminals():

@@ -13,6 +13,9 @@ lookups and a batch costs in proportion to its own rows, not to the 37 days.
 
 `fraudpipe serve` (one transaction, or a batch) and arrival scoring (a whole day,
 `trainer.arrival`) both call `day_features`: online equals offline by construction.
+The history may come in time-ordered parts (`PreparedParts`): the service prepares the
+days before yesterday ahead of its midnight and only the day it has just served at the
+roll; each window's counts and double-double sums are the parts' added.
 
 Exact sums: a window's amount sum is its history part (a difference of the history's
 double-double prefix sums, `trainer.features.exact_sums`) plus its card's rows of D (a
@@ -21,12 +24,14 @@ there or not), added as double-doubles and rounded once. While the double-double
 arithmetic is exact (its low parts are sums of rounding errors, far inside 53 bits for
 money amounts), that is the correctly rounded exact sum, the value the raw-history
 computation of `compute` and `profiles` gives from any context: tests compare them bit
-for bit.
+for bit. Over parts, each part's window sum is added as a double-double before the card's
+rows, so the sum stays exact and rounds once to the same value.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -311,15 +316,134 @@ _HISTORY_SUM = [0, 1, 2, 1, 2, 3, 4]  # amounts 1, 7, 30 days; again 7, 30; squa
 _DAY_SUM = [0, 0, 0, 2, 2, 4, 4]  # through the row; before it; squares before it
 
 
-def day_features(history: PreparedHistory, day: DayRows, targets: np.ndarray, *,
-                 profiles: bool) -> dict[str, np.ndarray]:
+@dataclass(frozen=True)
+class PreparedParts:
+    """A history prepared in parts, each covering a later span of time than the one before.
+
+    The service prepares the days its next day's history already holds (the carried part)
+    ahead of midnight, and only the day it has just served at the roll: `day_features`
+    reads the parts as one history (window counts and label counts added, window sums
+    added as double-doubles, the latest row and fraud times taken from the part holding
+    them), so the features equal those of the parts' rows prepared as one.
+    """
+
+    parts: tuple[PreparedHistory, ...]
+
+    def __post_init__(self) -> None:
+        if not self.parts:
+            raise ValueError("a history needs at least one part")
+        for earlier, later in itertools.pairwise(self.parts):
+            if later.before_ns < earlier.before_ns or (
+                    later.rows and int(later.times[0]) < earlier.before_ns):
+                raise DatasetValidationError(
+                    f"history parts: a part ending at {pd.Timestamp(later.before_ns)} holds "
+                    f"rows before {pd.Timestamp(earlier.before_ns)}, the end of the part "
+                    f"before it; expected each part later than the previous one")
+
+    @property
+    def before_ns(self) -> int:
+        """Midnight of the day the history serves (the last part's)."""
+        return self.parts[-1].before_ns
+
+    @property
+    def rows(self) -> int:
+        """How many history rows, over every part."""
+        return sum(part.rows for part in self.parts)
+
+
+@dataclass
+class _Windows:
+    """One history part's share of every target's windows (targets first in each array)."""
+
+    counts: np.ndarray
+    """Customer rows in the windows 1, 7, 30 and 37 days back (targets x 4)."""
+    sums_hi: np.ndarray
+    sums_lo: np.ndarray
+    """Window sums as double-doubles (targets x 7): customers' amounts (1, 7, 30 days),
+    their squares (7, 30), terminals' amounts (7, 30 days, delayed)."""
+    t_counts: np.ndarray
+    """Terminal rows in the delayed windows of 1, 7 and 30 days (targets x 3)."""
+    t_frauds: np.ndarray
+    """Frauds among them (targets x 3)."""
+    c_frauds: np.ndarray
+    """The customer's frauds in (t - 37 days, t - 7 days]."""
+    c_delayed: np.ndarray
+    """The customer's rows there."""
+    has_customer: np.ndarray
+    """Whether the part holds a row of the target's customer."""
+    last_time: np.ndarray
+    """The time of that customer's last row in the part (t where none)."""
+    fraud_known: np.ndarray
+    """Whether the part holds a fraud of the terminal in (t - 37 days, t - 7 days]."""
+    fraud_last: np.ndarray
+    fraud_first: np.ndarray
+    """The times of the last and first of those frauds (t where none)."""
+
+    def then(self, later: _Windows) -> _Windows:
+        """The windows over this part and a `later` one (exact sums: double-doubles)."""
+        sums = dd_add(self.sums_hi, self.sums_lo, later.sums_hi, later.sums_lo)
+        return _Windows(
+            self.counts + later.counts, *sums, self.t_counts + later.t_counts,
+            self.t_frauds + later.t_frauds, self.c_frauds + later.c_frauds,
+            self.c_delayed + later.c_delayed, self.has_customer | later.has_customer,
+            np.where(later.has_customer, later.last_time, self.last_time),
+            self.fraud_known | later.fraud_known,
+            np.where(later.fraud_known, later.fraud_last, self.fraud_last),
+            np.where(self.fraud_known, self.fraud_first, later.fraud_first))
+
+
+def _part_windows(history: PreparedHistory, t: np.ndarray, cards: np.ndarray,
+                  terminals_of: np.ndarray) -> _Windows:
+    """Every window of the targets at times `t` over one prepared part (see `_Windows`)."""
+    rows = history.rows
+    ranks = _searched(history.times, t[:, None] - _BACK_NS, "right")
+    # Customers: the history part of (t - n days, t] is its rows from the bound on; all of
+    # them are before the day, so the window's history part ends at the entity's end.
+    customers, terminals = history.customers, history.terminals
+    codes = customers.codes_of(cards)
+    at = customers.positions(codes, np.concatenate([ranks[:, :4], np.full((len(t), 1), rows)],
+                                                   axis=1))
+    starts, end = at[:, :4], at[:, 4:]
+    t_at = terminals.positions(terminals.codes_of(terminals_of), ranks[:, 4:])
+    delayed_end, t_starts = t_at[:, :1], t_at[:, 1:]  # starts: 8, 14, 37 days back
+    # Every window sum: customers' amounts (1, 7, 30 days), their squares (7, 30),
+    # terminals' amounts (7, 30): one gather from the joined prefix sums.
+    offset = rows + 1
+    low = np.concatenate([starts[:, :3], starts[:, 1:3] + offset,
+                          t_starts[:, 1:] + 2 * offset], axis=1)
+    high = np.concatenate([np.repeat(end, 3, axis=1), np.repeat(end + offset, 2, axis=1),
+                           np.repeat(delayed_end + 2 * offset, 2, axis=1)], axis=1)
+    sums_hi, sums_lo = range_sums(*history.sums, low, high)
+
+    assert customers.last_time is not None
+    assert terminals.fraud_counts is not None and terminals.fraud_times is not None
+    has_customer = codes >= 0
+    last_time = (np.where(has_customer, customers.last_time[np.maximum(codes, 0)], t)
+                 if len(customers.last_time) else t)
+    # The terminal's last and first known fraud in (t - 37 days, t - 7 days].
+    frauds_to_end = terminals.fraud_counts[delayed_end[:, 0]]
+    frauds_from_start = terminals.fraud_counts[t_starts[:, 2]]
+    known = frauds_to_end > frauds_from_start
+    fraud_times = terminals.fraud_times if len(terminals.fraud_times) else np.zeros(1, np.int64)
+    last = len(fraud_times) - 1
+    return _Windows(
+        end - starts, sums_hi, sums_lo, delayed_end - t_starts,
+        terminals.fraud_sums[delayed_end] - terminals.fraud_sums[t_starts],
+        customers.fraud_sums[starts[:, 1]] - customers.fraud_sums[starts[:, 3]],
+        starts[:, 1] - starts[:, 3], has_customer, last_time, known,
+        np.where(known, fraud_times[np.clip(frauds_to_end - 1, 0, last)], t),
+        np.where(known, fraud_times[np.clip(frauds_from_start, 0, last)], t))
+
+
+def day_features(history: PreparedHistory | PreparedParts, day: DayRows,
+                 targets: np.ndarray, *, profiles: bool) -> dict[str, np.ndarray]:
     """The model inputs after TX_AMOUNT of the day's rows `targets` (row numbers in `day`).
 
     Every window of every target is computed at once (targets x windows arrays): a few
     dozen array operations whatever the number of targets.
 
     Args:
-        history: The day's prepared history.
+        history: The day's prepared history (in one part or several).
         day: The day's rows, holding at least every row of the targets' cards up to each
             target (later rows change nothing: a window ends at its row).
         targets: Row numbers in `day`, each a row of the history's day.
@@ -337,40 +461,27 @@ def day_features(history: PreparedHistory, day: DayRows, targets: np.ndarray, *,
             f"the day of the prepared history")
     out = calendar_columns(t)
     rank = day.rank[targets]
-    rows = history.rows
-    ranks = _searched(history.times, t[:, None] - _BACK_NS, "right")
-    # Customers: the history part of (t - n days, t] is its rows from the bound on; all of
-    # them are before the day, so the window's history part ends at the entity's end.
-    customers, terminals = history.customers, history.terminals
-    codes = customers.codes_of(day.cards[targets])
-    at = customers.positions(codes, np.concatenate([ranks[:, :4], np.full((len(t), 1), rows)],
-                                                   axis=1))
-    starts, end = at[:, :4], at[:, 4:]
-    counts = end - starts  # history rows in each window: 1, 7, 30, 37 days back
-    t_at = terminals.positions(terminals.codes_of(day.terminals[targets]), ranks[:, 4:])
-    delayed_end, t_starts = t_at[:, :1], t_at[:, 1:]  # starts: 8, 14, 37 days back
-    # Every window sum from the history: customers' amounts (1, 7, 30 days), their squares
-    # (7, 30), terminals' amounts (7, 30): one gather from the joined prefix sums.
-    offset = rows + 1
-    low = np.concatenate([starts[:, :3], starts[:, 1:3] + offset,
-                          t_starts[:, 1:] + 2 * offset], axis=1)
-    high = np.concatenate([np.repeat(end, 3, axis=1), np.repeat(end + offset, 2, axis=1),
-                           np.repeat(delayed_end + 2 * offset, 2, axis=1)], axis=1)
-    sums_hi, sums_lo = range_sums(*history.sums, low, high)
+    cards, terminals = day.cards[targets], day.terminals[targets]
+    parts = history.parts if isinstance(history, PreparedParts) else (history,)
+    windows = _part_windows(parts[0], t, cards, terminals)
+    for part in parts[1:]:
+        windows = windows.then(_part_windows(part, t, cards, terminals))
+    counts = windows.counts  # history rows in each window: 1, 7, 30, 37 days back
+    sums_hi, sums_lo = windows.sums_hi, windows.sums_lo
 
-    windows = counts[:, :3] + (rank + 1)[:, None]  # the row itself included
+    in_window = counts[:, :3] + (rank + 1)[:, None]  # the row itself included
     card_sums = day.sums[:, targets]
     with_day = rounded(*dd_add(sums_hi[:, _HISTORY_SUM], sums_lo[:, _HISTORY_SUM],
                                card_sums[_DAY_SUM].T, card_sums[[d + 1 for d in _DAY_SUM]].T))
-    averages = with_day[:, :3] / windows
-    numbers = windows.astype(float)
+    averages = with_day[:, :3] / in_window
+    numbers = in_window.astype(float)
     for i, n in enumerate((1, 7, 30)):
         out[f"CUSTOMER_ID_NB_TX_{n}DAY_WINDOW"] = numbers[:, i]
         out[f"CUSTOMER_ID_AVG_AMOUNT_{n}DAY_WINDOW"] = averages[:, i]
 
-    t_counts = delayed_end - t_starts
-    risks = np.divide(terminals.fraud_sums[delayed_end] - terminals.fraud_sums[t_starts],
-                      t_counts, out=np.zeros(t_counts.shape), where=t_counts > 0)
+    t_counts = windows.t_counts
+    risks = np.divide(windows.t_frauds, t_counts, out=np.zeros(t_counts.shape),
+                      where=t_counts > 0)
     numbers = t_counts.astype(float)
     for i, n in enumerate((1, 7, 30)):
         out[f"TERMINAL_ID_NB_TX_{n}DAY_WINDOW"] = numbers[:, i]
@@ -378,8 +489,6 @@ def day_features(history: PreparedHistory, day: DayRows, targets: np.ndarray, *,
     if not profiles:
         return out
 
-    assert customers.last_time is not None
-    assert terminals.fraud_counts is not None and terminals.fraud_times is not None
     a = day.amounts[targets]
     earlier = counts[:, 1:3] + rank[:, None]  # 7 and 30 days, the row itself excluded
     ratio, zscore = (values.reshape(-1, 2) for values in amount_profile(
@@ -387,37 +496,26 @@ def day_features(history: PreparedHistory, day: DayRows, targets: np.ndarray, *,
     for i, n in enumerate((7, 30)):
         out[f"CUSTOMER_ID_AMOUNT_RATIO_{n}DAY_WINDOW"] = ratio[:, i]
         out[f"CUSTOMER_ID_AMOUNT_ZSCORE_{n}DAY_WINDOW"] = zscore[:, i]
-    in_history = (codes >= 0) & (counts[:, 2] > 0)
-    last_time = customers.last_time[np.maximum(codes, 0)] if len(customers.last_time) else t
+    in_history = windows.has_customer & (counts[:, 2] > 0)
     previous = np.where(rank > 0, day.previous_time[targets],
-                        np.where(in_history, last_time, t))
+                        np.where(in_history, windows.last_time, t))
     out["CUSTOMER_ID_SECONDS_SINCE_PREVIOUS_TX"] = seconds_since(t, previous, earlier[:, 1] > 0)
     out["CUSTOMER_ID_NB_TX_1_OVER_30DAY"] = (counts[:, 0] + rank + 1) / (earlier[:, 1] + 1)
 
     # Shares: the customer's delayed risk (t - 37 days, t - 7 days], the terminals' mean
     # amounts over 7 and 30 days (delayed).
-    delayed = starts[:, 1], starts[:, 3]
-    shares = share(np.concatenate([customers.fraud_sums[delayed[0]]
-                                   - customers.fraud_sums[delayed[1]],
-                                   rounded(sums_hi[:, 5], sums_lo[:, 5]),
+    shares = share(np.concatenate([windows.c_frauds, rounded(sums_hi[:, 5], sums_lo[:, 5]),
                                    rounded(sums_hi[:, 6], sums_lo[:, 6])]),
-                   np.concatenate([delayed[0] - delayed[1], delayed_end[:, 0] - t_starts[:, 1],
-                                   delayed_end[:, 0] - t_starts[:, 2]]))
+                   np.concatenate([windows.c_delayed, t_counts[:, 1], t_counts[:, 2]]))
     count = len(t)
     out["CUSTOMER_ID_RISK_30DAY_WINDOW"] = shares[:count]
     out["TERMINAL_ID_AVG_AMOUNT_7DAY_WINDOW"] = shares[count:2 * count]
     out["TERMINAL_ID_AVG_AMOUNT_30DAY_WINDOW"] = shares[2 * count:]
 
-    # The terminal's last and first known fraud in (t - 37 days, t - 7 days].
-    frauds_to_end = terminals.fraud_counts[delayed_end[:, 0]]
-    frauds_from_start = terminals.fraud_counts[t_starts[:, 2]]
-    known = frauds_to_end > frauds_from_start
-    fraud_times = terminals.fraud_times if len(terminals.fraud_times) else np.zeros(1, np.int64)
-    which = np.clip(np.concatenate([frauds_to_end - 1, frauds_from_start]), 0,
-                    len(fraud_times) - 1)
+    known = windows.fraud_known
     both = np.concatenate([known, known])
-    since = days_since(np.concatenate([t, t]), np.where(both, fraud_times[which],
-                                                        np.concatenate([t, t])), both)
+    since = days_since(np.concatenate([t, t]),
+                       np.concatenate([windows.fraud_last, windows.fraud_first]), both)
     out["TERMINAL_ID_DAYS_SINCE_KNOWN_FRAUD"] = since[:count]
     out["TERMINAL_ID_DAYS_SINCE_FIRST_KNOWN_FRAUD"] = since[count:]
     return out
