@@ -257,8 +257,8 @@ def test_the_wall_clock_rolls_the_day_at_midnight_without_refusing_anything(bank
         early = transaction(tomorrow.iloc[0])
         assert client.post("/v1/score", json=early).status_code == 422  # not yet tomorrow
         scorer.tick()  # what the background thread does every 0.2 s
-        # the next day's history files are read ahead, before midnight
-        assert set(scorer._prepared) == {second}
+        # the next day's carried history is prepared ahead, before midnight
+        assert scorer._carried is not None and scorer._carried[0] == second
         # WHEN midnight passes
         clock.when = dt.datetime.combine(second, dt.time(0, 0, 1), dt.UTC)
         assert client.get("/readyz").status_code == 503  # the day changed, not rolled yet
@@ -266,7 +266,7 @@ def test_the_wall_clock_rolls_the_day_at_midnight_without_refusing_anything(bank
         # THEN the next day is served, its history holding the day just served
         ready = client.get("/readyz").json()
         assert ready["ready"] is True and ready["serving_day"] == second.isoformat()
-        assert scorer.serving.history.segments[-1].days == [first]
+        assert scorer.serving.history.last.served_days == [first]
         answer = client.post("/v1/score", params={"inputs": "true"}, json=early).json()
         metrics = client.get("/metrics").text
     card = tomorrow.iloc[0]["card_id"]

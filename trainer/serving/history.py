@@ -7,10 +7,13 @@ S reads. A day the service served itself and whose file has not arrived yet (yes
 just after midnight) is taken from the intraday store instead, unlabelled: the same rows
 its file will hold when the bank sends what was authorised.
 
-The history is fixed for the serving day, so it is prepared once when the day is loaded
+The history is fixed for the serving day and prepared for its queries in two parts
 (`trainer.features.prepared.prepare_history`: entity codes, (entity, time) orders, exact
-prefix sums): a transaction's features are then a few lookups in it plus its card's rows
-of S, the query arrival scoring runs over a whole day.
+prefix sums; read together as `PreparedParts`): the carried part, days S-37 .. S-2, which
+is known before S's midnight and so is prepared ahead (`prepare_carried`, in the service's
+background thread), and the last part, day S-1, the day just served, prepared at the roll
+(`prepare_last`: one day's rows). A transaction's features are then a few lookups in each
+part plus its card's rows of S, the query arrival scoring runs over a whole day.
 """
 
 from __future__ import annotations
@@ -23,16 +26,14 @@ import pandas as pd
 
 from trainer.arrival import day_transactions
 from trainer.features.compute import HISTORY_DAYS, INPUT_COLUMNS
-from trainer.features.prepared import PreparedHistory, prepare_history
+from trainer.features.prepared import PreparedHistory, PreparedParts, prepare_history
 from trainer.serving.intraday import Intraday, Row
 from trainer.share.layout import Share
 
-
-def rows_frame(rows: list[Row]) -> pd.DataFrame:
-    """Recorded rows as a frame of ``INPUT_COLUMNS`` (TX_FRAUD 0: no label yet)."""
-    columns = row_columns(rows)
-    columns["TX_DATETIME"] = columns["TX_DATETIME"].view("datetime64[ns]")
-    return pd.DataFrame(columns)
+#: Id columns whose kind (int or text) the history tells the request parser.
+ID_COLUMNS = ("TRANSACTION_ID", "CUSTOMER_ID", "TERMINAL_ID")
+#: Served days whose rows the intraday store still holds (the serving day, the two before).
+SERVED_DAYS_KEPT = 2
 
 
 def columns_of(frame: pd.DataFrame) -> dict[str, np.ndarray]:
@@ -85,48 +86,93 @@ def _ids(values: tuple) -> np.ndarray:
     return np.array(values, dtype=object)
 
 
-@dataclass
-class Segment:
-    """Rows of some history days (emptied once a `History` has prepared them)."""
+@dataclass(frozen=True)
+class HistoryPart:
+    """Some history days of a serving day, prepared."""
 
-    frame: pd.DataFrame
+    prepared: PreparedHistory
     days: list[dt.date]
+    """The days the part covers, oldest first."""
+    file_days: list[dt.date]
+    """Those read from the share."""
+    served_days: list[dt.date]
+    """Those taken from the intraday store (served here, no file yet)."""
+    missing: list[dt.date]
+    """Those with neither a file nor recorded rows (their windows see nothing)."""
+    kinds: dict[str, frozenset[str]]
+    """Per id column: the kinds ("int", "text") of the rows that hold it."""
+
+
+def prepare_part(share: Share, day: dt.date, days: list[dt.date],
+                 intraday: Intraday) -> HistoryPart:
+    """History days `days` (consecutive, oldest first) of serving day `day`, prepared."""
+    parts: list[dict[str, np.ndarray]] = []
+    file_days, served_days, missing = [], [], []
+    for d in days:
+        frame = day_transactions(share, d)
+        if frame is not None:
+            parts.append(columns_of(frame))
+            file_days.append(d)
+            continue
+        rows = intraday.day_rows(d) if (day - d).days <= SERVED_DAYS_KEPT else []
+        if rows:
+            parts.append(row_columns(rows))
+            served_days.append(d)
+        else:
+            missing.append(d)
+    kinds = {column: frozenset("int" if part[column].dtype == np.int64 else "text"
+                               for part in parts if len(part[column]))
+             for column in ID_COLUMNS}
+    end = pd.Timestamp(days[-1] + dt.timedelta(days=1)).as_unit("ns").value
+    prepared = prepare_history(join_columns(parts or [row_columns([])]), end)
+    return HistoryPart(prepared, days, file_days, served_days, missing, kinds)
+
+
+def carried_days(day: dt.date) -> list[dt.date]:
+    """The history days of serving day `day` known before its midnight: all but the last."""
+    return history_days(day)[:-1]
+
+
+def prepare_carried(share: Share, day: dt.date, intraday: Intraday) -> HistoryPart:
+    """Days `day`-37 .. `day`-2 of serving day `day`: what can be prepared ahead."""
+    return prepare_part(share, day, carried_days(day), intraday)
+
+
+def prepare_last(share: Share, day: dt.date, intraday: Intraday) -> HistoryPart:
+    """Day `day`-1 of serving day `day`: the day just served, prepared at the roll."""
+    return prepare_part(share, day, history_days(day)[-1:], intraday)
 
 
 @dataclass
 class History:
-    """The history of serving day `day`: segments of days from files and from the store."""
+    """The history of serving day `day`: its carried part and its last day."""
 
     day: dt.date
-    segments: list[Segment]
-    missing: list[dt.date]
-    """History days with neither a file nor recorded rows (their windows see nothing)."""
-    prepared: PreparedHistory = field(init=False)
+    carried: HistoryPart
+    last: HistoryPart
+    prepared: PreparedParts = field(init=False)
     """Every history row, prepared for the day's queries."""
-    kinds: dict[str, str | None] = field(init=False)
-    """Per id column: "int", "text" or None (no history to tell)."""
 
     def __post_init__(self) -> None:
-        start = pd.Timestamp(self.day).as_unit("ns").value
-        self.prepared = prepare_history(
-            join_columns([columns_of(segment.frame) for segment in self.segments]), start)
-        self.kinds = {}
-        for column in ("TRANSACTION_ID", "CUSTOMER_ID", "TERMINAL_ID"):
-            dtypes = {str(segment.frame[column].dtype) for segment in self.segments
-                      if len(segment.frame)}
-            self.kinds[column] = (None if not dtypes else "int" if dtypes == {"int64"}
-                                  else "text")
-        for segment in self.segments:  # prepared: the raw rows are not read again
-            segment.frame = segment.frame.iloc[:0]
+        self.prepared = PreparedParts((self.carried.prepared, self.last.prepared))
 
-    def id_kinds(self) -> dict[str, str | None]:
-        """Per id column: "int", "text" or None (no history to tell)."""
-        return self.kinds
+    @property
+    def missing(self) -> list[dt.date]:
+        """History days with neither a file nor recorded rows."""
+        return self.carried.missing + self.last.missing
 
     @property
     def file_days(self) -> list[dt.date]:
         """The history days read from the share."""
-        return self.segments[0].days
+        return self.carried.file_days + self.last.file_days
+
+    def id_kinds(self) -> dict[str, str | None]:
+        """Per id column: "int", "text" or None (no history to tell)."""
+        out: dict[str, str | None] = {}
+        for column in ID_COLUMNS:
+            kinds = self.carried.kinds[column] | self.last.kinds[column]
+            out[column] = None if not kinds else "int" if kinds == {"int"} else "text"
+        return out
 
 
 def history_days(day: dt.date) -> list[dt.date]:
@@ -134,30 +180,12 @@ def history_days(day: dt.date) -> list[dt.date]:
     return [day - dt.timedelta(days=back) for back in range(HISTORY_DAYS, 0, -1)]
 
 
-def file_segment(share: Share, day: dt.date) -> Segment:
-    """The history days of serving day `day` that the share has, as one segment."""
-    frames, days = [], []
-    for d in history_days(day):
-        frame = day_transactions(share, d)
-        if frame is not None:
-            frames.append(frame[INPUT_COLUMNS])
-            days.append(d)
-    frame = (pd.concat(frames, ignore_index=True) if frames else rows_frame([]))
-    return Segment(frame, days)
-
-
 def load_history(share: Share, day: dt.date, intraday: Intraday,
-                 files: Segment | None = None) -> History:
-    """Serving day `day`'s history: `files` (default: read now) plus the served days."""
-    files = files if files is not None else file_segment(share, day)
-    segments, missing = [files], []
-    held = set(files.days)
-    for d in history_days(day):
-        if d in held:
-            continue
-        rows = intraday.day_rows(d) if (day - d).days <= 2 else []
-        if rows:
-            segments.append(Segment(rows_frame(rows), [d]))
-        else:
-            missing.append(d)
-    return History(day, segments, missing)
+                 carried: HistoryPart | None = None) -> History:
+    """Serving day `day`'s history: `carried` (default: prepared now) plus its last day."""
+    if carried is None:
+        carried = prepare_carried(share, day, intraday)
+    elif carried.days != carried_days(day):
+        raise ValueError(f"a carried part of {carried.days[0]} .. {carried.days[-1]} is not "
+                         f"serving day {day}'s")
+    return History(day, carried, prepare_last(share, day, intraday))

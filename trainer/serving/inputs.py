@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from trainer.features.prepared import DayRows, PreparedHistory, day_features
+from trainer.features.prepared import DayRows, PreparedHistory, PreparedParts, day_features
 from trainer.serving.head import Head
 
 #: Rows a score is computed in at least. The MLP's layers are BLAS matrix products whose
@@ -31,7 +31,7 @@ def model_scores(head: Head, X: np.ndarray) -> np.ndarray:
     return head.probabilities(X)[:, 1]
 
 
-def rows_inputs(head: Head, history: PreparedHistory, day: DayRows,
+def rows_inputs(head: Head, history: PreparedHistory | PreparedParts, day: DayRows,
                 targets: np.ndarray) -> np.ndarray:
     """The model inputs (k x n) of the day's rows `targets`, in that order.
 
@@ -46,7 +46,7 @@ def rows_inputs(head: Head, history: PreparedHistory, day: DayRows,
     return np.column_stack([values[name] for name in head.inputs])
 
 
-def one_row_inputs(head: Head, history: PreparedHistory, day: DayRows,
+def one_row_inputs(head: Head, history: PreparedHistory | PreparedParts, day: DayRows,
                    target: int) -> np.ndarray:
     """The model inputs (1 x n) of the day's row `target` (its card's rows in `day`)."""
     return rows_inputs(head, history, day, np.array([target]))

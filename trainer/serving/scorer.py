@@ -18,8 +18,13 @@ other's earlier transactions.
 
 Day roll: the wall clock's midnight in the share's time zone (``clock="wall"``), or the
 first transaction of a later day (``clock="replay"``, for replaying recorded days). The
-history files of the next day are read ahead in the background; the roll prepares the
-new day's history (those files and the day just served) once.
+next day's history is prepared in two parts (`trainer.serving.history`): its carried part
+(days N-37 .. N-2: the share's files and the days served here) ahead, in the background
+thread, while the day before is served; the roll prepares only the day just served (its
+rows, or its file if it arrived) and installs. A carried part is used only if the share's
+days, labels and head are as they were when it was prepared (`WatchKey`); otherwise, or
+when it is not ready yet (a replay reaching the next day within moments of the last
+roll), the roll prepares it itself, as a load does.
 """
 
 from __future__ import annotations
@@ -41,7 +46,13 @@ from trainer.data.mapping import ColumnMapping
 from trainer.features.compute import NS_PER_DAY
 from trainer.features.prepared import day_rows
 from trainer.serving.head import Head, head_sha256, load_head, top_reasons
-from trainer.serving.history import History, Segment, file_segment, load_history, row_columns
+from trainer.serving.history import (
+    History,
+    HistoryPart,
+    load_history,
+    prepare_carried,
+    row_columns,
+)
 from trainer.serving.inputs import model_scores, one_row_inputs, rows_inputs
 from trainer.serving.intraday import Intraday
 from trainer.serving.metrics import Metrics
@@ -125,7 +136,10 @@ class Scorer:
         self.serving: Serving | None = None
         self.not_ready = "starting"
         self._roll_lock = threading.Lock()
-        self._prepared: dict[dt.date, Segment] = {}
+        # the next day's carried history part, prepared ahead: (day, the share's key then,
+        # the part); its lock is held while one is prepared, so a roll waits for it
+        self._carry_lock = threading.Lock()
+        self._carried: tuple[dt.date, WatchKey, HistoryPart] | None = None
         self._refused: WatchKey | None = None
         self._head_seen: tuple[tuple[int, ...], str | None] | None = None
         self._watched: WatchKey | None = None
@@ -169,8 +183,8 @@ class Scorer:
         self._watched = self._watch_key()
         return True
 
-    def _history(self, day: dt.date, files: Segment | None = None) -> History:
-        return load_history(self.share, day, self.intraday, files)
+    def _history(self, day: dt.date, carried: HistoryPart | None = None) -> History:
+        return load_history(self.share, day, self.intraday, carried)
 
     def _install(self, head: Head, history: History) -> None:
         self.serving = Serving(head, history, IdKinds(history.id_kinds()))
@@ -241,7 +255,8 @@ class Scorer:
             return "refused"
         self._install(head, self._history(current.day))
         self._watched = key
-        self._prepared.clear()
+        with self._carry_lock:
+            self._carried = None  # prepared from the share as it was: the tick redoes it
         if head is current.head:  # the share's days changed (labels, a late file)
             self.metrics.reloads.labels("history").inc()
             log.info("serve: the share's days changed: %s's history re-read", current.day)
@@ -276,17 +291,37 @@ class Scorer:
                 log.exception("serve: background check failed")
 
     def tick(self) -> None:
-        """The clock's work: roll at midnight (wall clock), read the next day's files ahead."""
+        """The clock's work: roll at midnight (wall clock), prepare the next day's ahead."""
         if self.serving is None:
             return
         if self.config.clock == "wall" and self.wall_today() > self.serving.day:
             self.roll_to(self.wall_today())
-        self._prepare(self.serving.day + dt.timedelta(days=1))
+        self.prepare_ahead(self.serving.day + dt.timedelta(days=1))
 
-    def _prepare(self, day: dt.date) -> None:
-        """Read `day`'s history files ahead of its midnight."""
-        if day not in self._prepared:
-            self._prepared = {day: file_segment(self.share, day)}
+    def prepare_ahead(self, day: dt.date) -> None:
+        """Prepare serving day `day`'s carried history part, unless it is ready and current."""
+        with self._carry_lock:
+            key = self._watch_key()  # taken first: a change while preparing redoes it
+            carried = self._carried
+            if carried is not None and carried[0] == day and carried[1] == key:
+                return
+            self._carried = None  # the old part is not kept alive while the next is built
+            self._carried = (day, key, prepare_carried(self.share, day, self.intraday))
+
+    def _take_carried(self, day: dt.date) -> HistoryPart | None:
+        """The carried part prepared ahead for `day` if the share is unchanged since; taken.
+
+        Waits for one being prepared (finishing it costs less than starting another).
+        """
+        with self._carry_lock:
+            carried, self._carried = self._carried, None
+            if carried is None or carried[0] != day:
+                return None
+            if carried[1] != self._watch_key():
+                log.info("serve: the share changed since %s's history was prepared ahead: "
+                         "prepared again at the roll", day)
+                return None
+            return carried[2]
 
     def roll_to(self, day: dt.date) -> Serving:
         """Make `day` the serving day (no-op when it already is or is past)."""
@@ -296,10 +331,14 @@ class Scorer:
                 raise RequestError(503, f"not ready: {self.not_ready}")
             if current.day >= day:
                 return current
-            history = self._history(day, self._prepared.pop(day, None))
+            carried = self._take_carried(day)
+            started = time.perf_counter()
+            history = self._history(day, carried)
             self._install(current.head, history)
             self.metrics.rolls.inc()
-            log.info("serve: day rolled from %s to %s", current.day, day)
+            log.info("serve: day rolled from %s to %s in %.3f s (history carried %s)",
+                     current.day, day, time.perf_counter() - started,
+                     "ahead" if carried is not None else "prepared at the roll")
             assert self.serving is not None
             return self.serving
 
