@@ -266,7 +266,7 @@ def test_the_wall_clock_rolls_the_day_at_midnight_without_refusing_anything(bank
         # THEN the next day is served, its history holding the day just served
         ready = client.get("/readyz").json()
         assert ready["ready"] is True and ready["serving_day"] == second.isoformat()
-        assert scorer.serving.history.last.served_days == [first]
+        assert scorer.serving.history.parts[-1].served_days == [first]
         answer = client.post("/v1/score", params={"inputs": "true"}, json=early).json()
         metrics = client.get("/metrics").text
     card = tomorrow.iloc[0]["card_id"]

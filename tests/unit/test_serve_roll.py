@@ -4,8 +4,9 @@ The next serving day's history is prepared in two parts: the days carried from b
 (known before midnight) ahead, in the service's background tick, and the day just served
 at the roll. The preparation is counted (a wrapper around `prepare_history`): at the roll
 it is given the served day's rows and nothing else, unless the share changed since the
-carried part was prepared (labels filed), when that part is prepared again. Either way
-the new day's answers carry the arrival path's features of their rows, bit for bit,
+carried part was prepared (labels filed), when the whole history is prepared again. The
+next background pass prepares the day's history as one part. Either way, in two parts or
+one, the new day's answers carry the arrival path's features of their rows, bit for bit,
 once the days arrive as files.
 """
 
@@ -106,13 +107,19 @@ def test_the_roll_prepares_only_the_day_just_served(bank, prepared_rows, clock_k
     if clock_kind == "wall":
         clock.when = dt.datetime.combine(second, dt.time(0, 0, 1), dt.UTC)
         scorer.tick()
-    for _, row in tomorrow.iterrows():
+    half = len(tomorrow) // 2
+    for i, row in enumerate(tomorrow.to_dict("records")):
+        if i == half:  # the history in two parts, until the background pass makes it one
+            assert [part.days for part in scorer.serving.history.parts][1:] == [[first]]
+            scorer.tick()
+            assert len(scorer.serving.history.parts) == 1
         answers[row["tx_id"]] = scorer.score_one(orjson_body(transaction(row)), inputs=True)
     # THEN the roll prepared the served day's rows alone
     assert rolls == [[len(today)]]
     assert scorer.serving.day == second
-    assert scorer.serving.history.last.served_days == [first]
-    # and the new day's inputs are the arrival path's, bit for bit
+    assert scorer.serving.history.served_days == [first]
+    # and the new day's inputs are the arrival path's, bit for bit, before and after the
+    # history became one part
     assert_arrival_inputs(bank, second, answers)
 
 
@@ -135,7 +142,7 @@ def test_labels_filed_after_the_carried_part_was_prepared_are_read_at_the_roll(
     scorer.tick()  # rolls at once, before the reload check has seen the labels
     # THEN the roll prepared the carried days again, from the share as it now is
     assert before is not None and before[0] == second
-    assert rolls == [[before[2].prepared.rows, len(bank.day_rows(first))]]
+    assert rolls == [[before[2].prepared.rows + len(bank.day_rows(first))]]
     answers = {row["tx_id"]: scorer.score_one(orjson_body(transaction(row)), inputs=True)
                for _, row in bank.day_rows(second).iterrows()}
     assert_arrival_inputs(bank, second, answers)

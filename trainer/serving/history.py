@@ -7,13 +7,17 @@ S reads. A day the service served itself and whose file has not arrived yet (yes
 just after midnight) is taken from the intraday store instead, unlabelled: the same rows
 its file will hold when the bank sends what was authorised.
 
-The history is fixed for the serving day and prepared for its queries in two parts
+The history is fixed for the serving day and prepared once for its queries
 (`trainer.features.prepared.prepare_history`: entity codes, (entity, time) orders, exact
-prefix sums; read together as `PreparedParts`): the carried part, days S-37 .. S-2, which
-is known before S's midnight and so is prepared ahead (`prepare_carried`, in the service's
-background thread), and the last part, day S-1, the day just served, prepared at the roll
-(`prepare_last`: one day's rows). A transaction's features are then a few lookups in each
-part plus its card's rows of S, the query arrival scoring runs over a whole day.
+prefix sums): a transaction's features are then a few lookups in it plus its card's rows
+of S, the query arrival scoring runs over a whole day. So that the day roll does not
+prepare 37 days while the new day's requests wait, the next day's history can come in two
+parts, read together as `PreparedParts`: the carried part, days S-37 .. S-2, known before
+S's midnight and prepared ahead (`prepare_carried`, in the service's background thread),
+and day S-1, the day just served, prepared at the roll (`prepare_last`: one day's rows).
+A query over two parts costs about twice the lookups (~0.2 ms more per transaction at
+default size), so after the roll the background thread prepares the day's history again
+as one part and swaps it in. The features are the same either way.
 """
 
 from __future__ import annotations
@@ -145,32 +149,37 @@ def prepare_last(share: Share, day: dt.date, intraday: Intraday) -> HistoryPart:
 
 @dataclass
 class History:
-    """The history of serving day `day`: its carried part and its last day."""
+    """The history of serving day `day`, in one prepared part or in several (time order)."""
 
     day: dt.date
-    carried: HistoryPart
-    last: HistoryPart
-    prepared: PreparedParts = field(init=False)
+    parts: tuple[HistoryPart, ...]
+    prepared: PreparedHistory | PreparedParts = field(init=False)
     """Every history row, prepared for the day's queries."""
 
     def __post_init__(self) -> None:
-        self.prepared = PreparedParts((self.carried.prepared, self.last.prepared))
+        self.prepared = (self.parts[0].prepared if len(self.parts) == 1
+                         else PreparedParts(tuple(part.prepared for part in self.parts)))
 
     @property
     def missing(self) -> list[dt.date]:
         """History days with neither a file nor recorded rows."""
-        return self.carried.missing + self.last.missing
+        return [d for part in self.parts for d in part.missing]
 
     @property
     def file_days(self) -> list[dt.date]:
         """The history days read from the share."""
-        return self.carried.file_days + self.last.file_days
+        return [d for part in self.parts for d in part.file_days]
+
+    @property
+    def served_days(self) -> list[dt.date]:
+        """The history days taken from the intraday store."""
+        return [d for part in self.parts for d in part.served_days]
 
     def id_kinds(self) -> dict[str, str | None]:
         """Per id column: "int", "text" or None (no history to tell)."""
         out: dict[str, str | None] = {}
         for column in ID_COLUMNS:
-            kinds = self.carried.kinds[column] | self.last.kinds[column]
+            kinds = frozenset().union(*(part.kinds[column] for part in self.parts))
             out[column] = None if not kinds else "int" if kinds == {"int"} else "text"
         return out
 
@@ -182,10 +191,15 @@ def history_days(day: dt.date) -> list[dt.date]:
 
 def load_history(share: Share, day: dt.date, intraday: Intraday,
                  carried: HistoryPart | None = None) -> History:
-    """Serving day `day`'s history: `carried` (default: prepared now) plus its last day."""
+    """Serving day `day`'s history: its 37 days as one part, or `carried` plus its last day.
+
+    One part costs a full preparation and answers each query with one set of lookups (a
+    load, a reload, and the background thread's pass after a roll); the roll itself, with
+    the carried part prepared ahead, prepares only the day just served.
+    """
     if carried is None:
-        carried = prepare_carried(share, day, intraday)
-    elif carried.days != carried_days(day):
+        return History(day, (prepare_part(share, day, history_days(day), intraday),))
+    if carried.days != carried_days(day):
         raise ValueError(f"a carried part of {carried.days[0]} .. {carried.days[-1]} is not "
                          f"serving day {day}'s")
-    return History(day, carried, prepare_last(share, day, intraday))
+    return History(day, (carried, prepare_last(share, day, intraday)))

@@ -18,13 +18,16 @@ other's earlier transactions.
 
 Day roll: the wall clock's midnight in the share's time zone (``clock="wall"``), or the
 first transaction of a later day (``clock="replay"``, for replaying recorded days). The
-next day's history is prepared in two parts (`trainer.serving.history`): its carried part
-(days N-37 .. N-2: the share's files and the days served here) ahead, in the background
-thread, while the day before is served; the roll prepares only the day just served (its
-rows, or its file if it arrived) and installs. A carried part is used only if the share's
-days, labels and head are as they were when it was prepared (`WatchKey`); otherwise, or
-when it is not ready yet (a replay reaching the next day within moments of the last
-roll), the roll prepares it itself, as a load does.
+next day N's history is prepared in two parts (`trainer.serving.history`): its carried
+part (days N-37 .. N-2: the share's files and the days served here) ahead, in the
+background thread, while the day before is served; the roll prepares only the day just
+served (its rows, or its file if it arrived) and installs (~0.2 s -> ~0.01 s at default
+size, ~3 s -> ~0.05 s at 100k a day: `bench/serve_roll.py`). The background thread then
+prepares the day's history again as one part (queries look up one part, not two) and
+swaps it in, as a reload does. A carried part is used only if the share's days, labels
+and head are as they were when it was prepared (`WatchKey`); otherwise, or when none is
+ready (a replay reaching the next day within moments of the last roll), the roll
+prepares the whole history itself, as a load does.
 """
 
 from __future__ import annotations
@@ -296,7 +299,24 @@ class Scorer:
             return
         if self.config.clock == "wall" and self.wall_today() > self.serving.day:
             self.roll_to(self.wall_today())
+            return  # (the new day's first requests before the background work below)
+        self._consolidate()
         self.prepare_ahead(self.serving.day + dt.timedelta(days=1))
+
+    def _consolidate(self) -> None:
+        """After a roll: the day's history prepared again as one part, and swapped in.
+
+        The roll installs the carried part plus the day just served (two parts: each query
+        looks both up); one part answers each query with half the lookups.
+        """
+        serving = self.serving
+        if serving is None or len(serving.history.parts) == 1:
+            return
+        history = self._history(serving.day)
+        with self._roll_lock:
+            if self.serving is serving:  # not rolled or reloaded meanwhile
+                self._install(serving.head, history)
+                log.info("serve: %s's history prepared as one part", serving.day)
 
     def prepare_ahead(self, day: dt.date) -> None:
         """Prepare serving day `day`'s carried history part, unless it is ready and current."""
