@@ -13,6 +13,7 @@ once the days arrive as files.
 from __future__ import annotations
 
 import datetime as dt
+import gc
 
 import orjson
 import pytest
@@ -41,6 +42,21 @@ def bank(tmp_path):
     return bank_share(tmp_path)
 
 
+@pytest.fixture(autouse=True)
+def collections(monkeypatch):
+    """Full collections asked for (`gc.collect` calls), counted; the freeze undone after."""
+    calls: list[int] = []
+    collect = gc.collect
+
+    def counting(*args):
+        calls.append(1)
+        return collect(*args)
+
+    monkeypatch.setattr(gc, "collect", counting)
+    yield calls
+    gc.unfreeze()
+
+
 @pytest.fixture
 def prepared_rows(monkeypatch):
     """Rows given to each `prepare_history` call of the serving history, in call order."""
@@ -60,8 +76,9 @@ def scorer_on(bank, clock_kind: str,
     """A scorer at 23:59:59 of the first served day; the rows each roll prepared."""
     first = bank.served[0]
     clock = Clock(dt.datetime.combine(first, dt.time(23, 59, 59), dt.UTC))
-    config = (bank.replay_config() if clock_kind == "replay"
-              else ServeConfig(mapping=serving_mapping(bank.share), reload_seconds=3600))
+    config = (bank.replay_config(freeze_gc=True) if clock_kind == "replay"
+              else ServeConfig(mapping=serving_mapping(bank.share), reload_seconds=3600,
+                               freeze_gc=True))  # as `fraudpipe serve` runs
     scorer = Scorer(bank.share, config, MemoryIntraday(), now=clock)
     assert scorer.load()  # no background thread: the test calls its tick() itself
     rolls: list[list[int]] = []
@@ -90,7 +107,8 @@ def assert_arrival_inputs(bank, day: dt.date, answers: dict[str, dict]) -> None:
 
 
 @pytest.mark.parametrize("clock_kind", ["wall", "replay"])
-def test_the_roll_prepares_only_the_day_just_served(bank, prepared_rows, clock_kind):
+def test_the_roll_prepares_only_the_day_just_served(bank, prepared_rows, collections,
+                                                    clock_kind):
     # GIVEN a service that has served its first day, and its background tick run once
     first, second = bank.served
     scorer, clock, rolls = scorer_on(bank, clock_kind, prepared_rows)
@@ -103,6 +121,7 @@ def test_the_roll_prepares_only_the_day_just_served(bank, prepared_rows, clock_k
     assert prepared_rows == [carried]  # the days N-37 .. N-2: the share's files
     assert carried > 5 * len(today)
     # WHEN the day rolls (midnight, or the next day's first transaction)
+    collections.clear()
     answers = {}
     if clock_kind == "wall":
         clock.when = dt.datetime.combine(second, dt.time(0, 0, 1), dt.UTC)
@@ -114,8 +133,11 @@ def test_the_roll_prepares_only_the_day_just_served(bank, prepared_rows, clock_k
             scorer.tick()
             assert len(scorer.serving.history.parts) == 1
         answers[row["tx_id"]] = scorer.score_one(orjson_body(transaction(row)), inputs=True)
-    # THEN the roll prepared the served day's rows alone
+    # THEN the roll prepared the served day's rows alone, and neither it nor the pass
+    # after it ran a full collection (they freeze what they installed)
     assert rolls == [[len(today)]]
+    assert collections == []
+    assert all(o is not scorer.serving for o in gc.get_objects())
     assert scorer.serving.day == second
     assert scorer.serving.history.served_days == [first]
     # and the new day's inputs are the arrival path's, bit for bit, before and after the

@@ -104,11 +104,14 @@ class ServeConfig:
     reasons: int = 3
     """Top reasons per single answer."""
     freeze_gc: bool = False
-    """After each install (load, reload, roll), collect once and move every object left
-    out of the garbage collector's sight (``gc.freeze``): the service's process sets it,
-    so the model, the history and the libraries are not rescanned by every full
-    collection (~110 ms each with them, on the default-size share, a stall of the whole
-    service every ~30 s at 300 requests/s; well under 1 ms without)."""
+    """After each install (load, reload, roll), move every object out of the garbage
+    collector's sight (``gc.freeze``), after a load or a reload collecting once first:
+    the service's process sets it, so the model, the history and the libraries are not
+    rescanned by every full collection (~110 ms each with them, on the default-size
+    share, a stall of the whole service every ~30 s at 300 requests/s; well under 1 ms
+    without). A day roll and the pass after it only freeze: that collection would be
+    most of the roll's pause, and the histories they replace leave no cycles behind (none
+    found after three rolls, `bench/RESULTS.md`): they are freed by reference counts."""
 
 
 @dataclass(frozen=True)
@@ -189,14 +192,14 @@ class Scorer:
     def _history(self, day: dt.date, carried: HistoryPart | None = None) -> History:
         return load_history(self.share, day, self.intraday, carried)
 
-    def _install(self, head: Head, history: History) -> None:
+    def _install(self, head: Head, history: History, collect: bool = True) -> None:
         self.serving = Serving(head, history, IdKinds(history.id_kinds()))
         self.metrics.set_model_day(head.day)
         self.metrics.set_state_day(history.day)
         if self.config.freeze_gc:
-            # the previous install's objects are scanned (and their cycles freed) once
-            gc.unfreeze()
-            gc.collect()
+            if collect:  # the previous install's objects are scanned (cycles freed) once
+                gc.unfreeze()
+                gc.collect()
             gc.freeze()
         if history.missing:
             log.warning("serve: %s's history has no rows for %d of its days (%s .. %s: no "
@@ -315,7 +318,7 @@ class Scorer:
         history = self._history(serving.day)
         with self._roll_lock:
             if self.serving is serving:  # not rolled or reloaded meanwhile
-                self._install(serving.head, history)
+                self._install(serving.head, history, collect=False)
                 log.info("serve: %s's history prepared as one part", serving.day)
 
     def prepare_ahead(self, day: dt.date) -> None:
@@ -354,7 +357,7 @@ class Scorer:
             carried = self._take_carried(day)
             started = time.perf_counter()
             history = self._history(day, carried)
-            self._install(current.head, history)
+            self._install(current.head, history, collect=False)
             self.metrics.rolls.inc()
             log.info("serve: day rolled from %s to %s in %.3f s (history carried %s)",
                      current.day, day, time.perf_counter() - started,
