@@ -19,7 +19,9 @@ on the path of a child process), in process and without HTTP:
 5. the median µs of one transaction's features over the new day's history
    (`one_row_query_us`), then `tick()` once more (the background pass after the roll:
    this tree prepares the day's history as one part, the baseline reads the following
-   day's files ahead), timed, and the query again.
+   day's files ahead), timed, and the query again;
+6. the process's resident memory (VmRSS) when loaded with S's rows recorded, after the
+   tick before midnight (what is kept ahead) and after the pass after the roll.
 
 The service's setting ``freeze_gc`` is on, as `fraudpipe serve` runs: each install
 (load, roll) also collects once and freezes what is left (`trainer.serving.scorer`).
@@ -83,9 +85,11 @@ def measure(share: Path, day_file: Path, day: dt.date, repeats: int) -> dict:
         scorer = Scorer(the_share, config, MemoryIntraday())
         assert scorer.load()
         scorer.intraday.add_many(day, rows, 0)
+        rss = [rss_mib()]
         cpu, wall = time.process_time(), time.perf_counter()
         scorer.tick()
         ahead = (time.process_time() - cpu, time.perf_counter() - wall)
+        rss.append(rss_mib())
         cpu, wall = time.process_time(), time.perf_counter()
         scorer.roll_to(day + dt.timedelta(days=1))
         roll = (time.process_time() - cpu, time.perf_counter() - wall)
@@ -96,16 +100,26 @@ def measure(share: Path, day_file: Path, day: dt.date, repeats: int) -> dict:
         scorer.tick()
         after = (time.process_time() - cpu, time.perf_counter() - wall)
         query_us.append(one_row_query_us(scorer.serving.history.prepared, rows))
+        rss.append(rss_mib())
         runs.append({"ahead_cpu_s": round(ahead[0], 3), "ahead_wall_s": round(ahead[1], 3),
                      "roll_cpu_s": round(roll[0], 3), "roll_wall_s": round(roll[1], 3),
                      "next_tick_cpu_s": round(after[0], 3),
                      "next_tick_wall_s": round(after[1], 3),
-                     "one_row_query_us_after_roll_then_after_next_tick": query_us})
+                     "one_row_query_us_after_roll_then_after_next_tick": query_us,
+                     "rss_mib_loaded_ahead_after": rss})
         del scorer
     return {"trainer": str(Path(trainer.__file__).parent), "served_day_rows": len(rows),
             "history_rows_after_roll": history_rows, "runs": runs,
             "roll_cpu_s_median": sorted(r["roll_cpu_s"] for r in runs)[len(runs) // 2],
             "roll_wall_s_median": sorted(r["roll_wall_s"] for r in runs)[len(runs) // 2]}
+
+
+def rss_mib() -> float:
+    """This process's resident memory (VmRSS), in MiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return float("nan")
 
 
 def one_row_query_us(history, rows: list, count: int = 2000) -> float:

@@ -116,6 +116,11 @@ def test_the_roll_prepares_only_the_day_just_served(bank, prepared_rows, collect
     for _, row in today.iterrows():
         scorer.score_one(orjson_body(transaction(row)))
     prepared_rows.clear()
+    if clock_kind == "wall":  # at noon, nothing is prepared ahead yet
+        clock.when = dt.datetime.combine(first, dt.time(12), dt.UTC)
+        scorer.tick()
+        assert prepared_rows == [] and scorer._carried is None
+        clock.when = dt.datetime.combine(first, dt.time(23, 59, 59), dt.UTC)
     scorer.tick()  # what the background thread does every 0.2 s, before midnight
     carried = sum(len(bank.day_rows(d)) for d in scorer.serving.history.file_days)
     assert prepared_rows == [carried]  # the days N-37 .. N-2: the share's files
