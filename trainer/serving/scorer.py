@@ -8,7 +8,7 @@ no request waits for a load or fails because of one. Every answer names its chec
 Features: a transaction of serving day S at time t gets its inputs from the query an
 arrived day's scores come from (`trainer.serving.inputs`,
 `trainer.features.prepared.day_features`, there over the whole day): S's history,
-prepared once when the day is loaded (`trainer.serving.history`), plus its card's
+prepared for the day (`trainer.serving.history`), plus its card's
 transactions of S recorded so far (`trainer.serving.intraday`); a batch takes the day's
 rows so far, with all its rows as targets, in one call. The windows end at the row
 itself by (time, transaction id), so later rows change nothing and the features equal
@@ -23,7 +23,7 @@ part (days N-37 .. N-2: the share's files and the days served here) ahead, in th
 background thread, in the last minutes of the day before (``prepare_ahead_seconds``:
 it is held beside the day's own history from then on); the roll prepares only the day just
 served (its rows, or its file if it arrived) and installs (~0.2 s -> ~0.01 s at default
-size, ~3 s -> ~0.05 s at 100k a day: `bench/serve_roll.py`). The background thread then
+size, ~3.4 s -> ~0.1 s at 100k a day: `bench/serve_roll.py`). The background thread then
 prepares the day's history again as one part (queries look up one part, not two) and
 swaps it in, as a reload does. A carried part is used only if the share's days, labels
 and head are as they were when it was prepared (`WatchKey`); otherwise, or when none is
