@@ -21,7 +21,9 @@ on the path of a child process), in process and without HTTP:
    this tree prepares the day's history as one part, the baseline reads the following
    day's files ahead), timed, and the query again;
 6. the process's resident memory (VmRSS) when loaded with S's rows recorded, after the
-   tick before midnight (what is kept ahead) and after the pass after the roll.
+   tick before midnight (what is kept ahead) and after the pass after the roll;
+7. (this tree) S's features over its history in the two parts of a roll against one
+   part, every value compared (`two_parts_check`: 0 unequal expected).
 
 The service's setting ``freeze_gc`` is on, as `fraudpipe serve` runs: each install
 (load, roll) also collects once and freezes what is left (`trainer.serving.scorer`).
@@ -80,7 +82,7 @@ def measure(share: Path, day_file: Path, day: dt.date, repeats: int) -> dict:
     the_share = Share.at(share)
     config = ServeConfig(mapping=serving_mapping(the_share), clock="replay", today=day,
                          reload_seconds=3600, freeze_gc=True)  # as `fraudpipe serve` runs
-    runs = []
+    runs: list[dict] = []
     for _ in range(repeats):
         scorer = Scorer(the_share, config, MemoryIntraday())
         assert scorer.load()
@@ -145,6 +147,32 @@ def one_row_query_us(history, rows: list, count: int = 2000) -> float:
     return round(1e6 * sorted(spent)[len(spent) // 2], 1)
 
 
+def two_parts_check(share: Path, day_file: Path, day: dt.date) -> dict:
+    """Every feature of S's transactions over S's history in two parts and in one, compared.
+
+    The parts as the roll installs them (days S-37 .. S-2, then S-1) and the one part a
+    load prepares; the values must be equal bit for bit.
+    """
+    import numpy as np
+    import pandas as pd
+
+    from trainer.features.prepared import PreparedParts, day_features, day_rows
+    from trainer.serving.history import columns_of, history_days, prepare_part
+    from trainer.serving.intraday import MemoryIntraday
+    from trainer.share.layout import Share
+
+    the_share, windows, days = Share.at(share), MemoryIntraday(), history_days(day)
+    whole = prepare_part(the_share, day, days, windows).prepared
+    parts = PreparedParts((prepare_part(the_share, day, days[:-1], windows).prepared,
+                           prepare_part(the_share, day, days[-1:], windows).prepared))
+    frame = pd.read_parquet(day_file).assign(TX_FRAUD=0)
+    rows, targets = day_rows(columns_of(frame)), np.arange(len(frame))
+    one = day_features(whole, rows, targets, profiles=True)
+    two = day_features(parts, rows, targets, profiles=True)
+    return {"targets": len(frame), "columns": len(one),
+            "unequal_values": sum(int(np.count_nonzero(one[k] != two[k])) for k in one)}
+
+
 def exported(revision: str, into: Path) -> Path:
     """`trainer/` of `revision` (git archive) under `into`; the directory to put on the path."""
     archive = into / "trainer.tar"
@@ -193,6 +221,8 @@ def main(argv: list[str] | None = None) -> int:
                 load = os.getloadavg()[0]
                 result = child(path, [str(share), str(day_file), day.isoformat(),
                                       "--repeats", str(args.repeats)])
+                if path is None:
+                    result["two_parts_against_one"] = two_parts_check(share, day_file, day)
                 print(json.dumps({"size": size, "code": code, **result,
                                   "loadavg_before_after": [round(load, 2),
                                                            round(os.getloadavg()[0], 2)]}),
