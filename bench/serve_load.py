@@ -3,12 +3,11 @@
     .venv/bin/python -m bench serve [--seed S] [--quick] [--rate R] [--seconds S]
 
 A share is simulated (default size: the handbook's 5,000 customers and 10,000 terminals,
-40 days), ingested and trained once per (size, seed)
-in the data directory (the last three days are left out: one for the closed loops, one
-for the open loop, one for the batch; a phase stops early when its day runs out, and
-says how many requests it sent). Then one `fraudpipe serve` process (uvicorn, in-memory
-windows, ``--clock replay`` on the first served day, ``--lateness`` a day, since
-concurrent clients overtake each other) is started and measured:
+44 days), ingested and trained once per (size, seed) in the data directory (the last
+seven days are left out: each phase has its own days; a phase stops early when its days
+run out, and says how many requests it sent). Then one `fraudpipe serve` process
+(uvicorn, in-memory windows, ``--clock replay`` on the first served day, ``--lateness``
+a day, since concurrent clients overtake each other) is started and measured:
 
 - start-up: seconds from the process start to /readyz 200, and its memory (VmRSS, VmHWM
   from /proc) when ready and at the end;
@@ -16,7 +15,10 @@ concurrent clients overtake each other) is started and measured:
   for the given seconds: throughput and latency percentiles;
 - open loop: requests due at a fixed rate (one every 1/R s) whatever the answers, sent by
   a pool of senders; a request's latency runs from when it was due (so a stalled server
-  is not hidden: no coordinated omission), with the errors counted;
+  is not hidden: no coordinated omission), with the errors counted; it crosses a
+  midnight (the last half of its requests' worth of one day, then the next day's), so
+  its figures include a day roll, and the requests due in the 2 s before and after the
+  roll are reported apart (`around_roll`);
 - rate search: open loops of `SEARCH_STEP_SECONDS` (20 s) at `SEARCH_RATES` (300, 400,
   500, 600 requests/s), stopping at the first whose p99 passes 50 ms or that could not
   send its requests: the highest rate with p99 under 50 ms (at most 80 s);
@@ -69,19 +71,20 @@ def share_with_head(data_dir: Path, *, days: int, customers: int, terminals: int
     return share, where / "all", served_days
 
 
-def bodies(day_files: list[Path]) -> list[bytes]:
-    """The days' transactions as request bodies of the first day, in (time, id) order.
+def bodies(day_files: list[Path], onto_first: bool = True) -> list[bytes]:
+    """The days' transactions as request bodies, in (time, id) order.
 
-    Later days are moved back onto the first (a day twice as busy): a 60 s loop at
-    300 requests/s needs more transactions than one simulated day holds, and a day roll
-    inside a measured loop would measure the roll.
+    `onto_first`: later days are moved back onto the first (a day twice as busy), for the
+    loops that need more transactions than one simulated day holds and no day roll;
+    otherwise each keeps its own day (a loop over them crosses midnight).
     """
     import orjson
     import pandas as pd
 
     frames = [pd.read_parquet(p) for p in day_files]
     for back, frame in enumerate(frames):
-        frame["TX_DATETIME"] -= pd.Timedelta(days=back)
+        if onto_first:
+            frame["TX_DATETIME"] -= pd.Timedelta(days=back)
     frame = pd.concat(frames, ignore_index=True)
     frame = frame.sort_values(["TX_DATETIME", "TRANSACTION_ID"], kind="stable")
     return [orjson.dumps({"TRANSACTION_ID": int(r.TRANSACTION_ID),
@@ -231,8 +234,12 @@ class KeepAlive:
             self._socket = None
 
 
-def open_loop(url: str, feed: Feed, rate: float, seconds: float, senders: int = 16) -> dict:
-    """Requests due every 1/`rate` s; latency counted from the due time."""
+def open_loop(url: str, feed: Feed, rate: float, seconds: float, senders: int = 16,
+              records: list[tuple[float, float, bytes]] | None = None) -> dict:
+    """Requests due every 1/`rate` s; latency counted from the due time.
+
+    `records`: if given, each request's (due time, latency, body) is appended to it.
+    """
     due: queue.Queue = queue.Queue()
     latencies: list[float] = []
     errors: list[str] = []
@@ -263,6 +270,8 @@ def open_loop(url: str, feed: Feed, rate: float, seconds: float, senders: int = 
                     errors.append(repr(exc))
                     client.close()
                 latencies.append(time.perf_counter() - when)
+                if records is not None:
+                    records.append((when, latencies[-1], body))
         finally:
             client.close()
 
@@ -299,10 +308,16 @@ def start_service(share: Path, today, port: int,
     import httpx
 
     fraudpipe = fraudpipe or str(Path(sys.executable).parent / "fraudpipe")
+    # A replayed day passes in seconds: its next day is prepared 12 replayed hours ahead
+    # (mid-loop), as 15 minutes are ahead of a wall-clock midnight (not at the roll).
+    # (A build without the option, measured as a baseline, prepares when it does.)
+    usage = subprocess.run([fraudpipe, "serve", "--help"], capture_output=True, text=True)
+    ahead = ["--prepare-ahead", "43200"] if "--prepare-ahead" in usage.stdout else []
     started = time.perf_counter()
     process = subprocess.Popen(
         [fraudpipe, "serve", "--storage", str(share), "--port", str(port), "--clock", "replay",
-         "--today", today.isoformat(), "--lateness", "86400", "--log-level", "warning"],
+         "--today", today.isoformat(), "--lateness", "86400", "--log-level", "warning",
+         *ahead],
         env={**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"})
     while True:
         if process.poll() is not None:
@@ -363,7 +378,12 @@ def run(seed: int = 0, quick: bool = False, data_dir: Path | None = None,
     # (the reload phase gets two days' rows: under load the new head's train takes a minute)
     # (the search gets four days' rows, ~40,000: its steps send up to 36,000; moved onto
     # its first day, so the reload phase's days stay later)
-    feeds = {"closed": bodies(files[:1]), "open": bodies(files[1:3]),
+    # the open loop crosses a midnight: the last half of its requests' worth of one day,
+    # then the next day (the service rolls mid-loop; its history prepared ahead)
+    tail = int(rate * seconds / 2) + 5  # (+ the warm-up's)
+    next_day = bodies(files[2:3], onto_first=False)
+    feeds = {"closed": bodies(files[:1]),
+             "open": bodies(files[1:2], onto_first=False)[-tail:] + next_day,
              "search": bodies(files[3:7]) if "search" in only else [],
              "reload": bodies(files[5:7])}
     port = free_port()
@@ -383,9 +403,13 @@ def run(seed: int = 0, quick: bool = False, data_dir: Path | None = None,
                 url, feed, c, seconds / 4)) for clients in (1, 4)]
         if "open" in only:
             feed = Feed(feeds["open"])
-            warm_up(url, feed)  # the day roll happens here, outside the open loop's figures
-            result["open_loop"] = phases.measured(pid, lambda: open_loop(url, feed, rate,
-                                                                         seconds))
+            warm_up(url, feed)  # the roll to the loop's first day, outside its figures
+            records: list[tuple[float, float, bytes]] = []
+            rolls = phases.day_rolls(url)
+            result["open_loop"] = phases.measured(pid, lambda: open_loop(
+                url, feed, rate, seconds, records=records))
+            result["open_loop"]["day_rolls"] = phases.day_rolls(url) - rolls
+            result["open_loop"]["around_roll"] = phases.around_roll(records, next_day)
             print("open_loop", result["open_loop"], flush=True)
         if "search" in only:
             feed = Feed(feeds["search"])

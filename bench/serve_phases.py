@@ -134,6 +134,36 @@ def reload_under_load(url: str, feed, pid: int, rate: float, seconds: float,
             "during_swap": {"requests": len(during), **percentiles(during)}}
 
 
+def day_rolls(url: str) -> float:
+    """The service's day rolls so far (its /metrics counter)."""
+    import httpx
+
+    text = httpx.get(f"{url}/metrics", timeout=30).text
+    return next(float(line.split()[-1]) for line in text.splitlines()
+                if line.startswith("fraudpipe_serve_day_rolls_total"))
+
+
+def around_roll(records: list[tuple[float, float, bytes]], new_day: list[bytes],
+                seconds: float = 2.0) -> dict:
+    """An open loop's requests due in the `seconds` before and after its first request of
+    the next day (the one that rolls the service): how many and their latencies.
+
+    `records`: (due time, latency, body) of each request; `new_day`: the next day's bodies.
+    """
+    from bench.serve_load import percentiles
+
+    later = set(new_day)
+    records = sorted(records, key=lambda record: record[0])
+    first = next((when for when, _, body in records if body in later), None)
+    if first is None:
+        return {"next_day_requests": 0}
+    before = [lat for when, lat, _ in records if first - seconds <= when < first]
+    after = [lat for when, lat, _ in records if first <= when <= first + seconds]
+    return {"next_day_requests": sum(1 for record in records if record[2] in later),
+            "seconds": seconds, "before": {"requests": len(before), **percentiles(before)},
+            "after": {"requests": len(after), **percentiles(after)}}
+
+
 def parquet_body(day_file: Path) -> tuple[bytes, int]:
     """A day's transactions as a Parquet request body (no label), and its row count."""
     import pandas as pd

@@ -18,8 +18,9 @@ on the path of a child process), in process and without HTTP:
    seconds of the process (`time.process_time`, no other thread running) and wall seconds;
 5. the median µs of one transaction's features over the new day's history
    (`one_row_query_us`), then `tick()` once more (the background pass after the roll:
-   this tree prepares the day's history as one part, the baseline reads the following
-   day's files ahead), timed, and the query again;
+   this tree serves the day from its two parts and prepares nothing until the day's last
+   transactions; the baseline reads the following day's files ahead), timed, and the
+   query again;
 6. the process's resident memory (VmRSS) when loaded with S's rows recorded, after the
    tick before midnight (what is kept ahead) and after the pass after the roll;
 7. (this tree) S's features over its history in the two parts of a roll against one
@@ -80,8 +81,13 @@ def measure(share: Path, day_file: Path, day: dt.date, repeats: int) -> dict:
                     frame["CUSTOMER_ID"].tolist(), frame["TERMINAL_ID"].tolist(),
                     frame["TX_AMOUNT"].astype(float).tolist(), strict=True))
     the_share = Share.at(share)
+    # as `fraudpipe serve` runs; S's rows all recorded, its next day is prepared ahead at
+    # the tick before the roll whatever the time of S's last transaction
     config = ServeConfig(mapping=serving_mapping(the_share), clock="replay", today=day,
-                         reload_seconds=3600, freeze_gc=True)  # as `fraudpipe serve` runs
+                         reload_seconds=3600, freeze_gc=True,
+                         **({"prepare_ahead_seconds": 86400.0}
+                            if "prepare_ahead_seconds" in ServeConfig.__dataclass_fields__
+                            else {}))
     runs: list[dict] = []
     for _ in range(repeats):
         scorer = Scorer(the_share, config, MemoryIntraday())

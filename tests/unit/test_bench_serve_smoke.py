@@ -2,7 +2,8 @@
 
 A smoke test on a tiny share: no timing is asserted (the machine is shared). What is
 asserted could fail: the service became ready, every phase sent requests and got no
-error, the server's CPU per request was read, the rate search stepped, the hot reload
+error, the server's CPU per request was read, the open loop crossed a midnight (one day
+roll, requests of both days answered), the rate search stepped, the hot reload
 under load moved the answers to a new checkpoint without a failed request, the batch was
 answered row for row, memory was read from the serving process.
 """
@@ -30,6 +31,12 @@ def test_bench_serve_quick_measures_every_phase(tmp_path):
         assert loop["requests"] > 0 and loop["errors"] == 0, loop
         assert 0 < loop["p50_ms"] <= loop["p99_ms"] <= loop["max_ms"]
         assert loop["server_cpu_ms_per_request"] > 0
+    # the open loop crossed a midnight: one roll, requests of both days around it answered
+    open_loop = result["open_loop"]
+    assert open_loop["day_rolls"] == 1, open_loop
+    around = open_loop["around_roll"]
+    assert 0 < around["next_day_requests"] < open_loop["requests"], around
+    assert around["before"]["requests"] > 0 and around["after"]["requests"] > 0, around
     reload = result["reload_under_load"]
     assert reload["requests"] > 0 and reload["failed"] == 0, reload
     assert reload["checkpoints_answered"] == 2, reload

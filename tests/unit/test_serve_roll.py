@@ -4,10 +4,11 @@ The next serving day's history is prepared in two parts: the days carried from b
 (known before midnight) ahead, in the service's background tick, and the day just served
 at the roll. The preparation is counted (a wrapper around `prepare_history`): at the roll
 it is given the served day's rows and nothing else, unless the share changed since the
-carried part was prepared (labels filed), when the whole history is prepared again. The
-next background pass prepares the day's history as one part. Either way, in two parts or
-one, the new day's answers carry the arrival path's features of their rows, bit for bit,
-once the days arrive as files.
+carried part was prepared (labels filed), when the whole history is prepared again.
+Nothing is prepared ahead before the last hours of the day (of the wall clock, or of the
+latest transaction under the replay clock). The new day is served from the two parts,
+and its answers carry the arrival path's features of their rows, bit for bit, once the
+days arrive as files.
 """
 
 from __future__ import annotations
@@ -71,13 +72,20 @@ def prepared_rows(monkeypatch):
     return calls
 
 
+#: The next day's history is prepared in the day's last 6 hours (by then the simulated
+#: day's last transactions have come; `fraudpipe serve`'s default is 15 minutes).
+AHEAD_SECONDS = 6 * 3600
+
+
 def scorer_on(bank, clock_kind: str,
               prepared: list[int]) -> tuple[Scorer, Clock, list[list[int]]]:
     """A scorer at 23:59:59 of the first served day; the rows each roll prepared."""
     first = bank.served[0]
     clock = Clock(dt.datetime.combine(first, dt.time(23, 59, 59), dt.UTC))
-    config = (bank.replay_config(freeze_gc=True) if clock_kind == "replay"
+    config = (bank.replay_config(freeze_gc=True, prepare_ahead_seconds=AHEAD_SECONDS)
+              if clock_kind == "replay"
               else ServeConfig(mapping=serving_mapping(bank.share), reload_seconds=3600,
+                               prepare_ahead_seconds=AHEAD_SECONDS,
                                freeze_gc=True))  # as `fraudpipe serve` runs
     scorer = Scorer(bank.share, config, MemoryIntraday(), now=clock)
     assert scorer.load()  # no background thread: the test calls its tick() itself
@@ -109,18 +117,22 @@ def assert_arrival_inputs(bank, day: dt.date, answers: dict[str, dict]) -> None:
 @pytest.mark.parametrize("clock_kind", ["wall", "replay"])
 def test_the_roll_prepares_only_the_day_just_served(bank, prepared_rows, collections,
                                                     clock_kind):
-    # GIVEN a service that has served its first day, and its background tick run once
+    # GIVEN a service that has served its first day, and its background tick run at noon
+    # and before midnight
     first, second = bank.served
     scorer, clock, rolls = scorer_on(bank, clock_kind, prepared_rows)
     today, tomorrow = bank.day_rows(first), bank.day_rows(second)
-    for _, row in today.iterrows():
-        scorer.score_one(orjson_body(transaction(row)))
+    morning = today["timestamp"].str[11:13] < "12"
+    assert 0 < morning.sum() < len(today)
     prepared_rows.clear()
-    if clock_kind == "wall":  # at noon, nothing is prepared ahead yet
-        clock.when = dt.datetime.combine(first, dt.time(12), dt.UTC)
-        scorer.tick()
-        assert prepared_rows == [] and scorer._carried is None
-        clock.when = dt.datetime.combine(first, dt.time(23, 59, 59), dt.UTC)
+    for _, row in today[morning].iterrows():
+        scorer.score_one(orjson_body(transaction(row)))
+    clock.when = dt.datetime.combine(first, dt.time(12), dt.UTC)
+    scorer.tick()  # at noon (of the clock, or of the latest transaction): nothing yet
+    assert prepared_rows == [] and scorer._carried is None
+    for _, row in today[~morning].iterrows():
+        scorer.score_one(orjson_body(transaction(row)))
+    clock.when = dt.datetime.combine(first, dt.time(23, 59, 59), dt.UTC)
     scorer.tick()  # what the background thread does every 0.2 s, before midnight
     carried = sum(len(bank.day_rows(d)) for d in scorer.serving.history.file_days)
     assert prepared_rows == [carried]  # the days N-37 .. N-2: the share's files
@@ -133,20 +145,19 @@ def test_the_roll_prepares_only_the_day_just_served(bank, prepared_rows, collect
         scorer.tick()
     half = len(tomorrow) // 2
     for i, row in enumerate(tomorrow.to_dict("records")):
-        if i == half:  # the history in two parts, until the background pass makes it one
+        if i == half:  # served from two parts: the carried days, then the day just served
             assert [part.days for part in scorer.serving.history.parts][1:] == [[first]]
-            scorer.tick()
-            assert len(scorer.serving.history.parts) == 1
+            scorer.tick()  # the background pass mid-day: nothing to prepare
+            assert len(scorer.serving.history.parts) == 2
         answers[row["tx_id"]] = scorer.score_one(orjson_body(transaction(row)), inputs=True)
-    # THEN the roll prepared the served day's rows alone, and neither it nor the pass
-    # after it ran a full collection (they freeze what they installed)
+    # THEN the roll prepared the served day's rows alone and ran no full collection (it
+    # froze what it installed)
     assert rolls == [[len(today)]]
     assert collections == []
     assert all(o is not scorer.serving for o in gc.get_objects())
     assert scorer.serving.day == second
     assert scorer.serving.history.served_days == [first]
-    # and the new day's inputs are the arrival path's, bit for bit, before and after the
-    # history became one part
+    # and the new day's inputs are the arrival path's, bit for bit
     assert_arrival_inputs(bank, second, answers)
 
 

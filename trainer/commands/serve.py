@@ -52,6 +52,10 @@ def add_parser(sub) -> None:
                         help="accept a transaction this much older than the day's latest "
                              "accepted one (default 0: in order; an accepted late one is "
                              "missing from the windows of the later ones already answered)")
+    parser.add_argument("--prepare-ahead", type=float, default=900.0, metavar="SECONDS",
+                        help="prepare the next day's history this long before midnight "
+                             "(the clock's; with --clock replay, the latest transaction's; "
+                             "default 900); it is then held beside the day's own")
     parser.add_argument("--reload-interval", type=float, default=2.0, metavar="SECONDS",
                         help="how often to look for a new head (default 2)")
     parser.add_argument("--log-level", default="info", help="uvicorn's log level (default info)")
@@ -71,7 +75,8 @@ def run(args: argparse.Namespace) -> int:
     share = share_of(args)
     config = ServeConfig(mapping=serving_mapping(share, args.mapping), clock=args.clock,
                          today=args.today, lateness_seconds=args.lateness,
-                         reload_seconds=args.reload_interval, freeze_gc=True)
+                         reload_seconds=args.reload_interval,
+                         prepare_ahead_seconds=args.prepare_ahead, freeze_gc=True)
     intraday: Intraday
     if args.redis_url or args.shared:
         from trainer.queue.settings import RedisSettings

@@ -20,15 +20,17 @@ Day roll: the wall clock's midnight in the share's time zone (``clock="wall"``),
 first transaction of a later day (``clock="replay"``, for replaying recorded days). The
 next day N's history is prepared in two parts (`trainer.serving.history`): its carried
 part (days N-37 .. N-2: the share's files and the days served here) ahead, in the
-background thread, in the last minutes of the day before (``prepare_ahead_seconds``:
-it is held beside the day's own history from then on); the roll prepares only the day just
-served (its rows, or its file if it arrived) and installs (~0.2 s -> ~0.01 s at default
-size, ~3.4 s -> ~0.1 s at 100k a day: `bench/serve_roll.py`). The background thread then
-prepares the day's history again as one part (queries look up one part, not two) and
-swaps it in, as a reload does. A carried part is used only if the share's days, labels
-and head are as they were when it was prepared (`WatchKey`); otherwise, or when none is
-ready (a replay reaching the next day within moments of the last roll), the roll
-prepares the whole history itself, as a load does.
+background thread, in the last minutes of the day before (``prepare_ahead_seconds``
+before midnight: of the wall clock, or under the replay clock of the latest transaction
+accepted; the part is held beside the day's own history from then on); the roll prepares
+only the day just served (its rows, or its file if it arrived) and installs (~0.2 s ->
+~0.01 s at default size, ~3.4 s -> ~0.1 s at 100k a day: `bench/serve_roll.py`). The
+day is then served from the two parts (a query looks up both, ~0.2 ms more than one; a
+load or a reload prepares one): preparing them again as one right after the roll was
+~0.4 s of background CPU at default size competing with the new day's first answers.
+A carried part is used only if the share's days, labels and head are as they were when
+it was prepared (`WatchKey`); otherwise, or when none is ready, the roll prepares the
+whole history itself, as a load does.
 """
 
 from __future__ import annotations
@@ -105,18 +107,18 @@ class ServeConfig:
     reasons: int = 3
     """Top reasons per single answer."""
     prepare_ahead_seconds: float = 900.0
-    """Wall clock: the next day's carried history is prepared this long before midnight
-    (from then on it is held beside the day's: ~0.6 GiB at 100,000 transactions a day);
-    replay: as soon as a day is served (its end is the next day's first transaction)."""
+    """The next day's carried history is prepared this long before midnight: of the wall
+    clock, or under the replay clock of the latest transaction accepted (from then on it
+    is held beside the day's: ~0.6 GiB at 100,000 transactions a day)."""
     freeze_gc: bool = False
     """After each install (load, reload, roll), move every object out of the garbage
     collector's sight (``gc.freeze``), after a load or a reload collecting once first:
     the service's process sets it, so the model, the history and the libraries are not
     rescanned by every full collection (~110 ms each with them, on the default-size
     share, a stall of the whole service every ~30 s at 300 requests/s; well under 1 ms
-    without). A day roll and the pass after it only freeze: that collection would be
-    most of the roll's pause, and the histories they replace leave no cycles behind (none
-    found after three rolls, `bench/RESULTS.md`): they are freed by reference counts."""
+    without). A day roll only freezes: that collection would be most of its pause, and
+    the history it replaces leaves no cycles behind (none found after three rolls,
+    `bench/RESULTS.md`): it is freed by reference counts."""
 
 
 @dataclass(frozen=True)
@@ -307,36 +309,29 @@ class Scorer:
             return
         if self.config.clock == "wall" and self.wall_today() > self.serving.day:
             self.roll_to(self.wall_today())
-            return  # (the new day's first requests before the background work below)
-        self._consolidate()
+            return
         if self._ahead_due():
             self.prepare_ahead(self.serving.day + dt.timedelta(days=1))
 
     def _ahead_due(self) -> bool:
-        """Whether the next day's carried history is to be prepared now."""
-        serving = self.serving
-        if serving is None or self.config.clock == "replay":
-            return serving is not None
-        zone = zoneinfo.ZoneInfo(self.config.mapping.timezone)
-        midnight = dt.datetime.combine(serving.day + dt.timedelta(days=1), dt.time(0),
-                                       zone)
-        left = midnight.astimezone(dt.UTC) - self._now().astimezone(dt.UTC)
-        return left.total_seconds() <= self.config.prepare_ahead_seconds
+        """Whether the next day's carried history is to be prepared now.
 
-    def _consolidate(self) -> None:
-        """After a roll: the day's history prepared again as one part, and swapped in.
-
-        The roll installs the carried part plus the day just served (two parts: each query
-        looks both up); one part answers each query with half the lookups.
+        Within ``prepare_ahead_seconds`` of midnight: the wall clock's, or under the replay
+        clock the latest accepted transaction's.
         """
         serving = self.serving
-        if serving is None or len(serving.history.parts) == 1:
-            return
-        history = self._history(serving.day)
-        with self._roll_lock:
-            if self.serving is serving:  # not rolled or reloaded meanwhile
-                self._install(serving.head, history, collect=False)
-                log.info("serve: %s's history prepared as one part", serving.day)
+        if serving is None:
+            return False
+        next_day = serving.day + dt.timedelta(days=1)
+        if self.config.clock == "replay":
+            latest = self.intraday.latest_ns(serving.day)
+            midnight_ns = (next_day - EPOCH).days * NS_PER_DAY
+            return latest is not None and (
+                midnight_ns - latest <= self.config.prepare_ahead_seconds * 1e9)
+        zone = zoneinfo.ZoneInfo(self.config.mapping.timezone)
+        midnight = dt.datetime.combine(next_day, dt.time(0), zone)
+        left = midnight.astimezone(dt.UTC) - self._now().astimezone(dt.UTC)
+        return left.total_seconds() <= self.config.prepare_ahead_seconds
 
     def prepare_ahead(self, day: dt.date) -> None:
         """Prepare serving day `day`'s carried history part, unless it is ready and current."""
