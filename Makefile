@@ -113,17 +113,8 @@ TEST_WORKERS ?= 3
 PYTEST = $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
 test: lint unit-and-integration
 
-unit-and-integration: $(BIN)/fraudpipe test-packages $(VENV)/tests-compiled
+unit-and-integration: $(BIN)/fraudpipe test-packages
 	$(PYTEST) -m "not slow and not on_cluster" $(PYTEST_ARGS)
-
-# The modules the tests import (~3,200), compiled to bytecode once by one collection,
-# beside the lint (make -j), before the workers start: each of the TEST_WORKERS workers
-# collecting on a fresh install would compile them all again (~13 s of CPU each), none
-# finding the others' bytecode yet. Once per virtualenv; a collection error is reported
-# by the test run itself.
-$(VENV)/tests-compiled: $(BIN)/fraudpipe
-	-$(BIN)/python -m pytest --collect-only -qq -p no:cacheprovider >/dev/null 2>&1
-	touch $@
 
 ## ruff (project config, docstring rules included) and mypy (pydantic plugin) on the packages.
 lint: $(BIN)/fraudpipe
