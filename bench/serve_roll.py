@@ -124,10 +124,9 @@ def measure(share: Path, day_file: Path, day: dt.date, repeats: int) -> dict:
 
 def rss_mib() -> float:
     """This process's resident memory (VmRSS), in MiB."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return round(int(line.split()[1]) / 1024, 1)
-    return float("nan")
+    from bench.serve_load import memory_mib
+
+    return memory_mib(os.getpid())["VmRSS"]
 
 
 def one_row_query_us(history, rows: list, count: int = 2000) -> float:
