@@ -18,6 +18,7 @@ import redis
 sys.path.insert(0, str(Path(__file__).parent))
 
 from redis_server import RedisServer  # noqa: E402
+from xdist_warmup import first_worker_collected, forget_marker, wait_for_first_worker  # noqa: E402
 
 #: Database used by `redis_url`; db 0 stays free for ad-hoc use.
 TEST_DB = 9
@@ -31,6 +32,18 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):
     from xdist_groups import ModuleGroupScheduling
 
     return ModuleGroupScheduling(config, log)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    wait_for_first_worker(config)  # a cold install: gw0 compiles the imports first
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    first_worker_collected(session.config)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    forget_marker(config)
 
 
 @pytest.fixture(scope="session")
