@@ -10,8 +10,10 @@ against them in a subprocess, exactly as a user would: work pools and blocks,
 the days arrive without labels and each day's labels land a week later, so the first
 `TRAINED` days are labelled and trained and the others are scored on arrival; "today"
 is the last day, which nobody has labelled yet. The servers stay up for the tests that
-read the result through the API or the UI, and stop at the end of the session. One
-instance per test process: the first test that asks starts it, the rest reuse it.
+read the result through the API or the UI, and stop when this worker moves past the last
+test of their xdist unit (`stop_after_last_user`; an idle server with its scheduler still
+costs CPU), or at the end of the session. One instance per test process: the first test
+that asks starts it, the rest reuse it.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import pytest
 
 from stack.services import PrefectServer, RedisService
 from tests.prefect_db import seed_prefect_home
+from tests.xdist_groups import module_group
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 #: Small population: the test is about orchestration, not about the model.
@@ -41,6 +44,8 @@ TRAINED = DAYS - LABELS_AFTER
 TODAY = f"2018-04-{DAYS:02d}"
 
 _INSTANCE: dict[str, DeployedPipeline] = {}
+#: The xdist unit of the tests that use the deployed pipeline (their modules' mark).
+GROUP = "deployed_pipeline"
 
 
 @dataclass
@@ -104,3 +109,18 @@ def deployed_pipeline(request: pytest.FixtureRequest,
     request.config.add_cleanup(pipeline.stop)
     _INSTANCE["pipeline"] = pipeline
     return pipeline
+
+
+def stop_after_last_user(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """Stop the pipeline's servers once `item` was the last test of its xdist unit here.
+
+    Only under `--dist loadgroup`, where a unit's tests run one after another on one
+    worker (tests/xdist_groups.py); in one process the two modules are not adjacent, and
+    stopping after the first would start the servers again for the second.
+    """
+    # xdist's workers see `--dist loadgroup` as option.loadgroup (xdist/remote.py)
+    if "pipeline" not in _INSTANCE or not getattr(item.config.option, "loadgroup", False):
+        return
+    root = Path(item.config.rootpath)
+    if nextitem is None or module_group(root, nextitem.nodeid.split("::", 1)[0]) != GROUP:
+        _INSTANCE.pop("pipeline").stop()

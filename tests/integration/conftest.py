@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from unittest import mock
 
 import pytest
+from prefect_server import stop_after_last_user  # the module object the tests import
 
 from tests.make_up_stack import OpenStack, make, open_stack
 from tests.prefect_db import migrated_database
@@ -36,6 +37,10 @@ def prefect_harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         # generous: a start-up on a busy machine is not a failure of what the tests check
         with harness.prefect_test_harness(server_startup_timeout=240):
             yield PREFECT_API_URL.value()
+
+
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    stop_after_last_user(item, nextitem)
 
 
 @pytest.fixture(scope="session")
