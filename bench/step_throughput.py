@@ -7,7 +7,8 @@ transactions
 a day: customers and terminals grow with the day size and the radius shrinks by the square
 root, so each customer still sees about 100 terminals. The share holds the measured day D
 and its 37 days of history (what D's features read), plus the day before D trained as the
-chain's head, so the step is a real warm start. Then, each case in a fresh Python process
+chain's head, so the step is a real warm start (this setup runs in the parent process).
+Then, each case in a fresh Python process
 with single-threaded libraries (pinned to one CPU with FRAUDPIPE_BENCH_PIN=1), repeated,
 interleaved, and reported as the median:
 
@@ -200,14 +201,36 @@ def _recording_step(kind: str, share, day: dt.date) -> dict:
             "step_seconds": round(result.seconds, 4), **seen}
 
 
+def _sample_step(work: Path, day: dt.date) -> dict:
+    """The sample's training of `day`, continuing from its checkpoint of the day before."""
+    from bench import sample_logic
+
+    sample = work / "sample"
+    previous = day - dt.timedelta(days=1)
+    checkpoint = sample / f"model_cpt_{previous.isoformat()}.pkl"
+    testing = min(sample.glob("????-??-??.pkl"))  # the day before D, as in `_prepare`
+    return sample_logic.train_dataset(sample / f"{day.isoformat()}.pkl", testing,
+                                      sample, checkpoint if checkpoint.is_file() else None)
+
+
+def _head_step(work: Path, day: dt.date) -> None:
+    """Train the chain's head `day` (its feature state built from raw days): setup."""
+    from trainer.share.layout import create_share
+    from trainer.step import run_step
+
+    share = create_share(work / "share", "fraudpipe bench")[0]
+    result = run_step(share, day, learner=os.environ.get(LEARNER_ENV) or None)
+    if result.status != "trained":
+        raise SystemExit(f"step on {day} was {result.status}, expected trained")
+
+
 #: The learner of the measured chain (`python -m bench step --learner`); the default's if unset.
 LEARNER_ENV = "FRAUDPIPE_BENCH_LEARNER"
 
 
 def child(kind: str, args: argparse.Namespace) -> dict:
     """Run one case in this process and return its figures."""
-    # Data preparation is not measured; leave it free to run beside a measurement.
-    cpu = _pin_to_one_cpu() if kind != "prepare" else -1
+    cpu = _pin_to_one_cpu()
     from bench import sample_logic  # noqa: F401
     from trainer.share.layout import create_share
     from trainer.step import run_step  # noqa: F401 - imports are not part of the timing
@@ -217,21 +240,14 @@ def child(kind: str, args: argparse.Namespace) -> dict:
     share = create_share(work / "share", "fraudpipe bench")[0]
     given = _floor_setup(share, day) if kind == "floor" else ()
     started, started_cpu = time.perf_counter(), time.process_time()
-    if kind == "prepare":
-        detail = _prepare(work, args.tx_per_day, args.history, args.seed)
-    elif kind in ("step", "step_raw"):
+    if kind in ("step", "step_raw"):
         detail = _recording_step(kind, share, day)
     elif kind == "floor":
         detail = _floor(share, day, *given)
     elif kind == "read_history":
         detail = _read_history(share.root, day)
     elif kind == "sample":
-        sample = work / "sample"
-        previous = day - dt.timedelta(days=1)
-        checkpoint = sample / f"model_cpt_{previous.isoformat()}.pkl"
-        testing = min(sample.glob("????-??-??.pkl"))  # the day before D, as in `_prepare`
-        detail = sample_logic.train_dataset(sample / f"{day.isoformat()}.pkl", testing,
-                                            sample, checkpoint if checkpoint.is_file() else None)
+        detail = _sample_step(work, day)
     else:
         raise SystemExit(f"unknown child kind {kind!r}")
     return {"kind": kind, "seconds": round(time.perf_counter() - started, 4),
@@ -240,14 +256,12 @@ def child(kind: str, args: argparse.Namespace) -> dict:
             "cpu": cpu, **detail}
 
 
-def run_child(kind: str, work: Path, day: dt.date | None = None, **extra) -> dict:
+def run_child(kind: str, work: Path, day: dt.date | None = None) -> dict:
     """Run `kind` in a fresh interpreter; returns the JSON it printed."""
     command = [sys.executable, "-m", "bench.step_throughput", "--child", kind,
                "--work", str(work)]
     if day is not None:
         command += ["--day", day.isoformat()]
-    for key, value in extra.items():
-        command += [f"--{key.replace('_', '-')}", str(value)]
     env = {**os.environ, **ONE_THREAD_ENV}
     done = subprocess.run(command, env=env, cwd=REPO_ROOT, capture_output=True, text=True)
     if done.returncode != 0:
@@ -277,7 +291,7 @@ def prepared(data_dir: Path, tx_per_day: int, history: int, seed: int) -> tuple[
         return work, json.loads(marker.read_text())
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    info = run_child("prepare", work, tx_per_day=tx_per_day, history=history, seed=seed)
+    info = _prepare(work, tx_per_day, history, seed)
     marker.write_text(json.dumps(info))
     return work, info
 
@@ -317,8 +331,9 @@ def measure_size(name: str, tx_per_day: int, *, data_dir: Path, seed: int, repea
     for stale in (work / "sample").glob("model_cpt_*"):
         stale.unlink()
     _record_hashes(share)
-    run_child("step", work, head)           # the chain's head (its state built from raw)
-    run_child("sample", work, head)         # the sample's checkpoint of the day before
+    # Setup in this process: only the measured cases below need a fresh interpreter each.
+    _head_step(work, head)                  # the chain's head (its state built from raw)
+    _sample_step(work, head)                # the sample's checkpoint of the day before
     snapshot = work / "output-snapshot"
     shutil.rmtree(snapshot, ignore_errors=True)
     shutil.copytree(share.output_dir, snapshot)
@@ -399,8 +414,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--child")
     parser.add_argument("--work")
     parser.add_argument("--day")
-    parser.add_argument("--tx-per-day", type=int)
-    parser.add_argument("--history", type=int)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     if args.child:
