@@ -30,7 +30,7 @@ import pytest
 
 from stack.services import PrefectServer, RedisService
 from tests.prefect_db import seed_prefect_home
-from tests.xdist_groups import module_group
+from tests.xdist_groups import last_of_unit
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 #: Small population: the test is about orchestration, not about the model.
@@ -112,15 +112,6 @@ def deployed_pipeline(request: pytest.FixtureRequest,
 
 
 def stop_after_last_user(item: pytest.Item, nextitem: pytest.Item | None) -> None:
-    """Stop the pipeline's servers once `item` was the last test of its xdist unit here.
-
-    Only under `--dist loadgroup`, where a unit's tests run one after another on one
-    worker (tests/xdist_groups.py); in one process the two modules are not adjacent, and
-    stopping after the first would start the servers again for the second.
-    """
-    # xdist's workers see `--dist loadgroup` as option.loadgroup (xdist/remote.py)
-    if "pipeline" not in _INSTANCE or not getattr(item.config.option, "loadgroup", False):
-        return
-    root = Path(item.config.rootpath)
-    if nextitem is None or module_group(root, nextitem.nodeid.split("::", 1)[0]) != GROUP:
+    """Stop the pipeline's servers once `item` was the last test of their unit here."""
+    if "pipeline" in _INSTANCE and last_of_unit(item, nextitem, GROUP):
         _INSTANCE.pop("pipeline").stop()

@@ -20,10 +20,13 @@ import functools
 import re
 from pathlib import Path
 
+import pytest
 from xdist.scheduler import LoadScopeScheduling
 
 GROUP_MARK = re.compile(r"""xdist_group\(\s*["']([^"']+)["']""")
 HARNESS = re.compile(r"\bprefect_harness\b")
+#: The unit of every module that uses the harness.
+HARNESS_UNIT = "prefect_harness"
 
 
 @functools.cache
@@ -36,8 +39,24 @@ def module_group(rootdir: Path, module: str) -> str:
     if named := GROUP_MARK.search(source):
         return named.group(1)
     if HARNESS.search(source):
-        return "prefect_harness"
+        return HARNESS_UNIT
     return module
+
+
+def _group_of(item: pytest.Item) -> str:
+    return module_group(Path(item.config.rootpath), item.nodeid.split("::", 1)[0])
+
+
+def last_of_unit(item: pytest.Item, nextitem: pytest.Item | None, group: str) -> bool:
+    """True when `item` is the last test of unit `group` this worker runs.
+
+    Only under `--dist loadgroup` (a worker sees it as option.loadgroup: xdist/remote.py),
+    where a unit's tests run one after another on one worker; in one process the modules
+    of a unit need not be adjacent.
+    """
+    if not getattr(item.config.option, "loadgroup", False) or _group_of(item) != group:
+        return False
+    return nextitem is None or _group_of(nextitem) != group
 
 
 class ModuleGroupScheduling(LoadScopeScheduling):

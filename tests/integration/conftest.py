@@ -3,7 +3,8 @@
 `prefect_harness` wraps Prefect's `prefect_test_harness()` (docs: how-to-guides/workflows/
 test-workflows): a temporary database and a local API server that every flow run of the
 session reports to, so tests can read flow runs, task runs and artifacts back through
-the client API. Session scope because starting the server costs seconds. The harness
+the client API. Session scope because starting the server costs seconds; under xdist it
+stops after the last test of its unit (an idle server still costs CPU). The harness
 puts its database in a directory it makes with `tempfile.mkdtemp`; it is handed one that
 already holds a copy of the session's migrated database (tests/prefect_db.py), under the
 name the harness gives it, so its server starts without migrating.
@@ -11,6 +12,7 @@ name the harness gives it, so its server starts without migrating.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from collections.abc import Iterator
 from unittest import mock
@@ -20,9 +22,12 @@ from prefect_server import stop_after_last_user  # the module object the tests i
 
 from tests.make_up_stack import OpenStack, make, open_stack
 from tests.prefect_db import migrated_database
+from tests.xdist_groups import HARNESS_UNIT, last_of_unit
 
 #: The file name prefect_test_harness() gives its database (prefect/testing/utilities.py).
 HARNESS_DATABASE = "prefect-test.db"
+#: The running harness, closed after the last test of its unit (or at the session's end).
+_HARNESS: dict[str, contextlib.ExitStack] = {}
 
 
 @pytest.fixture(scope="session")
@@ -33,14 +38,19 @@ def prefect_harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
     database = tmp_path_factory.mktemp("prefect-harness")
     shutil.copyfile(migrated_database(tmp_path_factory), database / HARNESS_DATABASE)
-    with mock.patch.object(harness, "mkdtemp", return_value=str(database)):
+    with contextlib.ExitStack() as running:
+        running.enter_context(mock.patch.object(harness, "mkdtemp", return_value=str(database)))
         # generous: a start-up on a busy machine is not a failure of what the tests check
-        with harness.prefect_test_harness(server_startup_timeout=240):
-            yield PREFECT_API_URL.value()
+        running.enter_context(harness.prefect_test_harness(server_startup_timeout=240))
+        _HARNESS["running"] = running
+        yield PREFECT_API_URL.value()
 
 
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    # An idle server costs CPU: each shared one stops after the last test of its unit.
     stop_after_last_user(item, nextitem)
+    if "running" in _HARNESS and last_of_unit(item, nextitem, HARNESS_UNIT):
+        _HARNESS.pop("running").close()
 
 
 @pytest.fixture(scope="session")
