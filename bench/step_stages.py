@@ -13,7 +13,7 @@ stages nested in it, which are printed indented below it. "other" is the step's 
 inside any top-level stage. Medians over the repeats; the checkpoint's sha256 of every
 run is printed too (the same inputs must give the same bytes). With `--code`, the step
 (and the head) run from that checkout's `trainer`, e.g. the code before a change, timed by
-this script: the stages it names must exist there.
+this script: a stage that code does not have is listed as "(absent)" with 0 s.
 """
 
 from __future__ import annotations
@@ -52,6 +52,9 @@ STAGES = (
     ("card ranks", "trainer.evaluation.scoring", "card_ranks"),
     ("reasons", "trainer.evaluation.scoring", "reason_columns"),
     ("saved list", "trainer.evaluation.scoring", "save_list"),
+    ("explain", "trainer.evaluation.reasons", "explain"),
+    ("booster contributions", "trainer.evaluation.reasons", "booster_contributions"),
+    ("reasons of a row", "trainer.evaluation.reasons", "reasons"),
     ("day metrics", "trainer.evaluation.scoring", "day_metrics"),
     ("booster update", "trainer.learners.boosting", "WindowBoostingClassifier.partial_fit"),
     ("MLP update", "trainer.model", "WarmStartClassifier.partial_fit"),
@@ -69,6 +72,7 @@ def _instrument() -> dict[str, float]:
 
     totals: dict[str, float] = {}
     stack: list[str] = []
+    absent: list[str] = []
 
     def timed(path: str, fn):
         @functools.wraps(fn)
@@ -85,21 +89,29 @@ def _instrument() -> dict[str, float]:
         return wrapper
 
     for name, module_name, attribute in STAGES:
-        module = importlib.import_module(module_name)
         owner_name, _, method = attribute.rpartition(".")
-        owner = getattr(module, owner_name) if owner_name else module
-        target = getattr(owner, method)
+        try:
+            module = importlib.import_module(module_name)
+            owner = getattr(module, owner_name) if owner_name else module
+            target = getattr(owner, method)
+        except (ImportError, AttributeError):  # older code: the stage is not there
+            absent.append(name)
+            continue
         if isinstance(target, dict):  # a table of callables (the profiles per kind)
             for key, fn in list(target.items()):
                 target[key] = timed(name, fn)
         else:
             setattr(owner, method, timed(name, target))
+    totals.update({f"(absent) {name}": 0.0 for name in absent})
     return totals
 
 
 def child(work: Path, day: dt.date) -> dict:
     """One instrumented step in this process; its stage CPU seconds."""
-    from trainer.share.layout import create_share
+    try:
+        from trainer.share.layout import create_share
+    except ImportError:  # code from before the share package (e.g. 581fcaa)
+        from trainer.storage import create_share  # type: ignore[no-redef]
 
     totals = _instrument()
     import trainer.step as step_module
@@ -109,7 +121,7 @@ def child(work: Path, day: dt.date) -> dict:
     started = time.process_time()
     result = step_module.run_step(share, day, learner=learner)
     total = time.process_time() - started
-    top = sum(v for k, v in totals.items() if " / " not in k)
+    top = sum(v for k, v in totals.items() if " / " not in k and not k.startswith("(absent)"))
     return {"total": total, "other": total - top, "stages": totals,
             "checkpoint_sha256": result.checkpoint_sha256,
             "transactions": result.metrics["transactions"]}

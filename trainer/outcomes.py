@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from trainer.share.files import atomic_write_text
@@ -69,8 +70,7 @@ def record_outcome(share: Share, day: dt.date, capacity: int = REVIEW_CAPACITY) 
         return None
     saved = json.loads(listed.read_text())
     checked = [str(c) for c in saved["cards"][:capacity]]
-    labels = pq.read_table(dataset, columns=["CUSTOMER_ID", "TX_FRAUD"]).to_pandas()
-    fraud_cards = set(labels.loc[labels["TX_FRAUD"] == 1, "CUSTOMER_ID"].astype(str))
+    fraud_cards = _fraud_cards(dataset)
     confirmed = [c for c in checked if c in fraud_cards]
     missed = sorted(fraud_cards - set(checked))
     outcome = {"date": day.isoformat(), "scored_by": saved.get("scored_by"),
@@ -78,8 +78,27 @@ def record_outcome(share: Share, day: dt.date, capacity: int = REVIEW_CAPACITY) 
                "hit_rate": round(len(confirmed) / len(checked), 4) if checked else None,
                "fraud_cards": len(fraud_cards), "missed": len(missed),
                "confirmed_cards": confirmed, "missed_cards": missed}
-    atomic_write_text(outcome_path(share, day), json.dumps(outcome, indent=1) + "\n")
+    text = json.dumps(outcome, indent=1) + "\n"
+    path = outcome_path(share, day)
+    # Every run records every list again: an unchanged outcome is not rewritten (no fsync).
+    if _read_text(path) != text:
+        atomic_write_text(path, text)
     return outcome
+
+
+def _fraud_cards(dataset: Path) -> set[str]:
+    """The cards with a fraud in the training dataset `dataset`, as text."""
+    table = pq.ParquetFile(dataset).read(columns=["CUSTOMER_ID", "TX_FRAUD"])
+    frauds = table.filter(pc.equal(table["TX_FRAUD"], 1))["CUSTOMER_ID"]
+    return {str(card) for card in frauds.to_pylist()}
+
+
+def _read_text(path: Path) -> str | None:
+    """The text of `path`; None when it does not exist."""
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        return None
 
 
 def record_outcomes(share: Share, capacity: int = REVIEW_CAPACITY) -> list[dict]:

@@ -84,6 +84,10 @@ def write_reports(share: Share, lineage: Lineage | None = None) -> None:
                       records_json({"head": lineage.head}, "steps", report_steps(lineage)))
 
 
+#: The scores file's reason columns (`trainer.evaluation.scoring.reason_columns`).
+_REASON_COLUMNS = ("REASONS", "REASON_INPUTS", "SCORE_FROM_BOOSTER", "SCORE_FROM_OTHERS")
+
+
 def _card_id(value) -> int | str:
     """A card id as the user's data has it: an integer, or text (JSON-ready either way)."""
     return int(value) if isinstance(value, int | np.integer) else str(value)
@@ -116,28 +120,41 @@ def card_alerts(share: Share, day: dt.date, limit: int = TOP_CARDS) -> list[dict
         raise FraudpipeError(f"{path}: no scores for {day} (only a day trained after the "
                              f"chain's first has them)")
     scores = pd.read_parquet(path)
+    # Best first within a card: its top row is the card's highest score (then earliest).
     ranked = (scores[scores["CARD_RANK"].notna()]
               .sort_values(["CARD_RANK", "FRAUD_SCORE", "TX_DATETIME"],
                            ascending=[True, False, True]))
+    # Each card's transactions in time order, all cards in one sort (the ids break ties).
+    listed = ranked.sort_values(["CARD_RANK", "TX_DATETIME", "TRANSACTION_ID"])
+    cards, starts = np.unique(ranked["CARD_RANK"].to_numpy(), return_index=True)
+    ends = np.append(starts[1:], len(ranked))
+    kept = len(cards) if limit < 0 else limit  # as many cards as asked (all when negative)
+    cards, starts, ends = cards[:kept], starts[:kept], ends[:kept]
+    amounts = ranked["TX_AMOUNT"].to_numpy()
+    top = {name: ranked[name].iloc[starts].tolist() for name in ranked.columns
+           if name in ("CUSTOMER_ID", "FRAUD_SCORE", *_REASON_COLUMNS)}
+    rows = {name: listed[name].tolist() for name in
+            ("TRANSACTION_ID", "TX_DATETIME", "TERMINAL_ID", "TX_AMOUNT", "FRAUD_SCORE")}
     alerts: list[dict] = []
-    for card, rows in ranked.groupby("CARD_RANK", sort=True):
-        if len(alerts) == limit:
-            break
-        top = rows.iloc[0]
-        alert: dict = {"rank": int(card), "card_id": _card_id(top["CUSTOMER_ID"]),
-                 "highest_score": round(float(top["FRAUD_SCORE"]), 4),
-                 "transactions": len(rows), "amount": round(float(rows["TX_AMOUNT"].sum()), 2),
+    for i, (card, start, end) in enumerate(zip(cards.tolist(), starts.tolist(), ends.tolist(),
+                                               strict=True)):
+        alert: dict = {"rank": int(card), "card_id": _card_id(top["CUSTOMER_ID"][i]),
+                 "highest_score": round(float(top["FRAUD_SCORE"][i]), 4),
+                 "transactions": end - start,
+                 # nansum: pandas' Series.sum, the same rows in the same order
+                 "amount": round(float(np.nansum(amounts[start:end])), 2),
                  "date": day.isoformat(), "scores_file": str(path)}
-        if "REASONS" in rows.columns:
+        if "REASONS" in ranked.columns:
             alert.update({
-                "reasons": str(top["REASONS"]), "reason_inputs": str(top["REASON_INPUTS"]),
-                "score_from_booster": round(float(top["SCORE_FROM_BOOSTER"]), 4),
-                "score_from_others": round(float(top["SCORE_FROM_OTHERS"]), 4)})
+                "reasons": str(top["REASONS"][i]), "reason_inputs": str(top["REASON_INPUTS"][i]),
+                "score_from_booster": round(float(top["SCORE_FROM_BOOSTER"][i]), 4),
+                "score_from_others": round(float(top["SCORE_FROM_OTHERS"][i]), 4)})
         alert["transaction_list"] = [
-            {"transaction_id": _card_id(r.TRANSACTION_ID),
-             "time": pd.Timestamp(r.TX_DATETIME).strftime("%H:%M:%S"),
-             "terminal_id": _card_id(r.TERMINAL_ID), "amount": round(float(r.TX_AMOUNT), 2),
-             "score": round(float(r.FRAUD_SCORE), 4)}
-            for r in rows.sort_values(["TX_DATETIME", "TRANSACTION_ID"]).itertuples()]
+            {"transaction_id": _card_id(rows["TRANSACTION_ID"][j]),
+             "time": pd.Timestamp(rows["TX_DATETIME"][j]).strftime("%H:%M:%S"),
+             "terminal_id": _card_id(rows["TERMINAL_ID"][j]),
+             "amount": round(float(rows["TX_AMOUNT"][j]), 2),
+             "score": round(float(rows["FRAUD_SCORE"][j]), 4)}
+            for j in range(start, end)]
         alerts.append(alert)
     return alerts

@@ -150,3 +150,37 @@ def test_the_score_command_prints_each_cards_reasons_and_transactions(trained):
 ])
 def test_reasons_read_as_an_analyst_words_them(name, values, words):
     assert reasons.describe(name, values) == words
+
+
+def test_the_scores_files_reason_texts_are_the_reasons_of_each_row(trained):
+    # GIVEN the explanation of the day's top rows and the rows themselves
+    explanation, frame, top = (trained[k] for k in ("explanation", "frame", "top"))
+    rows = frame.iloc[top]
+    # WHEN all rows' reasons are put in words at once (as the scores file keeps them)
+    words, names = reasons.reason_texts(explanation, rows)
+    # THEN each row reads as its own `reasons`, joined
+    records = rows.to_dict("records")
+    expected = [reasons.reasons(explanation, records[i], i) for i in range(len(top))]
+    assert words == ["; ".join(r["words"] for r in found) for found in expected]
+    assert names == [", ".join(r["input"] for r in found) for found in expected]
+    assert all(words) and len(set(words)) > len(words) // 2
+
+
+def test_each_alert_is_its_cards_rows_of_the_scores_file(trained):
+    # GIVEN the day's scores file
+    share, day = trained["share"], trained["day"]
+    scores = pd.read_parquet(share.scores(day))
+    # WHEN the alerts are read back, all of them
+    alerts = card_alerts(share, day, limit=-1)
+    # THEN one per ranked card, best first, each with its own rows in time order
+    ranked = scores[scores["CARD_RANK"].notna()]
+    assert [a["rank"] for a in alerts] == sorted(ranked["CARD_RANK"].astype(int).unique())
+    for alert in alerts:
+        rows = ranked[ranked["CARD_RANK"] == alert["rank"]]
+        assert {alert["card_id"]} == set(rows["CUSTOMER_ID"])
+        best = rows.sort_values(["FRAUD_SCORE", "TX_DATETIME"], ascending=[False, True]).iloc[0]
+        assert alert["reasons"] == best["REASONS"]
+        assert alert["highest_score"] == round(float(best["FRAUD_SCORE"]), 4)
+        assert [t["transaction_id"] for t in alert["transaction_list"]] == list(
+            rows.sort_values(["TX_DATETIME", "TRANSACTION_ID"])["TRANSACTION_ID"])
+    assert len(card_alerts(share, day, limit=3)) == 3 and card_alerts(share, day, limit=0) == []

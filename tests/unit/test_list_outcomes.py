@@ -88,3 +88,20 @@ def test_the_headline_shows_the_last_lists_and_the_review_capacity(share):
     table = outcomes_table(built.outcomes)
     assert [row["date"] for row in table] == [o["date"] for o in reversed(built.outcomes)]
     assert all(row["checked"] == 15 for row in table)
+
+
+def test_an_unchanged_outcome_is_left_as_it_is_a_changed_one_rewritten(share):
+    # GIVEN every list's outcome recorded once
+    record_outcomes(share, 100)
+    day = dt.date(2018, 4, 3)
+    path = outcome_path(share, day)
+    before = path.stat().st_ino
+    # WHEN they are recorded again with nothing changed, then with another capacity
+    record_outcomes(share, 100)
+    same = path.stat().st_ino
+    record_outcomes(share, 15)
+    # THEN the first leaves the file (an atomic rewrite would give a new inode), the
+    # second replaces it with the new outcome
+    assert same == before
+    assert path.stat().st_ino != before and json.loads(path.read_text())["capacity"] == 15
+    record_outcomes(share, 100)

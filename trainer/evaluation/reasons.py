@@ -33,6 +33,15 @@ from trainer.features.profiles import LOOKBACK_DAYS, PREVIOUS_TX_CAP_DAYS
 #: Reasons given per transaction.
 REASONS_PER_ROW = 3
 
+# The input names `describe` recognises (compiled once: it runs for every ranked row).
+_CUSTOMER_COUNT = re.compile(r"CUSTOMER_ID_NB_TX_(\d+)DAY_WINDOW")
+_CUSTOMER_MEAN = re.compile(r"CUSTOMER_ID_AVG_AMOUNT_(\d+)DAY_WINDOW")
+_CUSTOMER_RATIO = re.compile(r"CUSTOMER_ID_AMOUNT_RATIO_(\d+)DAY_WINDOW")
+_CUSTOMER_ZSCORE = re.compile(r"CUSTOMER_ID_AMOUNT_ZSCORE_(\d+)DAY_WINDOW")
+_TERMINAL_RISK = re.compile(r"TERMINAL_ID_RISK_(\d+)DAY_WINDOW")
+_TERMINAL_COUNT = re.compile(r"TERMINAL_ID_NB_TX_(\d+)DAY_WINDOW")
+_TERMINAL_MEAN = re.compile(r"TERMINAL_ID_AVG_AMOUNT_(\d+)DAY_WINDOW")
+
 
 @dataclass(frozen=True)
 class Explanation:
@@ -126,6 +135,55 @@ def reasons(explanation: Explanation, values: Mapping[str, float] | Any, row: in
             for i in top_inputs(explanation, row, count)]
 
 
+class _ColumnValues(dict):
+    """A frame's columns as lists of Python values, each made on first read."""
+
+    def __init__(self, frame: Any) -> None:
+        super().__init__()
+        self.frame = frame
+
+    def __missing__(self, name: str) -> list:
+        if name not in self.frame.columns:
+            raise KeyError(name)
+        # Series.tolist gives the values to_dict("records") gives: Python floats and ints.
+        self[name] = values = self.frame[name].tolist()
+        return values
+
+
+class _RowValues:
+    """Row `row` of `_ColumnValues`, read by name as `describe` reads a row."""
+
+    __slots__ = ("columns", "row")
+
+    def __init__(self, columns: _ColumnValues, row: int) -> None:
+        self.columns, self.row = columns, row
+
+    def __getitem__(self, name: str) -> Any:
+        return self.columns[name][self.row]
+
+
+def reason_texts(explanation: Explanation, frame: Any,
+                 count: int = REASONS_PER_ROW) -> tuple[list[str], list[str]]:
+    """Every row's reasons as the scores file keeps them: words and input names, joined.
+
+    The same as `reasons` row by row ("; " between the words, ", " between the inputs),
+    for all the rows of `explanation` at once; `frame` holds those rows, in order.
+    """
+    contributions, inputs = explanation.contributions, explanation.inputs
+    # A stable sort of each row alone orders it as `top_inputs` does.
+    order = np.argsort(-contributions, axis=1, kind="stable")[:, :count]
+    chosen = np.take_along_axis(contributions, order, axis=1) > 0
+    columns = _ColumnValues(frame)
+    words: list[str] = []
+    names: list[str] = []
+    for row, (top, positive) in enumerate(zip(order.tolist(), chosen.tolist(), strict=True)):
+        found = [inputs[i] for i, keep in zip(top, positive, strict=True) if keep]
+        values = _RowValues(columns, row)
+        words.append("; ".join(describe(name, values) for name in found))
+        names.append(", ".join(found))
+    return words, names
+
+
 def _span(days: int) -> str:
     return "24 h" if days == 1 else f"{days} days"
 
@@ -164,18 +222,18 @@ def describe(name: str, values: Mapping[str, float] | Any) -> str:
         return "at night (before 07:00)" if v else "in the daytime"
     if name == "TX_DURING_WEEKEND":
         return "on a weekend" if v else "on a weekday"
-    if m := re.fullmatch(r"CUSTOMER_ID_NB_TX_(\d+)DAY_WINDOW", name):
+    if m := _CUSTOMER_COUNT.fullmatch(name):
         n = int(m[1])
         usual = f", usually {usual_30 * n / 30:.1f}" if usual_30 is not None and n < 30 else ""
         return f"{v:.0f} transactions on the card in the last {_span(n)}{usual}"
-    if m := re.fullmatch(r"CUSTOMER_ID_AVG_AMOUNT_(\d+)DAY_WINDOW", name):
+    if m := _CUSTOMER_MEAN.fullmatch(name):
         mean_30 = _get(values, "CUSTOMER_ID_AVG_AMOUNT_30DAY_WINDOW")
         usual = (f", {mean_30:.2f} over 30 days" if mean_30 is not None and m[1] != "30"
                  else "")
         return f"the card's mean amount over the last {_span(int(m[1]))} is {v:.2f}{usual}"
-    if m := re.fullmatch(r"CUSTOMER_ID_AMOUNT_RATIO_(\d+)DAY_WINDOW", name):
+    if m := _CUSTOMER_RATIO.fullmatch(name):
         return f"amount {v:.1f}x the card's {m[1]}-day mean"
-    if m := re.fullmatch(r"CUSTOMER_ID_AMOUNT_ZSCORE_(\d+)DAY_WINDOW", name):
+    if m := _CUSTOMER_ZSCORE.fullmatch(name):
         return f"amount {v:+.1f} standard deviations from the card's {m[1]}-day mean"
     if name == "CUSTOMER_ID_SECONDS_SINCE_PREVIOUS_TX":
         if v >= PREVIOUS_TX_CAP_DAYS * 86_400:
@@ -185,14 +243,14 @@ def describe(name: str, values: Mapping[str, float] | Any) -> str:
         return f"{v:.0%} of the card's transactions of the last 30 days came in the last 24 h"
     if name == "CUSTOMER_ID_RISK_30DAY_WINDOW":
         return f"{v:.0%} of the card's transactions known as fraud (30 days to a week ago)"
-    if m := re.fullmatch(r"TERMINAL_ID_RISK_(\d+)DAY_WINDOW", name):
+    if m := _TERMINAL_RISK.fullmatch(name):
         count = _get(values, f"TERMINAL_ID_NB_TX_{m[1]}DAY_WINDOW")
         of = f" of {count:.0f}" if count is not None else ""
         return (f"terminal: {v:.0%}{of} transactions known as fraud in the {_span(int(m[1]))} "
                 f"up to a week ago")
-    if m := re.fullmatch(r"TERMINAL_ID_NB_TX_(\d+)DAY_WINDOW", name):
+    if m := _TERMINAL_COUNT.fullmatch(name):
         return f"terminal: {v:.0f} transactions in the {_span(int(m[1]))} up to a week ago"
-    if m := re.fullmatch(r"TERMINAL_ID_AVG_AMOUNT_(\d+)DAY_WINDOW", name):
+    if m := _TERMINAL_MEAN.fullmatch(name):
         return f"terminal: mean amount {v:.2f} in the {_span(int(m[1]))} up to a week ago"
     if name in ("TERMINAL_ID_DAYS_SINCE_KNOWN_FRAUD", "TERMINAL_ID_DAYS_SINCE_FIRST_KNOWN_FRAUD"):
         which = "a known fraud" if name.endswith("_SINCE_KNOWN_FRAUD") else "its first known fraud"

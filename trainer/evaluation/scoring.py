@@ -124,11 +124,10 @@ def reason_columns(model, learner: str, frame: pd.DataFrame, ranks: pd.Series,
     names: list[str | None] = [None] * n
     booster = np.full(n, np.nan)
     others = np.full(n, np.nan)
-    records = rows.to_dict("records")
-    for i, position in enumerate(ranked):
-        found = reasons.reasons(explanation, records[i], i)
-        words[position] = "; ".join(r["words"] for r in found)
-        names[position] = ", ".join(r["input"] for r in found)
+    for position, row_words, row_names in zip(ranked.tolist(),
+                                              *reasons.reason_texts(explanation, rows),
+                                              strict=True):
+        words[position], names[position] = row_words, row_names
     booster[ranked], others[ranked] = explanation.booster_part, explanation.other_part
     return {"REASONS": _strings(words), "REASON_INPUTS": _strings(names),
             "SCORE_FROM_BOOSTER": pd.Series(booster), "SCORE_FROM_OTHERS": pd.Series(others)}
