@@ -151,6 +151,17 @@ class Totals:
         return self
 
 
+def _entity_time_order(codes: np.ndarray, k: int, ranks: np.ndarray) -> np.ndarray:
+    """The rows sorted by (code, rank).
+
+    `ranks` is a permutation, so this is a radix sort by code of the rows in rank order:
+    O(n), where a comparison sort of 1M keys costs ~0.1 s.
+    """
+    by_rank = np.empty_like(ranks)
+    by_rank[ranks] = np.arange(len(ranks))
+    return by_rank[entity_order(codes[by_rank], k)[0]]
+
+
 def _in_row_order(order: np.ndarray, values: np.ndarray) -> np.ndarray:
     """`values` of the rows ``order``, moved to row order (``result[order] == values``)."""
     result = np.empty_like(values)
@@ -203,7 +214,7 @@ def window_totals(kind: Kind, sums: EntitySums, day: dt.date,
     # end: in that order each boundary day's prefix sums and the state's sums are read at
     # ascending positions, where in row order (random by entity) nearly every read misses
     # the cache. Each row's additions are the same either way, so are its totals' bits.
-    order = np.argsort(target_codes * max(rows, 1) + ranks)
+    order = _entity_time_order(target_codes, k, ranks)
     by_entity = target_codes[order]
 
     def not_after(index: DayIndex, bounds: np.ndarray) -> np.ndarray:
