@@ -76,7 +76,8 @@ def _reference(kind, sums, day, days, codes, k, target_codes, t, ranks, floats, 
             for name in kind.ints:
                 ints[name] += part.prefix[name][end] - part.prefix[name][start]
             for name in floats:
-                dd[name] = dd_add(*dd[name], *range_sums(*part.prefix[name], start, end))
+                hi, lo = part.prefix[name]
+                dd[name] = dd_add(*dd[name], *range_sums(hi, lo, start, end))
         if n in kind.carried:
             count += sums.counts[n][target_codes]
             for name in kind.ints:
