@@ -36,11 +36,16 @@ unexport PYTHONDONTWRITEBYTECODE
 # from the lock's own uv line (version and hashes); uv installs the rest (parallel downloads,
 # ~10x faster than pip). No compile at install (`--compile-bytecode` takes ~30 s here, for
 # ~12,000 modules of which a command imports 2,000-3,000): the first import compiles one.
+# The virtualenv is made without pip when the system's pip can install into it
+# (`pip --python`, pip >= 22.3): ensurepip would spend ~6 s of CPU installing a pip that
+# nothing here uses (uv installs everything; `.venv/bin/uv pip install X` adds a package).
 UV_INSTALL = $(BIN)/uv pip install --quiet --python $(BIN)/python
 $(BIN)/fraudpipe: pyproject.toml requirements-dev.lock
-	$(PYTHON) -m venv $(VENV)
-	awk '/^uv==/ {on=1} on {print} on && !/\\$$/ {exit}' requirements-dev.lock > $(VENV)/uv.lock.txt
-	$(BIN)/python -m pip install --quiet --require-hashes -r $(VENV)/uv.lock.txt
+	if $(PYTHON) -m pip --help 2>/dev/null | grep -q -- "--python "; then \
+	  $(PYTHON) -m venv --without-pip $(VENV) && PIP="$(PYTHON) -m pip --python $(BIN)/python"; \
+	else $(PYTHON) -m venv $(VENV) && PIP="$(BIN)/python -m pip"; fi && \
+	awk '/^uv==/ {on=1} on {print} on && !/\\$$/ {exit}' requirements-dev.lock > $(VENV)/uv.lock.txt && \
+	$$PIP install --quiet --require-hashes -r $(VENV)/uv.lock.txt
 	$(UV_INSTALL) --require-hashes -r requirements-dev.lock
 	$(UV_INSTALL) --no-deps -e .
 	touch $@

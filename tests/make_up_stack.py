@@ -78,11 +78,12 @@ def open_stack(root: Path, tmp_path_factory: pytest.TempPathFactory) -> OpenStac
     (tests/prefect_db.py), where `make up` keeps its own (RUN_DIR/prefect/prefect.db).
     """
     from stack.services import free_port
-    from tests.prefect_db import seed_prefect_home
+    from tests.prefect_db import SEEDED_SERVER_SETTINGS, seed_prefect_home
 
     run_dir = root / "run"
     seed_prefect_home(run_dir / "prefect", tmp_path_factory)
     redis_port, prefect_port = free_port(), free_port()
     up = make("up", f"RUN_DIR={run_dir}", f"REDIS_PORT={redis_port}",
-              f"PREFECT_PORT={prefect_port}", settings=STACK_SETTINGS)
+              f"PREFECT_PORT={prefect_port}",
+              settings={**STACK_SETTINGS, **SEEDED_SERVER_SETTINGS})
     return OpenStack(run_dir, redis_port, prefect_port, up)

@@ -29,7 +29,7 @@ import httpx
 import pytest
 
 from stack.services import PrefectServer, RedisService
-from tests.prefect_db import seed_prefect_home
+from tests.prefect_db import SEEDED_SERVER_SETTINGS, seed_prefect_home
 from tests.xdist_groups import last_of_unit
 
 REPOSITORY = Path(__file__).resolve().parents[1]
@@ -92,7 +92,8 @@ def deployed_pipeline(request: pytest.FixtureRequest,
     run_dir = tmp_path_factory.mktemp("embedded")
     redis = RedisService(run_dir / "redis").start()
     try:
-        server = PrefectServer(seed_prefect_home(run_dir / "prefect", tmp_path_factory)).start()
+        server = PrefectServer(seed_prefect_home(run_dir / "prefect", tmp_path_factory),
+                               settings=SEEDED_SERVER_SETTINGS).start()
     except Exception:
         redis.stop()
         raise

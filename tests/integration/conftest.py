@@ -7,7 +7,7 @@ the client API. Session scope because starting the server costs seconds; under x
 stops after the last test of its unit (an idle server still costs CPU). The harness
 puts its database in a directory it makes with `tempfile.mkdtemp`; it is handed one that
 already holds a copy of the session's migrated database (tests/prefect_db.py), under the
-name the harness gives it, so its server starts without migrating.
+name the harness gives it, and its server skips the migration check at start.
 """
 
 from __future__ import annotations
@@ -34,12 +34,19 @@ _HARNESS: dict[str, contextlib.ExitStack] = {}
 def prefect_harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A running Prefect API for the session; yields its URL (PREFECT_API_URL)."""
     import prefect.testing.utilities as harness
-    from prefect.settings import PREFECT_API_URL
+    from prefect.settings import (
+        PREFECT_API_DATABASE_MIGRATE_ON_START,
+        PREFECT_API_URL,
+        temporary_settings,
+    )
 
     database = tmp_path_factory.mktemp("prefect-harness")
     shutil.copyfile(migrated_database(tmp_path_factory), database / HARNESS_DATABASE)
     with contextlib.ExitStack() as running:
         running.enter_context(mock.patch.object(harness, "mkdtemp", return_value=str(database)))
+        # The harness' server inherits this process's settings (SubprocessASGIServer)
+        running.enter_context(temporary_settings(
+            updates={PREFECT_API_DATABASE_MIGRATE_ON_START: False}))
         # generous: a start-up on a busy machine is not a failure of what the tests check
         running.enter_context(harness.prefect_test_harness(server_startup_timeout=240))
         _HARNESS["running"] = running
