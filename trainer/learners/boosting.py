@@ -19,15 +19,44 @@ Two ways to keep the model bounded while it continues from yesterday's state:
   (`Booster.refit` with `decay_rate`), so the model size is fixed.
 
 Training runs on one thread with LightGBM's deterministic mode, so the same inputs give
-the same booster text, hence the same checkpoint bytes, on every pod.
+the same booster text, hence the same checkpoint bytes, on every pod. Predictions run on
+one thread too (`PREDICT_PARAMS`, `booster_predict`).
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Final
 
 import lightgbm
 import numpy as np
 
 from trainer.model import DailyClassifier
+
+#: LightGBM parameters of every prediction the trainer makes: `booster_predict`, and the
+#: leaf prediction inside ``Booster.refit``. LightGBM configures a prediction from that
+#: call's own keywords only, not from the training parameters, so without these it runs
+#: on OpenMP's default thread count. A step's calls are small (a day's rows, the top
+#: cards' few hundred rows) and a pod requests one core: extra threads cost more CPU than
+#: they save here. Each row is predicted on its own, so the values do not depend on it.
+PREDICT_PARAMS: Final[Mapping[str, int]] = MappingProxyType({"num_threads": 1})
+
+
+def booster_predict(booster: lightgbm.Booster, X, *, contributions: bool = False) -> np.ndarray:
+    """`booster`'s predictions of rows `X` with `PREDICT_PARAMS`.
+
+    Args:
+        booster: The LightGBM booster.
+        X: Rows x inputs.
+        contributions: Per-input contributions (``pred_contrib``: inputs + 1 columns, the
+            last the expected value) instead of the probability.
+
+    Returns:
+        The probabilities (rows,), or the contributions (rows, inputs + 1).
+    """
+    return np.asarray(booster.predict(np.asarray(X, dtype=np.float64),
+                                      pred_contrib=contributions, **PREDICT_PARAMS))
 
 
 class _BoosterText(DailyClassifier):
@@ -60,7 +89,7 @@ class _BoosterText(DailyClassifier):
 
     def predict_proba(self, X):
         """Fraud probability in column 1."""
-        fraud = self._booster().predict(np.asarray(X, dtype=np.float64))
+        fraud = booster_predict(self._booster(), X)
         fraud = self._calibrate(fraud)
         return np.column_stack([1.0 - fraud, fraud])
 
@@ -180,7 +209,7 @@ class ContinuedBoostingClassifier(_BoosterText):
         y = np.asarray(y, dtype=np.int64)
         previous = None if self._start(X) else self._booster()
         if previous is not None and previous.num_trees() >= self.max_trees:
-            booster = previous.refit(X, y, decay_rate=self.decay_rate)
+            booster = previous.refit(X, y, decay_rate=self.decay_rate, **PREDICT_PARAMS)
         else:
             data = lightgbm.Dataset(X, y, params={"verbose": -1}, free_raw_data=True)
             booster = lightgbm.train(self._params(), data, num_boost_round=self.trees_per_day,
