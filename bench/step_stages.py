@@ -14,6 +14,11 @@ inside any top-level stage. Medians over the repeats; the checkpoint's sha256 of
 run is printed too (the same inputs must give the same bytes). With `--code`, the step
 (and the head) run from that checkout's `trainer`, e.g. the code before a change, timed by
 this script: a stage that code does not have is listed as "(absent)" with 0 s.
+
+`--library-threads inherit` runs the measured steps with the thread pools this script's
+environment sets (none: OpenMP's, OpenBLAS's and Arrow's defaults, one thread a core), as
+`fraudpipe` and `bench backfill` run, instead of one thread each; `time.process_time`
+counts every thread's CPU.
 """
 
 from __future__ import annotations
@@ -127,8 +132,10 @@ def child(work: Path, day: dt.date) -> dict:
             "transactions": result.metrics["transactions"]}
 
 
-def _run_child(code: Path, work: Path, day: dt.date, learner: str) -> dict:
-    env = {**os.environ, **ONE_THREAD_ENV, LEARNER_ENV: learner, "PYTHONPATH": str(code)}
+def _run_child(code: Path, work: Path, day: dt.date, learner: str,
+               library_threads: str = "one") -> dict:
+    pools = ONE_THREAD_ENV if library_threads == "one" else {}
+    env = {**os.environ, **pools, LEARNER_ENV: learner, "PYTHONPATH": str(code)}
     done = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child",
                            "--work", str(work), "--day", day.isoformat()],
                           env=env, cwd=code, capture_output=True, text=True)
@@ -138,7 +145,7 @@ def _run_child(code: Path, work: Path, day: dt.date, learner: str) -> dict:
 
 
 def measure(size: str, learner: str, repeats: int, data_dir: Path, seed: int,
-            code: Path = REPO) -> dict:
+            code: Path = REPO, library_threads: str = "one") -> dict:
     """The stage split of one size's step; see the module docstring."""
     from bench.step_compare import _child as train_head
     from bench.step_compare import _reset
@@ -155,9 +162,11 @@ def measure(size: str, learner: str, repeats: int, data_dir: Path, seed: int,
     runs = []
     for _ in range(repeats):
         _reset(share, head)
-        runs.append(_run_child(code, work, day, learner))
+        runs.append(_run_child(code, work, day, learner, library_threads))
     keys = list(dict.fromkeys(k for r in runs for k in r["stages"]))
     return {"size": size, "learner": learner, "code": str(code),
+            "library_threads": library_threads,
+            "thread_env": {name: os.environ.get(name) for name in ONE_THREAD_ENV},
             "transactions": runs[0]["transactions"],
             "repeats": repeats, "loadavg": [round(x, 2) for x in os.getloadavg()],
             "total": statistics.median(r["total"] for r in runs),
@@ -172,6 +181,7 @@ def table(result: dict) -> str:
     total = result["total"]
     lines = [f"{result['size']} ({result['transactions']:,} transactions), "
              f"{result['learner']}, code {result['code']}, median of {result['repeats']}, "
+             f"library threads {result.get('library_threads', 'one')}, "
              f"load {result['loadavg']}",
              f"{'step':40s} {total:7.3f} s  100%"]
     for key, value in [*result["stages"].items(), ("other", result["other"])]:
@@ -196,6 +206,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--code", type=Path, default=REPO,
                         help="the checkout whose step is timed (default: this one)")
     parser.add_argument("--json", type=Path, help="also write the result here")
+    parser.add_argument("--library-threads", choices=("one", "inherit"), default="one",
+                        help="one: the steps run with OMP/OpenBLAS/MKL/Arrow at one thread "
+                             "(default); inherit: with this environment's settings, as "
+                             "fraudpipe and bench backfill run")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--day", help=argparse.SUPPRESS)
@@ -204,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(child(args.work, dt.date.fromisoformat(args.day))))
         return 0
     result = measure(args.size, args.learner, args.repeats, args.data_dir, args.seed,
-                     args.code.resolve())
+                     args.code.resolve(), args.library_threads)
     print(table(result))
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
