@@ -2,7 +2,8 @@
 
 LightGBM configures a prediction from the call's own keywords, not from the training
 parameters (lightgbm/basic.py: ``Booster.predict`` hands only its ``**kwargs`` to
-``_InnerPredictor.from_booster``), so the trainer passes ``PREDICT_PARAMS`` to every one.
+``_InnerPredictor.from_booster``), so the trainer passes ``num_threads=PREDICT_THREADS`` to
+every one.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import pytest
 
 from trainer.evaluation.reasons import booster_contributions, booster_member
 from trainer.learners import DEFAULT_LEARNER
-from trainer.learners.boosting import PREDICT_PARAMS, ContinuedBoostingClassifier
+from trainer.learners.boosting import PREDICT_THREADS, ContinuedBoostingClassifier
 from trainer.learners.registry import learner_inputs
 from trainer.share.checkpoints import load_checkpoint
 
@@ -43,7 +44,9 @@ def _day(seed: int) -> tuple[np.ndarray, np.ndarray]:
 def test_predictions_and_contributions_are_the_same_on_one_thread_and_on_several():
     # GIVEN the default learner's golden checkpoint, its booster and 257 rows
     model, X = _default_model()
-    estimator, _ = booster_member(model)
+    found = booster_member(model)
+    assert found is not None
+    estimator = found[0]
     booster = estimator._booster()
     # WHEN the booster predicts them on 1, 2 and 4 threads
     by_threads = {t: (booster.predict(X, num_threads=t),
@@ -53,7 +56,7 @@ def test_predictions_and_contributions_are_the_same_on_one_thread_and_on_several
         assert np.array_equal(by_threads[threads][0], by_threads[1][0])
         assert np.array_equal(by_threads[threads][1], by_threads[1][1])
     # ... and the trainer's own calls give those values
-    assert PREDICT_PARAMS == {"num_threads": 1}
+    assert PREDICT_THREADS == 1
     assert np.array_equal(booster_contributions(estimator, X), by_threads[1][1])
     assert len(np.unique(by_threads[1][0])) > 10
 

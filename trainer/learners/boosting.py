@@ -20,13 +20,11 @@ Two ways to keep the model bounded while it continues from yesterday's state:
 
 Training runs on one thread with LightGBM's deterministic mode, so the same inputs give
 the same booster text, hence the same checkpoint bytes, on every pod. Predictions run on
-one thread too (`PREDICT_PARAMS`, `booster_predict`).
+one thread too (`PREDICT_THREADS`, `booster_predict`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from types import MappingProxyType
 from typing import Final
 
 import lightgbm
@@ -34,17 +32,17 @@ import numpy as np
 
 from trainer.model import DailyClassifier
 
-#: LightGBM parameters of every prediction the trainer makes: `booster_predict`, and the
-#: leaf prediction inside ``Booster.refit``. LightGBM configures a prediction from that
-#: call's own keywords only, not from the training parameters, so without these it runs
-#: on OpenMP's default thread count. A step's calls are small (a day's rows, the top
+#: LightGBM's `num_threads` for every prediction the trainer makes: `booster_predict`, and
+#: the leaf prediction inside ``Booster.refit``. LightGBM configures a prediction from that
+#: call's own keywords only, not from the training parameters, so without it a prediction
+#: runs on OpenMP's default thread count. A step's calls are small (a day's rows, the top
 #: cards' few hundred rows) and a pod requests one core: extra threads cost more CPU than
 #: they save here. Each row is predicted on its own, so the values do not depend on it.
-PREDICT_PARAMS: Final[Mapping[str, int]] = MappingProxyType({"num_threads": 1})
+PREDICT_THREADS: Final = 1
 
 
 def booster_predict(booster: lightgbm.Booster, X, *, contributions: bool = False) -> np.ndarray:
-    """`booster`'s predictions of rows `X` with `PREDICT_PARAMS`.
+    """`booster`'s predictions of rows `X` on `PREDICT_THREADS` threads.
 
     Args:
         booster: The LightGBM booster.
@@ -56,7 +54,8 @@ def booster_predict(booster: lightgbm.Booster, X, *, contributions: bool = False
         The probabilities (rows,), or the contributions (rows, inputs + 1).
     """
     return np.asarray(booster.predict(np.asarray(X, dtype=np.float64),
-                                      pred_contrib=contributions, **PREDICT_PARAMS))
+                                      pred_contrib=contributions,
+                                      num_threads=PREDICT_THREADS))
 
 
 class _BoosterText(DailyClassifier):
@@ -209,7 +208,8 @@ class ContinuedBoostingClassifier(_BoosterText):
         y = np.asarray(y, dtype=np.int64)
         previous = None if self._start(X) else self._booster()
         if previous is not None and previous.num_trees() >= self.max_trees:
-            booster = previous.refit(X, y, decay_rate=self.decay_rate, **PREDICT_PARAMS)
+            booster = previous.refit(X, y, decay_rate=self.decay_rate,
+                                     num_threads=PREDICT_THREADS)
         else:
             data = lightgbm.Dataset(X, y, params={"verbose": -1}, free_raw_data=True)
             booster = lightgbm.train(self._params(), data, num_boost_round=self.trees_per_day,
