@@ -14,6 +14,17 @@ inside any top-level stage. Medians over the repeats; the checkpoint's sha256 of
 run is printed too (the same inputs must give the same bytes). With `--code`, the step
 (and the head) run from that checkout's `trainer`, e.g. the code before a change, timed by
 this script: a stage that code does not have is listed as "(absent)" with 0 s.
+
+`--history-day N` times day N (0-based from 2018-04-01) of the handbook's default 183-day
+simulation (`bench.backfill`'s landing) instead, after a chain trained through day N-1 by
+`fraudpipe train` from the timed checkout (kept in
+`<data-dir>/stages-chain-d<N>-s<seed>-<learner>-<checkout name>` and reused): the step as
+the backfill meets it late in the chain. `--size` is then ignored.
+
+`--library-threads inherit` runs the measured steps with the thread pools this script's
+environment sets (none: OpenMP's, OpenBLAS's and Arrow's defaults, one thread a core), as
+`fraudpipe` and `bench backfill` run, instead of one thread each; `time.process_time`
+counts every thread's CPU, so the whole step's wall time is printed beside it.
 """
 
 from __future__ import annotations
@@ -118,17 +129,20 @@ def child(work: Path, day: dt.date) -> dict:
 
     share = create_share(work / "share", "fraudpipe bench")[0]
     learner = os.environ.get(LEARNER_ENV) or None
-    started = time.process_time()
+    started, wall_started = time.process_time(), time.perf_counter()
     result = step_module.run_step(share, day, learner=learner)
     total = time.process_time() - started
+    wall = time.perf_counter() - wall_started
     top = sum(v for k, v in totals.items() if " / " not in k and not k.startswith("(absent)"))
-    return {"total": total, "other": total - top, "stages": totals,
+    return {"total": total, "wall": wall, "other": total - top, "stages": totals,
             "checkpoint_sha256": result.checkpoint_sha256,
             "transactions": result.metrics["transactions"]}
 
 
-def _run_child(code: Path, work: Path, day: dt.date, learner: str) -> dict:
-    env = {**os.environ, **ONE_THREAD_ENV, LEARNER_ENV: learner, "PYTHONPATH": str(code)}
+def _run_child(code: Path, work: Path, day: dt.date, learner: str,
+               library_threads: str = "one") -> dict:
+    pools = ONE_THREAD_ENV if library_threads == "one" else {}
+    env = {**os.environ, **pools, LEARNER_ENV: learner, "PYTHONPATH": str(code)}
     done = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child",
                            "--work", str(work), "--day", day.isoformat()],
                           env=env, cwd=code, capture_output=True, text=True)
@@ -137,17 +151,53 @@ def _run_child(code: Path, work: Path, day: dt.date, learner: str) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def _chain(data_dir: Path, seed: int, day_index: int, learner: str,
+           code: Path) -> tuple[Path, dt.date, Path]:
+    """The 183-day landing's share, its day `day_index`, and the chain through the day before.
+
+    The chain (its `output/`) is trained once by `code`'s `fraudpipe train` and kept.
+    """
+    from bench.backfill import START, landing
+    from trainer.share.layout import create_share
+
+    day = START + dt.timedelta(days=day_index)
+    work = data_dir / f"stages-chain-d{day_index}-s{seed}-{learner}-{code.name}"
+    head = work / "head"
+    if not head.is_dir():
+        source = landing(data_dir, 183, seed)
+        shutil.rmtree(work, ignore_errors=True)
+        share = create_share(work / "share", "fraudpipe bench")[0]
+        share.training_dir.mkdir(parents=True)
+        for path in source.glob("*.parquet"):
+            shutil.copyfile(path, share.training_dir / path.name)
+        train = ("import sys\nfrom trainer.cli import main\nsys.exit(main(sys.argv[1:]))")
+        env = {**os.environ, **ONE_THREAD_ENV, "PYTHONPATH": str(code)}
+        done = subprocess.run([sys.executable, "-c", train, "train", "--storage",
+                               str(share.root), "--through",
+                               (day - dt.timedelta(days=1)).isoformat(), "--learner", learner],
+                              env=env, cwd=code, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"training the chain in {code} failed: {done.stderr[-3000:]}")
+        shutil.copytree(share.output_dir, head)
+    return work, day, head
+
+
 def measure(size: str, learner: str, repeats: int, data_dir: Path, seed: int,
-            code: Path = REPO) -> dict:
-    """The stage split of one size's step; see the module docstring."""
+            code: Path = REPO, library_threads: str = "one",
+            history_day: int | None = None) -> dict:
+    """The stage split of one size's step (or of `history_day`); see the module docstring."""
     from bench.step_compare import _child as train_head
     from bench.step_compare import _reset
     from trainer.features.compute import HISTORY_DAYS
 
-    work, info = prepared(data_dir, {**SIZES, **QUICK_SIZES}[size], HISTORY_DAYS, seed)
-    day = dt.date.fromisoformat(info["days"][-1]["date"])
+    if history_day is not None:
+        work, day, head = _chain(data_dir, seed, history_day, learner, code)
+        size = f"day {history_day} of 183"
+    else:
+        work, info = prepared(data_dir, {**SIZES, **QUICK_SIZES}[size], HISTORY_DAYS, seed)
+        day = dt.date.fromisoformat(info["days"][-1]["date"])
+        head = work / f"stages-head-{learner}-{code.name}"
     share = work / "share"
-    head = work / f"stages-head-{learner}-{code.name}"
     if not head.is_dir():
         _reset(share)
         train_head(code, learner, work, day - dt.timedelta(days=1))
@@ -155,12 +205,15 @@ def measure(size: str, learner: str, repeats: int, data_dir: Path, seed: int,
     runs = []
     for _ in range(repeats):
         _reset(share, head)
-        runs.append(_run_child(code, work, day, learner))
+        runs.append(_run_child(code, work, day, learner, library_threads))
     keys = list(dict.fromkeys(k for r in runs for k in r["stages"]))
     return {"size": size, "learner": learner, "code": str(code),
+            "library_threads": library_threads,
+            "thread_env": {name: os.environ.get(name) for name in ONE_THREAD_ENV},
             "transactions": runs[0]["transactions"],
             "repeats": repeats, "loadavg": [round(x, 2) for x in os.getloadavg()],
             "total": statistics.median(r["total"] for r in runs),
+            "wall": statistics.median(r["wall"] for r in runs),
             "other": statistics.median(r["other"] for r in runs),
             "stages": {k: statistics.median(r["stages"].get(k, 0.0) for r in runs)
                        for k in keys},
@@ -172,8 +225,9 @@ def table(result: dict) -> str:
     total = result["total"]
     lines = [f"{result['size']} ({result['transactions']:,} transactions), "
              f"{result['learner']}, code {result['code']}, median of {result['repeats']}, "
+             f"library threads {result.get('library_threads', 'one')}, "
              f"load {result['loadavg']}",
-             f"{'step':40s} {total:7.3f} s  100%"]
+             f"{'step':40s} {total:7.3f} s  100%  (wall {result.get('wall', 0.0):.3f} s)"]
     for key, value in [*result["stages"].items(), ("other", result["other"])]:
         depth = key.count(" / ")
         name = "  " * (depth + 1) + key.rpartition(" / ")[2]
@@ -196,6 +250,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--code", type=Path, default=REPO,
                         help="the checkout whose step is timed (default: this one)")
     parser.add_argument("--json", type=Path, help="also write the result here")
+    parser.add_argument("--history-day", type=int, metavar="N",
+                        help="time day N (0-based) of the 183-day simulation after a chain "
+                             "through day N-1, instead of a --size day")
+    parser.add_argument("--library-threads", choices=("one", "inherit"), default="one",
+                        help="one: the steps run with OMP/OpenBLAS/MKL/Arrow at one thread "
+                             "(default); inherit: with this environment's settings, as "
+                             "fraudpipe and bench backfill run")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--day", help=argparse.SUPPRESS)
@@ -204,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(child(args.work, dt.date.fromisoformat(args.day))))
         return 0
     result = measure(args.size, args.learner, args.repeats, args.data_dir, args.seed,
-                     args.code.resolve())
+                     args.code.resolve(), args.library_threads, args.history_day)
     print(table(result))
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from trainer.features.profiles import LOOKBACK_DAYS, PREVIOUS_TX_CAP_DAYS
+from trainer.learners.boosting import booster_predict
 
 #: Reasons given per transaction.
 REASONS_PER_ROW = 3
@@ -79,8 +80,7 @@ def booster_member(model: Any) -> tuple[Any, float] | None:
 
 def booster_contributions(estimator: Any, X: np.ndarray) -> np.ndarray:
     """``pred_contrib`` of `estimator`'s booster: (rows, inputs + 1), last the expected value."""
-    booster = estimator._booster()
-    return np.asarray(booster.predict(np.asarray(X, dtype=np.float64), pred_contrib=True))
+    return booster_predict(estimator._booster(), X, contributions=True)
 
 
 def explain(model: Any, inputs: list[str], X: np.ndarray,

@@ -19,15 +19,43 @@ Two ways to keep the model bounded while it continues from yesterday's state:
   (`Booster.refit` with `decay_rate`), so the model size is fixed.
 
 Training runs on one thread with LightGBM's deterministic mode, so the same inputs give
-the same booster text, hence the same checkpoint bytes, on every pod.
+the same booster text, hence the same checkpoint bytes, on every pod. Predictions run on
+one thread too (`PREDICT_THREADS`, `booster_predict`).
 """
 
 from __future__ import annotations
+
+from typing import Final
 
 import lightgbm
 import numpy as np
 
 from trainer.model import DailyClassifier
+
+#: LightGBM's `num_threads` for every prediction the trainer makes: `booster_predict`, and
+#: the leaf prediction inside ``Booster.refit``. LightGBM configures a prediction from that
+#: call's own keywords only, not from the training parameters, so without it a prediction
+#: runs on OpenMP's default thread count. A step's calls are small (a day's rows, the top
+#: cards' few hundred rows) and a pod requests one core: extra threads cost more CPU than
+#: they save here. Each row is predicted on its own, so the values do not depend on it.
+PREDICT_THREADS: Final = 1
+
+
+def booster_predict(booster: lightgbm.Booster, X, *, contributions: bool = False) -> np.ndarray:
+    """`booster`'s predictions of rows `X` on `PREDICT_THREADS` threads.
+
+    Args:
+        booster: The LightGBM booster.
+        X: Rows x inputs.
+        contributions: Per-input contributions (``pred_contrib``: inputs + 1 columns, the
+            last the expected value) instead of the probability.
+
+    Returns:
+        The probabilities (rows,), or the contributions (rows, inputs + 1).
+    """
+    return np.asarray(booster.predict(np.asarray(X, dtype=np.float64),
+                                      pred_contrib=contributions,
+                                      num_threads=PREDICT_THREADS))
 
 
 class _BoosterText(DailyClassifier):
@@ -60,7 +88,7 @@ class _BoosterText(DailyClassifier):
 
     def predict_proba(self, X):
         """Fraud probability in column 1."""
-        fraud = self._booster().predict(np.asarray(X, dtype=np.float64))
+        fraud = booster_predict(self._booster(), X)
         fraud = self._calibrate(fraud)
         return np.column_stack([1.0 - fraud, fraud])
 
@@ -180,7 +208,8 @@ class ContinuedBoostingClassifier(_BoosterText):
         y = np.asarray(y, dtype=np.int64)
         previous = None if self._start(X) else self._booster()
         if previous is not None and previous.num_trees() >= self.max_trees:
-            booster = previous.refit(X, y, decay_rate=self.decay_rate)
+            booster = previous.refit(X, y, decay_rate=self.decay_rate,
+                                     num_threads=PREDICT_THREADS)
         else:
             data = lightgbm.Dataset(X, y, params={"verbose": -1}, free_raw_data=True)
             booster = lightgbm.train(self._params(), data, num_boost_round=self.trees_per_day,

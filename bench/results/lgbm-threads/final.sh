@@ -1,0 +1,20 @@
+#!/bin/bash
+# Interleaved: every round runs each case once (order rotated), one measured step a run.
+# Cases: {10k day, day 180 of 183} x {main, branch} x {all thread variables unset, only OMP unset}.
+set -e
+cd /work/wt/lgbm-threads
+cases=()
+for where in 10k d180; do for mode in all omp; do for c in main branch; do cases+=("$where $mode $c"); done; done; done
+n=${#cases[@]}
+uptime
+for i in 1 2 3 4 5; do
+  for k in $(seq 0 $((n - 1))); do
+    read -r where mode c <<< "${cases[$(( (k + i * 3) % n ))]}"
+    if [ $c = main ]; then code=/tmp/lt-main; else code=/work/wt/lgbm-threads; fi
+    if [ $where = 10k ]; then day="--size 10k"; else day="--history-day 180"; fi
+    if [ $mode = all ]; then pools="-u OPENBLAS_NUM_THREADS -u MKL_NUM_THREADS -u ARROW_NUM_THREADS"; else pools="OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 ARROW_NUM_THREADS=1"; fi
+    env -u OMP_NUM_THREADS $pools .venv/bin/python -m bench.step_stages $day --repeats 1 --library-threads inherit --data-dir /tmp/lt-bench --code $code --json /tmp/lt-bench/json/final-$where-$mode-$c-$i.json > /dev/null
+    echo "$i $where $mode $c $(cat /proc/loadavg)"
+  done
+done
+uptime
