@@ -5,7 +5,9 @@ import datetime as dt
 import json
 
 import pytest
+from threadpoolctl import threadpool_info, threadpool_limits
 
+import trainer.step as step_module
 from tests.shares import simulate_days, simulated_share
 from trainer.backlog import train_all
 from trainer.data.ingest import ingest_path
@@ -96,3 +98,28 @@ def test_report_keeps_the_sample_format_in_chronological_order(reference):
     assert [s["date"] for s in steps] == [d.isoformat() for d in D[:5]]
 
 
+
+
+def test_the_step_runs_on_one_blas_thread_and_gives_the_process_its_pool_back(tmp_path,
+                                                                               monkeypatch):
+    def blas_threads() -> set[int]:
+        return {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
+
+    # GIVEN a process whose BLAS pools have two threads, and a share with a day to train
+    share = simulated_share(tmp_path, 1)
+    during: list[set[int]] = []
+    body = step_module._train_and_commit
+
+    def observed(*args, **kwargs):
+        during.append(blas_threads())
+        return body(*args, **kwargs)
+
+    monkeypatch.setattr(step_module, "_train_and_commit", observed)
+    with threadpool_limits(limits=2, user_api="blas"):
+        assert blas_threads() == {2}
+        # WHEN the day is trained
+        result = run_step(share, D[0])
+        # THEN its training and scoring saw one BLAS thread, and the two came back after
+        after = blas_threads()
+    assert result.status == "trained"
+    assert during == [{1}] and after == {2}
