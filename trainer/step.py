@@ -112,7 +112,7 @@ def run_step(share: Share, day: dt.date, *, learner: str | None = None,
         )
     # Held for the whole step: an ingest cannot replace the dataset being trained on.
     # One BLAS thread: the MLP's products are a day's rows by a few dozen units, where
-    # OpenBLAS' extra threads cost 0.12-0.26 s of CPU a step and gained no wall time
+    # OpenBLAS' extra threads cost 0.12-0.26 s of CPU a step and made it no shorter
     # (bench/RESULTS.md); a step's pod asks for one core. Same numbers on any thread count.
     with shared_lock(share.training_lock(day)), threadpool_limits(limits=1, user_api="blas"):
         return _train_and_commit(share, day, lineage, learner, guard, started)

@@ -42,9 +42,22 @@ COMPLETED_WITHIN = 300.0
 
 
 def _request(api: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
-    """One API call; a 503 (SQLite busy under load) is retried like Prefect's client does."""
+    """One API call; a 503 (SQLite busy under load) is retried like Prefect's client does.
+
+    So is a read that times out: the server's SQLite waits up to 60 s for a lock
+    (`PRAGMA busy_timeout`, prefect/server/database/configurations.py), and Prefect
+    3.8.8's server can be held that long while a worker polls: a run of this suite logged
+    `database is locked` after 60 s in `mark_work_queues_ready` (the worker's poll
+    recorded, prefect/server/models/work_queues.py) as a read of the flow run timed out
+    (SQLite lock errors under worker polling: PrefectHQ/prefect#23051).
+    """
     for attempt in range(5):
-        response = httpx.request(method, f"{api}{path}", timeout=30, **kwargs)
+        try:
+            response = httpx.request(method, f"{api}{path}", timeout=30, **kwargs)
+        except httpx.TimeoutException:
+            if method != "GET" or attempt == 4:  # a write may have landed
+                raise
+            continue
         if response.status_code != 503:
             break
         time.sleep(0.5 * 2 ** attempt)
