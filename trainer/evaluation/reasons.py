@@ -111,11 +111,20 @@ def explain(model: Any, inputs: list[str], X: np.ndarray,
                        booster_weight=weight)
 
 
+def _top_inputs_of_rows(contributions: np.ndarray, count: int) -> list[list[int]]:
+    """Per row of `contributions`, the indices of its `count` largest (> 0), largest first.
+
+    A stable sort of each row: among equal contributions, the earlier input first.
+    """
+    order = np.argsort(-contributions, axis=1, kind="stable")[:, :count]
+    positive = np.take_along_axis(contributions, order, axis=1) > 0
+    return [[i for i, keep in zip(top, kept, strict=True) if keep]
+            for top, kept in zip(order.tolist(), positive.tolist(), strict=True)]
+
+
 def top_inputs(explanation: Explanation, row: int, count: int = REASONS_PER_ROW) -> list[int]:
     """Indices of the `count` inputs that raised row `row`'s booster log-odds most (> 0)."""
-    values = explanation.contributions[row]
-    order = np.argsort(-values, kind="stable")[:count]
-    return [int(i) for i in order if values[i] > 0]
+    return _top_inputs_of_rows(explanation.contributions[row:row + 1], count)[0]
 
 
 def reasons(explanation: Explanation, values: Mapping[str, float] | Any, row: int,
@@ -169,15 +178,12 @@ def reason_texts(explanation: Explanation, frame: Any,
     The same as `reasons` row by row ("; " between the words, ", " between the inputs),
     for all the rows of `explanation` at once; `frame` holds those rows, in order.
     """
-    contributions, inputs = explanation.contributions, explanation.inputs
-    # A stable sort of each row alone orders it as `top_inputs` does.
-    order = np.argsort(-contributions, axis=1, kind="stable")[:, :count]
-    chosen = np.take_along_axis(contributions, order, axis=1) > 0
+    inputs = explanation.inputs
     columns = _ColumnValues(frame)
     words: list[str] = []
     names: list[str] = []
-    for row, (top, positive) in enumerate(zip(order.tolist(), chosen.tolist(), strict=True)):
-        found = [inputs[i] for i, keep in zip(top, positive, strict=True) if keep]
+    for row, top in enumerate(_top_inputs_of_rows(explanation.contributions, count)):
+        found = [inputs[i] for i in top]
         values = _RowValues(columns, row)
         words.append("; ".join(describe(name, values) for name in found))
         names.append(", ".join(found))
