@@ -8,7 +8,8 @@ The MLP member of `lgbm_mlp_profiles` (a `WarmStartClassifier` over `DailyMLPCla
 frauds, column-major as the step's features frame) after a small first day, from the same
 state, once with each loop: scikit-learn's own `_fit_stochastic`, `DailyMLPClassifier`'s,
 and with `--previous REV` the `DailyMLPClassifier` of that git revision
-(`trainer/learners/mlp.py` as it was there, e.g. the code before a change). The loops take
+(`trainer/learners/mlp.py` and `mlp_pass.py` as they were there, e.g. the code before a
+change; the rest, `WarmStartClassifier` included, is this checkout's). The loops take
 turns within each repeat, so that a shared machine's drift hits them alike; each figure is
 the best CPU seconds of the repeats, on one BLAS thread as the step runs
 (`trainer.step.run_step`). Prints each loop's ratio to ours, and whether every weight, Adam
@@ -32,13 +33,30 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _previous_network_class(rev: str) -> type:
-    """`DailyMLPClassifier` as `trainer/learners/mlp.py` defined it at git revision `rev`."""
-    source = subprocess.run(["git", "-C", str(REPO), "show", f"{rev}:trainer/learners/mlp.py"],
-                            check=True, capture_output=True, text=True).stdout
-    module = types.ModuleType(f"mlp_at_{rev}")
-    sys.modules[module.__name__] = module  # dataclasses and pickling look the module up
-    exec(compile(source, f"{rev}:trainer/learners/mlp.py", "exec"), module.__dict__)
-    return module.DailyMLPClassifier
+    """`DailyMLPClassifier` as git revision `rev` defined it (`trainer/learners/mlp*.py`).
+
+    Its `mlp.py` and, where that revision has it, the `mlp_pass.py` it imports, loaded
+    as modules of their own; everything else is this checkout's.
+    """
+    def source(path: str) -> str | None:
+        shown = subprocess.run(["git", "-C", str(REPO), "show", f"{rev}:{path}"],
+                               capture_output=True, text=True)
+        return shown.stdout if shown.returncode == 0 else None
+
+    def load(path: str, text: str) -> types.ModuleType:
+        module = types.ModuleType(f"{Path(path).stem}_at_{rev}")
+        sys.modules[module.__name__] = module
+        exec(compile(text, f"{rev}:{path}", "exec"), module.__dict__)
+        return module
+
+    mlp = source("trainer/learners/mlp.py")
+    if mlp is None:
+        raise SystemExit(f"{rev} has no trainer/learners/mlp.py")
+    helper = source("trainer/learners/mlp_pass.py")
+    if helper is not None:
+        name = load("trainer/learners/mlp_pass.py", helper).__name__
+        mlp = mlp.replace("from trainer.learners.mlp_pass import", f"from {name} import")
+    return load("trainer/learners/mlp.py", mlp).DailyMLPClassifier
 
 
 def main(argv: list[str] | None = None) -> int:

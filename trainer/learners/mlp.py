@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.neural_network import MLPClassifier
 from sklearn.neural_network._stochastic_optimizers import AdamOptimizer
-from sklearn.utils import gen_batches, shuffle
+from sklearn.utils import shuffle
 
 from trainer.learners.mlp_pass import FlatParameters, MinibatchPass
 
@@ -72,15 +72,11 @@ class DailyMLPClassifier(MLPClassifier):
         n_samples = X.shape[0]
         order = shuffle(np.arange(n_samples, dtype=int), random_state=self._random_state)
         flat = FlatParameters(self)
-        minibatches = MinibatchPass(self, flat, X, y, sample_weight, order)
         self.n_iter_ = 0
-        accumulated_loss = 0.0
-        for batch in gen_batches(n_samples, self.batch_size):
-            loss = minibatches.minibatch(batch.start, batch.stop)
-            accumulated_loss += loss * (batch.stop - batch.start)
-            # scikit-learn's Adam step, on all parameters at once: every operation is
-            # elementwise, so one array gives each element what six arrays give it.
-            minibatches.adam_step()
+        # scikit-learn's minibatches and Adam steps (`gen_batches`, `update_params`), the
+        # Adam step on all parameters at once: every operation is elementwise, so one
+        # array gives each element what six arrays give it.
+        accumulated_loss = MinibatchPass(self, flat, X, y, sample_weight, order).run()
         flat.release(self)
         self.n_iter_ += 1
         self.loss_ = accumulated_loss / n_samples

@@ -2,13 +2,14 @@
 
 A 100,000-row day is ~400 minibatches of 256 rows a pass through a 26-32-16-1 network:
 every array is a few thousand numbers, so the pass costs what its numpy calls cost, not
-what they compute. `MinibatchPass` makes the calls scikit-learn's `_backprop` and
-`AdamOptimizer` make, on the same operands and in the same order for every element, but
-into arrays allocated once a pass, with the elementwise steps of several layers or of the
-whole parameter vector done in one call (elementwise, so each element sees the same
-operations). Matrix products keep scikit-learn's operand layouts (the same BLAS calls) and
-sums keep their shapes (the same summation order): every weight, Adam moment and loss is
-the same to the bit (tests/unit/test_mlp_update.py compares them with scikit-learn's loop).
+what they compute. `MinibatchPass` does the arithmetic of scikit-learn's `_backprop` and
+`AdamOptimizer`, the same operations on the same operands in the same order for every
+element, in fewer calls: into arrays allocated once a pass; the elementwise steps of all
+layers, or of the whole parameter vector, in one call each; and the loss, which no
+gradient needs, for all minibatches of the pass at once after them. Matrix products keep
+scikit-learn's operand layouts (the same BLAS calls), and every sum adds the same numbers
+in the same order: every weight, Adam moment and loss is the same to the bit
+(tests/unit/test_mlp_update.py compares them with scikit-learn's loop).
 """
 
 from __future__ import annotations
@@ -71,64 +72,81 @@ class MinibatchPass:
     def __init__(self, network: MLPClassifier, flat: FlatParameters, X: np.ndarray,
                  y: np.ndarray, sample_weight: np.ndarray, order: np.ndarray):
         self.network, self.flat, self.X, self.order = network, flat, X, order
+        rows = X.shape[0]
+        self.size = min(network.batch_size, rows)
+        #: Minibatch bounds, as scikit-learn's `gen_batches` (the last one may be short).
+        self.starts = range(0, rows, self.size)
         # Labels and weights are a column each: gathered once a pass, sliced per minibatch.
         # The labels as floats: scikit-learn's bool labels meet float64 arrays in every
         # operation they enter, so they are converted there anyway, exactly.
         self.y = y.take(order, axis=0).astype(np.float64)
-        self.not_y = 1 - self.y  # exact: 1 - 1.0 and 1 - 0.0
-        self.weights = sample_weight.take(order)
-        batch = min(network.batch_size, X.shape[0])
+        self.weights = sample_weight.take(order).reshape(-1, 1)
+        self.weight_sums = self._minibatch_sums(self.weights)
         units = [coef.shape[1] for coef in network.coefs_]
-        self.activations = [np.empty((batch, n)) for n in units]
-        self.deltas = [np.empty((batch, n)) for n in units]
-        self.firing = [np.empty((batch, n), dtype=bool) for n in units[:-1]]
-        self.keep_bits = [np.empty((batch, n), dtype=np.int64) for n in units[:-1]]
-        self.losses = np.empty((batch, 1)), np.empty((batch, 1))
+        self.activations = [np.empty((self.size, n)) for n in units[:-1]]
+        #: The output layer of every minibatch, kept for the pass' losses.
+        self.probabilities = np.empty((rows, units[-1]))
+        self.deltas = [np.empty((self.size, n)) for n in units]
+        self.firing = [np.empty((self.size, n), dtype=bool) for n in units[:-1]]
+        self.keep_bits = [np.empty((self.size, n), dtype=np.int64) for n in units[:-1]]
         self.coef_ravels = [coef.ravel() for coef in network.coefs_]  # views
+        self.penalties = np.empty(len(self.starts))
         self.scratch = np.empty_like(flat.params), np.empty_like(flat.params)
 
-    def minibatch(self, start: int, stop: int) -> float:
-        """Gradients of rows `order[start:stop]` into `flat.grads`; returns their loss.
+    def run(self) -> np.float64:
+        """Every minibatch's gradients and Adam step; the losses summed as scikit-learn does.
 
-        scikit-learn's `_backprop`: forward through the ReLU layers to the logistic
-        output, the binary log loss averaged with the weights plus the L2 term, then the
-        deltas back through the layers.
+        Returns:
+            Each minibatch's loss times its rows, summed in order (`accumulated_loss`).
+        """
+        for index, start in enumerate(self.starts):
+            self._gradients(index, start, min(start + self.size, len(self.order)))
+            self._adam_step()
+        accumulated_loss = 0.0
+        for index, loss in enumerate(self._losses()):
+            rows = min(self.size, len(self.order) - self.starts[index])
+            accumulated_loss += loss * rows
+        return np.float64(accumulated_loss)
+
+    def _minibatch_sums(self, column: np.ndarray) -> np.ndarray:
+        """Each minibatch's `column[start:stop].sum(axis=0)`, one value a minibatch.
+
+        The full minibatches as the rows of one (minibatches, size) array, the last one on
+        its own: numpy adds a contiguous run the same way (pairwise) in either shape.
+        """
+        full = len(column) // self.size * self.size
+        sums = [np.add.reduce(column[:full].reshape(-1, self.size), axis=1)]
+        if full < len(column):
+            sums.append(np.add.reduce(column[full:], axis=0))
+        return np.concatenate(sums)
+
+    def _gradients(self, index: int, start: int, stop: int) -> None:
+        """Gradients of rows `order[start:stop]` into `flat.grads`.
+
+        scikit-learn's `_backprop` without its loss (`_losses`, after the pass): forward
+        through the ReLU layers to the logistic output, then the deltas back.
         """
         n, network, flat = stop - start, self.network, self.flat
         coefs, last = network.coefs_, len(network.coefs_) - 1
         X = self.X.take(self.order[start:stop], axis=0)  # C-ordered, as X[rows, ...]
-        inputs = [X] + [a[:n] for a in self.activations[:-1]]
+        inputs = [X] + [a[:n] for a in self.activations]
+        outputs = inputs[1:] + [self.probabilities[start:stop]]
         for layer, (coef, intercept) in enumerate(zip(coefs, network.intercepts_, strict=True)):
-            out = self.activations[layer][:n]
+            out = outputs[layer]
             np.matmul(inputs[layer], coef, out=out)
             out += intercept
             if layer != last:
                 np.maximum(out, 0, out=out)
         probability = expit(out, out=out)
-
-        # binary_log_loss: -np.average(xlogy(y, p) + xlogy(1 - y, 1 - p), weights, axis=0)
-        # with p clipped, spelled out as numpy's `average` computes it.
-        y, weights = self.y[start:stop], self.weights[start:stop]
-        weights_column = weights.reshape(-1, 1)
-        clipped, other = self.losses[0][:n], self.losses[1][:n]
-        eps = np.finfo(probability.dtype).eps
-        np.clip(probability, eps, 1 - eps, out=clipped)
-        np.subtract(1, clipped, out=other)
-        xlogy(self.not_y[start:stop], other, out=other)
-        xlogy(y, clipped, out=clipped)
-        losses = np.add(clipped, other, out=clipped)
-        np.multiply(losses, weights_column, out=losses)
-        average = np.add.reduce(losses, axis=0) / np.add.reduce(weights_column, axis=0)
-        loss = -average.sum()
+        # The L2 term of this minibatch's loss, with the weights it saw.
         penalty = 0
         for coef in self.coef_ravels:
             penalty += np.dot(coef, coef)
-        sw_sum = weights.sum()
-        loss += (0.5 * network.alpha) * penalty / sw_sum
+        self.penalties[index] = penalty
 
         delta = self.deltas[last][:n]
-        np.subtract(probability, y, out=delta)
-        delta *= weights_column
+        np.subtract(probability, self.y[start:stop], out=delta)
+        delta *= self.weights[start:stop]
         for layer in range(last, -1, -1):
             np.matmul(inputs[layer].T, delta, out=flat.coef_grads[layer])
             np.add.reduce(delta, axis=0, out=flat.intercept_grads[layer])
@@ -143,8 +161,7 @@ class MinibatchPass:
         penalty_grads = self.scratch[0][:flat.coefs_end]
         np.multiply(flat.params[:flat.coefs_end], network.alpha, out=penalty_grads)
         coef_grads += penalty_grads
-        flat.grads /= sw_sum
-        return loss
+        flat.grads /= self.weight_sums[index]
 
     def _zero_where_not_firing(self, delta: np.ndarray, activation: np.ndarray,
                                hidden: int) -> None:
@@ -155,11 +172,33 @@ class MinibatchPass:
         """
         rows = delta.shape[0]
         firing = np.not_equal(activation, 0, out=self.firing[hidden][:rows])
-        keep = np.negative(firing, dtype=np.int64, out=self.keep_bits[hidden][:rows])
+        keep = self.keep_bits[hidden][:rows]
+        keep[...] = firing  # 0 or 1, then 0 or all ones
+        np.negative(keep, out=keep)
         bits = delta.view(np.int64)
         np.bitwise_and(bits, keep, out=bits)
 
-    def adam_step(self) -> None:
+    def _losses(self) -> np.ndarray:
+        """Every minibatch's loss, as `_backprop` computes it, for the pass at once.
+
+        binary_log_loss, -np.average(xlogy(y, p) + xlogy(1 - y, 1 - p), weights, axis=0)
+        with p clipped, spelled out as numpy's `average` computes it, plus the L2 term:
+        elementwise over all rows, then summed minibatch by minibatch.
+        """
+        probability = self.probabilities
+        eps = np.finfo(probability.dtype).eps
+        clipped = np.clip(probability, eps, 1 - eps)
+        other = np.subtract(1, clipped)
+        xlogy(1 - self.y, other, out=other)  # 1 - y is exact: 1 - 1.0 and 1 - 0.0
+        xlogy(self.y, clipped, out=clipped)
+        losses = np.add(clipped, other, out=clipped)
+        losses *= self.weights
+        average = self._minibatch_sums(losses) / self.weight_sums
+        loss = -(average + 0.0)  # `-average.sum()` of one value: numpy's sum starts at 0.0
+        loss += (0.5 * self.network.alpha) * self.penalties / self.weight_sums
+        return loss
+
+    def _adam_step(self) -> None:
         """`AdamOptimizer.update_params` on the flat arrays, in place.
 
         Its `_get_updates` term for term: m = beta_1 * m + (1 - beta_1) * grad,
