@@ -102,6 +102,12 @@ class WarmStartClassifier(DailyClassifier):
         weights = np.where(y == 1, self.fraud_weight, 1.0)
         for _ in range(self.passes):
             order = rng.permutation(len(y))
+            if getattr(self.classifier_, "takes_row_order", False):
+                # It gathers its minibatches from Xs in this order itself: no shuffled
+                # copy of the day (0.2 GB for 1M rows) to write and read again.
+                self.classifier_.partial_fit(Xs, y, classes=CLASSES, sample_weight=weights,
+                                             rows=order)
+                continue
             # `take` copies the same rows as `Xs[order]`, 2.5x faster on a 100,000-row day
             # (numpy's fancy indexing goes through its general indexing machinery).
             self.classifier_.partial_fit(Xs.take(order, axis=0), y.take(order),

@@ -135,6 +135,27 @@ def test_network_alone_equals_scikit_learn_on_awkward_days():
     assert ours.coefs_[0][:, 3].any()  # the dead unit's weights moved off 0 (L2 and Adam)
 
 
+@pytest.mark.parametrize("settings", [{}, {"activation": "tanh"}])
+def test_rows_learns_as_from_the_rows_in_that_order(settings):
+    # GIVEN two networks, and a day with its rows' order (WarmStartClassifier's shuffle)
+    X, y = _day(31, 1_000)
+    weights = np.where(y == 1, 5.0, 1.0)
+    order = np.random.default_rng(4).permutation(len(y))
+    given, copied = (DailyMLPClassifier(hidden_layer_sizes=(32, 16), random_state=0,
+                                        **settings) for _ in range(2))
+    # WHEN one learns the day in that order through `rows`, the other from copies
+    for _ in range(2):
+        given.partial_fit(X, y, classes=[0, 1], sample_weight=weights, rows=order)
+        copied.partial_fit(X[order], y[order], classes=[0, 1], sample_weight=weights[order])
+    # THEN they are the same to the bit (the lean pass for ReLU, scikit-learn's for tanh),
+    # and the order is not kept on the network (it would end up in the checkpoint)
+    _assert_identical(_network_state(given), _network_state(copied))
+    assert not hasattr(given, "_rows")
+    with pytest.raises(ValueError, match="rows must order all 1000 rows of X; got 999"):
+        given.partial_fit(X, y, classes=[0, 1], sample_weight=weights, rows=order[1:])
+    assert not hasattr(given, "_rows")
+
+
 @pytest.mark.parametrize("settings", [{"activation": "tanh"}, {"activation": "logistic"},
                                       {"batch_size": 10_000}, {"shuffle": False}])
 def test_other_configurations_keep_scikit_learns_loop(settings):

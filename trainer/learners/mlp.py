@@ -45,9 +45,29 @@ class DailyMLPClassifier(MLPClassifier):
     they enter (each is below the last bit of anything it is added to).
     """
 
-    def partial_fit(self, X, y, *args, **kwargs):
-        """scikit-learn's `partial_fit`, then subnormal weights and moments set to 0."""
-        super().partial_fit(X, y, *args, **kwargs)
+    #: `partial_fit` takes `rows` (`WarmStartClassifier` passes its shuffle there).
+    takes_row_order = True
+
+    def partial_fit(self, X, y, *args, rows=None, **kwargs):
+        """scikit-learn's `partial_fit`, then subnormal weights and moments set to 0.
+
+        Args:
+            X: the inputs.
+            y: the labels.
+            *args: scikit-learn's (`classes`, `sample_weight`).
+            rows: a permutation of the rows: learn as from `X[rows]`, `y[rows]` and
+                `sample_weight[rows]`, without copying them in that order first (the
+                minibatches gather their rows anyway; scikit-learn's checks of the inputs
+                do not depend on their order).
+            **kwargs: scikit-learn's.
+        """
+        if rows is not None and len(rows) != X.shape[0]:
+            raise ValueError(f"rows must order all {X.shape[0]} rows of X; got {len(rows)}")
+        self._rows = rows
+        try:
+            super().partial_fit(X, y, *args, **kwargs)
+        finally:
+            del self._rows
         optimizer = getattr(self, "_optimizer", None)
         for values in (*self.coefs_, *self.intercepts_,
                        *(optimizer.ms if optimizer is not None else ()),
@@ -61,7 +81,11 @@ class DailyMLPClassifier(MLPClassifier):
 
         Anything but the daily update's configuration keeps scikit-learn's loop.
         """
+        rows = getattr(self, "_rows", None)
         if not self._lean_update_applies(X, sample_weight, incremental):
+            if rows is not None:
+                X, y = X[rows], y[rows]
+                sample_weight = None if sample_weight is None else sample_weight[rows]
             return super()._fit_stochastic(X, y, sample_weight, activations, deltas,
                                            coef_grads, intercept_grads, layer_units,
                                            incremental)
@@ -71,6 +95,8 @@ class DailyMLPClassifier(MLPClassifier):
                                             self.beta_2, self.epsilon)
         n_samples = X.shape[0]
         order = shuffle(np.arange(n_samples, dtype=int), random_state=self._random_state)
+        if rows is not None:  # scikit-learn's shuffle of X[rows] is X[rows[order]]
+            order = rows[order]
         flat = FlatParameters(self)
         self.n_iter_ = 0
         # scikit-learn's minibatches and Adam steps (`gen_batches`, `update_params`), the
