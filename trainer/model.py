@@ -100,14 +100,15 @@ class WarmStartClassifier(DailyClassifier):
     def _passes(self, Xs: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> None:
         """`passes` shuffled passes of the classifier over every row of the scaled day."""
         weights = np.where(y == 1, self.fraud_weight, 1.0)
-        for _ in range(self.passes):
-            order = rng.permutation(len(y))
-            if getattr(self.classifier_, "takes_row_order", False):
-                # It gathers its minibatches from Xs in this order itself: no shuffled
-                # copy of the day (0.2 GB for 1M rows) to write and read again.
-                self.classifier_.partial_fit(Xs, y, classes=CLASSES, sample_weight=weights,
-                                             rows=order)
-                continue
+        orders = [rng.permutation(len(y)) for _ in range(self.passes)]
+        if getattr(self.classifier_, "takes_passes", False):
+            # It gathers each pass' minibatches from Xs in these orders itself: no shuffled
+            # copy of the day to write and read again (0.2 GB for 1M rows), and the day's
+            # inputs are checked once, not once a pass.
+            self.classifier_.partial_fit(Xs, y, classes=CLASSES, sample_weight=weights,
+                                         passes=orders)
+            return
+        for order in orders:
             # `take` copies the same rows as `Xs[order]`, 2.5x faster on a 100,000-row day
             # (numpy's fancy indexing goes through its general indexing machinery).
             self.classifier_.partial_fit(Xs.take(order, axis=0), y.take(order),

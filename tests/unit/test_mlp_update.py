@@ -8,6 +8,7 @@ loss must be equal, not close: a checkpoint's bytes, and every replay test, depe
 
 from __future__ import annotations
 
+import copy
 import warnings
 
 import numpy as np
@@ -135,25 +136,32 @@ def test_network_alone_equals_scikit_learn_on_awkward_days():
     assert ours.coefs_[0][:, 3].any()  # the dead unit's weights moved off 0 (L2 and Adam)
 
 
-@pytest.mark.parametrize("settings", [{}, {"activation": "tanh"}])
-def test_rows_learns_as_from_the_rows_in_that_order(settings):
-    # GIVEN two networks, and a day with its rows' order (WarmStartClassifier's shuffle)
+@pytest.mark.parametrize("settings", [{}, {"activation": "tanh"},
+                                      {"random_state": np.random.RandomState(3)}])
+def test_passes_learn_as_one_partial_fit_per_order(settings):
+    # GIVEN two networks, and a day with two orders of its rows (WarmStartClassifier's
+    # shuffles); an int seed remakes scikit-learn's own shuffle each call, a RandomState
+    # continues it
     X, y = _day(31, 1_000)
     weights = np.where(y == 1, 5.0, 1.0)
-    order = np.random.default_rng(4).permutation(len(y))
-    given, copied = (DailyMLPClassifier(hidden_layer_sizes=(32, 16), random_state=0,
-                                        **settings) for _ in range(2))
-    # WHEN one learns the day in that order through `rows`, the other from copies
+    orders = [np.random.default_rng(seed).permutation(len(y)) for seed in (4, 5)]
+    given, copied = (DailyMLPClassifier(**{"hidden_layer_sizes": (32, 16), "random_state": 0,
+                                           **copy.deepcopy(settings)}) for _ in range(2))
+    # WHEN one learns each day's passes in one call, the other one call a pass on copies
     for _ in range(2):
-        given.partial_fit(X, y, classes=[0, 1], sample_weight=weights, rows=order)
-        copied.partial_fit(X[order], y[order], classes=[0, 1], sample_weight=weights[order])
+        given.partial_fit(X, y, classes=[0, 1], sample_weight=weights, passes=orders)
+        for order in orders:
+            copied.partial_fit(X[order], y[order], classes=[0, 1],
+                               sample_weight=weights[order])
     # THEN they are the same to the bit (the lean pass for ReLU, scikit-learn's for tanh),
-    # and the order is not kept on the network (it would end up in the checkpoint)
+    # and the orders are not kept on the network (they would end up in the checkpoint)
     _assert_identical(_network_state(given), _network_state(copied))
-    assert not hasattr(given, "_rows")
-    with pytest.raises(ValueError, match="rows must order all 1000 rows of X; got 999"):
-        given.partial_fit(X, y, classes=[0, 1], sample_weight=weights, rows=order[1:])
-    assert not hasattr(given, "_rows")
+    assert len(given.loss_curve_) == 4
+    assert not hasattr(given, "_pass_orders")
+    with pytest.raises(ValueError, match="each pass must order all 1000 rows of X; got 999"):
+        given.partial_fit(X, y, classes=[0, 1], sample_weight=weights,
+                          passes=[orders[0], orders[1][1:]])
+    assert not hasattr(given, "_pass_orders")
 
 
 @pytest.mark.parametrize("settings", [{"activation": "tanh"}, {"activation": "logistic"},

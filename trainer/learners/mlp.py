@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.neural_network import MLPClassifier
 from sklearn.neural_network._stochastic_optimizers import AdamOptimizer
-from sklearn.utils import shuffle
+from sklearn.utils import check_random_state, shuffle
 
 from trainer.learners.mlp_pass import FlatParameters, MinibatchPass
 
@@ -45,43 +45,67 @@ class DailyMLPClassifier(MLPClassifier):
     they enter (each is below the last bit of anything it is added to).
     """
 
-    #: `partial_fit` takes `rows` (`WarmStartClassifier` passes its shuffle there).
-    takes_row_order = True
+    #: `partial_fit` takes `passes` (`WarmStartClassifier` gives its shuffles there).
+    takes_passes = True
 
-    def partial_fit(self, X, y, *args, rows=None, **kwargs):
+    def partial_fit(self, X, y, *args, passes=None, **kwargs):
         """scikit-learn's `partial_fit`, then subnormal weights and moments set to 0.
 
         Args:
             X: the inputs.
             y: the labels.
             *args: scikit-learn's (`classes`, `sample_weight`).
-            rows: a permutation of the rows: learn as from `X[rows]`, `y[rows]` and
-                `sample_weight[rows]`, without copying them in that order first (the
-                minibatches gather their rows anyway; scikit-learn's checks of the inputs
-                do not depend on their order).
+            passes: orders of the rows, one a pass: learn as from one `partial_fit` per
+                order, in turn, of `X[order]`, `y[order]` and `sample_weight[order]`,
+                without copying the rows in each order (the minibatches gather their rows
+                anyway) or checking the same inputs again (scikit-learn's checks do not
+                depend on the rows' order).
             **kwargs: scikit-learn's.
         """
-        if rows is not None and len(rows) != X.shape[0]:
-            raise ValueError(f"rows must order all {X.shape[0]} rows of X; got {len(rows)}")
-        self._rows = rows
+        orders = None if passes is None else list(passes)
+        for order in orders or ():
+            if len(order) != X.shape[0]:
+                raise ValueError(f"each pass must order all {X.shape[0]} rows of X; "
+                                 f"got {len(order)}")
+        self._pass_orders = orders
         try:
             super().partial_fit(X, y, *args, **kwargs)
         finally:
-            del self._rows
+            del self._pass_orders
+        self._zero_subnormals()
+        return self
+
+    def _zero_subnormals(self) -> None:
         optimizer = getattr(self, "_optimizer", None)
         for values in (*self.coefs_, *self.intercepts_,
                        *(optimizer.ms if optimizer is not None else ()),
                        *(optimizer.vs if optimizer is not None else ())):
             values[np.abs(values) < np.finfo(values.dtype).tiny] = 0.0
-        return self
 
     def _fit_stochastic(self, X, y, sample_weight, activations, deltas, coef_grads,
                         intercept_grads, layer_units, incremental):
-        """One pass of minibatches (`partial_fit`) without scikit-learn's per-batch checks.
+        """The pass of a `partial_fit`, or each of the `passes` given to it, in turn."""
+        orders = getattr(self, "_pass_orders", None)
+        for index, order in enumerate(orders or [None]):
+            if index:
+                # What one `partial_fit` a pass does between passes: scikit-learn's check of
+                # the weights, ours, then scikit-learn's random state made again from
+                # `random_state` (`_fit`; an int seed gives each pass the same shuffle).
+                if not all(np.isfinite(w).all() for w in self.coefs_ + self.intercepts_):
+                    raise ValueError("Solver produced non-finite parameter weights. The "
+                                     "input data may contain large values and need to be "
+                                     "preprocessed.")
+                self._zero_subnormals()
+                self._random_state = check_random_state(self.random_state)
+            self._one_pass(X, y, sample_weight, activations, deltas, coef_grads,
+                           intercept_grads, layer_units, incremental, order)
+
+    def _one_pass(self, X, y, sample_weight, activations, deltas, coef_grads,
+                  intercept_grads, layer_units, incremental, rows):
+        """One pass of minibatches over `X[rows]` without scikit-learn's per-batch checks.
 
         Anything but the daily update's configuration keeps scikit-learn's loop.
         """
-        rows = getattr(self, "_rows", None)
         if not self._lean_update_applies(X, sample_weight, incremental):
             if rows is not None:
                 X, y = X[rows], y[rows]
