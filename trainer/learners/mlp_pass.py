@@ -32,10 +32,14 @@ class FlatParameters:
         self.shapes = [a.shape for a in arrays]
         self.bounds = np.cumsum([0] + [a.size for a in arrays])
         self.params = np.concatenate([a.ravel() for a in arrays])
-        self.grads = np.empty_like(self.params)
+        #: Row 0 the gradients, row 1 room for their squares (Adam's two moments at once).
+        self.grads_and_squares = np.empty((2, self.params.size))
+        self.grads = self.grads_and_squares[0]
         optimizer = network._optimizer
-        optimizer.ms = [np.concatenate([m.ravel() for m in optimizer.ms])]
-        optimizer.vs = [np.concatenate([v.ravel() for v in optimizer.vs])]
+        #: Row 0 Adam's first moments, row 1 its second.
+        self.moments = np.stack([np.concatenate([m.ravel() for m in optimizer.ms]),
+                                 np.concatenate([v.ravel() for v in optimizer.vs])])
+        optimizer.ms, optimizer.vs = [self.moments[0]], [self.moments[1]]
         layers = len(network.coefs_)
         params, grads = self._views(self.params), self._views(self.grads)
         network.coefs_[:], network.intercepts_[:] = params[:layers], params[layers:]
@@ -92,6 +96,9 @@ class MinibatchPass:
         self.coef_ravels = [coef.ravel() for coef in network.coefs_]  # views
         self.penalties = np.empty(len(self.starts))
         self.scratch = np.empty_like(flat.params), np.empty_like(flat.params)
+        optimizer = network._optimizer
+        self.betas = np.array([[optimizer.beta_1], [optimizer.beta_2]])
+        self.one_minus_betas = np.array([[1 - optimizer.beta_1], [1 - optimizer.beta_2]])
 
     def run(self) -> np.float64:
         """Every minibatch's gradients and Adam step; the losses summed as scikit-learn does.
@@ -206,16 +213,17 @@ class MinibatchPass:
         param += -rate * m / (sqrt(v) + epsilon).
         """
         optimizer, flat = self.network._optimizer, self.flat
-        m, v, grads = optimizer.ms[0], optimizer.vs[0], flat.grads
+        m, v = flat.moments
         first, second = self.scratch
         optimizer.t += 1
-        np.multiply(m, optimizer.beta_1, out=m)
-        np.multiply(grads, 1 - optimizer.beta_1, out=first)
-        m += first
-        np.multiply(v, optimizer.beta_2, out=v)
-        np.square(grads, out=first)  # grad**2 is numpy's square
-        first *= 1 - optimizer.beta_2
-        v += first
+        # Both moments in one call each: rows (m, v) times (beta_1, beta_2), plus rows
+        # (grad, grad**2) times (1 - beta_1, 1 - beta_2). The gradients are not needed
+        # after this step (the next minibatch writes all of them).
+        np.multiply(flat.moments, self.betas, out=flat.moments)
+        np.square(flat.grads, out=flat.grads_and_squares[1])  # grad**2 is numpy's square
+        np.multiply(flat.grads_and_squares, self.one_minus_betas,
+                    out=flat.grads_and_squares)
+        flat.moments += flat.grads_and_squares
         optimizer.learning_rate = (optimizer.learning_rate_init
                                    * np.sqrt(1 - optimizer.beta_2**optimizer.t)
                                    / (1 - optimizer.beta_1**optimizer.t))
