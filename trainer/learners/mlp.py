@@ -13,7 +13,9 @@ few microseconds of arithmetic. `DailyMLPClassifier` runs the minibatches of the
 it is (ReLU hidden layers, one logistic output, Adam, weighted rows, float64) itself
 (`trainer.learners.mlp_pass`), with the same arithmetic on every element, so every weight,
 moment and loss is the same to the bit (tests/unit/test_mlp_update.py compares the two on
-every step); any other configuration keeps scikit-learn's loop.
+every step); any other configuration keeps scikit-learn's loop. A day's passes come in one
+`partial_fit` (`passes=`, one order of the rows each), so the day is checked once and never
+copied in each pass' order.
 """
 
 from __future__ import annotations
@@ -37,12 +39,13 @@ LOSS_CURVE_KEPT = 30
 class DailyMLPClassifier(MLPClassifier):
     """`MLPClassifier` (Adam solver) that checkpoints its optimiser as plain data.
 
-    After each `partial_fit`, weights and Adam moments below the smallest normal float are
-    set to 0. The L2 penalty and the moment decay shrink the weights of units that no
-    longer fire geometrically, and after months they sit among subnormal floats, where
-    every operation is ~100x slower: 128 such values of ~1,000 made a default-size day's
-    MLP update 0.13 s at day 180 against 0.07 s at day 38. Zeroing them changes no sum
-    they enter (each is below the last bit of anything it is added to).
+    After each pass (a `partial_fit`, or each of its `passes`), weights and Adam moments
+    below the smallest normal float are set to 0. The L2 penalty and the moment decay
+    shrink the weights of units that no longer fire geometrically, and after months they
+    sit among subnormal floats, where every operation is ~100x slower: 128 such values of
+    ~1,000 made a default-size day's MLP update 0.13 s at day 180 against 0.07 s at day 38.
+    Zeroing them changes no sum they enter (each is below the last bit of anything it is
+    added to).
     """
 
     #: `partial_fit` takes `passes` (`WarmStartClassifier` gives its shuffles there).
