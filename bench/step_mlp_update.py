@@ -7,9 +7,9 @@ The MLP member of `lgbm_mlp_profiles` (a `WarmStartClassifier` over `DailyMLPCla
 3 passes, minibatches of 256, frauds weighted 5) learns a synthetic day of 26 inputs (2%
 frauds, column-major as the step's features frame) after a small first day, from the same
 state, once with each loop: scikit-learn's own `_fit_stochastic`, `DailyMLPClassifier`'s,
-and with `--previous REV` the `DailyMLPClassifier` of that git revision
-(`trainer/learners/mlp.py` and `mlp_pass.py` as they were there, e.g. the code before a
-change; the rest, `WarmStartClassifier` included, is this checkout's). The loops take
+and with `--previous REV` the whole update of that git revision (its `WarmStartClassifier`
+and `DailyMLPClassifier`: `trainer/model.py`, `trainer/learners/mlp.py` and `mlp_pass.py`
+as they were there, e.g. the code before a change). The loops take
 turns within each repeat, so that a shared machine's drift hits them alike; each figure is
 the best CPU seconds of the repeats, on one BLAS thread as the step runs
 (`trainer.step.run_step`). Prints each loop's ratio to ours, and whether every weight, Adam
@@ -32,11 +32,11 @@ from threadpoolctl import threadpool_limits
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _previous_network_class(rev: str) -> type:
-    """`DailyMLPClassifier` as git revision `rev` defined it (`trainer/learners/mlp*.py`).
+def _previous_classes(rev: str) -> tuple[type, type]:
+    """`WarmStartClassifier` and `DailyMLPClassifier` as git revision `rev` defined them.
 
-    Its `mlp.py` and, where that revision has it, the `mlp_pass.py` it imports, loaded
-    as modules of their own; everything else is this checkout's.
+    Its `trainer/model.py`, `trainer/learners/mlp.py` and, where that revision has it, the
+    `mlp_pass.py` this imports, loaded as modules of their own.
     """
     def source(path: str) -> str | None:
         shown = subprocess.run(["git", "-C", str(REPO), "show", f"{rev}:{path}"],
@@ -49,20 +49,22 @@ def _previous_network_class(rev: str) -> type:
         exec(compile(text, f"{rev}:{path}", "exec"), module.__dict__)
         return module
 
-    mlp = source("trainer/learners/mlp.py")
-    if mlp is None:
-        raise SystemExit(f"{rev} has no trainer/learners/mlp.py")
+    mlp, model = source("trainer/learners/mlp.py"), source("trainer/model.py")
+    if mlp is None or model is None:
+        raise SystemExit(f"{rev} has no trainer/learners/mlp.py or trainer/model.py")
     helper = source("trainer/learners/mlp_pass.py")
     if helper is not None:
         name = load("trainer/learners/mlp_pass.py", helper).__name__
         mlp = mlp.replace("from trainer.learners.mlp_pass import", f"from {name} import")
-    return load("trainer/learners/mlp.py", mlp).DailyMLPClassifier
+    return (load("trainer/model.py", model).WarmStartClassifier,
+            load("trainer/learners/mlp.py", mlp).DailyMLPClassifier)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Time the loops and check they agree."""
     from trainer.learners.mlp import DailyMLPClassifier
     from trainer.learners.registry import make_learner
+    from trainer.model import WarmStartClassifier
 
     class SklearnLoop(DailyMLPClassifier):
         def _lean_update_applies(self, X, sample_weight, incremental) -> bool:
@@ -72,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--previous", metavar="REV",
-                        help="also time DailyMLPClassifier as of this git revision")
+                        help="also time the MLP update as of this git revision")
     args = parser.parse_args(argv)
     rng = np.random.default_rng(0)
 
@@ -82,10 +84,11 @@ def main(argv: list[str] | None = None) -> int:
         X[y == 1, :3] += 1.5
         return X, y
 
-    loops: dict[str, type] = {"scikit-learn loop": SklearnLoop}
+    loops: dict[str, tuple[type, type]] = {
+        "scikit-learn loop": (WarmStartClassifier, SklearnLoop)}
     if args.previous:
-        loops[f"previous ({args.previous})"] = _previous_network_class(args.previous)
-    loops["DailyMLPClassifier"] = DailyMLPClassifier
+        loops[f"previous ({args.previous})"] = _previous_classes(args.previous)
+    loops["DailyMLPClassifier"] = (WarmStartClassifier, DailyMLPClassifier)
     start = make_learner("lgbm_mlp_profiles").members[1]
     start.partial_fit(*day(3_000))
     X, y = day(args.rows)
@@ -93,9 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     states = {}
     with threadpool_limits(limits=1, user_api="blas"):
         for _ in range(args.repeats):
-            for name, network_class in loops.items():
+            for name, (model_class, network_class) in loops.items():
                 model = copy.deepcopy(start)
-                model.classifier_.__class__ = network_class
+                model.__class__, model.classifier_.__class__ = model_class, network_class
                 began = time.process_time()
                 model.partial_fit(X, y)
                 seconds[name] = min(seconds[name], time.process_time() - began)
