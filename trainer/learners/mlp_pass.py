@@ -67,10 +67,11 @@ class MinibatchPass:
     Args:
         network: the classifier; its `coefs_` and `intercepts_` must be views of `flat`.
         flat: its parameters, gradients and Adam moments as flat arrays.
-        X: the day's inputs (float64), in scikit-learn's row order.
-        y: the binarised labels, shape (rows, 1).
-        sample_weight: the rows' weights, shape (rows,).
-        order: the pass' row order (scikit-learn's shuffle).
+        X: the day's inputs (float64).
+        y: their binarised labels, shape (rows, 1).
+        sample_weight: their weights, shape (rows,).
+        order: the rows of X, y and sample_weight in the pass' order (scikit-learn's
+            shuffle, after the caller's own).
     """
 
     def __init__(self, network: MLPClassifier, flat: FlatParameters, X: np.ndarray,
