@@ -88,9 +88,11 @@ class WarmStartClassifier(DailyClassifier):
         # Each pass gathers the rows in a new order, and a row is 26 scattered values of a
         # column-major day (the features frame's layout) against one contiguous run of a
         # row-major copy: 3x cheaper per pass on a 100,000-row day. The gathered arrays,
-        # all the classifier sees, are row-major and equal either way; the column-major
-        # one is dropped at once (a 1M-row day's is 0.2 GB).
-        Xs = np.ascontiguousarray(self.scaler_.transform(X))
+        # all the classifier sees, are row-major and equal either way. The scaler's own
+        # `transform` ((X - mean_) / scale_, X checked when it was fitted just above)
+        # written row-major at once: no column-major copy to make, then copy again.
+        Xs = np.subtract(X, self.scaler_.mean_, order="C")
+        Xs /= self.scaler_.scale_
         self._passes(Xs, y, np.random.default_rng([self.random_state, self.days_seen_]))
         self.days_seen_ += 1
         return self
@@ -98,10 +100,19 @@ class WarmStartClassifier(DailyClassifier):
     def _passes(self, Xs: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> None:
         """`passes` shuffled passes of the classifier over every row of the scaled day."""
         weights = np.where(y == 1, self.fraud_weight, 1.0)
-        for _ in range(self.passes):
-            order = rng.permutation(len(y))
-            self.classifier_.partial_fit(Xs[order], y[order], classes=CLASSES,
-                                         sample_weight=weights[order])
+        orders = [rng.permutation(len(y)) for _ in range(self.passes)]
+        if getattr(self.classifier_, "takes_passes", False):
+            # It gathers each pass' minibatches from Xs in these orders itself: no shuffled
+            # copy of the day to write and read again (0.2 GB for 1M rows), and the day's
+            # inputs are checked once, not once a pass.
+            self.classifier_.partial_fit(Xs, y, classes=CLASSES, sample_weight=weights,
+                                         passes=orders)
+            return
+        for order in orders:
+            # `take` copies the same rows as `Xs[order]`, 2.5x faster on a 100,000-row day
+            # (numpy's fancy indexing goes through its general indexing machinery).
+            self.classifier_.partial_fit(Xs.take(order, axis=0), y.take(order),
+                                         classes=CLASSES, sample_weight=weights.take(order))
 
     def predict_proba(self, X):
         """Fraud probability in column 1, as scikit-learn classifiers do."""
