@@ -46,7 +46,8 @@ from bench.step_throughput import LEARNER_ENV, ONE_THREAD_ENV, QUICK_SIZES, SIZE
 REPO = Path(__file__).resolve().parents[1]
 
 #: (stage name, module, attribute): the callables timed, outermost first. A class
-#: attribute is "Class.method". Nesting follows the call stack at run time.
+#: attribute is "Class.method". Nesting follows the call stack at run time. A name listed
+#: twice (a subclass overriding the method) adds up under that name.
 STAGES = (
     ("load checkpoint", "trainer.step", "load_checkpoint"),
     ("features", "trainer.step", "carried_features"),
@@ -68,6 +69,7 @@ STAGES = (
     ("reasons of a row", "trainer.evaluation.reasons", "reasons"),
     ("day metrics", "trainer.evaluation.scoring", "day_metrics"),
     ("booster update", "trainer.learners.boosting", "WindowBoostingClassifier.partial_fit"),
+    ("booster update", "trainer.learners.bounded", "BoundedWindowBoostingClassifier.partial_fit"),
     ("MLP update", "trainer.model", "WarmStartClassifier.partial_fit"),
     ("training accuracy", "trainer.evaluation.scoring", "training_accuracy"),
     ("testing dataset", "trainer.evaluation.scoring", "evaluate_testing_dataset"),
@@ -84,6 +86,7 @@ def _instrument() -> dict[str, float]:
     totals: dict[str, float] = {}
     stack: list[str] = []
     absent: list[str] = []
+    found: set[str] = set()
 
     def timed(path: str, fn):
         @functools.wraps(fn)
@@ -108,12 +111,13 @@ def _instrument() -> dict[str, float]:
         except (ImportError, AttributeError):  # older code: the stage is not there
             absent.append(name)
             continue
+        found.add(name)
         if isinstance(target, dict):  # a table of callables (the profiles per kind)
             for key, fn in list(target.items()):
                 target[key] = timed(name, fn)
         else:
             setattr(owner, method, timed(name, target))
-    totals.update({f"(absent) {name}": 0.0 for name in absent})
+    totals.update({f"(absent) {name}": 0.0 for name in absent if name not in found})
     return totals
 
 
