@@ -205,6 +205,11 @@ def write_quality_md() -> None:
 
             text = text.rstrip("\n") + "\n\n" + fraction_section(
                 json.loads(features.read_text()), json.loads(ceiling.read_text()))
+    caps = HERE / "quality_results_caps.json"
+    if caps.is_file():
+        from bench.bounded_caps import markdown_section as caps_section
+
+        text = text.rstrip("\n") + "\n\n" + caps_section(json.loads(caps.read_text()))
     (HERE / "QUALITY.md").write_text(text)
 
 

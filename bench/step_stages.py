@@ -21,6 +21,11 @@ simulation (`bench.backfill`'s landing) instead, after a chain trained through d
 `<data-dir>/stages-chain-d<N>-s<seed>-<learner>-<checkout name>` and reused): the step as
 the backfill meets it late in the chain. `--size` is then ignored.
 
+`--long-chain` (with `--size`) times the step after a chain trained by `fraudpipe train`
+on every prepared day before it (38 days of that size; kept in
+`<work>/stages-chain-<learner>-<checkout name>`), where a learner's memory of recent days
+is as full as a chain of that day size keeps it, instead of after one day.
+
 `--library-threads inherit` runs the measured steps with the thread pools this script's
 environment sets (none: OpenMP's, OpenBLAS's and Arrow's defaults, one thread a core), as
 `fraudpipe` and `bench backfill` run, instead of one thread each; `time.process_time`
@@ -46,7 +51,8 @@ from bench.step_throughput import LEARNER_ENV, ONE_THREAD_ENV, QUICK_SIZES, SIZE
 REPO = Path(__file__).resolve().parents[1]
 
 #: (stage name, module, attribute): the callables timed, outermost first. A class
-#: attribute is "Class.method". Nesting follows the call stack at run time.
+#: attribute is "Class.method". Nesting follows the call stack at run time. A name listed
+#: twice (a subclass overriding the method) adds up under that name.
 STAGES = (
     ("load checkpoint", "trainer.step", "load_checkpoint"),
     ("features", "trainer.step", "carried_features"),
@@ -68,6 +74,7 @@ STAGES = (
     ("reasons of a row", "trainer.evaluation.reasons", "reasons"),
     ("day metrics", "trainer.evaluation.scoring", "day_metrics"),
     ("booster update", "trainer.learners.boosting", "WindowBoostingClassifier.partial_fit"),
+    ("booster update", "trainer.learners.bounded", "BoundedWindowBoostingClassifier.partial_fit"),
     ("MLP update", "trainer.model", "WarmStartClassifier.partial_fit"),
     ("training accuracy", "trainer.evaluation.scoring", "training_accuracy"),
     ("testing dataset", "trainer.evaluation.scoring", "evaluate_testing_dataset"),
@@ -84,6 +91,7 @@ def _instrument() -> dict[str, float]:
     totals: dict[str, float] = {}
     stack: list[str] = []
     absent: list[str] = []
+    found: set[str] = set()
 
     def timed(path: str, fn):
         @functools.wraps(fn)
@@ -108,12 +116,13 @@ def _instrument() -> dict[str, float]:
         except (ImportError, AttributeError):  # older code: the stage is not there
             absent.append(name)
             continue
+        found.add(name)
         if isinstance(target, dict):  # a table of callables (the profiles per kind)
             for key, fn in list(target.items()):
                 target[key] = timed(name, fn)
         else:
             setattr(owner, method, timed(name, target))
-    totals.update({f"(absent) {name}": 0.0 for name in absent})
+    totals.update({f"(absent) {name}": 0.0 for name in absent if name not in found})
     return totals
 
 
@@ -170,21 +179,25 @@ def _chain(data_dir: Path, seed: int, day_index: int, learner: str,
         share.training_dir.mkdir(parents=True)
         for path in source.glob("*.parquet"):
             shutil.copyfile(path, share.training_dir / path.name)
-        train = ("import sys\nfrom trainer.cli import main\nsys.exit(main(sys.argv[1:]))")
-        env = {**os.environ, **ONE_THREAD_ENV, "PYTHONPATH": str(code)}
-        done = subprocess.run([sys.executable, "-c", train, "train", "--storage",
-                               str(share.root), "--through",
-                               (day - dt.timedelta(days=1)).isoformat(), "--learner", learner],
-                              env=env, cwd=code, capture_output=True, text=True)
-        if done.returncode != 0:
-            raise RuntimeError(f"training the chain in {code} failed: {done.stderr[-3000:]}")
+        _train_chain(code, share.root, day - dt.timedelta(days=1), learner)
         shutil.copytree(share.output_dir, head)
     return work, day, head
 
 
+def _train_chain(code: Path, root: Path, through: dt.date, learner: str) -> None:
+    """`code`'s `fraudpipe train` of the share at `root` through `through`, one thread."""
+    train = ("import sys\nfrom trainer.cli import main\nsys.exit(main(sys.argv[1:]))")
+    env = {**os.environ, **ONE_THREAD_ENV, "PYTHONPATH": str(code)}
+    done = subprocess.run([sys.executable, "-c", train, "train", "--storage", str(root),
+                           "--through", through.isoformat(), "--learner", learner],
+                          env=env, cwd=code, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"training the chain in {code} failed: {done.stderr[-3000:]}")
+
+
 def measure(size: str, learner: str, repeats: int, data_dir: Path, seed: int,
             code: Path = REPO, library_threads: str = "one",
-            history_day: int | None = None) -> dict:
+            history_day: int | None = None, long_chain: bool = False) -> dict:
     """The stage split of one size's step (or of `history_day`); see the module docstring."""
     from bench.step_compare import _child as train_head
     from bench.step_compare import _reset
@@ -196,11 +209,16 @@ def measure(size: str, learner: str, repeats: int, data_dir: Path, seed: int,
     else:
         work, info = prepared(data_dir, {**SIZES, **QUICK_SIZES}[size], HISTORY_DAYS, seed)
         day = dt.date.fromisoformat(info["days"][-1]["date"])
-        head = work / f"stages-head-{learner}-{code.name}"
+        head = work / f"stages-{'chain' if long_chain else 'head'}-{learner}-{code.name}"
+        if long_chain:
+            size = f"{size} after a chain of {len(info['days']) - 1} days"
     share = work / "share"
     if not head.is_dir():
         _reset(share)
-        train_head(code, learner, work, day - dt.timedelta(days=1))
+        if long_chain:
+            _train_chain(code, share, day - dt.timedelta(days=1), learner)
+        else:
+            train_head(code, learner, work, day - dt.timedelta(days=1))
         shutil.copytree(share / "output", head)
     runs = []
     for _ in range(repeats):
@@ -253,6 +271,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--history-day", type=int, metavar="N",
                         help="time day N (0-based) of the 183-day simulation after a chain "
                              "through day N-1, instead of a --size day")
+    parser.add_argument("--long-chain", action="store_true",
+                        help="with --size: the head is a chain trained on every prepared "
+                             "day before the timed one (38 days), not on the day before only")
     parser.add_argument("--library-threads", choices=("one", "inherit"), default="one",
                         help="one: the steps run with OMP/OpenBLAS/MKL/Arrow at one thread "
                              "(default); inherit: with this environment's settings, as "
@@ -265,7 +286,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(child(args.work, dt.date.fromisoformat(args.day))))
         return 0
     result = measure(args.size, args.learner, args.repeats, args.data_dir, args.seed,
-                     args.code.resolve(), args.library_threads, args.history_day)
+                     args.code.resolve(), args.library_threads, args.history_day,
+                     args.long_chain)
     print(table(result))
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)

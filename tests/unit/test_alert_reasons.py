@@ -48,7 +48,7 @@ def trained(tmp_path_factory):
 
 
 def test_the_default_learner_is_explained_by_its_booster(trained):
-    assert DEFAULT_LEARNER == "lgbm_mlp_profiles"
+    assert DEFAULT_LEARNER == "lgbm_mlp_profiles_bounded"
     explanation = trained["explanation"]
     assert explanation is not None and explanation.booster_weight == pytest.approx(0.7)
 

@@ -166,7 +166,7 @@ def test_every_learner_before_the_profiles_keeps_the_handbooks_15_inputs():
     # WHY: a chain's checkpoints were fitted on its learner's inputs; changing them for an
     # existing name would break every chain trained on it.
     for name in set(LEARNERS) - {"lgbm_mlp_profiles", "lgbm_mlp_profiles_sampled",
-                                 "lgbm_mlp_profiles_binned"}:
+                                 "lgbm_mlp_profiles_binned", "lgbm_mlp_profiles_bounded"}:
         assert learner_inputs(name) == FEATURE_COLUMNS and len(FEATURE_COLUMNS) == 15
         assert not uses_profiles(name)
 
@@ -179,8 +179,8 @@ def test_the_profiles_learner_reads_the_15_then_the_11_profiles():
     assert len(learner_inputs("lgbm_mlp_profiles")) == 26
 
 
-def test_new_chains_get_the_profiles_learner():
-    assert DEFAULT_LEARNER == "lgbm_mlp_profiles"
+def test_new_chains_get_the_bounded_profiles_learner():
+    assert DEFAULT_LEARNER == "lgbm_mlp_profiles_bounded"
     assert len(learner_inputs(DEFAULT_LEARNER)) == 26
 
 

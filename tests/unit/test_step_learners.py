@@ -1,6 +1,6 @@
 """The chain's learner fixes the model's inputs, in the step and wherever its models score.
 
-New chains get the default, `lgbm_mlp_profiles`, and its 26 inputs; a chain of the former
+New chains get the default, `lgbm_mlp_profiles_bounded`, and its 26 inputs; a chain of the former
 default `lgbm_mlp` keeps its 15 after the default changed, trained exactly as before. The
 step's scores, a testing dataset, a checkpoint's evaluation and the scoring of an arrived
 day all give each model its own learner's inputs.
@@ -68,7 +68,7 @@ def profiles_chain(tmp_path_factory):
 def test_a_new_chain_gets_the_profiles_learner_and_its_26_inputs(profiles_chain):
     chain = verify(profiles_chain)
     assert [e.date for e in chain] == D[:DAYS]
-    assert {e.learner for e in chain} == {DEFAULT_LEARNER} == {"lgbm_mlp_profiles"}
+    assert {e.learner for e in chain} == {DEFAULT_LEARNER} == {"lgbm_mlp_profiles_bounded"}
     _, model = _head_model(profiles_chain)
     assert model.n_features_in_ == 26
     # the testing dataset was scored by every checkpoint (the step's metrics["test"])
@@ -90,7 +90,7 @@ def test_evaluating_a_profiles_checkpoint_scores_its_26_inputs(profiles_chain,
                                                                  scored_widths):
     result = evaluate_checkpoint(profiles_chain, D[1], D[3], test_days=3, known_window_days=2)
     assert scored_widths == [26]
-    assert result["learner"] == "lgbm_mlp_profiles" and result["transactions"] > 0
+    assert result["learner"] == DEFAULT_LEARNER and result["transactions"] > 0
 
 
 def test_a_chain_of_the_former_default_keeps_its_15_inputs_and_trains_as_before(tmp_path):
@@ -99,7 +99,7 @@ def test_a_chain_of_the_former_default_keeps_its_15_inputs_and_trains_as_before(
     train_all(share, through=D[2], learner="lgbm_mlp")
     # WHEN asked for the new default, THEN the chain refuses to switch
     with pytest.raises(PermanentError, match="uses learner 'lgbm_mlp'"):
-        run_step(share, D[3], learner="lgbm_mlp_profiles")
+        run_step(share, D[3], learner=DEFAULT_LEARNER)
     # WHEN the following days are trained without naming a learner, as the flows do
     train_all(share)
     # THEN the chain kept its learner and its 15 inputs

@@ -22,16 +22,33 @@ def two_sum(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``a + b`` rounded, and the exact rounding error (``a + b == s + e`` exactly)."""
     s = a + b
     bb = s - a
-    return s, (a - (s - bb)) + (b - bb)
+    if not isinstance(bb, np.ndarray):  # scalars: no arrays to reuse
+        return s, (a - (s - bb)) + (b - bb)
+    # ``(a - (s - bb)) + (b - bb)``, the same operations in the same order, written into
+    # two arrays instead of five: at a million rows each new array costs more than the
+    # arithmetic on it, and a day's features take some hundred of these sums.
+    error = s - bb
+    np.subtract(a, error, out=error)
+    np.subtract(b, bb, out=bb)
+    np.add(error, bb, out=error)
+    return s, error
 
 
 def dd_add(a_hi: np.ndarray, a_lo: np.ndarray, b_hi: np.ndarray,
            b_lo: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The double-double sum of ``a_hi + a_lo`` and ``b_hi + b_lo``, renormalised."""
     s, e = two_sum(a_hi, b_hi)
-    e = e + (a_lo + b_lo)
+    if not isinstance(e, np.ndarray) or e.shape != np.broadcast_shapes(
+            np.shape(a_lo), np.shape(b_lo), e.shape):
+        e = e + (a_lo + b_lo)
+        hi = s + e
+        return hi, e - (hi - s)
+    # As above: ``e + (a_lo + b_lo)``, then ``e - (hi - s)``, in arrays two_sum made.
+    np.add(e, a_lo + b_lo, out=e)
     hi = s + e
-    return hi, e - (hi - s)
+    np.subtract(hi, s, out=s)
+    np.subtract(e, s, out=e)
+    return hi, e
 
 
 def dd_sub(a_hi: np.ndarray, a_lo: np.ndarray, b_hi: np.ndarray,

@@ -21,6 +21,7 @@ from trainer.features.profiles import EXTRA_FEATURE_COLUMNS
 from trainer.learners import DEFAULT_LEARNER, LEARNER_NAMES
 from trainer.learners.binned_boosting import BinnedWindowBoostingClassifier
 from trainer.learners.boosting import ContinuedBoostingClassifier, WindowBoostingClassifier
+from trainer.learners.bounded import BoundedPassesClassifier, BoundedWindowBoostingClassifier
 from trainer.learners.ensemble import AveragedClassifier
 from trainer.learners.mlp import DailyMLPClassifier
 from trainer.learners.sampled import GenuineSampledClassifier
@@ -52,6 +53,14 @@ def _sgd_tuned(alpha: float = 1e-4, passes: int = 3, fraud_weight: float = 10.0,
     )
 
 
+def _network(hidden: tuple[int, ...] = (32, 16),
+             learning_rate: float = 1e-3) -> DailyMLPClassifier:
+    """The MLP network of every MLP learner: ReLU layers, Adam, minibatches of 256."""
+    return DailyMLPClassifier(hidden_layer_sizes=hidden, alpha=1e-4,
+                              learning_rate_init=learning_rate, batch_size=256,
+                              random_state=0)
+
+
 def _mlp(hidden: tuple[int, ...] = (32, 16), passes: int = 3, fraud_weight: float = 5.0,
          learning_rate: float = 1e-3, genuine_rate: float = 1.0) -> WarmStartClassifier:
     """A small MLP continued with `partial_fit` (Adam keeps its moments across days).
@@ -59,9 +68,7 @@ def _mlp(hidden: tuple[int, ...] = (32, 16), passes: int = 3, fraud_weight: floa
     With `genuine_rate` < 1 each pass reads every fraud and that share of the genuines,
     weighted back (`GenuineSampledClassifier`); at 1.0 every row, as the MLP always has.
     """
-    network = DailyMLPClassifier(hidden_layer_sizes=hidden, alpha=1e-4,
-                                 learning_rate_init=learning_rate, batch_size=256,
-                                 random_state=0)
+    network = _network(hidden, learning_rate)
     if genuine_rate < 1.0:
         return GenuineSampledClassifier(network, fraud_weight=fraud_weight, passes=passes,
                                         genuine_rate=genuine_rate)
@@ -137,6 +144,24 @@ def _lgbm_mlp_profiles_binned() -> BaseEstimator:
         weights=[BINNED_BOOSTER_WEIGHT, 1 - BINNED_BOOSTER_WEIGHT])
 
 
+def _lgbm_mlp_profiles_bounded() -> BaseEstimator:
+    """`lgbm_mlp_profiles` reading at most a fixed number of rows a day, at any day size.
+
+    The same ensemble, inputs, settings and weights, on the members of
+    `trainer.learners.bounded`: the booster keeps at most 1,500 genuines and 200 frauds of
+    a day, each MLP pass reads at most 15,000 genuines and 2,000 frauds, the excess
+    sampled and weighted back. On days of the default size (~10,000 transactions) no cap
+    is reached and it is `lgbm_mlp_profiles` to the bit (same scores, so the same
+    validation and report figures in bench/QUALITY.md); on larger days its step costs
+    about what a default-size day's does instead of growing with the day
+    (bench/RESULTS.md).
+    """
+    return AveragedClassifier([BoundedWindowBoostingClassifier(fraud_window_days=84),
+                               BoundedPassesClassifier(_network(), fraud_weight=5.0,
+                                                       passes=3)],
+                              weights=[0.7, 0.3])
+
+
 #: Learner name -> factory of a fresh, unfitted learner.
 LEARNERS: dict[str, Callable[[], BaseEstimator]] = {
     "sgd": _sgd,
@@ -148,6 +173,7 @@ LEARNERS: dict[str, Callable[[], BaseEstimator]] = {
     "lgbm_mlp_profiles": _lgbm_mlp_profiles,
     "lgbm_mlp_profiles_sampled": _lgbm_mlp_profiles_sampled,
     "lgbm_mlp_profiles_binned": _lgbm_mlp_profiles_binned,
+    "lgbm_mlp_profiles_bounded": _lgbm_mlp_profiles_bounded,
 }
 
 #: The handbook's 15 customer and terminal window features (`trainer.features.compute`).
@@ -167,6 +193,7 @@ LEARNER_INPUTS: dict[str, list[str]] = {
     "lgbm_mlp_profiles": PROFILE_INPUTS,
     "lgbm_mlp_profiles_sampled": PROFILE_INPUTS,
     "lgbm_mlp_profiles_binned": PROFILE_INPUTS,
+    "lgbm_mlp_profiles_bounded": PROFILE_INPUTS,
 }
 
 #: Our own classes a checkpoint may contain; skops refuses any other custom type.
@@ -178,6 +205,8 @@ LEARNER_CLASSES: tuple[type[BaseEstimator], ...] = (
     AveragedClassifier,
     GenuineSampledClassifier,
     BinnedWindowBoostingClassifier,
+    BoundedWindowBoostingClassifier,
+    BoundedPassesClassifier,
 )
 
 #: The skops type names of `LEARNER_CLASSES` ("module.Class").
