@@ -174,6 +174,11 @@ DEFAULT = ("all_spell+booster:fraud_window_days=84", 0.7)
 TRIED = [
     "all_spell+booster:fraud_window_days=84",
     "all_spell+booster:fraud_window_days=84,n_trees=160,learning_rate=0.05",
+    *(f"all_spell+booster:fraud_window_days=84,{settings}" for settings in (
+        "genuine_fraction=0.2", "genuine_fraction=0.3", "window_days=42", "num_leaves=31",
+        "min_data_in_leaf=50", "min_data_in_leaf=100",
+        "n_trees=160,learning_rate=0.05,min_data_in_leaf=50",
+        "max_bin=1023,min_data_in_leaf=50", "window_days=14,genuine_fraction=0.2")),
     "all_spell+booster:fraud_window_days=84,max_bin=1023",
     "all_spell_calendar+booster:fraud_window_days=84",
     "all_spell_calendar_count+booster:fraud_window_days=84",
