@@ -41,9 +41,18 @@ And, per card (customer), from the same rows:
   fraud in that window, in days, capped at 37 (also when none). The simulator compromises a
   card for 14 days, so the age of the compromise says whether it can still be going on.
 
+- ``CUSTOMER_ID_NB_HIGH_AMOUNT_14DAY_WINDOW``: the card's earlier rows in
+  ``(t - 14 DAY, t)``, labels not yet known, whose amount was at least 3 times their own
+  known-genuine 60-day mean (``CUSTOMER_ID_CLEAN_AMOUNT_RATIO_60DAY_WINDOW >= 3``), and
+  ``CUSTOMER_ID_HIGH_AMOUNT_SHARE_14DAY_WINDOW`` the same count over those earlier rows (0
+  when none). A genuine amount, N(mean, mean / 2), is above 3 means about once in 30,000
+  draws, a x5 fraud four times in five: a card whose compromise has begun shows it before
+  any label arrives, and so do its frauds whose x5 amount looks ordinary.
+
 A step would compute these from state it does not keep: per card and day, the count, sum
 and sum of squares of its genuine rows' amounts, and its frauds' count, amount sum and
-first time, for the days of the delayed window.
+first time, for the days of the delayed window; and per card and day, its rows and its rows
+with a high amount, for the last 14 days.
 """
 
 from __future__ import annotations
@@ -69,8 +78,14 @@ CLEAN_AMOUNT_COLUMNS = {f"CUSTOMER_ID_CLEAN_AMOUNT_{kind}_{n}DAY_WINDOW": n
                         for n in CLEAN_AMOUNT_WINDOWS_DAYS for kind in ("RATIO", "ZSCORE")}
 CARD_FRAUD_COLUMNS = ["CUSTOMER_ID_AMOUNT_OVER_FRAUD_AMOUNT_30DAY_WINDOW",
                       "CUSTOMER_ID_DAYS_SINCE_FIRST_KNOWN_FRAUD"]
+HIGH_AMOUNT_COLUMNS = ["CUSTOMER_ID_NB_HIGH_AMOUNT_14DAY_WINDOW",
+                       "CUSTOMER_ID_HIGH_AMOUNT_SHARE_14DAY_WINDOW"]
+#: An amount this many times the card's known-genuine mean counts as high.
+HIGH_AMOUNT_RATIO = 3.0
+#: Days a compromised card is defrauded (docs/facts.md section 2).
+CARD_COMPROMISE_DAYS = 14
 DERIVED_COLUMNS = [*CALENDAR_COLUMNS, *FRAUD_COUNT_COLUMNS, *FRAUD_AMOUNT_COLUMNS,
-                   *CLEAN_AMOUNT_COLUMNS, *CARD_FRAUD_COLUMNS]
+                   *CLEAN_AMOUNT_COLUMNS, *CARD_FRAUD_COLUMNS, *HIGH_AMOUNT_COLUMNS]
 LABEL_DELAY_DAYS = 7
 
 
@@ -117,7 +132,8 @@ def with_fraud_amounts(frames: dict) -> dict:
 
 
 def with_card_amounts(frames: dict) -> dict:
-    """Every day's frame with `CLEAN_AMOUNT_COLUMNS` and `CARD_FRAUD_COLUMNS` added.
+    """Every day's frame with the card candidates added (`CLEAN_AMOUNT_COLUMNS`,
+    `CARD_FRAUD_COLUMNS`, `HIGH_AMOUNT_COLUMNS`).
 
     Args:
         frames: date -> features frame (TX_DATETIME, CUSTOMER_ID, TX_AMOUNT, TX_FRAUD), the
@@ -144,6 +160,14 @@ def with_card_amounts(frames: dict) -> dict:
     first = np.append(frauds.times, 0)[start]  # read where end > start only
     added["CUSTOMER_ID_DAYS_SINCE_FIRST_KNOWN_FRAUD"] = days_since(frauds.row_times, first,
                                                                    end > start)
+    cards = _DelayedWindows(rows, "CUSTOMER_ID", np.ones(len(rows), dtype=bool))
+    high = cards.prefix_sums(
+        added["CUSTOMER_ID_CLEAN_AMOUNT_RATIO_60DAY_WINDOW"] >= HIGH_AMOUNT_RATIO)
+    t = cards.row_times
+    start, end = cards.between(t - CARD_COMPROMISE_DAYS * NS_PER_DAY, t - 1)  # earlier rows
+    added["CUSTOMER_ID_NB_HIGH_AMOUNT_14DAY_WINDOW"] = high[end] - high[start]
+    added["CUSTOMER_ID_HIGH_AMOUNT_SHARE_14DAY_WINDOW"] = share(high[end] - high[start],
+                                                                end - start)
     return _split_back(frames, added)
 
 
@@ -185,8 +209,11 @@ class _DelayedWindows:
 
     def bounds(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         """Per row, ``start, end``: its entity's selected rows in its n-day delayed window."""
-        late = self.row_times - LABEL_DELAY_DAYS * NS_PER_DAY
-        early = self.row_times - (LABEL_DELAY_DAYS + n) * NS_PER_DAY
+        return self.between(self.row_times - (LABEL_DELAY_DAYS + n) * NS_PER_DAY,
+                            self.row_times - LABEL_DELAY_DAYS * NS_PER_DAY)
+
+    def between(self, early: np.ndarray, late: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per row, ``start, end``: its entity's selected rows with a time in (early, late]."""
         return (_within_block(self.times, self._block_start, self._block_end, early),
                 _within_block(self.times, self._block_start, self._block_end, late))
 

@@ -83,6 +83,7 @@ GROUPS: dict[str, list[str]] = {
     "card_clean_amount_60": [c for c, n in quality_derived.CLEAN_AMOUNT_COLUMNS.items()
                              if n == 60],
     "card_fraud_amount": list(quality_derived.CARD_FRAUD_COLUMNS),
+    "card_high_amount": list(quality_derived.HIGH_AMOUNT_COLUMNS),
 }
 #: The six groups of the first validation round (before `terminal_spell` was added).
 FIRST_ROUND = ["amount_profile", "gap", "burst", "customer_risk", "terminal_amount",
@@ -107,6 +108,10 @@ CONFIGS: dict[str, dict] = {
                                          "card_clean_amount_60"]},
     "all_spell_cardclean_cardfraud": {"groups": [*FIRST_ROUND, "terminal_spell",
                                                  "card_clean_amount", "card_fraud_amount"]},
+    "all_spell_cardclean60_cardhigh": {"groups": [
+        *FIRST_ROUND, "terminal_spell", "card_clean_amount", "card_clean_amount_60",
+        "card_high_amount"]},
+    "all_spell_cardhigh": {"groups": [*FIRST_ROUND, "terminal_spell", "card_high_amount"]},
     # The groups the simulator's fraud scenarios point at (a card spending 5x its usual
     # amount; a terminal defrauded for 28 days), all computable from the planned state.
     "core": {"groups": ["amount_profile", "gap", "terminal_recency"]},

@@ -178,6 +178,11 @@ TRIED = [
     "all_spell_calendar+booster:fraud_window_days=84",
     "all_spell_calendar_count+booster:fraud_window_days=84",
     "all_spell_calendar_count_amount+booster:fraud_window_days=84",
+    "all_spell_cardclean+booster:fraud_window_days=84",
+    "all_spell_cardclean60+booster:fraud_window_days=84",
+    "all_spell_cardclean_cardfraud+booster:fraud_window_days=84",
+    "all_spell_cardclean60_cardhigh+booster:fraud_window_days=84",
+    "all_spell_cardhigh+booster:fraud_window_days=84",
 ]
 
 

@@ -97,3 +97,26 @@ def test_card_amounts_compare_with_the_cards_known_genuine_rows_only():
     since = "CUSTOMER_ID_DAYS_SINCE_FIRST_KNOWN_FRAUD"
     assert out[dt.date(2018, 5, 13)].iloc[0][since] == LOOKBACK_DAYS
     assert out[dt.date(2018, 5, 15)].iloc[0][since] == pytest.approx(7.0)
+
+
+def test_high_amounts_count_the_cards_recent_rows_far_above_its_genuine_mean():
+    times = [f"2018-04-{d:02d} 12:00" for d in range(1, 21)] + [
+        "2018-05-18 12:00", "2018-05-19 12:00", "2018-05-20 12:00", "2018-06-05 12:00"]
+    rows = pd.DataFrame({
+        "TX_DATETIME": pd.to_datetime(times),
+        "CUSTOMER_ID": 3,
+        # twenty genuine 10.00s, then 50.00 (5 times the card's mean: high), 29.00 (not)
+        "TX_AMOUNT": [10.0] * 20 + [50.0, 29.0, 11.0, 12.0],
+        "TX_FRAUD": 0,
+    })
+    out = with_card_amounts(_by_day(rows))
+    assert out[dt.date(2018, 5, 18)].iloc[0]["CUSTOMER_ID_CLEAN_AMOUNT_RATIO_60DAY_WINDOW"] == 5.0
+    today = out[dt.date(2018, 5, 20)].iloc[0]
+    # earlier rows in (05-06 12:00, 05-20 12:00): 50.00 (high) and 29.00 (2.9 times, not)
+    assert today["CUSTOMER_ID_NB_HIGH_AMOUNT_14DAY_WINDOW"] == 1
+    assert today["CUSTOMER_ID_HIGH_AMOUNT_SHARE_14DAY_WINDOW"] == 0.5
+    # the row itself is not counted, and 14 days on the high row has left the window
+    assert out[dt.date(2018, 5, 18)].iloc[0]["CUSTOMER_ID_NB_HIGH_AMOUNT_14DAY_WINDOW"] == 0
+    later = out[dt.date(2018, 6, 5)].iloc[0]
+    assert later["CUSTOMER_ID_NB_HIGH_AMOUNT_14DAY_WINDOW"] == 0
+    assert later["CUSTOMER_ID_HIGH_AMOUNT_SHARE_14DAY_WINDOW"] == 0.0
