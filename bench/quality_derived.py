@@ -25,6 +25,34 @@ amounts beside their count), so it is computed here from every day's rows:
   compromised for a spell defrauds ordinary amounts; one that met a single fraud of
   another kind (an amount above 220, a compromised card's x5 amount) shows a high one, so
   a known fraud that its amount explains says less about the terminal's next rows.
+
+And, per card (customer), from the same rows:
+
+- ``CUSTOMER_ID_CLEAN_AMOUNT_RATIO_nDAY_WINDOW`` / ``..._ZSCORE_...`` (n in 30, 60): the
+  amount's ratio and z-score (`trainer.features.profiles.amount_profile`'s formulas)
+  against the card's *known-genuine* rows in the delayed window
+  ``(t - (7 + n) DAY, t - 7 DAY]``, where every label is known. A compromised card's x5
+  frauds inflate the mean and spread of today's customer profiles (``CUSTOMER_ID_AMOUNT_``)
+  for the 14 days of its compromise and so hide its later frauds; here they are left out.
+- ``CUSTOMER_ID_AMOUNT_OVER_FRAUD_AMOUNT_30DAY_WINDOW``: the amount over the mean amount
+  of the card's known frauds in ``(t - 37 DAY, t - 7 DAY]``, 0 when none: a later fraud
+  of the same compromise is near 1, a genuine row near 1/5.
+- ``CUSTOMER_ID_DAYS_SINCE_FIRST_KNOWN_FRAUD``: ``t`` minus the time of the card's first
+  fraud in that window, in days, capped at 37 (also when none). The simulator compromises a
+  card for 14 days, so the age of the compromise says whether it can still be going on.
+
+- ``CUSTOMER_ID_NB_HIGH_AMOUNT_14DAY_WINDOW``: the card's earlier rows in
+  ``(t - 14 DAY, t)``, labels not yet known, whose amount was at least 3 times their own
+  known-genuine 60-day mean (``CUSTOMER_ID_CLEAN_AMOUNT_RATIO_60DAY_WINDOW >= 3``), and
+  ``CUSTOMER_ID_HIGH_AMOUNT_SHARE_14DAY_WINDOW`` the same count over those earlier rows (0
+  when none). A genuine amount, N(mean, mean / 2), is above 3 means about once in 30,000
+  draws, a x5 fraud four times in five: a card whose compromise has begun shows it before
+  any label arrives, and so do its frauds whose x5 amount looks ordinary.
+
+A step would compute these from state it does not keep: per card and day, the count, sum
+and sum of squares of its genuine rows' amounts, and its frauds' count, amount sum and
+first time, for the days of the delayed window; and per card and day, its rows and its rows
+with a high amount, for the last 14 days.
 """
 
 from __future__ import annotations
@@ -32,7 +60,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from trainer.features.profiles import LOOKBACK_DAYS
+from trainer.features.profiles import LOOKBACK_DAYS, amount_profile, days_since, share
 
 NS_PER_SECOND = 10**9
 NS_PER_DAY = 86_400 * NS_PER_SECOND
@@ -45,7 +73,19 @@ CALENDAR_COLUMNS = {
 }
 FRAUD_COUNT_COLUMNS = {f"TERMINAL_ID_NB_FRAUD_{n}DAY_WINDOW": n for n in (1, 7, 30)}
 FRAUD_AMOUNT_COLUMNS = {f"TERMINAL_ID_AVG_FRAUD_AMOUNT_{n}DAY_WINDOW": n for n in (7, 30)}
-DERIVED_COLUMNS = [*CALENDAR_COLUMNS, *FRAUD_COUNT_COLUMNS, *FRAUD_AMOUNT_COLUMNS]
+CLEAN_AMOUNT_WINDOWS_DAYS = (30, 60)
+CLEAN_AMOUNT_COLUMNS = {f"CUSTOMER_ID_CLEAN_AMOUNT_{kind}_{n}DAY_WINDOW": n
+                        for n in CLEAN_AMOUNT_WINDOWS_DAYS for kind in ("RATIO", "ZSCORE")}
+CARD_FRAUD_COLUMNS = ["CUSTOMER_ID_AMOUNT_OVER_FRAUD_AMOUNT_30DAY_WINDOW",
+                      "CUSTOMER_ID_DAYS_SINCE_FIRST_KNOWN_FRAUD"]
+HIGH_AMOUNT_COLUMNS = ["CUSTOMER_ID_NB_HIGH_AMOUNT_14DAY_WINDOW",
+                       "CUSTOMER_ID_HIGH_AMOUNT_SHARE_14DAY_WINDOW"]
+#: An amount this many times the card's known-genuine mean counts as high.
+HIGH_AMOUNT_RATIO = 3.0
+#: Days a compromised card is defrauded (docs/facts.md section 2).
+CARD_COMPROMISE_DAYS = 14
+DERIVED_COLUMNS = [*CALENDAR_COLUMNS, *FRAUD_COUNT_COLUMNS, *FRAUD_AMOUNT_COLUMNS,
+                   *CLEAN_AMOUNT_COLUMNS, *CARD_FRAUD_COLUMNS, *HIGH_AMOUNT_COLUMNS]
 LABEL_DELAY_DAYS = 7
 
 
@@ -81,33 +121,101 @@ def with_fraud_amounts(frames: dict) -> dict:
         frames: date -> features frame (TX_DATETIME, TERMINAL_ID, TX_AMOUNT, TX_FRAUD), the
             whole simulation, so each row's delayed window is inside it.
     """
-    days = sorted(frames)
-    rows = pd.concat([frames[d][["TX_DATETIME", "TERMINAL_ID", "TX_AMOUNT", "TX_FRAUD"]]
-                      for d in days], ignore_index=True)
-    times = rows["TX_DATETIME"].to_numpy().astype("datetime64[ns]").astype(np.int64)
-    terminals = rows["TERMINAL_ID"].to_numpy().astype(np.int64)
-    fraud = rows["TX_FRAUD"].to_numpy() == 1
-    order = np.lexsort((times[fraud], terminals[fraud]))
-    f_terminals, f_times = terminals[fraud][order], times[fraud][order]
-    sums = np.concatenate(([0.0], np.cumsum(rows["TX_AMOUNT"].to_numpy()[fraud][order])))
-    # Key (terminal, time) as one sortable pair: searchsorted over the terminal block.
-    block_start = np.searchsorted(f_terminals, terminals, side="left")
-    block_end = np.searchsorted(f_terminals, terminals, side="right")
+    rows = _all_rows(frames, ["TX_DATETIME", "TERMINAL_ID", "TX_AMOUNT", "TX_FRAUD"])
+    frauds = _DelayedWindows(rows, "TERMINAL_ID", rows["TX_FRAUD"].to_numpy() == 1)
+    amounts = frauds.prefix_sums(rows["TX_AMOUNT"].to_numpy())
     added = {}
     for name, n in FRAUD_AMOUNT_COLUMNS.items():
-        late = times - LABEL_DELAY_DAYS * NS_PER_DAY
-        early = times - (LABEL_DELAY_DAYS + n) * NS_PER_DAY
-        upto = _within_block(f_times, block_start, block_end, late)
-        after = _within_block(f_times, block_start, block_end, early)
-        count = upto - after
-        added[name] = np.divide(sums[upto] - sums[after], count,
-                                out=np.zeros(len(count)), where=count > 0)
+        start, end = frauds.bounds(n)
+        added[name] = share(amounts[end] - amounts[start], end - start)
+    return _split_back(frames, added)
+
+
+def with_card_amounts(frames: dict) -> dict:
+    """Every day's frame with the card candidates added (`CLEAN_AMOUNT_COLUMNS`,
+    `CARD_FRAUD_COLUMNS`, `HIGH_AMOUNT_COLUMNS`).
+
+    Args:
+        frames: date -> features frame (TX_DATETIME, CUSTOMER_ID, TX_AMOUNT, TX_FRAUD), the
+            whole simulation, so each row's delayed window is inside it.
+    """
+    rows = _all_rows(frames, ["TX_DATETIME", "CUSTOMER_ID", "TX_AMOUNT", "TX_FRAUD"])
+    amount = rows["TX_AMOUNT"].to_numpy().astype(np.float64)
+    fraud = rows["TX_FRAUD"].to_numpy() == 1
+    added = {}
+    genuine = _DelayedWindows(rows, "CUSTOMER_ID", ~fraud)
+    total, squares = genuine.prefix_sums(amount), genuine.prefix_sums(amount**2)
+    for n in CLEAN_AMOUNT_WINDOWS_DAYS:
+        start, end = genuine.bounds(n)
+        ratio, zscore = amount_profile(amount, end - start, total[end] - total[start],
+                                       squares[end] - squares[start])
+        added[f"CUSTOMER_ID_CLEAN_AMOUNT_RATIO_{n}DAY_WINDOW"] = ratio
+        added[f"CUSTOMER_ID_CLEAN_AMOUNT_ZSCORE_{n}DAY_WINDOW"] = zscore
+    frauds = _DelayedWindows(rows, "CUSTOMER_ID", fraud)
+    fraud_total = frauds.prefix_sums(amount)
+    start, end = frauds.bounds(LOOKBACK_DAYS - LABEL_DELAY_DAYS)
+    mean = share(fraud_total[end] - fraud_total[start], end - start)
+    added["CUSTOMER_ID_AMOUNT_OVER_FRAUD_AMOUNT_30DAY_WINDOW"] = np.divide(
+        amount, mean, out=np.zeros(len(amount)), where=mean > 0)
+    first = np.append(frauds.times, 0)[start]  # read where end > start only
+    added["CUSTOMER_ID_DAYS_SINCE_FIRST_KNOWN_FRAUD"] = days_since(frauds.row_times, first,
+                                                                   end > start)
+    cards = _DelayedWindows(rows, "CUSTOMER_ID", np.ones(len(rows), dtype=bool))
+    high = cards.prefix_sums(
+        added["CUSTOMER_ID_CLEAN_AMOUNT_RATIO_60DAY_WINDOW"] >= HIGH_AMOUNT_RATIO)
+    t = cards.row_times
+    start, end = cards.between(t - CARD_COMPROMISE_DAYS * NS_PER_DAY, t - 1)  # earlier rows
+    added["CUSTOMER_ID_NB_HIGH_AMOUNT_14DAY_WINDOW"] = high[end] - high[start]
+    added["CUSTOMER_ID_HIGH_AMOUNT_SHARE_14DAY_WINDOW"] = share(high[end] - high[start],
+                                                                end - start)
+    return _split_back(frames, added)
+
+
+def _all_rows(frames: dict, columns: list[str]) -> pd.DataFrame:
+    """`columns` of every day's frame, in date order, one frame."""
+    return pd.concat([frames[d][columns] for d in sorted(frames)], ignore_index=True)
+
+
+def _split_back(frames: dict, added: dict[str, np.ndarray]) -> dict:
+    """Every day's frame with its slice of the `added` columns (rows as `_all_rows`)."""
     out, offset = {}, 0
-    for d in days:
+    for d in sorted(frames):
         size = len(frames[d])
         out[d] = frames[d].assign(**{k: v[offset:offset + size] for k, v in added.items()})
         offset += size
     return out
+
+
+class _DelayedWindows:
+    """The `selected` rows of each entity in time order, and every row's delayed windows.
+
+    A row's window ``(t - (7 + n) DAY, t - 7 DAY]`` of its entity is the range
+    ``start:end`` of positions in this order, for sums from `prefix_sums`.
+    """
+
+    def __init__(self, rows: pd.DataFrame, entity: str, selected: np.ndarray):
+        self.row_times = rows["TX_DATETIME"].to_numpy().astype("datetime64[ns]").astype(np.int64)
+        entities = rows[entity].to_numpy().astype(np.int64)
+        order = np.lexsort((self.row_times[selected], entities[selected]))
+        self._order = np.flatnonzero(selected)[order]
+        self.times = self.row_times[self._order]
+        sorted_entities = entities[self._order]
+        self._block_start = np.searchsorted(sorted_entities, entities, side="left")
+        self._block_end = np.searchsorted(sorted_entities, entities, side="right")
+
+    def prefix_sums(self, values: np.ndarray) -> np.ndarray:
+        """Cumulative sums of the selected rows' `values` in this order, with a leading 0."""
+        return np.concatenate(([0.0], np.cumsum(values[self._order])))
+
+    def bounds(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Per row, ``start, end``: its entity's selected rows in its n-day delayed window."""
+        return self.between(self.row_times - (LABEL_DELAY_DAYS + n) * NS_PER_DAY,
+                            self.row_times - LABEL_DELAY_DAYS * NS_PER_DAY)
+
+    def between(self, early: np.ndarray, late: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per row, ``start, end``: its entity's selected rows with a time in (early, late]."""
+        return (_within_block(self.times, self._block_start, self._block_end, early),
+                _within_block(self.times, self._block_start, self._block_end, late))
 
 
 def _within_block(sorted_times: np.ndarray, start: np.ndarray, end: np.ndarray,

@@ -77,6 +77,13 @@ GROUPS: dict[str, list[str]] = {
     "terminal_calendar": list(quality_derived.CALENDAR_COLUMNS),
     "terminal_fraud_count": list(quality_derived.FRAUD_COUNT_COLUMNS),
     "terminal_fraud_amount": list(quality_derived.FRAUD_AMOUNT_COLUMNS),
+    # Per card, from every day's rows (`bench.quality_derived.with_card_amounts`).
+    "card_clean_amount": [c for c, n in quality_derived.CLEAN_AMOUNT_COLUMNS.items()
+                          if n == 30],
+    "card_clean_amount_60": [c for c, n in quality_derived.CLEAN_AMOUNT_COLUMNS.items()
+                             if n == 60],
+    "card_fraud_amount": list(quality_derived.CARD_FRAUD_COLUMNS),
+    "card_high_amount": list(quality_derived.HIGH_AMOUNT_COLUMNS),
 }
 #: The six groups of the first validation round (before `terminal_spell` was added).
 FIRST_ROUND = ["amount_profile", "gap", "burst", "customer_risk", "terminal_amount",
@@ -95,6 +102,16 @@ CONFIGS: dict[str, dict] = {
     "all_spell_calendar_count_amount": {"groups": [
         *FIRST_ROUND, "terminal_spell", "terminal_calendar", "terminal_fraud_count",
         "terminal_fraud_amount"]},
+    # The card's amount against its known-genuine rows only, and its known frauds.
+    "all_spell_cardclean": {"groups": [*FIRST_ROUND, "terminal_spell", "card_clean_amount"]},
+    "all_spell_cardclean60": {"groups": [*FIRST_ROUND, "terminal_spell", "card_clean_amount",
+                                         "card_clean_amount_60"]},
+    "all_spell_cardclean_cardfraud": {"groups": [*FIRST_ROUND, "terminal_spell",
+                                                 "card_clean_amount", "card_fraud_amount"]},
+    "all_spell_cardclean60_cardhigh": {"groups": [
+        *FIRST_ROUND, "terminal_spell", "card_clean_amount", "card_clean_amount_60",
+        "card_high_amount"]},
+    "all_spell_cardhigh": {"groups": [*FIRST_ROUND, "terminal_spell", "card_high_amount"]},
     # The groups the simulator's fraud scenarios point at (a card spending 5x its usual
     # amount; a terminal defrauded for 28 days), all computable from the planned state.
     "core": {"groups": ["amount_profile", "gap", "terminal_recency"]},
@@ -130,8 +147,8 @@ def features_by_day(cache: Path, seed: int, days: int = 183, customers: int = 5_
     """
     frames = quality_data.features_by_day(cache, seed, days, customers, terminals,
                                           profiles=True)
-    return quality_derived.with_fraud_amounts(
-        {day: quality_derived.with_derived(frame) for day, frame in frames.items()})
+    return quality_derived.with_card_amounts(quality_derived.with_fraud_amounts(
+        {day: quality_derived.with_derived(frame) for day, frame in frames.items()}))
 
 
 def make_member(which: str, settings: dict):

@@ -6,12 +6,15 @@ import datetime as dt
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from bench.quality_derived import (
     NO_KNOWN_FRAUD_DAYS,
     calendar_days_since,
+    with_card_amounts,
     with_fraud_amounts,
 )
+from trainer.features.profiles import LOOKBACK_DAYS
 
 NS_PER_SECOND = 10**9
 
@@ -48,3 +51,72 @@ def test_fraud_amounts_average_the_terminals_delayed_window_only():
     assert out["TERMINAL_ID_AVG_FRAUD_AMOUNT_30DAY_WINDOW"].iloc[4] == 200.0
     # a terminal without known frauds gets 0
     assert out["TERMINAL_ID_AVG_FRAUD_AMOUNT_30DAY_WINDOW"].iloc[5] == 0.0
+
+
+def _by_day(rows: pd.DataFrame) -> dict:
+    days = rows["TX_DATETIME"].dt.date
+    return {d: rows[days == d].reset_index(drop=True) for d in sorted(set(days))}
+
+
+def test_card_amounts_compare_with_the_cards_known_genuine_rows_only():
+    rows = pd.DataFrame({
+        "TX_DATETIME": pd.to_datetime(["2018-04-13 10:00", "2018-05-01 10:00",
+                                       "2018-05-05 10:00", "2018-05-08 10:00",
+                                       "2018-05-13 10:00", "2018-05-15 10:00",
+                                       "2018-05-20 10:00", "2018-05-20 11:00"]),
+        "CUSTOMER_ID": [1, 1, 1, 1, 1, 1, 1, 2],
+        "TX_AMOUNT": [60.0, 20.0, 40.0, 150.0, 30.0, 1000.0, 90.0, 10.0],
+        "TX_FRAUD": [0, 0, 0, 1, 0, 0, 0, 0],
+    })
+    out = with_card_amounts(_by_day(rows))
+    row = out[dt.date(2018, 5, 20)].iloc[0]  # card 1, 05-20 10:00, amount 90
+    # 30-day delayed window (04-13 10:00, 05-13 10:00]: genuine 20, 40, 30 (05-13 10:00 is
+    # on its closed end, 04-13 10:00 just outside); the x5 fraud of 150 is left out, and
+    # 1000 (05-15) is not yet known
+    clean = np.array([20.0, 40.0, 30.0])
+    assert row["CUSTOMER_ID_CLEAN_AMOUNT_RATIO_30DAY_WINDOW"] == pytest.approx(90 / 30)
+    assert row["CUSTOMER_ID_CLEAN_AMOUNT_ZSCORE_30DAY_WINDOW"] == pytest.approx(
+        (90 - 30) / clean.std())
+    # with the fraud in the baseline the ratio would be 90 / 70
+    assert row["CUSTOMER_ID_CLEAN_AMOUNT_RATIO_30DAY_WINDOW"] != pytest.approx(90 / 70)
+    # 60-day delayed window adds 60 (04-13 10:00)
+    longer = np.array([60.0, 20.0, 40.0, 30.0])
+    assert row["CUSTOMER_ID_CLEAN_AMOUNT_RATIO_60DAY_WINDOW"] == pytest.approx(90 / 37.5)
+    assert row["CUSTOMER_ID_CLEAN_AMOUNT_ZSCORE_60DAY_WINDOW"] == pytest.approx(
+        (90 - 37.5) / longer.std())
+    # the card's known fraud: amount over its mean (150), and 12 days since it
+    assert row["CUSTOMER_ID_AMOUNT_OVER_FRAUD_AMOUNT_30DAY_WINDOW"] == pytest.approx(0.6)
+    assert row["CUSTOMER_ID_DAYS_SINCE_FIRST_KNOWN_FRAUD"] == pytest.approx(12.0)
+    # a card with no earlier rows: neutral profile, no known fraud
+    other = out[dt.date(2018, 5, 20)].iloc[1]
+    assert other["CUSTOMER_ID_CLEAN_AMOUNT_RATIO_30DAY_WINDOW"] == 1.0
+    assert other["CUSTOMER_ID_CLEAN_AMOUNT_ZSCORE_30DAY_WINDOW"] == 0.0
+    assert other["CUSTOMER_ID_AMOUNT_OVER_FRAUD_AMOUNT_30DAY_WINDOW"] == 0.0
+    assert other["CUSTOMER_ID_DAYS_SINCE_FIRST_KNOWN_FRAUD"] == LOOKBACK_DAYS
+    # the fraud of 05-08 10:00 is not yet known 5 days later, known exactly 7 days later
+    since = "CUSTOMER_ID_DAYS_SINCE_FIRST_KNOWN_FRAUD"
+    assert out[dt.date(2018, 5, 13)].iloc[0][since] == LOOKBACK_DAYS
+    assert out[dt.date(2018, 5, 15)].iloc[0][since] == pytest.approx(7.0)
+
+
+def test_high_amounts_count_the_cards_recent_rows_far_above_its_genuine_mean():
+    times = [f"2018-04-{d:02d} 12:00" for d in range(1, 21)] + [
+        "2018-05-18 12:00", "2018-05-19 12:00", "2018-05-20 12:00", "2018-06-05 12:00"]
+    rows = pd.DataFrame({
+        "TX_DATETIME": pd.to_datetime(times),
+        "CUSTOMER_ID": 3,
+        # twenty genuine 10.00s, then 50.00 (5 times the card's mean: high), 29.00 (not)
+        "TX_AMOUNT": [10.0] * 20 + [50.0, 29.0, 11.0, 12.0],
+        "TX_FRAUD": 0,
+    })
+    out = with_card_amounts(_by_day(rows))
+    assert out[dt.date(2018, 5, 18)].iloc[0]["CUSTOMER_ID_CLEAN_AMOUNT_RATIO_60DAY_WINDOW"] == 5.0
+    today = out[dt.date(2018, 5, 20)].iloc[0]
+    # earlier rows in (05-06 12:00, 05-20 12:00): 50.00 (high) and 29.00 (2.9 times, not)
+    assert today["CUSTOMER_ID_NB_HIGH_AMOUNT_14DAY_WINDOW"] == 1
+    assert today["CUSTOMER_ID_HIGH_AMOUNT_SHARE_14DAY_WINDOW"] == 0.5
+    # the row itself is not counted, and 14 days on the high row has left the window
+    assert out[dt.date(2018, 5, 18)].iloc[0]["CUSTOMER_ID_NB_HIGH_AMOUNT_14DAY_WINDOW"] == 0
+    later = out[dt.date(2018, 6, 5)].iloc[0]
+    assert later["CUSTOMER_ID_NB_HIGH_AMOUNT_14DAY_WINDOW"] == 0
+    assert later["CUSTOMER_ID_HIGH_AMOUNT_SHARE_14DAY_WINDOW"] == 0.0
