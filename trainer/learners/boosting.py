@@ -148,6 +148,14 @@ class WindowBoostingClassifier(_BoosterText):
 
     def partial_fit(self, X, y):
         """Add the day to the reservoir, drop days past the window, refit the booster."""
+        X, y = self._checked_day(X, y)
+        keep = (y == 1) | (self._day_rng().random(len(y)) < self.genuine_fraction)
+        self._roll_reservoir(X[keep], y[keep])
+        self._refit()
+        return self
+
+    def _checked_day(self, X, y) -> tuple[np.ndarray, np.ndarray]:
+        """The day as arrays, the settings checked, an empty reservoir on the first day."""
         X = np.asarray(X, dtype=np.float64)
         y = np.asarray(y, dtype=np.int64)
         if self.window_days < 1 or not 0 < self.genuine_fraction <= 1:
@@ -157,22 +165,35 @@ class WindowBoostingClassifier(_BoosterText):
             self.reservoir_X_ = np.empty((0, X.shape[1]), dtype=np.float32)
             self.reservoir_y_ = np.empty(0, dtype=np.int8)
             self.reservoir_day_ = np.empty(0, dtype=np.int32)
-        rng = np.random.default_rng([self.random_state, self.days_seen_])
-        keep = (y == 1) | (rng.random(len(y)) < self.genuine_fraction)
+        return X, y
+
+    def _day_rng(self) -> np.random.Generator:
+        """The day's generator of the genuine sample: seeded by the seed and the day."""
+        return np.random.default_rng([self.random_state, self.days_seen_])
+
+    def _roll_reservoir(self, X_kept: np.ndarray, y_kept: np.ndarray) -> np.ndarray:
+        """Drop the rows past their window, append the day's kept rows.
+
+        Returns:
+            Which of the reservoir's earlier rows stayed (for what a subclass keeps beside).
+        """
         alive = self.reservoir_day_ > self.days_seen_ - self.window_days
         fraud_days = self.fraud_window_days
         if fraud_days is not None and fraud_days > self.window_days:
             alive |= (self.reservoir_y_ == 1) & (self.reservoir_day_ > self.days_seen_ - fraud_days)
-        self.reservoir_X_ = np.concatenate([self.reservoir_X_[alive], X[keep].astype(np.float32)])
-        self.reservoir_y_ = np.concatenate([self.reservoir_y_[alive], y[keep].astype(np.int8)])
+        self.reservoir_X_ = np.concatenate([self.reservoir_X_[alive], X_kept.astype(np.float32)])
+        self.reservoir_y_ = np.concatenate([self.reservoir_y_[alive], y_kept.astype(np.int8)])
         self.reservoir_day_ = np.concatenate([self.reservoir_day_[alive],
-                                              np.full(int(keep.sum()), self.days_seen_,
+                                              np.full(len(y_kept), self.days_seen_,
                                                       dtype=np.int32)])
+        return alive
+
+    def _refit(self, weight: np.ndarray | None = None) -> None:
+        """Fit the day's booster on the reservoir (rows weighted by `weight` if given)."""
         data = lightgbm.Dataset(self.reservoir_X_.astype(np.float64), self.reservoir_y_,
-                           params={"verbose": -1}, free_raw_data=True)
+                                weight=weight, params={"verbose": -1}, free_raw_data=True)
         self._set_booster(lightgbm.train(self._params(), data, num_boost_round=self.n_trees))
         self.days_seen_ += 1
-        return self
 
 
 class ContinuedBoostingClassifier(_BoosterText):

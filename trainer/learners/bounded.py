@@ -18,7 +18,6 @@ learners before them keep their exact bytes.
 
 from __future__ import annotations
 
-import lightgbm
 import numpy as np
 
 from trainer.learners.boosting import WindowBoostingClassifier
@@ -67,46 +66,27 @@ class BoundedWindowBoostingClassifier(WindowBoostingClassifier):
 
     def partial_fit(self, X, y):
         """Add the day's (capped) sample to the reservoir, drop old days, refit."""
-        X = np.asarray(X, dtype=np.float64)
-        y = np.asarray(y, dtype=np.int64)
-        if self.window_days < 1 or not 0 < self.genuine_fraction <= 1:
-            raise ValueError(f"window_days must be >= 1 and genuine_fraction in (0, 1]; got "
-                             f"{self.window_days}, {self.genuine_fraction}")
         if self.max_genuines_per_day < 1 or self.max_frauds_per_day < 1:
             raise ValueError(f"max_genuines_per_day and max_frauds_per_day must be >= 1; got "
                              f"{self.max_genuines_per_day}, {self.max_frauds_per_day}")
-        if self._start(X):
-            self.reservoir_X_ = np.empty((0, X.shape[1]), dtype=np.float32)
-            self.reservoir_y_ = np.empty(0, dtype=np.int8)
-            self.reservoir_day_ = np.empty(0, dtype=np.int32)
+        X, y = self._checked_day(X, y)
+        if not hasattr(self, "reservoir_weight_"):
             self.reservoir_weight_ = np.empty(0, dtype=np.float64)
         # The parent's draw first, from the same generator: below the caps, the same rows.
-        rng = np.random.default_rng([self.random_state, self.days_seen_])
+        rng = self._day_rng()
         keep = (y == 1) | (rng.random(len(y)) < self.genuine_fraction)
         genuines, genuine_weight = _capped(np.flatnonzero(keep & (y != 1)),
                                            self.max_genuines_per_day, rng)
         frauds, fraud_weight = _capped(np.flatnonzero(y == 1), self.max_frauds_per_day, rng)
         kept = np.union1d(genuines, frauds)  # sorted: the day's rows in their order
-        weights = np.where(y[kept] == 1, fraud_weight, genuine_weight)
-
-        alive = self.reservoir_day_ > self.days_seen_ - self.window_days
-        fraud_days = self.fraud_window_days
-        if fraud_days is not None and fraud_days > self.window_days:
-            alive |= (self.reservoir_y_ == 1) & (self.reservoir_day_ > self.days_seen_ - fraud_days)
-        self.reservoir_X_ = np.concatenate([self.reservoir_X_[alive], X[kept].astype(np.float32)])
-        self.reservoir_y_ = np.concatenate([self.reservoir_y_[alive], y[kept].astype(np.int8)])
-        self.reservoir_day_ = np.concatenate([self.reservoir_day_[alive],
-                                              np.full(len(kept), self.days_seen_,
-                                                      dtype=np.int32)])
-        self.reservoir_weight_ = np.concatenate([self.reservoir_weight_[alive], weights])
+        alive = self._roll_reservoir(X[kept], y[kept])
+        self.reservoir_weight_ = np.concatenate([
+            self.reservoir_weight_[alive],
+            np.where(y[kept] == 1, fraud_weight, genuine_weight)])
         # No weights at all when nothing was capped: LightGBM's unweighted refit, as the
         # parent's, so the booster text is the parent's to the byte.
         capped = bool(np.any(self.reservoir_weight_ != 1.0))
-        data = lightgbm.Dataset(self.reservoir_X_.astype(np.float64), self.reservoir_y_,
-                                weight=self.reservoir_weight_ if capped else None,
-                                params={"verbose": -1}, free_raw_data=True)
-        self._set_booster(lightgbm.train(self._params(), data, num_boost_round=self.n_trees))
-        self.days_seen_ += 1
+        self._refit(self.reservoir_weight_ if capped else None)
         return self
 
 
