@@ -84,6 +84,9 @@ GROUPS: dict[str, list[str]] = {
                              if n == 60],
     "card_fraud_amount": list(quality_derived.CARD_FRAUD_COLUMNS),
     "card_high_amount": list(quality_derived.HIGH_AMOUNT_COLUMNS),
+    # Whole calendar days and the 30-day delayed window, as the step could carry them.
+    "card_high_days30": list(quality_derived.HIGH_AMOUNT_DAYS_COLUMNS),
+    "card_recent_clean": list(quality_derived.RECENT_CLEAN_COLUMNS),
 }
 #: The six groups of the first validation round (before `terminal_spell` was added).
 FIRST_ROUND = ["amount_profile", "gap", "burst", "customer_risk", "terminal_amount",
@@ -112,6 +115,10 @@ CONFIGS: dict[str, dict] = {
         *FIRST_ROUND, "terminal_spell", "card_clean_amount", "card_clean_amount_60",
         "card_high_amount"]},
     "all_spell_cardhigh": {"groups": [*FIRST_ROUND, "terminal_spell", "card_high_amount"]},
+    "all_spell_cardhighdays": {"groups": [*FIRST_ROUND, "terminal_spell", "card_high_days30"]},
+    "all_spell_cardrecent": {"groups": [*FIRST_ROUND, "terminal_spell", "card_recent_clean"]},
+    "all_spell_cardhighdays_cardrecent": {"groups": [*FIRST_ROUND, "terminal_spell",
+                                                     "card_high_days30", "card_recent_clean"]},
     # The groups the simulator's fraud scenarios point at (a card spending 5x its usual
     # amount; a terminal defrauded for 28 days), all computable from the planned state.
     "core": {"groups": ["amount_profile", "gap", "terminal_recency"]},
