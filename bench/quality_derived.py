@@ -67,6 +67,10 @@ before t (labels not yet known):
   terminals' first fraud times; the span's row count is a window sum of whole days.
 - ``CUSTOMER_ID_RECENT_OVER_CLEAN_AMOUNT_14CALENDAR_DAYS``: the mean amount of the span's
   rows over the card's known-genuine 30-day mean, 1 when either is missing: sums only.
+
+To tell the two changes apart, ``CUSTOMER_ID_NB_HIGH_AMOUNT_30CLEAN_14DAY_WINDOW`` and
+``CUSTOMER_ID_HIGH_AMOUNT_30CLEAN_SHARE_14DAY_WINDOW`` keep the first definition's elapsed
+window ``(t - 14 DAY, t)`` with the 30-day flag.
 """
 
 from __future__ import annotations
@@ -97,13 +101,15 @@ HIGH_AMOUNT_COLUMNS = ["CUSTOMER_ID_NB_HIGH_AMOUNT_14DAY_WINDOW",
 HIGH_AMOUNT_DAYS_COLUMNS = ["CUSTOMER_ID_NB_HIGH_AMOUNT_14CALENDAR_DAYS",
                             "CUSTOMER_ID_HIGH_AMOUNT_SHARE_14CALENDAR_DAYS"]
 RECENT_CLEAN_COLUMNS = ["CUSTOMER_ID_RECENT_OVER_CLEAN_AMOUNT_14CALENDAR_DAYS"]
+HIGH_AMOUNT_30_COLUMNS = ["CUSTOMER_ID_NB_HIGH_AMOUNT_30CLEAN_14DAY_WINDOW",
+                          "CUSTOMER_ID_HIGH_AMOUNT_30CLEAN_SHARE_14DAY_WINDOW"]
 #: An amount this many times the card's known-genuine mean counts as high.
 HIGH_AMOUNT_RATIO = 3.0
 #: Days a compromised card is defrauded (docs/facts.md section 2).
 CARD_COMPROMISE_DAYS = 14
 DERIVED_COLUMNS = [*CALENDAR_COLUMNS, *FRAUD_COUNT_COLUMNS, *FRAUD_AMOUNT_COLUMNS,
                    *CLEAN_AMOUNT_COLUMNS, *CARD_FRAUD_COLUMNS, *HIGH_AMOUNT_COLUMNS,
-                   *HIGH_AMOUNT_DAYS_COLUMNS, *RECENT_CLEAN_COLUMNS]
+                   *HIGH_AMOUNT_DAYS_COLUMNS, *RECENT_CLEAN_COLUMNS, *HIGH_AMOUNT_30_COLUMNS]
 LABEL_DELAY_DAYS = 7
 
 
@@ -152,7 +158,7 @@ def with_fraud_amounts(frames: dict) -> dict:
 def with_card_amounts(frames: dict) -> dict:
     """Every day's frame with the card candidates added (`CLEAN_AMOUNT_COLUMNS`,
     `CARD_FRAUD_COLUMNS`, `HIGH_AMOUNT_COLUMNS`, `HIGH_AMOUNT_DAYS_COLUMNS`,
-    `RECENT_CLEAN_COLUMNS`).
+    `RECENT_CLEAN_COLUMNS`, `HIGH_AMOUNT_30_COLUMNS`).
 
     Args:
         frames: date -> features frame (TX_DATETIME, CUSTOMER_ID, TX_AMOUNT, TX_FRAUD), the
@@ -190,6 +196,12 @@ def with_card_amounts(frames: dict) -> dict:
     start, end = genuine.bounds(LOOKBACK_DAYS - LABEL_DELAY_DAYS)
     clean_mean = share(total[end] - total[start], end - start)
     added.update(_calendar_span(cards, amount, clean_mean))
+    high30 = cards.prefix_sums(
+        added["CUSTOMER_ID_CLEAN_AMOUNT_RATIO_30DAY_WINDOW"] >= HIGH_AMOUNT_RATIO)
+    start, end = cards.between(t - CARD_COMPROMISE_DAYS * NS_PER_DAY, t - 1)
+    added["CUSTOMER_ID_NB_HIGH_AMOUNT_30CLEAN_14DAY_WINDOW"] = high30[end] - high30[start]
+    added["CUSTOMER_ID_HIGH_AMOUNT_30CLEAN_SHARE_14DAY_WINDOW"] = share(
+        high30[end] - high30[start], end - start)
     return _split_back(frames, added)
 
 

@@ -87,6 +87,8 @@ GROUPS: dict[str, list[str]] = {
     # Whole calendar days and the 30-day delayed window, as the step could carry them.
     "card_high_days30": list(quality_derived.HIGH_AMOUNT_DAYS_COLUMNS),
     "card_recent_clean": list(quality_derived.RECENT_CLEAN_COLUMNS),
+    # The first definition's elapsed 14 days with the 30-day flag (which change costs).
+    "card_high_30": list(quality_derived.HIGH_AMOUNT_30_COLUMNS),
 }
 #: The six groups of the first validation round (before `terminal_spell` was added).
 FIRST_ROUND = ["amount_profile", "gap", "burst", "customer_risk", "terminal_amount",
@@ -119,6 +121,7 @@ CONFIGS: dict[str, dict] = {
     "all_spell_cardrecent": {"groups": [*FIRST_ROUND, "terminal_spell", "card_recent_clean"]},
     "all_spell_cardhighdays_cardrecent": {"groups": [*FIRST_ROUND, "terminal_spell",
                                                      "card_high_days30", "card_recent_clean"]},
+    "all_spell_cardhigh30": {"groups": [*FIRST_ROUND, "terminal_spell", "card_high_30"]},
     # The groups the simulator's fraud scenarios point at (a card spending 5x its usual
     # amount; a terminal defrauded for 28 days), all computable from the planned state.
     "core": {"groups": ["amount_profile", "gap", "terminal_recency"]},

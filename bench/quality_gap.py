@@ -186,6 +186,7 @@ TRIED = [
     "all_spell_cardhighdays+booster:fraud_window_days=84",
     "all_spell_cardrecent+booster:fraud_window_days=84",
     "all_spell_cardhighdays_cardrecent+booster:fraud_window_days=84",
+    "all_spell_cardhigh30+booster:fraud_window_days=84",
 ]
 
 

@@ -163,3 +163,6 @@ def test_calendar_day_high_amounts_count_whole_days_and_earlier_rows_today():
     # a card with no history: nothing counted, a neutral ratio
     assert today.iloc[3][nb] == 0 and today.iloc[3][share] == 0.0
     assert today.iloc[3][recent] == 1.0
+    # the elapsed 14 days with the same 30-day flag also count D-14's 20:00 row (high)
+    assert looked_at["CUSTOMER_ID_NB_HIGH_AMOUNT_30CLEAN_14DAY_WINDOW"] == 3
+    assert looked_at["CUSTOMER_ID_HIGH_AMOUNT_30CLEAN_SHARE_14DAY_WINDOW"] == pytest.approx(3 / 4)
