@@ -27,6 +27,7 @@ import datetime as dt
 import functools
 import hashlib
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -446,7 +447,7 @@ def main(argv: list[str] | None = None) -> None:
                 {(x["seed"], x["config"], x["booster_weight"]) for x in rows}]
         results["validation"] = kept + rows
         results.setdefault("validation_commands", []).append(
-            "nice -n 15 .venv/bin/python -m bench.quality_features validate "
+            f"nice -n {os.nice(0)} .venv/bin/python -m bench.quality_features validate "
             f"--seeds {' '.join(map(str, seeds))} --configs {' '.join(args.configs)} "
             f"--weights {' '.join(map(str, args.weights))}"
             f"  # {time.perf_counter() - began:.0f} s")
@@ -475,7 +476,7 @@ def main(argv: list[str] | None = None) -> None:
                              "chosen": args.chosen,
                              "chosen_weight": args.chosen_weight, "seeds": seeds,
                              "wall_seconds": time.perf_counter() - began,
-                             "command": "nice -n 15 .venv/bin/python -m "
+                             "command": f"nice -n {os.nice(0)} .venv/bin/python -m "
                                         f"bench.quality_features report --chosen {requested}"
                                         + ("" if seeds == REPORT_SEEDS else
                                            f" --seeds {' '.join(map(str, seeds))}")
