@@ -123,6 +123,8 @@ CONFIGS: dict[str, dict] = {
     "all_spell_cardhighdays_cardrecent": {"groups": [*FIRST_ROUND, "terminal_spell",
                                                      "card_high_days30", "card_recent_clean"]},
     "all_spell_cardhigh30": {"groups": [*FIRST_ROUND, "terminal_spell", "card_high_30"]},
+    "all_spell_cardhigh_cardrecent": {"groups": [*FIRST_ROUND, "terminal_spell",
+                                                 "card_high_amount", "card_recent_clean"]},
     # The groups the simulator's fraud scenarios point at (a card spending 5x its usual
     # amount; a terminal defrauded for 28 days), all computable from the planned state.
     "core": {"groups": ["amount_profile", "gap", "terminal_recency"]},

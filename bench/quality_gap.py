@@ -187,6 +187,7 @@ TRIED = [
     "all_spell_cardrecent+booster:fraud_window_days=84",
     "all_spell_cardhighdays_cardrecent+booster:fraud_window_days=84",
     "all_spell_cardhigh30+booster:fraud_window_days=84",
+    "all_spell_cardhigh_cardrecent+booster:fraud_window_days=84",
 ]
 
 
