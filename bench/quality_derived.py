@@ -62,15 +62,30 @@ before t (labels not yet known):
   3 times their own known-genuine 30-day mean (``CUSTOMER_ID_CLEAN_AMOUNT_RATIO_30DAY_WINDOW
   >= 3``, the delayed window the step already reads for ``CUSTOMER_ID_RISK_30DAY_WINDOW``),
   and ``CUSTOMER_ID_HIGH_AMOUNT_SHARE_14CALENDAR_DAYS`` that count over the span's rows (0
-  when none). A row's flag is fixed on its own day, so the step keeps per card a sparse list
-  of (day, high rows) for the last 13 days, only days with a high row, as it keeps the
-  terminals' first fraud times; the span's row count is a window sum of whole days.
+  when none).
 - ``CUSTOMER_ID_RECENT_OVER_CLEAN_AMOUNT_14CALENDAR_DAYS``: the mean amount of the span's
   rows over the card's known-genuine 30-day mean, 1 when either is missing: sums only.
 
+What `trainer.features.state` would add for them: (1) on the delayed customers' kind ``D``
+(30-day window, 7 days late), one double-double sum, the amount of the genuine rows, rolled
+like its fraud count (full days in D-8, out D-37; partial days D-7 and D-37 read raw as
+now): the clean count is its row count minus its fraud count, both carried. (2) per
+customer, a window of the 13 whole days D-13 .. D-1, its row count and (for the recent
+ratio) a double-double amount sum: day D-1 enters, day D-14 leaves, both days a step
+already reads (D-14 is a terminal boundary day); it has no partial day, and the earlier
+rows of day D come from day D itself, by time. (3) for the high count only, per customer and
+day of D-13 .. D-1, the number of its high rows, as a sparse list of (customer position,
+day, count) pairs holding only days with a high row, kept as the terminals' first fraud
+times are: a row's flag uses its own delayed window, which a later step cannot recompute
+from the boundary days it reads (on seed 0 about 16 cards a day have a high row, so the
+list holds about 214 pairs, 239 at most). A rebuild from raw history would need the flags
+of D-13 .. D-1, so the delayed windows of those days: 50 days of raw rows, not 38.
+
 To tell the two changes apart, ``CUSTOMER_ID_NB_HIGH_AMOUNT_30CLEAN_14DAY_WINDOW`` and
 ``CUSTOMER_ID_HIGH_AMOUNT_30CLEAN_SHARE_14DAY_WINDOW`` keep the first definition's elapsed
-window ``(t - 14 DAY, t)`` with the 30-day flag.
+window ``(t - 14 DAY, t)`` with the 30-day flag. The step could carry these too: (1) above,
+a customer 14-day window of row counts with the partial day D-14 (read already), and a
+sparse list of the high rows' times for D-14 .. D-1 (the partial day needs each row's flag).
 """
 
 from __future__ import annotations
