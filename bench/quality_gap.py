@@ -229,7 +229,9 @@ def tried_section(features: dict) -> list[str]:
            f"{DEFAULT[1]:g} (`lgbm_mlp_profiles`), on the same seed's validation weeks "
            "(rows of `bench/quality_results_features.json`); mean, then per seed in the "
            "seeds' order. Rule (the task's, set before any run): a candidate replaces the "
-           "default only if no metric's mean difference over seeds 0-4 is below zero. "
+           "default only if no metric's mean difference over seeds 0-4 is below zero "
+           "(compared at 10 decimals: CP@100 differences that cancel exactly can have a "
+           "float mean of -1e-17). "
            "`partial_fit CPU s/day`: "
            "booster and MLP, last 30 days, candidate / default (same runs, shared machine at "
            "load 6-14).", "",
