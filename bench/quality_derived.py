@@ -53,6 +53,39 @@ A step would compute these from state it does not keep: per card and day, the co
 and sum of squares of its genuine rows' amounts, and its frauds' count, amount sum and
 first time, for the days of the delayed window; and per card and day, its rows and its rows
 with a high amount, for the last 14 days.
+
+Two variants over whole calendar days, which the step could carry cheaply. The *span* of a
+row at time t of day D is the card's rows on the 13 days D-13 .. D-1 and its rows of day D
+before t (labels not yet known):
+
+- ``CUSTOMER_ID_NB_HIGH_AMOUNT_14CALENDAR_DAYS``: the span's rows whose amount was at least
+  3 times their own known-genuine 30-day mean (``CUSTOMER_ID_CLEAN_AMOUNT_RATIO_30DAY_WINDOW
+  >= 3``, the delayed window the step already reads for ``CUSTOMER_ID_RISK_30DAY_WINDOW``),
+  and ``CUSTOMER_ID_HIGH_AMOUNT_SHARE_14CALENDAR_DAYS`` that count over the span's rows (0
+  when none).
+- ``CUSTOMER_ID_RECENT_OVER_CLEAN_AMOUNT_14CALENDAR_DAYS``: the mean amount of the span's
+  rows over the card's known-genuine 30-day mean, 1 when either is missing: sums only.
+
+What `trainer.features.state` would add for them: (1) on the delayed customers' kind ``D``
+(30-day window, 7 days late), one double-double sum, the amount of the genuine rows, rolled
+like its fraud count (full days in D-8, out D-37; partial days D-7 and D-37 read raw as
+now): the clean count is its row count minus its fraud count, both carried. (2) per
+customer, a window of the 13 whole days D-13 .. D-1, its row count and (for the recent
+ratio) a double-double amount sum: day D-1 enters, day D-14 leaves, both days a step
+already reads (D-14 is a terminal boundary day); it has no partial day, and the earlier
+rows of day D come from day D itself, by time. (3) for the high count only, per customer and
+day of D-13 .. D-1, the number of its high rows, as a sparse list of (customer position,
+day, count) pairs holding only days with a high row, kept as the terminals' first fraud
+times are: a row's flag uses its own delayed window, which a later step cannot recompute
+from the boundary days it reads (on seed 0 about 16 cards a day have a high row, so the
+list holds about 214 pairs, 239 at most). A rebuild from raw history would need the flags
+of D-13 .. D-1, so the delayed windows of those days: 50 days of raw rows, not 38.
+
+To tell the two changes apart, ``CUSTOMER_ID_NB_HIGH_AMOUNT_30CLEAN_14DAY_WINDOW`` and
+``CUSTOMER_ID_HIGH_AMOUNT_30CLEAN_SHARE_14DAY_WINDOW`` keep the first definition's elapsed
+window ``(t - 14 DAY, t)`` with the 30-day flag. The step could carry these too: (1) above,
+a customer 14-day window of row counts with the partial day D-14 (read already), and a
+sparse list of the high rows' times for D-14 .. D-1 (the partial day needs each row's flag).
 """
 
 from __future__ import annotations
@@ -80,12 +113,18 @@ CARD_FRAUD_COLUMNS = ["CUSTOMER_ID_AMOUNT_OVER_FRAUD_AMOUNT_30DAY_WINDOW",
                       "CUSTOMER_ID_DAYS_SINCE_FIRST_KNOWN_FRAUD"]
 HIGH_AMOUNT_COLUMNS = ["CUSTOMER_ID_NB_HIGH_AMOUNT_14DAY_WINDOW",
                        "CUSTOMER_ID_HIGH_AMOUNT_SHARE_14DAY_WINDOW"]
+HIGH_AMOUNT_DAYS_COLUMNS = ["CUSTOMER_ID_NB_HIGH_AMOUNT_14CALENDAR_DAYS",
+                            "CUSTOMER_ID_HIGH_AMOUNT_SHARE_14CALENDAR_DAYS"]
+RECENT_CLEAN_COLUMNS = ["CUSTOMER_ID_RECENT_OVER_CLEAN_AMOUNT_14CALENDAR_DAYS"]
+HIGH_AMOUNT_30_COLUMNS = ["CUSTOMER_ID_NB_HIGH_AMOUNT_30CLEAN_14DAY_WINDOW",
+                          "CUSTOMER_ID_HIGH_AMOUNT_30CLEAN_SHARE_14DAY_WINDOW"]
 #: An amount this many times the card's known-genuine mean counts as high.
 HIGH_AMOUNT_RATIO = 3.0
 #: Days a compromised card is defrauded (docs/facts.md section 2).
 CARD_COMPROMISE_DAYS = 14
 DERIVED_COLUMNS = [*CALENDAR_COLUMNS, *FRAUD_COUNT_COLUMNS, *FRAUD_AMOUNT_COLUMNS,
-                   *CLEAN_AMOUNT_COLUMNS, *CARD_FRAUD_COLUMNS, *HIGH_AMOUNT_COLUMNS]
+                   *CLEAN_AMOUNT_COLUMNS, *CARD_FRAUD_COLUMNS, *HIGH_AMOUNT_COLUMNS,
+                   *HIGH_AMOUNT_DAYS_COLUMNS, *RECENT_CLEAN_COLUMNS, *HIGH_AMOUNT_30_COLUMNS]
 LABEL_DELAY_DAYS = 7
 
 
@@ -133,7 +172,8 @@ def with_fraud_amounts(frames: dict) -> dict:
 
 def with_card_amounts(frames: dict) -> dict:
     """Every day's frame with the card candidates added (`CLEAN_AMOUNT_COLUMNS`,
-    `CARD_FRAUD_COLUMNS`, `HIGH_AMOUNT_COLUMNS`).
+    `CARD_FRAUD_COLUMNS`, `HIGH_AMOUNT_COLUMNS`, `HIGH_AMOUNT_DAYS_COLUMNS`,
+    `RECENT_CLEAN_COLUMNS`, `HIGH_AMOUNT_30_COLUMNS`).
 
     Args:
         frames: date -> features frame (TX_DATETIME, CUSTOMER_ID, TX_AMOUNT, TX_FRAUD), the
@@ -168,7 +208,39 @@ def with_card_amounts(frames: dict) -> dict:
     added["CUSTOMER_ID_NB_HIGH_AMOUNT_14DAY_WINDOW"] = high[end] - high[start]
     added["CUSTOMER_ID_HIGH_AMOUNT_SHARE_14DAY_WINDOW"] = share(high[end] - high[start],
                                                                 end - start)
+    start, end = genuine.bounds(LOOKBACK_DAYS - LABEL_DELAY_DAYS)
+    clean_mean = share(total[end] - total[start], end - start)
+    added.update(_calendar_span(cards, amount, clean_mean))
+    high30 = cards.prefix_sums(
+        added["CUSTOMER_ID_CLEAN_AMOUNT_RATIO_30DAY_WINDOW"] >= HIGH_AMOUNT_RATIO)
+    start, end = cards.between(t - CARD_COMPROMISE_DAYS * NS_PER_DAY, t - 1)
+    added["CUSTOMER_ID_NB_HIGH_AMOUNT_30CLEAN_14DAY_WINDOW"] = high30[end] - high30[start]
+    added["CUSTOMER_ID_HIGH_AMOUNT_30CLEAN_SHARE_14DAY_WINDOW"] = share(
+        high30[end] - high30[start], end - start)
     return _split_back(frames, added)
+
+
+def _calendar_span(cards: _DelayedWindows, amount: np.ndarray,
+                   clean_mean: np.ndarray) -> dict[str, np.ndarray]:
+    """`HIGH_AMOUNT_DAYS_COLUMNS` and `RECENT_CLEAN_COLUMNS` of every row.
+
+    `clean_mean` is each row's known-genuine mean over its delayed 30-day window (0 when
+    none); `cards` orders every row.
+    """
+    high = cards.prefix_sums((clean_mean > 0) & (amount >= HIGH_AMOUNT_RATIO * clean_mean))
+    spent = cards.prefix_sums(amount)
+    t = cards.row_times
+    first_day = t - t % NS_PER_DAY - (CARD_COMPROMISE_DAYS - 1) * NS_PER_DAY
+    start, end = cards.between(first_day - 1, t - 1)  # D-13 00:00 up to before t
+    rows, high_rows = end - start, high[end] - high[start]
+    recent_mean = share(spent[end] - spent[start], rows)
+    return {
+        "CUSTOMER_ID_NB_HIGH_AMOUNT_14CALENDAR_DAYS": high_rows,
+        "CUSTOMER_ID_HIGH_AMOUNT_SHARE_14CALENDAR_DAYS": share(high_rows, rows),
+        "CUSTOMER_ID_RECENT_OVER_CLEAN_AMOUNT_14CALENDAR_DAYS": np.divide(
+            recent_mean, clean_mean, out=np.ones(len(t)),
+            where=(rows > 0) & (clean_mean > 0)),
+    }
 
 
 def _all_rows(frames: dict, columns: list[str]) -> pd.DataFrame:

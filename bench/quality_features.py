@@ -27,6 +27,7 @@ import datetime as dt
 import functools
 import hashlib
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -84,6 +85,11 @@ GROUPS: dict[str, list[str]] = {
                              if n == 60],
     "card_fraud_amount": list(quality_derived.CARD_FRAUD_COLUMNS),
     "card_high_amount": list(quality_derived.HIGH_AMOUNT_COLUMNS),
+    # Whole calendar days and the 30-day delayed window, as the step could carry them.
+    "card_high_days30": list(quality_derived.HIGH_AMOUNT_DAYS_COLUMNS),
+    "card_recent_clean": list(quality_derived.RECENT_CLEAN_COLUMNS),
+    # The first definition's elapsed 14 days with the 30-day flag (which change costs).
+    "card_high_30": list(quality_derived.HIGH_AMOUNT_30_COLUMNS),
 }
 #: The six groups of the first validation round (before `terminal_spell` was added).
 FIRST_ROUND = ["amount_profile", "gap", "burst", "customer_risk", "terminal_amount",
@@ -112,6 +118,13 @@ CONFIGS: dict[str, dict] = {
         *FIRST_ROUND, "terminal_spell", "card_clean_amount", "card_clean_amount_60",
         "card_high_amount"]},
     "all_spell_cardhigh": {"groups": [*FIRST_ROUND, "terminal_spell", "card_high_amount"]},
+    "all_spell_cardhighdays": {"groups": [*FIRST_ROUND, "terminal_spell", "card_high_days30"]},
+    "all_spell_cardrecent": {"groups": [*FIRST_ROUND, "terminal_spell", "card_recent_clean"]},
+    "all_spell_cardhighdays_cardrecent": {"groups": [*FIRST_ROUND, "terminal_spell",
+                                                     "card_high_days30", "card_recent_clean"]},
+    "all_spell_cardhigh30": {"groups": [*FIRST_ROUND, "terminal_spell", "card_high_30"]},
+    "all_spell_cardhigh_cardrecent": {"groups": [*FIRST_ROUND, "terminal_spell",
+                                                 "card_high_amount", "card_recent_clean"]},
     # The groups the simulator's fraud scenarios point at (a card spending 5x its usual
     # amount; a terminal defrauded for 28 days), all computable from the planned state.
     "core": {"groups": ["amount_profile", "gap", "terminal_recency"]},
@@ -436,7 +449,7 @@ def main(argv: list[str] | None = None) -> None:
                 {(x["seed"], x["config"], x["booster_weight"]) for x in rows}]
         results["validation"] = kept + rows
         results.setdefault("validation_commands", []).append(
-            "nice -n 15 .venv/bin/python -m bench.quality_features validate "
+            f"nice -n {os.nice(0)} .venv/bin/python -m bench.quality_features validate "
             f"--seeds {' '.join(map(str, seeds))} --configs {' '.join(args.configs)} "
             f"--weights {' '.join(map(str, args.weights))}"
             f"  # {time.perf_counter() - began:.0f} s")
@@ -465,7 +478,7 @@ def main(argv: list[str] | None = None) -> None:
                              "chosen": args.chosen,
                              "chosen_weight": args.chosen_weight, "seeds": seeds,
                              "wall_seconds": time.perf_counter() - began,
-                             "command": "nice -n 15 .venv/bin/python -m "
+                             "command": f"nice -n {os.nice(0)} .venv/bin/python -m "
                                         f"bench.quality_features report --chosen {requested}"
                                         + ("" if seeds == REPORT_SEEDS else
                                            f" --seeds {' '.join(map(str, seeds))}")

@@ -188,6 +188,11 @@ TRIED = [
     "all_spell_cardclean_cardfraud+booster:fraud_window_days=84",
     "all_spell_cardclean60_cardhigh+booster:fraud_window_days=84",
     "all_spell_cardhigh+booster:fraud_window_days=84",
+    "all_spell_cardhighdays+booster:fraud_window_days=84",
+    "all_spell_cardrecent+booster:fraud_window_days=84",
+    "all_spell_cardhighdays_cardrecent+booster:fraud_window_days=84",
+    "all_spell_cardhigh30+booster:fraud_window_days=84",
+    "all_spell_cardhigh_cardrecent+booster:fraud_window_days=84",
 ]
 
 

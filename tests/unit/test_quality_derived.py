@@ -120,3 +120,49 @@ def test_high_amounts_count_the_cards_recent_rows_far_above_its_genuine_mean():
     later = out[dt.date(2018, 6, 5)].iloc[0]
     assert later["CUSTOMER_ID_NB_HIGH_AMOUNT_14DAY_WINDOW"] == 0
     assert later["CUSTOMER_ID_HIGH_AMOUNT_SHARE_14DAY_WINDOW"] == 0.0
+
+
+def test_calendar_day_high_amounts_count_whole_days_and_earlier_rows_today():
+    genuine = [f"2018-04-{d:02d} 12:00" for d in range(1, 21)]
+    rows = pd.DataFrame({
+        "TX_DATETIME": pd.to_datetime([
+            *genuine, "2018-04-10 13:00", "2018-03-20 12:00",
+            "2018-05-06 20:00", "2018-05-07 01:00", "2018-05-15 12:00",
+            "2018-05-20 09:00", "2018-05-20 12:00", "2018-05-20 15:00", "2018-05-20 16:00"]),
+        "CUSTOMER_ID": [4] * 28 + [5],
+        # twenty genuine 10.00s, a known fraud of 1000.00 and a genuine 400.00 older than
+        # every 30-day window below, then 50.00 on D-14, 40.00 on D-13 (both x4-5 frauds),
+        # 20.00 (genuine), and on D = 05-20: 60.00, the row looked at (10.00), a later
+        # 70.00; card 5 has no history
+        "TX_AMOUNT": [10.0] * 20 + [1000.0, 400.0, 50.0, 40.0, 20.0, 60.0, 10.0, 70.0, 10.0],
+        "TX_FRAUD": [0] * 20 + [1, 0, 1, 1, 0, 1, 0, 1, 0],
+    })
+    out = with_card_amounts(_by_day(rows))
+    nb, share = ("CUSTOMER_ID_NB_HIGH_AMOUNT_14CALENDAR_DAYS",
+                 "CUSTOMER_ID_HIGH_AMOUNT_SHARE_14CALENDAR_DAYS")
+    recent = "CUSTOMER_ID_RECENT_OVER_CLEAN_AMOUNT_14CALENDAR_DAYS"
+    # the 40.00 of D-13 is high against its clean 30-day mean of 10.00: the known fraud of
+    # 1000.00 is left out (with it the mean would be 57.14 and 40.00 not high), and so is
+    # the 400.00 of 03-20, in the 60-day window only (there the mean would be 28.57)
+    assert out[dt.date(2018, 5, 7)].iloc[0]["CUSTOMER_ID_CLEAN_AMOUNT_RATIO_30DAY_WINDOW"] == 4.0
+    today = out[dt.date(2018, 5, 20)]
+    looked_at = today.iloc[1]  # 05-20 12:00
+    # span: D-13 (05-07 01:00, outside the elapsed 13 days), 05-15, and 05-20 09:00; not
+    # D-14 (05-06 20:00, inside the elapsed 14 days), not the row itself, not 15:00
+    assert looked_at[nb] == 2
+    assert looked_at[share] == pytest.approx(2 / 3)
+    # their mean (40 + 20 + 60) / 3 over the clean mean 10.00 of (04-13 12:00, 05-13 12:00]:
+    # the frauds of 05-06 and 05-07 are in that window and left out
+    assert looked_at[recent] == pytest.approx(4.0)
+    # the 15:00 row adds the earlier rows of today, the 12:00 row (not high) among them
+    assert today.iloc[2][nb] == 2
+    assert today.iloc[2][share] == pytest.approx(2 / 4)
+    assert today.iloc[2][recent] == pytest.approx(130 / 4 / 10)
+    # the first row of 05-20 sees D-13 and 05-15 only
+    assert today.iloc[0][nb] == 1 and today.iloc[0][share] == pytest.approx(1 / 2)
+    # a card with no history: nothing counted, a neutral ratio
+    assert today.iloc[3][nb] == 0 and today.iloc[3][share] == 0.0
+    assert today.iloc[3][recent] == 1.0
+    # the elapsed 14 days with the same 30-day flag also count D-14's 20:00 row (high)
+    assert looked_at["CUSTOMER_ID_NB_HIGH_AMOUNT_30CLEAN_14DAY_WINDOW"] == 3
+    assert looked_at["CUSTOMER_ID_HIGH_AMOUNT_30CLEAN_SHARE_14DAY_WINDOW"] == pytest.approx(3 / 4)
