@@ -46,13 +46,7 @@ def _day(seed: int, rows: int, width: int = 26) -> tuple[np.ndarray, np.ndarray]
 
 
 def _state(model: WarmStartClassifier) -> dict:
-    network = model.classifier_
-    optimizer = network._optimizer
-    return {"coefs": network.coefs_, "intercepts": network.intercepts_,
-            "ms": optimizer.ms, "vs": optimizer.vs,
-            "scalars": (optimizer.t, optimizer.learning_rate, network.t_, network.n_iter_,
-                        network.loss_, network.best_loss_, network._no_improvement_count),
-            "loss_curve": network.loss_curve_}
+    return _network_state(model.classifier_)
 
 
 def _assert_identical(ours: dict, theirs: dict) -> None:

@@ -24,13 +24,13 @@ from trainer.learners.boosting import WindowBoostingClassifier
 from trainer.model import CLASSES, WarmStartClassifier
 
 
-def _capped(rows: np.ndarray, cap: int | None,
+def _capped(rows: np.ndarray, cap: int,
             rng: np.random.Generator) -> tuple[np.ndarray, float]:
     """`rows` if at most `cap`, else `cap` of them drawn without replacement (sorted).
 
     Also returns the weight that restores their total: 1.0 when all are kept.
     """
-    if cap is None or len(rows) <= cap:
+    if len(rows) <= cap:
         return rows, 1.0
     return np.sort(rng.choice(rows, size=cap, replace=False)), len(rows) / cap
 
