@@ -133,6 +133,14 @@ class Totals:
             hi, lo = index.prefix[name]
             self.floats[name] = dd_add(*self.floats[name], *range_sums(hi, lo, start, end))
 
+    def copy(self) -> Totals:
+        """Independent totals with the same values (the own day's part, shared by windows)."""
+        out = Totals(self.kind, 0, ())
+        out.count = self.count.copy()
+        out.ints = {name: v.copy() for name, v in self.ints.items()}
+        out.floats = {name: (hi.copy(), lo.copy()) for name, (hi, lo) in self.floats.items()}
+        return out
+
     def add_state(self, sums: EntitySums, codes: np.ndarray, n: int) -> None:
         """Add the carried sums of the n-day window's full days of each row's entity."""
         self.count += sums.counts[n][codes]
@@ -233,9 +241,12 @@ def window_totals(kind: Kind, sums: EntitySums, day: dt.date,
         today = delayed
     if today is not None and own is not None and kind.delay_days in keep_spans:
         spans[kind.delay_days] = (today, own)
+    # Every window starts with the same own-day range: total it once, and give each window
+    # a copy (the same additions, so the same bits, for a third of the work).
+    own_part = Totals(kind, rows, floats)
+    own_part.add_range(today, own if own is not None else (np.zeros(rows, np.int64),) * 2)
     for n in kind.windows:
-        window = Totals(kind, rows, floats)
-        window.add_range(today, own if own is not None else (np.zeros(rows, np.int64),) * 2)
+        window = own_part.copy()
         back = kind.delay_days + n
         edge = index(back)
         if edge is not None:
