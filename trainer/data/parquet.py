@@ -7,8 +7,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 
-def table_from_bytes(data: bytes, columns: list[str] | None = None) -> pa.Table:
-    """`columns` of the Parquet file whose content is `data` (all columns when None).
+def parquet_from_bytes(data: bytes) -> pq.ParquetFile:
+    """The Parquet file whose content is `data`, to read in parts (see `table_from_bytes`).
 
     The bytes are copied into Arrow's own memory first. Parsing a Python `bytes` directly
     leaves the last reference to it inside Arrow's reader, which an Arrow worker thread can
@@ -20,13 +20,22 @@ def table_from_bytes(data: bytes, columns: list[str] | None = None) -> pa.Table:
     first call, ~0.25 s of a step's CPU at any day size.
 
     Raises:
-        KeyError: a column of `columns` is not in the file (`ParquetFile.read` would
-            silently leave it out).
         pyarrow.ArrowException: `data` is not Parquet.
     """
     native = pa.allocate_buffer(len(data))
     memoryview(native).cast("B")[:] = data
-    parquet = pq.ParquetFile(pa.BufferReader(native))
+    return pq.ParquetFile(pa.BufferReader(native))
+
+
+def table_from_bytes(data: bytes, columns: list[str] | None = None) -> pa.Table:
+    """`columns` of the Parquet file whose content is `data` (all columns when None).
+
+    Raises:
+        KeyError: a column of `columns` is not in the file (`ParquetFile.read` would
+            silently leave it out).
+        pyarrow.ArrowException: `data` is not Parquet.
+    """
+    parquet = parquet_from_bytes(data)
     if columns is not None:
         missing = [name for name in columns if name not in parquet.schema_arrow.names]
         if missing:
