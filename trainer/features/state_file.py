@@ -157,7 +157,8 @@ def _rows_of(parquet: pq.ParquetFile, offset: int, rows: int, kind: Kind) -> pa.
     """
     prefix = f"{kind.prefix}_"
     columns = [name for name in parquet.schema_arrow.names if name.startswith(prefix)]
-    groups, start, first = [], 0, 0
+    groups: list[int] = []
+    start = first = 0
     for group in range(parquet.metadata.num_row_groups):
         size = parquet.metadata.row_group(group).num_rows
         if start < offset + rows and offset < start + size:
