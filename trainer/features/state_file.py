@@ -115,8 +115,11 @@ def to_parquet(state: FeatureState) -> bytes:
                           use_dictionary=False, write_statistics=False) as writer:
         for kind in KINDS:
             k, columns = len(state.of(kind).ids), own[kind.prefix]
+            # One null array per type serves all the other kinds' columns of that type:
+            # a fresh one per column cost ~0.3 GB of zeroed memory at 1M transactions.
+            nulls = {f.type: pa.nulls(k, f.type) for f in schema if f.name not in columns}
             writer.write_table(pa.Table.from_arrays(
-                [columns[f.name].cast(f.type) if f.name in columns else pa.nulls(k, f.type)
+                [columns[f.name].cast(f.type) if f.name in columns else nulls[f.type]
                  for f in schema], schema=schema))
     return sink.getvalue()
 
