@@ -124,7 +124,7 @@ def to_parquet(state: FeatureState) -> bytes:
     return sink.getvalue()
 
 
-def from_parquet(data: bytes, what: str) -> FeatureState:
+def from_parquet(data: bytes | pa.Buffer, what: str) -> FeatureState:
     """A state from `to_parquet`'s bytes.
 
     Raises:
