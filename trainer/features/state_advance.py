@@ -33,9 +33,10 @@ from trainer.features.state import (
     DayColumns,
     EntitySums,
     FeatureState,
+    Kind,
     held_days,
-    roll_days,
     rolls_from,
+    window_moves,
 )
 from trainer.features.state_profiles import PROFILE_SPANS, PROFILES_OF
 from trainer.features.state_sums import day_start_ns, day_sums, entity_codes, roll_sums
@@ -110,7 +111,7 @@ def advance(state: FeatureState | None, day: dt.date,
         codes = dict(zip(present_here, codes_list[1:], strict=True))
         sums = (previous.padded(kind, uniques) if previous is not None
                 else EntitySums.empty(kind, uniques))
-        rolling = roll_days(old, day)
+        rolling = _moving_days(kind, old, day)
         rolling_sums: dict[dt.date, dict | None] = {
             d: day_sums(kind, found[d], codes[d], k) for d in present_here if d in rolling}
         rolled = roll_sums(kind, sums, old, day, rolling_sums)
@@ -140,6 +141,11 @@ def advance(state: FeatureState | None, day: dt.date,
     frame = features_frame(identity, {name: result_columns.pop(name)[by_id] for name in names},
                            names)
     return Advanced(new_state, frame)
+
+
+def _moving_days(kind: Kind, old: dt.date | None, new: dt.date) -> set[dt.date]:
+    """The days entering or leaving `kind`'s windows (``roll_days`` is every kind's)."""
+    return {d for n in kind.carried for moved in window_moves(kind, n, old, new) for d in moved}
 
 
 def _column(target: DayColumns, name: str) -> np.ndarray:
