@@ -114,7 +114,7 @@ def to_parquet(state: FeatureState) -> bytes:
     # One null array per type, sliced to each kind's rows, pads every other kind's column of
     # that type: a fresh one per column cost ~0.3 GB of zeroed memory at 1M transactions.
     most = max(len(state.of(kind).ids) for kind in KINDS)
-    nulls = {f.type: pa.nulls(most, f.type) for f in schema}
+    nulls = {kind: pa.nulls(most, kind) for kind in dict.fromkeys(schema.types)}
     with pq.ParquetWriter(sink, schema, compression="lz4", use_byte_stream_split=split,
                           use_dictionary=False, write_statistics=False) as writer:
         for kind in KINDS:

@@ -60,10 +60,15 @@ def _dense_int_codes(
     first = sources[0]
     table = np.full(high - low + 1, -1, np.int64)
     table[first - low] = np.arange(len(first))
+    codes = [table[ids - low] for ids in sources]
+    # Look up again only the ids that were new: most of a day's entities are the state's.
+    missing = [np.flatnonzero(day_codes < 0) for day_codes in codes]
     new = np.unique(np.concatenate([np.array([], np.int64)] + [
-        ids[table[ids - low] < 0] for ids in sources[1:]]))
+        ids[rows] for ids, rows in zip(sources, missing, strict=True)]))
     table[new - low] = np.arange(len(first), len(first) + len(new))
-    return [table[ids - low] for ids in sources], np.concatenate([first, new])
+    for ids, day_codes, rows in zip(sources, codes, missing, strict=True):
+        day_codes[rows] = table[ids[rows] - low]
+    return codes, np.concatenate([first, new])
 
 
 def day_sums(kind: Kind, day: DayColumns, codes: np.ndarray, k: int) -> dict:
