@@ -87,7 +87,7 @@ class DayIndex:
         """Per bound, the number of the day's rows with a time at most the bound.
 
         Asked in the target rows' order (a day is written in time order, so its bounds are
-        sorted and numpy's binary search starts from the previous answer).
+        sorted and the search is a merge, `searchsorted_ascending`).
         """
         return searchsorted_ascending(self.times, bounds, side="right")
 
@@ -96,7 +96,7 @@ class DayIndex:
         """Per query, the positions of the entity's first row after its bound and past its last.
 
         The queries come sorted by (code, bound), `not_after` from `not_after` on the bounds:
-        the binary search then starts from the previous answer, and the gathers are in order.
+        the search is then a merge, and the gathers are in order.
         """
         first = searchsorted_ascending(self.keys, codes * self.rows + not_after, side="left")
         return first, self.block_start[codes + 1]
