@@ -276,12 +276,6 @@ def window_totals(kind: Kind, sums: EntitySums, day: dt.date,
     # a copy (the same additions, so the same bits, for a third of the work).
     own_part = Totals(kind, rows, floats)
     own_part.add_range(today, own if own is not None else (np.zeros(rows, np.int64),) * 2)
-    # Each day's prefix sums go as soon as they are added, and each day's index before the
-    # next is built (the profiles read the kept days' rows, not their sums): at 1M rows an
-    # index holds ~60 MB, and every new page the step touches costs it a page fault.
-    if today is not None:
-        today.prefix.clear()
-    del today
     for n in kind.windows:
         # The last window takes the own-day part itself, the others a copy.
         window = own_part if n == kind.windows[-1] else own_part.copy()
@@ -290,13 +284,13 @@ def window_totals(kind: Kind, sums: EntitySums, day: dt.date,
         if edge is not None:
             span = edge.after(by_entity, not_after(edge, t - back * NS_PER_DAY))
             window.add_range(edge, span)
-            edge.prefix.clear()
             if back in keep_spans:
                 spans[back] = (edge, span)
-        del edge
         if n in kind.carried:
             window.add_state(sums, by_entity, n)
         totals[n] = window.in_row_order(order)
+    for kept, _ in spans.values():
+        kept.prefix.clear()  # the profiles read the kept days' rows, not their sums
     spans = {back: (kept, (_in_row_order(order, span[0]), _in_row_order(order, span[1])))
              for back, (kept, span) in spans.items()}
     return KindWindows(totals, spans, sums, target_codes)
