@@ -52,6 +52,8 @@ def _check_day(day: dt.date, columns: DayColumns) -> None:
     if not len(times):
         return
     start = day_start_ns(day)
+    if times.min() >= start and times.max() < start + NS_PER_DAY:
+        return  # the usual case, found without a mask of the day's size
     outside = (times < start) | (times >= start + NS_PER_DAY)
     if outside.any():
         row = int(np.flatnonzero(outside)[0])

@@ -74,7 +74,7 @@ def _dense_int_codes(
 def day_sums(kind: Kind, day: DayColumns, codes: np.ndarray, k: int) -> dict:
     """Per-entity count, sums and last time of one day's rows."""
     values = kind.row_values(day)
-    sums: dict = {"count": np.bincount(codes, minlength=k).astype(np.int64)}
+    sums: dict = {"count": np.bincount(codes, minlength=k).astype(np.int64, copy=False)}
     for name in kind.floats:
         sums[name] = np.bincount(codes, weights=values[name], minlength=k)
     for name in kind.ints:
