@@ -13,7 +13,12 @@ import pandas as pd
 import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from trainer.evaluation.metrics import average_precision, card_precision_at_k, roc_auc
+from trainer.evaluation.metrics import (
+    average_precision,
+    card_precision_at_k,
+    ranking_metrics,
+    roc_auc,
+)
 
 
 @pytest.mark.parametrize("seed", range(8))
@@ -103,3 +108,23 @@ def test_card_precision_ties_break_by_customer_and_day_column_option():
     assert card_precision_at_k(frame, k=1, day_column="DAY").mean == 1.0  # customer 3 first
     with pytest.raises(ValueError, match="TX_DATETIME"):
         card_precision_at_k(frame, k=1)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_auc_is_the_mann_whitney_statistic_of_average_ranks_to_the_bit(seed):
+    # WHY: the day's AUC comes from the sort average precision makes; it must be the
+    # statistic of scipy's average ranks exactly, not just close, so a day's metrics
+    # do not move.
+    from scipy.stats import rankdata
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(2, 20_000))
+    y = (rng.random(n) < 0.05).astype(int)
+    y[0], y[1] = 0, 1
+    score = np.round(rng.random(n) + 0.2 * y, int(rng.integers(1, 6)))
+    n_pos, n_neg = int(y.sum()), int(n - y.sum())
+    ranks = rankdata(score)
+    expected = (ranks[y == 1].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+    assert roc_auc(y, score) == expected
+    both = ranking_metrics(y, score)
+    assert (both.auc_roc, both.average_precision) == (expected, average_precision(y, score))
