@@ -24,6 +24,9 @@ from sklearn.preprocessing import StandardScaler
 #: The labels every learner predicts: 0 genuine, 1 fraud.
 CLASSES = np.array([0, 1])
 
+#: Rows `WarmStartClassifier` scales at a time: a block of a day's inputs stays in cache.
+SCALE_BLOCK_ROWS = 8_192
+
 
 class DailyClassifier(ClassifierMixin, BaseEstimator):
     """What every learner shares: two classes, a fixed feature count, a 0.5 threshold."""
@@ -116,8 +119,23 @@ class WarmStartClassifier(DailyClassifier):
 
     def predict_proba(self, X):
         """Fraud probability in column 1, as scikit-learn classifiers do."""
-        Xs = self.scaler_.transform(np.asarray(X, dtype=np.float64))
-        return self.classifier_.predict_proba(Xs)
+        return self.classifier_.predict_proba(self._scaled(np.asarray(X, dtype=np.float64)))
+
+    def _scaled(self, X: np.ndarray) -> np.ndarray:
+        """The scaler's `transform` of X, (X - mean_) / scale_, the same values in its layout.
+
+        Written a block of rows at a time into one array laid out as X (as the scaler's
+        copy is): a 1M-row day's 200 MB is read once and written once, in the cache,
+        where `transform` copies it, then reads and writes it twice more (0.2-0.4 s).
+        The classifier checks the values (finite) as it reads them.
+        """
+        self._check_features(X, first_call=False)
+        Xs = np.empty_like(X)
+        for start in range(0, len(X), SCALE_BLOCK_ROWS):
+            block = slice(start, start + SCALE_BLOCK_ROWS)
+            np.subtract(X[block], self.scaler_.mean_, out=Xs[block])
+            np.divide(Xs[block], self.scaler_.scale_, out=Xs[block])
+        return Xs
 
 
 def fraud_scores(model, X) -> np.ndarray:
