@@ -24,8 +24,11 @@ from sklearn.preprocessing import StandardScaler
 #: The labels every learner predicts: 0 genuine, 1 fraud.
 CLASSES = np.array([0, 1])
 
-#: Rows `WarmStartClassifier` scales at a time: a block of a day's inputs stays in cache.
-SCALE_BLOCK_ROWS = 8_192
+#: Rows `WarmStartClassifier.predict_proba` scores at a time (the last block up to twice
+#: that): small enough that a block's arrays stay in the CPU's cache (8,192 rows x 26
+#: inputs: 1.7 MB), large enough that scikit-learn's checks of each block cost little. A
+#: power of two: a multiple of every BLAS kernel's unroll.
+PREDICT_BLOCK_ROWS = 8_192
 
 
 class DailyClassifier(ClassifierMixin, BaseEstimator):
@@ -118,24 +121,33 @@ class WarmStartClassifier(DailyClassifier):
                                          classes=CLASSES, sample_weight=weights.take(order))
 
     def predict_proba(self, X):
-        """Fraud probability in column 1, as scikit-learn classifiers do."""
-        return self.classifier_.predict_proba(self._scaled(np.asarray(X, dtype=np.float64)))
+        """Fraud probability in column 1, as scikit-learn classifiers do.
 
-    def _scaled(self, X: np.ndarray) -> np.ndarray:
-        """The scaler's `transform` of X, (X - mean_) / scale_, the same values in its layout.
-
-        Written a block of rows at a time into one array laid out as X (as the scaler's
-        copy is): a 1M-row day's 200 MB is read once and written once, in the cache,
-        where `transform` copies it, then reads and writes it twice more (0.2-0.4 s).
-        The classifier checks the values (finite) as it reads them.
+        The scaler's `transform` then the classifier's `predict_proba`, a block of rows at
+        a time, with the values of one call on the whole day, bit for bit (a test checks
+        it). A block's arrays stay in the CPU's cache: on a 1M-row day the whole-day
+        arrays (0.6 GB) cost 1.4 s of CPU in the step, most of it the kernel providing
+        fresh memory, against 0.04 s at 100k rows.
         """
+        X = np.asarray(X, dtype=np.float64)
         self._check_features(X, first_call=False)
-        Xs = np.empty_like(X)
-        for start in range(0, len(X), SCALE_BLOCK_ROWS):
-            block = slice(start, start + SCALE_BLOCK_ROWS)
-            np.subtract(X[block], self.scaler_.mean_, out=Xs[block])
-            np.divide(Xs[block], self.scaler_.scale_, out=Xs[block])
-        return Xs
+        # Each row is computed from that row alone, except that a BLAS product computes
+        # its last rows (its length modulo the kernel's unroll, a power of two) with
+        # another kernel: so every block but the last is a multiple of it, and the last
+        # holds the remainder, the rows the whole day's product computes apart.
+        blocks = max(len(X) // PREDICT_BLOCK_ROWS, 1)
+        for index in range(blocks):
+            start = index * PREDICT_BLOCK_ROWS
+            block = slice(start, len(X) if index == blocks - 1 else start + PREDICT_BLOCK_ROWS)
+            # The scaler's `transform` of the block, (X - mean_) / scale_, in X's layout.
+            Xs = np.subtract(X[block], self.scaler_.mean_)
+            Xs /= self.scaler_.scale_
+            part = self.classifier_.predict_proba(Xs)
+            if index == 0:  # the classifier's own layout (an MLP's columns, an SGD's rows)
+                probabilities = np.empty((len(X), part.shape[1]),
+                                         order="F" if np.isfortran(part) else "C")
+            probabilities[block] = part
+        return probabilities
 
 
 def fraud_scores(model, X) -> np.ndarray:
