@@ -50,12 +50,15 @@ def ranking_metrics(y: np.ndarray, score: np.ndarray) -> Ranking:
     n_pos = int(positive.sum())
     if n_pos == 0 or n_pos == n:
         return Ranking(float("nan"), float("nan"))
-    order = np.argsort(-scores, kind="stable")
-    sorted_scores, sorted_positive = scores[order], positive[order]
+    sorted_scores = np.sort(scores)[::-1]  # descending
     # The last index of each group of equal scores is one threshold.
     last_of_threshold = np.flatnonzero(np.diff(sorted_scores) != 0)
     last_of_threshold = np.append(last_of_threshold, n - 1)
-    true_positives = np.cumsum(sorted_positive)[last_of_threshold]
+    # The positives scoring at least each threshold, counted in the positives' own sorted
+    # scores: the same counts as carrying the labels through an argsort of the day, at a
+    # fifth of its cost (sorting the values alone, then the frauds' few).
+    true_positives = n_pos - np.searchsorted(np.sort(scores[positive]),
+                                             sorted_scores[last_of_threshold], side="left")
 
     # Average precision: sum over thresholds of precision x recall increment; tied scores
     # form one threshold, as in scikit-learn.
