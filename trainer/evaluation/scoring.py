@@ -57,14 +57,13 @@ def card_ranks(frame: pd.DataFrame, scores: np.ndarray, k: int = TOP_CARDS) -> p
     """
     customers = frame["CUSTOMER_ID"].to_numpy()
     top = _top_cards(customers, np.asarray(scores, dtype=np.float64), k)
+    # The top cards' rows (`isin` uses a table of the card numbers where they are small
+    # integers), then each one's card looked up among the top ones; NA elsewhere.
+    ranked = np.isin(customers, top)
+    rows = np.flatnonzero(ranked)
+    by_card = np.argsort(top, kind="stable")
     rank = np.zeros(len(customers), dtype=np.int64)
-    ranked = np.zeros(len(customers), dtype=bool)
-    if len(top):
-        # Each row's card looked up among the top ones: its rank where found, NA elsewhere.
-        by_card = np.argsort(top, kind="stable")
-        found = np.minimum(np.searchsorted(top[by_card], customers), len(top) - 1)
-        ranked = top[by_card][found] == customers
-        rank = np.where(ranked, by_card[found] + 1, 0)
+    rank[rows] = by_card[np.searchsorted(top[by_card], customers[rows])] + 1
     return pd.Series(pd.arrays.IntegerArray(rank, ~ranked), index=frame.index,
                      name="CUSTOMER_ID")
 
