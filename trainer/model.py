@@ -91,20 +91,27 @@ class WarmStartClassifier(DailyClassifier):
             self.scaler_ = StandardScaler()
             self.days_seen_ = 0
         self.scaler_.partial_fit(X)
-        # Each pass gathers the rows in a new order, and a row is 26 scattered values of a
-        # column-major day (the features frame's layout) against one contiguous run of a
-        # row-major copy: 3x cheaper per pass on a 100,000-row day. The gathered arrays,
-        # all the classifier sees, are row-major and equal either way. The scaler's own
-        # `transform` ((X - mean_) / scale_, X checked when it was fitted just above)
-        # written row-major at once: no column-major copy to make, then copy again.
-        Xs = np.subtract(X, self.scaler_.mean_, order="C")
-        Xs /= self.scaler_.scale_
-        self._passes(Xs, y, np.random.default_rng([self.random_state, self.days_seen_]))
+        self._passes(X, y, np.random.default_rng([self.random_state, self.days_seen_]))
         self.days_seen_ += 1
         return self
 
-    def _passes(self, Xs: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> None:
-        """`passes` shuffled passes of the classifier over every row of the scaled day."""
+    def _scaled(self, X: np.ndarray) -> np.ndarray:
+        """The scaler's own `transform` of rows X, (X - mean_) / scale_, row-major.
+
+        X was checked when the scaler was fitted on the day. Each pass gathers the rows in
+        a new order, and a row is 26 scattered values of a column-major day (the features
+        frame's layout) against one contiguous run of a row-major copy: 3x cheaper per
+        pass on a 100,000-row day. The gathered arrays, all the classifier sees, are
+        row-major and equal either way. Written row-major at once: no column-major copy
+        to make, then copy again.
+        """
+        Xs = np.subtract(X, self.scaler_.mean_, order="C")
+        Xs /= self.scaler_.scale_
+        return Xs
+
+    def _passes(self, X: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> None:
+        """`passes` shuffled passes of the classifier over every row of the day, scaled."""
+        Xs = self._scaled(X)
         weights = np.where(y == 1, self.fraud_weight, 1.0)
         orders = [rng.permutation(len(y)) for _ in range(self.passes)]
         if getattr(self.classifier_, "takes_passes", False):
