@@ -65,6 +65,8 @@ STAGES = (
     ("write state", "trainer.features.carried", "to_parquet"),
     ("model inputs", "trainer.evaluation.scoring", "model_inputs"),
     ("score the day", "trainer.step", "fraud_scores"),
+    ("booster predict", "trainer.learners.boosting", "booster_predict"),
+    ("MLP predict", "trainer.model", "WarmStartClassifier.predict_proba"),
     ("scores file", "trainer.evaluation.scoring", "write_scores"),
     ("card ranks", "trainer.evaluation.scoring", "card_ranks"),
     ("reasons", "trainer.evaluation.scoring", "reason_columns"),

@@ -292,3 +292,44 @@ def test_one_days_card_precision_equals_the_general_definition(seed):
     expected = card_precision_at_k(frame.assign(score=scores), k=100).mean
     assert _cp_at_k(frame, scores) == expected
     assert 0 < expected < 1
+
+
+def _card_ranks_by_pandas(frame: pd.DataFrame, scores: np.ndarray, k: int) -> pd.Series:
+    """The card ranking spelled out with pandas: each card's maximum, sorted, the first k."""
+    best = (pd.DataFrame({"CUSTOMER_ID": frame["CUSTOMER_ID"].to_numpy(), "score": scores})
+            .groupby("CUSTOMER_ID")["score"].max().reset_index()
+            .sort_values(["score", "CUSTOMER_ID"], ascending=[False, True]).head(k))
+    rank = dict(zip(best["CUSTOMER_ID"], range(1, len(best) + 1), strict=True))
+    return frame["CUSTOMER_ID"].map(rank).astype("Int64")
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_card_ranks_equal_the_ranking_of_each_cards_best_score(seed):
+    # WHY: card_ranks sorts only the day's highest rows; the ranks written (and the saved
+    # list) must be those of every card's best score, ties by card, NaN scores last.
+    from trainer.evaluation.scoring import card_ranks
+
+    rng = np.random.default_rng(seed)
+    n, cards = int(rng.integers(0, 3_000)), int(rng.integers(1, 400))
+    frame = pd.DataFrame({"CUSTOMER_ID": rng.integers(0, cards, n) * 7 + 3},
+                         index=pd.RangeIndex(n) + 5 * (seed % 2))
+    scores = np.round(rng.random(n), int(rng.integers(1, 4)))  # ties, between cards too
+    if seed % 5 == 0:
+        scores[rng.random(n) < 0.3] = np.nan
+    k = int(rng.integers(1, 150))
+    pd.testing.assert_series_equal(card_ranks(frame, scores, k),
+                                   _card_ranks_by_pandas(frame, scores, k), check_exact=True)
+
+
+def test_card_ranks_when_the_highest_rows_hold_few_cards():
+    # WHY: a few cards owning all of the day's highest rows must not hide the next cards.
+    from trainer.evaluation.scoring import card_ranks
+
+    rng = np.random.default_rng(0)
+    heavy = np.repeat(np.arange(10), 500)  # 10 cards with 500 high rows each
+    frame = pd.DataFrame({"CUSTOMER_ID": np.concatenate([heavy, 10 + np.arange(2_000)])})
+    scores = np.concatenate([0.9 + 0.1 * rng.random(len(heavy)), 0.8 * rng.random(2_000)])
+    ranks = card_ranks(frame, scores)
+    pd.testing.assert_series_equal(ranks, _card_ranks_by_pandas(frame, scores, 100),
+                                   check_exact=True)
+    assert ranks.notna().sum() == 10 * 500 + 90

@@ -13,7 +13,12 @@ import pandas as pd
 import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from trainer.evaluation.metrics import average_precision, card_precision_at_k, roc_auc
+from trainer.evaluation.metrics import (
+    average_precision,
+    card_precision_at_k,
+    ranking_metrics,
+    roc_auc,
+)
 
 
 @pytest.mark.parametrize("seed", range(8))
@@ -103,3 +108,34 @@ def test_card_precision_ties_break_by_customer_and_day_column_option():
     assert card_precision_at_k(frame, k=1, day_column="DAY").mean == 1.0  # customer 3 first
     with pytest.raises(ValueError, match="TX_DATETIME"):
         card_precision_at_k(frame, k=1)
+
+
+def _by_argsort(y: np.ndarray, score: np.ndarray) -> tuple[float, float]:
+    """AUC from scipy's average ranks, AP with the labels carried through a stable argsort."""
+    from scipy.stats import rankdata
+
+    positive = y == 1
+    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
+    auc = (rankdata(score)[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+    order = np.argsort(-score, kind="stable")
+    last = np.append(np.flatnonzero(np.diff(score[order]) != 0), len(score) - 1)
+    true_positives = np.cumsum(positive[order])[last]
+    recall = true_positives / n_pos
+    precision = true_positives / (last + 1)
+    return float(auc), float(np.sum(np.diff(recall, prepend=0.0) * precision))
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_auc_and_ap_are_the_rank_and_argsort_definitions_to_the_bit(seed):
+    # WHY: a day's AUC and AP come from one sort of its scores; they must be the values of
+    # the plain definitions exactly, not just close, so a day's metrics do not move.
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(2, 20_000))
+    y = (rng.random(n) < rng.choice([0.01, 0.05, 0.5])).astype(int)
+    y[0], y[1] = 0, 1
+    score = np.round(rng.random(n) + 0.2 * y, int(rng.integers(0, 6)))  # ties, 0 and 1 too
+    if seed % 3 == 0:
+        score[rng.random(n) < 0.1] = -0.0  # equal to 0.0
+    both = ranking_metrics(y, score)
+    assert (both.auc_roc, both.average_precision) == _by_argsort(y, score)
+    assert (roc_auc(y, score), average_precision(y, score)) == _by_argsort(y, score)

@@ -215,3 +215,22 @@ def test_the_profiles_learner_is_the_configuration_chosen_in_bench_quality():
     X, _ = _learner_day("lgbm_mlp_profiles", 99)
     bench = 0.7 * fraud_scores(booster, X) + (1 - 0.7) * fraud_scores(mlp, X)
     np.testing.assert_allclose(fraud_scores(ours, X), bench, rtol=1e-15, atol=1e-17)
+
+
+@pytest.mark.parametrize("name", ["sgd", "mlp"])
+def test_scoring_a_day_block_by_block_gives_the_whole_days_values_to_the_bit(name):
+    # WHY: WarmStartClassifier scores a large day a block of rows at a time to stay in the
+    # CPU's cache; the scores (and so the scores file, the alerts and the metrics) must be
+    # those of scaling and predicting the whole day at once, whatever the day's length.
+    from trainer.model import PREDICT_BLOCK_ROWS
+
+    model = make_learner(name)
+    model.partial_fit(*_day(1, rows=4_000))
+    X = _day(2, rows=3 * PREDICT_BLOCK_ROWS + 40)[0]
+    for rows in (1, 3, 1_001, PREDICT_BLOCK_ROWS - 1, PREDICT_BLOCK_ROWS,
+                 PREDICT_BLOCK_ROWS + 1, 2 * PREDICT_BLOCK_ROWS + 5, len(X)):
+        for day in (X[:rows], np.asfortranarray(X[:rows])):  # the step's X: column-major
+            whole = model.classifier_.predict_proba(model.scaler_.transform(day))
+            blocks = model.predict_proba(day)
+            assert blocks.flags.f_contiguous == whole.flags.f_contiguous
+            assert np.array_equal(blocks, whole), rows

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from trainer.evaluation import reasons
-from trainer.evaluation.metrics import average_precision, roc_auc
+from trainer.evaluation.metrics import ranking_metrics
 from trainer.evaluation.testing_features import testing_features
 from trainer.learners.registry import learner_inputs, uses_profiles
 from trainer.model import fraud_scores
@@ -55,11 +55,43 @@ def card_ranks(frame: pd.DataFrame, scores: np.ndarray, k: int = TOP_CARDS) -> p
     Cards are ranked by their highest transaction score, ties broken by CUSTOMER_ID so
     the ranking is reproducible.
     """
-    best = (pd.DataFrame({"CUSTOMER_ID": frame["CUSTOMER_ID"].to_numpy(), "score": scores})
-            .groupby("CUSTOMER_ID")["score"].max().reset_index()
-            .sort_values(["score", "CUSTOMER_ID"], ascending=[False, True]).head(k))
-    rank = dict(zip(best["CUSTOMER_ID"], range(1, len(best) + 1), strict=True))
-    return frame["CUSTOMER_ID"].map(rank).astype("Int64")
+    customers = frame["CUSTOMER_ID"].to_numpy()
+    top = _top_cards(customers, np.asarray(scores, dtype=np.float64), k)
+    # The top cards' rows (`isin` uses a table of the card numbers where they are small
+    # integers), then each one's card looked up among the top ones; NA elsewhere.
+    ranked = np.isin(customers, top)
+    rows = np.flatnonzero(ranked)
+    by_card = np.argsort(top, kind="stable")
+    rank = np.zeros(len(customers), dtype=np.int64)
+    rank[rows] = by_card[np.searchsorted(top[by_card], customers[rows])] + 1
+    return pd.Series(pd.arrays.IntegerArray(rank, ~ranked), index=frame.index,
+                     name="CUSTOMER_ID")
+
+
+def _top_cards(customers: np.ndarray, scores: np.ndarray, k: int) -> np.ndarray:
+    """The k cards of the highest best scores, best first, ties by card (`card_ranks`).
+
+    Rows sorted by score (descending) then card: each card's first row holds its best
+    score, so the cards in order of first appearance are the ranking. Only the rows
+    scoring at least the m-th highest score are sorted: every card whose best score
+    reaches that threshold has a row among them, so once they hold k cards these are the
+    top k (a day's top 100 cards are among its few hundred highest rows; grouping and
+    sorting every card of a 1M-row day cost 0.15 s). NaN scores rank last, as a missing
+    maximum does.
+    """
+    rows = len(scores)
+    m = 4 * k
+    while True:
+        if m >= rows:
+            candidates = np.arange(rows)
+        else:
+            threshold = -np.partition(-scores, m - 1)[m - 1]
+            candidates = np.flatnonzero(scores >= threshold)
+        order = candidates[np.lexsort((customers[candidates], -scores[candidates]))]
+        cards, first = np.unique(customers[order], return_index=True)
+        if len(cards) >= k or m >= rows:
+            return cards[np.argsort(first)][:k]
+        m *= 4
 
 
 def write_scores(share: Share, day: dt.date, frame: pd.DataFrame, scores: np.ndarray,
@@ -163,9 +195,10 @@ def day_metrics(frame: pd.DataFrame, scores: np.ndarray, ranks: pd.Series | None
     `write_scores` returns them).
     """
     y = frame["TX_FRAUD"].to_numpy()
+    ranking = ranking_metrics(y, scores)  # one sort of the day's scores for both
     return {
-        "auc_roc": _clean(roc_auc(y, scores)),
-        "average_precision": _clean(average_precision(y, scores)),
+        "auc_roc": _clean(ranking.auc_roc),
+        "average_precision": _clean(ranking.average_precision),
         "card_precision_at_100": _clean(_cp_at_k(frame, scores, ranks)),
         "accuracy": float(((scores >= 0.5).astype(int) == y).mean()),
     }

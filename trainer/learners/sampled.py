@@ -37,7 +37,7 @@ class GenuineSampledClassifier(WarmStartClassifier):
                          random_state=random_state)
         self.genuine_rate = genuine_rate
 
-    def _passes(self, Xs: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> None:
+    def _passes(self, X: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> None:
         """Each pass: every fraud and a fresh genuine sample, shuffled, genuines reweighted."""
         if not 0 < self.genuine_rate <= 1:
             raise ValueError(f"genuine_rate must be in (0, 1], got {self.genuine_rate}")
@@ -47,5 +47,6 @@ class GenuineSampledClassifier(WarmStartClassifier):
             kept = genuines[rng.random(len(genuines)) < self.genuine_rate]
             rows = rng.permutation(np.concatenate([frauds, kept]))
             weights = np.where(y[rows] == 1, self.fraud_weight, 1.0 / self.genuine_rate)
-            self.classifier_.partial_fit(Xs[rows], y[rows], classes=CLASSES,
+            # Only the pass' rows scaled: the values `_scaled(X)[rows]` holds.
+            self.classifier_.partial_fit(self._scaled(X[rows]), y[rows], classes=CLASSES,
                                          sample_weight=weights)
