@@ -20,10 +20,11 @@ from trainer.features.compute import (
     FEATURES_VERSION,
 )
 from trainer.features.state import (
-    KINDS,
     EntitySums,
     FeatureState,
+    HighRows,
     Kind,
+    kinds,
 )
 
 #: Format of the state file; a file of another format (or features version) is rebuilt.
@@ -76,6 +77,16 @@ def _columns_of(kind: Kind, sums: EntitySums | None, k: int) -> dict[str, pa.Arr
     return columns
 
 
+#: The rows of the card inputs' `HighRows` (after the kinds': id, day and count).
+HIGH_ROWS = "H"
+
+
+def _high_row_columns(high_rows: HighRows) -> dict[str, pa.Array]:
+    return {f"{HIGH_ROWS}_ID": _id_array(high_rows.ids),
+            f"{HIGH_ROWS}_DAY": pa.array(high_rows.days, pa.int64()),
+            f"{HIGH_ROWS}_COUNT": pa.array(high_rows.counts, pa.int64())}
+
+
 def _id_array(ids: np.ndarray) -> pa.Array:
     try:
         return pa.array(ids, from_pandas=True)
@@ -93,14 +104,19 @@ def to_parquet(state: FeatureState) -> bytes:
     rows per kind and the inputs record sit in the key-value metadata.
     """
     own = {kind.prefix: _columns_of(kind, state.of(kind), len(state.of(kind).ids))
-           for kind in KINDS}
+           for kind in state.kinds}
+    rows = {kind.prefix: len(state.of(kind).ids) for kind in state.kinds}
+    if state.high_rows is not None:  # the card inputs' chains only: other files unchanged
+        own[HIGH_ROWS] = _high_row_columns(state.high_rows)
+        rows[HIGH_ROWS] = len(state.high_rows.ids)
     # An empty kind's ids have no type of their own; any type holds its nulls.
     schema = pa.schema([(name, pa.int64() if array.type == pa.null() else array.type)
                         for columns in own.values() for name, array in columns.items()])
     record = {"format": STATE_FORMAT, "features_version": FEATURES_VERSION,
               "day": state.day.isoformat(),
-              "rows": {kind.prefix: len(state.of(kind).ids) for kind in KINDS},
-              "inputs": dict(sorted(state.inputs.items()))}
+              "rows": rows, "inputs": dict(sorted(state.inputs.items()))}
+    if state.cards:
+        record["cards"] = True
     schema = schema.with_metadata(
         {STATE_METADATA_KEY: json.dumps(record, sort_keys=True).encode()})
     sink = io.BytesIO()
@@ -113,8 +129,8 @@ def to_parquet(state: FeatureState) -> bytes:
     # written: padding all kinds at once cost ~0.4 GB of peak memory at 1M transactions.
     with pq.ParquetWriter(sink, schema, compression="lz4", use_byte_stream_split=split,
                           use_dictionary=False, write_statistics=False) as writer:
-        for kind in KINDS:
-            k, columns = len(state.of(kind).ids), own[kind.prefix]
+        for prefix, k in rows.items():
+            columns = own[prefix]
             writer.write_table(pa.Table.from_arrays(
                 [columns[f.name].cast(f.type) if f.name in columns else pa.nulls(k, f.type)
                  for f in schema], schema=schema))
@@ -138,7 +154,8 @@ def from_parquet(data: bytes, what: str) -> FeatureState:
             f"{what}: feature state format {record.get('format')}, features version "
             f"{record.get('features_version')}; expected {STATE_FORMAT}, {FEATURES_VERSION}")
     sums, offset = {}, 0
-    for kind in KINDS:
+    cards = bool(record.get("cards"))
+    for kind in kinds(cards):
         rows = int(record["rows"][kind.prefix])
         part = table.slice(offset, rows)
         offset += rows
@@ -161,4 +178,12 @@ def from_parquet(data: bytes, what: str) -> FeatureState:
             last_time=arrays["LAST_TIME"],
             first_frauds=first_frauds,
         )
-    return FeatureState(dt.date.fromisoformat(record["day"]), sums, dict(record["inputs"]))
+    high_rows = None
+    if cards:
+        part = table.slice(offset, int(record["rows"][HIGH_ROWS]))
+        high_rows = HighRows(
+            ids=part.column(f"{HIGH_ROWS}_ID").to_pandas().to_numpy(),
+            days=part.column(f"{HIGH_ROWS}_DAY").to_numpy().astype(np.int64, copy=False),
+            counts=part.column(f"{HIGH_ROWS}_COUNT").to_numpy().astype(np.int64, copy=False))
+    return FeatureState(dt.date.fromisoformat(record["day"]), sums, dict(record["inputs"]),
+                        high_rows)
