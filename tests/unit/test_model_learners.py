@@ -6,6 +6,7 @@ import pytest
 import skops.io as sio
 
 from tests.shares import save_checkpoint
+from trainer.features.cards import CARD_FEATURE_COLUMNS
 from trainer.features.compute import FEATURE_COLUMNS
 from trainer.features.profiles import EXTRA_FEATURE_COLUMNS
 from trainer.learners import DEFAULT_LEARNER
@@ -15,6 +16,7 @@ from trainer.learners.registry import (
     TRUSTED_TYPES,
     learner_inputs,
     make_learner,
+    uses_cards,
     uses_profiles,
 )
 from trainer.model import fraud_scores
@@ -166,7 +168,8 @@ def test_every_learner_before_the_profiles_keeps_the_handbooks_15_inputs():
     # WHY: a chain's checkpoints were fitted on its learner's inputs; changing them for an
     # existing name would break every chain trained on it.
     for name in set(LEARNERS) - {"lgbm_mlp_profiles", "lgbm_mlp_profiles_sampled",
-                                 "lgbm_mlp_profiles_binned", "lgbm_mlp_profiles_bounded"}:
+                                 "lgbm_mlp_profiles_binned", "lgbm_mlp_profiles_bounded",
+                                 "lgbm_mlp_cards_bounded"}:
         assert learner_inputs(name) == FEATURE_COLUMNS and len(FEATURE_COLUMNS) == 15
         assert not uses_profiles(name)
 
@@ -186,7 +189,8 @@ def test_new_chains_get_the_bounded_profiles_learner():
 
 def test_inputs_of_an_unknown_learner_name_the_choices():
     with pytest.raises(ValueError, match=r"unknown learner 'nope'; expected one of: .*"
-                                         r"lgbm_mlp, lgbm_mlp_profiles"):
+                                         r"lgbm_mlp, lgbm_mlp_cards_bounded, "
+                                         r"lgbm_mlp_profiles"):
         learner_inputs("nope")
     with pytest.raises(ValueError, match="unknown learner 'nope'"):
         uses_profiles("nope")
@@ -214,4 +218,34 @@ def test_the_profiles_learner_is_the_configuration_chosen_in_bench_quality():
             model.partial_fit(X, y)
     X, _ = _learner_day("lgbm_mlp_profiles", 99)
     bench = 0.7 * fraud_scores(booster, X) + (1 - 0.7) * fraud_scores(mlp, X)
+    np.testing.assert_allclose(fraud_scores(ours, X), bench, rtol=1e-15, atol=1e-17)
+
+
+def test_the_cards_learner_reads_the_profiles_then_the_3_card_inputs():
+    assert learner_inputs("lgbm_mlp_cards_bounded") == (
+        FEATURE_COLUMNS + EXTRA_FEATURE_COLUMNS + CARD_FEATURE_COLUMNS)
+    assert uses_profiles("lgbm_mlp_cards_bounded") and uses_cards("lgbm_mlp_cards_bounded")
+    assert not any(uses_cards(name) for name in LEARNERS if name != "lgbm_mlp_cards_bounded")
+
+
+def test_the_cards_learner_is_the_configuration_chosen_in_bench_quality():
+    # WHY: bench/QUALITY.md's figures for `all_spell_cardhighdays_cardrecent+booster:
+    # fraud_window_days=84` at booster weight 0.8 are this learner's only if it is that
+    # model below its caps: the bench's members on the same inputs, mixed 0.8 / 1 - 0.8.
+    from bench.quality_features import _config, columns_of, make_member
+
+    config = _config("all_spell_cardhighdays_cardrecent+booster:fraud_window_days=84")
+    assert learner_inputs("lgbm_mlp_cards_bounded") == columns_of(config)
+    ours = make_learner("lgbm_mlp_cards_bounded")
+    assert ours.weights == [0.8, 1 - 0.8]
+    small = {"n_trees": 20}
+    ours.members[0].set_params(**small)
+    booster = make_member("booster", {**config["booster"], **small})
+    mlp = make_member("mlp", config["mlp"])
+    for seed in range(3):
+        X, y = _learner_day("lgbm_mlp_cards_bounded", seed)
+        for model in (ours, booster, mlp):
+            model.partial_fit(X, y)
+    X, _ = _learner_day("lgbm_mlp_cards_bounded", 99)
+    bench = 0.8 * fraud_scores(booster, X) + (1 - 0.8) * fraud_scores(mlp, X)
     np.testing.assert_allclose(fraud_scores(ours, X), bench, rtol=1e-15, atol=1e-17)
