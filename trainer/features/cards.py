@@ -33,6 +33,7 @@ flags of D-13 .. D-1 read back to D-50), not the profiles' 37.
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from trainer.features.profiles import (
     LABEL_DELAY_DAYS,
@@ -79,33 +80,50 @@ def card_columns(clean_mean: np.ndarray, rows: np.ndarray, high_rows: np.ndarray
     }
 
 
-def _time_windows(columns: dict[str, np.ndarray]) -> tuple[_Windows, np.ndarray]:
-    """Every row's customer windows, and the times as int64 nanoseconds.
+def _time_windows(columns: dict[str, np.ndarray],
+                  rows: np.ndarray) -> tuple[_Windows, np.ndarray, np.ndarray]:
+    """The customer windows of `rows`, the times as int64 nanoseconds, and the query order.
 
-    Both windows are bounded by time alone (rows of one instant are all in or all out),
-    so the rows' order among equal times does not matter.
+    The windows' answers come in the query order: `rows` by (customer, time), so that each
+    binary search reads the keys near the previous one's (in row order nearly every read
+    missed the cache: 4x the CPU over 50 days of 100,000 rows). Both windows are bounded by
+    time alone (rows of one instant are all in or all out), so ties need no order.
     """
     times = np.asarray(columns["TX_DATETIME"]).astype("datetime64[ns]").view(np.int64)
+    customers = np.asarray(columns["CUSTOMER_ID"])
     by_time = np.argsort(times, kind="stable")
     rank = np.empty(len(times), np.int64)
     rank[by_time] = np.arange(len(times))
-    windows = _Windows(np.asarray(columns["CUSTOMER_ID"]), by_time, rank, times[by_time],
-                       np.arange(len(times)))
-    return windows, times
+    in_time = rows[np.argsort(rank[rows], kind="stable")]
+    codes = pd.factorize(customers, sort=False)[0]  # _Windows' numbering: its key order
+    queries = in_time[np.argsort(codes[in_time], kind="stable")]
+    return _Windows(customers, by_time, rank, times[by_time], queries), times, queries
 
 
-def clean_means(columns: dict[str, np.ndarray]) -> np.ndarray:
-    """Every row's clean mean (`CARD_INPUT_COLUMNS` as arrays of equal length)."""
-    windows, times = _time_windows(columns)
-    return _clean_means(windows, times, columns)
+def _in_row_order(queries: np.ndarray, rows: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """`values` of the `queries`, in the order of `rows` (the same rows)."""
+    out = np.empty(np.max(rows, initial=-1) + 1, dtype=values.dtype)
+    out[queries] = values
+    return out[rows]
 
 
-def _clean_means(windows: _Windows, times: np.ndarray,
+def clean_means(columns: dict[str, np.ndarray], target: np.ndarray | None = None) -> np.ndarray:
+    """The clean mean of every row, or of the `target` rows (aligned with their positions).
+
+    `columns`: `CARD_INPUT_COLUMNS` as arrays of equal length.
+    """
+    rows = np.arange(len(columns["TX_DATETIME"])) if target is None else np.flatnonzero(target)
+    windows, times, queries = _time_windows(columns, rows)
+    return _in_row_order(queries, rows, _clean_means(windows, times[queries], columns))
+
+
+def _clean_means(windows: _Windows, t: np.ndarray,
                  columns: dict[str, np.ndarray]) -> np.ndarray:
+    """The clean means of the windows' queries, at their times `t`."""
     genuine = np.asarray(columns["TX_FRAUD"]) == 0
     amounts = np.asarray(columns["TX_AMOUNT"], dtype=np.float64)
-    start = windows.first_after(times - LOOKBACK_DAYS * NS_PER_DAY)
-    end = windows.first_after(times - LABEL_DELAY_DAYS * NS_PER_DAY)
+    start = windows.first_after(t - LOOKBACK_DAYS * NS_PER_DAY)
+    end = windows.first_after(t - LABEL_DELAY_DAYS * NS_PER_DAY)
     count = windows.prefix_sums(genuine.astype(np.float64))
     total = windows.window_sums(windows.exact_prefix_sums(np.where(genuine, amounts, 0.0)),
                                 start, end)
@@ -124,13 +142,15 @@ def card_features(columns: dict[str, np.ndarray], target: np.ndarray) -> dict[st
     Returns:
         Name -> float64 array, aligned with ``np.flatnonzero(target)``.
     """
-    windows, times = _time_windows(columns)
+    every = np.arange(len(target))
+    windows, times, queries = _time_windows(columns, every)
     amounts = np.asarray(columns["TX_AMOUNT"], dtype=np.float64)
-    mean = _clean_means(windows, times, columns)
+    t = times[queries]
+    mean = _in_row_order(queries, every, _clean_means(windows, t, columns))
     rows = np.flatnonzero(target)
-    first_day = times - times % NS_PER_DAY - SPAN_DAYS * NS_PER_DAY
-    start = windows.first_after(first_day - 1)[rows]
-    end = windows.first_after(times - 1)[rows]
+    first_day = t - t % NS_PER_DAY - SPAN_DAYS * NS_PER_DAY
+    start = _in_row_order(queries, every, windows.first_after(first_day - 1))[rows]
+    end = _in_row_order(queries, every, windows.first_after(t - 1))[rows]
     flags = windows.prefix_sums(high(amounts, mean).astype(np.float64))
     spent = windows.window_sums(windows.exact_prefix_sums(amounts), start, end)
     return card_columns(mean[rows], end - start, (flags[end] - flags[start]).astype(np.int64),

@@ -96,12 +96,11 @@ def rebuilt_high_rows(days: Mapping[dt.date, DayColumns], day: dt.date) -> HighR
     if not present:
         return empty_high_rows()
     columns = {name: np.concatenate([c[name] for c in present]) for name in CARD_INPUT_COLUMNS}
-    mean = clean_means(columns)
-    flags = high(columns["TX_AMOUNT"], mean)
-    row_days = columns["TX_DATETIME"] // NS_PER_DAY
-    flags &= row_days >= epoch_day(day) - SPAN_DAYS
-    (codes,), ids = entity_codes([columns["CUSTOMER_ID"][flags]])
     offset = epoch_day(day) - SPAN_DAYS
+    row_days = columns["TX_DATETIME"] // NS_PER_DAY
+    span = np.flatnonzero(row_days >= offset)  # only the span's rows need their flags
+    flags = span[high(columns["TX_AMOUNT"][span], clean_means(columns, row_days >= offset))]
+    (codes,), ids = entity_codes([columns["CUSTOMER_ID"][flags]])
     keys = codes * SPAN_DAYS + (row_days[flags] - offset)
     counts = np.bincount(keys, minlength=len(ids) * SPAN_DAYS)
     found = np.flatnonzero(counts)
