@@ -43,8 +43,12 @@ def test_golden_checkpoint_gives_the_same_scores(name):
     # WHEN this version loads it (sha256 checked, trusted types only) and scores the input
     model = load_checkpoint(GOLDEN / f"{name}.skops", RECORD[name]["sha256"])
     scores = fraud_scores(model, features[learner_inputs(name)].to_numpy())
-    # THEN the scores are the same to the bit, and they are not a constant
-    np.testing.assert_array_equal(scores, expected)
+    # THEN the scores are the same up to the last bits, and they are not a constant.
+    # Not bit for bit across machines: numpy runs exp and tanh in kernels chosen by the CPU
+    # (AVX-512 or AVX2), which differ by an ulp or two (seen: 2.6e-16 relative on the
+    # profile learners, 1.1e-13 on sgd's scores near 1e-215). A learner that changed moves
+    # its scores by far more than 1e-11.
+    np.testing.assert_allclose(scores, expected, rtol=1e-11, atol=0)
     assert len(np.unique(scores)) > 10
 
 

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import io
 import sys
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
-from trainer.data.parquet import table_from_bytes
+from trainer.data.parquet import read_buffer, table_from_bytes
+from trainer.share.files import sha256_bytes
 
 
 def test_the_reader_keeps_no_reference_to_the_python_bytes():
@@ -43,3 +46,14 @@ def test_a_column_missing_from_the_file_is_an_error_naming_it():
         assert "TX_FRAUD" in str(exc) and "a, b" in str(exc)
     else:
         raise AssertionError("a missing column was read without an error")
+
+
+def test_a_file_read_into_arrow_memory_hashes_and_parses_as_its_bytes(tmp_path: Path):
+    # WHY: the step hashes a day's file and parses the same read, without a Python copy
+    path = tmp_path / "day.parquet"
+    path.write_bytes(_parquet_bytes())
+    buffer = read_buffer(path)
+    assert sha256_bytes(buffer) == sha256_bytes(path.read_bytes())
+    assert table_from_bytes(buffer, ["b"]).equals(table_from_bytes(path.read_bytes(), ["b"]))
+    with pytest.raises(FileNotFoundError):
+        read_buffer(tmp_path / "absent.parquet")

@@ -21,7 +21,7 @@ from trainer.features import state_advance
 from trainer.features.compute import NS_PER_DAY
 from trainer.features.exact_sums import dd_add, range_sums
 from trainer.features.state_advance import advance
-from trainer.features.state_windows import DayIndex
+from trainer.features.state_windows import DayIndex, searchsorted_ascending
 
 
 def _ranges(index: DayIndex, codes: np.ndarray, bounds: np.ndarray,
@@ -130,3 +130,18 @@ def test_window_totals_equal_each_rows_own_sums_to_the_bit(shuffle):
             np.testing.assert_array_equal(start, ranges[back][0], err_msg=str(back))
             np.testing.assert_array_equal(end, ranges[back][1], err_msg=str(back))
     assert one_row > 10  # entities with a single row today were among them
+
+
+@pytest.mark.parametrize("side", ["left", "right"])
+@pytest.mark.parametrize("sort_queries", [True, False])
+def test_searchsorted_by_merging_is_numpy_s_binary_search(side, sort_queries):
+    # ties within and between both arrays, queries before, among and after the entries
+    rng = np.random.default_rng(3)
+    entries = np.sort(rng.integers(0, 50, 300))
+    queries = rng.integers(-5, 55, 400)
+    if sort_queries:
+        queries = np.sort(queries)
+    for a, v in ((entries, queries), (entries[:0], queries), (entries, queries[:1]),
+                 (entries, queries[:0])):
+        np.testing.assert_array_equal(searchsorted_ascending(a, v, side),
+                                      np.searchsorted(a, v, side=side))

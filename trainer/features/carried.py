@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from trainer.data.parquet import table_from_bytes
+from trainer.data.parquet import read_buffer, table_from_bytes
 from trainer.errors import DatasetValidationError
 from trainer.features.compute import first_repeated_row
 from trainer.features.state import DayColumns, FeatureState, columns_to_read, held_days, rolls_from
@@ -82,7 +82,7 @@ def load_state(share: Share, day: dt.date | None, sha256: str | None,
         return None, f"the head ({day}) has no feature state recorded (trained before it existed)"
     path = share.feature_state(day)
     try:
-        data = path.read_bytes()
+        data = read_buffer(path)
     except FileNotFoundError:
         return None, f"{path} is missing"
     found = sha256_bytes(data)
@@ -117,7 +117,7 @@ def _day_columns(share: Share, manifest: dict[str, dict], d: dt.date, for_day: d
     """Day `d`'s columns `names` (None when it has no dataset) and the bytes read."""
     path = share.training_dataset(d)
     try:
-        data = path.read_bytes()
+        data = read_buffer(path)
     except FileNotFoundError:
         verified_sha256(share, manifest, d, None, needed_by=for_day)
         return None, 0

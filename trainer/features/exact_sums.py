@@ -51,6 +51,30 @@ def dd_add(a_hi: np.ndarray, a_lo: np.ndarray, b_hi: np.ndarray,
     return hi, e
 
 
+def dd_add_into(total: tuple[np.ndarray, np.ndarray], b_hi: np.ndarray,
+                b_lo: np.ndarray) -> None:
+    """``total = dd_add(*total, b_hi, b_lo)`` in place, with `b_hi` and `b_lo` as scratch.
+
+    The same operations on the same operands as `dd_add`, so the same bits; but where
+    `dd_add` makes five new arrays this makes one. At a million rows a new array costs more
+    than the arithmetic on it (the kernel hands out and zeroes its pages), and a day's
+    window totals take dozens of these sums. The caller's `b_hi` and `b_lo` (gathers it
+    owns) are overwritten; `total`'s arrays must not be views of them.
+    """
+    a_hi, a_lo = total
+    s = a_hi + b_hi
+    np.add(a_lo, b_lo, out=b_lo)  # b_lo: a_lo + b_lo; a_lo is free
+    bb = np.subtract(s, a_hi, out=a_lo)  # TwoSum's bb = s - a_hi
+    np.subtract(b_hi, bb, out=b_hi)  # b_hi: b_hi - bb
+    np.subtract(s, bb, out=bb)
+    np.subtract(a_hi, bb, out=bb)  # a_hi - (s - bb)
+    e = np.add(bb, b_hi, out=bb)  # TwoSum's error, then ...
+    np.add(e, b_lo, out=e)  # ... plus a_lo + b_lo
+    hi = np.add(s, e, out=a_hi)
+    np.subtract(hi, s, out=s)
+    np.subtract(e, s, out=e)  # the new lo, in a_lo's array
+
+
 def dd_sub(a_hi: np.ndarray, a_lo: np.ndarray, b_hi: np.ndarray,
            b_lo: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The double-double difference ``(a_hi + a_lo) - (b_hi + b_lo)``."""
@@ -66,10 +90,18 @@ def prefix_sums(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     hi = np.empty(len(values) + 1)
     hi[0] = 0.0
     np.cumsum(values, out=hi[1:])
-    _, errors = two_sum(hi[:-1], values)
     lo = np.empty_like(hi)
     lo[0] = 0.0
-    np.cumsum(errors, out=lo[1:])
+    # TwoSum of each step ``hi[i] + values[i]``, written into lo's array (one new array):
+    # its rounded sum is cumsum's own output hi[i + 1]. (The first step, 0.0 + values[0],
+    # may differ from it in a zero's sign only, and its error is +0.0 either way.)
+    a, b, s, errors = hi[:-1], values, hi[1:], lo[1:]
+    bb = s - a
+    np.subtract(s, bb, out=errors)
+    np.subtract(a, errors, out=errors)
+    np.subtract(b, bb, out=bb)
+    np.add(errors, bb, out=errors)
+    np.cumsum(errors, out=errors)
     return hi, lo
 
 

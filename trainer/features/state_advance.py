@@ -35,10 +35,11 @@ from trainer.features.state import (
     DayColumns,
     EntitySums,
     FeatureState,
+    Kind,
     held_days,
     kinds,
-    roll_days,
     rolls_from,
+    window_moves,
 )
 from trainer.features.state_cards import CARD_FLOATS, card_inputs, rebuilt_high_rows
 from trainer.features.state_profiles import PROFILE_SPANS, PROFILES_OF
@@ -56,6 +57,8 @@ def _check_day(day: dt.date, columns: DayColumns) -> None:
     if not len(times):
         return
     start = day_start_ns(day)
+    if times.min() >= start and times.max() < start + NS_PER_DAY:
+        return  # the usual case, found without a mask of the day's size
     outside = (times < start) | (times >= start + NS_PER_DAY)
     if outside.any():
         row = int(np.flatnonzero(outside)[0])
@@ -126,7 +129,7 @@ def advance(state: FeatureState | None, day: dt.date,
         codes = dict(zip(present_here, codes_list[1:], strict=True))
         sums = (previous.padded(kind, uniques) if previous is not None
                 else EntitySums.empty(kind, uniques))
-        rolling = roll_days(old, day, cards)
+        rolling = _moving_days(kind, old, day)
         rolling_sums: dict[dt.date, dict | None] = {
             d: day_sums(kind, found[d], codes[d], k) for d in present_here if d in rolling}
         rolled = roll_sums(kind, sums, old, day, rolling_sums)
@@ -165,12 +168,30 @@ def advance(state: FeatureState | None, day: dt.date,
                               if key in held}, high_rows)
     # The frame's row order (TRANSACTION_ID, unique) in one permutation, each column moved
     # once and its unordered array dropped: at 1M rows every copy of the frame is ~0.3 GB.
-    by_id = np.argsort(target["TRANSACTION_ID"], kind="stable")
-    identity = pd.DataFrame({name: _column(target, name)[by_id] for name in INPUT_COLUMNS},
+    # Rows already in that order (as ingest writes them) move nowhere: the features are
+    # this step's own arrays and go in as they are; the day's columns are copied, since
+    # they are Arrow's read-only memory.
+    by_id = _id_order(target["TRANSACTION_ID"])
+    identity = pd.DataFrame({name: _column(target, name)[by_id] if by_id is not None
+                             else _column(target, name).copy() for name in INPUT_COLUMNS},
                             copy=False)
-    frame = features_frame(identity, {name: result_columns.pop(name)[by_id] for name in names},
-                           names)
+    frame = features_frame(identity, {name: result_columns.pop(name)[by_id]
+                                      if by_id is not None else result_columns.pop(name)
+                                      for name in names}, names)
     return Advanced(new_state, frame)
+
+
+def _id_order(transaction_ids: np.ndarray) -> np.ndarray | None:
+    """The rows sorted by (unique) transaction id, or None if they already are."""
+    ids = transaction_ids
+    if ids.dtype != object and (len(ids) < 2 or bool(np.all(ids[1:] > ids[:-1]))):
+        return None
+    return np.argsort(ids, kind="stable")
+
+
+def _moving_days(kind: Kind, old: dt.date | None, new: dt.date) -> set[dt.date]:
+    """The days entering or leaving `kind`'s windows (``roll_days`` is every kind's)."""
+    return {d for n in kind.carried for moved in window_moves(kind, n, old, new) for d in moved}
 
 
 def _column(target: DayColumns, name: str) -> np.ndarray:

@@ -29,42 +29,52 @@ def entity_codes(ids_of_sources: list[np.ndarray]) -> tuple[list[np.ndarray], np
 
     A missing id (None, NaN) is an entity of its own, as in the raw path.
     """
+    joined_type = np.result_type(*ids_of_sources) if ids_of_sources else np.dtype(np.int64)
+    dense = _dense_int_codes(ids_of_sources) if joined_type == np.int64 else None
+    if dense is not None:
+        return dense
     lengths = [len(ids) for ids in ids_of_sources]
     joined = np.concatenate(ids_of_sources) if ids_of_sources else np.array([], np.int64)
-    dense = _dense_int_codes(ids_of_sources[0], joined) if joined.dtype == np.int64 else None
-    if dense is not None:
-        codes, uniques = dense
-    else:
-        codes, uniques = pd.factorize(joined, use_na_sentinel=False)
-        codes, uniques = codes.astype(np.int64, copy=False), np.asarray(uniques)
+    codes, uniques = pd.factorize(joined, use_na_sentinel=False)
+    codes, uniques = codes.astype(np.int64, copy=False), np.asarray(uniques)
     return np.split(codes, np.cumsum(lengths)[:-1]), uniques
 
 
-def _dense_int_codes(first: np.ndarray,
-                     joined: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+def _dense_int_codes(
+        ids_of_sources: list[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray] | None:
     """``entity_codes`` of int64 ids in a narrow range, by table lookup instead of hashing.
 
-    The state's ids (`first`, unique) keep codes 0..len(first)-1 in order; ids not among
-    them get the next codes. Ids spread wider than a few times their count (hashes, say)
-    return None: the hash table is then cheaper than the lookup table.
+    The state's ids (the first source, unique) keep codes 0..len-1 in order; ids not among
+    them get the next codes, in id order. Ids spread wider than a few times their count
+    (hashes, say) return None: the hash table is then cheaper than the lookup table. Each
+    source is looked up on its own: joining them first cost a copy of every day's ids.
     """
-    if not len(joined):
+    sources = [ids.astype(np.int64, copy=False) for ids in ids_of_sources]
+    filled = [ids for ids in sources if len(ids)]
+    if not filled:
         return None
-    low, high = int(joined.min()), int(joined.max())
-    if high - low > 4 * len(joined) + 1024:
+    low = min(int(ids.min()) for ids in filled)
+    high = max(int(ids.max()) for ids in filled)
+    if high - low > 4 * sum(len(ids) for ids in sources) + 1024:
         return None
+    first = sources[0]
     table = np.full(high - low + 1, -1, np.int64)
     table[first - low] = np.arange(len(first))
-    rest = joined[len(first):]
-    new = np.unique(rest[table[rest - low] < 0])
+    codes = [table[ids - low] for ids in sources]
+    # Look up again only the ids that were new: most of a day's entities are the state's.
+    missing = [np.flatnonzero(day_codes < 0) for day_codes in codes]
+    new = np.unique(np.concatenate([np.array([], np.int64)] + [
+        ids[rows] for ids, rows in zip(sources, missing, strict=True)]))
     table[new - low] = np.arange(len(first), len(first) + len(new))
-    return table[joined - low], np.concatenate([first, new])
+    for ids, day_codes, rows in zip(sources, codes, missing, strict=True):
+        day_codes[rows] = table[ids[rows] - low]
+    return codes, np.concatenate([first, new])
 
 
 def day_sums(kind: Kind, day: DayColumns, codes: np.ndarray, k: int) -> dict:
     """Per-entity count, sums and last time of one day's rows."""
     values = kind.row_values(day)
-    sums: dict = {"count": np.bincount(codes, minlength=k).astype(np.int64)}
+    sums: dict = {"count": np.bincount(codes, minlength=k).astype(np.int64, copy=False)}
     for name in kind.floats:
         sums[name] = np.bincount(codes, weights=values[name], minlength=k)
     for name in kind.ints:
