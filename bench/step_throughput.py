@@ -182,9 +182,10 @@ def _recording_step(kind: str, share, day: dt.date) -> dict:
 
     real, seen = step_module.carried_features, {}
 
-    def recorded(share_, day_, head_day, head_sha, *, profiles):
+    def recorded(share_, day_, head_day, head_sha, *, profiles, **more):
+        # `more`: the card inputs' flag, for a step that has it (the raw path has none).
         result = _raw_carried(share_, day_, profiles) if kind == "step_raw" else real(
-            share_, day_, head_day, head_sha, profiles=profiles)
+            share_, day_, head_day, head_sha, profiles=profiles, **more)
         seen.update(days_read=len(result.days_read), bytes_read=result.bytes_read,
                     state_rebuilt=result.rebuilt)
         if result.state is not None:

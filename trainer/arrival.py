@@ -30,14 +30,17 @@ import json
 import logging
 from dataclasses import asdict, dataclass, field
 
+import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
 from trainer.evaluation import scoring
+from trainer.features.cards import CARD_HISTORY_DAYS
 from trainer.features.compute import HISTORY_DAYS, INPUT_COLUMNS
+from trainer.features.from_history import with_cards
 from trainer.features.prepared import features_of_day_frame
 from trainer.labels import arrived_dates, labelled_frame
-from trainer.learners.registry import uses_profiles
+from trainer.learners.registry import uses_cards, uses_profiles
 from trainer.share.checkpoints import load_checkpoint
 from trainer.share.layout import Share
 from trainer.share.lineage import Entry, Lineage
@@ -79,18 +82,28 @@ def day_transactions(share: Share, day: dt.date) -> pd.DataFrame | None:
     return None
 
 
-def arrived_features(share: Share, day: dt.date, *, profiles: bool = False) -> pd.DataFrame:
+def arrived_features(share: Share, day: dt.date, *, profiles: bool = False,
+                     cards: bool = False) -> pd.DataFrame:
     """Features of the arrived day `day` from the 37 days before it (see the module doc).
 
     Returns:
         ``compute_features``' frame: one row per transaction of `day`; with `profiles`,
         the profile columns after it. Computed by `trainer.features.prepared`, the
-        implementation `fraudpipe serve` scores each transaction with.
+        implementation `fraudpipe serve` scores each transaction with. With `cards`, the
+        card columns last, from their raw reference over ``CARD_HISTORY_DAYS`` days.
     """
-    days = [day - dt.timedelta(days=back) for back in range(HISTORY_DAYS, 0, -1)]
-    frames = [f for d in days if (f := day_transactions(share, d)) is not None]
-    frames.append(labelled_frame(share, day)[0][INPUT_COLUMNS])
-    return features_of_day_frame(pd.concat(frames, ignore_index=True), day, profiles=profiles)
+    back = CARD_HISTORY_DAYS if cards else HISTORY_DAYS
+    days = [day - dt.timedelta(days=b) for b in range(back, 0, -1)]
+    found = {d: f for d in days if (f := day_transactions(share, d)) is not None}
+    own = labelled_frame(share, day)[0][INPUT_COLUMNS]
+    recent = [f for d, f in found.items() if (day - d).days <= HISTORY_DAYS]
+    features = features_of_day_frame(pd.concat([*recent, own], ignore_index=True), day,
+                                     profiles=profiles)
+    if not cards:
+        return features
+    transactions = pd.concat([*found.values(), own], ignore_index=True)
+    target = np.arange(len(transactions)) >= len(transactions) - len(own)
+    return with_cards(features, transactions, target)
 
 
 def inputs_signature(share: Share, day: dt.date, manifest: dict | None = None) -> str:
@@ -134,7 +147,8 @@ def score_arrived(share: Share, day: dt.date, head: Entry) -> dict:
         date, scores_file and scored_by (checkpoint, sha256, trained_through, scored_at).
     """
     model = load_checkpoint(share.root / head.checkpoint, head.sha256)
-    frame = arrived_features(share, day, profiles=uses_profiles(head.learner))
+    frame = arrived_features(share, day, profiles=uses_profiles(head.learner),
+                             cards=uses_cards(head.learner))
     record = {"checkpoint": head.checkpoint, "sha256": head.sha256,
               "trained_through": head.date.isoformat(), "when": "on arrival, before its labels",
               "scored_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),

@@ -2,7 +2,7 @@
 
 For day D: load the head checkpoint (sha256 verified) -> features for D from the head's
 carried feature state, D and its boundary days (`trainer.features.carried`), the profile
-columns too if the chain's learner reads them (`trainer.learners.registry.learner_inputs`)
+columns (and the card inputs) too if the chain's learner reads them (`...registry.learner_inputs`)
 -> score D with the head model before training on it (the day's alerts, prequential
 metrics) ->
 `partial_fit` on D -> write the checkpoint and the new feature state atomically -> commit
@@ -35,7 +35,7 @@ from trainer.errors import (
 from trainer.evaluation import scoring
 from trainer.features.carried import carried_features
 from trainer.learners import DEFAULT_LEARNER
-from trainer.learners.registry import make_learner, uses_profiles
+from trainer.learners.registry import make_learner, uses_cards, uses_profiles
 from trainer.model import fraud_scores
 from trainer.replay import replay_command
 from trainer.report import write_reports
@@ -139,7 +139,8 @@ def _train_and_commit(share: Share, day: dt.date, lineage: Lineage, learner: str
     # The learner fixes the model's inputs: the profile columns only for one that reads them.
     carried = carried_features(share, day, head.date if head else None,
                                head.feature_state_sha256 if head else None,
-                               profiles=uses_profiles(learner_name))
+                               profiles=uses_profiles(learner_name),
+                               cards=uses_cards(learner_name))
     frame = carried.features
     X, y = scoring.model_inputs(frame, learner_name), frame["TX_FRAUD"].to_numpy()
     metrics: dict = {"transactions": int(len(y)), "frauds": int(y.sum())}

@@ -147,6 +147,12 @@ def test_the_score_command_prints_each_cards_reasons_and_transactions(trained):
      "14 transactions on the card in the last 24 h, usually 2.0"),
     ("TX_AMOUNT", {"TX_AMOUNT": 300.0, "CUSTOMER_ID_AVG_AMOUNT_30DAY_WINDOW": 60.0},
      "amount 300.00, 5.0x the card's 30-day mean (60.00)"),
+    ("CUSTOMER_ID_NB_HIGH_AMOUNT_14CALENDAR_DAYS",
+     {"CUSTOMER_ID_NB_HIGH_AMOUNT_14CALENDAR_DAYS": 4.0},
+     "4 of the card's transactions since 13 days ago were at least 3x its known-genuine mean"),
+    ("CUSTOMER_ID_RECENT_OVER_CLEAN_AMOUNT_14CALENDAR_DAYS",
+     {"CUSTOMER_ID_RECENT_OVER_CLEAN_AMOUNT_14CALENDAR_DAYS": 2.54},
+     "the card's mean amount since 13 days ago is 2.5x its known-genuine mean"),
 ])
 def test_reasons_read_as_an_analyst_words_them(name, values, words):
     assert reasons.describe(name, values) == words

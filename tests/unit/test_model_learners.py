@@ -6,6 +6,7 @@ import pytest
 import skops.io as sio
 
 from tests.shares import save_checkpoint
+from trainer.features.cards import CARD_FEATURE_COLUMNS
 from trainer.features.compute import FEATURE_COLUMNS
 from trainer.features.profiles import EXTRA_FEATURE_COLUMNS
 from trainer.learners import DEFAULT_LEARNER
@@ -15,6 +16,7 @@ from trainer.learners.registry import (
     TRUSTED_TYPES,
     learner_inputs,
     make_learner,
+    uses_cards,
     uses_profiles,
 )
 from trainer.model import fraud_scores
@@ -166,7 +168,8 @@ def test_every_learner_before_the_profiles_keeps_the_handbooks_15_inputs():
     # WHY: a chain's checkpoints were fitted on its learner's inputs; changing them for an
     # existing name would break every chain trained on it.
     for name in set(LEARNERS) - {"lgbm_mlp_profiles", "lgbm_mlp_profiles_sampled",
-                                 "lgbm_mlp_profiles_binned", "lgbm_mlp_profiles_bounded"}:
+                                 "lgbm_mlp_profiles_binned", "lgbm_mlp_profiles_bounded",
+                                 "lgbm_mlp_cards_bounded"}:
         assert learner_inputs(name) == FEATURE_COLUMNS and len(FEATURE_COLUMNS) == 15
         assert not uses_profiles(name)
 
@@ -186,34 +189,43 @@ def test_new_chains_get_the_bounded_profiles_learner():
 
 def test_inputs_of_an_unknown_learner_name_the_choices():
     with pytest.raises(ValueError, match=r"unknown learner 'nope'; expected one of: .*"
-                                         r"lgbm_mlp, lgbm_mlp_profiles"):
+                                         r"lgbm_mlp, lgbm_mlp_cards_bounded, "
+                                         r"lgbm_mlp_profiles"):
         learner_inputs("nope")
     with pytest.raises(ValueError, match="unknown learner 'nope'"):
         uses_profiles("nope")
 
 
-def test_the_profiles_learner_is_the_configuration_chosen_in_bench_quality():
-    # WHY: bench/QUALITY.md's figures for `all_spell+booster:fraud_window_days=84` at
-    # booster weight 0.7 are this learner's only if it is that model: the bench's members,
-    # trained apart on the same inputs and mixed 0.7 / 1 - 0.7.
+@pytest.mark.parametrize(("name", "configuration", "weight"), [
+    ("lgbm_mlp_profiles", "all_spell+booster:fraud_window_days=84", 0.7),
+    ("lgbm_mlp_cards_bounded",
+     "all_spell_cardhighdays_cardrecent+booster:fraud_window_days=84", 0.8),
+])
+def test_a_chosen_learner_is_the_configuration_chosen_in_bench_quality(name, configuration,
+                                                                       weight):
+    # WHY: bench/QUALITY.md's figures for a configuration at its booster weight are this
+    # learner's only if it is that model (below its caps, for a bounded one): the bench's
+    # members, trained apart on the same inputs and mixed w / 1 - w.
     from bench.quality_features import _config, columns_of, make_member
 
-    config = _config("all_spell+booster:fraud_window_days=84")
-    assert learner_inputs("lgbm_mlp_profiles") == columns_of(config)
-    ours = make_learner("lgbm_mlp_profiles")
-    assert ours.weights == [0.7, 0.3]
+    config = _config(configuration)
+    assert learner_inputs(name) == columns_of(config)
+    ours = make_learner(name)
+    # lgbm_mlp_profiles writes 0.3 for 1 - 0.7 (a bit apart); the later learners 1 - w
+    assert ours.weights == pytest.approx([weight, 1 - weight], rel=1e-15)
     small = {"n_trees": 20}  # fewer trees keep the test fast; the same on both sides
     ours.members[0].set_params(**small)
     booster = make_member("booster", {**config["booster"], **small})
     mlp = make_member("mlp", config["mlp"])
-    assert ours.members[0].get_params() == booster.get_params()
-    assert repr(ours.members[1]) == repr(mlp)
+    if name == "lgbm_mlp_profiles":
+        assert ours.members[0].get_params() == booster.get_params()
+        assert repr(ours.members[1]) == repr(mlp)
     for seed in range(3):
-        X, y = _learner_day("lgbm_mlp_profiles", seed)
+        X, y = _learner_day(name, seed)
         for model in (ours, booster, mlp):
             model.partial_fit(X, y)
-    X, _ = _learner_day("lgbm_mlp_profiles", 99)
-    bench = 0.7 * fraud_scores(booster, X) + (1 - 0.7) * fraud_scores(mlp, X)
+    X, _ = _learner_day(name, 99)
+    bench = weight * fraud_scores(booster, X) + (1 - weight) * fraud_scores(mlp, X)
     np.testing.assert_allclose(fraud_scores(ours, X), bench, rtol=1e-15, atol=1e-17)
 
 
@@ -234,3 +246,10 @@ def test_scoring_a_day_block_by_block_gives_the_whole_days_values_to_the_bit(nam
             blocks = model.predict_proba(day)
             assert blocks.flags.f_contiguous == whole.flags.f_contiguous
             assert np.array_equal(blocks, whole), rows
+
+
+def test_the_cards_learner_reads_the_profiles_then_the_3_card_inputs():
+    assert learner_inputs("lgbm_mlp_cards_bounded") == (
+        FEATURE_COLUMNS + EXTRA_FEATURE_COLUMNS + CARD_FEATURE_COLUMNS)
+    assert uses_profiles("lgbm_mlp_cards_bounded") and uses_cards("lgbm_mlp_cards_bounded")
+    assert not any(uses_cards(name) for name in LEARNERS if name != "lgbm_mlp_cards_bounded")

@@ -27,7 +27,8 @@ def days():
                               terminals=800, seed=5)
     frames = dict(simulate_config(config))
     everything = pd.concat(frames.values(), ignore_index=True)
-    return [features_of_transactions(everything, day, profiles=True) for day in frames][1:]
+    return [features_of_transactions(everything, day, profiles=True, cards=True)
+            for day in frames][1:]
 
 
 @pytest.mark.parametrize("learner", LEARNER_NAMES)

@@ -14,6 +14,7 @@ from tests.shares import simulate_days
 from trainer.backlog import train_all
 from trainer.data.ingest import ingest_path
 from trainer.evaluation import testing_features as cache
+from trainer.features.cards import CARD_FEATURE_COLUMNS, CARD_HISTORY_DAYS
 from trainer.features.from_history import features_of_rows
 from trainer.features.store import history_before
 from trainer.share.layout import Share
@@ -95,3 +96,22 @@ def test_every_step_reports_the_testing_metrics_it_reported_before_the_cache(
         metrics = scoring.day_metrics(fresh, scoring.score_day(model, fresh, "sgd"))
         for key in ("auc_roc", "average_precision", "card_precision_at_100", "accuracy"):
             assert reported[key] == metrics[key], (entry.date, key)
+
+
+def test_the_card_columns_are_cached_apart_and_read_back(share_with_testing, monkeypatch):
+    # GIVEN the testing features of a profiles learner, cached
+    share, rows = share_with_testing
+    dataset = sorted(share.testing_dir.glob("*.parquet"))[-1]
+    profiles = cache.testing_features(share, dataset, rows, profiles=True)
+    # WHEN a card learner's are asked
+    cards = cache.testing_features(share, dataset, rows, profiles=True, cards=True)
+    # THEN they are the profiles' frame and the 3 card columns, in a file of their own
+    pd.testing.assert_frame_equal(cards[profiles.columns], profiles, check_dtype=False)
+    assert list(cards.columns[len(profiles.columns):]) == CARD_FEATURE_COLUMNS
+    day = rows["TX_DATETIME"].min().date()
+    pd.testing.assert_frame_equal(cards, features_of_rows(
+        history_before(share, day, CARD_HISTORY_DAYS), rows, profiles=True, cards=True))
+    assert cache.cache_path(share, dataset, True, cards=True).is_file()
+    monkeypatch.setattr(cache, "history_before", lambda *_a, **_k: 1 / 0)
+    again = cache.testing_features(share, dataset, rows, profiles=True, cards=True)
+    pd.testing.assert_frame_equal(again, cards, check_dtype=False)

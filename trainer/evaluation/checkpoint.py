@@ -7,7 +7,7 @@ import datetime as dt
 from trainer.errors import LineageError
 from trainer.evaluation.scoring import score_day
 from trainer.evaluation.split import evaluate_on_share
-from trainer.learners.registry import uses_profiles
+from trainer.learners.registry import uses_cards, uses_profiles
 from trainer.share.checkpoints import load_checkpoint
 from trainer.share.layout import Share
 from trainer.share.lineage import Lineage
@@ -29,7 +29,8 @@ def evaluate_checkpoint(share: Share, checkpoint_day: dt.date, test_start: dt.da
     # The checkpoint reads its learner's inputs: the features must hold them.
     result = evaluate_on_share(share, score, checkpoint_day, test_start, test_days=test_days,
                                known_window_days=known_window_days,
-                               profiles=uses_profiles(entry.learner))
+                               profiles=uses_profiles(entry.learner),
+                               cards=uses_cards(entry.learner))
     result["checkpoint"] = entry.checkpoint
     result["learner"] = entry.learner
     return result

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from trainer.features.cards import HIGH_AMOUNT_RATIO
 from trainer.features.profiles import LOOKBACK_DAYS, PREVIOUS_TX_CAP_DAYS
 from trainer.learners.boosting import booster_predict
 
@@ -263,4 +264,12 @@ def describe(name: str, values: Mapping[str, float] | Any) -> str:
         if v >= LOOKBACK_DAYS:
             return "terminal: no known fraud in the 30 days up to a week ago"
         return f"terminal had {which} {v:.0f} days ago"
+    if name == "CUSTOMER_ID_NB_HIGH_AMOUNT_14CALENDAR_DAYS":
+        return (f"{v:.0f} of the card's transactions since 13 days ago were at least "
+                f"{HIGH_AMOUNT_RATIO:g}x its known-genuine mean")
+    if name == "CUSTOMER_ID_HIGH_AMOUNT_SHARE_14CALENDAR_DAYS":
+        return (f"{v:.0%} of the card's transactions since 13 days ago were at least "
+                f"{HIGH_AMOUNT_RATIO:g}x its known-genuine mean")
+    if name == "CUSTOMER_ID_RECENT_OVER_CLEAN_AMOUNT_14CALENDAR_DAYS":
+        return f"the card's mean amount since 13 days ago is {v:.1f}x its known-genuine mean"
     return f"{name} = {v:g}"

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 from trainer.evaluation import reasons
 from trainer.evaluation.metrics import ranking_metrics
 from trainer.evaluation.testing_features import testing_features
-from trainer.learners.registry import learner_inputs, uses_profiles
+from trainer.learners.registry import learner_inputs, uses_cards, uses_profiles
 from trainer.model import fraud_scores
 from trainer.outcomes import save_list
 from trainer.share.files import atomic_path
@@ -229,7 +229,8 @@ def evaluate_testing_dataset(share: Share, model, learner: str) -> dict | None:
         return None
     rows = pd.read_parquet(path)
     # The rows' features do not change with the model: computed once, then read back.
-    frame = testing_features(share, path, rows, profiles=uses_profiles(learner))
+    frame = testing_features(share, path, rows, profiles=uses_profiles(learner),
+                             cards=uses_cards(learner))
     scores = score_day(model, frame, learner)
     result = day_metrics(frame, scores)
     result["dataset"] = f"datasets/testing/{path.name}"

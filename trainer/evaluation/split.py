@@ -170,6 +170,7 @@ def evaluate_on_share(
     known_window_days: int = 7,
     *,
     profiles: bool = False,
+    cards: bool = False,
 ) -> dict[str, object]:
     """Score the test days' training datasets on the share and apply the protocol.
 
@@ -188,13 +189,14 @@ def evaluate_on_share(
         known_window_days: Days up to the checkpoint's whose frauds are known.
         profiles: Add the profile columns (`trainer.features.profiles`) to the features,
             for a checkpoint of a learner that reads them.
+        cards: Also the card columns (`trainer.features.cards`), after the profiles.
 
     Returns:
         ``evaluate_split``'s dict plus ``missing_label_days``.
     """
     _check_split(checkpoint_day, test_start, test_days, known_window_days)
     features = pd.concat(
-        [features_of_day(share, day, profiles=profiles)
+        [features_of_day(share, day, profiles=profiles, cards=cards)
          for day in testing_days(test_start, test_days)],
         ignore_index=True,
     )

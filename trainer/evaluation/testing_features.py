@@ -20,9 +20,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from trainer.features.cards import CARD_HISTORY_DAYS
 from trainer.features.compute import FEATURES_VERSION
 from trainer.features.from_history import features_of_rows
-from trainer.features.store import history_before, history_days
+from trainer.features.store import days_before, history_before
 from trainer.share.files import atomic_path, sha256_file
 from trainer.share.layout import Share
 from trainer.share.manifest import manifest_key, read_manifest
@@ -30,13 +31,13 @@ from trainer.share.manifest import manifest_key, read_manifest
 CACHE_METADATA_KEY = b"fraudpipe.testing_features"
 
 
-def cache_path(share: Share, dataset: Path, profiles: bool) -> Path:
+def cache_path(share: Share, dataset: Path, profiles: bool, cards: bool = False) -> Path:
     """Where the features of testing file `dataset` are kept (one file per input set)."""
-    inputs = "profiles" if profiles else "handbook"
+    inputs = "cards" if cards else "profiles" if profiles else "handbook"
     return share.features_dir / "testing" / f"{dataset.stem}.{inputs}.parquet"
 
 
-def _history_record(share: Share, day: dt.date) -> dict[str, str]:
+def _history_record(share: Share, day: dt.date, days: int | None = None) -> dict[str, str]:
     """Date -> sha256 of each training day `history_before(share, day)` reads.
 
     The manifest's record for an ingested day (no file is hashed); a day on the share that
@@ -44,7 +45,7 @@ def _history_record(share: Share, day: dt.date) -> dict[str, str]:
     """
     manifest = read_manifest(share)
     record = {}
-    for d in history_days(day)[:-1]:
+    for d in days_before(day, days):
         path = share.training_dataset(d)
         if not path.is_file():
             continue
@@ -64,7 +65,7 @@ def _read_cache(path: Path, expected: dict) -> pd.DataFrame | None:
 
 
 def testing_features(share: Share, dataset: Path, rows: pd.DataFrame, *,
-                     profiles: bool) -> pd.DataFrame:
+                     profiles: bool, cards: bool = False) -> pd.DataFrame:
     """``features_of_rows`` of testing file `dataset` (its `rows`), cached on the share.
 
     Args:
@@ -72,17 +73,23 @@ def testing_features(share: Share, dataset: Path, rows: pd.DataFrame, *,
         dataset: the testing dataset file `rows` were read from.
         rows: its transactions.
         profiles: with the profile columns (a learner that reads them).
+        cards: also with the card columns (`trainer.features.cards`), from the
+            ``CARD_HISTORY_DAYS`` training days before the rows.
     """
     day = rows["TX_DATETIME"].min().date()
     expected = {"features_version": FEATURES_VERSION, "profiles": profiles,
                 "testing_sha256": sha256_file(dataset), "day": day.isoformat(),
                 "history": _history_record(share, day)}
-    path = cache_path(share, dataset, profiles)
+    if cards:  # its history is longer; other input sets keep their record as it was
+        expected["cards"] = True
+        expected["history"] = _history_record(share, day, CARD_HISTORY_DAYS)
+    path = cache_path(share, dataset, profiles, cards)
     if path.is_file():
         cached = _read_cache(path, expected)
         if cached is not None:
             return cached
-    frame = features_of_rows(history_before(share, day), rows, profiles=profiles)
+    frame = features_of_rows(history_before(share, day, CARD_HISTORY_DAYS if cards else None),
+                             rows, profiles=profiles, cards=cards)
     table = pa.Table.from_pandas(frame, preserve_index=False)
     table = table.replace_schema_metadata({
         **(table.schema.metadata or {}),

@@ -62,13 +62,15 @@ def _listed(share: Share, manifest: dict[str, dict], day: dt.date) -> str | None
     return UNLISTED if share.training_dataset(day).is_file() else None
 
 
-def _inputs(share: Share, manifest: dict[str, dict], aligned: dt.date) -> dict[str, str]:
-    return {d.isoformat(): listed for d in held_days(aligned)
+def _inputs(share: Share, manifest: dict[str, dict], aligned: dt.date,
+            cards: bool = False) -> dict[str, str]:
+    return {d.isoformat(): listed for d in held_days(aligned, cards)
             if (listed := _listed(share, manifest, d)) is not None}
 
 
 def load_state(share: Share, day: dt.date | None, sha256: str | None,
-               manifest: dict[str, dict]) -> tuple[FeatureState | None, str | None]:
+               manifest: dict[str, dict],
+               cards: bool = False) -> tuple[FeatureState | None, str | None]:
     """The state committed for `day` if it verifies and still matches the history.
 
     Returns:
@@ -93,7 +95,10 @@ def load_state(share: Share, day: dt.date | None, sha256: str | None,
         return None, str(exc)
     if state.day != day:
         return None, f"{path} holds the state of {state.day}, not {day}"
-    now = _inputs(share, manifest, day)
+    if state.cards != cards:
+        return None, (f"{path} {'holds' if state.cards else 'has no'} card inputs' sums; "
+                      f"the learner reads {'them' if cards else 'none'}")
+    now = _inputs(share, manifest, day, cards)
     if now != state.inputs:
         changed = sorted(set(now.items()) ^ set(state.inputs.items()))
         return None, (f"the history under {path} changed since it was built (days "
@@ -167,7 +172,7 @@ def _check_present(share: Share, manifest: dict[str, dict], day: dt.date) -> Non
 
 def carried_features(share: Share, day: dt.date, head_day: dt.date | None,
                      head_state_sha256: str | None, *,
-                     profiles: bool = False) -> CarriedFeatures:
+                     profiles: bool = False, cards: bool = False) -> CarriedFeatures:
     """`day`'s features from the head's state, and the state to commit with `day`.
 
     Args:
@@ -177,6 +182,8 @@ def carried_features(share: Share, day: dt.date, head_day: dt.date | None,
         head_state_sha256: the head entry's ``feature_state_sha256`` (None if absent).
         profiles: also compute the 11 profile inputs (``profiles.EXTRA_FEATURE_COLUMNS``),
             appended to the features frame.
+        cards: also carry the card inputs' state and compute the 3
+            ``cards.CARD_FEATURE_COLUMNS``, appended after the profiles (with `profiles`).
 
     Raises:
         DatasetValidationError: `day` has no dataset, or a dataset read is malformed.
@@ -188,18 +195,20 @@ def carried_features(share: Share, day: dt.date, head_day: dt.date | None,
                                      f"ingest)")
     manifest = read_manifest(share)
     _check_present(share, manifest, day)
-    state, why = load_state(share, head_day, head_state_sha256, manifest)
+    state, why = load_state(share, head_day, head_state_sha256, manifest, cards)
     if why is not None and head_day is not None:
         log.warning("feature state: rebuilding %s's from the raw history: %s", day, why)
     days, bytes_read = {}, 0
-    for d, names in columns_to_read(state, day).items():
+    for d, names in columns_to_read(state, day, cards).items():
         days[d], size = _day_columns(share, manifest, d, day, names)
         bytes_read += size
-    advanced = advance(state, day, days, inputs=_inputs(share, manifest, day),
-                       profiles=profiles)
+    advanced = advance(state, day, days, inputs=_inputs(share, manifest, day, cards),
+                       profiles=profiles, cards=cards)
     data = to_parquet(advanced.state)
-    rebuilt = why if state is None else None if rolls_from(state, day) else (
-        f"{(day - state.day).days - 1} days missing after {state.day}: rebuilding reads less")
+    rebuilt = why if state is None else None if rolls_from(state, day, cards) else (
+        f"{(day - state.day).days - 1} days missing after {state.day}: rebuilding reads less"
+        if not cards else f"{(day - state.day).days - 1} days missing after {state.day}: "
+        f"the card inputs' flags of those days were never computed")
     return CarriedFeatures(advanced.features, advanced.state, data, sha256_bytes(data),
                            [d.isoformat() for d in sorted(days) if days[d] is not None],
                            bytes_read, rebuilt)

@@ -32,6 +32,10 @@ terminal the amount sum of each delayed window, the time of its last fraud among
 window's full days, and each full day's first fraud time (a sparse list: a minimum, unlike a
 maximum, is lost when its day leaves the window, and the next one must be at hand).
 
+A chain whose learner reads the card inputs (`trainer.features.cards`) carries more,
+`kinds(True)` and `HighRows` (`trainer.features.state_cards` says what and why); every
+other chain's state and its file are as they were without them.
+
 This module holds the state's shape and its window algebra (which days a state holds and
 which a step reads); the rest is computation on arrays, one job per module:
 `state_sums` (per-entity day sums, rolling them in and out), `state_windows` (each row's
@@ -44,10 +48,11 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from trainer.features.cards import CARD_HISTORY_DAYS, CARD_INPUT_COLUMNS
 from trainer.features.compute import (
     CUSTOMER_WINDOWS_DAYS,
     INPUT_COLUMNS,
@@ -55,8 +60,9 @@ from trainer.features.compute import (
     TERMINAL_WINDOWS_DAYS,
 )
 
-#: Windows with whole days inside them (the 1-day windows are two partial days).
-CARRIED_WINDOWS_DAYS = (7, 30)
+#: Windows with whole days inside them (the 1-day windows are two partial days; 14 is the
+#: card inputs' span of whole days, `RECENT_CUSTOMERS`).
+CARRIED_WINDOWS_DAYS = (7, 14, 30)
 #: The time a `last_time` has when the entity has none in its window.
 NO_TIME = np.iinfo(np.int64).min
 
@@ -97,7 +103,8 @@ class Kind:
         """Per summed value of this kind ("AMOUNT", "AMOUNT_SQ", "NB_FRAUD"), each row's."""
         amounts = day["TX_AMOUNT"]
         values = {"AMOUNT": lambda: amounts, "AMOUNT_SQ": lambda: amounts * amounts,
-                  "NB_FRAUD": lambda: day["TX_FRAUD"]}
+                  "NB_FRAUD": lambda: day["TX_FRAUD"],
+                  "GENUINE_AMOUNT": lambda: np.where(day["TX_FRAUD"] == 0, amounts, 0.0)}
         return {name: values[name]() for name in self.floats + self.ints}
 
 
@@ -119,6 +126,18 @@ DELAYED_CUSTOMERS = Kind("D", "CUSTOMER_ID", TERMINAL_DELAY_DAYS, (30,), (), ("N
 TERMINALS = Kind("T", "TERMINAL_ID", TERMINAL_DELAY_DAYS, TERMINAL_WINDOWS_DAYS, ("AMOUNT",),
                   ("NB_FRAUD",), True, first_frauds=True)
 KINDS = (CUSTOMERS, DELAYED_CUSTOMERS, TERMINALS)
+#: The card inputs' state (`trainer.features.state_cards`), carried by their chains only:
+#: the delayed customers with their genuine rows' amount sum (the clean mean), and per
+#: customer its rows and amount over the whole days D-13 .. D-1.
+DELAYED_CARDS = replace(DELAYED_CUSTOMERS, floats=("GENUINE_AMOUNT",))
+RECENT_CUSTOMERS = Kind("R", "CUSTOMER_ID", 0, (14,), ("AMOUNT",), (), False)
+CARD_KINDS = (CUSTOMERS, DELAYED_CARDS, TERMINALS, RECENT_CUSTOMERS)
+
+
+def kinds(cards: bool) -> tuple[Kind, ...]:
+    """The kinds a state carries: with the card inputs' sums or without."""
+    return CARD_KINDS if cards else KINDS
+
 #: The sentinel of "no fraud" in a per-entity minimum of fraud times.
 NO_FIRST = np.iinfo(np.int64).max
 
@@ -187,6 +206,21 @@ class EntitySums:
 
 
 @dataclass
+class HighRows:
+    """Per card and day, its number of high rows (`trainer.features.cards`), if any.
+
+    A sparse list of (card, day) pairs. A row's flag compares it with its own delayed
+    window, which a later step cannot recompute from the days it reads, so each day's flags
+    are kept from the step that computed them while the day is in a later day's span.
+    """
+
+    ids: np.ndarray
+    days: np.ndarray
+    """Day of each pair, in days since 1970-01-01."""
+    counts: np.ndarray
+
+
+@dataclass
 class FeatureState:
     """The state aligned to `day`: window sums of the full days before `day`'s windows.
 
@@ -198,6 +232,18 @@ class FeatureState:
     sums: dict[str, EntitySums]
     """Per kind prefix (``C``, ``D``, ``T``), that kind's sums."""
     inputs: dict[str, str] = field(default_factory=dict)
+    high_rows: HighRows | None = None
+    """With the card inputs' state (`kinds(True)`): the high rows of days D-12 .. D."""
+
+    @property
+    def cards(self) -> bool:
+        """Whether this state carries the card inputs' sums."""
+        return self.high_rows is not None
+
+    @property
+    def kinds(self) -> tuple[Kind, ...]:
+        """The kinds this state carries."""
+        return kinds(self.cards)
 
     def of(self, kind: Kind) -> EntitySums:
         """The sums of `kind`."""
@@ -221,10 +267,17 @@ def boundary_days(day: dt.date) -> list[dt.date]:
     return [day - dt.timedelta(days=back) for back in backs]
 
 
-def held_days(aligned: dt.date) -> list[dt.date]:
-    """The days whose rows a state aligned to `aligned` holds, oldest first."""
-    return sorted({d for kind in KINDS for n in kind.carried
-                   for d in kind.full_days(n, aligned)})
+def held_days(aligned: dt.date, cards: bool = False) -> list[dt.date]:
+    """The days whose rows a state aligned to `aligned` holds, oldest first.
+
+    With the card inputs, the flags of days up to `aligned` itself depend on every day
+    back to the first one's delayed window (`cards.CARD_HISTORY_DAYS`).
+    """
+    days = {d for kind in kinds(cards) for n in kind.carried
+            for d in kind.full_days(n, aligned)}
+    if cards:
+        days |= {aligned - dt.timedelta(days=back) for back in range(CARD_HISTORY_DAYS)}
+    return sorted(days)
 
 
 def window_moves(kind: Kind, n: int, old: dt.date | None,
@@ -235,37 +288,47 @@ def window_moves(kind: Kind, n: int, old: dt.date | None,
     return sorted(after - before), sorted(before - after)
 
 
-def roll_days(old: dt.date | None, new: dt.date) -> set[dt.date]:
+def roll_days(old: dt.date | None, new: dt.date, cards: bool = False) -> set[dt.date]:
     """Every day entering or leaving some window when a state moves from `old` to `new`."""
-    return {d for kind in KINDS for n in kind.carried
+    return {d for kind in kinds(cards) for n in kind.carried
             for moved in window_moves(kind, n, old, new) for d in moved}
 
 
-def rolls_from(state: FeatureState | None, day: dt.date) -> bool:
+def rolls_from(state: FeatureState | None, day: dt.date, cards: bool = False) -> bool:
     """Whether `day`'s state is best made from `state` rather than rebuilt from nothing.
 
     Rolling reads the days entering and leaving the windows; a long gap makes that more
-    than the rebuild's whole history.
+    than the rebuild's whole history. The card inputs' state rolls by one day only: the
+    flags of a day missed in a gap were never computed (a rebuild computes them).
     """
     if state is None or state.day >= day:
         return False
+    if cards:
+        return state.cards and day == state.day + dt.timedelta(days=1)
     return len(roll_days(state.day, day)) <= len(roll_days(None, day))
 
 
-def days_to_read(state: FeatureState | None, day: dt.date) -> list[dt.date]:
+def days_to_read(state: FeatureState | None, day: dt.date,
+                 cards: bool = False) -> list[dt.date]:
     """Every day `advance(state, day, ...)` reads (those not on the share count as empty)."""
-    return sorted(columns_to_read(state, day))
+    return sorted(columns_to_read(state, day, cards))
 
 
-def columns_to_read(state: FeatureState | None, day: dt.date) -> dict[dt.date, list[str]]:
+def columns_to_read(state: FeatureState | None, day: dt.date,
+                    cards: bool = False) -> dict[dt.date, list[str]]:
     """The input columns `advance(state, day, ...)` reads of each day it reads.
 
     The day itself needs them all; a day only some entity kinds read (a customer window's
-    edge D-1 or D-30, a terminal window's D-8 or D-14) needs those kinds' only.
+    edge D-1 or D-30, a terminal window's D-8 or D-14) needs those kinds' only. A rebuild
+    of the card inputs' state also reads the customers of the `CARD_HISTORY_DAYS` before
+    `day`, for the flags of its span's days.
     """
-    old = state.day if state is not None and rolls_from(state, day) else None
+    old = state.day if state is not None and rolls_from(state, day, cards) else None
     needed: dict[dt.date, set[str]] = {day: set(INPUT_COLUMNS)}
-    for kind in KINDS:
+    if cards and old is None:
+        for back in range(1, CARD_HISTORY_DAYS + 1):
+            needed[day - dt.timedelta(days=back)] = set(CARD_INPUT_COLUMNS)
+    for kind in kinds(cards):
         backs = [kind.delay_days + n for n in (0, *kind.windows)]
         kind_days = {day - dt.timedelta(days=back) for back in backs}
         kind_days |= {d for n in kind.carried for moved in window_moves(kind, n, old, day)

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from trainer.errors import DatasetValidationError
+from trainer.features.cards import CARD_FEATURE_COLUMNS
 from trainer.features.compute import (
     FEATURE_COLUMNS,
     INPUT_COLUMNS,
@@ -26,21 +27,25 @@ from trainer.features.profiles import (
     EXTRA_FEATURE_COLUMNS,
 )
 from trainer.features.state import (
+    DELAYED_CARDS,
     DELAYED_CUSTOMERS,
     FEATURE_FLOATS,
-    KINDS,
     PROFILE_FLOATS,
+    RECENT_CUSTOMERS,
     DayColumns,
     EntitySums,
     FeatureState,
     Kind,
     held_days,
+    kinds,
     rolls_from,
     window_moves,
 )
+from trainer.features.state_cards import CARD_FLOATS, card_inputs, rebuilt_high_rows
 from trainer.features.state_profiles import PROFILE_SPANS, PROFILES_OF
 from trainer.features.state_sums import day_start_ns, day_sums, entity_codes, roll_sums
 from trainer.features.state_windows import (
+    Totals,
     window_features,
     window_totals,
 )
@@ -73,7 +78,8 @@ class Advanced:
 
 def advance(state: FeatureState | None, day: dt.date,
             days: Mapping[dt.date, DayColumns | None], *,
-            inputs: Mapping[str, str] | None = None, profiles: bool = False) -> Advanced:
+            inputs: Mapping[str, str] | None = None, profiles: bool = False,
+            cards: bool = False) -> Advanced:
     """The state aligned to `day` and `day`'s features.
 
     Args:
@@ -84,26 +90,36 @@ def advance(state: FeatureState | None, day: dt.date,
         inputs: for the new state's ``inputs`` record, each held day's dataset sha256.
         profiles: also compute the 11 ``EXTRA_FEATURE_COLUMNS`` of
             `trainer.features.profiles`, appended to the frame in that order.
+        cards: also carry the card inputs' state (`trainer.features.state_cards`) and
+            compute the 3 ``CARD_FEATURE_COLUMNS`` of `trainer.features.cards`, appended
+            after the profiles (with `profiles` only); `days` as
+            ``columns_to_read(state, day, cards=True)``.
 
     Returns:
         The new state, and the features frame exactly as ``compute_features`` returns it
         from the same history (counts equal; means and risks within a few ulp), and with
-        `profiles` the profile columns as ``profiles.extra_features`` computes them.
+        `profiles` the profile columns as ``profiles.extra_features`` computes them (and
+        with `cards` the card columns as ``cards.card_features`` does).
     """
+    if cards and not profiles:
+        raise ValueError("the card inputs come after the profile inputs: cards=True needs "
+                         "profiles=True")
     target = days[day]
     if target is None:
         raise DatasetValidationError(f"no dataset for {day.isoformat()}")
     for d, columns in days.items():
         if columns is not None:
             _check_day(d, columns)
-    old = state.day if state is not None and rolls_from(state, day) else None
+    old = state.day if state is not None and rolls_from(state, day, cards) else None
     found = {d: columns for d, columns in days.items() if columns is not None}
     present = sorted(found)
     new_sums = {}
     result_columns: dict[str, np.ndarray] = {}
     ranks = _ranks(target)
     t = target["TX_DATETIME"]
-    for kind in KINDS:
+    recent: tuple[EntitySums, np.ndarray] | None = None
+    delayed: Totals | None = None
+    for kind in kinds(cards):
         previous = state.of(kind) if old is not None and state is not None else None
         sources = [previous.ids if previous is not None else np.array([], np.int64)]
         present_here = [d for d in present if set(kind.columns) <= found[d].keys()]
@@ -118,23 +134,38 @@ def advance(state: FeatureState | None, day: dt.date,
             d: day_sums(kind, found[d], codes[d], k) for d in present_here if d in rolling}
         rolled = roll_sums(kind, sums, old, day, rolling_sums)
         new_sums[kind.prefix] = rolled.select(rolled.counts[kind.carried[-1]] > 0)
-        if kind is DELAYED_CUSTOMERS and not profiles:
+        if kind.prefix == DELAYED_CUSTOMERS.prefix and not profiles:
             continue  # carried for the profiles only
+        if kind is RECENT_CUSTOMERS:
+            recent = (rolled, codes[day])
+            continue  # whole days only: the card inputs read its sums
         floats = (PROFILE_FLOATS if profiles else FEATURE_FLOATS)[kind.prefix]
+        if kind is DELAYED_CARDS:
+            floats += CARD_FLOATS
         windows = window_totals(kind, rolled, day, found, codes, k, codes[day], t, ranks,
                                  floats, PROFILE_SPANS[kind.prefix] if profiles else ())
-        if kind is not DELAYED_CUSTOMERS:
+        if kind is DELAYED_CARDS:
+            delayed = windows.totals[30]
+        if kind.prefix != DELAYED_CUSTOMERS.prefix:
             window_features(kind, windows.totals, result_columns)
         if profiles:
             result_columns.update(PROFILES_OF[kind.prefix](windows, found, day, target))
         # The windows hold every boundary day's index: a few times the day's size at 1M rows.
         del windows
+    high_rows = None
+    if cards:
+        assert recent is not None and delayed is not None  # kinds(True) has both
+        previous_high = (state.high_rows if old is not None and state is not None
+                         and state.high_rows is not None else rebuilt_high_rows(found, day))
+        card_columns, high_rows = card_inputs(delayed, *recent, previous_high, day, target)
+        result_columns.update(card_columns)
     result_columns.update(calendar_columns(t))
-    names = FEATURE_COLUMNS[1:] + (EXTRA_FEATURE_COLUMNS if profiles else [])
-    held = {d.isoformat() for d in held_days(day)}
+    names = (FEATURE_COLUMNS[1:] + (EXTRA_FEATURE_COLUMNS if profiles else [])
+             + (CARD_FEATURE_COLUMNS if cards else []))
+    held = {d.isoformat() for d in held_days(day, cards)}
     new_state = FeatureState(day, new_sums,
                              {key: value for key, value in (inputs or {}).items()
-                              if key in held})
+                              if key in held}, high_rows)
     # The frame's row order (TRANSACTION_ID, unique) in one permutation, each column moved
     # once and its unordered array dropped: at 1M rows every copy of the frame is ~0.3 GB.
     # Rows already in that order (as ingest writes them) move nowhere: the features are

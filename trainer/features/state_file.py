@@ -20,10 +20,11 @@ from trainer.features.compute import (
     FEATURES_VERSION,
 )
 from trainer.features.state import (
-    KINDS,
     EntitySums,
     FeatureState,
+    HighRows,
     Kind,
+    kinds,
 )
 
 #: Format of the state file; a file of another format (or features version) is rebuilt.
@@ -76,6 +77,16 @@ def _columns_of(kind: Kind, sums: EntitySums | None, k: int) -> dict[str, pa.Arr
     return columns
 
 
+#: The rows of the card inputs' `HighRows` (after the kinds': id, day and count).
+HIGH_ROWS = "H"
+
+
+def _high_row_columns(high_rows: HighRows) -> dict[str, pa.Array]:
+    return {f"{HIGH_ROWS}_ID": _id_array(high_rows.ids),
+            f"{HIGH_ROWS}_DAY": pa.array(high_rows.days, pa.int64()),
+            f"{HIGH_ROWS}_COUNT": pa.array(high_rows.counts, pa.int64())}
+
+
 def _id_array(ids: np.ndarray) -> pa.Array:
     try:
         return pa.array(ids, from_pandas=True)
@@ -93,14 +104,19 @@ def to_parquet(state: FeatureState) -> bytes:
     rows per kind and the inputs record sit in the key-value metadata.
     """
     own = {kind.prefix: _columns_of(kind, state.of(kind), len(state.of(kind).ids))
-           for kind in KINDS}
+           for kind in state.kinds}
+    rows = {kind.prefix: len(state.of(kind).ids) for kind in state.kinds}
+    if state.high_rows is not None:  # the card inputs' chains only: other files unchanged
+        own[HIGH_ROWS] = _high_row_columns(state.high_rows)
+        rows[HIGH_ROWS] = len(state.high_rows.ids)
     # An empty kind's ids have no type of their own; any type holds its nulls.
     schema = pa.schema([(name, pa.int64() if array.type == pa.null() else array.type)
                         for columns in own.values() for name, array in columns.items()])
     record = {"format": STATE_FORMAT, "features_version": FEATURES_VERSION,
               "day": state.day.isoformat(),
-              "rows": {kind.prefix: len(state.of(kind).ids) for kind in KINDS},
-              "inputs": dict(sorted(state.inputs.items()))}
+              "rows": rows, "inputs": dict(sorted(state.inputs.items()))}
+    if state.cards:
+        record["cards"] = True
     schema = schema.with_metadata(
         {STATE_METADATA_KEY: json.dumps(record, sort_keys=True).encode()})
     sink = io.BytesIO()
@@ -113,13 +129,13 @@ def to_parquet(state: FeatureState) -> bytes:
     # written: padding all kinds at once cost ~0.4 GB of peak memory at 1M transactions.
     # The padding is one null array per type, sliced to each kind's rows: a fresh one per
     # column cost another ~0.3 GB of zeroed memory.
-    most = max(len(state.of(kind).ids) for kind in KINDS)
+    most = max(rows.values())
     nulls = {arrow_type: pa.nulls(most, arrow_type)
              for arrow_type in dict.fromkeys(schema.types)}
     with pq.ParquetWriter(sink, schema, compression="lz4", use_byte_stream_split=split,
                           use_dictionary=False, write_statistics=False) as writer:
-        for kind in KINDS:
-            k, columns = len(state.of(kind).ids), own[kind.prefix]
+        for prefix, k in rows.items():
+            columns = own[prefix]
             writer.write_table(pa.Table.from_arrays(
                 [columns[f.name].cast(f.type) if f.name in columns
                  else nulls[f.type].slice(0, k) for f in schema], schema=schema))
@@ -143,25 +159,34 @@ def from_parquet(data: bytes | pa.Buffer, what: str) -> FeatureState:
             f"{what}: feature state format {record.get('format')}, features version "
             f"{record.get('features_version')}; expected {STATE_FORMAT}, {FEATURES_VERSION}")
     sums, offset = {}, 0
+    cards = bool(record.get("cards"))
+    high_rows = None
     try:
-        for kind in KINDS:
+        for kind in kinds(cards):
             rows = int(record["rows"][kind.prefix])
-            sums[kind.prefix] = _sums_of(kind, _rows_of(parquet, offset, rows, kind))
+            sums[kind.prefix] = _sums_of(kind, _rows_of(parquet, offset, rows, kind.prefix))
             offset += rows
+        if cards:
+            part = _rows_of(parquet, offset, int(record["rows"][HIGH_ROWS]), HIGH_ROWS)
+            high_rows = HighRows(
+                ids=part.column(f"{HIGH_ROWS}_ID").to_pandas().to_numpy(),
+                days=part.column(f"{HIGH_ROWS}_DAY").to_numpy().astype(np.int64, copy=False),
+                counts=part.column(f"{HIGH_ROWS}_COUNT").to_numpy().astype(np.int64,
+                                                                          copy=False))
     except (pa.ArrowException, OSError, KeyError, ValueError) as exc:
         raise DatasetValidationError(f"{what}: not a feature state file: {exc}") from exc
-    return FeatureState(dt.date.fromisoformat(record["day"]), sums, dict(record["inputs"]))
+    return FeatureState(dt.date.fromisoformat(record["day"]), sums, dict(record["inputs"]),
+                        high_rows)
 
 
-def _rows_of(parquet: pq.ParquetFile, offset: int, rows: int, kind: Kind) -> pa.Table:
-    """`kind`'s columns of the file's rows ``offset:offset + rows``.
+def _rows_of(parquet: pq.ParquetFile, offset: int, rows: int, prefix: str) -> pa.Table:
+    """The columns of kind `prefix` of the file's rows ``offset:offset + rows``.
 
     Only the row groups holding those rows are read, and only `kind`'s columns: the other
     kinds' columns there are null padding (`to_parquet` writes each kind in row groups of
     its own), and decoding them cost two thirds of reading the whole file.
     """
-    prefix = f"{kind.prefix}_"
-    columns = [name for name in parquet.schema_arrow.names if name.startswith(prefix)]
+    columns = [name for name in parquet.schema_arrow.names if name.startswith(f"{prefix}_")]
     groups: list[int] = []
     start = first = 0
     for group in range(parquet.metadata.num_row_groups):

@@ -41,6 +41,12 @@ def history_days(day: dt.date) -> list[dt.date]:
     return [day - dt.timedelta(days=back) for back in range(HISTORY_DAYS, -1, -1)]
 
 
+def days_before(day: dt.date, days: int | None = None) -> list[dt.date]:
+    """The ``HISTORY_DAYS`` days before `day` (or `days` of them), oldest first."""
+    return history_days(day)[:-1] if days is None else [
+        day - dt.timedelta(days=back) for back in range(days, 0, -1)]
+
+
 def _require_dataset(share: Share, day: dt.date) -> Path:
     path = share.training_dataset(day)
     if not path.is_file():
@@ -159,16 +165,17 @@ def _frame_of(tables: list[pa.Table]) -> pd.DataFrame:
     return pd.concat([table.to_pandas() for table in tables], ignore_index=True)
 
 
-def history_before(share: Share, day: dt.date) -> pd.DataFrame:
+def history_before(share: Share, day: dt.date, days: int | None = None) -> pd.DataFrame:
     """Training transactions of the ``HISTORY_DAYS`` days before `day` (not `day` itself).
 
     For datasets that are not a training day, such as an ingested testing day: pass the
     result and the dataset's rows to ``features_for_frame``. Missing days are skipped; with
-    none at all the frame is empty (with the input columns).
+    none at all the frame is empty (with the input columns). `days`: that many days before
+    `day` instead (the card inputs read more).
     """
     frames = [
         read_transactions(share.training_dataset(d))
-        for d in history_days(day)[:-1]
+        for d in days_before(day, days)
         if share.training_dataset(d).is_file()
     ]
     if not frames:

@@ -20,6 +20,7 @@ LEARNER_NAMES: tuple[str, ...] = (
     "lgbm_mlp_profiles_sampled",
     "lgbm_mlp_profiles_binned",
     "lgbm_mlp_profiles_bounded",
+    "lgbm_mlp_cards_bounded",
 )
 
 #: The learner of a new chain (an existing chain keeps the one in its lineage):

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from sklearn.base import BaseEstimator
 from sklearn.linear_model import SGDClassifier
 
+from trainer.features.cards import CARD_FEATURE_COLUMNS
 from trainer.features.compute import FEATURE_COLUMNS
 from trainer.features.profiles import EXTRA_FEATURE_COLUMNS
 from trainer.learners import DEFAULT_LEARNER, LEARNER_NAMES
@@ -162,6 +163,29 @@ def _lgbm_mlp_profiles_bounded() -> BaseEstimator:
                               weights=[0.7, 0.3])
 
 
+#: The booster's weight in `lgbm_mlp_cards_bounded`'s average, chosen with its inputs on
+#: the validation weeks (bench/QUALITY.md, configuration
+#: ``all_spell_cardhighdays_cardrecent+booster:fraud_window_days=84`` at weight 0.8).
+CARDS_BOOSTER_WEIGHT = 0.8
+
+
+def _lgbm_mlp_cards_bounded() -> BaseEstimator:
+    """`lgbm_mlp_profiles_bounded` on ``CARD_INPUTS``, the booster weighted 0.8.
+
+    The same bounded members and settings (frauds kept 84 days, the same row caps), reading
+    the profile inputs and then the 3 card inputs of `trainer.features.cards` (a card's
+    high amounts and recent spending over whole calendar days). On the validation weeks
+    (seeds 0-4) that configuration at booster weight 0.8 gained average precision over the
+    default (bench/QUALITY.md). The weights are written as `bench.quality_features` writes
+    them, ``[w, 1 - w]``, so its figures are this learner's. Its chains carry the card
+    inputs' state too (`trainer.features.state_cards`); `fraudpipe serve` refuses it.
+    """
+    return AveragedClassifier([BoundedWindowBoostingClassifier(fraud_window_days=84),
+                               BoundedPassesClassifier(_network(), fraud_weight=5.0,
+                                                       passes=3)],
+                              weights=[CARDS_BOOSTER_WEIGHT, 1 - CARDS_BOOSTER_WEIGHT])
+
+
 #: Learner name -> factory of a fresh, unfitted learner.
 LEARNERS: dict[str, Callable[[], BaseEstimator]] = {
     "sgd": _sgd,
@@ -174,12 +198,15 @@ LEARNERS: dict[str, Callable[[], BaseEstimator]] = {
     "lgbm_mlp_profiles_sampled": _lgbm_mlp_profiles_sampled,
     "lgbm_mlp_profiles_binned": _lgbm_mlp_profiles_binned,
     "lgbm_mlp_profiles_bounded": _lgbm_mlp_profiles_bounded,
+    "lgbm_mlp_cards_bounded": _lgbm_mlp_cards_bounded,
 }
 
 #: The handbook's 15 customer and terminal window features (`trainer.features.compute`).
 HANDBOOK_INPUTS: list[str] = FEATURE_COLUMNS
 #: The handbook's 15, then the 11 behaviour profiles of `trainer.features.profiles`.
 PROFILE_INPUTS: list[str] = FEATURE_COLUMNS + EXTRA_FEATURE_COLUMNS
+#: The profile inputs, then the 3 card inputs of `trainer.features.cards`.
+CARD_INPUTS: list[str] = PROFILE_INPUTS + CARD_FEATURE_COLUMNS
 
 #: Learner name -> its model inputs. Never change an entry: the chains of that learner
 #: hold checkpoints fitted on those columns (every learner before the profile inputs reads the 15).
@@ -194,6 +221,7 @@ LEARNER_INPUTS: dict[str, list[str]] = {
     "lgbm_mlp_profiles_sampled": PROFILE_INPUTS,
     "lgbm_mlp_profiles_binned": PROFILE_INPUTS,
     "lgbm_mlp_profiles_bounded": PROFILE_INPUTS,
+    "lgbm_mlp_cards_bounded": CARD_INPUTS,
 }
 
 #: Our own classes a checkpoint may contain; skops refuses any other custom type.
@@ -241,5 +269,14 @@ def uses_profiles(name: str) -> bool:
     chain on the handbook's 15 does not pay for inputs it never reads.
     """
     return any(column in EXTRA_FEATURE_COLUMNS for column in learner_inputs(name))
+
+
+def uses_cards(name: str) -> bool:
+    """Whether learner `name` reads the card inputs (`trainer.features.cards`).
+
+    Such a learner reads the profiles too; its features paths are asked ``cards=True``,
+    and its chain's feature state carries the card sums.
+    """
+    return any(column in CARD_FEATURE_COLUMNS for column in learner_inputs(name))
 
 

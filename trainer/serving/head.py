@@ -24,7 +24,7 @@ import numpy as np
 
 from trainer.errors import LineageError
 from trainer.evaluation.reasons import booster_member
-from trainer.learners.registry import learner_inputs, uses_profiles
+from trainer.learners.registry import learner_inputs, uses_cards, uses_profiles
 from trainer.serving.fast_model import Probabilities, SingleRowBooster, probabilities
 from trainer.share.checkpoints import load_checkpoint
 from trainer.share.layout import Share
@@ -82,6 +82,12 @@ def load_head(share: Share) -> Head:
     if entry is None:
         raise LineageError(f"{share.lineage}: no head checkpoint yet (nothing trained); "
                            f"train a day first (fraudpipe train)")
+    if uses_cards(entry.learner):
+        # Its inputs need each earlier row's high flag of 13 days; the serving features
+        # (trainer.features.prepared) do not compute them.
+        raise LineageError(f"{share.lineage}: the head's learner {entry.learner!r} reads the "
+                           f"card inputs, which fraudpipe serve does not compute; serve a "
+                           f"chain of another learner (lgbm_mlp_profiles_bounded)")
     model = load_checkpoint(share.root / entry.checkpoint, entry.sha256)
     inputs = learner_inputs(entry.learner)
     return Head(entry, model, inputs, uses_profiles(entry.learner),

@@ -1,0 +1,122 @@
+"""The card learner on a share: its step's carried card inputs, and every path that scores it.
+
+The step's features (`carried_features(..., cards=True)`) equal the raw-history path's
+(`features_of_day(..., cards=True)`), across a gap and a state without the card sums (both
+rebuilt); a chain of `lgbm_mlp_cards_bounded` trains on its 29 inputs, its checkpoints are
+evaluated and arrived days scored on them; `fraudpipe serve` refuses it by name.
+"""
+
+import datetime as dt
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.arrivals import arrive
+from tests.shares import simulated_share
+from trainer.arrival import score_arrived_days, scored_by
+from trainer.backlog import train_all
+from trainer.errors import LineageError
+from trainer.evaluation.checkpoint import evaluate_checkpoint
+from trainer.features.cards import CARD_FEATURE_COLUMNS
+from trainer.features.carried import carried_features
+from trainer.features.from_history import features_of_day
+from trainer.features.state_file import from_parquet
+from trainer.learners.registry import CARD_INPUTS
+from trainer.serving.head import load_head
+from trainer.share.checkpoints import load_checkpoint
+from trainer.share.lineage import Lineage, verify
+
+D = [dt.date(2018, 4, 1) + dt.timedelta(days=i) for i in range(60)]
+LEARNER = "lgbm_mlp_cards_bounded"
+
+
+def _walk(share, days, *, cards, head=(None, None)):
+    """Carried features of `days` in turn, each state written as the step writes it."""
+    head_day, head_sha = head
+    for day in days:
+        carried = carried_features(share, day, head_day, head_sha, profiles=True, cards=cards)
+        share.feature_state_dir.mkdir(parents=True, exist_ok=True)
+        share.feature_state(day).write_bytes(carried.state_bytes)
+        head_day, head_sha = day, carried.state_sha256
+        yield day, carried
+
+
+def _assert_same(got: pd.DataFrame, raw: pd.DataFrame, day) -> None:
+    assert list(got.columns) == list(raw.columns)
+    assert (got["TRANSACTION_ID"].to_numpy() == raw["TRANSACTION_ID"].to_numpy()).all()
+    for name in CARD_INPUTS[1:]:
+        exact = "_NB_" in name or name.startswith("TX_DURING")
+        np.testing.assert_allclose(got[name], raw[name], rtol=0 if exact else 1e-12, atol=0,
+                                   err_msg=f"{day} {name}")
+
+
+def test_step_card_inputs_equal_the_raw_path_through_a_gap_and_an_old_state(tmp_path, caplog):
+    # GIVEN 58 simulated days (compromised cards spend x5) with day 30 never ingested
+    share = simulated_share(tmp_path, 58, customers=60, terminals=40)
+    share.training_dataset(D[30]).unlink()
+    manifest = json.loads(share.ingest_manifest.read_text())
+    del manifest[D[30].isoformat()]
+    share.ingest_manifest.write_text(json.dumps(manifest))
+    # AND a chain without the card inputs through day 40 (its state has no card sums)
+    plain = dict(_walk(share, [d for d in D[:41] if d != D[30]], cards=False))
+    # WHEN a card chain continues from that state, then skips day 50
+    trained = [*D[41:50], *D[51:58]]
+    with caplog.at_level("WARNING"):
+        walked = dict(_walk(share, trained, cards=True,
+                            head=(D[40], plain[D[40]].state_sha256)))
+    # THEN the first step rebuilt (no card sums), and the one after the gap too
+    assert "has no card inputs' sums" in walked[D[41]].rebuilt
+    assert "never computed" in walked[D[51]].rebuilt
+    # AND the steps in between rolled, reading only the boundary days
+    assert walked[D[42]].rebuilt is None and len(walked[D[42]].days_read) <= 7
+    high = 0
+    for day, carried in walked.items():
+        raw = features_of_day(share, day, profiles=True, cards=True, use_cache=False)
+        _assert_same(carried.features, raw, day)
+        high += int(carried.features[CARD_FEATURE_COLUMNS[0]].gt(0).sum())
+    assert high > 0
+    state = from_parquet(share.feature_state(D[57]).read_bytes(), "head")
+    assert state.cards and len(state.high_rows.ids) > 0
+
+
+@pytest.fixture(scope="module")
+def cards_chain(tmp_path_factory):
+    """A card chain of 12 days, day 12 arriving without labels."""
+    root = tmp_path_factory.mktemp("cards")
+    share = simulated_share(root, 13, customers=150, terminals=100)
+    labelled = pd.read_parquet(share.training_dataset(D[12]))
+    share.training_dataset(D[12]).unlink()
+    manifest = json.loads(share.ingest_manifest.read_text())
+    del manifest[D[12].isoformat()]
+    share.ingest_manifest.write_text(json.dumps(manifest))
+    share.testing_dir.mkdir(parents=True, exist_ok=True)  # scored by every checkpoint
+    labelled.to_parquet(share.testing_dir / f"{D[12]}.parquet")
+    train_all(share, learner=LEARNER)
+    arrive(share, D[12], labelled)
+    return share
+
+
+def test_a_card_chain_trains_on_its_29_inputs(cards_chain):
+    chain = verify(cards_chain)
+    assert [e.date for e in chain] == D[:12] and {e.learner for e in chain} == {LEARNER}
+    head = Lineage.load(cards_chain).head_entry
+    model = load_checkpoint(cards_chain.root / head.checkpoint, head.sha256)
+    assert model.n_features_in_ == len(CARD_INPUTS) == 29
+    assert from_parquet(cards_chain.feature_state(head.date).read_bytes(), "head").cards
+    # the testing dataset was scored by every checkpoint, on the card inputs too
+    assert all(e.metrics["test"]["transactions"] > 0 for e in chain)
+
+
+def test_a_card_checkpoint_is_evaluated_and_scores_arrived_days(cards_chain):
+    result = evaluate_checkpoint(cards_chain, D[5], D[7], test_days=3, known_window_days=2)
+    assert result["learner"] == LEARNER and result["transactions"] > 0
+    score_arrived_days(cards_chain)
+    assert scored_by(cards_chain, D[12])["trained_through"] == D[11].isoformat()
+
+
+def test_serving_refuses_the_card_learner_by_name(cards_chain):
+    with pytest.raises(LineageError, match="reads the card inputs, which fraudpipe serve "
+                                           "does not compute"):
+        load_head(cards_chain)
