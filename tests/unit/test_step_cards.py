@@ -17,7 +17,7 @@ from tests.arrivals import arrive
 from tests.shares import simulated_share
 from trainer.arrival import score_arrived_days, scored_by
 from trainer.backlog import train_all
-from trainer.errors import LineageError
+from trainer.errors import IncompleteHistoryError, LineageError
 from trainer.evaluation.checkpoint import evaluate_checkpoint
 from trainer.features.cards import CARD_FEATURE_COLUMNS
 from trainer.features.carried import carried_features
@@ -120,3 +120,25 @@ def test_serving_refuses_the_card_learner_by_name(cards_chain):
     with pytest.raises(LineageError, match="reads the card inputs, which fraudpipe serve "
                                            "does not compute"):
         load_head(cards_chain)
+
+
+def test_a_card_step_stops_when_a_day_of_its_50_day_history_is_lost(tmp_path):
+    # GIVEN a card chain and a plain one through day 49 of 51 ingested days
+    share = simulated_share(tmp_path, 51, customers=30, terminals=20)
+    heads = {}
+    for cards in (False, True):
+        *_, (day, carried) = _walk(share, D[:50], cards=cards)
+        heads[cards] = (day, carried.state_sha256)
+        # (the same day's state file, rewritten by the other chain: keep each head's bytes)
+        heads[cards, "bytes"] = share.feature_state(day).read_bytes()
+    # AND day 5 lost from the share (its manifest entry kept): 45 days before day 50,
+    # outside the profiles' 37-day history, inside the cards' 50
+    share.training_dataset(D[5]).unlink()
+    # WHEN day 50 rolls on from each head (reading its boundary days only) ...
+    share.feature_state(D[49]).write_bytes(heads[False, "bytes"])
+    plain = carried_features(share, D[50], *heads[False], profiles=True, cards=False)
+    assert plain.rebuilt is None
+    share.feature_state(D[49]).write_bytes(heads[True, "bytes"])
+    # THEN the card chain stops, naming the lost file; the plain one did not need it
+    with pytest.raises(IncompleteHistoryError, match=f"{D[5]}.parquet is missing"):
+        carried_features(share, D[50], *heads[True], profiles=True, cards=True)

@@ -25,7 +25,8 @@ import pyarrow as pa
 
 from trainer.data.parquet import read_buffer, table_from_bytes
 from trainer.errors import DatasetValidationError
-from trainer.features.compute import first_repeated_row
+from trainer.features.cards import CARD_HISTORY_DAYS
+from trainer.features.compute import HISTORY_DAYS, first_repeated_row
 from trainer.features.state import DayColumns, FeatureState, columns_to_read, held_days, rolls_from
 from trainer.features.state_advance import advance
 from trainer.features.state_file import from_parquet, to_parquet
@@ -158,14 +159,14 @@ def _day_columns(share: Share, manifest: dict[str, dict], d: dt.date, for_day: d
     return columns, len(data)
 
 
-def _check_present(share: Share, manifest: dict[str, dict], day: dt.date) -> None:
-    """Stop when an ingested day of `day`'s 37-day history is gone from the share.
+def _check_present(share: Share, manifest: dict[str, dict], day: dt.date, cards: bool) -> None:
+    """Stop when an ingested day of `day`'s history (37 days, 50 with the cards) is gone.
 
     The state already holds those days, so the features would not change; but the share is
     the record (a replay or a rebuild reads them again), and a lost file is caught here, at
     the cost of one stat per day. Only the days the step reads have their sha256 checked.
     """
-    for d in history_days(day):
+    for d in history_days(day, CARD_HISTORY_DAYS if cards else HISTORY_DAYS):
         if not share.training_dataset(d).is_file():
             verified_sha256(share, manifest, d, None, needed_by=day)
 
@@ -194,7 +195,7 @@ def carried_features(share: Share, day: dt.date, head_day: dt.date | None,
                                      f"for {day.isoformat()}; ingest it first (fraudpipe "
                                      f"ingest)")
     manifest = read_manifest(share)
-    _check_present(share, manifest, day)
+    _check_present(share, manifest, day, cards)
     state, why = load_state(share, head_day, head_state_sha256, manifest, cards)
     if why is not None and head_day is not None:
         log.warning("feature state: rebuilding %s's from the raw history: %s", day, why)

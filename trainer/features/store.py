@@ -36,9 +36,9 @@ from trainer.share.manifest import manifest_key, read_manifest
 CACHE_METADATA_KEY = b"fraudpipe.features"
 
 
-def history_days(day: dt.date) -> list[dt.date]:
-    """The days whose transactions `day`'s features read: the 37 before it and itself."""
-    return [day - dt.timedelta(days=back) for back in range(HISTORY_DAYS, -1, -1)]
+def history_days(day: dt.date, days: int = HISTORY_DAYS) -> list[dt.date]:
+    """The days whose transactions `day`'s features read: the 37 (`days`) before it and itself."""
+    return [day - dt.timedelta(days=back) for back in range(days, -1, -1)]
 
 
 def days_before(day: dt.date, days: int | None = None) -> list[dt.date]:
@@ -126,7 +126,7 @@ def verified_sha256(share: Share, manifest: dict[str, dict], d: dt.date, found: 
     source = recorded.get("source", "<its source file>")
     raise IncompleteHistoryError(
         f"{path} {what}; {needed_by}'s features need every ingested day of their "
-        f"{HISTORY_DAYS}-day history. Re-ingest {d} from its source {source} (named in "
+        f"history. Re-ingest {d} from its source {source} (named in "
         f"{share.ingest_manifest}): fraudpipe ingest --source <dir>/{source} "
         f"--storage {share.root}")
 
