@@ -205,6 +205,12 @@ def write_quality_md() -> None:
 
             text = text.rstrip("\n") + "\n\n" + fraction_section(
                 json.loads(features.read_text()), json.loads(ceiling.read_text()))
+        step_report = HERE / "quality_results_step_cards_report.json"
+        if step_report.is_file():
+            from bench.quality_fraction import step_section
+
+            text = text.rstrip("\n") + "\n\n" + step_section(
+                json.loads(step_report.read_text()), json.loads(ceiling.read_text()))
     caps = HERE / "quality_results_caps.json"
     if caps.is_file():
         from bench.bounded_caps import markdown_section as caps_section

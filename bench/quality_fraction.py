@@ -59,7 +59,6 @@ def markdown_section(features: dict, ceiling: dict) -> str:
     report = features.get("report")
     if not report:
         return ""
-    headline = split_key(*HEADLINE_SPLIT)
     out = ["## Against each seed's own ceiling", "",
            "Written by `python -m bench.quality_fraction` from the report runs (seeds "
            f"{', '.join(map(str, report['seeds']))}, never used for a choice; "
@@ -80,32 +79,56 @@ def markdown_section(features: dict, ceiling: dict) -> str:
     for row in report["rows"]:
         groups.setdefault((row["config"], row["booster_weight"]), []).append(row)
     for (config, weight), rows in groups.items():
-        out += [f"### {_label(config, weight)}", "",
-                "| seed | AUC / ceiling | AP / ceiling | CP@100 / ceiling | prequential AUC "
-                "| prequential AP | prequential CP@100 | headline AUC / AP / CP@100 "
-                "| handbook | AUC / informed AUC |", "|---|---|---|---|---|---|---|---|---|---|"]
-        per_seed = []
-        for row in sorted(rows, key=lambda r: r["seed"]):
-            got = fractions(row, ceiling["seeds"][str(row["seed"])])
-            per_seed.append(got)
-            m = row["splits"][headline]
-            above = all(m[k] > HANDBOOK_BEST[k] for k in METRICS)
-            out.append(f"| {row['seed']} | "
-                       + " | ".join(f"{got['headline'][k]:.3f}" for k in METRICS) + " | "
-                       + " | ".join(f"{got['prequential'][k]:.3f}" for k in METRICS) + " | "
-                       + " / ".join(f"{m[k]:.3f}" for k in METRICS)
-                       + f" | {'above' if above else 'NOT above'} | "
-                       + (f"{got['informed_auc']:.3f} |" if "informed_auc" in got else "- |"))
-        means = {part: {k: float(np.mean([s[part][k] for s in per_seed])) for k in METRICS}
-                 for part in ("headline", "prequential")}
-        out.append("| **mean** | " + " | ".join(f"**{means['headline'][k]:.3f}**"
-                                                for k in METRICS) + " | "
-                   + " | ".join(f"**{means['prequential'][k]:.3f}**" for k in METRICS)
-                   + " | | | " + (f"**{np.mean([s['informed_auc'] for s in per_seed]):.3f}** |"
-                                  if all("informed_auc" in s for s in per_seed) else "|"))
-        out.append("| target | " + " | ".join(f">= {TARGETS[k]}" for k in METRICS) + " | "
-                   + " | ".join(f">= {TARGETS[k]}" for k in METRICS) + " | | all above | |")
-        out.append("")
+        out += _table(_label(config, weight), rows, ceiling)
+    return "\n".join(out)
+
+
+def _table(label: str, rows: list[dict], ceiling: dict) -> list[str]:
+    """One learner's table: per seed, its fractions of the ceiling, then their means."""
+    headline = split_key(*HEADLINE_SPLIT)
+    out = [f"### {label}", "",
+           "| seed | AUC / ceiling | AP / ceiling | CP@100 / ceiling | prequential AUC "
+           "| prequential AP | prequential CP@100 | headline AUC / AP / CP@100 "
+           "| handbook | AUC / informed AUC |", "|---|---|---|---|---|---|---|---|---|---|"]
+    per_seed = []
+    for row in sorted(rows, key=lambda r: r["seed"]):
+        got = fractions(row, ceiling["seeds"][str(row["seed"])])
+        per_seed.append(got)
+        m = row["splits"][headline]
+        above = all(m[k] > HANDBOOK_BEST[k] for k in METRICS)
+        out.append(f"| {row['seed']} | "
+                   + " | ".join(f"{got['headline'][k]:.3f}" for k in METRICS) + " | "
+                   + " | ".join(f"{got['prequential'][k]:.3f}" for k in METRICS) + " | "
+                   + " / ".join(f"{m[k]:.3f}" for k in METRICS)
+                   + f" | {'above' if above else 'NOT above'} | "
+                   + (f"{got['informed_auc']:.3f} |" if "informed_auc" in got else "- |"))
+    means = {part: {k: float(np.mean([s[part][k] for s in per_seed])) for k in METRICS}
+             for part in ("headline", "prequential")}
+    out.append("| **mean** | " + " | ".join(f"**{means['headline'][k]:.3f}**"
+                                            for k in METRICS) + " | "
+               + " | ".join(f"**{means['prequential'][k]:.3f}**" for k in METRICS)
+               + " | | | " + (f"**{np.mean([s['informed_auc'] for s in per_seed]):.3f}** |"
+                              if all("informed_auc" in s for s in per_seed) else "|"))
+    out.append("| target | " + " | ".join(f">= {TARGETS[k]}" for k in METRICS) + " | "
+               + " | ".join(f">= {TARGETS[k]}" for k in METRICS) + " | | all above | |")
+    out.append("")
+    return out
+
+
+def step_section(step_report: dict, ceiling: dict) -> str:
+    """The QUALITY.md section of the report seeds run through the product's own step."""
+    seeds = sorted({run["seed"] for run in step_report["runs"]})
+    out = ["## Against each seed's own ceiling, through the product's step", "",
+           "Written by `python -m bench.quality_fraction` from "
+           "`bench/quality_results_step_cards_report.json`: the learners as the product "
+           "trains them (`run_step` on a storage root, one day at a time, carried feature "
+           f"state), report seeds {', '.join(map(str, seeds))}, never used for a choice: "
+           f"`{step_report['meta']['command']}`. Columns as in the section above.", ""]
+    groups: dict[str, list[dict]] = {}
+    for run in step_report["runs"]:
+        groups.setdefault(run["candidate"], []).append(run)
+    for learner, rows in groups.items():
+        out += _table(f"`{learner}` (the product's step)", rows, ceiling)
     return "\n".join(out)
 
 
@@ -117,6 +140,8 @@ def main() -> None:
     features = json.loads((HERE / "quality_results_features.json").read_text())
     ceiling = json.loads((HERE / "quality_results_ceiling.json").read_text())
     print(markdown_section(features, ceiling))
+    step_report = json.loads((HERE / "quality_results_step_cards_report.json").read_text())
+    print(step_section(step_report, ceiling))
 
 
 if __name__ == "__main__":
