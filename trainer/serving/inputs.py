@@ -15,18 +15,21 @@ import numpy as np
 from trainer.features.prepared import DayRows, PreparedHistory, PreparedParts, day_features
 from trainer.serving.head import Head
 
-#: Rows a score is computed in at least. The MLP's layers are BLAS matrix products whose
-#: result for one row can differ in the last bit between a 1-row product and a day's
-#: (a different kernel); inside a block of 4 or more rows it is the day's on this
-#: machine's OpenBLAS (the skew test counts the scores equal bit for bit).
+#: Rows a score's matrix products are computed in a multiple of. The MLP's layers are BLAS
+#: matrix products whose result for a row can differ in the last bit between a product's
+#: main kernel and the narrower ones for its last (length mod 4) rows, or a 1-row product.
+#: In a product of a multiple of 4 rows every row gets the bits it gets inside a day's
+#: matrix (OpenBLAS here, AVX2 and AVX-512 alike; the skew test counts the scores equal
+#: bit for bit): a lone transaction and a batch of any length are padded to it.
 MIN_SCORED_ROWS = 4
 
 
 def model_scores(head: Head, X: np.ndarray) -> np.ndarray:
-    """Fraud probabilities of the rows of `X`, computed on at least ``MIN_SCORED_ROWS`` rows."""
+    """Fraud probabilities of the rows of `X`, computed in a multiple of ``MIN_SCORED_ROWS``."""
     X = np.ascontiguousarray(X, dtype=np.float64)
-    if 0 < len(X) < MIN_SCORED_ROWS:
-        padded = np.concatenate([X, np.repeat(X[-1:], MIN_SCORED_ROWS - len(X), axis=0)])
+    missing = -len(X) % MIN_SCORED_ROWS
+    if len(X) and missing:
+        padded = np.concatenate([X, np.repeat(X[-1:], missing, axis=0)])
         return head.probabilities(padded)[:len(X), 1]
     return head.probabilities(X)[:, 1]
 
