@@ -72,7 +72,7 @@ def dump_model(model) -> bytes:
     unzipped again: the same bytes in half the time (a step's checkpoint, every day).
     """
     arrays = _Entries()
-    context = SaveContext(zip_file=arrays)  # type: ignore[arg-type]  # duck-typed: _Entries
+    context = SaveContext(zip_file=arrays)  # duck-typed: skops only calls what _Entries has
     state = get_state(model, context)
     context.clear_memo()
     state["protocol"] = context.protocol
@@ -100,8 +100,8 @@ def dump_model(model) -> bytes:
     return out.getvalue()
 
 
-def load_checkpoint(path: str | Path, expected_sha256: str):
-    """Load a checkpoint after checking its sha256 against the lineage's record."""
+def verified_bytes(path: str | Path, expected_sha256: str) -> bytes:
+    """The checkpoint file's bytes, after checking their sha256 against the lineage's record."""
     path = Path(path)
     try:
         data = path.read_bytes()
@@ -113,6 +113,12 @@ def load_checkpoint(path: str | Path, expected_sha256: str):
             f"checkpoint {path} has sha256 {actual[:12]}..., the lineage expects "
             f"{expected_sha256[:12]}...: the file was changed or corrupted"
         )
+    return data
+
+
+def load_checkpoint(path: str | Path, expected_sha256: str):
+    """Load a checkpoint after checking its sha256 against the lineage's record."""
+    data = verified_bytes(path, expected_sha256)
     # one parse: `loads` itself refuses a type outside the trusted list, before building it
     try:
         return sio.loads(data, trusted=TRUSTED_TYPES)
