@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import Path
 
 from threadpoolctl import threadpool_limits
 
@@ -39,7 +40,7 @@ from trainer.learners.registry import make_learner, uses_cards, uses_profiles
 from trainer.model import fraud_scores
 from trainer.replay import replay_command
 from trainer.report import write_reports
-from trainer.share.checkpoints import dump_model, load_checkpoint
+from trainer.share.checkpoints import dump_model, load_checkpoint, verified_bytes
 from trainer.share.files import publish_temp, sha256_bytes, sha256_file, write_temp
 from trainer.share.layout import Share
 from trainer.share.lineage import Entry, Lineage, commit
@@ -47,6 +48,12 @@ from trainer.share.locks import shared_lock
 from trainer.versions import library_versions
 
 log = logging.getLogger(__name__)
+
+#: (storage root, checkpoint sha256, model): the model the last step of this process
+#: committed. The next step of the same chain in this process (`fraudpipe train`, a
+#: flow's drain: a backfill's every day) continues from this object instead of parsing
+#: back the file it just wrote. Taken by that step (it trains the model in place).
+_committed: tuple[Path, str, object] | None = None
 
 
 class StepStatus(StrEnum):
@@ -133,7 +140,7 @@ def _train_and_commit(share: Share, day: dt.date, lineage: Lineage, learner: str
         if learner is not None and learner != head.learner:
             raise PermanentError(f"the chain uses learner {head.learner!r}, not {learner!r}; "
                                  f"start a new storage root or replay from scratch to switch")
-        model = load_checkpoint(share.root / head.checkpoint, head.sha256)
+        model = _head_model(share, head)
         learner_name, gap = head.learner, (day - head.date).days - 1
 
     # The learner fixes the model's inputs: the profile columns only for one that reads them.
@@ -199,6 +206,8 @@ def _train_and_commit(share: Share, day: dt.date, lineage: Lineage, learner: str
         tmp.unlink(missing_ok=True)
         state_tmp.unlink(missing_ok=True)
     faults.fault_point("after_commit")
+    global _committed
+    _committed = (share.root, checkpoint_sha, model)
     write_reports(share, lineage)
     seconds = time.perf_counter() - started
     log.info("trained %s in %.2fs (checkpoint %s; features read %d days, %d bytes%s)", day,
@@ -207,6 +216,23 @@ def _train_and_commit(share: Share, day: dt.date, lineage: Lineage, learner: str
     return StepResult(day, StepStatus.TRAINED, checkpoint_sha, metrics, seconds,
                       entry.gap_days)
 
+
+
+def _head_model(share: Share, head: Entry):
+    """The head's model: the one this process's last step committed, else read from the file.
+
+    Either way the file must hold the bytes the lineage names (a head changed or lost on
+    the share stops the step as a load would). The kept model is the object those bytes
+    were dumped from, and a load of them gives a model that trains to the same bytes
+    (tests/unit/test_step.py), so skipping the parse changes no result.
+    """
+    global _committed
+    kept, _committed = _committed, None
+    path = share.root / head.checkpoint
+    if kept is not None and kept[0] == share.root and kept[1] == head.sha256:
+        verified_bytes(path, head.sha256)
+        return kept[2]
+    return load_checkpoint(path, head.sha256)
 
 
 def _keep_foreign_checkpoint(share: Share, final, checkpoint_sha: str) -> None:

@@ -11,7 +11,8 @@ import trainer.step as step_module
 from tests.shares import simulate_days, simulated_share
 from trainer.backlog import train_all
 from trainer.data.ingest import ingest_path
-from trainer.errors import OutOfOrderError
+from trainer.errors import LineageError, OutOfOrderError
+from trainer.learners import LEARNER_NAMES
 from trainer.share.layout import Share
 from trainer.share.lineage import Lineage, verify
 from trainer.step import run_step
@@ -123,3 +124,47 @@ def test_the_step_runs_on_one_blas_thread_and_gives_the_process_its_pool_back(tm
         after = blas_threads()
     assert result.status == "trained"
     assert during == [{1}] and after == {2}
+
+
+@pytest.mark.parametrize("learner", LEARNER_NAMES)
+def test_a_step_continuing_from_the_model_in_memory_writes_what_a_load_would(tmp_path,
+                                                                             monkeypatch,
+                                                                             learner):
+    # GIVEN the same four days trained twice in this process: once each step continuing
+    # from the model the step before committed, once each step reading the head back
+    # from its file (as a step in a fresh process does)
+    loads: list[str] = []
+    load = step_module.load_checkpoint
+
+    def counted(path, sha256):
+        loads.append(sha256)
+        return load(path, sha256)
+
+    monkeypatch.setattr(step_module, "load_checkpoint", counted)
+    kept = simulated_share(tmp_path / "kept", 4)
+    train_all(kept, learner=learner)
+    assert loads == []  # WHEN the first run never reads a head back ...
+    read = simulated_share(tmp_path / "read", 4)
+    for day in D[:4]:
+        monkeypatch.setattr(step_module, "_committed", None)
+        run_step(read, day, learner=learner)
+    assert len(loads) == 3  # ... and the second reads every head
+    # THEN both write the same checkpoints, the same scores files and the same metrics
+    chains = verify(kept), verify(read)
+    assert [e.sha256 for e in chains[0]] == [e.sha256 for e in chains[1]]
+    assert [e.metrics for e in chains[0]] == [e.metrics for e in chains[1]]
+    for day in D[1:4]:
+        assert kept.scores(day).read_bytes() == read.scores(day).read_bytes()
+
+
+def test_a_model_kept_in_memory_is_used_only_while_its_file_is_what_the_lineage_names(
+        tmp_path):
+    # GIVEN a chain whose head this process committed, and the head's file then changed
+    share = simulated_share(tmp_path, 2)
+    run_step(share, D[0])
+    head = Lineage.load(share).head_entry
+    (share.root / head.checkpoint).write_bytes(b"not the committed checkpoint")
+    # WHEN the next day is trained, THEN the step stops as a load of that file would
+    with pytest.raises(LineageError, match="changed or corrupted"):
+        run_step(share, D[1])
+    assert Lineage.load(share).head == head.sha256

@@ -13,7 +13,9 @@ import re
 import zipfile
 from pathlib import Path
 
+import skops
 import skops.io as sio
+from skops.io._utils import SaveContext, get_state
 from skops.io.exceptions import UntrustedTypesFoundException
 
 from trainer.errors import LineageError
@@ -44,22 +46,45 @@ def _renumber(schema, ids: dict, files: dict):
     return schema
 
 
-def _reproducible(archive: bytes) -> bytes:
-    """Rewrite a skops zip so the same model always gives the same bytes.
+class _Entries(dict):
+    """Where skops writes a model's array files (`SaveContext.zip_file`): a dict, not a zip.
 
-    skops names arrays and memo entries after `id()` of the objects (memory addresses)
-    and stamps zip entries with the current time; both change between processes. The
-    lineage compares checkpoints by sha256 across pods, so we renumber and fix the time.
+    skops' savers call only `writestr` and `namelist`; keeping the bytes here spares
+    writing a zip that `dump_model` would read back and rewrite at once.
     """
-    source = zipfile.ZipFile(io.BytesIO(archive))
+
+    def writestr(self, name: str, data) -> None:
+        self[name] = bytes(data)  # `data` may be a view of a buffer skops reuses
+
+    def namelist(self) -> list[str]:
+        return list(self)
+
+
+def dump_model(model) -> bytes:
+    """The model as reproducible skops bytes.
+
+    What `skops.io.dumps` writes, made reproducible: skops names arrays and memo entries
+    after `id()` of the objects (memory addresses) and stamps zip entries with the current
+    time; both change between processes. The lineage compares checkpoints by sha256
+    across pods, so we renumber and fix the time. skops' own steps (`_persist._save`) are
+    done here so that its schema is not encoded with `indent=2` (json's pure-Python
+    encoder, a fifth of the dump) only to be parsed back, nor its arrays zipped and
+    unzipped again: the same bytes in half the time (a step's checkpoint, every day).
+    """
+    arrays = _Entries()
+    context = SaveContext(zip_file=arrays)  # duck-typed: skops only calls what _Entries has
+    state = get_state(model, context)
+    context.clear_memo()
+    state["protocol"] = context.protocol
+    state["_skops_version"] = skops.__version__
     ids: dict[int, int] = {}
     files: dict[str, str] = {}
-    schema = _renumber(json.loads(source.read("schema.json")), ids, files)
+    # Through JSON and back, as a reader of the file sees the schema (JSON's own types).
+    schema = _renumber(json.loads(json.dumps(state)), ids, files)
     # compact: an indent would switch json to its pure-Python encoder
     entries = {"schema.json": json.dumps(schema, sort_keys=True, separators=(",", ":")).encode()}
-    for name in source.namelist():
-        if name != "schema.json":
-            entries[files.get(name, name)] = source.read(name)
+    for name, data in arrays.items():
+        entries[files.get(name, name)] = data
     out = io.BytesIO()
     # Stored, not deflated: the bulk is the booster's reservoir of float rows, which deflate
     # shrinks ~1.7x at the cost of most of the dump and a third of the load (default size,
@@ -75,13 +100,8 @@ def _reproducible(archive: bytes) -> bytes:
     return out.getvalue()
 
 
-def dump_model(model) -> bytes:
-    """The model as reproducible skops bytes."""
-    return _reproducible(sio.dumps(model))
-
-
-def load_checkpoint(path: str | Path, expected_sha256: str):
-    """Load a checkpoint after checking its sha256 against the lineage's record."""
+def verified_bytes(path: str | Path, expected_sha256: str) -> bytes:
+    """The checkpoint file's bytes, after checking their sha256 against the lineage's record."""
     path = Path(path)
     try:
         data = path.read_bytes()
@@ -93,6 +113,12 @@ def load_checkpoint(path: str | Path, expected_sha256: str):
             f"checkpoint {path} has sha256 {actual[:12]}..., the lineage expects "
             f"{expected_sha256[:12]}...: the file was changed or corrupted"
         )
+    return data
+
+
+def load_checkpoint(path: str | Path, expected_sha256: str):
+    """Load a checkpoint after checking its sha256 against the lineage's record."""
+    data = verified_bytes(path, expected_sha256)
     # one parse: `loads` itself refuses a type outside the trusted list, before building it
     try:
         return sio.loads(data, trusted=TRUSTED_TYPES)
