@@ -90,20 +90,7 @@ chromium:
 test-packages:
 	@$(call apt_install,redis-server=redis-server chromium=chromium)
 
-# The bytecode of what the commands and the flows import (the project's dependencies, the
-# Prefect server, matplotlib for the run's plot), written once here, where
-# PYTHONDONTWRITEBYTECODE is unexported: a command run outside make in an environment
-# that sets it (this sandbox does) reads these instead of compiling its ~2,000-3,000
-# modules from source in every process (~3 s of CPU for `fraudpipe train`; a 183-day
-# backfill starts 4 such processes and a Prefect server). ~15 s once; the project's own
-# modules, which change, are a small part.
-$(VENV)/.bytecode: $(BIN)/fraudpipe
-	$(BIN)/python -c "import trainer.cli, trainer.step, trainer.backlog, trainer.report, \
-	  trainer.data.ingest, trainer.commands.train, flows.pipeline, matplotlib.pyplot, \
-	  prefect.server.api.server"
-	touch $@
-
-setup: $(BIN)/fraudpipe $(VENV)/.bytecode redis
+setup: $(BIN)/fraudpipe redis
 
 ## The main job: DAYS simulated days through `prefect deployment run 'daily-pipeline/local'`,
 ## on the stack `make up` keeps open, or on services started for this run only.
