@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -54,6 +55,7 @@ log = logging.getLogger(__name__)
 #: flow's drain: a backfill's every day) continues from this object instead of parsing
 #: back the file it just wrote. Taken by that step (it trains the model in place).
 _committed: tuple[Path, str, object] | None = None
+_committed_lock = threading.Lock()
 
 
 class StepStatus(StrEnum):
@@ -207,7 +209,8 @@ def _train_and_commit(share: Share, day: dt.date, lineage: Lineage, learner: str
         state_tmp.unlink(missing_ok=True)
     faults.fault_point("after_commit")
     global _committed
-    _committed = (share.root, checkpoint_sha, model)
+    with _committed_lock:
+        _committed = (share.root, checkpoint_sha, model)
     write_reports(share, lineage)
     seconds = time.perf_counter() - started
     log.info("trained %s in %.2fs (checkpoint %s; features read %d days, %d bytes%s)", day,
@@ -227,7 +230,8 @@ def _head_model(share: Share, head: Entry):
     (tests/unit/test_step.py), so skipping the parse changes no result.
     """
     global _committed
-    kept, _committed = _committed, None
+    with _committed_lock:  # taken by one step only, even with steps on threads
+        kept, _committed = _committed, None
     path = share.root / head.checkpoint
     if kept is not None and kept[0] == share.root and kept[1] == head.sha256:
         verified_bytes(path, head.sha256)
