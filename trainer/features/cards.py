@@ -39,7 +39,7 @@ from trainer.features.profiles import (
     LABEL_DELAY_DAYS,
     LOOKBACK_DAYS,
     NS_PER_DAY,
-    _Windows,
+    EntityWindows,
     share,
 )
 
@@ -81,7 +81,7 @@ def card_columns(clean_mean: np.ndarray, rows: np.ndarray, high_rows: np.ndarray
 
 
 def _time_windows(columns: dict[str, np.ndarray],
-                  rows: np.ndarray) -> tuple[_Windows, np.ndarray, np.ndarray]:
+                  rows: np.ndarray) -> tuple[EntityWindows, np.ndarray, np.ndarray]:
     """The customer windows of `rows`, the times as int64 nanoseconds, and the query order.
 
     The windows' answers come in the query order: `rows` by (customer, time), so that each
@@ -95,9 +95,9 @@ def _time_windows(columns: dict[str, np.ndarray],
     rank = np.empty(len(times), np.int64)
     rank[by_time] = np.arange(len(times))
     in_time = rows[np.argsort(rank[rows], kind="stable")]
-    codes = pd.factorize(customers, sort=False)[0]  # _Windows' numbering: its key order
+    codes = pd.factorize(customers, sort=False)[0]  # EntityWindows' numbering: its key order
     queries = in_time[np.argsort(codes[in_time], kind="stable")]
-    return _Windows(customers, by_time, rank, times[by_time], queries), times, queries
+    return EntityWindows(customers, by_time, rank, times[by_time], queries), times, queries
 
 
 def _in_row_order(queries: np.ndarray, rows: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -117,7 +117,7 @@ def clean_means(columns: dict[str, np.ndarray], target: np.ndarray | None = None
     return _in_row_order(queries, rows, _clean_means(windows, times[queries], columns))
 
 
-def _clean_means(windows: _Windows, t: np.ndarray,
+def _clean_means(windows: EntityWindows, t: np.ndarray,
                  columns: dict[str, np.ndarray]) -> np.ndarray:
     """The clean means of the windows' queries, at their times `t`."""
     genuine = np.asarray(columns["TX_FRAUD"]) == 0

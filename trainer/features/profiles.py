@@ -84,7 +84,7 @@ INPUT_COLUMNS = ["TRANSACTION_ID", "TX_DATETIME", "CUSTOMER_ID", "TERMINAL_ID", 
                  "TX_FRAUD"]
 
 
-class _Windows:
+class EntityWindows:
     """The rows of one entity kind in (entity, time rank) order, and window bounds in it.
 
     A row's time rank is its position in (time, transaction id) order. Keys
@@ -185,7 +185,7 @@ def extra_features(columns: dict[str, np.ndarray], target: np.ndarray) -> dict[s
     t, a = times[targets], amounts[targets]
     out: dict[str, np.ndarray] = {}
 
-    customers = _Windows(np.asarray(columns["CUSTOMER_ID"]), by_time, rank, sorted_times,
+    customers = EntityWindows(np.asarray(columns["CUSTOMER_ID"]), by_time, rank, sorted_times,
                          targets)
     end = customers.position  # earlier rows of the customer: [start, end)
     amount_sums = customers.exact_prefix_sums(amounts)
@@ -210,7 +210,7 @@ def extra_features(columns: dict[str, np.ndarray], target: np.ndarray) -> dict[s
         customer_frauds[delayed_end] - customer_frauds[delayed_start],
         delayed_end - delayed_start)
 
-    terminals = _Windows(np.asarray(columns["TERMINAL_ID"]), by_time, rank, sorted_times,
+    terminals = EntityWindows(np.asarray(columns["TERMINAL_ID"]), by_time, rank, sorted_times,
                          targets)
     delayed_end = terminals.first_after(t - LABEL_DELAY_DAYS * NS_PER_DAY)
     amount_sums = terminals.exact_prefix_sums(amounts)
