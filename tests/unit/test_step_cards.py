@@ -142,3 +142,14 @@ def test_a_card_step_stops_when_a_day_of_its_50_day_history_is_lost(tmp_path):
     # THEN the card chain stops, naming the lost file; the plain one did not need it
     with pytest.raises(IncompleteHistoryError, match=f"{D[5]}.parquet is missing"):
         carried_features(share, D[50], *heads[True], profiles=True, cards=True)
+
+
+def test_the_raw_card_features_stop_when_a_day_of_their_50_day_history_is_lost(tmp_path):
+    # GIVEN 51 ingested days, day 5 lost (45 days before day 50; its manifest entry kept)
+    share = simulated_share(tmp_path, 51, customers=30, terminals=20)
+    share.training_dataset(D[5]).unlink()
+    # WHEN day 50's features are computed from raw history, THEN the profiles alone do not
+    # need day 5, and the cards stop, naming the lost file
+    features_of_day(share, D[50], profiles=True, use_cache=False)
+    with pytest.raises(IncompleteHistoryError, match=f"{D[5]}.parquet is missing"):
+        features_of_day(share, D[50], profiles=True, cards=True, use_cache=False)

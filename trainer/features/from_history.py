@@ -32,7 +32,12 @@ from trainer.features.profiles import (
     extra_features,
     extra_features_of_day,
 )
-from trainer.features.store import features_for_day, history_before, read_transactions
+from trainer.features.store import (
+    check_history,
+    features_for_day,
+    history_before,
+    read_transactions,
+)
 from trainer.share.layout import Share
 
 
@@ -96,6 +101,8 @@ def features_of_day(share: Share, day: dt.date, *, profiles: bool, cards: bool =
     features = features_for_day(share, day, use_cache=use_cache)
     if not profiles:
         return features
+    if cards:  # `features_for_day` checked the 37 days; the cards read 50
+        check_history(share, day, CARD_HISTORY_DAYS)
     transactions = pd.concat([history_before(share, day, CARD_HISTORY_DAYS if cards else None),
                               read_transactions(share.training_dataset(day))],
                              ignore_index=True)

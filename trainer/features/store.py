@@ -83,12 +83,13 @@ def read_transactions(path: Path) -> pd.DataFrame:
     return _read_table(path).to_pandas()
 
 
-def check_history(share: Share, day: dt.date) -> dict[str, str]:
+def check_history(share: Share, day: dt.date, days: int = HISTORY_DAYS) -> dict[str, str]:
     """Date -> sha256 of the days `day`'s features read, after checking they are complete.
 
     Every day of the window that the ingest manifest lists must still be on the share with
     the content recorded there: a day silently missing from the 37-day history would give
     a different model. Days the manifest does not list were never ingested (a gap).
+    `days`: that many days before `day` instead (the card inputs read 50).
 
     Raises:
         IncompleteHistoryError: a listed day is missing or changed; the message names the
@@ -97,7 +98,7 @@ def check_history(share: Share, day: dt.date) -> dict[str, str]:
     _require_dataset(share, day)
     manifest = read_manifest(share)
     hashes = {}
-    for d in history_days(day):
+    for d in history_days(day, days):
         path = share.training_dataset(d)
         found = sha256_file(path) if path.is_file() else None
         checked = verified_sha256(share, manifest, d, found, needed_by=day)
