@@ -145,6 +145,12 @@ def _lgbm_mlp_profiles_binned() -> BaseEstimator:
         weights=[BINNED_BOOSTER_WEIGHT, 1 - BINNED_BOOSTER_WEIGHT])
 
 
+def _bounded_members() -> list[BaseEstimator]:
+    """The bounded learners' booster (frauds kept 84 days) and MLP (3 passes, frauds x5)."""
+    return [BoundedWindowBoostingClassifier(fraud_window_days=84),
+            BoundedPassesClassifier(_network(), fraud_weight=5.0, passes=3)]
+
+
 def _lgbm_mlp_profiles_bounded() -> BaseEstimator:
     """`lgbm_mlp_profiles` reading at most a fixed number of rows a day, at any day size.
 
@@ -157,10 +163,7 @@ def _lgbm_mlp_profiles_bounded() -> BaseEstimator:
     about what a default-size day's does instead of growing with the day
     (bench/RESULTS.md).
     """
-    return AveragedClassifier([BoundedWindowBoostingClassifier(fraud_window_days=84),
-                               BoundedPassesClassifier(_network(), fraud_weight=5.0,
-                                                       passes=3)],
-                              weights=[0.7, 0.3])
+    return AveragedClassifier(_bounded_members(), weights=[0.7, 0.3])
 
 
 #: The booster's weight in `lgbm_mlp_cards_bounded`'s average, chosen with its inputs on
@@ -180,9 +183,7 @@ def _lgbm_mlp_cards_bounded() -> BaseEstimator:
     them, ``[w, 1 - w]``, so its figures are this learner's. Its chains carry the card
     inputs' state too (`trainer.features.state_cards`); `fraudpipe serve` refuses it.
     """
-    return AveragedClassifier([BoundedWindowBoostingClassifier(fraud_window_days=84),
-                               BoundedPassesClassifier(_network(), fraud_weight=5.0,
-                                                       passes=3)],
+    return AveragedClassifier(_bounded_members(),
                               weights=[CARDS_BOOSTER_WEIGHT, 1 - CARDS_BOOSTER_WEIGHT])
 
 
