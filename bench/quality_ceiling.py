@@ -33,6 +33,15 @@ Two corrections (checked independently of the first version of this script):
   report seeds) is what a model could reach by that reasoning alone; it is an expected
   value of random orders too, not a bound.
 
+A third oracle, ``strict``, is the ``knowable`` one without the compromised terminal's
+frauds whose own spell shows no fraud old enough for its label to be known (no scenario-2
+fraud of the same terminal at least 7 days before the row and at most 27 calendar days
+before it, `spell_visible`): the ``knowable`` rule counts them because the terminal has
+*some* known fraud, but when that fraud belongs to another scenario or an earlier spell,
+every input of the row is the same as at any terminal that once met a fraud (thousands of
+genuine rows a week), so no model can rank them first. ``strict`` is still generous: it
+ranks every compromised card's fraud first, even where the x5 amount looks ordinary.
+
 The scenario of each fraud comes from the simulator (``TX_FRAUD_SCENARIO``); no model reads
 it. Computing a ceiling on the report seeds chooses nothing: it bounds what any choice can
 reach.
@@ -75,9 +84,14 @@ from trainer.features.profiles import LOOKBACK_DAYS
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "quality_results_ceiling.json"
+NS_PER_DAY = 86_400 * 10**9
+#: Calendar days a compromised terminal stays compromised (docs/facts.md, section 2).
+SPELL_DAYS = 28
 #: Scenario 1 of the simulator: every amount above this is a fraud (docs/facts.md).
 FRAUD_AMOUNT = 220.0
 TERMINAL_SCENARIO, CARD_SCENARIO = 2, 3
+#: The metrics the strict oracle bounds (for ROC AUC no oracle here is a bound).
+STRICT_METRICS = ("average_precision", "card_precision_at_100")
 #: Random orders of the unknowable rows averaged per split: one order moves ROC AUC by
 #: up to about 0.005 (some 80 frauds placed among 58,000 genuines), the mean of 20 by ~0.001.
 RANDOM_ORDERS = 20
@@ -92,6 +106,38 @@ def knowable_frauds(test: pd.DataFrame, scenarios: np.ndarray) -> np.ndarray:
                     | ((scenarios == TERMINAL_SCENARIO) & terminal_known))
 
 
+def spell_visible(test: pd.DataFrame, scenarios: np.ndarray, every: pd.DataFrame) -> np.ndarray:
+    """True for the terminal frauds whose spell has a fraud at least 7 days old.
+
+    A spell is 28 calendar days, so a scenario-2 fraud of the same terminal at most 27
+    calendar days before the row and at least 7 days before it belongs to the same spell
+    (two spells of one terminal overlapping are rare at 2 of 10,000 terminals a day).
+    `every` holds the simulation's rows with TX_DATETIME, TERMINAL_ID, TX_FRAUD_SCENARIO.
+    """
+    frauds = every[every["TX_FRAUD_SCENARIO"] == TERMINAL_SCENARIO]
+    times = frauds["TX_DATETIME"].to_numpy().astype("datetime64[ns]").astype(np.int64)
+    order = np.lexsort((times, frauds["TERMINAL_ID"].to_numpy()))
+    terminals, times = frauds["TERMINAL_ID"].to_numpy()[order], times[order]
+    row_times = test["TX_DATETIME"].to_numpy().astype("datetime64[ns]").astype(np.int64)
+    row_terminals = test["TERMINAL_ID"].to_numpy()
+    visible = np.zeros(len(test), dtype=bool)
+    for i in np.flatnonzero(scenarios == TERMINAL_SCENARIO):
+        lo, hi = np.searchsorted(terminals, row_terminals[i], side="left"), np.searchsorted(
+            terminals, row_terminals[i], side="right")
+        earlier = times[lo:hi]
+        known = earlier <= row_times[i] - 7 * NS_PER_DAY
+        same_spell = row_times[i] // NS_PER_DAY - earlier // NS_PER_DAY < SPELL_DAYS
+        visible[i] = bool((known & same_spell).any())
+    return visible
+
+
+def strict_frauds(test: pd.DataFrame, scenarios: np.ndarray, knowable: np.ndarray,
+                  visible: np.ndarray) -> np.ndarray:
+    """`knowable` without the terminal frauds whose own spell no input shows yet."""
+    return knowable & ~((scenarios == TERMINAL_SCENARIO)
+                        & (test["TX_AMOUNT"].to_numpy() <= FRAUD_AMOUNT) & ~visible)
+
+
 def informed_tiers(test: pd.DataFrame, knowable: np.ndarray) -> np.ndarray:
     """The informed oracle's ranking: 2 knowable frauds, 1 rows that may hide a fraud no
     input reveals, 0 rows genuine for sure (at a terminal with a known fraud, yet not a
@@ -103,15 +149,17 @@ def informed_tiers(test: pd.DataFrame, knowable: np.ndarray) -> np.ndarray:
 def seed_ceilings(cache: Path, seed: int) -> dict[str, dict]:
     """Split key -> the two ceilings' metrics and the test week's fraud counts."""
     features = features_by_day(cache, seed)
-    scenarios_by_day = {day: frame[["TRANSACTION_ID", "TX_FRAUD_SCENARIO"]]
+    scenarios_by_day = {day: frame[["TRANSACTION_ID", "TX_DATETIME", "TERMINAL_ID",
+                                    "TX_FRAUD_SCENARIO"]]
                         for day, frame in simulation(seed, len(features))}
+    every = pd.concat(scenarios_by_day.values(), ignore_index=True)
     evaluate = _Evaluator(features)
     out = {}
     for checkpoint, start in dict.fromkeys([*VALIDATION_SPLITS, *PREQUENTIAL_SPLITS]):
         test = _week(features, start, TEST_DAYS)
         scenarios = test[["TRANSACTION_ID"]].merge(
-            _week(scenarios_by_day, start, TEST_DAYS), on="TRANSACTION_ID", how="left",
-            validate="one_to_one")["TX_FRAUD_SCENARIO"].to_numpy()
+            _week(scenarios_by_day, start, TEST_DAYS)[["TRANSACTION_ID", "TX_FRAUD_SCENARIO"]],
+            on="TRANSACTION_ID", how="left", validate="one_to_one")["TX_FRAUD_SCENARIO"].to_numpy()
         knowable = knowable_frauds(test, scenarios)
         rng = np.random.default_rng([seed, start.toordinal()])
         key = f"{checkpoint}/{start}"
@@ -126,6 +174,11 @@ def seed_ceilings(cache: Path, seed: int) -> dict[str, dict]:
         informed = [evaluate(key, tiers + rng.random(len(test)) * 1e-3)
                     for _ in range(RANDOM_ORDERS)]
         out[key]["informed"] = {m: _mean([d[m] for d in informed]) for m in METRICS}
+        strict = strict_frauds(test, scenarios, knowable, spell_visible(test, scenarios, every))
+        draws = [evaluate(key, strict + rng.random(len(test)) * 1e-3)
+                 for _ in range(RANDOM_ORDERS)]
+        out[key]["strict"] = {m: _mean([d[m] for d in draws]) for m in METRICS}
+        out[key]["strict_frauds"] = int(strict.sum())
         out[key].update(_after_filter(features, test, knowable, checkpoint, start))
     return out
 
@@ -213,6 +266,7 @@ def markdown_section(results: dict) -> str:
                               for s in have])
             out.append(f"- Informed oracle's ROC AUC on the headline split, {name} "
                        f"{', '.join(have)}: {informed:.3f}.")
+    out += _strict_table(results, seeds)
     stale = [s for s in seeds if "informed" not in results["seeds"][s][headline]]
     if stale:
         out.append(f"- **Not rerun with the corrections:** seeds {', '.join(stale)} (time ran "
@@ -222,6 +276,41 @@ def markdown_section(results: dict) -> str:
     commands = results.get("commands", [results["command"]])
     out += ["", "```", *commands, "```", ""]
     return "\n".join(out)
+
+
+def _strict_table(results: dict, seeds: list[str]) -> list[str]:
+    """The strict oracle against the knowable one: headline and the prequential weeks."""
+    have = [s for s in seeds if all("strict" in results["seeds"][s].get(f"{c}/{t}", {})
+                                    for c, t in PREQUENTIAL_SPLITS)]
+    if not have:
+        return []
+    out = ["", "The `strict` oracle (module docstring): the knowable one without the terminal "
+           "frauds whose own spell shows no known fraud yet. Prequential: the mean of the "
+           "four test weeks from 08-08. `strict / knowable`: the largest fraction of the "
+           "knowable ceiling a model can reach if it ranks those frauds where their inputs "
+           "put them, among the genuines (and everything else perfectly).", "",
+           "| seed | headline: terminal frauds dropped | strict AP | strict CP@100 "
+           "| prequential strict AP | prequential strict CP@100 | prequential strict / "
+           "knowable AP | prequential strict / knowable CP@100 |",
+           "|---|---|---|---|---|---|---|---|"]
+    ratios: dict[str, list[float]] = {m: [] for m in STRICT_METRICS}
+    for seed in have:
+        weeks = [results["seeds"][seed][f"{c}/{t}"] for c, t in PREQUENTIAL_SPLITS]
+        head = results["seeds"][seed][f"{HEADLINE_SPLIT[0]}/{HEADLINE_SPLIT[1]}"]
+        row = [seed, str(head["knowable_frauds"] - head["strict_frauds"]),
+               f"{head['strict']['average_precision']:.3f}",
+               f"{head['strict']['card_precision_at_100']:.3f}"]
+        for m in STRICT_METRICS:
+            row.append(f"{np.mean([w['strict'][m] for w in weeks]):.3f}")
+        for m in STRICT_METRICS:
+            ratio = (np.mean([w["strict"][m] for w in weeks])
+                     / np.mean([w["knowable"][m] for w in weeks]))
+            ratios[m].append(float(ratio))
+            row.append(f"{ratio:.3f}")
+        out.append("| " + " | ".join(row) + " |")
+    out.append("| **mean** | | | | | | " + " | ".join(
+        f"**{np.mean(ratios[m]):.3f}**" for m in STRICT_METRICS) + " |")
+    return out
 
 
 def main(argv: list[str] | None = None) -> None:

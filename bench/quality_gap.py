@@ -36,7 +36,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench.quality_ceiling import FRAUD_AMOUNT, knowable_frauds
+from bench.quality_ceiling import (
+    CARD_SCENARIO,
+    FRAUD_AMOUNT,
+    SPELL_DAYS,
+    knowable_frauds,
+    spell_visible,
+    strict_frauds,
+)
 from bench.quality_data import simulation
 from bench.quality_derived import calendar_days_since
 from bench.quality_features import (
@@ -54,38 +61,10 @@ from trainer.features.profiles import LOOKBACK_DAYS
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "quality_results_gap.json"
-NS_PER_DAY = 86_400 * 10**9
-#: Calendar days a compromised terminal stays compromised (docs/facts.md, section 2).
-SPELL_DAYS = 28
-TERMINAL_SCENARIO, CARD_SCENARIO = 2, 3
 FRAUD_KINDS = ["amount > 220", "card", "terminal, spell known", "terminal, other fraud known"]
 GENUINE_KINDS = ["terminal spell ended", "terminal, other fraud known", "amount >= 2x card mean",
                  "other"]
 RANDOM_ORDERS = 10
-
-
-def spell_visible(test: pd.DataFrame, scenarios: np.ndarray, every: pd.DataFrame) -> np.ndarray:
-    """True for the terminal frauds whose spell has a fraud at least 7 days old.
-
-    A spell is 28 calendar days, so a scenario-2 fraud of the same terminal at most 27
-    calendar days before the row and at least 7 days before it belongs to the same spell
-    (two spells of one terminal overlapping are rare at 2 of 10,000 terminals a day).
-    """
-    frauds = every[every["TX_FRAUD_SCENARIO"] == TERMINAL_SCENARIO]
-    times = frauds["TX_DATETIME"].to_numpy().astype("datetime64[ns]").astype(np.int64)
-    order = np.lexsort((times, frauds["TERMINAL_ID"].to_numpy()))
-    terminals, times = frauds["TERMINAL_ID"].to_numpy()[order], times[order]
-    row_times = test["TX_DATETIME"].to_numpy().astype("datetime64[ns]").astype(np.int64)
-    row_terminals = test["TERMINAL_ID"].to_numpy()
-    visible = np.zeros(len(test), dtype=bool)
-    for i in np.flatnonzero(scenarios == TERMINAL_SCENARIO):
-        lo, hi = np.searchsorted(terminals, row_terminals[i], side="left"), np.searchsorted(
-            terminals, row_terminals[i], side="right")
-        earlier = times[lo:hi]
-        known = earlier <= row_times[i] - 7 * NS_PER_DAY
-        same_spell = row_times[i] // NS_PER_DAY - earlier // NS_PER_DAY < SPELL_DAYS
-        visible[i] = bool((known & same_spell).any())
-    return visible
 
 
 def fraud_kinds(test: pd.DataFrame, scenarios: np.ndarray, knowable: np.ndarray,
@@ -134,8 +113,7 @@ def seed_gap(cache: Path, seed: int, config_name: str, weight: float) -> dict:
             validate="one_to_one")["TX_FRAUD_SCENARIO"].to_numpy()
         knowable = knowable_frauds(test, scenarios)
         visible = spell_visible(test, scenarios, every)
-        strict = knowable & ~((scenarios == TERMINAL_SCENARIO)
-                              & (test["TX_AMOUNT"].to_numpy() <= FRAUD_AMOUNT) & ~visible)
+        strict = strict_frauds(test, scenarios, knowable, visible)
         model = weight * scores["booster"][key] + (1 - weight) * scores["mlp"][key]
         rng = np.random.default_rng([seed, start.toordinal()])
         oracles = {}
