@@ -86,6 +86,18 @@ To tell the two changes apart, ``CUSTOMER_ID_NB_HIGH_AMOUNT_30CLEAN_14DAY_WINDOW
 window ``(t - 14 DAY, t)`` with the 30-day flag. The step could carry these too: (1) above,
 a customer 14-day window of row counts with the partial day D-14 (read already), and a
 sparse list of the high rows' times for D-14 .. D-1 (the partial day needs each row's flag).
+
+Per terminal, from every day's rows (`with_terminal_after_fraud`):
+
+- ``TERMINAL_ID_NB_GENUINE_AFTER_LAST_KNOWN_FRAUD`` / ``..._FIRST_KNOWN_FRAUD``: the
+  terminal's known-genuine rows after its last (first) fraud in the delayed window
+  ``(t - 37 DAY, t - 7 DAY]``, up to ``t - 7 DAY``; -1 when it has no fraud there. A
+  compromised terminal defrauds every transaction of its spell, so while a spell goes on
+  no known-genuine row follows its last known fraud; a terminal that met one fraud of
+  another scenario (an amount above 220, a compromised card) goes on with genuine rows,
+  which its fraud share over a window cannot tell apart from a spell's first day. State
+  the step would need: per terminal, the time of its last (first) known fraud (kept for the
+  first today) and its rows' genuine counts per day of the delayed window (kept).
 """
 
 from __future__ import annotations
@@ -118,13 +130,16 @@ HIGH_AMOUNT_DAYS_COLUMNS = ["CUSTOMER_ID_NB_HIGH_AMOUNT_14CALENDAR_DAYS",
 RECENT_CLEAN_COLUMNS = ["CUSTOMER_ID_RECENT_OVER_CLEAN_AMOUNT_14CALENDAR_DAYS"]
 HIGH_AMOUNT_30_COLUMNS = ["CUSTOMER_ID_NB_HIGH_AMOUNT_30CLEAN_14DAY_WINDOW",
                           "CUSTOMER_ID_HIGH_AMOUNT_30CLEAN_SHARE_14DAY_WINDOW"]
+AFTER_FRAUD_COLUMNS = ["TERMINAL_ID_NB_GENUINE_AFTER_LAST_KNOWN_FRAUD",
+                       "TERMINAL_ID_NB_GENUINE_AFTER_FIRST_KNOWN_FRAUD"]
 #: An amount this many times the card's known-genuine mean counts as high.
 HIGH_AMOUNT_RATIO = 3.0
 #: Days a compromised card is defrauded (docs/facts.md section 2).
 CARD_COMPROMISE_DAYS = 14
 DERIVED_COLUMNS = [*CALENDAR_COLUMNS, *FRAUD_COUNT_COLUMNS, *FRAUD_AMOUNT_COLUMNS,
                    *CLEAN_AMOUNT_COLUMNS, *CARD_FRAUD_COLUMNS, *HIGH_AMOUNT_COLUMNS,
-                   *HIGH_AMOUNT_DAYS_COLUMNS, *RECENT_CLEAN_COLUMNS, *HIGH_AMOUNT_30_COLUMNS]
+                   *HIGH_AMOUNT_DAYS_COLUMNS, *RECENT_CLEAN_COLUMNS, *HIGH_AMOUNT_30_COLUMNS,
+                   *AFTER_FRAUD_COLUMNS]
 LABEL_DELAY_DAYS = 7
 
 
@@ -167,6 +182,29 @@ def with_fraud_amounts(frames: dict) -> dict:
     for name, n in FRAUD_AMOUNT_COLUMNS.items():
         start, end = frauds.bounds(n)
         added[name] = share(amounts[end] - amounts[start], end - start)
+    return _split_back(frames, added)
+
+
+def with_terminal_after_fraud(frames: dict) -> dict:
+    """Every day's frame with `AFTER_FRAUD_COLUMNS` added, from all the days' rows.
+
+    Args:
+        frames: date -> features frame (TX_DATETIME, TERMINAL_ID, TX_FRAUD), the whole
+            simulation, so each row's delayed window is inside it.
+    """
+    rows = _all_rows(frames, ["TX_DATETIME", "TERMINAL_ID", "TX_FRAUD"])
+    fraud = rows["TX_FRAUD"].to_numpy() == 1
+    frauds = _DelayedWindows(rows, "TERMINAL_ID", fraud)
+    genuine = _DelayedWindows(rows, "TERMINAL_ID", ~fraud)
+    start, end = frauds.bounds(LOOKBACK_DAYS - LABEL_DELAY_DAYS)
+    known = end > start
+    times = np.append(frauds.times, 0)
+    window_end = frauds.row_times - LABEL_DELAY_DAYS * NS_PER_DAY
+    added = {}
+    for name, fraud_time in (("LAST", times[np.maximum(end - 1, 0)]), ("FIRST", times[start])):
+        after, upto = genuine.between(np.where(known, fraud_time, window_end), window_end)
+        added[f"TERMINAL_ID_NB_GENUINE_AFTER_{name}_KNOWN_FRAUD"] = np.where(
+            known, upto - after, -1).astype(np.float64)
     return _split_back(frames, added)
 
 

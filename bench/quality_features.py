@@ -90,6 +90,8 @@ GROUPS: dict[str, list[str]] = {
     "card_recent_clean": list(quality_derived.RECENT_CLEAN_COLUMNS),
     # The first definition's elapsed 14 days with the 30-day flag (which change costs).
     "card_high_30": list(quality_derived.HIGH_AMOUNT_30_COLUMNS),
+    # Per terminal: known-genuine rows after its known frauds (a spell has none).
+    "terminal_after_fraud": list(quality_derived.AFTER_FRAUD_COLUMNS),
 }
 #: The six groups of the first validation round (before `terminal_spell` was added).
 FIRST_ROUND = ["amount_profile", "gap", "burst", "customer_risk", "terminal_amount",
@@ -122,6 +124,9 @@ CONFIGS: dict[str, dict] = {
     "all_spell_cardrecent": {"groups": [*FIRST_ROUND, "terminal_spell", "card_recent_clean"]},
     "all_spell_cardhighdays_cardrecent": {"groups": [*FIRST_ROUND, "terminal_spell",
                                                      "card_high_days30", "card_recent_clean"]},
+    "all_spell_cardhighdays_cardrecent_after": {"groups": [
+        *FIRST_ROUND, "terminal_spell", "card_high_days30", "card_recent_clean",
+        "terminal_after_fraud"]},
     "all_spell_cardhigh30": {"groups": [*FIRST_ROUND, "terminal_spell", "card_high_30"]},
     "all_spell_cardhigh_cardrecent": {"groups": [*FIRST_ROUND, "terminal_spell",
                                                  "card_high_amount", "card_recent_clean"]},
@@ -160,8 +165,9 @@ def features_by_day(cache: Path, seed: int, days: int = 183, customers: int = 5_
     """
     frames = quality_data.features_by_day(cache, seed, days, customers, terminals,
                                           profiles=True)
-    return quality_derived.with_card_amounts(quality_derived.with_fraud_amounts(
-        {day: quality_derived.with_derived(frame) for day, frame in frames.items()}))
+    return quality_derived.with_terminal_after_fraud(quality_derived.with_card_amounts(
+        quality_derived.with_fraud_amounts(
+            {day: quality_derived.with_derived(frame) for day, frame in frames.items()})))
 
 
 def make_member(which: str, settings: dict):

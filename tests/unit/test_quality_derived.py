@@ -13,6 +13,7 @@ from bench.quality_derived import (
     calendar_days_since,
     with_card_amounts,
     with_fraud_amounts,
+    with_terminal_after_fraud,
 )
 from trainer.features.profiles import LOOKBACK_DAYS
 
@@ -166,3 +167,25 @@ def test_calendar_day_high_amounts_count_whole_days_and_earlier_rows_today():
     # the elapsed 14 days with the same 30-day flag also count D-14's 20:00 row (high)
     assert looked_at["CUSTOMER_ID_NB_HIGH_AMOUNT_30CLEAN_14DAY_WINDOW"] == 3
     assert looked_at["CUSTOMER_ID_HIGH_AMOUNT_30CLEAN_SHARE_14DAY_WINDOW"] == pytest.approx(3 / 4)
+
+
+def test_genuine_rows_after_a_terminals_known_frauds_tell_a_one_off_from_a_spell():
+    # GIVEN terminal 1 met one fraud on 06-01 and went on with genuine rows on 06-02 and
+    # 06-03; terminal 2 was defrauded on 06-01 and 06-02 (a spell); terminal 3 never
+    day = pd.Timestamp("2018-06-01")
+    rows = pd.DataFrame([
+        (day + pd.Timedelta(hours=10), 1, 1), (day + pd.Timedelta(days=1), 1, 0),
+        (day + pd.Timedelta(days=2), 1, 0), (day + pd.Timedelta(hours=11), 2, 1),
+        (day + pd.Timedelta(days=1, hours=1), 2, 1),
+        *[(day + pd.Timedelta(days=9, hours=12), terminal, 0) for terminal in (1, 2, 3)],
+    ], columns=["TX_DATETIME", "TERMINAL_ID", "TX_FRAUD"])
+    frames = {d: g.reset_index(drop=True) for d, g in rows.groupby(rows["TX_DATETIME"].dt.date)}
+    # WHEN
+    out = with_terminal_after_fraud(frames)
+    # THEN on 06-10 12:00 (labels known up to 06-03 12:00) terminal 1 shows 2 genuine rows
+    # after its fraud, terminal 2 none, terminal 3 no known fraud at all (-1)
+    last = out[dt.date(2018, 6, 10)]
+    assert last["TERMINAL_ID_NB_GENUINE_AFTER_LAST_KNOWN_FRAUD"].tolist() == [2.0, 0.0, -1.0]
+    assert last["TERMINAL_ID_NB_GENUINE_AFTER_FIRST_KNOWN_FRAUD"].tolist() == [2.0, 0.0, -1.0]
+    # and before any label is known every row is -1
+    assert (out[dt.date(2018, 6, 1)]["TERMINAL_ID_NB_GENUINE_AFTER_LAST_KNOWN_FRAUD"] == -1).all()
