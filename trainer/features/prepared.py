@@ -174,8 +174,10 @@ class PreparedHistory:
 
 @dataclass(frozen=True)
 class CardSums:
-    """A history part's sums for the card inputs (`trainer.features.cards`), in the
-    customers' key order, each with a leading 0."""
+    """A history part's sums for the card inputs (`trainer.features.cards`).
+
+    In the customers' key order, each with a leading 0.
+    """
 
     genuine_rows: np.ndarray
     """Prefix counts of the genuine rows (TX_FRAUD 0): a clean mean's count."""
