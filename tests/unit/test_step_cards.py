@@ -35,9 +35,9 @@ from trainer.features.compute import INPUT_COLUMNS
 from trainer.features.from_history import features_of_day, with_cards
 from trainer.features.prepared import features_of_day_frame
 from trainer.features.state_file import from_parquet
+from trainer.labels import labelled_frame
 from trainer.learners.registry import CARD_INPUTS
 from trainer.share.checkpoints import load_checkpoint
-from trainer.labels import labelled_frame
 from trainer.share.lineage import Lineage, verify
 from trainer.share.manifest import manifest_key, read_manifest
 
