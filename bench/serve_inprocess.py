@@ -1,6 +1,7 @@
 """CPU time of `fraudpipe serve`'s scoring in process: `Scorer.score_one` and `score_batch`.
 
     .venv/bin/python -m bench.serve_inprocess [--what one|batch|both] [--requests 2000]
+        [--learner NAME --days 58]
 
 No HTTP, no service process: a `Scorer` on the cached shares of `python -m bench serve`
 (in-memory windows, replay clock), timed with ``time.process_time`` so that other work on
@@ -8,7 +9,9 @@ a shared machine stretches the figures far less than wall time would.
 
 - ``one``: the default-size share's first served day, replayed one transaction at a time
   in time order (200 warm-up requests first); CPU ms per request, with reasons (3) as
-  the service answers by default, and without (``reasons=0``).
+  the service answers by default, and without (``reasons=0``). ``--learner`` trains the
+  share's chain with that learner (``lgbm_mlp_cards_bounded``: the card inputs, whose
+  history is 50 days: ``--days 58`` gives every served day a full one).
 - ``batch``: the 100,000-transaction day (`bench.serve_sizes`) as one Parquet body:
   CPU seconds of ``Scorer.load`` (head and history read, history prepared) and of the
   one ``score_batch`` call.
@@ -38,12 +41,13 @@ def _scorer(share: Path, today):
     return scorer, time.process_time() - started
 
 
-def one(data_dir: Path, requests: int) -> dict:
+def one(data_dir: Path, requests: int, days: int = 44, learner: str | None = None) -> dict:
     """CPU ms per `score_one` on the default-size share (with and without reasons)."""
     from bench.serve_load import bodies, share_with_head
 
-    share, all_days, served = share_with_head(data_dir, days=44, customers=5000,
-                                              terminals=10000, seed=0, served=7)
+    share, all_days, served = share_with_head(data_dir, days=days, customers=5000,
+                                              terminals=10000, seed=0, served=7,
+                                              learner=learner)
     items = bodies([all_days / f"{served[0]}.parquet"])
     warm = 200
     if len(items) < warm + 2 * requests:
@@ -85,13 +89,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--what", choices=("one", "batch", "both"), default="both")
     parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--days", type=int, default=44,
+                        help="days of the `one` share (the last 7 served)")
+    parser.add_argument("--learner", help="the `one` share's learner (default: train's)")
     parser.add_argument("--data-dir", default=os.environ.get("FRAUDPIPE_BENCH_DATA",
                                                              "/tmp/fraudpipe-bench"))
     args = parser.parse_args(argv)
     data_dir = Path(args.data_dir)
     result: dict = {"loadavg_before": round(os.getloadavg()[0], 2)}
     if args.what in ("one", "both"):
-        result["one"] = one(data_dir, args.requests)
+        result["one"] = one(data_dir, args.requests, args.days, args.learner)
     if args.what in ("batch", "both"):
         result["batch"] = batch(data_dir)
     result["loadavg_after"] = round(os.getloadavg()[0], 2)

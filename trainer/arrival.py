@@ -7,8 +7,9 @@ the checkpoint that scored it in the file's Parquet metadata (`SCORED_BY_KEY`). 
 day is trained later, its step scores it again with the model just before it and
 replaces the file (those scores name no checkpoint: the lineage entry's parent is it).
 
-Features of an arrived day D come from the raw history of the 37 days before it, which
-may mix training datasets (labelled) and arrived ones (not yet):
+Features of an arrived day D come from the raw history of the 37 days before it (50 for a
+learner that reads the card inputs), which may mix training datasets (labelled) and
+arrived ones (not yet):
 
 - customer windows count every transaction, labelled or not;
 - terminal windows end 7 days before each transaction (``TERMINAL_DELAY_DAYS``) and take

@@ -11,6 +11,13 @@ of the labels and the times of the frauds. A target then costs a few binary sear
 window plus its card's rows of D (`DayRows`), so one transaction costs a handful of array
 lookups and a batch costs in proportion to its own rows, not to the 37 days.
 
+The card inputs (`trainer.features.cards`, ``cards=True``) read 50 days: each row of the
+span's whole days D-13 .. D-1 is flagged high or not against its own clean mean when its
+history part is prepared (``cards_from_ns``, `CardSums`), so a target adds, per part, one
+more search (its card's rows from D-13's midnight: count, exact amount sum, high rows)
+and, for the card's rows of D at an earlier time, their clean means (two searches each,
+in the history: a clean window ends 7 days back) and the day's double-double sums.
+
 `fraudpipe serve` (one transaction, or a batch) and arrival scoring (a whole day,
 `trainer.arrival`) both call `day_features`: online equals offline by construction.
 The history may come in time-ordered parts (`PreparedParts`): the service prepares the

@@ -19,7 +19,8 @@ other's earlier transactions.
 Day roll: the wall clock's midnight in the share's time zone (``clock="wall"``), or the
 first transaction of a later day (``clock="replay"``, for replaying recorded days). The
 next day N's history is prepared in two parts (`trainer.serving.history`): its carried
-part (days N-37 .. N-2: the share's files and the days served here) ahead, in the
+part (days N-37 .. N-2, N-50 .. N-2 for the card inputs: the share's files and the days
+served here) ahead, in the
 background thread, in the last minutes of the day before (``prepare_ahead_seconds``
 before midnight: of the wall clock, or under the replay clock of the latest transaction
 accepted; the part is held beside the day's own history from then on); the roll prepares
