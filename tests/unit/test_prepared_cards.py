@@ -142,6 +142,6 @@ def test_the_card_inputs_need_a_history_prepared_for_them():
         day_features(plain, day_rows(columns(day)), np.arange(len(day)), profiles=True,
                      cards=True)
     late = prepare_history(columns(history), START, cards_from_ns=START)
-    with pytest.raises(ValueError, match="after the span's start"):
+    with pytest.raises(ValueError, match="prepared for the span from"):
         day_features(late, day_rows(columns(day)), np.arange(len(day)), profiles=True,
                      cards=True)

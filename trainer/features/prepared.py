@@ -181,20 +181,21 @@ class PreparedHistory:
 
 @dataclass(frozen=True)
 class CardSums:
-    """A history part's sums for the card inputs (`trainer.features.cards`).
-
-    In the customers' key order, each with a leading 0.
-    """
+    """A history part's sums for the card inputs (`trainer.features.cards`) of one day."""
 
     genuine_rows: np.ndarray
-    """Prefix counts of the genuine rows (TX_FRAUD 0): a clean mean's count."""
+    """Prefix counts of the genuine rows (TX_FRAUD 0) in the customers' key order, with a
+    leading 0: a clean mean's count."""
     genuine_sums: tuple[np.ndarray, np.ndarray]
-    """Exact prefix sums of their amounts: a clean mean's total."""
-    high_rows: np.ndarray
-    """Prefix counts of the high rows, each flagged against its own clean mean; rows before
-    `flags_from_ns` are not flagged (no span reads them)."""
-    flags_from_ns: int
-    """The first time whose rows are flagged: the midnight 13 days before the served day."""
+    """Exact prefix sums of their amounts, the same way: a clean mean's total."""
+    span_ns: int
+    """The midnight 13 days before the day served: the span's history starts there."""
+    span_rows: np.ndarray
+    """By customer code: its rows in the part from `span_ns` on ..."""
+    span_high: np.ndarray
+    """... how many of them are high, each against its own clean mean ..."""
+    span_sums: tuple[np.ndarray, np.ndarray]
+    """... and their exact amount sum (hi, lo)."""
 
 
 def prepare_history(columns: dict[str, np.ndarray], before_ns: int, *,
@@ -206,8 +207,8 @@ def prepare_history(columns: dict[str, np.ndarray], before_ns: int, *,
         columns: ``INPUT_COLUMNS`` as arrays (TX_DATETIME as int64 ns or datetime64,
             no missing amount or label), every row earlier than `before_ns`.
         before_ns: Midnight of the day whose transactions will be queried.
-        cards_from_ns: Also prepare the card inputs' sums (`CardSums`), flagging the rows
-            from this time on (the served day's span: its midnight - ``SPAN_DAYS``).
+        cards_from_ns: Also prepare the card inputs' sums (`CardSums`) of the day whose
+            span starts at this time (its midnight - ``SPAN_DAYS`` days).
         earlier: With `cards_from_ns`, the parts before this one (prepared for the cards):
             a row's clean mean reads back 37 days, maybe into them.
 
@@ -247,25 +248,34 @@ _CLEAN_NS = np.array([LOOKBACK_DAYS, LABEL_DELAY_DAYS], np.int64) * NS_PER_DAY
 
 
 def _with_card_sums(history: PreparedHistory, amounts: np.ndarray, genuine: np.ndarray,
-                    flags_from_ns: int, earlier: tuple[PreparedHistory, ...]) -> PreparedHistory:
+                    span_ns: int, earlier: tuple[PreparedHistory, ...]) -> PreparedHistory:
     """`history` with its `CardSums`; `amounts` and `genuine` in the customers' key order.
 
-    Each row from `flags_from_ns` on is flagged against its own clean mean: its window ends
-    7 days before it, so it reads the earlier parts and this one's earlier rows only.
+    Each row from `span_ns` on is flagged against its own clean mean: its window ends 7
+    days before it, so it reads the earlier parts and this one's earlier rows only. The
+    span is the same for every target of the day, so each customer's is summed here once.
     """
+    none = np.zeros(0, np.int64)
     cards = CardSums(np.concatenate(([0], np.cumsum(genuine))),
-                     prefix_sums(np.where(genuine, amounts, 0.0)),
-                     np.zeros(history.rows + 1, np.int64), flags_from_ns)
-    history = dataclasses.replace(history, cards=cards)
+                     prefix_sums(np.where(genuine, amounts, 0.0)), span_ns, none, none,
+                     (none, none))
+    history = dataclasses.replace(history, cards=cards)  # its clean means read itself
     customers = history.customers
     times = history.times[customers.order]
-    flagged = np.flatnonzero(times >= flags_from_ns)
+    flagged = np.flatnonzero(times >= span_ns)
     ids = customers.ids[customers.keys[flagged] // max(history.rows, 1)].to_numpy()
     flags = np.zeros(history.rows, bool)
     flags[flagged] = high(amounts[flagged],
                           _clean_means((*earlier, history), times[flagged], ids))
+    high_rows = np.concatenate(([0], np.cumsum(flags)))
+    start = np.searchsorted(history.times, span_ns, side="left")
+    at = customers.positions(np.arange(len(customers.ids)),
+                             np.array([start, history.rows], np.int64))
+    start, end = at[:, 0], at[:, 1]
+    # the customers' amounts are the first block of the joined prefix sums
     return dataclasses.replace(history, cards=dataclasses.replace(
-        cards, high_rows=np.concatenate(([0], np.cumsum(flags)))))
+        cards, span_rows=end - start, span_high=high_rows[end] - high_rows[start],
+        span_sums=range_sums(*history.sums, start, end)))
 
 
 def _card_sums(part: PreparedHistory) -> CardSums:
@@ -667,17 +677,18 @@ def _span(part: PreparedHistory, ids: np.ndarray,
           span_ns: int) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray]]:
     """Rows, high rows and the exact amount sum of customers `ids` from `span_ns` on."""
     cards = _card_sums(part)
-    start = int(np.searchsorted(part.times, span_ns, side="left"))
-    if int(np.searchsorted(part.times, cards.flags_from_ns, side="left")) > start:
-        raise ValueError(f"a history part flags its rows from "
-                         f"{pd.Timestamp(cards.flags_from_ns)}, after the span's start "
-                         f"{pd.Timestamp(span_ns)}")
-    at = part.customers.positions(part.customers.codes_of(ids),
-                                  np.array([start, part.rows], np.int64))
-    # the customers' amounts are the first block of the joined prefix sums
-    sums = range_sums(*part.sums, at[:, 0], at[:, 1])
-    return (at[:, 1] - at[:, 0], cards.high_rows[at[:, 1]] - cards.high_rows[at[:, 0]],
-            sums)
+    if cards.span_ns != span_ns:
+        raise ValueError(f"a history part prepared for the span from "
+                         f"{pd.Timestamp(cards.span_ns)}, not {pd.Timestamp(span_ns)} (the "
+                         f"day's)")
+    codes = part.customers.codes_of(ids)
+    if not len(cards.span_rows):
+        zeros = np.zeros(len(ids))
+        return zeros.astype(np.int64), zeros.astype(np.int64), (zeros, zeros.copy())
+    known, code = codes >= 0, np.maximum(codes, 0)
+    hi, lo = cards.span_sums
+    return (np.where(known, cards.span_rows[code], 0), np.where(known, cards.span_high[code], 0),
+            (np.where(known, hi[code], 0.0), np.where(known, lo[code], 0.0)))
 
 
 def features_of_day_frame(transactions: pd.DataFrame, day: dt.date, *,
