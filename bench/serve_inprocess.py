@@ -1,6 +1,6 @@
 """CPU time of `fraudpipe serve`'s scoring in process: `Scorer.score_one` and `score_batch`.
 
-    .venv/bin/python -m bench.serve_inprocess [--what one|batch|both] [--requests 2000]
+    .venv/bin/python -m bench.serve_inprocess [--what one|batch|both|day] [--requests 2000]
         [--learner NAME --days 58]
 
 No HTTP, no service process: a `Scorer` on the cached shares of `python -m bench serve`
@@ -12,6 +12,8 @@ a shared machine stretches the figures far less than wall time would.
   the service answers by default, and without (``reasons=0``). ``--learner`` trains the
   share's chain with that learner (``lgbm_mlp_cards_bounded``: the card inputs, whose
   history is 50 days: ``--days 58`` gives every served day a full one).
+- ``day``: the ``one`` share's first served day as one Parquet body: CPU seconds of the
+  one ``score_batch`` call.
 - ``batch``: the 100,000-transaction day (`bench.serve_sizes`) as one Parquet body:
   CPU seconds of ``Scorer.load`` (head and history read, history prepared) and of the
   one ``score_batch`` call.
@@ -67,6 +69,23 @@ def one(data_dir: Path, requests: int, days: int = 44, learner: str | None = Non
     return result
 
 
+def day(data_dir: Path, days: int = 44, learner: str | None = None) -> dict:
+    """CPU s of scoring the default-size share's first served day as one Parquet body."""
+    from bench.serve_load import share_with_head
+    from bench.serve_phases import parquet_body
+    from trainer.serving.requests import PARQUET
+
+    share, all_days, served = share_with_head(data_dir, days=days, customers=5000,
+                                              terminals=10000, seed=0, served=7,
+                                              learner=learner)
+    body, rows = parquet_body(all_days / f"{served[0]}.parquet")
+    scorer, _ = _scorer(share, served[0])
+    started = time.process_time()
+    answers = scorer.score_batch(body, PARQUET)
+    assert len(answers) == rows
+    return {"transactions": rows, "score_batch_cpu_s": round(time.process_time() - started, 3)}
+
+
 def batch(data_dir: Path) -> dict:
     """CPU s of loading the 100k-a-day share and of scoring its day as one Parquet body."""
     from bench.serve_phases import parquet_body
@@ -87,7 +106,7 @@ def batch(data_dir: Path) -> dict:
 def main(argv: list[str] | None = None) -> int:
     """Measure and print the figures as JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--what", choices=("one", "batch", "both"), default="both")
+    parser.add_argument("--what", choices=("one", "batch", "both", "day"), default="both")
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--days", type=int, default=44,
                         help="days of the `one` share (the last 7 served)")
@@ -99,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     result: dict = {"loadavg_before": round(os.getloadavg()[0], 2)}
     if args.what in ("one", "both"):
         result["one"] = one(data_dir, args.requests, args.days, args.learner)
+    if args.what == "day":
+        result["day"] = day(data_dir, args.days, args.learner)
     if args.what in ("batch", "both"):
         result["batch"] = batch(data_dir)
     result["loadavg_after"] = round(os.getloadavg()[0], 2)
