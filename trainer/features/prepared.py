@@ -13,10 +13,10 @@ lookups and a batch costs in proportion to its own rows, not to the 37 days.
 
 The card inputs (`trainer.features.cards`, ``cards=True``) read 50 days: each row of the
 span's whole days D-13 .. D-1 is flagged high or not against its own clean mean when its
-history part is prepared (``cards_from_ns``, `CardSums`), so a target adds, per part, one
-more search (its card's rows from D-13's midnight: count, exact amount sum, high rows)
-and, for the card's rows of D at an earlier time, their clean means (two searches each,
-in the history: a clean window ends 7 days back) and the day's double-double sums.
+history part is prepared (``cards_from_ns``, `CardSums`), and each card's rows of the
+span summed there (count, exact amount sum, high rows), so a target adds one gather per
+part and, for its card's rows of D at an earlier time, their clean means (two searches
+each, in the history: a clean window ends 7 days back) and the day's double-double sums.
 
 `fraudpipe serve` (one transaction, or a batch) and arrival scoring (a whole day,
 `trainer.arrival`) both call `day_features`: online equals offline by construction.
@@ -268,9 +268,9 @@ def _with_card_sums(history: PreparedHistory, amounts: np.ndarray, genuine: np.n
     flags[flagged] = high(amounts[flagged],
                           _clean_means((*earlier, history), times[flagged], ids))
     high_rows = np.concatenate(([0], np.cumsum(flags)))
-    start = np.searchsorted(history.times, span_ns, side="left")
+    span_rank = int(np.searchsorted(history.times, span_ns, side="left"))
     at = customers.positions(np.arange(len(customers.ids)),
-                             np.array([start, history.rows], np.int64))
+                             np.array([span_rank, history.rows], np.int64))
     start, end = at[:, 0], at[:, 1]
     # the customers' amounts are the first block of the joined prefix sums
     return dataclasses.replace(history, cards=dataclasses.replace(
