@@ -128,6 +128,21 @@ def test_a_card_history_in_two_parts_equals_it_prepared_whole(seed, cut_days):
     assert_bit_equal(reference(transactions, DAY), day["TRANSACTION_ID"], got)
 
 
+def test_a_last_part_without_rows_adds_nothing():
+    # a day with no transaction (none served, no file) as the part prepared at the roll
+    transactions = card_days(3)
+    times = transactions["TX_DATETIME"]
+    cut = DAY - dt.timedelta(days=1)
+    transactions = transactions[(times < pd.Timestamp(cut)) | (times >= pd.Timestamp(DAY))]
+    history, day = split(transactions, DAY)
+    first = prepare_history(columns(history), pd.Timestamp(cut).value, cards_from_ns=SPAN_NS)
+    empty = prepare_history(columns(history.iloc[:0]), START, cards_from_ns=SPAN_NS,
+                            earlier=(first,))
+    got = day_features(PreparedParts((first, empty)), day_rows(columns(day)),
+                       np.arange(len(day)), profiles=True, cards=True)
+    assert_bit_equal(reference(transactions, DAY), day["TRANSACTION_ID"], got)
+
+
 def test_a_day_frame_with_the_cards_equals_the_raw_history_frame():
     transactions = card_days(2, text=True)
     pd.testing.assert_frame_equal(
