@@ -47,11 +47,16 @@ START = dt.date(2018, 4, 1)
 
 
 def share_with_head(data_dir: Path, *, days: int, customers: int, terminals: int,
-                    seed: int, served: int = 3) -> tuple[Path, Path, list[dt.date]]:
-    """A share with all but the last `served` days ingested and trained (cached)."""
+                    seed: int, served: int = 3,
+                    learner: str | None = None) -> tuple[Path, Path, list[dt.date]]:
+    """A share with all but the last `served` days ingested and trained (cached).
+
+    `learner`: the chain's (default: `fraudpipe train`'s).
+    """
     from trainer.cli import main
 
-    where = data_dir / f"serve-d{days}-c{customers}-t{terminals}-s{seed}-v{served}"
+    where = data_dir / (f"serve-d{days}-c{customers}-t{terminals}-s{seed}-v{served}"
+                        + (f"-{learner}" if learner else ""))
     landing, share = where / "landing", where / "share"
     served_days = [START + dt.timedelta(days=n) for n in range(days - served, days)]
     if not (where / ".complete").is_file():
@@ -66,7 +71,8 @@ def share_with_head(data_dir: Path, *, days: int, customers: int, terminals: int
             if dt.date.fromisoformat(path.stem) not in served_days:
                 path.rename(landing / path.name)
         assert main(["ingest", "--source", str(landing), "--storage", str(share)]) == 0
-        assert main(["train", "--storage", str(share)]) == 0
+        assert main(["train", "--storage", str(share),
+                     *(["--learner", learner] if learner else [])]) == 0
         (where / ".complete").write_text("")
     return share, where / "all", served_days
 

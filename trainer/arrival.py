@@ -7,8 +7,9 @@ the checkpoint that scored it in the file's Parquet metadata (`SCORED_BY_KEY`). 
 day is trained later, its step scores it again with the model just before it and
 replaces the file (those scores name no checkpoint: the lineage entry's parent is it).
 
-Features of an arrived day D come from the raw history of the 37 days before it, which
-may mix training datasets (labelled) and arrived ones (not yet):
+Features of an arrived day D come from the raw history of the 37 days before it (50 for a
+learner that reads the card inputs), which may mix training datasets (labelled) and
+arrived ones (not yet):
 
 - customer windows count every transaction, labelled or not;
 - terminal windows end 7 days before each transaction (``TERMINAL_DELAY_DAYS``) and take
@@ -30,14 +31,12 @@ import json
 import logging
 from dataclasses import asdict, dataclass, field
 
-import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
 from trainer.evaluation import scoring
 from trainer.features.cards import CARD_HISTORY_DAYS
 from trainer.features.compute import HISTORY_DAYS, INPUT_COLUMNS
-from trainer.features.from_history import with_cards
 from trainer.features.prepared import features_of_day_frame
 from trainer.labels import arrived_dates, labelled_frame
 from trainer.learners.registry import uses_cards, uses_profiles
@@ -88,26 +87,23 @@ def arrived_features(share: Share, day: dt.date, *, profiles: bool = False,
 
     Returns:
         ``compute_features``' frame: one row per transaction of `day`; with `profiles`,
-        the profile columns after it. Computed by `trainer.features.prepared`, the
-        implementation `fraudpipe serve` scores each transaction with. With `cards`, the
-        card columns last, from their raw reference over ``CARD_HISTORY_DAYS`` days.
+        the profile columns after it, with `cards` the card columns last (from the
+        ``CARD_HISTORY_DAYS`` days before it). Computed by `trainer.features.prepared`, the
+        implementation `fraudpipe serve` scores each transaction with.
     """
     back = CARD_HISTORY_DAYS if cards else HISTORY_DAYS
     days = [day - dt.timedelta(days=b) for b in range(back, 0, -1)]
-    found = {d: f for d in days if (f := day_transactions(share, d)) is not None}
+    found = [f for d in days if (f := day_transactions(share, d)) is not None]
     own = labelled_frame(share, day)[0][INPUT_COLUMNS]
-    recent = [f for d, f in found.items() if (day - d).days <= HISTORY_DAYS]
-    features = features_of_day_frame(pd.concat([*recent, own], ignore_index=True), day,
-                                     profiles=profiles)
-    if not cards:
-        return features
-    transactions = pd.concat([*found.values(), own], ignore_index=True)
-    target = np.arange(len(transactions)) >= len(transactions) - len(own)
-    return with_cards(features, transactions, target)
+    return features_of_day_frame(pd.concat([*found, own], ignore_index=True), day,
+                                 profiles=profiles, cards=cards)
 
 
-def inputs_signature(share: Share, day: dt.date, manifest: dict | None = None) -> str:
+def inputs_signature(share: Share, day: dt.date, manifest: dict | None = None, *,
+                     cards: bool = False) -> str:
     """sha256 over the datasets `day`'s features read: the day and the 37 days before it.
+
+    With `cards` (a learner that reads the card inputs), the 50 days before it.
 
     Each day counts by its arrived dataset's sha256 when it arrived unlabelled (that file
     stays when the day completes), else its training dataset's, as the ingest manifest
@@ -115,7 +111,7 @@ def inputs_signature(share: Share, day: dt.date, manifest: dict | None = None) -
     """
     manifest = read_manifest(share) if manifest is None else manifest
     parts = []
-    for back in range(HISTORY_DAYS, -1, -1):
+    for back in range(CARD_HISTORY_DAYS if cards else HISTORY_DAYS, -1, -1):
         other = day - dt.timedelta(days=back)
         entry = (manifest.get(manifest_key("arrived", other))
                  or manifest.get(manifest_key("training", other)) or {})
@@ -123,11 +119,20 @@ def inputs_signature(share: Share, day: dt.date, manifest: dict | None = None) -
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
-def scores_stale(share: Share, day: dt.date, manifest: dict | None = None) -> bool:
-    """True when `day`'s arrival scores were computed from datasets that changed since."""
+def scores_stale(share: Share, day: dt.date, manifest: dict | None = None,
+                 lineage: Lineage | None = None) -> bool:
+    """True when `day`'s arrival scores were computed from datasets that changed since.
+
+    The days its scores read are those of the learner of the checkpoint that scored it
+    (looked up in `lineage`, default: read here).
+    """
     record = scored_by(share, day)
-    return bool(record and record.get("inputs")
-                and record["inputs"] != inputs_signature(share, day, manifest))
+    if not (record and record.get("inputs")):
+        return False
+    lineage = Lineage.load(share) if lineage is None else lineage
+    entry = lineage.by_sha(record.get("sha256", ""))
+    cards = entry is not None and uses_cards(entry.learner)
+    return record["inputs"] != inputs_signature(share, day, manifest, cards=cards)
 
 
 def scored_by(share: Share, day: dt.date) -> dict | None:
@@ -152,7 +157,7 @@ def score_arrived(share: Share, day: dt.date, head: Entry) -> dict:
     record = {"checkpoint": head.checkpoint, "sha256": head.sha256,
               "trained_through": head.date.isoformat(), "when": "on arrival, before its labels",
               "scored_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-              "inputs": inputs_signature(share, day)}
+              "inputs": inputs_signature(share, day, cards=uses_cards(head.learner))}
     scoring.write_scores(share, day, frame, scoring.score_day(model, frame, head.learner),
                          metadata={SCORED_BY_KEY: json.dumps(record, sort_keys=True).encode()},
                          model=model, learner=head.learner)
@@ -175,7 +180,7 @@ def unscored_days(share: Share, lineage: Lineage | None = None,
     return [d for d in arrived_dates(share) if d not in trained
             and (lineage.head is None
                  or (scored_by(share, d) or {}).get("sha256") != lineage.head
-                 or scores_stale(share, d, manifest))]
+                 or scores_stale(share, d, manifest, lineage))]
 
 
 def score_arrived_days(share: Share, lineage: Lineage | None = None,

@@ -3,10 +3,13 @@
 The step's features (`carried_features(..., cards=True)`) equal the raw-history path's
 (`features_of_day(..., cards=True)`), across a gap and a state without the card sums (both
 rebuilt); a chain of `lgbm_mlp_cards_bounded` trains on its 29 inputs, its checkpoints are
-evaluated and arrived days scored on them; `fraudpipe serve` refuses it by name.
+evaluated and arrived days scored on them (the card inputs from the prepared history, as
+`fraudpipe serve` computes them: tests/unit/test_serve_cards.py), and its arrival scores
+go stale when a day of their 50-day history changes.
 """
 
 import datetime as dt
+import hashlib
 import json
 
 import numpy as np
@@ -15,18 +18,28 @@ import pytest
 
 from tests.arrivals import arrive
 from tests.shares import simulated_share
-from trainer.arrival import score_arrived_days, scored_by
+from trainer.arrival import (
+    arrived_features,
+    day_transactions,
+    inputs_signature,
+    score_arrived_days,
+    scored_by,
+    scores_stale,
+)
 from trainer.backlog import train_all
-from trainer.errors import IncompleteHistoryError, LineageError
+from trainer.errors import IncompleteHistoryError
 from trainer.evaluation.checkpoint import evaluate_checkpoint
 from trainer.features.cards import CARD_FEATURE_COLUMNS
 from trainer.features.carried import carried_features
-from trainer.features.from_history import features_of_day
+from trainer.features.compute import INPUT_COLUMNS
+from trainer.features.from_history import features_of_day, with_cards
+from trainer.features.prepared import features_of_day_frame
 from trainer.features.state_file import from_parquet
+from trainer.labels import labelled_frame
 from trainer.learners.registry import CARD_INPUTS
-from trainer.serving.head import load_head
 from trainer.share.checkpoints import load_checkpoint
 from trainer.share.lineage import Lineage, verify
+from trainer.share.manifest import manifest_key, read_manifest
 
 D = [dt.date(2018, 4, 1) + dt.timedelta(days=i) for i in range(60)]
 LEARNER = "lgbm_mlp_cards_bounded"
@@ -116,10 +129,50 @@ def test_a_card_checkpoint_is_evaluated_and_scores_arrived_days(cards_chain):
     assert scored_by(cards_chain, D[12])["trained_through"] == D[11].isoformat()
 
 
-def test_serving_refuses_the_card_learner_by_name(cards_chain):
-    with pytest.raises(LineageError, match="reads the card inputs, which fraudpipe serve "
-                                           "does not compute"):
-        load_head(cards_chain)
+def test_arrived_card_inputs_are_the_raw_references(cards_chain):
+    # the prepared path (one implementation with serve) against what arrival computed
+    # before it: the 26 from the 37 days before, the cards from their raw reference
+    day = D[12]
+    history = [f for b in range(50, 0, -1)
+               if (f := day_transactions(cards_chain, day - dt.timedelta(b))) is not None]
+    own = labelled_frame(cards_chain, day)[0][INPUT_COLUMNS]
+    transactions = pd.concat([*history, own], ignore_index=True)
+    target = np.arange(len(transactions)) >= len(transactions) - len(own)
+    expected = with_cards(features_of_day_frame(transactions, day, profiles=True),
+                          transactions, target)
+    got = arrived_features(cards_chain, day, profiles=True, cards=True)
+    pd.testing.assert_frame_equal(got, expected, check_exact=True)
+    assert got[CARD_FEATURE_COLUMNS[0]].gt(0).any()
+
+
+def _old_signature(share, day, manifest) -> str:
+    """The signature of the day and the 37 before it, as every scored-by record has it."""
+    parts = []
+    for back in range(37, -1, -1):
+        other = day - dt.timedelta(days=back)
+        entry = (manifest.get(manifest_key("arrived", other))
+                 or manifest.get(manifest_key("training", other)) or {})
+        parts.append(f"{other}:{entry.get('dataset_sha256')}")
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def test_a_card_chains_arrival_scores_go_stale_when_a_day_45_days_back_changes(cards_chain):
+    # GIVEN the arrived day scored by the card chain's head
+    score_arrived_days(cards_chain)
+    day, manifest = D[12], read_manifest(cards_chain)
+    assert scored_by(cards_chain, day)["inputs"] == inputs_signature(cards_chain, day,
+                                                                     cards=True)
+    assert not scores_stale(cards_chain, day, manifest)
+    # WHEN a day 45 days back is replaced (a new dataset sha256 in the manifest)
+    changed = {**manifest, manifest_key("training", day - dt.timedelta(45)): {
+        "dataset_sha256": "0" * 64}}
+    # THEN the card chain's scores are stale (its card inputs read 50 days back) ...
+    assert scores_stale(cards_chain, day, changed)
+    # ... while a profiles chain's signature, of the 37 days, is unchanged and the same
+    # bytes as before the card chains had theirs
+    assert (inputs_signature(cards_chain, day, changed)
+            == inputs_signature(cards_chain, day, manifest)
+            == _old_signature(cards_chain, day, manifest))
 
 
 def test_a_card_step_stops_when_a_day_of_its_50_day_history_is_lost(tmp_path):

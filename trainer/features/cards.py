@@ -4,8 +4,9 @@ The learner ``lgbm_mlp_cards_bounded`` reads these 3 after the profile inputs of
 `trainer.features.profiles`; they were chosen on validation weeks by
 `bench.quality_features` (bench/QUALITY.md, configuration
 ``all_spell_cardhighdays_cardrecent``). This module holds their formulas, shared by the
-step's carried state (`trainer.features.state_cards`) and the raw-history reference
-`card_features`.
+step's carried state (`trainer.features.state_cards`), the prepared history of
+`fraudpipe serve` and arrival scoring (`trainer.features.prepared`) and the raw-history
+reference `card_features`.
 
 With ``t`` the row's time on day D, ``a`` its amount and ``DAY`` one day:
 

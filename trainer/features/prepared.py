@@ -11,6 +11,13 @@ of the labels and the times of the frauds. A target then costs a few binary sear
 window plus its card's rows of D (`DayRows`), so one transaction costs a handful of array
 lookups and a batch costs in proportion to its own rows, not to the 37 days.
 
+The card inputs (`trainer.features.cards`, ``cards=True``) read 50 days: each row of the
+span's whole days D-13 .. D-1 is flagged high or not against its own clean mean when its
+history part is prepared (``cards_from_ns``, `CardSums`), and each card's rows of the
+span summed there (count, exact amount sum, high rows), so a target adds one gather per
+part and, for its card's rows of D at an earlier time, their clean means (two searches
+each, in the history: a clean window ends 7 days back) and the day's double-double sums.
+
 `fraudpipe serve` (one transaction, or a batch) and arrival scoring (a whole day,
 `trainer.arrival`) both call `day_features`: online equals offline by construction.
 The history may come in time-ordered parts (`PreparedParts`): the service prepares the
@@ -30,6 +37,7 @@ rows, so the sum stays exact and rounds once to the same value.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import itertools
 from dataclasses import dataclass
@@ -38,6 +46,7 @@ import numpy as np
 import pandas as pd
 
 from trainer.errors import DatasetValidationError
+from trainer.features.cards import CARD_FEATURE_COLUMNS, SPAN_DAYS, card_columns, high
 from trainer.features.compute import (
     FEATURE_COLUMNS,
     INPUT_COLUMNS,
@@ -161,6 +170,8 @@ class PreparedHistory:
     """Exact prefix sums (`exact_sums.prefix_sums`, each with its leading 0) one after the
     other: the customers' amounts and squared amounts, the terminals' amounts, each in its
     entities' key order (so every window sum of a target is one gather)."""
+    cards: CardSums | None = None
+    """What the card inputs read, when prepared for them (``cards_from_ns``)."""
 
     @property
     def rows(self) -> int:
@@ -168,13 +179,38 @@ class PreparedHistory:
         return len(self.times)
 
 
-def prepare_history(columns: dict[str, np.ndarray], before_ns: int) -> PreparedHistory:
+@dataclass(frozen=True)
+class CardSums:
+    """A history part's sums for the card inputs (`trainer.features.cards`) of one day."""
+
+    genuine_rows: np.ndarray
+    """Prefix counts of the genuine rows (TX_FRAUD 0) in the customers' key order, with a
+    leading 0: a clean mean's count."""
+    genuine_sums: tuple[np.ndarray, np.ndarray]
+    """Exact prefix sums of their amounts, the same way: a clean mean's total."""
+    span_ns: int
+    """The midnight 13 days before the day served: the span's history starts there."""
+    span_rows: np.ndarray
+    """By customer code: its rows in the part from `span_ns` on ..."""
+    span_high: np.ndarray
+    """... how many of them are high, each against its own clean mean ..."""
+    span_sums: tuple[np.ndarray, np.ndarray]
+    """... and their exact amount sum (hi, lo)."""
+
+
+def prepare_history(columns: dict[str, np.ndarray], before_ns: int, *,
+                    cards_from_ns: int | None = None,
+                    earlier: tuple[PreparedHistory, ...] = ()) -> PreparedHistory:
     """The history of the day starting at `before_ns`, prepared (see the module doc).
 
     Args:
         columns: ``INPUT_COLUMNS`` as arrays (TX_DATETIME as int64 ns or datetime64,
             no missing amount or label), every row earlier than `before_ns`.
         before_ns: Midnight of the day whose transactions will be queried.
+        cards_from_ns: Also prepare the card inputs' sums (`CardSums`) of the day whose
+            span starts at this time (its midnight - ``SPAN_DAYS`` days).
+        earlier: With `cards_from_ns`, the parts before this one (prepared for the cards):
+            a row's clean mean reads back 37 days, maybe into them.
 
     Raises:
         DatasetValidationError: A row is not earlier than `before_ns`.
@@ -202,7 +238,70 @@ def prepare_history(columns: dict[str, np.ndarray], before_ns: int) -> PreparedH
              prefix_sums((amounts**2)[customers.order]),
              prefix_sums(amounts[terminals.order])]
     sums = (np.concatenate([hi for hi, _ in parts]), np.concatenate([lo for _, lo in parts]))
-    return PreparedHistory(before_ns, times, customers, terminals, sums)
+    history = PreparedHistory(before_ns, times, customers, terminals, sums)
+    return history if cards_from_ns is None else _with_card_sums(
+        history, amounts[customers.order], frauds[customers.order] == 0, cards_from_ns, earlier)
+
+
+#: The clean mean's window, (t - 37 days, t - 7 days], as its bounds back from t.
+_CLEAN_NS = np.array([LOOKBACK_DAYS, LABEL_DELAY_DAYS], np.int64) * NS_PER_DAY
+
+
+def _with_card_sums(history: PreparedHistory, amounts: np.ndarray, genuine: np.ndarray,
+                    span_ns: int, earlier: tuple[PreparedHistory, ...]) -> PreparedHistory:
+    """`history` with its `CardSums`; `amounts` and `genuine` in the customers' key order.
+
+    Each row from `span_ns` on is flagged against its own clean mean: its window ends 7
+    days before it, so it reads the earlier parts and this one's earlier rows only. The
+    span is the same for every target of the day, so each customer's is summed here once.
+    """
+    none = np.zeros(0, np.int64)
+    cards = CardSums(np.concatenate(([0], np.cumsum(genuine))),
+                     prefix_sums(np.where(genuine, amounts, 0.0)), span_ns, none, none,
+                     (none, none))
+    history = dataclasses.replace(history, cards=cards)  # its clean means read itself
+    customers = history.customers
+    times = history.times[customers.order]
+    flagged = np.flatnonzero(times >= span_ns)
+    ids = customers.ids[customers.keys[flagged] // max(history.rows, 1)].to_numpy()
+    flags = np.zeros(history.rows, bool)
+    flags[flagged] = high(amounts[flagged],
+                          _clean_means((*earlier, history), times[flagged], ids))
+    high_rows = np.concatenate(([0], np.cumsum(flags)))
+    span_rank = int(np.searchsorted(history.times, span_ns, side="left"))
+    at = customers.positions(np.arange(len(customers.ids)),
+                             np.array([span_rank, history.rows], np.int64))
+    start, end = at[:, 0], at[:, 1]
+    # the customers' amounts are the first block of the joined prefix sums
+    return dataclasses.replace(history, cards=dataclasses.replace(
+        cards, span_rows=end - start, span_high=high_rows[end] - high_rows[start],
+        span_sums=range_sums(*history.sums, start, end)))
+
+
+def _card_sums(part: PreparedHistory) -> CardSums:
+    if part.cards is None:
+        raise ValueError("the card inputs need a history prepared for them "
+                         "(prepare_history(..., cards_from_ns=...))")
+    return part.cards
+
+
+def _clean_means(parts: tuple[PreparedHistory, ...], t: np.ndarray,
+                 ids: np.ndarray) -> np.ndarray:
+    """The clean means (`trainer.features.cards`) of customers `ids` at times `t`.
+
+    Window counts added and sums added as double-doubles over the parts, rounded once.
+    """
+    count = np.zeros(len(t), np.int64)
+    total: tuple[np.ndarray, np.ndarray] | None = None
+    for part in parts:
+        cards = _card_sums(part)
+        ranks = _searched(part.times, t[:, None] - _CLEAN_NS, "right")
+        at = part.customers.positions(part.customers.codes_of(ids), ranks)
+        count += cards.genuine_rows[at[:, 1]] - cards.genuine_rows[at[:, 0]]
+        sums = range_sums(*cards.genuine_sums, at[:, 0], at[:, 1])
+        total = sums if total is None else dd_add(*total, *sums)
+    assert total is not None
+    return share(rounded(*total), count)
 
 
 @dataclass(frozen=True)
@@ -225,6 +324,8 @@ class DayRows:
     the row (itself included), of the amounts before it, of the squared amounts before it."""
     previous_time: np.ndarray
     """The time of the card's previous row (the row's own time when it is the first)."""
+    order: np.ndarray
+    """The rows in (card, time, transaction id) order."""
 
 
 def _time_id_order(times: np.ndarray, ids: np.ndarray) -> np.ndarray:
@@ -307,7 +408,7 @@ def day_rows(columns: dict[str, np.ndarray], *, one_card: bool = False) -> DayRo
     in_rows[order] = np.arange(n)
     return DayRows(times, cards, np.asarray(columns["TERMINAL_ID"]), amounts, rank[in_rows],
                    np.concatenate([through, before])[:, in_rows],
-                   np.where(has_before, sorted_times[previous], sorted_times)[in_rows])
+                   np.where(has_before, sorted_times[previous], sorted_times)[in_rows], order)
 
 
 #: Columns of `day_features`' window sums: which history window sum (of the 7 gathered)
@@ -436,7 +537,8 @@ def _part_windows(history: PreparedHistory, t: np.ndarray, cards: np.ndarray,
 
 
 def day_features(history: PreparedHistory | PreparedParts, day: DayRows,
-                 targets: np.ndarray, *, profiles: bool) -> dict[str, np.ndarray]:
+                 targets: np.ndarray, *, profiles: bool,
+                 cards: bool = False) -> dict[str, np.ndarray]:
     """The model inputs after TX_AMOUNT of the day's rows `targets` (row numbers in `day`).
 
     Every window of every target is computed at once (targets x windows arrays): a few
@@ -448,11 +550,16 @@ def day_features(history: PreparedHistory | PreparedParts, day: DayRows,
             target (later rows change nothing: a window ends at its row).
         targets: Row numbers in `day`, each a row of the history's day.
         profiles: Also the ``EXTRA_FEATURE_COLUMNS``.
+        cards: Also the ``CARD_FEATURE_COLUMNS`` (with `profiles`; every history part
+            prepared with ``cards_from_ns``).
 
     Returns:
-        Each of ``FEATURE_COLUMNS[1:]`` (and the profiles when asked) by name, aligned
-        with `targets`.
+        Each of ``FEATURE_COLUMNS[1:]`` (and the profiles, the cards when asked) by name,
+        aligned with `targets`.
     """
+    if cards and not profiles:
+        raise ValueError("the card inputs come after the profile inputs: cards=True needs "
+                         "profiles=True")
     t = day.times[targets]
     if len(t) and (int(t.min()) < history.before_ns
                    or int(t.max()) >= history.before_ns + NS_PER_DAY):
@@ -461,11 +568,11 @@ def day_features(history: PreparedHistory | PreparedParts, day: DayRows,
             f"the day of the prepared history")
     out = calendar_columns(t)
     rank = day.rank[targets]
-    cards, terminals = day.cards[targets], day.terminals[targets]
+    card_ids, terminals = day.cards[targets], day.terminals[targets]
     parts = history.parts if isinstance(history, PreparedParts) else (history,)
-    windows = _part_windows(parts[0], t, cards, terminals)
+    windows = _part_windows(parts[0], t, card_ids, terminals)
     for part in parts[1:]:
-        windows = windows.then(_part_windows(part, t, cards, terminals))
+        windows = windows.then(_part_windows(part, t, card_ids, terminals))
     counts = windows.counts  # history rows in each window: 1, 7, 30, 37 days back
     sums_hi, sums_lo = windows.sums_hi, windows.sums_lo
 
@@ -518,18 +625,83 @@ def day_features(history: PreparedHistory | PreparedParts, day: DayRows,
                        np.concatenate([windows.fraud_last, windows.fraud_first]), both)
     out["TERMINAL_ID_DAYS_SINCE_KNOWN_FRAUD"] = since[:count]
     out["TERMINAL_ID_DAYS_SINCE_FIRST_KNOWN_FRAUD"] = since[count:]
+    if cards:
+        out.update(_card_inputs(parts, day, targets))
     return out
 
 
+def _card_inputs(parts: tuple[PreparedHistory, ...], day: DayRows,
+                 targets: np.ndarray) -> dict[str, np.ndarray]:
+    """The ``CARD_FEATURE_COLUMNS`` of the day's rows `targets` (`trainer.features.cards`).
+
+    A target's span is its card's rows of the whole days D-13 .. D-1 (each part's rows
+    from that midnight to its end, flagged when the part was prepared) and of day D at an
+    earlier time (the card's rows before the first of its instant in (time, transaction
+    id) order: their count, the exact sum before that row, and their flags, each against
+    its own clean mean, read from the history: its window ends 7 days before it).
+    """
+    n = len(day.times)
+    order = day.order
+    rank, times = day.rank[order], day.times[order]  # in (card, time, id) order
+    at = np.empty(n, np.int64)
+    at[order] = np.arange(n)
+    position = at[targets]
+    first_of_card = rank == 0
+    new_instant = first_of_card.copy()
+    new_instant[1:] |= times[1:] != times[:-1]
+    instant_first = np.maximum.accumulate(np.where(new_instant, np.arange(n), 0))
+    # Only the targets' cards' rows need their clean means (a batch reads the whole day).
+    run = np.cumsum(first_of_card) - 1
+    wanted = np.zeros(n, bool)
+    wanted[run[position]] = True
+    needed = np.flatnonzero(wanted[run])
+    mean = np.zeros(n)
+    mean[needed] = _clean_means(parts, times[needed], day.cards[order[needed]])
+    flags = np.concatenate(([0], np.cumsum(high(day.amounts[order], mean))))
+    first, start = instant_first[position], position - day.rank[targets]
+    before = order[first]  # the card's first row of the target's instant
+    span_ns = parts[-1].before_ns - SPAN_DAYS * NS_PER_DAY
+    ids = day.cards[targets]
+    rows = first - start
+    high_rows = flags[first] - flags[start]
+    spent = (day.sums[2, before], day.sums[3, before])
+    for part in parts:
+        part_rows, part_high, part_sums = _span(part, ids, span_ns)
+        rows += part_rows
+        high_rows += part_high
+        spent = dd_add(*spent, *part_sums)
+    return card_columns(mean[position], rows, high_rows, rounded(*spent))
+
+
+def _span(part: PreparedHistory, ids: np.ndarray,
+          span_ns: int) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """Rows, high rows and the exact amount sum of customers `ids` from `span_ns` on."""
+    cards = _card_sums(part)
+    if cards.span_ns != span_ns:
+        raise ValueError(f"a history part prepared for the span from "
+                         f"{pd.Timestamp(cards.span_ns)}, not {pd.Timestamp(span_ns)} (the "
+                         f"day's)")
+    codes = part.customers.codes_of(ids)
+    if not len(cards.span_rows):
+        zeros = np.zeros(len(ids))
+        return zeros.astype(np.int64), zeros.astype(np.int64), (zeros, zeros.copy())
+    known, code = codes >= 0, np.maximum(codes, 0)
+    hi, lo = cards.span_sums
+    return (np.where(known, cards.span_rows[code], 0), np.where(known, cards.span_high[code], 0),
+            (np.where(known, hi[code], 0.0), np.where(known, lo[code], 0.0)))
+
+
 def features_of_day_frame(transactions: pd.DataFrame, day: dt.date, *,
-                          profiles: bool) -> pd.DataFrame:
-    """``compute_features(transactions, day)`` (with the profiles if asked), prepared.
+                          profiles: bool, cards: bool = False) -> pd.DataFrame:
+    """``compute_features(transactions, day)`` (with the profiles, cards if asked), prepared.
 
     The same checks and the same frame as ``compute_features`` (and
     ``from_history.features_of_transactions``): one row per transaction of `day`, sorted
     by TRANSACTION_ID, ``OUTPUT_COLUMNS`` then, with `profiles`, the
-    ``EXTRA_FEATURE_COLUMNS``; computed as `fraudpipe serve` computes them, from the rows
-    before `day` prepared once and each transaction's card rows of `day`.
+    ``EXTRA_FEATURE_COLUMNS``, with `cards` the ``CARD_FEATURE_COLUMNS`` (`transactions`
+    then hold ``CARD_HISTORY_DAYS`` days before `day`); computed as `fraudpipe serve`
+    computes them, from the rows before `day` prepared once and each transaction's card
+    rows of `day`.
     """
     frame = checked_inputs(transactions, f"transactions for {day.isoformat()}")
     times = nanoseconds(frame["TX_DATETIME"])
@@ -537,9 +709,12 @@ def features_of_day_frame(transactions: pd.DataFrame, day: dt.date, *,
     earlier, target = times < start, (times >= start) & (times < end)
     columns = {name: frame[name].to_numpy() for name in INPUT_COLUMNS}
     columns["TX_DATETIME"] = times
-    prepared = prepare_history({name: values[earlier] for name, values in columns.items()},
-                               start)
+    history = {name: values[earlier] for name, values in columns.items()}
+    prepared = (prepare_history(history, start, cards_from_ns=start - SPAN_DAYS * NS_PER_DAY)
+                if cards else prepare_history(history, start))
     rows = day_rows({name: values[target] for name, values in columns.items()})
-    features = day_features(prepared, rows, np.arange(len(rows.times)), profiles=profiles)
-    names = FEATURE_COLUMNS[1:] + (EXTRA_FEATURE_COLUMNS if profiles else [])
+    features = day_features(prepared, rows, np.arange(len(rows.times)), profiles=profiles,
+                            cards=cards)
+    names = (FEATURE_COLUMNS[1:] + (EXTRA_FEATURE_COLUMNS if profiles else [])
+             + (CARD_FEATURE_COLUMNS if cards else []))
     return features_frame(frame[target], features, names)

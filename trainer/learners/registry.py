@@ -181,7 +181,8 @@ def _lgbm_mlp_cards_bounded() -> BaseEstimator:
     (seeds 0-4) that configuration at booster weight 0.8 gained average precision over the
     default (bench/QUALITY.md). The weights are written as `bench.quality_features` writes
     them, ``[w, 1 - w]``, so its figures are this learner's. Its chains carry the card
-    inputs' state too (`trainer.features.state_cards`); `fraudpipe serve` refuses it.
+    inputs' state too (`trainer.features.state_cards`); `fraudpipe serve` reads 50 days
+    of history for it.
     """
     return AveragedClassifier(_bounded_members(),
                               weights=[CARDS_BOOSTER_WEIGHT, 1 - CARDS_BOOSTER_WEIGHT])

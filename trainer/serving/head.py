@@ -41,6 +41,8 @@ class Head:
     """The model's input columns, in order."""
     profiles: bool
     """Whether its inputs include the profile features."""
+    cards: bool
+    """Whether they include the card inputs (a history of ``CARD_HISTORY_DAYS`` days)."""
     booster: SingleRowBooster | None
     """The LightGBM booster the reasons come from (its contributions), or None."""
     probabilities: Probabilities
@@ -82,15 +84,9 @@ def load_head(share: Share) -> Head:
     if entry is None:
         raise LineageError(f"{share.lineage}: no head checkpoint yet (nothing trained); "
                            f"train a day first (fraudpipe train)")
-    if uses_cards(entry.learner):
-        # Its inputs need each earlier row's high flag of 13 days; the serving features
-        # (trainer.features.prepared) do not compute them.
-        raise LineageError(f"{share.lineage}: the head's learner {entry.learner!r} reads the "
-                           f"card inputs, which fraudpipe serve does not compute; serve a "
-                           f"chain of another learner (lgbm_mlp_profiles_bounded)")
     model = load_checkpoint(share.root / entry.checkpoint, entry.sha256)
     inputs = learner_inputs(entry.learner)
-    return Head(entry, model, inputs, uses_profiles(entry.learner),
+    return Head(entry, model, inputs, uses_profiles(entry.learner), uses_cards(entry.learner),
                 _booster_of(model, len(inputs)), probabilities(model))
 
 

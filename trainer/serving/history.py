@@ -1,6 +1,7 @@
 """The days before the serving day, as the arrival path reads them, prepared for queries.
 
-For serving day S the history is days S-37 .. S-1 (``HISTORY_DAYS``), each read by
+For serving day S the history is days S-37 .. S-1 (``HISTORY_DAYS``; S-50 .. S-1,
+``CARD_HISTORY_DAYS``, for a learner that reads the card inputs), each read by
 `trainer.arrival.day_transactions` (its training dataset, else its arrived rows with the
 labels known so far, a missing label counting as genuine): the rows an arrival scoring of
 S reads. A day the service served itself and whose file has not arrived yet (yesterday,
@@ -15,6 +16,8 @@ prepare 37 days while the new day's requests wait, the next day's history can co
 parts, read together as `PreparedParts`: the carried part, days S-37 .. S-2, known before
 S's midnight and prepared ahead (`prepare_carried`, in the service's background thread),
 and day S-1, the day just served, prepared at the roll (`prepare_last`: one day's rows).
+For the card inputs each part also flags its rows of S's span (days S-13 .. S-1) against
+their clean means (`trainer.features.prepared.CardSums`): day S-1's read the carried part.
 A query over two parts costs about twice the lookups (~0.2 ms more per transaction at
 default size); the day after a roll is served from its two parts all the same (preparing
 them again as one, ~0.4 s of CPU at default size, competed with the new day's first
@@ -30,7 +33,8 @@ import numpy as np
 import pandas as pd
 
 from trainer.arrival import day_transactions
-from trainer.features.compute import HISTORY_DAYS, INPUT_COLUMNS
+from trainer.features.cards import CARD_HISTORY_DAYS, SPAN_DAYS
+from trainer.features.compute import HISTORY_DAYS, INPUT_COLUMNS, NS_PER_DAY
 from trainer.features.prepared import PreparedHistory, PreparedParts, prepare_history
 from trainer.serving.intraday import Intraday, Row
 from trainer.share.layout import Share
@@ -108,9 +112,12 @@ class HistoryPart:
     """Per id column: the kinds ("int", "text") of the rows that hold it."""
 
 
-def prepare_part(share: Share, day: dt.date, days: list[dt.date],
-                 intraday: Intraday) -> HistoryPart:
-    """History days `days` (consecutive, oldest first) of serving day `day`, prepared."""
+def prepare_part(share: Share, day: dt.date, days: list[dt.date], intraday: Intraday, *,
+                 cards: bool = False, earlier: tuple[PreparedHistory, ...] = ()) -> HistoryPart:
+    """History days `days` (consecutive, oldest first) of serving day `day`, prepared.
+
+    With `cards`, for the card inputs too: `earlier` are the parts before these days.
+    """
     parts: list[dict[str, np.ndarray]] = []
     file_days, served_days, missing = [], [], []
     for d in days:
@@ -129,23 +136,36 @@ def prepare_part(share: Share, day: dt.date, days: list[dt.date],
                                for part in parts if len(part[column]))
              for column in ID_COLUMNS}
     end = pd.Timestamp(days[-1] + dt.timedelta(days=1)).as_unit("ns").value
-    prepared = prepare_history(join_columns(parts or [row_columns([])]), end)
+    columns = join_columns(parts or [row_columns([])])
+    if cards:
+        span_ns = pd.Timestamp(day).as_unit("ns").value - SPAN_DAYS * NS_PER_DAY
+        prepared = prepare_history(columns, end, cards_from_ns=span_ns, earlier=earlier)
+    else:
+        prepared = prepare_history(columns, end)
     return HistoryPart(prepared, days, file_days, served_days, missing, kinds)
 
 
-def carried_days(day: dt.date) -> list[dt.date]:
+def carried_days(day: dt.date, cards: bool = False) -> list[dt.date]:
     """The history days of serving day `day` known before its midnight: all but the last."""
-    return history_days(day)[:-1]
+    return history_days(day, cards)[:-1]
 
 
-def prepare_carried(share: Share, day: dt.date, intraday: Intraday) -> HistoryPart:
-    """Days `day`-37 .. `day`-2 of serving day `day`: what can be prepared ahead."""
-    return prepare_part(share, day, carried_days(day), intraday)
+def prepare_carried(share: Share, day: dt.date, intraday: Intraday,
+                    cards: bool = False) -> HistoryPart:
+    """Days `day`-37 (`day`-50 with `cards`) .. `day`-2 of serving day `day`: ahead."""
+    return prepare_part(share, day, carried_days(day, cards), intraday, cards=cards)
 
 
-def prepare_last(share: Share, day: dt.date, intraday: Intraday) -> HistoryPart:
-    """Day `day`-1 of serving day `day`: the day just served, prepared at the roll."""
-    return prepare_part(share, day, history_days(day)[-1:], intraday)
+def prepare_last(share: Share, day: dt.date, intraday: Intraday,
+                 carried: HistoryPart) -> HistoryPart:
+    """Day `day`-1 of serving day `day`: the day just served, prepared at the roll.
+
+    For the card inputs when `carried` was (its rows' clean means read it).
+    """
+    if carried.prepared.cards is None:
+        return prepare_part(share, day, history_days(day)[-1:], intraday)
+    return prepare_part(share, day, history_days(day)[-1:], intraday, cards=True,
+                        earlier=(carried.prepared,))
 
 
 @dataclass
@@ -185,22 +205,24 @@ class History:
         return out
 
 
-def history_days(day: dt.date) -> list[dt.date]:
-    """The days before `day` its features read, oldest first."""
-    return [day - dt.timedelta(days=back) for back in range(HISTORY_DAYS, 0, -1)]
+def history_days(day: dt.date, cards: bool = False) -> list[dt.date]:
+    """The days before `day` its features read, oldest first (more with `cards`)."""
+    back = CARD_HISTORY_DAYS if cards else HISTORY_DAYS
+    return [day - dt.timedelta(days=b) for b in range(back, 0, -1)]
 
 
 def load_history(share: Share, day: dt.date, intraday: Intraday,
-                 carried: HistoryPart | None = None) -> History:
-    """Serving day `day`'s history: its 37 days as one part, or `carried` plus its last day.
+                 carried: HistoryPart | None = None, cards: bool = False) -> History:
+    """Serving day `day`'s history: its 37 (`cards`: 50) days as one part, or `carried` + 1.
 
     One part costs a full preparation and answers each query with one set of lookups (a
     load, a reload); the roll, with the carried part prepared ahead, prepares only the day
     just served, and the day is served from the two parts.
     """
     if carried is None:
-        return History(day, (prepare_part(share, day, history_days(day), intraday),))
-    if carried.days != carried_days(day):
+        return History(day, (prepare_part(share, day, history_days(day, cards), intraday,
+                                          cards=cards),))
+    if carried.days != carried_days(day, cards) or (carried.prepared.cards is None) == cards:
         raise ValueError(f"a carried part of {carried.days[0]} .. {carried.days[-1]} is not "
                          f"serving day {day}'s")
-    return History(day, (carried, prepare_last(share, day, intraday)))
+    return History(day, (carried, prepare_last(share, day, intraday, carried)))

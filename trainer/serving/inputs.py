@@ -39,12 +39,13 @@ def rows_inputs(head: Head, history: PreparedHistory | PreparedParts, day: DayRo
     """The model inputs (k x n) of the day's rows `targets`, in that order.
 
     Args:
-        head: The checkpoint (its input columns and whether they hold the profiles).
+        head: The checkpoint (its input columns and whether they hold the profiles, the
+            cards).
         history: The serving day's prepared history.
         day: The day's rows holding every row of the targets' cards up to each target.
         targets: Row numbers in `day`.
     """
-    values = day_features(history, day, targets, profiles=head.profiles)
+    values = day_features(history, day, targets, profiles=head.profiles, cards=head.cards)
     values["TX_AMOUNT"] = day.amounts[targets]
     return np.column_stack([values[name] for name in head.inputs])
 

@@ -19,7 +19,8 @@ other's earlier transactions.
 Day roll: the wall clock's midnight in the share's time zone (``clock="wall"``), or the
 first transaction of a later day (``clock="replay"``, for replaying recorded days). The
 next day N's history is prepared in two parts (`trainer.serving.history`): its carried
-part (days N-37 .. N-2: the share's files and the days served here) ahead, in the
+part (days N-37 .. N-2, N-50 .. N-2 for the card inputs: the share's files and the days
+served here) ahead, in the
 background thread, in the last minutes of the day before (``prepare_ahead_seconds``
 before midnight: of the wall clock, or under the replay clock of the latest transaction
 accepted; the part is held beside the day's own history from then on); the roll prepares
@@ -192,12 +193,12 @@ class Scorer:
             return False
         day = self.config.today or (self.wall_today() if self.config.clock == "wall"
                                     else head.day + dt.timedelta(days=1))
-        self._install(head, self._history(day))
+        self._install(head, self._history(day, head))
         self._watched = self._watch_key()
         return True
 
-    def _history(self, day: dt.date, carried: HistoryPart | None = None) -> History:
-        return load_history(self.share, day, self.intraday, carried)
+    def _history(self, day: dt.date, head: Head, carried: HistoryPart | None = None) -> History:
+        return load_history(self.share, day, self.intraday, carried, cards=head.cards)
 
     def _install(self, head: Head, history: History, collect: bool = True) -> None:
         self.serving = Serving(head, history, IdKinds(history.id_kinds()))
@@ -266,7 +267,7 @@ class Scorer:
             log.error("serve: refused the new head %s, still serving %s: %s",
                       (key[0] or "none")[:12], current.head.sha256[:12], exc)
             return "refused"
-        self._install(head, self._history(current.day))
+        self._install(head, self._history(current.day, head))
         self._watched = key
         with self._carry_lock:
             self._carried = None  # prepared from the share as it was: the tick redoes it
@@ -334,14 +335,19 @@ class Scorer:
         return left.total_seconds() <= self.config.prepare_ahead_seconds
 
     def prepare_ahead(self, day: dt.date) -> None:
-        """Prepare serving day `day`'s carried history part, unless it is ready and current."""
+        """Prepare serving day `day`'s carried history part, unless it is ready and current.
+
+        For the serving head's inputs (a head changed since changes the key: not used).
+        """
+        serving = self.serving
+        cards = serving is not None and serving.head.cards
         with self._carry_lock:
             key = self._watch_key()  # taken first: a change while preparing redoes it
             carried = self._carried
             if carried is not None and carried[0] == day and carried[1] == key:
                 return
             self._carried = None  # the old part is not kept alive while the next is built
-            self._carried = (day, key, prepare_carried(self.share, day, self.intraday))
+            self._carried = (day, key, prepare_carried(self.share, day, self.intraday, cards))
 
     def _take_carried(self, day: dt.date) -> HistoryPart | None:
         """The carried part prepared ahead for `day` if the share is unchanged since; taken.
@@ -368,7 +374,7 @@ class Scorer:
                 return current
             carried = self._take_carried(day)
             started = time.perf_counter()
-            history = self._history(day, carried)
+            history = self._history(day, current.head, carried)
             self._install(current.head, history, collect=False)
             self.metrics.rolls.inc()
             log.info("serve: day rolled from %s to %s in %.3f s (history carried %s)",
