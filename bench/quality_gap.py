@@ -171,7 +171,12 @@ TRIED = [
     "all_spell_cardhighdays_cardrecent+booster:fraud_window_days=84",
     "all_spell_cardhigh30+booster:fraud_window_days=84",
     "all_spell_cardhigh_cardrecent+booster:fraud_window_days=84",
+    "all_spell_cardhighdays_cardrecent_after+booster:fraud_window_days=84",
 ]
+#: Configurations a learner of the product implements (`trainer.learners.registry`).
+BUILT = {"all_spell+booster:fraud_window_days=84": "lgbm_mlp_profiles_bounded",
+         "all_spell_cardhighdays_cardrecent+booster:fraud_window_days=84":
+             "lgbm_mlp_cards_bounded"}
 
 
 def _validation_means(row: dict) -> dict[str, float]:
@@ -231,7 +236,13 @@ def tried_section(features: dict) -> list[str]:
         f"`{pick['config']}` at booster weight {pick['weight']:g} (of the candidates with no "
         "mean loss over seeds 0-4, the largest sum of the three mean differences)"
         if pick else "none (every candidate run on seeds 0-4 lost on some metric's mean)")
-        + ".", ""]
+        + "."]
+    if pick and pick["config"] not in BUILT:
+        out[-1] += (" No learner of the product implements it yet: its inputs need state the "
+                    "step does not carry (bench/quality_derived.py says which); the nearest "
+                    "built ones are " + ", ".join(f"`{c}` (`{n}`)" for c, n in BUILT.items())
+                    + ".")
+    out.append("")
     return out
 
 
