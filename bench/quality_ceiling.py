@@ -289,7 +289,8 @@ def _strict_table(results: dict, seeds: list[str]) -> list[str]:
            "four test weeks from 08-08. `strict / knowable`: the largest fraction of the "
            "knowable ceiling a model can reach if it ranks those frauds where their inputs "
            "put them, among the genuines (and everything else perfectly).", "",
-           "| seed | headline: terminal frauds dropped | strict AP | strict CP@100 "
+           "| seed | headline: knowable frauds dropped (before the filter) | strict AP "
+           "| strict CP@100 "
            "| prequential strict AP | prequential strict CP@100 | prequential strict / "
            "knowable AP | prequential strict / knowable CP@100 |",
            "|---|---|---|---|---|---|---|---|"]
