@@ -66,7 +66,7 @@ def card_inputs(delayed: Totals, recent: EntitySums, recent_codes: np.ndarray,
     # Day D's rows strictly before each row, by time (rows of one instant do not count).
     today = DayIndex(recent_codes, k, t, {"AMOUNT": a, "HIGH": flags.astype(np.int64)},
                      ("AMOUNT",))
-    start, end = today.upto(recent_codes, today.not_after(t - 1))
+    start, end = today.before_own_time(recent_codes, t)
     n = RECENT_CUSTOMERS.windows[0]
     rows = recent.counts[n][recent_codes] + (end - start)
     hi, lo = recent.floats["AMOUNT", n]
@@ -75,10 +75,13 @@ def card_inputs(delayed: Totals, recent: EntitySums, recent_codes: np.ndarray,
                             *range_sums(today_hi, today_lo, start, end)))
     first = epoch_day(day) - SPAN_DAYS
     span = previous.days >= first
-    (span_codes, codes), uniques = entity_codes([previous.ids[span], target["CUSTOMER_ID"]])
+    # The span's cards in `recent`'s numbering (which the day's rows have already): every
+    # card with a high row on D-13 .. D-1 has rows there. A card it lacks gets a code past
+    # `recent`'s, which no row of the day reads.
+    (_, span_codes), uniques = entity_codes([recent.ids, previous.ids[span]])
     earlier = np.bincount(span_codes, weights=previous.counts[span],
                           minlength=len(uniques)).astype(np.int64)
-    high_rows = earlier[codes] + today.prefix["HIGH"][end] - today.prefix["HIGH"][start]
+    high_rows = earlier[recent_codes] + today.prefix["HIGH"][end] - today.prefix["HIGH"][start]
     columns = card_columns(clean_mean, rows, high_rows, spent)
     todays = np.bincount(recent_codes, weights=flags, minlength=k).astype(np.int64)
     found = np.flatnonzero(todays)

@@ -107,6 +107,26 @@ class DayIndex:
         first_after, _ = self.after(codes, not_after)
         return self.block_start[codes], first_after
 
+    def before_own_time(self, codes: np.ndarray,
+                        times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For the indexed day's own rows, `upto` each row's time less one, in row order.
+
+        `codes` and `times` are the ones indexed. The rows at the row's time come first in
+        its run of one (entity, time) in the sorted rows: the run's start is found by a
+        scan of the sorted rows, where a search per row reads them in random order.
+        """
+        rows = self.row_of
+        n = len(rows)
+        run_starts = np.ones(n, bool)
+        ordered = times[rows]
+        np.not_equal(ordered[1:], ordered[:-1], out=run_starts[1:])
+        block_starts = self.block_start[:-1]
+        run_starts[block_starts[block_starts < n]] = True
+        at = np.arange(n)
+        first_at_own_time = np.empty(n, np.int64)
+        first_at_own_time[rows] = np.maximum.accumulate(np.where(run_starts, at, 0))
+        return self.block_start[codes], first_at_own_time
+
     def time_at(self, columns: DayColumns, positions: np.ndarray, valid: np.ndarray,
                 missing: int) -> np.ndarray:
         """TX_DATETIME of the rows at `positions` where `valid`, `missing` elsewhere."""
