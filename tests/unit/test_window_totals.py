@@ -165,6 +165,6 @@ def test_a_day_s_own_rows_before_their_time_by_runs_equal_the_search(in_time_ord
         index = DayIndex(day_codes, k, day_times, {}, ())
         # THEN each row's entity's rows strictly before its time are those the search finds
         expected = index.upto(day_codes, index.not_after(day_times - 1))
-        start, end = index.before_own_time(day_codes, day_times)
-        np.testing.assert_array_equal(start, expected[0])
-        np.testing.assert_array_equal(end, expected[1])
+        np.testing.assert_array_equal(index.block_start[day_codes], expected[0])
+        np.testing.assert_array_equal(index.own_time_starts(day_times),
+                                      expected[1][index.row_of])
