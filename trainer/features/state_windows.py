@@ -110,8 +110,9 @@ class DayIndex:
     def own_time_starts(self, times: np.ndarray) -> np.ndarray:
         """Per position (`row_of`), its entity's first position at its time, for the own day.
 
-        That is `upto` the row's time less one, when `times` are the ones indexed. Found by a scan of the sorted rows for the starts of
-        each run of one (entity, time), where a search per row reads them in random order.
+        That is `upto` the row's time less one, when `times` are the ones indexed. Found
+        by a scan of the sorted rows for the starts of each run of one (entity, time),
+        where a search per row reads them in random order.
         """
         n = len(self.row_of)
         run_starts = np.ones(n, bool)
