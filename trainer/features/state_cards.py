@@ -68,8 +68,7 @@ def card_inputs(delayed: Totals, recent: EntitySums, recent_codes: np.ndarray,
     # the end: the state's sums and the prefix sums are then read at ascending positions,
     # where in row order nearly every read misses the cache. The operations on each row
     # are the same either way, so are its inputs' bits.
-    today = DayIndex(recent_codes, k, t, {"AMOUNT": a, "HIGH": flags.astype(np.int64)},
-                     ("AMOUNT",))
+    today = DayIndex(recent_codes, k, t, {"AMOUNT": a, "HIGH": flags}, ("AMOUNT",))
     order = today.row_of
     by_card = recent_codes[order]
     start, end = today.block_start[by_card], today.own_time_starts(t)
@@ -89,7 +88,7 @@ def card_inputs(delayed: Totals, recent: EntitySums, recent_codes: np.ndarray,
     high_rows = earlier[by_card] + today.prefix["HIGH"][end] - today.prefix["HIGH"][start]
     columns = {name: in_row_order(order, values) for name, values in card_columns(
         clean_mean[order], rows, high_rows, spent).items()}
-    todays = np.bincount(recent_codes, weights=flags, minlength=k).astype(np.int64)
+    todays = np.bincount(recent_codes[flags], minlength=k).astype(np.int64, copy=False)
     found = np.flatnonzero(todays)
     kept = previous.days > first
     return columns, HighRows(
