@@ -61,6 +61,7 @@ STAGES = (
     ("advance", "trainer.features.carried", "advance"),
     ("window totals", "trainer.features.state_advance", "window_totals"),
     ("profiles", "trainer.features.state_profiles", "PROFILES_OF"),
+    ("card inputs", "trainer.features.state_advance", "card_inputs"),
     ("features frame", "trainer.features.state_advance", "features_frame"),
     ("write state", "trainer.features.carried", "to_parquet"),
     ("model inputs", "trainer.evaluation.scoring", "model_inputs"),

@@ -145,3 +145,26 @@ def test_searchsorted_by_merging_is_numpy_s_binary_search(side, sort_queries):
                  (entries, queries[:0])):
         np.testing.assert_array_equal(searchsorted_ascending(a, v, side),
                                       np.searchsorted(a, v, side=side))
+
+
+@pytest.mark.parametrize("in_time_order", [True, False])
+def test_a_day_s_own_rows_before_their_time_by_runs_equal_the_search(in_time_order):
+    # GIVEN a day of rows with many ties in time, within an entity and across entities
+    # (entities 20 and 21 only at instant 30: one's last time is the next one's first),
+    # entities with one row, and entities with none (first, inside and last codes)
+    rng = np.random.default_rng(5)
+    k = 40
+    times = np.sort(rng.integers(0, 60, 500)) * 1_000
+    codes = rng.choice(np.setdiff1d(np.arange(2, k - 3), [5, 20, 21]), size=len(times))
+    codes[times == 30_000] = rng.choice([20, 21], size=int(np.sum(times == 30_000)))
+    codes[100] = 5
+    if not in_time_order:
+        rows = rng.permutation(len(times))
+        times, codes = times[rows], codes[rows]
+    for day_codes, day_times in ((codes, times), (codes[:1], times[:1]), (codes[:0], times[:0])):
+        index = DayIndex(day_codes, k, day_times, {}, ())
+        # THEN each row's entity's rows strictly before its time are those the search finds
+        expected = index.upto(day_codes, index.not_after(day_times - 1))
+        np.testing.assert_array_equal(index.block_start[day_codes], expected[0])
+        np.testing.assert_array_equal(index.own_time_starts(day_times),
+                                      expected[1][index.row_of])

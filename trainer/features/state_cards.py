@@ -34,7 +34,7 @@ from trainer.features.exact_sums import dd_add, range_sums, rounded
 from trainer.features.profiles import share
 from trainer.features.state import RECENT_CUSTOMERS, DayColumns, EntitySums, HighRows
 from trainer.features.state_sums import entity_codes
-from trainer.features.state_windows import DayIndex, Totals
+from trainer.features.state_windows import DayIndex, Totals, in_row_order
 
 #: The double-double sums the card inputs add to the delayed customers' totals.
 CARD_FLOATS = ("GENUINE_AMOUNT",)
@@ -64,23 +64,31 @@ def card_inputs(delayed: Totals, recent: EntitySums, recent_codes: np.ndarray,
     flags = high(a, clean_mean)
     k = len(recent.ids)
     # Day D's rows strictly before each row, by time (rows of one instant do not count).
-    today = DayIndex(recent_codes, k, t, {"AMOUNT": a, "HIGH": flags.astype(np.int64)},
-                     ("AMOUNT",))
-    start, end = today.upto(recent_codes, today.not_after(t - 1))
+    # Each row is computed in the index's (card, time) order and put back in row order at
+    # the end: the state's sums and the prefix sums are then read at ascending positions,
+    # where in row order nearly every read misses the cache. The operations on each row
+    # are the same either way, so are its inputs' bits.
+    today = DayIndex(recent_codes, k, t, {"AMOUNT": a, "HIGH": flags}, ("AMOUNT",))
+    order = today.row_of
+    by_card = recent_codes[order]
+    start, end = today.block_start[by_card], today.own_time_starts(t)
     n = RECENT_CUSTOMERS.windows[0]
-    rows = recent.counts[n][recent_codes] + (end - start)
+    rows = recent.counts[n][by_card] + (end - start)
     hi, lo = recent.floats["AMOUNT", n]
     today_hi, today_lo = today.prefix["AMOUNT"]
-    spent = rounded(*dd_add(hi[recent_codes], lo[recent_codes],
-                            *range_sums(today_hi, today_lo, start, end)))
+    spent = rounded(*dd_add(hi[by_card], lo[by_card], *range_sums(today_hi, today_lo, start, end)))
     first = epoch_day(day) - SPAN_DAYS
     span = previous.days >= first
-    (span_codes, codes), uniques = entity_codes([previous.ids[span], target["CUSTOMER_ID"]])
+    # The span's cards in `recent`'s numbering (which the day's rows have already): every
+    # card with a high row on D-13 .. D-1 has rows there. A card it lacks gets a code past
+    # `recent`'s, which no row of the day reads.
+    (_, span_codes), uniques = entity_codes([recent.ids, previous.ids[span]])
     earlier = np.bincount(span_codes, weights=previous.counts[span],
                           minlength=len(uniques)).astype(np.int64)
-    high_rows = earlier[codes] + today.prefix["HIGH"][end] - today.prefix["HIGH"][start]
-    columns = card_columns(clean_mean, rows, high_rows, spent)
-    todays = np.bincount(recent_codes, weights=flags, minlength=k).astype(np.int64)
+    high_rows = earlier[by_card] + today.prefix["HIGH"][end] - today.prefix["HIGH"][start]
+    columns = {name: in_row_order(order, values) for name, values in card_columns(
+        clean_mean[order], rows, high_rows, spent).items()}
+    todays = np.bincount(recent_codes[flags], minlength=k).astype(np.int64, copy=False)
     found = np.flatnonzero(todays)
     kept = previous.days > first
     return columns, HighRows(

@@ -107,6 +107,21 @@ class DayIndex:
         first_after, _ = self.after(codes, not_after)
         return self.block_start[codes], first_after
 
+    def own_time_starts(self, times: np.ndarray) -> np.ndarray:
+        """Per position (`row_of`), its entity's first position at its time, for the own day.
+
+        That is `upto` the row's time less one, when `times` are the ones indexed. Found
+        by a scan of the sorted rows for the starts of each run of one (entity, time),
+        where a search per row reads them in random order.
+        """
+        n = len(self.row_of)
+        run_starts = np.ones(n, bool)
+        ordered = times[self.row_of]
+        np.not_equal(ordered[1:], ordered[:-1], out=run_starts[1:])
+        block_starts = self.block_start[:-1]
+        run_starts[block_starts[block_starts < n]] = True
+        return np.maximum.accumulate(np.where(run_starts, np.arange(n), 0))
+
     def time_at(self, columns: DayColumns, positions: np.ndarray, valid: np.ndarray,
                 missing: int) -> np.ndarray:
         """TX_DATETIME of the rows at `positions` where `valid`, `missing` elsewhere."""
@@ -178,9 +193,9 @@ class Totals:
 
     def in_row_order(self, order: np.ndarray) -> Totals:
         """These totals, computed for the rows ``order``, moved to row order."""
-        self.count = _in_row_order(order, self.count)
-        self.ints = {name: _in_row_order(order, v) for name, v in self.ints.items()}
-        self.floats = {name: (_in_row_order(order, hi), _in_row_order(order, lo))
+        self.count = in_row_order(order, self.count)
+        self.ints = {name: in_row_order(order, v) for name, v in self.ints.items()}
+        self.floats = {name: (in_row_order(order, hi), in_row_order(order, lo))
                        for name, (hi, lo) in self.floats.items()}
         return self
 
@@ -196,7 +211,7 @@ def _entity_time_order(codes: np.ndarray, k: int, ranks: np.ndarray) -> np.ndarr
     return by_rank[entity_order(codes[by_rank], k)[0]]
 
 
-def _in_row_order(order: np.ndarray, values: np.ndarray) -> np.ndarray:
+def in_row_order(order: np.ndarray, values: np.ndarray) -> np.ndarray:
     """`values` of the rows ``order``, moved to row order (``result[order] == values``)."""
     result = np.empty_like(values)
     result[order] = values
@@ -291,7 +306,7 @@ def window_totals(kind: Kind, sums: EntitySums, day: dt.date,
         totals[n] = window.in_row_order(order)
     for kept, _ in spans.values():
         kept.prefix.clear()  # the profiles read the kept days' rows, not their sums
-    spans = {back: (kept, (_in_row_order(order, span[0]), _in_row_order(order, span[1])))
+    spans = {back: (kept, (in_row_order(order, span[0]), in_row_order(order, span[1])))
              for back, (kept, span) in spans.items()}
     return KindWindows(totals, spans, sums, target_codes)
 
