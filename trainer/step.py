@@ -38,6 +38,7 @@ from trainer.evaluation import scoring
 from trainer.features.carried import carried_features
 from trainer.learners import DEFAULT_LEARNER
 from trainer.learners.registry import make_learner, uses_cards, uses_profiles
+from trainer.memory import keep_freed_memory
 from trainer.model import fraud_scores
 from trainer.replay import replay_command
 from trainer.report import write_reports
@@ -106,6 +107,7 @@ def run_step(share: Share, day: dt.date, *, learner: str | None = None,
         HeadMovedError: another step moved the head meanwhile.
     """
     started = time.perf_counter()
+    keep_freed_memory()  # the day's arrays are reused, not faulted in again (trainer.memory)
     lineage = Lineage.load(share)
     head = lineage.head_entry
     if day in lineage.dates():
