@@ -117,10 +117,13 @@ def measure(size: str, cases: dict[str, tuple[Path, str]], repeats: int, data_di
             "median_seconds": statistics.median(r["seconds"] for r in mine),
             "median_cpu_seconds": statistics.median(r["cpu_seconds"] for r in mine),
             "median_peak_rss_mib": statistics.median(r["peak_rss_mib"] for r in mine),
-            "runs": [{k: r[k] for k in ("seconds", "cpu_seconds", "peak_rss_mib", "outputs")}
+            "runs": [{k: r[k] for k in ("seconds", "cpu_seconds", "peak_rss_mib", "outputs",
+                                        "minor_faults", "system_seconds") if k in r}
                      for r in mine]}
+        faults = [r["minor_faults"] for r in mine if "minor_faults" in r]
         print(f"{size} {name:10s} {learner:28s} CPU s {result[name]['median_cpu_seconds']:.3f}"
-              f"  peak RSS MiB {result[name]['median_peak_rss_mib']:.0f}", flush=True)
+              f"  peak RSS MiB {result[name]['median_peak_rss_mib']:.0f}"
+              + (f"  page faults {statistics.median(faults):.0f}" if faults else ""), flush=True)
     result["same_outputs"] = same_outputs(result, cases)
     for line in result["same_outputs"]:
         print(f"{size} {line}", flush=True)

@@ -241,6 +241,7 @@ def child(kind: str, args: argparse.Namespace) -> dict:
     share = create_share(work / "share", "fraudpipe bench")[0]
     given = _floor_setup(share, day) if kind == "floor" else ()
     started, started_cpu = time.perf_counter(), time.process_time()
+    usage = resource.getrusage(resource.RUSAGE_SELF)
     if kind in ("step", "step_raw"):
         detail = _recording_step(kind, share, day)
     elif kind == "floor":
@@ -253,6 +254,10 @@ def child(kind: str, args: argparse.Namespace) -> dict:
         raise SystemExit(f"unknown child kind {kind!r}")
     return {"kind": kind, "seconds": round(time.perf_counter() - started, 4),
             "cpu_seconds": round(time.process_time() - started_cpu, 4),
+            # The kernel's part of it: pages faulted in (fresh memory) and system time.
+            "minor_faults": resource.getrusage(resource.RUSAGE_SELF).ru_minflt - usage.ru_minflt,
+            "system_seconds": round(resource.getrusage(resource.RUSAGE_SELF).ru_stime
+                                    - usage.ru_stime, 4),
             "peak_rss_mib": round(_rss_mib(), 1), "import_rss_mib": round(import_rss, 1),
             "cpu": cpu, **detail}
 
