@@ -30,9 +30,10 @@ BUDGET = {"lineage": 14, "manifest": 14}
 #: as counted on this version: 59 before the flows' shared parameters (the late rows kept
 #: aside added trainer/data/held_parts.py to 58), 60 with flows/params.py, 62 with the
 #: default learner's bounded members (trainer/learners/bounded.py) and the MLP's minibatch
-#: pass in a module of its own (trainer/learners/mlp_pass.py). A change that makes the
-#: daily run reach into more modules fails here and must say why.
-MODULES_BUDGET = 62
+#: pass in a module of its own (trainer/learners/mlp_pass.py), 63 with the step's malloc
+#: thresholds (trainer/memory.py). A change that makes the daily run reach into more
+#: modules fails here and must say why.
+MODULES_BUDGET = 63
 
 
 def test_counting_wrapper_sees_each_record_read(tmp_path: Path):

@@ -44,3 +44,15 @@ def test_bench_serve_quick_measures_every_phase(tmp_path):
     assert batch["status"] == 200
     assert batch["answers"] == batch["transactions"] > 100
     assert result["context"]["machine"]["nproc"] >= 1
+
+
+def test_loops_that_share_a_feed_each_get_their_part_of_the_day():
+    from bench.serve_load import Feed
+
+    feed = Feed([b"a", b"b", b"c", b"d", b"e"])
+    feed.take()  # the warm-up's
+    feed.share_left(2)
+    first = list(iter(feed.take, None))
+    feed.share_left(1)
+    # THEN the first loop cannot use up the second's part, and time order is kept
+    assert (first, list(iter(feed.take, None))) == ([b"b", b"c"], [b"d", b"e"])
