@@ -278,6 +278,15 @@ def markdown_section(results: dict) -> str:
     return "\n".join(out)
 
 
+def strict_share(splits: dict, keys: list[str], metric: str) -> float:
+    """The strict oracle's `metric` over the knowable one's, each the mean over `keys`.
+
+    `splits` is one seed's results (split key -> its oracles' metrics).
+    """
+    return float(np.mean([splits[k]["strict"][metric] for k in keys])
+                 / np.mean([splits[k]["knowable"][metric] for k in keys]))
+
+
 def _strict_table(results: dict, seeds: list[str]) -> list[str]:
     """The strict oracle against the knowable one: headline and the prequential weeks."""
     have = [s for s in seeds if all("strict" in results["seeds"][s].get(f"{c}/{t}", {})
@@ -304,10 +313,9 @@ def _strict_table(results: dict, seeds: list[str]) -> list[str]:
         for m in STRICT_METRICS:
             row.append(f"{np.mean([w['strict'][m] for w in weeks]):.3f}")
         for m in STRICT_METRICS:
-            ratio = (np.mean([w["strict"][m] for w in weeks])
-                     / np.mean([w["knowable"][m] for w in weeks]))
-            ratios[m][seed] = float(ratio)
-            row.append(f"{ratio:.3f}")
+            ratios[m][seed] = strict_share(results["seeds"][seed],
+                                           [f"{c}/{t}" for c, t in PREQUENTIAL_SPLITS], m)
+            row.append(f"{ratios[m][seed]:.3f}")
         out.append("| " + " | ".join(row) + " |")
     for name, group in (("validation seeds", VALIDATION_SEEDS), ("report seeds", REPORT_SEEDS)):
         mine = [str(s) for s in group if str(s) in have]

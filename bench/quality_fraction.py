@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.quality_ceiling import STRICT_METRICS
+from bench.quality_ceiling import STRICT_METRICS, strict_share
 from trainer.evaluation.prequential import HEADLINE_SPLIT, METRICS, split_key
 
 HERE = Path(__file__).resolve().parent
@@ -158,11 +158,8 @@ def _strict_reading(groups: dict[str, list[dict]], ceiling: dict) -> list[str]:
         return []
     headline = split_key(*HEADLINE_SPLIT)
     weeks = list(next(iter(groups.values()))[0]["splits"])
-    oracle = {m: (np.mean([ceiling["seeds"][s][headline]["strict"][m]
-                           / ceiling["seeds"][s][headline]["knowable"][m] for s in seeds]),
-                  np.mean([np.mean([ceiling["seeds"][s][w]["strict"][m] for w in weeks])
-                           / np.mean([ceiling["seeds"][s][w]["knowable"][m] for w in weeks])
-                           for s in seeds]))
+    oracle = {m: (np.mean([strict_share(ceiling["seeds"][s], [headline], m) for s in seeds]),
+                  np.mean([strict_share(ceiling["seeds"][s], weeks, m) for s in seeds]))
               for m in STRICT_METRICS}
     out = ["### The targets against the strict ceiling", "",
            "The strict oracle itself reaches, of the knowable ceiling (mean of seeds "
